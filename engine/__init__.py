@@ -1,0 +1,26 @@
+"""MAGI Studio's engine: our PyTorch implementation of MAGI-1 and the session API the app uses.
+
+Plain PyTorch, never Qt. The public API:
+
+    from engine import Session, GenerationRequest, ChunkSpec, CancelToken
+    session = Session.load("studio-mini")
+    for event in session.generate(GenerationRequest(chunks=(ChunkSpec("a red ball falls", seed=1),),
+                                                    width=256, height=256)):
+        ...
+"""
+
+from engine.config import DiTConfig, GuidanceConfig, SamplingConfig
+from engine.errors import (CheckpointError, ConfigError, DeviceError, DownloadError, EngineError, ExportError,
+                           InputError, OutOfMemory)
+from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished,
+                           GenerationStarted, StepProgress)
+from engine.requests import ChunkSpec, GenerationRequest
+from engine.session import Session
+
+__all__ = [
+    "Session", "GenerationRequest", "ChunkSpec", "CancelToken",
+    "Event", "GenerationStarted", "ChunkStarted", "StepProgress", "ChunkFinished", "Finished", "Cancelled", "Failed",
+    "DiTConfig", "SamplingConfig", "GuidanceConfig",
+    "EngineError", "ConfigError", "CheckpointError", "InputError", "OutOfMemory", "DownloadError", "DeviceError",
+    "ExportError",
+]

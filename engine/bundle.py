@@ -1,0 +1,152 @@
+"""A loaded model: DiT, VAE, text encoder and their defaults, plus our own on-disk format for it.
+
+Our format (used by studio-mini and any model we train) is a folder:
+
+    model.json              {"format": "magi-studio-model", "version": 1, name, label, dit, vae,
+                             text_encoder, sampling, width, height, fps, preview}
+    dit.safetensors         MagiDiT state dict (our parameter names)
+    vae.safetensors         VideoVAE state dict (official MAGI-1 VAE names)
+    text_encoder.safetensors  WordTextEncoder (config in its metadata)
+
+Only safetensors and JSON are read; nothing is unpickled and no code is run from the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from engine.config import DiTConfig, SamplingConfig
+from engine.dit.model import MagiDiT
+from engine.errors import CheckpointError, ConfigError
+from engine.text.base import TextEncoder
+from engine.vae import LatentRGBProjection, VideoVAE
+from engine.vae.config import VAEConfig
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "magi-studio-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelBundle:
+    name: str
+    label: str
+    dit: MagiDiT
+    vae: VideoVAE
+    text_encoder: TextEncoder
+    sampling: SamplingConfig
+    width: int
+    height: int
+    fps: int = 24
+    preview: LatentRGBProjection | None = None
+    source: str = ""
+
+    @property
+    def device(self) -> torch.device:
+        return self.dit.device
+
+
+def save_native_bundle(bundle: ModelBundle, folder: str | Path) -> None:
+    """Write `bundle` in our format; each file is written to a temporary name and renamed into place."""
+    from engine.text.tiny import WordTextEncoder
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not isinstance(bundle.text_encoder, WordTextEncoder):
+        raise ConfigError("Only models with our word-level text encoder can be saved in the studio format.")
+    manifest = {
+        "format": FORMAT_NAME, "version": FORMAT_VERSION, "name": bundle.name, "label": bundle.label,
+        "dit": bundle.dit.config.to_dict(), "vae": bundle.vae.config.to_dict(),
+        "text_encoder": {"type": "word", "file": "text_encoder.safetensors"},
+        "sampling": bundle.sampling.to_dict(), "width": bundle.width, "height": bundle.height, "fps": bundle.fps,
+        "preview": bundle.preview.to_dict() if bundle.preview else None,
+    }
+    _atomic_safetensors({k: v.detach().cpu().contiguous() for k, v in bundle.dit.state_dict().items()},
+                        folder / "dit.safetensors")
+    _atomic_safetensors({k: v.detach().cpu().contiguous() for k, v in bundle.vae.state_dict().items()},
+                        folder / "vae.safetensors")
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        staged = Path(tmp) / "text_encoder.safetensors"
+        bundle.text_encoder.save(staged)
+        os.replace(staged, folder / "text_encoder.safetensors")
+    _atomic_text(json.dumps(manifest, indent=1), folder / "model.json")
+
+
+def is_native_bundle(folder: Path) -> bool:
+    return (folder / "model.json").is_file()
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / "model.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} cannot be read as a model description ({exc}). "
+                              "Reinstall or re-download the model.") from None
+    if manifest.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path} is not a MAGI Studio model description.")
+    if not isinstance(manifest.get("version"), int) or manifest["version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer MAGI Studio (format version {manifest.get('version')}). "
+                              "Update MAGI Studio to use this model.")
+    return manifest
+
+
+def load_native_bundle(folder: str | Path, device: torch.device, dtype: torch.dtype) -> ModelBundle:
+    from engine.loading import CheckpointReader, load_into_module
+    from engine.dit.model import is_float32_island
+    from engine.text.tiny import WordTextEncoder
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    try:
+        dit_config = DiTConfig.from_dict(manifest["dit"])
+        vae_config = VAEConfig.from_dict(manifest["vae"])
+        sampling = SamplingConfig.from_dict(manifest["sampling"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{folder / 'model.json'} is incomplete: {exc}") from None
+
+    with torch.device("meta"):
+        dit = MagiDiT(dit_config)
+        vae = VideoVAE(vae_config)
+    with CheckpointReader(folder / "dit.safetensors") as reader:
+        load_into_module(dit, {k: (lambda k=k: reader.get(k)) for k in reader.keys()}, device=device,
+                         dtype_for=lambda name: torch.float32 if is_float32_island(name) else dtype)
+    with CheckpointReader(folder / "vae.safetensors") as reader:
+        load_into_module(vae, {k: (lambda k=k: reader.get(k)) for k in reader.keys()}, device=device,
+                         dtype_for=lambda name: dtype)
+    text_file = folder / manifest.get("text_encoder", {}).get("file", "text_encoder.safetensors")
+    if not text_file.is_file():
+        raise CheckpointError(f"The text encoder file {text_file} is missing. Reinstall the model.")
+    text_encoder = WordTextEncoder.load(text_file, device=device)
+    preview = manifest.get("preview")
+    return ModelBundle(
+        name=manifest.get("name", folder.name), label=manifest.get("label", folder.name), dit=dit.eval(),
+        vae=vae.eval(), text_encoder=text_encoder, sampling=sampling, width=int(manifest.get("width", 256)),
+        height=int(manifest.get("height", 256)), fps=int(manifest.get("fps", 24)),
+        preview=LatentRGBProjection.from_dict(preview) if preview else None, source=str(folder))
+
+
+def _atomic_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp))
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _atomic_text(text: str, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

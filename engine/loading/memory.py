@@ -1,0 +1,225 @@
+"""Memory estimates before loading, and a fits-or-explain check against the device.
+
+The estimate is arithmetic on the configs (no tensors): DiT weights, text encoder, VAE, the KV cache of
+clean chunks and the activation peak of one forward. It is meant to be a little pessimistic (within
+about a third of the real peak), so that "it fits" is believed and "it does not fit" is said before a
+multi-minute load ends in a CUDA out-of-memory error. Sizes follow the MAGI-1 brief
+(shared/reference/magi1.md §2.1, §2.9, §5.1: KV = 8 groups × (128 K + 128 V) × 2 bytes per token per layer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+
+from engine.config import DiTConfig
+from engine.errors import ConfigError, OutOfMemory
+from engine.vae.config import VAEConfig
+
+log = logging.getLogger(__name__)
+
+GIB = 2**30
+#: Parameters of T5-v1.1-XXL's encoder (the text encoder MAGI-1 uses).
+T5_XXL_ENCODER_PARAMS = 4.76e9
+VAE_TEMPORAL, VAE_SPATIAL = 4, 8
+
+
+def vae_parameter_count(cfg: VAEConfig = VAEConfig()) -> int:
+    """Parameters of the ViT VAE (encoder + decoder), from its config (≈ 0.61 B for the released one)."""
+    e, hidden = cfg.embed_dim, int(cfg.embed_dim * cfg.mlp_ratio)
+    block = (e * 3 * e + 3 * e) + (e * e + e) + 2 * e + (e * hidden + hidden) + (hidden * e + e)
+    grid = (cfg.video_length // cfg.patch_length) * (cfg.video_size // cfg.patch_size) ** 2 + 1
+    z_out = cfg.z_chans * (2 if cfg.double_z else 1)
+    encoder = (cfg.in_chans * cfg.patch_length * cfg.patch_size**2 * e + e) + grid * e + e \
+        + cfg.depth * block + 2 * e + (e * z_out + z_out)
+    decoder_out = e // (cfg.patch_size**2 * cfg.patch_length)
+    decoder = (cfg.z_chans * e + e) + grid * e + e + cfg.depth * block + 2 * e \
+        + (cfg.in_chans * decoder_out * 27 + cfg.in_chans)
+    return encoder + decoder
+
+
+def _latent_tokens_per_chunk(dit: DiTConfig, width: int, height: int) -> int:
+    if width <= 0 or height <= 0:
+        raise ConfigError(f"width and height must be positive, got {width}×{height}")
+    # Round up to whole patches: a padded frame is the worst case for memory.
+    step = VAE_SPATIAL * dit.patch_size
+    return dit.tokens_per_chunk(math.ceil(height / step) * dit.patch_size, math.ceil(width / step) * dit.patch_size)
+
+
+def kv_bytes_per_chunk(dit: DiTConfig, *, width: int, height: int, dtype_bytes: int = 2) -> int:
+    """K and V of one chunk over all layers: tokens × layers × 2 × (groups · head_dim) × bytes."""
+    return _latent_tokens_per_chunk(dit, width, height) * dit.num_layers * 2 * dit.kv_size * dtype_bytes
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights_bytes: int
+    text_encoder_bytes: int
+    vae_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    total_bytes: int
+    width: int = 0
+    height: int = 0
+
+    def describe(self) -> str:
+        gib = lambda b: f"{b / GIB:.1f}"  # noqa: E731
+        where = f" at {self.width}×{self.height}" if self.width and self.height else ""
+        return (f"about {gib(self.total_bytes)} GiB{where}: weights {gib(self.weights_bytes)}, "
+                f"text encoder {gib(self.text_encoder_bytes)}, VAE {gib(self.vae_bytes)}, "
+                f"KV cache {gib(self.kv_cache_bytes)}, activations {gib(self.activation_bytes)} GiB")
+
+
+def _weights_bytes(dit: DiTConfig, weight_bytes: int, quantised_layers_fp8: bool) -> int:
+    total = dit.parameter_count()
+    per_layer = dataclasses.replace(dit, num_layers=dit.num_layers + 1).parameter_count() - total
+    outside = total - dit.num_layers * per_layer
+    # MAGI-1 keeps embedders, output head and RoPE bands in float32 (_high_precision_promoter).
+    size = dit.num_layers * per_layer * weight_bytes + outside * max(4, weight_bytes)
+    if quantised_layers_fp8 and dit.num_layers > 2:
+        d, q, kv, f = dit.hidden_size, dit.query_size, dit.kv_size, dit.ffn_hidden_size
+        linears = 2 * d * q + 2 * d * kv + 2 * q * d + d * f * (2 if dit.gated_mlp else 1) + f * d
+        size -= (dit.num_layers - 2) * linears * (weight_bytes - 1)  # first and last layer stay bf16
+    return size
+
+
+def _activation_bytes(dit: DiTConfig, tokens_per_chunk: int, window: int, cache_chunks: int,
+                      act: int, batch: int) -> int:
+    """Peak of one no-grad forward over the window plus the re-encoded clean chunk.
+
+    Only one layer's intermediates are alive at a time, so the peak is the larger of the attention and
+    MLP phases of one layer, per token (D hidden, Q = heads·head_dim, KV = groups·head_dim, F ffn):
+    * both phases: the residual stream (D, counted float32), the pre-norm output (D), the gated branch
+      output and its gate product (2·D);
+    * attention: q, qx (2Q), k, v (2KV), RoPE'd copies of q and k (Q + KV), self- and cross-attention
+      outputs (2Q); plus, per forward, K/V of the whole attended span (cache + window, 2KV per token)
+      and the GQA expansion of one chunk's K/V span to all query heads (2Q per token of that span),
+      which an SDPA without native GQA materialises. Flash / memory-efficient SDPA keep no score matrix.
+    * MLP: fc1 output (F, or 2F for SwiGLU), its activation (F) and, for SwiGLU, silu's temporary (F).
+    Checked on an H100: a plain one-layer bf16 forward (per-chunk SDPA, with and without GQA expansion)
+    at 4.5B and 24B shapes, 480p to 720p, window 4, 4 cached chunks, peaked 9-15 % below this figure.
+    """
+    d, q, kv, f = dit.hidden_size, dit.query_size, dit.kv_size, dit.ffn_hidden_size
+    tokens = (window + 1) * tokens_per_chunk * batch
+    common = d * 4 + act * 3 * d
+    attention = tokens * (common + act * (2 * q + 2 * kv + q + kv + 2 * q))
+    span_tokens = (cache_chunks + window + 1) * tokens_per_chunk * batch
+    attention += span_tokens * 2 * kv * act + (cache_chunks + 1) * tokens_per_chunk * batch * 2 * q * act
+    mlp_inner = f * (2 if dit.gated_mlp else 1) + f + (f if dit.gated_mlp else 0)
+    mlp = tokens * (common + act * mlp_inner)
+    # Input latent, embedding and output velocity in float32 (small next to a layer, counted anyway).
+    io = tokens * 4 * (2 * dit.in_channels * dit.patch_size**2 + d)
+    return max(attention, mlp) + io
+
+
+def _vae_bytes(cfg: VAEConfig, params: float, bytes_per_param: int, width: int, height: int) -> int:
+    # Decoding one tile: tokens of a 3-latent-frame, tile_size² tile, ~12 hidden-widths alive in a block,
+    # plus a materialised attention matrix in case SDPA falls back to the math kernel, plus one chunk of
+    # float32 output pixels (24 frames).
+    tokens = (cfg.tile_frames // cfg.patch_length) * (cfg.tile_size // cfg.patch_size) ** 2 + 1
+    tile = tokens * cfg.embed_dim * 12 * 2 + cfg.num_heads * tokens * tokens * 2
+    pixels = 24 * width * height * cfg.in_chans * 4
+    return int(params * bytes_per_param) + tile + pixels
+
+
+def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cache_chunks: int,
+                    weight_dtype_bytes: int = 2, fp8: bool = False, keep_fp8: bool = False,
+                    text_encoder_params: float = T5_XXL_ENCODER_PARAMS, text_encoder_on_device: bool = True,
+                    text_encoder_bytes_per_param: int = 2, vae_params: float | None = None,
+                    vae_bytes_per_param: int = 2, include_vae: bool = True, kv_dtype_bytes: int = 2,
+                    activation_dtype_bytes: int = 2, batch: int = 1) -> MemoryEstimate:
+    """Bytes the device needs to generate at `width`×`height` with `window` chunks in flight.
+
+    FP8 checkpoints are dequantised to `weight_dtype_bytes` on load (engine.loading.fp8), so `fp8=True`
+    costs the same as a bf16 checkpoint unless `keep_fp8=True` (the quantised linears of layers 1..L-2 at
+    1 byte). `batch` counts guidance passes run together in one forward (1 when they run one after the
+    other). The text encoder counts only if it stays on the device.
+    """
+    if window < 1 or cache_chunks < 0 or batch < 1:
+        raise ConfigError(f"window must be ≥ 1, cache_chunks ≥ 0 and batch ≥ 1 (got {window}, {cache_chunks}, {batch})")
+    tpc = _latent_tokens_per_chunk(dit, width, height)
+    weights = _weights_bytes(dit, weight_dtype_bytes, fp8 and keep_fp8)
+    text = int(text_encoder_params * text_encoder_bytes_per_param) if text_encoder_on_device else 0
+    vae_cfg = VAEConfig()
+    vae = _vae_bytes(vae_cfg, vae_parameter_count(vae_cfg) if vae_params is None else vae_params,
+                     vae_bytes_per_param, width, height) if include_vae else 0
+    kv = cache_chunks * kv_bytes_per_chunk(dit, width=width, height=height, dtype_bytes=kv_dtype_bytes)
+    act = _activation_bytes(dit, tpc, window, cache_chunks, activation_dtype_bytes, batch)
+    total = weights + text + vae + kv + act
+    return MemoryEstimate(weights, text, vae, kv, act, total, width, height)
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def device_memory_bytes(device: str | torch.device) -> int | None:
+    """Bytes a new model could use on `device` now, or None if unknown.
+
+    cuda: free memory reported by the driver plus what PyTorch holds in its cache but no tensor uses
+    (reserved − allocated; the driver counts that as used although torch will hand it out again).
+    cpu: MemAvailable from /proc/meminfo (os.sysconf elsewhere). mps: Metal's recommended working set
+    minus what is already allocated.
+    """
+    device = torch.device(device)
+    try:
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                return None
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            free, _total = torch.cuda.mem_get_info(index)
+            cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
+            return int(free + max(0, cached))
+        if device.type == "cpu":
+            return _meminfo_available()
+        if device.type == "mps":
+            mps = getattr(torch, "mps", None)
+            if mps is None or not hasattr(mps, "recommended_max_memory") or not torch.backends.mps.is_available():
+                return None
+            used = mps.current_allocated_memory() if hasattr(mps, "current_allocated_memory") else 0
+            return max(0, int(mps.recommended_max_memory()) - int(used))
+    except (RuntimeError, AssertionError) as exc:  # no driver, device gone, backend not built
+        log.warning("could not query memory of %s: %s", device, exc)
+    return None
+
+
+def _gib_text(nbytes: float) -> str:
+    value = nbytes / GIB
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def check_fits(estimate: MemoryEstimate, device: str | torch.device, *, label: str = "The model",
+               headroom: float = 0.9, suggestion: str = "Choose a smaller model (4.5B-distill) or a smaller resolution.",
+               available_bytes: int | None = None) -> int | None:
+    """Raise OutOfMemory if `estimate` exceeds `headroom` × the device's free memory.
+
+    `label` starts the sentence ("The 24B base model"). Returns the free bytes used for the decision, or
+    None (with a log warning) when the device cannot be asked, in which case nothing is raised.
+    """
+    free = available_bytes if available_bytes is not None else device_memory_bytes(device)
+    if free is None:
+        log.warning("free memory of %s is unknown; not checking whether %s fits", device, label)
+        return None
+    if estimate.total_bytes <= free * headroom:
+        return free
+    kind = torch.device(device).type
+    where = {"cuda": "this GPU has {} GiB free", "cpu": "this computer has {} GiB of RAM free",
+             "mps": "this Mac's GPU has {} GiB available"}.get(kind, f"device {device} has {{}} GiB free")
+    at = f" at {estimate.width}×{estimate.height}" if estimate.width and estimate.height else ""
+    raise OutOfMemory(f"{label}{at} needs about {_gib_text(estimate.total_bytes)} GiB; "
+                      f"{where.format(_gib_text(free))}. {suggestion}")

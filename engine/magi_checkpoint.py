@@ -1,0 +1,166 @@
+"""Loading the official MAGI-1 checkpoints (local folder or hub snapshot) into a ModelBundle.
+
+Accepted layouts (shared/reference/magi1.md §2.9): the hub snapshot root (`ckpt/magi/<variant>/
+inference_weight{,.distill,.fp8.distill}`, `ckpt/vae`, `ckpt/t5/t5-v1_1-xxl`), a variant folder, or an
+`inference_weight*` folder itself (then the VAE and T5 are searched next to it). The DiT is built on
+the meta device and filled tensor by tensor straight into the target device and dtype; every key and
+shape is checked against the configuration before a single tensor is read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from engine.bundle import ModelBundle
+from engine.dit.model import MagiDiT, is_float32_island
+from engine.dit.official_keys import expected_official_shapes, fp8_layers_in, official_key_plan
+from engine.errors import CheckpointError
+from engine.loading import CheckpointReader, LazyTensor, check_fits, estimate_memory, load_into_module
+from engine.variants import MAGI_VARIANTS, T5_XXL_ENCODER_PARAMS, MagiVariant
+from engine.vae import VideoVAE, fit_latent_rgb_projection
+from engine.vae.config import VAEConfig
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class MagiCheckpoint:
+    variant: MagiVariant
+    weights: Path
+    vae: Path | None
+    t5: Path | None
+    special_tokens: Path | None
+
+
+def locate_magi_checkpoint(folder: str | Path, variant: str | None = None) -> MagiCheckpoint:
+    """Find the weights, VAE, T5 and special tokens of a MAGI-1 variant under `folder`."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise CheckpointError(f"The checkpoint folder {folder} does not exist. Choose the folder you downloaded "
+                              "MAGI-1 into (it contains ckpt/magi/...).")
+    candidates = []
+    for name, v in MAGI_VARIANTS.items():
+        if variant and name != variant:
+            continue
+        options = [folder / "ckpt" / "magi" / name / v.weight_subdir, folder / name / v.weight_subdir]
+        if folder.name == name:
+            options.append(folder / v.weight_subdir)
+        if folder.name == v.weight_subdir and folder.parent.name == name:
+            options.append(folder)
+        candidates += [(v, w) for w in options if w.is_dir()]
+    unique = {str(w): (v, w) for v, w in candidates}
+    if not unique:
+        raise CheckpointError(f"No MAGI-1 weights found in {folder}. Expected ckpt/magi/<variant>/inference_weight* "
+                              f"with a variant among {', '.join(MAGI_VARIANTS)}.")
+    if len(unique) > 1:
+        names = sorted({v.name for v, _ in unique.values()})
+        raise CheckpointError(f"{folder} holds several MAGI-1 variants ({', '.join(names)}); choose one.")
+    chosen, weights = next(iter(unique.values()))
+    roots = [folder, *folder.parents][:5]
+    vae = _first_dir([r / "ckpt" / "vae" for r in roots] + [r / "vae" for r in roots], "config.json")
+    t5 = _first_dir([r / sub for r in roots for sub in ("ckpt/t5/t5-v1_1-xxl", "t5/t5-v1_1-xxl",
+                                                          "t5_pretrained/t5-v1_1-xxl")], "config.json")
+    tokens = next((p for r in roots for p in (r / "special_tokens.npz", r / "example/assets/special_tokens.npz",
+                                              r / "ckpt/special_tokens.npz") if p.is_file()), None)
+    return MagiCheckpoint(chosen, weights, vae, t5, tokens)
+
+
+def _first_dir(options: list[Path], marker: str) -> Path | None:
+    return next((p for p in options if (p / marker).is_file()), None)
+
+
+def check_official_keys(reader: CheckpointReader, expected: dict[str, tuple[int, ...]], what: str) -> None:
+    present = set(reader.keys())
+    missing = sorted(set(expected) - present)
+    unexpected = sorted(present - set(expected))
+    mismatched = [f"{k} (model {list(expected[k])} vs checkpoint {list(reader.shape(k))})"
+                  for k in sorted(present & set(expected)) if tuple(reader.shape(k)) != expected[k]]
+    problems = []
+    for title, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+        if items:
+            shown = ", ".join(items[:8]) + (f" and {len(items) - 8} more" if len(items) > 8 else "")
+            problems.append(f"{len(items)} {title}: {shown}")
+    if problems:
+        raise CheckpointError(f"{what} does not match the selected model — " + "; ".join(problems) +
+                              ". Check that the folder holds the complete variant you chose.")
+
+
+def load_magi_dit(weights: Path, variant: MagiVariant, device: torch.device, dtype: torch.dtype) -> MagiDiT:
+    with CheckpointReader(weights) as reader:
+        fp8_layers = fp8_layers_in(reader.keys())
+        if bool(fp8_layers) != variant.fp8:
+            kind = "FP8" if fp8_layers else "non-FP8"
+            raise CheckpointError(f"{weights} holds a {kind} checkpoint, but {variant.label} was selected.")
+        config = variant.dit
+        check_official_keys(reader, expected_official_shapes(config, fp8_layers), f"The DiT checkpoint in {weights}")
+        with torch.device("meta"):
+            dit = MagiDiT(config)
+        native_shapes = {k: tuple(v.shape) for k, v in dit.state_dict().items()}
+
+        def lazy(name: str, source) -> LazyTensor:
+            return LazyTensor(native_shapes[name], lambda: source.build(reader.get))
+
+        plan = official_key_plan(config, fp8_layers)
+        tensors = {name: lazy(name, source) for name, source in plan.items()}
+        load_into_module(dit, tensors, device=device, what=f"the DiT checkpoint in {weights}",
+                         dtype_for=lambda key: torch.float32 if is_float32_island(key) else dtype)
+    return dit.eval()
+
+
+def load_magi_vae(folder: Path, device: torch.device, dtype: torch.dtype) -> VideoVAE:
+    try:
+        config = VAEConfig.from_official(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"The VAE config {folder / 'config.json'} cannot be read ({exc}).") from None
+    with torch.device("meta"):
+        vae = VideoVAE(config)
+    with CheckpointReader(folder) as reader:
+        load_into_module(vae, reader, device=device, dtype_for=lambda key: dtype, what=f"the VAE in {folder}")
+    return vae.eval()
+
+
+def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype: torch.dtype, *,
+                         width: int | None = None, height: int | None = None, window: int | None = None,
+                         progress: Progress | None = None) -> ModelBundle:
+    from engine.text import SpecialTokens, T5TextEncoder
+
+    variant = checkpoint.variant
+    width, height = width or variant.width, height or variant.height
+    if checkpoint.vae is None:
+        raise CheckpointError(f"No VAE found next to {checkpoint.weights} (expected ckpt/vae/config.json). "
+                              "Download the VAE folder as well.")
+    if checkpoint.t5 is None:
+        raise CheckpointError(f"No T5 text encoder found next to {checkpoint.weights} "
+                              "(expected ckpt/t5/t5-v1_1-xxl). Download the T5 folder as well.")
+    estimate = estimate_memory(variant.dit, width=width, height=height, window=window or variant.sampling.window,
+                               cache_chunks=variant.sampling.cache_chunks,
+                               weight_dtype_bytes=torch.finfo(dtype).bits // 8, fp8=variant.fp8,
+                               text_encoder_params=T5_XXL_ENCODER_PARAMS,
+                               text_encoder_bytes_per_param=torch.finfo(dtype).bits // 8)
+    check_fits(estimate, device, label=f"{variant.label} at {width}x{height}",
+               suggestion="Choose a distilled or 4.5B variant, a smaller size, or a GPU with more memory.")
+    report = progress or (lambda message, fraction: None)
+    report("Loading the diffusion transformer", 0.0)
+    dit = load_magi_dit(checkpoint.weights, variant, device, dtype)
+    report("Loading the VAE", 0.6)
+    vae = load_magi_vae(checkpoint.vae, device, dtype)
+    report("Loading the T5 text encoder", 0.7)
+    tokens = SpecialTokens.load(checkpoint.special_tokens) if checkpoint.special_tokens else None
+    if tokens is None:
+        log.warning("special_tokens.npz not found near %s: prompts go without MAGI-1's quality and duration tokens",
+                    checkpoint.weights)
+    text_encoder = T5TextEncoder.from_folder(checkpoint.t5, device=device, dtype=dtype, special_tokens=tokens)
+    report("Fitting the preview colours", 0.95)
+    preview = fit_latent_rgb_projection(vae, device=device, dtype=dtype)
+    report("Ready", 1.0)
+    return ModelBundle(name=variant.name, label=variant.label, dit=dit, vae=vae, text_encoder=text_encoder,
+                       sampling=variant.sampling, width=variant.width, height=variant.height, preview=preview,
+                       source=str(checkpoint.weights))

@@ -1,0 +1,99 @@
+"""Turning a model name into a loaded ModelBundle.
+
+A model is named by one of:
+  * "studio-mini" — our small model shipped with the app (no download);
+  * a local folder — our own format (model.json) or an official MAGI-1 checkpoint folder;
+  * a MAGI-1 hub variant — "4.5B_distill", "magi-1-24b-base", "hub:24B_distill" — fetched from
+    sand-ai/MAGI-1 through huggingface_hub (cache and HF_HUB_OFFLINE respected).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+
+from engine.bundle import ModelBundle, is_native_bundle, load_native_bundle
+from engine.device import parse_dtype, pick_device
+from engine.errors import CheckpointError, ConfigError
+from engine.variants import MAGI_VARIANTS, magi_variant
+
+log = logging.getLogger(__name__)
+
+STUDIO_MINI = "studio-mini"
+Progress = Callable[[str, float], None]
+
+
+def studio_mini_path() -> Path:
+    """Where studio-mini's weights live (inside the installed `resources` package, or the checkout)."""
+    from resources import resource_path
+
+    return resource_path("models", STUDIO_MINI)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: Literal["native", "magi-folder", "hub"]
+    path: Path | None = None
+    variant: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "hub":
+            return f"MAGI-1 {self.variant} (Hugging Face hub)"
+        return str(self.path)
+
+
+def resolve_model(spec: str) -> ModelSource:
+    """Decide what `spec` names, without loading anything."""
+    spec = (spec or STUDIO_MINI).strip()
+    if spec == STUDIO_MINI:
+        path = studio_mini_path()
+        if not (path / "model.json").is_file():
+            raise CheckpointError(f"studio-mini's weights are not installed (looked in {path}). Reinstall MAGI Studio, "
+                                  "or choose a MAGI-1 checkpoint folder.")
+        return ModelSource("native", path)
+    if spec.startswith("hub:") or spec.startswith("sand-ai/MAGI-1:"):
+        return ModelSource("hub", variant=magi_variant(spec.split(":", 1)[1]).name)
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise CheckpointError(f"{path} is a file; choose the folder that holds the model.")
+        return ModelSource("native", path) if is_native_bundle(path) else ModelSource("magi-folder", path)
+    try:
+        return ModelSource("hub", variant=magi_variant(spec).name)
+    except ConfigError:
+        raise CheckpointError(f"{spec!r} is neither a folder nor a known model. Use 'studio-mini', a checkpoint "
+                              f"folder, or one of {', '.join(MAGI_VARIANTS)}.") from None
+
+
+def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | None = None,
+               progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+               width: int | None = None, height: int | None = None) -> ModelBundle:
+    from engine.magi_checkpoint import load_magi_checkpoint, locate_magi_checkpoint
+
+    source = resolve_model(spec)
+    target = pick_device(device)
+    torch_dtype = parse_dtype(dtype, target)
+    if source.kind == "native":
+        bundle = load_native_bundle(source.path, target, torch_dtype)
+        log.info("loaded %s from %s on %s (%s)", bundle.label, source.path, target, torch_dtype)
+        return bundle
+    if source.kind == "hub":
+        root = download_magi(source.variant, progress=progress, cancel=cancel)
+        checkpoint = locate_magi_checkpoint(root, source.variant)
+    else:
+        checkpoint = locate_magi_checkpoint(source.path)
+    return load_magi_checkpoint(checkpoint, target, torch_dtype, width=width, height=height, progress=progress)
+
+
+def download_magi(variant: str, *, progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> Path:
+    from engine.loading import download_variant
+
+    def on_bytes(done: int, total: int) -> None:
+        if progress is not None:
+            progress(f"Downloading MAGI-1 {variant}", done / total if total else 0.0)
+
+    return download_variant(variant, progress=on_bytes, cancel=cancel)

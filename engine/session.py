@@ -1,0 +1,185 @@
+"""The session: the one API the studio, the command line and the tests use to generate video.
+
+    session = Session.load("studio-mini")
+    for event in session.generate(GenerationRequest(chunks=..., width=..., height=...), cancel=token):
+        ...
+
+`generate` is a generator of typed events (engine.events). It checks the cancel token between
+denoising steps, delivers every chunk (decoded frames and clean latents) the moment it is clean, and
+ends with exactly one of Finished, Cancelled or Failed — errors become a Failed event with a typed
+EngineError, never an exception out of the generator.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from engine.bundle import ModelBundle
+from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
+from engine.errors import ConfigError, EngineError, OutOfMemory
+from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished,
+                           GenerationStarted, StepProgress)
+from engine.requests import GenerationRequest
+from engine.sampler.loop import ChunkDone, ChunkEntered, ChunkPlan, StepDone, chunk_noise, sample_chunks
+from engine.sampler.window import total_steps
+from engine.video_io import fit_image
+
+log = logging.getLogger(__name__)
+
+#: Pixel frames per chunk.
+CHUNK_FRAMES = 24
+
+
+class Session:
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.bundle = bundle
+        self._text_cache: dict[tuple[str, int], torch.Tensor] = {}
+
+    @classmethod
+    def load(cls, model: str = "studio-mini", *, device: str = "auto", dtype: str | None = None,
+             progress=None, cancel=None) -> "Session":
+        from engine.models import load_model
+
+        return cls(load_model(model, device=device, dtype=dtype, progress=progress, cancel=cancel))
+
+    # Information --------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.bundle.device
+
+    @property
+    def default_sampling(self) -> SamplingConfig:
+        return self.bundle.sampling
+
+    def sampling_for(self, request: GenerationRequest) -> SamplingConfig:
+        sampling = request.sampling or self.bundle.sampling
+        wanted = "distilled" if self.bundle.dit.config.distilled else "cfg3"
+        if sampling.guidance.mode != wanted:
+            raise ConfigError(f"{self.bundle.label} needs '{wanted}' guidance, the request asks for "
+                              f"'{sampling.guidance.mode}'.")
+        return sampling
+
+    # Encoding helpers (also used by the studio) ------------------------------------------------
+    def encode_prompt(self, prompt: str, chunks_remaining: int) -> torch.Tensor:
+        key = (prompt, chunks_remaining)
+        if key not in self._text_cache:
+            with torch.inference_mode():
+                self._text_cache[key] = self.bundle.text_encoder.encode(prompt, chunks_remaining).float().cpu()
+        return self._text_cache[key]
+
+    def encode_image(self, image: np.ndarray, width: int, height: int) -> torch.Tensor:
+        """uint8 [H, W, 3] -> the latent first frame [16, 1, height/8, width/8] (image fitted by cover-crop)."""
+        fitted = fit_image(image, width, height, mode="cover")
+        with torch.inference_mode():
+            vae = self.bundle.vae
+            return vae.image_to_latent(torch.from_numpy(np.ascontiguousarray(fitted)).to(vae.device)).float().cpu()
+
+    def encode_video(self, frames: np.ndarray, width: int, height: int) -> torch.Tensor:
+        """uint8 [T, H, W, 3] (T a multiple of 4) -> latents [16, T/4, height/8, width/8]."""
+        fitted = np.stack([fit_image(f, width, height, mode="cover") for f in frames])
+        with torch.inference_mode():
+            vae = self.bundle.vae
+            return vae.pixels_to_latents(torch.from_numpy(fitted).to(vae.device)).float().cpu()
+
+    def decode(self, latent: torch.Tensor) -> np.ndarray:
+        """Latents [16, T, h, w] -> uint8 frames [4T, 8h, 8w, 3]."""
+        with torch.inference_mode():
+            vae = self.bundle.vae
+            frames = vae.latents_to_pixels(latent.to(device=vae.device, dtype=vae.dtype))
+        return frames.cpu().numpy()
+
+    # Generation ---------------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> Iterator[Event]:
+        started = time.perf_counter()
+        finished: list[int] = []
+        try:
+            yield from self._generate(request, cancel, started, finished)
+        except EngineError as error:
+            yield Failed(error, tuple(finished))
+        except torch.OutOfMemoryError:
+            yield Failed(OutOfMemory(f"{self.bundle.label} ran out of memory at {request.width}x{request.height}. "
+                                     "Choose a smaller size, a window of 1, or a smaller model."), tuple(finished))
+        except Exception as exc:  # a bug: report it as an event, keep the details in the log
+            log.exception("generation failed")
+            yield Failed(EngineError(f"Generation stopped by an internal error ({type(exc).__name__}: {exc}). "
+                                     "Finished chunks are kept."), tuple(finished))
+
+    def _generate(self, request: GenerationRequest, cancel: CancelToken | None, started: float,
+                  finished: list[int]) -> Iterator[Event]:
+        bundle = self.bundle
+        sampling = self.sampling_for(request)
+        width, height = request.width, request.height
+
+        context, first_frames, prefix_frames, offset = self._conditioning(request, sampling)
+        plans = []
+        for j, spec in enumerate(request.chunks):
+            index = request.start_chunk + j
+            remaining = request.total_chunks_in_shot - index
+            plans.append(ChunkPlan(index + offset, chunk_noise(spec.seed, height, width),
+                                   self.encode_prompt(spec.prompt, remaining)))
+        null_text = bundle.dit.null_text()
+
+        steps_total = total_steps(len(plans), sampling.num_steps, sampling.window)
+        yield GenerationStarted(tuple(p.index - offset for p in plans), steps_total)
+        loop = sample_chunks(bundle.dit, sampling, plans, null_text, context=context, first_frames=first_frames)
+        done_steps = 0
+        while True:
+            if cancel is not None and cancel.is_set():
+                loop.close()
+                yield Cancelled(tuple(finished), time.perf_counter() - started)
+                return
+            with torch.inference_mode():
+                event = next(loop, None)
+            if event is None:
+                break
+            if isinstance(event, ChunkEntered):
+                yield ChunkStarted(event.index - offset)
+            elif isinstance(event, StepDone):
+                done_steps += 1
+                yield self._progress(event, done_steps, sampling, request, offset, started)
+            elif isinstance(event, ChunkDone):
+                chunk = event.index - offset
+                latent = event.latent[0].float().cpu()
+                frames = self.decode(latent) if request.decode else None
+                finished.append(chunk)
+                yield ChunkFinished(chunk, frames, latent, prefix_frames if chunk == request.start_chunk else 0,
+                                    time.perf_counter() - started)
+        yield Finished(tuple(finished), time.perf_counter() - started)
+
+    def _conditioning(self, request: GenerationRequest, sampling: SamplingConfig):
+        """Clean context chunks, held first frames, prefix frames in the first chunk, index offset."""
+        keep = sampling.cache_chunks
+        if request.prefix_video is not None:
+            frames = request.prefix_video[-min(len(request.prefix_video), keep * CHUNK_FRAMES) // 4 * 4:]
+            latents = self.encode_video(frames, request.width, request.height)  # [16, L, h, w]
+            whole, rest = divmod(latents.shape[1], CHUNK_LATENT_FRAMES)
+            context = [(request.start_chunk + c, latents[None, :, c * 6:(c + 1) * 6]) for c in range(whole)]
+            first = latents[None, :, whole * CHUNK_LATENT_FRAMES:] if rest else None
+            return context, first, rest * 4, whole
+        context = []
+        given = request.context_latents[-keep:]
+        for j, latent in enumerate(given):
+            context.append((request.start_chunk - len(given) + j, latent[None].float()))
+        first = None
+        if request.reference_image is not None:
+            first = self.encode_image(request.reference_image, request.width, request.height)[None]
+        return context, first, 0, 0
+
+    def _progress(self, event: StepDone, done: int, sampling: SamplingConfig, request: GenerationRequest, offset: int,
+                  started: float) -> StepProgress:
+        chunk_steps = {c - offset: k + 1 for c, k in zip(event.step.chunks, event.step.steps)}
+        previews = None
+        if request.previews and self.bundle.preview is not None:
+            previews = {c - offset: _as_numpy(self.bundle.preview.to_rgb(latent[0].float().cpu()))
+                        for c, latent in event.predicted_clean.items()}
+        return StepProgress(done, event.total_steps, chunk_steps, sampling.num_steps, time.perf_counter() - started,
+                            previews)
+
+
+def _as_numpy(frames) -> np.ndarray:
+    return frames.numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)

@@ -1,0 +1,119 @@
+"""Memory estimates: the brief's KV table, the parts of the estimate, and the fits-or-explain check."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from engine.config import DiTConfig
+from engine.errors import OutOfMemory
+from engine.loading import memory
+from engine.loading.memory import (
+    MemoryEstimate,
+    check_fits,
+    device_memory_bytes,
+    estimate_memory,
+    kv_bytes_per_chunk,
+    vae_parameter_count,
+)
+
+# Shapes of the released models (shared/reference/magi1.md §2.1).
+DIT_4_5B = DiTConfig(num_layers=34, hidden_size=3072, ffn_hidden_size=12288, num_heads=24, num_kv_groups=8)
+DIT_24B = DiTConfig(num_layers=48, hidden_size=6144, ffn_hidden_size=16384, num_heads=48, num_kv_groups=8,
+                    gated_mlp=True, half_channel_vae=True, x_rescale_factor=0.1)
+
+
+@pytest.mark.parametrize("dit, width, height, gigabytes", [
+    (DIT_4_5B, 720, 720, 1.69), (DIT_24B, 1280, 720, 4.25),
+    (DIT_4_5B, 832, 480, 1.30), (DIT_24B, 720, 720, 2.39), (DIT_4_5B, 1280, 720, 3.01),
+])
+def test_kv_per_chunk_matches_the_brief_table(dit, width, height, gigabytes) -> None:
+    assert kv_bytes_per_chunk(dit, width=width, height=height) == pytest.approx(gigabytes * 1e9, rel=0.02)
+    estimate = estimate_memory(dit, width=width, height=height, window=4, cache_chunks=1)
+    assert estimate.kv_cache_bytes == pytest.approx(gigabytes * 1e9, rel=0.02)
+    assert estimate_memory(dit, width=width, height=height, window=4, cache_chunks=3).kv_cache_bytes \
+        == 3 * estimate.kv_cache_bytes
+
+
+def test_parts_add_up_and_weights_follow_parameter_count() -> None:
+    e = estimate_memory(DIT_24B, width=1280, height=720, window=4, cache_chunks=4)
+    assert e.total_bytes == e.weights_bytes + e.text_encoder_bytes + e.vae_bytes + e.kv_cache_bytes + e.activation_bytes
+    params = DIT_24B.parameter_count()
+    # bf16 everywhere except the float32 embedders / head: a little above 2 bytes per parameter.
+    assert 2 * params < e.weights_bytes < 2.02 * params
+    assert e.text_encoder_bytes == int(4.76e9 * 2)
+    assert 0.6e9 < vae_parameter_count() < 0.63e9
+    assert 1.2e9 < e.vae_bytes < 2.5e9
+
+
+def test_fp8_is_estimated_at_bf16_unless_kept() -> None:
+    kwargs = dict(width=720, height=720, window=4, cache_chunks=4)
+    bf16 = estimate_memory(DIT_4_5B, **kwargs)
+    assert estimate_memory(DIT_4_5B, fp8=True, **kwargs).weights_bytes == bf16.weights_bytes
+    kept = estimate_memory(DIT_4_5B, fp8=True, keep_fp8=True, **kwargs)
+    d, f = 3072, 12288
+    linears = 2 * d * 3072 + 2 * d * 1024 + 2 * 3072 * d + d * f + f * d
+    assert bf16.weights_bytes - kept.weights_bytes == 32 * linears  # layers 1..32 at 1 byte instead of 2
+
+
+def test_activations_grow_with_window_and_resolution() -> None:
+    small = estimate_memory(DIT_4_5B, width=832, height=480, window=1, cache_chunks=4).activation_bytes
+    wider = estimate_memory(DIT_4_5B, width=832, height=480, window=4, cache_chunks=4).activation_bytes
+    bigger = estimate_memory(DIT_4_5B, width=1280, height=720, window=4, cache_chunks=4).activation_bytes
+    batched = estimate_memory(DIT_4_5B, width=1280, height=720, window=4, cache_chunks=4, batch=3).activation_bytes
+    assert small < wider < bigger < batched
+    # A forward over 5 chunks of 720p tokens holds at least fc1's output ([tokens, ffn] in bf16).
+    assert bigger > 5 * 21600 * 12288 * 2
+
+
+def test_text_encoder_and_vae_can_be_left_out() -> None:
+    e = estimate_memory(DIT_4_5B, width=720, height=720, window=4, cache_chunks=4,
+                        text_encoder_on_device=False, include_vae=False)
+    assert e.text_encoder_bytes == 0 and e.vae_bytes == 0
+
+
+def test_describe_is_one_line_in_gib() -> None:
+    e = estimate_memory(DIT_24B, width=1280, height=720, window=4, cache_chunks=4)
+    text = e.describe()
+    assert "\n" not in text and "GiB" in text and "1280×720" in text
+    assert f"{e.total_bytes / 2**30:.1f}" in text
+
+
+def _estimate(total_gib: float) -> MemoryEstimate:
+    total = int(total_gib * 2**30)
+    return MemoryEstimate(total, 0, 0, 0, 0, total, width=1280, height=720)
+
+
+def test_check_fits_explains_in_one_sentence() -> None:
+    with pytest.raises(OutOfMemory) as info:
+        check_fits(_estimate(61), "cuda", label="The 24B base model", available_bytes=24 * 2**30,
+                   suggestion="Choose 4.5B-distill or a smaller resolution.")
+    assert str(info.value) == ("The 24B base model at 1280×720 needs about 61 GiB; this GPU has 24 GiB free. "
+                               "Choose 4.5B-distill or a smaller resolution.")
+    with pytest.raises(OutOfMemory, match="this computer has 8.0 GiB of RAM free"):
+        check_fits(_estimate(9), "cpu", available_bytes=8 * 2**30)
+
+
+def test_check_fits_headroom_and_unknown_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert check_fits(_estimate(20), "cuda", available_bytes=24 * 2**30) == 24 * 2**30
+    with pytest.raises(OutOfMemory):  # 23 GiB of 24 is more than the 90 % headroom allows
+        check_fits(_estimate(23), "cuda", available_bytes=24 * 2**30)
+    check_fits(_estimate(23), "cuda", available_bytes=24 * 2**30, headroom=1.0)
+    monkeypatch.setattr(memory, "device_memory_bytes", lambda device: None)
+    assert check_fits(_estimate(1000), "cuda") is None
+
+
+def test_device_memory_bytes() -> None:
+    cpu = device_memory_bytes("cpu")
+    assert cpu is not None and cpu > 0
+    if not torch.cuda.is_available():
+        assert device_memory_bytes("cuda") is None
+    assert device_memory_bytes("meta") is None
+
+
+def test_non_multiple_resolutions_round_up() -> None:
+    exact = kv_bytes_per_chunk(DIT_4_5B, width=720, height=720)
+    assert kv_bytes_per_chunk(DIT_4_5B, width=721, height=720) > exact
+    assert dataclasses.is_dataclass(MemoryEstimate) and MemoryEstimate.__dataclass_params__.frozen

@@ -1,0 +1,107 @@
+"""The layering rule, checked by machine: engine/ never imports Qt, qasync or magi_studio.
+
+The engine must run headless (CLI, CI, a render farm) and stay testable without a display, so the
+studio depends on the engine and never the other way round. Two checks:
+
+1. a static scan of every .py under engine/ (import statements and importlib calls with a literal name);
+2. a subprocess that blocks those packages at import time, then imports engine and every submodule.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ENGINE = REPO_ROOT / "engine"
+FORBIDDEN = ("PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "qasync", "magi_studio")
+
+
+def forbidden_imports(source: str, filename: str) -> list[tuple[int, str]]:
+    """(line, module) for every import of a forbidden top-level package in `source`."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in ("import_module", "__import__", "find_spec") and isinstance(node.args[0].value, str):
+                names = [node.args[0].value]
+        found += [(node.lineno, name) for name in names if name.split(".")[0] in FORBIDDEN]
+    return found
+
+
+def engine_sources() -> list[Path]:
+    return sorted(p for p in ENGINE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_scan_finds_forbidden_imports():
+    source = "import os\nfrom PySide6.QtCore import QObject\nimport qasync as q\nimportlib.import_module('magi_studio.app')\n"
+    assert [name for _, name in forbidden_imports(source, "x.py")] == ["PySide6.QtCore", "qasync", "magi_studio.app"]
+    assert forbidden_imports("from . import PySide6_like\nimport PySide6_extras\n", "y.py") == []
+
+
+def test_engine_sources_do_not_import_qt_or_the_studio():
+    files = engine_sources()
+    assert files, f"no Python files found under {ENGINE}"
+    offences = [
+        f"{path.relative_to(REPO_ROOT)}:{line}: imports {name}"
+        for path in files
+        for line, name in forbidden_imports(path.read_text(encoding="utf-8"), str(path))
+    ]
+    assert not offences, "engine/ must not depend on Qt or the studio:\n" + "\n".join(offences)
+
+
+IMPORT_ALL_WITH_QT_BLOCKED = f"""
+import importlib, importlib.abc, pkgutil, sys, traceback
+
+FORBIDDEN = {FORBIDDEN!r}
+
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in FORBIDDEN:
+            raise ImportError(f"blocked by test_architecture: engine imported {{name}}")
+        return None
+
+sys.meta_path.insert(0, Blocker())
+import engine
+
+failures = []
+def record(name):
+    failures.append(f"{{name}}:\\n{{traceback.format_exc()}}")
+
+for info in pkgutil.walk_packages(engine.__path__, "engine.", onerror=record):
+    try:
+        importlib.import_module(info.name)
+    except BaseException:
+        record(info.name)
+
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in FORBIDDEN)
+if loaded:
+    failures.append(f"forbidden modules loaded: {{loaded}}")
+print("\\n".join(failures) or "ok")
+sys.exit(1 if failures else 0)
+"""
+
+
+@pytest.mark.slow
+def test_engine_imports_with_qt_blocked():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL_WITH_QT_BLOCKED],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"importing engine without Qt failed:\n{result.stdout}\n{result.stderr}"
