@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -127,6 +128,15 @@ def load_magi_vae(folder: Path, device: torch.device, dtype: torch.dtype) -> Vid
     return vae.eval()
 
 
+def _parameter_count(folder: Path) -> int | None:
+    """Parameters stored in a folder's safetensors files, from their headers alone (None if unreadable)."""
+    try:
+        with CheckpointReader(folder) as reader:
+            return sum(math.prod(reader.shape(key)) for key in reader.keys())
+    except CheckpointError:
+        return None
+
+
 def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype: torch.dtype, *,
                          width: int | None = None, height: int | None = None, window: int | None = None,
                          progress: Progress | None = None) -> ModelBundle:
@@ -143,7 +153,7 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
     estimate = estimate_memory(variant.dit, width=width, height=height, window=window or variant.sampling.window,
                                cache_chunks=variant.sampling.cache_chunks,
                                weight_dtype_bytes=torch.finfo(dtype).bits // 8, fp8=variant.fp8,
-                               text_encoder_params=T5_XXL_ENCODER_PARAMS,
+                               text_encoder_params=_parameter_count(checkpoint.t5) or T5_XXL_ENCODER_PARAMS,
                                text_encoder_bytes_per_param=torch.finfo(dtype).bits // 8)
     check_fits(estimate, device, label=f"{variant.label} at {width}x{height}",
                suggestion="Choose a distilled or 4.5B variant, a smaller size, or a GPU with more memory.")

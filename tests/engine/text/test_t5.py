@@ -9,27 +9,10 @@ import torch
 
 from engine.errors import CheckpointError
 from engine.text import SpecialTokens, T5TextEncoder, TextEncoder
+from tests.engine.factories import T5_WORDS as WORDS
+from tests.engine.factories import save_tiny_t5
 
-WORDS = "a red blue green circle square rolls slides to the left right over grass sand".split()
 D_MODEL = 32
-
-
-def save_tiny_t5(folder):
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
-
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(WORDS)}}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    # T5 appends </s> to every sequence ("special tokens added").
-    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>",
-                            unk_token="<unk>").save_pretrained(folder)
-    config = T5Config(vocab_size=len(vocab), d_model=D_MODEL, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-                      relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    torch.manual_seed(0)
-    T5EncoderModel(config).save_pretrained(folder, safe_serialization=True)
-    return folder
 
 
 @pytest.fixture(scope="module")

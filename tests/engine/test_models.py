@@ -1,0 +1,112 @@
+"""From a model name to a working session: studio-mini, local folders, hub variants (offline), memory checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import constants
+
+from engine import models
+from engine.bundle import save_native_bundle
+from engine.dit.model import MagiDiT
+from engine.dit.official_keys import to_official_state_dict
+from engine.errors import CheckpointError, DownloadError, OutOfMemory
+from engine.events import ChunkFinished, Finished
+from engine.loading import save_sharded
+from engine.requests import ChunkSpec, GenerationRequest
+from engine.session import Session
+from engine.variants import MAGI_VARIANTS, tiny_dit_config
+from engine.vae import VideoVAE
+from engine.vae.config import VAEConfig
+from tests.engine.factories import randomize_, save_tiny_t5, tiny_bundle
+
+COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
+TINY_VAE = VAEConfig(video_size=32, video_length=8, embed_dim=256, depth=1, num_heads=4, mlp_ratio=1.0)
+
+
+@pytest.fixture
+def tiny_magi_variants(monkeypatch):
+    """Shrink the registered 4.5B distilled variant to a tiny model, so a real load runs in milliseconds."""
+    tiny = dataclasses.replace(MAGI_VARIANTS["4.5B_distill"], dit=tiny_dit_config(distilled=True), width=64,
+                               height=64, sampling=dataclasses.replace(MAGI_VARIANTS["4.5B_distill"].sampling,
+                                                                       num_steps=4))
+    monkeypatch.setitem(MAGI_VARIANTS, "4.5B_distill", tiny)
+    return tiny
+
+
+def write_magi_snapshot(root: Path, variant) -> Path:
+    """The hub layout of sand-ai/MAGI-1 with tiny weights: DiT (sharded), VAE, T5."""
+    dit = randomize_(MagiDiT(variant.dit), seed=4)
+    save_sharded(to_official_state_dict(dit.state_dict(), variant.dit), root / variant.hub_folder, 60_000)
+    vae_dir = root / "ckpt" / "vae"
+    save_sharded(VideoVAE(TINY_VAE).state_dict(), vae_dir, 10**9)
+    ddconfig = {k: v for k, v in TINY_VAE.to_dict().items()
+                if k not in ("scale_factor", "tile_size", "tile_overlap", "tile_frames", "bf16_attention_inputs")}
+    (vae_dir / "config.json").write_text(json.dumps({"_class_name": "ViTVAE", "ddconfig": ddconfig}))
+    save_tiny_t5(root / "ckpt" / "t5" / "t5-v1_1-xxl", d_model=variant.dit.caption_channels)
+    return root
+
+
+def one_chunk(session: Session) -> list:
+    return list(session.generate(GenerationRequest(chunks=(ChunkSpec("a red circle rolls to the left", 1),),
+                                                   width=64, height=64)))
+
+
+def test_studio_mini_name_resolves_to_the_shipped_folder_or_says_it_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr(models, "studio_mini_path", lambda: tmp_path / "studio-mini")
+    with pytest.raises(CheckpointError, match="studio-mini's weights are not installed"):
+        models.resolve_model("studio-mini")
+    save_native_bundle(tiny_bundle(), tmp_path / "studio-mini")
+    assert models.resolve_model("studio-mini").kind == "native"
+    events = one_chunk(Session.load("studio-mini", device="cpu"))
+    assert isinstance(events[-1], Finished)
+
+
+@pytest.mark.parametrize("spec, variant", [("4.5B_distill", "4.5B_distill"), ("magi-1-24b-base", "24B_base"),
+                                           ("hub:24B_distill_quant", "24B_distill_quant")])
+def test_hub_variant_names(spec, variant):
+    source = models.resolve_model(spec)
+    assert source.kind == "hub" and source.variant == variant
+
+
+def test_official_folder_loads_and_generates(tmp_path, tiny_magi_variants):
+    root = write_magi_snapshot(tmp_path / "MAGI-1", tiny_magi_variants)
+    session = Session.load(str(root), device="cpu")
+    assert session.bundle.name == "4.5B_distill" and session.bundle.dit.config.distilled
+    events = one_chunk(session)
+    assert isinstance(events[-1], Finished), events[-1]
+    frames = next(e for e in events if isinstance(e, ChunkFinished)).frames
+    assert frames.shape == (24, 64, 64, 3)
+
+
+def test_hub_variant_loads_from_the_cache_offline(tmp_path, tiny_magi_variants, monkeypatch):
+    cache = tmp_path / "hub"
+    repo = cache / "models--sand-ai--MAGI-1"
+    write_magi_snapshot(repo / "snapshots" / COMMIT, tiny_magi_variants)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    session = Session.load("4.5B_distill", device="cpu")
+    assert isinstance(one_chunk(session)[-1], Finished)
+    with pytest.raises(DownloadError, match="offline"):
+        Session.load("24B_distill", device="cpu")
+
+
+def test_a_variant_too_big_for_the_device_is_refused_before_loading(tmp_path, monkeypatch):
+    root = tmp_path / "MAGI-1"
+    (root / MAGI_VARIANTS["24B_base"].hub_folder).mkdir(parents=True)
+    (root / "ckpt" / "vae").mkdir(parents=True)
+    (root / "ckpt" / "vae" / "config.json").write_text("{}")
+    (root / "ckpt" / "t5" / "t5-v1_1-xxl").mkdir(parents=True)
+    (root / "ckpt" / "t5" / "t5-v1_1-xxl" / "config.json").write_text("{}")
+    monkeypatch.setattr("engine.loading.memory.device_memory_bytes", lambda device: 24 * 2**30)
+    with pytest.raises(OutOfMemory) as info:
+        Session.load(str(root), device="cpu")
+    message = str(info.value)
+    assert "MAGI-1 24B" in message and "GiB" in message

@@ -1,0 +1,149 @@
+"""The session API end to end on a tiny model of the real classes: events, streaming, cancel, regenerate."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from engine.bundle import load_native_bundle, save_native_bundle
+from engine.errors import ConfigError, InputError
+from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted,
+                           StepProgress)
+from engine.requests import ChunkSpec, GenerationRequest
+from engine.session import Session
+from tests.engine.factories import tiny_bundle
+
+PROMPTS = ("a red ball falls", "the blue square moves left", "a green triangle grows", "a red ball falls")
+
+
+@pytest.fixture(scope="module")
+def session() -> Session:
+    return Session(tiny_bundle())
+
+
+def request(n: int = 3, **kwargs) -> GenerationRequest:
+    chunks = tuple(ChunkSpec(PROMPTS[i % 4], seed=100 + i) for i in range(n))
+    return GenerationRequest(chunks=chunks, width=64, height=64, **kwargs)
+
+
+def test_events_arrive_in_order_and_chunks_stream_before_the_run_ends(session):
+    events = list(session.generate(request(3)))
+    kinds = [type(e).__name__ for e in events]
+    assert isinstance(events[0], GenerationStarted) and events[0].chunks == (0, 1, 2)
+    assert isinstance(events[-1], Finished) and events[-1].chunks == (0, 1, 2)
+    finished = [e for e in events if isinstance(e, ChunkFinished)]
+    assert [e.chunk for e in finished] == [0, 1, 2]
+    # Chunk 0 is delivered while later chunks are still being denoised.
+    first_done = kinds.index("ChunkFinished")
+    assert any(isinstance(e, StepProgress) for e in events[first_done:])
+    assert kinds.index("ChunkStarted") < kinds.index("StepProgress")
+    frames = finished[0].frames
+    assert frames.shape == (24, 64, 64, 3) and frames.dtype == np.uint8
+    assert tuple(finished[0].latent.shape) == (16, 6, 8, 8) and finished[0].latent.device.type == "cpu"
+    progress = [e for e in events if isinstance(e, StepProgress)]
+    assert progress[-1].step == progress[-1].total_steps == events[0].total_steps
+    assert progress[0].previews and progress[0].previews[0].shape == (6, 8, 8, 3)
+
+
+def test_same_seeds_give_the_same_video_and_a_new_seed_changes_only_its_chunk(session):
+    def latents(req):
+        return {e.chunk: e.latent for e in session.generate(req) if isinstance(e, ChunkFinished)}
+
+    a, b = latents(request(2)), latents(request(2))
+    assert all(torch.equal(a[c], b[c]) for c in a)
+    reseeded = request(2)
+    reseeded = dataclasses.replace(reseeded, chunks=(reseeded.chunks[0], ChunkSpec(PROMPTS[1], seed=9)))
+    c = latents(reseeded)
+    assert torch.equal(c[0], a[0]) and not torch.allclose(c[1], a[1])
+
+
+def test_cancel_stops_within_one_step_and_keeps_finished_chunks(session):
+    token = CancelToken()
+    events, after_cancel = [], []
+    for event in session.generate(request(4), token):
+        (after_cancel if token.is_set() else events).append(event)
+        if isinstance(event, ChunkFinished):
+            token.cancel()
+    assert [type(e) for e in after_cancel] == [Cancelled]
+    assert after_cancel[0].finished_chunks == (0,)
+
+
+def test_regenerate_from_chunk_2_reuses_earlier_latents_and_reproduces_the_run(session):
+    sampling = dataclasses.replace(session.default_sampling, window=1)
+    full = {e.chunk: e.latent for e in session.generate(request(4, sampling=sampling)) if isinstance(e, ChunkFinished)}
+    again = request(4, sampling=sampling)
+    again = dataclasses.replace(again, chunks=again.chunks[2:], start_chunk=2, shot_length=4,
+                                context_latents=(full[0], full[1]))
+    events = list(session.generate(again))
+    redone = {e.chunk: e.latent for e in events if isinstance(e, ChunkFinished)}
+    assert sorted(redone) == [2, 3]
+    assert all(torch.equal(redone[c], full[c]) for c in (2, 3))
+
+
+def test_reference_image_becomes_the_first_latent_frame(session):
+    image = np.zeros((90, 120, 3), np.uint8)
+    image[:, :60] = (220, 30, 30)
+    events = list(session.generate(request(1, reference_image=image)))
+    chunk = next(e for e in events if isinstance(e, ChunkFinished))
+    expected = session.encode_image(image, 64, 64)
+    assert torch.equal(chunk.latent[:, :1], expected) and chunk.prefix_frames == 0
+
+
+def test_prefix_video_continues_from_its_last_frames(session):
+    frames = np.random.default_rng(0).integers(0, 255, (40, 64, 64, 3), dtype=np.uint8)
+    events = list(session.generate(request(2, prefix_video=frames)))
+    done = [e for e in events if isinstance(e, ChunkFinished)]
+    assert [e.chunk for e in done] == [0, 1]
+    # 40 frames = 10 latent frames: one whole chunk of context and 4 held frames (16 pixel frames).
+    assert done[0].prefix_frames == 16
+    prefix = session.encode_video(frames, 64, 64)
+    assert torch.equal(done[0].latent[:, :4], prefix[:, 6:10])
+
+
+def test_wrong_guidance_mode_fails_with_a_typed_error_event(session):
+    wrong = dataclasses.replace(session.default_sampling,
+                                guidance=dataclasses.replace(session.default_sampling.guidance, mode="cfg3"))
+    events = list(session.generate(request(1, sampling=wrong)))
+    assert len(events) == 1 and isinstance(events[0], Failed) and isinstance(events[0].error, ConfigError)
+
+
+def test_internal_errors_become_failed_events_and_keep_finished_chunks(session, monkeypatch):
+    calls = {"n": 0}
+    original = session.bundle.vae.latents_to_pixels
+
+    def flaky(latents):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("decoder exploded")
+        return original(latents)
+
+    monkeypatch.setattr(session.bundle.vae, "latents_to_pixels", flaky)
+    events = list(session.generate(request(3)))
+    assert isinstance(events[-1], Failed) and "decoder exploded" in str(events[-1].error)
+    assert events[-1].finished_chunks == (0,)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"width": 65}, "multiple of 16"),
+    ({"width": 32}, "multiple of 16 from 64"),
+    ({"chunks": ()}, "no chunks"),
+    ({"start_chunk": 1, "context_latents": (torch.zeros(16, 6, 4, 4),)}, "needs"),
+])
+def test_absurd_requests_are_refused_with_clear_messages(kwargs, error):
+    base = dict(chunks=(ChunkSpec("x", 1),), width=64, height=64)
+    base.update(kwargs)
+    with pytest.raises((ConfigError, InputError), match=error):
+        GenerationRequest(**base)
+    with pytest.raises(InputError, match="seed"):
+        ChunkSpec("x", -1)
+
+
+def test_native_bundle_round_trip(tmp_path, session):
+    save_native_bundle(session.bundle, tmp_path / "model")
+    loaded = Session(load_native_bundle(tmp_path / "model", torch.device("cpu"), torch.float32))
+    a = [e.latent for e in session.generate(request(1)) if isinstance(e, ChunkFinished)]
+    b = [e.latent for e in loaded.generate(request(1)) if isinstance(e, ChunkFinished)]
+    assert torch.equal(a[0], b[0])
