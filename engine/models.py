@@ -71,7 +71,7 @@ def resolve_model(spec: str) -> ModelSource:
 
 def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | None = None,
                progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-               width: int | None = None, height: int | None = None) -> ModelBundle:
+               width: int | None = None, height: int | None = None, text_on_cpu: bool = False) -> ModelBundle:
     from engine.magi_checkpoint import load_magi_checkpoint, locate_magi_checkpoint
 
     source = resolve_model(spec)
@@ -86,7 +86,8 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
         checkpoint = locate_magi_checkpoint(root, source.variant)
     else:
         checkpoint = locate_magi_checkpoint(source.path)
-    return load_magi_checkpoint(checkpoint, target, torch_dtype, width=width, height=height, progress=progress)
+    return load_magi_checkpoint(checkpoint, target, torch_dtype, width=width, height=height, text_on_cpu=text_on_cpu,
+                                progress=progress)
 
 
 def download_magi(variant: str, *, progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> Path:

@@ -42,10 +42,11 @@ class Session:
 
     @classmethod
     def load(cls, model: str = "studio-mini", *, device: str = "auto", dtype: str | None = None,
-             progress=None, cancel=None) -> "Session":
+             text_on_cpu: bool = False, progress=None, cancel=None) -> "Session":
         from engine.models import load_model
 
-        return cls(load_model(model, device=device, dtype=dtype, progress=progress, cancel=cancel))
+        return cls(load_model(model, device=device, dtype=dtype, text_on_cpu=text_on_cpu, progress=progress,
+                              cancel=cancel))
 
     # Information --------------------------------------------------------------------------------
     @property

@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--guidance", type=float, help="text guidance scale of base models (MAGI-1 default 7.5)")
     gen.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     gen.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
+    gen.add_argument("--text-on-cpu", action="store_true",
+                     help="run MAGI-1's T5 text encoder on the CPU (saves about 9 GiB of GPU memory)")
     gen.add_argument("-o", "--output", type=Path, required=True, help="mp4 file to write")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -89,7 +91,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     progress = TerminalProgress(enabled=not args.quiet)
     progress.message(f"loading {args.model} ...")
-    session = Session.load(args.model, device=args.device, dtype=args.dtype)
+    session = Session.load(args.model, device=args.device, dtype=args.dtype, text_on_cpu=args.text_on_cpu)
     bundle = session.bundle
     width, height = args.size or (bundle.width, bundle.height)
     sampling = session.default_sampling
