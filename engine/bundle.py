@@ -55,8 +55,11 @@ class ModelBundle:
         return self.dit.device
 
 
-def save_native_bundle(bundle: ModelBundle, folder: str | Path) -> None:
-    """Write `bundle` in our format; each file is written to a temporary name and renamed into place."""
+def save_native_bundle(bundle: ModelBundle, folder: str | Path, dtype: torch.dtype | None = None) -> None:
+    """Write `bundle` in our format; each file is written to a temporary name and renamed into place.
+
+    `dtype` (e.g. float16) stores the DiT and VAE weights smaller; loading casts them to the run dtype.
+    """
     from engine.text.tiny import WordTextEncoder
 
     folder = Path(folder)
@@ -70,10 +73,12 @@ def save_native_bundle(bundle: ModelBundle, folder: str | Path) -> None:
         "sampling": bundle.sampling.to_dict(), "width": bundle.width, "height": bundle.height, "fps": bundle.fps,
         "preview": bundle.preview.to_dict() if bundle.preview else None,
     }
-    _atomic_safetensors({k: v.detach().cpu().contiguous() for k, v in bundle.dit.state_dict().items()},
-                        folder / "dit.safetensors")
-    _atomic_safetensors({k: v.detach().cpu().contiguous() for k, v in bundle.vae.state_dict().items()},
-                        folder / "vae.safetensors")
+    def stored(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+                for k, v in module.state_dict().items()}
+
+    _atomic_safetensors(stored(bundle.dit), folder / "dit.safetensors")
+    _atomic_safetensors(stored(bundle.vae), folder / "vae.safetensors")
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         staged = Path(tmp) / "text_encoder.safetensors"
         bundle.text_encoder.save(staged)

@@ -24,11 +24,16 @@ def step_grid(num_steps: int, shortcut_mode: str = "8,16,16") -> torch.Tensor:
     return torch.cat([within_quarter + q for q in quarters])[: num_steps + 1]
 
 
-def flow_schedule(num_steps: int, shift: float = 3.0, shortcut_mode: str = "8,16,16") -> torch.Tensor:
-    """t_0..t_S (float32): t_0 = 0 (noise), t_S ≈ 1 (clean)."""
-    u_squared = step_grid(num_steps, shortcut_mode) ** 2
+def warp_time(u: torch.Tensor, shift: float = 3.0) -> torch.Tensor:
+    """Grid position u in [0, 1] -> noise level t: squared, then the reverse-time shift (more steps near noise)."""
+    u_squared = u**2
     inverse_shift = 1.0 / shift
     return inverse_shift * u_squared / (1 + (inverse_shift - 1) * u_squared)
+
+
+def flow_schedule(num_steps: int, shift: float = 3.0, shortcut_mode: str = "8,16,16") -> torch.Tensor:
+    """t_0..t_S (float32): t_0 = 0 (noise), t_S ≈ 1 (clean)."""
+    return warp_time(step_grid(num_steps, shortcut_mode), shift)
 
 
 def shortcut_step_sizes(num_steps: int, shortcut_mode: str = "8,16,16") -> list[float]:

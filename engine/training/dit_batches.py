@@ -1,0 +1,113 @@
+"""MAGI-1-style training batches for the DiT: one window of chunks at staggered noise levels.
+
+A batch shares one structure, drawn to look like what the sampler shows the model at inference:
+  * P clean prefix chunks (the KV cache: t = clean_t, null text, "dropped" flag, attending to itself);
+  * n noisy chunks of a window of w (1, 2 or 4) at monotonically increasing noise — the oldest
+    cleanest — each at grid position u = age/w + (quarter offset + d)/4 (d shared by the sample's
+    chunks, as the sub-step is at inference), noise level t = warp(u) with MAGI-1's shift-3 warp, so
+    the noisiest chunk of every window sits in the pure-noise region from the first step;
+  * each noisy chunk attends back as far as its quarter's span (5, 4, 3, 2 chunks), like the sampler.
+Sometimes the first noisy chunk is the video's first chunk (text-to-video start), sometimes with its
+first latent frame held to the encoded first image (image-to-video), and some samples drop the
+captions (null text, "dropped" flag) so that text guidance works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
+from engine.dit.attention import ChunkLayout
+from engine.sampler.schedule import warp_time
+
+
+@dataclass(frozen=True)
+class BatchStructure:
+    window: int
+    noisy: int
+    prefix: int
+    youngest_age: int
+    quarter_offset: int
+    start: int  # first chunk of the sequence within the stored storyboard
+    image_to_video: bool
+
+    @property
+    def chunks(self) -> int:
+        return self.prefix + self.noisy
+
+    def ages(self) -> list[int]:
+        """Age of each noisy chunk, oldest (cleanest) first."""
+        return [self.youngest_age + self.noisy - 1 - j for j in range(self.noisy)]
+
+    def quarters(self) -> list[int]:
+        return [age * (4 // self.window) + self.quarter_offset for age in self.ages()]
+
+    def layout(self, tokens_per_chunk: int, spans: tuple[int, ...]) -> ChunkLayout:
+        starts = list(range(self.prefix))  # clean chunks attend only to themselves
+        for j, quarter in enumerate(self.quarters()):
+            own = self.prefix + j
+            starts.append(max(0, own - spans[quarter] + 1))
+        return ChunkLayout(0, self.chunks, tokens_per_chunk, tuple(starts), 0)
+
+
+def sample_structure(rng: np.random.Generator, stored_chunks: int) -> BatchStructure:
+    window = int(rng.choice([1, 2, 4], p=[0.3, 0.2, 0.5]))
+    noisy = window if rng.random() < 0.6 else int(rng.integers(1, window + 1))
+    youngest_age = int(rng.integers(0, window - noisy + 1))
+    quarter_offset = int(rng.integers(0, 4 // window))
+    kind = rng.random()
+    if kind < 0.15:  # image-to-video: the first chunk of a video, its first frame given
+        return BatchStructure(window, noisy, 0, youngest_age, quarter_offset, 0, True)
+    if kind < 0.30:  # text-to-video: the first chunk of a video, nothing before it
+        return BatchStructure(window, noisy, 0, youngest_age, quarter_offset, 0, False)
+    prefix = int(rng.choice([1, 2, 3, 4], p=[0.5, 0.2, 0.15, 0.15]))
+    start = int(rng.integers(0, stored_chunks - prefix - noisy + 1))
+    return BatchStructure(window, noisy, prefix, youngest_age, quarter_offset, start, False)
+
+
+@dataclass
+class TrainingBatch:
+    latents: torch.Tensor  # model input [B, 16, chunks·6, h, w]
+    t: torch.Tensor  # [B, chunks]
+    target: torch.Tensor  # velocity target of the noisy chunks [B, 16, noisy·6, h, w]
+    loss_mask: torch.Tensor  # [1, 1, noisy·6, 1, 1] (0 on held frames)
+    caption_present: torch.Tensor  # [B, chunks] bool
+    prompts: list[list[str | None]]  # [B][noisy] (None = dropped)
+    durations: list[list[int]]
+    structure: BatchStructure
+
+
+def make_batch(rng: np.random.Generator, data: dict, batch: int, structure: BatchStructure, sampling: SamplingConfig,
+               device: torch.device, caption_dropout: float = 0.12) -> TrainingBatch:
+    latents_all, images, captions = data["latents"], data["images"], data["captions"]
+    index = rng.integers(0, latents_all.shape[0], size=batch)
+    f = CHUNK_LATENT_FRAMES
+    s = structure
+    clean = latents_all[index, :, s.start * f:(s.start + s.chunks) * f].to(device, torch.float32)  # [B,16,K·6,h,w]
+    noise = torch.from_numpy(rng.standard_normal(clean[:, :, s.prefix * f:].shape, dtype=np.float32)).to(device)
+    d = torch.from_numpy(rng.random(batch, dtype=np.float32)).to(device)  # shared by a sample's chunks
+    u = torch.stack([age / s.window + (s.quarter_offset + d) / 4 for age in s.ages()], dim=1)  # [B, n]
+    t_noisy = warp_time(u.clamp(max=0.9999), sampling.shift)
+    t_per_frame = t_noisy.repeat_interleave(f, dim=1)[:, None, :, None, None]
+    x1 = clean[:, :, s.prefix * f:]
+    x_t = t_per_frame * x1 + (1 - t_per_frame) * noise
+    loss_mask = torch.ones(1, 1, s.noisy * f, 1, 1, device=device)
+    if s.image_to_video:
+        x_t[:, :, :1] = images[index].to(device, torch.float32)
+        loss_mask[:, :, :1] = 0
+    model_input = torch.cat([clean[:, :, :s.prefix * f], x_t], dim=2)
+    t = torch.cat([torch.full((batch, s.prefix), sampling.clean_t, device=device), t_noisy], dim=1)
+
+    dropped = rng.random(batch) < caption_dropout
+    present = torch.zeros(batch, s.chunks, dtype=torch.bool, device=device)
+    present[:, s.prefix:] = torch.from_numpy(~dropped).to(device)[:, None]
+    prompts, durations = [], []
+    for b, i in enumerate(index):
+        variant = captions[i][rng.integers(len(captions[i]))]
+        chunks = range(s.start + s.prefix, s.start + s.chunks)
+        prompts.append([None if dropped[b] else variant[c] for c in chunks])
+        durations.append([int(rng.integers(1, 9)) for _ in chunks])  # the model learns to expect any length
+    return TrainingBatch(model_input, t, x1 - noise, loss_mask, present, prompts, durations, structure)

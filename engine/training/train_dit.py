@@ -1,0 +1,170 @@
+"""Train studio-mini's DiT and text encoder on latent storyboards of the world (flow matching), resumable.
+
+    python -m engine.training.train_dit --out runs/mini --minutes 9
+
+Needs <out>/vae.safetensors and vae.json (train_vae). The first run renders and encodes the training
+storyboards into <out>/data.safetensors (+ data_captions.json) and reuses them afterwards. Every run
+continues from <out>/dit_state.safetensors when it exists. EMA weights are what gets shipped.
+Loss is logged per quarter of the noise schedule; probe videos of held-out prompts are written as
+PNG strips (<out>/probe_<step>.png) so progress can be looked at, not only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from engine.config import CHUNK_LATENT_FRAMES
+from engine.dit.model import ChunkText, MagiDiT
+from engine.text.tiny import WordTextEncoder
+from engine.training import studio_mini
+from engine.training.checkpoint import load_training_state, save_training_state
+from engine.training.data import cosine_lr, encode_storyboards
+from engine.training.dit_batches import TrainingBatch, make_batch, sample_structure
+from engine.training.train_vae import load_trained_vae
+
+log = logging.getLogger("train_dit")
+
+
+def load_or_build_data(out: Path, vae, device, count: int, chunks: int, workers: int, first: int = 0) -> dict:
+    tensors, captions = out / "data.safetensors", out / "data_captions.json"
+    if tensors.is_file() and captions.is_file():
+        stored = load_file(str(tensors))
+        meta = json.loads(captions.read_text())
+        log.info("loaded %d stored storyboards", stored["latents"].shape[0])
+        return {"latents": stored["latents"], "images": stored["images"], "captions": meta["captions"],
+                "seeds": meta["seeds"]}
+    started = time.perf_counter()
+    data = encode_storyboards(vae, first=first, count=count, chunks=chunks, device=device, workers=workers)
+    save_file({"latents": data["latents"].contiguous(), "images": data["images"].contiguous()}, str(tensors))
+    captions.write_text(json.dumps({"captions": data["captions"], "seeds": data["seeds"]}))
+    log.info("rendered and encoded %d storyboards in %.0f s", count, time.perf_counter() - started)
+    return data
+
+
+def batch_text(batch: TrainingBatch, text: WordTextEncoder, dit: MagiDiT, device) -> ChunkText:
+    """Per chunk features [B, K, L, C]: null caption for clean and caption-dropped chunks."""
+    s = batch.structure
+    null = dit.caption_embed.null_caption[: dit.config.null_caption_tokens]  # trained too
+    wanted = [(b, j) for b, row in enumerate(batch.prompts) for j, p in enumerate(row) if p is not None]
+    encoded, mask = None, None
+    if wanted:
+        encoded, mask = text.encode_batch([batch.prompts[b][j] for b, j in wanted],
+                                          [batch.durations[b][j] for b, j in wanted])
+    length = max(null.shape[0], encoded.shape[1] if encoded is not None else 0)
+    rows = []
+    masks = []
+    lookup = {key: i for i, key in enumerate(wanted)}
+    for b in range(len(batch.prompts)):
+        for k in range(s.chunks):
+            i = lookup.get((b, k - s.prefix)) if k >= s.prefix else None
+            if i is None:
+                feats, valid = null, torch.ones(null.shape[0], dtype=torch.bool, device=device)
+            else:
+                feats, valid = encoded[i], mask[i]
+            pad = length - feats.shape[0]
+            rows.append(torch.nn.functional.pad(feats, (0, 0, 0, pad)))
+            masks.append(torch.nn.functional.pad(valid, (0, pad)))
+    features = torch.stack(rows).view(len(batch.prompts), s.chunks, length, -1)
+    return ChunkText(features, torch.stack(masks).view(len(batch.prompts), s.chunks, length))
+
+
+def training_loss(dit: MagiDiT, text: WordTextEncoder, batch: TrainingBatch, device) -> tuple[torch.Tensor, torch.Tensor]:
+    s = batch.structure
+    tokens = dit.config.tokens_per_chunk(*batch.latents.shape[-2:])
+    layout = s.layout(tokens, studio_mini.SAMPLING.attention_spans)
+    out = dit(batch.latents, batch.t, batch_text(batch, text, dit, device), batch.caption_present, layout).velocity
+    error = (out[:, :, s.prefix * CHUNK_LATENT_FRAMES:].float() - batch.target) ** 2 * batch.loss_mask
+    per_chunk = error.unflatten(2, (s.noisy, CHUNK_LATENT_FRAMES)).mean(dim=(0, 1, 3, 4, 5))  # [noisy]
+    return error.sum() / (batch.loss_mask.sum() * error[:, :, :1].numel()), per_chunk.detach()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=40_000, help="schedule length (the run may stop earlier)")
+    parser.add_argument("--minutes", type=float, default=9.0)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--storyboards", type=int, default=16_000)
+    parser.add_argument("--data-first", type=int, default=0, help="seed of the first training storyboard")
+    parser.add_argument("--workers", type=int, default=12)
+    parser.add_argument("--ema", type=float, default=0.999)
+    parser.add_argument("--probe-every", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--tiny", action="store_true", help="a tiny model and data set (for a CPU smoke test)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    vae = load_trained_vae(args.out, device, torch.bfloat16 if device.type == "cuda" else torch.float32)
+    data = load_or_build_data(args.out, vae, device, args.storyboards, 8, args.workers, args.data_first)
+    sampling = studio_mini.SAMPLING
+    torch.manual_seed(args.seed)
+    dit_config = studio_mini.DIT if not args.tiny else studio_mini.DIT.__class__(
+        **{**studio_mini.DIT.to_dict(), "num_layers": 1, "hidden_size": 64, "ffn_hidden_size": 64, "num_heads": 1,
+           "num_kv_groups": 1})
+    dit = MagiDiT(dit_config).to(device)
+    text = WordTextEncoder(studio_mini.text_config()).to(device)
+    ema_dit, ema_text = copy.deepcopy(dit).eval(), copy.deepcopy(text).eval()
+    params = list(dit.parameters()) + list(text.parameters())
+    optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    modules = {"dit": dit, "text": text, "ema_dit": ema_dit, "ema_text": ema_text}
+    state_path = args.out / "dit_state.safetensors"
+    step, rewarm_from = 0, None
+    if state_path.is_file():
+        info = load_training_state(state_path, modules=modules, optimizers={"adam": optimizer})
+        step = int(info["step"])
+        if info.get("resumed_without_optimizer"):
+            rewarm_from = step  # fresh Adam moments: ramp the learning rate up again
+        log.info("resumed at step %d%s", step, " (new optimiser state)" if rewarm_from is not None else "")
+
+    rng = np.random.default_rng(args.seed * 1_000_003 + step)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    started, losses, quarter_losses = time.perf_counter(), [], {q: [] for q in range(4)}
+    ema_pairs = (list(ema_dit.parameters()) + list(ema_text.parameters()), params)
+    while True:
+        structure = sample_structure(rng, 8)
+        batch = make_batch(rng, data, args.batch, structure, sampling, device)
+        rewarm = 1.0 if rewarm_from is None else min(1.0, (step - rewarm_from + 1) / 200)
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, args.steps, 500, args.lr) * rewarm
+        with autocast:
+            loss, per_chunk = training_loss(dit, text, batch, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_pairs[0], ema_pairs[1], 1 - args.ema)
+        step += 1
+        losses.append(loss.item())
+        for quarter, value in zip(structure.quarters(), per_chunk.tolist()):
+            quarter_losses[quarter].append(value)
+        if step % 100 == 0:
+            by_quarter = " ".join(f"q{q} {np.mean(v):.3f}" for q, v in quarter_losses.items() if v)
+            log.info("step %d  loss %.4f  [%s]  %.1f min", step, np.mean(losses), by_quarter,
+                     (time.perf_counter() - started) / 60)
+            losses, quarter_losses = [], {q: [] for q in range(4)}
+        done = step >= args.steps or time.perf_counter() - started > args.minutes * 60
+        if step % 1000 == 0 or done:
+            save_training_state(state_path, modules=modules, optimizers={"adam": optimizer}, info={"step": step})
+        if step % args.probe_every == 0 or done:
+            from engine.training.probe import write_probe
+
+            write_probe(args.out / f"probe_{step:06d}.png", ema_dit, ema_text, vae, device)
+        if done:
+            break
+    log.info("stopped at step %d after %.1f min", step, (time.perf_counter() - started) / 60)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Train studio-mini's ViT VAE on world clips (reconstruction + a light KL term), resumable.
+
+    python -m engine.training.train_vae --out runs/mini --minutes 6
+
+Writes <out>/vae.safetensors (weights, float32), <out>/vae.json (config, with the latent scale
+factor measured after training so the DiT sees unit-variance latents) and <out>/vae_state.safetensors
+(everything needed to resume). Logs reconstruction PSNR as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader
+
+from engine.training import studio_mini
+from engine.training.checkpoint import load_training_state, save_training_state
+from engine.training.data import VAEClips, cosine_lr, latent_std
+from engine.vae import VideoVAE
+from engine.vae.config import VAEConfig
+
+log = logging.getLogger("train_vae")
+
+
+def vae_loss(vae: VideoVAE, pixels: torch.Tensor, kl_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """pixels [B, 3, T, H, W] in [-1, 1] -> (loss, mse)."""
+    mean, logvar = vae.encode_moments(pixels).float().chunk(2, dim=1)
+    logvar = logvar.clamp(-30.0, 20.0)
+    z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+    recon = vae.decode(z.to(pixels.dtype), tiled=False).float()
+    target = pixels.float()
+    mse = F.mse_loss(recon, target)
+    kl = 0.5 * (mean.pow(2) + logvar.exp() - logvar - 1).mean()
+    return mse + 0.3 * F.l1_loss(recon, target) + kl_weight * kl, mse
+
+
+def psnr(mse: float) -> float:
+    return 10 * math.log10(4.0 / max(mse, 1e-12))  # pixel range [-1, 1] spans 2
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=20_000, help="schedule length (the run may stop earlier)")
+    parser.add_argument("--minutes", type=float, default=6.0, help="stop after this much training time")
+    parser.add_argument("--batch", type=int, default=48)
+    parser.add_argument("--lr", type=float, default=4e-4)
+    parser.add_argument("--kl", type=float, default=1e-6)
+    parser.add_argument("--workers", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--config", choices=["studio-mini", "tiny"], default="studio-mini")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    config = studio_mini.VAE if args.config == "studio-mini" else dataclasses.replace(
+        studio_mini.VAE, embed_dim=256, num_heads=4)
+    torch.manual_seed(args.seed)
+    vae = VideoVAE(config).to(device)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    args.out.mkdir(parents=True, exist_ok=True)
+    state_path = args.out / "vae_state.safetensors"
+    step = 0
+    if state_path.is_file():
+        step = int(load_training_state(state_path, modules={"vae": vae}, optimizers={"vae": optimizer})["step"])
+        log.info("resumed at step %d", step)
+
+    loader = DataLoader(VAEClips(args.seed * 100_003 + step), batch_size=args.batch, num_workers=args.workers,
+                        pin_memory=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    started, recent = time.perf_counter(), []
+    for clips in loader:
+        pixels = clips.to(device, non_blocking=True).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, args.steps, 300, args.lr)
+        with autocast:
+            loss, mse = vae_loss(vae, pixels, args.kl)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        recent.append(mse.item())
+        if step % 100 == 0:
+            log.info("step %d  loss %.5f  psnr %.2f dB  %.1f min", step, loss.item(), psnr(sum(recent) / len(recent)),
+                     (time.perf_counter() - started) / 60)
+            recent = []
+        if step % 1000 == 0:
+            save_training_state(state_path, modules={"vae": vae}, optimizers={"vae": optimizer}, info={"step": step})
+        if step >= args.steps or time.perf_counter() - started > args.minutes * 60:
+            break
+
+    save_training_state(state_path, modules={"vae": vae}, optimizers={"vae": optimizer}, info={"step": step})
+    vae.eval()
+    std = latent_std(vae, device)
+    final = dataclasses.replace(config, scale_factor=round(1.0 / std, 5))
+    save_file({k: v.detach().cpu().contiguous() for k, v in vae.state_dict().items()}, str(args.out / "vae.safetensors"))
+    (args.out / "vae.json").write_text(json.dumps(final.to_dict(), indent=1))
+    log.info("done at step %d; latent std %.4f -> scale factor %.5f", step, std, final.scale_factor)
+
+
+def load_trained_vae(folder: Path, device: torch.device, dtype: torch.dtype = torch.float32) -> VideoVAE:
+    from safetensors.torch import load_file
+
+    config = VAEConfig.from_dict(json.loads((folder / "vae.json").read_text()))
+    vae = VideoVAE(config)
+    vae.load_state_dict(load_file(str(folder / "vae.safetensors")))
+    return vae.to(device=device, dtype=dtype).eval()
+
+
+if __name__ == "__main__":
+    main()

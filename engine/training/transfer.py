@@ -1,0 +1,70 @@
+"""Moving a training run between machines in small fp16 files (the GPU machines keep nothing).
+
+    python -m engine.training.transfer pack RUN_DIR OUT_DIR     # after training, on the GPU machine
+    python -m engine.training.transfer unpack IN_DIR RUN_DIR    # before training, anywhere
+
+Each file stays under 16 MB: VAE encoder and decoder, DiT weights, DiT EMA weights, text encoder
+(weights and EMA). The optimiser state does not travel (it is 4x the weights); the trainer re-warms
+its learning rate after a resume without it. fp16 keeps 11 significant bits of every weight.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+PARTS = {
+    "vae_encoder": ("vae.safetensors", ("encoder.",)),
+    "vae_decoder": ("vae.safetensors", ("decoder.",)),
+    "dit": ("dit_state.safetensors", ("model.dit.",)),
+    "dit_ema": ("dit_state.safetensors", ("model.ema_dit.",)),
+    "text": ("dit_state.safetensors", ("model.text.", "model.ema_text.")),
+}
+
+
+def _half(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
+
+
+def pack(run: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    info = {}
+    for part, (filename, prefixes) in PARTS.items():
+        source = run / filename
+        if not source.is_file():
+            continue
+        with safe_open(str(source), "pt") as handle:
+            tensors = {k: handle.get_tensor(k) for k in handle.keys() if k.startswith(prefixes)}
+            if filename == "dit_state.safetensors":
+                info = json.loads((handle.metadata() or {}).get("info", "{}"))
+        save_file(_half(tensors), str(out / f"{part}.fp16.safetensors"))
+    manifest = {"info": info}
+    if (run / "vae.json").is_file():
+        manifest["vae"] = json.loads((run / "vae.json").read_text())
+    (out / "run.json").write_text(json.dumps(manifest))
+
+
+def unpack(source: Path, run: Path) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((source / "run.json").read_text())
+    loaded = {part: load_file(str(source / f"{part}.fp16.safetensors")) for part in PARTS
+              if (source / f"{part}.fp16.safetensors").is_file()}
+    if "vae_encoder" in loaded:
+        vae = {**loaded["vae_encoder"], **loaded["vae_decoder"]}
+        save_file({k: v.float() for k, v in vae.items()}, str(run / "vae.safetensors"))
+        (run / "vae.json").write_text(json.dumps(manifest["vae"], indent=1))
+    if "dit" in loaded:
+        state = {k: v.float() for part in ("dit", "dit_ema", "text") for k, v in loaded.get(part, {}).items()}
+        info = dict(manifest.get("info", {}))
+        info["resumed_without_optimizer"] = True
+        save_file(state, str(run / "dit_state.safetensors"), metadata={"info": json.dumps(info)})
+
+
+if __name__ == "__main__":
+    command, first, second = sys.argv[1:4]
+    (pack if command == "pack" else unpack)(Path(first), Path(second))

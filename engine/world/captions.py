@@ -1,0 +1,123 @@
+"""Captions of the procedural world: varied wordings of one chunk's content.
+
+"a red circle rolls to the left", "the red ball goes left over green grass", "a big blue box falls and
+bounces on a white background"... Training draws from `TRAIN_TEMPLATES`; the evaluator's prompts use
+`HELDOUT_TEMPLATES`, sentence shapes the model never saw verbatim (the words are all known).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.world.scene import ObjectState
+from engine.world.storyboard import Storyboard
+
+NOUNS = {
+    "circle": ("circle", "ball", "disc", "dot", "sphere"),
+    "square": ("square", "box", "block", "cube", "tile"),
+    "triangle": ("triangle", "wedge", "pyramid"),
+}
+
+VERBS = {
+    "left": ("moves to the left", "rolls left", "slides to the left", "goes left", "drifts left",
+             "travels leftward", "heads left"),
+    "right": ("moves to the right", "rolls right", "slides to the right", "goes right", "drifts right",
+              "travels rightward", "heads right"),
+    "up": ("moves up", "rises", "floats upward", "goes up", "climbs", "drifts upward"),
+    "down": ("moves down", "sinks slowly", "descends", "goes down", "drifts downward", "glides down"),
+    "still": ("stays still", "does not move", "rests in place", "sits still", "waits", "remains motionless"),
+    "fall": ("falls", "drops to the floor", "falls and bounces", "bounces on the floor", "tumbles down",
+             "drops down"),
+    "grow": ("grows", "gets bigger", "expands", "swells", "inflates", "grows larger"),
+    "shrink": ("shrinks", "gets smaller", "contracts", "dwindles", "shrinks down"),
+    "up_left": ("moves up and to the left", "drifts toward the top left", "glides diagonally up and left"),
+    "up_right": ("moves up and to the right", "drifts toward the top right", "glides diagonally up and right"),
+    "down_left": ("moves down and to the left", "drifts toward the bottom left", "glides diagonally down and left"),
+    "down_right": ("moves down and to the right", "drifts toward the bottom right",
+                   "glides diagonally down and right"),
+}
+
+#: "as it ..." forms for the held-out template.
+GERUNDS = {
+    "left": "heading left", "right": "heading right", "up": "rising", "down": "sinking", "still": "staying still",
+    "fall": "falling", "grow": "growing", "shrink": "shrinking", "up_left": "drifting up and to the left",
+    "up_right": "drifting up and to the right", "down_left": "drifting down and to the left",
+    "down_right": "drifting down and to the right",
+}
+
+PLACES = {
+    "white": ("on a white background", "against white", "on white"),
+    "dark": ("in a dark room", "on a dark background", "against black"),
+    "gray": ("on a gray background", "against gray", "on gray"),
+    "sky": ("in the blue sky", "against the sky", "under a clear sky"),
+    "sunset": ("at sunset", "against a sunset sky", "in the evening sky"),
+    "grass": ("over green grass", "on the grass", "on a lawn"),
+    "sand": ("on sand", "on the beach", "over sandy ground"),
+    "water": ("over water", "on the water", "above the lake"),
+}
+
+SIZE_WORDS = (("small", "little", "tiny"), ("big", "large"))
+
+TRAIN_TEMPLATES = ("{a} {size}{colour} {noun} {verb}{place}", "the {colour} {noun} {verb}{place}",
+                   "{a} {colour} {noun}{place} {verb}")
+HELDOUT_TEMPLATES = ("{Place}, {a} {colour} {noun} {verb}", "watch the {colour} {noun} {gerund}{place}")
+
+
+def _pick(rng: np.random.Generator, options):
+    return options[rng.integers(len(options))]
+
+
+def _size_word(rng: np.random.Generator, state: ObjectState) -> str:
+    if state.size < 13.5 and rng.random() < 0.5:
+        return _pick(rng, SIZE_WORDS[0]) + " "
+    if state.size > 19.5 and rng.random() < 0.5:
+        return _pick(rng, SIZE_WORDS[1]) + " "
+    return ""
+
+
+def object_phrase(rng, template: str, state: ObjectState, motion: str, place: str) -> str:
+    size = _size_word(rng, state) if "{size}" in template else ""
+    article = "an" if (size or state.colour)[0] in "aeiou" else "a"
+    text = template.format(a=article, size=size, colour=state.colour, noun=_pick(rng, NOUNS[state.shape]),
+                           verb=_pick(rng, VERBS[motion]), gerund=GERUNDS[motion], place=f" {place}" if place else "",
+                           Place=place[:1].upper() + place[1:] if place else "Here")
+    return " ".join(text.split())
+
+
+def caption(board: Storyboard, chunk: int, rng: np.random.Generator, *, heldout: bool = False,
+            place_probability: float = 0.7, tracks: list | None = None) -> str:
+    """One sentence for chunk `chunk` of `board` (both objects when there are two).
+
+    `tracks` (board.tracks()) can be passed in to avoid re-simulating the board for every caption.
+    """
+    templates = HELDOUT_TEMPLATES if heldout else TRAIN_TEMPLATES
+    if chunk == 0:
+        states = board.objects
+    else:
+        states = tuple(t[chunk * 24 - 1] for t in (tracks if tracks is not None else board.tracks()))
+    place = _pick(rng, PLACES[board.background]) if heldout or rng.random() < place_probability else ""
+    parts = []
+    for o, state in enumerate(states):
+        template = _pick(rng, templates)
+        if o > 0:  # the place is said once; the second object joins the sentence as a plain clause
+            template = "{a} {colour} {noun} {verb}" if heldout else template
+        parts.append(object_phrase(rng, template, state, board.motions[chunk][o], place if o == 0 else ""))
+    joiner = _pick(rng, (" while ", " and ", " as ")) if len(parts) > 1 else ""
+    return joiner.join(parts)
+
+
+def storyboard_captions(board: Storyboard, seed: int, *, heldout: bool = False, tracks: list | None = None) -> list[str]:
+    rng = np.random.default_rng(seed)
+    tracks = tracks if tracks is not None else board.tracks()
+    return [caption(board, c, rng, heldout=heldout, tracks=tracks) for c in range(board.num_chunks)]
+
+
+def vocabulary_sentences() -> list[str]:
+    """Sentences covering every word any caption may use (to build the text encoder's vocabulary)."""
+    words = []
+    for family in (NOUNS, VERBS, GERUNDS, PLACES):
+        for value in family.values():
+            words += list(value) if isinstance(value, tuple) else [value]
+    words += [w for group in SIZE_WORDS for w in group]
+    words += ["a", "an", "the", "while", "and", "as", "watch", "here", "red", "green", "blue", "yellow", "purple", "orange"]
+    return words

@@ -1,0 +1,213 @@
+"""Find the world's objects in a frame: palette-coloured blobs that differ from the known background.
+
+The evaluator must judge generated video, where colours are a little off (H.264 yuv420p, a model that
+paints a slightly different background), so every test is a distance in CIE Lab (ΔE76, via OpenCV):
+
+1. background: a pixel is background when it lies within `BACKGROUND_DE` of the named background's
+   rendering *or* of a background estimated from the frame itself (the per-row median: plain colours
+   and vertical gradients are constant along a row, and no single object is wider than half a row);
+2. object pixels: not background, and within `PALETTE_DE` of a palette colour (labelled by the nearest);
+3. per colour the largest 8-connected blob of at least `MIN_AREA` px is the detection.
+
+Shape: each blob is compared with the smallest circle, rectangle and triangle that enclose it
+(`cv2.minEnclosingCircle`, `minAreaRect`, `minEnclosingTriangle`, all grown by half a pixel because they
+pass through pixel centres); the template the blob fills best wins. Pixels of *other* objects inside
+a template are left out of its area, so an object partly hidden under the other one still fills its
+own template. Orientation-free on purpose: a model that tilts a square must still get "square".
+On ground truth this is exact for every size 10–28 px (see tests/engine/world/test_detect.py).
+
+Coordinates are world pixels (SIZE x SIZE): other frame sizes are resized first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from engine.world.scene import BACKGROUNDS, COLOURS, SIZE, Background
+
+#: Max ΔE from a palette colour. Compression moves colours by < 6; palette colours are ≥ 32 apart and
+#: every allowed background ≥ 49 away from every allowed colour, so 25 tolerates a model's drift too.
+PALETTE_DE = 25.0
+#: ΔE within which a pixel counts as background (compression noise < 6, the texture's ±9 RGB vs the
+#: row median < 10).
+BACKGROUND_DE = 15.0
+#: Smallest blob that counts as an object: the smallest world object (a triangle of radius 10) has
+#: 130 px; stray anti-aliased fringes of another colour stay well below.
+MIN_AREA = 30
+#: The three shape templates' fill of a blob is measured with templates grown by this much (px).
+HALF_PIXEL = 0.5
+#: A blob is a square only if it fills its rectangle this much better than its circle: mp4's 2x2 chroma
+#: blocks make a small circle octagonal (ratio up to 1.05 measured), squares score >= 1.2.
+SQUARE_MARGIN = 1.1
+
+COLOUR_NAMES: tuple[str, ...] = tuple(COLOURS)
+
+
+def to_lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB [..., 3] -> float32 Lab (L 0..100, a/b about -128..127)."""
+    array = np.ascontiguousarray(rgb, dtype=np.float32).reshape(-1, 1, 3) / 255.0
+    return cv2.cvtColor(array, cv2.COLOR_RGB2Lab).reshape(np.shape(rgb))
+
+
+PALETTE_LAB = to_lab(np.array([COLOURS[c] for c in COLOUR_NAMES], np.uint8))
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object: the largest blob of one palette colour."""
+
+    colour: str
+    x: float  # centroid, world px
+    y: float
+    area: int  # px
+    bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (inclusive)
+    shape: str  # circle / square / triangle
+    cx: float  # centre of the best-fitting shape template (robust to partial occlusion)
+    cy: float
+    radius: float  # circumradius of that template: comparable with ObjectState.size
+    fills: tuple[float, float, float]  # how well the blob fills the circle/square/triangle template
+    occluded: bool  # another object's pixels touch the blob
+
+    @property
+    def centroid(self) -> tuple[float, float]:
+        return self.x, self.y
+
+
+@dataclass(frozen=True)
+class FrameDetections:
+    """Detections of one frame, by colour."""
+
+    objects: dict[str, Detection]
+
+    def get(self, colour: str) -> Detection | None:
+        return self.objects.get(colour)
+
+    def __contains__(self, colour: str) -> bool:
+        return colour in self.objects
+
+
+class Detector:
+    """Detects palette objects against one background; reuse it for every frame of a video."""
+
+    def __init__(self, background: str | Background | np.ndarray, *, colours: tuple[str, ...] = COLOUR_NAMES):
+        if isinstance(background, str):
+            background = BACKGROUNDS[background]
+        image = background.render() if isinstance(background, Background) else np.asarray(background, np.uint8)
+        if image.shape[:2] != (SIZE, SIZE):
+            image = cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        self.background_lab = to_lab(image)
+        self.colours = tuple(colours)
+        self._palette = PALETTE_LAB[[COLOUR_NAMES.index(c) for c in self.colours]]
+
+    def labels(self, frame: np.ndarray) -> np.ndarray:
+        """int8 [SIZE, SIZE]: index into `self.colours` of every object pixel, -1 elsewhere."""
+        lab = to_lab(fit_frame(frame))
+        # The per-row median stands in for a background the model drew a little differently.
+        estimated = np.median(lab, axis=1, keepdims=True)
+        background = np.minimum(_distance(lab, self.background_lab), _distance(lab, estimated))
+        to_palette = np.stack([_distance(lab, p) for p in self._palette])
+        nearest = to_palette.argmin(axis=0)
+        near = np.take_along_axis(to_palette, nearest[None], axis=0)[0]
+        keep = (near < PALETTE_DE) & (background > BACKGROUND_DE)
+        return np.where(keep, nearest, -1).astype(np.int8)
+
+    def detect(self, frame: np.ndarray) -> FrameDetections:
+        labels = self.labels(frame)
+        blobs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for index in np.unique(labels):
+            if index < 0:
+                continue
+            mask = (labels == index).astype(np.uint8)
+            count, components, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+            if count < 2:
+                continue
+            best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+            if stats[best, cv2.CC_STAT_AREA] >= MIN_AREA:
+                blobs[int(index)] = (components == best, np.append(stats[best], centroids[best]))
+        objects = {}
+        everything = labels >= 0
+        for index, (blob, stat) in blobs.items():
+            # Pixels of other objects (grown by a pixel, for the mixed seam) are "unknown", not "empty".
+            others = cv2.dilate((everything & ~blob).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            objects[self.colours[index]] = _describe(self.colours[index], blob, stat, others & ~blob)
+        return FrameDetections(objects)
+
+    def detect_video(self, frames: np.ndarray) -> list[FrameDetections]:
+        return [self.detect(frame) for frame in frames]
+
+
+def fit_frame(frame: np.ndarray) -> np.ndarray:
+    """The frame at world size (a model may generate another resolution)."""
+    frame = np.asarray(frame)
+    if frame.shape[:2] == (SIZE, SIZE):
+        return frame
+    shrinking = frame.shape[0] > SIZE or frame.shape[1] > SIZE
+    return cv2.resize(frame, (SIZE, SIZE), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def _distance(lab: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    diff = lab - reference
+    return np.sqrt(np.einsum("...c,...c->...", diff, diff))
+
+
+def _describe(colour: str, blob: np.ndarray, stat: np.ndarray, unknown: np.ndarray) -> Detection:
+    x0, y0, w, h, area, mx, my = (float(v) for v in stat)
+    x0, y0, w, h = int(x0), int(y0), int(w), int(h)
+    # Work in a padded window around the blob: templates may reach past the blob's own box.
+    pad = max(w, h) // 2 + 3
+    left, top = max(0, x0 - pad), max(0, y0 - pad)
+    right, bottom = min(SIZE, x0 + w + pad), min(SIZE, y0 + h + pad)
+    window = blob[top:bottom, left:right].astype(np.uint8)
+    unknown_window = unknown[top:bottom, left:right]
+    points = cv2.findNonZero(window)
+    hull = cv2.convexHull(points).astype(np.float32)
+    templates = _templates(hull)
+    fills = []
+    for _name, area_t, draw, _geometry in templates:
+        hidden = 0
+        if unknown_window.any():
+            stencil = np.zeros_like(window)
+            draw(stencil)
+            hidden = int(np.count_nonzero(stencil.astype(bool) & unknown_window))
+        fills.append(area / max(area_t - hidden, 1.0))
+    best = int(np.argmax([fills[0], fills[1] / SQUARE_MARGIN, fills[2]]))
+    tx, ty, radius = templates[best][3]
+    return Detection(colour=colour, x=mx, y=my, area=int(area), bbox=(x0, y0, x0 + w - 1, y0 + h - 1),
+                     shape=("circle", "square", "triangle")[best], cx=left + tx, cy=top + ty, radius=radius,
+                     fills=tuple(round(f, 3) for f in fills), occluded=bool(unknown_window.any()))
+
+
+def _templates(hull: np.ndarray) -> list[tuple]:
+    """(name, area, draw(stencil), (centre x, centre y, circumradius)) of the three enclosing templates."""
+    (ccx, ccy), r = cv2.minEnclosingCircle(hull)
+    r += HALF_PIXEL
+    (rx, ry), (rw, rh), angle = cv2.minAreaRect(hull)
+    rw, rh = rw + 2 * HALF_PIXEL, rh + 2 * HALF_PIXEL
+    box = cv2.boxPoints(((rx, ry), (rw, rh), angle))
+    tri_area, triangle = cv2.minEnclosingTriangle(hull.reshape(-1, 1, 2))
+    triangle = triangle.reshape(3, 2).astype(np.float64)
+    # Grow the triangle by half a pixel: scale about its incentre by (inradius + 0.5) / inradius.
+    sides = np.linalg.norm(triangle - np.roll(triangle, -1, axis=0), axis=1)
+    opposite = np.roll(sides, -1)  # side opposite each vertex
+    incentre = (triangle * opposite[:, None]).sum(0) / opposite.sum()
+    inradius = 2 * tri_area / max(sides.sum(), 1e-6)
+    grow = (inradius + HALF_PIXEL) / max(inradius, 1e-6)
+    triangle = incentre + (triangle - incentre) * grow
+    tri_area *= grow * grow
+    centroid = triangle.mean(0)
+    tri_radius = float(np.linalg.norm(triangle - centroid, axis=1).mean())
+
+    def _poly(points):
+        return lambda stencil: cv2.fillPoly(stencil, [np.round(points * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+
+    return [
+        ("circle", math.pi * r * r,
+         lambda stencil: cv2.circle(stencil, (round(ccx * 16), round(ccy * 16)), round(r * 16), 1, -1, cv2.LINE_8, 4),
+         (ccx, ccy, r)),
+        ("square", rw * rh, _poly(box), (rx, ry, math.hypot(rw, rh) / 2)),
+        ("triangle", tri_area, _poly(triangle), (float(centroid[0]), float(centroid[1]), tri_radius)),
+    ]

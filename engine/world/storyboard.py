@@ -1,0 +1,112 @@
+"""Random storyboards of the procedural world: a scene plus one motion per object per chunk.
+
+Motions are drawn only when they are visible from the object's current state (a "left" chunk for an
+object already at the left wall would show nothing), so every chunk's caption is true of its frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.world.scene import (BACKGROUNDS, CHUNK_FRAMES, CLASHES, COLOURS, DIAGONALS, MAX_SIZE, MIN_SIZE, MOTIONS,
+                                SHAPES, SIZE, ObjectState, render_frames, simulate_chunk)
+
+#: How far (px) a chunk's motion must visibly move the object to count as feasible.
+MIN_TRAVEL = 14.0
+
+
+@dataclass(frozen=True)
+class Storyboard:
+    background: str
+    objects: tuple[ObjectState, ...]  # state before the first frame
+    motions: tuple[tuple[str, ...], ...]  # [chunk][object]
+
+    @property
+    def num_chunks(self) -> int:
+        return len(self.motions)
+
+    def tracks(self) -> list[list[ObjectState]]:
+        """Per object, the state of every frame of the whole storyboard."""
+        tracks = []
+        for o, state in enumerate(self.objects):
+            track: list[ObjectState] = []
+            for chunk in self.motions:
+                track += simulate_chunk(track[-1] if track else state, chunk[o])
+            tracks.append(track)
+        return tracks
+
+    def render(self) -> np.ndarray:
+        """uint8 [chunks · 24, 128, 128, 3]."""
+        return render_frames(BACKGROUNDS[self.background], self.tracks())
+
+    def first_frame_states(self) -> tuple[ObjectState, ...]:
+        return tuple(track[0] for track in self.tracks())
+
+
+def visible(state: ObjectState, motion: str) -> bool:
+    """Whether `motion`, simulated from `state`, shows clearly within one chunk."""
+    frames = simulate_chunk(state, motion)
+    end = frames[-1]
+    dx, dy = end.x - state.x, end.y - state.y
+    if motion == "still":
+        return True
+    if motion == "grow":
+        return end.size > state.size * 1.2
+    if motion == "shrink":
+        return end.size < state.size / 1.2
+    if motion == "fall":
+        lowest = max(f.y for f in frames)
+        return lowest - state.y > MIN_TRAVEL or any(f.vy < 0 <= g.vy for f, g in zip(frames, frames[1:]))
+    want_x = -1 if "left" in motion else 1 if "right" in motion else 0
+    want_y = -1 if motion.startswith("up") else 1 if motion.startswith("down") else 0
+    travel = dx * want_x + dy * want_y
+    if motion in DIAGONALS:
+        return dx * want_x > MIN_TRAVEL * 0.6 and dy * want_y > MIN_TRAVEL * 0.6
+    return travel > MIN_TRAVEL
+
+
+def random_object(rng: np.random.Generator, colour: str, avoid: tuple[ObjectState, ...] = ()) -> ObjectState:
+    size = float(rng.uniform(12.0, 22.0))
+    for _ in range(50):
+        x, y = (float(v) for v in rng.uniform(size + 4, SIZE - size - 4, size=2))
+        if all(abs(x - o.x) > o.size + size or abs(y - o.y) > o.size + size for o in avoid):
+            break
+    return ObjectState(shape=SHAPES[rng.integers(len(SHAPES))], colour=colour, x=x, y=y, size=size)
+
+
+def random_storyboard(rng: np.random.Generator, num_chunks: int, *, two_objects: float = 0.25,
+                      still_weight: float = 0.6) -> Storyboard:
+    background = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
+    palette = [c for c in COLOURS if (c, background) not in CLASHES]
+    count = 2 if rng.random() < two_objects else 1
+    colours = rng.choice(palette, size=count, replace=False)
+    objects: tuple[ObjectState, ...] = ()
+    for colour in colours:
+        objects += (random_object(rng, str(colour), objects),)
+    if count == 2 and objects[0].shape == objects[1].shape:
+        # Two objects differ in shape too, so captions and the evaluator can tell them apart.
+        other = [s for s in SHAPES if s != objects[0].shape]
+        objects = (objects[0], dataclasses.replace(objects[1], shape=other[rng.integers(len(other))]))
+
+    weights = np.array([still_weight if m == "still" else 1.0 for m in MOTIONS])
+    states = list(objects)
+    motions = []
+    for _ in range(num_chunks):
+        chunk = []
+        for o, state in enumerate(states):
+            order = rng.choice(len(MOTIONS), size=len(MOTIONS), replace=False, p=weights / weights.sum())
+            motion = next(MOTIONS[i] for i in order if visible(state, MOTIONS[i]))
+            chunk.append(motion)
+            states[o] = simulate_chunk(state, motion)[-1]
+        motions.append(tuple(chunk))
+    return Storyboard(background, objects, tuple(motions))
+
+
+def storyboard_frames(board: Storyboard, chunk: int) -> slice:
+    return slice(chunk * CHUNK_FRAMES, (chunk + 1) * CHUNK_FRAMES)
+
+
+__all__ = ["Storyboard", "random_storyboard", "random_object", "visible", "storyboard_frames", "MIN_SIZE", "MAX_SIZE"]

@@ -1,0 +1,387 @@
+"""The storyboard document: plain dataclasses (no Qt, no torch) and the state derived from them.
+
+    Project ─ settings, assets (reference images), results (generated chunks, stored once)
+      └ Shot ─ start ("text" | "image" | "continue"), chunks, takes (a tree), active take
+          └ Chunk ─ id, prompt, seed, seed_locked
+
+A take is one generation of a shot from some chunk on. It maps chunk ids to result ids for the chunks
+from its first chunk (by position) to the end; the chunks before come from its parent chain. The
+shot's active take therefore resolves to one result (or none) per chunk: the active path.
+
+Nothing derived is stored. Whether a chunk is empty, done or stale is computed here by comparing what
+its result recorded at generation time (prompt, seed, resolution, reference image, the results it was
+conditioned on) with the document now; see `storyboard_states`. Edits never discard results: an
+edited chunk and everything after it simply becomes stale.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from engine.config import SUPPORTED_STEPS
+from engine.errors import ConfigError
+from engine.requests import MAX_SIZE, MIN_SIZE
+
+#: Pixel frames per chunk: MAGI-1 generates 24 frames (6 latent frames) at a time.
+CHUNK_FRAMES = 24
+#: Clean chunks before a chunk that condition it (MAGI-1's longest attention span is 5 chunks, itself included).
+CONTEXT_CHUNKS = 4
+START_MODES = ("text", "image", "continue")
+SEED_POLICIES = ("increment", "random", "fixed")
+#: studio-mini's training resolution (engine/world: 128 x 128 frames).
+DEFAULT_SIZE = (128, 128)
+
+
+def new_id() -> str:
+    """A short random id; 48 bits make a collision inside one project practically impossible."""
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass
+class Chunk:
+    id: str
+    prompt: str = ""
+    seed: int = 0
+    #: A locked seed is kept when the chunk is regenerated; an unlocked one is re-rolled.
+    seed_locked: bool = False
+
+
+@dataclass
+class Take:
+    id: str
+    name: str
+    parent_id: str | None = None
+    #: The chunk this take was regenerated from; None: a root take that covers the whole shot. A take
+    #: owns the chunks from this chunk's position on; if the id is no longer in the shot it owns none.
+    first_chunk_id: str | None = None
+    #: chunk id -> result id, for the chunks this take generated.
+    results: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Shot:
+    id: str
+    name: str
+    chunks: list[Chunk] = field(default_factory=list)
+    start: str = "text"
+    #: The reference image (an asset id); used while `start` is "image", kept otherwise so that
+    #: switching back restores it.
+    reference_asset_id: str | None = None
+    takes: list[Take] = field(default_factory=list)
+    active_take_id: str | None = None
+
+    def chunk_index(self, chunk_id: str) -> int:
+        for i, chunk in enumerate(self.chunks):
+            if chunk.id == chunk_id:
+                return i
+        raise KeyError(f"no chunk {chunk_id!r} in shot {self.name!r}")
+
+    def chunk(self, chunk_id: str) -> Chunk:
+        return self.chunks[self.chunk_index(chunk_id)]
+
+    def take(self, take_id: str) -> Take:
+        for take in self.takes:
+            if take.id == take_id:
+                return take
+        raise KeyError(f"no take {take_id!r} in shot {self.name!r}")
+
+    def find_take(self, take_id: str | None) -> Take | None:
+        return next((t for t in self.takes if t.id == take_id), None) if take_id else None
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A reference image copied into the project (stored once per distinct file content)."""
+
+    id: str
+    #: Relative to the project folder, e.g. "assets/3fa2c1d09b7e4a55.png".
+    path: str
+    #: sha256 of the file's bytes: a changed image makes the chunks that used it stale.
+    fingerprint: str
+    original_name: str = ""
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One generated chunk: what it was made from, and where its files are. Written once, never changed."""
+
+    id: str
+    chunk_id: str
+    prompt: str
+    seed: int
+    model: str
+    #: The sampler settings used (SamplingConfig.to_dict(), JSON-normalised).
+    sampling: dict
+    width: int
+    height: int
+    #: Result ids of the clean chunks it was conditioned on, oldest first (at most CONTEXT_CHUNKS).
+    context_ids: tuple[str, ...] = ()
+    #: Fingerprint of the reference image it started from (first chunk of an "image" shot only).
+    reference_fingerprint: str | None = None
+    #: Relative paths: {"latent": ..., "frames": ..., "thumbnail": ...}.
+    files: dict = field(default_factory=dict)
+    frames_format: str = "png-strip"
+    created: str = ""
+
+
+@dataclass
+class ProjectSettings:
+    #: "studio-mini", a checkpoint folder or a MAGI-1 hub variant (anything Session.load accepts).
+    model: str = "studio-mini"
+    width: int = DEFAULT_SIZE[0]
+    height: int = DEFAULT_SIZE[1]
+    fps: int = 24
+    #: None: the model's own default.
+    steps: int | None = None
+    window: int | None = None
+    guidance_scale: float | None = None
+    #: How a new chunk's seed is chosen: previous + 1, random, or the previous one again.
+    seed_policy: str = "increment"
+
+
+@dataclass
+class Project:
+    settings: ProjectSettings = field(default_factory=ProjectSettings)
+    shots: list[Shot] = field(default_factory=list)
+    results: dict[str, ChunkResult] = field(default_factory=dict)
+    assets: dict[str, Asset] = field(default_factory=dict)
+
+    def shot_index(self, shot_id: str) -> int:
+        for i, shot in enumerate(self.shots):
+            if shot.id == shot_id:
+                return i
+        raise KeyError(f"no shot {shot_id!r} in the project")
+
+    def shot(self, shot_id: str) -> Shot:
+        return self.shots[self.shot_index(shot_id)]
+
+
+def validate_settings(settings: ProjectSettings) -> None:
+    """Raise ConfigError naming the field when a setting cannot be used."""
+    if not isinstance(settings.model, str) or not settings.model.strip():
+        raise ConfigError("The project's model must be named (studio-mini, a folder or a MAGI-1 variant).")
+    for name in ("width", "height"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not MIN_SIZE <= value <= MAX_SIZE or value % 16:
+            raise ConfigError(f"Video {name} must be a multiple of 16 from {MIN_SIZE} to {MAX_SIZE} pixels, got {value!r}.")
+    if isinstance(settings.fps, bool) or not isinstance(settings.fps, int) or not 1 <= settings.fps <= 240:
+        raise ConfigError(f"Frames per second must be an integer from 1 to 240, got {settings.fps!r}.")
+    if settings.steps is not None and settings.steps not in SUPPORTED_STEPS:
+        raise ConfigError(f"Steps must be one of {SUPPORTED_STEPS}, got {settings.steps!r}.")
+    if settings.window is not None and (not isinstance(settings.window, int) or not 1 <= settings.window <= 8):
+        raise ConfigError(f"The window must be an integer from 1 to 8, got {settings.window!r}.")
+    if settings.guidance_scale is not None and not 0.0 <= settings.guidance_scale <= 50.0:
+        raise ConfigError(f"The guidance scale must lie in [0, 50], got {settings.guidance_scale!r}.")
+    if settings.seed_policy not in SEED_POLICIES:
+        raise ConfigError(f"The seed policy must be one of {SEED_POLICIES}, got {settings.seed_policy!r}.")
+
+
+def new_shot(project: Project, *, name: str | None = None, prompt: str = "", seed: int = 0) -> Shot:
+    """A shot with one empty chunk, named "Shot N" after the shots already there."""
+    return Shot(id=new_id(), name=name or next_shot_name(project), chunks=[Chunk(new_id(), prompt, seed)])
+
+
+def new_project(settings: ProjectSettings | None = None) -> Project:
+    """What File > New makes: one shot with one chunk."""
+    project = Project(settings=settings or ProjectSettings())
+    project.shots.append(new_shot(project))
+    return project
+
+
+def next_shot_name(project: Project) -> str:
+    return f"Shot {_next_number((s.name for s in project.shots), 'Shot ')}"
+
+
+def next_take_name(shot: Shot) -> str:
+    return f"Take {_next_number((t.name for t in shot.takes), 'Take ')}"
+
+
+def _next_number(names: Iterator[str], prefix: str) -> int:
+    numbers = [int(n[len(prefix):]) for n in names if n.startswith(prefix) and n[len(prefix):].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+# --------------------------------------------------------------------------------------------- takes
+
+
+def take_chain(shot: Shot, take_id: str | None) -> list[Take]:
+    """The take and its ancestors, the take first (a damaged, cyclic tree stops at the repeat)."""
+    chain: list[Take] = []
+    take = shot.find_take(take_id)
+    while take is not None and take not in chain:
+        chain.append(take)
+        take = shot.find_take(take.parent_id)
+    return chain
+
+
+def take_boundary(shot: Shot, take: Take) -> int:
+    """Position of the first chunk `take` owns (len(chunks) when its first chunk is gone)."""
+    if take.first_chunk_id is None:
+        return 0
+    return next((i for i, c in enumerate(shot.chunks) if c.id == take.first_chunk_id), len(shot.chunks))
+
+
+def resolve_take(shot: Shot, take_id: str | None) -> list[str | None]:
+    """The result id (or None) of every chunk of the shot, as seen through take `take_id`."""
+    path: list[str | None] = [None] * len(shot.chunks)
+    for take in reversed(take_chain(shot, take_id)):  # root first; each descendant overrides its own range
+        for i in range(take_boundary(shot, take), len(shot.chunks)):
+            path[i] = take.results.get(shot.chunks[i].id)
+    return path
+
+
+def active_path(shot: Shot) -> list[str | None]:
+    return resolve_take(shot, shot.active_take_id)
+
+
+def children_of(shot: Shot, take_id: str) -> list[Take]:
+    return [t for t in shot.takes if t.parent_id == take_id]
+
+
+# --------------------------------------------------------------------------------------------- state
+
+
+class ChunkState(str, enum.Enum):
+    EMPTY = "empty"
+    DONE = "done"
+    STALE = "stale"
+
+
+def previous_shot(project: Project, shot: Shot) -> Shot | None:
+    index = project.shot_index(shot.id)
+    return project.shots[index - 1] if index > 0 else None
+
+
+def continues_previous(project: Project, shot: Shot) -> bool:
+    """A "continue" shot with no chunks before it (first shot, or an empty one before) starts from text."""
+    previous = previous_shot(project, shot) if shot.start == "continue" else None
+    return previous is not None and bool(previous.chunks)
+
+
+def reference_fingerprint(project: Project, shot: Shot) -> str | None:
+    """Fingerprint of the image the shot's first chunk starts from (None unless start is "image")."""
+    if shot.start != "image" or shot.reference_asset_id is None:
+        return None
+    asset = project.assets.get(shot.reference_asset_id)
+    return asset.fingerprint if asset else None
+
+
+def context_prefix(project: Project, shot: Shot) -> list[str | None]:
+    """Results before the shot's first chunk that condition it: the previous shot's active path, if continued."""
+    return active_path(previous_shot(project, shot)) if continues_previous(project, shot) else []
+
+
+def expected_context(prefix: list[str | None], path: list[str | None], index: int) -> tuple[str | None, ...]:
+    """Result ids chunk `index` is conditioned on when generated now (None marks a missing one)."""
+    return tuple((prefix + path[:index])[-CONTEXT_CHUNKS:])
+
+
+def storyboard_states(project: Project) -> dict[str, list[ChunkState]]:
+    """Every chunk's state, by shot id. One pass in storyboard order (a continued shot depends on its predecessor)."""
+    states: dict[str, list[ChunkState]] = {}
+    previous_path: list[str | None] = []
+    previous_done = True
+    for shot in project.shots:
+        continued = continues_previous(project, shot)
+        prefix = previous_path if continued else []
+        upstream_done = previous_done if continued else True
+        path = active_path(shot)
+        shot_states = []
+        for index, (chunk, result_id) in enumerate(zip(shot.chunks, path)):
+            result = project.results.get(result_id) if result_id else None
+            if result is None:
+                state = ChunkState.EMPTY
+            elif upstream_done and _result_matches(project, shot, index, chunk, result, prefix, path):
+                state = ChunkState.DONE
+            else:
+                state = ChunkState.STALE
+            shot_states.append(state)
+            upstream_done = upstream_done and state is ChunkState.DONE
+        states[shot.id] = shot_states
+        previous_path = path
+        previous_done = upstream_done  # every chunk of this shot (and of what it continues) is done
+    return states
+
+
+def _result_matches(project: Project, shot: Shot, index: int, chunk: Chunk, result: ChunkResult,
+                    prefix: list[str | None], path: list[str | None]) -> bool:
+    """Does `result` still show what the document asks for at this position? (The stale rules.)"""
+    settings = project.settings
+    expected_reference = reference_fingerprint(project, shot) if index == 0 else None
+    return (result.prompt == chunk.prompt and result.seed == chunk.seed
+            and (result.width, result.height) == (settings.width, settings.height)
+            and tuple(result.context_ids) == expected_context(prefix, path, index)
+            and result.reference_fingerprint == expected_reference)
+
+
+def chunk_states(project: Project, shot_id: str) -> list[ChunkState]:
+    return storyboard_states(project)[shot_id]
+
+
+def first_missing_chunk(project: Project, shot_id: str) -> int | None:
+    """Index of the shot's first chunk with no result on the active path (None: all have one)."""
+    return next((i for i, s in enumerate(chunk_states(project, shot_id)) if s is ChunkState.EMPTY), None)
+
+
+def first_pending_chunk(project: Project, shot_id: str) -> int | None:
+    """Index of the shot's first chunk that is not done (empty or stale): where resuming starts."""
+    return next((i for i, s in enumerate(chunk_states(project, shot_id)) if s is not ChunkState.DONE), None)
+
+
+# --------------------------------------------------------------------------------------------- time
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """Where a chunk sits: in its shot, in the whole storyboard, and in frames of the whole storyboard."""
+
+    shot_id: str
+    shot_position: int
+    chunk_id: str
+    index: int  # in the shot
+    position: int  # in the storyboard
+    start_frame: int
+    stop_frame: int
+
+
+def storyboard_chunks(project: Project) -> list[ChunkRef]:
+    """Every chunk in playing order. Chunk i of a shot covers frames [24 i, 24 i + 24) of that shot."""
+    refs, frame = [], 0
+    for shot_position, shot in enumerate(project.shots):
+        for index, chunk in enumerate(shot.chunks):
+            refs.append(ChunkRef(shot.id, shot_position, chunk.id, index, len(refs), frame, frame + CHUNK_FRAMES))
+            frame += CHUNK_FRAMES
+    return refs
+
+
+def total_frames(project: Project) -> int:
+    return CHUNK_FRAMES * sum(len(shot.chunks) for shot in project.shots)
+
+
+def shot_frame_range(project: Project, shot_id: str) -> tuple[int, int]:
+    start = 0
+    for shot in project.shots:
+        stop = start + CHUNK_FRAMES * len(shot.chunks)
+        if shot.id == shot_id:
+            return start, stop
+        start = stop
+    raise KeyError(f"no shot {shot_id!r} in the project")
+
+
+def chunk_frame_range(project: Project, shot_id: str, index: int) -> tuple[int, int]:
+    start, stop = shot_frame_range(project, shot_id)
+    if not 0 <= index < (stop - start) // CHUNK_FRAMES:
+        raise IndexError(f"chunk index {index} is outside the shot")
+    return start + CHUNK_FRAMES * index, start + CHUNK_FRAMES * (index + 1)
+
+
+def locate_frame(project: Project, frame: int) -> tuple[ChunkRef, int] | None:
+    """The chunk that shows storyboard frame `frame`, and the frame's offset in it (None past the end)."""
+    if frame < 0:
+        return None
+    refs = storyboard_chunks(project)
+    position = frame // CHUNK_FRAMES
+    return (refs[position], frame - refs[position].start_frame) if position < len(refs) else None

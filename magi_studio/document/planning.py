@@ -1,0 +1,186 @@
+"""From the document to engine requests, and from engine events back to the document.
+
+    plan = plan_resume(project, store, shot.id, sampling=sampling_for(project.settings, session.default_sampling))
+    committer = ResultCommitter(plan, store, session.sampling_for(plan.request))
+    for event in session.generate(plan.request, cancel):          # worker thread
+        if isinstance(event, ChunkFinished):
+            document.apply(committer.commit(document.project, event))   # GUI thread
+
+`plan_generation` snapshots what a run needs into a frozen GenerationRequest: the chunk specs from
+chunk N to the end of the shot, the clean latents of the (up to four) chunks before N on the active
+path, read back bit-exactly from the results (never re-encoded from pixels), the reference image of
+an "image" shot, and for a "continue" shot the previous shot's last latents as context.
+
+A continued shot's chunks sit after that context in the request (request index = shot index +
+`index_offset`), because the engine places context chunks before `start_chunk`.
+
+Where the results go: if every chunk from N on is empty and the active take owns chunk N, the run
+fills the active take (a first run, or resuming after a cancel or crash); otherwise it becomes a new
+take, a child of the active take, which becomes active once its first chunk is finished. Each
+finished chunk is written to disk and committed on its own, so an interrupted run keeps every
+finished chunk, and `plan_resume` continues from the first chunk that is not done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+
+from engine.config import SamplingConfig
+from engine.events import ChunkFinished
+from engine.requests import ChunkSpec, GenerationRequest
+from engine.video_io import load_image
+from magi_studio.document.commands import AddTake, Command, CommitResult, MacroCommand, SetSeed
+from magi_studio.document.errors import ProjectError
+from magi_studio.document.model import (CONTEXT_CHUNKS, ChunkResult, ChunkState, Project, ProjectSettings, Take,
+                                        active_path, chunk_states, context_prefix, first_pending_chunk, new_id,
+                                        next_take_name, reference_fingerprint, take_boundary)
+
+
+def sampling_for(settings: ProjectSettings, default: SamplingConfig) -> SamplingConfig:
+    """The model's default sampling with the project's steps, window and guidance scale applied."""
+    sampling = default
+    if settings.steps is not None:
+        sampling = dataclasses.replace(sampling, num_steps=settings.steps)
+    if settings.window is not None:
+        sampling = dataclasses.replace(sampling, window=settings.window)
+    if settings.guidance_scale is not None:
+        sampling = dataclasses.replace(sampling, guidance=sampling.guidance.scaled(text_scale=settings.guidance_scale))
+    return sampling
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    shot_id: str
+    #: N: the shot index of the first chunk generated.
+    start_index: int
+    #: Ids of the chunks generated, N to the end of the shot, in order (parallel to request.chunks).
+    chunk_ids: tuple[str, ...]
+    request: GenerationRequest
+    #: request chunk index = shot chunk index + index_offset (the context chunks of a continued shot).
+    index_offset: int
+    #: Result ids whose latents are request.context_latents, oldest first.
+    context_ids: tuple[str, ...]
+    #: Fingerprint of request.reference_image (None without one).
+    reference_fingerprint: str | None
+    #: The take the results fill; None: a new take whose parent is `parent_take_id`.
+    extend_take_id: str | None
+    parent_take_id: str | None
+    model: str
+
+    def shot_index(self, event_chunk: int) -> int:
+        return event_chunk - self.index_offset
+
+    @property
+    def creates_take(self) -> bool:
+        return self.extend_take_id is None
+
+
+def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, *,
+                    sampling: SamplingConfig | None = None, previews: bool = True) -> GenerationPlan:
+    """Plan generating chunks `from_index`..end of a shot (regenerate from N). `store` reads latents and assets."""
+    shot = project.shot(shot_id)
+    if not shot.chunks:
+        raise ProjectError(f"{shot.name} has no chunks to generate.")
+    if not 0 <= from_index < len(shot.chunks):
+        raise ProjectError(f"{shot.name} has no chunk {from_index + 1}.")
+    settings = project.settings
+    path = active_path(shot)
+    for index in range(from_index):
+        if path[index] is None:
+            raise ProjectError(f"Chunk {index + 1} of {shot.name} is not generated yet; "
+                               f"generate {shot.name} from chunk {index + 1} first.")
+    prefix = context_prefix(project, shot)
+    if prefix and any(r is None for r in prefix[-CONTEXT_CHUNKS:]):
+        raise ProjectError(f"{shot.name} continues the shot before it, whose last chunks are not generated yet; "
+                           "generate that shot first.")
+    context_ids = tuple((prefix + path[:from_index])[-CONTEXT_CHUNKS:])
+    offset = min(len(prefix), CONTEXT_CHUNKS)
+
+    reference, fingerprint = None, None
+    if from_index == 0 and shot.start == "image":
+        asset = project.assets.get(shot.reference_asset_id) if shot.reference_asset_id else None
+        if asset is None:
+            raise ProjectError(f"{shot.name} starts from a reference image, but none is set. "
+                               "Drop an image on the shot or make it start from text.")
+        reference, fingerprint = load_image(store.asset_path(asset)), reference_fingerprint(project, shot)
+
+    active = shot.find_take(shot.active_take_id)
+    fills_active = all(r is None for r in path[from_index:]) and (
+        active is None or from_index >= take_boundary(shot, active))
+    chunks = shot.chunks[from_index:]
+    request = GenerationRequest(
+        chunks=tuple(ChunkSpec(c.prompt, c.seed) for c in chunks), width=settings.width, height=settings.height,
+        sampling=sampling, start_chunk=from_index + offset,
+        context_latents=tuple(store.read_latent(result_id) for result_id in context_ids),
+        reference_image=reference, shot_length=len(shot.chunks) + offset, previews=previews, decode=True)
+    return GenerationPlan(
+        shot_id=shot.id, start_index=from_index, chunk_ids=tuple(c.id for c in chunks), request=request,
+        index_offset=offset, context_ids=context_ids, reference_fingerprint=fingerprint,
+        extend_take_id=active.id if fills_active and active is not None else None,
+        parent_take_id=None if fills_active else shot.active_take_id, model=settings.model)
+
+
+def plan_resume(project: Project, store, shot_id: str, *, sampling: SamplingConfig | None = None,
+                previews: bool = True) -> GenerationPlan | None:
+    """Plan the shot from its first chunk that is not done (empty or stale); None when all are done."""
+    index = first_pending_chunk(project, shot_id)
+    if index is None:
+        return None
+    return plan_generation(project, store, shot_id, index, sampling=sampling, previews=previews)
+
+
+def reseed_for_regeneration(project: Project, shot_id: str, index: int,
+                            rng: random.Random | None = None) -> Command | None:
+    """Before "regenerate from here" on a done chunk: a new seed unless it is locked, or the same
+    prompt and seed would make the same chunk again. None when nothing needs to change."""
+    shot = project.shot(shot_id)
+    chunk = shot.chunks[index]
+    if chunk.seed_locked or chunk_states(project, shot_id)[index] is not ChunkState.DONE:
+        return None
+    seed = chunk.seed
+    while seed == chunk.seed:
+        seed = (rng or random.Random()).randrange(2**31)
+    return SetSeed(shot_id, chunk.id, seed)
+
+
+class ResultCommitter:
+    """Turns the ChunkFinished events of one plan into commands, writing each result's files first."""
+
+    def __init__(self, plan: GenerationPlan, store, sampling: SamplingConfig | None = None) -> None:
+        self.plan, self.store = plan, store
+        # JSON-normalised (tuples become lists) so that a saved and reopened result compares equal.
+        self._sampling = json.loads(json.dumps(sampling.to_dict())) if sampling is not None else {}
+        self._context = list(plan.context_ids)
+        self.take_id = plan.extend_take_id
+        self.committed: list[str] = []  # result ids, in order
+
+    def commit(self, project: Project, event: ChunkFinished) -> Command:
+        """Write the chunk's files and return the command that adds it to the document."""
+        plan = self.plan
+        position = plan.shot_index(event.chunk) - plan.start_index
+        if not 0 <= position < len(plan.chunk_ids) or event.frames is None:
+            raise ProjectError(f"The engine delivered chunk {event.chunk}, which this generation did not ask for.")
+        spec, chunk_id = plan.request.chunks[position], plan.chunk_ids[position]
+        result = ChunkResult(
+            id=new_id(), chunk_id=chunk_id, prompt=spec.prompt, seed=spec.seed, model=plan.model,
+            sampling=self._sampling, width=plan.request.width, height=plan.request.height,
+            context_ids=tuple(self._context[-CONTEXT_CHUNKS:]),
+            reference_fingerprint=plan.reference_fingerprint if position == 0 else None,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        result = self.store.write_result(result, event.latent, np.asarray(event.frames[event.prefix_frames:]))
+        self._context.append(result.id)
+        self.committed.append(result.id)
+        commands: list[Command] = []
+        if self.take_id is None:  # the first finished chunk of a new take creates it
+            shot = project.shot(plan.shot_id)
+            self.take_id = new_id()
+            first = None if plan.parent_take_id is None else plan.chunk_ids[0]
+            commands.append(AddTake(plan.shot_id, Take(self.take_id, next_take_name(shot), plan.parent_take_id, first)))
+        commands.append(CommitResult(plan.shot_id, self.take_id, chunk_id, result))
+        return commands[0] if len(commands) == 1 else MacroCommand(commands, "Generate chunk")

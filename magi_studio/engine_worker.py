@@ -1,0 +1,391 @@
+"""The studio's only door to the engine: a worker thread that owns the Session.
+
+    worker = EngineWorker()                      # starts the "magi-engine" QThread
+    worker.modelLoaded.connect(...)
+    worker.load_model("studio-mini")             # -> job id; progress, cancel, failed like any job
+    job = worker.generate(request)               # a frozen engine.GenerationRequest -> job id
+    worker.cancel(job)                           # the engine stops within one denoising step
+    worker.shutdown()                            # cancel, quit, wait: call before the app exits
+
+Two objects share the work. `_EngineRunner` lives in the QThread, holds the Session and runs one job
+at a time, iterating the engine's event generator (the one chunk loop; no copy of it here). The
+`EngineWorker` lives in the GUI thread: it numbers jobs, keeps their CancelTokens (thread-safe, so
+cancelling never waits for the runner's queue) and re-emits every event as a Qt signal on the GUI
+thread, tagged with the job id. Events cross as queued signals carrying the engine's frozen event
+objects; numpy frames and torch latents travel by reference (the engine never touches them again).
+
+Every job ends with exactly one of: `finished` (generation) / `modelLoaded` (load), `cancelled`, or
+`failed(job_id, EngineError)` — the single error path; unexpected exceptions are logged and reported
+as an EngineError too. A new generation supersedes (cancels) the earlier ones still running or
+queued; a new load supersedes earlier loads. Jobs run in submission order, so a generation queued
+after a load runs on the newly loaded model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+
+from engine.config import SamplingConfig
+from engine.errors import EngineError
+from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted,
+                           StepProgress)
+from engine.loading.hub import DownloadCancelled
+from engine.requests import GenerationRequest
+from engine.session import Session
+
+log = logging.getLogger(__name__)
+
+#: Load progress is throttled to this interval (hub downloads report every few kilobytes).
+LOAD_PROGRESS_INTERVAL_S = 0.1
+
+
+class EngineState(str, Enum):
+    NO_MODEL = "no-model"
+    LOADING = "loading"
+    READY = "ready"
+    GENERATING = "generating"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the GUI needs to know about the loaded model (the bundle itself stays in the worker thread)."""
+
+    spec: str
+    name: str
+    label: str
+    device: str
+    dtype: str
+    width: int
+    height: int
+    fps: int
+    sampling: SamplingConfig
+    distilled: bool
+
+    @classmethod
+    def of(cls, session: Session, spec: str) -> "ModelInfo":
+        bundle = session.bundle
+        dtype = next(bundle.dit.parameters()).dtype
+        return cls(spec=spec or bundle.name, name=bundle.name, label=bundle.label, device=str(session.device),
+                   dtype=str(dtype).removeprefix("torch."), width=bundle.width, height=bundle.height,
+                   fps=bundle.fps, sampling=bundle.sampling, distilled=bool(bundle.dit.config.distilled))
+
+
+@dataclass(frozen=True)
+class _Job:
+    id: int
+    kind: str  # "load" | "generate"
+    token: CancelToken = field(default_factory=CancelToken)
+    request: GenerationRequest | None = None
+    spec: str = ""
+    device: str = "auto"
+    dtype: str | None = None
+    text_on_cpu: bool = False
+    session: Session | None = None  # an already built session to adopt (tests, benchmarks)
+
+
+class _EngineRunner(QObject):
+    """Runs jobs in the engine thread. Only EngineWorker talks to it."""
+
+    jobStarted = Signal(int, str)
+    loadProgress = Signal(int, str, float)
+    modelLoaded = Signal(int, object)
+    generationStarted = Signal(int, object)
+    chunkStarted = Signal(int, int)
+    stepProgress = Signal(int, object)
+    chunkFinished = Signal(int, object)
+    finished = Signal(int, object)
+    cancelled = Signal(int, object)
+    failed = Signal(int, object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._session: Session | None = None
+
+    @Slot(object)
+    def run(self, job: _Job) -> None:
+        started = time.perf_counter()
+        self.jobStarted.emit(job.id, job.kind)
+        if job.token.is_set():  # superseded or cancelled while queued: never start it
+            self.cancelled.emit(job.id, Cancelled((), 0.0))
+            return
+        try:
+            if job.kind == "load":
+                self._load(job, started)
+            else:
+                self._generate(job)
+        except EngineError as error:
+            self.failed.emit(job.id, error)
+        except DownloadCancelled:
+            self.cancelled.emit(job.id, Cancelled((), time.perf_counter() - started))
+        except Exception as exc:  # a bug, not a user error: keep the trace in the log, tell the user plainly
+            log.exception("engine job %d (%s) failed", job.id, job.kind)
+            self.failed.emit(job.id, EngineError(f"The engine stopped on an internal error ({type(exc).__name__}: "
+                                                 f"{exc}). Details are in the log."))
+
+    def _load(self, job: _Job, started: float) -> None:
+        if job.session is not None:
+            session = job.session
+        else:
+            last = [0.0, ""]
+
+            def progress(message: str, fraction: float) -> None:  # called from download threads too
+                now = time.perf_counter()
+                if message != last[1] or fraction >= 1.0 or now - last[0] >= LOAD_PROGRESS_INTERVAL_S:
+                    last[:] = [now, message]
+                    self.loadProgress.emit(job.id, message, float(fraction))
+
+            self.loadProgress.emit(job.id, f"Loading {job.spec}", 0.0)
+            session = Session.load(job.spec, device=job.device, dtype=job.dtype, text_on_cpu=job.text_on_cpu,
+                                   progress=progress, cancel=job.token.is_set)
+        if job.token.is_set():  # cancelled while a non-interruptible load ran: keep the previous model
+            self.cancelled.emit(job.id, Cancelled((), time.perf_counter() - started))
+            return
+        self._session = session
+        self.modelLoaded.emit(job.id, ModelInfo.of(session, job.spec))
+
+    def _generate(self, job: _Job) -> None:
+        if self._session is None:
+            raise EngineError("No model is loaded yet. Wait for the model to finish loading, or choose one "
+                              "in Settings.")
+        for event in self._session.generate(job.request, job.token):
+            if isinstance(event, StepProgress):
+                self.stepProgress.emit(job.id, event)
+            elif isinstance(event, ChunkFinished):
+                self.chunkFinished.emit(job.id, event)
+            elif isinstance(event, ChunkStarted):
+                self.chunkStarted.emit(job.id, event.chunk)
+            elif isinstance(event, GenerationStarted):
+                self.generationStarted.emit(job.id, event)
+            elif isinstance(event, Finished):
+                self.finished.emit(job.id, event)
+            elif isinstance(event, Cancelled):
+                self.cancelled.emit(job.id, event)
+            elif isinstance(event, Failed):
+                self.failed.emit(job.id, event.error)
+
+    def release(self) -> None:
+        """Drop the session (its weights) once the thread has stopped."""
+        self._session = None
+
+
+class EngineWorker(QObject):
+    """GUI-thread handle on the engine thread. All signals are emitted on the GUI thread."""
+
+    #: EngineState value, whenever it changes.
+    stateChanged = Signal(str)
+    #: (job_id, "load" | "generate") when the engine thread begins the job.
+    jobStarted = Signal(int, str)
+    #: (job_id, message, fraction 0..1) while a model loads or downloads.
+    loadProgress = Signal(int, str, float)
+    #: (job_id, ModelInfo): a load job ended well; the model is in use from now on.
+    modelLoaded = Signal(int, object)
+    #: (job_id, engine.GenerationStarted): chunk indices of the run and its total denoising steps.
+    generationStarted = Signal(int, object)
+    #: (job_id, chunk index): a chunk entered the denoising window.
+    chunkStarted = Signal(int, int)
+    #: (job_id, engine.StepProgress): one denoising step, with cheap previews of the active chunks.
+    stepProgress = Signal(int, object)
+    #: (job_id, engine.ChunkFinished): a chunk is clean — frames uint8 [24, H, W, 3] and latent [16, 6, h, w].
+    chunkFinished = Signal(int, object)
+    #: (job_id, engine.Finished)
+    finished = Signal(int, object)
+    #: (job_id, engine.Cancelled): finished chunks were already delivered and are kept.
+    cancelled = Signal(int, object)
+    #: (job_id, engine.EngineError): the one error path, for loads and generations alike.
+    failed = Signal(int, object)
+    #: (job_id) after the job's last signal, whichever way it ended.
+    jobEnded = Signal(int)
+
+    _submit = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._ids = itertools.count(1)
+        self._jobs: dict[int, _Job] = {}
+        self._running: _Job | None = None
+        self._model: ModelInfo | None = None
+        self._state = EngineState.NO_MODEL
+        self._thread = QThread(self)
+        self._thread.setObjectName("magi-engine")
+        self._runner = _EngineRunner()
+        self._runner.moveToThread(self._thread)
+        # Without an event loop left to run it, deleteLater still destroys the runner as the thread ends.
+        self._thread.finished.connect(self._runner.deleteLater)
+        self._submit.connect(self._runner.run)
+        runner = self._runner
+        runner.jobStarted.connect(self._on_job_started)
+        runner.loadProgress.connect(self._on_load_progress)
+        runner.modelLoaded.connect(self._on_model_loaded)
+        runner.generationStarted.connect(self._on_generation_started)
+        runner.chunkStarted.connect(self._on_chunk_started)
+        runner.stepProgress.connect(self._on_step_progress)
+        runner.chunkFinished.connect(self._on_chunk_finished)
+        runner.finished.connect(self._on_finished)
+        runner.cancelled.connect(self._on_cancelled)
+        runner.failed.connect(self._on_failed)
+        self._thread.start()
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+
+    # Requests ---------------------------------------------------------------------------------
+    def load_model(self, spec: str = "studio-mini", device: str = "auto", dtype: str | None = None, *,
+                   text_on_cpu: bool = False) -> int:
+        """Queue loading `spec` (studio-mini, a folder, a MAGI-1 hub variant); supersedes earlier loads."""
+        return self._queue(_Job(next(self._ids), "load", spec=spec, device=device,
+                                dtype=None if dtype in (None, "auto") else dtype, text_on_cpu=text_on_cpu))
+
+    def use_session(self, session: Session, spec: str = "") -> int:
+        """Queue adopting an already built Session (tests, benchmarks); behaves like a load."""
+        return self._queue(_Job(next(self._ids), "load", spec=spec or session.bundle.name, session=session))
+
+    def generate(self, request: GenerationRequest, job_id: int | None = None) -> int:
+        """Queue a generation; earlier generations are cancelled. Returns the job id (`job_id` if given)."""
+        if not isinstance(request, GenerationRequest):
+            raise TypeError(f"generate() takes an engine GenerationRequest, got {type(request).__name__}")
+        if job_id is None:
+            job_id = next(self._ids)
+        elif job_id in self._jobs:
+            raise ValueError(f"job id {job_id} is still in use")
+        return self._queue(_Job(job_id, "generate", request=request))
+
+    def cancel(self, job_id: int | None = None) -> None:
+        """Ask job `job_id` (every job when None) to stop; its end arrives as `cancelled` (or `finished`)."""
+        jobs = self._jobs.values() if job_id is None else [self._jobs[job_id]] if job_id in self._jobs else []
+        for job in jobs:
+            job.token.cancel()
+
+    def _queue(self, job: _Job) -> int:
+        if self._thread is None or not self._thread.isRunning():
+            raise RuntimeError("the engine worker has been shut down")
+        for other in self._jobs.values():
+            if other.kind == job.kind:
+                other.token.cancel()  # supersede: the newest request of a kind wins
+        self._jobs[job.id] = job
+        self._submit.emit(job)
+        return job.id
+
+    # State ------------------------------------------------------------------------------------
+    @property
+    def state(self) -> EngineState:
+        return self._state
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        return self._model
+
+    @property
+    def running_job(self) -> int | None:
+        return self._running.id if self._running else None
+
+    @property
+    def live_jobs(self) -> tuple[int, ...]:
+        """Jobs queued or running, oldest first."""
+        return tuple(self._jobs)
+
+    def is_running(self) -> bool:
+        """Whether the engine thread is alive (False after shutdown)."""
+        return self._thread is not None and self._thread.isRunning()
+
+    def _update_state(self) -> None:
+        running = self._running.kind if self._running else None
+        if running == "load":
+            state = EngineState.LOADING
+        elif running == "generate":
+            state = EngineState.GENERATING
+        else:
+            state = EngineState.READY if self._model else EngineState.NO_MODEL
+        if state != self._state:
+            self._state = state
+            self.stateChanged.emit(state.value)
+
+    # Shutdown ---------------------------------------------------------------------------------
+    @Slot()
+    def shutdown(self) -> None:
+        """Cancel every job, stop the thread and wait for it (a running step finishes first). Idempotent."""
+        if self._thread is None:
+            return
+        thread, runner = self._thread, self._runner
+        for job in self._jobs.values():
+            job.token.cancel()
+        thread.quit()
+        thread.wait()  # never destroy a running QThread: that aborts the process
+        runner.release()
+        self._thread, self._runner = None, None
+        # Deliver what the runner sent before stopping, then end jobs it never reached.
+        QCoreApplication.sendPostedEvents(self)
+        for job_id in list(self._jobs):
+            self._end(job_id, self.cancelled, Cancelled((), 0.0))
+        self._running = None
+        self._model = None
+        self._update_state()
+
+    # Runner → GUI thread ----------------------------------------------------------------------
+    def _known(self, job_id: int) -> bool:
+        return job_id in self._jobs
+
+    @Slot(int, str)
+    def _on_job_started(self, job_id: int, kind: str) -> None:
+        if self._known(job_id):
+            self._running = self._jobs[job_id]
+            self._update_state()
+            self.jobStarted.emit(job_id, kind)
+
+    @Slot(int, str, float)
+    def _on_load_progress(self, job_id: int, message: str, fraction: float) -> None:
+        if self._known(job_id):
+            self.loadProgress.emit(job_id, message, fraction)
+
+    @Slot(int, object)
+    def _on_model_loaded(self, job_id: int, info: ModelInfo) -> None:
+        self._model = info
+        self._end(job_id, self.modelLoaded, info)
+
+    @Slot(int, object)
+    def _on_generation_started(self, job_id: int, event: GenerationStarted) -> None:
+        if self._known(job_id):
+            self.generationStarted.emit(job_id, event)
+
+    @Slot(int, int)
+    def _on_chunk_started(self, job_id: int, chunk: int) -> None:
+        if self._known(job_id):
+            self.chunkStarted.emit(job_id, chunk)
+
+    @Slot(int, object)
+    def _on_step_progress(self, job_id: int, event: StepProgress) -> None:
+        if self._known(job_id):
+            self.stepProgress.emit(job_id, event)
+
+    @Slot(int, object)
+    def _on_chunk_finished(self, job_id: int, event: ChunkFinished) -> None:
+        if self._known(job_id):
+            self.chunkFinished.emit(job_id, event)
+
+    @Slot(int, object)
+    def _on_finished(self, job_id: int, event: Finished) -> None:
+        self._end(job_id, self.finished, event)
+
+    @Slot(int, object)
+    def _on_cancelled(self, job_id: int, event: Cancelled) -> None:
+        self._end(job_id, self.cancelled, event)
+
+    @Slot(int, object)
+    def _on_failed(self, job_id: int, error: EngineError) -> None:
+        self._end(job_id, self.failed, error)
+
+    def _end(self, job_id: int, signal: Any, payload: Any) -> None:
+        job = self._jobs.pop(job_id, None)
+        if job is None:
+            return
+        if self._running is not None and self._running.id == job_id:
+            self._running = None
+        self._update_state()
+        signal.emit(job_id, payload)
+        self.jobEnded.emit(job_id)

@@ -1,0 +1,192 @@
+"""The player's frames, chunk by chunk: filled while generation runs, with holes and live previews.
+
+The timeline is a row of chunks of FRAMES_PER_CHUNK frames. Each chunk slot is one of
+  * a hole (not generated yet),
+  * finished frames, uint8 [24, H, W, 3], as the engine's ChunkFinished delivers them,
+  * a live preview of a chunk being denoised: the engine's cheap predicted-clean frames, uint8
+    [n, h, w, 3] at latent resolution (n = 6 latent frames stand for 24 pixel frames), with its progress.
+A preview is shown over older frames of the same slot (regenerating chunk N shows N's new preview,
+not its previous take) until the new frames arrive or the preview is cleared.
+
+Frames are kept as the numpy arrays the engine produced; the QImages painted from them are thin
+views over that memory, built on first use and dropped with the arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+from PySide6.QtCore import QObject, QSize, Signal
+from PySide6.QtGui import QImage
+
+FRAMES_PER_CHUNK = 24
+
+
+class ChunkState(str, Enum):
+    EMPTY = "empty"
+    PREVIEW = "preview"
+    FRAMES = "frames"
+
+
+@dataclass(frozen=True)
+class FrameImage:
+    """What to paint for one frame of the timeline."""
+
+    frame: int
+    chunk: int
+    state: ChunkState
+    image: QImage | None = None
+    #: Denoising progress of a preview, 0..1 (None when unknown or not a preview).
+    progress: float | None = None
+
+
+def _as_images(frames: np.ndarray) -> list[QImage]:
+    # Views, not copies: `frames` must stay alive as long as the images (the store keeps both).
+    _, height, width, _ = frames.shape
+    return [QImage(frame.data, width, height, 3 * width, QImage.Format.Format_RGB888) for frame in frames]
+
+
+def _check_frames(frames: np.ndarray, what: str) -> np.ndarray:
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+        raise ValueError(f"{what} must be uint8 RGB frames [n, H, W, 3], got "
+                         f"{getattr(frames, 'dtype', type(frames).__name__)} {getattr(frames, 'shape', '')}")
+    if frames.shape[0] == 0:
+        raise ValueError(f"{what} holds no frames")
+    return np.ascontiguousarray(frames)
+
+
+class _Slot:
+    __slots__ = ("frames", "images", "preview", "preview_images", "progress")
+
+    def __init__(self) -> None:
+        self.frames: np.ndarray | None = None
+        self.images: list[QImage] | None = None
+        self.preview: np.ndarray | None = None
+        self.preview_images: list[QImage] | None = None
+        self.progress: float | None = None
+
+
+class FrameStore(QObject):
+    """Chunk-indexed frames for the preview player (GUI thread only)."""
+
+    #: A chunk's frames or preview changed (or it became a hole).
+    chunkChanged = Signal(int)
+    #: The number of chunks or the resolution changed.
+    layoutChanged = Signal()
+
+    def __init__(self, chunk_count: int = 0, size: QSize | tuple[int, int] = (256, 256),
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._slots: list[_Slot] = [_Slot() for _ in range(chunk_count)]
+        self._size = QSize(*size) if isinstance(size, tuple) else QSize(size)
+
+    # Layout -----------------------------------------------------------------------------------
+    @property
+    def chunk_count(self) -> int:
+        return len(self._slots)
+
+    @property
+    def frame_count(self) -> int:
+        return len(self._slots) * FRAMES_PER_CHUNK
+
+    @property
+    def frame_size(self) -> QSize:
+        """The video's resolution (holes are drawn at this aspect ratio)."""
+        return QSize(self._size)
+
+    def set_chunk_count(self, count: int) -> None:
+        """Grow with holes or shrink (dropping the last chunks)."""
+        if count < 0:
+            raise ValueError(f"chunk count must be 0 or more, got {count}")
+        if count == len(self._slots):
+            return
+        del self._slots[count:]
+        self._slots += [_Slot() for _ in range(count - len(self._slots))]
+        self.layoutChanged.emit()
+
+    def set_frame_size(self, width: int, height: int) -> None:
+        if QSize(width, height) != self._size:
+            self._size = QSize(width, height)
+            self.layoutChanged.emit()
+
+    def _slot(self, chunk: int, grow: bool = False) -> _Slot:
+        if chunk < 0:
+            raise IndexError(f"chunk index must be 0 or more, got {chunk}")
+        if chunk >= len(self._slots):
+            if not grow:
+                raise IndexError(f"chunk {chunk} is past the last chunk ({len(self._slots) - 1})")
+            self.set_chunk_count(chunk + 1)
+        return self._slots[chunk]
+
+    # Filling ----------------------------------------------------------------------------------
+    def set_frames(self, chunk: int, frames: np.ndarray) -> None:
+        """Store a finished chunk's frames [24, H, W, 3] (the store grows to hold `chunk`); clears its preview."""
+        frames = _check_frames(frames, "chunk frames")
+        if frames.shape[0] != FRAMES_PER_CHUNK:
+            raise ValueError(f"a chunk has {FRAMES_PER_CHUNK} frames, got {frames.shape[0]}")
+        slot = self._slot(chunk, grow=True)
+        slot.frames, slot.images = frames, None
+        slot.preview, slot.preview_images, slot.progress = None, None, None
+        if not any(s.frames is not None for i, s in enumerate(self._slots) if i != chunk):
+            self.set_frame_size(frames.shape[2], frames.shape[1])  # the first frames set the resolution
+        self.chunkChanged.emit(chunk)
+
+    def set_preview(self, chunk: int, preview: np.ndarray, progress: float | None = None) -> None:
+        """Show a live preview [n, h, w, 3] for a chunk being denoised (progress 0..1 if known)."""
+        preview = _check_frames(preview, "a chunk preview")
+        slot = self._slot(chunk, grow=True)
+        slot.preview, slot.preview_images = preview, None
+        slot.progress = None if progress is None else min(max(float(progress), 0.0), 1.0)
+        self.chunkChanged.emit(chunk)
+
+    def clear_preview(self, chunk: int) -> None:
+        """Drop a chunk's preview (e.g. after a cancel): its older frames, if any, show again."""
+        if 0 <= chunk < len(self._slots) and self._slots[chunk].preview is not None:
+            slot = self._slots[chunk]
+            slot.preview, slot.preview_images, slot.progress = None, None, None
+            self.chunkChanged.emit(chunk)
+
+    def clear_chunk(self, chunk: int) -> None:
+        """Make `chunk` a hole."""
+        if 0 <= chunk < len(self._slots):
+            self._slots[chunk] = _Slot()
+            self.chunkChanged.emit(chunk)
+
+    def clear(self) -> None:
+        """Every chunk becomes a hole (the chunk count stays)."""
+        self._slots = [_Slot() for _ in self._slots]
+        self.layoutChanged.emit()
+
+    # Reading ----------------------------------------------------------------------------------
+    def state(self, chunk: int) -> ChunkState:
+        slot = self._slots[chunk]
+        if slot.preview is not None:
+            return ChunkState.PREVIEW
+        return ChunkState.FRAMES if slot.frames is not None else ChunkState.EMPTY
+
+    def frames(self, chunk: int) -> np.ndarray | None:
+        """The finished frames of `chunk` (None for a hole); a preview does not hide them here."""
+        return self._slots[chunk].frames
+
+    def preview_progress(self, chunk: int) -> float | None:
+        return self._slots[chunk].progress
+
+    def frame_image(self, frame: int) -> FrameImage:
+        """What to show at timeline frame `frame` (0-based)."""
+        if not 0 <= frame < self.frame_count:
+            raise IndexError(f"frame {frame} is outside 0..{self.frame_count - 1}")
+        chunk, local = divmod(frame, FRAMES_PER_CHUNK)
+        slot = self._slots[chunk]
+        if slot.preview is not None:
+            if slot.preview_images is None:
+                slot.preview_images = _as_images(slot.preview)
+            # n preview frames stand for the chunk's 24 frames (MAGI-1: one latent frame per 4 pixel frames).
+            index = min(local * len(slot.preview_images) // FRAMES_PER_CHUNK, len(slot.preview_images) - 1)
+            return FrameImage(frame, chunk, ChunkState.PREVIEW, slot.preview_images[index], slot.progress)
+        if slot.frames is not None:
+            if slot.images is None:
+                slot.images = _as_images(slot.frames)
+            return FrameImage(frame, chunk, ChunkState.FRAMES, slot.images[local])
+        return FrameImage(frame, chunk, ChunkState.EMPTY)

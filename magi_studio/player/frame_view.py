@@ -1,0 +1,149 @@
+"""The picture: paints the current frame, a hole placeholder or a live preview, letterboxed.
+
+We paint QImages ourselves instead of using QVideoWidget: its grab() is blank offscreen and under
+Xvfb, so it could be neither tested nor screenshotted, and our frames are already in memory.
+`framePainted(frame)` reports every paint of a frame, which is how the player measures the frames
+that actually reached the screen (and the ones dropped).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QLinearGradient, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from magi_studio.player.frame_store import ChunkState, FrameImage
+from magi_studio.theme import palette
+
+
+def fit_rect(content: QSize, bounds: QRect) -> QRect:
+    """The largest rectangle of `content`'s aspect ratio centred in `bounds`."""
+    if content.isEmpty() or bounds.isEmpty():
+        return QRect(bounds)
+    scaled = content.scaled(bounds.size(), Qt.AspectRatioMode.KeepAspectRatio)
+    return QRect(bounds.x() + (bounds.width() - scaled.width()) // 2,
+                 bounds.y() + (bounds.height() - scaled.height()) // 2, scaled.width(), scaled.height())
+
+
+class FrameView(QWidget):
+    """Paints one FrameImage (or the empty state) centred on a dark viewport."""
+
+    framePainted = Signal(int)
+
+    MARGIN = 16
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("FrameView")
+        # We fill every pixel ourselves: skip Qt's background erase on each frame.
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(240, 160)
+        self._frame: FrameImage | None = None
+        self._frame_size = QSize(256, 256)
+        self._empty_title = "Nothing to preview yet"
+        self._empty_body = "Each chunk appears here the moment it is generated."
+
+    def sizeHint(self) -> QSize:
+        return QSize(640, 400)
+
+    def set_frame(self, frame: FrameImage | None, frame_size: QSize) -> None:
+        """Show `frame` (None: the empty state); `frame_size` is the video's resolution."""
+        self._frame, self._frame_size = frame, QSize(frame_size)
+        self.update()
+
+    def set_empty_text(self, title: str, body: str) -> None:
+        self._empty_title, self._empty_body = title, body
+        self.update()
+
+    @property
+    def shown_frame(self) -> FrameImage | None:
+        return self._frame
+
+    def picture_rect(self) -> QRect:
+        """Where the video picture is drawn, in widget coordinates."""
+        bounds = self.rect().adjusted(self.MARGIN, self.MARGIN, -self.MARGIN, -self.MARGIN)
+        return fit_rect(self._frame_size, bounds)
+
+    # Painting ---------------------------------------------------------------------------------
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(palette.VIEWPORT))
+        frame = self._frame
+        if frame is None:
+            self._paint_empty(painter)
+        elif frame.state == ChunkState.EMPTY or frame.image is None:
+            self._paint_hole(painter, frame)
+        else:
+            target = self.picture_rect()
+            # Previews are tiny (latent resolution): smooth them; frames at 1:1 need no filtering.
+            smooth = frame.state == ChunkState.PREVIEW or target.size() != frame.image.size()
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
+            painter.drawImage(target, frame.image)
+            if frame.state == ChunkState.PREVIEW:
+                self._paint_preview_badge(painter, target, frame)
+        painter.end()
+        if frame is not None:
+            self.framePainted.emit(frame.frame)
+
+    def _paint_empty(self, painter: QPainter) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        centre = self.rect().center()
+        # A film-frame glyph above the text.
+        glyph = QRectF(centre.x() - 34, centre.y() - 74, 68, 48)
+        painter.setPen(QPen(QColor(palette.BORDER_STRONG), 2))
+        painter.setBrush(QColor(palette.PANEL))
+        painter.drawRoundedRect(glyph, 8, 8)
+        triangle = QPainterPath()
+        triangle.moveTo(glyph.center().x() - 8, glyph.center().y() - 11)
+        triangle.lineTo(glyph.center().x() - 8, glyph.center().y() + 11)
+        triangle.lineTo(glyph.center().x() + 12, glyph.center().y())
+        triangle.closeSubpath()
+        painter.fillPath(triangle, QColor(palette.ACCENT))
+        self._draw_text(painter, QRect(0, centre.y() - 14, self.width(), 26), self._empty_title, palette.TEXT, 1.25,
+                        bold=True)
+        self._draw_text(painter, QRect(0, centre.y() + 14, self.width(), 22), self._empty_body, palette.TEXT_DIM, 1.0)
+
+    def _paint_hole(self, painter: QPainter, frame: FrameImage) -> None:
+        target = self.picture_rect()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(QColor(palette.BORDER), 1, Qt.PenStyle.DashLine))
+        painter.setBrush(QColor("#14161a"))
+        painter.drawRoundedRect(QRectF(target).adjusted(0.5, 0.5, -0.5, -0.5), 6, 6)
+        middle = target.center().y()
+        self._draw_text(painter, QRect(target.x(), middle - 24, target.width(), 26), f"Chunk {frame.chunk + 1}",
+                        palette.TEXT_DIM, 1.3, bold=True)
+        self._draw_text(painter, QRect(target.x(), middle + 4, target.width(), 22), "not generated yet",
+                        palette.TEXT_FAINT, 1.0)
+
+    def _paint_preview_badge(self, painter: QPainter, target: QRect, frame: FrameImage) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        shade = QLinearGradient(0, target.top(), 0, target.top() + 56)
+        shade.setColorAt(0, QColor(0, 0, 0, 150))
+        shade.setColorAt(1, QColor(0, 0, 0, 0))
+        painter.fillRect(QRect(target.left(), target.top(), target.width(), 56), shade)
+        text = f"Denoising chunk {frame.chunk + 1}"
+        if frame.progress is not None:
+            text += f" · {round(frame.progress * 100)}%"
+        font = QFont(self.font())
+        font.setBold(True)
+        painter.setFont(font)
+        badge = painter.fontMetrics().boundingRect(text).adjusted(-10, -5, 10, 5)
+        badge.moveTopLeft(target.topLeft() + QRect(0, 0, 12, 12).bottomRight())
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(palette.CYAN).darker(160))
+        painter.drawRoundedRect(QRectF(badge), badge.height() / 2, badge.height() / 2)
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+        if frame.progress is not None:  # a thin progress line along the picture's bottom edge
+            bar = QRect(target.left(), target.bottom() - 3, round(target.width() * frame.progress), 4)
+            painter.fillRect(bar, QColor(palette.CYAN))
+
+    def _draw_text(self, painter: QPainter, rect: QRect, text: str, colour: str, scale: float,
+                   bold: bool = False) -> None:
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * scale)
+        font.setBold(bold)
+        painter.setFont(font)
+        painter.setPen(QColor(colour))
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)

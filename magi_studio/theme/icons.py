@@ -1,0 +1,66 @@
+"""Icons: our own SVGs in resources/icons, tinted for the dark theme.
+
+The SVG files draw with `currentColor`; here each is rendered in the theme's colours for the normal,
+active, selected and disabled states at the sizes toolbars and menus ask for, so that a disabled
+action looks disabled instead of relying on the style's generic greying. Pixmaps are rendered once per
+icon (QIcon picks the nearest size; the larger ones serve high-DPI screens).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
+from PySide6.QtGui import QIcon, QPainter, QPixmap
+from PySide6.QtSvg import QSvgRenderer
+
+from magi_studio.theme import palette
+from resources import resource_path
+
+#: Pixel sizes rendered per icon: menus (16), toolbars (20-24), transport (24-32), 2x screens.
+ICON_SIZES = (16, 20, 24, 32, 40, 48, 64)
+_TINTS = {
+    QIcon.Mode.Normal: palette.ICON_NORMAL,
+    QIcon.Mode.Active: palette.ICON_ACTIVE,
+    QIcon.Mode.Selected: palette.ICON_ACTIVE,
+    QIcon.Mode.Disabled: palette.ICON_DISABLED,
+}
+
+
+def icon_file(name: str):
+    return resource_path("icons", f"{name}.svg")
+
+
+def svg_pixmap(svg_text: str, size: int, colour: str | None = None) -> QPixmap:
+    """Render SVG text (with currentColor replaced by `colour`) into a transparent square pixmap."""
+    if colour is not None:
+        svg_text = svg_text.replace("currentColor", colour)
+    renderer = QSvgRenderer(QByteArray(svg_text.encode("utf-8")))
+    pixmap = QPixmap(QSize(size, size))
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    renderer.render(painter, QRectF(0, 0, size, size))
+    painter.end()
+    return pixmap
+
+
+@lru_cache(maxsize=None)
+def icon(name: str) -> QIcon:
+    """The themed icon `name` (a file stem in resources/icons). A missing file raises FileNotFoundError."""
+    text = icon_file(name).read_text(encoding="utf-8")
+    result = QIcon()
+    for mode, colour in _TINTS.items():
+        for size in ICON_SIZES:
+            result.addPixmap(svg_pixmap(text, size, colour), mode, QIcon.State.Off)
+    return result
+
+
+@lru_cache(maxsize=1)
+def app_icon() -> QIcon:
+    """MAGI Studio's application icon (full colour, every size a window manager or dock may ask for)."""
+    text = icon_file("magi-studio").read_text(encoding="utf-8")
+    result = QIcon()
+    for size in (16, 24, 32, 48, 64, 128, 256):
+        result.addPixmap(svg_pixmap(text, size))
+    return result

@@ -1,0 +1,93 @@
+"""Training studio-mini: batch structure matches the sampler, checkpoints resume, a tiny run learns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.config import CHUNK_LATENT_FRAMES
+from engine.training import studio_mini
+from engine.training.checkpoint import load_training_state, save_training_state
+from engine.training.dit_batches import BatchStructure, make_batch, sample_structure
+from engine.training.transfer import pack, unpack
+
+SPANS = studio_mini.SAMPLING.attention_spans
+
+
+def fake_data(count: int = 3, chunks: int = 8) -> dict:
+    g = torch.Generator().manual_seed(0)
+    return {"latents": torch.randn(count, 16, chunks * 6, 4, 4, generator=g).bfloat16(),
+            "images": torch.randn(count, 16, 1, 4, 4, generator=g).bfloat16(),
+            "captions": [[[f"caption {i} {c} {v}" for c in range(chunks)] for v in range(2)] for i in range(count)]}
+
+
+def test_structures_cover_the_sampler_windows_and_never_look_ahead():
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(500):
+        s = sample_structure(rng, 8)
+        layout = s.layout(96, SPANS)
+        seen.add((s.window, s.noisy, s.prefix > 0, s.image_to_video))
+        assert s.chunks <= 8 and s.start + s.chunks <= 8
+        for k in range(s.prefix):
+            assert layout.key_starts[k] == k  # clean chunks see only themselves (as in the KV cache)
+        for j, quarter in enumerate(s.quarters()):
+            own = s.prefix + j
+            assert layout.key_starts[own] == max(0, own - SPANS[quarter] + 1)
+        assert sorted(s.quarters(), reverse=True) == s.quarters()  # older chunks are in later quarters
+    assert {(4, 4, True, False), (1, 1, True, False), (4, 4, False, True), (2, 2, True, False)} <= seen
+
+
+def test_batch_noise_levels_rise_with_age_and_held_frames_are_the_image():
+    rng = np.random.default_rng(1)
+    data = fake_data()
+    s = BatchStructure(window=4, noisy=4, prefix=0, youngest_age=0, quarter_offset=0, start=0, image_to_video=True)
+    batch = make_batch(rng, data, 5, s, studio_mini.SAMPLING, torch.device("cpu"), caption_dropout=0.0)
+    assert batch.latents.shape == (5, 16, 24, 4, 4) and batch.target.shape == (5, 16, 24, 4, 4)
+    assert torch.all(batch.t[:, :-1] > batch.t[:, 1:])  # oldest chunk cleanest
+    assert batch.loss_mask[0, 0, 0] == 0 and batch.loss_mask.sum() == 23
+    assert all(p is not None for row in batch.prompts for p in row)
+    held = batch.latents[:, :, :1]
+    assert any(torch.equal(held[b], data["images"][i].float()) for b in range(5) for i in range(3))
+
+
+def test_prefix_chunks_are_clean_and_captions_can_drop():
+    rng = np.random.default_rng(2)
+    s = BatchStructure(window=1, noisy=1, prefix=3, youngest_age=0, quarter_offset=2, start=1, image_to_video=False)
+    batch = make_batch(rng, fake_data(), 64, s, studio_mini.SAMPLING, torch.device("cpu"), caption_dropout=0.5)
+    assert torch.all(batch.t[:, :3] == studio_mini.SAMPLING.clean_t) and not batch.caption_present[:, :3].any()
+    dropped = [row[0] is None for row in batch.prompts]
+    assert 10 < sum(dropped) < 54
+    assert all(batch.caption_present[b, 3] != dropped[b] for b in range(64))
+
+
+def test_training_state_round_trip_with_optimizer(tmp_path):
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    save_training_state(tmp_path / "s.safetensors", modules={"m": model}, optimizers={"o": optimizer},
+                        info={"step": 7})
+    other = torch.nn.Linear(4, 3)
+    other_opt = torch.optim.AdamW(other.parameters(), lr=1e-2)
+    info = load_training_state(tmp_path / "s.safetensors", modules={"m": other}, optimizers={"o": other_opt})
+    assert info == {"step": 7} and torch.equal(other.weight, model.weight)
+    assert torch.equal(other_opt.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+@pytest.mark.slow
+def test_a_tiny_run_trains_resumes_through_transfer_and_exports(tmp_path):
+    from engine.training import train_dit, train_vae
+
+    run = tmp_path / "run"
+    train_vae.main(["--out", str(run), "--steps", "3", "--batch", "2", "--workers", "0", "--config", "tiny"])
+    args = ["--out", str(run), "--batch", "2", "--storyboards", "3", "--workers", "0", "--tiny",
+            "--probe-every", "1000"]
+    train_dit.main(args + ["--steps", "3"])
+    assert (run / "probe_000003.png").is_file()
+    pack(run, tmp_path / "moved")
+    assert all(p.stat().st_size < 16 * 2**20 for p in (tmp_path / "moved").iterdir())
+    unpack(tmp_path / "moved", tmp_path / "again")
+    train_dit.main(["--out", str(tmp_path / "again")] + args[2:] + ["--steps", "5"])
+    assert load_training_state(tmp_path / "again" / "dit_state.safetensors", modules={})["step"] == 5
