@@ -345,8 +345,9 @@ class EngineWorker(QObject):
 
     @Slot(int, object)
     def _on_model_loaded(self, job_id: int, info: ModelInfo) -> None:
-        self._model = info
-        self._end(job_id, self.modelLoaded, info)
+        if self._known(job_id):
+            self._model = info
+            self._end(job_id, self.modelLoaded, info)
 
     @Slot(int, object)
     def _on_generation_started(self, job_id: int, event: GenerationStarted) -> None:

@@ -15,7 +15,7 @@ else
   python3 -m engine.training.transfer unpack .device/run_in "$RUN"
   dit_minutes=$1; first=$2
 fi
-python3 -m engine.training.train_dit --out "$RUN" --minutes "$dit_minutes" --batch 32 --storyboards 6000 \
+python3 -m engine.training.train_dit --out "$RUN" --minutes "$dit_minutes" --batch 48 --storyboards 4500 \
   --data-first "$first" --workers 14 --probe-every 100000 2>&1 | tee -a "$OUT/log.txt"
 python3 -m engine.training.transfer pack "$RUN" "$OUT"
 cp "$(ls "$RUN"/probe_*.png | tail -1)" "$OUT/probe.png"

@@ -87,7 +87,8 @@ def make_batch(rng: np.random.Generator, data: dict, batch: int, structure: Batc
     f = CHUNK_LATENT_FRAMES
     s = structure
     clean = latents_all[index, :, s.start * f:(s.start + s.chunks) * f].to(device, torch.float32)  # [B,16,K·6,h,w]
-    noise = torch.from_numpy(rng.standard_normal(clean[:, :, s.prefix * f:].shape, dtype=np.float32)).to(device)
+    generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**62)))
+    noise = torch.randn(clean[:, :, s.prefix * f:].shape, device=device, generator=generator)
     d = torch.from_numpy(rng.random(batch, dtype=np.float32)).to(device)  # shared by a sample's chunks
     u = torch.stack([age / s.window + (s.quarter_offset + d) / 4 for age in s.ages()], dim=1)  # [B, n]
     t_noisy = warp_time(u.clamp(max=0.9999), sampling.shift)

@@ -53,28 +53,24 @@ def load_or_build_data(out: Path, vae, device, count: int, chunks: int, workers:
 def batch_text(batch: TrainingBatch, text: WordTextEncoder, dit: MagiDiT, device) -> ChunkText:
     """Per chunk features [B, K, L, C]: null caption for clean and caption-dropped chunks."""
     s = batch.structure
+    n_batch = len(batch.prompts)
     null = dit.caption_embed.null_caption[: dit.config.null_caption_tokens]  # trained too
     wanted = [(b, j) for b, row in enumerate(batch.prompts) for j, p in enumerate(row) if p is not None]
-    encoded, mask = None, None
+    length = null.shape[0]
+    encoded = mask = None
     if wanted:
         encoded, mask = text.encode_batch([batch.prompts[b][j] for b, j in wanted],
                                           [batch.durations[b][j] for b, j in wanted])
-    length = max(null.shape[0], encoded.shape[1] if encoded is not None else 0)
-    rows = []
-    masks = []
-    lookup = {key: i for i, key in enumerate(wanted)}
-    for b in range(len(batch.prompts)):
-        for k in range(s.chunks):
-            i = lookup.get((b, k - s.prefix)) if k >= s.prefix else None
-            if i is None:
-                feats, valid = null, torch.ones(null.shape[0], dtype=torch.bool, device=device)
-            else:
-                feats, valid = encoded[i], mask[i]
-            pad = length - feats.shape[0]
-            rows.append(torch.nn.functional.pad(feats, (0, 0, 0, pad)))
-            masks.append(torch.nn.functional.pad(valid, (0, pad)))
-    features = torch.stack(rows).view(len(batch.prompts), s.chunks, length, -1)
-    return ChunkText(features, torch.stack(masks).view(len(batch.prompts), s.chunks, length))
+        length = max(length, encoded.shape[1])
+    pad = length - null.shape[0]
+    features = torch.nn.functional.pad(null, (0, 0, 0, pad))[None].expand(n_batch * s.chunks, -1, -1).clone()
+    valid = torch.zeros(n_batch * s.chunks, length, dtype=torch.bool, device=device)
+    valid[:, : null.shape[0]] = True
+    if wanted:
+        rows = torch.tensor([b * s.chunks + s.prefix + j for b, j in wanted], device=device)
+        features[rows] = torch.nn.functional.pad(encoded, (0, 0, 0, length - encoded.shape[1])).to(features.dtype)
+        valid[rows] = torch.nn.functional.pad(mask, (0, length - mask.shape[1]))
+    return ChunkText(features.view(n_batch, s.chunks, length, -1), valid.view(n_batch, s.chunks, length))
 
 
 def training_loss(dit: MagiDiT, text: WordTextEncoder, batch: TrainingBatch, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         with torch.no_grad():
-            torch._foreach_lerp_(ema_pairs[0], ema_pairs[1], 1 - args.ema)
+            decay = min(args.ema, (1 + step) / (10 + step))  # warm-up: early EMA follows the model closely
+            torch._foreach_lerp_(ema_pairs[0], ema_pairs[1], 1 - decay)
         step += 1
         losses.append(loss.item())
         for quarter, value in zip(structure.quarters(), per_chunk.tolist()):

@@ -77,7 +77,8 @@ def parse_manifest(raw: bytes, source: str) -> Project:
         raise _damaged(source, f"schema_version is {version!r}, not a positive integer")
     if version > SCHEMA_VERSION:
         raise ProjectError(f"{source} was saved by a newer MAGI Studio (project format {version}; this version "
-                           f"reads up to {SCHEMA_VERSION}). Update MAGI Studio to open it; the file was left unchanged.")
+                           f"reads up to {SCHEMA_VERSION}). Update MAGI Studio to open it; the file was left "
+                           "unchanged.")
     return _build(migrate(data, source), _Reader(source))
 
 

@@ -166,7 +166,8 @@ def validate_settings(settings: ProjectSettings) -> None:
     for name in ("width", "height"):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or not MIN_SIZE <= value <= MAX_SIZE or value % 16:
-            raise ConfigError(f"Video {name} must be a multiple of 16 from {MIN_SIZE} to {MAX_SIZE} pixels, got {value!r}.")
+            raise ConfigError(f"Video {name} must be a multiple of 16 from {MIN_SIZE} to {MAX_SIZE} pixels, "
+                              f"got {value!r}.")
     if isinstance(settings.fps, bool) or not isinstance(settings.fps, int) or not 1 <= settings.fps <= 240:
         raise ConfigError(f"Frames per second must be an integer from 1 to 240, got {settings.fps!r}.")
     if settings.steps is not None and settings.steps not in SUPPORTED_STEPS:

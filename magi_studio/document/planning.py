@@ -2,9 +2,10 @@
 
     plan = plan_resume(project, store, shot.id, sampling=sampling_for(project.settings, session.default_sampling))
     committer = ResultCommitter(plan, store, session.sampling_for(plan.request))
-    for event in session.generate(plan.request, cancel):          # worker thread
+    for event in session.generate(plan.request, cancel):            # worker thread
         if isinstance(event, ChunkFinished):
-            document.apply(committer.commit(document.project, event))   # GUI thread
+            result = committer.write(event)                              # worker thread: files on disk
+            undo_stack.push(committer.command_for(project, result))     # GUI thread
 
 `plan_generation` snapshots what a run needs into a frozen GenerationRequest: the chunk specs from
 chunk N to the end of the shot, the clean latents of the (up to four) chunks before N on the active
@@ -35,11 +36,12 @@ from engine.config import SamplingConfig
 from engine.events import ChunkFinished
 from engine.requests import ChunkSpec, GenerationRequest
 from engine.video_io import load_image
-from magi_studio.document.commands import AddTake, Command, CommitResult, MacroCommand, SetSeed
+from magi_studio.document.commands import Command, MacroCommand, SetSeed
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (CONTEXT_CHUNKS, ChunkResult, ChunkState, Project, ProjectSettings, Take,
                                         active_path, chunk_states, context_prefix, first_pending_chunk, new_id,
                                         next_take_name, reference_fingerprint, take_boundary)
+from magi_studio.document.take_commands import AddTake, CommitResult
 
 
 def sampling_for(settings: ProjectSettings, default: SamplingConfig) -> SamplingConfig:
@@ -117,7 +119,7 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
     request = GenerationRequest(
         chunks=tuple(ChunkSpec(c.prompt, c.seed) for c in chunks), width=settings.width, height=settings.height,
         sampling=sampling, start_chunk=from_index + offset,
-        context_latents=tuple(store.read_latent(result_id) for result_id in context_ids),
+        context_latents=tuple(store.read_latent(project.results[result_id]) for result_id in context_ids),
         reference_image=reference, shot_length=len(shot.chunks) + offset, previews=previews, decode=True)
     return GenerationPlan(
         shot_id=shot.id, start_index=from_index, chunk_ids=tuple(c.id for c in chunks), request=request,
@@ -150,7 +152,12 @@ def reseed_for_regeneration(project: Project, shot_id: str, index: int,
 
 
 class ResultCommitter:
-    """Turns the ChunkFinished events of one plan into commands, writing each result's files first."""
+    """Turns the ChunkFinished events of one plan into results on disk and commands for the document.
+
+    `write(event)` touches only the disk (run it on the worker thread: encoding a chunk's frames can
+    take longer than a GUI frame); `command_for(project, result)` builds the undoable command (GUI
+    thread). `commit` does both, for code with one thread (the command line, tests).
+    """
 
     def __init__(self, plan: GenerationPlan, store, sampling: SamplingConfig | None = None) -> None:
         self.plan, self.store = plan, store
@@ -158,29 +165,37 @@ class ResultCommitter:
         self._sampling = json.loads(json.dumps(sampling.to_dict())) if sampling is not None else {}
         self._context = list(plan.context_ids)
         self.take_id = plan.extend_take_id
-        self.committed: list[str] = []  # result ids, in order
+        self.written: list[ChunkResult] = []  # in order
 
     def commit(self, project: Project, event: ChunkFinished) -> Command:
-        """Write the chunk's files and return the command that adds it to the document."""
+        return self.command_for(project, self.write(event))
+
+    def write(self, event: ChunkFinished) -> ChunkResult:
+        """Write the finished chunk's files (latent, frames, thumbnail) and describe it as a ChunkResult."""
         plan = self.plan
         position = plan.shot_index(event.chunk) - plan.start_index
         if not 0 <= position < len(plan.chunk_ids) or event.frames is None:
             raise ProjectError(f"The engine delivered chunk {event.chunk}, which this generation did not ask for.")
-        spec, chunk_id = plan.request.chunks[position], plan.chunk_ids[position]
+        spec = plan.request.chunks[position]
         result = ChunkResult(
-            id=new_id(), chunk_id=chunk_id, prompt=spec.prompt, seed=spec.seed, model=plan.model,
+            id=new_id(), chunk_id=plan.chunk_ids[position], prompt=spec.prompt, seed=spec.seed, model=plan.model,
             sampling=self._sampling, width=plan.request.width, height=plan.request.height,
             context_ids=tuple(self._context[-CONTEXT_CHUNKS:]),
             reference_fingerprint=plan.reference_fingerprint if position == 0 else None,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         result = self.store.write_result(result, event.latent, np.asarray(event.frames[event.prefix_frames:]))
         self._context.append(result.id)
-        self.committed.append(result.id)
+        self.written.append(result)
+        return result
+
+    def command_for(self, project: Project, result: ChunkResult) -> Command:
+        """The command that puts a written result on its take (creating the take for the first one)."""
+        plan = self.plan
         commands: list[Command] = []
-        if self.take_id is None:  # the first finished chunk of a new take creates it
+        if self.take_id is None:
             shot = project.shot(plan.shot_id)
             self.take_id = new_id()
             first = None if plan.parent_take_id is None else plan.chunk_ids[0]
             commands.append(AddTake(plan.shot_id, Take(self.take_id, next_take_name(shot), plan.parent_take_id, first)))
-        commands.append(CommitResult(plan.shot_id, self.take_id, chunk_id, result))
+        commands.append(CommitResult(plan.shot_id, self.take_id, result.chunk_id, result))
         return commands[0] if len(commands) == 1 else MacroCommand(commands, "Generate chunk")

@@ -38,9 +38,9 @@ class PlaybackStats:
     max_late_ms: float
 
     @property
-    def expected(self) -> float:
-        """Frames that were due in `elapsed_s`."""
-        return self.elapsed_s * self.fps
+    def due(self) -> int:
+        """Frames that fell due in `elapsed_s` (the ones that should have been presented)."""
+        return int(self.elapsed_s * self.fps)
 
 
 class PreviewPlayer(QWidget):
@@ -77,6 +77,7 @@ class PreviewPlayer(QWidget):
         self._looping = False
         self._loop_range: tuple[int, int] | None = None
         self._play_timer = QElapsedTimer()
+        self._played_s = 0.0      # length of the last playback, frozen at pause
         self._painted_tick = 0
         self._presented = self._dropped = 0
         self._max_late_ms = 0.0
@@ -132,7 +133,7 @@ class PreviewPlayer(QWidget):
 
     @property
     def stats(self) -> PlaybackStats:
-        elapsed = self._play_timer.nsecsElapsed() / 1e9 if self._play_timer.isValid() else 0.0
+        elapsed = self._play_timer.nsecsElapsed() / 1e9 if self.is_playing() else self._played_s
         return PlaybackStats(self._presented, self._dropped, elapsed, self.fps, self._max_late_ms)
 
     # Transport --------------------------------------------------------------------------------
@@ -156,6 +157,7 @@ class PreviewPlayer(QWidget):
     @Slot()
     def pause(self) -> None:
         if self.is_playing():
+            self._played_s = self._play_timer.nsecsElapsed() / 1e9
             self._clock.stop()
             self.transport.show_playing(False)
             self.playingChanged.emit(False)
@@ -193,6 +195,22 @@ class PreviewPlayer(QWidget):
         if chunks < 0 and self._frame % FRAMES_PER_CHUNK:
             chunk += 1
         self.seek_chunk(min(max(chunk, 0), max(0, self.store.chunk_count - 1)))
+
+    @Slot()
+    def step_backward(self) -> None:
+        self.step(-1)
+
+    @Slot()
+    def step_forward(self) -> None:
+        self.step(1)
+
+    @Slot()
+    def previous_chunk(self) -> None:
+        self.step_chunk(-1)
+
+    @Slot()
+    def next_chunk(self) -> None:
+        self.step_chunk(1)
 
     @Slot()
     def go_to_start(self) -> None:

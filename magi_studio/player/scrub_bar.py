@@ -17,7 +17,7 @@ from magi_studio.theme import palette
 _CELL_COLOURS = {
     ChunkState.FRAMES: "#3f3a8f",
     ChunkState.PREVIEW: "#1b5566",
-    ChunkState.EMPTY: "#22252c",
+    ChunkState.EMPTY: "#2a2e37",
 }
 
 
@@ -127,7 +127,7 @@ class ScrubBar(QWidget):
             painter.drawRoundedRect(band, 1.5, 1.5)
         self._paint_playhead(painter, track)
         if self.hasFocus():
-            painter.setPen(QPen(QColor(palette.ACCENT), 1))
+            painter.setPen(QPen(QColor(palette.ACCENT).darker(130), 1))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4)
         painter.end()

@@ -1,0 +1,193 @@
+"""Every user command of the main window, declared once: id, text, icon, shortcut, handler.
+
+The table below is the single source for the menus, the toolbar, the shortcuts and the Help >
+Keyboard Shortcuts dialog. A handler is an attribute path on the host window ("player.toggle_play",
+"close"), resolved when the actions are built, so a renamed method fails at start-up (and in the
+tests) instead of leaving a dead menu entry. An action whose handler is None has nothing to act on
+yet — the project commands before the document model exists — and is created disabled, never faked.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Iterator
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenuBar, QToolBar, QWidget
+
+from magi_studio.theme import icon
+
+#: Menu titles, in menu bar order.
+MENUS = ("&File", "&Edit", "&Generate", "&Playback", "&Help")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    text: str
+    menu: str
+    #: Attribute path on the host, called with no arguments (checkable: with the new state).
+    handler: str | None
+    icon: str | None = None
+    #: Portable text ("Ctrl+S"; Qt shows Ctrl as Cmd on macOS). Not StandardKey: some platforms bind none.
+    shortcut: str | None = None
+    tip: str = ""
+    checkable: bool = False
+    toolbar: bool = False
+    #: A separator precedes this action in its menu (and in the toolbar, if it is shown there).
+    group_start: bool = False
+    #: Drawn as the toolbar's one accent (primary) button.
+    primary: bool = False
+    role: QAction.MenuRole = QAction.MenuRole.NoRole
+
+    def key_sequence(self) -> QKeySequence:
+        return QKeySequence() if self.shortcut is None else QKeySequence(self.shortcut)
+
+    def plain_text(self) -> str:
+        """The text without mnemonic ampersands or a trailing ellipsis."""
+        return self.text.replace("&&", "\0").replace("&", "").replace("\0", "&").removesuffix("…")
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    # File — project commands wait for the document model (handler None: disabled).
+    ActionSpec("file.new", "&New Project", "&File", None, "new", "Ctrl+N", "Start a new storyboard",
+               toolbar=True),
+    ActionSpec("file.open", "&Open Project…", "&File", None, "open", "Ctrl+O", "Open a saved project",
+               toolbar=True),
+    ActionSpec("file.save", "&Save", "&File", None, "save", "Ctrl+S", "Save the project", toolbar=True),
+    ActionSpec("file.save_as", "Save &As…", "&File", None, None, "Ctrl+Shift+S", "Save the project under a new name"),
+    ActionSpec("file.export", "&Export Video…", "&File", None, "export", "Ctrl+E",
+               "Write the storyboard's active takes to an mp4", group_start=True, toolbar=True),
+    ActionSpec("file.quit", "&Quit", "&File", "close", None, "Ctrl+Q", "Close MAGI Studio", group_start=True,
+               role=QAction.MenuRole.QuitRole),
+    # Edit
+    ActionSpec("edit.undo", "&Undo", "&Edit", None, "undo", "Ctrl+Z", "Undo the last edit", toolbar=True,
+               group_start=True),
+    ActionSpec("edit.redo", "&Redo", "&Edit", None, "redo", "Ctrl+Shift+Z", "Redo the last undone edit", toolbar=True),
+    ActionSpec("edit.add_chunk", "&Add Chunk", "&Edit", None, "add-chunk", "Ctrl+Shift+N",
+               "Add a 24-frame chunk after the selected one", group_start=True),
+    ActionSpec("edit.duplicate_chunk", "D&uplicate Chunk", "&Edit", None, "duplicate", "Ctrl+D",
+               "Duplicate the selected chunk's prompt and seed"),
+    ActionSpec("edit.delete_chunk", "&Delete Chunk", "&Edit", None, "delete", "Del",
+               "Delete the selected chunk"),
+    ActionSpec("edit.reference_image", "Set &Reference Image…", "&Edit", None, "image", "Ctrl+I",
+               "Use an image as the first frame of the selected shot", group_start=True),
+    ActionSpec("edit.settings", "&Settings…", "&Edit", None, "settings", "Ctrl+,", "Model, device and generation "
+               "settings", group_start=True, role=QAction.MenuRole.PreferencesRole),
+    # Generate
+    ActionSpec("generate.run", "&Generate", "&Generate", None, "generate", "Ctrl+Return",
+               "Generate the chunks that have no frames yet", toolbar=True, group_start=True, primary=True),
+    ActionSpec("generate.regenerate", "&Regenerate From Chunk", "&Generate", None, "regenerate", "Ctrl+R",
+               "Keep the chunks before the selected one, make it and the rest again as a new take"),
+    ActionSpec("generate.cancel", "&Stop Generating", "&Generate", "cancel_engine_job", "stop", "Esc",
+               "Stop within one denoising step; finished chunks are kept", toolbar=True),
+    ActionSpec("generate.takes", "&Takes…", "&Generate", None, "takes", "Ctrl+T",
+               "Compare and switch the takes of the selected shot", group_start=True),
+    # Playback — the preview player is real from day one.
+    ActionSpec("playback.play", "&Play / Pause", "&Playback", "player.toggle_play", "play", "Space",
+               "Play or pause the preview"),
+    ActionSpec("playback.step_back", "Previous &Frame", "&Playback", "player.step_backward", "step-back", "Left",
+               "Step one frame back", group_start=True),
+    ActionSpec("playback.step_forward", "&Next Frame", "&Playback", "player.step_forward", "step-forward", "Right",
+               "Step one frame forward"),
+    ActionSpec("playback.previous_chunk", "Pre&vious Chunk", "&Playback", "player.previous_chunk", "chunk-prev",
+               "Shift+Left", "Go to the start of the previous chunk"),
+    ActionSpec("playback.next_chunk", "Next &Chunk", "&Playback", "player.next_chunk", "chunk-next", "Shift+Right",
+               "Go to the start of the next chunk"),
+    ActionSpec("playback.start", "Go to &Start", "&Playback", "player.go_to_start", "go-start", "Home",
+               "Go to the first frame", group_start=True),
+    ActionSpec("playback.end", "Go to &End", "&Playback", "player.go_to_end", "go-end", "End",
+               "Go to the last frame"),
+    ActionSpec("playback.loop", "&Loop", "&Playback", "player.set_looping", "loop", "L",
+               "Loop the whole video or the chosen range", checkable=True, group_start=True),
+    # Help
+    ActionSpec("help.shortcuts", "&Keyboard Shortcuts", "&Help", "show_shortcuts", "keyboard", "F1",
+               "List every keyboard shortcut"),
+    ActionSpec("help.welcome", "Show &Welcome", "&Help", "show_welcome", "info", None,
+               "Show the introduction to MAGI Studio again"),
+    ActionSpec("help.about", "&About MAGI Studio", "&Help", "show_about", None, None, "Version and licences",
+               role=QAction.MenuRole.AboutRole),
+)
+
+
+class ActionSet:
+    """The QActions built from ACTIONS for one host window, by id."""
+
+    def __init__(self, host: QObject, specs: tuple[ActionSpec, ...] = ACTIONS) -> None:
+        self.specs = specs
+        self._actions: dict[str, QAction] = {}
+        for spec in specs:
+            if spec.id in self._actions:
+                raise ValueError(f"action id {spec.id!r} is declared twice")
+            self._actions[spec.id] = self._build(host, spec)
+
+    @staticmethod
+    def _build(host: QObject, spec: ActionSpec) -> QAction:
+        action = QAction(spec.text, host)
+        action.setObjectName(spec.id)
+        if spec.icon:
+            action.setIcon(icon(spec.icon))
+        action.setShortcut(spec.key_sequence())
+        # Shortcuts work anywhere in the window; text inputs still get the keys they edit with
+        # (Qt offers them the key first through ShortcutOverride).
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        tip = spec.tip or spec.plain_text()
+        keys = spec.key_sequence().toString(QKeySequence.SequenceFormat.NativeText)
+        action.setToolTip(f"{spec.plain_text()} ({keys})" if keys else spec.plain_text())
+        action.setStatusTip(tip)
+        action.setMenuRole(spec.role)
+        action.setCheckable(spec.checkable)
+        if spec.handler is None:
+            action.setEnabled(False)
+        else:
+            handler = operator.attrgetter(spec.handler)(host)  # AttributeError: a declaration is stale
+            if spec.checkable:
+                action.toggled.connect(handler)
+            else:
+                action.triggered.connect(lambda checked=False, call=handler: call())
+        return action
+
+    def __getitem__(self, action_id: str) -> QAction:
+        return self._actions[action_id]
+
+    def __iter__(self) -> Iterator[QAction]:
+        return iter(self._actions.values())
+
+    def spec(self, action_id: str) -> ActionSpec:
+        return next(s for s in self.specs if s.id == action_id)
+
+    def in_menu(self, menu: str) -> list[ActionSpec]:
+        return [s for s in self.specs if s.menu == menu]
+
+    # Rendering --------------------------------------------------------------------------------
+    def fill_menu_bar(self, menu_bar: QMenuBar) -> None:
+        for title in MENUS:
+            menu = menu_bar.addMenu(title)
+            menu.setObjectName(f"menu.{title.replace('&', '').lower()}")
+            for position, spec in enumerate(self.in_menu(title)):
+                if spec.group_start and position:
+                    menu.addSeparator()
+                menu.addAction(self._actions[spec.id])
+
+    def fill_tool_bar(self, tool_bar: QToolBar) -> None:
+        shown = [s for s in self.specs if s.toolbar]
+        for position, spec in enumerate(shown):
+            if position and (spec.group_start or spec.menu != shown[position - 1].menu):
+                tool_bar.addSeparator()
+            tool_bar.addAction(self._actions[spec.id])
+            if spec.primary:
+                button: QWidget | None = tool_bar.widgetForAction(self._actions[spec.id])
+                if button is not None:
+                    button.setProperty("accent", True)
+                    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+
+    def shortcut_rows(self) -> list[tuple[str, str, str]]:
+        """(menu, command, shortcut text) for every action that has a shortcut, in menu order."""
+        rows = []
+        for spec in self.specs:
+            keys = spec.key_sequence().toString(QKeySequence.SequenceFormat.NativeText)
+            if keys:
+                rows.append((spec.menu.replace("&", ""), spec.plain_text(), keys))
+        return rows

@@ -1,0 +1,85 @@
+"""Starting the desktop app: `magi-studio [PROJECT]` → run_app(argv).
+
+The QApplication gets its names (which also place the settings file), the theme, the bundled font
+and the icon; then the main window runs on qasync's event loop, so asyncio work (hub downloads with
+progress, file work) shares Qt's loop instead of needing a thread of its own. run_app returns once
+the main window has closed and the engine thread has stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+import qasync
+from PySide6.QtCore import QCoreApplication
+from PySide6.QtWidgets import QApplication
+
+from magi_studio import theme
+from magi_studio.settings import APPLICATION, ORGANIZATION, Settings
+
+log = logging.getLogger(__name__)
+
+DESKTOP_FILE_NAME = "magi-studio"
+
+
+def parse_app_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="magi-studio", description="MAGI Studio, the storyboard editor.")
+    parser.add_argument("project", nargs="?", type=Path, help="project to open")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to the terminal")
+    return parser.parse_args(argv)
+
+
+def create_application(argv: list[str]) -> QApplication:
+    """The QApplication with MAGI Studio's names, theme, font and icon (reused if one exists)."""
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "magi-studio", *argv])
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+    QApplication.setApplicationDisplayName("MAGI Studio")
+    QApplication.setDesktopFileName(DESKTOP_FILE_NAME)
+    theme.apply_theme(app)
+    # The window's closed signal ends the asyncio loop; Qt must not stop its loop underneath it.
+    app.setQuitOnLastWindowClosed(False)
+    return app
+
+
+def apply_hub_offline(settings: Settings) -> None:
+    """Settings' offline mode → HF_HUB_OFFLINE, which the engine's hub code reads at each download."""
+    if settings.hub_offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+async def _run_until_closed(window) -> int:
+    loop = asyncio.get_running_loop()
+    closed = loop.create_future()
+    window.closed.connect(lambda: closed.done() or closed.set_result(0))
+    window.show()
+    return await closed
+
+
+def run_app(argv: list[str]) -> int:
+    """Start MAGI Studio; returns the process exit code."""
+    created = QApplication.instance() is None
+    app = create_application(argv)
+    # A QApplication we created has removed its own options (-platform, -style, ...) from its arguments.
+    args = parse_app_args(app.arguments()[1:] if created else argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from magi_studio.main_window import MainWindow  # imports the engine (torch): after the app exists
+
+    settings = Settings()
+    apply_hub_offline(settings)
+    window = MainWindow(settings)
+    if args.project is not None:
+        # Projects open once the document model lands; say so instead of pretending.
+        window.statusBar().showMessage(f"Opening projects is not available in this build yet: {args.project}",
+                                       15_000)
+    try:
+        return int(qasync.run(_run_until_closed(window)) or 0)
+    finally:
+        window.worker.shutdown()  # idempotent: closeEvent has normally done it already
+        window.deleteLater()

@@ -1,0 +1,350 @@
+"""The project on disk: a folder bundle `Name.magi/`, written atomically, results written once.
+
+    Name.magi/
+      project.json                       the manifest (manifest.py; docs/project-format.md)
+      autosave.json                      recovery copy of the manifest, only while there are unsaved edits
+      assets/<sha256[:16]>.<ext>         reference images, as the user's file (stored once per content)
+      results/<id>/latent.safetensors    clean latents [16, 6, H/8, W/8] float32 (what regenerate-from-N reuses)
+      results/<id>/frames.png            the 24 decoded frames stacked vertically, lossless ([24 H, W, 3])
+      results/<id>/thumbnail.png         the middle frame, 160 px wide
+
+A result is written the moment its chunk finishes (to a temporary folder renamed into place) and
+never rewritten, so a crash loses nothing generated and a save only has to write project.json:
+new bytes to a temporary file, fsync, rename over the old one, fsync the folder. A failed write
+leaves the previous project.json as it was. Untitled projects live in a scratch bundle (see
+`ProjectStore.create_scratch`) until they are saved somewhere with `save_as`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from engine.video_io import load_image
+from magi_studio.document.errors import ProjectError
+from magi_studio.document.manifest import manifest_bytes, parse_manifest
+from magi_studio.document.model import CHUNK_FRAMES, Asset, ChunkResult, Project, new_id
+
+MANIFEST = "project.json"
+AUTOSAVE = "autosave.json"
+EXTENSION = ".magi"
+THUMBNAIL_WIDTH = 160
+
+
+def bundle_path(path: str | os.PathLike) -> Path:
+    """The bundle folder for a path the user chose: `project.json` inside one, or a name given the .magi suffix."""
+    path = Path(path).expanduser()
+    if path.name == MANIFEST:
+        return path.parent
+    return path if path.suffix == EXTENSION else path.with_name(path.name + EXTENSION)
+
+
+def open_project(path: str | os.PathLike) -> tuple[Project, "ProjectStore"]:
+    """Read a project; a missing, damaged or newer one raises ProjectError and is never written to."""
+    folder = Path(path).expanduser()
+    folder = folder.parent if folder.name == MANIFEST else folder
+    if not folder.exists():
+        raise ProjectError(f"The project '{folder}' does not exist.")
+    if not (folder / MANIFEST).is_file():
+        raise ProjectError(f"'{folder}' is not a MAGI Studio project (it has no {MANIFEST}).")
+    store = ProjectStore(folder)
+    project = parse_manifest(store._read(folder / MANIFEST), str(folder / MANIFEST))
+    store.check_files(project)
+    return project, store
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Unsaved work found beside a project: an autosave newer than its last save."""
+
+    path: Path
+    autosaved_at: str
+
+
+def find_recovery(path: str | os.PathLike) -> Recovery | None:
+    return ProjectStore(bundle_path(path)).find_recovery()
+
+
+def load_recovery(path: str | os.PathLike) -> Project:
+    return ProjectStore(bundle_path(path)).load_recovery()
+
+
+def write_autosave(project: Project, path: str | os.PathLike) -> None:
+    ProjectStore(bundle_path(path)).write_autosave(project)
+
+
+def discard_recovery(path: str | os.PathLike) -> None:
+    ProjectStore(bundle_path(path)).discard_recovery()
+
+
+def find_scratch_recoveries(root: str | os.PathLike) -> list[Path]:
+    """Untitled projects under `root` that were autosaved and never saved (the app died): offer them back."""
+    root = Path(root)
+    return sorted(p for p in root.glob(f"*{EXTENSION}") if (p / AUTOSAVE).is_file()) if root.is_dir() else []
+
+
+class ProjectStore:
+    """One project bundle folder: reads and writes its manifest, assets and results."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike) -> "ProjectStore":
+        """A new, empty bundle (refuses to take over a folder that holds something else)."""
+        folder = bundle_path(path)
+        if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir()) or (folder / MANIFEST).exists())):
+            raise ProjectError(f"'{folder}' already exists and is not a MAGI Studio project; choose another name.")
+        try:
+            (folder / "assets").mkdir(parents=True, exist_ok=True)
+            (folder / "results").mkdir(exist_ok=True)
+        except OSError as error:
+            raise ProjectError(f"Could not create the project folder '{folder}': {_describe(error)}.") from error
+        return cls(folder)
+
+    @classmethod
+    def create_scratch(cls, root: str | os.PathLike) -> "ProjectStore":
+        """A bundle for an untitled project under `root` (the app's data folder), where results land until saved."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        return cls.create(Path(root) / f"Untitled-{stamp}-{new_id()[:6]}{EXTENSION}")
+
+    # -- the manifest
+
+    def save(self, project: Project) -> None:
+        """Write project.json atomically; the autosave is dropped once the save is safe on disk."""
+        self.check_files(project)
+        self._atomic_write(self.path / MANIFEST, manifest_bytes(project))
+        self.discard_recovery()
+
+    def save_as(self, project: Project, path: str | os.PathLike, *, overwrite: bool = False) -> "ProjectStore":
+        """Copy the project (its assets and results) to a new bundle and save it there; returns the new store.
+
+        The copy is built in a hidden folder beside the target and renamed into place only when complete.
+        `overwrite` replaces an existing MAGI Studio project at the target (never any other folder).
+        """
+        target = bundle_path(path)
+        if target.resolve() == self.path.resolve():
+            self.save(project)
+            return self
+        if target.exists():
+            if not overwrite:
+                raise ProjectError(f"'{target}' already exists.")
+            if not (target / MANIFEST).is_file():
+                raise ProjectError(f"'{target}' is not a MAGI Studio project, so it will not be replaced.")
+        self.check_files(project)
+        staging = target.with_name(f".{target.name}.saving-{new_id()}")
+        replaced = target.with_name(f".{target.name}.old-{new_id()}")
+        try:
+            (staging / "results").mkdir(parents=True)
+            (staging / "assets").mkdir()
+            staged = ProjectStore(staging)
+            for relative in _project_files(project):
+                _copy_immutable(self.path / relative, staging / relative)
+            staged._atomic_write(staging / MANIFEST, manifest_bytes(project))
+            if target.exists():
+                os.rename(target, replaced)
+            os.rename(staging, target)
+        except (OSError, ProjectError) as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            if replaced.exists() and not target.exists():
+                os.rename(replaced, target)
+            if isinstance(error, ProjectError):
+                raise
+            raise ProjectError(f"Could not save the project as '{target}': {_describe(error)}. "
+                               "Nothing was changed.") from error
+        shutil.rmtree(replaced, ignore_errors=True)
+        _fsync_dir(target.parent)
+        return ProjectStore(target)
+
+    def check_files(self, project: Project) -> None:
+        """Raise ProjectError naming the files the manifest needs that are not in the bundle."""
+        missing = [relative for relative in _project_files(project, thumbnails=False)
+                   if not (self.path / relative).is_file()]
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise ProjectError(f"The project '{self.path}' is missing {', '.join(missing[:3])}{more}. "
+                               "Restore them from a backup; the project was left unchanged.")
+
+    # -- autosave and recovery
+
+    def write_autosave(self, project: Project) -> None:
+        """The recovery copy: the same manifest beside project.json (results are on disk already)."""
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._atomic_write(self.path / AUTOSAVE, manifest_bytes(project, autosaved_at=stamp))
+
+    def find_recovery(self) -> Recovery | None:
+        autosave, manifest = self.path / AUTOSAVE, self.path / MANIFEST
+        if not autosave.is_file():
+            return None
+        if manifest.is_file() and manifest.stat().st_mtime > autosave.stat().st_mtime:
+            return None  # saved after the autosave: nothing to recover
+        stamp = datetime.fromtimestamp(autosave.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+        return Recovery(self.path, stamp)
+
+    def load_recovery(self) -> Project:
+        project = parse_manifest(self._read(self.path / AUTOSAVE), str(self.path / AUTOSAVE))
+        self.check_files(project)
+        return project
+
+    def discard_recovery(self) -> None:
+        (self.path / AUTOSAVE).unlink(missing_ok=True)
+
+    # -- assets
+
+    def import_image(self, source: str | os.PathLike) -> Asset:
+        """Copy a reference image into assets/ (same content: same asset). Non-images raise InputError."""
+        source = Path(source)
+        load_image(source)  # the clear "not an image" message, before anything is copied
+        data = self._read(source)
+        fingerprint = hashlib.sha256(data).hexdigest()
+        relative = f"assets/{fingerprint[:16]}{source.suffix.lower() or '.img'}"
+        if not (self.path / relative).is_file():
+            (self.path / "assets").mkdir(parents=True, exist_ok=True)
+            self._atomic_write(self.path / relative, data)
+        return Asset(fingerprint[:16], relative, fingerprint, source.name)
+
+    def asset_path(self, asset: Asset) -> Path:
+        return self.path / asset.path
+
+    # -- results
+
+    def write_result(self, result: ChunkResult, latent: torch.Tensor, frames: np.ndarray) -> ChunkResult:
+        """Write a finished chunk's files once (temporary folder, then rename); returns it with `files` set."""
+        shape = (16, 6, result.height // 8, result.width // 8)
+        if tuple(latent.shape) != shape or frames.shape != (CHUNK_FRAMES, result.height, result.width, 3) \
+                or frames.dtype != np.uint8:
+            raise ProjectError(f"A generated chunk has latents {tuple(latent.shape)} and frames {frames.shape}; "
+                               f"expected {shape} and {(CHUNK_FRAMES, result.height, result.width, 3)} uint8.")
+        relative = f"results/{result.id}"
+        files = {"latent": f"{relative}/latent.safetensors", "frames": f"{relative}/frames.png",
+                 "thumbnail": f"{relative}/thumbnail.png"}
+        result = dataclasses.replace(result, files=files, frames_format="png-strip")
+        final = self.path / relative
+        if final.exists():
+            return result  # results are immutable: never rewritten
+        staging = self.path / "results" / f".{result.id}.tmp-{new_id()}"
+        try:
+            staging.mkdir(parents=True)
+            self._write_synced(staging / "latent.safetensors",
+                               save_safetensors({"latent": latent.detach().to("cpu", torch.float32).contiguous()}))
+            self._write_synced(staging / "frames.png", _encode_png(frames.reshape(-1, result.width, 3)))
+            self._write_synced(staging / "thumbnail.png", _encode_png(_thumbnail(frames[len(frames) // 2])))
+            os.rename(staging, final)
+            _fsync_dir(final.parent)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ProjectError(f"Could not save a generated chunk in '{self.path}': {_describe(error)}.") from error
+        return result
+
+    def read_latent(self, result: ChunkResult) -> torch.Tensor:
+        """The clean latents [16, 6, H/8, W/8] float32, bit-exactly as the engine produced them."""
+        return load_safetensors(self._read(self.path / result.files["latent"]))["latent"]
+
+    def read_frames(self, result: ChunkResult) -> np.ndarray:
+        """The decoded frames, uint8 RGB [24, H, W, 3], exactly as generated."""
+        path = self.path / result.files["frames"]
+        strip = cv2.imdecode(np.frombuffer(self._read(path), np.uint8), cv2.IMREAD_UNCHANGED)
+        if strip is None or strip.ndim != 3 or strip.shape[1] != result.width or strip.shape[0] % result.height:
+            raise ProjectError(f"'{path}' is damaged (not a {result.width}-pixel-wide strip of frames).")
+        return np.ascontiguousarray(strip[..., ::-1].reshape(-1, result.height, result.width, 3))
+
+    def thumbnail_path(self, result: ChunkResult) -> Path:
+        return self.path / result.files["thumbnail"]
+
+    # -- file primitives
+
+    def _read(self, path: Path) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as error:
+            raise ProjectError(f"Could not read '{path}': {_describe(error)}.") from error
+
+    def _write_synced(self, path: Path, data: bytes) -> None:
+        with open(path, "xb") as handle:
+            _write_all(handle, data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def _atomic_write(self, path: Path, data: bytes) -> None:
+        """New bytes to a temporary file beside `path`, fsync, rename over it: `path` is old or new, never half."""
+        tmp = path.with_name(f".{path.name}.{new_id()}.tmp")
+        try:
+            self._write_synced(tmp, data)
+            os.replace(tmp, path)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise ProjectError(f"Could not save '{path}': {_describe(error)}. "
+                               "The previous version was left as it was.") from error
+        _fsync_dir(path.parent)
+
+
+def _write_all(handle, data: bytes) -> None:
+    """Every file's bytes go through here (tests replace it to simulate a full disk)."""
+    handle.write(data)
+
+
+def _project_files(project: Project, thumbnails: bool = True) -> list[str]:
+    files = [asset.path for asset in project.assets.values()]
+    for result in project.results.values():
+        files += [result.files["latent"], result.files["frames"]] + ([result.files["thumbnail"]] if thumbnails else [])
+    return files
+
+
+def _copy_immutable(source: Path, target: Path) -> None:
+    """A hard link where the file system allows (results are never rewritten, so sharing is safe), else a copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not source.is_file():
+        return  # a thumbnail can be missing; check_files vouched for the rest
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _encode_png(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise ProjectError("Could not encode frames as PNG.")
+    return data.tobytes()
+
+
+def _thumbnail(frame: np.ndarray) -> np.ndarray:
+    height, width = frame.shape[:2]
+    if width <= THUMBNAIL_WIDTH:
+        return frame
+    size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); folders cannot be opened this way on Windows, where it is not needed."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _describe(error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return "the disk is full"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "there is no permission to write there"
+    return str(error.strerror or error)

@@ -1,0 +1,14 @@
+"""The preview player: a chunk-indexed frame store, a self-painted view, transport and frame clock.
+
+    from magi_studio.player import PreviewPlayer, FrameStore, GenerationFeed
+"""
+
+from magi_studio.player.clock import PlaybackClock
+from magi_studio.player.feed import GenerationFeed
+from magi_studio.player.frame_store import FRAMES_PER_CHUNK, ChunkState, FrameImage, FrameStore
+from magi_studio.player.frame_view import FrameView
+from magi_studio.player.player import PlaybackStats, PreviewPlayer
+from magi_studio.player.transport import TransportBar, timecode
+
+__all__ = ["PreviewPlayer", "PlaybackStats", "PlaybackClock", "FrameStore", "FrameImage", "ChunkState",
+           "FRAMES_PER_CHUNK", "FrameView", "TransportBar", "GenerationFeed", "timecode"]

@@ -1,0 +1,69 @@
+"""EngineStatus: the status bar's word on the engine — which model, on what device, doing what."""
+
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtWidgets import QLabel, QWidget
+
+from magi_studio.engine_worker import EngineState, EngineWorker, ModelInfo
+from magi_studio.theme import palette
+
+_DOT = {EngineState.NO_MODEL: palette.TEXT_FAINT, EngineState.LOADING: palette.WARNING,
+        EngineState.READY: palette.SUCCESS, EngineState.GENERATING: palette.CYAN}
+
+
+class EngineStatus(QLabel):
+    def __init__(self, worker: EngineWorker, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("EngineStatus")
+        self._worker = worker
+        self._loading_spec = ""
+        self._load_error = ""
+        worker.stateChanged.connect(self._refresh)
+        worker.loadProgress.connect(self._on_load_progress)
+        worker.modelLoaded.connect(self._on_model_loaded)
+        worker.failed.connect(self._on_failed)
+        worker.jobStarted.connect(self._on_job_started)
+        self._refresh()
+
+    def _on_job_started(self, job_id: int, kind: str) -> None:
+        if kind == "load":
+            self._load_error = ""
+            self._refresh()
+
+    def _on_load_progress(self, job_id: int, message: str, fraction: float) -> None:
+        self._loading_spec = message
+        self._refresh()
+
+    def _on_model_loaded(self, job_id: int, info: ModelInfo) -> None:
+        self._load_error = ""
+        self._refresh()
+
+    def _on_failed(self, job_id: int, error) -> None:
+        if self._worker.model_info is None:  # a failed load leaves the engine without a model
+            self._load_error = f"{getattr(error, 'title', 'Engine error')}: {error}"
+            self._refresh()
+
+    def _refresh(self, *_args) -> None:
+        state, info = self._worker.state, self._worker.model_info
+        if state == EngineState.LOADING:
+            text, tip = f"{self._loading_spec or 'Loading model'}…", "The model is being loaded."
+        elif state == EngineState.GENERATING and info is not None:
+            text, tip = f"Generating · {info.label} on {info.device}", _describe(info)
+        elif info is not None:
+            text, tip = f"{info.label} · {info.device} · {info.width}×{info.height} · ready", _describe(info)
+        elif self._load_error:
+            text, tip = "No model loaded", self._load_error
+        else:
+            text, tip = "No model loaded", "Choose a model in Settings."
+        colour = palette.DANGER if state == EngineState.NO_MODEL and self._load_error else _DOT[state]
+        self.setText(f'<span style="color:{colour}">●</span>&nbsp; {escape(text)}')
+        self.setToolTip(tip)
+
+
+def _describe(info: ModelInfo) -> str:
+    return (f"{info.label} ({info.spec})\nDevice: {info.device}, {info.dtype}\n"
+            f"Resolution: {info.width}×{info.height} at {info.fps} fps\n"
+            f"Sampling: {info.sampling.num_steps} steps, window {info.sampling.window}, "
+            f"{'distilled' if info.distilled else 'classifier-free guidance'}")

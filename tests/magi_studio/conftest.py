@@ -1,0 +1,124 @@
+"""Qt fixtures for the studio's tests.
+
+* `isolated_settings` (autouse): every test gets fresh settings in its own temporary folder — QSettings'
+  INI path is redirected and the organisation renamed — so no test reads or writes the user's file.
+* `tiny_session`: a Session over the tiny random model of the real classes (64x64, milliseconds/chunk).
+* `engine_worker`: an EngineWorker whose thread is always shut down (and checked) after the test.
+* `no_leaked_windows`: fails a test that leaves top-level widgets behind.
+* `PausingSession`: wraps a Session so a test can hold the engine thread at a chosen event
+  (deterministic cancel/supersede tests) and see what the engine yielded after a cancel.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QSettings
+
+from magi_studio.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path_factory) -> Settings:
+    folder = tmp_path_factory.mktemp("settings")
+    organization = QCoreApplication.organizationName()
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
+            QSettings.setPath(fmt, scope, str(folder))
+    QCoreApplication.setOrganizationName("MAGI Studio Tests")  # anything using plain QSettings() stays apart
+    settings = Settings()
+    assert settings.file_name().startswith(str(folder)), settings.file_name()
+    yield settings
+    QCoreApplication.setOrganizationName(organization)
+
+
+@pytest.fixture(scope="session")
+def tiny_session():
+    from engine.session import Session
+    from tests.engine.factories import tiny_bundle
+
+    return Session(tiny_bundle())
+
+
+@pytest.fixture
+def engine_worker(qtbot):
+    from magi_studio.engine_worker import EngineWorker
+
+    worker = EngineWorker()
+    yield worker
+    worker.shutdown()
+    assert not worker.is_running()
+
+
+def _window_ids() -> set[int]:
+    import shiboken6
+    from PySide6.QtWidgets import QApplication
+
+    return {shiboken6.getCppPointer(w)[0] for w in QApplication.topLevelWidgets()}
+
+
+@pytest.fixture
+def no_leaked_windows(qapp):
+    """Fail when a test leaves top-level widgets alive (closed-but-undeleted ones count too)."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    before = _window_ids()
+    yield
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QApplication.processEvents()
+    leaked = [w for w in QApplication.topLevelWidgets()
+              if __import__("shiboken6").getCppPointer(w)[0] not in before]
+    names = [f"{type(w).__name__}({w.objectName()!r}, visible={w.isVisible()})" for w in leaked]
+    assert not leaked, f"top-level widgets leaked by the test: {names}"
+
+
+class PausingSession:
+    """A Session stand-in that yields the real engine's events, optionally pausing the engine thread.
+
+    `pause_when(event)` true → after yielding that event the engine thread waits for `resume()`
+    (once). `after_cancel` lists the event types the engine yielded once the cancel token was set:
+    the measure of "stops within one denoising step".
+    """
+
+    def __init__(self, session, pause_when: Callable[[object], bool] | None = None) -> None:
+        self.session, self.bundle = session, session.bundle
+        self.pause_when = pause_when
+        self.paused = threading.Event()
+        self._resume = threading.Event()
+        self.after_cancel: list[str] = []
+        self.thread_ids: list[int] = []
+
+    @property
+    def device(self):
+        return self.session.device
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    def generate(self, request, cancel=None):
+        self.thread_ids.append(threading.get_ident())
+        for event in self.session.generate(request, cancel):
+            if cancel is not None and cancel.is_set():
+                self.after_cancel.append(type(event).__name__)
+            yield event
+            if self.pause_when is not None and self.pause_when(event) and not self.paused.is_set():
+                self.paused.set()
+                assert self._resume.wait(timeout=20), "test never resumed the paused engine"
+
+
+@pytest.fixture
+def pausing_session_factory(tiny_session, engine_worker):
+    # Depends on engine_worker so that it is torn down first: a paused engine is resumed before
+    # the worker's shutdown waits for its thread.
+    made: list[PausingSession] = []
+
+    def make(pause_when=None) -> PausingSession:
+        made.append(PausingSession(tiny_session, pause_when))
+        return made[-1]
+
+    yield make
+    for session in made:  # never leave the engine thread waiting on a failed test
+        session.resume()

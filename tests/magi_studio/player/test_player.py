@@ -1,0 +1,248 @@
+"""The preview player: frame store, real painted pixels, transport behaviour, and 24 fps playback with
+no dropped frames at 256x256 (measured at paint time, offscreen)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QColor
+
+from magi_studio.player import FRAMES_PER_CHUNK, ChunkState, FrameStore, PreviewPlayer, timecode
+from magi_studio.player.clock import PlaybackClock
+
+COLOURS = [(220, 40, 40), (40, 200, 60), (40, 80, 230), (230, 200, 30), (200, 40, 200)]
+
+
+def solid_chunk(rgb, size=(256, 256), frames=FRAMES_PER_CHUNK) -> np.ndarray:
+    chunk = np.empty((frames, size[1], size[0], 3), np.uint8)
+    chunk[:] = rgb
+    return chunk
+
+
+def numbered_chunk(chunk: int, size=(256, 256)) -> np.ndarray:
+    """Frame f of the chunk has red = f * 10 and green = chunk * 40 (mod 256): each frame is identifiable."""
+    frames = np.zeros((FRAMES_PER_CHUNK, size[1], size[0], 3), np.uint8)
+    frames[..., 0] = (np.arange(FRAMES_PER_CHUNK) * 10)[:, None, None]
+    frames[..., 1] = chunk * 40 % 256
+    frames[..., 2] = 90
+    return frames
+
+
+@pytest.fixture
+def player(qtbot):
+    widget = PreviewPlayer()
+    qtbot.addWidget(widget)
+    widget.resize(800, 600)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    widget.pause()
+
+
+def pixel(widget, point: QPoint) -> tuple[int, int, int]:
+    image = widget.grab().toImage()
+    colour = QColor(image.pixel(point))
+    return colour.red(), colour.green(), colour.blue()
+
+
+def close(a, b, tolerance=6) -> bool:
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b))
+
+
+# Frame store --------------------------------------------------------------------------------------
+def test_store_fills_chunk_by_chunk_with_holes_and_previews(qtbot):
+    store = FrameStore(chunk_count=2)
+    changed = []
+    store.chunkChanged.connect(changed.append)
+    assert [store.state(i) for i in range(2)] == [ChunkState.EMPTY, ChunkState.EMPTY]
+    assert store.frame_image(30).state == ChunkState.EMPTY and store.frame_image(30).chunk == 1
+
+    store.set_frames(3, numbered_chunk(3, (128, 64)))  # grows the store; first frames set the resolution
+    assert store.chunk_count == 4 and store.frame_count == 96
+    assert (store.frame_size.width(), store.frame_size.height()) == (128, 64)
+    image = store.frame_image(3 * 24 + 5).image
+    assert QColor(image.pixel(10, 10)).getRgb()[:3] == (50, 120, 90)
+
+    preview = np.zeros((6, 8, 16, 3), np.uint8)
+    preview[:, :, :, 2] = (np.arange(6) * 40)[:, None, None]
+    store.set_preview(3, preview, progress=0.5)
+    shown = store.frame_image(3 * 24 + 9)  # pixel frame 9 → latent frame 2 of 6
+    assert shown.state == ChunkState.PREVIEW and shown.progress == 0.5
+    assert QColor(shown.image.pixel(0, 0)).blue() == 80
+    store.clear_preview(3)  # e.g. cancelled: the older frames show again
+    assert store.state(3) == ChunkState.FRAMES
+    store.clear_chunk(3)
+    assert store.state(3) == ChunkState.EMPTY
+    assert changed == [3, 3, 3, 3]
+
+
+def test_store_rejects_what_is_not_a_chunk_of_frames():
+    store = FrameStore()
+    with pytest.raises(ValueError, match="24 frames"):
+        store.set_frames(0, solid_chunk((0, 0, 0), frames=12))
+    with pytest.raises(ValueError, match="uint8"):
+        store.set_frames(0, np.zeros((24, 8, 8, 3), np.float32))
+    with pytest.raises(IndexError):
+        store.frame_image(0)
+
+
+def test_timecode_counts_frames_within_the_second():
+    assert timecode(0, 24) == "00:00:00"
+    assert timecode(24 * 61 + 5, 24) == "01:01:05"
+    assert timecode(24 * 3600, 24) == "1:00:00:00"
+
+
+# Painting -----------------------------------------------------------------------------------------
+def test_player_paints_real_frames_holes_and_previews(player):
+    for chunk, rgb in enumerate(COLOURS[:2]):
+        player.store.set_frames(chunk, solid_chunk(rgb))
+    player.store.set_chunk_count(4)
+    centre = player.view.picture_rect().center()
+    inside = player.view.mapTo(player, centre)
+    assert close(pixel(player, inside), COLOURS[0])
+    player.seek_chunk(1)
+    assert close(pixel(player, inside), COLOURS[1])
+
+    player.seek_chunk(2)  # a hole: the placeholder, not stale pixels
+    corner = player.view.mapTo(player, player.view.picture_rect().topLeft() + QPoint(30, 30))
+    assert close(pixel(player, corner), (0x14, 0x16, 0x1a), 2)
+
+    player.store.set_preview(3, solid_chunk((10, 200, 200), size=(32, 32), frames=6), progress=0.25)
+    player.seek_chunk(3)
+    assert close(pixel(player, inside), (10, 200, 200), 8)
+    assert player.view.shown_frame.state == ChunkState.PREVIEW
+
+
+def test_empty_player_paints_its_empty_state(player):
+    image = player.grab().toImage()
+    assert player.frame_count == 0 and not player.transport.play.isEnabled()
+    assert image.width() == 800 and player.view.shown_frame is None
+
+
+# Transport ----------------------------------------------------------------------------------------
+def test_step_seek_chunk_and_keys(player, qtbot):
+    for chunk in range(3):
+        player.store.set_frames(chunk, numbered_chunk(chunk))
+    frames, chunks = [], []
+    player.frameChanged.connect(frames.append)
+    player.chunkChanged.connect(chunks.append)
+    player.setFocus()
+    qtbot.keyClick(player, Qt.Key.Key_Right)
+    qtbot.keyClick(player, Qt.Key.Key_Right)
+    qtbot.keyClick(player, Qt.Key.Key_Left)
+    assert player.current_frame == 1 and frames == [1, 2, 1]
+    player.seek_chunk(2)
+    assert (player.current_frame, player.current_chunk, chunks) == (48, 2, [2])
+    qtbot.keyClick(player, Qt.Key.Key_Left, Qt.KeyboardModifier.ShiftModifier)
+    assert player.current_frame == 24  # previous chunk
+    qtbot.keyClick(player, Qt.Key.Key_End)
+    assert player.current_frame == 71
+    qtbot.keyClick(player, Qt.Key.Key_Right)
+    assert player.current_frame == 71  # clamped
+    assert player.transport.timecode.text() == "00:02:23"
+    assert player.transport.frame_readout.text() == "Frame 72 / 72"
+    player.transport.chunk_box.setValue(2)  # the "go to chunk" box
+    assert player.current_frame == 24
+
+    qtbot.keyClick(player, Qt.Key.Key_Space)
+    assert player.is_playing()
+    qtbot.keyClick(player, Qt.Key.Key_Right)  # stepping pauses, as in editors
+    assert not player.is_playing() and player.current_frame == 25
+
+
+def test_scrub_bar_seeks_where_it_is_clicked(player, qtbot):
+    for chunk in range(5):
+        player.store.set_frames(chunk, numbered_chunk(chunk))
+    scrub = player.transport.scrub
+    x = round(scrub.x_for_frame(100.5))
+    qtbot.mouseClick(scrub, Qt.MouseButton.LeftButton, pos=QPoint(x, scrub.height() // 2))
+    assert player.current_frame == 100 and player.current_chunk == 4
+
+
+def test_playback_stops_at_the_end_unless_looping(player, qtbot):
+    player.store.set_frames(0, numbered_chunk(0))
+    player.set_fps(120)  # a fast clock keeps the test short
+    player.seek(20)
+    player.play()
+    qtbot.waitUntil(lambda: not player.is_playing(), timeout=3000)
+    assert player.current_frame == 23
+
+    player.play()  # at the end: starts over
+    assert player.current_frame == 0
+    player.pause()
+
+
+def test_loop_over_a_chunk_range(player, qtbot):
+    for chunk in range(4):
+        player.store.set_frames(chunk, numbered_chunk(chunk))
+    player.set_fps(120)
+    player.set_loop_chunks(1, 2)
+    player.set_looping(True)
+    assert player.transport.loop.isChecked()
+    seen = []
+    player.frameChanged.connect(seen.append)
+    player.play()  # outside the range: starts at its first frame
+    qtbot.waitUntil(lambda: seen.count(24) >= 2, timeout=5000)  # wrapped around at least once
+    player.pause()
+    assert min(seen) == 24 and max(seen) <= 71
+    assert 71 in seen or player.stats.dropped > 0
+
+    player.clear_loop_range()  # loop the whole timeline
+    player.seek(95)
+    player.play()
+    qtbot.waitUntil(lambda: player.current_frame < 10, timeout=3000)
+    assert player.is_playing()
+    player.pause()
+
+
+def test_clock_ticks_by_absolute_time(qtbot):
+    clock = PlaybackClock(fps=100)
+    ticks = []
+    clock.tick.connect(ticks.append)
+    clock.start()
+    qtbot.waitUntil(lambda: clock.elapsed_s() >= 0.5, timeout=3000)
+    clock.stop()
+    assert ticks == sorted(set(ticks)) and abs(ticks[-1] - clock.elapsed_s() * 100) <= 2
+
+
+def test_generation_feed_paints_previews_then_chunks_and_needs_no_reference(qtbot, engine_worker, tiny_session):
+    import gc
+
+    from engine.requests import ChunkSpec, GenerationRequest
+    from magi_studio.player import GenerationFeed
+
+    store = FrameStore()
+    loaded = engine_worker.use_session(tiny_session)
+    qtbot.waitUntil(lambda: loaded not in engine_worker.live_jobs, timeout=5000)
+    states = []
+    store.chunkChanged.connect(lambda chunk: states.append((chunk, store.state(chunk))))
+    request = GenerationRequest(chunks=tuple(ChunkSpec("a red ball falls", seed=i) for i in range(3)), width=64,
+                                height=64)
+    job = engine_worker.generate(request)
+    GenerationFeed(engine_worker, store, job, chunk_offset=2)  # no reference kept: the store owns it
+    gc.collect()
+    qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=10_000)
+    assert store.chunk_count == 5 and [store.state(c) for c in range(5)] == [ChunkState.EMPTY] * 2 + [
+        ChunkState.FRAMES] * 3
+    assert (2, ChunkState.PREVIEW) in states and states.index((2, ChunkState.PREVIEW)) < states.index(
+        (2, ChunkState.FRAMES))
+    assert store.frames(2).shape == (24, 64, 64, 3)
+
+
+# The frame-rate guarantee -------------------------------------------------------------------------
+def test_plays_3_seconds_at_24_fps_without_dropping_frames(player, qtbot):
+    """256x256 frames, offscreen: every due frame is painted and the count matches the clock."""
+    for chunk in range(10):  # 10 s of video, so 3 s of playback never reaches the end
+        player.store.set_frames(chunk, numbered_chunk(chunk))
+    painted = []
+    player.view.framePainted.connect(painted.append)
+    player.play()
+    qtbot.waitUntil(lambda: player.stats.elapsed_s >= 3.0, timeout=6000)
+    stats = player.stats
+    player.pause()
+    assert stats.dropped == 0, stats
+    assert abs(stats.presented - stats.due) <= 1, stats
+    assert stats.due >= 72
+    shown = sorted(set(painted))
+    assert shown == list(range(shown[0], shown[-1] + 1))  # every frame in between reached the screen

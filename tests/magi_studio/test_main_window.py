@@ -1,0 +1,194 @@
+"""The main window offscreen: opens and closes cleanly, actions declared once and rendered, shortcuts
+dialog, welcome banner, progress widget and player fed by a real (tiny) generation, the error banner."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from engine.events import ChunkFinished
+from engine.requests import ChunkSpec, GenerationRequest
+from magi_studio.actions import ACTIONS, MENUS
+from magi_studio.engine_worker import EngineState
+from magi_studio.main_window import MainWindow
+from magi_studio.player import ChunkState
+from magi_studio.settings import Settings
+
+
+@pytest.fixture
+def window(qtbot, no_leaked_windows, isolated_settings, engine_worker):
+    """A shown MainWindow on the test's worker; closed, deleted and checked for leaks afterwards."""
+    win = MainWindow(isolated_settings, worker=engine_worker)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+    win.deleteLater()
+
+
+def ready(qtbot, window, session) -> None:
+    job = window.worker.use_session(session)
+    qtbot.waitUntil(lambda: window.worker.state == EngineState.READY and job not in window.worker.live_jobs,
+                    timeout=5000)
+
+
+def request(n: int) -> GenerationRequest:
+    return GenerationRequest(chunks=tuple(ChunkSpec("a red ball falls", seed=i) for i in range(n)), width=64, height=64)
+
+
+def test_window_opens_and_closes_offscreen(qtbot, window):
+    assert window.windowTitle() == "MAGI Studio" and window.centralWidget().isVisible()
+    assert window.player.isVisible() and window.player.view.shown_frame is None
+    with qtbot.waitSignal(window.closed, timeout=2000):
+        window.close()
+    assert window.worker.is_running()  # the caller's worker: the window does not stop it
+
+
+def test_a_window_that_owns_its_worker_stops_it_on_close(qtbot, no_leaked_windows, isolated_settings):
+    isolated_settings.model = "/no/such/model"  # the window loads it at once: fails fast, shown in the banner
+    win = MainWindow(isolated_settings)
+    win.show()
+    qtbot.waitUntil(lambda: win.error_banner.isVisible(), timeout=5000)
+    assert win.error_banner.title.text() == "Checkpoint problem"
+    assert "No model loaded" in win.engine_status.text()
+    worker = win.worker
+    win.close()
+    assert not worker.is_running()
+    win.deleteLater()
+
+
+def test_menus_and_toolbar_are_rendered_from_the_declarations(window):
+    titles = [a.text() for a in window.menuBar().actions()]
+    assert titles == list(MENUS)
+    in_menus = {a.objectName() for m in window.menuBar().actions() for a in m.menu().actions() if a.objectName()}
+    assert in_menus == {spec.id for spec in ACTIONS}
+    in_toolbar = [a.objectName() for a in window.toolbar.actions() if not a.isSeparator()]
+    assert in_toolbar == [spec.id for spec in ACTIONS if spec.toolbar]
+    for spec in ACTIONS:
+        action = window.action_set[spec.id]
+        assert action.shortcut().toString() == spec.key_sequence().toString()
+        if spec.handler is None:  # waits for the document model: disabled, not faked
+            assert not action.isEnabled(), spec.id
+    assert not window.action_set["generate.cancel"].isEnabled()  # nothing to stop
+    assert not window.action_set["playback.play"].isEnabled()  # nothing to play yet
+    window.player.store.set_chunk_count(1)
+    assert window.action_set["playback.play"].isEnabled()
+
+
+def test_no_two_actions_share_a_shortcut():
+    keys = [spec.key_sequence().toString() for spec in ACTIONS if spec.shortcut is not None]
+    assert len(keys) == len(set(keys)), sorted(keys)
+
+
+def test_shortcuts_dialog_lists_every_declared_shortcut(qtbot, window):
+    window.action_set["help.shortcuts"].trigger()
+    dialog = window._shortcuts_dialog
+    qtbot.waitExposed(dialog)
+    shown = dialog.shortcut_texts()
+    assert shown["Play / Pause"] == "Space" and shown["Keyboard Shortcuts"] == "F1"
+    assert len(shown) == sum(1 for spec in ACTIONS if spec.shortcut is not None)
+    dialog.close()  # deletes itself
+
+
+def test_welcome_banner_is_dismissible_and_remembered(qtbot, window, isolated_settings):
+    assert window.welcome.isVisible()
+    qtbot.mouseClick(window.welcome.close_button, Qt.MouseButton.LeftButton)
+    assert not window.welcome.isVisible() and isolated_settings.welcome_dismissed
+    assert not window.banner_area.isVisible()  # no empty strip left above the player
+    second = MainWindow(Settings(), worker=window.worker)
+    assert not second.welcome.isVisibleTo(second)
+    second.deleteLater()
+    window.action_set["help.welcome"].trigger()
+    assert window.welcome.isVisible()
+
+
+def test_playback_shortcuts_drive_the_player(qtbot, window, tiny_session):
+    import numpy as np
+
+    window.player.store.set_frames(0, np.zeros((24, 64, 64, 3), np.uint8))
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=2000)
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    assert window.player.current_frame == 2
+    qtbot.keyClick(window, Qt.Key.Key_L)
+    assert window.player.is_looping() and window.action_set["playback.loop"].isChecked()
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.player.is_playing()
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert not window.player.is_playing()
+
+
+def test_progress_widget_and_player_follow_a_generation_and_cancel_works(qtbot, window, pausing_session_factory):
+    session = pausing_session_factory(pause_when=lambda e: isinstance(e, ChunkFinished))
+    ready(qtbot, window, session)
+    assert "ready" in window.engine_status.text()
+    job = window.worker.generate(request(3))
+    window.preview_job(job)
+    qtbot.waitUntil(lambda: session.paused.is_set() and window.player.store.chunk_count >= 1
+                    and window.player.store.state(0) == ChunkState.FRAMES, timeout=10_000)
+    # Engine held after chunk 1 of 3: the chunk is in the player, progress shows where the run is.
+    progress = window.job_progress
+    qtbot.waitUntil(lambda: "step" in progress.text(), timeout=2000)
+    assert progress.isVisible() and progress.job_id == job and progress.cancel_button.isEnabled()
+    assert progress.text().startswith("Chunk ") and "/3" in progress.text()
+    assert window.action_set["generate.cancel"].isEnabled()
+    assert "Generating" in window.engine_status.text()
+
+    qtbot.mouseClick(progress.cancel_button, Qt.MouseButton.LeftButton)
+    session.resume()
+    qtbot.waitUntil(lambda: job not in window.worker.live_jobs, timeout=10_000)
+    assert progress.text() == "Stopped — 1 finished chunk kept"
+    assert window.player.store.state(0) == ChunkState.FRAMES  # the finished chunk stays
+    assert all(window.player.store.state(c) != ChunkState.PREVIEW for c in range(window.player.store.chunk_count))
+    assert not window.action_set["generate.cancel"].isEnabled()
+
+
+def test_a_completed_generation_fills_the_player(qtbot, window, tiny_session):
+    ready(qtbot, window, tiny_session)
+    job = window.worker.generate(request(2))
+    window.preview_job(job)
+    qtbot.waitUntil(lambda: job not in window.worker.live_jobs, timeout=10_000)
+    store = window.player.store
+    assert store.chunk_count == 2 and [store.state(c) for c in range(2)] == [ChunkState.FRAMES] * 2
+    assert window.job_progress.text().startswith("Generated 2 chunks in ")
+    assert window.player.transport.frame_readout.text() == "Frame 1 / 48"
+
+
+def test_run_app_opens_the_window_on_the_qt_loop_and_returns_when_it_closes(qtbot, no_leaked_windows, qapp):
+    from PySide6.QtCore import QTimer
+
+    from magi_studio.app import run_app
+
+    seen = []
+
+    def close_it() -> None:
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+        seen.append((window.isVisible(), window.windowIcon().isNull(), QApplication.applicationName()))
+        window.close()
+
+    QTimer.singleShot(300, close_it)
+    assert run_app([]) == 0
+    assert seen == [(True, False, "MAGI Studio")]
+
+
+def test_theme_resources_are_shipped_and_load(qapp):
+    import re
+
+    from PySide6.QtCore import QSize
+    from PySide6.QtGui import QFontDatabase, QIcon
+
+    from magi_studio import theme
+    from resources import resource_path
+
+    assert "DejaVu Sans" in theme.load_fonts() and "DejaVu Sans" in QFontDatabase.families()
+    for name in re.findall(r"url\(styles:([\w.-]+)\)", theme.style_sheet()):
+        assert resource_path("styles", name).is_file(), name
+    names = {spec.icon for spec in ACTIONS if spec.icon} | {"pause", "cancel", "close", "info", "warning"}
+    for name in sorted(names):
+        normal = theme.icon(name).pixmap(QSize(24, 24)).toImage()
+        disabled = theme.icon(name).pixmap(QSize(24, 24), QIcon.Mode.Disabled).toImage()
+        assert any(normal.pixelColor(x, y).alpha() for x in range(24) for y in range(24)), f"icon {name} is empty"
+        assert normal != disabled, f"icon {name} has no disabled look"
+    assert not theme.app_icon().pixmap(QSize(256, 256)).isNull()
