@@ -2,9 +2,10 @@
 
 The table below is the single source for the menus, the toolbar, the shortcuts and the Help >
 Keyboard Shortcuts dialog. A handler is an attribute path on the host window ("player.toggle_play",
-"close"), resolved when the actions are built, so a renamed method fails at start-up (and in the
-tests) instead of leaving a dead menu entry. An action whose handler is None has nothing to act on
-yet — the project commands before the document model exists — and is created disabled, never faked.
+"close", "timeline.add_chunk"), resolved when the actions are built, so a renamed method fails at
+start-up (and in the tests) instead of leaving a dead menu entry. An action whose handler is None has
+nothing to act on yet — the project and generation commands until their controllers are wired — and
+is created disabled, never faked. The main window enables the editing actions as the selection allows.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import QMenuBar, QToolBar, QWidget
 from magi_studio.theme import icon
 
 #: Menu titles, in menu bar order.
-MENUS = ("&File", "&Edit", "&Generate", "&Playback", "&Help")
+MENUS = ("&File", "&Edit", "&Generate", "&Playback", "&View", "&Help")
 
 
 @dataclass(frozen=True)
@@ -62,28 +63,49 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Write the storyboard's active takes to an mp4", group_start=True, toolbar=True),
     ActionSpec("file.quit", "&Quit", "&File", "close", None, "Ctrl+Q", "Close MAGI Studio", group_start=True,
                role=QAction.MenuRole.QuitRole),
-    # Edit
-    ActionSpec("edit.undo", "&Undo", "&Edit", None, "undo", "Ctrl+Z", "Undo the last edit", toolbar=True,
+    # Edit — every edit is a document command on the undo stack (magi_studio.undo); the timeline does them.
+    ActionSpec("edit.undo", "&Undo", "&Edit", "undo", "undo", "Ctrl+Z", "Undo the last edit", toolbar=True,
                group_start=True),
-    ActionSpec("edit.redo", "&Redo", "&Edit", None, "redo", "Ctrl+Shift+Z", "Redo the last undone edit", toolbar=True),
-    ActionSpec("edit.add_chunk", "&Add Chunk", "&Edit", None, "add-chunk", "Ctrl+Shift+N",
+    ActionSpec("edit.redo", "&Redo", "&Edit", "redo", "redo", "Ctrl+Shift+Z", "Redo the last undone edit",
+               toolbar=True),
+    ActionSpec("edit.add_chunk", "&Add Chunk", "&Edit", "timeline.add_chunk", "add-chunk", "Ctrl+Shift+N",
                "Add a 24-frame chunk after the selected one", group_start=True),
-    ActionSpec("edit.duplicate_chunk", "D&uplicate Chunk", "&Edit", None, "duplicate", "Ctrl+D",
-               "Duplicate the selected chunk's prompt and seed"),
-    ActionSpec("edit.delete_chunk", "&Delete Chunk", "&Edit", None, "delete", "Del",
-               "Delete the selected chunk"),
-    ActionSpec("edit.reference_image", "Set &Reference Image…", "&Edit", None, "image", "Ctrl+I",
-               "Use an image as the first frame of the selected shot", group_start=True),
+    ActionSpec("edit.insert_chunk", "&Insert Chunk Before", "&Edit", "timeline.insert_chunk", None, "Ins",
+               "Insert a chunk before the selected one"),
+    ActionSpec("edit.duplicate_chunk", "D&uplicate Chunk", "&Edit", "timeline.duplicate_chunk", "duplicate",
+               "Ctrl+D", "Duplicate the selected chunk's prompt and seed"),
+    ActionSpec("edit.delete_chunk", "&Delete Chunk", "&Edit", "timeline.delete_chunk", "delete", "Del",
+               "Delete the selected chunk (its generated frames stay in the project until it is saved)"),
+    ActionSpec("edit.move_left", "Move Chunk &Left", "&Edit", "timeline.move_chunk_left", None, "Ctrl+Left",
+               "Move the selected chunk one place earlier (into the previous shot at a shot's start)",
+               group_start=True),
+    ActionSpec("edit.move_right", "Move Chunk Ri&ght", "&Edit", "timeline.move_chunk_right", None, "Ctrl+Right",
+               "Move the selected chunk one place later (into the next shot at a shot's end)"),
+    ActionSpec("edit.split_shot", "S&plit Shot at Chunk", "&Edit", "timeline.split_shot", None, "Ctrl+K",
+               "The selected chunk and the ones after it become a new shot that continues this one",
+               group_start=True),
+    ActionSpec("edit.new_shot", "New S&hot", "&Edit", "timeline.new_shot", None, "Ctrl+Alt+N",
+               "Start a new shot after the selected one"),
+    ActionSpec("edit.rename_shot", "Re&name Shot", "&Edit", "timeline.rename_shot", None, "F2",
+               "Rename the selected shot"),
+    ActionSpec("edit.reference_image", "Set &Reference Image…", "&Edit", "timeline.choose_reference_image", "image",
+               "Ctrl+I", "Use an image as the first frame of the selected shot (or drop one on the shot)",
+               group_start=True),
+    ActionSpec("edit.lock_seed", "Loc&k Seed", "&Edit", "timeline.toggle_seed_lock", None, "Ctrl+L",
+               "Keep the selected chunk's seed when it is regenerated"),
+    ActionSpec("edit.new_seed", "New S&eed", "&Edit", "timeline.new_seed", None, "Ctrl+Shift+E",
+               "Give the selected chunk a new random seed"),
     ActionSpec("edit.settings", "&Settings…", "&Edit", None, "settings", "Ctrl+,", "Model, device and generation "
                "settings", group_start=True, role=QAction.MenuRole.PreferencesRole),
     # Generate
     ActionSpec("generate.run", "&Generate", "&Generate", None, "generate", "Ctrl+Return",
                "Generate the chunks that have no frames yet", toolbar=True, group_start=True, primary=True),
-    ActionSpec("generate.regenerate", "&Regenerate From Chunk", "&Generate", None, "regenerate", "Ctrl+R",
+    ActionSpec("generate.regenerate", "&Regenerate From Chunk", "&Generate", "timeline.request_regenerate",
+               "regenerate", "Ctrl+R",
                "Keep the chunks before the selected one, make it and the rest again as a new take"),
     ActionSpec("generate.cancel", "&Stop Generating", "&Generate", "cancel_engine_job", "stop", "Esc",
                "Stop within one denoising step; finished chunks are kept", toolbar=True),
-    ActionSpec("generate.takes", "&Takes…", "&Generate", None, "takes", "Ctrl+T",
+    ActionSpec("generate.takes", "&Takes…", "&Generate", "show_takes", "takes", "Ctrl+T",
                "Compare and switch the takes of the selected shot", group_start=True),
     # Playback — the preview player is real from day one.
     ActionSpec("playback.play", "&Play / Pause", "&Playback", "player.toggle_play", "play", "Space",
@@ -102,6 +124,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Go to the last frame"),
     ActionSpec("playback.loop", "&Loop", "&Playback", "player.set_looping", "loop", "L",
                "Loop the whole video or the chosen range", checkable=True, group_start=True),
+    # View — the docks around the player.
+    ActionSpec("view.storyboard", "&Storyboard Panel", "&View", "timeline_dock.setVisible", None, "Ctrl+1",
+               "Show or hide the storyboard timeline", checkable=True),
+    ActionSpec("view.takes", "&Takes Panel", "&View", "takes_dock.setVisible", None, "Ctrl+2",
+               "Show or hide the takes of the selected shot", checkable=True),
+    ActionSpec("view.history", "&History Panel", "&View", "history_dock.setVisible", None, "Ctrl+3",
+               "Show or hide the undo history", checkable=True),
     # Help
     ActionSpec("help.shortcuts", "&Keyboard Shortcuts", "&Help", "show_shortcuts", "keyboard", "F1",
                "List every keyboard shortcut"),

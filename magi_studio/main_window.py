@@ -1,27 +1,35 @@
-"""The main window: the preview player, the menus and toolbar from magi_studio.actions, the engine's
-status and progress, a welcome banner and the one place engine errors are shown.
+"""The main window: the preview player in the centre, the storyboard timeline docked below it, the takes
+and the undo history docked beside it, menus and toolbar from magi_studio.actions, the engine's status
+and progress, and the one place errors are shown.
 
-    window = MainWindow(settings)            # owns an EngineWorker and loads settings.model
+    window = MainWindow(settings)            # owns an EngineWorker, loads settings.model, opens an untitled project
     window = MainWindow(settings, worker=w)  # tests/benchmarks: the caller owns and feeds `w`
+    window.set_document_session(session)     # the project controller: another project was made or opened
     job = window.worker.generate(request); window.preview_job(job)   # chunks appear in the player
 
-The timeline, takes view and project commands come with the document model; their actions exist
-and are disabled until then. Errors from the engine arrive through one signal (EngineWorker.failed)
-and are shown in one banner with the error's title and message.
+Everything that shows the project listens to one DocumentSession (magi_studio.undo): the timeline,
+the takes view, the history, the player (through PlayerSync) and the title's unsaved mark. Errors
+from the engine (EngineWorker.failed) and from edits the user asked for (DocumentSession.errorOccurred,
+e.g. a dropped file that is not an image) reach one banner with the error's title and message.
 """
 
 from __future__ import annotations
 
 import logging
 from html import escape
+from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, QStandardPaths, Qt, Signal
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
 from magi_studio.actions import ActionSet
 from magi_studio.engine_worker import EngineState, EngineWorker, ModelInfo
 from magi_studio.player import GenerationFeed, PreviewPlayer
 from magi_studio.settings import Settings
+from magi_studio.takes import PreviewModeBar, TakesView
+from magi_studio.timeline import PlayerSync, TimelineView
+from magi_studio.timeline.glyphs import glyph
+from magi_studio.undo import DocumentSession, HistoryView
 from magi_studio.widgets.engine_status import EngineStatus
 from magi_studio.widgets.job_progress import JobProgress
 from magi_studio.widgets.notice_banner import NoticeBanner
@@ -38,23 +46,47 @@ WELCOME_BODY = (
     "folder or a hub variant such as <code>4.5B_distill</code> in <i>Edit › Settings</i> (downloaded once "
     "through Hugging Face; a large GPU is recommended).")
 
+#: Icons drawn in code (timeline.glyphs) for actions whose icon resources/icons does not ship.
+GLYPH_ICONS = {"edit.insert_chunk": "insert-chunk", "edit.move_left": "move-left", "edit.move_right": "move-right",
+               "edit.split_shot": "split", "edit.new_shot": "new-shot", "edit.rename_shot": "rename",
+               "edit.lock_seed": "lock", "edit.new_seed": "dice", "view.storyboard": "storyboard",
+               "view.history": "history"}
+#: The timeline's own toolbar (None: a separator).
+TIMELINE_ACTIONS = ("edit.add_chunk", "edit.insert_chunk", "edit.duplicate_chunk", "edit.delete_chunk", None,
+                    "edit.move_left", "edit.move_right", None, "edit.split_shot", "edit.new_shot", None,
+                    "edit.reference_image", "edit.lock_seed", "edit.new_seed")
+#: Editing action → the timeline's availability key (TimelineEditing.availability).
+EDIT_AVAILABILITY = {"edit.add_chunk": "add", "edit.insert_chunk": "chunk", "edit.duplicate_chunk": "chunk",
+                     "edit.delete_chunk": "delete", "edit.move_left": "move_left", "edit.move_right": "move_right",
+                     "edit.split_shot": "split", "edit.new_shot": "document", "edit.rename_shot": "shot",
+                     "edit.reference_image": "shot", "edit.lock_seed": "chunk", "edit.new_seed": "chunk",
+                     "generate.regenerate": "regenerate", "generate.takes": "shot"}
+
+
+def default_scratch_root() -> Path:
+    """Where untitled projects keep their generated chunks until saved: the app's local data folder."""
+    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)) / "Untitled"
+
 
 class MainWindow(QMainWindow):
     #: Emitted from closeEvent once the window has agreed to close (the app's loop waits for it).
     closed = Signal()
 
-    def __init__(self, settings: Settings, worker: EngineWorker | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, worker: EngineWorker | None = None, parent: QWidget | None = None, *,
+                 session: DocumentSession | None = None, scratch_root: str | Path | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("MainWindow")
-        self.setWindowTitle(APP_TITLE)
         self.settings = settings
         self._owns_worker = worker is None
         self.worker = worker if worker is not None else EngineWorker(self)
         self._feeds: dict[int, GenerationFeed] = {}
         self._shortcuts_dialog: ShortcutsDialog | None = None
+        self.session: DocumentSession | None = None
+        self._session_connections: list = []
+        self._owned_session: DocumentSession | None = None
+        self._docks_sized = False
 
-        # Centre: banners above the player.
+        # Centre: banners and the take-preview bar above the player.
         self.player = PreviewPlayer()
         self.welcome = NoticeBanner()
         self.welcome.dismissed.connect(self._on_welcome_dismissed)
@@ -68,17 +100,37 @@ class MainWindow(QMainWindow):
             banners.addWidget(banner)
             banner.shownChanged.connect(self._sync_banner_area)
         self.banner_area.hide()
+        self.preview_bar = PreviewModeBar()
         centre = QWidget()
         centre.setObjectName("PlayerPanel")
         column = QVBoxLayout(centre)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
+        column.addWidget(self.preview_bar)
         column.addWidget(self.banner_area)
         column.addWidget(self.player, 1)
         self.setCentralWidget(centre)
 
-        # Actions → menus and toolbar.
+        # The document's views: the timeline below the player, takes and history beside it.
+        self.timeline = TimelineView()
+        self.timeline.set_frame_store(self.player.store)
+        self.timeline.takesRequested.connect(lambda shot_id: self.show_takes())
+        self.takes_view = TakesView()
+        self.history_view = HistoryView()
+        self.player_sync = PlayerSync(self.player, self.timeline, self)
+        self.timeline_dock = self._dock("Storyboard", "StoryboardDock", self.timeline,
+                                        Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.timeline_dock.setTitleBarWidget(self.timeline.detach_header())
+        self.takes_dock = self._dock("Takes", "TakesDock", self.takes_view, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.history_dock = self._dock("History", "HistoryDock", self.history_view,
+                                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
+
+        # Actions → menus, toolbars and the docks' view toggles.
         self.action_set = ActionSet(self)
+        for action_id, name in GLYPH_ICONS.items():
+            self.action_set[action_id].setIcon(glyph(name))
         self.action_set.fill_menu_bar(self.menuBar())
         self.toolbar = QToolBar("Main")
         self.toolbar.setObjectName("MainToolBar")
@@ -86,6 +138,11 @@ class MainWindow(QMainWindow):
         self.toolbar.setIconSize(QSize(20, 20))
         self.action_set.fill_tool_bar(self.toolbar)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
+        self.timeline.set_header_actions([self.action_set[a] if a else None for a in TIMELINE_ACTIONS])
+        for action_id, dock in (("view.storyboard", self.timeline_dock), ("view.takes", self.takes_dock),
+                                ("view.history", self.history_dock)):
+            self.action_set[action_id].setChecked(True)
+            dock.toggleViewAction().toggled.connect(self.action_set[action_id].setChecked)
         self.player.loopingChanged.connect(self.action_set["playback.loop"].setChecked)
         self.player.playingChanged.connect(self._on_playing_changed)
         self.player.store.layoutChanged.connect(self._sync_playback_actions)
@@ -106,10 +163,26 @@ class MainWindow(QMainWindow):
         self._initial_size()
         if not self.settings.window_geometry.isEmpty():
             self.restoreGeometry(self.settings.window_geometry)
+        if not self.settings.window_state.isEmpty():
+            self._docks_sized = self.restoreState(self.settings.window_state)
         if not self.settings.welcome_dismissed:
             self.show_welcome()
+        if session is None:  # File > New's project until the project controller opens another
+            session = self._owned_session = DocumentSession.new_untitled(scratch_root or default_scratch_root(), self)
+        self.set_document_session(session)
+        self.player.setFocus(Qt.FocusReason.OtherFocusReason)  # the playback keys work from the start
         if self._owns_worker:
             self.worker.load_model(settings.model, settings.device, settings.dtype)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)  # saveState/restoreState find docks by name
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        return dock
 
     def _initial_size(self) -> None:
         # 1280x820 where it fits, otherwise most of a small screen (1366x768 laptops), centred.
@@ -121,6 +194,74 @@ class MainWindow(QMainWindow):
         height = min(820, int(available.height() * 0.94))
         self.resize(width, height)
         self.move(available.center().x() - width // 2, available.center().y() - height // 2)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._docks_sized:  # first start: room for the cards below, a readable take list beside
+            self._docks_sized = True
+            self.tabifyDockWidget(self.takes_dock, self.history_dock)
+            self.takes_dock.raise_()
+            self.resizeDocks([self.timeline_dock], [self.timeline.sizeHint().height()], Qt.Orientation.Vertical)
+            self.resizeDocks([self.takes_dock], [max(300, min(400, self.width() // 4))], Qt.Orientation.Horizontal)
+
+    # The document -----------------------------------------------------------------------------
+    def set_document_session(self, session: DocumentSession) -> None:
+        """Show `session`'s project everywhere: timeline, takes, history, player, title, actions."""
+        for signal, slot in self._session_connections:
+            signal.disconnect(slot)
+        previous, self.session = self.session, session
+        for view in (self.timeline, self.takes_view, self.history_view, self.preview_bar, self.player_sync):
+            view.set_session(session)
+        stack = session.undo_stack
+        self._session_connections = [
+            (session.errorOccurred, self.report_error), (session.dirtyChanged, self._update_title),
+            (session.storeChanged, self._update_title), (session.changed, self.refresh_actions),
+            (session.selectionChanged, self.refresh_actions), (stack.canUndoChanged, self._sync_undo_actions),
+            (stack.canRedoChanged, self._sync_undo_actions), (stack.undoTextChanged, self._sync_undo_actions),
+            (stack.redoTextChanged, self._sync_undo_actions)]
+        for signal, slot in self._session_connections:
+            signal.connect(slot)
+        if previous is not None and previous is self._owned_session and previous is not session:
+            previous.close()  # the untitled project made at start; the project controller closes its own
+            self._owned_session = None
+        self._update_title()
+        self._sync_undo_actions()
+        self.refresh_actions()
+
+    def undo(self) -> None:
+        if self.session is not None:
+            self.session.undo_stack.undo()
+
+    def redo(self) -> None:
+        if self.session is not None:
+            self.session.undo_stack.redo()
+
+    def refresh_actions(self, *_args) -> None:
+        """Enable the editing actions the selection allows (controllers call this after connecting)."""
+        available = self.timeline.availability()
+        for action_id, key in EDIT_AVAILABILITY.items():
+            self.action_set[action_id].setEnabled(available[key])
+        chunk = self.timeline.selected_chunk()
+        self.action_set["edit.lock_seed"].setText("Unloc&k Seed" if chunk and chunk.seed_locked else "Loc&k Seed")
+
+    def _sync_undo_actions(self, *_args) -> None:
+        stack = self.session.undo_stack if self.session is not None else None
+        for action_id, can, text, word in (("edit.undo", stack and stack.canUndo(), stack and stack.undoText(), "Undo"),
+                                           ("edit.redo", stack and stack.canRedo(), stack and stack.redoText(), "Redo")):
+            action = self.action_set[action_id]
+            action.setEnabled(bool(can))
+            action.setText(f"&{word} {text}" if can and text else f"&{word}")
+
+    def _update_title(self, *_args) -> None:
+        name = self.session.display_name if self.session is not None else ""
+        self.setWindowTitle(f"{name}[*] — {APP_TITLE}" if name else APP_TITLE)
+        self.setWindowModified(bool(self.session and self.session.is_dirty))
+
+    def show_takes(self) -> None:
+        """Show the takes of the selected shot (Generate › Takes…, a shot's take chip)."""
+        self.takes_dock.show()
+        self.takes_dock.raise_()
+        self.takes_view.tree.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     # Engine -----------------------------------------------------------------------------------
     def preview_job(self, job_id: int, chunk_offset: int = 0) -> GenerationFeed:
@@ -135,21 +276,22 @@ class MainWindow(QMainWindow):
         self.worker.cancel()
 
     def report_engine_error(self, job_id: int, error: Exception) -> None:
-        """The one place engine errors reach the user: a banner with the error's title and message."""
+        """The one place errors reach the user: a banner with the error's title and message."""
         self.last_error = error
-        log.warning("engine job %d failed: %s", job_id, error)
+        log.warning("job %d failed: %s", job_id, error)
         self.error_banner.show_notice(getattr(error, "title", "Engine error"), escape(str(error)), kind="error")
+
+    def report_error(self, error: Exception) -> None:
+        """An error that belongs to no engine job (an edit, a file): the same banner."""
+        self.report_engine_error(0, error)
 
     def _on_engine_state(self, state: str) -> None:
         busy = state in (EngineState.LOADING.value, EngineState.GENERATING.value)
         self.action_set["generate.cancel"].setEnabled(busy)
 
     def _on_model_loaded(self, job_id: int, info: ModelInfo) -> None:
+        # The player's size and frame rate are the project's (PlayerSync), whatever model made the frames.
         self.error_banner.dismiss()
-        width = self.settings.width or info.width
-        height = self.settings.height or info.height
-        self.player.store.set_frame_size(width, height)
-        self.player.set_fps(info.fps)
 
     def _sync_playback_actions(self) -> None:
         # Nothing to play, step or loop over until a chunk exists (the transport buttons agree).
@@ -190,9 +332,12 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.player.pause()
         self.settings.window_geometry = self.saveGeometry()
+        self.settings.window_state = self.saveState()
         if self._owns_worker:
             self.worker.shutdown()  # stops within one denoising step; never leave the thread running
         if self._shortcuts_dialog is not None:
             self._shortcuts_dialog.close()
+        if self._owned_session is not None:
+            self._owned_session.close()  # an untitled project nothing was written to leaves no folder behind
         event.accept()
         self.closed.emit()

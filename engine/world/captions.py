@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.world.scene import ObjectState
+from engine.world.scene import CHUNK_FRAMES, ObjectState
 from engine.world.storyboard import Storyboard
 
 NOUNS = {
@@ -49,9 +49,9 @@ PLACES = {
     "white": ("on a white background", "against white", "on white"),
     "dark": ("in a dark room", "on a dark background", "against black"),
     "gray": ("on a gray background", "against gray", "on gray"),
-    "sky": ("in the blue sky", "against the sky", "under a clear sky"),
+    "sky": ("in the sky", "against the sky", "under a clear sky"),
     "sunset": ("at sunset", "against a sunset sky", "in the evening sky"),
-    "grass": ("over green grass", "on the grass", "on a lawn"),
+    "grass": ("over the grass", "on the grass", "on a lawn"),
     "sand": ("on sand", "on the beach", "over sandy ground"),
     "water": ("over water", "on the water", "above the lake"),
 }
@@ -94,7 +94,7 @@ def caption(board: Storyboard, chunk: int, rng: np.random.Generator, *, heldout:
     if chunk == 0:
         states = board.objects
     else:
-        states = tuple(t[chunk * 24 - 1] for t in (tracks if tracks is not None else board.tracks()))
+        states = tuple(t[chunk * CHUNK_FRAMES - 1] for t in (tracks if tracks is not None else board.tracks()))
     place = _pick(rng, PLACES[board.background]) if heldout or rng.random() < place_probability else ""
     parts = []
     for o, state in enumerate(states):

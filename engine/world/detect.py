@@ -197,7 +197,7 @@ def _describe(colour: str, blob: np.ndarray, stat: np.ndarray, unknown: np.ndarr
             stencil = np.zeros_like(window)
             draw(stencil)
             hidden = int(np.count_nonzero(stencil.astype(bool) & unknown_window))
-        fills.append(area / max(area_t - hidden, 1.0))
+        fills.append(area / max(area_t - hidden, area))  # <= 1: a degenerate (line) template is no better
     best = int(np.argmax([fills[0], fills[1] / SQUARE_MARGIN, fills[2]]))
     return Detection(colour=colour, x=mx, y=my, area=int(area), bbox=(x0, y0, x0 + w - 1, y0 + h - 1),
                      shape=("circle", "square", "triangle")[best], cx=left + cx, cy=top + cy, radius=radius,
@@ -219,7 +219,7 @@ def _templates(hull: np.ndarray) -> tuple[tuple[float, float, float], list[tuple
     opposite = np.roll(sides, -1)  # BC, CA, AB: the side opposite A, B, C
     incentre = (triangle * opposite[:, None]).sum(0) / opposite.sum()
     inradius = 2 * tri_area / max(sides.sum(), 1e-6)
-    grow = (inradius + HALF_PIXEL) / max(inradius, 1e-6)
+    grow = min((inradius + HALF_PIXEL) / max(inradius, 1e-6), 3.0)  # bounded for a degenerate (line) blob
     triangle = incentre + (triangle - incentre) * grow
 
     def polygon(points):  # 4 fractional bits, like the world's own drawing

@@ -119,7 +119,7 @@ def start_motion(state: ObjectState, motion: str) -> ObjectState:
 def step(state: ObjectState, motion: str) -> ObjectState:
     """Advance one frame."""
     vx, vy, size = state.vx, state.vy, state.size
-    if motion == "fall":
+    if motion == "fall" and not (state.vy == 0.0 and state.y >= state.bottom_limit() - 1e-6):
         vy += GRAVITY
     elif motion == "grow":
         size = min(size * GROWTH, MAX_SIZE)
@@ -127,10 +127,12 @@ def step(state: ObjectState, motion: str) -> ObjectState:
         size = max(size / GROWTH, MIN_SIZE)
     x, y = state.x + vx, state.y + vy
     moved = dataclasses.replace(state, x=x, y=y, vx=vx, vy=vy, size=size)
-    if motion == "fall" and y > moved.bottom_limit():
-        # Bounce: reflect about the floor and keep BOUNCE of the speed; settle when it is tiny.
-        y = moved.bottom_limit() - (y - moved.bottom_limit())
-        vy = -vy * BOUNCE if abs(vy) > 1.2 else 0.0
+    if motion == "fall" and y >= moved.bottom_limit():
+        if abs(vy) > 1.2:  # bounce: reflect about the floor and keep BOUNCE of the speed
+            y = moved.bottom_limit() - (y - moved.bottom_limit())
+            vy = -vy * BOUNCE
+        else:  # too slow to bounce: it comes to rest on the floor
+            y, vy = moved.bottom_limit(), 0.0
         moved = dataclasses.replace(moved, y=y, vy=vy)
     clamped = moved.clamp()
     if clamped.x != moved.x:

@@ -7,6 +7,7 @@ object already at the left wall would show nothing), so every chunk's caption is
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,14 +59,24 @@ def visible(state: ObjectState, motion: str) -> bool:
     if motion == "shrink":
         return end.size < state.size / 1.2
     if motion == "fall":
-        lowest = max(f.y for f in frames)
-        return lowest - state.y > MIN_TRAVEL or any(f.vy < 0 <= g.vy for f, g in zip(frames, frames[1:]))
+        # A visible descent, or a real bounce: down onto the floor and back up by a few pixels.
+        ys = [state.y] + [f.y for f in frames]
+        lowest = max(range(len(ys)), key=ys.__getitem__)
+        descent = ys[lowest] - min(ys[: lowest + 1])
+        rebound = ys[lowest] - min(ys[lowest:])
+        return descent > MIN_TRAVEL or (descent > 4.0 and rebound > 4.0)
     want_x = -1 if "left" in motion else 1 if "right" in motion else 0
     want_y = -1 if motion.startswith("up") else 1 if motion.startswith("down") else 0
-    travel = dx * want_x + dy * want_y
     if motion in DIAGONALS:
-        return dx * want_x > MIN_TRAVEL * 0.6 and dy * want_y > MIN_TRAVEL * 0.6
-    return travel > MIN_TRAVEL
+        # Both components, and within 22.5 degrees of the diagonal (not a slide along a wall).
+        along_x, along_y = dx * want_x, dy * want_y
+        return along_x > MIN_TRAVEL * 0.6 and along_y > MIN_TRAVEL * 0.6 and 0.41 < along_y / along_x < 2.41
+    return dx * want_x + dy * want_y > MIN_TRAVEL
+
+
+def apart(a: list[ObjectState], b: list[ObjectState]) -> bool:
+    """Whether two objects stay clear of each other over a chunk (neither hides the other)."""
+    return all(math.hypot(p.x - q.x, p.y - q.y) > 0.8 * (p.size + q.size) for p, q in zip(a, b))
 
 
 def random_object(rng: np.random.Generator, colour: str, avoid: tuple[ObjectState, ...] = ()) -> ObjectState:
@@ -95,12 +106,19 @@ def random_storyboard(rng: np.random.Generator, num_chunks: int, *, two_objects:
     states = list(objects)
     motions = []
     for _ in range(num_chunks):
-        chunk = []
+        chunk, tracks = [], []
         for o, state in enumerate(states):
             order = rng.choice(len(MOTIONS), size=len(MOTIONS), replace=False, p=weights / weights.sum())
-            motion = next(MOTIONS[i] for i in order if visible(state, MOTIONS[i]))
+            candidates = [MOTIONS[i] for i in order if visible(state, MOTIONS[i])]
+            motion, track = candidates[0], simulate_chunk(state, candidates[0])
+            for option in candidates:  # the second object keeps clear of the first when it can
+                option_track = simulate_chunk(state, option)
+                if not tracks or apart(tracks[0], option_track):
+                    motion, track = option, option_track
+                    break
             chunk.append(motion)
-            states[o] = simulate_chunk(state, motion)[-1]
+            tracks.append(track)
+            states[o] = track[-1]
         motions.append(tuple(chunk))
     return Storyboard(background, objects, tuple(motions))
 

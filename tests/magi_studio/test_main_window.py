@@ -17,9 +17,9 @@ from magi_studio.settings import Settings
 
 
 @pytest.fixture
-def window(qtbot, no_leaked_windows, isolated_settings, engine_worker):
+def window(qtbot, no_leaked_windows, isolated_settings, engine_worker, tmp_path):
     """A shown MainWindow on the test's worker; closed, deleted and checked for leaks afterwards."""
-    win = MainWindow(isolated_settings, worker=engine_worker)
+    win = MainWindow(isolated_settings, worker=engine_worker, scratch_root=tmp_path / "scratch")
     win.show()
     qtbot.waitExposed(win)
     yield win
@@ -38,7 +38,9 @@ def request(n: int) -> GenerationRequest:
 
 
 def test_window_opens_and_closes_offscreen(qtbot, window):
-    assert window.windowTitle() == "MAGI Studio" and window.centralWidget().isVisible()
+    # The title names the open project (an untitled one at start) and carries the unsaved-changes mark.
+    assert window.windowTitle() == "Untitled[*] — MAGI Studio" and window.centralWidget().isVisible()
+    assert not window.isWindowModified()
     assert window.player.isVisible() and window.player.view.shown_frame is None
     with qtbot.waitSignal(window.closed, timeout=2000):
         window.close()
@@ -91,12 +93,12 @@ def test_shortcuts_dialog_lists_every_declared_shortcut(qtbot, window):
     dialog.close()  # deletes itself
 
 
-def test_welcome_banner_is_dismissible_and_remembered(qtbot, window, isolated_settings):
+def test_welcome_banner_is_dismissible_and_remembered(qtbot, window, isolated_settings, tmp_path):
     assert window.welcome.isVisible()
     qtbot.mouseClick(window.welcome.close_button, Qt.MouseButton.LeftButton)
     assert not window.welcome.isVisible() and isolated_settings.welcome_dismissed
     assert not window.banner_area.isVisible()  # no empty strip left above the player
-    second = MainWindow(Settings(), worker=window.worker)
+    second = MainWindow(Settings(), worker=window.worker, scratch_root=tmp_path / "scratch")
     assert not second.welcome.isVisibleTo(second)
     second.deleteLater()
     window.action_set["help.welcome"].trigger()

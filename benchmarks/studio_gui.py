@@ -1,0 +1,171 @@
+"""The studio's own generation path on this CPU, with studio-mini, measured from the GUI thread.
+
+    python benchmarks/studio_gui.py                        # 20 chunks of studio-mini, 2 torch threads
+    python benchmarks/studio_gui.py --chunks 4 --json out.json
+
+What runs is what the app runs when the user presses Generate: a DocumentSession over a project in a
+temporary bundle, GenerationController planning the shot, EngineWorker generating in its thread,
+each finished chunk written to disk off the GUI thread, committed through the undo stack and
+autosaved, and a shown PreviewPlayer painting live previews and chunks through GenerationFeed.
+
+Prints JSON: time from Generate to the first chunk painted in the player (and to the first chunk
+committed to the document), seconds per chunk (overall, and steady once the pipeline is full), the
+longest gap between ticks of a 1 ms GUI timer during generation (the worst stall; target < 50 ms)
+with its 99th percentile, and the process's resident memory (VmRSS) after 1 and after N chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+TARGET_MS = 50.0
+PROMPTS = ("a red ball falls and bounces on white", "the red ball rolls to the right", "the red ball stays still",
+           "the red ball grows")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="studio-mini")
+    parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (CI machines have 2 cores)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser.parse_args(argv)
+
+
+def rss_mib() -> float:
+    """Resident memory of this process (VmRSS in /proc/self/status), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("VmRSS not found in /proc/self/status")
+
+
+def wait_for(condition, timeout_s: float) -> None:
+    loop, deadline = QEventLoop(), time.perf_counter() + timeout_s
+    poll = QTimer()
+    poll.timeout.connect(lambda: (condition() or time.perf_counter() > deadline) and loop.quit())
+    poll.start(5)
+    loop.exec()
+    poll.stop()
+    if not condition():
+        raise TimeoutError("timed out")
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    app = QApplication.instance() or QApplication(["studio_gui"])
+    from magi_studio import theme
+    from magi_studio.controllers.generation import GenerationController
+    from magi_studio.document.commands import AddChunk, SetPrompt, new_chunk
+    from magi_studio.document.model import ProjectSettings, new_project
+    from magi_studio.document.store import ProjectStore
+    from magi_studio.engine_worker import EngineWorker
+    from magi_studio.player import ChunkState, PreviewPlayer
+    from magi_studio.undo import DocumentSession
+
+    theme.apply_theme(app)
+    worker = EngineWorker()
+    errors = []
+    worker.failed.connect(lambda job, error: errors.append(error))
+    load = worker.load_model(args.model, "cpu")
+    wait_for(lambda: load not in worker.live_jobs, 600)
+    if errors:
+        raise SystemExit(f"could not load {args.model}: {errors[0]}")
+    info = worker.model_info
+
+    folder = tempfile.TemporaryDirectory(prefix="studio-gui-")
+    project = new_project(ProjectSettings(model=args.model, width=info.width, height=info.height))
+    session = DocumentSession(project, ProjectStore.create(Path(folder.name) / "Bench"))
+    shot = project.shots[0]
+    session.push(SetPrompt(shot.id, shot.chunks[0].id, PROMPTS[0]))
+    for i in range(1, args.chunks):
+        session.push(AddChunk(shot.id, new_chunk(project, shot.id, i, PROMPTS[i % len(PROMPTS)])))
+
+    player = PreviewPlayer(fps=info.fps)
+    player.resize(960, 640)
+    player.show()
+    wait_for(player.isVisible, 10)
+    generation = GenerationController(session, worker, frame_store=player.store)
+    generation.errorReported.connect(errors.append)
+
+    gaps_ns: list[int] = []
+    last = [time.perf_counter_ns()]
+
+    def on_tick() -> None:
+        now = time.perf_counter_ns()
+        gaps_ns.append(now - last[0])
+        last[0] = now
+
+    ticker = QTimer()
+    ticker.setTimerType(Qt.TimerType.PreciseTimer)
+    ticker.setInterval(1)
+    ticker.timeout.connect(on_tick)
+    first_paint: list[float] = []
+    committed: list[float] = []
+    rss: dict[int, float] = {}
+    ended: list[str] = []
+    player.view.framePainted.connect(lambda frame: first_paint or (
+        player.view.shown_frame.state == ChunkState.FRAMES and first_paint.append(time.perf_counter() - started)))
+
+    def on_committed(*_) -> None:
+        committed.append(time.perf_counter() - started)
+        if len(committed) in (1, args.chunks):
+            rss[len(committed)] = rss_mib()
+
+    generation.chunkCommitted.connect(on_committed)
+    generation.runEnded.connect(ended.append)
+    rss_before = rss_mib()
+    ticker.start()
+    last[0] = time.perf_counter_ns()
+    started = time.perf_counter()
+    generation.generate_shot(shot.id)  # what the Generate action calls
+    wait_for(lambda: bool(ended), 3600)
+    total_s = time.perf_counter() - started
+    ticker.stop()
+    worker.shutdown()
+    if errors or ended != ["finished"]:
+        raise SystemExit(f"generation did not finish: {ended} {errors}")
+
+    gaps_ms = sorted(g / 1e6 for g in gaps_ns)
+    n = args.chunks
+    steady = (committed[-1] - committed[min(3, n - 1)]) / (n - 1 - min(3, n - 1)) if n > 4 else None
+    result = {
+        "model": info.label, "device": info.device, "size": f"{info.width}x{info.height}", "chunks": n,
+        "steps_per_chunk": info.sampling.num_steps, "window": info.sampling.window, "torch_threads": args.threads,
+        "first_chunk_painted_s": round(first_paint[0], 3) if first_paint else None,
+        "first_chunk_committed_s": round(committed[0], 3),
+        "seconds_per_chunk": round(total_s / n, 3),
+        "steady_seconds_per_chunk": round(steady, 3) if steady is not None else None,
+        "total_s": round(total_s, 2),
+        "max_gui_stall_ms": round(gaps_ms[-1], 2), "p99_gap_ms": round(gaps_ms[int(0.99 * (len(gaps_ms) - 1))], 2),
+        "ticks": len(gaps_ms),
+        "rss_before_mib": rss_before, "rss_after_1_chunk_mib": rss.get(1), f"rss_after_{n}_chunks_mib": rss.get(n),
+        "undo_steps": session.undo_stack.count(),
+    }
+    print(json.dumps(result, indent=1))
+    verdict = "OK" if result["max_gui_stall_ms"] < TARGET_MS else "OVER TARGET"
+    print(f"max GUI stall {result['max_gui_stall_ms']} ms: {verdict} (target < {TARGET_MS:.0f} ms)", file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    player.close()
+    folder.cleanup()
+    return result
+
+
+if __name__ == "__main__":
+    main()

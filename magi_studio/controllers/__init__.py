@@ -1,0 +1,8 @@
+"""Controllers: the studio's long-running flows, between the document, the disk and the engine.
+
+common        the session Protocol the controllers rely on, a serial background-task runner, autosave
+generation    GenerationController: generate / regenerate / resume, results written off the GUI thread
+project       ProjectController: new, open, save, save as, recent files, close prompt, autosave, recovery
+
+No widgets here: the main window connects their signals to its views and its actions to their slots.
+"""

@@ -1,0 +1,147 @@
+"""What the controllers share: the session they work on, a serial background-task runner, autosave.
+
+    tasks = SerialTasks("magi-results")
+    tasks.submit(lambda: committer.write(event), on_done=commit, on_error=report)   # work off the GUI thread
+    tasks.flush()                                                                   # wait, then deliver
+
+`SessionLike` is the part of magi_studio.undo.DocumentSession the controllers use (the document, its
+project store, the QUndoStack and `push(command)`), so they can be tested with a stand-in.
+
+`SerialTasks` runs callables one at a time, in submission order, on one pool thread, and delivers each
+outcome on the GUI thread in the same order. Order matters twice: a ResultCommitter must write chunk i
+before chunk i + 1 (each result records the ones before it as context), and a task submitted after
+others is a barrier — its callback runs only once theirs have. `Autosaver` writes autosave.json the
+same way: a cheap snapshot of the project on the GUI thread, the JSON and fsync on the task thread.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from collections import deque
+from typing import Any, Callable, Protocol
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtGui import QUndoStack
+
+from magi_studio.document.model import Project
+from magi_studio.document.observer import Document
+from magi_studio.document.store import ProjectStore, write_autosave
+
+log = logging.getLogger(__name__)
+
+
+class SessionLike(Protocol):
+    """The open project as the controllers see it (magi_studio.undo.DocumentSession satisfies it)."""
+
+    document: Document
+    #: Replaced by ProjectController after "Save as" (the project then lives in another bundle).
+    store: ProjectStore
+    undo_stack: QUndoStack
+
+    def push(self, command) -> None:
+        """Apply a document command through the undo stack."""
+
+
+def snapshot_project(project: Project) -> Project:
+    """A copy that later edits cannot reach, cheap enough for the GUI thread.
+
+    Shots (chunks, takes and their result maps) are copied deeply; results and assets are frozen
+    dataclasses that are never changed once made, so their dictionaries are copied shallowly.
+    """
+    return dataclasses.replace(project, settings=dataclasses.replace(project.settings),
+                               shots=copy.deepcopy(project.shots), results=dict(project.results),
+                               assets=dict(project.assets))
+
+
+class _Runnable(QRunnable):
+    def __init__(self, work: Callable[[], None]) -> None:
+        super().__init__()
+        self._work = work
+
+    def run(self) -> None:
+        self._work()
+
+
+class SerialTasks(QObject):
+    """Callables run one at a time, in order, off the GUI thread; outcomes delivered on the GUI thread, in order."""
+
+    _ready = Signal()
+
+    def __init__(self, name: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)  # one thread: the order of submission is the order of execution
+        # (callback, value, error) appended by the pool thread, popped by the GUI thread (deque is thread-safe).
+        self._outcomes: deque[tuple[Callable | None, Any, BaseException | None]] = deque()
+        self._pending = 0
+        self._ready.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+
+    @property
+    def pending(self) -> int:
+        """Tasks submitted whose outcome has not been delivered yet."""
+        return self._pending
+
+    def submit(self, work: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
+               on_error: Callable[[BaseException], None] | None = None) -> None:
+        self._pending += 1
+
+        def run() -> None:  # on the pool thread
+            try:
+                outcome = (on_done, work(), None)
+            except Exception as error:  # delivered to on_error on the GUI thread
+                outcome = (on_error, None, error)
+            self._outcomes.append(outcome)
+            self._ready.emit()
+
+        self._pool.start(_Runnable(run))
+
+    def flush(self) -> None:
+        """Block until every submitted task has run, then deliver the outcomes now (GUI thread)."""
+        self._pool.waitForDone()
+        self._deliver()
+
+    @Slot()
+    def _deliver(self) -> None:
+        while self._outcomes:
+            callback, value, error = self._outcomes.popleft()
+            self._pending -= 1
+            try:
+                if error is None:
+                    if callback is not None:
+                        callback(value)
+                elif callback is not None:
+                    callback(error)
+                else:
+                    log.error("background task %s failed", self.objectName(), exc_info=error)
+            except Exception:  # one failing callback must not stop the others from being delivered
+                log.exception("delivering the outcome of a %s task failed", self.objectName())
+
+
+class Autosaver(QObject):
+    """Writes a project's autosave.json in the background, in request order. Share one per app."""
+
+    #: (bundle path as str) after an autosave is on disk.
+    saved = Signal(str)
+    #: (ProjectError) an autosave could not be written; the previous one is intact.
+    failed = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._tasks = SerialTasks("magi-autosave", self)
+
+    @property
+    def pending(self) -> int:
+        return self._tasks.pending
+
+    def request(self, project: Project, store: ProjectStore) -> None:
+        """Snapshot `project` now and write it beside `store`'s manifest off the GUI thread."""
+        snapshot, path = snapshot_project(project), store.path
+        self._tasks.submit(lambda: write_autosave(snapshot, path), on_done=lambda _: self.saved.emit(str(path)),
+                           on_error=self.failed.emit)
+
+    def flush(self) -> None:
+        """Wait for the autosaves already requested (before a save, so none lands after it)."""
+        self._tasks.flush()

@@ -1,0 +1,417 @@
+"""GenerationController: Generate (storyboard, shot, from a chunk on), Regenerate from chunk N, Resume.
+
+    generation = GenerationController(session, worker, frame_store=player.store, settings=settings)
+    generation.chunkJobState.connect(timeline.set_job_state)        # queued / denoising % / failed
+    generation.progressChanged.connect(progress_widget.show_progress)
+    generation.generate_storyboard()                                # or generate_shot / regenerate_from
+    generation.cancel()                                             # finished chunks are kept
+
+A run is a queue of shots, generated one engine job at a time in storyboard order (a continued shot
+needs the one before it finished). Each job is planned by magi_studio.document.planning on a
+snapshot of the project off the GUI thread (planning reads latents and the reference image), so a
+chunk before N is never re-encoded: its clean latents are read back bit-exactly as context.
+
+While a job runs, every ChunkFinished is written to disk by ResultCommitter.write on a background
+task thread (PNG and safetensors encoding, fsync), then committed on the GUI thread through the undo
+stack and followed by an autosave, so a crash or a cancel loses nothing finished. The player gets
+each chunk (and live previews) through a GenerationFeed the moment the engine delivers it.
+
+Engine failures reach the user through EngineWorker.failed (the main window's one error path);
+what only this controller knows — a plan that cannot be made, a chunk that cannot be written —
+goes out as `errorReported(error)`, an EngineError (ProjectError included) with a `.title`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
+
+from engine.errors import EngineError
+from magi_studio.controllers.common import Autosaver, SerialTasks, SessionLike, snapshot_project
+from magi_studio.controllers.run_state import (DENOISING, FAILED, IDLE, QUEUED, ChunkJobStates, GenerationProgress,
+                                               RunningJob, RunProgress)
+from magi_studio.document.errors import ProjectError
+from magi_studio.document.model import first_pending_chunk
+from magi_studio.document.planning import (GenerationPlan, ResultCommitter, plan_generation, plan_resume,
+                                           reseed_for_regeneration, sampling_for)
+from magi_studio.engine_worker import EngineState, EngineWorker
+from magi_studio.player.feed import GenerationFeed
+
+log = logging.getLogger(__name__)
+
+__all__ = ["GenerationController", "GenerationProgress", "IDLE", "QUEUED", "DENOISING", "FAILED"]
+
+
+class GenerationController(QObject):
+    #: (shot_id, chunk_id, state, progress 0..1): QUEUED, DENOISING or FAILED while a run touches the chunk; IDLE after.
+    chunkJobState = Signal(str, str, str, float)
+    #: (list of shot ids) whose undo/redo must wait: the shot being generated (empty when idle).
+    busyShotsChanged = Signal(list)
+    generatingChanged = Signal(bool)
+    #: (GenerationProgress) on every step and chunk.
+    progressChanged = Signal(object)
+    #: (shot_id, chunk_id, result_id) after a finished chunk entered the document.
+    chunkCommitted = Signal(str, str, str)
+    #: ("finished" | "cancelled" | "failed") when a run is over and every finished chunk is committed.
+    runEnded = Signal(str)
+    #: (EngineError) problems that EngineWorker.failed does not report: planning, writing, committing.
+    errorReported = Signal(object)
+
+    def __init__(self, session: SessionLike | None, worker: EngineWorker, *, frame_store=None, settings=None,
+                 autosaver: Autosaver | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._session, self.worker, self.frame_store, self.settings = session, worker, frame_store, settings
+        self.autosaver = autosaver if autosaver is not None else Autosaver(self)
+        self._tasks = SerialTasks("magi-results", self)
+        self._running = False
+        self._queue: list[tuple[str, int | None]] = []  # (shot id, from index or None: first pending chunk)
+        self._job: RunningJob | None = None
+        self._stop: str | None = None  # why the run stops early ("cancelled" / "failed")
+        self._next_run: list[tuple[str, int | None]] | None = None  # a request that superseded the run
+        self._load_job: int | None = None
+        self._waiting_for_model = False
+        self._states = ChunkJobStates(self.chunkJobState.emit)
+        self._busy: list[str] = []
+        self._progress = RunProgress()
+        worker.chunkStarted.connect(self._on_chunk_started)
+        worker.stepProgress.connect(self._on_step)
+        worker.chunkFinished.connect(self._on_chunk_finished)
+        worker.finished.connect(self._on_finished)
+        worker.cancelled.connect(self._on_cancelled)
+        worker.failed.connect(self._on_failed)
+        worker.jobEnded.connect(self._on_any_job_ended)
+
+    # Requests ---------------------------------------------------------------------------------
+    @property
+    def session(self) -> SessionLike | None:
+        return self._session
+
+    def generate_storyboard(self) -> None:
+        """Every shot, in order, from its first chunk that is not done (this is also Resume)."""
+        if self._session is not None:
+            self._begin([(shot.id, None) for shot in self._session.document.project.shots])
+
+    resume = generate_storyboard
+
+    def generate_shot(self, shot_id: str) -> None:
+        """One shot from its first chunk that is not done (empty or stale)."""
+        self._begin([(shot_id, None)])
+
+    def generate_from(self, shot_id: str, index: int) -> None:
+        """Chunk `index` of the shot and every later one; the chunks before it are kept as they are."""
+        self._begin([(shot_id, index)])
+
+    def regenerate_from(self, shot_id: str, index: int) -> None:
+        """As generate_from, re-rolling chunk `index`'s seed first (undoably) unless it is locked or edited."""
+        if self._session is None:
+            return
+        reseed = reseed_for_regeneration(self._session.document.project, shot_id, index)
+        if reseed is not None:
+            self._session.push(reseed)
+        self.generate_from(shot_id, index)
+
+    def cancel(self) -> None:
+        """Stop within one denoising step; every finished chunk is still committed."""
+        if not self._running:
+            return
+        self._stop = self._stop or "cancelled"
+        self._queue.clear()
+        if self._job is not None:
+            self.worker.cancel(self._job.job_id)
+        elif self._waiting_for_model:
+            self._end_run()
+        # else a plan is being made: its delivery sees `_stop` and ends the run
+
+    def stop(self, timeout_ms: int = 10_000) -> bool:
+        """Cancel and wait (running the event loop) until the run has ended and its chunks are committed."""
+        self._next_run = None
+        if self._running:
+            loop = QEventLoop()
+            self.runEnded.connect(loop.quit)
+            QTimer.singleShot(timeout_ms, loop.quit)
+            self.cancel()
+            if self._running:
+                loop.exec()
+            self.runEnded.disconnect(loop.quit)
+        self.flush()
+        return not self._running
+
+    def flush(self) -> None:
+        """Write and commit every chunk the engine has delivered so far (blocks briefly; before Save as)."""
+        self._tasks.flush()
+
+    def set_session(self, session: SessionLike | None) -> None:
+        """Another project is open (None: none): stop the run, commit what finished, forget the job states."""
+        self.stop()
+        self._states.clear()
+        self._session = session
+
+    def retarget_store(self, store) -> None:
+        """After Save as: chunks still to come are written into the new bundle."""
+        self.flush()
+        if self._job is not None:
+            self._job.committer.store = store
+
+    # State ------------------------------------------------------------------------------------
+    def is_generating(self) -> bool:
+        return self._running
+
+    def is_busy(self, shot_id: str) -> bool:
+        return shot_id in self._busy
+
+    @property
+    def busy_shots(self) -> list[str]:
+        return list(self._busy)
+
+    def touches_busy_shot(self, command) -> bool:
+        """Whether undoing or redoing a document command would change a shot being generated."""
+        shot_ids, pending = set(), [command]
+        while pending:
+            item = pending.pop()
+            shot_ids.add(getattr(item, "shot_id", None))
+            pending.extend(getattr(item, "commands", ()))
+        return any(shot_id in self._busy for shot_id in shot_ids if shot_id)
+
+    def chunk_job_state(self, chunk_id: str) -> tuple[str, float]:
+        """(state, progress) of a chunk, for a view that is built while a run goes on."""
+        return self._states.get(chunk_id)
+
+    # The run ----------------------------------------------------------------------------------
+    def _begin(self, items: list[tuple[str, int | None]]) -> None:
+        if self._running:  # a newer request supersedes the run; it starts once the finished chunks are committed
+            self._next_run = items
+            self.cancel()
+            return
+        if self._session is None:
+            return
+        project = self._session.document.project
+        self._queue, self._stop, self._load_job = list(items), None, None
+        self._progress.reset()
+        for shot_id, index in items:
+            try:
+                shot = project.shot(shot_id)
+            except KeyError:
+                continue
+            start = first_pending_chunk(project, shot_id) if index is None else index
+            if start is not None:
+                self._progress.estimates[shot_id] = len(shot.chunks) - start
+                for chunk in shot.chunks[start:]:
+                    self._states.set(shot_id, chunk.id, QUEUED)
+        if not self._progress.estimates:
+            return  # everything asked for is done already
+        self._running = True
+        self.generatingChanged.emit(True)
+        self._when_model_ready()
+
+    def _when_model_ready(self) -> None:
+        """Generate with the project's model: load it first when the engine holds another (or none)."""
+        if not self._queue:
+            return self._end_run()
+        wanted = self._session.document.project.settings.model
+        info = self.worker.model_info
+        self._waiting_for_model = True
+        if self.worker.state == EngineState.LOADING:
+            return  # re-checked when that load ends
+        if info is not None and info.spec == wanted:
+            self._waiting_for_model, self._load_job = False, None
+            self._plan_next()
+        elif self._load_job is None:
+            device = self.settings.device if self.settings is not None else "auto"
+            dtype = self.settings.dtype if self.settings is not None else None
+            self._load_job = self.worker.load_model(wanted, device, dtype)
+        else:  # our load ended without the model (EngineWorker.failed has said why)
+            self._stop = self._stop or "failed"
+            self._end_run()
+
+    def _on_any_job_ended(self, job_id: int) -> None:
+        if self._waiting_for_model and self._running and (self._job is None or job_id != self._job.job_id):
+            self._when_model_ready()
+
+    def _plan_next(self) -> None:
+        if self._stop is not None:
+            return self._end_run()
+        project = self._session.document.project
+        while self._queue:
+            shot_id, index = self._queue.pop(0)
+            if shot_id not in self._progress.estimates or not any(s.id == shot_id for s in project.shots):
+                continue
+            snapshot, store, session = snapshot_project(project), self._session.store, self._session
+            sampling = sampling_for(project.settings, self.worker.model_info.sampling)
+            self._set_busy([shot_id])
+
+            def plan(snapshot=snapshot, shot_id=shot_id, index=index):  # task thread: reads latents and images
+                if index is None:
+                    return plan_resume(snapshot, store, shot_id, sampling=sampling)
+                return plan_generation(snapshot, store, shot_id, index, sampling=sampling)
+
+            self._tasks.submit(plan, on_done=lambda p, s=shot_id: self._start_job(session, s, p, sampling),
+                               on_error=self._on_plan_error)
+            return
+        self._end_run()
+
+    def _start_job(self, session: SessionLike, shot_id: str, plan: GenerationPlan | None, sampling) -> None:
+        if self._stop is not None or session is not self._session:
+            return self._end_run()
+        project = session.document.project
+        if plan is None or not any(s.id == shot_id for s in project.shots):
+            self._states.settle(shot_id)
+            return self._plan_next()
+        shot = project.shot(shot_id)
+        self._states.settle(shot_id)  # the plan may start elsewhere than estimated
+        for chunk_id in plan.chunk_ids:
+            self._states.set(shot_id, chunk_id, QUEUED)
+        self._progress.estimates[shot_id] = len(plan.chunk_ids)
+        job_id = self.worker.generate(plan.request)
+        self._job = RunningJob(session, project, plan, ResultCommitter(plan, session.store, sampling), job_id,
+                               shot.name)
+        self._progress.job_started()
+        if self.frame_store is not None:
+            first = sum(len(s.chunks) for s in project.shots[:project.shot_index(shot_id)])
+            GenerationFeed(self.worker, self.frame_store, job_id, chunk_offset=first - plan.index_offset)
+        self._emit_progress()
+
+    def _on_plan_error(self, error: BaseException) -> None:
+        self._report(error)
+        self._stop = "failed"
+        self._end_run()
+
+    def _end_run(self) -> None:
+        if not self._running:
+            return
+        outcome = self._stop or "finished"
+        self._queue.clear()
+        self._job, self._running, self._waiting_for_model = None, False, False
+        self._states.settle()
+        self._set_busy([])
+        self.generatingChanged.emit(False)
+        self.runEnded.emit(outcome)
+        if self._next_run is not None:
+            items, self._next_run = self._next_run, None
+            self._begin(items)
+
+    # Engine events ----------------------------------------------------------------------------
+    def _ours(self, job_id: int) -> RunningJob | None:
+        return self._job if self._job is not None and self._job.job_id == job_id else None
+
+    def _on_chunk_started(self, job_id: int, chunk: int) -> None:
+        job = self._ours(job_id)
+        if job is not None and (chunk_id := job.chunk_id(chunk)) is not None:
+            job.active[chunk] = 0.0
+            self._states.set(job.plan.shot_id, chunk_id, DENOISING, 0.0)
+
+    def _on_step(self, job_id: int, event) -> None:
+        job = self._ours(job_id)
+        if job is None:
+            return
+        job.step, job.steps = event.step, event.total_steps
+        for chunk, steps in event.chunk_steps.items():
+            if chunk not in job.finished and (chunk_id := job.chunk_id(chunk)) is not None:
+                job.active[chunk] = steps / max(1, event.steps_per_chunk)
+                self._states.set(job.plan.shot_id, chunk_id, DENOISING, job.active[chunk])
+        self._emit_progress()
+
+    def _on_chunk_finished(self, job_id: int, event) -> None:
+        job = self._ours(job_id)
+        if job is None:
+            return
+        job.finished.add(event.chunk)
+        job.active.pop(event.chunk, None)
+        self._progress.finished += 1
+
+        def write():  # task thread, in order; never for a job whose earlier chunk could not be written
+            if job.broken:
+                return None
+            try:
+                return job.committer.write(event)
+            except Exception:
+                job.broken = True
+                raise
+
+        self._tasks.submit(write, on_done=lambda result: self._commit(job, result),
+                           on_error=lambda error: self._on_write_error(job, event.chunk, error))
+        if (chunk_id := job.chunk_id(event.chunk)) is not None:
+            self._states.set(job.plan.shot_id, chunk_id, DENOISING, 1.0)  # until it is committed
+        self._emit_progress()
+
+    def _commit(self, job: RunningJob, result) -> None:
+        if result is None or job.session is not self._session or job.session.document.project is not job.project:
+            return  # an earlier write failed, or the project was closed: the files stay, unreferenced
+        project = job.session.document.project
+        # Checked before pushing: an exception inside QUndoStack.push (redo) would not reach us.
+        shot = next((s for s in project.shots if s.id == job.plan.shot_id), None)
+        take_id = job.committer.take_id
+        if shot is None or (take_id is not None and shot.find_take(take_id) is None):
+            log.warning("result %s has no shot or take left to go to", result.id)
+            self._fail_job(job, ProjectError(f"A generated chunk of {job.shot_name} could not be added: the shot "
+                                             "or its take was removed while it was generating. Generation stopped."))
+            return
+        job.session.push(job.committer.command_for(project, result))
+        self._states.set(job.plan.shot_id, result.chunk_id, IDLE)
+        self.chunkCommitted.emit(job.plan.shot_id, result.chunk_id, result.id)
+        self.autosaver.request(project, job.session.store)
+
+    def _on_write_error(self, job: RunningJob, chunk: int, error: BaseException) -> None:
+        if (chunk_id := job.chunk_id(chunk)) is not None:
+            self._states.set(job.plan.shot_id, chunk_id, FAILED)
+        self._fail_job(job, error)
+
+    def _fail_job(self, job: RunningJob, error: BaseException) -> None:
+        self._report(error)
+        if job is self._job:
+            self._stop = "failed"
+            self._queue.clear()
+            self.worker.cancel(job.job_id)
+
+    def _on_finished(self, job_id: int, event) -> None:
+        self._on_job_end(job_id, "finished")
+
+    def _on_cancelled(self, job_id: int, event) -> None:
+        self._on_job_end(job_id, "cancelled")
+
+    def _on_failed(self, job_id: int, error) -> None:
+        self._on_job_end(job_id, "failed")
+
+    def _on_job_end(self, job_id: int, outcome: str) -> None:
+        job = self._ours(job_id)
+        if job is None:
+            return
+        if outcome == "failed":
+            self._stop = "failed"
+            first = job.plan.request.start_chunk
+            waiting = [c for c in range(first, first + len(job.plan.chunk_ids)) if c not in job.finished]
+            # The chunks being denoised failed; before any step, the first one it had to make.
+            for chunk in [c for c in job.active if c not in job.finished] or waiting[:1]:
+                if (chunk_id := job.chunk_id(chunk)) is not None:
+                    self._states.set(job.plan.shot_id, chunk_id, FAILED)
+        elif outcome == "cancelled":
+            self._stop = self._stop or "cancelled"
+        # A barrier: runs once every chunk this job delivered has been written and committed.
+        self._tasks.submit(lambda: None, on_done=lambda _: self._job_drained(job))
+
+    def _job_drained(self, job: RunningJob) -> None:
+        if job is not self._job:
+            return
+        self._job = None
+        self._states.settle(chunk_ids=set(job.plan.chunk_ids))
+        # The next shot, on the project's model (Settings may have loaded another one meanwhile).
+        self._when_model_ready() if self._stop is None else self._end_run()
+
+    # Helpers ----------------------------------------------------------------------------------
+    def _set_busy(self, shot_ids: list[str]) -> None:
+        if shot_ids != self._busy:
+            self._busy = list(shot_ids)
+            self.busyShotsChanged.emit(list(shot_ids))
+
+    def _report(self, error: BaseException) -> None:
+        if not isinstance(error, EngineError):
+            log.error("generation step failed", exc_info=error)
+            error = EngineError(f"Generation stopped on an internal error ({type(error).__name__}: {error}). "
+                                "Details are in the log.")
+        self.errorReported.emit(error)
+
+    def _emit_progress(self) -> None:
+        job = self._job
+        if job is not None:
+            partial = sum(p for c, p in job.active.items() if c not in job.finished)
+            self.progressChanged.emit(self._progress.snapshot(job.shot_name, partial, job.step, job.steps))

@@ -1,0 +1,1 @@
+"""Dialogs: File > Export (export_dialog) and Edit > Settings (settings_dialog)."""

@@ -1,0 +1,138 @@
+"""What the settings dialog says about each model it offers, without loading one.
+
+* `describe_folder(path)`: what a local model folder holds (a MAGI-1 checkpoint through
+  engine.magi_checkpoint.locate_magi_checkpoint, or a MAGI Studio model folder) or the CheckpointError.
+* `variant_rows(device)`: every MAGI-1 hub variant with its memory estimate at its default size
+  (engine.loading.memory), whether this device can hold it, and whether the hub cache has it.
+* `available_devices()`, `model_default_size(spec)`, `set_hub_offline(on)`.
+All of it is quick arithmetic or a look at the file system; nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine.bundle import is_native_bundle, read_manifest
+from engine.device import mps_available, pick_device
+from engine.errors import CheckpointError, DownloadError, EngineError, OutOfMemory
+from engine.loading import check_fits, device_memory_bytes, download_variant, estimate_memory
+from engine.loading.memory import GIB
+from engine.magi_checkpoint import locate_magi_checkpoint
+from engine.models import STUDIO_MINI
+from engine.variants import MAGI_VARIANTS, MagiVariant
+from magi_studio.document.model import DEFAULT_SIZE
+
+
+@dataclass(frozen=True)
+class FolderReport:
+    ok: bool
+    #: One line for the dialog: what was found, or the CheckpointError's message.
+    text: str
+    size: tuple[int, int] | None = None
+
+
+def describe_folder(path: str | os.PathLike) -> FolderReport:
+    """Validate a model folder the way loading will, and say what it holds."""
+    folder = Path(path).expanduser()
+    if not str(path).strip():
+        return FolderReport(False, "Choose the folder that holds the MAGI-1 checkpoint.")
+    try:
+        if folder.is_dir() and is_native_bundle(folder):
+            manifest = read_manifest(folder)
+            return FolderReport(True, f"MAGI Studio model “{manifest.get('label', folder.name)}”.",
+                                (int(manifest.get("width", DEFAULT_SIZE[0])), int(manifest.get("height", DEFAULT_SIZE[1]))))
+        found = locate_magi_checkpoint(folder)
+    except CheckpointError as error:
+        return FolderReport(False, str(error))
+    parts = [f"{found.variant.label}: weights in {found.weights.relative_to(folder)}"]
+    parts.append("VAE found" if found.vae else "no VAE found (ckpt/vae)")
+    parts.append("T5 found" if found.t5 else "no T5 text encoder found (ckpt/t5/t5-v1_1-xxl)")
+    ok = found.vae is not None and found.t5 is not None
+    return FolderReport(ok, " · ".join(parts) + ("." if ok else " — download that part as well."),
+                        (found.variant.width, found.variant.height))
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    variant: MagiVariant
+    estimate_gib: float
+    #: Whether this device can hold it (None: its free memory is unknown), and why not.
+    fits: bool | None
+    free_gib: float | None
+    explanation: str
+    cached: bool
+
+    @property
+    def fit_text(self) -> str:
+        if self.fits is None:
+            return "Free memory unknown"
+        return f"{'Fits' if self.fits else 'Too large'} · {self.free_gib:.0f} GiB free"
+
+    @property
+    def memory_text(self) -> str:
+        return f"about {self.estimate_gib:.0f} GiB at {self.variant.width}×{self.variant.height}"
+
+    @property
+    def status_text(self) -> str:
+        return "Downloaded" if self.cached else "Not downloaded"
+
+
+def variant_rows(device: str = "auto", cache_dir: str | os.PathLike | None = None) -> list[VariantRow]:
+    try:
+        target = pick_device(device)
+    except EngineError:
+        target = torch.device("cpu")
+    rows = []
+    for variant in MAGI_VARIANTS.values():
+        estimate = estimate_memory(variant.dit, width=variant.width, height=variant.height,
+                                   window=variant.sampling.window, cache_chunks=variant.sampling.cache_chunks,
+                                   fp8=variant.fp8)
+        free = device_memory_bytes(target)
+        fits, explanation = None, estimate.describe()
+        if free is not None:
+            try:
+                check_fits(estimate, target, label=variant.label, available_bytes=free)
+                fits = True
+            except OutOfMemory as error:
+                fits, explanation = False, str(error)
+        rows.append(VariantRow(variant, estimate.total_bytes / GIB, fits, None if free is None else free / GIB,
+                               explanation, is_cached(variant.name, cache_dir)))
+    return rows
+
+
+def is_cached(variant: str, cache_dir: str | os.PathLike | None = None) -> bool:
+    """Whether the Hugging Face cache holds everything `variant` needs (looked up offline)."""
+    try:
+        download_variant(variant, cache_dir=cache_dir, local_files_only=True)
+    except DownloadError:
+        return False
+    return True
+
+
+def available_devices() -> dict[str, bool]:
+    """Each device choice and whether this machine has it."""
+    return {"auto": True, "cuda": torch.cuda.is_available(), "mps": mps_available(), "cpu": True}
+
+
+def model_default_size(spec: str) -> tuple[int, int]:
+    """The size a model generates at by default (studio-mini: 128 × 128)."""
+    if spec in MAGI_VARIANTS:
+        return MAGI_VARIANTS[spec].width, MAGI_VARIANTS[spec].height
+    if spec and spec != STUDIO_MINI and Path(spec).expanduser().is_dir():
+        return describe_folder(spec).size or DEFAULT_SIZE
+    return DEFAULT_SIZE
+
+
+def set_hub_offline(on: bool) -> None:
+    """Offline mode for this process: HF_HUB_OFFLINE, and huggingface_hub's copy of it read at import."""
+    from huggingface_hub import constants
+
+    if on:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    else:
+        os.environ.pop("HF_HUB_OFFLINE", None)
+    constants.HF_HUB_OFFLINE = on

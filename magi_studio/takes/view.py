@@ -1,0 +1,285 @@
+"""TakesView: the takes of the selected shot as a tree — preview one, make it active, rename, delete.
+
+Each regeneration of a shot from chunk N made a take that shares the chunks before N with its
+parent; the tree shows that ancestry with, per take, where it starts, how many chunks it made and
+when. Selecting a take previews it in the player (the session's preview take: the document does
+not change); "Make Active" switches the shot's active take (SetActiveTake), so the timeline and
+the player show it at once, with no generation. Renaming is inline (F2 or the button, RenameTake);
+deleting asks first (DeleteTake; undo brings it back).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from magi_studio.document.model import Shot, Take, take_boundary
+from magi_studio.document.take_commands import DeleteTake, RenameTake, SetActiveTake
+from magi_studio.theme import icon
+from magi_studio.timeline.glyphs import glyph
+from magi_studio.timeline.style import set_style_property
+
+TAKE_ID = Qt.ItemDataRole.UserRole
+COLUMNS = ("Take", "From", "Chunks", "Made")
+
+TAKES_QSS = """
+#TakesView { background: #17191e; }
+#TakesTitle { font-weight: bold; color: #f1f2f6; font-size: 10.5pt; }
+#TakesHint { color: #9aa2b1; }
+#TakesHint[preview="true"] { color: #7fdcef; font-weight: bold; }
+#TakesTree::item { padding: 3px 4px; }
+"""
+
+
+def created_text(shot: Shot, take: Take, project) -> str:
+    """When the take was made: its first result's creation time, in local time."""
+    stamps = [project.results[r].created for r in take.results.values() if r in project.results
+              and project.results[r].created]
+    if not stamps:
+        return "—"
+    try:
+        made = datetime.fromisoformat(min(stamps)).astimezone()
+    except ValueError:
+        return min(stamps)
+    return made.strftime("%H:%M") if made.date() == datetime.now().astimezone().date() else made.strftime("%b %d")
+
+
+def from_text(shot: Shot, take: Take) -> str:
+    if take.first_chunk_id is None:
+        return "Start"
+    boundary = take_boundary(shot, take)
+    return f"Chunk {boundary + 1}" if boundary < len(shot.chunks) else "—"
+
+
+class TakesView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("TakesView")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
+        self.setStyleSheet(TAKES_QSS)
+        self.session = None
+        self._connections: list = []
+        self._signature = None
+        self._filling = False
+        #: Asked before deleting a take (tests replace it).
+        self.confirm_delete = self._ask_delete
+
+        self.title = QLabel("Takes")
+        self.title.setObjectName("TakesTitle")
+        self.hint = QLabel()
+        self.hint.setObjectName("TakesHint")
+        self.hint.setWordWrap(True)
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("TakesTree")
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels(COLUMNS)
+        self.tree.setRootIsDecorated(True)
+        self.tree.setIndentation(14)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setIconSize(QSize(14, 14))
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.activate_button = QPushButton("Make Active")
+        self.activate_button.setIcon(glyph("check"))
+        self.activate_button.setToolTip("Use this take in the storyboard, the player and the export (Enter)")
+        self.rename_button = QPushButton("Rename")
+        self.rename_button.setIcon(glyph("rename"))
+        self.rename_button.setToolTip("Rename the take (F2)")
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.setIcon(icon("delete"))
+        self.delete_button.setToolTip("Delete the take; chunks other takes share with it are kept")
+        buttons = QHBoxLayout()
+        buttons.setSpacing(6)
+        for button in (self.activate_button, self.rename_button, self.delete_button):
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 8, 10, 10)
+        layout.setSpacing(6)
+        layout.addWidget(self.title)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.tree, 1)
+        layout.addLayout(buttons)
+
+        self.tree.currentItemChanged.connect(self._on_current_changed)
+        self.tree.itemActivated.connect(lambda item, column: self.make_active())
+        self.tree.itemChanged.connect(self._on_item_changed)
+        self.activate_button.clicked.connect(lambda: self.make_active())
+        self.rename_button.clicked.connect(lambda: self.start_rename())
+        self.delete_button.clicked.connect(lambda: self.delete_take())
+        self.refresh()
+
+    def set_session(self, session) -> None:
+        for signal, slot in self._connections:
+            signal.disconnect(slot)
+        self._connections = []
+        self.session = session
+        if session is not None:
+            for signal, slot in ((session.changed, self.refresh), (session.selectionChanged, self._on_selection),
+                                 (session.previewTakeChanged, self._on_preview)):
+                signal.connect(slot)
+                self._connections.append((signal, slot))
+        self._signature = None
+        self.refresh()
+
+    # Reading ----------------------------------------------------------------------------------
+    def shot(self) -> Shot | None:
+        return self.session.selected_shot() if self.session is not None else None
+
+    def current_take_id(self) -> str:
+        item = self.tree.currentItem()
+        return item.data(0, TAKE_ID) if item is not None else ""
+
+    def item(self, take_id: str) -> QTreeWidgetItem | None:
+        return next((i for i in self._items() if i.data(0, TAKE_ID) == take_id), None)
+
+    def _items(self) -> list[QTreeWidgetItem]:
+        found, stack = [], [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        while stack:
+            item = stack.pop(0)
+            found.append(item)
+            stack += [item.child(i) for i in range(item.childCount())]
+        return found
+
+    # Redrawing --------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        shot = self.shot()
+        project = self.session.project if self.session is not None else None
+        signature = None if shot is None else (
+            shot.id, shot.name, shot.active_take_id, tuple(c.id for c in shot.chunks),
+            tuple((t.id, t.name, t.parent_id, t.first_chunk_id, tuple(t.results.items())) for t in shot.takes))
+        if signature != self._signature:
+            self._signature = signature
+            self._fill(shot, project)
+        self._show_state()
+
+    def _fill(self, shot: Shot | None, project) -> None:
+        self._filling = True
+        self.tree.clear()
+        self.title.setText(f"Takes of {shot.name}" if shot else "Takes")
+        if shot is not None:
+            known = {t.id for t in shot.takes}
+            items: dict[str, QTreeWidgetItem] = {}
+            pending = list(shot.takes)
+            while pending:  # parents before children; an orphan (damaged tree) becomes a root
+                ready = [t for t in pending if t.parent_id in items or t.parent_id not in known]
+                ready = ready or pending[:1]
+                for take in ready:
+                    pending.remove(take)
+                    parent = items.get(take.parent_id)
+                    item = QTreeWidgetItem([take.name, from_text(shot, take), str(len(take.results)),
+                                            created_text(shot, take, project)])
+                    item.setToolTip(1, "Made from the shot's first chunk" if take.first_chunk_id is None else
+                                    f"Regenerated from {from_text(shot, take).lower()} on; the chunks before come "
+                                    "from the take above it")
+                    item.setToolTip(2, f"{len(take.results)} chunks generated in this take")
+                    item.setData(0, TAKE_ID, take.id)
+                    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+                    if take.id == shot.active_take_id:
+                        font = QFont(item.font(0))
+                        font.setBold(True)
+                        item.setFont(0, font)
+                        item.setIcon(0, glyph("check"))
+                        item.setToolTip(0, f"{take.name} is the active take")
+                    (parent.addChild(item) if parent is not None else self.tree.addTopLevelItem(item))
+                    items[take.id] = item
+            self.tree.expandAll()
+        self._select_shown_take()
+        self._filling = False
+
+    def _select_shown_take(self) -> None:
+        shot = self.shot()
+        if shot is None:
+            return
+        preview_shot, preview_take = self.session.preview_take
+        target = preview_take if preview_shot == shot.id else shot.active_take_id
+        item = self.item(target or "")
+        if item is not None and item is not self.tree.currentItem():
+            filling, self._filling = self._filling, True  # showing the state is not a request to preview
+            self.tree.setCurrentItem(item)
+            self._filling = filling
+
+    def _show_state(self) -> None:
+        shot = self.shot()
+        take_id = self.current_take_id()
+        has_takes = shot is not None and bool(shot.takes)
+        previewing = bool(self.session and self.session.preview_take[0])
+        self.tree.setVisible(has_takes)
+        if shot is None:
+            hint = "Select a chunk to see its shot's takes."
+        elif not has_takes:
+            hint = "No takes yet: generating this shot makes its first take, and each regeneration another."
+        elif previewing:
+            hint = "Previewing in the player — the storyboard still uses the active take (✓)."
+        else:
+            hint = "Select a take to preview it in the player; ✓ marks the active take."
+        self.hint.setText(hint)
+        set_style_property(self.hint, "preview", previewing)
+        active = shot.active_take_id if shot else None
+        self.activate_button.setEnabled(bool(take_id) and take_id != active)
+        self.activate_button.setProperty("accent", bool(take_id) and take_id != active)
+        self.activate_button.style().polish(self.activate_button)
+        self.rename_button.setEnabled(bool(take_id))
+        self.delete_button.setEnabled(bool(take_id))
+
+    def _on_selection(self, *_ids) -> None:
+        self.refresh()
+
+    def _on_preview(self, *_ids) -> None:
+        self._select_shown_take()
+        self._show_state()
+
+    # Gestures ---------------------------------------------------------------------------------
+    def _on_current_changed(self, current, previous) -> None:
+        if not self._filling and self.session is not None and current is not None:
+            self.session.set_preview_take(self.shot().id, current.data(0, TAKE_ID))
+        self._show_state()
+
+    def _on_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if self._filling or column != 0 or self.session is None:
+            return
+        shot, take_id, name = self.shot(), item.data(0, TAKE_ID), item.text(0).strip()
+        take = shot.find_take(take_id) if shot else None
+        if take is None:
+            return
+        if name and name != take.name:
+            self.session.try_push(RenameTake(shot.id, take_id, name))
+        elif not name:
+            self._signature = None  # a take keeps a name: show the old one again
+            self.refresh()
+
+    def make_active(self) -> bool:
+        shot, take_id = self.shot(), self.current_take_id()
+        if shot is None or not take_id or take_id == shot.active_take_id:
+            return False
+        return self.session.try_push(SetActiveTake(shot.id, take_id))
+
+    def start_rename(self) -> None:
+        item = self.tree.currentItem()
+        if item is not None:
+            self.tree.editItem(item, 0)
+
+    def delete_take(self) -> bool:
+        shot, take_id = self.shot(), self.current_take_id()
+        take = shot.find_take(take_id) if shot else None
+        if take is None or not self.confirm_delete(take.name):
+            return False
+        return self.session.try_push(DeleteTake(shot.id, take_id))
+
+    def _ask_delete(self, name: str) -> bool:
+        answer = QMessageBox.question(
+            self, "Delete take", f"Delete {name}? Chunks other takes share with it are kept, "
+            "and Undo brings it back.", QMessageBox.StandardButton.Delete | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Delete

@@ -1,0 +1,271 @@
+"""ChunkCard: one 24-frame chunk on the timeline — thumbnail, index, time range, state, prompt and seed.
+
+A card is a view of one chunk and holds no truth: `show_model(model)` paints a CardModel the timeline
+derived from the document, and every edit leaves as a signal (promptEdited, seedEdited, lockToggled)
+that the timeline turns into a document command. Setting the text from the document never echoes
+back as an edit, and never moves the caret of a field being typed in unless the text really differs.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QKeySequence, QRegularExpressionValidator
+from PySide6.QtWidgets import (QApplication, QFrame, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from engine.requests import MAX_PROMPT_CHARS, MAX_SEED
+from magi_studio.timeline.glyphs import glyph
+from magi_studio.timeline.style import (CARD_PADDING, DENOISING, DONE, STALE, STATE_TEXT, STATE_TIPS, TEXT_WIDTH,
+                                        THUMB_HEIGHT, set_style_property)
+from magi_studio.timeline.thumbnail import CardModel, ThumbnailView
+
+
+class PromptEdit(QPlainTextEdit):
+    """The multi-line prompt field. Undo/redo keys go to the project's history, not a private one."""
+
+    focused = Signal()
+    left = Signal()  # focus went elsewhere: the typing burst is over
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("PromptEdit")
+        self.setPlaceholderText("Describe this chunk…")
+        self.setTabChangesFocus(True)
+        self.setAcceptDrops(False)  # files dropped on a card are reference images, never pasted paths
+        self.setUndoRedoEnabled(False)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.setAccessibleName("Prompt")
+
+    def show_text(self, text: str) -> None:
+        """The document's prompt; the caret stays where it was (clamped) and no edit is echoed."""
+        if self.toPlainText() == text:
+            return
+        position = self.textCursor().position()
+        blocked = self.blockSignals(True)
+        self.setPlainText(text)
+        cursor = self.textCursor()
+        cursor.setPosition(min(position, len(text)))
+        self.setTextCursor(cursor)
+        self.blockSignals(blocked)
+
+    def text(self) -> str:
+        return self.toPlainText()[:MAX_PROMPT_CHARS]
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride:
+            if event.matches(QKeySequence.StandardKey.Undo) or event.matches(QKeySequence.StandardKey.Redo):
+                event.ignore()  # the window's Undo/Redo: one history for the whole project
+                return False
+            if event.key() == Qt.Key.Key_Escape:
+                event.accept()  # Escape leaves the field; it must not stop a running generation
+                return True
+        return super().event(event)
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.clearFocus()
+            self.left.emit()
+            return
+        super().keyPressEvent(event)
+
+    def focusInEvent(self, event) -> None:
+        super().focusInEvent(event)
+        self.focused.emit()
+
+    def focusOutEvent(self, event) -> None:
+        super().focusOutEvent(event)
+        self.left.emit()
+
+
+class SeedEdit(QLineEdit):
+    """The seed: digits only; Up/Down step it; Enter or leaving the field commits it."""
+
+    seedEdited = Signal(int)
+    focused = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("SeedEdit")
+        self.setValidator(QRegularExpressionValidator(r"\d{0,19}"))
+        self.setAcceptDrops(False)
+        self.setAccessibleName("Seed")
+        self.setToolTip("Seed: the same prompt and seed make the same chunk (Up/Down to change it)")
+        self._seed = 0
+        self.editingFinished.connect(self._commit)
+
+    def show_seed(self, seed: int) -> None:
+        self._seed = seed
+        if self.text() != str(seed):
+            self.setText(str(seed))
+
+    def _commit(self) -> None:
+        text = self.text()
+        value = int(text) if text else None
+        if value is None or value > MAX_SEED:
+            self.setText(str(self._seed))
+        elif value != self._seed:
+            self.seedEdited.emit(value)
+
+    def keyPressEvent(self, event) -> None:
+        step = {Qt.Key.Key_Up: 1, Qt.Key.Key_Down: -1}.get(event.key())
+        if step is not None:
+            value = min(MAX_SEED, max(0, (int(self.text()) if self.text() else self._seed) + step))
+            self.setText(str(value))
+            self.seedEdited.emit(value)
+            return
+        super().keyPressEvent(event)
+
+    def focusInEvent(self, event) -> None:
+        super().focusInEvent(event)
+        self.focused.emit()
+
+
+class ChunkCard(QFrame):
+    """One chunk of the storyboard (see the module docstring)."""
+
+    #: One of the card's fields took focus: select it (the field keeps the focus).
+    activated = Signal(object)
+    #: The card itself was clicked: select it and give the timeline the keyboard.
+    clicked = Signal(object)
+    promptEdited = Signal(object, str)
+    promptLeft = Signal(object)
+    seedEdited = Signal(object, int)
+    lockToggled = Signal(object, bool)
+    #: (card, global position): the card's menu (right click or its ⋯ button).
+    menuRequested = Signal(object, QPoint)
+    #: The mouse was dragged from the card: the timeline starts a drag to reorder it.
+    dragRequested = Signal(object)
+
+    def __init__(self, thumb_width: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ChunkCard")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
+        self.setProperty("selected", False)
+        self.model: CardModel | None = None
+        self._press: QPoint | None = None
+
+        self.thumbnail = ThumbnailView()
+        self.index_label = QLabel()
+        self.index_label.setObjectName("CardIndex")
+        self.time_label = QLabel()
+        self.time_label.setObjectName("CardTime")
+        self.badge = QLabel()
+        self.badge.setObjectName("StateBadge")
+        self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.prompt = PromptEdit()
+        self.lock = QToolButton()
+        self.lock.setCheckable(True)
+        self.lock.setAutoRaise(True)
+        self.lock.setIconSize(QSize(15, 15))
+        self.lock.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        seed_label = QLabel("Seed")
+        seed_label.setObjectName("SeedLabel")
+        self.seed = SeedEdit()
+        self.more = QToolButton()
+        self.more.setIcon(glyph("more"))
+        self.more.setIconSize(QSize(16, 16))
+        self.more.setAutoRaise(True)
+        self.more.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.more.setToolTip("Chunk actions")
+        self.more.setAccessibleName("Chunk actions")
+
+        header = QHBoxLayout()
+        header.setSpacing(6)
+        header.addWidget(self.index_label)
+        header.addWidget(self.time_label)
+        header.addStretch(1)
+        header.addWidget(self.badge)
+        footer = QHBoxLayout()
+        footer.setSpacing(2)
+        footer.addWidget(self.lock)
+        footer.addWidget(seed_label)
+        footer.addWidget(self.seed, 1)
+        footer.addWidget(self.more)
+        column = QVBoxLayout()
+        column.setSpacing(4)
+        column.addLayout(header)
+        column.addWidget(self.prompt, 1)
+        column.addLayout(footer)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(CARD_PADDING, CARD_PADDING, CARD_PADDING, CARD_PADDING)
+        layout.setSpacing(10)
+        layout.addWidget(self.thumbnail)
+        layout.addLayout(column, 1)
+        self.set_thumb_width(thumb_width)
+
+        self.prompt.textChanged.connect(lambda: self.promptEdited.emit(self, self.prompt.text()))
+        self.prompt.focused.connect(lambda: self.activated.emit(self))
+        self.prompt.left.connect(lambda: self.promptLeft.emit(self))
+        self.seed.focused.connect(lambda: self.activated.emit(self))
+        self.seed.seedEdited.connect(lambda value: self.seedEdited.emit(self, value))
+        self.lock.toggled.connect(lambda locked: self.lockToggled.emit(self, locked))
+        self.more.clicked.connect(
+            lambda: self.menuRequested.emit(self, self.more.mapToGlobal(QPoint(0, self.more.height()))))
+
+    def set_thumb_width(self, width: int) -> None:
+        self.thumbnail.setFixedSize(width, THUMB_HEIGHT)
+        self.setFixedSize(2 * CARD_PADDING + width + 10 + TEXT_WIDTH, 2 * CARD_PADDING + THUMB_HEIGHT)
+
+    @property
+    def shot_id(self) -> str:
+        return self.model.shot_id if self.model else ""
+
+    @property
+    def chunk_id(self) -> str:
+        return self.model.chunk_id if self.model else ""
+
+    def show_model(self, model: CardModel) -> None:
+        old, self.model = self.model, model
+        if old is None or (old.index, old.time_range, old.shot_name) != (model.index, model.time_range,
+                                                                          model.shot_name):
+            self.index_label.setText(str(model.index + 1))
+            self.index_label.setToolTip(f"Chunk {model.index + 1} of {model.shot_name}")
+            self.time_label.setText(model.time_range)
+        badge = STATE_TEXT[model.state]
+        if model.state == DENOISING and model.progress is not None:
+            badge = f"{round(model.progress * 100)}%"
+        self.badge.setText(badge)
+        self.badge.setToolTip(STATE_TIPS[model.state])
+        set_style_property(self.badge, "state", model.state)
+        self.prompt.show_text(model.prompt)
+        self.seed.show_seed(model.seed)
+        blocked = self.lock.blockSignals(True)
+        self.lock.setChecked(model.seed_locked)
+        self.lock.blockSignals(blocked)
+        self.lock.setIcon(glyph("lock" if model.seed_locked else "unlock"))
+        self.lock.setToolTip("Seed locked: kept when this chunk is regenerated (click to unlock)"
+                             if model.seed_locked else "Seed unlocked: a new seed is drawn when this chunk is "
+                                                       "regenerated (click to lock)")
+        self.thumbnail.show_model(model)
+        self.setToolTip("" if model.state not in (STALE, DONE) else STATE_TIPS[model.state])
+
+    def set_selected(self, selected: bool) -> None:
+        set_style_property(self, "selected", selected)
+
+    def is_selected(self) -> bool:
+        return bool(self.property("selected"))
+
+    # Mouse: click selects, drag reorders, right click opens the menu.
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._press = event.position().toPoint()
+            self.clicked.emit(self)
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        if (self._press is not None and event.buttons() & Qt.MouseButton.LeftButton
+                and (event.position().toPoint() - self._press).manhattanLength() >= QApplication.startDragDistance()):
+            self._press = None
+            self.dragRequested.emit(self)
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        self._press = None
+        super().mouseReleaseEvent(event)
+
+    def contextMenuEvent(self, event) -> None:
+        self.activated.emit(self)
+        self.menuRequested.emit(self, event.globalPos())

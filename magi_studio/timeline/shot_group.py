@@ -1,0 +1,170 @@
+"""ShotGroup: one shot on the timeline — a header (name, how it starts, its take) over its row of chunk cards.
+
+Like the cards, a group only shows what the timeline derived from the document (`show_shot`) and
+sends gestures back as signals; the timeline turns them into commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLineEdit, QSizePolicy, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from magi_studio.theme import icon
+from magi_studio.timeline.card import ChunkCard
+from magi_studio.timeline.glyphs import glyph
+from magi_studio.timeline.style import CARD_SPACING, THUMB_HEIGHT, CARD_PADDING, set_style_property
+
+#: (value, label, tip) of the start modes, in the combo's order (model.START_MODES).
+START_CHOICES = (
+    ("text", "From text", "The shot's first chunk is generated from its prompt alone"),
+    ("image", "From image", "The shot's reference image is its first frame (image-to-video)"),
+    ("continue", "Continues", "The shot continues the previous shot's last chunks (video continuation)"),
+)
+
+
+@dataclass(frozen=True)
+class ShotModel:
+    shot_id: str
+    name: str
+    start: str
+    #: "Take 2 of 3" (empty when the shot has no take yet).
+    take_text: str
+    #: The take previewed in the player instead of the active one ("" when none).
+    preview_text: str
+    current: bool  # holds the selection
+    has_reference: bool
+
+
+class ShotGroup(QFrame):
+    renamed = Signal(object, str)
+    startChosen = Signal(object, str)
+    menuRequested = Signal(object, QPoint)
+    addChunkClicked = Signal(object)
+    takesClicked = Signal(object)
+    clicked = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ShotGroup")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.model: ShotModel | None = None
+        self.cards: list[ChunkCard] = []
+
+        self.name_edit = QLineEdit()
+        self.name_edit.setObjectName("ShotName")
+        self.name_edit.setAcceptDrops(False)
+        self.name_edit.setAccessibleName("Shot name")
+        self.name_edit.setToolTip("Shot name (F2 to rename)")
+        self.name_edit.editingFinished.connect(self._on_name_edited)
+        self.name_edit.textEdited.connect(lambda text: self._fit_name())
+        self.start_box = QComboBox()
+        self.start_box.setObjectName("ShotStart")
+        self.start_box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        for value, label, tip in START_CHOICES:
+            self.start_box.addItem(label, value)
+            self.start_box.setItemData(self.start_box.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.start_box.setItemIcon(1, icon("image"))
+        self.start_box.activated.connect(lambda i: self.startChosen.emit(self, self.start_box.itemData(i)))
+        self.take_chip = QToolButton()
+        self.take_chip.setObjectName("ShotChip")
+        self.take_chip.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.take_chip.setToolTip("This shot's takes: compare, preview and switch them")
+        self.take_chip.clicked.connect(lambda: self.takesClicked.emit(self))
+        self.more = QToolButton()
+        self.more.setIcon(glyph("more"))
+        self.more.setIconSize(QSize(16, 16))
+        self.more.setAutoRaise(True)
+        self.more.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.more.setToolTip("Shot actions")
+        self.more.setAccessibleName("Shot actions")
+        self.more.clicked.connect(
+            lambda: self.menuRequested.emit(self, self.more.mapToGlobal(QPoint(0, self.more.height()))))
+        self.add_button = QToolButton()
+        self.add_button.setObjectName("AddChunkButton")
+        self.add_button.setIcon(glyph("plus"))
+        self.add_button.setIconSize(QSize(18, 18))
+        self.add_button.setFixedSize(30, THUMB_HEIGHT + 2 * CARD_PADDING)
+        self.add_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.add_button.setToolTip("Add a chunk at the end of this shot")
+        self.add_button.setAccessibleName("Add chunk")
+        self.add_button.clicked.connect(lambda: self.addChunkClicked.emit(self))
+
+        # Left-aligned: a long shot wider than the view still shows its controls at its start.
+        header = QHBoxLayout()
+        header.setSpacing(6)
+        header.addWidget(self.name_edit)
+        header.addWidget(self.start_box)
+        header.addWidget(self.take_chip)
+        header.addWidget(self.more)
+        header.addStretch(1)
+        self.row = QHBoxLayout()
+        self.row.setSpacing(CARD_SPACING)
+        self.row.addWidget(self.add_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 8)
+        layout.setSpacing(6)
+        layout.addLayout(header)
+        layout.addLayout(self.row)
+
+    @property
+    def shot_id(self) -> str:
+        return self.model.shot_id if self.model else ""
+
+    def set_cards(self, cards: list[ChunkCard]) -> None:
+        """Show exactly `cards`, in order (cards are reused between syncs, so only moves happen here)."""
+        for card in self.cards:
+            if card not in cards:
+                self.row.removeWidget(card)
+        for position, card in enumerate(cards):
+            if self.row.indexOf(card) != position:
+                self.row.removeWidget(card)
+                self.row.insertWidget(position, card)
+                card.show()
+        self.cards = list(cards)
+
+    def show_shot(self, model: ShotModel) -> None:
+        old, self.model = self.model, model
+        if not self.name_edit.hasFocus() and self.name_edit.text() != model.name:
+            self.name_edit.setText(model.name)
+            self.name_edit.setCursorPosition(0)
+            self._fit_name()
+        index = next(i for i, (value, _, _) in enumerate(START_CHOICES) if value == model.start)
+        if self.start_box.currentIndex() != index:
+            self.start_box.setCurrentIndex(index)
+        self.start_box.setToolTip(START_CHOICES[index][2])
+        chip = model.preview_text or model.take_text
+        self.take_chip.setVisible(bool(chip))
+        self.take_chip.setText(chip)
+        set_style_property(self.take_chip, "preview", bool(model.preview_text))
+        set_style_property(self, "current", model.current)
+        if old is None or old.current != model.current:
+            self.update()
+
+    def _fit_name(self) -> None:
+        width = self.name_edit.fontMetrics().horizontalAdvance(self.name_edit.text() or "Shot") + 22
+        self.name_edit.setFixedWidth(max(60, min(220, width)))
+
+    def start_rename(self) -> None:
+        self.name_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.name_edit.selectAll()
+
+    def _on_name_edited(self) -> None:
+        name = self.name_edit.text().strip()
+        if self.model is None:
+            return
+        if not name:
+            self.name_edit.setText(self.model.name)  # a shot always has a name
+        elif name != self.model.name:
+            self.renamed.emit(self, name)
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(self)
+        super().mousePressEvent(event)
+
+    def contextMenuEvent(self, event) -> None:
+        self.menuRequested.emit(self, event.globalPos())

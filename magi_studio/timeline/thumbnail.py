@@ -1,0 +1,161 @@
+"""The picture of a chunk card, and CardModel, what a card shows.
+
+ThumbnailView paints the chunk's thumbnail (from the store, on the active path), the live preview while
+it denoises, the shot's reference image on an image shot's first card, or a placeholder; a stale
+chunk's frames are kept and drawn dimmed with an amber corner, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPoint, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import QWidget
+
+from magi_studio.theme import palette
+from magi_studio.timeline.style import DENOISING, EMPTY, FAILED, QUEUED, STALE
+
+
+@dataclass(frozen=True)
+class CardModel:
+    """Everything a card shows, derived from the document (and the current job) by the timeline."""
+
+    shot_id: str
+    chunk_id: str
+    index: int            # in its shot, 0-based
+    shot_name: str
+    time_range: str       # "0:02–0:03"
+    prompt: str
+    seed: int
+    seed_locked: bool
+    state: str            # style.EMPTY ... FAILED
+    progress: float | None = None
+    thumbnail: QPixmap | None = None
+    preview: QImage | None = None
+    #: The shot's reference image, on the first card of a shot that starts from it.
+    reference: QPixmap | None = None
+    #: The first card of a shot that starts from an image that is not set yet.
+    awaiting_reference: bool = False
+
+
+class ThumbnailView(QWidget):
+    """The chunk's picture: its thumbnail, the live preview, the reference image or a placeholder."""
+
+    RADIUS = 7.0
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("CardThumbnail")
+        self.model: CardModel | None = None
+
+    def show_model(self, model: CardModel) -> None:
+        self.model = model
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        model = self.model
+        if model is None:
+            return
+        painter = QPainter(self)
+        painter.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.SmoothPixmapTransform)
+        rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
+        clip = QPainterPath()
+        clip.addRoundedRect(rect, self.RADIUS, self.RADIUS)
+        painter.setClipPath(clip)
+        painter.fillRect(rect, QColor(palette.VIEWPORT))
+        live = model.preview if model.state == DENOISING else None
+        picture = live if live is not None else model.thumbnail
+        showing_reference = picture is None and model.reference is not None
+        if showing_reference:
+            picture = model.reference
+        if picture is not None:
+            _draw_cover(painter, rect, picture)
+        else:
+            self._placeholder(painter, rect, model)
+        if model.state == STALE and picture is not None and not showing_reference:
+            painter.fillRect(rect, QColor(13, 14, 17, 150))  # dimmed: these frames no longer match the prompt
+            _corner_flag(painter, rect, QColor(palette.WARNING))
+        elif model.state == FAILED:
+            painter.fillRect(rect, QColor(229, 83, 75, 70))
+        elif model.state == QUEUED:
+            painter.fillRect(rect, QColor(13, 14, 17, 130))
+            _centre_text(painter, rect, "Queued", palette.TEXT, bold=True)
+        if showing_reference:
+            _chip(painter, rect, "Reference image")
+        elif model.reference is not None and picture is not None:
+            inset = QRectF(rect.left() + 6, rect.bottom() - 6 - rect.height() * 0.32,
+                           rect.width() * 0.32, rect.height() * 0.32)
+            _draw_cover(painter, inset, model.reference)
+            painter.setPen(QPen(QColor("#ffffff"), 1.2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(inset, 3, 3)
+        if model.state == DENOISING:
+            progress = model.progress or 0.0
+            painter.fillRect(QRectF(rect.left(), rect.bottom() - 4, rect.width(), 4), QColor(0, 0, 0, 160))
+            painter.fillRect(QRectF(rect.left(), rect.bottom() - 4, rect.width() * progress, 4), QColor(palette.CYAN))
+        painter.setClipping(False)
+        painter.setPen(QPen(QColor(palette.BORDER_STRONG if picture is not None else palette.BORDER), 1))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRoundedRect(rect, self.RADIUS, self.RADIUS)
+        painter.end()
+
+    def _placeholder(self, painter: QPainter, rect: QRectF, model: CardModel) -> None:
+        painter.fillRect(rect, QColor("#16181d"))
+        painter.setPen(QPen(QColor(palette.BORDER_STRONG), 1, Qt.PenStyle.DashLine))
+        painter.drawRoundedRect(rect.adjusted(4, 4, -4, -4), 5, 5)
+        if model.awaiting_reference:
+            _centre_text(painter, rect.adjusted(6, -8, -6, -8), "Drop a", palette.TEXT_DIM, 0.85)
+            _centre_text(painter, rect.adjusted(6, 8, -6, 8), "reference image", palette.TEXT_DIM, 0.85)
+        elif model.state in (EMPTY, FAILED):
+            text = "Not generated" if model.state == EMPTY else "Failed"
+            _centre_text(painter, rect.adjusted(0, -10, 0, -10), f"{model.index + 1}", palette.TEXT_FAINT, 1.6,
+                         bold=True)
+            _centre_text(painter, rect.adjusted(0, 22, 0, 22), text, palette.TEXT_FAINT, 0.85)
+
+
+def _draw_cover(painter: QPainter, target: QRectF, picture: QPixmap | QImage) -> None:
+    """Fill `target` with the picture, cropped to its aspect ratio (no stretching, no bars)."""
+    size = picture.size()
+    if size.isEmpty():
+        return
+    scale = max(target.width() / size.width(), target.height() / size.height())
+    w, h = target.width() / scale, target.height() / scale
+    source = QRectF((size.width() - w) / 2, (size.height() - h) / 2, w, h)
+    if isinstance(picture, QImage):
+        painter.drawImage(target, picture, source)
+    else:
+        painter.drawPixmap(target, picture, source)
+
+
+def _centre_text(painter: QPainter, rect: QRectF, text: str, colour: str, scale: float = 1.0,
+                 bold: bool = False) -> None:
+    font = QFont(painter.font())
+    font.setPointSizeF(font.pointSizeF() * scale)
+    font.setBold(bold)
+    painter.setFont(font)
+    painter.setPen(QColor(colour))
+    painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+
+
+def _chip(painter: QPainter, rect: QRectF, text: str) -> None:
+    font = QFont(painter.font())
+    font.setPointSizeF(font.pointSizeF() * 0.8)
+    font.setBold(True)
+    painter.setFont(font)
+    box = QRectF(painter.fontMetrics().boundingRect(text)).adjusted(-6, -2, 6, 2)
+    box.moveBottomLeft(rect.bottomLeft() + QPoint(5, -5).toPointF())
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(0, 0, 0, 170))
+    painter.drawRoundedRect(box, 4, 4)
+    painter.setPen(QColor("#ffffff"))
+    painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+
+
+def _corner_flag(painter: QPainter, rect: QRectF, colour: QColor) -> None:
+    flag = QPainterPath()
+    flag.moveTo(rect.topRight() + QPoint(-22, 0).toPointF())
+    flag.lineTo(rect.topRight())
+    flag.lineTo(rect.topRight() + QPoint(0, 22).toPointF())
+    flag.closeSubpath()
+    painter.fillPath(flag, colour)

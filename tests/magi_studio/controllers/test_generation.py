@@ -1,0 +1,240 @@
+"""GenerationController with the tiny real model in the engine thread: chunks committed while the run goes
+on, cancel keeping every finished chunk and resume filling the rest, regenerate-from-N reusing the
+latents before N bit-exactly as a second take, job states, progress, busy shots and the error paths."""
+
+from __future__ import annotations
+
+import errno
+
+import numpy as np
+import pytest
+import torch
+
+from engine.events import ChunkFinished
+from magi_studio.controllers.generation import DENOISING, FAILED, IDLE, QUEUED, GenerationController
+from magi_studio.document import store as store_module
+from magi_studio.document.commands import AddChunk, AddShot, SetPrompt, SetShotStart, new_chunk
+from magi_studio.document.errors import ProjectError
+from magi_studio.document.model import (ChunkState, ProjectSettings, active_path, chunk_states, new_project,
+                                        new_shot, resolve_take)
+from magi_studio.document.store import AUTOSAVE, ProjectStore, load_recovery
+from magi_studio.player import ChunkState as PlayerState
+from magi_studio.player import FrameStore
+from magi_studio.undo import DocumentSession
+
+PROMPTS = ("a red ball falls to the floor", "the blue square moves left", "a green triangle grows", "a red ball falls")
+
+
+def make_session(tmp_path, chunks: int = 4) -> DocumentSession:
+    project = new_project(ProjectSettings(model="tiny", width=64, height=64))
+    session = DocumentSession(project, ProjectStore.create(tmp_path / "Film"))
+    shot = project.shots[0]
+    session.push(SetPrompt(shot.id, shot.chunks[0].id, PROMPTS[0]))
+    for i in range(1, chunks):
+        session.push(AddChunk(shot.id, new_chunk(project, shot.id, i, PROMPTS[i % len(PROMPTS)])))
+    return session
+
+
+class Recorder:
+    def __init__(self, controller: GenerationController) -> None:
+        self.states: list[tuple] = []
+        self.busy: list[list] = []
+        self.progress: list = []
+        self.ends: list[str] = []
+        self.errors: list = []
+        controller.chunkJobState.connect(lambda *args: self.states.append(args))
+        controller.busyShotsChanged.connect(self.busy.append)
+        controller.progressChanged.connect(self.progress.append)
+        controller.runEnded.connect(self.ends.append)
+        controller.errorReported.connect(self.errors.append)
+
+
+@pytest.fixture
+def studio(qtbot, tmp_path, engine_worker, pausing_session_factory):
+    """A session of one 4-chunk shot, a worker on the tiny model (pausable), the controller and a frame store."""
+    made, engines = [], []
+
+    def make(pause_when=None, chunks: int = 4):
+        engine = pausing_session_factory(pause_when)
+        engines.append(engine)
+        requests = []
+        generate = engine.generate
+        engine.generate = lambda request, cancel=None: (requests.append(request), generate(request, cancel))[1]
+        job = engine_worker.use_session(engine)
+        qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
+        session = make_session(tmp_path, chunks)
+        frames = FrameStore()
+        controller = GenerationController(session, engine_worker, frame_store=frames)
+        made.append(controller)
+        return type("Studio", (), dict(engine=engine, session=session, controller=controller, frames=frames,
+                                       recorder=Recorder(controller), requests=requests,
+                                       shot=session.project.shots[0]))
+
+    yield make
+    for engine in engines:  # a failed test may have left the engine thread held
+        engine.resume()
+    for controller in made:
+        controller.stop(timeout_ms=5000)
+
+
+def wait_run(qtbot, studio, count: int = 1, timeout: int = 20_000) -> None:
+    qtbot.waitUntil(lambda: len(studio.recorder.ends) >= count, timeout=timeout)
+
+
+def test_a_chunk_is_committed_and_shown_while_later_chunks_are_still_generating(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
+    s.controller.generate_shot(s.shot.id)
+    assert s.controller.is_generating()
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)  # held right after chunk 0: the rest cannot finish
+    assert s.controller.is_busy(s.shot.id)
+    qtbot.waitUntil(lambda: active_path(s.shot)[0] is not None, timeout=10_000)
+    assert active_path(s.shot)[1:] == [None, None, None]
+    assert chunk_states(s.session.project, s.shot.id)[0] is ChunkState.DONE
+    assert s.frames.state(0) is PlayerState.FRAMES  # painted in the player the moment it finished
+    qtbot.waitUntil(lambda: s.controller.autosaver.pending == 0, timeout=5000)
+    assert (s.session.store.path / AUTOSAVE).is_file()  # a crash now would keep chunk 0
+    assert any(active_path(shot)[0] for shot in load_recovery(s.session.store.path).shots)
+    assert s.controller.touches_busy_shot(SetPrompt(s.shot.id, s.shot.chunks[0].id, "x"))
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and not s.recorder.errors
+    assert chunk_states(s.session.project, s.shot.id) == [ChunkState.DONE] * 4
+    assert [s.frames.state(i) for i in range(4)] == [PlayerState.FRAMES] * 4
+    assert s.recorder.busy == [[s.shot.id], []] and not s.controller.is_busy(s.shot.id)
+    assert s.session.undo_stack.count() >= 4 + 4  # the edits, then one "Generate chunk" per chunk
+    assert s.session.undo_stack.text(s.session.undo_stack.count() - 1) == "Generate chunk"
+
+
+def test_job_states_and_progress_reach_the_views(qtbot, studio):
+    s = studio()
+    s.controller.generate_storyboard()
+    wait_run(qtbot, s)
+    chunk_ids = [c.id for c in s.shot.chunks]
+    for chunk_id in chunk_ids:
+        states = [st for shot_id, c, st, _ in s.recorder.states if c == chunk_id]
+        assert states[0] == QUEUED and DENOISING in states and states[-1] == IDLE, states
+        assert s.controller.chunk_job_state(chunk_id) == (IDLE, 0.0)
+    denoising = [p for _, _, st, p in s.recorder.states if st == DENOISING]
+    assert all(0.0 <= p <= 1.0 for p in denoising) and any(0.0 < p < 1.0 for p in denoising)
+    last = s.recorder.progress[-1]
+    assert last.chunks == 4 and last.steps > 0 and last.text().startswith("Shot 1 · chunk ")
+    assert any(p.eta_s is not None for p in s.recorder.progress)
+
+
+def test_cancel_keeps_every_finished_chunk_and_resume_fills_the_rest(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 1)
+    s.controller.generate_shot(s.shot.id)
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    s.controller.cancel()
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["cancelled"]
+    assert s.engine.after_cancel.count("StepProgress") <= 1  # stopped within one step
+    path = active_path(s.shot)
+    assert path[:2] != [None, None] and None in path  # both finished chunks kept, the rest missing
+    kept = {i: s.session.store.read_latent(s.session.project.results[r]) for i, r in enumerate(path) if r}
+    assert all(st in (IDLE,) for st in (s.controller.chunk_job_state(c.id)[0] for c in s.shot.chunks))
+    assert len(s.shot.takes) == 1
+
+    s.controller.resume()
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends == ["cancelled", "finished"]
+    resumed = active_path(s.shot)
+    assert None not in resumed and len(s.shot.takes) == 1  # the same take, filled
+    assert resumed[:len(kept)] == path[:len(kept)]
+    first_new = s.session.project.results[resumed[len(kept)]]
+    assert first_new.context_ids == tuple(path[:len(kept)])
+    assert all(torch.equal(s.requests[-1].context_latents[i], latent) for i, latent in kept.items())
+
+
+def test_regenerate_from_chunk_2_keeps_chunk_1_bit_identical_as_a_second_take(qtbot, studio):
+    s = studio()
+    s.controller.generate_shot(s.shot.id)
+    wait_run(qtbot, s)
+    project, store = s.session.project, s.session.store
+    old_take, old_path = s.shot.active_take_id, active_path(s.shot)
+    first_latent = store.read_latent(project.results[old_path[0]]).clone()
+    old_seed = s.shot.chunks[1].seed
+
+    s.controller.regenerate_from(s.shot.id, 1)
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends == ["finished", "finished"] and not s.recorder.errors
+    new_path = active_path(s.shot)
+    assert len(s.shot.takes) == 2 and s.shot.active_take_id != old_take
+    assert new_path[0] == old_path[0] and set(new_path[1:]).isdisjoint(old_path)
+    assert torch.equal(store.read_latent(project.results[new_path[0]]), first_latent)
+    request = s.requests[-1]
+    assert request.start_chunk == 1 and request.prefix_video is None  # context from latents, not pixels
+    assert torch.equal(request.context_latents[0], first_latent)
+    assert project.results[new_path[1]].context_ids == (old_path[0],)
+    assert s.shot.chunks[1].seed != old_seed  # an unlocked seed is re-rolled, undoably
+    # The old take still resolves to its own results, every file still there.
+    assert resolve_take(s.shot, old_take) == old_path
+    for result_id in old_path:
+        assert store.read_frames(project.results[result_id]).shape == (24, 64, 64, 3)
+    assert chunk_states(project, s.shot.id) == [ChunkState.DONE] * 4
+
+
+def test_a_storyboard_run_generates_shots_in_order_and_continues_the_previous_one(qtbot, studio):
+    s = studio(chunks=2)
+    project = s.session.project
+    second = new_shot(project, prompt=PROMPTS[2], seed=7)
+    s.session.push(AddShot(second))
+    s.session.push(SetShotStart(second.id, "continue"))
+    s.controller.generate_storyboard()
+    wait_run(qtbot, s)
+    first_path, second_path = active_path(project.shots[0]), active_path(project.shots[1])
+    assert None not in first_path and None not in second_path
+    assert project.results[second_path[0]].context_ids == tuple(first_path)
+    assert [s.frames.state(i) for i in range(3)] == [PlayerState.FRAMES] * 3  # shot 2 painted after shot 1
+    assert np.array_equal(s.frames.frames(2), s.session.store.read_frames(project.results[second_path[0]]))
+    assert s.recorder.busy == [[project.shots[0].id], [second.id], []]
+
+
+def test_a_chunk_that_cannot_be_written_fails_alone_and_stops_the_run(qtbot, studio, monkeypatch):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 1)
+    written = []
+    real_write = store_module._write_all
+
+    def write_all(handle, data):
+        if "results" in handle.name:
+            written.append(handle.name)
+            if len(written) > 3:  # the second chunk's first file: the disk is full
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(handle, data)
+
+    monkeypatch.setattr(store_module, "_write_all", write_all)
+    s.controller.generate_shot(s.shot.id)
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    qtbot.waitUntil(lambda: bool(s.recorder.errors), timeout=5000)
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["failed"]
+    error = s.recorder.errors[0]
+    assert isinstance(error, ProjectError) and error.title == "Project problem" and "disk is full" in str(error)
+    assert active_path(s.shot)[0] is not None and active_path(s.shot)[1:] == [None] * 3
+    assert s.controller.chunk_job_state(s.shot.chunks[1].id)[0] == FAILED
+    assert not list((s.session.store.path / "results").glob(".*tmp*"))  # no half-written result left
+
+
+def test_the_project_model_is_loaded_first_and_a_failed_load_ends_the_run(qtbot, studio):
+    s = studio()
+    s.session.project.settings.model = "no-such-model"
+    failures = []
+    s.controller.worker.failed.connect(lambda job, error: failures.append(error))
+    s.controller.generate_shot(s.shot.id)
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["failed"] and failures and failures[0].title == "Checkpoint problem"
+    assert not s.recorder.errors  # the worker's failure is reported once, by the worker's path
+    assert all(s.controller.chunk_job_state(c.id) == (IDLE, 0.0) for c in s.shot.chunks)
+
+
+def test_a_newer_request_supersedes_the_run_after_committing_its_finished_chunks(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
+    s.controller.generate_shot(s.shot.id)
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    s.controller.generate_from(s.shot.id, 0)  # while the first run is held
+    s.engine.resume()
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends == ["cancelled", "finished"]
+    assert len(s.shot.takes) == 2 and None not in active_path(s.shot)

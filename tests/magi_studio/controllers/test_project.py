@@ -1,0 +1,248 @@
+"""ProjectController: new / save / open give back the same project, the close prompt, recent files, autosave
+off the GUI thread and recovery after a simulated crash, and damaged or newer files reported and left untouched."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from magi_studio.controllers import common
+from magi_studio.controllers.project import CANCEL, DISCARD, RECOVER, SAVE, ProjectController, ProjectPrompts
+from magi_studio.document.commands import SetPrompt
+from magi_studio.document.model import active_path, storyboard_states
+from magi_studio.document.store import AUTOSAVE, MANIFEST, open_project
+from tests.magi_studio.document.fakes import fake_generate, rich_project
+
+
+class FakePrompts:
+    """Answers the controller's questions as the test says, and remembers what was asked."""
+
+    def __init__(self) -> None:
+        self.unsaved, self.recover, self.replace = CANCEL, RECOVER, True
+        self.open_answer = self.save_answer = None
+        self.asked: list[tuple[str, str]] = []
+
+    def unsaved_changes(self, name: str) -> str:
+        self.asked.append(("unsaved", name))
+        return self.unsaved
+
+    def offer_recovery(self, name: str, autosaved_at: str) -> str:
+        self.asked.append(("recover", name))
+        return self.recover
+
+    def confirm_replace(self, path) -> bool:
+        self.asked.append(("replace", str(path)))
+        return self.replace
+
+    def open_path(self, folder: str):
+        return self.open_answer
+
+    def save_path(self, suggested: str):
+        self.asked.append(("save_path", suggested))
+        return self.save_answer
+
+
+@pytest.fixture
+def make(qtbot, tmp_path, isolated_settings):
+    made = []
+
+    def controller(**kwargs) -> ProjectController:
+        prompts = kwargs.pop("prompts", FakePrompts())
+        projects = ProjectController(isolated_settings, scratch_root=tmp_path / "scratch", prompts=prompts, **kwargs)
+        projects.errors = []
+        projects.errorReported.connect(projects.errors.append)
+        made.append(projects)
+        return projects
+
+    yield controller
+    for projects in made:
+        projects.shutdown()
+
+
+def edit(projects: ProjectController, text: str) -> None:
+    shot = projects.session.document.project.shots[0]
+    projects.session.push(SetPrompt(shot.id, shot.chunks[0].id, text))
+
+
+def first_prompt(project) -> str:
+    return project.shots[0].chunks[0].prompt
+
+
+def test_new_save_and_open_give_back_the_same_project(make, tmp_path, isolated_settings):
+    projects = make()
+    assert projects.start() and projects.is_untitled and projects.window_title() == "Untitled — MAGI Studio"
+    scratch = projects.session.store.path
+    edit(projects, "a red ball falls")
+    assert projects.is_dirty() and projects.window_title() == "Untitled* — MAGI Studio"
+    fake_generate(projects.session.document.project, projects.session.store,
+                  projects.session.document.project.shots[0].id, history=projects.session)
+    assert projects.save_as(tmp_path / "Film")
+    assert projects.path == tmp_path / "Film.magi" and not projects.is_dirty() and not scratch.exists()
+    assert isolated_settings.recent_files[0] == str(tmp_path / "Film.magi")
+    saved = projects.session.document.project
+
+    other = make()
+    assert other.open_project(tmp_path / "Film.magi" / MANIFEST)
+    reopened = other.session.document.project
+    assert reopened == saved and reopened is not saved
+    assert [active_path(s) for s in reopened.shots] == [active_path(s) for s in saved.shots]
+    assert storyboard_states(reopened) == storyboard_states(saved)
+    assert other.display_name == "Film" and not other.is_dirty()
+
+
+def test_a_rich_project_reopens_exactly_with_every_take(make, tmp_path):
+    project, store = rich_project(tmp_path)
+    store.save(project)
+    projects = make()
+    assert projects.start(store.path)  # `magi-studio PROJECT`
+    assert projects.session.document.project == project
+    assert len(projects.session.document.project.shots[0].takes) == 2
+
+
+def test_close_asks_save_discard_or_cancel(make, tmp_path):
+    projects = make()
+    projects.start()
+    projects.save_as(tmp_path / "Film")
+    edit(projects, "first version")
+    projects.save()
+    edit(projects, "unsaved edit")
+    session = projects.session
+
+    projects.prompts.unsaved = CANCEL
+    assert not projects.close_project() and projects.session is session and projects.is_dirty()
+    projects.prompts.unsaved = DISCARD
+    assert projects.close_project() and projects.session is None
+    assert projects.prompts.asked == [("unsaved", "Film"), ("unsaved", "Film")]
+    assert first_prompt(open_project(tmp_path / "Film.magi")[0]) == "first version"
+    assert not (tmp_path / "Film.magi" / AUTOSAVE).exists()
+
+    assert projects.open_project(tmp_path / "Film.magi")
+    edit(projects, "saved on close")
+    projects.prompts.unsaved = SAVE
+    assert projects.close_project()
+    assert first_prompt(open_project(tmp_path / "Film.magi")[0]) == "saved on close"
+
+
+def test_closing_untitled_work_with_save_asks_where(make, tmp_path):
+    projects = make()
+    projects.start()
+    edit(projects, "keep me")
+    projects.prompts.unsaved, projects.prompts.save_answer = SAVE, str(tmp_path / "Kept")
+    assert projects.close_project()
+    assert [kind for kind, _ in projects.prompts.asked] == ["unsaved", "save_path"]
+    assert first_prompt(open_project(tmp_path / "Kept.magi")[0]) == "keep me"
+    assert not list((tmp_path / "scratch").glob("*.magi"))  # nothing left behind
+
+
+def test_the_real_prompt_maps_its_buttons(make, qtbot):
+    projects = make(prompts=ProjectPrompts())
+    projects.start()
+    edit(projects, "edited")
+
+    def click_discard():
+        box = QApplication.activeModalWidget()
+        assert isinstance(box, QMessageBox) and "Untitled" in box.text()
+        box.button(QMessageBox.StandardButton.Discard).click()
+
+    QTimer.singleShot(0, click_discard)
+    assert projects.close_project() and projects.session is None
+
+
+def test_recent_files_and_a_vanished_one(make, tmp_path, isolated_settings):
+    projects = make()
+    projects.start()
+    recent = []
+    projects.recentFilesChanged.connect(recent.append)
+    for name in ("A", "B"):
+        projects.new_project()
+        assert projects.save_as(tmp_path / name)
+    assert projects.recent_files()[:2] == [str(tmp_path / "B.magi"), str(tmp_path / "A.magi")]
+    assert projects.open_recent(tmp_path / "A.magi") and projects.recent_files()[0] == str(tmp_path / "A.magi")
+    shutil.rmtree(tmp_path / "B.magi")
+    assert not projects.open_recent(tmp_path / "B.magi")
+    assert projects.errors[-1].title == "Project problem" and "does not exist" in str(projects.errors[-1])
+    assert str(tmp_path / "B.magi") not in projects.recent_files() and recent
+
+
+def test_autosave_runs_off_the_gui_thread_and_a_crashed_session_is_recovered(make, tmp_path, qtbot, monkeypatch):
+    threads = []
+    real = common.write_autosave
+    monkeypatch.setattr(common, "write_autosave", lambda p, path: (threads.append(threading.get_ident()),
+                                                                   real(p, path))[1])
+    projects = make(autosave_interval_ms=20)
+    projects.start()
+    projects.save_as(tmp_path / "Film")
+    edit(projects, "unsaved work")
+    qtbot.waitUntil(lambda: (tmp_path / "Film.magi" / AUTOSAVE).is_file(), timeout=5000)
+    assert threads and threading.get_ident() not in threads
+    qtbot.waitUntil(lambda: projects.autosaver.pending == 0, timeout=5000)
+    autosave = (tmp_path / "Film.magi" / AUTOSAVE).read_bytes()
+    # The app dies here: no close, no save. The next start offers the autosave; each answer is tried.
+    for answer, expected in ((DISCARD, ""), (RECOVER, "unsaved work")):
+        (tmp_path / "Film.magi" / AUTOSAVE).write_bytes(autosave)
+        again = make()
+        again.prompts.recover = answer
+        assert again.start(tmp_path / "Film.magi")
+        assert again.prompts.asked == [("recover", "Film")]
+        assert first_prompt(again.session.document.project) == expected
+        assert again.is_dirty() == (answer == RECOVER)
+        assert (tmp_path / "Film.magi" / AUTOSAVE).exists() == (answer == RECOVER)
+        again.prompts.unsaved = DISCARD
+        assert again.close_project()
+
+
+def test_untitled_work_of_a_crashed_session_is_offered_but_never_a_live_one(make, qtbot):
+    crashed = make(autosave_interval_ms=20)
+    crashed.start()
+    edit(crashed, "untitled work")
+    folder = crashed.session.store.path
+    qtbot.waitUntil(lambda: (folder / AUTOSAVE).is_file(), timeout=5000)
+
+    live = make()
+    assert live.start() and live.session.store.path != folder  # still in use: not offered, not deleted
+    assert live.prompts.asked == [] and folder.is_dir()
+
+    crashed._lock.unlock()  # a dead process's lock is stale; this one is alive, so let go of it by hand
+    after = make()
+    assert after.start()
+    assert after.prompts.asked == [("recover", "Untitled")]
+    assert after.session.store.path == folder and after.is_untitled and after.is_dirty()
+    assert first_prompt(after.session.document.project) == "untitled work"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda data: b"{ not json", "damaged"),
+    (lambda data: data.replace(b'"schema_version": 1', b'"schema_version": 99'), "newer MAGI Studio"),
+])
+def test_damaged_or_newer_files_get_the_clear_message_and_stay_byte_identical(make, tmp_path, damage, message):
+    project, store = rich_project(tmp_path)
+    store.save(project)
+    manifest = store.path / MANIFEST
+    manifest.write_bytes(damage(manifest.read_bytes()))
+    before = {p: p.read_bytes() for p in store.path.rglob("*") if p.is_file()}
+
+    projects = make()
+    projects.start()
+    current = projects.session
+    assert not projects.open_project(store.path)
+    assert projects.session is current  # the open project stays; the bad one never became it
+    error = projects.errors[-1]
+    assert error.title == "Project problem" and message in str(error) and str(manifest) in str(error)
+    projects.save()  # nothing can be saved over the bad file
+    assert {p: p.read_bytes() for p in store.path.rglob("*") if p.is_file()} == before
+    with_start = make()
+    assert with_start.start(store.path) and with_start.is_untitled  # the command line falls back to New
+    assert message in str(with_start.errors[0])
+
+
+def test_new_projects_take_the_settings_model_and_generation_values(make, isolated_settings):
+    isolated_settings.steps, isolated_settings.window, isolated_settings.guidance = 16, 2, 6.5
+    projects = make()
+    projects.start()
+    settings = projects.session.document.project.settings
+    assert (settings.model, settings.width, settings.height) == ("studio-mini", 128, 128)
+    assert (settings.steps, settings.window, settings.guidance_scale) == (16, 2, 6.5)

@@ -1,0 +1,257 @@
+"""The settings dialog: choices persist and reach the open project, Apply reloads the model with its progress
+shown, folders are checked with a clear message, hub variants show memory and cache state from a faked cache
+(offline, no network), and a download runs on qasync with progress and can be cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import qasync
+from huggingface_hub import _snapshot_download, constants
+from huggingface_hub.hf_api import HfApi, RepoFile
+import torch
+from PySide6.QtCore import Qt
+from safetensors.torch import save_file
+
+from engine.loading.hub import weight_dir
+from magi_studio.dialogs.settings_dialog import SettingsDialog
+from magi_studio.document.model import ProjectSettings, new_project
+from magi_studio.document.store import ProjectStore
+from magi_studio.engine_worker import EngineState
+from magi_studio.undo import DocumentSession
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network access blocked in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache of our own, offline mode as the test suite has it (restored afterwards)."""
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "1"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)
+    return cache
+
+
+def repo_files(variant: str) -> dict[str, object]:
+    wdir = weight_dir(variant)
+    return {f"{wdir}/model.safetensors": {"a": torch.ones(2048)}, f"{wdir}/config.json": "{}",
+            "ckpt/vae/config.json": "{}", "ckpt/vae/model.safetensors": {"v": torch.zeros(2)},
+            "ckpt/t5/t5-v1_1-xxl/config.json": "{}", "ckpt/t5/t5-v1_1-xxl/model.safetensors": {"t": torch.zeros(2)}}
+
+
+def write_files(root: Path, files: dict) -> None:
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(content, str(path)) if isinstance(content, dict) else path.write_text(content)
+
+
+def cache_variant(cache: Path, variant: str) -> None:
+    repo = cache / "models--sand-ai--MAGI-1"
+    write_files(repo / "snapshots" / COMMIT, repo_files(variant))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(COMMIT)
+
+
+@pytest.fixture
+def loop(qapp):
+    """qasync's event loop over the test's QApplication (qtbot.waitUntil does not run asyncio)."""
+    event_loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(event_loop)
+    yield event_loop
+    event_loop.close()
+    asyncio.set_event_loop(None)
+
+
+def run_until(loop, condition, timeout_s: float = 15.0) -> None:
+    """waitUntil for asyncio work: run the qasync loop (Qt events included) until `condition()` holds."""
+    async def wait():
+        deadline = loop.time() + timeout_s
+        while not condition():
+            assert loop.time() < deadline, "timed out"
+            await asyncio.sleep(0.01)
+
+    loop.run_until_complete(wait())
+
+
+def open_dialog(qtbot, settings, **kwargs) -> SettingsDialog:
+    dialog = SettingsDialog(settings, **kwargs)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    return dialog
+
+
+def test_choices_persist_and_reach_the_open_project(qtbot, isolated_settings, tmp_path, hub_cache):
+    project = new_project(ProjectSettings())
+    session = DocumentSession(project, ProjectStore.create(tmp_path / "Film"))
+    dialog = open_dialog(qtbot, isolated_settings, session=session)
+    assert dialog.mini_radio.isChecked() and dialog.size_default_check.text() == "Model default (128 × 128)"
+    cuda = dialog.device_combo.model().item(dialog.device_combo.findData("cuda"))
+    assert cuda.isEnabled() == torch.cuda.is_available()  # devices this machine lacks cannot be chosen
+    dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
+    qtbot.mouseClick(dialog.size_default_check, Qt.MouseButton.LeftButton)
+    dialog.width_spin.setValue(250)  # not a multiple of 16: rounded on Apply
+    dialog.height_spin.setValue(192)
+    dialog.steps_combo.setCurrentIndex(dialog.steps_combo.findData(16))
+    dialog.window_combo.setCurrentIndex(dialog.window_combo.findData(2))
+    qtbot.mouseClick(dialog.guidance_default_check, Qt.MouseButton.LeftButton)
+    dialog.guidance_spin.setValue(5.5)
+    qtbot.mouseClick(dialog.offline_check, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(dialog.apply_button, Qt.MouseButton.LeftButton)
+
+    s = isolated_settings
+    assert (s.model, s.device, s.width, s.height, s.steps, s.window, s.guidance, s.hub_offline) == (
+        "studio-mini", "cpu", 256, 192, 16, 2, 5.5, True)
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and constants.HF_HUB_OFFLINE
+    p = project.settings
+    assert (p.width, p.height, p.steps, p.window, p.guidance_scale) == (256, 192, 16, 2, 5.5)
+    session.undo_stack.undo()  # one undoable step
+    assert (project.settings.width, project.settings.steps) == (128, None)
+
+    again = open_dialog(qtbot, isolated_settings)
+    assert again.device_combo.currentData() == "cpu" and not again.size_default_check.isChecked()
+    assert (again.width_spin.value(), again.height_spin.value()) == (256, 192)
+    assert again.steps_combo.currentData() == 16 and again.window_combo.currentData() == 2
+    assert again.guidance_spin.value() == 5.5 and again.offline_check.isChecked()
+    qtbot.mouseClick(again.offline_check, Qt.MouseButton.LeftButton)
+    again.apply()
+    assert not isolated_settings.hub_offline and "HF_HUB_OFFLINE" not in os.environ
+
+
+def test_apply_reloads_the_model_and_shows_its_progress(qtbot, isolated_settings, engine_worker, tiny_session):
+    job = engine_worker.use_session(tiny_session)
+    qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
+    messages = []
+    engine_worker.loadProgress.connect(lambda job, message, fraction: messages.append(message))
+    dialog = open_dialog(qtbot, isolated_settings, worker=engine_worker)
+    dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
+    assert dialog.apply()  # the engine holds "tiny": studio-mini is loaded
+    qtbot.waitUntil(lambda: "Loaded" in dialog.load_label.text(), timeout=60_000)
+    assert messages and messages[0] == "Loading studio-mini"
+    assert engine_worker.model_info.spec == "studio-mini" and engine_worker.state == EngineState.READY
+    assert dialog.load_label.text() == "Loaded studio-mini (built in) on cpu." and not dialog.load_bar.isVisible()
+
+
+def test_folders_are_checked_with_a_clear_message(qtbot, isolated_settings, tmp_path, hub_cache):
+    dialog = open_dialog(qtbot, isolated_settings)
+    qtbot.mouseClick(dialog.folder_radio, Qt.MouseButton.LeftButton)
+    dialog.folder_edit.setText(str(tmp_path / "nothing"))
+    assert "does not exist" in dialog.folder_status.text()
+    (tmp_path / "empty").mkdir()
+    dialog.folder_edit.setText(str(tmp_path / "empty"))
+    assert dialog.folder_status.text().startswith(f"No MAGI-1 weights found in {tmp_path / 'empty'}")
+    failures = []
+    dialog.failed.connect(failures.append)
+    assert not dialog.apply()
+    assert failures[0].title == "Checkpoint problem" and "No MAGI-1 weights found" in dialog.load_label.text()
+    assert isolated_settings.model == "studio-mini"  # nothing stored
+
+    write_files(tmp_path / "MAGI-1", repo_files("4.5B_distill"))
+    dialog.folder_edit.setText(str(tmp_path / "MAGI-1"))
+    assert dialog.folder_status.text() == ("MAGI-1 4.5B distilled: weights in ckpt/magi/4.5B_distill/"
+                                           "inference_weight.distill · VAE found · T5 found.")
+    assert dialog.size_default_check.text() == "Model default (720 × 720)"
+    assert dialog.apply() and isolated_settings.model == str(tmp_path / "MAGI-1")
+
+
+def test_hub_variants_show_memory_fit_and_what_the_cache_holds(qtbot, isolated_settings, hub_cache):
+    cache_variant(hub_cache, "4.5B_distill")
+    isolated_settings.hub_offline = True
+    dialog = open_dialog(qtbot, isolated_settings)
+    memory, fit, status = dialog.variant_status("4.5B_distill")
+    assert memory == "about 31 GiB at 720×720" and status == "Downloaded"
+    assert fit.startswith(("Fits ·", "Too large ·")) and fit.endswith("GiB free")
+    assert dialog.variant_status("24B_base")[0] == "about 93 GiB at 1280×720"
+    assert dialog.variant_status("24B_base")[2] == "Not downloaded (offline)"
+    qtbot.mouseClick(dialog.hub_radio, Qt.MouseButton.LeftButton)
+    dialog.select_variant("4.5B_distill")
+    assert dialog.download_button.isEnabled() and dialog.model_spec() == "4.5B_distill"
+    assert dialog.apply() and isolated_settings.model == "4.5B_distill"
+    assert open_dialog(qtbot, isolated_settings).selected_variant() == "4.5B_distill"
+
+
+def test_offline_download_of_a_missing_variant_says_so(qtbot, loop, isolated_settings, hub_cache):
+    isolated_settings.hub_offline = True
+    dialog = open_dialog(qtbot, isolated_settings)
+    qtbot.mouseClick(dialog.hub_radio, Qt.MouseButton.LeftButton)
+    dialog.select_variant("24B_distill")
+    qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
+    run_until(loop, lambda: dialog.download_task is not None and dialog.download_task.done())
+    assert "not in the Hugging Face cache" in dialog.download_status.text()
+    assert "offline mode is on" in dialog.download_status.text()
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, hub_cache, tmp_path):
+    """Online mode over a faked sand-ai/MAGI-1 listing; files arrive in 1 KiB pieces, held after the first."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    variant, source = "4.5B_distill_quant", tmp_path / "remote"
+    write_files(source, repo_files(variant))
+    sizes = {p.relative_to(source).as_posix(): p.stat().st_size for p in source.rglob("*") if p.is_file()}
+    monkeypatch.setattr(HfApi, "repo_info", lambda self, repo_id, **kw: SimpleNamespace(sha=COMMIT))
+    monkeypatch.setattr(HfApi, "list_repo_tree", lambda self, repo_id, **kw: [
+        RepoFile(path=path, size=size, oid="0" * 40) for path, size in sizes.items()])
+    hub = SimpleNamespace(variant=variant, hold=threading.Event(), started=threading.Event())
+    hub.hold.set()
+
+    def fake_file_download(repo_id, *, filename, cache_dir, revision, tqdm_class, **kwargs):
+        data = (source / filename).read_bytes()
+        bar = tqdm_class(total=len(data), initial=0)
+        target = Path(cache_dir) / "models--sand-ai--MAGI-1" / "snapshots" / revision / filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".incomplete")  # renamed only when complete, as the hub does
+        with open(partial, "wb") as fh:
+            for start in range(0, len(data), 1024):
+                fh.write(data[start:start + 1024])
+                bar.update(len(data[start:start + 1024]))
+                bar.update_transfer(len(data[start:start + 1024]))
+                hub.started.set()
+                assert hub.hold.wait(10)
+        partial.rename(target)
+        return str(target)
+
+    monkeypatch.setattr(_snapshot_download, "hf_hub_download", fake_file_download)
+    return hub
+
+
+def test_a_download_shows_progress_and_can_be_cancelled(qtbot, loop, isolated_settings, fake_hub):
+    dialog = open_dialog(qtbot, isolated_settings)
+    qtbot.mouseClick(dialog.hub_radio, Qt.MouseButton.LeftButton)
+    dialog.select_variant(fake_hub.variant)
+    assert dialog.variant_status(fake_hub.variant)[2] == "Not downloaded"
+
+    fake_hub.hold.clear()
+    qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
+    run_until(loop, lambda: fake_hub.started.is_set() and dialog.download_bar.value() > 0)
+    assert dialog.is_downloading() and dialog.cancel_download_button.isEnabled()
+    assert not dialog.download_button.isEnabled()
+    qtbot.mouseClick(dialog.cancel_download_button, Qt.MouseButton.LeftButton)
+    fake_hub.hold.set()
+    run_until(loop, lambda: dialog.download_task.done())
+    assert dialog.download_status.text().startswith("Download cancelled") and not dialog.is_downloading()
+    assert dialog.variant_status(fake_hub.variant)[2] == "Not downloaded"
+
+    cancelled = dialog.download_task
+    qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)  # again, to the end
+    run_until(loop, lambda: dialog.download_task is not cancelled and dialog.download_task.done())
+    assert "is in the cache" in dialog.download_status.text() and dialog.download_bar.value() == 1000
+    assert dialog.variant_status(fake_hub.variant)[2] == "Downloaded"

@@ -1,0 +1,202 @@
+"""The QUndoStack bridge and the DocumentSession: undo/redo restore the document exactly, typing merges into
+one step (but never across a save or after leaving the field), the dirty mark is the stack's clean state,
+typed changes become Qt signals, and the selection and take preview survive edits sensibly."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from engine.errors import InputError
+from magi_studio.document.commands import (AddChunk, Command, DeleteChunk, DeleteShot, MacroCommand, RenameShot,
+                                           SetPrompt, SetSeed, SplitShot, new_chunk)
+from magi_studio.document.model import new_project
+from magi_studio.document.store import ProjectStore
+from magi_studio.document.take_commands import DeleteTake, SetActiveTake
+from magi_studio.undo import DocumentSession, HistoryView
+from tests.magi_studio.document.fakes import fake_generate, rich_project
+
+
+@pytest.fixture
+def session(qtbot, tmp_path):
+    project = new_project()
+    shot = project.shots[0]
+    for _ in range(2):
+        AddChunk(shot.id, new_chunk(project, shot.id, len(shot.chunks))).apply(project)
+    return DocumentSession(project, ProjectStore.create(tmp_path / "P"))
+
+
+def ids(session):
+    shot = session.project.shots[0]
+    return shot.id, [c.id for c in shot.chunks]
+
+
+def test_push_applies_and_undo_redo_restore_exactly(session):
+    before = copy.deepcopy(session.project)
+    shot_id, chunks = ids(session)
+    session.push(DeleteChunk(shot_id, chunks[1]))
+    after = copy.deepcopy(session.project)
+    assert [c.id for c in session.project.shots[0].chunks] == [chunks[0], chunks[2]]
+    session.undo_stack.undo()
+    assert session.project == before
+    session.undo_stack.redo()
+    assert session.project == after
+    assert session.undo_stack.undoText() == "Delete chunk"
+
+
+def test_typing_a_prompt_is_one_undo_step(session):
+    shot_id, chunks = ids(session)
+    for text in ("a", "a r", "a red ball"):
+        session.push(SetPrompt(shot_id, chunks[0], text))
+    assert session.undo_stack.count() == 1 and session.undo_stack.undoText() == "Edit prompt"
+    assert session.project.shots[0].chunks[0].prompt == "a red ball"
+    session.undo_stack.undo()
+    assert session.project.shots[0].chunks[0].prompt == ""
+    session.undo_stack.redo()
+    assert session.project.shots[0].chunks[0].prompt == "a red ball"
+
+
+def test_other_chunks_leaving_the_field_and_saving_end_a_merge(session):
+    shot_id, chunks = ids(session)
+    session.push(SetPrompt(shot_id, chunks[0], "one"))
+    session.push(SetPrompt(shot_id, chunks[1], "two"))  # another chunk: its own step
+    session.push(SetPrompt(shot_id, chunks[1], "two more"))
+    assert session.undo_stack.count() == 2
+    session.end_edit_burst()  # the user left the field
+    session.push(SetPrompt(shot_id, chunks[1], "two more again"))
+    assert session.undo_stack.count() == 3
+    session.mark_saved()
+    session.push(SetPrompt(shot_id, chunks[1], "after the save"))  # never merged into the saved state
+    assert session.undo_stack.count() == 4
+    session.undo_stack.undo()
+    assert session.project.shots[0].chunks[1].prompt == "two more again" and not session.is_dirty
+
+
+def test_dirty_mark_follows_the_clean_state(qtbot, session):
+    shot_id, chunks = ids(session)
+    assert not session.is_dirty
+    with qtbot.waitSignal(session.dirtyChanged) as blocker:
+        session.push(SetSeed(shot_id, chunks[0], 7))
+    assert blocker.args == [True] and session.is_dirty
+    with qtbot.waitSignal(session.dirtyChanged) as blocker:
+        session.undo_stack.undo()
+    assert blocker.args == [False]
+
+
+def test_typed_changes_are_signals_and_changed_fires_once_per_edit(qtbot, session):
+    shot_id, chunks = ids(session)
+    seen = []
+    session.chunkChanged.connect(lambda s, c: seen.append(("chunk", c)))
+    session.shotChanged.connect(lambda s: seen.append(("shot", s)))
+    session.shotsChanged.connect(lambda: seen.append(("shots",)))
+    session.changed.connect(lambda: seen.append(("changed",)))
+    session.push(MacroCommand([SetPrompt(shot_id, chunks[0], "x"), RenameShot(shot_id, "Intro"),
+                               SplitShot(shot_id, 2)], "Several"))
+    assert seen[:2] == [("chunk", chunks[0]), ("shot", shot_id)] and ("shots",) in seen
+    assert seen.count(("changed",)) == 1 and seen[-1] == ("changed",)
+
+
+def test_a_command_applied_to_the_document_directly_still_tells_views(qtbot, session):
+    shot_id, chunks = ids(session)
+    with qtbot.waitSignal(session.changed, timeout=1000):
+        session.document.apply(SetSeed(shot_id, chunks[0], 3))
+
+
+class _Refused(Command):
+    text = "Refused"
+
+    def apply(self, project):
+        raise InputError("That file is not an image.")
+
+
+def test_a_refused_edit_raises_or_is_reported_and_never_reaches_the_stack(qtbot, session):
+    before = copy.deepcopy(session.project)
+    with pytest.raises(InputError):
+        session.push(_Refused())
+    with qtbot.waitSignal(session.errorOccurred) as blocker:
+        assert not session.try_push(_Refused())
+    assert isinstance(blocker.args[0], InputError)
+    assert session.undo_stack.count() == 0 and session.project == before
+
+
+def test_selection_starts_on_the_first_chunk_and_moves_to_a_neighbour(qtbot, session):
+    shot_id, chunks = ids(session)
+    assert (session.selected_shot_id, session.selected_chunk_id) == (shot_id, chunks[0])
+    session.select(shot_id, chunks[2])
+    assert session.selected_index() == 2
+    with qtbot.waitSignal(session.selectionChanged) as blocker:
+        session.push(DeleteChunk(shot_id, chunks[2]))
+    assert blocker.args == [shot_id, chunks[1]]  # the last chunk went: the one before it
+    session.undo_stack.undo()
+    session.select("no such shot", "x")
+    assert session.selected_shot_id == "" and session.selected_shot() is None
+
+
+def test_deleting_the_selected_shot_selects_the_shot_in_its_place(session):
+    shot_id, chunks = ids(session)
+    session.push(SplitShot(shot_id, 1))
+    second = session.project.shots[1]
+    session.select(second.id, second.chunks[0].id)
+    session.push(DeleteShot(second.id))
+    assert session.selected_shot_id == shot_id and session.selected_chunk_id in chunks
+
+
+def test_take_preview_never_changes_the_document_and_ends_with_its_take(qtbot, tmp_path):
+    project, store = rich_project(tmp_path)
+    session = DocumentSession(project, store)
+    shot = project.shots[0]
+    old, active = shot.takes[0].id, shot.active_take_id
+    before = copy.deepcopy(project)
+    with qtbot.waitSignal(session.previewTakeChanged) as blocker:
+        session.set_preview_take(shot.id, old)
+    assert blocker.args == [shot.id, old] and project == before and not session.is_dirty
+    session.set_preview_take(shot.id, active)  # the active take is no preview
+    assert session.preview_take == ("", "")
+    session.set_preview_take(shot.id, old)
+    session.push(SetActiveTake(shot.id, old))  # it became the active take: preview mode ends
+    assert session.preview_take == ("", "")
+    session.undo_stack.undo()
+    session.set_preview_take(shot.id, old)
+    with qtbot.waitSignal(session.previewTakeChanged) as blocker:
+        session.push(DeleteTake(shot.id, old))
+    assert blocker.args == ["", ""]
+    session.set_preview_take(shot.id, active)
+    session.select(project.shots[1].id, project.shots[1].chunks[0].id)  # another shot: preview ends
+    assert session.preview_take == ("", "")
+
+
+def test_replacing_the_project_resets_history_and_selection(qtbot, session, tmp_path):
+    shot_id, chunks = ids(session)
+    session.push(SetSeed(shot_id, chunks[0], 9))
+    project, store = rich_project(tmp_path)
+    with qtbot.waitSignal(session.changed):
+        session.replace_project(project, store)
+    assert session.undo_stack.count() == 0 and not session.is_dirty and session.store is store
+    assert session.selected_shot_id == project.shots[0].id
+    assert session.display_name == "Rich"
+
+
+def test_history_view_lists_the_edits(qtbot, session):
+    view = HistoryView()
+    qtbot.addWidget(view)
+    view.set_session(session)
+    shot_id, chunks = ids(session)
+    session.push(SetSeed(shot_id, chunks[0], 4))
+    session.push(DeleteChunk(shot_id, chunks[1]))
+    model = view.model()
+    rows = [model.index(row, 0).data() for row in range(model.rowCount())]
+    assert rows == ["Project opened", "Change seed", "Delete chunk"]
+    view.setCurrentIndex(model.index(1, 0))  # clicking an entry undoes back to it
+    assert len(session.project.shots[0].chunks) == 3
+
+
+def test_untitled_scratch_folder_goes_when_nothing_was_written(qtbot, tmp_path):
+    empty = DocumentSession.new_untitled(tmp_path / "scratch")
+    assert empty.display_name == "Untitled" and empty.store.path.is_dir()
+    empty.close()
+    assert not empty.store.path.exists()
+    used = DocumentSession.new_untitled(tmp_path / "scratch")
+    fake_generate(used.project, used.store, used.project.shots[0].id, history=None)
+    used.close()
+    assert used.store.path.is_dir()  # generated chunks are never deleted behind the user's back

@@ -1,0 +1,62 @@
+"""Helpers for the storyboard editor's tests: the editor under test, drops from "another application"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QMenu, QWidget
+
+from magi_studio.player import PreviewPlayer
+from magi_studio.timeline import PlayerSync, TimelineView
+from magi_studio.undo import DocumentSession
+
+
+@dataclass
+class Editor:
+    session: DocumentSession
+    timeline: TimelineView
+    player: PreviewPlayer
+    sync: PlayerSync
+    window: QWidget
+
+    @property
+    def project(self):
+        return self.session.project
+
+    @property
+    def shot(self):
+        return self.session.project.shots[0]
+
+    def chunk_ids(self, shot_index: int = 0) -> list[str]:
+        return [c.id for c in self.session.project.shots[shot_index].chunks]
+
+    def states(self) -> list[str]:
+        return [card.model.state for card in self.timeline.cards()]
+
+
+def drop(widget: QWidget, pos: QPoint, mime: QMimeData) -> tuple[bool, bool]:
+    """Drag `mime` onto `widget` at `pos` and drop it there, as a drag from another application would.
+
+    Returns (entered, dropped): whether the drag was accepted on entering and whether the drop was."""
+    point = QPointF(pos)
+    actions = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
+    enter = QDragEnterEvent(point, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    move = QDragMoveEvent(point, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, move)
+    event = QDropEvent(point, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+    return enter.isAccepted(), event.isAccepted()
+
+
+def file_mime(*paths) -> QMimeData:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    return mime
+
+
+def menu_action(menu: QMenu, text: str):
+    """The menu entry whose text (before its shortcut column) is `text`."""
+    return next(a for a in menu.actions() if a.text().split("\t")[0] == text)

@@ -1,0 +1,153 @@
+"""The storyboard editor inside the main window: docks, the editing shortcuts and Undo/Redo through the
+window's actions, keys that mean "select" in the timeline and "step" in the player, one history for typed
+prompts, the title's unsaved mark, the error banner for a bad drop, and swapping in another project."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from magi_studio.main_window import MainWindow
+from magi_studio.undo import DocumentSession
+from tests.magi_studio.document.fakes import rich_project
+from tests.magi_studio.timeline.helpers import drop, file_mime
+
+
+@pytest.fixture
+def window(qtbot, no_leaked_windows, isolated_settings, engine_worker, tmp_path, storyboard):
+    win = MainWindow(isolated_settings, worker=engine_worker, scratch_root=tmp_path / "scratch")
+    win.set_document_session(DocumentSession(*storyboard, win))
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=2000)
+    yield win
+    win.close()
+    win.deleteLater()
+
+
+def chunk_ids(window, shot: int = 0) -> list[str]:
+    return [c.id for c in window.session.project.shots[shot].chunks]
+
+
+def test_a_new_window_opens_an_untitled_storyboard_with_one_chunk(qtbot, no_leaked_windows, isolated_settings,
+                                                                   engine_worker, tmp_path):
+    win = MainWindow(isolated_settings, worker=engine_worker, scratch_root=tmp_path / "scratch")
+    project = win.session.project
+    assert [len(s.chunks) for s in project.shots] == [1] and win.session.display_name == "Untitled"
+    assert len(win.timeline.cards()) == 1 and win.timeline.cards()[0].badge.text() == "Empty"
+    assert not win.action_set["edit.delete_chunk"].isEnabled()  # a storyboard keeps one chunk to write in
+    assert not win.action_set["edit.undo"].isEnabled()
+    scratch = win.session.store.path
+    assert scratch.parent == tmp_path / "scratch"
+    win.close()
+    win.deleteLater()
+    assert not scratch.exists()  # nothing was made in it: no folder left behind
+
+
+def test_docks_and_view_toggles(qtbot, window):
+    for dock in (window.timeline_dock, window.takes_dock, window.history_dock):
+        assert dock.widget() is not None and window.dockWidgetArea(dock) != Qt.DockWidgetArea.NoDockWidgetArea
+    assert window.dockWidgetArea(window.timeline_dock) == Qt.DockWidgetArea.BottomDockWidgetArea
+    assert window.timeline.isVisible() and window.timeline.cards()[0].isVisible()
+    window.action_set["view.storyboard"].trigger()
+    assert not window.timeline_dock.isVisible()
+    window.action_set["view.storyboard"].trigger()
+    assert window.timeline_dock.isVisible() and window.action_set["view.storyboard"].isChecked()
+    window.action_set["generate.takes"].trigger()
+    assert window.takes_view.isVisible()
+
+
+def test_editing_shortcuts_and_undo_redo_through_the_window(qtbot, window):
+    before = copy.deepcopy(window.session.project)
+    strip, ids = window.timeline.strip, chunk_ids(window)
+    qtbot.mouseClick(window.timeline.card(ids[1]).index_label, Qt.MouseButton.LeftButton)
+    assert strip.hasFocus()
+    qtbot.keyClick(strip, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert len(chunk_ids(window)) == 4 and chunk_ids(window)[2] == window.session.selected_chunk_id
+    qtbot.keyClick(strip, Qt.Key.Key_Insert)
+    assert len(chunk_ids(window)) == 5 and chunk_ids(window)[2] == window.session.selected_chunk_id
+    qtbot.keyClick(strip, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert len(chunk_ids(window)) == 6
+    qtbot.keyClick(strip, Qt.Key.Key_Delete)
+    assert len(chunk_ids(window)) == 5
+    qtbot.keyClick(strip, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)  # split at the selection
+    assert len(window.session.project.shots) == 2
+    after = copy.deepcopy(window.session.project)
+    assert window.isWindowModified() and window.action_set["edit.undo"].text() == "&Undo Split shot"
+    for _ in range(5):
+        qtbot.keyClick(strip, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.session.project == before and not window.isWindowModified()
+    for _ in range(5):
+        qtbot.keyClick(strip, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.session.project == after
+
+
+def test_arrow_keys_select_in_the_timeline_and_step_frames_in_the_player(qtbot, window):
+    strip, ids, player = window.timeline.strip, chunk_ids(window), window.player
+    qtbot.mouseClick(window.timeline.card(ids[0]).index_label, Qt.MouseButton.LeftButton)
+    qtbot.keyClick(strip, Qt.Key.Key_Right)
+    assert window.session.selected_chunk_id == ids[1] and player.current_frame == 24  # the playhead follows
+    qtbot.keyClick(strip, Qt.Key.Key_End)
+    assert window.session.selected_chunk_id == ids[2] and player.current_frame == 48
+    player.setFocus()
+    qtbot.keyClick(player, Qt.Key.Key_Right)
+    assert player.current_frame == 49 and window.session.selected_chunk_id == ids[2]
+    qtbot.keyClick(player, Qt.Key.Key_Home)
+    assert player.current_frame == 0 and window.session.selected_chunk_id == ids[0]  # the card follows
+
+
+def test_undo_while_typing_a_prompt_undoes_the_burst_in_the_project_history(qtbot, window):
+    card = window.timeline.card(chunk_ids(window)[0])
+    card.prompt.setFocus()
+    card.prompt.moveCursor(card.prompt.textCursor().MoveOperation.End)
+    qtbot.keyClicks(card.prompt, " slowly")
+    assert window.session.project.shots[0].chunks[0].prompt == "a red ball falls slowly"
+    qtbot.keyClick(card.prompt, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.session.project.shots[0].chunks[0].prompt == "a red ball falls"
+    assert card.prompt.toPlainText() == "a red ball falls" and card.prompt.hasFocus()
+    qtbot.keyClick(card.prompt, Qt.Key.Key_Escape)  # leaves the field; never stops a generation
+    assert not card.prompt.hasFocus()
+
+
+def test_a_bad_drop_is_reported_in_the_window_banner(qtbot, window, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    card = window.timeline.cards()[0]
+    drop(window.timeline.strip, card.mapTo(window.timeline.strip, card.rect().center()), file_mime(notes))
+    assert window.error_banner.isVisible() and window.error_banner.title.text() == "Unusable input"
+    assert "is not an image that can be read" in window.error_banner.body.text()
+    assert window.session.undo_stack.count() == 0
+
+
+def test_regenerate_is_enabled_once_a_controller_listens(qtbot, window):
+    regenerate = window.action_set["generate.regenerate"]
+    assert not regenerate.isEnabled()
+    asked = []
+    window.timeline.regenerateRequested.connect(lambda shot_id, chunk_id: asked.append(chunk_id))
+    window.refresh_actions()
+    assert regenerate.isEnabled()
+    regenerate.trigger()
+    assert asked == [window.session.selected_chunk_id]
+
+
+def test_another_session_replaces_every_view(qtbot, window, tmp_path):
+    project, store = rich_project(tmp_path)
+    session = DocumentSession(project, store, window)
+    window.set_document_session(session)
+    assert window.windowTitle() == "Rich[*] — MAGI Studio"
+    assert len(window.timeline.cards()) == 8 and [g.name_edit.text() for g in window.timeline.strip.groups] == \
+        ["Shot 1", "Shot 2", "Shot 3"]
+    assert window.takes_view.title.text() == "Takes of Shot 1" and window.history_view.stack() is session.undo_stack
+    assert window.player.store.chunk_count == 6  # up to the last generated chunk
+    assert window.preview_bar.isHidden()
+
+
+def test_shortcuts_dialog_lists_the_editing_shortcuts(qtbot, window):
+    shown = window.show_shortcuts().shortcut_texts()
+    assert shown["Undo"] == "Ctrl+Z" and shown["Redo"] == "Ctrl+Shift+Z" and shown["Delete Chunk"] == "Del"
+    assert shown["Move Chunk Left"] == "Ctrl+Left" and shown["Split Shot at Chunk"] == "Ctrl+K"
+    window._shortcuts_dialog.close()
