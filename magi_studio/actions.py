@@ -98,7 +98,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("edit.settings", "&Settings…", "&Edit", None, "settings", "Ctrl+,", "Model, device and generation "
                "settings", group_start=True, role=QAction.MenuRole.PreferencesRole),
     # Generate
-    ActionSpec("generate.run", "&Generate", "&Generate", None, "generate", "Ctrl+Return",
+    ActionSpec("generate.run", "&Generate", "&Generate", "generate_storyboard", "generate", "Ctrl+Return",
                "Generate the chunks that have no frames yet", toolbar=True, group_start=True, primary=True),
     ActionSpec("generate.regenerate", "&Regenerate From Chunk", "&Generate", "timeline.request_regenerate",
                "regenerate", "Ctrl+R",

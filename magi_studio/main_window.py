@@ -5,6 +5,7 @@ and progress, and the one place errors are shown.
     window = MainWindow(settings)            # owns an EngineWorker, loads settings.model, opens an untitled project
     window = MainWindow(settings, worker=w)  # tests/benchmarks: the caller owns and feeds `w`
     window.set_document_session(session)     # the project controller: another project was made or opened
+    window.attach_generation(generation)     # Generate, Regenerate from here, job states on the cards
     job = window.worker.generate(request); window.preview_job(job)   # chunks appear in the player
 
 Everything that shows the project listens to one DocumentSession (magi_studio.undo): the timeline,
@@ -82,6 +83,8 @@ class MainWindow(QMainWindow):
         self._feeds: dict[int, GenerationFeed] = {}
         self._shortcuts_dialog: ShortcutsDialog | None = None
         self.session: DocumentSession | None = None
+        #: The GenerationController, once attach_generation has wired it (None: nothing generates yet).
+        self.generation = None
         self._session_connections: list = []
         self._owned_session: DocumentSession | None = None
         self._docks_sized = False
@@ -92,6 +95,7 @@ class MainWindow(QMainWindow):
         self.welcome.dismissed.connect(self._on_welcome_dismissed)
         self.error_banner = NoticeBanner()
         self.last_error: Exception | None = None
+        self._error_job = 0  # the engine job whose error the banner shows (0: not an engine job's)
         self.banner_area = QWidget()  # hidden with its margins when no banner is up
         banners = QVBoxLayout(self.banner_area)
         banners.setContentsMargins(16, 12, 16, 0)
@@ -216,9 +220,8 @@ class MainWindow(QMainWindow):
         self._session_connections = [
             (session.errorOccurred, self.report_error), (session.dirtyChanged, self._update_title),
             (session.storeChanged, self._update_title), (session.changed, self.refresh_actions),
-            (session.selectionChanged, self.refresh_actions), (stack.canUndoChanged, self._sync_undo_actions),
-            (stack.canRedoChanged, self._sync_undo_actions), (stack.undoTextChanged, self._sync_undo_actions),
-            (stack.redoTextChanged, self._sync_undo_actions)]
+            (session.selectionChanged, self.refresh_actions), (stack.indexChanged, self._sync_undo_actions),
+            (stack.undoTextChanged, self._sync_undo_actions), (stack.redoTextChanged, self._sync_undo_actions)]
         for signal, slot in self._session_connections:
             signal.connect(slot)
         if previous is not None and previous is self._owned_session and previous is not session:
@@ -229,28 +232,74 @@ class MainWindow(QMainWindow):
         self.refresh_actions()
 
     def undo(self) -> None:
-        if self.session is not None:
+        if self._next_step(-1) is not None:
             self.session.undo_stack.undo()
 
     def redo(self) -> None:
-        if self.session is not None:
+        if self._next_step(1) is not None:
             self.session.undo_stack.redo()
+
+    def _next_step(self, direction: int):
+        """The command Undo (-1) or Redo (+1) would run, or None when there is none or it must wait: a
+        shot being generated keeps its history until its finished chunks are all committed."""
+        stack = self.session.undo_stack if self.session is not None else None
+        if stack is None:
+            return None
+        index = stack.index() - 1 if direction < 0 else stack.index()
+        step = stack.command(index) if 0 <= index < stack.count() else None
+        command = getattr(step, "command", None)
+        if step is None or (command is not None and self.generation is not None
+                            and self.generation.touches_busy_shot(command)):
+            return None
+        return step
+
+    # Generation -------------------------------------------------------------------------------
+    def attach_generation(self, generation) -> None:
+        """Wire a GenerationController (magi_studio.controllers.generation) to the window.
+
+        Generate runs the storyboard, the timeline's "Regenerate from here" / "Generate shot" go to it,
+        its chunk job states show on the cards, its errors in the banner, Stop cancels its run, and
+        Undo/Redo wait while a command would change a shot it is generating. Sessions are not touched
+        here: the project controller hands each new session to the generation controller itself.
+        """
+        self.generation = generation
+        generation.chunkJobState.connect(self.timeline.show_chunk_job_state)
+        generation.errorReported.connect(self.report_error)
+        generation.busyShotsChanged.connect(self._on_busy_shots)
+        generation.generatingChanged.connect(lambda running: self._on_engine_state(self.worker.state.value))
+        self.timeline.regenerateRequested.connect(self._regenerate_from)
+        self.timeline.generateShotRequested.connect(generation.generate_shot)
+        self.refresh_actions()
+        self._sync_undo_actions()
+
+    def generate_storyboard(self) -> None:
+        """Generate: every chunk of the storyboard that is not done yet, shot after shot."""
+        if self.generation is not None:
+            self.generation.generate_storyboard()
+
+    def _regenerate_from(self, shot_id: str, chunk_id: str) -> None:
+        shot = self.session.project.shot(shot_id)
+        self.generation.regenerate_from(shot_id, shot.chunk_index(chunk_id))
+
+    def _on_busy_shots(self, shot_ids: list) -> None:
+        self.history_view.setEnabled(not shot_ids)  # clicking the history is an undo too
+        self._sync_undo_actions()
 
     def refresh_actions(self, *_args) -> None:
         """Enable the editing actions the selection allows (controllers call this after connecting)."""
         available = self.timeline.availability()
         for action_id, key in EDIT_AVAILABILITY.items():
             self.action_set[action_id].setEnabled(available[key])
+        self.action_set["generate.run"].setEnabled(self.generation is not None and self.session is not None)
         chunk = self.timeline.selected_chunk()
         self.action_set["edit.lock_seed"].setText("Unloc&k Seed" if chunk and chunk.seed_locked else "Loc&k Seed")
 
     def _sync_undo_actions(self, *_args) -> None:
-        stack = self.session.undo_stack if self.session is not None else None
-        for action_id, can, text, word in (("edit.undo", stack and stack.canUndo(), stack and stack.undoText(), "Undo"),
-                                           ("edit.redo", stack and stack.canRedo(), stack and stack.redoText(), "Redo")):
+        for action_id, direction, word in (("edit.undo", -1, "Undo"), ("edit.redo", 1, "Redo")):
+            step = self._next_step(direction)
             action = self.action_set[action_id]
-            action.setEnabled(bool(can))
-            action.setText(f"&{word} {text}" if can and text else f"&{word}")
+            action.setEnabled(step is not None)
+            action.setText(f"&{word} {step.text()}" if step is not None and step.text() else f"&{word}")
 
     def _update_title(self, *_args) -> None:
         name = self.session.display_name if self.session is not None else ""
@@ -273,11 +322,14 @@ class MainWindow(QMainWindow):
 
     def cancel_engine_job(self) -> None:
         """Stop whatever the engine is doing (the Stop action); finished chunks are kept."""
-        self.worker.cancel()
+        if self.generation is not None and self.generation.is_generating():
+            self.generation.cancel()  # the whole run stops, not only its current shot
+        else:
+            self.worker.cancel()
 
     def report_engine_error(self, job_id: int, error: Exception) -> None:
         """The one place errors reach the user: a banner with the error's title and message."""
-        self.last_error = error
+        self.last_error, self._error_job = error, job_id
         log.warning("job %d failed: %s", job_id, error)
         self.error_banner.show_notice(getattr(error, "title", "Engine error"), escape(str(error)), kind="error")
 
@@ -287,11 +339,14 @@ class MainWindow(QMainWindow):
 
     def _on_engine_state(self, state: str) -> None:
         busy = state in (EngineState.LOADING.value, EngineState.GENERATING.value)
-        self.action_set["generate.cancel"].setEnabled(busy)
+        running = self.generation is not None and self.generation.is_generating()  # e.g. planning, between shots
+        self.action_set["generate.cancel"].setEnabled(busy or running)
 
     def _on_model_loaded(self, job_id: int, info: ModelInfo) -> None:
+        # A model that loads answers an engine error shown before (a failed load); not a user's bad file.
         # The player's size and frame rate are the project's (PlayerSync), whatever model made the frames.
-        self.error_banner.dismiss()
+        if self._error_job:
+            self.error_banner.dismiss()
 
     def _sync_playback_actions(self) -> None:
         # Nothing to play, step or loop over until a chunk exists (the transport buttons agree).

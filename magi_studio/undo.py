@@ -322,6 +322,9 @@ class HistoryView(QUndoView):
         self.setObjectName("HistoryView")
         self.setEmptyLabel("Project opened")
         self.setAlternatingRowColors(True)
+        self.setStyleSheet("#HistoryView { border: none; border-radius: 0; padding: 6px; }"
+                           "#HistoryView::item { padding: 4px 8px; border-radius: 5px; }"
+                           "#HistoryView::item:selected { background: #332f5c; color: #ffffff; }")
 
     def set_session(self, session: DocumentSession | None) -> None:
         self.setStack(session.undo_stack if session is not None else None)

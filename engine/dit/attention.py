@@ -69,8 +69,34 @@ class ChunkLayout:
         return (self.key_starts[j] - self.context_first) * t, (self.context_chunks + j + 1) * t
 
 
-def block_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: ChunkLayout) -> torch.Tensor:
-    """q [N, S, H, D] (S = chunks·tokens); k, v [N, context+S, G, D] -> [N, S, H, D]."""
+#: Above this many query x key pairs the per-chunk loop is used even when masking is allowed.
+MASKED_PATH_MAX_PAIRS = 2**25
+
+
+def span_mask(layout: ChunkLayout, device: torch.device) -> torch.Tensor:
+    """bool [S, context + S]: True where a query token may attend a key token (the layout's spans)."""
+    t = layout.tokens_per_chunk
+    keys = (layout.context_chunks + layout.num_chunks) * t
+    mask = torch.zeros(layout.num_chunks, keys, dtype=torch.bool, device=device)
+    for j in range(layout.num_chunks):
+        lo, hi = layout.key_token_range(j)
+        mask[j, lo:hi] = True
+    return mask.repeat_interleave(t, dim=0)
+
+
+def block_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: ChunkLayout,
+                           masked: bool = False) -> torch.Tensor:
+    """q [N, S, H, D] (S = chunks·tokens); k, v [N, context+S, G, D] -> [N, S, H, D].
+
+    By default each chunk attends its contiguous span in its own call: exact block causality (a later
+    chunk cannot change an earlier chunk's bits) and what flash kernels run fastest at MAGI-1 scale.
+    `masked` (training small models) does one masked call instead: the same math, far fewer launches.
+    """
+    if masked and layout.num_chunks > 1 and q.shape[1] * k.shape[1] <= MASKED_PATH_MAX_PAIRS:
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                             attn_mask=span_mask(layout, q.device),
+                                             enable_gqa=q.shape[2] != k.shape[2])
+        return out.transpose(1, 2)
     t = layout.tokens_per_chunk
     outputs = []
     for j in range(layout.num_chunks):
@@ -84,14 +110,26 @@ def block_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, la
 
 
 def chunk_cross_attention(q: torch.Tensor, k_text: torch.Tensor, v_text: torch.Tensor, text_mask: torch.Tensor | None,
-                          tokens_per_chunk: int) -> torch.Tensor:
+                          tokens_per_chunk: int, masked: bool = False) -> torch.Tensor:
     """Each chunk's queries attend to that chunk's own text tokens.
 
     q [N, S, H, D]; k_text, v_text [N, chunks, L, G, D]; text_mask [N, chunks, L] bool (valid tokens
     first) or None when every token is valid. Returns [N, S, H, D].
     """
     t = tokens_per_chunk
-    n_batch, num_chunks = k_text.shape[:2]
+    n_batch, num_chunks, length = k_text.shape[:3]
+    if masked and num_chunks > 1 and q.shape[1] * num_chunks * length <= MASKED_PATH_MAX_PAIRS:
+        # One call: queries of chunk j see the valid text tokens of chunk j only (block diagonal).
+        own = torch.arange(num_chunks, device=q.device)
+        allowed = (own[:, None, None] == own[None, :, None]).expand(num_chunks, num_chunks, length)
+        allowed = allowed[None].expand(n_batch, -1, -1, -1)
+        if text_mask is not None:
+            allowed = allowed & text_mask[:, None, :, :]
+        mask = allowed.reshape(n_batch, num_chunks, num_chunks * length).repeat_interleave(t, dim=1)[:, None]
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k_text.flatten(1, 2).transpose(1, 2),
+                                             v_text.flatten(1, 2).transpose(1, 2), attn_mask=mask,
+                                             enable_gqa=q.shape[2] != k_text.shape[3])
+        return out.transpose(1, 2)
     outputs = []
     for j in range(num_chunks):
         q_chunk = q[:, j * t : (j + 1) * t].transpose(1, 2)  # [N, H, t, D]
@@ -101,8 +139,8 @@ def chunk_cross_attention(q: torch.Tensor, k_text: torch.Tensor, v_text: torch.T
             valid = text_mask[:, j]
             if n_batch == 1:
                 # One item: drop the padding instead of masking it, as the reference's varlen kernel does.
-                length = int(valid[0].sum())
-                k_chunk, v_chunk = k_chunk[:, :length], v_chunk[:, :length]
+                length_j = int(valid[0].sum())
+                k_chunk, v_chunk = k_chunk[:, :length_j], v_chunk[:, :length_j]
             else:
                 mask = valid[:, None, None, :]  # [N, 1, 1, L]
         out = F.scaled_dot_product_attention(q_chunk, k_chunk.transpose(1, 2), v_chunk.transpose(1, 2), attn_mask=mask,

@@ -49,18 +49,18 @@ class ParallelAttention(nn.Module):
         return k, v
 
     def forward(self, x: torch.Tensor, angles: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | None,
-                layout: ChunkLayout, context: LayerKV | None) -> tuple[torch.Tensor, LayerKV]:
+                layout: ChunkLayout, context: LayerKV | None, masked: bool = False) -> tuple[torch.Tensor, LayerKV]:
         """x [N, S, D] -> projected attention output [N, S, D] and this forward's (k, v)."""
         a = self.norm(x)
         q = apply_rotary(self.q_norm(self._heads(self.to_q(a)).float()), angles).to(a.dtype)  # [N, S, H, dh]
         k, v = self.keys_values(a, angles)  # [N, S, G, dh]
         k_all, v_all = (k, v) if context is None else (torch.cat([context[0], k], 1), torch.cat([context[1], v], 1))
-        self_out = block_causal_attention(q, k_all, v_all, layout)
+        self_out = block_causal_attention(q, k_all, v_all, layout, masked)
 
         q_cross = self.q_norm_cross(self._heads(self.to_q_cross(a)))
         k_text = self.k_norm_cross(self._heads(self.to_k_cross(text)))  # [N, chunks, L, G, dh]
         v_text = self._heads(self.to_v_cross(text))
-        cross_out = chunk_cross_attention(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk)
+        cross_out = chunk_cross_attention(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, masked)
 
         out = self.out_proj(torch.cat([self_out.flatten(2), cross_out.flatten(2)], dim=-1))
         return out, (k, v)
@@ -108,9 +108,10 @@ class TransformerLayer(nn.Module):
         return (norm(gated.view(n, s, d)) + residual.float()).to(residual.dtype)
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor, angles: torch.Tensor, text: torch.Tensor,
-                text_mask: torch.Tensor | None, layout: ChunkLayout, context: LayerKV | None) -> tuple[torch.Tensor, LayerKV]:
+                text_mask: torch.Tensor | None, layout: ChunkLayout, context: LayerKV | None,
+                masked: bool = False) -> tuple[torch.Tensor, LayerKV]:
         gate_attn, gate_mlp = self.gates(condition)
-        attn_out, kv = self.attn(x, angles, text, text_mask, layout, context)
+        attn_out, kv = self.attn(x, angles, text, text_mask, layout, context, masked)
         x = self._gated_residual(attn_out, gate_attn, self.attn_post_norm, x, layout.num_chunks)
         x = self._gated_residual(self.mlp(x), gate_mlp, self.mlp_post_norm, x, layout.num_chunks)
         return x, kv

@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         **{**studio_mini.DIT.to_dict(), "num_layers": 1, "hidden_size": 64, "ffn_hidden_size": 64, "num_heads": 1,
            "num_kv_groups": 1})
     dit = MagiDiT(dit_config).to(device)
+    dit.masked_attention = True  # training batches are short sequences: one attention call per layer
     text = WordTextEncoder(studio_mini.text_config()).to(device)
     ema_dit, ema_text = copy.deepcopy(dit).eval(), copy.deepcopy(text).eval()
     params = list(dit.parameters()) + list(text.parameters())

@@ -127,12 +127,15 @@ class GenerationController(QObject):
         """Cancel and wait (running the event loop) until the run has ended and its chunks are committed."""
         self._next_run = None
         if self._running:
-            loop = QEventLoop()
+            loop, timer = QEventLoop(), QTimer()
+            timer.setSingleShot(True)
+            timer.timeout.connect(loop.quit)
             self.runEnded.connect(loop.quit)
-            QTimer.singleShot(timeout_ms, loop.quit)
             self.cancel()
             if self._running:
+                timer.start(timeout_ms)
                 loop.exec()
+            timer.stop()
             self.runEnded.disconnect(loop.quit)
         self.flush()
         return not self._running

@@ -15,7 +15,8 @@ second running MAGI Studio that it is in use, so recovery never offers (or delet
 Autosave: on a timer while there are edits, and after every generated chunk (GenerationController),
 through one shared Autosaver: the project is snapshotted on the GUI thread and written off it. After
 a crash, `start` offers each untitled autosave, and opening a project offers its autosave when it is
-newer than the last save. The questions are asked through `prompts`, which tests replace.
+newer than the last save. The questions are asked through `prompts` (dialogs/project_prompts.py:
+Save / Discard / Cancel, Recover / Discard, file choosers), which tests replace.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer, Signal
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from engine.errors import EngineError
 from magi_studio.controllers.common import Autosaver, SessionLike
+from magi_studio.dialogs.project_prompts import CANCEL, DISCARD, RECOVER, SAVE, ProjectPrompts
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import DEFAULT_SIZE, Project, ProjectSettings, new_project
 from magi_studio.document.store import (AUTOSAVE, EXTENSION, MANIFEST, ProjectStore, bundle_path, discard_recovery,
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 APP_NAME = "MAGI Studio"
 AUTOSAVE_INTERVAL_MS = 30_000
 SCRATCH_LOCK = ".in-use.lock"
-SAVE, DISCARD, CANCEL, RECOVER = "save", "discard", "cancel", "recover"
 
 
 def default_scratch_root() -> Path:
@@ -67,49 +67,6 @@ def default_project_settings(settings, model_info=None) -> ProjectSettings:
     steps = settings.steps if settings.steps in SUPPORTED_STEPS else None
     return ProjectSettings(model=model, width=settings.width or size[0], height=settings.height or size[1],
                            steps=steps, window=settings.window, guidance_scale=settings.guidance)
-
-
-class ProjectPrompts:
-    """The questions the controller asks, as Qt dialogs. Tests pass an object with the same methods."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        self.parent = parent
-
-    def unsaved_changes(self, name: str) -> str:
-        """SAVE, DISCARD or CANCEL."""
-        box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, f"Save the changes to “{name}” before closing?",
-                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                          | QMessageBox.StandardButton.Cancel, self.parent)
-        box.setInformativeText("Generated chunks are kept either way; unsaved edits are lost if you discard them.")
-        box.setDefaultButton(QMessageBox.StandardButton.Save)
-        answer = box.exec()
-        return {QMessageBox.StandardButton.Save: SAVE, QMessageBox.StandardButton.Discard: DISCARD}.get(
-            QMessageBox.StandardButton(answer), CANCEL)
-
-    def offer_recovery(self, name: str, autosaved_at: str) -> str:
-        """RECOVER or DISCARD."""
-        box = QMessageBox(QMessageBox.Icon.Question, APP_NAME, f"“{name}” has unsaved work from {autosaved_at} "
-                          "that was not saved when MAGI Studio last closed.", parent=self.parent)
-        box.setInformativeText("Recover it, or discard it and keep the last saved version?")
-        recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(recover)
-        box.exec()
-        return RECOVER if box.clickedButton() is recover else DISCARD
-
-    def confirm_replace(self, path: Path) -> bool:
-        answer = QMessageBox.question(self.parent, APP_NAME, f"“{path.name}” already exists. Replace it?")
-        return answer == QMessageBox.StandardButton.Yes
-
-    def open_path(self, folder: str) -> str | None:
-        path, _ = QFileDialog.getOpenFileName(self.parent, "Open Project", folder,
-                                              f"MAGI Studio projects ({MANIFEST});;All files (*)")
-        return path or None
-
-    def save_path(self, suggested: str) -> str | None:
-        path, _ = QFileDialog.getSaveFileName(self.parent, "Save Project As", suggested,
-                                              f"MAGI Studio projects (*{EXTENSION})")
-        return path or None
 
 
 class ProjectController(QObject):

@@ -1,1 +1,2 @@
-"""Dialogs: File > Export (export_dialog) and Edit > Settings (settings_dialog)."""
+"""Dialogs: File > Export (export_dialog), Edit > Settings (settings_dialog, model_choice), and the project
+questions (project_prompts: save changes, recover, file choosers)."""

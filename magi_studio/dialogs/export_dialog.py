@@ -117,6 +117,7 @@ class ExportDialog(QDialog):
         folder = Path(settings.last_folder) if settings is not None and settings.last_folder else Path.home()
         self.path_edit = QLineEdit(str(folder / f"{store.path.name.removesuffix('.magi')}.mp4"))
         browse = QPushButton("Browse…")
+        browse.setAutoDefault(False)  # Return exports
         browse.clicked.connect(self._browse)
         path_row = QHBoxLayout()
         path_row.addWidget(self.path_edit, 1)
@@ -183,6 +184,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.summary)
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
+        self.setMinimumWidth(540)
 
         for signal in (self.range_group.buttonToggled, self.first_spin.valueChanged, self.last_spin.valueChanged,
                        self.scale_combo.currentIndexChanged):

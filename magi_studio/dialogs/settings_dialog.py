@@ -22,9 +22,9 @@ from html import escape
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox,
-                               QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+                               QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QRadioButton, QSpinBox, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+                               QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 from qasync import asyncSlot
 
 from engine.config import SUPPORTED_STEPS
@@ -82,6 +82,7 @@ class SettingsDialog(QDialog):
         self.variant_table = QTableWidget(len(MAGI_VARIANTS), 4)
         self.variant_table.setHorizontalHeaderLabels(["Variant", "Memory needed", "This device", "Hub cache"])
         self.variant_table.verticalHeader().hide()
+        self.variant_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 12)
         self.variant_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.variant_table.horizontalHeader().setStretchLastSection(True)
         self.variant_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -106,7 +107,7 @@ class SettingsDialog(QDialog):
         download_row.addWidget(self.download_button)
         download_row.addWidget(self.download_bar, 1)
         download_row.addWidget(self.cancel_download_button)
-        model_box = QGroupBox("Model")
+        model_box = QWidget()
         model_layout = QVBoxLayout(model_box)
         for item in (self.mini_radio, self.folder_radio, folder_row, self.folder_status, self.hub_radio,
                      self.variant_table, download_row, self.download_status, self.offline_check):
@@ -148,13 +149,18 @@ class SettingsDialog(QDialog):
         guidance_row.addWidget(self.guidance_default_check)
         guidance_row.addWidget(self.guidance_spin)
         guidance_row.addStretch(1)
-        generation_box = QGroupBox("Generation")
+        generation_box = QWidget()
         form = QFormLayout(generation_box)
         form.addRow("Device:", self.device_combo)
         form.addRow("Video size:", size_row)
         form.addRow("Denoising steps:", self.steps_combo)
         form.addRow("Window:", self.window_combo)
         form.addRow("Guidance scale:", guidance_row)
+        note = QLabel("These apply to the open project (undoably) and to new projects. “Model default” follows "
+                      "whichever model is chosen. The window is how many chunks are denoised at once.")
+        note.setObjectName("SettingsNote")
+        note.setWordWrap(True)
+        form.addRow(note)
 
         # Load status and buttons ------------------------------------------------------------
         self.load_bar = QProgressBar()
@@ -163,18 +169,24 @@ class SettingsDialog(QDialog):
         self.load_label = QLabel()
         self.load_label.setObjectName("LoadStatus")
         self.load_label.setWordWrap(True)
+        for button in (self.folder_button, self.download_button, self.cancel_download_button):
+            button.setAutoDefault(False)  # Return means OK
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Apply
                                         | QDialogButtonBox.StandardButton.Cancel)
         self.apply_button = self.buttons.button(QDialogButtonBox.StandardButton.Apply)
         self.apply_button.clicked.connect(self.apply)
         self.buttons.accepted.connect(lambda: self.apply() and self.accept())
         self.buttons.rejected.connect(self.reject)
+        # Two tabs keep the dialog within a 1366x768 screen.
+        self.tabs = QTabWidget()
+        self.tabs.addTab(model_box, "Model")
+        self.tabs.addTab(generation_box, "Generation")
         layout = QVBoxLayout(self)
-        layout.addWidget(model_box)
-        layout.addWidget(generation_box)
+        layout.addWidget(self.tabs)
         layout.addWidget(self.load_bar)
         layout.addWidget(self.load_label)
         layout.addWidget(self.buttons)
+        self.setMinimumWidth(800)  # the variant table without a horizontal scroll bar
 
         self.source_group.buttonToggled.connect(self._sync_enabled)
         self.folder_edit.textChanged.connect(self._check_folder)
@@ -360,6 +372,9 @@ class SettingsDialog(QDialog):
                 self.variant_table.setItem(index, column, cell)
         if selected is not None:
             self.select_variant(selected)
+        rows_height = sum(self.variant_table.rowHeight(row) for row in range(self.variant_table.rowCount()))
+        self.variant_table.setFixedHeight(rows_height + self.variant_table.horizontalHeader().sizeHint().height()
+                                          + 2 * self.variant_table.frameWidth())
 
     def _check_folder(self) -> None:
         report = describe_folder(self.folder_edit.text()) if self.folder_edit.text().strip() else None

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
-                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+                               QScrollArea, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from magi_studio.document.model import Shot, Take, take_boundary
 from magi_studio.document.take_commands import DeleteTake, RenameTake, SetActiveTake
+from magi_studio.takes.filmstrip import GAP, TILE, TakeFilmstrip
 from magi_studio.theme import icon
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.timeline.style import set_style_property
@@ -32,6 +33,8 @@ TAKES_QSS = """
 #TakesHint { color: #9aa2b1; }
 #TakesHint[preview="true"] { color: #7fdcef; font-weight: bold; }
 #TakesTree::item { padding: 3px 4px; }
+#TakesEmpty { color: #6b7280; }
+#TakeFilmstripScroll, #TakeFilmstripScroll > QWidget > QWidget { background: transparent; }
 """
 
 
@@ -89,6 +92,19 @@ class TakesView(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for column in range(1, len(COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.empty = QLabel()
+        self.empty.setObjectName("TakesEmpty")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
+        self.strip_caption = QLabel()
+        self.strip_caption.setObjectName("TakesHint")
+        self.filmstrip = TakeFilmstrip()
+        self.strip_scroll = QScrollArea()
+        self.strip_scroll.setObjectName("TakeFilmstripScroll")
+        self.strip_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.strip_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.strip_scroll.setWidget(self.filmstrip)
+        self.strip_scroll.setFixedHeight(self.filmstrip.height() + 12)
         self.activate_button = QPushButton("Make Active")
         self.activate_button.setIcon(glyph("check"))
         self.activate_button.setToolTip("Use this take in the storyboard, the player and the export (Enter)")
@@ -110,10 +126,14 @@ class TakesView(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.hint)
         layout.addWidget(self.tree, 1)
+        layout.addWidget(self.empty, 1)
+        layout.addWidget(self.strip_caption)
+        layout.addWidget(self.strip_scroll)
         layout.addLayout(buttons)
 
         self.tree.currentItemChanged.connect(self._on_current_changed)
-        self.tree.itemActivated.connect(lambda item, column: self.make_active())
+        # Pushing rebuilds the tree: never inside the tree's own signal (its item or editor is still in use).
+        self.tree.itemActivated.connect(lambda item, column: QTimer.singleShot(0, self.make_active))
         self.tree.itemChanged.connect(self._on_item_changed)
         self.activate_button.clicked.connect(lambda: self.make_active())
         self.rename_button.clicked.connect(lambda: self.start_rename())
@@ -131,6 +151,7 @@ class TakesView(QWidget):
                 signal.connect(slot)
                 self._connections.append((signal, slot))
         self._signature = None
+        self.filmstrip.forget_images()
         self.refresh()
 
     # Reading ----------------------------------------------------------------------------------
@@ -215,11 +236,21 @@ class TakesView(QWidget):
         take_id = self.current_take_id()
         has_takes = shot is not None and bool(shot.takes)
         previewing = bool(self.session and self.session.preview_take[0])
-        self.tree.setVisible(has_takes)
+        for widget in (self.tree, self.strip_caption, self.strip_scroll, self.activate_button, self.rename_button,
+                       self.delete_button):
+            widget.setVisible(has_takes)
+        self.empty.setVisible(not has_takes)
+        take = shot.find_take(take_id) if shot is not None else None
+        self.filmstrip.show_take(self.session, shot, take.id if take else None)
+        self.filmstrip.setFixedWidth(max(1, self.filmstrip.tile_count() * (TILE + GAP)))
+        self.strip_caption.setText(f"Chunks of {take.name}" if take else "")
         if shot is None:
             hint = "Select a chunk to see its shot's takes."
+            self.empty.setText("")
         elif not has_takes:
-            hint = "No takes yet: generating this shot makes its first take, and each regeneration another."
+            hint = ""
+            self.empty.setText("No takes yet.\nGenerating this shot makes its first take;\n"
+                               "each regeneration adds another.")
         elif previewing:
             hint = "Previewing in the player — the storyboard still uses the active take (✓)."
         else:
@@ -254,10 +285,11 @@ class TakesView(QWidget):
         if take is None:
             return
         if name and name != take.name:
-            self.session.try_push(RenameTake(shot.id, take_id, name))
+            command = RenameTake(shot.id, take_id, name)
+            QTimer.singleShot(0, lambda: self.session is not None and self.session.try_push(command))
         elif not name:
             self._signature = None  # a take keeps a name: show the old one again
-            self.refresh()
+            QTimer.singleShot(0, self.refresh)
 
     def make_active(self) -> bool:
         shot, take_id = self.shot(), self.current_take_id()

@@ -37,7 +37,11 @@ class PlayerSync(QObject):
         player.chunkChanged.connect(self._on_player_chunk)
         if timeline is not None:
             player.frameChanged.connect(timeline.set_playhead)
-            timeline.set_playhead(player.current_frame)
+            player.store.layoutChanged.connect(self._show_playhead)
+
+    def _show_playhead(self) -> None:
+        # The generation feed can add the first frames before any document change: show the playhead then.
+        self.timeline.set_playhead(self.player.current_frame if self.player.frame_count else None)
 
     def set_session(self, session) -> None:
         for signal, slot in self._connections:
@@ -101,6 +105,10 @@ class PlayerSync(QObject):
             shown[position] = result_id if frames is not None else None
         self._shown = shown
         self._handed = {rid: f for rid, f in self._handed.items() if rid not in ids}
+        if self.timeline is not None:  # no playhead over the cards while there is nothing to play
+            self._show_playhead()
+        if not self.player.is_playing():  # a chunk selected before it had frames: the playhead goes there now
+            self._on_selection(self.session.selected_shot_id, self.session.selected_chunk_id)
 
     def _slots_needed(self, ids: list[str | None]) -> int:
         """Slots up to the last chunk with something to show: trailing chunks not generated yet are left

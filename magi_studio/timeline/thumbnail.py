@@ -108,10 +108,10 @@ class ThumbnailView(QWidget):
             _centre_text(painter, rect.adjusted(6, -8, -6, -8), "Drop a", palette.TEXT_DIM, 0.85)
             _centre_text(painter, rect.adjusted(6, 8, -6, 8), "reference image", palette.TEXT_DIM, 0.85)
         elif model.state in (EMPTY, FAILED):
-            text = "Not generated" if model.state == EMPTY else "Failed"
+            text = "not generated" if model.state == EMPTY else "failed"
             _centre_text(painter, rect.adjusted(0, -10, 0, -10), f"{model.index + 1}", palette.TEXT_FAINT, 1.6,
                          bold=True)
-            _centre_text(painter, rect.adjusted(0, 22, 0, 22), text, palette.TEXT_FAINT, 0.85)
+            _centre_text(painter, rect.adjusted(0, 20, 0, 20), text, palette.TEXT_FAINT, 0.78)
 
 
 def _draw_cover(painter: QPainter, target: QRectF, picture: QPixmap | QImage) -> None:
@@ -130,15 +130,18 @@ def _draw_cover(painter: QPainter, target: QRectF, picture: QPixmap | QImage) ->
 
 def _centre_text(painter: QPainter, rect: QRectF, text: str, colour: str, scale: float = 1.0,
                  bold: bool = False) -> None:
+    painter.save()  # the scale applies to this text only, not to the next call's starting font
     font = QFont(painter.font())
     font.setPointSizeF(font.pointSizeF() * scale)
     font.setBold(bold)
     painter.setFont(font)
     painter.setPen(QColor(colour))
     painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+    painter.restore()
 
 
 def _chip(painter: QPainter, rect: QRectF, text: str) -> None:
+    painter.save()
     font = QFont(painter.font())
     font.setPointSizeF(font.pointSizeF() * 0.8)
     font.setBold(True)
@@ -150,6 +153,7 @@ def _chip(painter: QPainter, rect: QRectF, text: str) -> None:
     painter.drawRoundedRect(box, 4, 4)
     painter.setPen(QColor("#ffffff"))
     painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+    painter.restore()
 
 
 def _corner_flag(painter: QPainter, rect: QRectF, colour: QColor) -> None:

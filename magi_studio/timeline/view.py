@@ -14,7 +14,7 @@ session (see edits.py for what each gesture means), so undo and redo restore it 
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QDrag
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolBar, QVBoxLayout, QWidget
 
@@ -136,12 +136,17 @@ class TimelineView(QWidget, TimelineEditing):
 
     # Job states (the generation controller) ---------------------------------------------------
     def set_job_state(self, chunk_id: str, state: str | None, progress: float | None = None) -> None:
-        """Show a transient state on a chunk: "queued", "denoising" (progress 0..1) or "failed"; None clears it.
+        """Show a transient state on a chunk: "queued", "denoising" (progress 0..1) or "failed"; None or "" clears it.
 
         A job state also ends by itself when a new result for the chunk arrives in the document."""
-        self.models.set_job(chunk_id, state, progress)
+        self.models.set_job(chunk_id, state or None, progress)
         if chunk_id in self._cards:
             self._refresh_card(chunk_id)
+
+    def show_chunk_job_state(self, shot_id: str, chunk_id: str, state: str, progress: float) -> None:
+        """The GenerationController's chunkJobState(shot id, chunk id, state, progress) signal, as is:
+        state "" (idle) hands the chunk back to the document's state."""
+        self.set_job_state(chunk_id, state or None, progress if state == "denoising" else None)
 
     def clear_job_states(self) -> None:
         self.models.jobs.clear()
@@ -230,7 +235,7 @@ class TimelineView(QWidget, TimelineEditing):
         card.seedEdited.connect(lambda c, seed: self._push(SetSeed(c.shot_id, c.chunk_id, seed)))
         card.lockToggled.connect(lambda c, locked: self._apply(
             edits.set_seed_locked(self.session.project, c.shot_id, c.chunk_id, locked)))
-        card.menuRequested.connect(lambda c, pos: menus.card_menu(self, c).exec(pos))
+        card.menuRequested.connect(lambda c, pos: self._popup(menus.card_menu(self, c), pos))
         card.dragRequested.connect(self._start_drag)
         self._cards[chunk_id] = card
         return card
@@ -242,9 +247,14 @@ class TimelineView(QWidget, TimelineEditing):
         group.addChunkClicked.connect(lambda g: self.add_chunk_to(g.shot_id))
         group.takesClicked.connect(lambda g: self.takesRequested.emit(g.shot_id))
         group.clicked.connect(lambda g: self._select_shot(g.shot_id))
-        group.menuRequested.connect(lambda g, pos: menus.shot_menu(self, g).exec(pos))
+        group.menuRequested.connect(lambda g, pos: self._popup(menus.shot_menu(self, g), pos))
         self._groups[shot_id] = group
         return group
+
+    @staticmethod
+    def _popup(menu, pos) -> None:
+        menu.exec(pos)
+        menu.deleteLater()  # menus are built per click: do not keep them all
 
     def _drop_widgets(self, shot_ids: set[str], chunk_ids: set[str]) -> None:
         for table, alive in ((self._cards, chunk_ids), (self._groups, shot_ids)):
@@ -266,7 +276,9 @@ class TimelineView(QWidget, TimelineEditing):
             if group.model is not None and group.model.current != (group.shot_id == shot_id):
                 group.show_shot(self.models.shot(self.session, self.session.project.shot(group.shot_id)))
         if scroll and chunk_id in self._cards:
-            self.scroll.ensureWidgetVisible(self._cards[chunk_id], 60, 0)
+            # After the layout has placed a card that an edit just made (its geometry is not set yet).
+            QTimer.singleShot(0, lambda: chunk_id in self._cards
+                              and self.scroll.ensureWidgetVisible(self._cards[chunk_id], 60, 0))
 
     def _on_card_activated(self, card: ChunkCard) -> None:
         if self.session is not None:

@@ -77,3 +77,19 @@ def test_layouts_that_look_ahead_or_outside_the_context_are_refused():
         dit(x, t, text, True, ChunkLayout(1, 1, TOKENS, (0,), 0))
     with pytest.raises(InputError, match="latents must be"):
         dit(x[:, :8], t, text, True, ChunkLayout.causal(0, 1, TOKENS))
+
+
+@torch.no_grad()
+def test_masked_attention_for_training_matches_the_per_chunk_path():
+    dit = tiny_dit()
+    g = torch.Generator().manual_seed(9)
+    x, t = torch.randn(3, 16, 18, 4, 6, generator=g), torch.rand(3, 3, generator=g)
+    features = torch.randn(3, 3, 5, 32, generator=g)
+    mask = torch.rand(3, 3, 5, generator=g) > 0.3
+    mask[..., 0] = True
+    text = ChunkText(features, mask)
+    layout = ChunkLayout(0, 3, TOKENS, key_starts=(0, 0, 1), context_first=0)
+    exact = dit(x, t, text, True, layout).velocity
+    dit.masked_attention = True
+    fast = dit(x, t, text, True, layout).velocity
+    assert (exact - fast).abs().max() < 1e-5

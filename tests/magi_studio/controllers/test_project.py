@@ -11,7 +11,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from magi_studio.controllers import common
-from magi_studio.controllers.project import CANCEL, DISCARD, RECOVER, SAVE, ProjectController, ProjectPrompts
+from magi_studio.controllers.project import ProjectController
+from magi_studio.dialogs.project_prompts import CANCEL, DISCARD, RECOVER, SAVE, ProjectPrompts
 from magi_studio.document.commands import SetPrompt
 from magi_studio.document.model import active_path, storyboard_states
 from magi_studio.document.store import AUTOSAVE, MANIFEST, open_project
@@ -246,3 +247,58 @@ def test_new_projects_take_the_settings_model_and_generation_values(make, isolat
     settings = projects.session.document.project.settings
     assert (settings.model, settings.width, settings.height) == ("studio-mini", 128, 128)
     assert (settings.steps, settings.window, settings.guidance_scale) == (16, 2, 6.5)
+
+
+@pytest.fixture
+def generating(make, qtbot, isolated_settings, engine_worker, pausing_session_factory):
+    """A ProjectController wired to a GenerationController on the tiny model (64x64), as the window wires them."""
+    from engine.events import ChunkFinished
+    from magi_studio.controllers.generation import GenerationController
+    from magi_studio.document.commands import AddChunk, new_chunk
+
+    engine = pausing_session_factory(lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
+    job = engine_worker.use_session(engine)
+    qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
+    isolated_settings.model, isolated_settings.width, isolated_settings.height = "tiny", 64, 64
+    generation = GenerationController(None, engine_worker)
+    projects = make(generation=generation)
+    projects.start()
+    project = projects.session.document.project
+    shot = project.shots[0]
+    edit(projects, "a red ball falls to the floor")
+    for i in (1, 2):
+        projects.session.push(AddChunk(shot.id, new_chunk(project, shot.id, i, "the blue square moves left")))
+    yield projects, generation, engine, shot
+    engine.resume()
+    generation.stop(timeout_ms=5000)
+
+
+def test_save_as_while_generating_keeps_every_chunk_in_the_new_bundle(generating, qtbot, tmp_path):
+    projects, generation, engine, shot = generating
+    ended = []
+    generation.runEnded.connect(ended.append)
+    scratch = projects.session.store.path
+    generation.generate_shot(shot.id)
+    qtbot.waitUntil(engine.paused.is_set, timeout=10_000)
+    assert projects.save_as(tmp_path / "Saved")  # chunk 0 is delivered: it is committed and copied
+    assert not scratch.exists() and active_path(shot)[0] is not None
+    engine.resume()
+    qtbot.waitUntil(lambda: bool(ended), timeout=20_000)
+    assert ended == ["finished"] and None not in active_path(shot)
+    assert projects.save()
+    reopened, store = open_project(tmp_path / "Saved.magi")  # every result's files are in the new bundle
+    assert reopened == projects.session.document.project and len(reopened.results) == 3
+
+
+def test_closing_while_generating_commits_the_finished_chunks_before_asking(generating, qtbot, tmp_path):
+    projects, generation, engine, shot = generating
+    projects.save_as(tmp_path / "Film")
+    delivered = []
+    generation.worker.chunkFinished.connect(lambda job, event: delivered.append(event.chunk))
+    generation.generate_shot(shot.id)
+    qtbot.waitUntil(engine.paused.is_set, timeout=10_000)
+    engine.resume()  # the close below cancels it within one step
+    projects.prompts.unsaved = SAVE
+    assert projects.close_project() and not generation.is_generating()
+    saved = open_project(tmp_path / "Film.magi")[0]
+    assert delivered and len(saved.results) == len(delivered)  # nothing the engine finished was lost

@@ -16,7 +16,7 @@ import qasync
 from huggingface_hub import _snapshot_download, constants
 from huggingface_hub.hf_api import HfApi, RepoFile
 import torch
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from safetensors.torch import save_file
 
 from engine.loading.hub import weight_dir
@@ -91,6 +91,11 @@ def run_until(loop, condition, timeout_s: float = 15.0) -> None:
     loop.run_until_complete(wait())
 
 
+def click(qtbot, button) -> None:
+    """Click a radio button or check box on its indicator (a wide one does not take clicks past its text)."""
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton, pos=QPoint(8, button.height() // 2))
+
+
 def open_dialog(qtbot, settings, **kwargs) -> SettingsDialog:
     dialog = SettingsDialog(settings, **kwargs)
     qtbot.addWidget(dialog)
@@ -106,15 +111,17 @@ def test_choices_persist_and_reach_the_open_project(qtbot, isolated_settings, tm
     assert dialog.mini_radio.isChecked() and dialog.size_default_check.text() == "Model default (128 × 128)"
     cuda = dialog.device_combo.model().item(dialog.device_combo.findData("cuda"))
     assert cuda.isEnabled() == torch.cuda.is_available()  # devices this machine lacks cannot be chosen
+    dialog.tabs.setCurrentIndex(1)  # Generation
     dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
-    qtbot.mouseClick(dialog.size_default_check, Qt.MouseButton.LeftButton)
+    click(qtbot, dialog.size_default_check)
     dialog.width_spin.setValue(250)  # not a multiple of 16: rounded on Apply
     dialog.height_spin.setValue(192)
     dialog.steps_combo.setCurrentIndex(dialog.steps_combo.findData(16))
     dialog.window_combo.setCurrentIndex(dialog.window_combo.findData(2))
-    qtbot.mouseClick(dialog.guidance_default_check, Qt.MouseButton.LeftButton)
+    click(qtbot, dialog.guidance_default_check)
     dialog.guidance_spin.setValue(5.5)
-    qtbot.mouseClick(dialog.offline_check, Qt.MouseButton.LeftButton)
+    dialog.tabs.setCurrentIndex(0)  # Model
+    click(qtbot, dialog.offline_check)
     qtbot.mouseClick(dialog.apply_button, Qt.MouseButton.LeftButton)
 
     s = isolated_settings
@@ -131,7 +138,7 @@ def test_choices_persist_and_reach_the_open_project(qtbot, isolated_settings, tm
     assert (again.width_spin.value(), again.height_spin.value()) == (256, 192)
     assert again.steps_combo.currentData() == 16 and again.window_combo.currentData() == 2
     assert again.guidance_spin.value() == 5.5 and again.offline_check.isChecked()
-    qtbot.mouseClick(again.offline_check, Qt.MouseButton.LeftButton)
+    click(qtbot, again.offline_check)
     again.apply()
     assert not isolated_settings.hub_offline and "HF_HUB_OFFLINE" not in os.environ
 
@@ -152,7 +159,7 @@ def test_apply_reloads_the_model_and_shows_its_progress(qtbot, isolated_settings
 
 def test_folders_are_checked_with_a_clear_message(qtbot, isolated_settings, tmp_path, hub_cache):
     dialog = open_dialog(qtbot, isolated_settings)
-    qtbot.mouseClick(dialog.folder_radio, Qt.MouseButton.LeftButton)
+    click(qtbot, dialog.folder_radio)
     dialog.folder_edit.setText(str(tmp_path / "nothing"))
     assert "does not exist" in dialog.folder_status.text()
     (tmp_path / "empty").mkdir()
@@ -181,7 +188,7 @@ def test_hub_variants_show_memory_fit_and_what_the_cache_holds(qtbot, isolated_s
     assert fit.startswith(("Fits ·", "Too large ·")) and fit.endswith("GiB free")
     assert dialog.variant_status("24B_base")[0] == "about 93 GiB at 1280×720"
     assert dialog.variant_status("24B_base")[2] == "Not downloaded (offline)"
-    qtbot.mouseClick(dialog.hub_radio, Qt.MouseButton.LeftButton)
+    click(qtbot, dialog.hub_radio)
     dialog.select_variant("4.5B_distill")
     assert dialog.download_button.isEnabled() and dialog.model_spec() == "4.5B_distill"
     assert dialog.apply() and isolated_settings.model == "4.5B_distill"
@@ -191,7 +198,7 @@ def test_hub_variants_show_memory_fit_and_what_the_cache_holds(qtbot, isolated_s
 def test_offline_download_of_a_missing_variant_says_so(qtbot, loop, isolated_settings, hub_cache):
     isolated_settings.hub_offline = True
     dialog = open_dialog(qtbot, isolated_settings)
-    qtbot.mouseClick(dialog.hub_radio, Qt.MouseButton.LeftButton)
+    click(qtbot, dialog.hub_radio)
     dialog.select_variant("24B_distill")
     qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
     run_until(loop, lambda: dialog.download_task is not None and dialog.download_task.done())
@@ -235,7 +242,7 @@ def fake_hub(monkeypatch, hub_cache, tmp_path):
 
 def test_a_download_shows_progress_and_can_be_cancelled(qtbot, loop, isolated_settings, fake_hub):
     dialog = open_dialog(qtbot, isolated_settings)
-    qtbot.mouseClick(dialog.hub_radio, Qt.MouseButton.LeftButton)
+    click(qtbot, dialog.hub_radio)
     dialog.select_variant(fake_hub.variant)
     assert dialog.variant_status(fake_hub.variant)[2] == "Not downloaded"
 

@@ -280,3 +280,12 @@ def test_player_and_selection_follow_each_other(qtbot, editor):
     for position, result_id in enumerate(editor.sync.shown_results()):
         result = editor.project.results[result_id]
         assert np.array_equal(player.store.frames(position), editor.session.store.read_frames(result))
+
+
+def test_a_chunk_selected_before_it_had_frames_gets_the_playhead_when_they_arrive(qtbot, editor):
+    assert editor.timeline.add_chunk_to(editor.shot.id)  # a 4th chunk at the end, selected: no frames to seek to
+    assert editor.player.store.chunk_count == 3 and editor.player.current_chunk == 0
+    assert editor.timeline.card(editor.chunk_ids()[3]).badge.text() == "Empty"
+    fake_generate(editor.project, editor.session.store, editor.shot.id, history=editor.session)
+    assert editor.player.store.chunk_count == 4 and editor.player.current_chunk == 3
+    assert editor.timeline.strip.playhead_frame == 72

@@ -7,9 +7,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication
 
+from magi_studio.document.commands import SetPrompt
 from magi_studio.main_window import MainWindow
 from magi_studio.undo import DocumentSession
 from tests.magi_studio.document.fakes import rich_project
@@ -151,3 +152,65 @@ def test_shortcuts_dialog_lists_the_editing_shortcuts(qtbot, window):
     assert shown["Undo"] == "Ctrl+Z" and shown["Redo"] == "Ctrl+Shift+Z" and shown["Delete Chunk"] == "Del"
     assert shown["Move Chunk Left"] == "Ctrl+Left" and shown["Split Shot at Chunk"] == "Ctrl+K"
     window._shortcuts_dialog.close()
+
+
+class FakeGeneration(QObject):
+    """The part of GenerationController (magi_studio.controllers.generation) the window wires to."""
+
+    chunkJobState = Signal(str, str, str, float)
+    busyShotsChanged = Signal(list)
+    generatingChanged = Signal(bool)
+    errorReported = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls, self.busy = [], []
+
+    def generate_storyboard(self) -> None:
+        self.calls.append(("storyboard",))
+
+    def generate_shot(self, shot_id: str) -> None:
+        self.calls.append(("shot", shot_id))
+
+    def regenerate_from(self, shot_id: str, index: int) -> None:
+        self.calls.append(("regenerate", shot_id, index))
+
+    def is_generating(self) -> bool:
+        return bool(self.busy)
+
+    def cancel(self) -> None:
+        self.calls.append(("cancel",))
+
+    def touches_busy_shot(self, command) -> bool:
+        return getattr(command, "shot_id", None) in self.busy
+
+
+def test_a_generation_controller_is_wired_to_actions_cards_and_undo(qtbot, window):
+    generation, ids = FakeGeneration(), chunk_ids(window)
+    shot_id = window.session.project.shots[0].id
+    assert not window.action_set["generate.run"].isEnabled()
+    window.attach_generation(generation)
+    assert window.action_set["generate.run"].isEnabled() and window.action_set["generate.regenerate"].isEnabled()
+    window.action_set["generate.run"].trigger()
+    window.session.select(shot_id, ids[2])
+    window.action_set["generate.regenerate"].trigger()  # the controller counts chunks by index
+    assert generation.calls == [("storyboard",), ("regenerate", shot_id, 2)]
+    generation.chunkJobState.emit(shot_id, ids[1], "denoising", 0.25)
+    generation.chunkJobState.emit(shot_id, ids[2], "queued", 0.0)
+    assert [c.badge.text() for c in window.timeline.cards()] == ["Done", "25%", "Queued"]
+    generation.chunkJobState.emit(shot_id, ids[1], "", 0.0)  # idle again: the document's state
+    assert window.timeline.cards()[1].badge.text() == "Done"
+    window.session.push(SetPrompt(shot_id, ids[0], "a blue ball falls"))
+    generation.busy = [shot_id]
+    generation.generatingChanged.emit(True)
+    generation.busyShotsChanged.emit([shot_id])
+    assert not window.action_set["edit.undo"].isEnabled() and not window.history_view.isEnabled()
+    window.undo()  # the shot being generated keeps its history until the run is over
+    assert window.session.project.shots[0].chunks[0].prompt == "a blue ball falls"
+    window.action_set["generate.cancel"].trigger()
+    assert generation.calls[-1] == ("cancel",)
+    generation.busy = []
+    generation.generatingChanged.emit(False)
+    generation.busyShotsChanged.emit([])
+    window.undo()
+    assert window.session.project.shots[0].chunks[0].prompt == "a red ball falls"

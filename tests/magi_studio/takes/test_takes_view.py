@@ -1,0 +1,164 @@
+"""The takes view on a shot with two takes (a first generation and a regeneration from chunk 3): the tree,
+previewing a take in the player without touching the document, switching the active take (timeline and
+player change at once, from stored frames, with no generation), renaming inline and deleting with
+confirmation — each undoable."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from magi_studio.document.model import resolve_take
+from magi_studio.player import PreviewPlayer
+from magi_studio.takes import PreviewModeBar, TakesView
+from magi_studio.timeline import PlayerSync, TimelineView
+from magi_studio.undo import DocumentSession
+from tests.magi_studio.document.fakes import rich_project
+
+
+class Studio:
+    def __init__(self, qtbot, tmp_path) -> None:
+        project, store = rich_project(tmp_path)  # Shot 1: Take 1 (whole shot) -> Take 2 (from chunk 3, active)
+        self.session = DocumentSession(project, store)
+        self.window = QWidget()
+        self.bar, self.player, self.timeline, self.takes = PreviewModeBar(), PreviewPlayer(), TimelineView(), TakesView()
+        layout = QVBoxLayout(self.window)
+        for widget in (self.bar, self.player, self.takes, self.timeline):
+            layout.addWidget(widget)
+        self.timeline.set_frame_store(self.player.store)
+        self.sync = PlayerSync(self.player, self.timeline, self.window)
+        for view in (self.bar, self.timeline, self.takes, self.sync):
+            view.set_session(self.session)
+        self.window.resize(1200, 900)
+        qtbot.addWidget(self.window)
+        self.window.show()
+        qtbot.waitExposed(self.window)
+
+    @property
+    def shot(self):
+        return self.session.project.shots[0]
+
+    def take(self, name: str):
+        return next(t for t in self.shot.takes if t.name == name)
+
+    def player_frames(self) -> list:
+        return [self.player.store.frames(i) for i in range(len(self.shot.chunks))]
+
+    def stored_frames(self, take_id: str) -> list:
+        project, store = self.session.project, self.session.store
+        return [store.read_frames(project.results[r]) for r in resolve_take(self.shot, take_id)]
+
+
+@pytest.fixture
+def studio(qtbot, tmp_path, no_leaked_windows):
+    studio = Studio(qtbot, tmp_path)
+    yield studio
+    for view in (studio.bar, studio.timeline, studio.takes, studio.sync):
+        view.set_session(None)
+
+
+def same(frames_a, frames_b) -> bool:
+    return len(frames_a) == len(frames_b) and all(np.array_equal(a, b) for a, b in zip(frames_a, frames_b))
+
+
+def test_the_tree_shows_the_takes_of_the_selected_shot(studio):
+    tree = studio.takes.tree
+    assert studio.takes.title.text() == "Takes of Shot 1"
+    root = tree.topLevelItem(0)
+    assert tree.topLevelItemCount() == 1 and root.text(0) == "Take 1" and root.childCount() == 1
+    child = root.child(0)
+    assert [root.text(c) for c in range(3)] == ["Take 1", "Start", "4"]
+    assert [child.text(c) for c in range(3)] == ["Take 2", "Chunk 3", "2"]
+    assert child.font(0).bold() and not root.font(0).bold()  # Take 2 is active
+    assert tree.currentItem() is child and root.text(3) not in ("", "—")
+    assert studio.timeline.group(studio.shot.id).take_chip.text() == "Take 2 of 2"
+    assert studio.takes.filmstrip.owned() == [False, False, True, True]  # Take 2 made chunks 3 and 4
+    tree.setCurrentItem(root)
+    assert studio.takes.filmstrip.owned() == [True] * 4 and studio.takes.strip_caption.text() == "Chunks of Take 1"
+    second = studio.session.project.shots[2]  # a shot never generated: no takes yet
+    studio.session.select(second.id, second.chunks[0].id)
+    assert tree.isHidden() and "No takes yet" in studio.takes.empty.text() and studio.takes.empty.isVisible()
+
+
+def test_previewing_a_take_changes_the_player_but_not_the_document(qtbot, studio):
+    before, count = copy.deepcopy(studio.session.project), studio.session.undo_stack.count()
+    take1, take2 = studio.take("Take 1"), studio.take("Take 2")
+    assert same(studio.player_frames(), studio.stored_frames(take2.id))
+    studio.takes.tree.setCurrentItem(studio.takes.item(take1.id))  # the user clicks Take 1
+    assert studio.session.preview_take == (studio.shot.id, take1.id)
+    assert same(studio.player_frames(), studio.stored_frames(take1.id))  # chunks 3-4 of Take 1 now play
+    assert not same(studio.stored_frames(take1.id)[2:], studio.stored_frames(take2.id)[2:])
+    assert studio.bar.isVisible() and studio.bar.title.text() == "Previewing Take 1 of Shot 1"
+    assert studio.timeline.group(studio.shot.id).take_chip.text() == "Previewing Take 1"
+    assert "Previewing" in studio.takes.hint.text() and studio.takes.activate_button.isEnabled()
+    assert studio.session.project == before and studio.session.undo_stack.count() == count
+    qtbot.mouseClick(studio.bar.back_button, Qt.MouseButton.LeftButton)
+    assert studio.session.preview_take == ("", "") and studio.bar.isHidden()
+    assert same(studio.player_frames(), studio.stored_frames(take2.id))
+    assert studio.takes.tree.currentItem() is studio.takes.item(take2.id)
+
+
+def test_make_active_switches_timeline_and_player_at_once(qtbot, studio):
+    take1, take2 = studio.take("Take 1"), studio.take("Take 2")
+    results_before = set(studio.session.project.results)
+    thumbs_before = [c.model.thumbnail.cacheKey() for c in studio.timeline.cards()[:4]]
+    studio.takes.tree.setCurrentItem(studio.takes.item(take1.id))
+    qtbot.mouseClick(studio.takes.activate_button, Qt.MouseButton.LeftButton)
+    assert studio.shot.active_take_id == take1.id and studio.session.preview_take == ("", "")
+    assert studio.bar.isHidden() and studio.takes.item(take1.id).font(0).bold()
+    assert same(studio.player_frames(), studio.stored_frames(take1.id))
+    thumbs_after = [c.model.thumbnail.cacheKey() for c in studio.timeline.cards()[:4]]
+    assert thumbs_after[:2] == thumbs_before[:2] and thumbs_after[2:] != thumbs_before[2:]
+    assert set(studio.session.project.results) == results_before  # nothing was generated
+    assert [c.model.state for c in studio.timeline.cards()[:4]] == ["done", "done", "stale", "stale"]
+    studio.session.undo_stack.undo()
+    assert studio.shot.active_take_id == take2.id
+    assert same(studio.player_frames(), studio.stored_frames(take2.id))
+
+
+def test_double_click_or_enter_makes_a_take_active(qtbot, studio):
+    take1 = studio.take("Take 1")
+    item = studio.takes.item(take1.id)
+    studio.takes.tree.setCurrentItem(item)
+    studio.takes.tree.setFocus()
+    qtbot.keyClick(studio.takes.tree, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: studio.shot.active_take_id == take1.id, timeout=2000)
+    assert studio.takes.item(take1.id).font(0).bold()
+
+
+def test_rename_inline(qtbot, studio):
+    take1 = studio.take("Take 1")
+    item = studio.takes.item(take1.id)
+    studio.takes.tree.setCurrentItem(item)
+    qtbot.mouseClick(studio.takes.rename_button, Qt.MouseButton.LeftButton)
+    assert studio.takes.tree.state() == studio.takes.tree.State.EditingState
+    editor = studio.takes.tree.focusWidget()  # the inline editor over the take's name
+    editor.selectAll()
+    qtbot.keyClicks(editor, "Wide angle")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: take1.name == "Wide angle", timeout=2000)
+    assert studio.takes.item(take1.id).text(0) == "Wide angle" and studio.session.undo_stack.count() == 1
+    studio.session.undo_stack.undo()
+    assert take1.name == "Take 1" and studio.takes.item(take1.id).text(0) == "Take 1"
+
+
+def test_delete_asks_first_and_undo_brings_it_back(qtbot, studio):
+    before = copy.deepcopy(studio.session.project)
+    take2 = studio.take("Take 2")
+    asked = []
+    studio.takes.confirm_delete = lambda name: asked.append(name) or False
+    studio.takes.tree.setCurrentItem(studio.takes.item(take2.id))
+    qtbot.mouseClick(studio.takes.delete_button, Qt.MouseButton.LeftButton)
+    assert asked == ["Take 2"] and studio.session.project == before  # declined: nothing happens
+    studio.takes.confirm_delete = lambda name: True
+    qtbot.mouseClick(studio.takes.delete_button, Qt.MouseButton.LeftButton)
+    assert [t.name for t in studio.shot.takes] == ["Take 1"] and studio.shot.active_take_id == studio.take("Take 1").id
+    assert studio.takes.tree.topLevelItemCount() == 1 and studio.takes.tree.topLevelItem(0).childCount() == 0
+    assert same(studio.player_frames(), studio.stored_frames(studio.shot.active_take_id))
+    studio.session.undo_stack.undo()
+    assert studio.session.project == before
+    assert studio.takes.item(take2.id) is not None
