@@ -168,12 +168,15 @@ class GenerationController(QObject):
         return list(self._busy)
 
     def touches_busy_shot(self, command) -> bool:
-        """Whether undoing or redoing a document command would change a shot being generated."""
+        """Whether undoing or redoing a command (a document command, or the QUndoCommand holding one as
+        `.command`) would change a shot being generated: the undo and redo actions ask before they act."""
         shot_ids, pending = set(), [command]
         while pending:
             item = pending.pop()
-            shot_ids.add(getattr(item, "shot_id", None))
-            pending.extend(getattr(item, "commands", ()))
+            shot = getattr(item, "shot", None)  # AddShot holds the shot itself
+            shot_ids.update({getattr(item, "shot_id", None), getattr(shot, "id", None)})
+            pending.extend(getattr(item, "commands", ()))  # MacroCommand
+            pending.extend([item.command] if getattr(item, "command", None) is not None else [])
         return any(shot_id in self._busy for shot_id in shot_ids if shot_id)
 
     def chunk_job_state(self, chunk_id: str) -> tuple[str, float]:

@@ -96,6 +96,8 @@ class ProjectController(QObject):
         self.autosaver = autosaver if autosaver is not None else Autosaver(self)
         self.autosaver.failed.connect(self._on_autosave_failed)
         self.autosaver.saved.connect(self._on_autosaved)
+        if generation is not None:  # one autosave writer, so autosaves land in the order they were taken
+            generation.autosaver = self.autosaver
         self.session: SessionLike | None = None
         self._untitled = False
         self._lock: QLockFile | None = None

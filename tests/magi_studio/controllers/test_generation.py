@@ -95,6 +95,9 @@ def test_a_chunk_is_committed_and_shown_while_later_chunks_are_still_generating(
     assert (s.session.store.path / AUTOSAVE).is_file()  # a crash now would keep chunk 0
     assert any(active_path(shot)[0] for shot in load_recovery(s.session.store.path).shots)
     assert s.controller.touches_busy_shot(SetPrompt(s.shot.id, s.shot.chunks[0].id, "x"))
+    stack = s.session.undo_stack  # the top of the stack is the chunk just committed: undo must wait
+    assert s.controller.touches_busy_shot(stack.command(stack.index() - 1))
+    assert not s.controller.touches_busy_shot(SetPrompt("another-shot", "chunk", "x"))
     s.engine.resume()
     wait_run(qtbot, s)
     assert s.recorder.ends == ["finished"] and not s.recorder.errors
