@@ -50,10 +50,16 @@ def _not_resize_notice(record: logging.LogRecord) -> bool:
 logging.getLogger("imageio_ffmpeg").addFilter(_not_resize_notice)
 
 
+FFMPEG_MISSING = ("ffmpeg is not available: the imageio-ffmpeg package (which carries it) is missing or "
+                  "incomplete. Reinstall MAGI Studio, or set IMAGEIO_FFMPEG_EXE to an ffmpeg program.")
+
+
 def _imageio_ffmpeg():
     """imageio-ffmpeg, imported on first use: the engine's sampling code must not need ffmpeg."""
-    import imageio_ffmpeg
-
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise ExportError(FFMPEG_MISSING) from None
     return imageio_ffmpeg
 
 
@@ -264,7 +270,10 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 
 def _ffmpeg_exe() -> str:
     """The ffmpeg binary bundled with imageio-ffmpeg (a function so that tests can replace it)."""
-    return _imageio_ffmpeg().get_ffmpeg_exe()
+    try:
+        return _imageio_ffmpeg().get_ffmpeg_exe()
+    except RuntimeError:  # imageio-ffmpeg found no binary
+        raise ExportError(FFMPEG_MISSING) from None
 
 
 class VideoWriter:

@@ -337,3 +337,24 @@ def test_fit_rejects_bad_arguments():
         fit_image(two_halves(), 0, 64)
     with pytest.raises(InputError):
         fit_image(np.zeros((0, 5, 3), np.uint8), 8, 8)
+
+
+def test_a_missing_ffmpeg_is_one_clear_sentence(tmp_path, monkeypatch):
+    import builtins
+
+    import numpy as np
+
+    from engine.errors import ExportError
+    from engine.video_io import write_video
+
+    real_import = builtins.__import__
+
+    def no_ffmpeg(name, *args, **kwargs):
+        if name == "imageio_ffmpeg":
+            raise ImportError("No module named 'imageio_ffmpeg'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ffmpeg)
+    with pytest.raises(ExportError, match="ffmpeg is not available"):
+        write_video(tmp_path / "x.mp4", [np.zeros((16, 16, 3), np.uint8)], fps=24)
+    assert not (tmp_path / "x.mp4").exists()

@@ -57,6 +57,7 @@ def test_prefix_video_output_holds_only_new_frames(model_dir, tmp_path):
     (["--size", "65x64"], "multiple of 16"),
     (["--steps", "7"], "num_steps must be one of"),
     (["--image", "README.md"], "not an image"),
+    (["--device", "cuda"], "No CUDA GPU is available"),
 ])
 def test_bad_input_gets_one_clear_sentence_and_exit_code_1(model_dir, tmp_path, capsys, args, message):
     argv = ["generate", "--model", str(model_dir), "--prompt", "x", "-q", "-o", str(tmp_path / "x.mp4")]
