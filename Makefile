@@ -23,9 +23,10 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.magi-studio-installed
 APP_DEBS := libpulse0 libxcb-icccm4 libxcb-keysyms1
-TEST_DEBS := $(APP_DEBS) xvfb xauth
+# Tests also validate the .desktop and AppStream files (tests/packaging; skipped without these tools).
+TEST_DEBS := $(APP_DEBS) xvfb xauth desktop-file-utils appstream
 
-.PHONY: run test setup debs-app debs-test clean
+.PHONY: run test setup bundle debs-app debs-test clean
 
 run: debs-app $(STAMP)
 	$(BIN)/magi-studio $(ARGS)
@@ -34,6 +35,12 @@ test: debs-test $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP)
+
+# The one-folder app bundle dist/magi-studio/ with studio-mini inside, and its tarball (PyInstaller,
+# packaging/build_bundle.sh; see packaging/README.md: about 2 minutes on 2 cores, 1.1 GB, 430 MB as
+# .tar.gz). `make test` builds it too (tests/packaging/test_bundle.py), unless it is newer than the sources.
+bundle: $(STAMP)
+	VENV=$(VENV) bash packaging/build_bundle.sh
 
 $(STAMP): pyproject.toml
 	@if [ ! -x $(BIN)/python ]; then \
@@ -58,7 +65,8 @@ $(STAMP): pyproject.toml
 	@touch $@
 	@echo "setup: $(VENV) is ready"
 
-# Debian packages Qt needs (QtMultimedia: libpulse0; real windows under Xvfb: xcb, xvfb, xauth).
+# Debian packages Qt needs (QtMultimedia: libpulse0; real windows under Xvfb: xcb, xvfb, xauth) and the
+# validators of the Linux desktop files.
 # Installed when missing and we are root with apt-get; otherwise one line says what is missing.
 define install_debs
 @if ! command -v dpkg-query >/dev/null 2>&1; then \
