@@ -1,11 +1,17 @@
 """Every user command of the main window, declared once: id, text, icon, shortcut, handler.
 
 The table below is the single source for the menus, the toolbar, the shortcuts and the Help >
-Keyboard Shortcuts dialog. A handler is an attribute path on the host window ("player.toggle_play",
-"close", "timeline.add_chunk"), resolved when the actions are built, so a renamed method fails at
-start-up (and in the tests) instead of leaving a dead menu entry. An action whose handler is None has
-nothing to act on yet — the project and generation commands until their controllers are wired — and
-is created disabled, never faked. The main window enables the editing actions as the selection allows.
+Keyboard Shortcuts dialog. A handler is an attribute path on its target, resolved when the target is
+bound, so a renamed method fails at start-up (and in the tests) instead of leaving a dead menu entry:
+
+* target "window" (the host the ActionSet is built for): "player.toggle_play", "close", "timeline.add_chunk";
+* target "studio" (magi_studio.studio.Studio, which owns the project and generation controllers):
+  "projects.save", "export_video" — bound by `ActionSet.bind("studio", studio)`. Until then these
+  actions have nothing to act on and stay disabled, never faked (a bare MainWindow in tests).
+
+The main window enables the editing and generation actions as the selection allows. CONTEXT_KEYS
+lists the keys that belong to one widget (the storyboard strip, a seed field, the scrub bar) rather
+than to an action, so that Help > Keyboard Shortcuts shows every key the app answers to.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from PySide6.QtWidgets import QMenuBar, QToolBar, QWidget
 
 from magi_studio.theme import icon
 
+WINDOW, STUDIO = "window", "studio"
+
 #: Menu titles, in menu bar order.
 MENUS = ("&File", "&Edit", "&Generate", "&Playback", "&View", "&Help")
 
@@ -29,7 +37,7 @@ class ActionSpec:
     id: str
     text: str
     menu: str
-    #: Attribute path on the host, called with no arguments (checkable: with the new state).
+    #: Attribute path on the target, called with no arguments (checkable: with the new state).
     handler: str | None
     icon: str | None = None
     #: Portable text ("Ctrl+S"; Qt shows Ctrl as Cmd on macOS). Not StandardKey: some platforms bind none.
@@ -42,6 +50,8 @@ class ActionSpec:
     #: Drawn as the toolbar's one accent (primary) button.
     primary: bool = False
     role: QAction.MenuRole = QAction.MenuRole.NoRole
+    #: Which object `handler` is looked up on: the host window, or the Studio once it binds itself.
+    target: str = WINDOW
 
     def key_sequence(self) -> QKeySequence:
         return QKeySequence() if self.shortcut is None else QKeySequence(self.shortcut)
@@ -52,15 +62,17 @@ class ActionSpec:
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
-    # File — project commands wait for the document model (handler None: disabled).
-    ActionSpec("file.new", "&New Project", "&File", None, "new", "Ctrl+N", "Start a new storyboard",
-               toolbar=True),
-    ActionSpec("file.open", "&Open Project…", "&File", None, "open", "Ctrl+O", "Open a saved project",
-               toolbar=True),
-    ActionSpec("file.save", "&Save", "&File", None, "save", "Ctrl+S", "Save the project", toolbar=True),
-    ActionSpec("file.save_as", "Save &As…", "&File", None, None, "Ctrl+Shift+S", "Save the project under a new name"),
-    ActionSpec("file.export", "&Export Video…", "&File", None, "export", "Ctrl+E",
-               "Write the storyboard's active takes to an mp4", group_start=True, toolbar=True),
+    # File — the project controller (magi_studio.controllers.project) through the Studio.
+    ActionSpec("file.new", "&New Project", "&File", "projects.new_project", "new", "Ctrl+N", "Start a new storyboard",
+               toolbar=True, target=STUDIO),
+    ActionSpec("file.open", "&Open Project…", "&File", "projects.open_project", "open", "Ctrl+O",
+               "Open a saved project", toolbar=True, target=STUDIO),
+    ActionSpec("file.save", "&Save", "&File", "projects.save", "save", "Ctrl+S", "Save the project", toolbar=True,
+               target=STUDIO),
+    ActionSpec("file.save_as", "Save &As…", "&File", "projects.save_as", None, "Ctrl+Shift+S",
+               "Save the project under a new name", target=STUDIO),
+    ActionSpec("file.export", "&Export Video…", "&File", "export_video", "export", "Ctrl+E",
+               "Write the storyboard's active takes to an mp4", group_start=True, toolbar=True, target=STUDIO),
     ActionSpec("file.quit", "&Quit", "&File", "close", None, "Ctrl+Q", "Close MAGI Studio", group_start=True,
                role=QAction.MenuRole.QuitRole),
     # Edit — every edit is a document command on the undo stack (magi_studio.undo); the timeline does them.
@@ -95,11 +107,15 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Keep the selected chunk's seed when it is regenerated"),
     ActionSpec("edit.new_seed", "New S&eed", "&Edit", "timeline.new_seed", None, "Ctrl+Shift+E",
                "Give the selected chunk a new random seed"),
-    ActionSpec("edit.settings", "&Settings…", "&Edit", None, "settings", "Ctrl+,", "Model, device and generation "
-               "settings", group_start=True, role=QAction.MenuRole.PreferencesRole),
+    ActionSpec("edit.settings", "&Settings…", "&Edit", "show_settings", "settings", "Ctrl+,", "Model, device and "
+               "generation settings", group_start=True, role=QAction.MenuRole.PreferencesRole, target=STUDIO),
     # Generate
     ActionSpec("generate.run", "&Generate", "&Generate", "generate_storyboard", "generate", "Ctrl+Return",
                "Generate the chunks that have no frames yet", toolbar=True, group_start=True, primary=True),
+    ActionSpec("generate.shot", "Generate S&hot", "&Generate", "timeline.request_generate_shot", None,
+               "Ctrl+Shift+Return", "Generate the selected shot's chunks that have no frames yet"),
+    ActionSpec("generate.from", "Generate &From Chunk", "&Generate", "timeline.request_generate_from", None, "Ctrl+G",
+               "Keep the chunks before the selected one; generate it and the rest of its shot"),
     ActionSpec("generate.regenerate", "&Regenerate From Chunk", "&Generate", "timeline.request_regenerate",
                "regenerate", "Ctrl+R",
                "Keep the chunks before the selected one, make it and the rest again as a new take"),
@@ -141,16 +157,52 @@ ACTIONS: tuple[ActionSpec, ...] = (
 )
 
 
+#: Keys that belong to one widget, not to an action: (where, what, keys), listed in Help > Keyboard Shortcuts.
+CONTEXT_KEYS: tuple[tuple[str, str, str], ...] = (
+    ("Storyboard", "Select previous / next chunk", "Left / Right"),
+    ("Storyboard", "Select first / last chunk", "Home / End"),
+    ("Storyboard", "Edit the selected chunk's prompt", "Return"),
+    ("Storyboard", "Delete the selected chunk", "Backspace"),
+    ("Storyboard", "Leave a prompt or seed field", "Esc"),
+    ("Storyboard", "Seed one up / down (in a seed field)", "Up / Down"),
+    ("Scrub bar", "One chunk back / forward", "PgUp / PgDown"),
+    ("Takes", "Make the selected take active", "Return"),
+)
+
+
 class ActionSet:
     """The QActions built from ACTIONS for one host window, by id."""
 
     def __init__(self, host: QObject, specs: tuple[ActionSpec, ...] = ACTIONS) -> None:
         self.specs = specs
         self._actions: dict[str, QAction] = {}
+        self._bound: set[str] = set()
         for spec in specs:
             if spec.id in self._actions:
                 raise ValueError(f"action id {spec.id!r} is declared twice")
             self._actions[spec.id] = self._build(host, spec)
+        self.bind(WINDOW, host)
+
+    def bind(self, target: str, obj: QObject) -> None:
+        """Connect the actions whose handlers live on `target` to `obj` and enable them (once per target)."""
+        if target in self._bound:
+            raise ValueError(f"actions of {target!r} are bound already")
+        self._bound.add(target)
+        for spec in self.specs:
+            if spec.target == target and spec.handler is not None:
+                self._connect(self._actions[spec.id], spec, obj)
+
+    def is_bound(self, target: str) -> bool:
+        return target in self._bound
+
+    @staticmethod
+    def _connect(action: QAction, spec: ActionSpec, obj: QObject) -> None:
+        handler = operator.attrgetter(spec.handler)(obj)  # AttributeError: a declaration is stale
+        if spec.checkable:
+            action.toggled.connect(handler)
+        else:
+            action.triggered.connect(lambda checked=False, call=handler: call())
+        action.setEnabled(True)
 
     @staticmethod
     def _build(host: QObject, spec: ActionSpec) -> QAction:
@@ -168,14 +220,7 @@ class ActionSet:
         action.setStatusTip(tip)
         action.setMenuRole(spec.role)
         action.setCheckable(spec.checkable)
-        if spec.handler is None:
-            action.setEnabled(False)
-        else:
-            handler = operator.attrgetter(spec.handler)(host)  # AttributeError: a declaration is stale
-            if spec.checkable:
-                action.toggled.connect(handler)
-            else:
-                action.triggered.connect(lambda checked=False, call=handler: call())
+        action.setEnabled(False)  # until its target is bound
         return action
 
     def __getitem__(self, action_id: str) -> QAction:
@@ -213,10 +258,11 @@ class ActionSet:
                     button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
 
     def shortcut_rows(self) -> list[tuple[str, str, str]]:
-        """(menu, command, shortcut text) for every action that has a shortcut, in menu order."""
+        """(menu, command, shortcut text) for every action that has a shortcut, in menu order, then the
+        keys of single widgets (CONTEXT_KEYS)."""
         rows = []
         for spec in self.specs:
             keys = spec.key_sequence().toString(QKeySequence.SequenceFormat.NativeText)
             if keys:
                 rows.append((spec.menu.replace("&", ""), spec.plain_text(), keys))
-        return rows
+        return rows + list(CONTEXT_KEYS)

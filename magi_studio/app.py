@@ -1,9 +1,11 @@
 """Starting the desktop app: `magi-studio [PROJECT]` → run_app(argv).
 
 The QApplication gets its names (which also place the settings file), the theme, the bundled font
-and the icon; then the main window runs on qasync's event loop, so asyncio work (hub downloads with
-progress, file work) shares Qt's loop instead of needing a thread of its own. run_app returns once
-the main window has closed and the engine thread has stopped.
+and the icon; then magi_studio.studio.Studio builds the window, the engine thread and the
+controllers, opens PROJECT (or offers crashed untitled work, or starts a new project), and the main
+window runs on qasync's event loop, so asyncio work (hub downloads with progress, file work) shares
+Qt's loop instead of needing a thread of its own. run_app returns once the main window has closed
+(after the unsaved-changes question) and the engine thread has stopped.
 """
 
 from __future__ import annotations
@@ -69,17 +71,13 @@ def run_app(argv: list[str]) -> int:
     args = parse_app_args(app.arguments()[1:] if created else argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from magi_studio.main_window import MainWindow  # imports the engine (torch): after the app exists
+    from magi_studio.studio import Studio  # imports the engine (torch): after the app exists
 
     settings = Settings()
     apply_hub_offline(settings)
-    window = MainWindow(settings)
-    if args.project is not None:
-        # Projects open once the document model lands; say so instead of pretending.
-        window.statusBar().showMessage(f"Opening projects is not available in this build yet: {args.project}",
-                                       15_000)
+    studio = Studio(settings)
+    studio.start(args.project)  # PROJECT, else crashed untitled work is offered, else a new project
     try:
-        return int(qasync.run(_run_until_closed(window)) or 0)
+        return int(qasync.run(_run_until_closed(studio.window)) or 0)
     finally:
-        window.worker.shutdown()  # idempotent: closeEvent has normally done it already
-        window.deleteLater()
+        studio.dispose()  # idempotent: autosaves written, engine thread stopped, window deleted

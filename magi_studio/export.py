@@ -80,12 +80,14 @@ def export_video(project: Project, store, output: str | os.PathLike, *,
                  chunk_range: tuple[int, int] | None = None, scale: float | tuple[int, int] | None = None,
                  crf: int = 18, preset: str = "medium",
                  progress: Callable[[int, int], Any] | None = None,
-                 cancel: Callable[[], bool] | Any | None = None) -> ExportResult | None:
+                 cancel: Callable[[], bool] | Any | None = None,
+                 project_name: str | None = None) -> ExportResult | None:
     """Write the chunks' active results to `output`; None when cancelled (then nothing is written).
 
     Empty chunks cannot be exported (ExportError naming them); stale chunks are exported as they are,
     since the user was told by `pending_chunks`. `progress(frames_written, total_frames)`; `cancel` is a
-    callable or an object with is_set(), checked before every frame.
+    callable or an object with is_set(), checked before every frame. `project_name` is what the sidecar
+    calls the project (default: the bundle's folder name; an untitled project's is a scratch folder's).
     """
     output = Path(output)
     refs = selected_chunks(project, chunk_range)
@@ -125,7 +127,8 @@ def export_video(project: Project, store, output: str | os.PathLike, *,
         info = writer.close()
     sidecar = sidecar_path(output)
     _write_sidecar(sidecar, {
-        "format": SIDECAR_FORMAT, "version": 1, "video": output.name, "project": store.path.name,
+        "format": SIDECAR_FORMAT, "version": 1, "video": output.name,
+        "project": project_name or store.path.name,
         "fps": project.settings.fps, "width": info.width, "height": info.height, "frames": info.frames,
         "chunks": records})
     return ExportResult(info, output, sidecar)

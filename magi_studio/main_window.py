@@ -2,14 +2,16 @@
 and the undo history docked beside it, menus and toolbar from magi_studio.actions, the engine's status
 and progress, and the one place errors are shown.
 
-    window = MainWindow(settings)            # owns an EngineWorker, loads settings.model, opens an untitled project
-    window = MainWindow(settings, worker=w)  # tests/benchmarks: the caller owns and feeds `w`
+    window = MainWindow(settings, worker)    # the caller (magi_studio.studio.Studio, a test) owns `worker`
     window.set_document_session(session)     # the project controller: another project was made or opened
     window.attach_generation(generation)     # Generate, Regenerate from here, job states on the cards
-    job = window.worker.generate(request); window.preview_job(job)   # chunks appear in the player
+    window.close_guard = projects.close_project   # asked first when the window is closed; False keeps it open
+    job = window.worker.generate(request); window.preview_job(job)   # tests: an engine job in the player
 
-Everything that shows the project listens to one DocumentSession (magi_studio.undo): the timeline,
-the takes view, the history, the player (through PlayerSync) and the title's unsaved mark. Errors
+The window holds no project of its own: it shows the DocumentSession it is given (None: nothing open),
+and the Studio gives it the project controller's. Everything that shows the project listens to that
+one session (magi_studio.undo): the timeline, the takes view, the history, the player (through
+PlayerSync) and the title's unsaved mark. Errors
 from the engine (EngineWorker.failed) and from edits the user asked for (DocumentSession.errorOccurred,
 e.g. a dropped file that is not an image) reach one banner with the error's title and message.
 """
@@ -18,9 +20,9 @@ from __future__ import annotations
 
 import logging
 from html import escape
-from pathlib import Path
+from typing import Callable
 
-from PySide6.QtCore import QSize, QStandardPaths, Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
 from magi_studio.actions import ActionSet
@@ -52,6 +54,8 @@ GLYPH_ICONS = {"edit.insert_chunk": "insert-chunk", "edit.move_left": "move-left
                "edit.split_shot": "split", "edit.new_shot": "new-shot", "edit.rename_shot": "rename",
                "edit.lock_seed": "lock", "edit.new_seed": "dice", "view.storyboard": "storyboard",
                "view.history": "history"}
+#: A window at least this tall on first start shows the takes and the history one above the other.
+TALL_WINDOW = 950
 #: The timeline's own toolbar (None: a separator).
 TIMELINE_ACTIONS = ("edit.add_chunk", "edit.insert_chunk", "edit.duplicate_chunk", "edit.delete_chunk", None,
                     "edit.move_left", "edit.move_right", None, "edit.split_shot", "edit.new_shot", None,
@@ -61,38 +65,34 @@ EDIT_AVAILABILITY = {"edit.add_chunk": "add", "edit.insert_chunk": "chunk", "edi
                      "edit.delete_chunk": "delete", "edit.move_left": "move_left", "edit.move_right": "move_right",
                      "edit.split_shot": "split", "edit.new_shot": "document", "edit.rename_shot": "shot",
                      "edit.reference_image": "shot", "edit.lock_seed": "chunk", "edit.new_seed": "chunk",
-                     "generate.regenerate": "regenerate", "generate.takes": "shot"}
-
-
-def default_scratch_root() -> Path:
-    """Where untitled projects keep their generated chunks until saved: the app's local data folder."""
-    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)) / "Untitled"
+                     "generate.regenerate": "regenerate", "generate.from": "generate_from",
+                     "generate.shot": "generate_shot", "generate.takes": "shot"}
 
 
 class MainWindow(QMainWindow):
     #: Emitted from closeEvent once the window has agreed to close (the app's loop waits for it).
     closed = Signal()
 
-    def __init__(self, settings: Settings, worker: EngineWorker | None = None, parent: QWidget | None = None, *,
-                 session: DocumentSession | None = None, scratch_root: str | Path | None = None) -> None:
+    def __init__(self, settings: Settings, worker: EngineWorker, parent: QWidget | None = None, *,
+                 session: DocumentSession | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("MainWindow")
         self.settings = settings
-        self._owns_worker = worker is None
-        self.worker = worker if worker is not None else EngineWorker(self)
+        self.worker = worker
+        #: Asked when the window is about to close (the project's Save / Discard / Cancel); False keeps it open.
+        self.close_guard: Callable[[], bool] | None = None
         self._feeds: dict[int, GenerationFeed] = {}
         self._shortcuts_dialog: ShortcutsDialog | None = None
         self.session: DocumentSession | None = None
         #: The GenerationController, once attach_generation has wired it (None: nothing generates yet).
         self.generation = None
         self._session_connections: list = []
-        self._owned_session: DocumentSession | None = None
         self._docks_sized = False
 
         # Centre: banners and the take-preview bar above the player.
         self.player = PreviewPlayer()
         self.welcome = NoticeBanner()
-        self.welcome.dismissed.connect(self._on_welcome_dismissed)
+        self.welcome.dismissed.connect(lambda: setattr(self.settings, "welcome_dismissed", True))  # remembered
         self.error_banner = NoticeBanner()
         self.last_error: Exception | None = None
         self._error_job = 0  # the engine job whose error the banner shows (0: not an engine job's)
@@ -171,12 +171,8 @@ class MainWindow(QMainWindow):
             self._docks_sized = self.restoreState(self.settings.window_state)
         if not self.settings.welcome_dismissed:
             self.show_welcome()
-        if session is None:  # File > New's project until the project controller opens another
-            session = self._owned_session = DocumentSession.new_untitled(scratch_root or default_scratch_root(), self)
         self.set_document_session(session)
         self.player.setFocus(Qt.FocusReason.OtherFocusReason)  # the playback keys work from the start
-        if self._owns_worker:
-            self.worker.load_model(settings.model, settings.device, settings.dtype)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -203,19 +199,31 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._docks_sized:  # first start: room for the cards below, a readable take list beside
             self._docks_sized = True
-            self.tabifyDockWidget(self.takes_dock, self.history_dock)
-            self.takes_dock.raise_()
+            if self.height() >= TALL_WINDOW:  # room for both: the history below the takes, not behind them
+                self.splitDockWidget(self.takes_dock, self.history_dock, Qt.Orientation.Vertical)
+                column = self.height() - self.timeline.sizeHint().height()
+                self.resizeDocks([self.takes_dock, self.history_dock], [column * 3 // 5, column * 2 // 5],
+                                 Qt.Orientation.Vertical)
+            else:
+                self.tabifyDockWidget(self.takes_dock, self.history_dock)
+                self.takes_dock.raise_()
             self.resizeDocks([self.timeline_dock], [self.timeline.sizeHint().height()], Qt.Orientation.Vertical)
             self.resizeDocks([self.takes_dock], [max(300, min(400, self.width() // 4))], Qt.Orientation.Horizontal)
 
     # The document -----------------------------------------------------------------------------
-    def set_document_session(self, session: DocumentSession) -> None:
-        """Show `session`'s project everywhere: timeline, takes, history, player, title, actions."""
+    def set_document_session(self, session: DocumentSession | None) -> None:
+        """Show `session`'s project everywhere: timeline, takes, history, player, title, actions (None: none)."""
         for signal, slot in self._session_connections:
             signal.disconnect(slot)
-        previous, self.session = self.session, session
+        self._session_connections = []
+        self.session = session
         for view in (self.timeline, self.takes_view, self.history_view, self.preview_bar, self.player_sync):
             view.set_session(session)
+        if session is None:
+            self._update_title()
+            self._sync_undo_actions()
+            self.refresh_actions()
+            return
         stack = session.undo_stack
         self._session_connections = [
             (session.errorOccurred, self.report_error), (session.dirtyChanged, self._update_title),
@@ -224,9 +232,6 @@ class MainWindow(QMainWindow):
             (stack.undoTextChanged, self._sync_undo_actions), (stack.redoTextChanged, self._sync_undo_actions)]
         for signal, slot in self._session_connections:
             signal.connect(slot)
-        if previous is not None and previous is self._owned_session and previous is not session:
-            previous.close()  # the untitled project made at start; the project controller closes its own
-            self._owned_session = None
         self._update_title()
         self._sync_undo_actions()
         self.refresh_actions()
@@ -267,7 +272,9 @@ class MainWindow(QMainWindow):
         generation.errorReported.connect(self.report_error)
         generation.busyShotsChanged.connect(self._on_busy_shots)
         generation.generatingChanged.connect(lambda running: self._on_engine_state(self.worker.state.value))
+        generation.resultFrames.connect(self.player_sync.remember_frames)  # no decoding on the GUI thread
         self.timeline.regenerateRequested.connect(self._regenerate_from)
+        self.timeline.generateFromRequested.connect(self._generate_from)
         self.timeline.generateShotRequested.connect(generation.generate_shot)
         self.refresh_actions()
         self._sync_undo_actions()
@@ -277,9 +284,12 @@ class MainWindow(QMainWindow):
         if self.generation is not None:
             self.generation.generate_storyboard()
 
+    # The timeline names chunks by id; the controller counts them by their index in the shot.
     def _regenerate_from(self, shot_id: str, chunk_id: str) -> None:
-        shot = self.session.project.shot(shot_id)
-        self.generation.regenerate_from(shot_id, shot.chunk_index(chunk_id))
+        self.generation.regenerate_from(shot_id, self.session.project.shot(shot_id).chunk_index(chunk_id))
+
+    def _generate_from(self, shot_id: str, chunk_id: str) -> None:
+        self.generation.generate_from(shot_id, self.session.project.shot(shot_id).chunk_index(chunk_id))
 
     def _on_busy_shots(self, shot_ids: list) -> None:
         self.history_view.setEnabled(not shot_ids)  # clicking the history is an undo too
@@ -372,9 +382,6 @@ class MainWindow(QMainWindow):
     def show_welcome(self) -> None:
         self.welcome.show_notice(WELCOME_TITLE, WELCOME_BODY)
 
-    def _on_welcome_dismissed(self) -> None:
-        self.settings.welcome_dismissed = True
-
     def _sync_banner_area(self) -> None:
         self.banner_area.setVisible(not (self.welcome.isHidden() and self.error_banner.isHidden()))
 
@@ -385,14 +392,13 @@ class MainWindow(QMainWindow):
 
     # Closing ----------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
+        if self.close_guard is not None and not self.close_guard():
+            event.ignore()  # the user chose Cancel (or saving failed): keep working
+            return
         self.player.pause()
         self.settings.window_geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
-        if self._owns_worker:
-            self.worker.shutdown()  # stops within one denoising step; never leave the thread running
         if self._shortcuts_dialog is not None:
             self._shortcuts_dialog.close()
-        if self._owned_session is not None:
-            self._owned_session.close()  # an untitled project nothing was written to leaves no folder behind
         event.accept()
         self.closed.emit()

@@ -53,6 +53,10 @@ class GenerationController(QObject):
     progressChanged = Signal(object)
     #: (shot_id, chunk_id, result_id) after a finished chunk entered the document.
     chunkCommitted = Signal(str, str, str)
+    #: (result_id, frames uint8 [24, H, W, 3]) just before a finished chunk enters the document: the
+    #: frames the engine delivered, exactly those written, so the player need not decode the file again
+    #: on the GUI thread (PlayerSync.remember_frames).
+    resultFrames = Signal(str, object)
     #: ("finished" | "cancelled" | "failed") when a run is over and every finished chunk is committed.
     runEnded = Signal(str)
     #: (EngineError) problems that EngineWorker.failed does not report: planning, writing, committing.
@@ -334,13 +338,13 @@ class GenerationController(QObject):
                 job.broken = True
                 raise
 
-        self._tasks.submit(write, on_done=lambda result: self._commit(job, result),
+        self._tasks.submit(write, on_done=lambda result: self._commit(job, result, event),
                            on_error=lambda error: self._on_write_error(job, event.chunk, error))
         if (chunk_id := job.chunk_id(event.chunk)) is not None:
             self._states.set(job.plan.shot_id, chunk_id, DENOISING, 1.0)  # until it is committed
         self._emit_progress()
 
-    def _commit(self, job: RunningJob, result) -> None:
+    def _commit(self, job: RunningJob, result, event=None) -> None:
         if result is None or job.session is not self._session or job.session.document.project is not job.project:
             return  # an earlier write failed, or the project was closed: the files stay, unreferenced
         project = job.session.document.project
@@ -352,6 +356,8 @@ class GenerationController(QObject):
             self._fail_job(job, ProjectError(f"A generated chunk of {job.shot_name} could not be added: the shot "
                                              "or its take was removed while it was generating. Generation stopped."))
             return
+        if event is not None and event.frames is not None:
+            self.resultFrames.emit(result.id, event.frames[event.prefix_frames:])
         job.session.push(job.committer.command_for(project, result))
         self._states.set(job.plan.shot_id, result.chunk_id, IDLE)
         self.chunkCommitted.emit(job.plan.shot_id, result.chunk_id, result.id)

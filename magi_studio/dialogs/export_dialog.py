@@ -1,7 +1,7 @@
 """File > Export: the storyboard's active takes (or a shot, or a chunk range) to an mp4 with a sidecar JSON.
 
     dialog = ExportDialog(session.project, session.store, selected_shot_id=session.selected_shot_id,
-                          settings=settings, parent=window)
+                          settings=settings, name=session.display_name, parent=window)
     dialog.failed.connect(window.report_error)
     dialog.open()
 
@@ -99,7 +99,7 @@ class ExportDialog(QDialog):
     failed = Signal(object)
 
     def __init__(self, project: Project, store, *, selected_shot_id: str | None = None, settings=None,
-                 ask_pending: Callable[[QWidget, str], bool] = ask_about_pending,
+                 ask_pending: Callable[[QWidget, str], bool] = ask_about_pending, name: str | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ExportDialog")
@@ -115,7 +115,9 @@ class ExportDialog(QDialog):
         self._signals.advanced.connect(self._on_progress)
 
         folder = Path(settings.last_folder) if settings is not None and settings.last_folder else Path.home()
-        self.path_edit = QLineEdit(str(folder / f"{store.path.name.removesuffix('.magi')}.mp4"))
+        # The project's name as the user knows it ("Untitled", not the scratch bundle's folder name).
+        self.project_name = name or store.path.name.removesuffix(".magi")
+        self.path_edit = QLineEdit(str(folder / f"{self.project_name}.mp4"))
         browse = QPushButton("Browse…")
         browse.setAutoDefault(False)  # Return exports
         browse.clicked.connect(self._browse)
@@ -180,6 +182,8 @@ class ExportDialog(QDialog):
         self.buttons.accepted.connect(self.start_export)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 18, 18, 14)
+        layout.setSpacing(12)
         layout.addLayout(form)
         layout.addWidget(self.summary)
         layout.addWidget(self.message)
@@ -248,11 +252,11 @@ class ExportDialog(QDialog):
         scale = float(factor) if factor > 1 and smooth else None
         crf, token, progress = self.quality_combo.currentData(), CancelToken(), self._signals.advanced.emit
         fix_sidecar = project is not self.project
-        original = self.project
+        original, name = self.project, self.project_name
 
         def work():  # the export thread
             outcome = export_video(project, store, output, chunk_range=chunk_range, scale=scale, crf=crf,
-                                   progress=progress, cancel=token)
+                                   progress=progress, cancel=token, project_name=name)
             if outcome is not None and fix_sidecar:
                 restore_chunk_records(outcome.sidecar, original)
             return outcome

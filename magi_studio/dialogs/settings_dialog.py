@@ -48,6 +48,20 @@ class _DownloadSignals(QObject):
     progressed = Signal(int, int)
 
 
+class StatusLine(QLabel):
+    """A status label that takes no room while it has nothing to say (the dialog keeps its rhythm)."""
+
+    def __init__(self, object_name: str) -> None:
+        super().__init__()
+        self.setObjectName(object_name)
+        self.setWordWrap(True)
+        self.hide()
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setVisible(bool(text))
+
+
 class SettingsDialog(QDialog):
     #: After Apply stored the choices.
     applied = Signal()
@@ -76,9 +90,7 @@ class SettingsDialog(QDialog):
         self.folder_edit.setPlaceholderText("Folder with ckpt/magi/<variant>/inference_weight…")
         self.folder_button = QPushButton("Choose…")
         self.folder_button.clicked.connect(self._choose_folder)
-        self.folder_status = QLabel()
-        self.folder_status.setObjectName("FolderStatus")
-        self.folder_status.setWordWrap(True)
+        self.folder_status = StatusLine("FolderStatus")
         self.variant_table = QTableWidget(len(MAGI_VARIANTS), 4)
         self.variant_table.setHorizontalHeaderLabels(["Variant", "Memory needed", "This device", "Hub cache"])
         self.variant_table.verticalHeader().hide()
@@ -94,9 +106,7 @@ class SettingsDialog(QDialog):
         self.cancel_download_button.clicked.connect(self.cancel_download)
         self.download_bar = QProgressBar()
         self.download_bar.setRange(0, LOAD_BAR)
-        self.download_status = QLabel()
-        self.download_status.setObjectName("DownloadStatus")
-        self.download_status.setWordWrap(True)
+        self.download_status = StatusLine("DownloadStatus")
         self.offline_check = QCheckBox("Offline mode: never contact the Hugging Face hub (HF_HUB_OFFLINE)")
         self.offline_check.toggled.connect(lambda: self._fill_variants())
 
@@ -109,6 +119,7 @@ class SettingsDialog(QDialog):
         download_row.addWidget(self.cancel_download_button)
         model_box = QWidget()
         model_layout = QVBoxLayout(model_box)
+        model_layout.setContentsMargins(14, 14, 14, 14)
         for item in (self.mini_radio, self.folder_radio, folder_row, self.folder_status, self.hub_radio,
                      self.variant_table, download_row, self.download_status, self.offline_check):
             model_layout.addLayout(item) if isinstance(item, QHBoxLayout) else model_layout.addWidget(item)
@@ -151,6 +162,7 @@ class SettingsDialog(QDialog):
         guidance_row.addStretch(1)
         generation_box = QWidget()
         form = QFormLayout(generation_box)
+        form.setContentsMargins(14, 14, 14, 14)
         form.addRow("Device:", self.device_combo)
         form.addRow("Video size:", size_row)
         form.addRow("Denoising steps:", self.steps_combo)
@@ -166,9 +178,7 @@ class SettingsDialog(QDialog):
         self.load_bar = QProgressBar()
         self.load_bar.setRange(0, LOAD_BAR)
         self.load_bar.hide()
-        self.load_label = QLabel()
-        self.load_label.setObjectName("LoadStatus")
-        self.load_label.setWordWrap(True)
+        self.load_label = StatusLine("LoadStatus")
         for button in (self.folder_button, self.download_button, self.cancel_download_button):
             button.setAutoDefault(False)  # Return means OK
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Apply
@@ -182,6 +192,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(model_box, "Model")
         self.tabs.addTab(generation_box, "Generation")
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 18, 18, 14)  # as every dialog of the app (ShortcutsDialog, ExportDialog)
+        layout.setSpacing(12)
         layout.addWidget(self.tabs)
         layout.addWidget(self.load_bar)
         layout.addWidget(self.load_label)
@@ -380,6 +392,7 @@ class SettingsDialog(QDialog):
         report = describe_folder(self.folder_edit.text()) if self.folder_edit.text().strip() else None
         self.folder_status.setText(report.text if report else "")
         self.folder_status.setProperty("problem", bool(report and not report.ok))
+        self.folder_status.style().polish(self.folder_status)  # the style sheet colours a problem
         self._sync_enabled()  # the default size follows the folder's model
 
     def _choose_folder(self) -> None:

@@ -148,7 +148,9 @@ def reseed_for_regeneration(project: Project, shot_id: str, index: int,
     seed = chunk.seed
     while seed == chunk.seed:
         seed = (rng or random.Random()).randrange(2**31)
-    return SetSeed(shot_id, chunk.id, seed)
+    command = SetSeed(shot_id, chunk.id, seed)
+    command.text = f"New seed for {shot.name}, chunk {index + 1}"  # the history says why the seed changed
+    return command
 
 
 class ResultCommitter:
@@ -191,11 +193,15 @@ class ResultCommitter:
     def command_for(self, project: Project, result: ChunkResult) -> Command:
         """The command that puts a written result on its take (creating the take for the first one)."""
         plan = self.plan
+        shot = project.shot(plan.shot_id)
+        # The history names the chunk ("Generate Shot 1, chunk 3"), so a run's steps can be told apart.
+        text = f"Generate {shot.name}, chunk {shot.chunk_index(result.chunk_id) + 1}"
         commands: list[Command] = []
         if self.take_id is None:
-            shot = project.shot(plan.shot_id)
             self.take_id = new_id()
             first = None if plan.parent_take_id is None else plan.chunk_ids[0]
-            commands.append(AddTake(plan.shot_id, Take(self.take_id, next_take_name(shot), plan.parent_take_id, first)))
-        commands.append(CommitResult(plan.shot_id, self.take_id, result.chunk_id, result))
-        return commands[0] if len(commands) == 1 else MacroCommand(commands, "Generate chunk")
+            take = Take(self.take_id, next_take_name(shot), plan.parent_take_id, first)
+            commands.append(AddTake(plan.shot_id, take))
+            text += f" · {take.name}"
+        commands.append(CommitResult(plan.shot_id, self.take_id, result.chunk_id, result, text=text))
+        return commands[0] if len(commands) == 1 else MacroCommand(commands, text)

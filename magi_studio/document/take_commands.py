@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 
 from magi_studio.document.commands import Command
-from magi_studio.document.model import ChunkResult, Project, Take, children_of, take_boundary
-from magi_studio.document.observer import TakesChanged
+from magi_studio.document.model import ChunkResult, Project, Take, active_path, children_of, take_boundary
+from magi_studio.document.observer import ChunkChanged, TakesChanged
 
 
 class AddTake(Command):
@@ -43,8 +43,9 @@ class CommitResult(Command):
 
     text = "Generate chunk"
 
-    def __init__(self, shot_id: str, take_id: str, chunk_id: str, result: ChunkResult) -> None:
+    def __init__(self, shot_id: str, take_id: str, chunk_id: str, result: ChunkResult, text: str = "") -> None:
         self.shot_id, self.take_id, self.chunk_id, self.result = shot_id, take_id, chunk_id, result
+        self.text = text or self.text
         self._old_result_id: str | None = None
 
     def apply(self, project: Project) -> list:
@@ -88,22 +89,43 @@ class RenameTake(Command):
 
 
 class SetActiveTake(Command):
-    """Switch takes: the active path changes at once, nothing is generated."""
+    """Switch takes: the active path changes at once, nothing is generated.
+
+    Where the new path shows another result than the old one, the chunk takes back the seed that
+    result was made with (when its prompt is still the chunk's): Regenerate re-rolls a chunk's seed,
+    and the take made before it must come back done, not stale. An edited prompt stays edited, so
+    such a chunk stays stale. Undo puts the seeds back with the take.
+    """
 
     text = "Switch take"
 
     def __init__(self, shot_id: str, take_id: str) -> None:
         self.shot_id, self.take_id, self._old = shot_id, take_id, None
+        self._old_seeds: dict[str, int] = {}
 
     def apply(self, project: Project) -> list:
         shot = project.shot(self.shot_id)
         shot.take(self.take_id)  # raises for an unknown take
+        before = active_path(shot)
         self._old, shot.active_take_id = shot.active_take_id, self.take_id
-        return [TakesChanged(self.shot_id)]
+        self._old_seeds = {}
+        changes = [TakesChanged(self.shot_id)]
+        for chunk, old_id, new_id in zip(shot.chunks, before, active_path(shot)):
+            result = project.results.get(new_id) if new_id is not None and new_id != old_id else None
+            if result is not None and result.prompt == chunk.prompt and result.seed != chunk.seed:
+                self._old_seeds[chunk.id], chunk.seed = chunk.seed, result.seed
+                changes.append(ChunkChanged(self.shot_id, chunk.id))
+        return changes
 
     def revert(self, project: Project) -> list:
-        project.shot(self.shot_id).active_take_id = self._old
-        return [TakesChanged(self.shot_id)]
+        shot = project.shot(self.shot_id)
+        shot.active_take_id = self._old
+        changes = [TakesChanged(self.shot_id)]
+        for chunk in shot.chunks:
+            if chunk.id in self._old_seeds:
+                chunk.seed = self._old_seeds[chunk.id]
+                changes.append(ChunkChanged(self.shot_id, chunk.id))
+        return changes
 
 
 class DeleteTake(Command):

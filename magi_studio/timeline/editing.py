@@ -45,6 +45,8 @@ class TimelineEditing:
             "move_right": selected is not None and (index < len(shot.chunks) - 1 or position < len(project.shots) - 1),
             "split": selected is not None and index > 0,
             "regenerate": selected is not None and self.has_listeners(self.regenerateRequested),
+            "generate_from": selected is not None and self.has_listeners(self.generateFromRequested),
+            "generate_shot": shot is not None and self.has_listeners(self.generateShotRequested),
         }
 
     def _selected(self) -> tuple[str, str] | None:
@@ -175,6 +177,14 @@ class TimelineEditing:
         if selected is None or not self.has_listeners(self.regenerateRequested):
             return False
         self.regenerateRequested.emit(*selected)
+        return True
+
+    def request_generate_from(self) -> bool:
+        """Generate from the selected chunk on (its earlier chunks kept): emits generateFromRequested."""
+        selected = self._selected()
+        if selected is None or not self.has_listeners(self.generateFromRequested):
+            return False
+        self.generateFromRequested.emit(*selected)
         return True
 
     def request_generate_shot(self, shot_id: str | None = None) -> bool:

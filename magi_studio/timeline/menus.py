@@ -50,8 +50,11 @@ def card_menu(view, card) -> QMenu:
     _add(menu, "Regenerate From Here", view.request_regenerate, action_id="generate.regenerate",
          icon_=icon("regenerate"), enabled=view.has_listeners(view.regenerateRequested),
          tip="Keep the chunks before this one; make this one and the rest again as a new take")
-    _add(menu, f"Generate {shot.name}", lambda: view.request_generate_shot(shot.id), icon_=icon("generate"),
-         enabled=view.has_listeners(view.generateShotRequested))
+    _add(menu, "Generate From Here", view.request_generate_from, action_id="generate.from",
+         enabled=view.has_listeners(view.generateFromRequested),
+         tip="Keep the chunks before this one; generate this one and the rest of the shot")
+    _add(menu, f"Generate {shot.name}", lambda: view.request_generate_shot(shot.id), action_id="generate.shot",
+         icon_=icon("generate"), enabled=view.has_listeners(view.generateShotRequested))
     menu.addSeparator()
     _add(menu, "Add Chunk After", view.add_chunk, action_id="edit.add_chunk", icon_=icon("add-chunk"))
     _add(menu, "Insert Chunk Before", view.insert_chunk, action_id="edit.insert_chunk", icon_=glyph("insert-chunk"))
@@ -84,8 +87,8 @@ def shot_menu(view, group) -> QMenu:
         view.session.select(shot.id, shot.chunks[0].id if shot.chunks else "")
     menu = QMenu(view)
     menu.setObjectName("ShotMenu")
-    _add(menu, f"Generate {shot.name}", lambda: view.request_generate_shot(shot.id), icon_=icon("generate"),
-         enabled=view.has_listeners(view.generateShotRequested))
+    _add(menu, f"Generate {shot.name}", lambda: view.request_generate_shot(shot.id), action_id="generate.shot",
+         icon_=icon("generate"), enabled=view.has_listeners(view.generateShotRequested))
     _add(menu, "Takes…", lambda: view.takesRequested.emit(shot.id), action_id="generate.takes", icon_=icon("takes"),
          enabled=bool(shot.takes))
     menu.addSeparator()

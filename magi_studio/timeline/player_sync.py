@@ -104,7 +104,9 @@ class PlayerSync(QObject):
                 store.clear_chunk(position)
             shown[position] = result_id if frames is not None else None
         self._shown = shown
-        self._handed = {rid: f for rid, f in self._handed.items() if rid not in ids}
+        # Handed frames serve the refresh that commits their result; one that landed off the shown path
+        # (another take previewed meanwhile) is read from its file when it is shown: memory is not held.
+        self._handed = {rid: f for rid, f in self._handed.items() if rid not in project.results}
         if self.timeline is not None:  # no playhead over the cards while there is nothing to play
             self._show_playhead()
         if not self.player.is_playing():  # a chunk selected before it had frames: the playhead goes there now

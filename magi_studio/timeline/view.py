@@ -35,6 +35,8 @@ class TimelineView(QWidget, TimelineEditing):
     regenerateRequested = Signal(str, str)
     #: (shot id): "Generate shot".
     generateShotRequested = Signal(str)
+    #: (shot id, chunk id): "Generate from here" — keep the chunks before it, generate it and the rest.
+    generateFromRequested = Signal(str, str)
     #: (shot id): the take chip was clicked: show that shot's takes.
     takesRequested = Signal(str)
 

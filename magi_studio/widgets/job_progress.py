@@ -1,8 +1,13 @@
 """JobProgress: the status bar's progress for the engine's current job, with a cancel button.
 
 Generation shows "Chunk i/n · step s/S · elapsed · about T left" over a bar of denoising steps;
-loading shows the engine's message and fraction. Fed only by EngineWorker signals; the cancel button
+loading shows the engine's message and fraction. Fed by EngineWorker signals; the cancel button
 calls worker.cancel(job). After a job ends its outcome stays visible for a few seconds.
+
+`follow_run(generation)` hands generation to a GenerationController: a run of Generate may span
+several shots, one engine job each (and a model load first), so while it runs the widget shows the
+run's GenerationProgress ("Shot 2 · chunk 4/9 · step 3/32 · 0:05 · about 0:07 left") over a bar of
+the whole run, Cancel stops the whole run, and the outcome is the run's, not its last job's.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ class JobProgress(QWidget):
         self._elapsed = QElapsedTimer()
         self._eta_s: float | None = None
         self._load_message = ""
+        self._run = None  # the GenerationController whose runs are shown (follow_run)
+        self._run_active = False
+        self._run_chunks = 0
+        self._run_clock = QElapsedTimer()
 
         self.label = QLabel()
         self.label.setObjectName("JobProgressText")
@@ -84,14 +93,76 @@ class JobProgress(QWidget):
     def text(self) -> str:
         return self.label.text()
 
+    def follow_run(self, generation) -> None:
+        """Show `generation`'s runs (GenerationController) instead of their single engine jobs."""
+        self._run = generation
+        generation.generatingChanged.connect(self._on_run_active)
+        generation.progressChanged.connect(self._on_run_progress)
+        generation.chunkCommitted.connect(self._on_run_chunk)
+        generation.runEnded.connect(self._on_run_ended)
+
     def cancel(self) -> None:
-        if self.job_id is not None:
+        if self._run_active:
+            self._run.cancel()
+            self.cancel_button.setEnabled(False)
+            self.label.setText("Stopping after this step…")
+        elif self.job_id is not None:
             self._worker.cancel(self.job_id)
             self.cancel_button.setEnabled(False)
             self.label.setText("Stopping after this step…")
 
+    # A GenerationController's run -------------------------------------------------------------
+    def _on_run_active(self, running: bool) -> None:
+        if not running:
+            return  # runEnded says how it ended
+        self._run_active, self._run_chunks = True, 0
+        self._run_clock.start()
+        self._ticker.stop()  # the run's progress brings its own elapsed time
+        self._hide_timer.stop()
+        self.bar.setRange(0, 0)  # busy while the model loads and the first shot is planned
+        self.bar.show()
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.show()
+        self.label.setText("Preparing…")
+        self.show()
+
+    def _on_run_progress(self, progress) -> None:
+        if not self._run_active:
+            return
+        self.bar.setRange(0, BAR_RESOLUTION)
+        if progress.eta_s is not None and progress.elapsed_s > 0:  # done / total, partial chunks included
+            fraction = progress.elapsed_s / (progress.elapsed_s + progress.eta_s)
+        else:
+            fraction = (progress.chunk - 1) / max(1, progress.chunks)
+        self.bar.setValue(round(fraction * BAR_RESOLUTION))
+        if self.cancel_button.isEnabled():  # "Stopping…" stays until the run has ended
+            self.label.setText(progress.text())
+
+    def _on_run_chunk(self, *_ids) -> None:
+        self._run_chunks += int(self._run_active)
+
+    def _on_run_ended(self, outcome: str) -> None:
+        if not self._run_active:
+            return
+        self._run_active = False
+        n, elapsed = self._run_chunks, clock_text(self._run_clock.elapsed() / 1000)
+        chunks = f"{n} chunk{'s' * (n != 1)}"
+        if outcome == "finished":
+            self._end(f"Generated {chunks} in {elapsed}" if n else "Nothing left to generate")
+        elif outcome == "cancelled":
+            self._end(f"Stopped — {n} finished chunk{'s' * (n != 1)} kept", completed=False)
+        else:
+            self._end("Generation stopped — see the message above", completed=False)
+
+    def _in_run(self, job_id: int) -> bool:
+        # The run's own engine jobs are shown as the run; a model load it waits for is shown as itself.
+        return self._run_active and job_id == self.job_id and self._kind == "generate"
+
     # Worker signals ---------------------------------------------------------------------------
     def _on_job_started(self, job_id: int, kind: str) -> None:
+        if self._run_active and kind == "generate":
+            self.job_id, self._kind = job_id, kind
+            return
         self.job_id, self._kind = job_id, kind
         self._chunks, self._done_chunks, self._step, self._total_steps = (), 0, 0, 0
         self._current_chunk, self._eta_s, self._load_message = None, None, ""
@@ -113,6 +184,8 @@ class JobProgress(QWidget):
             self._render()
 
     def _on_generation_started(self, job_id: int, event) -> None:
+        if self._in_run(job_id):
+            return
         if job_id == self.job_id:
             self._chunks, self._total_steps = tuple(event.chunks), event.total_steps
             self.bar.setRange(0, max(1, event.total_steps))
@@ -120,6 +193,8 @@ class JobProgress(QWidget):
             self._render()
 
     def _on_step(self, job_id: int, event) -> None:
+        if self._in_run(job_id):
+            return
         if job_id != self.job_id:
             return
         self._step, self._total_steps = event.step, event.total_steps
@@ -131,26 +206,37 @@ class JobProgress(QWidget):
         self._render()
 
     def _on_chunk_finished(self, job_id: int, event) -> None:
+        if self._in_run(job_id):
+            return
         if job_id == self.job_id:
             self._done_chunks += 1
             self._render()
 
     def _on_finished(self, job_id: int, event) -> None:
+        if self._in_run(job_id):
+            return
         if job_id == self.job_id:
             n = len(event.chunks)
             self._end(f"Generated {n} chunk{'s' * (n != 1)} in {clock_text(event.elapsed_s)}")
 
     def _on_model_loaded(self, job_id: int, info) -> None:
-        if job_id == self.job_id:
+        if job_id == self.job_id and self._run_active:  # the run goes on with this model
+            self.label.setText(f"Loaded {info.label} · preparing…")
+            self.bar.setRange(0, 0)
+        elif job_id == self.job_id:
             self._end(f"Loaded {info.label}")
 
     def _on_cancelled(self, job_id: int, event) -> None:
+        if self._in_run(job_id):
+            return
         if job_id == self.job_id:
             kept = len(event.finished_chunks)
             detail = f" — {kept} finished chunk{'s' * (kept != 1)} kept" if self._kind == "generate" else ""
             self._end(f"Stopped{detail}", completed=False)
 
     def _on_failed(self, job_id: int, error) -> None:
+        if self._in_run(job_id):
+            return
         if job_id == self.job_id:
             self._end(f"{getattr(error, 'title', 'Engine error')} — see the message above", completed=False)
 
@@ -167,7 +253,7 @@ class JobProgress(QWidget):
 
     # Text -------------------------------------------------------------------------------------
     def _render(self) -> None:
-        if self.job_id is None:
+        if self.job_id is None or self._in_run(self.job_id):
             return
         elapsed = clock_text(self._elapsed.elapsed() / 1000)
         if self._kind == "load":

@@ -1,10 +1,13 @@
 """Qt fixtures for the studio's tests.
 
 * `isolated_settings` (autouse): every test gets fresh settings in its own temporary folder — QSettings'
-  INI path is redirected and the organisation renamed — so no test reads or writes the user's file.
+  INI path is redirected and the organisation renamed — so no test reads or writes the user's file; the
+  data and cache folders (XDG_DATA_HOME, XDG_CACHE_HOME: untitled projects' scratch bundles) move there too.
 * `tiny_session`: a Session over the tiny random model of the real classes (64x64, milliseconds/chunk).
 * `engine_worker`: an EngineWorker whose thread is always shut down (and checked) after the test.
 * `no_leaked_windows`: fails a test that leaves top-level widgets behind.
+* `make_studio`: the wired app (magi_studio.studio.Studio) with FakePrompts and a temporary scratch folder,
+  shown; disposed afterwards (unsaved work discarded), its engine thread checked stopped, no window leaked.
 * `PausingSession`: wraps a Session so a test can hold the engine thread at a chosen event
   (deterministic cancel/supersede tests) and see what the engine yielded after a cancel.
 """
@@ -21,8 +24,10 @@ from magi_studio.settings import Settings
 
 
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path_factory) -> Settings:
+def isolated_settings(tmp_path_factory, monkeypatch) -> Settings:
     folder = tmp_path_factory.mktemp("settings")
+    monkeypatch.setenv("XDG_DATA_HOME", str(folder / "data"))  # QStandardPaths reads these at each call
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder / "cache"))
     organization = QCoreApplication.organizationName()
     for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
         for fmt in (QSettings.Format.IniFormat, QSettings.Format.NativeFormat):
@@ -122,3 +127,35 @@ def pausing_session_factory(tiny_session, engine_worker):
     yield make
     for session in made:  # never leave the engine thread waiting on a failed test
         session.resume()
+
+
+@pytest.fixture
+def make_studio(qtbot, no_leaked_windows, isolated_settings, tmp_path):
+    """make_studio(path=None, *, worker=None, start=True, **kwargs) -> a shown Studio on FakePrompts."""
+    from PySide6.QtWidgets import QApplication
+
+    from magi_studio.dialogs.project_prompts import DISCARD
+    from magi_studio.studio import Studio
+    from tests.magi_studio.prompts import FakePrompts
+
+    made = []
+
+    def make(path=None, *, worker=None, start: bool = True, **kwargs):
+        kwargs.setdefault("prompts", FakePrompts())
+        kwargs.setdefault("scratch_root", tmp_path / "scratch")
+        studio = Studio(isolated_settings, worker=worker, **kwargs)
+        made.append(studio)
+        if start:
+            studio.start(path)
+        studio.window.show()
+        qtbot.waitExposed(studio.window)
+        studio.window.activateWindow()  # the window's shortcuts answer only in the active window
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is studio.window, timeout=5000)
+        return studio
+
+    yield make
+    for studio in made:
+        studio.projects.prompts.unsaved = DISCARD  # a failed test may leave edits: never block on the prompt
+        studio.dispose()
+        assert not studio.window.isVisible()
+        assert not (studio._owns_worker and studio.worker.is_running())  # its own engine thread has stopped

@@ -1,5 +1,8 @@
 """The main window offscreen: opens and closes cleanly, actions declared once and rendered, shortcuts
-dialog, welcome banner, progress widget and player fed by a real (tiny) generation, the error banner."""
+dialog, welcome banner, progress widget and player fed by a real (tiny) generation, the error banner.
+
+The bare window is tested here, on a session and a worker the test owns; the wired app (controllers,
+project actions, close prompt) is tested through magi_studio.studio.Studio in test_studio.py."""
 
 from __future__ import annotations
 
@@ -9,22 +12,25 @@ from PySide6.QtWidgets import QApplication
 
 from engine.events import ChunkFinished
 from engine.requests import ChunkSpec, GenerationRequest
-from magi_studio.actions import ACTIONS, MENUS
+from magi_studio.actions import ACTIONS, CONTEXT_KEYS, MENUS, WINDOW
 from magi_studio.engine_worker import EngineState
 from magi_studio.main_window import MainWindow
 from magi_studio.player import ChunkState
 from magi_studio.settings import Settings
+from magi_studio.undo import DocumentSession
 
 
 @pytest.fixture
 def window(qtbot, no_leaked_windows, isolated_settings, engine_worker, tmp_path):
-    """A shown MainWindow on the test's worker; closed, deleted and checked for leaks afterwards."""
-    win = MainWindow(isolated_settings, worker=engine_worker, scratch_root=tmp_path / "scratch")
+    """A shown MainWindow on the test's worker and an untitled session; closed, deleted and checked for leaks."""
+    session = DocumentSession.new_untitled(tmp_path / "scratch")
+    win = MainWindow(isolated_settings, engine_worker, session=session)
     win.show()
     qtbot.waitExposed(win)
     yield win
     win.close()
     win.deleteLater()
+    session.close()
 
 
 def ready(qtbot, window, session) -> None:
@@ -47,16 +53,10 @@ def test_window_opens_and_closes_offscreen(qtbot, window):
     assert window.worker.is_running()  # the caller's worker: the window does not stop it
 
 
-def test_a_window_that_owns_its_worker_stops_it_on_close(qtbot, no_leaked_windows, isolated_settings):
-    isolated_settings.model = "/no/such/model"  # the window loads it at once: fails fast, shown in the banner
-    win = MainWindow(isolated_settings)
-    win.show()
-    qtbot.waitUntil(lambda: win.error_banner.isVisible(), timeout=5000)
-    assert win.error_banner.title.text() == "Checkpoint problem"
-    assert "No model loaded" in win.engine_status.text()
-    worker = win.worker
-    win.close()
-    assert not worker.is_running()
+def test_a_window_without_a_session_shows_no_project(qtbot, no_leaked_windows, isolated_settings, engine_worker):
+    win = MainWindow(isolated_settings, engine_worker)
+    assert win.session is None and win.windowTitle() == "MAGI Studio" and win.timeline.cards() == []
+    assert not win.action_set["edit.add_chunk"].isEnabled() and not win.action_set["generate.run"].isEnabled()
     win.deleteLater()
 
 
@@ -70,7 +70,7 @@ def test_menus_and_toolbar_are_rendered_from_the_declarations(window):
     for spec in ACTIONS:
         action = window.action_set[spec.id]
         assert action.shortcut().toString() == spec.key_sequence().toString()
-        if spec.handler is None:  # waits for the document model: disabled, not faked
+        if spec.target != WINDOW:  # waits for the Studio to bind its handlers: disabled, not faked
             assert not action.isEnabled(), spec.id
     assert not window.action_set["generate.cancel"].isEnabled()  # nothing to stop
     assert not window.action_set["playback.play"].isEnabled()  # nothing to play yet
@@ -89,7 +89,8 @@ def test_shortcuts_dialog_lists_every_declared_shortcut(qtbot, window):
     qtbot.waitExposed(dialog)
     shown = dialog.shortcut_texts()
     assert shown["Play / Pause"] == "Space" and shown["Keyboard Shortcuts"] == "F1"
-    assert len(shown) == sum(1 for spec in ACTIONS if spec.shortcut is not None)
+    assert shown["Select previous / next chunk"] == "Left / Right"  # a widget's own keys are listed too
+    assert dialog.table.rowCount() == sum(1 for spec in ACTIONS if spec.shortcut is not None) + len(CONTEXT_KEYS)
     dialog.close()  # deletes itself
 
 
@@ -98,7 +99,7 @@ def test_welcome_banner_is_dismissible_and_remembered(qtbot, window, isolated_se
     qtbot.mouseClick(window.welcome.close_button, Qt.MouseButton.LeftButton)
     assert not window.welcome.isVisible() and isolated_settings.welcome_dismissed
     assert not window.banner_area.isVisible()  # no empty strip left above the player
-    second = MainWindow(Settings(), worker=window.worker, scratch_root=tmp_path / "scratch")
+    second = MainWindow(Settings(), window.worker)
     assert not second.welcome.isVisibleTo(second)
     second.deleteLater()
     window.action_set["help.welcome"].trigger()

@@ -104,8 +104,11 @@ def test_a_chunk_is_committed_and_shown_while_later_chunks_are_still_generating(
     assert chunk_states(s.session.project, s.shot.id) == [ChunkState.DONE] * 4
     assert [s.frames.state(i) for i in range(4)] == [PlayerState.FRAMES] * 4
     assert s.recorder.busy == [[s.shot.id], []] and not s.controller.is_busy(s.shot.id)
-    assert s.session.undo_stack.count() >= 4 + 4  # the edits, then one "Generate chunk" per chunk
-    assert s.session.undo_stack.text(s.session.undo_stack.count() - 1) == "Generate chunk"
+    assert s.session.undo_stack.count() >= 4 + 4  # the edits, then one "Generate …, chunk i" per chunk
+    stack = s.session.undo_stack
+    named = [stack.text(i) for i in range(stack.count()) if stack.text(i).startswith("Generate ")]
+    assert named == [f"Generate {s.shot.name}, chunk 1 · Take 1"] + [f"Generate {s.shot.name}, chunk {i}"
+                                                                     for i in (2, 3, 4)]
 
 
 def test_job_states_and_progress_reach_the_views(qtbot, studio):

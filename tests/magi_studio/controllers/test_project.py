@@ -17,34 +17,7 @@ from magi_studio.document.commands import SetPrompt
 from magi_studio.document.model import active_path, storyboard_states
 from magi_studio.document.store import AUTOSAVE, MANIFEST, open_project
 from tests.magi_studio.document.fakes import fake_generate, rich_project
-
-
-class FakePrompts:
-    """Answers the controller's questions as the test says, and remembers what was asked."""
-
-    def __init__(self) -> None:
-        self.unsaved, self.recover, self.replace = CANCEL, RECOVER, True
-        self.open_answer = self.save_answer = None
-        self.asked: list[tuple[str, str]] = []
-
-    def unsaved_changes(self, name: str) -> str:
-        self.asked.append(("unsaved", name))
-        return self.unsaved
-
-    def offer_recovery(self, name: str, autosaved_at: str) -> str:
-        self.asked.append(("recover", name))
-        return self.recover
-
-    def confirm_replace(self, path) -> bool:
-        self.asked.append(("replace", str(path)))
-        return self.replace
-
-    def open_path(self, folder: str):
-        return self.open_answer
-
-    def save_path(self, suggested: str):
-        self.asked.append(("save_path", suggested))
-        return self.save_answer
+from tests.magi_studio.prompts import FakePrompts
 
 
 @pytest.fixture

@@ -159,9 +159,10 @@ def test_apply_reloads_the_model_and_shows_its_progress(qtbot, isolated_settings
 
 def test_folders_are_checked_with_a_clear_message(qtbot, isolated_settings, tmp_path, hub_cache):
     dialog = open_dialog(qtbot, isolated_settings)
+    assert dialog.folder_status.isHidden() and dialog.load_label.isHidden()  # nothing to say: no empty gap
     click(qtbot, dialog.folder_radio)
     dialog.folder_edit.setText(str(tmp_path / "nothing"))
-    assert "does not exist" in dialog.folder_status.text()
+    assert "does not exist" in dialog.folder_status.text() and dialog.folder_status.isVisible()
     (tmp_path / "empty").mkdir()
     dialog.folder_edit.setText(str(tmp_path / "empty"))
     assert dialog.folder_status.text().startswith(f"No MAGI-1 weights found in {tmp_path / 'empty'}")

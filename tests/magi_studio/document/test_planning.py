@@ -196,3 +196,25 @@ def test_project_settings_override_the_models_sampling(session):
     assert sampling_for(ProjectSettings(), default) == default
     sampling = sampling_for(ProjectSettings(steps=8, window=2, guidance_scale=3.0), default)
     assert (sampling.num_steps, sampling.window, max(sampling.guidance.text_scales)) == (8, 2, 3.0)
+
+
+def test_switching_back_to_the_take_before_a_regeneration_brings_its_seeds_back(setup):
+    project, store, history = setup
+    shot = project.shots[0]
+    fake_generate(project, store, shot.id, history=history)
+    old_take, old_path, old_seeds = shot.active_take_id, active_path(shot), [c.seed for c in shot.chunks]
+    history.push(reseed_for_regeneration(project, shot.id, 1, random.Random(5)))  # what Regenerate does first
+    fake_generate(project, store, shot.id, 1, history=history)
+    new_seeds = [c.seed for c in shot.chunks]
+    assert new_seeds[1] != old_seeds[1] and chunk_states(project, shot.id) == [ChunkState.DONE] * 3
+
+    history.push(SetActiveTake(shot.id, old_take))
+    assert active_path(shot) == old_path and [c.seed for c in shot.chunks] == old_seeds
+    assert chunk_states(project, shot.id) == [ChunkState.DONE] * 3  # done as it was made, not stale
+    history.undo()
+    assert [c.seed for c in shot.chunks] == new_seeds and chunk_states(project, shot.id) == [ChunkState.DONE] * 3
+    history.redo()  # the old take again, then its third prompt edited and the newer take chosen
+    history.push(SetPrompt(shot.id, shot.chunks[2].id, "an edited prompt"))
+    history.push(SetActiveTake(shot.id, next(t.id for t in shot.takes if t.id != old_take)))
+    assert [c.seed for c in shot.chunks][:2] == new_seeds[:2] and shot.chunks[2].seed == old_seeds[2]
+    assert chunk_states(project, shot.id)[2] is ChunkState.STALE  # an edited prompt stays edited: still stale

@@ -19,7 +19,7 @@ from tests.magi_studio.timeline.helpers import drop, file_mime
 
 @pytest.fixture
 def window(qtbot, no_leaked_windows, isolated_settings, engine_worker, tmp_path, storyboard):
-    win = MainWindow(isolated_settings, worker=engine_worker, scratch_root=tmp_path / "scratch")
+    win = MainWindow(isolated_settings, engine_worker)
     win.set_document_session(DocumentSession(*storyboard, win))
     win.show()
     qtbot.waitExposed(win)
@@ -32,21 +32,6 @@ def window(qtbot, no_leaked_windows, isolated_settings, engine_worker, tmp_path,
 
 def chunk_ids(window, shot: int = 0) -> list[str]:
     return [c.id for c in window.session.project.shots[shot].chunks]
-
-
-def test_a_new_window_opens_an_untitled_storyboard_with_one_chunk(qtbot, no_leaked_windows, isolated_settings,
-                                                                   engine_worker, tmp_path):
-    win = MainWindow(isolated_settings, worker=engine_worker, scratch_root=tmp_path / "scratch")
-    project = win.session.project
-    assert [len(s.chunks) for s in project.shots] == [1] and win.session.display_name == "Untitled"
-    assert len(win.timeline.cards()) == 1 and win.timeline.cards()[0].badge.text() == "Empty"
-    assert not win.action_set["edit.delete_chunk"].isEnabled()  # a storyboard keeps one chunk to write in
-    assert not win.action_set["edit.undo"].isEnabled()
-    scratch = win.session.store.path
-    assert scratch.parent == tmp_path / "scratch"
-    win.close()
-    win.deleteLater()
-    assert not scratch.exists()  # nothing was made in it: no folder left behind
 
 
 def test_docks_and_view_toggles(qtbot, window):
@@ -161,6 +146,7 @@ class FakeGeneration(QObject):
     busyShotsChanged = Signal(list)
     generatingChanged = Signal(bool)
     errorReported = Signal(object)
+    resultFrames = Signal(str, object)
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,0 +1,175 @@
+"""Studio: the running app — the main window, the engine thread and the two controllers, wired once.
+
+    studio = Studio(settings)        # window + EngineWorker + GenerationController + ProjectController
+    studio.start(path)               # PROJECT, else crashed untitled work (offered), else a new project
+    studio.window.show()
+    ...                              # the user closes the window: Save / Discard / Cancel first
+    studio.dispose()                 # autosaves written, the engine thread stopped, the window deleted
+
+The window shows what it is given and the controllers know no widgets; this is the one place that
+connects them (HABITS 13: no main window acting as a signal bus):
+
+* the ProjectController owns the open project: its `sessionChanged` gives every view the session, its
+  `close_project` guards the window's close, and File > New / Open / Open Recent / Save / Save As
+  go to it (actions of target "studio" in magi_studio.actions, bound here);
+* the GenerationController feeds the player's FrameStore itself and is attached to the window
+  (Generate, Generate Shot, Generate From / Regenerate From Chunk, Stop, job states on the cards);
+  its runs, which may span several shots, drive the status bar's progress;
+* File > Export opens the ExportDialog on a snapshot of the project, Edit > Settings the SettingsDialog;
+* every error — the engine's, the controllers', the dialogs' — reaches the window's one banner.
+
+Tests build a Studio with their own `prompts` (the controller's questions: save changes, recover,
+file choosers), `scratch_root` and, when they hold the engine, their own `worker`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QMenu
+
+from magi_studio.actions import STUDIO
+from magi_studio.controllers.common import snapshot_project
+from magi_studio.controllers.generation import GenerationController
+from magi_studio.controllers.project import AUTOSAVE_INTERVAL_MS, ProjectController
+from magi_studio.dialogs.export_dialog import ExportDialog
+from magi_studio.dialogs.project_prompts import ProjectPrompts
+from magi_studio.dialogs.settings_dialog import SettingsDialog
+from magi_studio.engine_worker import EngineWorker
+from magi_studio.main_window import MainWindow
+from magi_studio.settings import Settings
+from magi_studio.widgets.recent_files_menu import RecentFilesMenu
+
+log = logging.getLogger(__name__)
+
+STATUS_MESSAGE_MS = 5000
+
+
+class Studio(QObject):
+    def __init__(self, settings: Settings, *, worker: EngineWorker | None = None, prompts=None,
+                 scratch_root: str | Path | None = None, autosave_interval_ms: int = AUTOSAVE_INTERVAL_MS,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self._owns_worker = worker is None
+        self.worker = worker if worker is not None else EngineWorker(self)
+        self.window = MainWindow(settings, self.worker)
+        self.generation = GenerationController(None, self.worker, frame_store=self.window.player.store,
+                                               settings=settings, parent=self)
+        self.projects = ProjectController(settings, scratch_root=scratch_root,
+                                          prompts=prompts if prompts is not None else ProjectPrompts(self.window),
+                                          generation=self.generation, model_info=lambda: self.worker.model_info,
+                                          autosave_interval_ms=autosave_interval_ms, parent=self)
+        #: The open Export / Settings dialog (None when closed); one of each at a time.
+        self.export_dialog: ExportDialog | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self._shut_down = self._disposed = False
+
+        window, projects, generation = self.window, self.projects, self.generation
+        projects.sessionChanged.connect(window.set_document_session)
+        projects.errorReported.connect(window.report_error)
+        projects.saved.connect(lambda path: window.statusBar().showMessage(f"Saved {path}", STATUS_MESSAGE_MS))
+        window.attach_generation(generation)  # its errorReported, job states, Generate/Regenerate/Stop
+        window.job_progress.follow_run(generation)
+        window.close_guard = self._may_close
+        window.closed.connect(self.shutdown)
+        window.action_set.bind(STUDIO, self)
+
+        self.recent_menu = RecentFilesMenu(window)
+        file_menu = window.menuBar().findChild(QMenu, "menu.file")
+        file_menu.insertMenu(window.action_set["file.save"], self.recent_menu)
+        self.recent_menu.set_paths(projects.recent_files())
+        projects.recentFilesChanged.connect(self.recent_menu.set_paths)
+        self.recent_menu.openRequested.connect(projects.open_recent)
+        self.recent_menu.clearRequested.connect(projects.clear_recent_files)
+
+    # Life -------------------------------------------------------------------------------------
+    @property
+    def session(self):
+        """The open project's DocumentSession (None while none is open)."""
+        return self.projects.session
+
+    def start(self, path: str | Path | None = None) -> bool:
+        """Open `path`, or offer crashed untitled work, or start a new project; then load the model.
+
+        The model in Settings is loaded at once (a new project uses it), so the first Generate does not
+        wait for it; a project made with another model has it loaded when it is generated."""
+        opened = self.projects.start(path)
+        if self._owns_worker and self.worker.model_info is None:
+            self.worker.load_model(self.settings.model, self.settings.device, self.settings.dtype)
+        return opened
+
+    def _may_close(self) -> bool:
+        """The window is closing: the project first (Save / Discard / Cancel), then the dialogs."""
+        if not self.projects.close_project():
+            return False
+        for dialog in (self.export_dialog, self.settings_dialog):
+            if dialog is not None:
+                dialog.reject()  # an export or a download in flight stops first
+        return True
+
+    def shutdown(self) -> None:
+        """After the window closed: pending autosaves written, the engine thread stopped. Idempotent."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        self.generation.stop()  # normally already stopped by close_project
+        self.projects.shutdown()
+        if self._owns_worker:
+            self.worker.shutdown()  # stops within one denoising step; never leave the thread running
+
+    def dispose(self) -> bool:
+        """Close (if still open) and delete the window, and shut down (run_app, tests). Idempotent; False
+        when the user chose to keep working (Cancel in the unsaved-changes question)."""
+        if self._disposed:
+            return True
+        if self.window.isVisible():
+            if not self.window.close():  # closeEvent asks _may_close
+                return False
+        elif not self._may_close():  # never shown (a script, a test): the project is closed all the same
+            return False
+        self._disposed = True
+        self.shutdown()
+        self.window.deleteLater()
+        return True
+
+    # File > Export and Edit > Settings ----------------------------------------------------------
+    def export_video(self) -> ExportDialog | None:
+        """File > Export: the active takes (or the selected shot, or a chunk range) to an mp4."""
+        session = self.projects.session
+        if session is None:
+            return None
+        if self.export_dialog is not None:
+            self.export_dialog.raise_()
+            self.export_dialog.activateWindow()
+            return self.export_dialog
+        self.generation.flush()  # the chunks delivered so far are in the project
+        # A snapshot: chunks committed while the dialog is open must not change what is being exported.
+        dialog = ExportDialog(snapshot_project(session.project), session.store,
+                              selected_shot_id=session.selected_shot_id or None, settings=self.settings,
+                              name=session.display_name, parent=self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.failed.connect(self.window.report_error)
+        dialog.exported.connect(lambda outcome: self.window.statusBar().showMessage(
+            f"Exported {outcome.path}", STATUS_MESSAGE_MS))
+        dialog.destroyed.connect(lambda: setattr(self, "export_dialog", None))
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def show_settings(self) -> SettingsDialog:
+        """Edit > Settings: model, device, generation defaults; Apply also updates the open project."""
+        if self.settings_dialog is not None:
+            self.settings_dialog.raise_()
+            self.settings_dialog.activateWindow()
+            return self.settings_dialog
+        dialog = SettingsDialog(self.settings, self.worker, session=self.projects.session, parent=self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.failed.connect(self.window.report_error)
+        dialog.applied.connect(lambda: self.window.statusBar().showMessage("Settings applied", STATUS_MESSAGE_MS))
+        dialog.destroyed.connect(lambda: setattr(self, "settings_dialog", None))
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog

@@ -1,0 +1,35 @@
+"""FakePrompts: the ProjectController's questions (save changes, recover, replace, file choosers) answered
+as a test says, with every question remembered — the seam magi_studio.dialogs.project_prompts leaves."""
+
+from __future__ import annotations
+
+from magi_studio.dialogs.project_prompts import CANCEL, RECOVER
+
+
+class FakePrompts:
+    """Answers the controller's questions as the test says, and remembers what was asked."""
+
+    def __init__(self) -> None:
+        self.unsaved, self.recover, self.replace = CANCEL, RECOVER, True
+        self.open_answer = self.save_answer = None
+        self.asked: list[tuple[str, str]] = []
+
+    def unsaved_changes(self, name: str) -> str:
+        self.asked.append(("unsaved", name))
+        return self.unsaved
+
+    def offer_recovery(self, name: str, autosaved_at: str) -> str:
+        self.asked.append(("recover", name))
+        return self.recover
+
+    def confirm_replace(self, path) -> bool:
+        self.asked.append(("replace", str(path)))
+        return self.replace
+
+    def open_path(self, folder: str):
+        self.asked.append(("open_path", folder))
+        return self.open_answer
+
+    def save_path(self, suggested: str):
+        self.asked.append(("save_path", suggested))
+        return self.save_answer

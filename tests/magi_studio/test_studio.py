@@ -1,0 +1,211 @@
+"""The wired app (magi_studio.studio.Studio): a new project on start, every action bound, the project
+actions and Open Recent, the close prompt, crash recovery on start, one error path, the dialogs, and
+Generate Shot / Generate From Chunk / a run over two shots on the tiny model. The whole workflow with
+studio-mini is test_workflow.py."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMenu
+
+from magi_studio.actions import ACTIONS, STUDIO
+from magi_studio.dialogs.project_prompts import CANCEL, DISCARD
+from magi_studio.document.commands import SetPrompt
+from magi_studio.document.model import ChunkState, active_path, chunk_states, new_project
+from magi_studio.document.store import ProjectStore, write_autosave
+from magi_studio.engine_worker import EngineState
+from magi_studio.timeline import menus
+from tests.magi_studio.timeline.helpers import menu_action
+
+
+def cards(studio):
+    return studio.window.timeline.cards()
+
+
+def type_prompt(qtbot, card, text: str) -> None:
+    card.prompt.setFocus()
+    qtbot.keyClicks(card.prompt, text)
+
+
+def add_chunk(qtbot, studio) -> None:
+    qtbot.keyClick(studio.window.timeline.strip, Qt.Key.Key_N,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+
+
+def test_a_new_studio_opens_an_untitled_project_of_one_chunk_on_studio_mini(qtbot, make_studio, tmp_path):
+    studio = make_studio()
+    window, project = studio.window, studio.session.project
+    assert window.session is studio.session  # one source of truth: the project controller's session
+    assert [len(s.chunks) for s in project.shots] == [1] and project.settings.model == "studio-mini"
+    assert window.windowTitle() == "Untitled[*] — MAGI Studio" and not window.isWindowModified()
+    assert len(cards(studio)) == 1 and cards(studio)[0].badge.text() == "Empty"
+    assert not window.action_set["edit.delete_chunk"].isEnabled() and not window.action_set["edit.undo"].isEnabled()
+    for spec in ACTIONS:
+        if spec.target == STUDIO:
+            assert window.action_set[spec.id].isEnabled(), spec.id
+    file_menu = window.menuBar().findChild(QMenu, "menu.file")
+    assert studio.recent_menu.menuAction() in file_menu.actions()
+    assert [a.text() for a in studio.recent_menu.actions()] == ["No recent projects"]
+    qtbot.waitUntil(lambda: studio.worker.state == EngineState.READY, timeout=60_000)  # Settings' model, loaded at start
+    assert studio.worker.model_info.spec == "studio-mini" and "ready" in window.engine_status.text()
+    scratch = studio.session.store.path
+    assert scratch.parent == tmp_path / "scratch"
+    window.action_set["file.quit"].trigger()
+    assert not window.isVisible() and not scratch.exists()  # nothing was made: no folder left behind
+    assert not studio.worker.is_running()  # the studio's own engine thread stopped with the window
+
+
+def test_save_new_open_and_open_recent(qtbot, make_studio, engine_worker, tmp_path):
+    studio = make_studio(worker=engine_worker)
+    window, prompts = studio.window, studio.projects.prompts
+    type_prompt(qtbot, cards(studio)[0], "a red ball falls")
+    assert window.isWindowModified()
+    prompts.save_answer = str(tmp_path / "Film")
+    qtbot.keyClick(window.timeline.strip, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert [kind for kind, _ in prompts.asked] == ["save_path"]  # untitled: Save asks where
+    assert window.windowTitle() == "Film[*] — MAGI Studio" and not window.isWindowModified()
+    assert studio.recent_menu.paths == [str(tmp_path / "Film.magi")]
+
+    window.action_set["file.new"].trigger()  # saved: no question
+    assert studio.session.project.shots[0].chunks[0].prompt == "" and window.windowTitle().startswith("Untitled")
+    studio.recent_menu.entries()[0].trigger()
+    assert studio.session.project.shots[0].chunks[0].prompt == "a red ball falls"
+    assert studio.projects.path == tmp_path / "Film.magi" and window.timeline.cards()[0].prompt.text() == "a red ball falls"
+
+    prompts.open_answer = str(tmp_path / "Film.magi" / "project.json")  # File > Open's chooser picks the manifest
+    window.action_set["file.new"].trigger()
+    window.action_set["file.open"].trigger()
+    assert studio.projects.path == tmp_path / "Film.magi"
+    prompts.save_answer = str(tmp_path / "Copy")
+    window.action_set["file.save_as"].trigger()
+    assert studio.projects.path == tmp_path / "Copy.magi" and window.windowTitle() == "Copy[*] — MAGI Studio"
+    assert studio.recent_menu.paths == [str(tmp_path / "Copy.magi"), str(tmp_path / "Film.magi")]
+    studio.recent_menu.actions()[-1].trigger()  # Clear Recent Projects
+    assert studio.recent_menu.paths == [] and studio.settings.recent_files == []
+
+
+def test_closing_with_unsaved_changes_asks_and_cancel_keeps_working(qtbot, make_studio, engine_worker):
+    studio = make_studio(worker=engine_worker)
+    window, prompts = studio.window, studio.projects.prompts
+    type_prompt(qtbot, cards(studio)[0], "unsaved work")
+    session, scratch = studio.session, studio.session.store.path
+    prompts.unsaved = CANCEL
+    window.close()
+    assert window.isVisible() and studio.session is session and prompts.asked == [("unsaved", "Untitled")]
+    prompts.unsaved = DISCARD
+    window.action_set["file.quit"].trigger()
+    assert not window.isVisible() and studio.session is None and not scratch.exists()
+
+
+def test_a_studio_never_shown_still_closes_its_project_on_dispose(qtbot, no_leaked_windows, isolated_settings,
+                                                                 engine_worker, tmp_path):
+    from magi_studio.studio import Studio
+    from tests.magi_studio.prompts import FakePrompts
+
+    prompts = FakePrompts()
+    studio = Studio(isolated_settings, worker=engine_worker, prompts=prompts, scratch_root=tmp_path / "scratch")
+    studio.start()  # a script's Studio: never shown
+    shot = studio.session.project.shots[0]
+    studio.window.timeline.session.push(SetPrompt(shot.id, shot.chunks[0].id, "unsaved work"))
+    scratch = studio.session.store.path
+    prompts.unsaved = CANCEL
+    assert not studio.dispose() and studio.session is not None  # Cancel keeps working, shown or not
+    prompts.unsaved = DISCARD
+    assert studio.dispose() and studio.session is None and not scratch.exists()
+    assert prompts.asked == [("unsaved", "Untitled"), ("unsaved", "Untitled")]
+
+
+def test_crashed_untitled_work_is_offered_on_start(qtbot, make_studio, engine_worker, tmp_path):
+    project = new_project()
+    project.shots[0].chunks[0].prompt = "work from before the crash"
+    store = ProjectStore.create_scratch(tmp_path / "scratch")
+    write_autosave(project, store.path)  # what autosave left; no process holds the bundle any more
+    studio = make_studio(worker=engine_worker)
+    assert studio.projects.prompts.asked == [("recover", "Untitled")]
+    assert studio.session.store.path == store.path and studio.window.isWindowModified()
+    assert cards(studio)[0].prompt.text() == "work from before the crash"
+
+
+def test_every_error_reaches_the_one_banner(qtbot, make_studio, isolated_settings, tmp_path):
+    isolated_settings.model = "/no/such/model"  # loaded at start: fails fast, said in the banner
+    studio = make_studio()
+    banner = studio.window.error_banner
+    qtbot.waitUntil(banner.isVisible, timeout=10_000)
+    assert banner.title.text() == "Checkpoint problem" and "No model loaded" in studio.window.engine_status.text()
+    banner.dismiss()
+    studio.projects.prompts.open_answer = str(tmp_path / "Gone.magi")
+    studio.window.action_set["file.open"].trigger()  # the project controller's error
+    assert banner.isVisible() and banner.title.text() == "Project problem" and "does not exist" in banner.body.text()
+
+
+def test_export_and_settings_dialogs_open_from_their_actions(qtbot, make_studio, engine_worker):
+    studio = make_studio(worker=engine_worker)
+    studio.window.action_set["file.export"].trigger()
+    dialog = studio.export_dialog
+    qtbot.waitExposed(dialog)
+    assert dialog.isModal() and dialog.shot.isEnabled() and "Shot 1" in dialog.shot.text()
+    dialog.reject()
+    qtbot.waitUntil(lambda: studio.export_dialog is None, timeout=5000)
+    studio.window.action_set["edit.settings"].trigger()
+    settings = studio.settings_dialog
+    qtbot.waitExposed(settings)
+    assert settings.mini_radio.isChecked() and settings.session is studio.session
+    settings.reject()
+    qtbot.waitUntil(lambda: studio.settings_dialog is None, timeout=5000)
+
+
+def test_generate_shot_generate_from_chunk_and_a_run_over_two_shots(qtbot, make_studio, engine_worker,
+                                                                   tiny_session, isolated_settings, monkeypatch):
+    isolated_settings.model, isolated_settings.width, isolated_settings.height = "tiny", 64, 64
+    job = engine_worker.use_session(tiny_session)
+    qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
+    studio = make_studio(worker=engine_worker)
+    window, timeline = studio.window, studio.window.timeline
+    type_prompt(qtbot, cards(studio)[0], "a red ball falls")
+    add_chunk(qtbot, studio)
+    add_chunk(qtbot, studio)
+    shot = studio.session.project.shots[0]
+    ended = []
+    studio.generation.runEnded.connect(ended.append)
+
+    qtbot.keyClick(timeline.strip, Qt.Key.Key_Return,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)  # Generate Shot
+    qtbot.waitUntil(lambda: ended == ["finished"], timeout=30_000)
+    assert chunk_states(studio.session.project, shot.id) == [ChunkState.DONE] * 3
+    first = active_path(shot)
+
+    qtbot.mouseClick(timeline.card(shot.chunks[1].id).index_label, Qt.MouseButton.LeftButton)
+    qtbot.keyClick(timeline.strip, Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier)  # Generate From Chunk
+    qtbot.waitUntil(lambda: len(ended) == 2, timeout=30_000)
+    second = active_path(shot)
+    assert second[0] == first[0] and set(second[1:]).isdisjoint(first)  # chunk 1 kept, 2 and 3 made again
+
+    menu = menus.card_menu(timeline, timeline.card(shot.chunks[2].id))
+    menu_action(menu, "Generate From Here").trigger()  # the context menu does the same for chunk 3
+    qtbot.waitUntil(lambda: len(ended) == 3, timeout=30_000)
+    assert active_path(shot)[:2] == second[:2] and active_path(shot)[2] != second[2]
+    menu.deleteLater()
+
+    window.action_set["edit.new_shot"].trigger()
+    type_prompt(qtbot, cards(studio)[-1], "the blue square moves left")
+    decoded_on_gui_thread = []
+    read_frames = ProjectStore.read_frames
+
+    def counting_read_frames(store, result):
+        if threading.current_thread() is threading.main_thread():
+            decoded_on_gui_thread.append(result.id)
+        return read_frames(store, result)
+
+    monkeypatch.setattr(ProjectStore, "read_frames", counting_read_frames)
+    window.action_set["generate.run"].trigger()  # the storyboard: only shot 2 is missing
+    qtbot.waitUntil(lambda: len(ended) == 4, timeout=30_000)
+    assert ended[-1] == "finished" and window.job_progress.text().startswith("Generated 1 chunk in ")
+    assert window.player.store.chunk_count == 4
+    new_result = active_path(studio.session.project.shots[1])[0]
+    assert window.player_sync.shown_results()[3] == new_result
+    assert np.array_equal(window.player.store.frames(3), read_frames(studio.session.store,
+                                                                     studio.session.project.results[new_result]))
+    assert decoded_on_gui_thread == []  # the engine's frames were handed over, not read back from the file
