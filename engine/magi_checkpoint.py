@@ -157,7 +157,7 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
                                text_encoder_params=_parameter_count(checkpoint.t5) or T5_XXL_ENCODER_PARAMS,
                                text_encoder_bytes_per_param=torch.finfo(dtype).bits // 8,
                                text_encoder_on_device=not text_on_cpu)
-    check_fits(estimate, device, label=f"{variant.label} at {width}x{height}",
+    check_fits(estimate, device, label=variant.label,
                suggestion="Choose a distilled or 4.5B variant, a smaller size, or a GPU with more memory.")
     report = progress or (lambda message, fraction: None)
     report("Loading the diffusion transformer", 0.0)

@@ -317,6 +317,9 @@ class VideoWriter:
         self._process: subprocess.Popen | None = None
         self._stderr = None
         self._done = False
+        # Before any file exists and before the caller spends minutes generating: a missing ffmpeg is
+        # reported at once and leaves nothing behind.
+        self._ffmpeg = _ffmpeg_exe()
         self._tmp = self._make_temp_file()
 
     # -- public
@@ -425,7 +428,7 @@ class VideoWriter:
         flags = "area" if (out_w < width or out_h < height) else "bicubic"
         self.input_size, self.output_size = size, (out_w, out_h)
         cmd = [
-            _ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            self._ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(self.fps), "-i", "-",
             "-an", "-vf", f"scale={out_w}:{out_h}:flags={flags}:out_color_matrix=bt709:out_range=tv",
             "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p",

@@ -14,11 +14,12 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 import qasync
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication
 
 from magi_studio import theme
@@ -63,6 +64,21 @@ async def _run_until_closed(window) -> int:
     return await closed
 
 
+def handle_quit_signals(studio) -> QTimer:
+    """Ctrl-C in the terminal quits like File > Quit (asking about unsaved changes); SIGTERM ends at
+    once with the work autosaved. Returns the timer that must live as long as the app."""
+    def on_signal(signum, frame) -> None:
+        QTimer.singleShot(0, studio.terminate if signum == signal.SIGTERM else studio.window.close)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    # Python runs signal handlers only when it gets control back from Qt's C++ loop: a tick gives it that.
+    tick = QTimer()
+    tick.timeout.connect(lambda: None)
+    tick.start(200)
+    return tick
+
+
 def run_app(argv: list[str]) -> int:
     """Start MAGI Studio; returns the process exit code."""
     created = QApplication.instance() is None
@@ -77,7 +93,9 @@ def run_app(argv: list[str]) -> int:
     apply_hub_offline(settings)
     studio = Studio(settings)
     studio.start(args.project)  # PROJECT, else crashed untitled work is offered, else a new project
+    signal_tick = handle_quit_signals(studio)
     try:
         return int(qasync.run(_run_until_closed(studio.window)) or 0)
     finally:
+        signal_tick.stop()
         studio.dispose()  # idempotent: autosaves written, engine thread stopped, window deleted

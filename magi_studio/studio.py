@@ -120,6 +120,19 @@ class Studio(QObject):
         if self._owns_worker:
             self.worker.shutdown()  # stops within one denoising step; never leave the thread running
 
+    def terminate(self) -> None:
+        """End now without a question (SIGTERM: logout, `kill`): unsaved edits are autosaved, so the next
+        start offers them back; finished chunks are already in the project."""
+        if self._disposed:
+            return
+        self.generation.flush()
+        self.projects.autosave_now()
+        self._disposed = True
+        self.shutdown()
+        self.window.hide()
+        self.window.closed.emit()
+        self.window.deleteLater()
+
     def dispose(self) -> bool:
         """Close (if still open) and delete the window, and shut down (run_app, tests). Idempotent; False
         when the user chose to keep working (Cancel in the unsaved-changes question)."""

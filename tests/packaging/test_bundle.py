@@ -5,7 +5,7 @@ dist/magi-studio.build-info) started after every source file and the venv last c
 way a user without Python would: `env -i` with only PATH, HOME and QT_QPA_PLATFORM=offscreen, so
 nothing of the venv or the checkout can leak in. It must generate the chunk the checkout generates,
 render a project, say what went wrong in one line, and start the app, which must create its new
-project and settings in the empty HOME and stay up until it is terminated.
+project and settings in the empty HOME, stay up, and end cleanly (exit 0) on SIGTERM.
 
 Measured on 2 cores (Debian 12, torch 2.13 CPU; other work sharing the cores): the build takes
 128-132 s and gives a 1.14 GB folder (446 MB as .tar.gz, which these tests do not make); the four
@@ -21,7 +21,6 @@ import configparser
 import fcntl
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -315,7 +314,7 @@ def test_bundle_gui_starts_offscreen_in_a_clean_environment(bundle, tmp_path):
                 code = process.wait()
     errors = stderr_path.read_text(errors="replace")
     assert alive, f"the app exited with {process.returncode}:\n{errors}"
-    assert code == -signal.SIGTERM, f"the app did not end on SIGTERM within 15 s (exit {code}):\n{errors}"
+    assert code == 0, f"the app did not end cleanly on SIGTERM within 15 s (exit {code}):\n{errors}"
     for bad in ("Traceback", "Could not load the Qt platform plugin", "Detected locale", "Error"):
         assert bad not in errors, errors
     assert list(home.glob(".config/**/MAGI Studio.ini")), "the settings file is written in the user's HOME"
