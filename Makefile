@@ -53,7 +53,7 @@ $(STAMP): pyproject.toml
 	  echo "setup: torch $$torch is already installed: keeping it"; \
 	elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
 	  echo "setup: NVIDIA GPU found: installing torch with CUDA"; \
-	  $(PIP) install --quiet "torch>=2.4" || exit 1; \
+	  $(PIP) install --quiet "torch>=2.5" || exit 1; \
 	else \
 	  echo "setup: no NVIDIA GPU: installing the CPU build of torch $(TORCH_CPU_VERSION)"; \
 	  $(PIP) install --quiet "torch==$(TORCH_CPU_VERSION)" $(if $(TORCH_CPU_INDEX),--index-url $(TORCH_CPU_INDEX)) || exit 1; \
