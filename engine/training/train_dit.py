@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     vae = load_trained_vae(args.out, device, torch.bfloat16 if device.type == "cuda" else torch.float32)
     data = load_or_build_data(args.out, vae, device, args.storyboards, 8, args.workers, args.data_first)
+    # A few GB at most: on the GPU, a batch is gathered there instead of copied from host memory each step.
+    data["latents"], data["images"] = data["latents"].to(device), data["images"].to(device)
     sampling = studio_mini.SAMPLING
     torch.manual_seed(args.seed)
     dit_config = studio_mini.DIT if not args.tiny else studio_mini.DIT.__class__(

@@ -2,9 +2,12 @@
 
     python -m engine.training.transfer pack RUN_DIR OUT_DIR     # after training, on the GPU machine
     python -m engine.training.transfer unpack IN_DIR RUN_DIR    # before training, anywhere
+    python -m engine.training.transfer complete IN_DIR BUNDLE   # fill IN_DIR's missing parts from a bundle
 
 Each file stays under 16 MB: VAE encoder and decoder, DiT weights, DiT EMA weights, text encoder
-(weights and EMA). The optimiser state does not travel (it is 4x the weights); the trainer re-warms
+(weights and EMA). The VAE and the EMA DiT are exactly what the shipped bundle holds, so a call may carry
+only the raw DiT and the text encoder and take the rest from resources/models/studio-mini (the lent
+machine takes at most 64 MB of files). The optimiser state does not travel (it is 4x the weights); the trainer re-warms
 its learning rate after a resume without it. fp16 keeps 11 significant bits of every weight.
 """
 
@@ -65,6 +68,20 @@ def unpack(source: Path, run: Path) -> None:
         save_file(state, str(run / "dit_state.safetensors"), metadata={"info": json.dumps(info)})
 
 
+def complete(source: Path, bundle: Path) -> None:
+    """Write the VAE and EMA DiT parts that `source` lacks from an exported bundle of the same run."""
+    if not (source / "vae_encoder.fp16.safetensors").is_file():
+        vae = load_file(str(bundle / "vae.safetensors"))
+        for part in ("vae_encoder", "vae_decoder"):
+            prefix = PARTS[part][1][0]
+            save_file(_half({k: v for k, v in vae.items() if k.startswith(prefix)}),
+                      str(source / f"{part}.fp16.safetensors"))
+    if not (source / "dit_ema.fp16.safetensors").is_file():
+        ema = load_file(str(bundle / "dit.safetensors"))
+        save_file(_half({PARTS["dit_ema"][1][0] + k: v for k, v in ema.items()}),
+                  str(source / "dit_ema.fp16.safetensors"))
+
+
 if __name__ == "__main__":
     command, first, second = sys.argv[1:4]
-    (pack if command == "pack" else unpack)(Path(first), Path(second))
+    {"pack": pack, "unpack": unpack, "complete": complete}[command](Path(first), Path(second))

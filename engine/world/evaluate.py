@@ -1,7 +1,7 @@
 """Does a model follow storyboards? The automatic evaluator of issue 4 ("Evaluation").
 
     python -m engine.world.evaluate --model studio-mini [--storyboards 64] [--chunks 4] [--seed 1000]
-        [--rollout-chunks 60] [--i2v 32] [--i2v-chunks 2] [--out eval_dir] [--steps N] [--window W] [--device D]
+        [--rollout-chunks 60] [--i2v 32] [--i2v-chunks 2] [--out eval_dir] [--steps N] [--window W] [--guidance G] [--device D]
     python -m engine.world.evaluate --ground-truth      # the rendered storyboards themselves
 
 Held-out storyboards (seeds >= HELDOUT_SEED; training uses seeds < 1_000_000) get prompts in sentence
@@ -68,6 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("eval_dir"))
     p.add_argument("--steps", type=int)
     p.add_argument("--window", type=int)
+    p.add_argument("--guidance", type=float, help="text guidance scale (default: the model's)")
     p.add_argument("--device", default="auto")
     p.add_argument("--keep-videos", action="store_true", help="keep the mp4s in OUT/videos")
     args = p.parse_args(argv)
@@ -113,6 +114,7 @@ def generate_video(args: argparse.Namespace, prompts: list[str], seed: int, path
     cmd += ["--image", str(image)] if image else []
     cmd += ["--steps", str(args.steps)] if args.steps else []
     cmd += ["--window", str(args.window)] if args.window else []
+    cmd += ["--guidance", str(args.guidance)] if args.guidance is not None else []
     path_entries = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path_entries if p)}
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
