@@ -3,6 +3,8 @@
 The timeline is a row of chunks of FRAMES_PER_CHUNK frames. Each chunk slot is one of
   * a hole (not generated yet),
   * finished frames, uint8 [24, H, W, 3], as the engine's ChunkFinished delivers them,
+  * loading: finished frames that exist (in the project) but are still being decoded off the GUI
+    thread, or were dropped to bound memory and will be decoded again when the playhead nears them,
   * a live preview of a chunk being denoised: the engine's cheap predicted-clean frames, uint8
     [n, h, w, 3] at latent resolution (n = 6 latent frames stand for 24 pixel frames), with its progress.
 A preview is shown over older frames of the same slot (regenerating chunk N shows N's new preview,
@@ -28,6 +30,8 @@ class ChunkState(str, Enum):
     EMPTY = "empty"
     PREVIEW = "preview"
     FRAMES = "frames"
+    #: Frames exist but are not in memory yet (being decoded): painted as a placeholder, never as stale frames.
+    LOADING = "loading"
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def _check_frames(frames: np.ndarray, what: str) -> np.ndarray:
 
 
 class _Slot:
-    __slots__ = ("frames", "images", "preview", "preview_images", "progress")
+    __slots__ = ("frames", "images", "preview", "preview_images", "progress", "loading")
 
     def __init__(self) -> None:
         self.frames: np.ndarray | None = None
@@ -66,6 +70,7 @@ class _Slot:
         self.preview: np.ndarray | None = None
         self.preview_images: list[QImage] | None = None
         self.progress: float | None = None
+        self.loading = False
 
 
 class FrameStore(QObject):
@@ -127,7 +132,7 @@ class FrameStore(QObject):
         if frames.shape[0] != FRAMES_PER_CHUNK:
             raise ValueError(f"a chunk has {FRAMES_PER_CHUNK} frames, got {frames.shape[0]}")
         slot = self._slot(chunk, grow=True)
-        slot.frames, slot.images = frames, None
+        slot.frames, slot.images, slot.loading = frames, None, False
         slot.preview, slot.preview_images, slot.progress = None, None, None
         if not any(s.frames is not None for i, s in enumerate(self._slots) if i != chunk):
             self.set_frame_size(frames.shape[2], frames.shape[1])  # the first frames set the resolution
@@ -148,6 +153,15 @@ class FrameStore(QObject):
             slot.preview, slot.preview_images, slot.progress = None, None, None
             self.chunkChanged.emit(chunk)
 
+    def set_loading(self, chunk: int) -> None:
+        """Mark `chunk` as loading: its frames (if any) are dropped and a placeholder shows until set_frames.
+        A live preview over the slot stays on top."""
+        slot = self._slot(chunk, grow=True)
+        if slot.loading and slot.frames is None:
+            return
+        slot.frames, slot.images, slot.loading = None, None, True
+        self.chunkChanged.emit(chunk)
+
     def clear_chunk(self, chunk: int) -> None:
         """Make `chunk` a hole."""
         if 0 <= chunk < len(self._slots):
@@ -164,7 +178,9 @@ class FrameStore(QObject):
         slot = self._slots[chunk]
         if slot.preview is not None:
             return ChunkState.PREVIEW
-        return ChunkState.FRAMES if slot.frames is not None else ChunkState.EMPTY
+        if slot.frames is not None:
+            return ChunkState.FRAMES
+        return ChunkState.LOADING if slot.loading else ChunkState.EMPTY
 
     def frames(self, chunk: int) -> np.ndarray | None:
         """The finished frames of `chunk` (None for a hole); a preview does not hide them here."""
@@ -189,4 +205,4 @@ class FrameStore(QObject):
             if slot.images is None:
                 slot.images = _as_images(slot.frames)
             return FrameImage(frame, chunk, ChunkState.FRAMES, slot.images[local])
-        return FrameImage(frame, chunk, ChunkState.EMPTY)
+        return FrameImage(frame, chunk, ChunkState.LOADING if slot.loading else ChunkState.EMPTY)

@@ -72,7 +72,7 @@ class FrameView(QWidget):
         frame = self._frame
         if frame is None:
             self._paint_empty(painter)
-        elif frame.state == ChunkState.EMPTY or frame.image is None:
+        elif frame.state in (ChunkState.EMPTY, ChunkState.LOADING) or frame.image is None:
             self._paint_hole(painter, frame)
         else:
             target = self.picture_rect()
@@ -113,7 +113,8 @@ class FrameView(QWidget):
         middle = target.center().y()
         self._draw_text(painter, QRect(target.x(), middle - 24, target.width(), 26), f"Chunk {frame.chunk + 1}",
                         palette.TEXT_DIM, 1.3, bold=True)
-        self._draw_text(painter, QRect(target.x(), middle + 4, target.width(), 22), "not generated yet",
+        detail = "loading…" if frame.state == ChunkState.LOADING else "not generated yet"
+        self._draw_text(painter, QRect(target.x(), middle + 4, target.width(), 22), detail,
                         palette.TEXT_FAINT, 1.0)
 
     def _paint_preview_badge(self, painter: QPainter, target: QRect, frame: FrameImage) -> None:

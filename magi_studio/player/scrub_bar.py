@@ -18,6 +18,7 @@ _CELL_COLOURS = {
     ChunkState.FRAMES: "#3f3a8f",
     ChunkState.PREVIEW: "#1b5566",
     ChunkState.EMPTY: "#2a2e37",
+    ChunkState.LOADING: "#33304f",
 }
 
 

@@ -7,33 +7,52 @@
 Whenever the document changes (an edit, a finished chunk, another active take) or a take is
 previewed, the player's FrameStore gets one slot per storyboard chunk, up to the last one generated,
 holding the frames of that chunk's result on the active path — done and stale results alike, never
-generated again, read with store.read_frames — or a hole. Slots whose result did not change are left alone, and frames already
+generated again — or a hole. Slots whose result did not change are left alone, and frames already
 in memory move with their result when chunks are inserted, deleted or moved, so an edit costs no
-decoding. The player's current chunk and the session's selected chunk follow each other, and the
-timeline's playhead follows the player's frame.
+decoding.
+
+Frames not in memory are never decoded on the GUI thread (~10 ms a chunk at 128 px, far more at 720p:
+a 60-chunk take would freeze the window): their slots show as loading at once and a FrameLoader decodes
+them in the background, the chunk under the playhead first, then outwards. Decoded frames come back
+tagged with their result id; frames of a result no longer shown (another take was picked meanwhile) are
+dropped. Memory is bounded: only the FRAME_BUDGET bytes of chunks nearest the playhead are kept, the
+others go back to loading and are decoded again when the playhead nears them.
+
+The player's current chunk and the session's selected chunk follow each other, and the timeline's
+playhead follows the player's frame.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
 from PySide6.QtCore import QObject
 
 from magi_studio.document.model import active_path, resolve_take, storyboard_chunks
-from magi_studio.player.frame_store import ChunkState
+from magi_studio.player.frame_loader import FrameLoader
+from magi_studio.player.frame_store import FRAMES_PER_CHUNK, ChunkState
 
 log = logging.getLogger(__name__)
 
 
 class PlayerSync(QObject):
+    #: Decoded frames kept in memory, in bytes (~14 chunks at 720x720, ~430 at 128 px): chunks nearest the
+    #: playhead are kept, at least one however large.
+    FRAME_BUDGET = 512 * 1024 * 1024
+
     def __init__(self, player, timeline=None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.player, self.timeline, self.session = player, timeline, None
         self._connections: list = []
-        self._shown: list[str | None] = []  # result id per FrameStore slot, as last filled
+        self._shown: list[str | None] = []  # result id per FrameStore slot, as last filled or being loaded
         self._handed: dict[str, np.ndarray] = {}
+        self._failed: set[str] = set()  # results whose files could not be read: holes, not asked for again
         self._seeking = False
+        self.loader = FrameLoader(self)
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(self._on_load_failed)
         player.chunkChanged.connect(self._on_player_chunk)
         if timeline is not None:
             player.frameChanged.connect(timeline.set_playhead)
@@ -50,6 +69,8 @@ class PlayerSync(QObject):
         self.session = session
         self._shown = []
         self._handed.clear()
+        self._failed.clear()
+        self.loader.want([])  # a decode still running for the old session is dropped when it lands
         self.player.store.clear()
         if session is None:
             self.player.store.set_chunk_count(0)
@@ -67,8 +88,13 @@ class PlayerSync(QObject):
         self._handed[result_id] = frames
 
     def shown_results(self) -> list[str | None]:
-        """The result id shown in each chunk slot of the player (None: a hole)."""
+        """The result id shown (or loading) in each chunk slot of the player (None: a hole)."""
         return list(self._shown)
+
+    def loading(self) -> list[int]:
+        """The chunk slots whose frames are not in memory yet (decoding, or dropped to bound memory)."""
+        store = self.player.store
+        return [p for p in range(store.chunk_count) if store.state(p) == ChunkState.LOADING]
 
     # Frames -----------------------------------------------------------------------------------
     def path_results(self) -> list[str | None]:
@@ -88,6 +114,7 @@ class PlayerSync(QObject):
         if self.player.fps != project.settings.fps:
             self.player.set_fps(project.settings.fps)
         ids = self.path_results()
+        # Frames in memory move with their result; anything else is decoded in the background.
         held = {rid: store.frames(p) for p, rid in enumerate(self._shown)
                 if rid is not None and p < store.chunk_count and store.frames(p) is not None}
         if not held:  # holes are drawn at the project's aspect ratio until frames arrive
@@ -97,13 +124,20 @@ class PlayerSync(QObject):
         for position, result_id in enumerate(ids[:store.chunk_count]):
             if shown[position] == result_id:
                 continue  # unchanged (a slot the generation feed just filled is left to it as well)
-            frames = self._frames_for(result_id, held) if result_id is not None else None
+            frames = held.get(result_id) if result_id is not None else None
+            if frames is None and result_id is not None:
+                frames = self._handed.pop(result_id, None)
             if frames is not None:
                 store.set_frames(position, frames)
-            elif store.state(position) != ChunkState.EMPTY:
-                store.clear_chunk(position)
-            shown[position] = result_id if frames is not None else None
+            elif result_id is not None and result_id not in self._failed:
+                store.set_loading(position)
+            else:  # a hole (or a result whose file could not be read)
+                if store.state(position) != ChunkState.EMPTY:
+                    store.clear_chunk(position)
+                result_id = None
+            shown[position] = result_id
         self._shown = shown
+        self._schedule()
         # Handed frames serve the refresh that commits their result; one that landed off the shown path
         # (another take previewed meanwhile) is read from its file when it is shown: memory is not held.
         self._handed = {rid: f for rid, f in self._handed.items() if rid not in project.results}
@@ -124,25 +158,58 @@ class PlayerSync(QObject):
                 needed = position + 1
         return needed
 
-    def _frames_for(self, result_id: str, held: dict) -> np.ndarray | None:
-        if result_id in held:
-            return held[result_id]
-        if result_id in self._handed:
-            return self._handed.pop(result_id)
-        result = self.session.project.results[result_id]
-        try:
-            return self.session.store.read_frames(result)
-        except Exception as error:  # a damaged or missing file: say so once, show a hole
-            log.warning("could not read the frames of result %s: %s", result_id, error)
-            self.session.report_error(error)
-            return None
+    # Background decoding ----------------------------------------------------------------------
+    def _schedule(self) -> None:
+        """Ask the loader for the loading slots nearest the playhead (that one first, then outwards, ahead
+        before behind), within the memory budget; frames beyond it go back to loading."""
+        store, project = self.player.store, self.session.project
+        current = self.player.current_chunk
+        ours = sorted((p for p, rid in enumerate(self._shown) if rid is not None and p < store.chunk_count),
+                      key=lambda p: (abs(p - current), p < current))
+        chunk_bytes = FRAMES_PER_CHUNK * project.settings.width * project.settings.height * 3
+        kept = ours[:max(1, self.FRAME_BUDGET // max(1, chunk_bytes))]
+        for position in ours[len(kept):]:
+            if store.state(position) == ChunkState.FRAMES:
+                store.set_loading(position)  # far from the playhead: decoded again when it comes near
+        requests, asked = [], set()
+        for position in kept:
+            result_id = self._shown[position]
+            if store.state(position) == ChunkState.LOADING and result_id not in asked:
+                asked.add(result_id)
+                # The store and result are bound now: the worker never touches the document.
+                requests.append((result_id, functools.partial(self.session.store.read_frames,
+                                                              project.results[result_id])))
+        self.loader.want(requests)
+
+    def _on_loaded(self, result_id: str, frames: np.ndarray) -> None:
+        # Only slots still waiting for this very result take the frames: a late decode for a take no
+        # longer shown, or for a slot the generation feed has filled since, is dropped.
+        store = self.player.store
+        for position, shown in enumerate(self._shown):
+            if shown == result_id and position < store.chunk_count and store.state(position) == ChunkState.LOADING:
+                store.set_frames(position, frames)
+
+    def _on_load_failed(self, result_id: str, error: Exception) -> None:
+        if self.session is None or result_id not in self._shown:
+            return
+        log.warning("could not read the frames of result %s: %s", result_id, error)
+        self._failed.add(result_id)  # a damaged or missing file: say so once, show a hole
+        self.session.report_error(error)
+        for position, shown in enumerate(self._shown):
+            if shown == result_id:
+                self._shown[position] = None
+                if position < self.player.store.chunk_count:
+                    self.player.store.clear_chunk(position)
 
     def _on_preview(self, *_ids) -> None:
         self.refresh()
 
     # Playhead and selection -------------------------------------------------------------------
     def _on_player_chunk(self, position: int) -> None:
-        if self._seeking or self.session is None:
+        if self.session is None:
+            return
+        self._schedule()  # the playhead moved: decode around it first, keep memory near it
+        if self._seeking:
             return
         refs = storyboard_chunks(self.session.project)
         if 0 <= position < len(refs):

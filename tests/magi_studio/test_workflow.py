@@ -37,7 +37,7 @@ from magi_studio.document.store import MANIFEST
 from magi_studio.engine_worker import EngineState
 from magi_studio.player import ChunkState as PlayerState
 from tests.magi_studio.conftest import PausingSession
-from tests.magi_studio.timeline.helpers import drop, file_mime
+from tests.magi_studio.timeline.helpers import drop, file_mime, wait_for_frames
 
 PROMPTS = ("a red ball falls and bounces on white", "the red ball rolls to the right", "the red ball stays still")
 LONG = 60_000  # ms: generous for a loaded CI machine; every wait ends as soon as its state is reached
@@ -178,6 +178,7 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     assert shot.active_take_id == old_take and active_path(shot) == old_path
     assert chunk_states(project, shot.id) == [ChunkState.DONE] * 3  # its seeds came back with it: not stale
     old_frames = store.read_frames(project.results[old_path[1]])
+    wait_for_frames(qtbot, window.player_sync)  # the switched take's frames are decoded in the background
     assert np.array_equal(player.store.frames(1), old_frames)
     old_thumb = QPixmap(str(store.thumbnail_path(project.results[old_path[1]]))).toImage()
     assert timeline.card(shot.chunks[1].id).model.thumbnail.toImage() == old_thumb
@@ -228,6 +229,7 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     assert shot2.active_take_id == old_take and active_path(shot2) == old_path and reopened.settings == saved.settings
     timeline2, player2 = again.window.timeline, again.window.player
     assert [c.badge.text() for c in timeline2.cards()] == ["Done"] * 3
+    wait_for_frames(qtbot, again.window.player_sync)  # a reopened project decodes in the background
     assert np.array_equal(player2.store.frames(1), old_frames)
 
     # 13. Undo and Redo of a prompt edit, through the window's toolbar and shortcut.

@@ -18,10 +18,12 @@ from magi_studio.takes import PreviewModeBar, TakesView
 from magi_studio.timeline import PlayerSync, TimelineView
 from magi_studio.undo import DocumentSession
 from tests.magi_studio.document.fakes import rich_project
+from tests.magi_studio.timeline.helpers import wait_for_frames
 
 
 class Studio:
     def __init__(self, qtbot, tmp_path) -> None:
+        self.qtbot = qtbot
         project, store = rich_project(tmp_path)  # Shot 1: Take 1 (whole shot) -> Take 2 (from chunk 3, active)
         self.session = DocumentSession(project, store)
         self.window = QWidget()
@@ -46,6 +48,7 @@ class Studio:
         return next(t for t in self.shot.takes if t.name == name)
 
     def player_frames(self) -> list:
+        wait_for_frames(self.qtbot, self.sync)  # frames are decoded in the background
         return [self.player.store.frames(i) for i in range(len(self.shot.chunks))]
 
     def stored_frames(self, take_id: str) -> list:

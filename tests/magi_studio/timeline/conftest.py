@@ -14,7 +14,7 @@ from magi_studio.player import PreviewPlayer
 from magi_studio.timeline import PlayerSync, TimelineView
 from magi_studio.undo import DocumentSession
 from tests.magi_studio.document.fakes import fake_generate
-from tests.magi_studio.timeline.helpers import Editor
+from tests.magi_studio.timeline.helpers import Editor, wait_for_frames
 
 PROMPTS = ("a red ball falls", "it bounces", "it rolls left")
 
@@ -52,5 +52,6 @@ def editor(qtbot, storyboard, no_leaked_windows):
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
+    wait_for_frames(qtbot, sync)
     yield Editor(session, timeline, player, sync, window)
     timeline.set_session(None)

@@ -36,6 +36,11 @@ class Editor:
         return [card.model.state for card in self.timeline.cards()]
 
 
+def wait_for_frames(qtbot, sync: PlayerSync) -> None:
+    """Wait until the player holds the frames of every chunk it shows (they are decoded in the background)."""
+    qtbot.waitUntil(lambda: not sync.loading(), timeout=10_000)
+
+
 def drop(widget: QWidget, pos: QPoint, mime: QMimeData) -> tuple[bool, bool]:
     """Drag `mime` onto `widget` at `pos` and drop it there, as a drag from another application would.
 

@@ -16,7 +16,7 @@ from magi_studio.timeline import menus
 from magi_studio.timeline.strip import chunk_mime
 from tests.magi_studio.document.fakes import fake_generate, write_image
 from tests.magi_studio.timeline.conftest import PROMPTS
-from tests.magi_studio.timeline.helpers import drop, file_mime, menu_action
+from tests.magi_studio.timeline.helpers import drop, file_mime, menu_action, wait_for_frames
 
 
 def centre_in_strip(editor, widget) -> QPoint:
@@ -277,6 +277,7 @@ def test_player_and_selection_follow_each_other(qtbot, editor):
     player.seek(30)  # the playhead enters chunk 2
     assert editor.session.selected_chunk_id == ids[1]
     assert editor.timeline.card(ids[1]).is_selected() and not editor.timeline.card(ids[2]).is_selected()
+    wait_for_frames(qtbot, editor.sync)
     for position, result_id in enumerate(editor.sync.shown_results()):
         result = editor.project.results[result_id]
         assert np.array_equal(player.store.frames(position), editor.session.store.read_frames(result))
