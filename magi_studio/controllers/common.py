@@ -20,9 +20,11 @@ import copy
 import dataclasses
 import logging
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Any, Callable, Protocol
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QUndoStack
 
 from magi_studio.document.model import Project
@@ -63,8 +65,11 @@ class SerialTasks(QObject):
     def __init__(self, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.setObjectName(name)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)  # one thread: the order of submission is the order of execution
+        # One Python thread: the order of submission is the order of execution. A Python executor, not a
+        # QThreadPool: with QThreadPool (a QRunnable subclass, or a callable) the process crashed now and
+        # then on the pool thread in the export tests (SIGSEGV, 1 run in about 7).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._futures: list[Future] = []
         # (callback, value, error) appended by the pool thread, popped by the GUI thread (deque is thread-safe).
         self._outcomes: deque[tuple[Callable | None, Any, BaseException | None]] = deque()
         self._pending = 0
@@ -87,14 +92,12 @@ class SerialTasks(QObject):
             self._outcomes.append(outcome)
             self._ready.emit()
 
-        # A plain callable, which Qt wraps in a runnable of its own: with a Python QRunnable subclass
-        # (deleted by the pool thread while Python held its wrapper) the workflow test's export crashed
-        # the process in 2 of 14 runs; with a callable it passed 12 of 12.
-        self._pool.start(run)
+        self._futures = [f for f in self._futures if not f.done()] + [self._executor.submit(run)]
 
     def flush(self) -> None:
         """Block until every submitted task has run, then deliver the outcomes now (GUI thread)."""
-        self._pool.waitForDone()
+        futures_wait(self._futures)
+        self._futures = []
         self._deliver()
 
     @Slot()
