@@ -396,6 +396,7 @@ class MainWindow(QMainWindow):
             event.ignore()  # the user chose Cancel (or saving failed): keep working
             return
         self.player.pause()
+        self.player_sync.shutdown()
         self.settings.window_geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         if self._shortcuts_dialog is not None:

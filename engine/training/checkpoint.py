@@ -64,3 +64,17 @@ def load_training_state(path: str | Path, *, modules: Mapping[str, torch.nn.Modu
                     state.setdefault(int(index), {})[slot] = handle.get_tensor(key)
             optimizer.load_state_dict({"state": state, "param_groups": groups})
     return json.loads(metadata.get("info", "{}"))
+
+
+def saved_step(path: str | Path) -> int:
+    """The step a checkpoint was saved at, read from its header alone."""
+    with safe_open(str(path), "pt") as handle:
+        return int(json.loads((handle.metadata() or {}).get("info", "{}"))["step"])
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] != ["step"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m engine.training.checkpoint step CHECKPOINT")
+    print(saved_step(sys.argv[2]))

@@ -14,10 +14,18 @@ if [ "$stage" = vae ]; then
   python3 -m engine.training.train_vae --out "$RUN" --minutes "$1" --batch 48 --workers 14 2>&1 | tee "$OUT/log.txt"
   dit_minutes=$2; first=$3
 else
-  rm -f "$RUN"/data.safetensors "$RUN"/data_captions.json  # a warm machine: still render fresh storyboards
-  python3 -m engine.training.transfer complete .device/run_in resources/models/studio-mini
-  python3 -m engine.training.transfer unpack .device/run_in "$RUN"
   dit_minutes=$1; first=$2
+  # A machine still warm from the previous call holds that call's full state (optimiser included) and
+  # its storyboards: continue from them unless the carried weights are newer.
+  carried=$(python3 -c "import json; print(json.load(open('.device/run_in/run.json'))['info']['step'])")
+  held=$(python3 -m engine.training.checkpoint step "$RUN/dit_state.safetensors" 2>/dev/null || echo -1)
+  if [ "$held" -ge "$carried" ] && [ -f "$RUN/data.safetensors" ]; then
+    echo "warm machine: continuing at step $held with its optimiser state and storyboards" | tee "$OUT/log.txt"
+  else
+    rm -f "$RUN"/data.safetensors "$RUN"/data_captions.json "$RUN"/dit_state.safetensors
+    python3 -m engine.training.transfer complete .device/run_in resources/models/studio-mini
+    python3 -m engine.training.transfer unpack .device/run_in "$RUN"
+  fi
 fi
 python3 -m engine.training.train_dit --out "$RUN" --minutes "$dit_minutes" --batch "${BATCH:-48}" --steps "${STEPS:-40000}" --storyboards 4500 \
   --data-first "$first" --workers 14 --probe-every 100000 2>&1 | tee -a "$OUT/log.txt"

@@ -58,6 +58,10 @@ class PlayerSync(QObject):
             player.frameChanged.connect(timeline.set_playhead)
             player.store.layoutChanged.connect(self._show_playhead)
 
+    def shutdown(self) -> None:
+        """The window closes: stop decoding frames for it (a decode in progress is waited for, briefly)."""
+        self.loader.shutdown()
+
     def _show_playhead(self) -> None:
         # The generation feed can add the first frames before any document change: show the playhead then.
         self.timeline.set_playhead(self.player.current_frame if self.player.frame_count else None)

@@ -91,3 +91,13 @@ def test_a_tiny_run_trains_resumes_through_transfer_and_exports(tmp_path):
     unpack(tmp_path / "moved", tmp_path / "again")
     train_dit.main(["--out", str(tmp_path / "again")] + args[2:] + ["--steps", "5"])
     assert load_training_state(tmp_path / "again" / "dit_state.safetensors", modules={})["step"] == 5
+
+
+def test_saved_step_reads_the_header_of_a_training_checkpoint(tmp_path):
+    from engine.training.checkpoint import save_training_state, saved_step
+
+    module = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(module.parameters())
+    save_training_state(tmp_path / "state.safetensors", modules={"m": module}, optimizers={"adam": optimizer},
+                        info={"step": 1234})
+    assert saved_step(tmp_path / "state.safetensors") == 1234

@@ -156,3 +156,23 @@ def test_an_unwritable_target_is_reported_in_the_dialog(qtbot, complete, tmp_pat
     export(qtbot, dialog)
     assert failures and failures[0].title == "Export problem"
     assert "Export problem" in dialog.message.text() and dialog.export_button.isEnabled()
+
+
+def test_a_missing_ffmpeg_is_named_in_the_dialog_and_nothing_is_written(qtbot, complete, tmp_path, monkeypatch):
+    import imageio_ffmpeg
+
+    from engine.video_io import FFMPEG_MISSING
+
+    def no_binary():  # what imageio-ffmpeg does when its bundled binary is gone
+        raise RuntimeError("No ffmpeg exe could be found.")
+
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", no_binary)
+    project, store = complete
+    dialog = open_dialog(qtbot, project, store)
+    failures = []
+    dialog.failed.connect(failures.append)
+    choose(dialog, tmp_path / "film.mp4", 1)
+    export(qtbot, dialog)
+    assert failures and str(failures[0]) == FFMPEG_MISSING
+    assert FFMPEG_MISSING.split(":")[0] in dialog.message.text() and dialog.export_button.isEnabled()
+    assert dialog.outcome is None and list(tmp_path.glob("*film.mp4*")) == []
