@@ -4,6 +4,7 @@
 * The hub is offline: no test may reach the network (set HF_HUB_OFFLINE=0 yourself to override).
 * torch uses at most two threads, like CI, so timings and float reductions are comparable.
 * `conformance_dir`: the MAGI-1 golden vectors (../shared/conformance or $MAGI_CONFORMANCE_DIR).
+* `no_ffmpeg_binary`: imageio-ffmpeg as it is when its ffmpeg binary is missing.
 
 The `slow` marker is registered in pyproject.toml ([tool.pytest.ini_options] markers).
 """
@@ -32,3 +33,15 @@ def conformance_dir() -> Path:
     if not root.is_dir():
         pytest.skip(f"MAGI-1 conformance data not found at {root} (set MAGI_CONFORMANCE_DIR to its folder)")
     return root
+
+
+@pytest.fixture
+def no_ffmpeg_binary(monkeypatch):
+    """imageio-ffmpeg installed without its binary (a platform with no wheel): it raises RuntimeError."""
+    import imageio_ffmpeg
+
+    def no_binary():
+        raise RuntimeError("No ffmpeg exe could be found.")
+
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", no_binary)
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)

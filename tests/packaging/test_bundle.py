@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.packaging.app_process import wait_for_untitled_project
+
 REPO = Path(__file__).resolve().parents[2]
 LINUX = REPO / "packaging" / "linux"
 APP_ID = "io.github.magistudio.MagiStudio"
@@ -298,11 +300,7 @@ def test_bundle_gui_starts_offscreen_in_a_clean_environment(bundle, tmp_path):
         process = subprocess.Popen([str(bundle / "magi-studio")], env=clean_env(home), cwd=tmp_path,
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
-            # Studio.start has run once the new project's untitled bundle exists in the user's data folder.
-            deadline = time.monotonic() + 90
-            while process.poll() is None and not list(home.glob(".local/share/**/Untitled-*.magi")):
-                assert time.monotonic() < deadline, "no untitled project after 90 s"
-                time.sleep(0.2)
+            wait_for_untitled_project(process, home / ".local" / "share")
             time.sleep(3)  # studio-mini loads on the engine thread meanwhile
             alive = process.poll() is None
         finally:

@@ -34,6 +34,7 @@ import torch
 
 from engine.variants import MAGI_VARIANTS
 from magi_studio.cli import main as cli_main
+from tests.packaging.app_process import wait_for_untitled_project
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("app_driver.py")
@@ -175,18 +176,6 @@ def test_cli_not_enough_memory(tmp_path, capsys, monkeypatch):
     assert not out.exists()
 
 
-@pytest.fixture
-def no_ffmpeg_binary(monkeypatch):
-    """imageio-ffmpeg installed without its binary (a platform with no wheel): it raises RuntimeError."""
-    import imageio_ffmpeg
-
-    def no_binary():
-        raise RuntimeError("No ffmpeg exe could be found.")
-
-    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", no_binary)
-    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
-
-
 def test_cli_missing_ffmpeg(tmp_path, capsys, no_ffmpeg_binary):
     out = tmp_path / "x.mp4"
     assert cli_main(generate_argv(out, "--model", "studio-mini", "--device", "cpu")) == 1
@@ -211,10 +200,7 @@ def test_ctrl_c_and_sigterm_end_the_app_cleanly(tmp_path, signum):
                                env=fresh_env(tmp_path), cwd=tmp_path, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while process.poll() is None and not list(data.glob("**/Untitled-*.magi")):
-            assert time.monotonic() < deadline, "no untitled project after 90 s"
-            time.sleep(0.2)
+        wait_for_untitled_project(process, data)
         time.sleep(1)  # the event loop is running
         assert process.poll() is None, process.stderr.read()
         process.send_signal(signum)

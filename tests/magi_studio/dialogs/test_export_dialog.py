@@ -158,15 +158,9 @@ def test_an_unwritable_target_is_reported_in_the_dialog(qtbot, complete, tmp_pat
     assert "Export problem" in dialog.message.text() and dialog.export_button.isEnabled()
 
 
-def test_a_missing_ffmpeg_is_named_in_the_dialog_and_nothing_is_written(qtbot, complete, tmp_path, monkeypatch):
-    import imageio_ffmpeg
-
+def test_a_missing_ffmpeg_is_named_in_the_dialog_and_nothing_is_written(qtbot, complete, tmp_path, no_ffmpeg_binary):
     from engine.video_io import FFMPEG_MISSING
 
-    def no_binary():  # what imageio-ffmpeg does when its bundled binary is gone
-        raise RuntimeError("No ffmpeg exe could be found.")
-
-    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", no_binary)
     project, store = complete
     dialog = open_dialog(qtbot, project, store)
     failures = []
