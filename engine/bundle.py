@@ -2,9 +2,10 @@
 
 Our format (used by studio-mini and any model we train) is a folder:
 
-    model.json              {"format": "magi-studio-model", "version": 1, name, label, dit, vae,
+    model.json              {"format": "magi-studio-model", "version": 2, name, label, dit, vae,
                              text_encoder, sampling, width, height, fps, preview}
-    dit.safetensors         MagiDiT state dict (our parameter names)
+    dit.safetensors         MagiDiT state dict (our parameter names); since version 2 its large
+                            matrices may be int8 with per-row scales (engine/loading/int8.py)
     vae.safetensors         VideoVAE state dict (official MAGI-1 VAE names)
     text_encoder.safetensors  WordTextEncoder (config in its metadata)
 
@@ -33,7 +34,7 @@ from engine.vae.config import VAEConfig
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "magi-studio-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -55,11 +56,14 @@ class ModelBundle:
         return self.dit.device
 
 
-def save_native_bundle(bundle: ModelBundle, folder: str | Path, dtype: torch.dtype | None = None) -> None:
+def save_native_bundle(bundle: ModelBundle, folder: str | Path, dtype: torch.dtype | None = None,
+                       int8_dit: bool = False) -> None:
     """Write `bundle` in our format; each file is written to a temporary name and renamed into place.
 
     `dtype` (e.g. float16) stores the DiT and VAE weights smaller; loading casts them to the run dtype.
+    `int8_dit` stores the DiT's matrices in int8 with per-row scales (half of fp16), the rest in `dtype`.
     """
+    from engine.loading.int8 import quantize_int8
     from engine.text.tiny import WordTextEncoder
 
     folder = Path(folder)
@@ -77,7 +81,10 @@ def save_native_bundle(bundle: ModelBundle, folder: str | Path, dtype: torch.dty
         return {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
                 for k, v in module.state_dict().items()}
 
-    _atomic_safetensors(stored(bundle.dit), folder / "dit.safetensors")
+    dit_tensors = stored(bundle.dit)
+    if int8_dit:
+        dit_tensors = quantize_int8(dit_tensors, float_dtype=dtype or torch.float32)
+    _atomic_safetensors(dit_tensors, folder / "dit.safetensors")
     _atomic_safetensors(stored(bundle.vae), folder / "vae.safetensors")
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         staged = Path(tmp) / "text_encoder.safetensors"
@@ -107,6 +114,7 @@ def read_manifest(folder: Path) -> dict:
 
 def load_native_bundle(folder: str | Path, device: torch.device, dtype: torch.dtype) -> ModelBundle:
     from engine.loading import CheckpointReader, load_into_module
+    from engine.loading.int8 import int8_dequantized_tensors
     from engine.dit.model import is_float32_island
     from engine.text.tiny import WordTextEncoder
 
@@ -123,7 +131,7 @@ def load_native_bundle(folder: str | Path, device: torch.device, dtype: torch.dt
         dit = MagiDiT(dit_config)
         vae = VideoVAE(vae_config)
     with CheckpointReader(folder / "dit.safetensors") as reader:
-        load_into_module(dit, {k: (lambda k=k: reader.get(k)) for k in reader.keys()}, device=device,
+        load_into_module(dit, int8_dequantized_tensors(reader), device=device,
                          dtype_for=lambda name: torch.float32 if is_float32_island(name) else dtype)
     with CheckpointReader(folder / "vae.safetensors") as reader:
         load_into_module(vae, {k: (lambda k=k: reader.get(k)) for k in reader.keys()}, device=device,

@@ -51,16 +51,20 @@ class VAEClips(IterableDataset):
 
 
 class RenderedStoryboards(IterableDataset):
-    """Storyboards seeds [first, first + count): frames [chunks·24, 128, 128, 3] uint8 and caption variants."""
+    """Storyboards seeds [first, first + count): frames [chunks·24, 128, 128, 3] uint8 and caption variants.
 
-    def __init__(self, first: int, count: int, chunks: int) -> None:
+    `two_objects` is the share of storyboards with two objects (the world's own default when None).
+    """
+
+    def __init__(self, first: int, count: int, chunks: int, two_objects: float | None = None) -> None:
         self.first, self.count, self.chunks = first, count, chunks
+        self.world_options = {} if two_objects is None else {"two_objects": two_objects}
 
     def __iter__(self):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         for seed in range(self.first + worker, self.first + self.count, workers):
-            board = random_storyboard(np.random.default_rng(seed), self.chunks)
+            board = random_storyboard(np.random.default_rng(seed), self.chunks, **self.world_options)
             tracks = board.tracks()
             frames = board.render()
             captions = [storyboard_captions(board, seed * CAPTION_VARIANTS + v, tracks=tracks)
@@ -69,10 +73,10 @@ class RenderedStoryboards(IterableDataset):
 
 
 def encode_storyboards(vae, *, first: int, count: int, chunks: int, device, workers: int = 8,
-                       batch: int = 8) -> dict:
+                       batch: int = 8, two_objects: float | None = None) -> dict:
     """Render and encode `count` storyboards. Returns latents [count, 16, chunks·6, 16, 16] (bf16, CPU),
     image latents of each first frame [count, 16, 1, 16, 16], captions [count][variant][chunk], seeds."""
-    loader = DataLoader(RenderedStoryboards(first, count, chunks), batch_size=batch, num_workers=workers,
+    loader = DataLoader(RenderedStoryboards(first, count, chunks, two_objects), batch_size=batch, num_workers=workers,
                         collate_fn=lambda items: items)
     latents, images, captions, seeds = [], [], [], []
     vae_dtype = next(vae.parameters()).dtype

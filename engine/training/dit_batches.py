@@ -61,7 +61,7 @@ def sample_structure(rng: np.random.Generator, stored_chunks: int) -> BatchStruc
     kind = rng.random()
     if kind < 0.15:  # image-to-video: the first chunk of a video, its first frame given
         return BatchStructure(window, noisy, 0, youngest_age, quarter_offset, 0, True)
-    if kind < 0.40:  # text-to-video: the first chunk of a video, nothing before it (where identity is decided)
+    if kind < 0.50:  # text-to-video: the first chunk of a video, nothing before it (where identity is decided)
         return BatchStructure(window, noisy, 0, youngest_age, quarter_offset, 0, False)
     prefix = int(rng.choice([1, 2, 3, 4], p=[0.5, 0.2, 0.15, 0.15]))
     start = int(rng.integers(0, stored_chunks - prefix - noisy + 1))

@@ -1,4 +1,4 @@
-"""Export a trained run as the shipped studio-mini model (our bundle format, fp16 weights).
+"""Export a trained run as the shipped studio-mini model (our bundle format: int8 DiT matrices, fp16 rest).
 
     python -m engine.training.export RUN_DIR resources/models/studio-mini
 
@@ -44,7 +44,7 @@ def build_bundle(run: Path) -> ModelBundle:
 
 def main(run: Path, destination: Path) -> None:
     bundle = build_bundle(run)
-    save_native_bundle(bundle, destination, dtype=torch.float16)
+    save_native_bundle(bundle, destination, dtype=torch.float16, int8_dit=True)
     info = {}
     with safe_open(str(run / "dit_state.safetensors"), "pt") as handle:
         info = json.loads((handle.metadata() or {}).get("info", "{}"))

@@ -2,7 +2,8 @@
 
 128x128 video at 24 fps (the smallest size the issue allows; an 8x8x4 VAE makes it a 16x16x6 latent
 per chunk, 384 DiT tokens, which a laptop CPU denoises in seconds). Sizes are chosen so the shipped
-weights (fp16) stay under 40 MB: VAE 8.9 M parameters, DiT 7.7 M, text encoder ~0.5 M.
+weights stay under 40 MB: VAE 8.9 M parameters (fp16), DiT 15.4 M (int8 matrices), text encoder ~0.5 M.
+The DiT was trained with 8 layers up to v2 and then grown to 16 (engine/training/grow.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ VAE = VAEConfig(video_size=128, video_length=12, embed_dim=768, depth=1, num_hea
 TEXT_CHANNELS = 128
 TEXT_TOKENS = 24
 
-DIT = DiTConfig(num_layers=8, hidden_size=256, ffn_hidden_size=1024, num_heads=4, num_kv_groups=2, head_dim=64,
+DIT = DiTConfig(num_layers=16, hidden_size=256, ffn_hidden_size=1024, num_heads=4, num_kv_groups=2, head_dim=64,
                 caption_channels=TEXT_CHANNELS, caption_max_length=TEXT_TOKENS, null_caption_tokens=8)
 
 #: Base model with two-pass text guidance (history guidance 1.0 skips the third pass).

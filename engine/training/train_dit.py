@@ -34,7 +34,8 @@ from engine.training.train_vae import load_trained_vae
 log = logging.getLogger("train_dit")
 
 
-def load_or_build_data(out: Path, vae, device, count: int, chunks: int, workers: int, first: int = 0) -> dict:
+def load_or_build_data(out: Path, vae, device, count: int, chunks: int, workers: int, first: int = 0,
+                       two_objects: float | None = None) -> dict:
     tensors, captions = out / "data.safetensors", out / "data_captions.json"
     if tensors.is_file() and captions.is_file():
         stored = load_file(str(tensors))
@@ -43,7 +44,8 @@ def load_or_build_data(out: Path, vae, device, count: int, chunks: int, workers:
         return {"latents": stored["latents"], "images": stored["images"], "captions": meta["captions"],
                 "seeds": meta["seeds"]}
     started = time.perf_counter()
-    data = encode_storyboards(vae, first=first, count=count, chunks=chunks, device=device, workers=workers)
+    data = encode_storyboards(vae, first=first, count=count, chunks=chunks, device=device, workers=workers,
+                              two_objects=two_objects)
     save_file({"latents": data["latents"].contiguous(), "images": data["images"].contiguous()}, str(tensors))
     captions.write_text(json.dumps({"captions": data["captions"], "seeds": data["seeds"]}))
     log.info("rendered and encoded %d storyboards in %.0f s", count, time.perf_counter() - started)
@@ -86,12 +88,15 @@ def training_loss(dit: MagiDiT, text: WordTextEncoder, batch: TrainingBatch, dev
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=40_000, help="schedule length (the run may stop earlier)")
+    parser.add_argument("--steps", type=int, default=40_000, help="schedule end (the run may stop earlier)")
+    parser.add_argument("--schedule-start", type=int, default=0,
+                        help="step where the learning-rate schedule (warm-up, cosine) starts, e.g. after growing")
     parser.add_argument("--minutes", type=float, default=9.0)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--storyboards", type=int, default=16_000)
     parser.add_argument("--data-first", type=int, default=0, help="seed of the first training storyboard")
+    parser.add_argument("--two-objects", type=float, help="share of two-object storyboards (default: the world's)")
     parser.add_argument("--workers", type=int, default=12)
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--probe-every", type=int, default=2000)
@@ -102,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     vae = load_trained_vae(args.out, device, torch.bfloat16 if device.type == "cuda" else torch.float32)
-    data = load_or_build_data(args.out, vae, device, args.storyboards, 8, args.workers, args.data_first)
+    data = load_or_build_data(args.out, vae, device, args.storyboards, 8, args.workers, args.data_first,
+                              args.two_objects)
     # A few GB at most: on the GPU, a batch is gathered there instead of copied from host memory each step.
     data["latents"], data["images"] = data["latents"].to(device), data["images"].to(device)
     sampling = studio_mini.SAMPLING
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         batch = make_batch(rng, data, args.batch, structure, sampling, device)
         rewarm = 1.0 if rewarm_from is None else min(1.0, (step - rewarm_from + 1) / 200)
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, args.steps, 500, args.lr) * rewarm
+            group["lr"] = cosine_lr(step - args.schedule_start, args.steps - args.schedule_start, 500, args.lr) * rewarm
         with autocast:
             loss, per_chunk = training_loss(dit, text, batch, device)
         optimizer.zero_grad(set_to_none=True)

@@ -1,14 +1,17 @@
-"""Moving a training run between machines in small fp16 files (the GPU machines keep nothing).
+"""Moving a training run between machines in small files (the GPU machines keep nothing).
 
     python -m engine.training.transfer pack RUN_DIR OUT_DIR     # after training, on the GPU machine
     python -m engine.training.transfer unpack IN_DIR RUN_DIR    # before training, anywhere
     python -m engine.training.transfer complete IN_DIR BUNDLE   # fill IN_DIR's missing parts from a bundle
 
-Each file stays under 16 MB: VAE encoder and decoder, DiT weights, DiT EMA weights, text encoder
-(weights and EMA). The VAE and the EMA DiT are exactly what the shipped bundle holds, so a call may carry
-only the raw DiT and the text encoder and take the rest from resources/models/studio-mini (the lent
-machine takes at most 64 MB of files). The optimiser state does not travel (it is 4x the weights); the trainer re-warms
-its learning rate after a resume without it. fp16 keeps 11 significant bits of every weight.
+Each file (`<part>.safetensors`) stays under 16 MB: VAE encoder and decoder, DiT weights, DiT EMA
+weights, text encoder (weights and EMA). The DiT parts hold their matrices in int8 with per-row scales
+(engine/loading/int8.py, as the shipped bundle does), everything else is fp16. The VAE and the EMA DiT
+are exactly what the shipped bundle holds, so a call may carry only the raw DiT and the text encoder
+and take the rest from resources/models/studio-mini (the lent machine takes at most 64 MB of files).
+The optimiser state does not travel (it is 4x the weights); the trainer re-warms its learning rate
+after a resume without it. The int8 rounding of the raw weights (about 1% of a row's spread) is a few
+optimiser steps' worth of change.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from engine.loading.int8 import dequantize_int8, quantize_int8
+
 PARTS = {
     "vae_encoder": ("vae.safetensors", ("encoder.",)),
     "vae_decoder": ("vae.safetensors", ("decoder.",)),
@@ -30,8 +35,19 @@ PARTS = {
 }
 
 
+INT8_PARTS = ("dit", "dit_ema")
+
+
 def _half(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
+
+
+def _stored(part: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return quantize_int8(tensors) if part in INT8_PARTS else _half(tensors)
+
+
+def part_file(folder: Path, part: str) -> Path:
+    return folder / f"{part}.safetensors"
 
 
 def pack(run: Path, out: Path) -> None:
@@ -45,7 +61,7 @@ def pack(run: Path, out: Path) -> None:
             tensors = {k: handle.get_tensor(k) for k in handle.keys() if k.startswith(prefixes)}
             if filename == "dit_state.safetensors":
                 info = json.loads((handle.metadata() or {}).get("info", "{}"))
-        save_file(_half(tensors), str(out / f"{part}.fp16.safetensors"))
+        save_file(_stored(part, tensors), str(part_file(out, part)))
     manifest = {"info": info}
     if (run / "vae.json").is_file():
         manifest["vae"] = json.loads((run / "vae.json").read_text())
@@ -55,8 +71,8 @@ def pack(run: Path, out: Path) -> None:
 def unpack(source: Path, run: Path) -> None:
     run.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((source / "run.json").read_text())
-    loaded = {part: load_file(str(source / f"{part}.fp16.safetensors")) for part in PARTS
-              if (source / f"{part}.fp16.safetensors").is_file()}
+    loaded = {part: dequantize_int8(load_file(str(part_file(source, part)))) for part in PARTS
+              if part_file(source, part).is_file()}
     if "vae_encoder" in loaded:
         vae = {**loaded["vae_encoder"], **loaded["vae_decoder"]}
         save_file({k: v.float() for k, v in vae.items()}, str(run / "vae.safetensors"))
@@ -70,16 +86,16 @@ def unpack(source: Path, run: Path) -> None:
 
 def complete(source: Path, bundle: Path) -> None:
     """Write the VAE and EMA DiT parts that `source` lacks from an exported bundle of the same run."""
-    if not (source / "vae_encoder.fp16.safetensors").is_file():
+    if not part_file(source, "vae_encoder").is_file():
         vae = load_file(str(bundle / "vae.safetensors"))
         for part in ("vae_encoder", "vae_decoder"):
             prefix = PARTS[part][1][0]
-            save_file(_half({k: v for k, v in vae.items() if k.startswith(prefix)}),
-                      str(source / f"{part}.fp16.safetensors"))
-    if not (source / "dit_ema.fp16.safetensors").is_file():
-        ema = load_file(str(bundle / "dit.safetensors"))
-        save_file(_half({PARTS["dit_ema"][1][0] + k: v for k, v in ema.items()}),
-                  str(source / "dit_ema.fp16.safetensors"))
+            save_file(_stored(part, {k: v for k, v in vae.items() if k.startswith(prefix)}),
+                      str(part_file(source, part)))
+    if not part_file(source, "dit_ema").is_file():
+        ema = dequantize_int8(load_file(str(bundle / "dit.safetensors")))
+        save_file(_stored("dit_ema", {PARTS["dit_ema"][1][0] + k: v for k, v in ema.items()}),
+                  str(part_file(source, "dit_ema")))
 
 
 if __name__ == "__main__":

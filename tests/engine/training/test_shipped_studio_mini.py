@@ -1,0 +1,31 @@
+"""The shipped studio-mini bundle: within the 40 MB budget and the configuration training uses."""
+
+from __future__ import annotations
+
+import json
+
+from safetensors import safe_open
+
+from engine.config import DiTConfig
+from engine.loading.int8 import SCALE_SUFFIX
+from engine.models import studio_mini_path
+from engine.training import studio_mini
+
+BUDGET_BYTES = 40_000_000
+
+
+def test_the_shipped_weights_fit_the_budget():
+    files = list(studio_mini_path().glob("*.safetensors"))
+    assert {f.name for f in files} == {"dit.safetensors", "vae.safetensors", "text_encoder.safetensors"}
+    assert sum(f.stat().st_size for f in files) <= BUDGET_BYTES
+
+
+def test_the_shipped_dit_is_the_training_configuration_stored_in_int8():
+    manifest = json.loads((studio_mini_path() / "model.json").read_text())
+    assert DiTConfig.from_dict(manifest["dit"]) == studio_mini.DIT  # export and training agree
+    with safe_open(str(studio_mini_path() / "dit.safetensors"), "pt") as handle:
+        keys = set(handle.keys())
+        quantised = [k.removesuffix(SCALE_SUFFIX) for k in keys if k.endswith(SCALE_SUFFIX)]
+        assert quantised and all(str(handle.get_slice(k).get_dtype()) == "I8" for k in quantised)
+    layers = {k.split(".")[1] for k in keys if k.startswith("layers.")}
+    assert len(layers) == studio_mini.DIT.num_layers
