@@ -91,7 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=40_000, help="schedule end (the run may stop earlier)")
     parser.add_argument("--schedule-start", type=int, default=0,
                         help="step where the learning-rate schedule (warm-up, cosine) starts, e.g. after growing")
-    parser.add_argument("--minutes", type=float, default=9.0)
+    parser.add_argument("--minutes", type=float, default=9.0, help="training time (rendering data not counted)")
+    parser.add_argument("--wall-minutes", type=float,
+                        help="also stop when this much time has passed since the start, rendering included "
+                             "(a lent machine's call has a hard limit, and a fresh one renders first)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--storyboards", type=int, default=16_000)
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="a tiny model and data set (for a CPU smoke test)")
     args = parser.parse_args(argv)
+    process_started = time.perf_counter()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -160,7 +164,9 @@ def main(argv: list[str] | None = None) -> None:
             log.info("step %d  loss %.4f  [%s]  %.1f min", step, np.mean(losses), by_quarter,
                      (time.perf_counter() - started) / 60)
             losses, quarter_losses = [], {q: [] for q in range(4)}
-        done = step >= args.steps or time.perf_counter() - started > args.minutes * 60
+        now = time.perf_counter()
+        done = step >= args.steps or now - started > args.minutes * 60 or (
+            args.wall_minutes is not None and now - process_started > args.wall_minutes * 60)
         if step % 1000 == 0 or done:
             save_training_state(state_path, modules=modules, optimizers={"adam": optimizer}, info={"step": step})
         if step % args.probe_every == 0 or done:

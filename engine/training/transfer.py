@@ -3,6 +3,7 @@
     python -m engine.training.transfer pack RUN_DIR OUT_DIR     # after training, on the GPU machine
     python -m engine.training.transfer unpack IN_DIR RUN_DIR    # before training, anywhere
     python -m engine.training.transfer complete IN_DIR BUNDLE   # fill IN_DIR's missing parts from a bundle
+    python -m engine.training.transfer receive OUT_DIR BUNDLE RUN_IN  # after a call: export, refresh the carry
 
 Each file (`<part>.safetensors`) stays under 16 MB: VAE encoder and decoder, DiT weights, DiT EMA
 weights, text encoder (weights and EMA). The DiT parts hold their matrices in int8 with per-row scales
@@ -17,7 +18,9 @@ optimiser steps' worth of change.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -98,6 +101,30 @@ def complete(source: Path, bundle: Path) -> None:
                   str(part_file(source, "dit_ema")))
 
 
+CARRIED = ("dit", "text")
+
+
+def receive(out: Path, bundle: Path, run_in: Path) -> None:
+    """After a call: export its EMA weights over `bundle` and make its raw parts the next call's carry.
+
+    The carry is refreshed after every call, also when the next call is meant to find the machine
+    warm: a fresh machine trains from whatever `run_in` holds.
+    """
+    from engine.training import export
+
+    with tempfile.TemporaryDirectory() as tmp:
+        unpack(out, Path(tmp))
+        export.main(Path(tmp), bundle)
+    staged = run_in.with_name(run_in.name + ".new")
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    for part in CARRIED:
+        shutil.copyfile(part_file(out, part), part_file(staged, part))
+    shutil.copyfile(out / "run.json", staged / "run.json")
+    shutil.rmtree(run_in, ignore_errors=True)
+    staged.rename(run_in)
+
+
 if __name__ == "__main__":
-    command, first, second = sys.argv[1:4]
-    {"pack": pack, "unpack": unpack, "complete": complete}[command](Path(first), Path(second))
+    command, *paths = sys.argv[1:]
+    {"pack": pack, "unpack": unpack, "complete": complete, "receive": receive}[command](*map(Path, paths))

@@ -10,7 +10,7 @@ from engine.config import CHUNK_LATENT_FRAMES
 from engine.training import studio_mini
 from engine.training.checkpoint import load_training_state, save_training_state
 from engine.training.dit_batches import BatchStructure, make_batch, sample_structure
-from engine.training.transfer import pack, unpack
+from engine.training.transfer import pack, receive, unpack
 
 SPANS = studio_mini.SAMPLING.attention_spans
 
@@ -77,7 +77,7 @@ def test_training_state_round_trip_with_optimizer(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_tiny_run_trains_resumes_through_transfer_and_exports(tmp_path):
+def test_a_tiny_run_trains_resumes_through_transfer_and_exports(tmp_path, monkeypatch):
     from engine.training import train_dit, train_vae
 
     run = tmp_path / "run"
@@ -91,6 +91,21 @@ def test_a_tiny_run_trains_resumes_through_transfer_and_exports(tmp_path):
     unpack(tmp_path / "moved", tmp_path / "again")
     train_dit.main(["--out", str(tmp_path / "again")] + args[2:] + ["--steps", "5"])
     assert load_training_state(tmp_path / "again" / "dit_state.safetensors", modules={})["step"] == 5
+    # After a call: its weights are exported and its raw parts replace the carry, stale files and all.
+    from engine.training import export
+
+    exported = []
+    monkeypatch.setattr(export, "main", lambda run_dir, bundle: exported.append(
+        (load_training_state(run_dir / "dit_state.safetensors", modules={})["step"], bundle)))
+    carry = tmp_path / "run_in"
+    carry.mkdir()
+    (carry / "dit_ema.safetensors").write_bytes(b"stale")
+    receive(tmp_path / "moved", tmp_path / "bundle", carry)
+    assert exported == [(3, tmp_path / "bundle")]
+    assert sorted(p.name for p in carry.iterdir()) == ["dit.safetensors", "run.json", "text.safetensors"]
+    # A wall-clock cap already spent stops the run after one step, and the step is saved.
+    train_dit.main(["--out", str(tmp_path / "again")] + args[2:] + ["--steps", "50", "--wall-minutes", "0"])
+    assert load_training_state(tmp_path / "again" / "dit_state.safetensors", modules={})["step"] == 6
 
 
 def test_saved_step_reads_the_header_of_a_training_checkpoint(tmp_path):
