@@ -426,4 +426,5 @@ class GenerationController(QObject):
         job = self._job
         if job is not None:
             partial = sum(p for c, p in job.active.items() if c not in job.finished)
-            self.progressChanged.emit(self._progress.snapshot(job.shot_name, partial, job.step, job.steps))
+            self.progressChanged.emit(self._progress.snapshot(job.shot_name, partial, job.step, job.steps,
+                                                              job.next_shot_chunk()))

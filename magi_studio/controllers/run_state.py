@@ -37,9 +37,12 @@ class GenerationProgress:
     steps: int
     elapsed_s: float
     eta_s: float | None
+    #: 1-based place in its shot of the chunk being made (a run may start mid-shot), when known.
+    shot_chunk: int | None = None
 
     def text(self) -> str:
-        parts = [self.shot_name, f"chunk {self.chunk}/{self.chunks}"]
+        counted = f"{self.chunk} of {self.chunks} in this run"
+        parts = [self.shot_name, f"chunk {self.shot_chunk} ({counted})" if self.shot_chunk else counted]
         if self.steps:
             parts.append(f"step {self.step}/{self.steps}")
         parts.append(clock_text(self.elapsed_s))
@@ -64,6 +67,13 @@ class RunningJob:
     steps: int = 0
     broken: bool = False  # a write failed: later chunks of this job are not written (their context is gone)
 
+    def next_shot_chunk(self) -> int | None:
+        """1-based place in the shot of the oldest chunk still being made (None before the engine reports)."""
+        pending = [c for c in self.active if c not in self.finished]
+        if not pending:
+            return None
+        return self.plan.shot_index(min(pending)) + 1
+
     def chunk_id(self, request_chunk: int) -> str | None:
         position = self.plan.shot_index(request_chunk) - self.plan.start_index
         return self.plan.chunk_ids[position] if 0 <= position < len(self.plan.chunk_ids) else None
@@ -85,13 +95,15 @@ class RunProgress:
         if not self._clock.isValid():  # model loading and planning are not generation time
             self._clock.start()
 
-    def snapshot(self, shot_name: str, partial: float, step: int, steps: int) -> GenerationProgress:
+    def snapshot(self, shot_name: str, partial: float, step: int, steps: int,
+                 shot_chunk: int | None = None) -> GenerationProgress:
         """`partial`: fractions of the chunks being denoised, added to the finished ones for the ETA."""
         total = max(sum(self.estimates.values()), self.finished, 1)
         done = self.finished + partial
         elapsed = self._clock.elapsed() / 1000 if self._clock.isValid() else 0.0
         eta = elapsed / done * (total - done) if done > 0 and elapsed > 0 else None
-        return GenerationProgress(shot_name, min(total, self.finished + 1), total, step, steps, elapsed, eta)
+        return GenerationProgress(shot_name, min(total, self.finished + 1), total, step, steps, elapsed, eta,
+                                  shot_chunk)
 
 
 class ChunkJobStates:

@@ -123,7 +123,8 @@ def test_job_states_and_progress_reach_the_views(qtbot, studio):
     denoising = [p for _, _, st, p in s.recorder.states if st == DENOISING]
     assert all(0.0 <= p <= 1.0 for p in denoising) and any(0.0 < p < 1.0 for p in denoising)
     last = s.recorder.progress[-1]
-    assert last.chunks == 4 and last.steps > 0 and last.text().startswith("Shot 1 · chunk ")
+    assert last.chunks == 4 and last.steps > 0 and last.text().startswith("Shot 1 · ")
+    assert any(p.text().startswith("Shot 1 · chunk 1 (1 of 4 in this run) · step ") for p in s.recorder.progress)
     assert any(p.eta_s is not None for p in s.recorder.progress)
 
 
@@ -162,9 +163,15 @@ def test_regenerate_from_chunk_2_keeps_chunk_1_bit_identical_as_a_second_take(qt
     first_latent = store.read_latent(project.results[old_path[0]]).clone()
     old_seed = s.shot.chunks[1].seed
 
+    reported = len(s.recorder.progress)
     s.controller.regenerate_from(s.shot.id, 1)
     wait_run(qtbot, s, 2)
     assert s.recorder.ends == ["finished", "finished"] and not s.recorder.errors
+    # The status names each chunk by its place in the shot, and counts the run's own chunks.
+    texts = [p.text() for p in s.recorder.progress[reported:]]
+    assert any("chunk 2 (1 of 3 in this run)" in t for t in texts), texts[:3]
+    assert any("chunk 4 (3 of 3 in this run)" in t for t in texts)
+    assert not any("chunk 1 (" in t for t in texts)
     new_path = active_path(s.shot)
     assert len(s.shot.takes) == 2 and s.shot.active_take_id != old_take
     assert new_path[0] == old_path[0] and set(new_path[1:]).isdisjoint(old_path)
