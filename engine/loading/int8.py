@@ -46,17 +46,21 @@ def _dequantize(key: str, weight: torch.Tensor, scale: torch.Tensor) -> torch.Te
     return weight.float() * scale[:, None]
 
 
+def _int8_keys(keys) -> set[str]:
+    """The weights stored in int8 (those with a scale beside them); a scale without its weight is damage."""
+    key_set = set(keys)
+    weights = {k[: -len(SCALE_SUFFIX)] for k in key_set if k.endswith(SCALE_SUFFIX)}
+    orphans = sorted(w + SCALE_SUFFIX for w in weights - key_set)
+    if orphans:
+        raise CheckpointError(f"{orphans[0]} has no weight beside it. The model files are damaged; reinstall the model.")
+    return weights
+
+
 def dequantize_int8(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The float32/float state dict a `quantize_int8` dict stands for (other tensors unchanged)."""
-    out = {}
-    for key, value in tensors.items():
-        if key.endswith(SCALE_SUFFIX):
-            if key[: -len(SCALE_SUFFIX)] not in tensors:
-                raise CheckpointError(f"{key} has no weight beside it. The model files are damaged.")
-            continue
-        scale_key = key + SCALE_SUFFIX
-        out[key] = _dequantize(key, value, tensors[scale_key]) if scale_key in tensors else value
-    return out
+    stored = _int8_keys(tensors)
+    return {k: _dequantize(k, v, tensors[k + SCALE_SUFFIX]) if k in stored else v
+            for k, v in tensors.items() if not k.endswith(SCALE_SUFFIX)}
 
 
 def int8_dequantized_tensors(source) -> dict[str, LazyTensor]:
@@ -65,17 +69,8 @@ def int8_dequantized_tensors(source) -> dict[str, LazyTensor]:
     `source` has keys/shape/get (a `CheckpointReader`); scale keys disappear, their weights come out float32.
     """
     keys = list(source.keys())
-    key_set = set(keys)
-    for key in keys:
-        if key.endswith(SCALE_SUFFIX) and key[: -len(SCALE_SUFFIX)] not in key_set:
-            raise CheckpointError(f"{key} has no weight beside it. The model files are damaged; reinstall the model.")
-    out: dict[str, LazyTensor] = {}
-    for key in keys:
-        if key.endswith(SCALE_SUFFIX):
-            continue
-        if key + SCALE_SUFFIX in key_set:
-            out[key] = LazyTensor(tuple(source.shape(key)),
-                                  lambda k=key: _dequantize(k, source.get(k), source.get(k + SCALE_SUFFIX)))
-        else:
-            out[key] = LazyTensor(tuple(source.shape(key)), lambda k=key: source.get(k))
-    return out
+    stored = _int8_keys(keys)
+    return {k: LazyTensor(tuple(source.shape(k)),
+                          (lambda k=k: _dequantize(k, source.get(k), source.get(k + SCALE_SUFFIX))) if k in stored
+                          else (lambda k=k: source.get(k)))
+            for k in keys if not k.endswith(SCALE_SUFFIX)}
