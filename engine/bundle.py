@@ -81,9 +81,9 @@ def save_native_bundle(bundle: ModelBundle, folder: str | Path, dtype: torch.dty
         return {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
                 for k, v in module.state_dict().items()}
 
-    dit_tensors = stored(bundle.dit)
-    if int8_dit:
-        dit_tensors = quantize_int8(dit_tensors, float_dtype=dtype or torch.float32)
+    # int8 codes come from the full-precision weights: casting to `dtype` first would round them twice.
+    dit_tensors = (quantize_int8({k: v.detach().cpu() for k, v in bundle.dit.state_dict().items()},
+                                 float_dtype=dtype or torch.float32) if int8_dit else stored(bundle.dit))
     _atomic_safetensors(dit_tensors, folder / "dit.safetensors")
     _atomic_safetensors(stored(bundle.vae), folder / "vae.safetensors")
     with tempfile.TemporaryDirectory(dir=folder) as tmp:

@@ -59,6 +59,9 @@ def test_a_bundle_with_an_int8_dit_is_smaller_and_generates_nearly_the_same_vide
     stored = load_file(str(tmp_path / "int8" / "dit.safetensors"))
     large = [k for k, v in bundle.dit.state_dict().items() if v.dim() == 2 and v.numel() >= MIN_ELEMENTS]
     assert large and all(stored[k].dtype == torch.int8 for k in large)
+    # The codes are those of the float32 weights, not of their fp16 copy (which would round twice).
+    exact = quantize_int8(bundle.dit.state_dict())
+    assert all(torch.equal(stored[k], exact[k]) for k in large)
 
     def first_chunk(folder):
         session = Session(load_native_bundle(folder, torch.device("cpu"), torch.float32))
