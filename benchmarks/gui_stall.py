@@ -23,10 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-TARGET_MS = 50.0
+from benchmarks.gui_timing import TARGET_MS, StallRecorder, wait_for  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,17 +38,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--play", action="store_true", help="play the preview (looping) during generation")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args(argv)
-
-
-def wait_for(app: QApplication, condition, timeout_s: float) -> None:
-    loop, deadline = QEventLoop(), time.perf_counter() + timeout_s
-    poll = QTimer()
-    poll.timeout.connect(lambda: (condition() or time.perf_counter() > deadline) and loop.quit())
-    poll.start(5)
-    loop.exec()
-    poll.stop()
-    if not condition():
-        raise TimeoutError("the engine did not finish in time")
 
 
 def main(argv=None) -> dict:
@@ -76,7 +64,7 @@ def main(argv=None) -> dict:
         load = worker.load_model(args.model, "cpu")
     errors = []
     worker.failed.connect(lambda job, error: errors.append(error))
-    wait_for(app, lambda: load not in worker.live_jobs, 600)
+    wait_for(lambda: load not in worker.live_jobs, 600, "the model to load")
     if errors:
         raise SystemExit(f"could not load {args.model}: {errors[0]}")
     info = worker.model_info
@@ -90,46 +78,30 @@ def main(argv=None) -> dict:
     player.resize(960, 640)
     player.show()
     player.set_looping(True)
-    wait_for(app, player.isVisible, 10)
+    wait_for(player.isVisible, 10, "the player to show")
 
-    gaps_ns: list[int] = []
-    last = [time.perf_counter_ns()]
-
-    def on_tick() -> None:
-        now = time.perf_counter_ns()
-        gaps_ns.append(now - last[0])
-        last[0] = now
-
-    ticker = QTimer()
-    ticker.setTimerType(Qt.TimerType.PreciseTimer)
-    ticker.setInterval(1)
-    ticker.timeout.connect(on_tick)
-
+    stalls = StallRecorder()
     first_paint = []
     started = time.perf_counter()
     player.view.framePainted.connect(lambda frame: first_paint or (
         player.view.shown_frame.state == ChunkState.FRAMES and first_paint.append(time.perf_counter() - started)))
-    ticker.start()
-    last[0] = time.perf_counter_ns()
+    stalls.start()
     job = worker.generate(request)
     GenerationFeed(worker, player.store, job)  # owned by the store, which keeps it alive for the job
     if args.play:
         worker.chunkFinished.connect(lambda j, e: player.is_playing() or player.play())
-    wait_for(app, lambda: job not in worker.live_jobs, 3600)
+    wait_for(lambda: job not in worker.live_jobs, 3600, "the engine to finish")
     total_s = time.perf_counter() - started
-    ticker.stop()
+    stalls.stop()
     player.pause()
     worker.shutdown()
     if errors:
         raise SystemExit(f"generation failed: {errors[0]}")
 
-    gaps_ms = sorted(g / 1e6 for g in gaps_ns)
     result = {
         "model": info.label, "device": info.device, "size": f"{width}x{height}", "chunks": args.chunks,
         "steps_per_chunk": sampling.num_steps, "window": sampling.window, "torch_threads": args.threads,
-        "playing": args.play, "ticks": len(gaps_ms),
-        "max_stall_ms": round(gaps_ms[-1], 2), "p99_gap_ms": round(gaps_ms[int(0.99 * (len(gaps_ms) - 1))], 2),
-        "mean_gap_ms": round(sum(gaps_ms) / len(gaps_ms), 3),
+        "playing": args.play, **stalls.summary(),
         "first_chunk_painted_s": round(first_paint[0], 3) if first_paint else None,
         "seconds_per_chunk": round(total_s / args.chunks, 4), "total_s": round(total_s, 3),
         "dropped_frames": player.stats.dropped if args.play else None,

@@ -31,10 +31,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-TARGET_MS = 50.0
+from benchmarks.gui_timing import TARGET_MS, StallRecorder, wait_for  # noqa: E402
+
 PROMPTS = ("a red ball falls and bounces on white", "the red ball rolls to the right", "the red ball stays still",
            "the red ball grows")
 
@@ -54,17 +55,6 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     raise RuntimeError("VmRSS not found in /proc/self/status")
-
-
-def wait_for(condition, timeout_s: float) -> None:
-    loop, deadline = QEventLoop(), time.perf_counter() + timeout_s
-    poll = QTimer()
-    poll.timeout.connect(lambda: (condition() or time.perf_counter() > deadline) and loop.quit())
-    poll.start(5)
-    loop.exec()
-    poll.stop()
-    if not condition():
-        raise TimeoutError("timed out")
 
 
 def main(argv=None) -> dict:
@@ -99,7 +89,7 @@ def main(argv=None) -> dict:
     worker.failed.connect(lambda job, error: errors.append(error))
     generation.errorReported.connect(errors.append)
     studio.start()  # a new project on Settings' model, which starts loading at once
-    wait_for(lambda: worker.state == EngineState.READY or errors, 600)
+    wait_for(lambda: worker.state == EngineState.READY or errors, 600, "the model to load")
     if errors:
         raise SystemExit(f"could not load {args.model}: {errors[0]}")
     info = worker.model_info
@@ -112,21 +102,10 @@ def main(argv=None) -> dict:
         session.push(AddChunk(shot.id, new_chunk(project, shot.id, i, PROMPTS[i % len(PROMPTS)])))
     window.resize(1280, 820)
     window.show()
-    wait_for(window.isVisible, 10)
+    wait_for(window.isVisible, 10, "the window to show")
     player = window.player
 
-    gaps_ns: list[int] = []
-    last = [time.perf_counter_ns()]
-
-    def on_tick() -> None:
-        now = time.perf_counter_ns()
-        gaps_ns.append(now - last[0])
-        last[0] = now
-
-    ticker = QTimer()
-    ticker.setTimerType(Qt.TimerType.PreciseTimer)
-    ticker.setInterval(1)
-    ticker.timeout.connect(on_tick)
+    stalls = StallRecorder()
     first_paint: list[float] = []
     committed: list[float] = []
     rss: dict[int, float] = {}
@@ -143,17 +122,16 @@ def main(argv=None) -> dict:
     generation.runEnded.connect(ended.append)
     rss_before = rss_mib()
     load_before = os.getloadavg()[0]
-    ticker.start()
-    last[0] = time.perf_counter_ns()
+    stalls.start()
     started = time.perf_counter()
     window.action_set["generate.run"].trigger()  # the user presses Generate
-    wait_for(lambda: bool(ended), 3600)
+    wait_for(lambda: bool(ended), 3600, "the run to end")
     total_s = time.perf_counter() - started
-    ticker.stop()
+    stalls.stop()
     if errors or ended != ["finished"]:
         raise SystemExit(f"generation did not finish: {ended} {errors}")
 
-    gaps_ms = sorted(g / 1e6 for g in gaps_ns)
+    stall = stalls.summary()
     n = args.chunks
     steady = (committed[-1] - committed[min(3, n - 1)]) / (n - 1 - min(3, n - 1)) if n > 4 else None
     result = {
@@ -165,8 +143,7 @@ def main(argv=None) -> dict:
         "seconds_per_chunk": round(total_s / n, 3),
         "steady_seconds_per_chunk": round(steady, 3) if steady is not None else None,
         "total_s": round(total_s, 2),
-        "max_gui_stall_ms": round(gaps_ms[-1], 2), "p99_gap_ms": round(gaps_ms[int(0.99 * (len(gaps_ms) - 1))], 2),
-        "ticks": len(gaps_ms),
+        "max_gui_stall_ms": stall["max_stall_ms"], "p99_gap_ms": stall["p99_gap_ms"], "ticks": stall["ticks"],
         "rss_before_mib": rss_before, "rss_after_1_chunk_mib": rss.get(1), f"rss_after_{n}_chunks_mib": rss.get(n),
         "undo_steps": session.undo_stack.count(),
         "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
