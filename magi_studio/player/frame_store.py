@@ -4,7 +4,9 @@ The timeline is a row of chunks of FRAMES_PER_CHUNK frames. Each chunk slot is o
   * a hole (not generated yet),
   * finished frames, uint8 [24, H, W, 3], as the engine's ChunkFinished delivers them,
   * loading: finished frames that exist (in the project) but are still being decoded off the GUI
-    thread, or were dropped to bound memory and will be decoded again when the playhead nears them,
+    thread, or were dropped to bound memory and will be decoded again when the playhead nears them;
+    optionally with a poster, a still of the chunk already at hand (its timeline thumbnail) that the
+    view paints dimmed meanwhile, so the picture never blinks to a text placeholder,
   * a live preview of a chunk being denoised: the engine's cheap predicted-clean frames, uint8
     [n, h, w, 3] at latent resolution (n = 6 latent frames stand for 24 pixel frames), with its progress.
 A preview is shown over older frames of the same slot (regenerating chunk N shows N's new preview,
@@ -21,7 +23,7 @@ from enum import Enum
 
 import numpy as np
 from PySide6.QtCore import QObject, QSize, Signal
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QPixmap
 
 FRAMES_PER_CHUNK = 24
 
@@ -44,6 +46,8 @@ class FrameImage:
     image: QImage | None = None
     #: Denoising progress of a preview, 0..1 (None when unknown or not a preview).
     progress: float | None = None
+    #: A loading chunk's stand-in picture (e.g. its thumbnail, smaller than the video), None when none is at hand.
+    poster: QPixmap | None = None
 
 
 def _as_images(frames: np.ndarray) -> list[QImage]:
@@ -62,7 +66,7 @@ def _check_frames(frames: np.ndarray, what: str) -> np.ndarray:
 
 
 class _Slot:
-    __slots__ = ("frames", "images", "preview", "preview_images", "progress", "loading")
+    __slots__ = ("frames", "images", "preview", "preview_images", "progress", "loading", "poster")
 
     def __init__(self) -> None:
         self.frames: np.ndarray | None = None
@@ -71,6 +75,7 @@ class _Slot:
         self.preview_images: list[QImage] | None = None
         self.progress: float | None = None
         self.loading = False
+        self.poster: QPixmap | None = None
 
 
 class FrameStore(QObject):
@@ -132,7 +137,7 @@ class FrameStore(QObject):
         if frames.shape[0] != FRAMES_PER_CHUNK:
             raise ValueError(f"a chunk has {FRAMES_PER_CHUNK} frames, got {frames.shape[0]}")
         slot = self._slot(chunk, grow=True)
-        slot.frames, slot.images, slot.loading = frames, None, False
+        slot.frames, slot.images, slot.loading, slot.poster = frames, None, False, None
         slot.preview, slot.preview_images, slot.progress = None, None, None
         if not any(s.frames is not None for i, s in enumerate(self._slots) if i != chunk):
             self.set_frame_size(frames.shape[2], frames.shape[1])  # the first frames set the resolution
@@ -153,13 +158,15 @@ class FrameStore(QObject):
             slot.preview, slot.preview_images, slot.progress = None, None, None
             self.chunkChanged.emit(chunk)
 
-    def set_loading(self, chunk: int) -> None:
-        """Mark `chunk` as loading: its frames (if any) are dropped and a placeholder shows until set_frames.
-        A live preview over the slot stays on top."""
+    def set_loading(self, chunk: int, poster: QPixmap | None = None) -> None:
+        """Mark `chunk` as loading: its frames (if any) are dropped and `poster` (a still of the chunk, or
+        the text placeholder when None) shows until set_frames. A live preview over the slot stays on top."""
         slot = self._slot(chunk, grow=True)
-        if slot.loading and slot.frames is None:
+        if poster is not None and poster.isNull():  # an unreadable thumbnail file: no picture after all
+            poster = None
+        if slot.loading and slot.frames is None and slot.poster is poster:
             return
-        slot.frames, slot.images, slot.loading = None, None, True
+        slot.frames, slot.images, slot.loading, slot.poster = None, None, True, poster
         self.chunkChanged.emit(chunk)
 
     def clear_chunk(self, chunk: int) -> None:
@@ -205,4 +212,6 @@ class FrameStore(QObject):
             if slot.images is None:
                 slot.images = _as_images(slot.frames)
             return FrameImage(frame, chunk, ChunkState.FRAMES, slot.images[local])
-        return FrameImage(frame, chunk, ChunkState.LOADING if slot.loading else ChunkState.EMPTY)
+        if slot.loading:
+            return FrameImage(frame, chunk, ChunkState.LOADING, poster=slot.poster)
+        return FrameImage(frame, chunk, ChunkState.EMPTY)

@@ -1,4 +1,5 @@
-"""The picture: paints the current frame, a hole placeholder or a live preview, letterboxed.
+"""The picture: paints the current frame, a hole placeholder, a loading chunk's poster or a live preview,
+letterboxed.
 
 We paint QImages ourselves instead of using QVideoWidget: its grab() is blank offscreen and under
 Xvfb, so it could be neither tested nor screenshotted, and our frames are already in memory.
@@ -72,6 +73,8 @@ class FrameView(QWidget):
         frame = self._frame
         if frame is None:
             self._paint_empty(painter)
+        elif frame.state == ChunkState.LOADING and frame.poster is not None:
+            self._paint_poster(painter, frame)
         elif frame.state in (ChunkState.EMPTY, ChunkState.LOADING) or frame.image is None:
             self._paint_hole(painter, frame)
         else:
@@ -117,28 +120,42 @@ class FrameView(QWidget):
         self._draw_text(painter, QRect(target.x(), middle + 4, target.width(), 22), detail,
                         palette.TEXT_FAINT, 1.0)
 
+    def _paint_poster(self, painter: QPainter, frame: FrameImage) -> None:
+        # The chunk's picture at once while its frames decode: a still (its thumbnail, ~160 px, hence the
+        # smoothing), dimmed and badged so it is never taken for the playing frame.
+        target = self.picture_rect()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        picture = fit_rect(frame.poster.size(), target)
+        painter.drawPixmap(picture, frame.poster)
+        painter.fillRect(picture, QColor(13, 14, 17, 140))
+        self._paint_badge(painter, target, f"Loading chunk {frame.chunk + 1}…", QColor(palette.RAISED))
+
     def _paint_preview_badge(self, painter: QPainter, target: QRect, frame: FrameImage) -> None:
+        text = f"Denoising chunk {frame.chunk + 1}"
+        if frame.progress is not None:
+            text += f" · {round(frame.progress * 100)}%"
+        self._paint_badge(painter, target, text, QColor(palette.CYAN).darker(160))
+        if frame.progress is not None:  # a thin progress line along the picture's bottom edge
+            bar = QRect(target.left(), target.bottom() - 3, round(target.width() * frame.progress), 4)
+            painter.fillRect(bar, QColor(palette.CYAN))
+
+    def _paint_badge(self, painter: QPainter, target: QRect, text: str, fill: QColor) -> None:
+        """A pill with `text` at the picture's top left, over a shade that keeps it readable on any frame."""
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         shade = QLinearGradient(0, target.top(), 0, target.top() + 56)
         shade.setColorAt(0, QColor(0, 0, 0, 150))
         shade.setColorAt(1, QColor(0, 0, 0, 0))
         painter.fillRect(QRect(target.left(), target.top(), target.width(), 56), shade)
-        text = f"Denoising chunk {frame.chunk + 1}"
-        if frame.progress is not None:
-            text += f" · {round(frame.progress * 100)}%"
         font = QFont(self.font())
         font.setBold(True)
         painter.setFont(font)
         badge = painter.fontMetrics().boundingRect(text).adjusted(-10, -5, 10, 5)
         badge.moveTopLeft(target.topLeft() + QRect(0, 0, 12, 12).bottomRight())
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(palette.CYAN).darker(160))
+        painter.setBrush(fill)
         painter.drawRoundedRect(QRectF(badge), badge.height() / 2, badge.height() / 2)
         painter.setPen(QColor("#ffffff"))
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
-        if frame.progress is not None:  # a thin progress line along the picture's bottom edge
-            bar = QRect(target.left(), target.bottom() - 3, round(target.width() * frame.progress), 4)
-            painter.fillRect(bar, QColor(palette.CYAN))
 
     def _draw_text(self, painter: QPainter, rect: QRect, text: str, colour: str, scale: float,
                    bold: bool = False) -> None:

@@ -68,7 +68,7 @@ class TimelineModels:
         reference = self._reference(session, shot) if image_start else None
         return CardModel(shot.id, chunk.id, index, shot.name,
                          f"{time_text(start, fps)}–{time_text(start + FRAMES, fps)}", chunk.prompt, chunk.seed,
-                         chunk.seed_locked, state, progress, self._thumbnail(session, result_id), preview, reference,
+                         chunk.seed_locked, state, progress, self.thumbnail(session, result_id), preview, reference,
                          awaiting_reference=image_start and reference is None)
 
     @staticmethod
@@ -91,7 +91,8 @@ class TimelineModels:
         return " · ".join(parts) + ("   —   " + " · ".join(detail) if detail else "")
 
     # Images -----------------------------------------------------------------------------------
-    def _thumbnail(self, session, result_id: str | None) -> QPixmap | None:
+    def thumbnail(self, session, result_id: str | None) -> QPixmap | None:
+        """A result's thumbnail, read once and cached (results never change); None when it has none."""
         if result_id is None:
             return None
         if result_id not in self._thumbs:

@@ -12,11 +12,18 @@ in memory move with their result when chunks are inserted, deleted or moved, so 
 decoding.
 
 Frames not in memory are never decoded on the GUI thread (~10 ms a chunk at 128 px, far more at 720p:
-a 60-chunk take would freeze the window): their slots show as loading at once and a FrameLoader decodes
-them in the background, the chunk under the playhead first, then outwards. Decoded frames come back
-tagged with their result id; frames of a result no longer shown (another take was picked meanwhile) are
-dropped. Memory is bounded: only the FRAME_BUDGET bytes of chunks nearest the playhead are kept, the
-others go back to loading and are decoded again when the playhead nears them.
+a 60-chunk take would freeze the window): their slots show as loading at once — with the card's
+thumbnail as a dimmed poster when the timeline has one — and a FrameLoader decodes them in the
+background, the chunk under the playhead first, then outwards. Decoded frames come back tagged with
+their result id; frames of a result no longer shown (another take was picked meanwhile) are dropped.
+Memory is bounded: only the FRAME_BUDGET bytes of chunks nearest the playhead are kept, the others go
+back to loading and are decoded again when the playhead nears them.
+
+A result whose file cannot be read is reported (the error banner) and shown as a hole. It is read
+again only when the user asks to see its chunk again — the playhead is moved into it by a seek, step
+or scrub, or its card is selected — once per such request and never during playback, so a damaged
+file costs no retry loop; a file repaired (or a disk back) meanwhile then shows without reopening the
+project.
 
 The player's current chunk and the session's selected chunk follow each other, and the timeline's
 playhead follows the player's frame.
@@ -29,6 +36,7 @@ import logging
 
 import numpy as np
 from PySide6.QtCore import QObject
+from PySide6.QtGui import QPixmap
 
 from magi_studio.document.model import active_path, resolve_take, storyboard_chunks
 from magi_studio.player.frame_loader import FrameLoader
@@ -48,8 +56,9 @@ class PlayerSync(QObject):
         self._connections: list = []
         self._shown: list[str | None] = []  # result id per FrameStore slot, as last filled or being loaded
         self._handed: dict[str, np.ndarray] = {}
-        self._failed: set[str] = set()  # results whose files could not be read: holes, not asked for again
-        self._seeking = False
+        self._failed: set[str] = set()  # results whose files could not be read: holes until the user asks again
+        self._seeking = False    # the player moves because the selection did: not a request of its own
+        self._following = False  # the selection moves because the playhead did: not a request of its own
         self.loader = FrameLoader(self)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_load_failed)
@@ -84,7 +93,7 @@ class PlayerSync(QObject):
             signal.connect(slot)
             self._connections.append((signal, slot))
         self.refresh()
-        self._on_selection(session.selected_shot_id, session.selected_chunk_id)
+        self._follow_selection(session.selected_chunk_id)
 
     def remember_frames(self, result_id: str, frames: np.ndarray) -> None:
         """Frames of a result about to be committed (the controller has them from ChunkFinished): used
@@ -134,7 +143,7 @@ class PlayerSync(QObject):
             if frames is not None:
                 store.set_frames(position, frames)
             elif result_id is not None and result_id not in self._failed:
-                store.set_loading(position)
+                store.set_loading(position, self._poster(result_id))
             else:  # a hole (or a result whose file could not be read)
                 if store.state(position) != ChunkState.EMPTY:
                     store.clear_chunk(position)
@@ -148,7 +157,7 @@ class PlayerSync(QObject):
         if self.timeline is not None:  # no playhead over the cards while there is nothing to play
             self._show_playhead()
         if not self.player.is_playing():  # a chunk selected before it had frames: the playhead goes there now
-            self._on_selection(self.session.selected_shot_id, self.session.selected_chunk_id)
+            self._follow_selection(self.session.selected_chunk_id)
 
     def _slots_needed(self, ids: list[str | None]) -> int:
         """Slots up to the last chunk with something to show: trailing chunks not generated yet are left
@@ -173,8 +182,8 @@ class PlayerSync(QObject):
         chunk_bytes = FRAMES_PER_CHUNK * project.settings.width * project.settings.height * 3
         kept = ours[:max(1, self.FRAME_BUDGET // max(1, chunk_bytes))]
         for position in ours[len(kept):]:
-            if store.state(position) == ChunkState.FRAMES:
-                store.set_loading(position)  # far from the playhead: decoded again when it comes near
+            if store.state(position) == ChunkState.FRAMES:  # far from the playhead: decoded again when it nears
+                store.set_loading(position, self._poster(self._shown[position]))
         requests, asked = [], set()
         for position in kept:
             result_id = self._shown[position]
@@ -193,11 +202,15 @@ class PlayerSync(QObject):
             if shown == result_id and position < store.chunk_count and store.state(position) == ChunkState.LOADING:
                 store.set_frames(position, frames)
 
+    def _poster(self, result_id: str) -> QPixmap | None:
+        # The card's thumbnail, already read for the timeline: the chunk's picture while its frames decode.
+        return self.timeline.thumbnail(result_id) if self.timeline is not None else None
+
     def _on_load_failed(self, result_id: str, error: Exception) -> None:
         if self.session is None or result_id not in self._shown:
             return
         log.warning("could not read the frames of result %s: %s", result_id, error)
-        self._failed.add(result_id)  # a damaged or missing file: say so once, show a hole
+        self._failed.add(result_id)  # a damaged or missing file: say so (the banner stays), show a hole
         self.session.report_error(error)
         for position, shown in enumerate(self._shown):
             if shown == result_id:
@@ -208,6 +221,14 @@ class PlayerSync(QObject):
     def _on_preview(self, *_ids) -> None:
         self.refresh()
 
+    def _read_again(self, position: int) -> None:
+        """The user asks to see chunk `position`: if its result could not be read, try once more."""
+        ids = self.path_results() if self._failed else []
+        if 0 <= position < len(ids) and ids[position] in self._failed:
+            log.info("reading the frames of result %s again", ids[position])
+            self._failed.discard(ids[position])
+            self.refresh()  # the slot shows as loading and is decoded first (it is under the playhead)
+
     # Playhead and selection -------------------------------------------------------------------
     def _on_player_chunk(self, position: int) -> None:
         if self.session is None:
@@ -217,11 +238,30 @@ class PlayerSync(QObject):
             return
         refs = storyboard_chunks(self.session.project)
         if 0 <= position < len(refs):
-            self.session.select(refs[position].shot_id, refs[position].chunk_id)
+            self._following = True
+            try:
+                self.session.select(refs[position].shot_id, refs[position].chunk_id)
+            finally:
+                self._following = False
+        # A seek, step or scrub into the chunk (after the selection followed, or the refresh would move the
+        # playhead back to the old one); playback's clock never retries.
+        if not self.player.is_playing():
+            self._read_again(position)
 
     def _on_selection(self, shot_id: str, chunk_id: str) -> None:
+        if self._following:
+            return  # the playhead moved there itself
+        self._follow_selection(chunk_id)
+        position = self._position(chunk_id)
+        if position is not None:  # the user picked this chunk: after the seek, so it is decoded first
+            self._read_again(position)
+
+    def _position(self, chunk_id: str) -> int | None:
         refs = storyboard_chunks(self.session.project) if self.session else []
-        position = next((r.position for r in refs if r.chunk_id == chunk_id), None)
+        return next((r.position for r in refs if r.chunk_id == chunk_id), None)
+
+    def _follow_selection(self, chunk_id: str) -> None:
+        position = self._position(chunk_id)
         if position is None or self.player.current_chunk == position or position >= self.player.store.chunk_count:
             return  # already there (never yank a playing playhead back), or nothing generated there yet
         self._seeking = True

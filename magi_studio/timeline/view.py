@@ -15,7 +15,7 @@ session (see edits.py for what each gesture means), so undo and redo restore it 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QDrag
+from PySide6.QtGui import QDrag, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolBar, QVBoxLayout, QWidget
 
 from magi_studio.document.commands import RenameShot, SetPrompt, SetSeed
@@ -169,6 +169,10 @@ class TimelineView(QWidget, TimelineEditing):
 
     def group(self, shot_id: str) -> ShotGroup:
         return self._groups[shot_id]
+
+    def thumbnail(self, result_id: str | None) -> QPixmap | None:
+        """The cards' picture of a result (from the same cache), e.g. for the player while its frames load."""
+        return self.models.thumbnail(self.session, result_id) if self.session is not None else None
 
     # Redrawing from the document --------------------------------------------------------------
     def refresh(self) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QPixmap
 
 from magi_studio.player import FRAMES_PER_CHUNK, ChunkState, FrameStore, PreviewPlayer, timecode
 from magi_studio.player.clock import PlaybackClock
+from magi_studio.theme import palette
 
 COLOURS = [(220, 40, 40), (40, 200, 60), (40, 80, 230), (230, 200, 30), (200, 40, 200)]
 
@@ -77,6 +78,31 @@ def test_store_fills_chunk_by_chunk_with_holes_and_previews(qtbot):
     assert changed == [3, 3, 3, 3]
 
 
+def solid_pixmap(rgb, size=(64, 64)) -> QPixmap:
+    pixmap = QPixmap(*size)
+    pixmap.fill(QColor(*rgb))
+    return pixmap
+
+
+def test_a_loading_chunk_carries_its_poster_until_its_frames_arrive(qtbot):
+    store = FrameStore(chunk_count=1)
+    changed = []
+    store.chunkChanged.connect(changed.append)
+    poster = solid_pixmap((200, 120, 40))
+    store.set_loading(0, poster)
+    shown = store.frame_image(5)
+    assert (shown.state, shown.image, shown.poster) == (ChunkState.LOADING, None, poster)
+    store.set_loading(0, poster)  # the same picture again: nothing to repaint
+    assert changed == [0]
+
+    store.set_frames(0, solid_chunk(COLOURS[0]))
+    assert store.frame_image(5).state == ChunkState.FRAMES and store.frame_image(5).poster is None
+    store.set_loading(0)  # frames dropped with no picture at hand: the text placeholder
+    assert store.frame_image(5).poster is None
+    store.set_loading(0, QPixmap())  # a thumbnail file that did not decode is no picture either
+    assert store.frame_image(5).poster is None and changed == [0, 0, 0]
+
+
 def test_store_rejects_what_is_not_a_chunk_of_frames():
     store = FrameStore()
     with pytest.raises(ValueError, match="24 frames"):
@@ -112,6 +138,37 @@ def test_player_paints_real_frames_holes_and_previews(player):
     player.seek_chunk(3)
     assert close(pixel(player, inside), (10, 200, 200), 8)
     assert player.view.shown_frame.state == ChunkState.PREVIEW
+
+
+def dimmed(rgb, alpha=140) -> tuple[int, int, int]:
+    """`rgb` under the view's dimming veil (13, 14, 17, alpha)."""
+    return tuple(round(c * (255 - alpha) / 255 + v * alpha / 255) for c, v in zip(rgb, (13, 14, 17)))
+
+
+def badge_pixels(player, colour) -> int:
+    """How many pixels of `colour` lie in the picture's top-left corner, where the view puts its badges."""
+    image = player.grab().toImage()
+    corner = player.view.mapTo(player, player.view.picture_rect().topLeft())
+    return sum(close(QColor(image.pixel(corner.x() + x, corner.y() + y)).getRgb()[:3], colour, 3)
+               for x in range(8, 40) for y in range(8, 40))
+
+
+def test_a_loading_chunk_paints_its_poster_dimmed_and_badged_until_its_frames_arrive(player):
+    player.store.set_chunk_count(2)
+    player.store.set_loading(0)
+    view = player.view
+    inside = view.mapTo(player, view.picture_rect().topLeft() + QPoint(30, 30))
+    assert close(pixel(player, inside), (0x14, 0x16, 0x1a), 2)  # no picture at hand: the text placeholder
+
+    player.store.set_loading(0, solid_pixmap((200, 120, 40)))
+    centre = view.mapTo(player, view.picture_rect().center())
+    assert close(pixel(player, centre), dimmed((200, 120, 40)), 4)  # the chunk's picture at once, dimmed
+    raised = QColor(palette.RAISED).getRgb()[:3]
+    assert badge_pixels(player, raised) > 50  # the "Loading chunk 1…" pill
+
+    player.store.set_frames(0, solid_chunk(COLOURS[0]))  # the real frames replace it, badge and all
+    assert close(pixel(player, centre), COLOURS[0]) and badge_pixels(player, raised) == 0
+    assert view.shown_frame.state == ChunkState.FRAMES
 
 
 def test_empty_player_paints_its_empty_state(player):

@@ -1,7 +1,8 @@
 """PlayerSync decodes frames off the GUI thread: a take switch on a long storyboard returns at once with the
 chunks loading, the frames then arrive bit-exact (the chunk under the playhead first), a late decode for a
 take no longer shown is dropped, frames held for results still shown are not decoded again, and only the
-memory budget's worth of chunks around the playhead stays decoded."""
+memory budget's worth of chunks around the playhead stays decoded. A loading chunk shows its card's
+thumbnail meanwhile; an unreadable result is read again only when the user asks to see its chunk again."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import threading
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QPoint
+from PySide6.QtGui import QColor
 
 from magi_studio.document.commands import AddChunk, SetPrompt, new_chunk
 from magi_studio.document.model import ProjectSettings, active_path, new_project, resolve_take
@@ -151,3 +154,87 @@ def test_only_the_memory_budget_around_the_playhead_stays_decoded(qtbot, synced,
     assert reads.on_gui_thread == [] and reads.ids[0] == active_path(session.project.shots[0])[40]
     path = sync.shown_results()
     assert all(np.array_equal(player.store.frames(p), f) for p, f in zip(range(38, 43), stored(session, path[38:43])))
+
+
+# Posters and unreadable results (the three-chunk editor of conftest: timeline, player and sync) ---------
+def test_a_loading_chunk_shows_its_card_thumbnail_until_its_frames_arrive(qtbot, editor, monkeypatch):
+    session, player, sync, timeline = editor.session, editor.player, editor.sync, editor.timeline
+    thumbnails = [card.model.thumbnail for card in timeline.cards()]
+    assert all(t is not None and not t.isNull() for t in thumbnails)
+    reads = Reads(monkeypatch)
+    reads.gate.clear()
+    sync.set_session(session)  # as on opening the project: every chunk is decoded again, held here
+
+    shown = player.view.shown_frame
+    assert (shown.chunk, shown.state) == (0, ChunkState.LOADING) and shown.poster is thumbnails[0]
+    # Painted: the thumbnail (the chunk's middle frame), dimmed, not the text placeholder.
+    thumbnail = thumbnails[0].toImage()
+    source = QColor(thumbnail.pixel(thumbnail.width() // 2, thumbnail.height() // 4)).getRgb()[:3]
+    picture = player.view.picture_rect()
+    at = player.view.mapTo(player, picture.topLeft() + QPoint(picture.width() // 2, picture.height() * 3 // 8))
+    painted = QColor(player.grab().toImage().pixel(at)).getRgb()[:3]
+    veil = (13, 14, 17)
+    assert all(abs(p - round(c * 115 / 255 + v * 140 / 255)) <= 6 for p, c, v in zip(painted, source, veil))
+
+    reads.gate.set()
+    wait_for_frames(qtbot, sync)
+    assert player.view.shown_frame.state == ChunkState.FRAMES and player.view.shown_frame.poster is None
+    monkeypatch.setattr(sync, "FRAME_BUDGET", 1)  # one chunk kept: the others are dropped, with their poster
+    player.seek_chunk(2)
+    assert [player.store.frame_image(p * 24).poster for p in (0, 1)] == thumbnails[:2]
+
+
+def damage(session, result_id: str) -> bytes:
+    """Overwrite a result's strip of frames with bytes no decoder reads; returns the original bytes."""
+    path = session.store.path / session.project.results[result_id].files["frames"]
+    original = path.read_bytes()
+    path.write_bytes(b"not a png")
+    return original
+
+
+def test_an_unreadable_result_is_read_again_once_each_time_the_user_asks_for_its_chunk(qtbot, editor, monkeypatch):
+    session, player, sync = editor.session, editor.player, editor.sync
+    path = sync.shown_results()
+    errors = []
+    session.errorOccurred.connect(errors.append)
+    monkeypatch.setattr(sync, "FRAME_BUDGET", 1)  # only the playhead's chunk stays decoded:
+    player.seek_chunk(2)
+    player.seek_chunk(0)  # chunk 1's frames are dropped, to be read from the file when it is shown
+    qtbot.waitUntil(lambda: player.store.state(0) == ChunkState.FRAMES, timeout=5000)
+    original = damage(session, path[1])
+    reads = Reads(monkeypatch)
+
+    def reads_of_chunk_1() -> int:
+        return reads.ids.count(path[1])
+
+    def settled() -> None:  # the decode asked for has landed, and any retry it would start has begun
+        sync.loader.wait(5000)
+        qtbot.wait(100)
+
+    player.seek_chunk(1)  # the first look: the file does not decode, the clear message says so
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=5000)
+    assert "damaged" in str(errors[0]) and player.store.state(1) == ChunkState.EMPTY
+    settled()
+    session.push(SetPrompt(editor.shot.id, editor.chunk_ids()[2], "a document change"))  # not a request
+    settled()
+    assert reads_of_chunk_1() == 1 and len(errors) == 1  # no retry loop
+
+    player.seek_chunk(0)
+    player.set_fps(240)
+    player.play()  # playback passes through chunk 1: the clock never retries
+    qtbot.waitUntil(lambda: not player.is_playing(), timeout=5000)
+    settled()
+    assert player.current_chunk == 2 and reads_of_chunk_1() == 1
+
+    player.seek_chunk(1)  # asked for again, still damaged: one read, the message again, a hole
+    qtbot.waitUntil(lambda: len(errors) == 2, timeout=5000)
+    settled()
+    assert reads_of_chunk_1() == 2 and player.store.state(1) == ChunkState.EMPTY
+
+    (session.store.path / session.project.results[path[1]].files["frames"]).write_bytes(original)  # repaired
+    session.select(editor.shot.id, editor.chunk_ids()[0])
+    session.select(editor.shot.id, editor.chunk_ids()[1])  # the user picks its card again: read once more
+    qtbot.waitUntil(lambda: player.store.state(1) == ChunkState.FRAMES, timeout=5000)
+    settled()
+    assert reads_of_chunk_1() == 3 and len(errors) == 2
+    assert np.array_equal(player.store.frames(1), stored(session, [path[1]])[0])
