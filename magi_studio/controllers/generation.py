@@ -24,6 +24,7 @@ goes out as `errorReported(error)`, an EngineError (ProjectError included) with 
 from __future__ import annotations
 
 import logging
+import random
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
@@ -78,6 +79,8 @@ class GenerationController(QObject):
         self._states = ChunkJobStates(self.chunkJobState.emit)
         self._busy: list[str] = []
         self._progress = RunProgress()
+        #: Where regeneration's new seeds come from (a test fixes it to make a run repeatable).
+        self.seed_source = random.Random()
         worker.chunkStarted.connect(self._on_chunk_started)
         worker.stepProgress.connect(self._on_step)
         worker.chunkFinished.connect(self._on_chunk_finished)
@@ -110,7 +113,7 @@ class GenerationController(QObject):
         """As generate_from, re-rolling chunk `index`'s seed first (undoably) unless it is locked or edited."""
         if self._session is None:
             return
-        reseed = reseed_for_regeneration(self._session.document.project, shot_id, index)
+        reseed = reseed_for_regeneration(self._session.document.project, shot_id, index, self.seed_source)
         if reseed is not None:
             self._session.push(reseed)
         self.generate_from(shot_id, index)
