@@ -7,6 +7,7 @@ The timeline is a row of chunks of FRAMES_PER_CHUNK frames. Each chunk slot is o
     thread, or were dropped to bound memory and will be decoded again when the playhead nears them;
     optionally with a poster, a still of the chunk already at hand (its timeline thumbnail) that the
     view paints dimmed meanwhile, so the picture never blinks to a text placeholder,
+  * unreadable: finished frames whose file could not be read, a hole that says so,
   * a live preview of a chunk being denoised: the engine's cheap predicted-clean frames, uint8
     [n, h, w, 3] at latent resolution (n = 6 latent frames stand for 24 pixel frames), with its progress.
 A preview is shown over older frames of the same slot (regenerating chunk N shows N's new preview,
@@ -34,6 +35,8 @@ class ChunkState(str, Enum):
     FRAMES = "frames"
     #: Frames exist but are not in memory yet (being decoded): painted as a placeholder, never as stale frames.
     LOADING = "loading"
+    #: Frames exist in the project but their file could not be read: a hole that says so.
+    UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def _check_frames(frames: np.ndarray, what: str) -> np.ndarray:
 
 
 class _Slot:
-    __slots__ = ("frames", "images", "preview", "preview_images", "progress", "loading", "poster")
+    __slots__ = ("frames", "images", "preview", "preview_images", "progress", "loading", "poster", "unreadable")
 
     def __init__(self) -> None:
         self.frames: np.ndarray | None = None
@@ -76,6 +79,7 @@ class _Slot:
         self.progress: float | None = None
         self.loading = False
         self.poster: QPixmap | None = None
+        self.unreadable = False
 
 
 class FrameStore(QObject):
@@ -137,7 +141,7 @@ class FrameStore(QObject):
         if frames.shape[0] != FRAMES_PER_CHUNK:
             raise ValueError(f"a chunk has {FRAMES_PER_CHUNK} frames, got {frames.shape[0]}")
         slot = self._slot(chunk, grow=True)
-        slot.frames, slot.images, slot.loading, slot.poster = frames, None, False, None
+        slot.frames, slot.images, slot.loading, slot.poster, slot.unreadable = frames, None, False, None, False
         slot.preview, slot.preview_images, slot.progress = None, None, None
         if not any(s.frames is not None for i, s in enumerate(self._slots) if i != chunk):
             self.set_frame_size(frames.shape[2], frames.shape[1])  # the first frames set the resolution
@@ -166,7 +170,16 @@ class FrameStore(QObject):
             poster = None
         if slot.loading and slot.frames is None and slot.poster is poster:
             return
-        slot.frames, slot.images, slot.loading, slot.poster = None, None, True, poster
+        slot.frames, slot.images, slot.loading, slot.poster, slot.unreadable = None, None, True, poster, False
+        self.chunkChanged.emit(chunk)
+
+    def set_unreadable(self, chunk: int) -> None:
+        """Mark `chunk` as a result that could not be read: a hole that says so, not "not generated yet"."""
+        slot = self._slot(chunk, grow=True)
+        if self.state(chunk) == ChunkState.UNREADABLE:
+            return
+        self._slots[chunk] = _Slot()
+        self._slots[chunk].unreadable = True
         self.chunkChanged.emit(chunk)
 
     def clear_chunk(self, chunk: int) -> None:
@@ -187,7 +200,9 @@ class FrameStore(QObject):
             return ChunkState.PREVIEW
         if slot.frames is not None:
             return ChunkState.FRAMES
-        return ChunkState.LOADING if slot.loading else ChunkState.EMPTY
+        if slot.loading:
+            return ChunkState.LOADING
+        return ChunkState.UNREADABLE if slot.unreadable else ChunkState.EMPTY
 
     def frames(self, chunk: int) -> np.ndarray | None:
         """The finished frames of `chunk` (None for a hole); a preview does not hide them here."""
@@ -214,4 +229,4 @@ class FrameStore(QObject):
             return FrameImage(frame, chunk, ChunkState.FRAMES, slot.images[local])
         if slot.loading:
             return FrameImage(frame, chunk, ChunkState.LOADING, poster=slot.poster)
-        return FrameImage(frame, chunk, ChunkState.EMPTY)
+        return FrameImage(frame, chunk, ChunkState.UNREADABLE if slot.unreadable else ChunkState.EMPTY)

@@ -75,7 +75,7 @@ class FrameView(QWidget):
             self._paint_empty(painter)
         elif frame.state == ChunkState.LOADING and frame.poster is not None:
             self._paint_poster(painter, frame)
-        elif frame.state in (ChunkState.EMPTY, ChunkState.LOADING) or frame.image is None:
+        elif frame.state in (ChunkState.EMPTY, ChunkState.LOADING, ChunkState.UNREADABLE) or frame.image is None:
             self._paint_hole(painter, frame)
         else:
             target = self.picture_rect()
@@ -116,9 +116,10 @@ class FrameView(QWidget):
         middle = target.center().y()
         self._draw_text(painter, QRect(target.x(), middle - 24, target.width(), 26), f"Chunk {frame.chunk + 1}",
                         palette.TEXT_DIM, 1.3, bold=True)
-        detail = "loading…" if frame.state == ChunkState.LOADING else "not generated yet"
-        self._draw_text(painter, QRect(target.x(), middle + 4, target.width(), 22), detail,
-                        palette.TEXT_FAINT, 1.0)
+        detail, colour = {ChunkState.LOADING: ("loading…", palette.TEXT_FAINT),
+                          ChunkState.UNREADABLE: ("its frames could not be read", palette.WARNING)}.get(
+            frame.state, ("not generated yet", palette.TEXT_FAINT))
+        self._draw_text(painter, QRect(target.x(), middle + 4, target.width(), 22), detail, colour, 1.0)
 
     def _paint_poster(self, painter: QPainter, frame: FrameImage) -> None:
         # The chunk's picture at once while its frames decode: a still (its thumbnail, ~160 px, hence the

@@ -19,6 +19,7 @@ _CELL_COLOURS = {
     ChunkState.PREVIEW: "#1b5566",
     ChunkState.EMPTY: "#2a2e37",
     ChunkState.LOADING: "#33304f",
+    ChunkState.UNREADABLE: "#4a2a2a",
 }
 
 

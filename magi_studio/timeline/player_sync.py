@@ -144,8 +144,10 @@ class PlayerSync(QObject):
                 store.set_frames(position, frames)
             elif result_id is not None and result_id not in self._failed:
                 store.set_loading(position, self._poster(result_id))
-            else:  # a hole (or a result whose file could not be read)
-                if store.state(position) != ChunkState.EMPTY:
+            else:
+                if result_id is not None:  # its file could not be read: a hole that says so
+                    store.set_unreadable(position)
+                elif store.state(position) != ChunkState.EMPTY:
                     store.clear_chunk(position)
                 result_id = None
             shown[position] = result_id
@@ -216,7 +218,7 @@ class PlayerSync(QObject):
             if shown == result_id:
                 self._shown[position] = None
                 if position < self.player.store.chunk_count:
-                    self.player.store.clear_chunk(position)
+                    self.player.store.set_unreadable(position)
 
     def _on_preview(self, *_ids) -> None:
         self.refresh()

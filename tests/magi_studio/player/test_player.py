@@ -103,6 +103,25 @@ def test_a_loading_chunk_carries_its_poster_until_its_frames_arrive(qtbot):
     assert store.frame_image(5).poster is None and changed == [0, 0, 0]
 
 
+def test_an_unreadable_chunk_is_a_hole_that_says_so_until_it_loads_again(qtbot):
+    store = FrameStore(chunk_count=2)
+    changed = []
+    store.chunkChanged.connect(changed.append)
+    store.set_loading(1, solid_pixmap((200, 120, 40)))
+    store.set_unreadable(1)  # its file did not decode
+    shown = store.frame_image(30)
+    assert (shown.state, shown.image, shown.poster) == (ChunkState.UNREADABLE, None, None)
+    assert store.state(0) == ChunkState.EMPTY and store.frames(1) is None
+    store.set_unreadable(1)  # said once: nothing to repaint
+    assert changed == [1, 1]
+    store.set_loading(1)  # read again (the user asked): loading, then unreadable again if it still fails
+    assert store.state(1) == ChunkState.LOADING
+    store.set_unreadable(1)
+    assert store.state(1) == ChunkState.UNREADABLE
+    store.set_frames(1, solid_chunk(COLOURS[1]))  # repaired
+    assert store.state(1) == ChunkState.FRAMES
+
+
 def test_store_rejects_what_is_not_a_chunk_of_frames():
     store = FrameStore()
     with pytest.raises(ValueError, match="24 frames"):

@@ -213,7 +213,8 @@ def test_an_unreadable_result_is_read_again_once_each_time_the_user_asks_for_its
 
     player.seek_chunk(1)  # the first look: the file does not decode, the clear message says so
     qtbot.waitUntil(lambda: len(errors) == 1, timeout=5000)
-    assert "damaged" in str(errors[0]) and player.store.state(1) == ChunkState.EMPTY
+    assert "damaged" in str(errors[0]) and player.store.state(1) == ChunkState.UNREADABLE  # not "not generated"
+    assert player.view.shown_frame.state == ChunkState.UNREADABLE
     settled()
     session.push(SetPrompt(editor.shot.id, editor.chunk_ids()[2], "a document change"))  # not a request
     settled()
@@ -229,7 +230,7 @@ def test_an_unreadable_result_is_read_again_once_each_time_the_user_asks_for_its
     player.seek_chunk(1)  # asked for again, still damaged: one read, the message again, a hole
     qtbot.waitUntil(lambda: len(errors) == 2, timeout=5000)
     settled()
-    assert reads_of_chunk_1() == 2 and player.store.state(1) == ChunkState.EMPTY
+    assert reads_of_chunk_1() == 2 and player.store.state(1) == ChunkState.UNREADABLE
 
     (session.store.path / session.project.results[path[1]].files["frames"]).write_bytes(original)  # repaired
     session.select(editor.shot.id, editor.chunk_ids()[0])
