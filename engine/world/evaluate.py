@@ -271,7 +271,9 @@ def run_rollout(args, base: int, folder: Path, records: list) -> dict:
     records.append(board_record(seed, board, prompts, scored))
     figures = M.chunk_summary(scored.chunks)
     del figures["motion_by_prompt"]
-    return {"chunks": args.rollout_chunks, "detected": round(float(found[shown].mean()), 4), **figures,
+    # figures["chunks"] counts chunks per object; the rollout's length is its chunks of video.
+    return {**figures, "chunks": args.rollout_chunks, "object_chunks": figures["chunks"],
+            "detected": round(float(found[shown].mean()), 4),
             "continuity": M.continuity_summary([(board, o, c) for o, c in enumerate(scored.continuity)]),
             "memory": memory_figures(memory),
             "memory_source": "this process (render + encode)" if args.ground_truth else "magi-studio generate"}

@@ -30,6 +30,9 @@ def test_ground_truth_mode(tmp_path, capsys):
     assert {"psnr_db", "psnr_at_least_25", "object_at_reference", "object_moves"} <= set(results["i2v"])
     assert {"detected", "memory", "motion", "continuity"} <= set(results["rollout"])
     assert len(results["rollout"]["memory"]["peak_mib_per_chunk"]) == 12
+    rollout_board = results["storyboards"][-1]  # its length in chunks of video, scored once per object
+    assert results["rollout"]["chunks"] == 12
+    assert results["rollout"]["object_chunks"] == 12 * len(rollout_board["objects"])
     assert results["seeds"]["t2v"][0] >= evaluate.HELDOUT_SEED > 1_000_000
     # Ground truth passes every target: the detector and thresholds are sound.
     targets = [row for row in results["targets"] if row["target"]]
