@@ -175,11 +175,12 @@ class FrameStore(QObject):
 
     def set_unreadable(self, chunk: int) -> None:
         """Mark `chunk` as a result that could not be read: a hole that says so, not "not generated yet"."""
-        slot = self._slot(chunk, grow=True)
+        self._slot(chunk, grow=True)
         if self.state(chunk) == ChunkState.UNREADABLE:
             return
-        self._slots[chunk] = _Slot()
-        self._slots[chunk].unreadable = True
+        hole = _Slot()  # frames, poster and any preview go: nothing of the chunk is at hand
+        hole.unreadable = True
+        self._slots[chunk] = hole
         self.chunkChanged.emit(chunk)
 
     def clear_chunk(self, chunk: int) -> None:
