@@ -175,13 +175,11 @@ class FrameStore(QObject):
 
     def set_unreadable(self, chunk: int) -> None:
         """Mark `chunk` as a result that could not be read: a hole that says so, not "not generated yet"."""
-        self._slot(chunk, grow=True)
-        if self.state(chunk) == ChunkState.UNREADABLE:
+        slot = self._slot(chunk, grow=True)
+        if slot.unreadable and not slot.loading and slot.frames is None:
             return
-        hole = _Slot()  # frames, poster and any preview go: nothing of the chunk is at hand
-        hole.unreadable = True
-        self._slots[chunk] = hole
-        self.chunkChanged.emit(chunk)
+        slot.frames, slot.images, slot.loading, slot.poster, slot.unreadable = None, None, False, None, True
+        self.chunkChanged.emit(chunk)  # a live preview over the slot stays on top, as over a loading one
 
     def clear_chunk(self, chunk: int) -> None:
         """Make `chunk` a hole."""

@@ -118,6 +118,10 @@ def test_an_unreadable_chunk_is_a_hole_that_says_so_until_it_loads_again(qtbot):
     assert store.state(1) == ChunkState.LOADING
     store.set_unreadable(1)
     assert store.state(1) == ChunkState.UNREADABLE
+    store.set_preview(1, solid_chunk(COLOURS[0])[:6, :16, :16], 0.5)  # being regenerated meanwhile:
+    store.set_loading(1)
+    store.set_unreadable(1)  # the old result's file failing does not hide the live preview
+    assert store.state(1) == ChunkState.PREVIEW
     store.set_frames(1, solid_chunk(COLOURS[1]))  # repaired
     assert store.state(1) == ChunkState.FRAMES
 
