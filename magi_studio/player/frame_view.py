@@ -30,6 +30,8 @@ class FrameView(QWidget):
     """Paints one FrameImage (or the empty state) centred on a dark viewport."""
 
     framePainted = Signal(int)
+    #: (chunk) the user clicked a chunk whose frames could not be read: read them again.
+    retryRequested = Signal(int)
 
     MARGIN = 16
 
@@ -51,6 +53,8 @@ class FrameView(QWidget):
     def set_frame(self, frame: FrameImage | None, frame_size: QSize) -> None:
         """Show `frame` (None: the empty state); `frame_size` is the video's resolution."""
         self._frame, self._frame_size = frame, QSize(frame_size)
+        unreadable = frame is not None and frame.state == ChunkState.UNREADABLE
+        self.setCursor(Qt.CursorShape.PointingHandCursor if unreadable else Qt.CursorShape.ArrowCursor)
         self.update()
 
     def set_empty_text(self, title: str, body: str) -> None:
@@ -65,6 +69,14 @@ class FrameView(QWidget):
         """Where the video picture is drawn, in widget coordinates."""
         bounds = self.rect().adjusted(self.MARGIN, self.MARGIN, -self.MARGIN, -self.MARGIN)
         return fit_rect(self._frame_size, bounds)
+
+    def mouseReleaseEvent(self, event) -> None:
+        frame = self._frame
+        if (event.button() == Qt.MouseButton.LeftButton and frame is not None
+                and frame.state == ChunkState.UNREADABLE and self.picture_rect().contains(event.position().toPoint())):
+            self.retryRequested.emit(frame.chunk)
+            return
+        super().mouseReleaseEvent(event)
 
     # Painting ---------------------------------------------------------------------------------
     def paintEvent(self, event) -> None:
@@ -117,7 +129,8 @@ class FrameView(QWidget):
         self._draw_text(painter, QRect(target.x(), middle - 24, target.width(), 26), f"Chunk {frame.chunk + 1}",
                         palette.TEXT_DIM, 1.3, bold=True)
         detail, colour = {ChunkState.LOADING: ("loading…", palette.TEXT_FAINT),
-                          ChunkState.UNREADABLE: ("its frames could not be read", palette.WARNING)}.get(
+                          ChunkState.UNREADABLE: ("its frames could not be read · click to try again",
+                                                  palette.WARNING)}.get(
             frame.state, ("not generated yet", palette.TEXT_FAINT))
         self._draw_text(painter, QRect(target.x(), middle + 4, target.width(), 22), detail, colour, 1.0)
 

@@ -19,11 +19,11 @@ their result id; frames of a result no longer shown (another take was picked mea
 Memory is bounded: only the FRAME_BUDGET bytes of chunks nearest the playhead are kept, the others go
 back to loading and are decoded again when the playhead nears them.
 
-A result whose file cannot be read is reported (the error banner) and shown as a hole. It is read
-again only when the user asks to see its chunk again — the playhead is moved into it by a seek, step
-or scrub, or its card is selected — once per such request and never during playback, so a damaged
-file costs no retry loop; a file repaired (or a disk back) meanwhile then shows without reopening the
-project.
+A result whose file cannot be read is reported (the error banner) and shown as a hole that says so.
+It is read again only when the user asks to see its chunk again — the playhead is moved into it by a
+seek, step or scrub, its card is selected, or its hole in the player is clicked — once per such
+request and never during playback, so a damaged file costs no retry loop; a file repaired (or a disk
+back) meanwhile then shows without reopening the project.
 
 The player's current chunk and the session's selected chunk follow each other, and the timeline's
 playhead follows the player's frame.
@@ -63,6 +63,7 @@ class PlayerSync(QObject):
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_load_failed)
         player.chunkChanged.connect(self._on_player_chunk)
+        player.view.retryRequested.connect(self._read_again)  # a click on the hole of an unreadable chunk
         if timeline is not None:
             player.frameChanged.connect(timeline.set_playhead)
             player.store.layoutChanged.connect(self._show_playhead)

@@ -163,6 +163,25 @@ def test_player_paints_real_frames_holes_and_previews(player):
     assert player.view.shown_frame.state == ChunkState.PREVIEW
 
 
+def test_clicking_an_unreadable_chunk_asks_to_read_it_again(player, qtbot):
+    player.store.set_frames(0, solid_chunk(COLOURS[0]))
+    player.store.set_chunk_count(2)
+    asked = []
+    player.view.retryRequested.connect(asked.append)
+    centre = player.view.picture_rect().center()
+    qtbot.mouseClick(player.view, Qt.MouseButton.LeftButton, pos=centre)  # real frames: a click is no request
+    player.store.set_unreadable(1)
+    player.seek_chunk(1)
+    assert player.view.cursor().shape() == Qt.CursorShape.PointingHandCursor
+    qtbot.mouseClick(player.view, Qt.MouseButton.RightButton, pos=centre)
+    qtbot.mouseClick(player.view, Qt.MouseButton.LeftButton, pos=QPoint(2, 2))  # outside the picture
+    assert asked == []
+    qtbot.mouseClick(player.view, Qt.MouseButton.LeftButton, pos=centre)
+    assert asked == [1]
+    player.seek_chunk(0)
+    assert player.view.cursor().shape() == Qt.CursorShape.ArrowCursor
+
+
 def dimmed(rgb, alpha=140) -> tuple[int, int, int]:
     """`rgb` under the view's dimming veil (13, 14, 17, alpha)."""
     return tuple(round(c * (255 - alpha) / 255 + v * alpha / 255) for c, v in zip(rgb, (13, 14, 17)))

@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor
 
 from magi_studio.document.commands import AddChunk, SetPrompt, new_chunk
@@ -238,4 +238,27 @@ def test_an_unreadable_result_is_read_again_once_each_time_the_user_asks_for_its
     qtbot.waitUntil(lambda: player.store.state(1) == ChunkState.FRAMES, timeout=5000)
     settled()
     assert reads_of_chunk_1() == 3 and len(errors) == 2
+    assert np.array_equal(player.store.frames(1), stored(session, [path[1]])[0])
+
+
+def test_clicking_the_hole_of_an_unreadable_chunk_reads_it_again(qtbot, editor, monkeypatch):
+    session, player, sync = editor.session, editor.player, editor.sync
+    path = sync.shown_results()
+    errors = []
+    session.errorOccurred.connect(errors.append)
+    monkeypatch.setattr(sync, "FRAME_BUDGET", 1)
+    player.seek_chunk(2)
+    player.seek_chunk(0)  # chunk 1's frames are dropped, to be read from the file when it is shown
+    qtbot.waitUntil(lambda: player.store.state(0) == ChunkState.FRAMES, timeout=5000)
+    original = damage(session, path[1])
+    reads = Reads(monkeypatch)
+    player.seek_chunk(1)
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=5000)
+    assert player.view.shown_frame.state == ChunkState.UNREADABLE and reads.ids.count(path[1]) == 1
+
+    (session.store.path / session.project.results[path[1]].files["frames"]).write_bytes(original)  # repaired
+    # The chunk is already under the playhead and selected: the click on its hole is the user's request.
+    qtbot.mouseClick(player.view, Qt.MouseButton.LeftButton, pos=player.view.picture_rect().center())
+    qtbot.waitUntil(lambda: player.store.state(1) == ChunkState.FRAMES, timeout=5000)
+    assert reads.ids.count(path[1]) == 2 and len(errors) == 1
     assert np.array_equal(player.store.frames(1), stored(session, [path[1]])[0])
