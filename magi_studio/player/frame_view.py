@@ -87,7 +87,7 @@ class FrameView(QWidget):
             self._paint_empty(painter)
         elif frame.state == ChunkState.LOADING and frame.poster is not None:
             self._paint_poster(painter, frame)
-        elif frame.state in (ChunkState.EMPTY, ChunkState.LOADING, ChunkState.UNREADABLE) or frame.image is None:
+        elif frame.image is None:  # a hole: not generated, loading without a poster, or unreadable
             self._paint_hole(painter, frame)
         else:
             target = self.picture_rect()
@@ -141,7 +141,9 @@ class FrameView(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         picture = fit_rect(frame.poster.size(), target)
         painter.drawPixmap(picture, frame.poster)
-        painter.fillRect(picture, QColor(13, 14, 17, 140))
+        veil = QColor(palette.VIEWPORT)
+        veil.setAlpha(140)
+        painter.fillRect(picture, veil)
         self._paint_badge(painter, target, f"Loading chunk {frame.chunk + 1}…", QColor(palette.RAISED))
 
     def _paint_preview_badge(self, painter: QPainter, target: QRect, frame: FrameImage) -> None:
