@@ -176,7 +176,7 @@ class FrameStore(QObject):
     def set_unreadable(self, chunk: int) -> None:
         """Mark `chunk` as a result that could not be read: a hole that says so, not "not generated yet"."""
         slot = self._slot(chunk, grow=True)
-        if slot.unreadable and not slot.loading and slot.frames is None:
+        if slot.unreadable:  # every other setter clears it: frames and loading are gone already
             return
         slot.frames, slot.images, slot.loading, slot.poster, slot.unreadable = None, None, False, None, True
         self.chunkChanged.emit(chunk)  # a live preview over the slot stays on top, as over a loading one
