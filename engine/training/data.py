@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from engine.world.captions import storyboard_captions
-from engine.world.scene import CHUNK_FRAMES
+from engine.world.scene import BACKGROUNDS, CHUNK_FRAMES
 from engine.world.storyboard import random_storyboard
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,20 @@ class VAEClips(IterableDataset):
             seed = (seed + stride) % TRAIN_SEED_LIMIT
 
 
+def object_cells(frames: np.ndarray, background: np.ndarray, cell: int = 8) -> np.ndarray:
+    """Where any object is during each chunk, at the latent's resolution: bool [chunks, H/cell, W/cell].
+
+    A cell is marked when an object covers any of its pixels in any frame of the chunk, so the mark
+    holds the whole path the chunk's motion sweeps (what the DiT's loss weights more: see make_batch).
+    """
+    drawn = np.any(frames != background[None], axis=-1)  # [T, H, W]
+    t, h, w = drawn.shape
+    return drawn.reshape(t // CHUNK_FRAMES, CHUNK_FRAMES, h // cell, cell, w // cell, cell).any(axis=(1, 3, 5))
+
+
 class RenderedStoryboards(IterableDataset):
-    """Storyboards seeds [first, first + count): frames [chunks·24, 128, 128, 3] uint8 and caption variants.
+    """Storyboards seeds [first, first + count): frames [chunks·24, 128, 128, 3] uint8, caption variants and
+    each chunk's object cells (object_cells).
 
     `two_objects` is the share of storyboards with two objects (the world's own default when None).
     """
@@ -69,29 +81,33 @@ class RenderedStoryboards(IterableDataset):
             frames = board.render()
             captions = [storyboard_captions(board, seed * CAPTION_VARIANTS + v, tracks=tracks)
                         for v in range(CAPTION_VARIANTS)]
-            yield seed, torch.from_numpy(frames), captions
+            cells = object_cells(frames, BACKGROUNDS[board.background].render())
+            yield seed, torch.from_numpy(frames), captions, torch.from_numpy(cells)
 
 
 def encode_storyboards(vae, *, first: int, count: int, chunks: int, device, workers: int = 8,
                        batch: int = 8, two_objects: float | None = None) -> dict:
     """Render and encode `count` storyboards. Returns latents [count, 16, chunks·6, 16, 16] (bf16, CPU),
-    image latents of each first frame [count, 16, 1, 16, 16], captions [count][variant][chunk], seeds."""
+    image latents of each first frame [count, 16, 1, 16, 16], object cells [count, chunks, 16, 16] (uint8),
+    captions [count][variant][chunk], seeds."""
     loader = DataLoader(RenderedStoryboards(first, count, chunks, two_objects), batch_size=batch, num_workers=workers,
                         collate_fn=lambda items: items)
-    latents, images, captions, seeds = [], [], [], []
+    latents, images, cells, captions, seeds = [], [], [], [], []
     vae_dtype = next(vae.parameters()).dtype
     with torch.inference_mode():
         for items in loader:
-            frames = torch.stack([f for _, f, _ in items]).to(device)  # [B, T, H, W, 3]
+            frames = torch.stack([f for _, f, _, _ in items]).to(device)  # [B, T, H, W, 3]
             pixels = frames.permute(0, 4, 1, 2, 3).to(vae_dtype) / 127.5 - 1  # [B, 3, T, H, W]
             latents.append((vae.encode(pixels) * vae.config.scale_factor).to(torch.bfloat16).cpu())
             stills = pixels[:, :, :1].repeat(1, 1, 4, 1, 1)
             images.append((vae.encode(stills)[:, :, :1] * vae.config.scale_factor).to(torch.bfloat16).cpu())
-            captions += [c for _, _, c in items]
-            seeds += [s for s, _, _ in items]
+            cells.append(torch.stack([m for _, _, _, m in items]).to(torch.uint8))
+            captions += [c for _, _, c, _ in items]
+            seeds += [s for s, _, _, _ in items]
             if len(seeds) % (batch * 50) == 0:
                 log.info("encoded %d / %d storyboards", len(seeds), count)
-    return {"latents": torch.cat(latents), "images": torch.cat(images), "captions": captions, "seeds": seeds}
+    return {"latents": torch.cat(latents), "images": torch.cat(images), "object_cells": torch.cat(cells),
+            "captions": captions, "seeds": seeds}
 
 
 def latent_std(vae, device, batches: int = 4, batch: int = 16, seed: int = 777_000) -> float:

@@ -10,6 +10,9 @@ A batch shares one structure, drawn to look like what the sampler shows the mode
 Sometimes the first noisy chunk is the video's first chunk (text-to-video start), sometimes with its
 first latent frame held to the encoded first image (image-to-video), and some samples drop the
 captions (null text, "dropped" flag) so that text guidance works.
+
+The loss can weigh the cells an object covers during a chunk more than the background (object_weight):
+objects take a few percent of the frame, yet their colour, shape and path are all the prompt asks for.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ class TrainingBatch:
     latents: torch.Tensor  # model input [B, 16, chunks·6, h, w]
     t: torch.Tensor  # [B, chunks]
     target: torch.Tensor  # velocity target of the noisy chunks [B, 16, noisy·6, h, w]
-    loss_mask: torch.Tensor  # [1, 1, noisy·6, 1, 1] (0 on held frames)
+    loss_mask: torch.Tensor  # [1, 1, noisy·6, 1, 1] (0 on held frames), or [B, 1, noisy·6, h, w] with object weight
     caption_present: torch.Tensor  # [B, chunks] bool
     prompts: list[list[str | None]]  # [B][noisy] (None = dropped)
     durations: list[list[int]]
@@ -81,7 +84,7 @@ class TrainingBatch:
 
 
 def make_batch(rng: np.random.Generator, data: dict, batch: int, structure: BatchStructure, sampling: SamplingConfig,
-               device: torch.device, caption_dropout: float = 0.12) -> TrainingBatch:
+               device: torch.device, caption_dropout: float = 0.12, object_weight: float = 0.0) -> TrainingBatch:
     latents_all, images, captions = data["latents"], data["images"], data["captions"]
     index = rng.integers(0, latents_all.shape[0], size=batch)
     f = CHUNK_LATENT_FRAMES
@@ -99,6 +102,9 @@ def make_batch(rng: np.random.Generator, data: dict, batch: int, structure: Batc
     if s.image_to_video:
         x_t[:, :, :1] = images[index].to(device, torch.float32)
         loss_mask[:, :, :1] = 0
+    if object_weight:
+        cells = data["object_cells"][index, s.start + s.prefix:s.start + s.chunks].to(device, torch.float32)
+        loss_mask = loss_mask * (1 + object_weight * cells.repeat_interleave(f, dim=1)[:, None])
     model_input = torch.cat([clean[:, :, :s.prefix * f], x_t], dim=2)
     t = torch.cat([torch.full((batch, s.prefix), sampling.clean_t, device=device), t_noisy], dim=1)
 

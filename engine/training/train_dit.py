@@ -39,14 +39,15 @@ def load_or_build_data(out: Path, vae, device, count: int, chunks: int, workers:
     tensors, captions = out / "data.safetensors", out / "data_captions.json"
     if tensors.is_file() and captions.is_file():
         stored = load_file(str(tensors))
-        meta = json.loads(captions.read_text())
-        log.info("loaded %d stored storyboards", stored["latents"].shape[0])
-        return {"latents": stored["latents"], "images": stored["images"], "captions": meta["captions"],
-                "seeds": meta["seeds"]}
+        if "object_cells" in stored:
+            meta = json.loads(captions.read_text())
+            log.info("loaded %d stored storyboards", stored["latents"].shape[0])
+            return {**stored, "captions": meta["captions"], "seeds": meta["seeds"]}
+        log.info("stored storyboards predate object cells: rendering them again")
     started = time.perf_counter()
     data = encode_storyboards(vae, first=first, count=count, chunks=chunks, device=device, workers=workers,
                               two_objects=two_objects)
-    save_file({"latents": data["latents"].contiguous(), "images": data["images"].contiguous()}, str(tensors))
+    save_file({k: data[k].contiguous() for k in ("latents", "images", "object_cells")}, str(tensors))
     captions.write_text(json.dumps({"captions": data["captions"], "seeds": data["seeds"]}))
     log.info("rendered and encoded %d storyboards in %.0f s", count, time.perf_counter() - started)
     return data
@@ -80,9 +81,12 @@ def training_loss(dit: MagiDiT, text: WordTextEncoder, batch: TrainingBatch, dev
     tokens = dit.config.tokens_per_chunk(*batch.latents.shape[-2:])
     layout = s.layout(tokens, studio_mini.SAMPLING.attention_spans)
     out = dit(batch.latents, batch.t, batch_text(batch, text, dit, device), batch.caption_present, layout).velocity
-    error = (out[:, :, s.prefix * CHUNK_LATENT_FRAMES:].float() - batch.target) ** 2 * batch.loss_mask
-    per_chunk = error.unflatten(2, (s.noisy, CHUNK_LATENT_FRAMES)).mean(dim=(0, 1, 3, 4, 5))  # [noisy]
-    return error.sum() / (batch.loss_mask.sum() * error[:, :, :1].numel()), per_chunk.detach()
+    squared = (out[:, :, s.prefix * CHUNK_LATENT_FRAMES:].float() - batch.target) ** 2
+    weights = batch.loss_mask.expand_as(squared)
+    # Logged per chunk unweighted (held frames aside), so runs with and without object weight compare.
+    held_aside = squared * (batch.loss_mask > 0)
+    per_chunk = held_aside.unflatten(2, (s.noisy, CHUNK_LATENT_FRAMES)).mean(dim=(0, 1, 3, 4, 5))  # [noisy]
+    return (squared * weights).sum() / weights.sum(), per_chunk.detach()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--storyboards", type=int, default=16_000)
     parser.add_argument("--data-first", type=int, default=0, help="seed of the first training storyboard")
     parser.add_argument("--two-objects", type=float, help="share of two-object storyboards (default: the world's)")
+    parser.add_argument("--object-weight", type=float, default=0.0,
+                        help="extra loss weight on the latent cells an object covers during a chunk (0: none)")
     parser.add_argument("--workers", type=int, default=12)
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--probe-every", type=int, default=2000)
@@ -114,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     data = load_or_build_data(args.out, vae, device, args.storyboards, 8, args.workers, args.data_first,
                               args.two_objects)
     # A few GB at most: on the GPU, a batch is gathered there instead of copied from host memory each step.
-    data["latents"], data["images"] = data["latents"].to(device), data["images"].to(device)
+    for key in ("latents", "images", "object_cells"):
+        data[key] = data[key].to(device)
     sampling = studio_mini.SAMPLING
     torch.manual_seed(args.seed)
     dit_config = studio_mini.DIT if not args.tiny else studio_mini.DIT.__class__(
@@ -142,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     ema_pairs = (list(ema_dit.parameters()) + list(ema_text.parameters()), params)
     while True:
         structure = sample_structure(rng, 8)
-        batch = make_batch(rng, data, args.batch, structure, sampling, device)
+        batch = make_batch(rng, data, args.batch, structure, sampling, device, object_weight=args.object_weight)
         rewarm = 1.0 if rewarm_from is None else min(1.0, (step - rewarm_from + 1) / 200)
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step - args.schedule_start, args.steps - args.schedule_start, 500, args.lr) * rewarm

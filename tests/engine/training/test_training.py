@@ -62,6 +62,41 @@ def test_prefix_chunks_are_clean_and_captions_can_drop():
     assert all(batch.caption_present[b, 3] != dropped[b] for b in range(64))
 
 
+def test_object_cells_hold_the_path_each_chunk_sweeps():
+    from engine.training.data import object_cells
+    from engine.world.scene import BACKGROUNDS, ObjectState
+    from engine.world.storyboard import Storyboard
+
+    board = Storyboard("grass", (ObjectState("circle", "red", 30.0, 60.0, 10.0),), (("right",), ("right",)))
+    cells = object_cells(board.render(), BACKGROUNDS["grass"].render())
+    assert cells.shape == (2, 16, 16)
+    track = board.tracks()[0]
+    for chunk in range(2):
+        first, last = track[chunk * 24], track[chunk * 24 + 23]
+        marked = np.argwhere(cells[chunk])
+        assert marked[:, 0].min() == int(first.y - first.size) // 8 and marked[:, 0].max() == int(first.y + first.size) // 8
+        assert marked[:, 1].min() == int(first.x - first.size) // 8 and marked[:, 1].max() == int(last.x + last.size) // 8
+    assert cells[1, :, 8:].sum() > cells[0, :, 8:].sum()  # the second chunk's path lies further right
+
+
+def test_object_weight_weighs_the_object_cells_of_the_noisy_chunks_only():
+    rng = np.random.default_rng(3)
+    data = fake_data()
+    cells = torch.zeros(3, 8, 4, 4, dtype=torch.uint8)
+    for chunk in range(8):
+        cells[:, chunk, chunk % 4, 1] = 1  # a different cell marked in every chunk
+    data["object_cells"] = cells
+    s = BatchStructure(window=2, noisy=2, prefix=1, youngest_age=0, quarter_offset=0, start=2, image_to_video=False)
+    plain = make_batch(np.random.default_rng(3), data, 4, s, studio_mini.SAMPLING, torch.device("cpu"))
+    weighted = make_batch(rng, data, 4, s, studio_mini.SAMPLING, torch.device("cpu"), object_weight=3.0)
+    assert torch.equal(plain.latents, weighted.latents) and plain.loss_mask.shape == (1, 1, 12, 1, 1)
+    assert weighted.loss_mask.shape == (4, 1, 12, 4, 4)
+    for j, chunk in enumerate((3, 4)):  # the noisy chunks follow the one clean prefix chunk at 2
+        frames = weighted.loss_mask[:, 0, j * CHUNK_LATENT_FRAMES:(j + 1) * CHUNK_LATENT_FRAMES]
+        assert torch.all(frames[:, :, chunk % 4, 1] == 4.0)
+        assert frames.sum() == 4 * CHUNK_LATENT_FRAMES * (15 + 4.0)
+
+
 def test_training_state_round_trip_with_optimizer(tmp_path):
     model = torch.nn.Linear(4, 3)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -83,9 +118,17 @@ def test_a_tiny_run_trains_resumes_through_transfer_and_exports(tmp_path, monkey
     run = tmp_path / "run"
     train_vae.main(["--out", str(run), "--steps", "3", "--batch", "2", "--workers", "0", "--config", "tiny"])
     args = ["--out", str(run), "--batch", "2", "--storyboards", "3", "--workers", "0", "--tiny",
-            "--probe-every", "1000"]
+            "--probe-every", "1000", "--object-weight", "2"]
+    from safetensors.torch import load_file, save_file
+
+    save_file({"latents": torch.zeros(1, 16, 48, 16, 16), "images": torch.zeros(1, 16, 1, 16, 16)},
+              str(run / "data.safetensors"))  # stored before object cells: rendered again
+    (run / "data_captions.json").write_text('{"captions": [], "seeds": [0]}')
     train_dit.main(args + ["--steps", "3"])
     assert (run / "probe_000003.png").is_file()
+    stored = load_file(str(run / "data.safetensors"))
+    assert stored["latents"].shape[0] == 3 and stored["object_cells"].shape == (3, 8, 16, 16)
+    assert 0 < stored["object_cells"].float().mean() < 0.5
     pack(run, tmp_path / "moved")
     assert all(p.stat().st_size < 16 * 2**20 for p in (tmp_path / "moved").iterdir())
     unpack(tmp_path / "moved", tmp_path / "again")
