@@ -66,6 +66,7 @@ class PlayerSync(QObject):
         player.view.retryRequested.connect(self._read_again)  # a click on the hole of an unreadable chunk
         if timeline is not None:
             player.frameChanged.connect(timeline.set_playhead)
+            timeline.chunkClicked.connect(self._on_chunk_clicked)
             player.store.layoutChanged.connect(self._show_playhead)
 
     def shutdown(self) -> None:
@@ -257,6 +258,12 @@ class PlayerSync(QObject):
         self._follow_selection(chunk_id)
         position = self._position(chunk_id)
         if position is not None:  # the user picked this chunk: after the seek, so it is decoded first
+            self._read_again(position)
+
+    def _on_chunk_clicked(self, chunk_id: str) -> None:
+        # A click on the card already selected changes no selection, yet it is the user asking for it.
+        position = self._position(chunk_id)
+        if self.session is not None and position is not None:
             self._read_again(position)
 
     def _position(self, chunk_id: str) -> int | None:

@@ -39,6 +39,9 @@ class TimelineView(QWidget, TimelineEditing):
     generateFromRequested = Signal(str, str)
     #: (shot id): the take chip was clicked: show that shot's takes.
     takesRequested = Signal(str)
+    #: (chunk id): the user clicked a card, selected already or not (the player reads a chunk whose
+    #: frames could not be read again on such a click; selection alone does not say it when unchanged).
+    chunkClicked = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -293,6 +296,7 @@ class TimelineView(QWidget, TimelineEditing):
     def _on_card_clicked(self, card: ChunkCard) -> None:
         self._on_card_activated(card)
         self.strip.setFocus(Qt.FocusReason.MouseFocusReason)
+        self.chunkClicked.emit(card.chunk_id)
 
     def _on_prompt_left(self, card: ChunkCard) -> None:
         if self.session is not None:

@@ -262,3 +262,26 @@ def test_clicking_the_hole_of_an_unreadable_chunk_reads_it_again(qtbot, editor, 
     qtbot.waitUntil(lambda: player.store.state(1) == ChunkState.FRAMES, timeout=5000)
     assert reads.ids.count(path[1]) == 2 and len(errors) == 1
     assert np.array_equal(player.store.frames(1), stored(session, [path[1]])[0])
+
+
+def test_clicking_the_card_already_selected_reads_its_unreadable_chunk_again(qtbot, editor, monkeypatch):
+    session, player, sync = editor.session, editor.player, editor.sync
+    path = sync.shown_results()
+    errors = []
+    session.errorOccurred.connect(errors.append)
+    monkeypatch.setattr(sync, "FRAME_BUDGET", 1)
+    player.seek_chunk(2)
+    player.seek_chunk(0)
+    qtbot.waitUntil(lambda: player.store.state(0) == ChunkState.FRAMES, timeout=5000)
+    original = damage(session, path[1])
+    reads = Reads(monkeypatch)
+    session.select(editor.shot.id, editor.chunk_ids()[1])  # its card selected: the file does not decode
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=5000)
+    assert player.store.state(1) == ChunkState.UNREADABLE and reads.ids.count(path[1]) == 1
+
+    (session.store.path / session.project.results[path[1]].files["frames"]).write_bytes(original)  # repaired
+    card = editor.timeline.card(editor.chunk_ids()[1])
+    qtbot.mouseClick(card, Qt.MouseButton.LeftButton, pos=card.rect().center())  # selected already
+    qtbot.waitUntil(lambda: player.store.state(1) == ChunkState.FRAMES, timeout=5000)
+    assert reads.ids.count(path[1]) == 2 and len(errors) == 1
+    assert session.selected_chunk_id == editor.chunk_ids()[1]
