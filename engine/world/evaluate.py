@@ -305,6 +305,8 @@ def _row(figure: str, value, unit: str, op: str | None = None, target: float | N
 def _fmt(value, unit: str) -> str:
     if value is None:
         return "n/a"
+    if unit == "°":
+        return f"{value:.0f}°"
     return f"{100 * value:.1f}%" if unit == "%" else f"{value:.2f}{' ' + unit if unit else ''}"
 
 
@@ -332,6 +334,10 @@ def target_rows(results: dict) -> list[dict]:
                          "pass": memory["flat"]})
     rows += [_row("Colour right (chunks)", t2v["colour"], "%"),
              _row("Shape right (chunks where the colour is found)", t2v["shape"], "%"),
+             _row("Steady moves: travel, generated / storyboard (median)",
+                  t2v["steady_moves"]["travel_ratio"].get("median"), "x"),
+             _row("Steady moves: direction off the storyboard's (median)",
+                  t2v["steady_moves"]["direction_off_deg"].get("median"), "°"),
              _row("Continuity: boundaries with ratio <= 2", cont["within_2"], "%"),
              _row("Continuity: median ratio into moving chunks", cont["ratio_into_moving_chunks"].get("median"), "x"),
              _row("Background matches the prompt (frames)", t2v["background_match"], "%")]
@@ -357,6 +363,9 @@ def markdown(results: dict) -> str:
     lines += ["", f"Chunks scored: {t2v['chunks']} ({t2v['hidden_by_storyboard']} left out because the storyboard "
               f"itself hides the object); chunks whose prompt changes the motion: {t2v['motion_changed_chunks']}.",
               "", f"Motion right by prompt: {by_motion}.", "",
+              f"Steady moves (left ... down_right; travel as a fraction of the storyboard's, and the angle in "
+              f"degrees between the two where the object travelled at least {M.MIN_TRAVEL:g} px): "
+              f"{t2v['steady_moves']}.", "",
               f"Continuity ratio (boundary jump / typical within-chunk step): {t2v['continuity']['ratio']}; "
               f"into moving chunks: {t2v['continuity']['ratio_into_moving_chunks']}; typical step (px): "
               f"{t2v['continuity']['typical_px']}."]

@@ -111,6 +111,7 @@ class ChunkScore:
     shape_ok: bool
     motion_ok: bool
     displacement: tuple[float, float] | None  # net (dx, dy), px
+    expected_displacement: tuple[float, float]  # the storyboard's own, measured the same way
     size_ratio: float | None
     visible: float  # median fraction of the object the storyboard leaves visible in this chunk
 
@@ -211,9 +212,12 @@ def score_video(board: Storyboard, detections: list[FrameDetections],
     """Every (chunk, object) of a storyboard scored against the detections of its video."""
     visible = visibility(board) if visible is None else visible
     scores = []
-    for o, obj in enumerate(board.objects):
+    for o, (obj, states) in enumerate(zip(board.objects, board.tracks())):
         full = track(detections, obj.colour)
         for c in range(board.num_chunks):
+            own = states[c * CHUNK_FRAMES:(c + 1) * CHUNK_FRAMES]
+            expected = [float(np.median([getattr(s, axis) for s in ends])) for ends in (own[:ENDS], own[-ENDS:])
+                        for axis in ("x", "y")]
             part = full.window(c * CHUNK_FRAMES, (c + 1) * CHUNK_FRAMES)
             found = float(part.found.mean()) if len(part) else 0.0
             colour_ok = found >= MIN_FOUND
@@ -225,6 +229,7 @@ def score_video(board: Storyboard, detections: list[FrameDetections],
                 colour_ok=colour_ok, shape_ok=colour_ok and observed == obj.shape,
                 motion_ok=colour_ok and judge_motion(board.motions[c][o], part),
                 displacement=(round(float(m["dx"]), 2), round(float(m["dy"]), 2)) if m else None,
+                expected_displacement=(round(expected[2] - expected[0], 2), round(expected[3] - expected[1], 2)),
                 size_ratio=round(float(m["ratio"]), 3) if m else None,
                 visible=float(np.median(visible[o, c * CHUNK_FRAMES:(c + 1) * CHUNK_FRAMES]))))
     return scores
@@ -290,8 +295,25 @@ def summarize(values, *, digits: int = 3) -> dict:
             "min": round(float(v.min()), digits), "max": round(float(v.max()), digits)}
 
 
+def steady_moves(scores: list[ChunkScore]) -> dict:
+    """How far and which way the steady moves (left ... down_right) went, against their storyboard: travel
+    as a fraction of the storyboard's, and the angle between the two. A model that moves objects the right
+    way but too little, and one that moves them the wrong way, fail motion alike: these tell them apart."""
+    ratios, angles = [], []
+    for s in scores:
+        if not (s.scored and s.motion in DIRECTIONS and s.displacement and math.hypot(*s.expected_displacement)
+                >= MIN_TRAVEL):
+            continue
+        ratios.append(math.hypot(*s.displacement) / math.hypot(*s.expected_displacement))
+        if math.hypot(*s.displacement) >= MIN_TRAVEL:
+            turn = math.atan2(s.displacement[1], s.displacement[0]) - math.atan2(*s.expected_displacement[::-1])
+            angles.append(abs(math.degrees((turn + math.pi) % (2 * math.pi) - math.pi)))
+    return {"travel_ratio": summarize(ratios), "direction_off_deg": summarize(angles, digits=1)}
+
+
 def chunk_summary(scores: list[ChunkScore]) -> dict:
-    """Accuracies over the scored (object, chunk) pairs: colour, shape, motion, motion where it changes."""
+    """Accuracies over the scored (object, chunk) pairs: colour, shape, motion, motion where it changes,
+    and how the steady moves went (steady_moves)."""
     scored = [s for s in scores if s.scored]
     found = [s for s in scored if s.colour_ok]
     motions = sorted({s.motion for s in scored})
@@ -302,7 +324,8 @@ def chunk_summary(scores: list[ChunkScore]) -> dict:
             "motion": fraction(s.motion_ok for s in scored),
             "motion_changed": fraction(s.motion_ok for s in scored if s.motion_changed),
             "motion_changed_chunks": sum(s.motion_changed for s in scored),
-            "motion_by_prompt": {m: fraction(s.motion_ok for s in scored if s.motion == m) for m in motions}}
+            "motion_by_prompt": {m: fraction(s.motion_ok for s in scored if s.motion == m) for m in motions},
+            "steady_moves": steady_moves(scored)}
 
 
 def continuity_summary(items: list[tuple[Storyboard, int, Continuity]]) -> dict:

@@ -15,7 +15,7 @@ from engine.world.storyboard import random_storyboard
 KEYS = {"command", "runtime_s", "mode", "model", "settings", "seeds", "t2v", "i2v", "rollout", "storyboards",
         "thresholds", "targets"}
 CHUNK_KEYS = {"chunks", "hidden_by_storyboard", "colour", "shape", "colour_shape", "motion", "motion_changed",
-              "motion_changed_chunks", "motion_by_prompt"}
+              "motion_changed_chunks", "motion_by_prompt", "steady_moves"}
 
 
 def test_ground_truth_mode(tmp_path, capsys):
@@ -38,6 +38,7 @@ def test_ground_truth_mode(tmp_path, capsys):
     targets = [row for row in results["targets"] if row["target"]]
     assert len(targets) == 8 and all(row["pass"] for row in targets), targets
     assert results["t2v"]["motion"] >= 0.95 and results["i2v"]["psnr_db"]["mean"] > 30
+    assert 0.9 <= results["t2v"]["steady_moves"]["travel_ratio"]["median"] <= 1.1
     # Prompts are the held-out captions of the held-out storyboards.
     first = results["storyboards"][0]
     board = random_storyboard(np.random.default_rng(first["seed"]), 4)

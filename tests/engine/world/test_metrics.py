@@ -170,3 +170,26 @@ def test_summaries():
     s = M.summarize([1, 2, 3, 4])
     assert s["n"] == 4 and s["mean"] == 2.5 and s["min"] == 1 and s["max"] == 4
     assert M.fraction([True, False, True, True]) == 0.75 and M.fraction([]) is None
+
+
+def test_steady_moves_travel_about_their_storyboards_on_ground_truth(ground_truth):
+    moves = M.steady_moves([s for board, det in ground_truth for s in M.score_video(board, det)])
+    assert moves["travel_ratio"]["n"] > 50 and 0.95 <= moves["travel_ratio"]["median"] <= 1.05
+    assert moves["direction_off_deg"]["median"] < 5
+
+
+def test_steady_moves_tell_too_little_travel_from_a_wrong_direction():
+    board = Storyboard("gray", (ObjectState("circle", "red", 40.0, 64.0, 12.0),), (("right",), ("right",)))
+    states = board.tracks()[0]
+    # The first chunk moves the right way at half the speed; the second as far, but straight up.
+    slow = [dataclasses.replace(s, x=states[0].x + (s.x - states[0].x) / 2) for s in states[:CHUNK_FRAMES]]
+    up = [dataclasses.replace(s, x=slow[-1].x, y=slow[-1].y - (s.x - states[CHUNK_FRAMES].x))
+          for s in states[CHUNK_FRAMES:]]
+    base = render_frames(BACKGROUNDS["gray"], [slow + up])
+    scores = M.score_video(board, Detector("gray").detect_video(base))
+    assert [s.motion_ok for s in scores] == [True, False]
+    moves = M.steady_moves(scores)
+    assert moves["travel_ratio"]["min"] == pytest.approx(0.5, abs=0.05)
+    assert moves["travel_ratio"]["max"] == pytest.approx(1.0, abs=0.05)
+    assert moves["direction_off_deg"]["max"] == pytest.approx(90, abs=3)
+    assert moves["direction_off_deg"]["min"] == pytest.approx(0, abs=3)
