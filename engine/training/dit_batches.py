@@ -13,6 +13,9 @@ captions (null text, "dropped" flag) so that text guidance works.
 
 The loss can weigh the cells an object covers during a chunk more than the background (object_weight):
 objects take a few percent of the frame, yet their colour, shape and path are all the prompt asks for.
+The clean prefix chunks can carry a little noise while still labelled clean (context_noise: each
+sample's standard deviation drawn up to it), so that the model learns to continue from a context that
+is not exactly a real video, as its own chunks are not at inference.
 """
 
 from __future__ import annotations
@@ -84,7 +87,8 @@ class TrainingBatch:
 
 
 def make_batch(rng: np.random.Generator, data: dict, batch: int, structure: BatchStructure, sampling: SamplingConfig,
-               device: torch.device, caption_dropout: float = 0.12, object_weight: float = 0.0) -> TrainingBatch:
+               device: torch.device, caption_dropout: float = 0.12, object_weight: float = 0.0,
+               context_noise: float = 0.0) -> TrainingBatch:
     latents_all, images, captions = data["latents"], data["images"], data["captions"]
     index = rng.integers(0, latents_all.shape[0], size=batch)
     f = CHUNK_LATENT_FRAMES
@@ -105,7 +109,12 @@ def make_batch(rng: np.random.Generator, data: dict, batch: int, structure: Batc
     if object_weight:
         cells = data["object_cells"][index, s.start + s.prefix:s.start + s.chunks].to(device, torch.float32)
         loss_mask = loss_mask * (1 + object_weight * cells.repeat_interleave(f, dim=1)[:, None])
-    model_input = torch.cat([clean[:, :, :s.prefix * f], x_t], dim=2)
+    context = clean[:, :, :s.prefix * f]
+    if context_noise and s.prefix:
+        sigma = torch.from_numpy(rng.random(batch, dtype=np.float32) * context_noise).to(device)
+        context = context + sigma[:, None, None, None, None] * torch.randn(context.shape, device=device,
+                                                                        generator=generator)
+    model_input = torch.cat([context, x_t], dim=2)
     t = torch.cat([torch.full((batch, s.prefix), sampling.clean_t, device=device), t_noisy], dim=1)
 
     dropped = rng.random(batch) < caption_dropout

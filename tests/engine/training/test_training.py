@@ -97,6 +97,19 @@ def test_object_weight_weighs_the_object_cells_of_the_noisy_chunks_only():
         assert frames.sum() == 4 * CHUNK_LATENT_FRAMES * (15 + 4.0)
 
 
+def test_context_noise_touches_the_clean_prefix_only():
+    data = fake_data()
+    s = BatchStructure(window=1, noisy=1, prefix=2, youngest_age=0, quarter_offset=0, start=1, image_to_video=False)
+    plain = make_batch(np.random.default_rng(4), data, 16, s, studio_mini.SAMPLING, torch.device("cpu"))
+    noisy = make_batch(np.random.default_rng(4), data, 16, s, studio_mini.SAMPLING, torch.device("cpu"),
+                       context_noise=0.3)
+    prefix = 2 * CHUNK_LATENT_FRAMES
+    assert torch.equal(plain.latents[:, :, prefix:], noisy.latents[:, :, prefix:])
+    assert torch.equal(plain.t, noisy.t) and torch.equal(plain.target, noisy.target)  # still labelled clean
+    spread = (noisy.latents[:, :, :prefix] - plain.latents[:, :, :prefix]).flatten(1).std(dim=1)
+    assert 0 < spread.min() and spread.max() < 0.3 and spread.max() - spread.min() > 0.1  # drawn per sample
+
+
 def test_training_state_round_trip_with_optimizer(tmp_path):
     model = torch.nn.Linear(4, 3)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
