@@ -192,20 +192,28 @@ def damage(session, result_id: str) -> bytes:
     return original
 
 
-def test_an_unreadable_result_is_read_again_once_each_time_the_user_asks_for_its_chunk(qtbot, editor, monkeypatch):
+def dropped_then_damaged(qtbot, editor, monkeypatch):
+    """Chunk 1's frames dropped from memory (only the playhead's chunk stays decoded), then its file
+    damaged. Returns its result id, the errors reported from now on, a Reads spy and a repair function."""
     session, player, sync = editor.session, editor.player, editor.sync
-    path = sync.shown_results()
+    result_id = sync.shown_results()[1]
     errors = []
     session.errorOccurred.connect(errors.append)
-    monkeypatch.setattr(sync, "FRAME_BUDGET", 1)  # only the playhead's chunk stays decoded:
+    monkeypatch.setattr(sync, "FRAME_BUDGET", 1)
     player.seek_chunk(2)
     player.seek_chunk(0)  # chunk 1's frames are dropped, to be read from the file when it is shown
     qtbot.waitUntil(lambda: player.store.state(0) == ChunkState.FRAMES, timeout=5000)
-    original = damage(session, path[1])
-    reads = Reads(monkeypatch)
+    original = damage(session, result_id)
+    frames_file = session.store.path / session.project.results[result_id].files["frames"]
+    return result_id, errors, Reads(monkeypatch), lambda: frames_file.write_bytes(original)
+
+
+def test_an_unreadable_result_is_read_again_once_each_time_the_user_asks_for_its_chunk(qtbot, editor, monkeypatch):
+    session, player, sync = editor.session, editor.player, editor.sync
+    chunk_1, errors, reads, repair = dropped_then_damaged(qtbot, editor, monkeypatch)
 
     def reads_of_chunk_1() -> int:
-        return reads.ids.count(path[1])
+        return reads.ids.count(chunk_1)
 
     def settled() -> None:  # the decode asked for has landed, and any retry it would start has begun
         sync.loader.wait(5000)
@@ -232,56 +240,40 @@ def test_an_unreadable_result_is_read_again_once_each_time_the_user_asks_for_its
     settled()
     assert reads_of_chunk_1() == 2 and player.store.state(1) == ChunkState.UNREADABLE
 
-    (session.store.path / session.project.results[path[1]].files["frames"]).write_bytes(original)  # repaired
+    repair()
     session.select(editor.shot.id, editor.chunk_ids()[0])
     session.select(editor.shot.id, editor.chunk_ids()[1])  # the user picks its card again: read once more
     qtbot.waitUntil(lambda: player.store.state(1) == ChunkState.FRAMES, timeout=5000)
     settled()
     assert reads_of_chunk_1() == 3 and len(errors) == 2
-    assert np.array_equal(player.store.frames(1), stored(session, [path[1]])[0])
+    assert np.array_equal(player.store.frames(1), stored(session, [chunk_1])[0])
 
 
 def test_clicking_the_hole_of_an_unreadable_chunk_reads_it_again(qtbot, editor, monkeypatch):
-    session, player, sync = editor.session, editor.player, editor.sync
-    path = sync.shown_results()
-    errors = []
-    session.errorOccurred.connect(errors.append)
-    monkeypatch.setattr(sync, "FRAME_BUDGET", 1)
-    player.seek_chunk(2)
-    player.seek_chunk(0)  # chunk 1's frames are dropped, to be read from the file when it is shown
-    qtbot.waitUntil(lambda: player.store.state(0) == ChunkState.FRAMES, timeout=5000)
-    original = damage(session, path[1])
-    reads = Reads(monkeypatch)
+    session, player = editor.session, editor.player
+    chunk_1, errors, reads, repair = dropped_then_damaged(qtbot, editor, monkeypatch)
     player.seek_chunk(1)
     qtbot.waitUntil(lambda: len(errors) == 1, timeout=5000)
-    assert player.view.shown_frame.state == ChunkState.UNREADABLE and reads.ids.count(path[1]) == 1
+    assert player.view.shown_frame.state == ChunkState.UNREADABLE and reads.ids.count(chunk_1) == 1
 
-    (session.store.path / session.project.results[path[1]].files["frames"]).write_bytes(original)  # repaired
+    repair()
     # The chunk is already under the playhead and selected: the click on its hole is the user's request.
     qtbot.mouseClick(player.view, Qt.MouseButton.LeftButton, pos=player.view.picture_rect().center())
     qtbot.waitUntil(lambda: player.store.state(1) == ChunkState.FRAMES, timeout=5000)
-    assert reads.ids.count(path[1]) == 2 and len(errors) == 1
-    assert np.array_equal(player.store.frames(1), stored(session, [path[1]])[0])
+    assert reads.ids.count(chunk_1) == 2 and len(errors) == 1
+    assert np.array_equal(player.store.frames(1), stored(session, [chunk_1])[0])
 
 
 def test_clicking_the_card_already_selected_reads_its_unreadable_chunk_again(qtbot, editor, monkeypatch):
-    session, player, sync = editor.session, editor.player, editor.sync
-    path = sync.shown_results()
-    errors = []
-    session.errorOccurred.connect(errors.append)
-    monkeypatch.setattr(sync, "FRAME_BUDGET", 1)
-    player.seek_chunk(2)
-    player.seek_chunk(0)
-    qtbot.waitUntil(lambda: player.store.state(0) == ChunkState.FRAMES, timeout=5000)
-    original = damage(session, path[1])
-    reads = Reads(monkeypatch)
+    session, player = editor.session, editor.player
+    chunk_1, errors, reads, repair = dropped_then_damaged(qtbot, editor, monkeypatch)
     session.select(editor.shot.id, editor.chunk_ids()[1])  # its card selected: the file does not decode
     qtbot.waitUntil(lambda: len(errors) == 1, timeout=5000)
-    assert player.store.state(1) == ChunkState.UNREADABLE and reads.ids.count(path[1]) == 1
+    assert player.store.state(1) == ChunkState.UNREADABLE and reads.ids.count(chunk_1) == 1
 
-    (session.store.path / session.project.results[path[1]].files["frames"]).write_bytes(original)  # repaired
+    repair()
     card = editor.timeline.card(editor.chunk_ids()[1])
     qtbot.mouseClick(card, Qt.MouseButton.LeftButton, pos=card.rect().center())  # selected already
     qtbot.waitUntil(lambda: player.store.state(1) == ChunkState.FRAMES, timeout=5000)
-    assert reads.ids.count(path[1]) == 2 and len(errors) == 1
+    assert reads.ids.count(chunk_1) == 2 and len(errors) == 1
     assert session.selected_chunk_id == editor.chunk_ids()[1]
