@@ -83,9 +83,9 @@ def training_loss(dit: MagiDiT, text: WordTextEncoder, batch: TrainingBatch, dev
     out = dit(batch.latents, batch.t, batch_text(batch, text, dit, device), batch.caption_present, layout).velocity
     squared = (out[:, :, s.prefix * CHUNK_LATENT_FRAMES:].float() - batch.target) ** 2
     weights = batch.loss_mask.expand_as(squared)
-    # Logged per chunk unweighted (held frames aside), so runs with and without object weight compare.
-    held_aside = squared * (batch.loss_mask > 0)
-    per_chunk = held_aside.unflatten(2, (s.noisy, CHUNK_LATENT_FRAMES)).mean(dim=(0, 1, 3, 4, 5))  # [noisy]
+    # Logged per chunk unweighted (held frames left out), so runs with and without object weight compare.
+    unweighted = squared * (batch.loss_mask > 0)
+    per_chunk = unweighted.unflatten(2, (s.noisy, CHUNK_LATENT_FRAMES)).mean(dim=(0, 1, 3, 4, 5))  # [noisy]
     return (squared * weights).sum() / weights.sum(), per_chunk.detach()
 
 
