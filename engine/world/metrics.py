@@ -79,6 +79,12 @@ class Track:
     def __len__(self) -> int:
         return len(self.found)
 
+    @classmethod
+    def of_states(cls, states: list) -> "Track":
+        """The storyboard's own track (ObjectStates, every frame found): what a perfect video would show."""
+        return cls(states[0].colour, np.ones(len(states), bool), np.array([s.x for s in states]),
+                   np.array([s.y for s in states]), np.array([s.size for s in states]), tuple(s.shape for s in states))
+
     def window(self, start: int, stop: int) -> "Track":
         return Track(self.colour, self.found[start:stop], self.x[start:stop], self.y[start:stop],
                      self.radius[start:stop], self.shapes[start:stop])
@@ -215,9 +221,7 @@ def score_video(board: Storyboard, detections: list[FrameDetections],
     for o, (obj, states) in enumerate(zip(board.objects, board.tracks())):
         full = track(detections, obj.colour)
         for c in range(board.num_chunks):
-            own = states[c * CHUNK_FRAMES:(c + 1) * CHUNK_FRAMES]
-            expected = [float(np.median([getattr(s, axis) for s in ends])) for ends in (own[:ENDS], own[-ENDS:])
-                        for axis in ("x", "y")]
+            expected = motion_measures(Track.of_states(states[c * CHUNK_FRAMES:(c + 1) * CHUNK_FRAMES]))
             part = full.window(c * CHUNK_FRAMES, (c + 1) * CHUNK_FRAMES)
             found = float(part.found.mean()) if len(part) else 0.0
             colour_ok = found >= MIN_FOUND
@@ -229,7 +233,7 @@ def score_video(board: Storyboard, detections: list[FrameDetections],
                 colour_ok=colour_ok, shape_ok=colour_ok and observed == obj.shape,
                 motion_ok=colour_ok and judge_motion(board.motions[c][o], part),
                 displacement=(round(float(m["dx"]), 2), round(float(m["dy"]), 2)) if m else None,
-                expected_displacement=(round(expected[2] - expected[0], 2), round(expected[3] - expected[1], 2)),
+                expected_displacement=(round(float(expected["dx"]), 2), round(float(expected["dy"]), 2)),
                 size_ratio=round(float(m["ratio"]), 3) if m else None,
                 visible=float(np.median(visible[o, c * CHUNK_FRAMES:(c + 1) * CHUNK_FRAMES]))))
     return scores
@@ -301,12 +305,15 @@ def steady_moves(scores: list[ChunkScore]) -> dict:
     way but too little, and one that moves them the wrong way, fail motion alike: these tell them apart."""
     ratios, angles = [], []
     for s in scores:
-        if not (s.scored and s.motion in DIRECTIONS and s.displacement and math.hypot(*s.expected_displacement)
-                >= MIN_TRAVEL):
+        if not (s.scored and s.motion in DIRECTIONS and s.displacement):
             continue
-        ratios.append(math.hypot(*s.displacement) / math.hypot(*s.expected_displacement))
-        if math.hypot(*s.displacement) >= MIN_TRAVEL:
-            turn = math.atan2(s.displacement[1], s.displacement[0]) - math.atan2(*s.expected_displacement[::-1])
+        (dx, dy), (ex, ey) = s.displacement, s.expected_displacement
+        travel, wanted = math.hypot(dx, dy), math.hypot(ex, ey)
+        if wanted < MIN_TRAVEL:  # a wall stopped it in the storyboard too
+            continue
+        ratios.append(travel / wanted)
+        if travel >= MIN_TRAVEL:
+            turn = math.atan2(dy, dx) - math.atan2(ey, ex)
             angles.append(abs(math.degrees((turn + math.pi) % (2 * math.pi) - math.pi)))
     return {"travel_ratio": summarize(ratios), "direction_off_deg": summarize(angles, digits=1)}
 

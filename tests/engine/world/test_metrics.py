@@ -18,12 +18,6 @@ from engine.world.storyboard import Storyboard, random_storyboard
 SEEDS = range(20_000_000, 20_000_050)  # 50 storyboards x 4 chunks: over 200 chunks
 
 
-def states_track(states: list[ObjectState]) -> M.Track:
-    """A Track straight from ground-truth states (no rendering)."""
-    return M.Track(states[0].colour, np.ones(len(states), bool), np.array([s.x for s in states]),
-                   np.array([s.y for s in states]), np.array([s.size for s in states]), tuple(s.shape for s in states))
-
-
 def through_mp4(frames: np.ndarray, path) -> np.ndarray:
     write_video(path, frames, fps=24)
     return read_video(path)
@@ -65,7 +59,7 @@ def test_wrong_motions_are_rejected():
         board = random_storyboard(np.random.default_rng(seed), 4)
         for o, track in enumerate(board.tracks()):
             for c in range(board.num_chunks):
-                part = states_track(track[c * CHUNK_FRAMES:(c + 1) * CHUNK_FRAMES])
+                part = M.Track.of_states(track[c * CHUNK_FRAMES:(c + 1) * CHUNK_FRAMES])
                 motion = board.motions[c][o]
                 chunks += 1
                 assert not M.judge_motion(opposite[motion], part), (seed, c, motion)
@@ -81,7 +75,7 @@ def test_wrong_motions_are_rejected():
 
 def test_judge_needs_detections():
     states = [ObjectState("circle", "red", 40 + 1.6 * t, 60, 15) for t in range(24)]
-    track = states_track(states)
+    track = M.Track.of_states(states)
     assert M.judge_motion("right", track)
     missing = dataclasses.replace(track, found=np.arange(24) < 8)  # found in a third of the frames
     assert not M.judge_motion("right", missing)
@@ -113,10 +107,10 @@ def test_continuity_about_one_on_ground_truth_and_large_for_a_jump(ground_truth,
 
 def test_continuity_of_a_still_object_uses_the_floor():
     states = [ObjectState("square", "blue", 50, 50, 14)] * 96
-    cont = M.continuity(states_track(states), ["still"] * 4)
+    cont = M.continuity(M.Track.of_states(states), ["still"] * 4)
     assert cont.typical == M.MIN_TYPICAL and cont.ratios == (0.0, 0.0, 0.0)
     jumped = states[:48] + [dataclasses.replace(s, x=53) for s in states[48:]]
-    assert M.continuity(states_track(jumped), ["still"] * 4).ratios[1] == pytest.approx(3.0)
+    assert M.continuity(M.Track.of_states(jumped), ["still"] * 4).ratios[1] == pytest.approx(3.0)
 
 
 def test_psnr():
