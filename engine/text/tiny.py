@@ -27,7 +27,7 @@ from torch import nn
 from engine.errors import CheckpointError, ConfigError, DeviceError
 
 __all__ = ["WordTextEncoder", "WordTextEncoderConfig", "build_vocabulary", "tokenize_words", "SPECIAL_WORDS",
-           "MAX_DURATION"]
+           "MAX_DURATION", "UNK"]
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,14 @@ PAD, UNK, BOS = "<pad>", "<unk>", "<bos>"
 #: Every vocabulary starts with these, in this order (ids 0..10).
 SPECIAL_WORDS = (PAD, UNK, BOS, *(f"<dur{k}>" for k in range(1, MAX_DURATION + 1)))
 _PAD_ID, _UNK_ID, _BOS_ID, _FIRST_DURATION_ID = 0, 1, 2, 3
-_WORD = re.compile(r"[^\W_]+")  # runs of letters and digits (any script)
+_WORD = re.compile(r"<unk>|[^\W_]+")  # runs of letters and digits (any script); "<unk>" stays one word
 _FORMAT = "magi-studio.word-text-encoder"
 _FORMAT_VERSION = 1
 
 
 def tokenize_words(text: str) -> list[str]:
-    """Lower-case words: runs of letters/digits; everything else separates."""
+    """Lower-case words: runs of letters/digits; everything else separates. A literal "<unk>" is kept
+    whole, so training can write the unknown word into a caption."""
     return _WORD.findall(str(text).lower())
 
 
@@ -51,7 +52,7 @@ def build_vocabulary(captions: Iterable[str], min_count: int = 1) -> tuple[str, 
     if not isinstance(min_count, int) or min_count < 1:
         raise ConfigError(f"build_vocabulary: min_count must be an integer >= 1, got {min_count!r}")
     counts = Counter(word for caption in captions for word in tokenize_words(caption))
-    return SPECIAL_WORDS + tuple(sorted(word for word, n in counts.items() if n >= min_count))
+    return SPECIAL_WORDS + tuple(sorted(word for word, n in counts.items() if n >= min_count and word not in SPECIAL_WORDS))
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Captions of the procedural world: varied wordings of one chunk's content.
 
-"a red circle rolls to the left", "the red ball goes left over green grass", "a big blue box falls and
-bounces on a white background"... Training draws from `TRAIN_TEMPLATES`; the evaluator's prompts use
-`HELDOUT_TEMPLATES`, sentence shapes the model never saw verbatim (the words are all known).
+"a red circle rolls to the left", "the red ball goes left over green grass", "a big blue box is falling
+on a white background"... Training draws from `TRAIN_TEMPLATES`; the evaluator's prompts use
+`HELDOUT_TEMPLATES`, sentence shapes the model never saw verbatim. Their motion words are ones training
+uses (the held-out "-ing" forms are among `TRAIN_GERUNDS`); their opening "watch" is not, and reaches
+the model as an unknown word, as any word a person types that the world never says.
 """
 
 from __future__ import annotations
@@ -37,7 +39,26 @@ VERBS = {
                    "glides diagonally down and right"),
 }
 
-#: "as it ..." forms for the held-out template.
+#: "-ing" forms that training captions use ("a red ball is rolling left").
+TRAIN_GERUNDS = {
+    "left": ("moving to the left", "rolling left", "sliding to the left", "going left", "drifting left", "heading left"),
+    "right": ("moving to the right", "rolling right", "sliding to the right", "going right", "drifting right",
+              "heading right"),
+    "up": ("moving up", "rising", "floating upward", "going up", "climbing", "drifting upward"),
+    "down": ("moving down", "sinking", "descending", "going down", "drifting downward", "gliding down"),
+    "still": ("staying still", "not moving", "resting in place", "sitting still", "waiting"),
+    "fall": ("falling", "dropping to the floor", "falling and bouncing", "bouncing on the floor", "tumbling down"),
+    "grow": ("growing", "getting bigger", "expanding", "swelling", "growing larger"),
+    "shrink": ("shrinking", "getting smaller", "contracting", "dwindling", "shrinking down"),
+    "up_left": ("moving up and to the left", "drifting up and to the left", "gliding diagonally up and left"),
+    "up_right": ("moving up and to the right", "drifting up and to the right", "gliding diagonally up and right"),
+    "down_left": ("moving down and to the left", "drifting down and to the left",
+                  "gliding diagonally down and left"),
+    "down_right": ("moving down and to the right", "drifting down and to the right",
+                   "gliding diagonally down and right"),
+}
+
+#: The one "-ing" form per motion of the held-out template (each is also a training form).
 GERUNDS = {
     "left": "heading left", "right": "heading right", "up": "rising", "down": "sinking", "still": "staying still",
     "fall": "falling", "grow": "growing", "shrink": "shrinking", "up_left": "drifting up and to the left",
@@ -59,7 +80,8 @@ PLACES = {
 SIZE_WORDS = (("small", "little", "tiny"), ("big", "large"))
 
 TRAIN_TEMPLATES = ("{a} {size}{colour} {noun} {verb}{place}", "the {colour} {noun} {verb}{place}",
-                   "{a} {colour} {noun}{place} {verb}")
+                   "{a} {colour} {noun}{place} {verb}", "{a} {size}{colour} {noun} is {gerund}{place}",
+                   "{a} {colour} {noun}{place}, {gerund}")
 HELDOUT_TEMPLATES = ("{Place}, {a} {colour} {noun} {verb}", "watch the {colour} {noun} {gerund}{place}")
 
 
@@ -78,8 +100,16 @@ def _size_word(rng: np.random.Generator, state: ObjectState) -> str:
 def object_phrase(rng, template: str, state: ObjectState, motion: str, place: str) -> str:
     size = _size_word(rng, state) if "{size}" in template else ""
     article = "an" if (size or state.colour)[0] in "aeiou" else "a"
-    text = template.format(a=article, size=size, colour=state.colour, noun=_pick(rng, NOUNS[state.shape]),
-                           verb=_pick(rng, VERBS[motion]), gerund=GERUNDS[motion], place=f" {place}" if place else "",
+    noun, verb = _pick(rng, NOUNS[state.shape]), _pick(rng, VERBS[motion])
+    # Drawn last and only for training templates, so held-out prompts stay what they always were.
+    if "{gerund}" not in template:
+        gerund = ""
+    elif template in HELDOUT_TEMPLATES:
+        gerund = GERUNDS[motion]
+    else:
+        gerund = _pick(rng, TRAIN_GERUNDS[motion])
+    text = template.format(a=article, size=size, colour=state.colour, noun=noun, verb=verb, gerund=gerund,
+                           place=f" {place}" if place else "",
                            Place=place[:1].upper() + place[1:] if place else "Here")
     return " ".join(text.split())
 
@@ -113,11 +143,15 @@ def storyboard_captions(board: Storyboard, seed: int, *, heldout: bool = False, 
 
 
 def vocabulary_sentences() -> list[str]:
-    """Sentences covering every word any caption may use (to build the text encoder's vocabulary)."""
+    """Phrases covering every word a training caption may use (to build the text encoder's vocabulary).
+
+    Only training words: a word the model never trains on would keep its random embedding, so it is
+    better read as unknown (training teaches the model to pass over unknown words).
+    """
     words = []
-    for family in (NOUNS, VERBS, GERUNDS, PLACES):
+    for family in (NOUNS, VERBS, TRAIN_GERUNDS, PLACES):
         for value in family.values():
-            words += list(value) if isinstance(value, tuple) else [value]
+            words += list(value)
     words += [w for group in SIZE_WORDS for w in group]
-    words += ["a", "an", "the", "while", "and", "as", "watch", "here", "red", "green", "blue", "yellow", "purple", "orange"]
+    words += ["a", "an", "the", "is", "while", "and", "as", "red", "green", "blue", "yellow", "purple", "orange"]
     return words

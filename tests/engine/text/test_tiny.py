@@ -38,6 +38,9 @@ def test_tokenize_layout_and_unknown_words(model):
     ids = model.tokenize("A red UNICORN, rolls!", chunks_remaining=3)
     vocab = model.config.vocab
     assert [vocab[i] for i in ids] == ["<dur3>", "<bos>", "a", "red", "<unk>", "rolls"]
+    # Training writes the unknown word into captions literally; it is one word, not "unk".
+    assert [vocab[i] for i in model.tokenize("a <unk> red ball")][2:] == ["a", "<unk>", "red", "<unk>"]
+    assert build_vocabulary(["a <unk> ball"]) == SPECIAL_WORDS + ("a", "ball")
     assert vocab[model.tokenize("", 20)[0]] == "<dur8>"  # capped at 8
     assert len(model.tokenize(" ".join(["red"] * 50))) == model.max_tokens
     with pytest.raises(ConfigError, match="chunks_remaining"):

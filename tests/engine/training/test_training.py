@@ -62,6 +62,23 @@ def test_prefix_chunks_are_clean_and_captions_can_drop():
     assert all(batch.caption_present[b, 3] != dropped[b] for b in range(64))
 
 
+def test_unknown_words_go_into_about_their_share_of_captions_one_each_anywhere():
+    s = BatchStructure(window=4, noisy=4, prefix=0, youngest_age=0, quarter_offset=0, start=0, image_to_video=False)
+    data, device = fake_data(), torch.device("cpu")
+    plain = make_batch(np.random.default_rng(3), data, 64, s, studio_mini.SAMPLING, device, caption_dropout=0.0)
+    assert not any("<unk>" in p for row in plain.prompts for p in row)
+    batch = make_batch(np.random.default_rng(3), data, 64, s, studio_mini.SAMPLING, device, caption_dropout=0.0,
+                       unknown_words=0.3)
+    prompts = [p for row in batch.prompts for p in row]
+    marked = [p for p in prompts if "<unk>" in p]
+    assert 0.2 < len(marked) / len(prompts) < 0.4
+    for p in marked:
+        words = p.split()
+        assert words.count("<unk>") == 1
+        assert " ".join(w for w in words if w != "<unk>").startswith("caption ")  # the caption's words, in order
+    assert {p.split().index("<unk>") for p in marked} == {0, 1, 2, 3, 4}  # before, inside and after
+
+
 def test_object_cells_hold_the_path_each_chunk_sweeps():
     from engine.training.data import object_cells
     from engine.world.scene import BACKGROUNDS, ObjectState

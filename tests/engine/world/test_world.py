@@ -101,3 +101,24 @@ def test_heldout_captions_never_equal_a_training_caption_of_the_chunk():
                 training[c].add(text)
         for c, text in enumerate(heldout):
             assert text not in training[c], (seed, c, text)
+
+
+def test_training_captions_use_every_vocabulary_word_and_heldout_prompts_only_those_and_watch():
+    """A vocabulary word no training caption says keeps its random embedding (the held-out "-ing" forms
+    were such words until v5), so the vocabulary is exactly what training says, and held-out prompts
+    use only those words but the "watch" of their sentence shape."""
+    from engine.text.tiny import SPECIAL_WORDS, tokenize_words
+    from engine.training.studio_mini import text_config
+
+    vocabulary = set(text_config().vocab) - set(SPECIAL_WORDS)
+    said, heldout_words = set(), set()
+    for seed, board in boards(range(400)):
+        tracks = board.tracks()
+        for caption_seed in range(4):
+            for text in storyboard_captions(board, seed * 4 + caption_seed, tracks=tracks):
+                said |= set(tokenize_words(text))
+    for seed, board in boards(range(10_000_000, 10_000_200)):
+        for text in storyboard_captions(board, seed, heldout=True):
+            heldout_words |= set(tokenize_words(text))
+    assert said == vocabulary
+    assert heldout_words - vocabulary == {"watch"}
