@@ -5,7 +5,8 @@
 # STEPS sets the end of the learning-rate schedule (default 40000), SCHEDULE_START its start (0), LR its
 # peak (3e-4), BATCH the batch size (48), TWO_OBJECTS the share of two-object storyboards rendered,
 # OBJECT_WEIGHT the loss's extra weight on the cells objects cover (0), CONTEXT_NOISE the largest noise
-# on the clean context chunks (0).
+# on the clean context chunks (0), UNKNOWN_WORDS the share of captions given unknown words (0.2) and
+# MAX_UNKNOWN the most of them per caption (1).
 # WALL_MINUTES caps the trainer's whole run, rendering included, so that one command suits a fresh
 # machine (which renders first) and a warm one alike.
 # A carried DiT shallower than studio_mini.DIT is grown to its depth first (engine/training/grow.py).
@@ -37,6 +38,7 @@ fi
 python3 -m engine.training.train_dit --out "$RUN" --minutes "$dit_minutes" --batch "${BATCH:-48}" --steps "${STEPS:-40000}" --storyboards 4500 \
   --schedule-start "${SCHEDULE_START:-0}" --lr "${LR:-3e-4}" ${TWO_OBJECTS:+--two-objects "$TWO_OBJECTS"} \
   --object-weight "${OBJECT_WEIGHT:-0}" --context-noise "${CONTEXT_NOISE:-0}" \
+  --unknown-words "${UNKNOWN_WORDS:-0.2}" --max-unknown "${MAX_UNKNOWN:-1}" \
   ${WALL_MINUTES:+--wall-minutes "$WALL_MINUTES"} \
   --data-first "$first" --workers 14 --probe-every 100000 2>&1 | tee -a "$OUT/log.txt"
 python3 -m engine.training.transfer pack "$RUN" "$OUT"

@@ -16,9 +16,10 @@ objects take a few percent of the frame, yet their colour, shape and path are al
 The clean prefix chunks can carry a little noise while still labelled clean (context_noise: each
 sample's standard deviation drawn up to it), so that the model learns to continue from a context that
 is not exactly a real video, as its own chunks are not at inference.
-Some captions get a word the vocabulary lacks (unknown_words: the share of captions with one
-<unk> put in at a random place), so that a word a person types which the world never says ("watch
-the red ball...", "please") is passed over rather than read as noise.
+Some captions get words the vocabulary lacks (unknown_words: the share of captions with one to
+`max_unknown` <unk> put in at random places), so that a word a person types which the world never
+says ("watch the red ball...", "please") is passed over rather than read as noise, and meaning does
+not hang on a word's position in the sentence.
 """
 
 from __future__ import annotations
@@ -90,18 +91,19 @@ class TrainingBatch:
     structure: BatchStructure
 
 
-def with_unknown_word(prompt: str, rng: np.random.Generator, probability: float) -> str:
-    """`prompt`, or with `probability` the same words with one <unk> put in at a random place."""
+def with_unknown_words(prompt: str, rng: np.random.Generator, probability: float, max_unknown: int = 1) -> str:
+    """`prompt`, or with `probability` the same words with 1..`max_unknown` <unk> put in at random places."""
     if probability <= 0 or rng.random() >= probability:
         return prompt
     words = prompt.split()
-    words.insert(int(rng.integers(len(words) + 1)), UNK)
+    for _ in range(int(rng.integers(1, max_unknown + 1))):
+        words.insert(int(rng.integers(len(words) + 1)), UNK)
     return " ".join(words)
 
 
 def make_batch(rng: np.random.Generator, data: dict, batch: int, structure: BatchStructure, sampling: SamplingConfig,
                device: torch.device, caption_dropout: float = 0.12, object_weight: float = 0.0,
-               context_noise: float = 0.0, unknown_words: float = 0.0) -> TrainingBatch:
+               context_noise: float = 0.0, unknown_words: float = 0.0, max_unknown: int = 1) -> TrainingBatch:
     latents_all, images, captions = data["latents"], data["images"], data["captions"]
     index = rng.integers(0, latents_all.shape[0], size=batch)
     f = CHUNK_LATENT_FRAMES
@@ -137,6 +139,7 @@ def make_batch(rng: np.random.Generator, data: dict, batch: int, structure: Batc
     for b, i in enumerate(index):
         variant = captions[i][rng.integers(len(captions[i]))]
         chunks = range(s.start + s.prefix, s.start + s.chunks)
-        prompts.append([None if dropped[b] else with_unknown_word(variant[c], rng, unknown_words) for c in chunks])
+        prompts.append([None if dropped[b] else with_unknown_words(variant[c], rng, unknown_words, max_unknown)
+                        for c in chunks])
         durations.append([int(rng.integers(1, 9)) for _ in chunks])  # the model learns to expect any length
     return TrainingBatch(model_input, t, x1 - noise, loss_mask, present, prompts, durations, structure)

@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="largest standard deviation of the noise on clean prefix chunks (0: none)")
     parser.add_argument("--unknown-words", type=float, default=0.2,
                         help="share of captions given one word the vocabulary lacks, to learn to pass over it")
+    parser.add_argument("--max-unknown", type=int, default=1, help="most unknown words put into one caption")
     parser.add_argument("--workers", type=int, default=12)
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--probe-every", type=int, default=2000)
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     while True:
         structure = sample_structure(rng, 8)
         batch = make_batch(rng, data, args.batch, structure, sampling, device, object_weight=args.object_weight,
-                           context_noise=args.context_noise, unknown_words=args.unknown_words)
+                           context_noise=args.context_noise, unknown_words=args.unknown_words,
+                           max_unknown=args.max_unknown)
         rewarm = 1.0 if rewarm_from is None else min(1.0, (step - rewarm_from + 1) / 200)
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step - args.schedule_start, args.steps - args.schedule_start, 500, args.lr) * rewarm

@@ -77,6 +77,10 @@ def test_unknown_words_go_into_about_their_share_of_captions_one_each_anywhere()
         assert words.count("<unk>") == 1
         assert " ".join(w for w in words if w != "<unk>").startswith("caption ")  # the caption's words, in order
     assert {p.split().index("<unk>") for p in marked} == {0, 1, 2, 3, 4}  # before, inside and after
+    several = make_batch(np.random.default_rng(3), data, 64, s, studio_mini.SAMPLING, device, caption_dropout=0.0,
+                         unknown_words=1.0, max_unknown=3)
+    counts = [p.split().count("<unk>") for row in several.prompts for p in row]
+    assert set(counts) == {1, 2, 3}
 
 
 def test_object_cells_hold_the_path_each_chunk_sweeps():
