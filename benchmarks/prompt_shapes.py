@@ -11,14 +11,11 @@ scores by prompt shape, as held out and as reworded.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 from engine.video_io import read_video
 from engine.world import evaluate as E
 from engine.world import metrics as M
-from engine.world.scene import CHUNK_FRAMES
 
 
 def training_shape(prompt: str) -> str:
@@ -30,15 +27,8 @@ def training_shape(prompt: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="studio-mini")
-    parser.add_argument("--storyboards", type=int, default=32)
-    parser.add_argument("--chunks", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=1000, help="the evaluator's --seed")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
+    args = E.diagnostic_parser(__doc__.split("\n\n")[0], storyboards=32).parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    generator = argparse.Namespace(model=args.model, device="cpu", steps=None, window=None, guidance=None)
     by_shape: dict[str, dict[str, list]] = {"place first": {"held out": [], "reworded": []},
                                             "watch": {"held out": [], "reworded": []}}
     records = []
@@ -51,8 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         scores = {}
         for name, said in (("held out", prompts), ("reworded", reworded)):
             video = args.out / f"{name.replace(' ', '_')}_{seed}.mp4"
-            if not (video.is_file() and len(read_video(video)) == args.chunks * CHUNK_FRAMES):  # resumable
-                E.generate_video(generator, said, seed, video)
+            if not E.complete_video(video, args.chunks):
+                E.generate_video(args, said, seed, video)
             scores[name] = E.score_board(board, read_video(video)).chunks
         for c, prompt in enumerate(prompts):
             shape = "watch" if prompt.startswith("watch ") else "place first"

@@ -11,38 +11,28 @@ compare with its results.json chunk for chunk. Writes <out>/results.json (the ev
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import cv2
 
 from engine.video_io import read_video
 from engine.world import evaluate as E
 from engine.world import metrics as M
-from engine.world.scene import CHUNK_FRAMES
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="studio-mini")
-    parser.add_argument("--storyboards", type=int, default=16)
-    parser.add_argument("--chunks", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=1000, help="the evaluator's --seed")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
+    args = E.diagnostic_parser(__doc__.split("\n\n")[0], storyboards=16).parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    generator = argparse.Namespace(model=args.model, device="cpu", steps=None, window=None, guidance=None)
     scores, records = [], []
     for k in range(args.storyboards):
         seed = E.HELDOUT_SEED + args.seed + k
         board, prompts = E.heldout(seed, args.chunks)
         video, keyframe = args.out / f"t2v_{seed}.mp4", args.out / f"key_{seed}.png"
-        if not (video.is_file() and len(read_video(video)) == args.chunks * CHUNK_FRAMES):  # resumable
-            E.generate_video(generator, prompts[:1], seed, args.out / f"key_{seed}.mp4")
+        if not E.complete_video(video, args.chunks):
+            E.generate_video(args, prompts[:1], seed, args.out / f"key_{seed}.mp4")
             first = read_video(args.out / f"key_{seed}.mp4")[0]
             cv2.imwrite(str(keyframe), cv2.cvtColor(first, cv2.COLOR_RGB2BGR))
-            E.generate_video(generator, prompts, seed, video, keyframe)
+            E.generate_video(args, prompts, seed, video, keyframe)
         scored = E.score_board(board, read_video(video))
         scores += scored.chunks
         records.append(E.board_record(seed, board, prompts, scored))

@@ -216,6 +216,24 @@ def heldout(seed: int, chunks: int) -> tuple[Storyboard, list[str]]:
     return board, storyboard_captions(board, seed, heldout=True)
 
 
+def diagnostic_parser(description: str, storyboards: int) -> argparse.ArgumentParser:
+    """Arguments of the diagnostic benchmarks that remake the evaluator's held-out storyboards on the CPU;
+    the parsed namespace also serves `generate_video` (model's own steps, window and guidance)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default="studio-mini")
+    parser.add_argument("--storyboards", type=int, default=storyboards)
+    parser.add_argument("--chunks", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1000, help="the evaluator's --seed")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.set_defaults(device="cpu", steps=None, window=None, guidance=None)
+    return parser
+
+
+def complete_video(path: Path, chunks: int) -> bool:
+    """Whether `path` already holds a whole video of `chunks` chunks (a diagnostic run resumes)."""
+    return path.is_file() and len(read_video(path)) == chunks * CHUNK_FRAMES
+
+
 def make_video(args, board: Storyboard, prompts: list[str], seed: int, path: Path,
                image: Path | None = None) -> tuple[np.ndarray, list[float]]:
     memory = render_video(board, path) if args.ground_truth else generate_video(args, prompts, seed, path, image)

@@ -101,3 +101,13 @@ def test_a_failing_generation_is_reported(tmp_path):
     args = evaluate.parse_args(["--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path)])
     with pytest.raises(RuntimeError, match="magi-studio generate failed"):
         evaluate.generate_video(args, ["a red ball falls"], 10_000_000, tmp_path / "x.mp4")
+
+
+def test_diagnostics_resume_only_from_a_whole_video(tmp_path):
+    board, _ = evaluate.heldout(evaluate.HELDOUT_SEED + 1000, 2)
+    path = tmp_path / "t2v.mp4"
+    assert not evaluate.complete_video(path, 2)
+    evaluate.render_video(board, path)
+    assert evaluate.complete_video(path, 2) and not evaluate.complete_video(path, 3)
+    args = evaluate.diagnostic_parser("x", storyboards=16).parse_args(["--out", str(tmp_path)])
+    assert (args.model, args.storyboards, args.device, args.steps, args.guidance) == ("studio-mini", 16, "cpu", None, None)
