@@ -52,7 +52,8 @@ def build_vocabulary(captions: Iterable[str], min_count: int = 1) -> tuple[str, 
     if not isinstance(min_count, int) or min_count < 1:
         raise ConfigError(f"build_vocabulary: min_count must be an integer >= 1, got {min_count!r}")
     counts = Counter(word for caption in captions for word in tokenize_words(caption))
-    return SPECIAL_WORDS + tuple(sorted(word for word, n in counts.items() if n >= min_count and word not in SPECIAL_WORDS))
+    words = (word for word, n in counts.items() if n >= min_count and word not in SPECIAL_WORDS)
+    return SPECIAL_WORDS + tuple(sorted(words))
 
 
 @dataclass(frozen=True)

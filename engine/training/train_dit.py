@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--context-noise", type=float, default=0.0,
                         help="largest standard deviation of the noise on clean prefix chunks (0: none)")
     parser.add_argument("--unknown-words", type=float, default=0.2,
-                        help="share of captions given one word the vocabulary lacks, to learn to pass over it")
+                        help="share of captions given words the vocabulary lacks (1 to --max-unknown), to learn to "
+                             "pass over them")
     parser.add_argument("--max-unknown", type=int, default=1, help="most unknown words put into one caption")
     parser.add_argument("--workers", type=int, default=12)
     parser.add_argument("--ema", type=float, default=0.999)

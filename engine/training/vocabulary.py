@@ -36,8 +36,7 @@ def carry_rows(weight: torch.Tensor, old_vocab: Sequence[str], new_vocab: Sequen
 
 
 def revocab_parts(parts: Path, old_vocab: Sequence[str], new_vocab: Sequence[str]) -> bool:
-    """Rewrite `parts`/text.safetensors for `new_vocab`; False when it already has that many rows and the
-    vocabularies are equal."""
+    """Rewrite `parts`/text.safetensors for `new_vocab`; False (nothing written) when the vocabularies are equal."""
     path = parts / "text.safetensors"
     if not path.is_file():
         raise CheckpointError(f"No text encoder part at {path}.")
