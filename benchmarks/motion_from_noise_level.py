@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--storyboards", type=int, default=24)
     parser.add_argument("--starts", default="0,2,4,6,7", help="schedule steps to start from")
     parser.add_argument("--out", type=Path)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     session = Session.load(args.model, device="cpu")
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             video[CHUNK_FRAMES:] = session.decode(made)
             scores[k] += [s for s in M.score_video(board, Detector(board.background).detect_video(video))
                           if s.chunk == 1]
-    results = {"command": "python benchmarks/motion_from_noise_level.py " + " ".join(argv or []),
+    results = {"command": shlex.join(["python", "benchmarks/motion_from_noise_level.py", *argv]),
                "model": args.model, "storyboards": args.storyboards, "runtime_s": round(time.perf_counter() - started, 1),
                "starts": []}
     for k in starts:
