@@ -7,7 +7,12 @@ sequence mirrors MAGI-1's layout: a learned duration token for the number of chu
 
     [<dur_k>, <bos>, word_1, ..., word_n]   (cut to max_tokens)
 
-Model: token embedding + learned positions -> N pre-norm `nn.TransformerEncoderLayer`s -> LayerNorm.
+Model: token embedding -> N pre-norm transformer layers -> LayerNorm. Word order reaches the layers
+either as learned absolute positions added to the embeddings (`positions="learned"`, studio-mini up to
+v5) or as rotary positions on each layer's queries and keys (`positions="rotary"`): attention then
+sees only how far apart two words are, so "a red ball rises" means the same at the start of a prompt
+or after "Over the grass,", as T5's relative positions make it for MAGI-1. The layers keep
+`nn.TransformerEncoderLayer`'s parameter names, so files of either kind load into the same classes.
 It is saved as one safetensors file whose metadata holds the JSON config, vocabulary included.
 """
 
@@ -22,8 +27,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from engine.dit.rope import apply_rotary
 from engine.errors import CheckpointError, ConfigError, DeviceError
 
 __all__ = ["WordTextEncoder", "WordTextEncoderConfig", "build_vocabulary", "tokenize_words", "SPECIAL_WORDS",
@@ -39,6 +46,9 @@ _PAD_ID, _UNK_ID, _BOS_ID, _FIRST_DURATION_ID = 0, 1, 2, 3
 _WORD = re.compile(r"<unk>|[^\W_]+")  # runs of letters and digits (any script); "<unk>" stays one word
 _FORMAT = "magi-studio.word-text-encoder"
 _FORMAT_VERSION = 1
+#: How word order reaches the layers (WordTextEncoderConfig.positions).
+POSITIONS = ("learned", "rotary")
+_ROTARY_BASE = 10000.0
 
 
 def tokenize_words(text: str) -> list[str]:
@@ -64,6 +74,7 @@ class WordTextEncoderConfig:
     num_heads: int = 4
     max_tokens: int = 64
     ffn_ratio: float = 4.0
+    positions: str = "learned"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vocab", tuple(self.vocab))  # JSON gives lists
@@ -89,6 +100,11 @@ class WordTextEncoderConfig:
                               f"got {self.max_tokens}")
         if not isinstance(self.ffn_ratio, (int, float)) or not 0 < self.ffn_ratio <= 16:
             raise ConfigError(f"WordTextEncoderConfig.ffn_ratio must be in (0, 16], got {self.ffn_ratio!r}")
+        if self.positions not in POSITIONS:
+            raise ConfigError(f"WordTextEncoderConfig.positions must be one of {list(POSITIONS)}, got {self.positions!r}")
+        if self.positions == "rotary" and (self.embed_dim // self.num_heads) % 2:
+            raise ConfigError(f"WordTextEncoderConfig: rotary positions need an even head size, got "
+                              f"{self.embed_dim // self.num_heads}")
 
     @property
     def ffn_dim(self) -> int:
@@ -102,11 +118,53 @@ class WordTextEncoderConfig:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ConfigError("WordTextEncoderConfig JSON must be an object")
-        known = {"vocab", "embed_dim", "num_layers", "num_heads", "max_tokens", "ffn_ratio"}
+        known = {"vocab", "embed_dim", "num_layers", "num_heads", "max_tokens", "ffn_ratio", "positions"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"WordTextEncoderConfig: unknown field(s) {unknown}; known are {sorted(known)}")
         return cls(**data)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with `nn.MultiheadAttention`'s parameter names, optionally rotary."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, angles: torch.Tensor | None) -> torch.Tensor:
+        """x [B, L, C], mask [B, L] (True = valid), angles [L, head_dim/2] or None -> [B, L, C]."""
+        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).unflatten(-1, (3, self.heads, -1)).unbind(2)
+        if angles is not None:  # [B, L, heads, head_dim]
+            q, k = apply_rotary(q, angles).to(v.dtype), apply_rotary(k, angles).to(v.dtype)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                             attn_mask=mask[:, None, None, :])  # [B, heads, L, head_dim]
+        return self.out_proj(out.transpose(1, 2).flatten(2))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm transformer layer (GELU, no dropout) with `nn.TransformerEncoderLayer`'s parameter names."""
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int) -> None:
+        super().__init__()
+        self.self_attn = SelfAttention(dim, heads)
+        self.linear1, self.linear2 = nn.Linear(dim, ffn_dim), nn.Linear(ffn_dim, dim)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, angles: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.self_attn(self.norm1(x), mask, angles)
+        return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
+
+
+def rotary_angles(length: int, head_dim: int, device: torch.device) -> torch.Tensor:
+    """[length, head_dim/2]: token position x the usual geometric frequencies (base 10000)."""
+    frequencies = _ROTARY_BASE ** (-torch.arange(head_dim // 2, dtype=torch.float32, device=device) / (head_dim // 2))
+    return torch.arange(length, dtype=torch.float32, device=device)[:, None] * frequencies
 
 
 class WordTextEncoder(nn.Module):
@@ -119,11 +177,11 @@ class WordTextEncoder(nn.Module):
         self.max_tokens = config.max_tokens
         self._ids = {word: i for i, word in enumerate(config.vocab)}
         self.token_embedding = nn.Embedding(len(config.vocab), config.embed_dim, padding_idx=_PAD_ID)
-        self.position_embedding = nn.Parameter(torch.zeros(config.max_tokens, config.embed_dim))
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(config.embed_dim, config.num_heads, dim_feedforward=config.ffn_dim,
-                                       dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
-            for _ in range(config.num_layers))
+        self.rotary = config.positions == "rotary"
+        if not self.rotary:
+            self.position_embedding = nn.Parameter(torch.zeros(config.max_tokens, config.embed_dim))
+        self.layers = nn.ModuleList(EncoderLayer(config.embed_dim, config.num_heads, config.ffn_dim)
+                                    for _ in range(config.num_layers))
         self.final_norm = nn.LayerNorm(config.embed_dim)
         self.reset_parameters()
 
@@ -132,7 +190,8 @@ class WordTextEncoder(nn.Module):
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         with torch.no_grad():
             self.token_embedding.weight[_PAD_ID].zero_()
-        nn.init.normal_(self.position_embedding, std=0.02)
+        if not self.rotary:
+            nn.init.normal_(self.position_embedding, std=0.02)
 
     # Tokens ----------------------------------------------------------------------------------------
     def tokenize(self, prompt: str, chunks_remaining: int = 1) -> list[int]:
@@ -160,15 +219,20 @@ class WordTextEncoder(nn.Module):
                               f"{len(prompts)} prompts and {len(chunks_remaining)} values")
         token_lists = [self.tokenize(p, c) for p, c in zip(prompts, chunks_remaining)]
         length = max(len(t) for t in token_lists)
-        device = self.position_embedding.device
+        device = self.token_embedding.weight.device
         ids = torch.full((len(token_lists), length), _PAD_ID, dtype=torch.long)
         for row, tokens in enumerate(token_lists):
             ids[row, : len(tokens)] = torch.tensor(tokens)
         ids = ids.to(device)  # [B, L]
         mask = ids != _PAD_ID  # [B, L]; <pad> is never produced by tokenize
-        x = self.token_embedding(ids) + self.position_embedding[:length]  # [B, L, C]
+        x = self.token_embedding(ids)  # [B, L, C]
+        angles = None
+        if self.rotary:
+            angles = rotary_angles(length, self.embed_dim // self.config.num_heads, device)
+        else:
+            x = x + self.position_embedding[:length]
         for layer in self.layers:
-            x = layer(x, src_key_padding_mask=~mask)  # [B, L, C]
+            x = layer(x, mask, angles)
         x = self.final_norm(x)
         return x * mask.unsqueeze(-1).to(x.dtype), mask  # padded rows zeroed: they carry no meaning
 

@@ -119,6 +119,57 @@ def test_config_validation():
         WordTextEncoderConfig(vocab=vocab, ffn_ratio=0)
     with pytest.raises(ConfigError, match="num_layers"):
         WordTextEncoderConfig(vocab=vocab, num_layers=0)
+    with pytest.raises(ConfigError, match="positions"):
+        WordTextEncoderConfig(vocab=vocab, positions="absolute")
+    with pytest.raises(ConfigError, match="even head size"):
+        WordTextEncoderConfig(vocab=vocab, embed_dim=6, num_heads=2, positions="rotary")
+
+
+def test_layers_compute_what_torch_transformer_layers_with_the_same_weights_do(model):
+    """Files written when the layers were nn.TransformerEncoderLayer load and encode as they did."""
+    config = model.config
+    reference = torch.nn.TransformerEncoderLayer(config.embed_dim, config.num_heads, config.ffn_dim, dropout=0.0,
+                                                 activation="gelu", batch_first=True, norm_first=True).eval()
+    reference.load_state_dict(model.layers[0].state_dict(), strict=True)
+    x = torch.randn(3, 7, config.embed_dim)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    with torch.no_grad():
+        ours = model.layers[0](x, mask, None)
+        theirs = reference(x, src_key_padding_mask=~mask)
+    assert torch.allclose(ours[mask], theirs[mask], atol=1e-5)
+
+
+def test_rotary_attention_sees_only_distances():
+    from engine.text.tiny import SelfAttention, rotary_angles
+
+    torch.manual_seed(0)
+    attention = SelfAttention(16, 2).eval()
+    x = torch.randn(1, 6, 16)
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    angles = rotary_angles(16, 8, torch.device("cpu"))
+    with torch.no_grad():
+        at_start = attention(x, mask, angles[:6])
+        shifted = attention(x, mask, angles[9:15])  # the same words, nine places further on
+        plain = attention(x, mask, None)
+    assert torch.allclose(at_start, shifted, atol=1e-5)
+    assert not torch.allclose(at_start, plain, atol=1e-3)  # the angles do reach the attention
+
+
+def test_a_rotary_encoder_has_no_position_table_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    config = WordTextEncoderConfig(vocab=build_vocabulary(CAPTIONS), embed_dim=16, num_layers=2, num_heads=2,
+                                   max_tokens=12, ffn_ratio=2.0, positions="rotary")
+    rotary = WordTextEncoder(config).eval()
+    assert not any("position" in name for name, _ in rotary.named_parameters())
+    # Word order still matters: "red" next to other words encodes differently (a bag of words would not).
+    a = rotary.encode("a red circle rolls left")  # [<dur>, <bos>, a, red, ...]: "red" is row 3
+    b = rotary.encode("rolls left a red circle")  # "red" is row 5
+    assert not torch.allclose(a[3], b[5], atol=1e-4)
+    rotary.save(tmp_path / "rotary.safetensors")
+    loaded = WordTextEncoder.load(tmp_path / "rotary.safetensors")
+    assert loaded.config.positions == "rotary"
+    assert torch.equal(loaded.encode("a red circle rolls left"), a)
 
 
 def test_gradients_flow_and_a_step_reduces_the_loss(model):
