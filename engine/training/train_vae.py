@@ -1,10 +1,14 @@
 """Train studio-mini's ViT VAE on world clips (reconstruction + a light KL term), resumable.
 
     python -m engine.training.train_vae --out runs/mini --minutes 6
+    python -m engine.training.train_vae --out runs/decoder --init runs/mini --decoder-only
 
 Writes <out>/vae.safetensors (weights, float32), <out>/vae.json (config, with the latent scale
 factor measured after training so the DiT sees unit-variance latents) and <out>/vae_state.safetensors
 (everything needed to resume). Logs reconstruction PSNR as it goes.
+
+--decoder-only goes on from a trained VAE (--init) with its encoder frozen: the latents, their scale
+factor and so every DiT trained on them stay valid, while the decoder alone trains on.
 """
 
 from __future__ import annotations
@@ -58,15 +62,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--config", choices=["studio-mini", "tiny"], default="studio-mini")
+    parser.add_argument("--init", type=Path, help="start from the trained VAE in this folder (vae.safetensors, vae.json)")
+    parser.add_argument("--decoder-only", action="store_true",
+                        help="train the decoder alone (needs --init): latents and their scale factor stay as they are")
     args = parser.parse_args(argv)
+    if args.decoder_only and args.init is None:
+        parser.error("--decoder-only needs --init (a trained VAE whose encoder stays)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     config = studio_mini.VAE if args.config == "studio-mini" else dataclasses.replace(
         studio_mini.VAE, embed_dim=256, num_heads=4)
     torch.manual_seed(args.seed)
-    vae = VideoVAE(config).to(device)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
+    if args.init is not None:
+        vae = load_trained_vae(args.init, device).train()
+        config = vae.config
+    else:
+        vae = VideoVAE(config).to(device)
+    if args.decoder_only:
+        vae.encoder.requires_grad_(False)
+    trained = [p for p in vae.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
     args.out.mkdir(parents=True, exist_ok=True)
     state_path = args.out / "vae_state.safetensors"
     step = 0
@@ -86,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
             loss, mse = vae_loss(vae, pixels, args.kl)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         step += 1
         recent.append(mse.item())
@@ -101,8 +117,11 @@ def main(argv: list[str] | None = None) -> None:
 
     save_training_state(state_path, modules={"vae": vae}, optimizers={"vae": optimizer}, info={"step": step})
     vae.eval()
-    std = latent_std(vae, device)
-    final = dataclasses.replace(config, scale_factor=round(1.0 / std, 5))
+    if args.decoder_only:  # the encoder is the one the DiT was trained on: its scale stays
+        std, final = 1.0 / config.scale_factor, config
+    else:
+        std = latent_std(vae, device)
+        final = dataclasses.replace(config, scale_factor=round(1.0 / std, 5))
     save_file({k: v.detach().cpu().contiguous() for k, v in vae.state_dict().items()}, str(args.out / "vae.safetensors"))
     (args.out / "vae.json").write_text(json.dumps(final.to_dict(), indent=1))
     log.info("done at step %d; latent std %.4f -> scale factor %.5f", step, std, final.scale_factor)

@@ -4,6 +4,7 @@
     python -m engine.training.transfer unpack IN_DIR RUN_DIR    # before training, anywhere
     python -m engine.training.transfer complete IN_DIR BUNDLE   # fill IN_DIR's missing parts from a bundle
     python -m engine.training.transfer receive OUT_DIR BUNDLE RUN_IN  # after a call: export, refresh the carry
+    python -m engine.training.transfer seed BUNDLE RUN_IN STEP [TEXT]   # a carry from a bundle alone
 
 Each file (`<part>.safetensors`) stays under 16 MB: VAE encoder and decoder, DiT weights, DiT EMA
 weights, text encoder (weights and EMA). The DiT parts hold their matrices in int8 with per-row scales
@@ -104,6 +105,25 @@ def complete(source: Path, bundle: Path) -> None:
 CARRIED = ("dit", "text")
 
 
+def seed(bundle: Path, run_in: Path, step: int, text: Path | None = None) -> None:
+    """A carry made from an exported bundle alone, for when its run's raw parts are gone: the shipped EMA
+    DiT becomes the raw DiT too, and the bundle's text encoder (or the encoder file `text`, e.g. one
+    carried to rotary positions) both the raw and the EMA encoder. The trainer resumes at `step` with a
+    fresh optimiser (the EMA restarts from the weights it is given)."""
+    from engine.text.tiny import WordTextEncoder
+
+    run_in.mkdir(parents=True, exist_ok=True)
+    dit = load_file(str(bundle / "dit.safetensors"))  # int8 codes and scales, as a "dit" part stores them
+    save_file({PARTS["dit"][1][0] + k: v for k, v in dit.items()}, str(part_file(run_in, "dit")))
+    encoder = WordTextEncoder.load(text if text is not None else bundle / "text_encoder.safetensors")
+    weights = encoder.state_dict()
+    save_file(_half({prefix + k: v for prefix in PARTS["text"][1] for k, v in weights.items()}),
+              str(part_file(run_in, "text")))
+    vae_config = json.loads((bundle / "model.json").read_text())["vae"]  # as a packed run's vae.json holds it
+    (run_in / "run.json").write_text(json.dumps({"info": {"step": int(step), "seeded_from": str(bundle)},
+                                                 "vae": vae_config}))
+
+
 def receive(out: Path, bundle: Path, run_in: Path) -> None:
     """After a call: export its EMA weights over `bundle` and make its raw parts the next call's carry.
 
@@ -126,5 +146,9 @@ def receive(out: Path, bundle: Path, run_in: Path) -> None:
 
 
 if __name__ == "__main__":
-    command, *paths = sys.argv[1:]
-    {"pack": pack, "unpack": unpack, "complete": complete, "receive": receive}[command](*map(Path, paths))
+    command, *arguments = sys.argv[1:]
+    if command == "seed":
+        bundle_dir, carry_dir, step_arg, *text_file = arguments
+        seed(Path(bundle_dir), Path(carry_dir), int(step_arg), *map(Path, text_file))
+    else:
+        {"pack": pack, "unpack": unpack, "complete": complete, "receive": receive}[command](*map(Path, arguments))

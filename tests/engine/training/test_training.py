@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -193,3 +195,55 @@ def test_saved_step_reads_the_header_of_a_training_checkpoint(tmp_path):
     save_training_state(tmp_path / "state.safetensors", modules={"m": module}, optimizers={"adam": optimizer},
                         info={"step": 1234})
     assert saved_step(tmp_path / "state.safetensors") == 1234
+
+
+def test_a_carry_seeded_from_the_shipped_bundle_resumes_its_weights(tmp_path):
+    """transfer.seed: the bundle's DiT as raw and EMA DiT, the given encoder as raw and EMA encoder."""
+    from engine.bundle import load_native_bundle
+    from engine.dit.model import MagiDiT
+    from engine.models import studio_mini_path
+    from engine.text.tiny import WordTextEncoder
+    from engine.training.rotary_text import rotary_student
+    from engine.training.transfer import complete, seed
+
+    shipped = load_native_bundle(studio_mini_path(), torch.device("cpu"), torch.float32)
+    encoder = rotary_student(shipped.text_encoder) if shipped.text_encoder.config.positions == "learned" \
+        else shipped.text_encoder
+    encoder.save(tmp_path / "encoder.safetensors")
+    carry = tmp_path / "run_in"
+    seed(studio_mini_path(), carry, 1234, tmp_path / "encoder.safetensors")
+    complete(carry, studio_mini_path())
+    unpack(carry, tmp_path / "run")
+    dit, ema_dit = MagiDiT(studio_mini.DIT), MagiDiT(studio_mini.DIT)
+    text, ema_text = WordTextEncoder(encoder.config), WordTextEncoder(encoder.config)
+    info = load_training_state(tmp_path / "run" / "dit_state.safetensors",
+                               modules={"dit": dit, "ema_dit": ema_dit, "text": text, "ema_text": ema_text})
+    assert info["step"] == 1234 and info["resumed_without_optimizer"]
+    weight = "layers.3.attn.to_q.weight"
+    shipped_weight = dict(shipped.dit.named_parameters())[weight]
+    assert torch.equal(dict(dit.named_parameters())[weight], shipped_weight)
+    assert torch.equal(dict(ema_dit.named_parameters())[weight], shipped_weight)
+    prompt = "a red ball rolls left on the grass"
+    expected = encoder.encode(prompt)
+    assert torch.allclose(text.eval().encode(prompt), expected, atol=1e-2)  # stored in fp16
+    assert torch.equal(text.encode(prompt), ema_text.eval().encode(prompt))
+    vae = json.loads((tmp_path / "run" / "vae.json").read_text())
+    assert vae["scale_factor"] == shipped.vae.config.scale_factor
+
+
+@pytest.mark.slow
+def test_decoder_only_training_leaves_the_encoder_and_the_latent_scale(tmp_path):
+    from safetensors.torch import load_file
+
+    from engine.training import train_vae
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--batch", "2", "--workers", "0", "--config", "tiny"]
+    train_vae.main(["--out", str(first), "--steps", "2", *common])
+    train_vae.main(["--out", str(second), "--steps", "2", "--init", str(first), "--decoder-only", *common])
+    before, after = load_file(str(first / "vae.safetensors")), load_file(str(second / "vae.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    assert json.loads((second / "vae.json").read_text()) == json.loads((first / "vae.json").read_text())
+    with pytest.raises(SystemExit):
+        train_vae.main(["--out", str(tmp_path / "third"), "--decoder-only", *common])
