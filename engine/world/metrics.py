@@ -263,6 +263,19 @@ def continuity(t: Track, motions: list[str]) -> Continuity:
     return Continuity(typical, tuple(jumps), tuple(j / typical for j in jumps))
 
 
+def latent_frame_steps(t: Track, motions: list[str], frames_per_latent: int = 4) -> tuple[list[float], list[float]]:
+    """Frame-to-frame steps (px) in chunks that translate the object: (those across the boundary between
+    two latent frames, those inside one), chunk boundaries left out. A rendered video moves alike in both;
+    a decoder that draws a latent frame's four frames in one place and then jumps does not."""
+    steps = np.hypot(np.diff(t.x), np.diff(t.y))  # step i: frame i -> i+1
+    across, inside = [], []
+    for i, step in enumerate(steps):
+        if np.isnan(step) or (i + 1) % CHUNK_FRAMES == 0 or motions[i // CHUNK_FRAMES] not in TRANSLATING:
+            continue
+        (across if (i + 1) % frames_per_latent == 0 else inside).append(float(step))
+    return across, inside
+
+
 def i2v_object(reference: Detection | None, chunk0: Track, motion: str) -> dict:
     """Image-to-video: is the object of the given first frame the one that then moves as prompted?
 

@@ -113,6 +113,18 @@ def test_continuity_of_a_still_object_uses_the_floor():
     assert M.continuity(M.Track.of_states(jumped), ["still"] * 4).ratios[1] == pytest.approx(3.0)
 
 
+def test_latent_frame_steps_tell_a_stutter_from_smooth_motion():
+    smooth = [ObjectState("circle", "red", 20 + 1.5 * t, 60, 12) for t in range(48)]
+    # The same path drawn in steps: each latent frame's four frames in one place, then a 6 px jump.
+    stepped = [dataclasses.replace(s, x=20 + 6.0 * (t // 4)) for t, s in enumerate(smooth)]
+    for states, across_px, inside_px in ((smooth, 1.5, 1.5), (stepped, 6.0, 0.0)):
+        across, inside = M.latent_frame_steps(M.Track.of_states(states), ["right", "right"])
+        assert len(across) == 10 and len(inside) == 36  # 47 steps, the chunk boundary (step 23) left out
+        assert np.mean(across) == pytest.approx(across_px) and np.mean(inside) == pytest.approx(inside_px)
+    # Chunks that do not translate the object are not counted.
+    assert M.latent_frame_steps(M.Track.of_states(smooth), ["grow", "still"]) == ([], [])
+
+
 def test_psnr():
     a = np.full((8, 8, 3), 100, np.uint8)
     assert M.psnr(a, a) == 100.0
