@@ -1,6 +1,6 @@
 """studio-mini on this CPU: load time, and seconds per 24-frame chunk end to end (text, denoising, decode).
 
-    python benchmarks/studio_mini_cpu.py --chunks 4 [--steps 8] [--window 4]
+    python benchmarks/studio_mini_cpu.py --chunks 4 [--steps 8] [--window 4] [--model FOLDER]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ PROMPTS = ("a red ball falls and bounces on white", "the red ball rolls to the r
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="studio-mini", help="studio-mini or a model folder (e.g. an older version)")
     parser.add_argument("--chunks", type=int, default=4)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--window", type=int)
@@ -34,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    session = Session.load("studio-mini", device="cpu")
+    session = Session.load(args.model, device="cpu")
     load_s = time.perf_counter() - started
     sampling = session.default_sampling
     if args.steps:

@@ -32,5 +32,6 @@ SAMPLING = SamplingConfig(num_steps=8, window=4, guidance=GuidanceConfig(
 
 
 def text_config() -> WordTextEncoderConfig:
+    """Rotary positions since v6 (v5 and earlier: learned; engine/training/rotary_text.py carried it over)."""
     return WordTextEncoderConfig(build_vocabulary(vocabulary_sentences()), embed_dim=TEXT_CHANNELS, num_layers=2,
-                                 num_heads=4, max_tokens=TEXT_TOKENS, ffn_ratio=2.0)
+                                 num_heads=4, max_tokens=TEXT_TOKENS, ffn_ratio=2.0, positions="rotary")
