@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from engine.text import WordTextEncoder, WordTextEncoderConfig
+from engine.text import WordTextEncoder, WordTextEncoderConfig, build_vocabulary
 from engine.training.rotary_text import distill, rotary_student, training_captions
 from engine.world.captions import vocabulary_sentences
-from engine.text.tiny import build_vocabulary
 
 
 def teacher() -> WordTextEncoder:
