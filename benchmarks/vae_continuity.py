@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a chec
 from engine.vae import VideoVAE  # noqa: E402
 from engine.world import metrics as M  # noqa: E402
 from engine.world.evaluate import HELDOUT_SEED, heldout, score_board  # noqa: E402
-from engine.world.scene import BACKGROUNDS, CHUNK_FRAMES, render_frames  # noqa: E402
+from engine.world.scene import CHUNK_FRAMES  # noqa: E402
 
 
 def load_vae(folder: Path, device: torch.device) -> VideoVAE:
@@ -55,9 +55,7 @@ def measure(vae: VideoVAE | None, storyboards: int, seed: int) -> dict:
     items, across, inside, mse = [], [], [], []
     for i in range(storyboards):
         board, _ = heldout(HELDOUT_SEED + seed + i, 4)
-        tracks, background = board.tracks(), BACKGROUNDS[board.background]
-        frames = np.concatenate([render_frames(background, [t[c * CHUNK_FRAMES:(c + 1) * CHUNK_FRAMES] for t in tracks])
-                                 for c in range(board.num_chunks)])
+        frames = board.render()
         video = frames if vae is None else round_trip(vae, frames)
         mse.append(float(np.mean((video.astype(np.float32) - frames.astype(np.float32)) ** 2)))
         scored = score_board(board, video)
