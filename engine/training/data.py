@@ -50,6 +50,11 @@ class VAEClips(IterableDataset):
             seed = (seed + stride) % TRAIN_SEED_LIMIT
 
 
+def caption_variants(board, seed: int, tracks: list) -> list[list[str]]:
+    """The CAPTION_VARIANTS wordings of a training storyboard's chunks ([variant][chunk]), seeded by its seed."""
+    return [storyboard_captions(board, seed * CAPTION_VARIANTS + v, tracks=tracks) for v in range(CAPTION_VARIANTS)]
+
+
 def object_cells(frames: np.ndarray, background: np.ndarray, cell: int = 8) -> np.ndarray:
     """Where any object is during each chunk, at the latent's resolution: bool [chunks, H/cell, W/cell].
 
@@ -79,8 +84,7 @@ class RenderedStoryboards(IterableDataset):
             board = random_storyboard(np.random.default_rng(seed), self.chunks, **self.world_options)
             tracks = board.tracks()
             frames = board.render()
-            captions = [storyboard_captions(board, seed * CAPTION_VARIANTS + v, tracks=tracks)
-                        for v in range(CAPTION_VARIANTS)]
+            captions = caption_variants(board, seed, tracks)
             cells = object_cells(frames, BACKGROUNDS[board.background].render())
             yield seed, torch.from_numpy(frames), captions, torch.from_numpy(cells)
 

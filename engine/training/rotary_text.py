@@ -25,9 +25,8 @@ import numpy as np
 import torch
 
 from engine.text.tiny import WordTextEncoder
-from engine.training.data import CAPTION_VARIANTS
+from engine.training.data import caption_variants
 from engine.training.dit_batches import with_unknown_words
-from engine.world.captions import storyboard_captions
 from engine.world.storyboard import random_storyboard
 
 log = logging.getLogger("rotary_text")
@@ -38,9 +37,8 @@ def training_captions(first_seed: int, storyboards: int, chunks: int = 8) -> lis
     captions = []
     for seed in range(first_seed, first_seed + storyboards):
         board = random_storyboard(np.random.default_rng(seed), chunks)
-        tracks = board.tracks()
-        for variant in range(CAPTION_VARIANTS):
-            captions += storyboard_captions(board, seed * CAPTION_VARIANTS + variant, tracks=tracks)
+        for variant in caption_variants(board, seed, board.tracks()):
+            captions += variant
     return captions
 
 
