@@ -252,7 +252,8 @@ def test_save_as_while_generating_keeps_every_chunk_in_the_new_bundle(generating
     generation.runEnded.connect(ended.append)
     scratch = projects.session.store.path
     generation.generate_shot(shot.id)
-    qtbot.waitUntil(engine.paused.is_set, timeout=10_000)
+    # The engine holds after chunk 0, whose delivery to the GUI thread may still be queued then.
+    qtbot.waitUntil(lambda: engine.paused.is_set() and active_path(shot)[0] is not None, timeout=10_000)
     assert projects.save_as(tmp_path / "Saved")  # chunk 0 is delivered: it is committed and copied
     assert not scratch.exists() and active_path(shot)[0] is not None
     engine.resume()
