@@ -25,20 +25,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
 
+from engine.training.train_vae import load_trained_vae  # noqa: E402
 from engine.vae import VideoVAE  # noqa: E402
 from engine.world import metrics as M  # noqa: E402
 from engine.world.evaluate import HELDOUT_SEED, heldout, score_board  # noqa: E402
 from engine.world.scene import CHUNK_FRAMES  # noqa: E402
-
-
-def load_vae(folder: Path, device: torch.device) -> VideoVAE:
-    if (folder / "model.json").is_file():
-        from engine.bundle import load_native_bundle
-
-        return load_native_bundle(folder, device, torch.float32).vae
-    from engine.training.train_vae import load_trained_vae
-
-    return load_trained_vae(folder, device)
 
 
 def round_trip(vae: VideoVAE, frames: np.ndarray) -> np.ndarray:
@@ -84,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     results = {"rendered": measure(None, args.storyboards, args.seed)}
     for folder in args.vae:
-        results[str(folder)] = measure(load_vae(folder, torch.device(args.device)), args.storyboards, args.seed)
+        results[str(folder)] = measure(load_trained_vae(folder, torch.device(args.device)), args.storyboards, args.seed)
     record = {"command": shlex.join(["python", "benchmarks/vae_continuity.py", *(argv or sys.argv[1:])]),
               "storyboards": args.storyboards, "seconds": round(time.perf_counter() - started, 1), "results": results}
     print(json.dumps(record, indent=1))

@@ -6,7 +6,7 @@ Our format (used by studio-mini and any model we train) is a folder:
                              text_encoder, sampling, width, height, fps, preview}
     dit.safetensors         MagiDiT state dict (our parameter names); since version 2 its large
                             matrices may be int8 with per-row scales (engine/loading/int8.py)
-    vae.safetensors         VideoVAE state dict (official MAGI-1 VAE names)
+    vae.safetensors         VideoVAE state dict (official MAGI-1 VAE names), large matrices likewise
     text_encoder.safetensors  WordTextEncoder (config in its metadata)
 
 Only safetensors and JSON are read; nothing is unpickled and no code is run from the folder.
@@ -57,11 +57,12 @@ class ModelBundle:
 
 
 def save_native_bundle(bundle: ModelBundle, folder: str | Path, dtype: torch.dtype | None = None,
-                       int8_dit: bool = False) -> None:
+                       int8_matrices: bool = False) -> None:
     """Write `bundle` in our format; each file is written to a temporary name and renamed into place.
 
     `dtype` (e.g. float16) stores the DiT and VAE weights smaller; loading casts them to the run dtype.
-    `int8_dit` stores the DiT's matrices in int8 with per-row scales (half of fp16), the rest in `dtype`.
+    `int8_matrices` stores the DiT's and the VAE's large matrices in int8 with per-row scales (half of
+    fp16), the rest in `dtype`.
     """
     from engine.loading.int8 import quantize_int8
     from engine.text.tiny import WordTextEncoder
@@ -81,11 +82,14 @@ def save_native_bundle(bundle: ModelBundle, folder: str | Path, dtype: torch.dty
         return {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
                 for k, v in module.state_dict().items()}
 
-    # int8 codes come from the full-precision weights: casting to `dtype` first would round them twice.
-    dit_tensors = (quantize_int8({k: v.detach().cpu() for k, v in bundle.dit.state_dict().items()},
-                                 float_dtype=dtype or torch.float32) if int8_dit else stored(bundle.dit))
-    _atomic_safetensors(dit_tensors, folder / "dit.safetensors")
-    _atomic_safetensors(stored(bundle.vae), folder / "vae.safetensors")
+    def stored_int8(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+        # int8 codes come from the full-precision weights: casting to `dtype` first would round them twice.
+        return quantize_int8({k: v.detach().cpu() for k, v in module.state_dict().items()},
+                             float_dtype=dtype or torch.float32)
+
+    pack = stored_int8 if int8_matrices else stored
+    _atomic_safetensors(pack(bundle.dit), folder / "dit.safetensors")
+    _atomic_safetensors(pack(bundle.vae), folder / "vae.safetensors")
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         staged = Path(tmp) / "text_encoder.safetensors"
         bundle.text_encoder.save(staged)
@@ -134,8 +138,7 @@ def load_native_bundle(folder: str | Path, device: torch.device, dtype: torch.dt
         load_into_module(dit, int8_dequantized_tensors(reader), device=device,
                          dtype_for=lambda name: torch.float32 if is_float32_island(name) else dtype)
     with CheckpointReader(folder / "vae.safetensors") as reader:
-        load_into_module(vae, {k: (lambda k=k: reader.get(k)) for k in reader.keys()}, device=device,
-                         dtype_for=lambda name: dtype)
+        load_into_module(vae, int8_dequantized_tensors(reader), device=device, dtype_for=lambda name: dtype)
     text_file = folder / manifest.get("text_encoder", {}).get("file", "text_encoder.safetensors")
     if not text_file.is_file():
         raise CheckpointError(f"The text encoder file {text_file} is missing. Reinstall the model.")

@@ -38,7 +38,7 @@ def vae_parameter_count(cfg: VAEConfig = VAEConfig()) -> int:
     encoder = (cfg.in_chans * cfg.patch_length * cfg.patch_size**2 * e + e) + grid * e + e \
         + cfg.depth * block + 2 * e + (e * z_out + z_out)
     decoder_out = e // (cfg.patch_size**2 * cfg.patch_length)
-    decoder = (cfg.z_chans * e + e) + grid * e + e + cfg.depth * block + 2 * e \
+    decoder = (cfg.z_chans * e + e) + grid * e + e + cfg.decoder_blocks * block + 2 * e \
         + (cfg.in_chans * decoder_out * 27 + cfg.in_chans)
     return encoder + decoder
 

@@ -2,6 +2,7 @@
 # One GPU call of studio-mini training (the machine keeps nothing between calls).
 #   bash engine/training/device_train.sh vae   MINUTES_VAE MINUTES_DIT DATA_FIRST   # first call
 #   bash engine/training/device_train.sh dit   MINUTES_DIT DATA_FIRST               # later calls
+#   bash engine/training/device_train.sh decoder MINUTES DEPTH[:MOTION_WEIGHT]...  # the VAE's decoder alone
 # STEPS sets the end of the learning-rate schedule (default 40000), SCHEDULE_START its start (0), LR its
 # peak (3e-4), BATCH the batch size (48), TWO_OBJECTS the share of two-object storyboards rendered,
 # OBJECT_WEIGHT the loss's extra weight on the cells objects cover (0), CONTEXT_NOISE the largest noise
@@ -17,6 +18,28 @@ export PYTHONUNBUFFERED=1
 RUN=/tmp/studio-mini-run
 OUT=${OUT:-out}; mkdir -p "$RUN" "$OUT"
 stage=$1; shift
+if [ "$stage" = decoder ]; then
+  # Decoder-only fine-tunes of the shipped VAE (its encoder, latents and DiT stay), one per arm
+  # DEPTH[:MOTION_WEIGHT] (the decoder's blocks, train_vae's --motion-weight, default 0), side by side on
+  # the GPU (never beside a DiT run), then all measured by vae_continuity against the shipped VAE
+  # (STORYBOARDS of them, 64). LR (2e-4) and STEPS (6000) set the schedule. Each arm comes back as
+  # $OUT/d<depth>m<weight> (3 files); two arms fill the 8 files a call returns.
+  minutes=$1; shift
+  arms=()
+  for arm in "$@"; do
+    depth=${arm%%:*}; weight=0; [ "$arm" != "$depth" ] && weight=${arm#*:}
+    name="d${depth}m${weight}"; arms+=("$name")
+    python3 -m engine.training.train_vae --out "$RUN-$name" --init resources/models/studio-mini --decoder-only \
+      --decoder-depth "$depth" --motion-weight "$weight" --minutes "$minutes" --steps "${STEPS:-6000}" \
+      --lr "${LR:-2e-4}" --batch 48 --workers $((14 / $#)) --seed "$((depth + 10))" 2>&1 \
+      | sed -u "s/^/$name /" >>"$OUT/log.txt" &
+  done
+  wait
+  python3 benchmarks/vae_continuity.py --vae resources/models/studio-mini $(for a in "${arms[@]}"; do echo --vae "$RUN-$a"; done) \
+    --storyboards "${STORYBOARDS:-64}" --out "$OUT/vae_continuity.json" | tail -n 40 >>"$OUT/log.txt"
+  for a in "${arms[@]}"; do python3 -m engine.training.transfer pack "$RUN-$a" "$OUT/$a"; done
+  exit 0
+fi
 if [ "$stage" = vae ]; then
   python3 -m engine.training.train_vae --out "$RUN" --minutes "$1" --batch 48 --workers 14 2>&1 | tee "$OUT/log.txt"
   dit_minutes=$2; first=$3

@@ -1,4 +1,5 @@
-"""Deepen a trained DiT without changing what it computes, so training continues from its skills.
+"""Deepen a trained DiT (or the VAE's decoder) without changing what it computes, so training
+continues from its skills.
 
     python -m engine.training.grow RUN_DIR          # to studio_mini.DIT.num_layers; no-op when equal
 
@@ -86,6 +87,34 @@ def grow_run(run: Path, new_layers: int) -> bool:
     info.update(resumed_without_optimizer=True, grown=info.get("grown", []) + [[info.get("step"), depth, new_layers]])
     save_file(kept, str(path), metadata={"info": json.dumps(info)})
     return True
+
+
+_DECODER_BLOCK = re.compile(r"^decoder\.blocks\.(\d+)\.(.*)$")
+#: The VAE block's two residual branches end in these layers: zeroed, the block adds nothing.
+VAE_BRANCH_OUTPUTS = ("attn.proj.", "mlp.fc2.")
+
+
+def grow_vae_decoder_state(state: dict[str, torch.Tensor], new_blocks: int) -> dict[str, torch.Tensor]:
+    """A VideoVAE state dict whose decoder has `new_blocks` blocks and decodes exactly as `state` does.
+
+    New blocks are appended copies of the decoder's last block with the output layers of both residual
+    branches zeroed (weights and biases): the block passes its input through unchanged. Those output
+    layers get gradients at once (their inputs are not zero), so the new blocks open up in training.
+    """
+    old_blocks = 1 + max((int(m.group(1)) for m in map(_DECODER_BLOCK.match, state) if m), default=-1)
+    if old_blocks == 0:
+        raise CheckpointError("The VAE state has no decoder blocks to grow from.")
+    if new_blocks < old_blocks:
+        raise ValueError(f"can grow the decoder's {old_blocks} blocks, not shrink them to {new_blocks}")
+    grown = dict(state)
+    last = f"decoder.blocks.{old_blocks - 1}."
+    for position in range(old_blocks, new_blocks):
+        for key, value in state.items():
+            if key.startswith(last):
+                name = key[len(last):]
+                grown[f"decoder.blocks.{position}.{name}"] = (torch.zeros_like(value) if name.startswith(VAE_BRANCH_OUTPUTS)
+                                                              else value.clone())
+    return grown
 
 
 if __name__ == "__main__":

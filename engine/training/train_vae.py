@@ -2,6 +2,7 @@
 
     python -m engine.training.train_vae --out runs/mini --minutes 6
     python -m engine.training.train_vae --out runs/decoder --init runs/mini --decoder-only
+    python -m engine.training.train_vae --out runs/deeper --init resources/models/studio-mini --decoder-only --decoder-depth 3
 
 Writes <out>/vae.safetensors (weights, float32), <out>/vae.json (config, with the latent scale
 factor measured after training so the DiT sees unit-variance latents) and <out>/vae_state.safetensors
@@ -9,6 +10,8 @@ factor measured after training so the DiT sees unit-variance latents) and <out>/
 
 --decoder-only goes on from a trained VAE (--init) with its encoder frozen: the latents, their scale
 factor and so every DiT trained on them stay valid, while the decoder alone trains on.
+--decoder-depth N (with --init) first deepens the decoder to N blocks without changing what it decodes
+(engine/training/grow.py), so that the extra capacity trains from the decoder it was.
 """
 
 from __future__ import annotations
@@ -35,16 +38,41 @@ from engine.vae.config import VAEConfig
 log = logging.getLogger("train_vae")
 
 
-def vae_loss(vae: VideoVAE, pixels: torch.Tensor, kl_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """pixels [B, 3, T, H, W] in [-1, 1] -> (loss, mse)."""
+#: A pixel is "in motion inside its latent frame" when it differs from that latent frame's mean by more
+#: than this ([-1, 1] units: about 13 grey levels).
+MOTION_THRESHOLD = 0.1
+
+
+def motion_inside_latent_frames(pixels: torch.Tensor, frames_per_latent: int) -> torch.Tensor:
+    """bool [B, 1, T, H, W]: where a clip [B, 3, T, H, W] changes within a latent frame's `frames_per_latent`
+    frames (moving edges); a decoder that draws the latent frame's frames in one place is wrong exactly there."""
+    b, c, t, h, w = pixels.shape
+    groups = pixels.reshape(b, c, t // frames_per_latent, frames_per_latent, h, w)
+    deviation = (groups - groups.mean(dim=3, keepdim=True)).abs().amax(dim=1, keepdim=True)
+    return (deviation > MOTION_THRESHOLD).reshape(b, 1, t, h, w)
+
+
+def vae_loss(vae: VideoVAE, pixels: torch.Tensor, kl_weight: float, motion_weight: float = 0.0
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """pixels [B, 3, T, H, W] in [-1, 1] -> (loss, mse).
+
+    `motion_weight` > 0 weighs the squared error (1 + motion_weight)-fold where the clip moves inside a
+    latent frame (`motion_inside_latent_frames`): the same optimum, with the few pixels that carry the
+    motion inside a latent frame no longer outweighed by the still rest of the clip.
+    """
     mean, logvar = vae.encode_moments(pixels).float().chunk(2, dim=1)
     logvar = logvar.clamp(-30.0, 20.0)
     z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
     recon = vae.decode(z.to(pixels.dtype), tiled=False).float()
     target = pixels.float()
-    mse = F.mse_loss(recon, target)
+    squared = (recon - target).square()
+    mse = squared.mean()
+    weighted = mse
+    if motion_weight:
+        weights = 1.0 + motion_weight * motion_inside_latent_frames(target, vae.config.patch_length).float()
+        weighted = (squared * weights).mean()
     kl = 0.5 * (mean.pow(2) + logvar.exp() - logvar - 1).mean()
-    return mse + 0.3 * F.l1_loss(recon, target) + kl_weight * kl, mse
+    return weighted + 0.3 * F.l1_loss(recon, target) + kl_weight * kl, mse
 
 
 def psnr(mse: float) -> float:
@@ -62,12 +90,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--config", choices=["studio-mini", "tiny"], default="studio-mini")
-    parser.add_argument("--init", type=Path, help="start from the trained VAE in this folder (vae.safetensors, vae.json)")
+    parser.add_argument("--init", type=Path,
+                        help="start from the VAE in this folder: a run's (vae.safetensors, vae.json) or a model's (model.json)")
     parser.add_argument("--decoder-only", action="store_true",
                         help="train the decoder alone (needs --init): latents and their scale factor stay as they are")
+    parser.add_argument("--decoder-depth", type=int,
+                        help="deepen the --init VAE's decoder to this many blocks, decoding as before")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (CPU runs)")
+    parser.add_argument("--motion-weight", type=float, default=0.0,
+                        help="extra weight of the squared error where a clip moves inside a latent frame")
     args = parser.parse_args(argv)
     if args.decoder_only and args.init is None:
         parser.error("--decoder-only needs --init (a trained VAE whose encoder stays)")
+    if args.decoder_depth is not None and args.init is None:
+        parser.error("--decoder-depth needs --init (the VAE whose decoder grows)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -75,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         studio_mini.VAE, embed_dim=256, num_heads=4)
     torch.manual_seed(args.seed)
     if args.init is not None:
-        vae = load_trained_vae(args.init, device).train()
+        vae = load_trained_vae(args.init, device, decoder_depth=args.decoder_depth).train()
         config = vae.config
     else:
         vae = VideoVAE(config).to(device)
@@ -99,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, args.steps, 300, args.lr)
         with autocast:
-            loss, mse = vae_loss(vae, pixels, args.kl)
+            loss, mse = vae_loss(vae, pixels, args.kl, args.motion_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
@@ -127,12 +165,27 @@ def main(argv: list[str] | None = None) -> None:
     log.info("done at step %d; latent std %.4f -> scale factor %.5f", step, std, final.scale_factor)
 
 
-def load_trained_vae(folder: Path, device: torch.device, dtype: torch.dtype = torch.float32) -> VideoVAE:
+def load_trained_vae(folder: Path, device: torch.device, dtype: torch.dtype = torch.float32,
+                     decoder_depth: int | None = None) -> VideoVAE:
+    """The VAE trained in `folder` (vae.safetensors + vae.json) or the one an exported model folder holds
+    (model.json); with `decoder_depth`, its decoder deepened to that many blocks (same function)."""
     from safetensors.torch import load_file
 
-    config = VAEConfig.from_dict(json.loads((folder / "vae.json").read_text()))
+    from engine.bundle import is_native_bundle, read_manifest
+    from engine.loading.int8 import dequantize_int8
+    from engine.training.grow import grow_vae_decoder_state
+
+    if is_native_bundle(folder):
+        config = VAEConfig.from_dict(read_manifest(folder)["vae"])
+        state = {k: v.float() for k, v in dequantize_int8(load_file(str(folder / "vae.safetensors"))).items()}
+    else:
+        config = VAEConfig.from_dict(json.loads((folder / "vae.json").read_text()))
+        state = load_file(str(folder / "vae.safetensors"))
+    if decoder_depth is not None and decoder_depth != config.decoder_blocks:
+        state = grow_vae_decoder_state(state, decoder_depth)
+        config = dataclasses.replace(config, decoder_depth=decoder_depth)
     vae = VideoVAE(config)
-    vae.load_state_dict(load_file(str(folder / "vae.safetensors")))
+    vae.load_state_dict(state)
     return vae.to(device=device, dtype=dtype).eval()
 
 

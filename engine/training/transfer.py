@@ -7,8 +7,8 @@
     python -m engine.training.transfer seed BUNDLE RUN_IN STEP [TEXT]   # a carry from a bundle alone
 
 Each file (`<part>.safetensors`) stays under 16 MB: VAE encoder and decoder, DiT weights, DiT EMA
-weights, text encoder (weights and EMA). The DiT parts hold their matrices in int8 with per-row scales
-(engine/loading/int8.py, as the shipped bundle does), everything else is fp16. The VAE and the EMA DiT
+weights, text encoder (weights and EMA). The DiT and VAE parts hold their matrices in int8 with per-row
+scales (engine/loading/int8.py, as the shipped bundle does), everything else is fp16. The VAE and the EMA DiT
 are exactly what the shipped bundle holds, so a call may carry only the raw DiT and the text encoder
 and take the rest from resources/models/studio-mini (the lent machine takes at most 64 MB of files).
 The optimiser state does not travel (it is 4x the weights); the trainer re-warms its learning rate
@@ -39,7 +39,7 @@ PARTS = {
 }
 
 
-INT8_PARTS = ("dit", "dit_ema")
+INT8_PARTS = ("dit", "dit_ema", "vae_encoder", "vae_decoder")
 
 
 def _half(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -91,7 +91,7 @@ def unpack(source: Path, run: Path) -> None:
 def complete(source: Path, bundle: Path) -> None:
     """Write the VAE and EMA DiT parts that `source` lacks from an exported bundle of the same run."""
     if not part_file(source, "vae_encoder").is_file():
-        vae = load_file(str(bundle / "vae.safetensors"))
+        vae = dequantize_int8(load_file(str(bundle / "vae.safetensors")))
         for part in ("vae_encoder", "vae_decoder"):
             prefix = PARTS[part][1][0]
             save_file(_stored(part, {k: v for k, v in vae.items() if k.startswith(prefix)}),

@@ -24,6 +24,9 @@ class VAEConfig:
     double_z: bool = True
     embed_dim: int = 1024
     depth: int = 24
+    #: Blocks of the decoder when it differs from the encoder's `depth` (None: the same). Official
+    #: configs have one depth; studio-mini's decoder is deeper than its encoder (docs/training.md).
+    decoder_depth: int | None = None
     num_heads: int = 16
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
@@ -48,6 +51,8 @@ class VAEConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"VAEConfig.{name} must be a positive integer, got {value!r}")
+        if self.decoder_depth is not None and (not isinstance(self.decoder_depth, int) or self.decoder_depth <= 0):
+            raise ConfigError(f"VAEConfig.decoder_depth must be a positive integer or None, got {self.decoder_depth!r}")
         if self.embed_dim % self.num_heads:
             raise ConfigError(f"VAEConfig.embed_dim ({self.embed_dim}) must be a multiple of num_heads ({self.num_heads})")
         if self.use_rope or self.use_final_proj or not self.conv_last_layer or self.norm_code:
@@ -60,6 +65,10 @@ class VAEConfig:
             raise ConfigError(f"VAEConfig.tile_overlap must be in [0, 0.5), got {self.tile_overlap}")
         if self.tile_size % self.patch_size or self.tile_frames % self.patch_length:
             raise ConfigError("VAEConfig.tile_size / tile_frames must be multiples of patch_size / patch_length")
+
+    @property
+    def decoder_blocks(self) -> int:
+        return self.depth if self.decoder_depth is None else self.decoder_depth
 
     @property
     def spatial_factor(self) -> int:

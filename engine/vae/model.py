@@ -101,7 +101,7 @@ class TransformerBlock(nn.Module):
 class TokenTransformer(nn.Module):
     """CLS token + resized absolute positions + blocks + final LayerNorm, shared by both halves."""
 
-    def __init__(self, config: VAEConfig) -> None:
+    def __init__(self, config: VAEConfig, depth: int) -> None:
         super().__init__()
         dim = config.embed_dim
         self.trained_grid = (config.video_length // config.patch_length,
@@ -111,7 +111,7 @@ class TokenTransformer(nn.Module):
         self.extra_tokens = 1 if config.with_cls_token else 0
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.with_cls_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, grid_tokens + self.extra_tokens, dim))
-        self.blocks = nn.ModuleList([TransformerBlock(config) for _ in range(config.depth)])
+        self.blocks = nn.ModuleList([TransformerBlock(config) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
 
     def transform(self, tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
@@ -139,7 +139,7 @@ class PatchEmbedding(nn.Module):
 
 class VideoEncoder(TokenTransformer):
     def __init__(self, config: VAEConfig) -> None:
-        super().__init__(config)
+        super().__init__(config, config.depth)
         self.out_channels = config.z_chans * (2 if config.double_z else 1)
         self.patch_embed = PatchEmbedding(config)
         self.last_layer = nn.Linear(config.embed_dim, self.out_channels)
@@ -155,7 +155,7 @@ class VideoEncoder(TokenTransformer):
 
 class VideoDecoder(TokenTransformer):
     def __init__(self, config: VAEConfig) -> None:
-        super().__init__(config)
+        super().__init__(config, config.decoder_blocks)
         self.block_shape = (config.patch_length, config.patch_size, config.patch_size)
         self.unpatch_channels = config.embed_dim // (config.patch_size ** 2 * config.patch_length)
         self.proj_in = nn.Linear(config.z_chans, config.embed_dim)

@@ -49,19 +49,20 @@ def test_a_damaged_int8_file_is_refused_with_a_clear_message(tmp_path):
             lazy["w"]()
 
 
-def test_a_bundle_with_an_int8_dit_is_smaller_and_generates_nearly_the_same_video(tmp_path):
+def test_a_bundle_with_int8_matrices_is_smaller_and_generates_nearly_the_same_video(tmp_path):
     bundle = tiny_bundle(seed=3)
     save_native_bundle(bundle, tmp_path / "fp16", dtype=torch.float16)
-    save_native_bundle(bundle, tmp_path / "int8", dtype=torch.float16, int8_dit=True)
-    fp16_size = (tmp_path / "fp16" / "dit.safetensors").stat().st_size
-    int8_size = (tmp_path / "int8" / "dit.safetensors").stat().st_size
-    assert int8_size < 0.8 * fp16_size  # the tiny model's many small tensors stay fp16
-    stored = load_file(str(tmp_path / "int8" / "dit.safetensors"))
-    large = [k for k, v in bundle.dit.state_dict().items() if v.dim() == 2 and v.numel() >= MIN_ELEMENTS]
-    assert large and all(stored[k].dtype == torch.int8 for k in large)
-    # The codes are those of the float32 weights, not of their fp16 copy (which would round twice).
-    exact = quantize_int8(bundle.dit.state_dict())
-    assert all(torch.equal(stored[k], exact[k]) for k in large)
+    save_native_bundle(bundle, tmp_path / "int8", dtype=torch.float16, int8_matrices=True)
+    for part, module in (("dit", bundle.dit), ("vae", bundle.vae)):
+        fp16_size = (tmp_path / "fp16" / f"{part}.safetensors").stat().st_size
+        int8_size = (tmp_path / "int8" / f"{part}.safetensors").stat().st_size
+        assert int8_size < 0.8 * fp16_size  # the tiny model's many small tensors stay fp16
+        stored = load_file(str(tmp_path / "int8" / f"{part}.safetensors"))
+        large = [k for k, v in module.state_dict().items() if v.dim() == 2 and v.numel() >= MIN_ELEMENTS]
+        assert large and all(stored[k].dtype == torch.int8 for k in large)
+        # The codes are those of the float32 weights, not of their fp16 copy (which would round twice).
+        exact = quantize_int8(module.state_dict())
+        assert all(torch.equal(stored[k], exact[k]) for k in large)
 
     def first_chunk(folder):
         session = Session(load_native_bundle(folder, torch.device("cpu"), torch.float32))
@@ -72,3 +73,9 @@ def test_a_bundle_with_an_int8_dit_is_smaller_and_generates_nearly_the_same_vide
     assert not torch.equal(reference, quantised)  # the int8 weights were really used...
     relative = (reference - quantised).norm() / reference.norm()
     assert relative < 0.05  # ...and change the result by rounding only
+
+    # The int8 VAE decodes one latent to nearly the same pixels as the fp16 one.
+    decoded = [load_native_bundle(tmp_path / name, torch.device("cpu"), torch.float32).vae.latents_to_pixels(reference)
+               for name in ("fp16", "int8")]
+    difference = (decoded[0].float() - decoded[1].float()).abs()
+    assert difference.max() > 0 and difference.mean() < 2.0  # uint8 levels

@@ -10,7 +10,7 @@ import torch
 from engine.dit.attention import ChunkLayout
 from engine.dit.model import ChunkText, MagiDiT
 from engine.training.checkpoint import load_training_state, save_training_state
-from engine.training.grow import copied_after, grow_run, grow_state, layer_count
+from engine.training.grow import copied_after, grow_run, grow_state, grow_vae_decoder_state, layer_count
 from engine.variants import tiny_dit_config
 from tests.engine.factories import chunk_text, randomize_
 
@@ -87,3 +87,32 @@ def test_a_training_state_grows_in_place_raw_and_ema(tmp_path):
     assert info["step"] == 7 and info["resumed_without_optimizer"] and info["grown"] == [[7, 2, 3]]
     assert layer_count(grown_ema.state_dict()) == 3
     torch.testing.assert_close(grown_ema.layers[2].attn.to_q.weight, ema.layers[1].attn.to_q.weight)
+
+
+def test_a_deeper_vae_decoder_decodes_as_before_and_its_new_blocks_train():
+    from engine.vae import VAEConfig, VideoVAE
+
+    config = VAEConfig(video_size=32, video_length=8, embed_dim=256, depth=1, num_heads=4, mlp_ratio=2.0)
+    vae = VideoVAE(config)
+    vae.reset_parameters(torch.Generator().manual_seed(8))
+    for p in vae.parameters():  # the init zeroes biases: give them values so a copy is seen to copy them
+        p.data.add_(torch.randn_like(p) * 0.01)
+    deep = VideoVAE(dataclasses.replace(config, decoder_depth=config.depth + 2))
+    deep.load_state_dict(grow_vae_decoder_state(vae.state_dict(), config.depth + 2))
+    z = torch.randn(1, 16, 2, 3, 4, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        torch.testing.assert_close(deep.decode(z, tiled=False), vae.decode(z, tiled=False))
+    new_block, last_old = deep.decoder.blocks[-1], vae.decoder.blocks[-1]
+    torch.testing.assert_close(new_block.attn.qkv.weight, last_old.attn.qkv.weight)
+    assert not new_block.attn.proj.weight.any() and not new_block.mlp.fc2.bias.any()
+    optimizer = torch.optim.Adam(deep.decoder.parameters(), lr=1e-2)
+    start = {k: v.clone() for k, v in new_block.state_dict().items()}
+    for _ in range(3):
+        loss = deep.decode(z, tiled=False).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    moved = {k for k, v in new_block.state_dict().items() if not torch.equal(v, start[k])}
+    assert {"attn.proj.weight", "mlp.fc2.weight", "attn.qkv.weight", "mlp.fc1.weight"} <= moved
+    with pytest.raises(ValueError, match="shrink"):
+        grow_vae_decoder_state(deep.state_dict(), 1)

@@ -29,3 +29,16 @@ def test_the_shipped_dit_is_the_training_configuration_stored_in_int8():
         assert quantised and all(str(handle.get_slice(k).get_dtype()) == "I8" for k in quantised)
     layers = {k.split(".")[1] for k in keys if k.startswith("layers.")}
     assert len(layers) == studio_mini.DIT.num_layers
+
+
+def test_the_shipped_vae_is_the_training_configuration_stored_in_int8():
+    import dataclasses
+
+    from engine.vae.config import VAEConfig
+
+    shipped = VAEConfig.from_dict(json.loads((studio_mini_path() / "model.json").read_text())["vae"])
+    assert dataclasses.replace(shipped, scale_factor=studio_mini.VAE.scale_factor) == studio_mini.VAE
+    with safe_open(str(studio_mini_path() / "vae.safetensors"), "pt") as handle:
+        quantised = [k.removesuffix(SCALE_SUFFIX) for k in handle.keys() if k.endswith(SCALE_SUFFIX)]
+        assert "decoder.blocks.0.mlp.fc2.weight" in quantised
+        assert all(str(handle.get_slice(k).get_dtype()) == "I8" for k in quantised)

@@ -229,6 +229,11 @@ def test_a_carry_seeded_from_the_shipped_bundle_resumes_its_weights(tmp_path):
     assert torch.equal(text.encode(prompt), ema_text.eval().encode(prompt))
     vae = json.loads((tmp_path / "run" / "vae.json").read_text())
     assert vae["scale_factor"] == shipped.vae.config.scale_factor
+    from safetensors.torch import load_file
+
+    carried_vae, shipped_vae = load_file(str(tmp_path / "run" / "vae.safetensors")), shipped.vae.state_dict()
+    assert carried_vae.keys() == shipped_vae.keys()  # the VAE parts carry the bundle's VAE, in int8
+    assert all((carried_vae[k] - shipped_vae[k]).norm() <= 0.02 * shipped_vae[k].norm() for k in shipped_vae)
 
 
 @pytest.mark.slow
@@ -247,3 +252,73 @@ def test_decoder_only_training_leaves_the_encoder_and_the_latent_scale(tmp_path)
     assert json.loads((second / "vae.json").read_text()) == json.loads((first / "vae.json").read_text())
     with pytest.raises(SystemExit):
         train_vae.main(["--out", str(tmp_path / "third"), "--decoder-only", *common])
+
+    deeper = tmp_path / "deeper"
+    train_vae.main(["--out", str(deeper), "--steps", "2", "--init", str(second), "--decoder-only",
+                    "--decoder-depth", "3", *common])
+    config = json.loads((deeper / "vae.json").read_text())
+    assert config["decoder_depth"] == 3 and config["scale_factor"] == json.loads((first / "vae.json").read_text())["scale_factor"]
+    grown = load_file(str(deeper / "vae.safetensors"))
+    assert "decoder.blocks.2.mlp.fc2.weight" in grown and "encoder.blocks.1.mlp.fc2.weight" not in grown
+    assert all(torch.equal(before[k], grown[k]) for k in before if k.startswith("encoder."))
+    with pytest.raises(SystemExit):
+        train_vae.main(["--out", str(tmp_path / "fourth"), "--decoder-depth", "3", *common])
+
+    # The deeper decoder goes into a model whose VAE is `first`; the model's files take it and load it.
+    import dataclasses
+
+    from engine.bundle import load_native_bundle
+    from engine.errors import CheckpointError
+    from engine.training import export
+    from engine.training.train_vae import load_trained_vae
+    from tests.engine.factories import tiny_bundle
+
+    model = dataclasses.replace(tiny_bundle(), vae=load_trained_vae(first, torch.device("cpu")))
+    export.write(model, tmp_path / "model")
+    shipped = load_native_bundle(tmp_path / "model", torch.device("cpu"), torch.float32)
+    export.write(export.with_decoder(shipped, deeper), tmp_path / "model")
+    reloaded = load_native_bundle(tmp_path / "model", torch.device("cpu"), torch.float32)
+    assert len(reloaded.vae.decoder.blocks) == 3 and reloaded.vae.config.decoder_depth == 3
+    latents = torch.randn(16, 2, 4, 4)
+    expected = load_trained_vae(deeper, torch.device("cpu")).latents_to_pixels(latents).float()
+    assert (reloaded.vae.latents_to_pixels(latents).float() - expected).abs().mean() < 1.0  # int8 rounding only
+    other = tmp_path / "other"
+    train_vae.main(["--out", str(other), "--steps", "1", "--seed", "5", *common])
+    with pytest.raises(CheckpointError, match="another encoder"):
+        export.with_decoder(reloaded, other)
+
+
+def test_motion_inside_latent_frames_marks_the_moving_edges_only():
+    from engine.training.train_vae import motion_inside_latent_frames
+
+    clip = -torch.ones(1, 3, 8, 16, 16)
+    for f in range(8):  # a white bar one pixel further right every frame
+        clip[:, :, f, 4:12, 2 + f:6 + f] = 1.0
+    moving = motion_inside_latent_frames(clip, 4)[0, 0]  # [T, H, W]
+    assert moving.shape == (8, 16, 16)
+    assert not moving[:, :4].any() and not moving[:, 12:].any()  # rows the bar never covers
+    assert moving[0, 4, 2] and moving[3, 4, 8]  # the edges the bar leaves and reaches
+    assert not moving[:4, :, 5].any()  # column 5 is under the bar in all of frames 0-3: it does not change
+    assert not motion_inside_latent_frames(clip[:, :, :1].expand(-1, -1, 4, -1, -1), 4).any()  # a still image
+
+
+def test_the_motion_weight_adds_to_the_loss_only_where_a_clip_moves_inside_a_latent_frame():
+    import dataclasses
+
+    from engine.training import studio_mini
+    from engine.training.train_vae import vae_loss
+    from engine.vae import VideoVAE
+
+    vae = VideoVAE(dataclasses.replace(studio_mini.VAE, video_size=32, embed_dim=256, num_heads=4)).eval()
+    still = torch.rand(1, 3, 1, 32, 32).expand(-1, -1, 4, -1, -1) * 2 - 1
+    moving = torch.rand(1, 3, 4, 32, 32) * 2 - 1
+
+    def loss(pixels, weight):
+        torch.manual_seed(0)  # the same posterior sample for both weights
+        return vae_loss(vae, pixels, kl_weight=0.0, motion_weight=weight)
+
+    with torch.no_grad():
+        assert torch.equal(loss(still, 8.0)[0], loss(still, 0.0)[0])
+        plain, weighted = loss(moving, 0.0), loss(moving, 8.0)
+    assert torch.equal(plain[1], weighted[1])  # the reported MSE stays the plain one
+    assert weighted[0] > plain[0] * 2

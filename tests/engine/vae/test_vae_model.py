@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.errors import InputError
+from engine.loading import vae_parameter_count
 from engine.vae import VAEConfig, VideoVAE
 from engine.vae.model import normalise_per_head, resize_position_table
 
@@ -113,6 +114,20 @@ def test_state_dict_uses_official_key_names():
                "last_layer.weight", "last_layer.bias"} | block
     assert keys == {f"encoder.{k}" for k in encoder} | {f"decoder.{k}" for k in decoder}
     assert VideoVAE(TINY).state_dict()["decoder.last_layer.weight"].shape == (3, 1, 3, 3, 3)
+
+
+def test_a_decoder_depth_of_its_own_deepens_only_the_decoder():
+    from engine.errors import ConfigError
+
+    deep = dataclasses.replace(TINY, decoder_depth=TINY.depth + 2)
+    vae = VideoVAE(deep)
+    assert len(vae.encoder.blocks) == TINY.depth and len(vae.decoder.blocks) == TINY.depth + 2
+    assert len(VideoVAE(TINY).decoder.blocks) == TINY.depth  # None: the encoder's depth, as official configs
+    assert VAEConfig.from_dict(deep.to_dict()) == deep
+    assert sum(p.numel() for p in vae.parameters()) == vae_parameter_count(deep)
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ConfigError, match="decoder_depth"):
+            dataclasses.replace(TINY, decoder_depth=bad)
 
 
 def test_qkv_normalisation_divides_by_std_plus_eps():
