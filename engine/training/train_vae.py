@@ -12,6 +12,8 @@ factor measured after training so the DiT sees unit-variance latents) and <out>/
 factor and so every DiT trained on them stay valid, while the decoder alone trains on.
 --decoder-depth N (with --init) first deepens the decoder to N blocks without changing what it decodes
 (engine/training/grow.py), so that the extra capacity trains from the decoder it was.
+--motion-weight W weighs the squared error (1 + W)-fold where a clip moves inside a latent frame: how
+v7's decoder learned to draw that motion instead of holding each latent frame's four frames in one place.
 """
 
 from __future__ import annotations
