@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
 
+from benchmarks.record import publish  # noqa: E402
 from engine.training.train_vae import load_trained_vae, vae_loss  # noqa: E402
 from engine.vae import VideoVAE  # noqa: E402
 
@@ -132,12 +132,7 @@ def main(argv: list[str] | None = None) -> None:
             results[f"fitted, decoder depth {depth}, motion weight {motion_weight:g}"] = {
                 **score(vae, clips, colours), "minutes": round((time.perf_counter() - arm_started) / 60, 1)}
             print(json.dumps(results), flush=True)
-    record = {"command": shlex.join(["python", "benchmarks/decoder_overfit.py", *(argv or sys.argv[1:])]),
-              "seconds": round(time.perf_counter() - started, 1), "results": results}
-    print(json.dumps(record, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
+    publish(__file__, argv, {"seconds": round(time.perf_counter() - started, 1), "results": results}, args.out)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ training run's folder (vae.safetensors + vae.json).
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
 
+from benchmarks.record import publish  # noqa: E402
 from engine.training.train_vae import load_trained_vae  # noqa: E402
 from engine.vae import VideoVAE  # noqa: E402
 from engine.world import metrics as M  # noqa: E402
@@ -76,12 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     results = {"rendered": measure(None, args.storyboards, args.seed)}
     for folder in args.vae:
         results[str(folder)] = measure(load_trained_vae(folder, torch.device(args.device)), args.storyboards, args.seed)
-    record = {"command": shlex.join(["python", "benchmarks/vae_continuity.py", *(argv or sys.argv[1:])]),
-              "storyboards": args.storyboards, "seconds": round(time.perf_counter() - started, 1), "results": results}
-    print(json.dumps(record, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
+    publish(__file__, argv, {"storyboards": args.storyboards, "seconds": round(time.perf_counter() - started, 1),
+                             "results": results}, args.out)
 
 
 if __name__ == "__main__":
