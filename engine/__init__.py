@@ -7,6 +7,9 @@ Plain PyTorch, never Qt. The public API:
     for event in session.generate(GenerationRequest(chunks=(ChunkSpec("a red ball falls", seed=1),),
                                                     width=256, height=256)):
         ...
+
+Importing the package, its types, errors and events costs no torch: `Session` (and with it torch, the
+DiT, the VAE and cv2) loads on first use of the name (PEP 562), when a model is about to load.
 """
 
 from engine.config import DiTConfig, GuidanceConfig, SamplingConfig
@@ -15,7 +18,6 @@ from engine.errors import (CheckpointError, ConfigError, DeviceError, DownloadEr
 from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished,
                            GenerationStarted, StepProgress)
 from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import Session
 
 __all__ = [
     "Session", "GenerationRequest", "ChunkSpec", "CancelToken",
@@ -24,3 +26,11 @@ __all__ = [
     "EngineError", "ConfigError", "CheckpointError", "InputError", "OutOfMemory", "DownloadError", "DeviceError",
     "ExportError",
 ]
+
+
+def __getattr__(name: str):
+    if name == "Session":
+        from engine.session import Session
+
+        return Session
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import TYPE_CHECKING, Mapping, Union
 
 import numpy as np
-import torch
 
 from engine.errors import EngineError
+
+if TYPE_CHECKING:  # annotations only: importing the engine's types must not load torch
+    import torch
 
 
 class CancelToken:

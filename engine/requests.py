@@ -11,12 +11,15 @@ the context, any remainder the first frames of the first new chunk.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
 from engine.errors import ConfigError, InputError
+
+if TYPE_CHECKING:  # annotations only: importing the engine's types must not load torch
+    import torch
 
 MAX_SEED = 2**63 - 1
 MAX_PROMPT_CHARS = 4000

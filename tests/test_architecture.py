@@ -105,3 +105,29 @@ def test_engine_imports_with_qt_blocked():
         timeout=300,
     )
     assert result.returncode == 0, f"importing engine without Qt failed:\n{result.stdout}\n{result.stderr}"
+
+
+LIGHT_MODULES = ("engine", "engine.errors", "engine.events", "engine.requests", "engine.config",
+                 "magi_studio.document.model")
+HEAVY = ("torch", "cv2", "transformers")
+
+
+def test_engine_types_import_without_torch():
+    """The engine's types, errors and events (and the document built on them) load no torch, cv2 or
+    transformers: those come with a model, so a dialog, the CLI's --help or a test of the document
+    starts in a fraction of a second."""
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {LIGHT_MODULES!r}: importlib.import_module(name)\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "[]", f"importing {LIGHT_MODULES} also loaded {child.stdout.strip()}"
+
+
+def test_engine_session_still_loads_on_first_use():
+    code = "import sys, engine; assert 'torch' not in sys.modules; print(engine.Session.__name__)"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "Session"
