@@ -186,6 +186,8 @@ class Settings(QObject):
     # Files and window
     recent_files = Setting("files/recent", list, [], check=_paths)
     last_folder = Setting("files/last_folder", str, "")
+    reopen_last_project = Setting("files/reopen_last_project", bool, True,
+                                  doc="start with the project that was open last (recent_files[0])")
     window_geometry = Setting("window/geometry", QByteArray, QByteArray())
     window_state = Setting("window/state", QByteArray, QByteArray())
     welcome_dismissed = Setting("window/welcome_dismissed", bool, False)

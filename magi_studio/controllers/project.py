@@ -3,7 +3,7 @@
     projects = ProjectController(settings, prompts=ProjectPrompts(window), generation=generation)
     projects.sessionChanged.connect(window.set_document_session)   # a new DocumentSession per project
     projects.errorReported.connect(window.report_error)            # ProjectError & co: the one error path
-    projects.start(args.project)          # `magi-studio PROJECT`; else offers crashed untitled work, else New
+    projects.start(args.project)          # `magi-studio PROJECT`; else crashed untitled work, the last project, New
     ...
     if not projects.close_project(): event.ignore()                 # closeEvent: Save / Discard / Cancel
 
@@ -14,8 +14,10 @@ second running MAGI Studio that it is in use, so recovery never offers (or delet
 
 Autosave: on a timer while there are edits, and after every generated chunk (GenerationController),
 through one shared Autosaver: the project is snapshotted on the GUI thread and written off it. After
-a crash, `start` offers each untitled autosave, and opening a project offers its autosave when it is
-newer than the last save. The questions are asked through `prompts` (dialogs/project_prompts.py:
+a crash, `start` offers each untitled autosave; otherwise it reopens the project that was open last
+(the first recent file, while Settings' `reopen_last_project` is on), and opening a project offers its
+autosave when it is newer than the last save — so a crash in a saved project comes back as that
+project with its recovery offer, not as Untitled. The questions are asked through `prompts` (dialogs/project_prompts.py:
 Save / Discard / Cancel, Recover / Discard, file choosers), which tests replace.
 """
 
@@ -141,9 +143,19 @@ class ProjectController(QObject):
 
     # Start-up ---------------------------------------------------------------------------------
     def start(self, path: str | Path | None = None) -> bool:
-        """Open `path` (the command line's PROJECT); without one, offer crashed untitled work, else a new project."""
+        """Open `path` (the command line's PROJECT); without one, offer crashed untitled work, else reopen
+        the last project (when Settings say so), else start a new project."""
         if path is not None:
             return self.open_project(path) or self.new_project()
+        if self._recover_untitled():
+            return True
+        last = self.settings.recent_files[:1] if self.settings.reopen_last_project else []
+        if last and Path(last[0]).is_dir() and self.open_project(last[0]):
+            return True  # its autosave, if newer than its last save, was offered on the way
+        return self.new_project()
+
+    def _recover_untitled(self) -> bool:
+        """Offer each crashed untitled project's autosave; True once one is recovered and open."""
         self._remove_abandoned_scratch()
         for folder in find_scratch_recoveries(self.scratch_root):
             lock = self._try_lock(folder)
@@ -164,7 +176,7 @@ class ProjectController(QObject):
                 return True
             lock.unlock()
             shutil.rmtree(folder, ignore_errors=True)
-        return self.new_project()
+        return False
 
     # Commands ---------------------------------------------------------------------------------
     def new_project(self) -> bool:

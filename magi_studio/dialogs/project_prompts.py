@@ -2,18 +2,105 @@
 
 Each method returns a plain answer (SAVE / DISCARD / CANCEL, RECOVER / DISCARD, a path or None), so tests
 give the controller an object with the same methods instead.
+
+A project is a `.magi` folder, but to the user it is one document: ProjectOpenDialog (Qt's own file
+dialog, customised) shows each `.magi` folder with the app's icon and opens it when it is chosen or
+double-clicked, instead of stepping into it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtCore import QDate, QFileInfo, QLocale, QTime
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QDialog, QFileDialog, QFileIconProvider, QMessageBox, QWidget
 
 from magi_studio.document.store import EXTENSION, MANIFEST
 
 APP_NAME = "MAGI Studio"
 SAVE, DISCARD, CANCEL, RECOVER = "save", "discard", "cancel", "recover"
+
+
+def human_time(stamp: str, now: datetime | None = None, locale: QLocale | None = None) -> str:
+    """An ISO timestamp as a person says it, in local time: "today at 14:32", "yesterday at 09:05", or
+    "on 3 December 2026 at 14:32" (the locale's long date). An unreadable stamp is returned as it is."""
+    try:
+        when = _local(datetime.fromisoformat(stamp))
+    except (TypeError, ValueError):
+        return stamp
+    now = _local(now or datetime.now())
+    locale = locale or QLocale()
+    clock = locale.toString(QTime(when.hour, when.minute), QLocale.FormatType.ShortFormat)
+    days = (now.date() - when.date()).days
+    if days == 0:
+        return f"today at {clock}"
+    if days == 1:
+        return f"yesterday at {clock}"
+    date = locale.toString(QDate(when.year, when.month, when.day), QLocale.FormatType.LongFormat)
+    return f"on {date} at {clock}"
+
+
+def _local(moment: datetime) -> datetime:
+    """A naive datetime in local time (an aware one is converted; a naive one is taken as local)."""
+    return moment.astimezone().replace(tzinfo=None) if moment.tzinfo is not None else moment
+
+
+def project_bundle(path: str | Path) -> Path | None:
+    """`path` when it is a project's folder (a `.magi` folder, or any folder holding project.json), else None."""
+    path = Path(path)
+    if path.is_dir() and (path.suffix == EXTENSION or (path / MANIFEST).is_file()):
+        return path
+    return None
+
+
+class _ProjectIcons(QFileIconProvider):
+    """Project folders look like documents: the app's icon instead of a folder's."""
+
+    def __init__(self, project_icon: QIcon) -> None:
+        super().__init__()
+        self._project_icon = project_icon
+
+    def icon(self, what):  # noqa: D102 (QFileIconProvider's two overloads: an IconType or a QFileInfo)
+        if isinstance(what, QFileInfo) and project_bundle(what.absoluteFilePath()) is not None:
+            return self._project_icon
+        return super().icon(what)
+
+
+class ProjectOpenDialog(QFileDialog):
+    """File › Open: lists folders and projects; choosing a `.magi` folder (Open, Return or a double-click)
+    opens it as the project. `chosen` is the project's folder (or project.json) once accepted."""
+
+    def __init__(self, parent: QWidget | None = None, folder: str = "") -> None:
+        super().__init__(parent, "Open Project", folder or str(Path.home()), f"MAGI Studio projects (*{EXTENSION})")
+        self.setObjectName("ProjectOpenDialog")
+        self.setOption(QFileDialog.Option.DontUseNativeDialog)  # a native dialog cannot treat folders as files
+        self.setFileMode(QFileDialog.FileMode.ExistingFile)
+        self.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
+        from magi_studio.theme.icons import app_icon
+
+        self._icons = _ProjectIcons(app_icon())  # kept: the dialog does not own its icon provider
+        self.setIconProvider(self._icons)
+        self.chosen: Path | None = None
+        self.directoryEntered.connect(self._on_entered)  # a double-click steps in: open it instead
+
+    def accept(self) -> None:
+        selected = self.selectedFiles()
+        bundle = project_bundle(selected[0]) if selected else None
+        if bundle is None:
+            super().accept()  # a file (project.json) is accepted; another folder is stepped into
+            if self.result() == QDialog.DialogCode.Accepted and selected:
+                self.chosen = Path(selected[0])
+            return
+        self.chosen = bundle
+        self.done(QDialog.DialogCode.Accepted)
+
+    def _on_entered(self, folder: str) -> None:
+        bundle = project_bundle(folder)
+        if bundle is not None and self.isVisible():
+            self.chosen = bundle
+            self.done(QDialog.DialogCode.Accepted)
 
 
 class ProjectPrompts:
@@ -35,25 +122,32 @@ class ProjectPrompts:
 
     def offer_recovery(self, name: str, autosaved_at: str) -> str:
         """RECOVER or DISCARD."""
-        box = QMessageBox(QMessageBox.Icon.Question, APP_NAME, f"“{name}” has unsaved work from {autosaved_at} "
-                          "that was not saved when MAGI Studio last closed.", parent=self.parent)
-        box.setInformativeText("Recover it, or discard it and keep the last saved version?")
-        recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(recover)
+        box = recovery_box(name, autosaved_at, self.parent)
         box.exec()
-        return RECOVER if box.clickedButton() is recover else DISCARD
+        return RECOVER if box.clickedButton() is box.defaultButton() else DISCARD
 
     def confirm_replace(self, path: Path) -> bool:
         answer = QMessageBox.question(self.parent, APP_NAME, f"“{path.name}” already exists. Replace it?")
         return answer == QMessageBox.StandardButton.Yes
 
     def open_path(self, folder: str) -> str | None:
-        path, _ = QFileDialog.getOpenFileName(self.parent, "Open Project", folder,
-                                              f"MAGI Studio projects ({MANIFEST});;All files (*)")
-        return path or None
+        dialog = ProjectOpenDialog(self.parent, folder)
+        accepted = dialog.exec() == QDialog.DialogCode.Accepted
+        dialog.deleteLater()
+        return str(dialog.chosen) if accepted and dialog.chosen is not None else None
 
     def save_path(self, suggested: str) -> str | None:
         path, _ = QFileDialog.getSaveFileName(self.parent, "Save Project As", suggested,
                                               f"MAGI Studio projects (*{EXTENSION})")
         return path or None
+
+
+def recovery_box(name: str, autosaved_at: str, parent: QWidget | None = None) -> QMessageBox:
+    """The Recover / Discard question; Recover is the default button."""
+    box = QMessageBox(QMessageBox.Icon.Question, APP_NAME, f"“{name}” has unsaved work from "
+                      f"{human_time(autosaved_at)} that was not saved when MAGI Studio last closed.", parent=parent)
+    box.setInformativeText("Recover it, or discard it and keep the last saved version?")
+    recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+    box.setDefaultButton(recover)
+    return box

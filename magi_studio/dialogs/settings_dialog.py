@@ -173,6 +173,8 @@ class SettingsDialog(QDialog):
         note.setObjectName("SettingsNote")
         note.setWordWrap(True)
         form.addRow(note)
+        self.reopen_check = QCheckBox("Reopen the last project when MAGI Studio starts")
+        form.addRow("Start-up:", self.reopen_check)
 
         # Load status and buttons ------------------------------------------------------------
         self.load_bar = QProgressBar()
@@ -249,6 +251,7 @@ class SettingsDialog(QDialog):
         model_changed = spec != settings.model or device != settings.device
         settings.model, settings.device = spec, device
         settings.hub_offline = self.offline_check.isChecked()
+        settings.reopen_last_project = self.reopen_check.isChecked()
         set_hub_offline(settings.hub_offline)
         custom_size = not self.size_default_check.isChecked()
         for spin in (self.width_spin, self.height_spin):  # sizes are multiples of 16 (the VAE and patches)
@@ -349,6 +352,7 @@ class SettingsDialog(QDialog):
         settings = self.settings
         spec = settings.model
         self.offline_check.setChecked(settings.hub_offline)
+        self.reopen_check.setChecked(settings.reopen_last_project)
         index = self.device_combo.findData(settings.device)
         self.device_combo.setCurrentIndex(index if index >= 0 else 0)
         self._fill_variants()

@@ -5,27 +5,30 @@
     menu.openRequested.connect(projects.open_recent)
     menu.clearRequested.connect(projects.clear_recent_files)
 
-Each entry shows the project's name and, dimmer in the tooltip and status bar, its full path; the
-first nine get the digit mnemonics (&1 … &9) that desktop apps use for recent files.
+Each entry shows the project's name and its folder as the real path (elided in the middle when it is
+long, so both its start and the folder that holds the project stay readable); the tooltip and the
+status bar give the full path. The first nine get the digit mnemonics (&1 … &9) that desktop apps
+use for recent files.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QMenu, QWidget
 
 from magi_studio.document.store import EXTENSION
 
 
-def short_folder(path: Path) -> str:
-    """The folder of `path` with the home folder written as ~, so two "Film" projects can be told apart."""
-    folder = path.parent
-    try:
-        return "~/" + str(folder.relative_to(Path.home())) if folder != Path.home() else "~"
-    except ValueError:
-        return str(folder)
+#: How wide a folder may be drawn in the menu before its middle is elided, in pixels.
+FOLDER_WIDTH = 380
+
+
+def folder_label(path: Path, metrics: QFontMetrics, width: int = FOLDER_WIDTH) -> str:
+    """The folder that holds project `path`, as its real path, elided in the middle to fit `width`."""
+    return metrics.elidedText(str(path.parent), Qt.TextElideMode.ElideMiddle, width)
 
 
 class RecentFilesMenu(QMenu):
@@ -42,11 +45,12 @@ class RecentFilesMenu(QMenu):
     def set_paths(self, paths: list[str]) -> None:
         self.clear()
         self.paths = list(paths)
+        metrics = QFontMetrics(self.font())
         for number, text in enumerate(self.paths, start=1):
             path = Path(text)
             name = path.name.removesuffix(EXTENSION).replace("&", "&&")
             label = f"&{number}  {name}" if number <= 9 else name
-            action = self.addAction(f"{label}\t{short_folder(path)}")
+            action = self.addAction(f"{label}\t{folder_label(path, metrics).replace('&', '&&')}")
             action.setData(text)
             action.setStatusTip(text)
             action.setToolTip(text)

@@ -1,18 +1,22 @@
 """ProjectController: new / save / open give back the same project, the close prompt, recent files, autosave
-off the GUI thread and recovery after a simulated crash, and damaged or newer files reported and left untouched."""
+off the GUI thread and recovery after a simulated crash, the last project reopened at start (with its
+recovery offer after a crash), damaged or newer files reported and left untouched; the open dialog that
+opens a .magi folder as one item, and the recovery question's human date."""
 
 from __future__ import annotations
 
 import shutil
 import threading
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtCore import QFileInfo, QLocale, QTimer
+from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QListView, QMessageBox
 
 from magi_studio.controllers import common
 from magi_studio.controllers.project import ProjectController
-from magi_studio.dialogs.project_prompts import CANCEL, DISCARD, RECOVER, SAVE, ProjectPrompts
+from magi_studio.dialogs.project_prompts import (CANCEL, DISCARD, RECOVER, SAVE, ProjectOpenDialog, ProjectPrompts,
+                                                 human_time, recovery_box)
 from magi_studio.document.commands import SetPrompt
 from magi_studio.document.model import active_path, storyboard_states
 from magi_studio.document.store import AUTOSAVE, MANIFEST, open_project
@@ -276,3 +280,80 @@ def test_closing_while_generating_commits_the_finished_chunks_before_asking(gene
     assert projects.close_project() and not generation.is_generating()
     saved = open_project(tmp_path / "Film.magi")[0]
     assert delivered and len(saved.results) == len(delivered)  # nothing the engine finished was lost
+
+
+def test_the_last_project_reopens_at_start_and_after_a_crash_with_its_recovery_offer(make, tmp_path, qtbot,
+                                                                                      isolated_settings):
+    first = make()
+    first.start()
+    edit(first, "saved")
+    assert first.save_as(tmp_path / "Film")
+    assert first.close_project()
+    again = make()
+    assert again.start() and again.path == tmp_path / "Film.magi" and again.prompts.asked == []
+    assert first_prompt(again.session.document.project) == "saved" and not again.is_dirty()
+
+    crashing = make(autosave_interval_ms=20)
+    crashing.start()
+    edit(crashing, "unsaved work")
+    qtbot.waitUntil(lambda: (tmp_path / "Film.magi" / AUTOSAVE).is_file(), timeout=5000)
+    qtbot.waitUntil(lambda: crashing.autosaver.pending == 0, timeout=5000)
+    # The app dies here. The next start is the crashed project with its autosave offered, not Untitled.
+    after = make()
+    assert after.start() and after.path == tmp_path / "Film.magi"
+    assert after.prompts.asked == [("recover", "Film")]
+    assert first_prompt(after.session.document.project) == "unsaved work" and after.is_dirty()
+
+    isolated_settings.reopen_last_project = False
+    fresh = make()
+    assert fresh.start() and fresh.is_untitled and fresh.prompts.asked == []
+    isolated_settings.reopen_last_project = True
+    shutil.rmtree(tmp_path / "Film.magi")  # a vanished last project: a new one, without an error at start
+    gone = make()
+    assert gone.start() and gone.is_untitled and gone.errors == []
+
+
+def test_the_open_dialog_opens_a_magi_folder_as_one_item(qtbot, tmp_path):
+    project, store = rich_project(tmp_path)
+    store.save(project)
+    (tmp_path / "Other folder").mkdir()
+    for how in ("open button", "double-click"):
+        dialog = ProjectOpenDialog(None, str(tmp_path))
+        qtbot.addWidget(dialog)
+        dialog.show()
+        view = dialog.findChild(QListView, "listView")
+        model = view.model()
+        qtbot.waitUntil(lambda: model.rowCount(view.rootIndex()) == 2, timeout=5000)
+        rows = {model.index(r, 0, view.rootIndex()).data(): model.index(r, 0, view.rootIndex()) for r in range(2)}
+        item = rows[store.path.name]
+        icon = dialog.iconProvider().icon(QFileInfo(str(store.path)))
+        assert icon.cacheKey() != dialog.iconProvider().icon(QFileInfo(str(tmp_path / "Other folder"))).cacheKey()
+        if how == "open button":
+            view.setCurrentIndex(item)
+            dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Open).click()
+        else:
+            view.activated.emit(item)
+        assert dialog.result() == QDialog.DialogCode.Accepted and dialog.chosen == store.path, how
+    other = ProjectOpenDialog(None, str(tmp_path))  # an ordinary folder is stepped into, as in any dialog
+    qtbot.addWidget(other)
+    other.show()
+    view = other.findChild(QListView, "listView")
+    qtbot.waitUntil(lambda: view.model().rowCount(view.rootIndex()) == 2, timeout=5000)
+    rows = [view.model().index(r, 0, view.rootIndex()) for r in range(2)]
+    view.activated.emit(next(index for index in rows if index.data() == "Other folder"))
+    assert other.isVisible() and other.chosen is None and other.directory().dirName() == "Other folder"
+
+
+def test_the_recovery_question_gives_a_human_date(qtbot):
+    locale = QLocale(QLocale.Language.English, QLocale.Country.UnitedKingdom)
+    now = datetime(2026, 12, 6, 18, 0)
+    local_afternoon = datetime(2026, 12, 6, 14, 32).astimezone()  # the store writes UTC: it is shown local
+    assert human_time(local_afternoon.astimezone(timezone.utc).isoformat(), now, locale) == "today at 14:32"
+    assert human_time("2026-12-05T09:05:00", now, locale) == "yesterday at 09:05"
+    older = human_time((now - timedelta(days=30)).isoformat(), now, locale)
+    assert older.startswith("on ") and "6 November 2026" in older and older.endswith("at 18:00")
+    assert human_time("not a time", now, locale) == "not a time"
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    box = recovery_box("Film", stamp)
+    qtbot.addWidget(box)
+    assert "“Film” has unsaved work from today at " in box.text() and stamp not in box.text()
