@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QToolBar, Q
 
 from magi_studio.actions import ActionSet
 from magi_studio.engine_worker import EngineState, EngineWorker, ModelInfo
+from magi_studio.keyboard import TypingGuard
 from magi_studio.player import GenerationFeed, PreviewPlayer
 from magi_studio.settings import Settings
 from magi_studio.takes import PreviewModeBar, TakesView
@@ -147,6 +148,11 @@ class MainWindow(QMainWindow):
                                 ("view.history", self.history_dock)):
             self.action_set[action_id].setChecked(True)
             dock.toggleViewAction().toggled.connect(self.action_set[action_id].setChecked)
+        # Plain keys type while a text field has the focus; Esc leaves it for the storyboard or the player.
+        self.typing_guard = TypingGuard(
+            lambda field: self.timeline.strip if self.timeline.isAncestorOf(field) else self.player, self)
+        for widget in (self, self.timeline_dock, self.takes_dock, self.history_dock):
+            self.typing_guard.watch(widget)
         self.player.loopingChanged.connect(self.action_set["playback.loop"].setChecked)
         self.player.playingChanged.connect(self._on_playing_changed)
         self.player.store.layoutChanged.connect(self._sync_playback_actions)

@@ -21,7 +21,8 @@ from magi_studio.timeline.thumbnail import CardModel, ThumbnailView
 
 
 class PromptEdit(QPlainTextEdit):
-    """The multi-line prompt field. Undo/redo keys go to the project's history, not a private one."""
+    """The multi-line prompt field. Undo/redo keys go to the project's history, not a private one; Esc is
+    left to the window (magi_studio.keyboard.TypingGuard), which moves the focus back to the storyboard."""
 
     focused = Signal()
     left = Signal()  # focus went elsewhere: the typing burst is over
@@ -58,17 +59,7 @@ class PromptEdit(QPlainTextEdit):
             if event.matches(QKeySequence.StandardKey.Undo) or event.matches(QKeySequence.StandardKey.Redo):
                 event.ignore()  # the window's Undo/Redo: one history for the whole project
                 return False
-            if event.key() == Qt.Key.Key_Escape:
-                event.accept()  # Escape leaves the field; it must not stop a running generation
-                return True
         return super().event(event)
-
-    def keyPressEvent(self, event) -> None:
-        if event.key() == Qt.Key.Key_Escape:
-            self.clearFocus()
-            self.left.emit()
-            return
-        super().keyPressEvent(event)
 
     def focusInEvent(self, event) -> None:
         super().focusInEvent(event)

@@ -70,21 +70,30 @@ class TimelineEditing:
         return selected is not None and self._apply(make(self.session.project, *selected))
 
     def add_chunk(self) -> bool:
-        """A chunk after the selected one (at the end of the last shot when nothing is selected)."""
+        """A chunk after the selected one (at the end of the last shot when nothing is selected); its
+        prompt takes the keyboard, so the next keys type it."""
         if self.session is None:
             return False
         selected = self._selected()
         if selected is None:
             shots = self.session.project.shots
-            return bool(shots) and self._apply(edits.add_chunk_after(self.session.project, shots[-1].id, None))
-        return self._apply(edits.add_chunk_after(self.session.project, *selected))
+            return bool(shots) and self._type_into_new(
+                self._apply(edits.add_chunk_after(self.session.project, shots[-1].id, None)))
+        return self._type_into_new(self._apply(edits.add_chunk_after(self.session.project, *selected)))
 
     def add_chunk_to(self, shot_id: str) -> bool:
-        """A chunk at the end of a shot (its "+" button)."""
-        return self.session is not None and self._apply(edits.add_chunk_after(self.session.project, shot_id, None))
+        """A chunk at the end of a shot (its "+" button), ready to type its prompt."""
+        return self.session is not None and self._type_into_new(
+            self._apply(edits.add_chunk_after(self.session.project, shot_id, None)))
 
     def insert_chunk(self) -> bool:
-        return self._on_selected(edits.insert_chunk_before)
+        return self._type_into_new(self._on_selected(edits.insert_chunk_before))
+
+    def _type_into_new(self, added: bool) -> bool:
+        # A new chunk is selected by its edit: its empty prompt is what the user types next.
+        if added:
+            self.edit_prompt()
+        return added
 
     def duplicate_chunk(self) -> bool:
         return self._on_selected(edits.duplicate_chunk)
@@ -106,8 +115,8 @@ class TimelineEditing:
         return self._on_selected(edits.split_shot)
 
     def new_shot(self) -> bool:
-        return self.session is not None and self._apply(
-            edits.new_shot_after(self.session.project, self.session.selected_shot_id or None))
+        return self.session is not None and self._type_into_new(self._apply(
+            edits.new_shot_after(self.session.project, self.session.selected_shot_id or None)))
 
     def delete_shot(self, shot_id: str) -> bool:
         """Delete a whole shot (never the last one); its results stay in the project for undo."""

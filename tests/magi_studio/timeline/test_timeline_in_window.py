@@ -54,8 +54,13 @@ def test_editing_shortcuts_and_undo_redo_through_the_window(qtbot, window):
     assert strip.hasFocus()
     qtbot.keyClick(strip, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert len(chunk_ids(window)) == 4 and chunk_ids(window)[2] == window.session.selected_chunk_id
+    new_prompt = window.timeline.card(chunk_ids(window)[2]).prompt
+    assert new_prompt.hasFocus()  # ready to type the new chunk's prompt; Esc gives the keys back
+    qtbot.keyClick(new_prompt, Qt.Key.Key_Escape)
+    assert strip.hasFocus()
     qtbot.keyClick(strip, Qt.Key.Key_Insert)
     assert len(chunk_ids(window)) == 5 and chunk_ids(window)[2] == window.session.selected_chunk_id
+    qtbot.keyClick(window.timeline.card(chunk_ids(window)[2]).prompt, Qt.Key.Key_Escape)
     qtbot.keyClick(strip, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
     assert len(chunk_ids(window)) == 6
     qtbot.keyClick(strip, Qt.Key.Key_Delete)
