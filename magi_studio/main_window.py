@@ -276,6 +276,7 @@ class MainWindow(QMainWindow):
         self.generation = generation
         generation.chunkJobState.connect(self.timeline.show_chunk_job_state)
         generation.errorReported.connect(self.report_error)
+        generation.noticeReported.connect(self.report_notice)
         generation.busyShotsChanged.connect(self._on_busy_shots)
         generation.generatingChanged.connect(lambda running: self._on_engine_state(self.worker.state.value))
         generation.resultFrames.connect(self.player_sync.remember_frames)  # no decoding on the GUI thread
@@ -352,6 +353,11 @@ class MainWindow(QMainWindow):
     def report_error(self, error: Exception) -> None:
         """An error that belongs to no engine job (an edit, a file): the same banner."""
         self.report_engine_error(0, error)
+
+    def report_notice(self, sentence: str) -> None:
+        """Something the user should know that is not an error (a chunk kept after an edit): the same banner."""
+        self._error_job = 0
+        self.error_banner.show_notice("Generation", escape(sentence), kind="info")
 
     def _on_engine_state(self, state: str) -> None:
         busy = state in (EngineState.LOADING.value, EngineState.GENERATING.value)

@@ -34,6 +34,7 @@ from magi_studio.controllers.run_state import (DENOISING, FAILED, IDLE, QUEUED, 
                                                RunningJob, RunProgress)
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import first_pending_chunk
+from magi_studio.document.take_commands import KeepResult
 from magi_studio.document.planning import (GenerationPlan, ResultCommitter, plan_generation, plan_resume,
                                            reseed_for_regeneration, sampling_for)
 from magi_studio.engine_worker import EngineState, EngineWorker
@@ -62,6 +63,8 @@ class GenerationController(QObject):
     runEnded = Signal(str)
     #: (EngineError) problems that EngineWorker.failed does not report: planning, writing, committing.
     errorReported = Signal(object)
+    #: (one sentence) what became of a finished chunk that an edit during the run moved, deleted or re-parented.
+    noticeReported = Signal(str)
 
     def __init__(self, session: SessionLike | None, worker: EngineWorker, *, frame_store=None, settings=None,
                  autosaver: Autosaver | None = None, parent: QObject | None = None) -> None:
@@ -348,23 +351,32 @@ class GenerationController(QObject):
         self._emit_progress()
 
     def _commit(self, job: RunningJob, result, event=None) -> None:
-        if result is None or job.session is not self._session or job.session.document.project is not job.project:
-            return  # an earlier write failed, or the project was closed: the files stay, unreferenced
+        if result is None:
+            return  # an earlier write of this job failed (reported then)
+        if job.session is not self._session or job.session.document.project is not job.project:
+            # Another project was opened before the run could drain (set_session waits for it first).
+            log.warning("result %s finished after its project was closed; its files stay in %s", result.id,
+                        job.committer.store.path)
+            self.noticeReported.emit(f"A chunk of {job.shot_name} finished after its project was closed; its "
+                                     f"files are kept in {job.committer.store.path}.")
+            return
         project = job.session.document.project
         # Checked before pushing: an exception inside QUndoStack.push (redo) would not reach us.
-        shot = next((s for s in project.shots if s.id == job.plan.shot_id), None)
-        take_id = job.committer.take_id
-        if shot is None or (take_id is not None and shot.find_take(take_id) is None):
-            log.warning("result %s has no shot or take left to go to", result.id)
-            self._fail_job(job, ProjectError(f"A generated chunk of {job.shot_name} could not be added: the shot "
-                                             "or its take was removed while it was generating. Generation stopped."))
+        if not any(s.id == job.plan.shot_id for s in project.shots):
+            # Kept in the project (saved with it, files in the bundle), though no take can show it.
+            job.session.push(KeepResult(result))
+            self._fail_job(job, ProjectError(f"{job.shot_name} was deleted while it was being generated; its "
+                                             "finished chunk is kept in the project's results. Generation stopped."))
             return
+        notice = job.committer.notice_for(project, result.chunk_id)
         if event is not None and event.frames is not None:
             self.resultFrames.emit(result.id, event.frames[event.prefix_frames:])
         job.session.push(job.committer.command_for(project, result))
         self._states.set(job.plan.shot_id, result.chunk_id, IDLE)
         self.chunkCommitted.emit(job.plan.shot_id, result.chunk_id, result.id)
         self.autosaver.request(project, job.session.store)
+        if notice is not None:
+            self.noticeReported.emit(notice)
 
     def _on_write_error(self, job: RunningJob, chunk: int, error: BaseException) -> None:
         if (chunk_id := job.chunk_id(chunk)) is not None:

@@ -36,12 +36,17 @@ from engine.config import SamplingConfig
 from engine.events import ChunkFinished
 from engine.requests import ChunkSpec, GenerationRequest
 from engine.video_io import load_image
-from magi_studio.document.commands import Command, MacroCommand, SetSeed
+from magi_studio.document.commands import Command, InsertChunk, MacroCommand, SetSeed
 from magi_studio.document.errors import ProjectError
-from magi_studio.document.model import (CONTEXT_CHUNKS, ChunkResult, ChunkState, Project, ProjectSettings, Take,
+from magi_studio.document.model import (CONTEXT_CHUNKS, Chunk, ChunkResult, ChunkState, Project, ProjectSettings, Take,
                                         active_path, chunk_states, context_prefix, first_pending_chunk, new_id,
-                                        next_take_name, reference_fingerprint, take_boundary)
+                                        next_take_name, reference_fingerprint, resolve_take, take_boundary,
+                                        take_chain)
 from magi_studio.document.take_commands import AddTake, CommitResult
+
+
+def _in_project(project: Project, chunk_id: str) -> bool:
+    return any(c.id == chunk_id for s in project.shots for c in s.chunks)
 
 
 def sampling_for(settings: ProjectSettings, default: SamplingConfig) -> SamplingConfig:
@@ -74,6 +79,10 @@ class GenerationPlan:
     extend_take_id: str | None
     parent_take_id: str | None
     model: str
+    #: The active take when planned, then its ancestors: where the results hang if takes are deleted meanwhile.
+    lineage: tuple[str, ...] = ()
+    #: (chunk id, result id) of the chunks before N as the run saw them (its context, and what a new take shows).
+    base_results: tuple[tuple[str, str], ...] = ()
 
     def shot_index(self, event_chunk: int) -> int:
         return event_chunk - self.index_offset
@@ -125,7 +134,9 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
         shot_id=shot.id, start_index=from_index, chunk_ids=tuple(c.id for c in chunks), request=request,
         index_offset=offset, context_ids=context_ids, reference_fingerprint=fingerprint,
         extend_take_id=active.id if fills_active and active is not None else None,
-        parent_take_id=None if fills_active else shot.active_take_id, model=settings.model)
+        parent_take_id=None if fills_active else shot.active_take_id, model=settings.model,
+        lineage=tuple(take.id for take in take_chain(shot, shot.active_take_id)),
+        base_results=tuple((c.id, r) for c, r in zip(shot.chunks[:from_index], path) if r is not None))
 
 
 def plan_resume(project: Project, store, shot_id: str, *, sampling: SamplingConfig | None = None,
@@ -191,17 +202,79 @@ class ResultCommitter:
         return result
 
     def command_for(self, project: Project, result: ChunkResult) -> Command:
-        """The command that puts a written result on its take (creating the take for the first one)."""
+        """The command that puts a written result on its take (creating the take for the first one).
+
+        Edits made while the run went on never lose the result (`notice_for` says what happened): a chunk
+        deleted meanwhile comes back with it, and when the take it belongs to, or the parent a new take was
+        planned under, was deleted, the result goes to a new take under the nearest take that is left."""
         plan = self.plan
         shot = project.shot(plan.shot_id)
-        # The history names the chunk ("Generate Shot 1, chunk 3"), so a run's steps can be told apart.
-        text = f"Generate {shot.name}, chunk {shot.chunk_index(result.chunk_id) + 1}"
         commands: list[Command] = []
+        index = next((i for i, c in enumerate(shot.chunks) if c.id == result.chunk_id), None)
+        # The history names the chunk ("Generate Shot 1, chunk 3"), so a run's steps can be told apart.
+        if index is None and not _in_project(project, result.chunk_id):
+            index = self._restore_position(shot, result.chunk_id)
+            commands.append(InsertChunk(plan.shot_id, index, Chunk(result.chunk_id, result.prompt, result.seed)))
+            text = f"Generate {shot.name}, chunk {index + 1} (brought back)"
+        else:
+            text = f"Generate {shot.name}, " + (f"chunk {index + 1}" if index is not None else "a moved chunk")
+        if self.take_id is not None and shot.find_take(self.take_id) is None:
+            self.take_id = None  # the take this run filled was deleted: the rest goes to a new take
         if self.take_id is None:
             self.take_id = new_id()
-            first = None if plan.parent_take_id is None else plan.chunk_ids[0]
-            take = Take(self.take_id, next_take_name(shot), plan.parent_take_id, first)
+            parent, first, inherited = self._attachment(project, shot, result)
+            take = Take(self.take_id, next_take_name(shot), parent, first, inherited)
             commands.append(AddTake(plan.shot_id, take))
             text += f" · {take.name}"
         commands.append(CommitResult(plan.shot_id, self.take_id, result.chunk_id, result, text=text))
         return commands[0] if len(commands) == 1 else MacroCommand(commands, text)
+
+    def notice_for(self, project: Project, chunk_id: str) -> str | None:
+        """One sentence for the user when the chunk `chunk_id` finishes somewhere an edit changed (None: as planned)."""
+        shot = next((s for s in project.shots if s.id == self.plan.shot_id), None)
+        if shot is None:
+            return None
+        if not any(c.id == chunk_id for c in shot.chunks):
+            if _in_project(project, chunk_id):
+                return (f"A chunk of {shot.name} was moved to another shot while it was being generated; its new "
+                        f"result stays with {shot.name}'s takes, in the project.")
+            number = self._restore_position(shot, chunk_id) + 1
+            return (f"Chunk {number} of {shot.name} was deleted while it was being generated; it is back with its "
+                    "new result (delete it again if you do not want it).")
+        return None
+
+    def _restore_position(self, shot, chunk_id: str) -> int:
+        """Where a chunk of this plan that was removed goes back: after the planned chunk before it that is left."""
+        ids = [c.id for c in shot.chunks]
+        planned = list(self.plan.chunk_ids)
+        before = planned[:planned.index(chunk_id)] if chunk_id in planned else []
+        for previous in reversed(before):
+            if previous in ids:
+                return ids.index(previous) + 1
+        return min(self.plan.start_index, len(ids))
+
+    def _attachment(self, project: Project, shot, result: ChunkResult) -> tuple[str | None, str | None, dict]:
+        """(parent id, first chunk id, inherited results) of the take this run's results start."""
+        plan = self.plan
+        if plan.parent_take_id is not None and shot.find_take(plan.parent_take_id) is not None:
+            return plan.parent_take_id, plan.chunk_ids[0], {}
+        if plan.parent_take_id is None and not self.written[:-1] and not plan.lineage:
+            return None, None, {}  # a first run: a root take
+        # The take it was planned on is gone: hang it on the nearest ancestor left (none: a root), and give it
+        # the results the run was made on where that ancestor shows others, as DeleteTake does for children.
+        first_owned = 0 if plan.parent_take_id is None else 1  # lineage[0] is the take a new one hangs under
+        ancestors = plan.lineage[first_owned:] if plan.extend_take_id is None else plan.lineage[1:]
+        parent = next((t for t in ancestors if shot.find_take(t) is not None), None)
+        seen = dict(plan.base_results)
+        seen.update((r.chunk_id, r.id) for r in self.written if r.id != result.id)
+        through_parent = resolve_take(shot, parent)
+        stop = next((i for i, c in enumerate(shot.chunks) if c.id == result.chunk_id), len(shot.chunks))
+        inherited, first = {}, None
+        for i, chunk in enumerate(shot.chunks[:stop]):
+            own = seen.get(chunk.id)
+            if own is not None and own in project.results and (first is not None or own != through_parent[i]):
+                first = chunk.id if first is None else first
+                inherited[chunk.id] = own
+        if parent is None:
+            return None, None, inherited
+        return parent, first or result.chunk_id, inherited

@@ -11,7 +11,7 @@ import copy
 
 from magi_studio.document.commands import Command
 from magi_studio.document.model import ChunkResult, Project, Take, active_path, children_of, take_boundary
-from magi_studio.document.observer import ChunkChanged, TakesChanged
+from magi_studio.document.observer import ChunkChanged, ShotsChanged, TakesChanged
 
 
 class AddTake(Command):
@@ -63,6 +63,23 @@ class CommitResult(Command):
             take.results[self.chunk_id] = self._old_result_id
         del project.results[self.result.id]  # its files stay on disk: redo needs them
         return [TakesChanged(self.shot_id)]
+
+
+class KeepResult(Command):
+    """A finished chunk whose shot was deleted while it generated: the result stays in the project, on no take."""
+
+    text = "Keep generated chunk"
+
+    def __init__(self, result: ChunkResult) -> None:
+        self.result = result
+
+    def apply(self, project: Project) -> list:
+        project.results[self.result.id] = self.result
+        return [ShotsChanged()]
+
+    def revert(self, project: Project) -> list:
+        del project.results[self.result.id]
+        return [ShotsChanged()]
 
 
 class RenameTake(Command):

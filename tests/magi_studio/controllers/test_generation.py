@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from engine.events import ChunkFinished
+from engine.events import ChunkFinished, StepProgress
 from magi_studio.controllers.generation import DENOISING, FAILED, IDLE, QUEUED, GenerationController
 from magi_studio.document import store as store_module
-from magi_studio.document.commands import AddChunk, AddShot, SetPrompt, SetShotStart, new_chunk
+from magi_studio.document.commands import AddChunk, AddShot, DeleteChunk, SetPrompt, SetShotStart, new_chunk
+from magi_studio.document.invariants import check
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (ChunkState, ProjectSettings, active_path, chunk_states, new_project,
                                         new_shot, resolve_take)
 from magi_studio.document.store import AUTOSAVE, ProjectStore, load_recovery
+from magi_studio.document.take_commands import DeleteTake
 from magi_studio.player import ChunkState as PlayerState
 from magi_studio.player import FrameStore
 from magi_studio.undo import DocumentSession
@@ -251,3 +253,39 @@ def test_a_newer_request_supersedes_the_run_after_committing_its_finished_chunks
     wait_run(qtbot, s, 2)
     assert s.recorder.ends == ["cancelled", "finished"]
     assert len(s.shot.takes) == 2 and None not in active_path(s.shot)
+
+
+def test_a_chunk_deleted_while_it_is_generated_comes_back_with_its_result_and_the_user_is_told(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, StepProgress) and 1 in e.chunk_steps)
+    notices = []
+    s.controller.noticeReported.connect(notices.append)
+    s.controller.generate_shot(s.shot.id)
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)  # chunk 2 is being denoised
+    deleted = s.shot.chunks[1].id
+    s.session.push(DeleteChunk(s.shot.id, deleted))
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and not s.recorder.errors
+    assert notices == ["Chunk 2 of Shot 1 was deleted while it was being generated; it is back with its new result "
+                       "(delete it again if you do not want it)."]
+    assert [c.id for c in s.shot.chunks][1] == deleted and None not in active_path(s.shot)
+    assert check(s.session.project) == []
+
+
+def test_a_take_deleted_while_its_first_chunk_is_generated_leaves_no_dangling_parent(qtbot, studio):
+    s = studio()
+    s.controller.generate_shot(s.shot.id)
+    wait_run(qtbot, s)
+    s.controller.regenerate_from(s.shot.id, 2)  # Take 2 under Take 1
+    wait_run(qtbot, s, 2)
+    take2 = s.shot.active_take_id
+    s.engine.pause_when = lambda e: isinstance(e, StepProgress)  # held while its first chunk is denoised
+    s.controller.regenerate_from(s.shot.id, 3)  # a Take 3 is planned under Take 2
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    s.session.push(DeleteTake(s.shot.id, take2))
+    s.engine.resume()
+    wait_run(qtbot, s, 3)
+    assert s.recorder.ends == ["finished"] * 3 and check(s.session.project) == []
+    assert s.shot.find_take(s.shot.active_take_id).parent_id == s.shot.takes[0].id
+    s.session.push(DeleteTake(s.shot.id, s.shot.active_take_id))
+    assert check(s.session.project) == []
