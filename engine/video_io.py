@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from engine.errors import ConfigError, EngineError, ExportError, InputError
+from engine.image_header import ImageHeader, check_image_size, read_image_header
 
 FIT_MODES = ("cover", "contain", "stretch")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -82,31 +83,71 @@ class VideoInfo:
 
 
 def load_image(path: str | os.PathLike, *, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
-    """Read an image file (png, jpg, webp, bmp, tiff, ...) as uint8 RGB ``[H, W, 3]``.
+    """Read an image file (png, jpg, webp, gif, bmp, tiff, pnm) as uint8 RGB ``[H, W, 3]``.
 
-    16-bit and float images are scaled to 8 bits, grayscale is repeated to three channels, and an alpha
-    channel is composited over `background` (white by default). EXIF orientation is applied.
+    The header is read first (`engine.image_header`): an unknown format or an image over
+    `MAX_IMAGE_PIXELS` is refused before anything is decoded. 16-bit and float images are scaled to 8
+    bits, grayscale and palette images become RGB, CMYK JPEGs are converted by the decoder, an alpha
+    channel is composited over `background` (white by default), the EXIF orientation is applied and an
+    animated image gives its first frame. Memory stays near the decoded image plus the result.
     """
     path = Path(path)
+    _check_input_file(path, "Image")
+    header = read_image_header(path)
     data = _read_input_bytes(path, "Image")
-    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.size == 0:
+    try:
+        raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        raw = None
+    del data
+    if raw is None or raw.size == 0 or raw.ndim not in (2, 3) or (raw.ndim == 3 and raw.shape[2] > 4):
         raise InputError(f"'{path}' is not an image that can be read (use png, jpg, webp, bmp or tiff).")
-    channels = 1 if raw.ndim == 2 else raw.shape[2]
-    if channels in (2, 4):  # gray + alpha or BGRA: composite (alpha images rarely carry EXIF rotation)
-        image = _to_float01(raw, path)
-        colour = image[..., :-1] if channels == 4 else np.repeat(image[..., :1], 3, axis=2)
+    # The decoder trusts its own reading of the file; it must agree with the header's promise.
+    check_image_size(ImageHeader(header.format, raw.shape[1], raw.shape[0]), path)
+    return _to_rgb8(_oriented(raw, header.orientation), background, path)
+
+
+#: Pixels converted at a time: the float copies of one band stay small whatever the image size.
+_BAND_PIXELS = 1 << 20
+
+
+def _to_rgb8(raw: np.ndarray, background: tuple[int, int, int], path: Path) -> np.ndarray:
+    """A decoded image (gray, gray+alpha, BGR or BGRA; 8-bit, 16-bit or float) as RGB uint8, band by band."""
+    if raw.dtype not in (np.uint8, np.uint16) and raw.dtype.kind != "f":
+        raise InputError(f"'{path}' has pixels of type {raw.dtype}, which cannot be converted to 8-bit colour.")
+    height, width = raw.shape[:2]
+    out = np.empty((height, width, 3), np.uint8)
+    back = np.asarray(background[::-1], np.float32) / 255.0  # BGR, like the decoded colour
+    rows = max(1, _BAND_PIXELS // width)
+    for top in range(0, height, rows):
+        out[top:top + rows] = _band_to_rgb8(raw[top:top + rows], back)
+    return out
+
+
+def _band_to_rgb8(band: np.ndarray, back: np.ndarray) -> np.ndarray:
+    if band.ndim == 2:
+        band = band[..., None]
+    channels = band.shape[2]
+    if band.dtype == np.uint8 and channels in (1, 3):
+        bgr = band if channels == 3 else np.repeat(band, 3, axis=2)
+        return bgr[..., ::-1]
+    image = _to_float01(band)
+    colour = image[..., :3] if channels >= 3 else np.repeat(image[..., :1], 3, axis=2)
+    if channels in (2, 4):
         alpha = image[..., -1:]
-        back = np.asarray(background[::-1], np.float32) / 255.0  # BGR, like `colour`
-        bgr = _to_uint8(colour * alpha + back * (1.0 - alpha))
-    else:
-        # Decode again without IMREAD_UNCHANGED so that OpenCV applies EXIF orientation (phone photos).
-        oriented = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
-        image = raw if oriented is None else oriented
-        bgr = _to_uint8(_to_float01(image, path)) if image.dtype != np.uint8 else image
-        if bgr.ndim == 2 or bgr.shape[2] == 1:
-            bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        colour = colour * alpha + back * (1.0 - alpha)
+    return _to_uint8(colour)[..., ::-1]
+
+
+def _oriented(image: np.ndarray, orientation: int) -> np.ndarray:
+    """A view of `image` turned as its EXIF orientation (1-8) asks, as viewers show it."""
+    if orientation in (5, 6, 7, 8):
+        image = image.swapaxes(0, 1)  # transpose: 5 as is; 6, 7, 8 are a transpose then a flip
+    if orientation in (2, 3, 6, 7):
+        image = image[:, ::-1]
+    if orientation in (3, 4, 7, 8):
+        image = image[::-1]
+    return image
 
 
 def fit_image(image: np.ndarray, width: int, height: int, mode: str = "cover") -> np.ndarray:
@@ -148,14 +189,12 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return out[..., None] if out.ndim == 2 else out  # cv2 drops a single channel axis
 
 
-def _to_float01(image: np.ndarray, path: Path) -> np.ndarray:
+def _to_float01(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8:
         return image.astype(np.float32) / 255.0
     if image.dtype == np.uint16:
         return image.astype(np.float32) / 65535.0
-    if image.dtype.kind == "f":
-        return np.clip(np.nan_to_num(image.astype(np.float32)), 0.0, 1.0)
-    raise InputError(f"'{path}' has pixels of type {image.dtype}, which cannot be converted to 8-bit colour.")
+    return np.clip(np.nan_to_num(image.astype(np.float32)), 0.0, 1.0)
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import pytest
 from engine import video_io
 from engine.errors import ConfigError, EngineError, InputError
 from engine.video_io import fit_image, load_image, probe_video, read_video, write_video
+from tests.engine import image_bytes
 
 RED, GREEN, BLUE = (220, 30, 40), (30, 200, 60), (40, 60, 210)
 
@@ -266,6 +267,84 @@ def test_exif_orientation_is_applied(tmp_path):
     assert image.shape == (16, 8, 3)
     np.testing.assert_allclose(image[2, 4], RED, atol=12)  # top is red now
     np.testing.assert_allclose(image[13, 4], (0, 0, 0), atol=12)
+
+
+def test_palette_and_gray_alpha_pngs_become_rgb(tmp_path):
+    palette = image_bytes.png_chunk(b"PLTE", bytes([*RED, *BLUE]))
+    (tmp_path / "p.png").write_bytes(image_bytes.png(2, 1, 3, 8, [bytes([0, 1])], palette))
+    assert [tuple(p) for p in load_image(tmp_path / "p.png")[0]] == [RED, BLUE]
+    see_through = palette + image_bytes.png_chunk(b"tRNS", bytes([255, 0]))  # the second entry is transparent
+    (tmp_path / "pt.png").write_bytes(image_bytes.png(2, 1, 3, 8, [bytes([0, 1])], see_through))
+    assert [tuple(p) for p in load_image(tmp_path / "pt.png", background=(0, 0, 0))[0]] == [RED, (0, 0, 0)]
+    (tmp_path / "ga.png").write_bytes(image_bytes.png(2, 1, 4, 8, [bytes([200, 255, 200, 0])]))
+    assert [tuple(p) for p in load_image(tmp_path / "ga.png", background=BLUE)[0]] == [(200, 200, 200), BLUE]
+    half = struct.pack(">4H", 0, 32896, 65535, 65535)  # black at half opacity, then opaque white
+    (tmp_path / "ga16.png").write_bytes(image_bytes.png(2, 1, 4, 16, [half]))
+    assert [tuple(p) for p in load_image(tmp_path / "ga16.png")[0]] == [(127, 127, 127), (255, 255, 255)]
+
+
+def test_sixteen_bit_rgba_is_composited(tmp_path):
+    bgra = np.zeros((3, 2, 4), np.uint16)
+    bgra[:, 0] = (65535, 0, 0, 65535)  # opaque blue
+    bgra[:, 1] = (0, 0, 65535, 0)  # transparent red
+    cv2.imwrite(str(tmp_path / "deep.png"), bgra)
+    image = load_image(tmp_path / "deep.png", background=GREEN)
+    assert tuple(image[2, 0]) == (0, 0, 255) and tuple(image[2, 1]) == GREEN
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path):
+    for cmyk, rgb in (((255, 0, 0, 0), (0, 255, 255)), ((0, 255, 255, 0), (255, 0, 0)), ((0, 0, 0, 255), (0, 0, 0))):
+        (tmp_path / "cmyk.jpg").write_bytes(image_bytes.cmyk_jpeg(cmyk, width=20, height=12))
+        image = load_image(tmp_path / "cmyk.jpg")
+        assert image.shape == (12, 20, 3)
+        np.testing.assert_allclose(image.reshape(-1, 3), np.broadcast_to(rgb, (240, 3)), atol=3)
+
+
+@pytest.mark.parametrize("ext", [".gif", ".png", ".webp"])
+def test_animated_images_give_their_first_frame(tmp_path, ext):
+    animation = cv2.Animation()
+    animation.frames = [solid(RED, width=12, height=10)[0][..., ::-1].copy(), solid(BLUE, width=12, height=10)[0]]
+    animation.durations = [100, 100]
+    ok, data = cv2.imencodeanimation(ext, animation)
+    assert ok
+    (tmp_path / f"anim{ext}").write_bytes(data.tobytes())
+    image = load_image(tmp_path / f"anim{ext}")
+    assert image.shape == (10, 12, 3)
+    np.testing.assert_allclose(mean_colour(image), RED, atol=8)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_opencv(tmp_path, orientation):
+    bgr = np.zeros((8, 16, 3), np.uint8)
+    bgr[:4, :8], bgr[4:, 12:] = RED[::-1], BLUE[::-1]
+    png = cv2.imencode(".png", bgr)[1].tobytes()
+    png = png[:33] + image_bytes.png_chunk(b"eXIf", image_bytes.exif_orientation(orientation)) + png[33:]
+    (tmp_path / "turned.png").write_bytes(png)
+    expected = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    np.testing.assert_array_equal(load_image(tmp_path / "turned.png"), expected)
+
+
+def test_a_huge_image_is_refused_before_decoding(tmp_path, monkeypatch):
+    (tmp_path / "huge.png").write_bytes(image_bytes.png(20000, 20000, 6, 8, [], idat=b"\x78\x9c\x03\x00"))
+    monkeypatch.setattr(video_io.cv2, "imdecode", lambda *a: pytest.fail("the image was decoded"))
+    with pytest.raises(InputError, match="20000 x 20000 pixels .* limited to 50 megapixels"):
+        load_image(tmp_path / "huge.png")
+
+
+def test_a_decoder_that_disagrees_with_the_header_is_refused(tmp_path, monkeypatch):
+    cv2.imwrite(str(tmp_path / "small.png"), np.zeros((4, 4, 3), np.uint8))
+    monkeypatch.setattr(video_io.cv2, "imdecode", lambda *a: np.zeros((1, 60_000_000, 3), np.uint8))
+    with pytest.raises(InputError, match="limited to 50 megapixels"):
+        load_image(tmp_path / "small.png")
+
+
+def test_large_images_convert_band_by_band(tmp_path, monkeypatch):
+    monkeypatch.setattr(video_io, "_BAND_PIXELS", 7 * 5)  # bands of 5 rows at 7 pixels a row
+    bgra = np.random.default_rng(0).integers(0, 256, (23, 7, 4), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "noisy.png"), bgra)
+    alpha = bgra[..., 3:] / 255.0
+    expected = np.rint(bgra[..., 2::-1] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    np.testing.assert_allclose(load_image(tmp_path / "noisy.png"), expected, atol=1)
 
 
 @pytest.mark.parametrize("content", [None, b"", b"plain text, no pixels", "folder"])
