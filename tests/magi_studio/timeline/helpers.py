@@ -45,11 +45,11 @@ def drop(widget: QWidget, pos: QPoint, mime: QMimeData) -> tuple[bool, bool]:
     """Drag `mime` onto `widget` at `pos` and drop it there, as a drag from another application would.
 
     Returns (entered, dropped): whether the drag was accepted on entering and whether the drop was."""
-    point = QPointF(pos)
+    point = QPointF(pos)  # QDropEvent takes a QPointF; the enter and move events a QPoint (PySide6 6.11 checks)
     actions = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
-    enter = QDragEnterEvent(point, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, enter)
-    move = QDragMoveEvent(point, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    move = QDragMoveEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, move)
     event = QDropEvent(point, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, event)
