@@ -1,13 +1,21 @@
-"""Export the storyboard's active takes (or a range of chunks) to an mp4, with a sidecar JSON beside it.
+"""Export the storyboard's active takes (or a range of chunks or frames) to an mp4, with a sidecar JSON beside it.
 
     pending = pending_chunks(project)           # before exporting: name what is missing or stale
     if pending: ask_user(describe_pending(project, pending))
     outcome = export_video(project, store, "film.mp4", scale=0.5, progress=on_progress, cancel=token)
+    export_video(project, store, "in-out.mp4", frame_range=(30, 100), fps=25, aspect=(16, 9))
 
-The video goes through engine.video_io.VideoWriter (H.264 yuv420p at the project's fps, written
-atomically); frames are read chunk by chunk from the project's results, so memory stays flat. The
-sidecar `film.json` records, for each chunk, its shot, index, prompt, seed, model, settings and
-result id. No Qt here: the export dialog runs this in a worker and shows the progress.
+The video goes through engine.video_io.VideoWriter (H.264 yuv420p, written atomically); frames are
+read chunk by chunk from the project's results, so memory stays flat. What is exported is the whole
+storyboard, storyboard chunk positions [start, stop) (`chunk_range`) or storyboard frames [in, out)
+(`frame_range`: the player's in/out points; the first and last chunk are trimmed). The video runs at
+the project's fps, or at another `fps` by showing each frame of the project as many times as the new
+rate needs (the nearest earlier frame, as an editor's conform does). `aspect` (w, h) pads the picture
+to that shape with black bars (`fit="pad"`) or crops its middle (`fit="crop"`).
+
+The sidecar `film.json` records, for each chunk, its shot, index, the frames it covers in the video,
+prompt, seed, take, model, settings and result id; magi_studio.otio_export builds its timeline from
+it. No Qt here: the export dialog runs this in a worker and shows the progress.
 """
 
 from __future__ import annotations
@@ -18,12 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from engine.errors import ExportError
 from engine.video_io import VideoInfo, VideoWriter
-from magi_studio.document.model import (CHUNK_FRAMES, ChunkRef, ChunkState, Project, active_path, storyboard_chunks,
-                                        storyboard_states)
+from magi_studio.document.model import (CHUNK_FRAMES, ChunkRef, ChunkState, Project, Shot, Take, active_path,
+                                        storyboard_chunks, storyboard_states, total_frames)
 
 SIDECAR_FORMAT = "magi-studio-export"
+#: How `aspect` is reached: black bars around the whole picture, or the picture's middle.
+PAD, CROP = "pad", "crop"
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,17 @@ def selected_chunks(project: Project, chunk_range: tuple[int, int] | None = None
     return refs if chunk_range is None else refs[max(0, chunk_range[0]):max(0, chunk_range[1])]
 
 
+def chunks_of_frames(frame_range: tuple[int, int]) -> tuple[int, int]:
+    """The storyboard chunk positions [start, stop) that storyboard frames [in, out) touch."""
+    first, stop = frame_range
+    return first // CHUNK_FRAMES, -(-stop // CHUNK_FRAMES)
+
+
+def owning_take(shot: Shot, chunk_id: str, result_id: str) -> Take | None:
+    """The take that generated `result_id` for chunk `chunk_id` (None if no take holds it)."""
+    return next((take for take in shot.takes if take.results.get(chunk_id) == result_id), None)
+
+
 def pending_chunks(project: Project, chunk_range: tuple[int, int] | None = None) -> list[PendingChunk]:
     """Chunks in the export that are not generated (empty) or out of date (stale), in playing order."""
     states = storyboard_states(project)
@@ -77,8 +100,9 @@ def sidecar_path(output: str | os.PathLike) -> Path:
 
 
 def export_video(project: Project, store, output: str | os.PathLike, *,
-                 chunk_range: tuple[int, int] | None = None, scale: float | tuple[int, int] | None = None,
-                 crf: int = 18, preset: str = "medium",
+                 chunk_range: tuple[int, int] | None = None, frame_range: tuple[int, int] | None = None,
+                 fps: int | None = None, aspect: tuple[int, int] | None = None, fit: str = PAD,
+                 scale: float | tuple[int, int] | None = None, crf: int = 18, preset: str = "medium",
                  progress: Callable[[int, int], Any] | None = None,
                  cancel: Callable[[], bool] | Any | None = None,
                  project_name: str | None = None) -> ExportResult | None:
@@ -90,6 +114,11 @@ def export_video(project: Project, store, output: str | os.PathLike, *,
     calls the project (default: the bundle's folder name; an untitled project's is a scratch folder's).
     """
     output = Path(output)
+    if chunk_range is not None and frame_range is not None:
+        raise ExportError("Export either a range of chunks or a range of frames, not both.")
+    if frame_range is not None:
+        frame_range = _check_frame_range(project, frame_range)
+        chunk_range = chunks_of_frames(frame_range)
     refs = selected_chunks(project, chunk_range)
     if not refs:
         raise ExportError("There is nothing to export: the storyboard (or the chosen range) has no chunks.")
@@ -98,6 +127,9 @@ def export_video(project: Project, store, output: str | os.PathLike, *,
         raise ExportError(describe_pending(empty) + " Generate them before exporting.")
     if sidecar_path(output) == output:
         raise ExportError(f"Choose a video file name ending in .mp4, not '{output.name}'.")
+    source_fps = project.settings.fps
+    fps = source_fps if fps is None else _check_fps(fps)
+    reshape = _reshaper(aspect, fit)
     should_stop = _cancel_check(cancel)
     paths = {shot.id: active_path(shot) for shot in project.shots}
     states = storyboard_states(project)
@@ -106,56 +138,131 @@ def export_video(project: Project, store, output: str | os.PathLike, *,
         listed = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
         raise ExportError(f"The chunks to export were generated at different sizes ({listed}). "
                           "Regenerate the stale chunks at the project's size first.")
-    total = CHUNK_FRAMES * len(refs)
-    records = []
-    with VideoWriter(output, project.settings.fps, scale=scale, crf=crf, preset=preset) as writer:
+    start_frame = refs[0].start_frame if frame_range is None else frame_range[0]
+    stop_frame = refs[-1].stop_frame if frame_range is None else frame_range[1]
+    total = _frames_at(stop_frame - start_frame, source_fps, fps)
+    records, shown = [], 0  # shown: frames of the project written so far
+    with VideoWriter(output, fps, scale=scale, crf=crf, preset=preset) as writer:
         for ref in refs:
             result = project.results[paths[ref.shot_id][ref.index]]
             first_frame = writer.frames_written
-            for frame in store.read_frames(result):
+            keep = range(max(start_frame, ref.start_frame) - ref.start_frame,
+                         min(stop_frame, ref.stop_frame) - ref.start_frame)
+            for offset, frame in enumerate(store.read_frames(result)):
                 if should_stop():
                     writer.abort()
                     return None
-                writer.write(frame)
+                if offset not in keep:
+                    continue
+                frame = reshape(frame)
+                for _ in range(_frames_at(shown + 1, source_fps, fps) - _frames_at(shown, source_fps, fps)):
+                    writer.write(frame)
+                shown += 1
                 if progress is not None:
                     progress(writer.frames_written, total)
             records.append(_chunk_record(project, ref, result, states[ref.shot_id][ref.index], first_frame,
-                                         writer.frames_written))
+                                         writer.frames_written, keep))
         if should_stop():
             writer.abort()
             return None
         info = writer.close()
     sidecar = sidecar_path(output)
-    _write_sidecar(sidecar, {
+    write_text_atomically(sidecar, json.dumps({
         "format": SIDECAR_FORMAT, "version": 1, "video": output.name,
         "project": project_name or store.path.name,
-        "fps": project.settings.fps, "width": info.width, "height": info.height, "frames": info.frames,
-        "chunks": records})
+        "fps": fps, "project_fps": source_fps, "width": info.width, "height": info.height, "frames": info.frames,
+        "chunks": records}, indent=1, ensure_ascii=False) + "\n",
+        f"The video was written, but its sidecar '{sidecar}' could not be")
     return ExportResult(info, output, sidecar)
 
 
+def _frames_at(frames: int, source_fps: int, fps: int) -> int:
+    """How many frames at `fps` show the first `frames` frames at `source_fps` (each video frame shows the
+    latest project frame that has started by its time)."""
+    return -(-frames * fps // source_fps)
+
+
+def _check_frame_range(project: Project, frame_range: tuple[int, int]) -> tuple[int, int]:
+    first, stop = (int(frame) for frame in frame_range)
+    last = total_frames(project)
+    if not 0 <= first < stop <= last:
+        raise ExportError(f"The in/out range (frames {first} to {stop}) must lie inside the storyboard's "
+                          f"{last} frames and hold at least one frame.")
+    return first, stop
+
+
+def _check_fps(fps: int) -> int:
+    if isinstance(fps, bool) or not isinstance(fps, int) or not 1 <= fps <= 240:
+        raise ExportError(f"The export frame rate must be a whole number of frames per second from 1 to 240, "
+                          f"not {fps!r}.")
+    return fps
+
+
+def _reshaper(aspect: tuple[int, int] | None, fit: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A function that brings a frame to the `aspect` (w, h) shape by padding with black or cropping."""
+    if aspect is None:
+        return lambda frame: frame
+    if fit not in (PAD, CROP):
+        raise ExportError(f"An aspect is reached by '{PAD}' or '{CROP}', not {fit!r}.")
+    wide, tall = aspect
+    if not (isinstance(wide, int) and isinstance(tall, int) and wide > 0 and tall > 0):
+        raise ExportError(f"An aspect ratio is two positive whole numbers such as 16:9, not {aspect!r}.")
+
+    def reshape(frame: np.ndarray) -> np.ndarray:
+        height, width = frame.shape[:2]
+        if (width * tall == height * wide) or (fit == PAD) == (width * tall > height * wide):
+            # pad a wide frame or crop a tall one: the height changes
+            new_height = _even(width * tall / wide)
+            return _fit_rows(frame, new_height) if new_height != height else frame
+        new_width = _even(height * wide / tall)
+        return np.swapaxes(_fit_rows(np.swapaxes(frame, 0, 1), new_width), 0, 1) if new_width != width else frame
+
+    return reshape
+
+
+def _even(size: float) -> int:
+    return max(2, int(round(size / 2)) * 2)
+
+
+def _fit_rows(frame: np.ndarray, rows: int) -> np.ndarray:
+    """`frame` with `rows` rows: its middle rows, or itself between black bars."""
+    height = frame.shape[0]
+    if rows < height:
+        top = (height - rows) // 2
+        return np.ascontiguousarray(frame[top:top + rows])
+    padded = np.zeros((rows, *frame.shape[1:]), frame.dtype)
+    top = (rows - height) // 2
+    padded[top:top + height] = frame
+    return padded
+
+
 def _chunk_record(project: Project, ref: ChunkRef, result, state: ChunkState, first_frame: int,
-                  stop_frame: int) -> dict:
-    """What the sidecar says of one chunk: the prompt and seed its frames were generated from."""
+                  stop_frame: int, kept: range) -> dict:
+    """What the sidecar says of one chunk: the prompt, seed and take its frames were generated from."""
     shot = project.shot(ref.shot_id)
-    return {
+    take = owning_take(shot, ref.chunk_id, result.id)
+    record = {
         "shot": shot.name, "shot_id": shot.id, "index": ref.index, "chunk_id": ref.chunk_id,
         "frames": [first_frame, stop_frame], "prompt": result.prompt, "seed": result.seed, "state": state.value,
+        "take_id": take.id if take else None, "take": take.name if take else None,
         "model": result.model, "settings": {"width": result.width, "height": result.height,
                                             "sampling": result.sampling},
         "result_id": result.id,
     }
+    if len(kept) != CHUNK_FRAMES:  # trimmed by an in/out range: which of the chunk's frames are in the video
+        record["chunk_frames"] = [kept.start, kept.stop]
+    return record
 
 
-def _write_sidecar(path: Path, data: dict) -> None:
+def write_text_atomically(path: Path, text: str, failure: str) -> None:
+    """Write `text` to `path` whole or not at all; ExportError "`failure`: <reason>." when it cannot be."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as error:
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"The video was written, but its sidecar '{path}' could not be: "
-                          f"{error.strerror or error}.") from error
+        raise ExportError(f"{failure}: {error.strerror or error}.") from error
 
 
 def _cancel_check(cancel: Any) -> Callable[[], bool]:

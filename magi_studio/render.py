@@ -4,7 +4,8 @@ Headless and Qt-free. Shot by shot, in storyboard order (a continued shot needs 
 the chunks of the active path that are empty or stale are generated with the project's model; each
 finished chunk is written into the project and the project is saved at once, so an interrupted
 render (Ctrl-C, a crash) keeps every finished chunk and the next render resumes from the first
-missing one. Then the active takes are exported with a sidecar JSON (magi_studio.export).
+missing one. Then the active takes are exported with a sidecar JSON (magi_studio.export); an output
+ending in .otio is an OpenTimelineIO cut with its mp4 beside it (magi_studio.otio_export).
 
 Errors are EngineError (ProjectError included): cli.main prints them as one `error: ...` line.
 """
@@ -41,9 +42,17 @@ def run_render(args: argparse.Namespace) -> int:
                              "render again to resume")
             return 130
     started = time.monotonic()
-    outcome = export_video(project, store, args.output, progress=_export_progress(progress))
+    timeline = None
+    if str(args.output).lower().endswith(".otio"):  # the suffix decides: a timeline, with its mp4 beside it
+        from magi_studio.otio_export import export_timeline
+
+        written = export_timeline(project, store, args.output, progress=_export_progress(progress))
+        timeline, outcome = written.timeline, written.video
+    else:
+        outcome = export_video(project, store, args.output, progress=_export_progress(progress))
     progress.message(f"wrote {outcome.video.frames} frames ({outcome.video.width}x{outcome.video.height}) to "
-                     f"{outcome.path} in {format_seconds(time.monotonic() - started)}, details in {outcome.sidecar}")
+                     f"{outcome.path} in {format_seconds(time.monotonic() - started)}, details in {outcome.sidecar}"
+                     + (f", the timeline in {timeline}" if timeline else ""))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Export: an mp4 of the active takes with the right frames and size, a sidecar, pending chunks named first."""
+"""Export: an mp4 of the active takes with the right frames and size, a sidecar, pending chunks named first;
+an in/out frame range, another frame rate and another aspect (padded or cropped)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_export_writes_the_active_takes_to_an_mp4_with_a_sidecar(complete, tmp_p
     assert third == {
         "shot": "Shot 1", "shot_id": first_shot.id, "index": 2, "chunk_id": first_shot.chunks[2].id,
         "frames": [48, 72], "prompt": "it rolls right", "seed": first_shot.chunks[2].seed, "state": "done",
-        "model": "tiny", "settings": {"width": 64, "height": 64, "sampling": {}}, "result_id": result_id}
+        "take_id": first_shot.takes[1].id, "take": "Take 2", "model": "tiny", "settings": {"width": 64, "height": 64, "sampling": {}}, "result_id": result_id}
 
 
 def test_export_of_a_range_at_another_scale(complete, tmp_path):
@@ -118,3 +119,55 @@ def test_chunks_of_different_sizes_cannot_be_exported_together(complete, tmp_pat
     assert not (tmp_path / "x.mp4").exists()
     export_video(project, store, tmp_path / "x.mp4", chunk_range=(6, 8), preset="ultrafast")
     assert probe_video(tmp_path / "x.mp4").width == 128
+
+
+def test_an_in_out_frame_range_trims_the_first_and_last_chunk(complete, tmp_path):
+    project, store = complete
+    out = tmp_path / "in-out.mp4"
+    outcome = export_video(project, store, out, frame_range=(30, 100), crf=0, preset="ultrafast")
+    assert outcome.video.frames == 70 and probe_video(out).frames == 70
+    chunks = json.loads(sidecar_path(out).read_text())["chunks"]
+    assert [(c["index"], c["frames"], c.get("chunk_frames")) for c in chunks] == [
+        (1, [0, 18], [6, 24]), (2, [18, 42], None), (3, [42, 66], None), (0, [66, 70], [0, 4])]
+    decoded = read_video(out)
+    shot = project.shots[0]
+    second = synthetic_chunk(shot.chunks[1].seed, shot.chunks[1].prompt)[1]
+    assert np.abs(decoded[0].astype(int) - second[6]).mean() < 3  # storyboard frame 30 is chunk 2's frame 6
+    with pytest.raises(ExportError, match="in/out range"):
+        export_video(project, store, out, frame_range=(100, 300))
+    with pytest.raises(ExportError, match="not both"):
+        export_video(project, store, out, frame_range=(0, 10), chunk_range=(0, 1))
+
+
+def test_another_frame_rate_shows_each_frame_for_its_time(complete, tmp_path):
+    project, store = complete
+    out = tmp_path / "film30.mp4"
+    outcome = export_video(project, store, out, chunk_range=(0, 2), fps=30, crf=0, preset="ultrafast")
+    info = probe_video(out)
+    assert (info.frames, round(info.fps)) == (60, 30) and outcome.video.frames == 60
+    sidecar = json.loads(sidecar_path(out).read_text())
+    assert (sidecar["fps"], sidecar["project_fps"]) == (30, 24)
+    assert [c["frames"] for c in sidecar["chunks"]] == [[0, 30], [30, 60]]
+    decoded = read_video(out)
+    # frame k at 30 fps shows project frame floor(k * 24 / 30); green is 10x the frame's place in its chunk
+    for k in (0, 1, 4, 5, 9, 29, 31, 59):
+        assert abs(int(decoded[k][..., 1].mean()) - 10 * ((k * 24 // 30) % 24)) <= 3, k
+    with pytest.raises(ExportError, match="frame rate"):
+        export_video(project, store, out, fps=0)
+
+
+@pytest.mark.parametrize("fit, size", [("pad", (114, 64)), ("crop", (64, 36))])
+def test_another_aspect_pads_with_black_bars_or_crops_the_middle(complete, tmp_path, fit, size):
+    project, store = complete
+    out = tmp_path / f"{fit}.mp4"
+    export_video(project, store, out, chunk_range=(0, 1), aspect=(16, 9), fit=fit, crf=0, preset="ultrafast")
+    info = probe_video(out)
+    assert (info.width, info.height) == size
+    frame = read_video(out)[12].astype(int)
+    shot = project.shots[0]
+    source = synthetic_chunk(shot.chunks[0].seed, shot.chunks[0].prompt)[1][12].astype(int)
+    if fit == "pad":
+        assert frame[:, :20].max() < 20 and frame[:, -20:].max() < 20  # pillarbox bars
+        assert np.abs(frame[:, 25:89] - source).mean() < 3
+    else:
+        assert np.abs(frame - source[14:50]).mean() < 3  # the middle 36 rows

@@ -1,4 +1,5 @@
-"""`magi-studio render`: generate the missing chunks with a real (tiny) model, save them, export, resume."""
+"""`magi-studio render`: generate the missing chunks with a real (tiny) model, save them, export (an mp4, or an
+.otio timeline with its mp4), resume."""
 
 from __future__ import annotations
 
@@ -114,3 +115,14 @@ def test_render_errors_are_one_clear_line(project_path, tmp_path, capsys):
     assert main(["render", str(project_path), "-o", str(tmp_path / "x.mp4")]) == 1
     assert "is damaged" in capsys.readouterr().err and manifest.read_text() == "{ not json"
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_render_to_otio_writes_the_timeline_and_its_mp4_beside_it(project_path, tmp_path, capsys):
+    import opentimelineio as otio
+
+    assert main(["render", str(project_path), "-o", str(tmp_path / "cut.otio")]) == 0
+    assert probe_video(tmp_path / "cut.mp4").frames == 72 and (tmp_path / "cut.json").is_file()
+    clips = list(otio.adapters.read_from_file(str(tmp_path / "cut.otio")).find_clips())
+    assert [c.metadata["magi_studio"]["prompt"] for c in clips] == list(TINY_VOCAB_CAPTIONS)
+    assert [c.source_range.duration.value for c in clips] == [24, 24, 24]
+    assert "the timeline in " + str(tmp_path / "cut.otio") in capsys.readouterr().err
