@@ -6,7 +6,8 @@ Plain functions over numpy arrays (no Qt, no torch), shared by the sampler, the 
   ``stretch`` is MAGI-1's own behaviour (ffmpeg ``scale`` to exactly W x H, aspect not kept).
 * `iter_video` / `read_video` / `probe_video`: decoding through imageio-ffmpeg's bundled ffmpeg.
 * `VideoWriter` / `write_video`: H.264 yuv420p mp4 (BT.709, faststart), written atomically: frames go to
-  a temporary file beside the target, which replaces the target only once ffmpeg has finished cleanly.
+  a temporary file beside the target, which replaces the target only once ffmpeg has finished cleanly,
+  and only if the target is a regular file or a new name (engine.output_files).
 
 The writer drives imageio-ffmpeg's ffmpeg binary itself instead of `imageio_ffmpeg.write_frames`,
 because write_frames (0.8) ignores ffmpeg's exit status and sends its messages to the console: a disk
@@ -34,6 +35,7 @@ import numpy as np
 
 from engine.errors import ConfigError, EngineError, ExportError, InputError
 from engine.image_header import ImageHeader, check_image_size, read_image_header
+from engine.output_files import check_output_file, replace_output_file
 
 FIT_MODES = ("cover", "contain", "stretch")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -356,8 +358,9 @@ class VideoWriter:
         self._process: subprocess.Popen | None = None
         self._stderr = None
         self._done = False
-        # Before any file exists and before the caller spends minutes generating: a missing ffmpeg is
-        # reported at once and leaves nothing behind.
+        # Before any file exists and before the caller spends minutes generating: a target that is not
+        # ours to replace (a device, a FIFO, a folder, a link) or a missing ffmpeg is reported at once.
+        check_output_file(self.path, "video")
         self._ffmpeg = _ffmpeg_exe()
         self._tmp = self._make_temp_file()
 
@@ -404,7 +407,7 @@ class VideoWriter:
                 raise self._failure(None)
             with open(self._tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
-            os.replace(self._tmp, self.path)
+            replace_output_file(self._tmp, self.path, "video")  # checked again: it may have changed meanwhile
         except OSError as err:
             self.abort()
             raise ExportError(f"Could not save the video '{self.path}': {_describe(err)}.") from err
@@ -441,13 +444,7 @@ class VideoWriter:
 
     def _make_temp_file(self) -> str:
         """An empty, hidden file beside the target (same file system, so os.replace is atomic)."""
-        folder = self.path.parent
-        if not folder.is_dir():
-            why = "is not a folder" if folder.exists() else "does not exist"
-            raise ExportError(f"Cannot save the video '{self.path}': the folder '{folder}' {why}.")
-        if self.path.is_dir():
-            raise ExportError(f"Cannot save the video '{self.path}': a folder of that name exists.")
-        tmp = str(folder / f".{self.path.name}.{uuid.uuid4().hex[:12]}.part")
+        tmp = str(self.path.parent / f".{self.path.name}.{uuid.uuid4().hex[:12]}.part")
         try:  # os.open with 0o666 honours the umask (mkstemp would make the video private: 0o600)
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except OSError as err:

@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.errors import ExportError
+from engine.output_files import check_output_file, replace_output_file
 from engine.video_io import VideoInfo, VideoWriter
 from magi_studio.document.model import (CHUNK_FRAMES, ChunkRef, ChunkState, Project, Shot, Take, active_path,
                                         storyboard_chunks, storyboard_states, total_frames)
@@ -127,6 +128,7 @@ def export_video(project: Project, store, output: str | os.PathLike, *,
         raise ExportError(describe_pending(empty) + " Generate them before exporting.")
     if sidecar_path(output) == output:
         raise ExportError(f"Choose a video file name ending in .mp4, not '{output.name}'.")
+    check_output_file(sidecar_path(output), "sidecar")  # before the video is encoded
     source_fps = project.settings.fps
     fps = source_fps if fps is None else _check_fps(fps)
     reshape = _reshaper(aspect, fit)
@@ -259,7 +261,7 @@ def write_text_atomically(path: Path, text: str, failure: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        replace_output_file(tmp, path)
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"{failure}: {error.strerror or error}.") from error

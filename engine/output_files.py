@@ -1,0 +1,67 @@
+"""Where the app may write a file the user named: a new name, or a regular file it replaces whole.
+
+Our writers put their bytes in a hidden temporary file beside the target and rename it over the target
+at the end. A rename replaces whatever the name holds: run as root, `-o /dev/full` turned the device node
+into an mp4, and a FIFO or a socket would be replaced the same way. So a target must be absent or a
+regular file (not a symbolic link: a link is not our file, and replacing it would surprise whoever
+made it), in a folder we can write. `check_output_file` says so in one sentence before any expensive
+work starts; `replace_output_file` checks again at the rename, since the name may have changed while
+the work ran.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from engine.errors import ExportError
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_output_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """`path` if it names a new file or a regular file in a writable folder; else ExportError.
+
+    `what` names the file in the message ("video", "sidecar", ...).
+    """
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        why = "is not a folder" if folder.exists() else "does not exist"
+        raise ExportError(f"Cannot save the {what} '{path}': the folder '{folder}' {why}.")
+    _check_target(path, what)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"Cannot save the {what} '{path}': there is no permission to write in '{folder}'.")
+    return path
+
+
+def replace_output_file(temporary: str | os.PathLike, path: str | os.PathLike, what: str = "file") -> None:
+    """Rename `temporary` over `path`, after checking `path` is still new or a regular file.
+
+    When `path` is refused, `temporary` is deleted: nothing of the attempt is left behind.
+    """
+    try:
+        _check_target(Path(path), what)
+    except ExportError:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    os.replace(temporary, path)
+
+
+def _check_target(path: Path, what: str) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        reason = "its name is too long" if err.errno == errno.ENAMETOOLONG else (err.strerror or str(err))
+        raise ExportError(f"Cannot save the {what} '{path}': {reason}.") from None
+    except ValueError:  # a NUL in the name
+        raise ExportError(f"Cannot save the {what} '{path}': the name holds a NUL character.") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    raise ExportError(f"Cannot save the {what} '{path}': it is {kind}, not a regular file; choose a new file name.")

@@ -1,0 +1,109 @@
+"""engine.output_files and the video writer: only a new name or a regular file is ever replaced."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+
+import numpy as np
+import pytest
+
+from engine import video_io
+from engine.errors import ExportError
+from engine.output_files import check_output_file, replace_output_file
+from engine.video_io import VideoWriter, probe_video, write_video
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs, sockets and devices are POSIX")
+
+
+def frames(count=3) -> np.ndarray:
+    return np.full((count, 32, 48, 3), 90, np.uint8)
+
+
+def make_fifo(path):
+    os.mkfifo(path)
+
+
+def make_folder(path):
+    path.mkdir()
+
+
+def make_socket(path):
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.close()  # the socket file stays
+
+
+def make_link_to_null(path):
+    path.symlink_to("/dev/null")
+
+
+def make_link_to_file(path):
+    (path.parent / "real.mp4").write_bytes(b"kept")
+    path.symlink_to(path.parent / "real.mp4")
+
+
+def make_device(path):
+    if os.geteuid() != 0:  # only root may make device nodes; a link to /dev/null stands in
+        pytest.skip("making a device node needs root")
+    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # the same device as /dev/null
+
+
+TARGETS = {
+    "fifo": (make_fifo, "a named pipe"), "folder": (make_folder, "a folder"), "socket": (make_socket, "a socket"),
+    "link to /dev/null": (make_link_to_null, "a symbolic link"), "link to a file": (make_link_to_file, "a symbolic link"),
+    "character device": (make_device, "a character device"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TARGETS))
+def test_a_target_that_is_not_a_regular_file_is_refused_before_ffmpeg_starts(tmp_path, monkeypatch, kind):
+    make, name = TARGETS[kind]
+    target = tmp_path / "out.mp4"
+    make(target)
+    before = os.lstat(target)
+    monkeypatch.setattr(video_io, "_ffmpeg_exe", lambda: pytest.fail("ffmpeg was looked for"))
+    with pytest.raises(ExportError, match=f"it is {name}[^,]*, not a regular file") as caught:
+        VideoWriter(target, fps=24)
+    message = str(caught.value)
+    assert "out.mp4" in message and message.endswith("choose a new file name.") and "\n" not in message
+    after = os.lstat(target)
+    assert (after.st_ino, after.st_mode, after.st_mtime_ns) == (before.st_ino, before.st_mode, before.st_mtime_ns)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_regular_file_is_replaced_whole(tmp_path):
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"an older video")
+    info = write_video(target, frames(5), fps=24)
+    assert info.frames == 5 and probe_video(target).frames == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_a_target_that_becomes_a_fifo_while_writing_is_left_alone(tmp_path):
+    target = tmp_path / "out.mp4"
+    writer = VideoWriter(target, fps=24)
+    writer.write(frames())
+    os.mkfifo(target)  # someone puts a pipe there while the video is encoded
+    with pytest.raises(ExportError, match="named pipe"):
+        writer.close()
+    assert stat.S_ISFIFO(os.lstat(target).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]  # the temporary file is gone
+
+
+def test_replace_output_file_checks_at_the_rename(tmp_path):
+    (tmp_path / "new.json.tmp").write_text("{}")
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ExportError, match="a folder"):
+        replace_output_file(tmp_path / "new.json.tmp", tmp_path / "taken", "sidecar")
+    replace_output_file(tmp_path / "new.json.tmp", tmp_path / "new.json", "sidecar")
+    assert (tmp_path / "new.json").read_text() == "{}"
+
+
+def test_folder_problems_are_one_sentence(tmp_path):
+    with pytest.raises(ExportError, match="folder .* does not exist"):
+        check_output_file(tmp_path / "missing" / "a.mp4", "video")
+    with pytest.raises(ExportError, match="name is too long"):
+        check_output_file(tmp_path / ("x" * 300 + ".mp4"), "video")
+    assert check_output_file(tmp_path / "fresh.mp4") == tmp_path / "fresh.mp4"
