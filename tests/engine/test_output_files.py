@@ -97,6 +97,8 @@ def test_replace_output_file_checks_at_the_rename(tmp_path):
     (tmp_path / "taken").mkdir()
     with pytest.raises(ExportError, match="a folder"):
         replace_output_file(tmp_path / "new.json.tmp", tmp_path / "taken", "sidecar")
+    assert not (tmp_path / "new.json.tmp").exists()  # a refused rename leaves nothing behind
+    (tmp_path / "new.json.tmp").write_text("{}")
     replace_output_file(tmp_path / "new.json.tmp", tmp_path / "new.json", "sidecar")
     assert (tmp_path / "new.json").read_text() == "{}"
 
