@@ -47,12 +47,16 @@ def card_menu(view, card) -> QMenu:
     shot_position = project.shot_index(shot.id)
     menu = QMenu(view)
     menu.setObjectName("ChunkMenu")
-    _add(menu, "Regenerate From Here", view.request_regenerate, action_id="generate.regenerate",
+    menu.setToolTipsVisible(True)
+    # The two differ only in the seed; the entries say so, since a director picks between them by it.
+    _add(menu, "Regenerate From Here (New Seed)", view.request_regenerate, action_id="generate.regenerate",
          icon_=icon("regenerate"), enabled=view.has_listeners(view.regenerateRequested),
-         tip="Keep the chunks before this one; make this one and the rest again as a new take")
-    _add(menu, "Generate From Here", view.request_generate_from, action_id="generate.from",
+         tip="Keep the chunks before this one; make this one again with a new seed (unless its seed is locked "
+             "or was edited), and the rest after it, as a new take")
+    _add(menu, "Generate From Here (Same Seed)", view.request_generate_from, action_id="generate.from",
          enabled=view.has_listeners(view.generateFromRequested),
-         tip="Keep the chunks before this one; generate this one and the rest of the shot")
+         tip="Keep the chunks before this one; generate this one and the rest of the shot with the seeds on "
+             "their cards (the same result again, unless a prompt or setting changed)")
     _add(menu, f"Generate {shot.name}", lambda: view.request_generate_shot(shot.id), action_id="generate.shot",
          icon_=icon("generate"), enabled=view.has_listeners(view.generateShotRequested))
     menu.addSeparator()

@@ -184,7 +184,7 @@ def test_generate_shot_generate_from_chunk_and_a_run_over_two_shots(qtbot, make_
     assert second[0] == first[0] and set(second[1:]).isdisjoint(first)  # chunk 1 kept, 2 and 3 made again
 
     menu = menus.card_menu(timeline, timeline.card(shot.chunks[2].id))
-    menu_action(menu, "Generate From Here").trigger()  # the context menu does the same for chunk 3
+    menu_action(menu, "Generate From Here (Same Seed)").trigger()  # the context menu does the same for chunk 3
     qtbot.waitUntil(lambda: len(ended) == 3, timeout=30_000)
     assert active_path(shot)[:2] == second[:2] and active_path(shot)[2] != second[2]
     menu.deleteLater()

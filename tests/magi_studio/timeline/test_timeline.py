@@ -258,12 +258,12 @@ def test_job_states_and_live_previews_show_on_cards(qtbot, editor):
 def test_regenerate_and_generate_requests_are_signals_for_the_controller(qtbot, editor):
     timeline, ids = editor.timeline, editor.chunk_ids()
     menu = menus.card_menu(timeline, timeline.card(ids[1]))
-    assert not menu_action(menu, "Regenerate From Here").isEnabled()  # nobody would act on it yet
+    assert not menu_action(menu, "Regenerate From Here (New Seed)").isEnabled()  # nobody would act on it yet
     asked = []
     timeline.regenerateRequested.connect(lambda shot_id, chunk_id: asked.append((shot_id, chunk_id)))
     timeline.generateShotRequested.connect(lambda shot_id: asked.append((shot_id,)))
     menu = menus.card_menu(timeline, timeline.card(ids[1]))
-    menu_action(menu, "Regenerate From Here").trigger()
+    menu_action(menu, "Regenerate From Here (New Seed)").trigger()
     menu_action(menu, "Generate Shot 1").trigger()
     assert asked == [(editor.shot.id, ids[1]), (editor.shot.id,)]
     assert timeline.availability()["regenerate"]
