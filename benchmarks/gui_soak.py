@@ -136,8 +136,8 @@ def main(argv=None) -> dict:
     else:
         env["QT_QPA_PLATFORM"] = "offscreen"
     started, seed = time.perf_counter(), args.seed
-    total = {"actions": 0, "exceptions": 0, "invariant_violations": 0, "runs_finished": 0}
-    counts, reported, problems, crashes, processes = {}, {}, [], [], []
+    total = {"actions": 0, "exceptions": 0, "invariant_violations": 0, "chunks_committed": 0}
+    counts, reported, runs, problems, crashes, processes = {}, {}, {}, [], [], []
     load_before = os.getloadavg()
     try:
         with tempfile.TemporaryDirectory(prefix="gui-soak-progress-") as scratch:
@@ -161,7 +161,7 @@ def main(argv=None) -> dict:
                                     "stderr_tail": run.stderr[-3000:]})
                 for key in total:
                     total[key] += state.get(key, 0)
-                for table, key in ((counts, "counts"), (reported, "reported")):
+                for table, key in ((counts, "counts"), (reported, "reported"), (runs, "runs")):
                     for name, count in state.get(key, {}).items():
                         table[name] = table.get(name, 0) + count
                 problems += [{"seed": seed, **p} for p in state.get("problems", [])]
@@ -175,13 +175,13 @@ def main(argv=None) -> dict:
         "model": args.model, "platform": f"xcb {display}" if display else "offscreen", "hours": round(hours, 3),
         **total, "actions_per_minute": round(total["actions"] / max(hours * 60, 1e-9), 1),
         "crashes": len(crashes), "crashes_per_hour": round(len(crashes) / max(hours, 1e-9), 2),
-        "processes": processes, "counts": counts, "reported_errors": reported,
+        "runs": runs, "processes": processes, "counts": counts, "reported_errors": reported,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "crash_details": crashes, "problems": problems[:100],
     }
     summary = {k: result[k] for k in ("model", "platform", "hours", "actions", "crashes", "crashes_per_hour",
-                                      "exceptions", "invariant_violations", "runs_finished")}
+                                      "exceptions", "invariant_violations", "chunks_committed", "runs")}
     print(json.dumps(summary))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -13,9 +13,8 @@ actions, keys, clicks and drops, the same paths the user's input takes. Generati
 engine the studio's worker holds (a tiny random model in the tests) while the edits go on.
 
 After each step the events are run for a moment and the state is checked: the document's invariants
-(magi_studio.document.invariants once it lands; the checks below until then), and whether the
-storyboard, the takes view and the selection show that document. Python exceptions raised in any Qt
-slot or event handler (sys.excepthook) are caught and counted with the step that raised them. The
+(magi_studio.document.invariants.check), and whether the storyboard, the takes view and the selection show that document. Python exceptions raised in any Qt
+slot or event handler (through sys.excepthook, or out of the event loop the driver runs) are caught and counted with the step that raised them. The
 driver never answers a question the app did not ask: the project controller's questions go to
 SoakPrompts, dialogs that would block (menus, file choosers, message boxes) are not opened.
 """
@@ -38,7 +37,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from magi_studio.dialogs.project_prompts import DISCARD, SAVE
-from magi_studio.document.model import START_MODES
+from magi_studio.document.invariants import check as document_violations
 from magi_studio.timeline.strip import chunk_mime
 from tests.magi_studio.prompts import FakePrompts
 from tests.magi_studio.timeline.helpers import drop, file_mime
@@ -65,51 +64,6 @@ class SoakPrompts(FakePrompts):
         super().save_path(suggested)
         self.saved += 1
         return str(self.folder / f"soak-{self.saved}.magi")
-
-
-def document_violations(project) -> list[str]:
-    """What is wrong with a project's structure (empty when nothing is). The soak's own checks, kept until
-    magi_studio.document.invariants lands; then that module's check replaces this."""
-    found: list[str] = []
-    if not project.shots:
-        found.append("the project has no shot")
-    for what, ids in (("shot", [s.id for s in project.shots]),
-                      ("chunk", [c.id for s in project.shots for c in s.chunks])):
-        for dup, count in Counter(ids).items():
-            if count > 1:
-                found.append(f"{what} id {dup} appears {count} times")
-    for rid, result in project.results.items():
-        if result.id != rid:
-            found.append(f"result stored under {rid} has id {result.id}")
-    for shot in project.shots:
-        where = f"shot {shot.name!r}"
-        if shot.start not in START_MODES:
-            found.append(f"{where} starts as {shot.start!r}")
-        if shot.reference_asset_id is not None and shot.reference_asset_id not in project.assets:
-            found.append(f"{where}'s reference image {shot.reference_asset_id} is not among the assets")
-        takes = {t.id: t for t in shot.takes}
-        if len(takes) != len(shot.takes):
-            found.append(f"{where} has two takes with one id")
-        if shot.active_take_id is not None and shot.active_take_id not in takes:
-            found.append(f"{where}'s active take {shot.active_take_id} does not exist")
-        for take in shot.takes:
-            if take.parent_id is not None and take.parent_id not in takes:
-                found.append(f"{where}: {take.name}'s parent {take.parent_id} does not exist")
-            seen, step = {take.id}, take
-            while step.parent_id in takes:
-                step = takes[step.parent_id]
-                if step.id in seen:
-                    found.append(f"{where}: {take.name}'s parents form a cycle")
-                    break
-                seen.add(step.id)
-            for chunk_id, result_id in take.results.items():
-                result = project.results.get(result_id)
-                if result is None:
-                    found.append(f"{where}: {take.name} holds result {result_id}, which is not in the project")
-                elif result.chunk_id != chunk_id:
-                    found.append(f"{where}: {take.name} files result {result_id} under chunk {chunk_id}, "
-                                 f"but it was made for {result.chunk_id}")
-    return found
 
 
 def view_violations(studio) -> list[str]:
@@ -144,12 +98,6 @@ def view_violations(studio) -> list[str]:
     return found
 
 
-try:  # the run-control engineer's module, when it is there: one set of checks
-    from magi_studio.document.invariants import check as _document_check
-except ImportError:  # pragma: no cover - until it lands
-    _document_check = document_violations
-
-
 @dataclass
 class Problem:
     step: int
@@ -169,7 +117,9 @@ class SoakReport:
     exceptions: list[Problem] = field(default_factory=list)
     #: Errors the app reported to the user (the banner): expected for refused edits and bad files.
     reported: Counter = field(default_factory=Counter)
-    runs_finished: int = 0
+    #: How the generation runs ended ("finished", "cancelled", ...), and the chunks committed to the document.
+    runs: Counter = field(default_factory=Counter)
+    chunks_committed: int = 0
 
     def clean(self) -> bool:
         return not self.violations and not self.exceptions
@@ -185,7 +135,7 @@ class SoakReport:
     def as_dict(self) -> dict:
         return {"seed": self.seed, "actions": self.actions, "seconds": round(self.seconds, 1),
                 "exceptions": len(self.exceptions), "invariant_violations": len(self.violations),
-                "runs_finished": self.runs_finished, "counts": dict(self.counts), "reported": dict(self.reported),
+                "runs": dict(self.runs), "chunks_committed": self.chunks_committed, "counts": dict(self.counts), "reported": dict(self.reported),
                 "problems": [vars(p) for p in (self.exceptions + self.violations)[:50]]}
 
 
@@ -227,7 +177,9 @@ class Soak:
         self.report = SoakReport(seed)
         self._exports = 0
         self._last_error = getattr(studio.window, "last_error", None)
-        studio.generation.runEnded.connect(lambda how: self._count_run(how))
+        studio.generation.runEnded.connect(lambda how: self.report.runs.update([how]))
+        studio.generation.chunkCommitted.connect(lambda *_: setattr(self.report, "chunks_committed",
+                                                                    self.report.chunks_committed + 1))
         self.actions: list[tuple[str, float, Callable[[], object]]] = [
             ("click card", 10, self.click_card), ("arrow keys", 5, self.arrow_keys),
             ("type prompt", 8, self.type_prompt), ("add chunk", 6, self.add_chunk),
@@ -276,11 +228,11 @@ class Soak:
         self._current = name
         self.report.actions += 1
         self.report.counts[name] += 1
-        try:
-            calls[index]()
-        except Exception:  # the driver called the app and the app raised: as bad as a slot raising
-            self._problem(self.report.exceptions, traceback.format_exc())
-        self.settle(self.rng.randint(*self.settle_ms))
+        for run in (calls[index], lambda: self.settle(self.rng.randint(*self.settle_ms))):
+            try:
+                run()
+            except Exception:  # raised by the app: into the driver's call, or out of a slot the events ran
+                self._problem(self.report.exceptions, traceback.format_exc())
         self.recent.append(name)
         self._check()
         return name
@@ -308,7 +260,7 @@ class Soak:
             self._last_error = error
             self.report.reported[type(error).__name__] += 1
         session = self.studio.session
-        found = (list(_document_check(session.project)) if session is not None else []) + view_violations(self.studio)
+        found = (document_violations(session.project) if session is not None else []) + view_violations(self.studio)
         for text in found:
             self._problem(self.report.violations, text)
 
@@ -317,9 +269,6 @@ class Soak:
 
     def _on_exception(self, kind, value, tb) -> None:
         self._problem(self.report.exceptions, "".join(traceback.format_exception(kind, value, tb)))
-
-    def _count_run(self, how: str) -> None:
-        self.report.runs_finished += how == "finished"
 
     # Reading the window -----------------------------------------------------------------------
     @property
