@@ -24,7 +24,7 @@ from typing import Any, Hashable
 from engine.errors import ConfigError, InputError
 from engine.requests import MAX_PROMPT_CHARS, MAX_SEED
 from magi_studio.document.model import (START_MODES, Asset, Chunk, Project, ProjectSettings, Shot, Take,
-                                        active_path, new_id, next_shot_name, validate_settings)
+                                        active_path, new_id, next_shot_name, resolve_specs, validate_settings)
 from magi_studio.document.observer import (ChunkChanged, SettingsChanged, ShotChanged, ShotsChanged,
                                            TakesChanged)
 
@@ -303,11 +303,14 @@ class SplitShot(Command):
         if not 0 < self.index < len(shot.chunks):
             raise ValueError(f"cannot split {shot.name!r} at chunk {self.index}: it has {len(shot.chunks)} chunks")
         results = dict((c.id, r) for c, r in zip(shot.chunks[self.index:], active_path(shot)[self.index:]) if r)
+        specs = dict((c.id, s) for c, s in zip(shot.chunks[self.index:], resolve_specs(shot, shot.active_take_id)
+                                                [self.index:]) if s and c.id in results)
         self.name = self.name or next_shot_name(project)
         moved, shot.chunks = shot.chunks[self.index:], shot.chunks[:self.index]
-        new = Shot(self.new_shot_id, self.name, moved, start="continue")
+        # The new shot keeps the prompt its chunks were generated with, so they stay done.
+        new = Shot(self.new_shot_id, self.name, moved, start="continue", prompt=shot.prompt)
         if results:
-            new.takes = [Take(self._take_id, "Take 1", None, None, results)]
+            new.takes = [Take(self._take_id, "Take 1", None, None, results, specs)]
             new.active_take_id = self._take_id
         project.shots.insert(project.shot_index(self.shot_id) + 1, new)
         return [ShotsChanged(), ShotChanged(self.shot_id)]
@@ -345,6 +348,25 @@ class RenameShot(_SetShotField):
 
     def merge(self, other: Command) -> bool:
         if isinstance(other, RenameShot) and other.shot_id == self.shot_id:
+            self.value = other.value
+            return True
+        return False
+
+
+class SetShotPrompt(_SetShotField):
+    """The shot's own prompt (subject, setting, style), which every chunk's prompt extends. Editing it
+    makes the shot's generated chunks stale (they were made from the old joined text)."""
+
+    text, field_name = "Edit shot prompt", "prompt"
+
+    def __init__(self, shot_id: str, prompt: str) -> None:
+        if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS:
+            raise InputError(f"A shot prompt must be text of at most {MAX_PROMPT_CHARS} characters.")
+        super().__init__(shot_id, prompt)
+        self.merge_key = ("shot-prompt", shot_id)
+
+    def merge(self, other: Command) -> bool:
+        if isinstance(other, SetShotPrompt) and other.shot_id == self.shot_id:
             self.value = other.value
             return True
         return False

@@ -15,16 +15,46 @@ from typing import Any, Callable
 
 from engine.errors import ConfigError
 from magi_studio.document.errors import ProjectError
+from engine.requests import MAX_PROMPT_CHARS
 from magi_studio.document.model import (START_MODES, Asset, Chunk, ChunkResult, Project, ProjectSettings, Shot, Take,
-                                        take_chain, validate_settings)
+                                        TakeSpec, take_chain, validate_settings)
 
 FORMAT = "magi-studio-project"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FRAME_FORMATS = ("png-strip",)
+
+
+def _v1_to_v2(data: dict) -> dict:
+    """Version 2 gave shots a prompt and takes the specs they were made from. A version-1 shot gets an
+    empty prompt (its chunks' prompts were the whole text, so nothing goes stale); each take's specs
+    are read from its results (the prompt and seed they recorded), with the shot's current start and
+    reference image. A take whose result is not listed gets no spec for that chunk (not known)."""
+    results = {r.get("id"): r for r in data.get("results", []) if isinstance(r, dict)}
+    shots = []
+    for shot in data.get("shots", []):
+        if not isinstance(shot, dict):
+            shots.append(shot)
+            continue
+        shot = {**shot, "prompt": ""}
+        takes = []
+        for take in shot.get("takes", []):
+            if isinstance(take, dict) and isinstance(take.get("results"), dict):
+                specs = {}
+                for chunk_id, result_id in take["results"].items():
+                    result = results.get(result_id) if isinstance(result_id, str) else None
+                    if result is not None and isinstance(result.get("prompt"), str) \
+                            and isinstance(result.get("seed"), int):
+                        specs[chunk_id] = {"prompt": result["prompt"], "seed": result["seed"], "shot_prompt": "",
+                                           "start": shot.get("start"), "reference_asset": shot.get("reference_asset")}
+                take = {**take, "specs": specs}
+            takes.append(take)
+        shots.append({**shot, "takes": takes} if "takes" in shot else shot)
+    return {**data, "shots": shots}
+
 
 #: MIGRATIONS[n] turns a version-n manifest (a dict) into version n+1. Add one per format change,
 #: never edit an old one: a file of any earlier version is brought forward step by step.
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -39,11 +69,15 @@ def project_to_manifest(project: Project, **extra: Any) -> dict:
         "assets": [{"id": a.id, "path": a.path, "fingerprint": a.fingerprint, "original_name": a.original_name}
                    for a in project.assets.values()],
         "shots": [{
-            "id": shot.id, "name": shot.name, "start": shot.start, "reference_asset": shot.reference_asset_id,
+            "id": shot.id, "name": shot.name, "prompt": shot.prompt, "start": shot.start,
+            "reference_asset": shot.reference_asset_id,
             "chunks": [{"id": c.id, "prompt": c.prompt, "seed": c.seed, "seed_locked": c.seed_locked}
                        for c in shot.chunks],
             "takes": [{"id": t.id, "name": t.name, "parent": t.parent_id, "first_chunk": t.first_chunk_id,
-                       "results": dict(t.results)} for t in shot.takes],
+                       "results": dict(t.results),
+                       "specs": {c: {"prompt": s.prompt, "seed": s.seed, "shot_prompt": s.shot_prompt,
+                                     "start": s.start, "reference_asset": s.reference_asset_id}
+                                 for c, s in t.specs.items()}} for t in shot.takes],
             "active_take": shot.active_take_id,
         } for shot in project.shots],
         "results": [{
@@ -233,14 +267,20 @@ def _build_shot(read: _Reader, item: dict, where: str, assets: dict, results: di
         for chunk_id, result_id in mapping.items():
             if result_id not in results:
                 raise read.fail(f"{at}.results", f"names a result ({result_id!r}) the project does not list")
+        specs = read.obj(take_item.get("specs", {}), f"{at}.specs")
         take = Take(read.get(take_item, "id", str, at), read.get(take_item, "name", str, at),
                     read.get(take_item, "parent", str, at, optional=True),
-                    read.get(take_item, "first_chunk", str, at, optional=True), dict(mapping))
+                    read.get(take_item, "first_chunk", str, at, optional=True), dict(mapping),
+                    {chunk_id: _build_spec(read, read.obj(spec, f"{at}.specs.{chunk_id}"), f"{at}.specs.{chunk_id}",
+                                           assets) for chunk_id, spec in specs.items()})
         if any(t.id == take.id for t in takes):
             raise read.fail(f"{at}.id", f"repeats {take.id!r}")
         takes.append(take)
+    prompt = read.get(item, "prompt", str, where)
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise read.fail(f"{where}.prompt", f"is longer than {MAX_PROMPT_CHARS} characters")
     shot = Shot(read.get(item, "id", str, where), read.get(item, "name", str, where), chunks, start, reference, takes,
-                read.get(item, "active_take", str, where, optional=True))
+                read.get(item, "active_take", str, where, optional=True), prompt)
     for j, take in enumerate(takes):
         if take.parent_id is not None and shot.find_take(take.parent_id) is None:
             raise read.fail(f"{where}.takes[{j}].parent", f"names a take ({take.parent_id!r}) the shot does not have")
@@ -249,6 +289,17 @@ def _build_shot(read: _Reader, item: dict, where: str, assets: dict, results: di
     if shot.active_take_id is not None and shot.find_take(shot.active_take_id) is None:
         raise read.fail(f"{where}.active_take", f"names a take ({shot.active_take_id!r}) the shot does not have")
     return shot
+
+
+def _build_spec(read: _Reader, item: dict, where: str, assets: dict) -> TakeSpec:
+    start = read.get(item, "start", str, where)
+    if start not in START_MODES:
+        raise read.fail(f"{where}.start", f"is {start!r}; it should be one of {START_MODES}")
+    reference = read.get(item, "reference_asset", str, where, optional=True)
+    if reference is not None and reference not in assets:
+        raise read.fail(f"{where}.reference_asset", f"names an image ({reference!r}) the project does not list")
+    return TakeSpec(read.get(item, "prompt", str, where), read.get(item, "seed", int, where),
+                    read.get(item, "shot_prompt", str, where), start, reference)
 
 
 def _depth(shot: Shot, take: Take) -> int:

@@ -1,12 +1,17 @@
 """The storyboard document: plain dataclasses (no Qt, no torch) and the state derived from them.
 
     Project ─ settings, assets (reference images), results (generated chunks, stored once)
-      └ Shot ─ start ("text" | "image" | "continue"), chunks, takes (a tree), active take
+      └ Shot ─ prompt, start ("text" | "image" | "continue"), chunks, takes (a tree), active take
           └ Chunk ─ id, prompt, seed, seed_locked
+
+A shot's prompt says what every chunk of it shares (subject, setting, style); a chunk's prompt says
+what that chunk adds. The engine receives the two joined (`joined_prompt`).
 
 A take is one generation of a shot from some chunk on. It maps chunk ids to result ids for the chunks
 from its first chunk (by position) to the end; the chunks before come from its parent chain. The
-shot's active take therefore resolves to one result (or none) per chunk: the active path.
+shot's active take therefore resolves to one result (or none) per chunk: the active path. A take also
+keeps, per chunk it generated, the specs it was generated from (TakeSpec), so making it active again
+can put them back on the cards.
 
 Nothing derived is stored. Whether a chunk is empty, done or stale is computed here by comparing what
 its result recorded at generation time (prompt, seed, resolution, reference image, the results it was
@@ -49,6 +54,20 @@ class Chunk:
     seed_locked: bool = False
 
 
+@dataclass(frozen=True)
+class TakeSpec:
+    """What one chunk of a take was generated from, as the user wrote it: making the take active puts
+    these back. (The engine-side settings — model, size, steps, guidance — are in its ChunkResult.)"""
+
+    #: The chunk's own prompt (what it adds to the shot's prompt).
+    prompt: str
+    seed: int
+    #: The shot's prompt, how the shot started and its reference image (an asset id) at that time.
+    shot_prompt: str = ""
+    start: str = "text"
+    reference_asset_id: str | None = None
+
+
 @dataclass
 class Take:
     id: str
@@ -59,6 +78,8 @@ class Take:
     first_chunk_id: str | None = None
     #: chunk id -> result id, for the chunks this take generated.
     results: dict[str, str] = field(default_factory=dict)
+    #: chunk id -> the specs that chunk was generated from (a chunk missing here: not known).
+    specs: dict[str, TakeSpec] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +93,8 @@ class Shot:
     reference_asset_id: str | None = None
     takes: list[Take] = field(default_factory=list)
     active_take_id: str | None = None
+    #: What every chunk of the shot shares (subject, setting, style); each chunk's prompt extends it.
+    prompt: str = ""
 
     def chunk_index(self, chunk_id: str) -> int:
         for i, chunk in enumerate(self.chunks):
@@ -180,6 +203,23 @@ def validate_settings(settings: ProjectSettings) -> None:
         raise ConfigError(f"The seed policy must be one of {SEED_POLICIES}, got {settings.seed_policy!r}.")
 
 
+def joined_prompt(shot_prompt: str, chunk_prompt: str) -> str:
+    """The text the engine receives for a chunk: the shot's prompt, then what the chunk adds.
+
+    "A red ball on a table" + "it rolls left" -> "A red ball on a table. it rolls left": the two are
+    stripped and joined by ". ", or by " " when the shot's prompt already ends in punctuation
+    (".!?;:,"). Either alone is used as it is (a chunk of a shot without a prompt gets exactly its own
+    text, so results made before shots had prompts still match).
+    """
+    shot = shot_prompt.strip()
+    if not shot:
+        return chunk_prompt
+    chunk = chunk_prompt.strip()
+    if not chunk:
+        return shot
+    return shot + (" " if shot[-1] in ".!?;:," else ". ") + chunk
+
+
 def new_shot(project: Project, *, name: str | None = None, prompt: str = "", seed: int = 0) -> Shot:
     """A shot with one empty chunk, named "Shot N" after the shots already there."""
     return Shot(id=new_id(), name=name or next_shot_name(project), chunks=[Chunk(new_id(), prompt, seed)])
@@ -232,6 +272,20 @@ def resolve_take(shot: Shot, take_id: str | None) -> list[str | None]:
         for i in range(take_boundary(shot, take), len(shot.chunks)):
             path[i] = take.results.get(shot.chunks[i].id)
     return path
+
+
+def resolve_specs(shot: Shot, take_id: str | None) -> list[TakeSpec | None]:
+    """The specs (or None: not known, not generated) every chunk of the shot was made from, through `take_id`."""
+    specs: list[TakeSpec | None] = [None] * len(shot.chunks)
+    for take in reversed(take_chain(shot, take_id)):
+        for i in range(take_boundary(shot, take), len(shot.chunks)):
+            specs[i] = take.specs.get(shot.chunks[i].id)
+    return specs
+
+
+def own_spec(shot: Shot, take: Take) -> TakeSpec | None:
+    """The spec of the first chunk `take` generated itself: the shot as it was when the take was made."""
+    return next((take.specs[c.id] for c in shot.chunks[take_boundary(shot, take):] if c.id in take.specs), None)
 
 
 def active_path(shot: Shot) -> list[str | None]:
@@ -312,7 +366,7 @@ def _result_matches(project: Project, shot: Shot, index: int, chunk: Chunk, resu
     """Does `result` still show what the document asks for at this position? (The stale rules.)"""
     settings = project.settings
     expected_reference = reference_fingerprint(project, shot) if index == 0 else None
-    return (result.prompt == chunk.prompt and result.seed == chunk.seed
+    return (result.prompt == joined_prompt(shot.prompt, chunk.prompt) and result.seed == chunk.seed
             and (result.width, result.height) == (settings.width, settings.height)
             and tuple(result.context_ids) == expected_context(prefix, path, index)
             and result.reference_fingerprint == expected_reference)

@@ -8,7 +8,7 @@
             undo_stack.push(committer.command_for(project, result))     # GUI thread
 
 `plan_generation` snapshots what a run needs into a frozen GenerationRequest: the chunk specs from
-chunk N to the end of the shot, the clean latents of the (up to four) chunks before N on the active
+chunk N to the end of the shot (each chunk's prompt joined to its shot's prompt, model.joined_prompt), the clean latents of the (up to four) chunks before N on the active
 path, read back bit-exactly from the results (never re-encoded from pixels), the reference image of
 an "image" shot, and for a "continue" shot the previous shot's last latents as context.
 
@@ -19,7 +19,12 @@ Where the results go: if every chunk from N on is empty and the active take owns
 fills the active take (a first run, or resuming after a cancel or crash); otherwise it becomes a new
 take, a child of the active take, which becomes active once its first chunk is finished. Each
 finished chunk is written to disk and committed on its own, so an interrupted run keeps every
-finished chunk, and `plan_resume` continues from the first chunk that is not done.
+finished chunk, and `plan_resume` continues from the first chunk that is not done. Each committed
+chunk also records on its take the specs it was generated from (model.TakeSpec), so switching back
+to the take later restores them.
+
+Variations (`plan_variations`): N plans of the same chunks with seeds that differ, each its own new
+take, a sibling of the others under the active take, none made active (the user previews and picks).
 """
 
 from __future__ import annotations
@@ -34,14 +39,14 @@ import numpy as np
 
 from engine.config import SamplingConfig
 from engine.events import ChunkFinished
-from engine.requests import ChunkSpec, GenerationRequest
+from engine.requests import MAX_PROMPT_CHARS, ChunkSpec, GenerationRequest
 from engine.video_io import load_image
 from magi_studio.document.commands import Command, InsertChunk, MacroCommand, SetSeed
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (CONTEXT_CHUNKS, Chunk, ChunkResult, ChunkState, Project, ProjectSettings, Take,
-                                        active_path, chunk_states, context_prefix, first_pending_chunk, new_id,
-                                        next_take_name, reference_fingerprint, resolve_take, take_boundary,
-                                        take_chain)
+                                        TakeSpec, active_path, chunk_states, context_prefix, first_pending_chunk,
+                                        joined_prompt, new_id, next_take_name, reference_fingerprint, resolve_take,
+                                        take_boundary, take_chain)
 from magi_studio.document.take_commands import AddTake, CommitResult
 
 
@@ -83,6 +88,11 @@ class GenerationPlan:
     lineage: tuple[str, ...] = ()
     #: (chunk id, result id) of the chunks before N as the run saw them (its context, and what a new take shows).
     base_results: tuple[tuple[str, str], ...] = ()
+    #: What each generated chunk is made from, as the user wrote it (parallel to chunk_ids): recorded
+    #: on the take as each chunk is committed.
+    specs: tuple[TakeSpec, ...] = ()
+    #: Whether the new take becomes the shot's active one when its first chunk is committed.
+    activate: bool = True
 
     def shot_index(self, event_chunk: int) -> int:
         return event_chunk - self.index_offset
@@ -93,8 +103,15 @@ class GenerationPlan:
 
 
 def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, *,
-                    sampling: SamplingConfig | None = None, previews: bool = True) -> GenerationPlan:
-    """Plan generating chunks `from_index`..end of a shot (regenerate from N). `store` reads latents and assets."""
+                    sampling: SamplingConfig | None = None, previews: bool = True,
+                    seeds: tuple[int, ...] | None = None, stop_index: int | None = None,
+                    new_take: bool = False, activate: bool = True) -> GenerationPlan:
+    """Plan generating chunks `from_index`..end of a shot (regenerate from N). `store` reads latents and assets.
+
+    For variations: `seeds` replaces the chunks' seeds (one per chunk generated), `stop_index` ends
+    the run before that chunk, `new_take` always makes a new take (never fills the active one) and
+    `activate=False` leaves the active take as it is.
+    """
     shot = project.shot(shot_id)
     if not shot.chunks:
         raise ProjectError(f"{shot.name} has no chunks to generate.")
@@ -122,11 +139,25 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
         reference, fingerprint = load_image(store.asset_path(asset)), reference_fingerprint(project, shot)
 
     active = shot.find_take(shot.active_take_id)
-    fills_active = all(r is None for r in path[from_index:]) and (
+    fills_active = not new_take and all(r is None for r in path[from_index:]) and (
         active is None or from_index >= take_boundary(shot, active))
-    chunks = shot.chunks[from_index:]
+    chunks = shot.chunks[from_index:stop_index]
+    if not chunks:
+        raise ProjectError(f"There is no chunk of {shot.name} to generate between chunk {from_index + 1} "
+                           f"and chunk {stop_index}.")
+    seeds = tuple(c.seed for c in chunks) if seeds is None else tuple(seeds)
+    if len(seeds) != len(chunks):
+        raise ProjectError(f"{len(seeds)} seeds were given for {len(chunks)} chunks of {shot.name}.")
+    specs = tuple(TakeSpec(c.prompt, seed, shot.prompt, shot.start, shot.reference_asset_id)
+                  for c, seed in zip(chunks, seeds))
+    prompts = tuple(joined_prompt(shot.prompt, c.prompt) for c in chunks)
+    for index, prompt in enumerate(prompts, from_index + 1):
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise ProjectError(f"Chunk {index} of {shot.name}: the shot's prompt and the chunk's prompt together "
+                               f"are {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
     request = GenerationRequest(
-        chunks=tuple(ChunkSpec(c.prompt, c.seed) for c in chunks), width=settings.width, height=settings.height,
+        chunks=tuple(ChunkSpec(p, seed) for p, seed in zip(prompts, seeds)), width=settings.width,
+        height=settings.height,
         sampling=sampling, start_chunk=from_index + offset,
         context_latents=tuple(store.read_latent(project.results[result_id]) for result_id in context_ids),
         reference_image=reference, shot_length=len(shot.chunks) + offset, previews=previews, decode=True)
@@ -136,7 +167,39 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
         extend_take_id=active.id if fills_active and active is not None else None,
         parent_take_id=None if fills_active else shot.active_take_id, model=settings.model,
         lineage=tuple(take.id for take in take_chain(shot, shot.active_take_id)),
-        base_results=tuple((c.id, r) for c, r in zip(shot.chunks[:from_index], path) if r is not None))
+        base_results=tuple((c.id, r) for c, r in zip(shot.chunks[:from_index], path) if r is not None),
+        specs=specs, activate=activate)
+
+
+def variation_seeds(project: Project, shot_id: str, from_index: int, count: int, stop_index: int | None = None,
+                    rng: random.Random | None = None) -> list[tuple[int, ...]]:
+    """`count` seed lists for chunks from_index..stop_index of a shot: every chunk's seed differs from its
+    current seed and from the same chunk's seed in every other variation (locks are ignored: asking for
+    variations asks for new seeds)."""
+    if not 1 <= count <= 16:
+        raise ProjectError(f"Between 1 and 16 variations can be generated at once, not {count}.")
+    rng = rng or random.Random()
+    chunks = project.shot(shot_id).chunks[from_index:stop_index]
+    taken = [{c.seed} for c in chunks]
+    variations = []
+    for _ in range(count):
+        seeds = []
+        for used in taken:
+            seed = next(s for s in iter(lambda: rng.randrange(2**31), None) if s not in used)
+            used.add(seed)
+            seeds.append(seed)
+        variations.append(tuple(seeds))
+    return variations
+
+
+def plan_variations(project: Project, store, shot_id: str, from_index: int, count: int, *,
+                    stop_index: int | None = None, sampling: SamplingConfig | None = None, previews: bool = True,
+                    rng: random.Random | None = None) -> list[GenerationPlan]:
+    """`count` plans of chunks from_index..stop_index with distinct seeds (variation_seeds): each makes a new
+    take, a child of the active take (so the variations are siblings), and none becomes active."""
+    return [plan_generation(project, store, shot_id, from_index, sampling=sampling, previews=previews, seeds=seeds,
+                            stop_index=stop_index, new_take=True, activate=False)
+            for seeds in variation_seeds(project, shot_id, from_index, count, stop_index, rng)]
 
 
 def plan_resume(project: Project, store, shot_id: str, *, sampling: SamplingConfig | None = None,
@@ -210,11 +273,14 @@ class ResultCommitter:
         plan = self.plan
         shot = project.shot(plan.shot_id)
         commands: list[Command] = []
+        spec = plan.specs[plan.chunk_ids.index(result.chunk_id)] if result.chunk_id in plan.chunk_ids[:len(
+            plan.specs)] else None
         index = next((i for i, c in enumerate(shot.chunks) if c.id == result.chunk_id), None)
         # The history names the chunk ("Generate Shot 1, chunk 3"), so a run's steps can be told apart.
         if index is None and not _in_project(project, result.chunk_id):
             index = self._restore_position(shot, result.chunk_id)
-            commands.append(InsertChunk(plan.shot_id, index, Chunk(result.chunk_id, result.prompt, result.seed)))
+            prompt = spec.prompt if spec is not None else result.prompt  # the chunk's own part, not the joined text
+            commands.append(InsertChunk(plan.shot_id, index, Chunk(result.chunk_id, prompt, result.seed)))
             text = f"Generate {shot.name}, chunk {index + 1} (brought back)"
         else:
             text = f"Generate {shot.name}, " + (f"chunk {index + 1}" if index is not None else "a moved chunk")
@@ -224,9 +290,9 @@ class ResultCommitter:
             self.take_id = new_id()
             parent, first, inherited = self._attachment(project, shot, result)
             take = Take(self.take_id, next_take_name(shot), parent, first, inherited)
-            commands.append(AddTake(plan.shot_id, take))
+            commands.append(AddTake(plan.shot_id, take, activate=plan.activate))
             text += f" · {take.name}"
-        commands.append(CommitResult(plan.shot_id, self.take_id, result.chunk_id, result, text=text))
+        commands.append(CommitResult(plan.shot_id, self.take_id, result.chunk_id, result, text=text, spec=spec))
         return commands[0] if len(commands) == 1 else MacroCommand(commands, text)
 
     def notice_for(self, project: Project, chunk_id: str) -> str | None:

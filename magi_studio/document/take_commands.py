@@ -1,5 +1,9 @@
 """Commands on a shot's takes: add one after a generation, commit a finished chunk, rename, switch, delete.
 
+A take remembers what it was made from (model.TakeSpec, recorded by CommitResult), and switching to
+it puts that back on the cards: each chunk's prompt and seed, and the shot's prompt, start and
+reference image as they were when the take was made — so the take's chunks come back done.
+
 The same contract as commands.py (apply/revert return changes; revert restores the exact document).
 Takes never lose results: deleting one hands its results to its children, and the ChunkResults
 themselves stay in the project (and on disk), so undo can always bring a take back.
@@ -10,8 +14,9 @@ from __future__ import annotations
 import copy
 
 from magi_studio.document.commands import Command
-from magi_studio.document.model import ChunkResult, Project, Take, active_path, children_of, take_boundary
-from magi_studio.document.observer import ChunkChanged, ShotsChanged, TakesChanged
+from magi_studio.document.model import (ChunkResult, Project, Shot, Take, TakeSpec, children_of, own_spec,
+                                        resolve_specs, take_boundary)
+from magi_studio.document.observer import ChunkChanged, ShotChanged, ShotsChanged, TakesChanged
 
 
 class AddTake(Command):
@@ -39,20 +44,26 @@ class AddTake(Command):
 
 
 class CommitResult(Command):
-    """A finished chunk: its result enters the project and `take_id` maps the chunk to it."""
+    """A finished chunk: its result enters the project, `take_id` maps the chunk to it and records the
+    specs it was generated from (`spec`, planning's snapshot; None leaves the take's record as it is)."""
 
     text = "Generate chunk"
 
-    def __init__(self, shot_id: str, take_id: str, chunk_id: str, result: ChunkResult, text: str = "") -> None:
+    def __init__(self, shot_id: str, take_id: str, chunk_id: str, result: ChunkResult, text: str = "",
+                 spec: TakeSpec | None = None) -> None:
         self.shot_id, self.take_id, self.chunk_id, self.result = shot_id, take_id, chunk_id, result
-        self.text = text or self.text
+        self.text, self.spec = text or self.text, spec
         self._old_result_id: str | None = None
+        self._old_spec: TakeSpec | None = None
 
     def apply(self, project: Project) -> list:
         take = project.shot(self.shot_id).take(self.take_id)
         self._old_result_id = take.results.get(self.chunk_id)
+        self._old_spec = take.specs.get(self.chunk_id)
         project.results[self.result.id] = self.result
         take.results[self.chunk_id] = self.result.id
+        if self.spec is not None:
+            take.specs[self.chunk_id] = self.spec
         return [TakesChanged(self.shot_id)]
 
     def revert(self, project: Project) -> list:
@@ -61,6 +72,10 @@ class CommitResult(Command):
             del take.results[self.chunk_id]
         else:
             take.results[self.chunk_id] = self._old_result_id
+        if self._old_spec is None:
+            take.specs.pop(self.chunk_id, None)
+        else:
+            take.specs[self.chunk_id] = self._old_spec
         del project.results[self.result.id]  # its files stay on disk: redo needs them
         return [TakesChanged(self.shot_id)]
 
@@ -105,44 +120,74 @@ class RenameTake(Command):
         return False
 
 
-class SetActiveTake(Command):
-    """Switch takes: the active path changes at once, nothing is generated.
+class _SpecRestore:
+    """Puts a take's specs back on the shot and its chunks, and undoes exactly that.
 
-    Where the new path shows another result than the old one, the chunk takes back the seed that
-    result was made with (when its prompt is still the chunk's): Regenerate re-rolls a chunk's seed,
-    and the take made before it must come back done, not stale. An edited prompt stays edited, so
-    such a chunk stays stale. Undo puts the seeds back with the take.
+    Every chunk the take shows (its own or its ancestors') takes back the prompt and seed it was made
+    with; the shot takes back the prompt, start and reference image it had when the take itself was
+    made (when that image is still in the project). Chunks whose specs are not known stay as they are.
     """
+
+    def __init__(self) -> None:
+        self._chunks: dict[str, tuple[str, int]] = {}
+        self._shot: tuple[str, str, str | None] | None = None
+
+    def apply(self, project: Project, shot: Shot, take_id: str | None) -> list:
+        self._chunks, self._shot = {}, None
+        changes: list = []
+        take = shot.find_take(take_id)
+        if take is None:
+            return changes
+        for chunk, spec in zip(shot.chunks, resolve_specs(shot, take_id)):
+            if spec is not None and (chunk.prompt, chunk.seed) != (spec.prompt, spec.seed):
+                self._chunks[chunk.id] = (chunk.prompt, chunk.seed)
+                chunk.prompt, chunk.seed = spec.prompt, spec.seed
+                changes.append(ChunkChanged(shot.id, chunk.id))
+        spec = own_spec(shot, take)
+        if spec is not None:
+            old = (shot.prompt, shot.start, shot.reference_asset_id)
+            shot.prompt = spec.shot_prompt
+            if spec.reference_asset_id is None or spec.reference_asset_id in project.assets:
+                shot.start = spec.start
+                shot.reference_asset_id = spec.reference_asset_id or shot.reference_asset_id
+            if (shot.prompt, shot.start, shot.reference_asset_id) != old:
+                self._shot = old
+                changes.append(ShotChanged(shot.id))
+        return changes
+
+    def revert(self, shot: Shot) -> list:
+        changes: list = []
+        for chunk in shot.chunks:
+            if chunk.id in self._chunks:
+                chunk.prompt, chunk.seed = self._chunks[chunk.id]
+                changes.append(ChunkChanged(shot.id, chunk.id))
+        if self._shot is not None:
+            shot.prompt, shot.start, shot.reference_asset_id = self._shot
+            changes.append(ShotChanged(shot.id))
+        return changes
+
+
+class SetActiveTake(Command):
+    """Switch takes: the active path changes at once, nothing is generated, and the cards take back
+    what the take was made from (_SpecRestore), so its chunks come back done. One undo step puts back
+    both the previous take and the previous specs."""
 
     text = "Switch take"
 
     def __init__(self, shot_id: str, take_id: str) -> None:
         self.shot_id, self.take_id, self._old = shot_id, take_id, None
-        self._old_seeds: dict[str, int] = {}
+        self._specs = _SpecRestore()
 
     def apply(self, project: Project) -> list:
         shot = project.shot(self.shot_id)
         shot.take(self.take_id)  # raises for an unknown take
-        before = active_path(shot)
         self._old, shot.active_take_id = shot.active_take_id, self.take_id
-        self._old_seeds = {}
-        changes = [TakesChanged(self.shot_id)]
-        for chunk, old_id, new_id in zip(shot.chunks, before, active_path(shot)):
-            result = project.results.get(new_id) if new_id is not None and new_id != old_id else None
-            if result is not None and result.prompt == chunk.prompt and result.seed != chunk.seed:
-                self._old_seeds[chunk.id], chunk.seed = chunk.seed, result.seed
-                changes.append(ChunkChanged(self.shot_id, chunk.id))
-        return changes
+        return [TakesChanged(self.shot_id)] + self._specs.apply(project, shot, self.take_id)
 
     def revert(self, project: Project) -> list:
         shot = project.shot(self.shot_id)
         shot.active_take_id = self._old
-        changes = [TakesChanged(self.shot_id)]
-        for chunk in shot.chunks:
-            if chunk.id in self._old_seeds:
-                chunk.seed = self._old_seeds[chunk.id]
-                changes.append(ChunkChanged(self.shot_id, chunk.id))
-        return changes
+        return [TakesChanged(self.shot_id)] + self._specs.revert(shot)
 
 
 class DeleteTake(Command):
@@ -174,6 +219,8 @@ class DeleteTake(Command):
                 inherited = {c: r for c, r in take.results.items() if start <= position.get(c, -1) < own_start}
                 kept = {c: r for c, r in child.results.items() if position.get(c, own_start) >= own_start}
                 child.results = {**inherited, **kept}
+                child.specs = {**{c: s for c, s in take.specs.items() if c in inherited},
+                               **{c: s for c, s in child.specs.items() if c in kept}}
                 child.first_chunk_id = take.first_chunk_id
             child.parent_id = take.parent_id
         shot.takes.remove(take)

@@ -68,7 +68,8 @@ def test_switching_takes_changes_what_is_exported(complete, tmp_path):
     SetActiveTake(shot.id, shot.takes[0].id).apply(project)
     export_video(project, store, tmp_path / "old.mp4", chunk_range=(2, 3), preset="ultrafast")
     chunk = json.loads((tmp_path / "old.json").read_text())["chunks"][0]
-    assert (chunk["prompt"], chunk["state"]) == ("it rolls left", "stale")  # the old take, made before the edit
+    # the old take, made before the edit: switching to it put its prompt back, so it is done
+    assert (chunk["prompt"], chunk["state"]) == ("it rolls left", "done")
 
 
 def test_pending_chunks_are_named_before_export(tmp_path):

@@ -18,6 +18,7 @@ from magi_studio.controllers.project import ProjectController
 from magi_studio.dialogs.project_prompts import (CANCEL, DISCARD, RECOVER, SAVE, ProjectOpenDialog, ProjectPrompts,
                                                  human_time, recovery_box)
 from magi_studio.document.commands import SetPrompt
+from magi_studio.document.manifest import SCHEMA_VERSION
 from magi_studio.document.model import active_path, storyboard_states
 from magi_studio.document.store import AUTOSAVE, MANIFEST, open_project
 from tests.magi_studio.document.fakes import fake_generate, rich_project
@@ -194,7 +195,7 @@ def test_untitled_work_of_a_crashed_session_is_offered_but_never_a_live_one(make
 
 @pytest.mark.parametrize("damage, message", [
     (lambda data: b"{ not json", "damaged"),
-    (lambda data: data.replace(b'"schema_version": 1', b'"schema_version": 99'), "newer MAGI Studio"),
+    (lambda data: data.replace(b'"schema_version": %d' % SCHEMA_VERSION, b'"schema_version": 99'), "newer MAGI Studio"),
 ])
 def test_damaged_or_newer_files_get_the_clear_message_and_stay_byte_identical(make, tmp_path, damage, message):
     project, store = rich_project(tmp_path)

@@ -10,9 +10,10 @@ import pytest
 from engine.errors import ConfigError, InputError
 from magi_studio.document.commands import (AddChunk, AddShot, DeleteChunk, DeleteShot, DuplicateChunk, InsertChunk,
                                            MacroCommand, MoveChunk, RenameShot, SetProjectSettings, SetPrompt,
-                                           SetReferenceImage, SetSeed, SetSeedLocked, SetShotStart, SplitShot,
+                                           SetReferenceImage, SetSeed, SetSeedLocked, SetShotPrompt, SetShotStart,
+                                           SplitShot,
                                            new_chunk, next_seed)
-from magi_studio.document.model import (ChunkResult, Take, active_path, new_project, new_shot, resolve_take,
+from magi_studio.document.model import (ChunkResult, Take, TakeSpec, active_path, new_project, new_shot, resolve_take,
                                         storyboard_states)
 from magi_studio.document.observer import (ChunkChanged, Document, SettingsChanged, ShotChanged, ShotsChanged,
                                            TakesChanged, UndoHistory)
@@ -44,6 +45,7 @@ COMMANDS = {
     "add shot": lambda p, s, t: AddShot(new_shot(p), index=1),
     "delete shot": lambda p, s, t: DeleteShot(p.shots[1].id),
     "rename shot": lambda p, s, t: RenameShot(_first(p).id, "Opening"),
+    "set shot prompt": lambda p, s, t: SetShotPrompt(_first(p).id, "A red ball on a table"),
     "set shot start": lambda p, s, t: SetShotStart(p.shots[1].id, "continue"),
     "set reference image": lambda p, s, t: SetReferenceImage(_first(p).id, s.import_image(write_image(t / "x.png"))),
     "clear reference image": lambda p, s, t: SetReferenceImage(p.shots[1].id, None),
@@ -51,7 +53,7 @@ COMMANDS = {
                                                            _first(p).chunks[3].id)),
     "commit result": lambda p, s, t: CommitResult(
         _first(p).id, _first(p).takes[0].id, _first(p).chunks[0].id,
-        ChunkResult("r-new", _first(p).chunks[0].id, "p", 1, "tiny", {}, 64, 64)),
+        ChunkResult("r-new", _first(p).chunks[0].id, "p", 1, "tiny", {}, 64, 64), spec=TakeSpec("p", 1)),
     "rename take": lambda p, s, t: RenameTake(_first(p).id, _first(p).takes[0].id, "The first"),
     "switch take": lambda p, s, t: SetActiveTake(_first(p).id, _first(p).takes[0].id),
     "delete active take": lambda p, s, t: DeleteTake(_first(p).id, _first(p).takes[1].id),
@@ -126,16 +128,17 @@ def test_the_document_tells_subscribers_with_typed_changes(rich):
     unsubscribe = document.subscribe(seen.append)
     document.subscribe(only_takes.append, TakesChanged)
     shot = project.shots[0]
-    document.apply(SetPrompt(shot.id, shot.chunks[0].id, "x"))
-    document.apply(SetActiveTake(shot.id, shot.takes[0].id))
+    first, third = shot.chunks[0].id, shot.chunks[2].id
+    document.apply(SetPrompt(shot.id, first, "x"))
+    document.apply(SetActiveTake(shot.id, shot.takes[0].id))  # Take 1's specs come back on chunks 1 and 3
     document.apply(SplitShot(shot.id, 1))
     document.apply(SetProjectSettings(fps=25))
-    assert seen == [ChunkChanged(shot.id, shot.chunks[0].id), TakesChanged(shot.id), ShotsChanged(),
-                    ShotChanged(shot.id), SettingsChanged(("fps",))]
+    assert seen == [ChunkChanged(shot.id, first), TakesChanged(shot.id), ChunkChanged(shot.id, first),
+                    ChunkChanged(shot.id, third), ShotsChanged(), ShotChanged(shot.id), SettingsChanged(("fps",))]
     assert only_takes == [TakesChanged(shot.id)]
     unsubscribe()
     document.apply(SetPrompt(shot.id, shot.chunks[0].id, "y"))
-    assert len(seen) == 5
+    assert len(seen) == 7
 
 
 def test_deleting_a_take_changes_what_no_other_take_shows(rich):

@@ -111,7 +111,8 @@ def test_regenerate_from_n_reuses_bit_identical_latents_and_keeps_the_old_take(s
 
     history.push(SetActiveTake(shot.id, old_take))  # switching takes generates nothing
     assert active_path(shot) == old_path
-    assert [s.value for s in chunk_states(project, shot.id)] == ["done", "done", "stale"]  # chunk 3's prompt changed
+    assert shot.chunks[2].prompt != "a red ball grows"  # the old take's prompt is back on the card
+    assert chunk_states(project, shot.id) == [ChunkState.DONE] * 3
 
 
 def test_cancel_keeps_finished_chunks_and_resume_fills_the_same_take(session, setup):
@@ -198,7 +199,7 @@ def test_project_settings_override_the_models_sampling(session):
     assert (sampling.num_steps, sampling.window, max(sampling.guidance.text_scales)) == (8, 2, 3.0)
 
 
-def test_switching_back_to_the_take_before_a_regeneration_brings_its_seeds_back(setup):
+def test_switching_back_to_the_take_before_a_regeneration_brings_its_specs_back(setup):
     project, store, history = setup
     shot = project.shots[0]
     fake_generate(project, store, shot.id, history=history)
@@ -214,7 +215,10 @@ def test_switching_back_to_the_take_before_a_regeneration_brings_its_seeds_back(
     history.undo()
     assert [c.seed for c in shot.chunks] == new_seeds and chunk_states(project, shot.id) == [ChunkState.DONE] * 3
     history.redo()  # the old take again, then its third prompt edited and the newer take chosen
+    prompt = shot.chunks[2].prompt
     history.push(SetPrompt(shot.id, shot.chunks[2].id, "an edited prompt"))
     history.push(SetActiveTake(shot.id, next(t.id for t in shot.takes if t.id != old_take)))
-    assert [c.seed for c in shot.chunks][:2] == new_seeds[:2] and shot.chunks[2].seed == old_seeds[2]
-    assert chunk_states(project, shot.id)[2] is ChunkState.STALE  # an edited prompt stays edited: still stale
+    assert [c.seed for c in shot.chunks] == new_seeds and shot.chunks[2].prompt == prompt  # the take's specs
+    assert chunk_states(project, shot.id) == [ChunkState.DONE] * 3
+    history.undo()  # one step puts back the take and the edited prompt
+    assert shot.active_take_id == old_take and shot.chunks[2].prompt == "an edited prompt"

@@ -101,8 +101,10 @@ def test_a_full_disk_during_save_leaves_the_previous_file_intact(saved, monkeypa
 @pytest.mark.parametrize("damage, message", [
     (lambda text: text[: len(text) // 2], "is damaged \\(invalid JSON at line"),
     (lambda text: b"\xff\xfe" + text.encode("utf-16-le"), "damaged \\(it is not text\\)"),
-    (lambda text: text.replace('"schema_version": 1', '"schema_version": 99'), "newer MAGI Studio"),
-    (lambda text: text.replace('"schema_version": 1', '"schema_version": "1"'), "schema_version"),
+    (lambda text: text.replace(f'"schema_version": {manifest.SCHEMA_VERSION}', '"schema_version": 99'),
+     "newer MAGI Studio"),
+    (lambda text: text.replace(f'"schema_version": {manifest.SCHEMA_VERSION}', '"schema_version": "1"'),
+     "schema_version"),
     (lambda text: text.replace('"magi-studio-project"', '"something-else"'), "not a MAGI Studio project file"),
     (lambda text: text.replace('"seed_locked": true', '"seed_locked": "yes"', 1),
      r"shots\[0\]\.chunks\[2\]\.seed_locked"),
@@ -156,20 +158,21 @@ def test_older_versions_are_migrated_step_by_step(saved, monkeypatch):
     project, store = saved
     path = store.path / "project.json"
     data = json.loads(path.read_text())
-    for shot in data["shots"]:  # pretend version 1 called the shot name "title"
+    current = manifest.SCHEMA_VERSION
+    for shot in data["shots"]:  # pretend the current version called the shot name "title"
         shot["title"] = shot.pop("name")
     path.write_text(json.dumps(data))
 
-    def v1_to_v2(old):
+    def to_next(old):
         for shot in old["shots"]:
             shot["name"] = shot.pop("title")
         return old
 
-    monkeypatch.setattr(manifest, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(manifest, "MIGRATIONS", {1: v1_to_v2})
+    monkeypatch.setattr(manifest, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(manifest, "MIGRATIONS", {**manifest.MIGRATIONS, current: to_next})
     assert open_project(store.path)[0] == project
     monkeypatch.setattr(manifest, "MIGRATIONS", {})
-    with pytest.raises(ProjectError, match="format 1, which this MAGI Studio cannot convert"):
+    with pytest.raises(ProjectError, match=f"format {current}, which this MAGI Studio cannot convert"):
         open_project(store.path)
 
 

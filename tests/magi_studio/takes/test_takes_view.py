@@ -117,9 +117,12 @@ def test_make_active_switches_timeline_and_player_at_once(qtbot, studio):
     thumbs_after = [c.model.thumbnail.cacheKey() for c in studio.timeline.cards()[:4]]
     assert thumbs_after[:2] == thumbs_before[:2] and thumbs_after[2:] != thumbs_before[2:]
     assert set(studio.session.project.results) == results_before  # nothing was generated
-    assert [c.model.state for c in studio.timeline.cards()[:4]] == ["done", "done", "stale", "stale"]
-    studio.session.undo_stack.undo()
+    # Take 1's specs came back with it: chunk 3's old prompt, so nothing is stale
+    assert [c.model.state for c in studio.timeline.cards()[:4]] == ["done"] * 4
+    assert studio.timeline.cards()[2].prompt.toPlainText() == "it rolls left"
+    studio.session.undo_stack.undo()  # one step: Take 2 and its prompt
     assert studio.shot.active_take_id == take2.id
+    assert studio.timeline.cards()[2].prompt.toPlainText() == "it rolls right"
     assert same(studio.player_frames(), studio.stored_frames(take2.id))
 
 
