@@ -181,6 +181,8 @@ class DiTConfig:
 
 
 GuidanceMode = Literal["cfg3", "distilled"]
+#: The lowest and highest guidance scale a schedule may use.
+GUIDANCE_SCALE_RANGE = (-1.0, 50.0)
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,8 @@ class GuidanceConfig:
         _require(list(self.t_edges) == sorted(self.t_edges), "GuidanceConfig.t_edges must be increasing")
         for name in ("history_scales", "text_scales"):
             for value in getattr(self, name):
-                _require(-1.0 <= value <= 50.0, f"GuidanceConfig.{name} values must lie in [-1, 50], got {value}")
+                low, high = GUIDANCE_SCALE_RANGE
+                _require(low <= value <= high, f"GuidanceConfig.{name} values must lie in [-1, 50], got {value}")
         _require(0.0 <= self.near_clean_history_weight <= 1.0,
                  f"GuidanceConfig.near_clean_history_weight must be in [0, 1], got {self.near_clean_history_weight}")
 
@@ -226,6 +229,8 @@ class GuidanceConfig:
 
 
 SUPPORTED_STEPS = (4, 8, 12, 16, 32, 64)
+#: The most chunks denoised at once.
+MAX_WINDOW = 8
 
 
 @dataclass(frozen=True)
@@ -248,7 +253,7 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         _require(isinstance(self.num_steps, int) and self.num_steps in SUPPORTED_STEPS,
                  f"SamplingConfig.num_steps must be one of {SUPPORTED_STEPS}, got {self.num_steps!r}")
-        _require(isinstance(self.window, int) and 1 <= self.window <= 8,
+        _require(isinstance(self.window, int) and 1 <= self.window <= MAX_WINDOW,
                  f"SamplingConfig.window must be an integer from 1 to 8, got {self.window!r}")
         _require(self.num_steps % self.window == 0,
                  f"SamplingConfig.num_steps ({self.num_steps}) must be a multiple of window ({self.window})")

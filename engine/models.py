@@ -19,6 +19,7 @@ import torch
 from engine.bundle import ModelBundle, is_native_bundle, load_native_bundle
 from engine.device import parse_dtype, pick_device
 from engine.errors import CheckpointError, ConfigError
+from engine.loading.safetensors_io import refuse_pickled_only
 from engine.variants import MAGI_VARIANTS, magi_variant
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,10 @@ def resolve_model(spec: str) -> ModelSource:
     if path.exists():
         if not path.is_dir():
             raise CheckpointError(f"{path} is a file; choose the folder that holds the model.")
-        return ModelSource("native", path) if is_native_bundle(path) else ModelSource("magi-folder", path)
+        if is_native_bundle(path):
+            return ModelSource("native", path)
+        refuse_pickled_only(path)  # a folder of .bin/.pt files gets "refused: pickles", not "nothing found"
+        return ModelSource("magi-folder", path)
     try:
         return ModelSource("hub", variant=magi_variant(spec).name)
     except ConfigError:

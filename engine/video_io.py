@@ -109,6 +109,13 @@ def load_image(path: str | os.PathLike, *, background: tuple[int, int, int] = (2
     return _to_rgb8(_oriented(raw, header.orientation), background, path)
 
 
+def check_image_file(path: str | os.PathLike) -> ImageHeader:
+    """What `load_image` checks before decoding (the file, its format, its size), without decoding it."""
+    path = Path(path)
+    _check_input_file(path, "Image")
+    return read_image_header(path)
+
+
 #: Pixels converted at a time: the float copies of one band stay small whatever the image size.
 _BAND_PIXELS = 1 << 20
 
@@ -274,6 +281,13 @@ def _decoded_frames(reader: Iterator[bytes], shape: tuple[int, int, int], path: 
             yield np.frombuffer(data, np.uint8).reshape(shape)
     finally:
         reader.close()  # stops ffmpeg
+
+
+def check_video_file(path: str | os.PathLike) -> None:
+    """Raise InputError unless `path` is a video that ffmpeg opens and that holds a frame (one is decoded)."""
+    for _frame in iter_video(path, max_frames=1):
+        return
+    raise InputError(f"Video file '{path}' holds no frames.")
 
 
 def read_video(

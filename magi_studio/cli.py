@@ -4,45 +4,100 @@
     magi-studio generate --model studio-mini --prompt "a red ball falls" --prompt "it bounces" -o out.mp4
     magi-studio render PROJECT -o out.mp4
 
-Qt is imported only for the app, so `generate` works on a machine without a display.
+Qt is imported only for the app, so `generate` works on a machine without a display. Every argument is
+checked before a model loads (`check_generate_args`, render's `check_render_args`): a wrong one costs a
+second, not the model's load, and gets one sentence.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
+import re
 import sys
 from collections import deque
 from pathlib import Path
 
-from engine.errors import EngineError
+from engine.config import GUIDANCE_SCALE_RANGE, MAX_WINDOW, SUPPORTED_STEPS
+from engine.errors import ConfigError, EngineError, InputError
+from engine.requests import MAX_PROMPT_CHARS, MAX_SEED, MAX_SIZE, MIN_SIZE
+
+_SIZE = re.compile(r"\s*([+-]?\d+)\s*[xX×*]\s*([+-]?\d+)\s*")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one line in the app's style: `error: argument --size: ...`, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see '{self.prog} --help').\n")
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 256x256, got {text!r}") from None
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"the size must look like 256x256 (WIDTHxHEIGHT in pixels), not {text!r}")
+    width, height = int(match[1]), int(match[2])
+    if not (MIN_SIZE <= width <= MAX_SIZE and MIN_SIZE <= height <= MAX_SIZE and width % 16 == height % 16 == 0):
+        raise argparse.ArgumentTypeError(f"{width}x{height} cannot be made: width and height must be multiples of 16 "
+                                         f"from {MIN_SIZE} to {MAX_SIZE} pixels")
     return width, height
 
 
+def _whole_number(low: int, high: int, allowed: tuple[int, ...] = ()):
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if allowed and value not in allowed:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(map(str, allowed))}, not {value}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, not {value}")
+        return value
+
+    return parse
+
+
+def parse_guidance(text: str) -> float:
+    low, high = GUIDANCE_SCALE_RANGE
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and low <= value <= high):
+        raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}, not {text}")
+    return value
+
+
+def parse_prompt(text: str) -> str:
+    if len(text) > MAX_PROMPT_CHARS:
+        raise argparse.ArgumentTypeError(f"a prompt of {len(text)} characters is too long; the limit is "
+                                         f"{MAX_PROMPT_CHARS}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="magi-studio", description="Storyboard editor for chunk-by-chunk video "
-                                     "generation (MAGI-1 architecture).")
+    parser = ArgumentParser(prog="magi-studio", description="Storyboard editor for chunk-by-chunk video "
+                            "generation (MAGI-1 architecture).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log engine details to the terminal")
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
 
     gen = sub.add_parser("generate", help="make a video from prompts, one --prompt per 24-frame chunk")
     gen.add_argument("--model", default="studio-mini",
                      help="studio-mini, a checkpoint folder, or a MAGI-1 hub variant such as 4.5B_distill")
-    gen.add_argument("--prompt", action="append", required=True, help="prompt of the next chunk (repeatable)")
+    gen.add_argument("--prompt", action="append", required=True, type=parse_prompt,
+                     help="prompt of the next chunk (repeatable)")
     gen.add_argument("--image", type=Path, help="reference image: the first frame of the video")
     gen.add_argument("--video", type=Path, help="prefix video to continue")
-    gen.add_argument("--seed", type=int, default=0, help="seed of the first chunk; chunk i uses seed + i")
-    gen.add_argument("--steps", type=int, help="denoising steps per chunk (model default if omitted)")
-    gen.add_argument("--window", type=int, help="chunks denoised at once (model default if omitted; 1 = sequential)")
+    gen.add_argument("--seed", type=_whole_number(0, MAX_SEED), default=0,
+                     help="seed of the first chunk; chunk i uses seed + i")
+    gen.add_argument("--steps", type=_whole_number(1, max(SUPPORTED_STEPS), SUPPORTED_STEPS),
+                     help="denoising steps per chunk (model default if omitted)")
+    gen.add_argument("--window", type=_whole_number(1, MAX_WINDOW),
+                     help="chunks denoised at once (model default if omitted; 1 = sequential)")
     gen.add_argument("--size", type=parse_size, help="WIDTHxHEIGHT, multiples of 16 (model default if omitted)")
-    gen.add_argument("--guidance", type=float, help="text guidance scale of base models (MAGI-1 default 7.5)")
+    gen.add_argument("--guidance", type=parse_guidance, help="text guidance scale of base models (MAGI-1 default 7.5)")
     gen.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     gen.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
     gen.add_argument("--text-on-cpu", action="store_true",
@@ -57,6 +112,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _values_may_start_with_a_dash(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`--size -16x16` as `--size=-16x16`: argparse takes any value starting with '-' that is not a plain
+    negative number for an option and says "expected one argument"; joined, the value reaches its check."""
+    takes_value, options = set(), set()
+    for action in _all_actions(parser):
+        options.update(action.option_strings)
+        if action.option_strings and action.nargs is None:
+            takes_value.update(action.option_strings)
+    joined, index = [], 0
+    while index < len(argv):
+        item = argv[index]
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if (item in takes_value and following is not None and following.startswith("-") and following != "--"
+                and following.split("=", 1)[0] not in options):
+            joined.append(f"{item}={following}")
+            index += 2
+        else:
+            joined.append(item)
+            index += 1
+    return joined
+
+
+def _all_actions(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        yield action
+        for child in getattr(action, "choices", None) or {}:
+            if isinstance(action.choices, dict):
+                yield from _all_actions(action.choices[child])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     known = {"generate", "render", "-h", "--help"}
@@ -64,20 +149,52 @@ def main(argv: list[str] | None = None) -> int:
         from magi_studio.app import run_app  # Qt only here
 
         return run_app(argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(_values_may_start_with_a_dash(list(argv), parser))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "generate":
+            check_generate_args(args)
             return run_generate(args)
         if args.command == "render":
-            from magi_studio.render import run_render
+            from magi_studio.render import check_render_args, run_render
 
+            check_render_args(args)
             return run_render(args)
     except EngineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     build_parser().print_help()
     return 2
+
+
+def check_generate_args(args: argparse.Namespace) -> None:
+    """Everything about `generate`'s arguments that can be known before the model loads; EngineError if wrong.
+
+    The cheap checks come first (files' headers, the output's folder), then the model's name and the
+    device, which import torch but load nothing.
+    """
+    last_seed = args.seed + len(args.prompt) - 1
+    if last_seed > MAX_SEED:
+        raise ConfigError(f"--seed {args.seed} with {len(args.prompt)} prompts would reach seed {last_seed}; seeds go "
+                          f"up to {MAX_SEED}.")
+    if args.steps is not None and args.window is not None and args.steps % args.window:
+        raise ConfigError(f"--steps {args.steps} must be a multiple of --window {args.window}.")
+    if args.image is not None and args.video is not None:
+        raise InputError("Give either a reference image (--image) or a prefix video (--video), not both.")
+    from engine.output_files import check_output_file
+    from engine.video_io import check_image_file, check_video_file
+
+    check_output_file(args.output, "video")
+    if args.image is not None:
+        check_image_file(args.image)
+    if args.video is not None:
+        check_video_file(args.video)
+    from engine.device import parse_dtype, pick_device
+    from engine.models import resolve_model
+
+    resolve_model(args.model)
+    parse_dtype(args.dtype, pick_device(args.device))
 
 
 def run_generate(args: argparse.Namespace) -> int:

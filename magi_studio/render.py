@@ -15,14 +15,32 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
+from engine.errors import ExportError
 from engine.events import CancelToken, ChunkFinished, Failed
+from engine.output_files import check_output_file
 from magi_studio.document.model import ChunkState, storyboard_states
 from magi_studio.document.observer import Document
 from magi_studio.document.planning import ResultCommitter, plan_resume, sampling_for
 from magi_studio.document.store import open_project
-from magi_studio.export import export_video
+from magi_studio.export import export_video, sidecar_path
 from magi_studio.terminal_progress import TerminalProgress, format_seconds
+
+
+def check_render_args(args: argparse.Namespace) -> None:
+    """The output names, checked before the project opens and anything is generated (ExportError if wrong)."""
+    output = Path(args.output)
+    if output.suffix.lower() == ".otio":
+        from magi_studio.otio_export import video_path
+
+        outputs = [(output, "timeline"), (video_path(output), "video"), (sidecar_path(video_path(output)), "sidecar")]
+    elif sidecar_path(output) == output:
+        raise ExportError(f"Choose a video file name ending in .mp4 (or a timeline ending in .otio), not '{output.name}'.")
+    else:
+        outputs = [(output, "video"), (sidecar_path(output), "sidecar")]
+    for path, what in outputs:
+        check_output_file(path, what)
 
 
 def run_render(args: argparse.Namespace) -> int:

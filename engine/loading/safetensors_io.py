@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 INDEX_NAMES = ("model.safetensors.index.json", "diffusion_pytorch_model.safetensors.index.json")
 #: Single-file names looked for when a folder has no index.
 SINGLE_NAMES = ("model.safetensors", "diffusion_pytorch_model.safetensors")
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 # safetensors header dtype names → torch dtypes (only those torch can represent).
 _DTYPES: dict[str, torch.dtype] = {
@@ -93,6 +93,35 @@ def _read_header(path: Path) -> dict[str, dict]:
         raise _fail(f"{path} is truncated: its header describes {expected} bytes but the file has only {size}.",
                     "Download or copy it again (an interrupted download leaves files like this).")
     return tensors
+
+
+def refuse_pickled_only(folder: str | os.PathLike[str], depth: int = 5, limit: int = 10_000) -> None:
+    """CheckpointError when `folder` (looked at `depth` levels down, `limit` entries at most) holds pickled
+    weights and no safetensors file: say why it is refused rather than that nothing was found."""
+    pickles: list[str] = []
+    level, seen = [Path(folder)], 0
+    for _ in range(depth):
+        below = []
+        for current in level:
+            try:
+                entries = list(os.scandir(current))
+            except OSError:
+                continue
+            for entry in entries:
+                seen += 1
+                if seen > limit:
+                    break
+                if entry.name.endswith(".safetensors"):
+                    return
+                if entry.is_dir(follow_symlinks=False):
+                    below.append(Path(entry.path))
+                elif Path(entry.name).suffix in PICKLE_SUFFIXES:
+                    pickles.append(entry.name)
+        level = below
+    if pickles:
+        raise _fail(f"{folder} holds only pickled weights ({', '.join(sorted(pickles)[:5])}); pickled weights are "
+                    "refused because loading them can run arbitrary code.",
+                    "Use the safetensors version of this model (.safetensors files).")
 
 
 class CheckpointReader:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 from engine.bundle import save_native_bundle
 from engine.video_io import probe_video, read_video
 from magi_studio.cli import main
+from tests.engine import image_bytes
 from tests.engine.factories import tiny_bundle
 
 
@@ -52,21 +54,93 @@ def test_prefix_video_output_holds_only_new_frames(model_dir, tmp_path):
     assert probe_video(out).frames == 48  # the 24-frame prefix is one whole chunk of context, not repeated
 
 
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Loading a model fails the test: every argument must be refused before one loads."""
+    from engine.session import Session
+
+    monkeypatch.setattr(Session, "load", classmethod(lambda *a, **k: pytest.fail("a model was loaded")))
+
+
+def run_generate_with(args, tmp_path, model_dir, capsys):
+    argv = ["generate", "--model", str(model_dir), "--prompt", "x", "-q", "-o", str(tmp_path / "x.mp4"), *args]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "x.mp4").exists()
+    return code, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--size", "-16x16"], "-16x16 cannot be made: width and height must be multiples of 16 from 64 to 4096"),
+    (["--size", "0x0"], "0x0 cannot be made"),
+    (["--size", "65x64"], "multiples of 16"),
+    (["--size", "99999x64"], "from 64 to 4096 pixels"),
+    (["--size", "wide"], "must look like 256x256"),
+    (["--steps", "7"], "must be one of 4, 8, 12, 16, 32, 64, not 7"),
+    (["--steps", "many"], "'many' is not a whole number"),
+    (["--seed", "-1"], "from 0 to 9223372036854775807, not -1"),
+    (["--window", "0"], "from 1 to 8, not 0"),
+    (["--guidance", "nan"], "from -1 to 50, not nan"),
+    (["--guidance", "-inf"], "from -1 to 50, not -inf"),
+    (["--prompt", "x" * 4001], "the limit is 4000"),
+    (["--prompt"], "--prompt: expected one argument"),
+])
+def test_malformed_arguments_are_refused_by_the_parser(model_dir, tmp_path, capsys, no_model_load, args, message):
+    with pytest.raises(SystemExit) as stopped:
+        run_generate_with(args, tmp_path, model_dir, capsys)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: argument ") and message in err and err.count("\n") == 1
+
+
+def test_a_prompt_may_start_with_a_dash(model_dir, tmp_path, no_model_load):
+    from magi_studio.cli import _values_may_start_with_a_dash, build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(_values_may_start_with_a_dash(
+        ["generate", "--prompt", "-- fade in", "--prompt", "-1", "-o", "-out.mp4", "-q"], parser))
+    assert args.prompt == ["-- fade in", "-1"] and str(args.output) == "-out.mp4" and args.quiet
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "no/such/model"], "neither a folder nor a known model"),
-    (["--size", "65x64"], "multiple of 16"),
-    (["--steps", "7"], "num_steps must be one of"),
-    (["--image", "README.md"], "not an image"),
+    (["--image", "README.md"], "format is not one MAGI Studio reads"),
+    (["--image", "missing.png"], "does not exist"),
+    (["--video", "README.md"], "not a video that can be read"),
     (["--device", "cuda"], "No CUDA GPU is available"),
+    (["--device", "gpu"], "Unknown device 'gpu'"),
+    (["--dtype", "int8"], "Unknown dtype 'int8'"),
+    (["--steps", "8", "--window", "3"], "--steps 8 must be a multiple of --window 3"),
+    (["--seed", str(2**63 - 1), "--prompt", "y"], "would reach seed"),
 ])
-def test_bad_input_gets_one_clear_sentence_and_exit_code_1(model_dir, tmp_path, capsys, args, message):
-    argv = ["generate", "--model", str(model_dir), "--prompt", "x", "-q", "-o", str(tmp_path / "x.mp4")]
-    argv[argv.index("--model"):argv.index("--model") + 2] = []
-    argv += args if args[0] == "--model" else ["--model", str(model_dir), *args]
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and "Traceback" not in err
-    assert not (tmp_path / "x.mp4").exists()
+def test_bad_input_is_one_sentence_before_the_model_loads(model_dir, tmp_path, capsys, no_model_load, args, message):
+    code, err = run_generate_with(args, tmp_path, model_dir, capsys)
+    assert code == 1 and message in err
+
+
+def test_a_huge_reference_image_is_refused_from_its_header(model_dir, tmp_path, capsys, no_model_load):
+    (tmp_path / "huge.png").write_bytes(image_bytes.png(20000, 20000, 6, 8, [], idat=b"\x78\x9c\x03\x00"))
+    code, err = run_generate_with(["--image", str(tmp_path / "huge.png")], tmp_path, model_dir, capsys)
+    assert code == 1 and "limited to 50 megapixels" in err
+
+
+@pytest.mark.parametrize("target, kind", [("fifo", "a named pipe"), ("folder", "a folder"), ("/dev/null", "a character device")])
+def test_an_output_that_is_not_a_regular_file_is_refused(model_dir, tmp_path, capsys, no_model_load, target, kind):
+    out = {"fifo": tmp_path / "pipe.mp4", "folder": tmp_path / "dir.mp4", "/dev/null": "/dev/null"}[target]
+    if target == "fifo":
+        os.mkfifo(out)
+    elif target == "folder":
+        out.mkdir()
+    code = main(["generate", "--model", str(model_dir), "--prompt", "x", "-q", "-o", str(out)])
+    assert code == 1 and kind in capsys.readouterr().err
+
+
+def test_a_folder_of_pickles_is_refused_as_pickles(tmp_path, capsys, no_model_load):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    code, err = run_generate_with(["--model", str(tmp_path / "model")], tmp_path, tmp_path / "model", capsys)
+    assert code == 1 and "pickled weights are refused" in err and "safetensors" in err
 
 
 def test_console_entry_point_runs_without_a_display(model_dir, tmp_path):

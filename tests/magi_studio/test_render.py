@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -126,3 +127,28 @@ def test_render_to_otio_writes_the_timeline_and_its_mp4_beside_it(project_path, 
     assert [c.metadata["magi_studio"]["prompt"] for c in clips] == list(TINY_VOCAB_CAPTIONS)
     assert [c.source_range.duration.value for c in clips] == [24, 24, 24]
     assert "the timeline in " + str(tmp_path / "cut.otio") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("output, blocker, message", [
+    ("film.mp4", "fifo", "video '{o}': it is a named pipe (FIFO)"),
+    ("film.mp4", "folder", "video '{o}': it is a folder"),
+    ("film.json", None, "Choose a video file name ending in .mp4"),
+    ("film.mp4", "sidecar fifo", "sidecar '{d}/film.json': it is a named pipe"),
+    ("cut.otio", "mp4 fifo", "video '{d}/cut.mp4': it is a named pipe"),
+    ("cut.otio", "sidecar folder", "sidecar '{d}/cut.json': it is a folder"),
+    ("missing/film.mp4", None, "the folder '{d}/missing' does not exist"),
+])
+def test_bad_outputs_are_refused_before_anything_is_generated(project_path, tmp_path, capsys, monkeypatch, output,
+                                                              blocker, message):
+    monkeypatch.setattr(Session, "load", classmethod(lambda *a, **k: pytest.fail("a model was loaded")))
+    out = tmp_path / output
+    blocked = {"fifo": out, "folder": out, "sidecar fifo": tmp_path / "film.json", "mp4 fifo": tmp_path / "cut.mp4",
+               "sidecar folder": tmp_path / "cut.json"}.get(blocker)
+    if blocker is not None:
+        os.mkfifo(blocked) if "fifo" in blocker else blocked.mkdir()
+    before = (project_path / "project.json").read_bytes()
+    assert main(["render", str(project_path), "-o", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message.format(o=out, d=tmp_path) in err and err.count("\n") == 1
+    assert (project_path / "project.json").read_bytes() == before
+    assert _states(project_path) == ["empty"] * 3
