@@ -87,7 +87,8 @@ def pending_chunks(project: Project, chunk_range: tuple[int, int] | None = None)
 def describe_pending(pending: list[PendingChunk], limit: int = 6) -> str:
     """One message for the user, e.g. "2 chunks are not generated yet: Shot 1, chunk 3; Shot 2, chunk 1."."""
     parts = []
-    for state, what in ((ChunkState.EMPTY, "not generated yet"), (ChunkState.STALE, "out of date (stale)")):
+    for state, what in ((ChunkState.EMPTY, "not generated yet"), (ChunkState.STALE, "out of date (stale)"),
+                        (ChunkState.DAMAGED, "damaged (their files are missing or unreadable)")):
         chosen = [p.label for p in pending if p.state is state]
         if chosen:
             shown = "; ".join(chosen[:limit]) + (f" and {len(chosen) - limit} more" if len(chosen) > limit else "")
@@ -123,7 +124,7 @@ def export_video(project: Project, store, output: str | os.PathLike, *,
     refs = selected_chunks(project, chunk_range)
     if not refs:
         raise ExportError("There is nothing to export: the storyboard (or the chosen range) has no chunks.")
-    empty = [p for p in pending_chunks(project, chunk_range) if p.state is ChunkState.EMPTY]
+    empty = [p for p in pending_chunks(project, chunk_range) if p.state in (ChunkState.EMPTY, ChunkState.DAMAGED)]
     if empty:
         raise ExportError(describe_pending(empty) + " Generate them before exporting.")
     if sidecar_path(output) == output:

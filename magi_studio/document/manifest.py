@@ -1,10 +1,11 @@
 """project.json: the Project as versioned JSON, its migrations, and a strict reader with clear errors.
 
-The manifest carries an integer `schema_version`. Reading a file goes: parse JSON -> check the format
-name -> refuse a newer version -> apply the ordered migrations vN -> vN+1 up to SCHEMA_VERSION ->
-build the dataclasses, checking every field's type and every reference (take parents, result ids,
-reference images). Any problem raises ProjectError naming the file and the place; nothing is ever
-written while reading. docs/project-format.md documents the fields.
+The manifest carries an integer `schema_version`. Reading a file goes: parse JSON within size and
+depth limits -> check the format name -> refuse a newer version -> apply the ordered migrations
+vN -> vN+1 up to SCHEMA_VERSION -> check the schema (validation.py: every field's type, range and
+length) -> build the dataclasses, checking every reference (take parents, result ids, reference
+images). Any problem raises ProjectError naming the file and the place; nothing is ever written
+while reading. docs/project-format.md documents the fields.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import PurePosixPath
 from typing import Any, Callable
 
 from engine.errors import ConfigError
-from magi_studio.document.errors import ProjectError
 from engine.requests import MAX_PROMPT_CHARS
+from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (START_MODES, Asset, Chunk, ChunkResult, Project, ProjectSettings, Shot, Take,
-                                        TakeSpec, take_chain, validate_settings)
+                                        TakeSpec, validate_settings)
+from magi_studio.document.validation import check_manifest, damaged, parse_json
 
 FORMAT = "magi-studio-project"
 SCHEMA_VERSION = 2
@@ -98,22 +100,19 @@ def manifest_bytes(project: Project, **extra: Any) -> bytes:
 
 def parse_manifest(raw: bytes, source: str) -> Project:
     """Project from the bytes of a project.json (`source` names the file in messages)."""
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise _damaged(source, "it is not text") from None
-    except json.JSONDecodeError as error:
-        raise _damaged(source, f"invalid JSON at line {error.lineno}, column {error.colno}") from None
+    data = parse_json(raw, source)  # size, depth and strict JSON (validation.py)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ProjectError(f"{source} is not a MAGI Studio project file.")
     version = data.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise _damaged(source, f"schema_version is {version!r}, not a positive integer")
+        raise _damaged(source, f"schema_version is {version!r:.40}, not a positive integer")
     if version > SCHEMA_VERSION:
-        raise ProjectError(f"{source} was saved by a newer MAGI Studio (project format {version}; this version "
+        raise ProjectError(f"{source} was saved by a newer MAGI Studio (project format {str(version)[:20]}; this version "
                            f"reads up to {SCHEMA_VERSION}). Update MAGI Studio to open it; the file was left "
                            "unchanged.")
-    return _build(migrate(data, source), _Reader(source))
+    data = migrate(data, source)
+    check_manifest(data, source)  # every field's type, range and length, before any value is used
+    return _build(data, _Reader(source))
 
 
 def migrate(data: dict, source: str) -> dict:
@@ -123,14 +122,19 @@ def migrate(data: dict, source: str) -> dict:
         step = MIGRATIONS.get(version)
         if step is None:
             raise ProjectError(f"{source} uses project format {version}, which this MAGI Studio cannot convert.")
-        data = step(dict(data))
+        try:
+            data = step(dict(data))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:  # a damaged old file
+            raise _damaged(source, f"it could not be converted from project format {version} "
+                                   f"({type(error).__name__}: {str(error)[:80]})") from None
+        if not isinstance(data, dict):
+            raise _damaged(source, f"it could not be converted from project format {version}")
         version += 1
         data["schema_version"] = version
     return data
 
 
-def _damaged(source: str, detail: str) -> ProjectError:
-    return ProjectError(f"{source} is damaged ({detail}); it was left unchanged.")
+_damaged = damaged
 
 
 class _Reader:
@@ -281,11 +285,12 @@ def _build_shot(read: _Reader, item: dict, where: str, assets: dict, results: di
         raise read.fail(f"{where}.prompt", f"is longer than {MAX_PROMPT_CHARS} characters")
     shot = Shot(read.get(item, "id", str, where), read.get(item, "name", str, where), chunks, start, reference, takes,
                 read.get(item, "active_take", str, where, optional=True), prompt)
+    parents = {take.id: take.parent_id for take in takes}
     for j, take in enumerate(takes):
-        if take.parent_id is not None and shot.find_take(take.parent_id) is None:
+        if take.parent_id is not None and take.parent_id not in parents:
             raise read.fail(f"{where}.takes[{j}].parent", f"names a take ({take.parent_id!r}) the shot does not have")
-        if len(take_chain(shot, take.id)) != _depth(shot, take):
-            raise read.fail(f"{where}.takes[{j}].parent", "makes the take tree a loop")
+    if _has_loop(parents):
+        raise read.fail(f"{where}.takes", "make the take tree a loop (a take is its own ancestor)")
     if shot.active_take_id is not None and shot.find_take(shot.active_take_id) is None:
         raise read.fail(f"{where}.active_take", f"names a take ({shot.active_take_id!r}) the shot does not have")
     return shot
@@ -302,9 +307,16 @@ def _build_spec(read: _Reader, item: dict, where: str, assets: dict) -> TakeSpec
                     read.get(item, "shot_prompt", str, where), start, reference)
 
 
-def _depth(shot: Shot, take: Take) -> int:
-    """Generations up to the root, or more than the number of takes for a loop."""
-    depth, current = 0, take
-    while current is not None and depth <= len(shot.takes):
-        depth, current = depth + 1, shot.find_take(current.parent_id)
-    return depth
+def _has_loop(parents: dict[str, str | None]) -> bool:
+    """Does following parents from some take come back to a take already on the walk? O(takes) in all."""
+    settled: set[str] = set()
+    for start in parents:
+        walk: set[str] = set()
+        current = start
+        while current is not None and current not in settled:
+            if current in walk:
+                return True
+            walk.add(current)
+            current = parents.get(current)
+        settled |= walk
+    return False

@@ -171,6 +171,9 @@ class Project:
     shots: list[Shot] = field(default_factory=list)
     results: dict[str, ChunkResult] = field(default_factory=dict)
     assets: dict[str, Asset] = field(default_factory=dict)
+    #: Results whose files were found unusable when the project was opened (result id -> the problem,
+    #: one sentence). Found by store.check_files, never saved: the files decide.
+    damaged: dict[str, str] = field(default_factory=dict, compare=False)
 
     def shot_index(self, shot_id: str) -> int:
         for i, shot in enumerate(self.shots):
@@ -303,6 +306,8 @@ class ChunkState(str, enum.Enum):
     EMPTY = "empty"
     DONE = "done"
     STALE = "stale"
+    #: Its result's files are missing or unreadable (Project.damaged): regenerate it.
+    DAMAGED = "damaged"
 
 
 def previous_shot(project: Project, shot: Shot) -> Shot | None:
@@ -353,8 +358,10 @@ def storyboard_states(project: Project) -> dict[str, list[ChunkState]]:
                 state = ChunkState.DONE
             else:
                 state = ChunkState.STALE
+            upstream_done = upstream_done and state is ChunkState.DONE  # damaged files do not make later chunks stale
+            if result is not None and result.id in project.damaged:
+                state = ChunkState.DAMAGED
             shot_states.append(state)
-            upstream_done = upstream_done and state is ChunkState.DONE
         states[shot.id] = shot_states
         previous_path = path
         previous_done = upstream_done  # every chunk of this shot (and of what it continues) is done

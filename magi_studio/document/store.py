@@ -13,6 +13,12 @@ never rewritten, so a crash loses nothing generated and a save only has to write
 new bytes to a temporary file, fsync, rename over the old one, fsync the folder. A failed write
 leaves the previous project.json as it was. Untitled projects live in a scratch bundle (see
 `ProjectStore.create_scratch`) until they are saved somewhere with `save_as`.
+
+Nothing inside the bundle is trusted: every file is reached through project_files.py (no symbolic
+links, regular files only, size limits) and the manifest through validation.py. A result whose files
+are missing or damaged does not stop the project from opening: `check_files` lists it in
+`Project.damaged` and its chunk shows as damaged. Temporary files a killed save left behind (our
+names only) are removed the next time the project is opened or saved.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import dataclasses
 import errno
 import hashlib
 import os
+import re
 import shutil
+import stat
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,18 +38,27 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from engine.video_io import load_image
-from magi_studio.document.errors import ProjectError
+from magi_studio.document.errors import ProjectError, ProjectFileError
 from magi_studio.document.manifest import manifest_bytes, parse_manifest
 from magi_studio.document.model import CHUNK_FRAMES, Asset, ChunkResult, Project, new_id
+from magi_studio.document.project_files import checked_path, decode_frames, decode_latent, read_bytes, result_problem
+from magi_studio.document.validation import MAX_MANIFEST_BYTES
 
 MANIFEST = "project.json"
 AUTOSAVE = "autosave.json"
 EXTENSION = ".magi"
 THUMBNAIL_WIDTH = 160
+#: What our interrupted writes leave behind (see _atomic_write and write_result): only these are removed.
+LEFTOVERS = {
+    "": re.compile(r"\.(project|autosave)\.json\.[0-9a-f]{12}\.tmp"),
+    "assets": re.compile(r"\.[^/]+\.[0-9a-f]{12}\.tmp"),
+    "results": re.compile(r"\.[A-Za-z0-9_-]+\.tmp-[0-9a-f]{12}"),
+}
+#: A leftover younger than this may belong to a save still running (another window, `render`).
+LEFTOVER_AGE_S = 60.0
 
 
 def bundle_path(path: str | os.PathLike) -> Path:
@@ -55,13 +73,20 @@ def open_project(path: str | os.PathLike) -> tuple[Project, "ProjectStore"]:
     """Read a project; a missing, damaged or newer one raises ProjectError and is never written to."""
     folder = Path(path).expanduser()
     folder = folder.parent if folder.name == MANIFEST else folder
-    if not folder.exists():
-        raise ProjectError(f"The project '{folder}' does not exist.")
-    if not (folder / MANIFEST).is_file():
+    try:
+        is_folder = stat.S_ISDIR(os.stat(folder).st_mode)
+    except FileNotFoundError:
+        raise ProjectError(f"The project '{folder}' does not exist.") from None
+    except ValueError:  # a NUL in the name
+        raise ProjectError(f"The project name {str(folder)!r:.200} holds a NUL character.") from None
+    except OSError as error:
+        raise ProjectError(f"The project '{folder}' cannot be opened: {_describe(error)}.") from None
+    if not is_folder or not os.path.lexists(folder / MANIFEST):
         raise ProjectError(f"'{folder}' is not a MAGI Studio project (it has no {MANIFEST}).")
     store = ProjectStore(folder)
-    project = parse_manifest(store._read(folder / MANIFEST), str(folder / MANIFEST))
+    project = parse_manifest(read_bytes(folder, MANIFEST, limit=MAX_MANIFEST_BYTES), str(folder / MANIFEST))
     store.check_files(project)
+    store.remove_leftovers()
     return project, store
 
 
@@ -92,7 +117,7 @@ def discard_recovery(path: str | os.PathLike) -> None:
 def find_scratch_recoveries(root: str | os.PathLike) -> list[Path]:
     """Untitled projects under `root` that were autosaved and never saved (the app died): offer them back."""
     root = Path(root)
-    return sorted(p for p in root.glob(f"*{EXTENSION}") if (p / AUTOSAVE).is_file()) if root.is_dir() else []
+    return sorted(p for p in root.glob(f"*{EXTENSION}") if _is_regular(p / AUTOSAVE)) if root.is_dir() else []
 
 
 class ProjectStore:
@@ -123,10 +148,13 @@ class ProjectStore:
     # -- the manifest
 
     def save(self, project: Project) -> None:
-        """Write project.json atomically; the autosave is dropped once the save is safe on disk."""
-        self.check_files(project)
+        """Write project.json atomically; the autosave is dropped once the save is safe on disk.
+
+        Damaged results stay listed (their files may come back from a backup); nothing is lost by saving.
+        """
         self._atomic_write(self.path / MANIFEST, manifest_bytes(project))
         self.discard_recovery()
+        self.remove_leftovers()
 
     def save_as(self, project: Project, path: str | os.PathLike, *, overwrite: bool = False) -> "ProjectStore":
         """Copy the project (its assets and results) to a new bundle and save it there; returns the new store.
@@ -143,7 +171,6 @@ class ProjectStore:
                 raise ProjectError(f"'{target}' already exists.")
             if not (target / MANIFEST).is_file():
                 raise ProjectError(f"'{target}' is not a MAGI Studio project, so it will not be replaced.")
-        self.check_files(project)
         staging = target.with_name(f".{target.name}.saving-{new_id()}")
         replaced = target.with_name(f".{target.name}.old-{new_id()}")
         try:
@@ -151,7 +178,7 @@ class ProjectStore:
             (staging / "assets").mkdir()
             staged = ProjectStore(staging)
             for relative in _project_files(project):
-                _copy_immutable(self.path / relative, staging / relative)
+                self._copy_immutable(relative, staging)
             staged._atomic_write(staging / MANIFEST, manifest_bytes(project))
             if target.exists():
                 os.rename(target, replaced)
@@ -168,14 +195,42 @@ class ProjectStore:
         _fsync_dir(target.parent)
         return ProjectStore(target)
 
-    def check_files(self, project: Project) -> None:
-        """Raise ProjectError naming the files the manifest needs that are not in the bundle."""
-        missing = [relative for relative in _project_files(project, thumbnails=False)
-                   if not (self.path / relative).is_file()]
-        if missing:
-            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            raise ProjectError(f"The project '{self.path}' is missing {', '.join(missing[:3])}{more}. "
-                               "Restore them from a backup; the project was left unchanged.")
+    def check_files(self, project: Project) -> dict[str, str]:
+        """Mark the results whose latent or frames file is missing, a link or damaged (headers checked).
+
+        Sets and returns `project.damaged` (result id -> what is wrong, naming the file). Their chunks
+        show as damaged; the rest of the project is usable. Assets are checked when they are used.
+        """
+        project.damaged = {result.id: str(problem) for result in project.results.values()
+                           if (problem := result_problem(self.path, result)) is not None}
+        return project.damaged
+
+    def remove_leftovers(self) -> list[str]:
+        """Delete the temporary files and folders our killed saves left in the bundle (our names only,
+        older than LEFTOVER_AGE_S, never through a link); returns what was removed, relative."""
+        removed, now = [], time.time()
+        for sub, pattern in LEFTOVERS.items():
+            try:
+                folder = checked_path(self.path, sub, kind="dir") if sub else self.path
+                names = os.listdir(folder)
+            except (OSError, ProjectError):
+                continue
+            for name in names:
+                path = folder / name
+                try:
+                    info = os.lstat(path)
+                    if not pattern.fullmatch(name) or now - info.st_mtime < LEFTOVER_AGE_S:
+                        continue
+                    if stat.S_ISREG(info.st_mode):
+                        os.unlink(path)
+                    elif stat.S_ISDIR(info.st_mode):
+                        shutil.rmtree(path)  # removes links inside, never what they point to
+                    else:
+                        continue  # a link or a device with our name is not ours
+                except OSError:
+                    continue  # read-only media, or it went away: nothing to do
+                removed.append(f"{sub}/{name}" if sub else name)
+        return removed
 
     # -- autosave and recovery
 
@@ -185,16 +240,16 @@ class ProjectStore:
         self._atomic_write(self.path / AUTOSAVE, manifest_bytes(project, autosaved_at=stamp))
 
     def find_recovery(self) -> Recovery | None:
-        autosave, manifest = self.path / AUTOSAVE, self.path / MANIFEST
-        if not autosave.is_file():
+        autosave, manifest = _regular_stat(self.path / AUTOSAVE), _regular_stat(self.path / MANIFEST)
+        if autosave is None:
             return None
-        if manifest.is_file() and manifest.stat().st_mtime > autosave.stat().st_mtime:
+        if manifest is not None and manifest.st_mtime > autosave.st_mtime:
             return None  # saved after the autosave: nothing to recover
-        stamp = datetime.fromtimestamp(autosave.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.fromtimestamp(autosave.st_mtime, timezone.utc).isoformat(timespec="seconds")
         return Recovery(self.path, stamp)
 
     def load_recovery(self) -> Project:
-        project = parse_manifest(self._read(self.path / AUTOSAVE), str(self.path / AUTOSAVE))
+        project = parse_manifest(read_bytes(self.path, AUTOSAVE, limit=MAX_MANIFEST_BYTES), str(self.path / AUTOSAVE))
         self.check_files(project)
         return project
 
@@ -209,14 +264,16 @@ class ProjectStore:
         load_image(source)  # the clear "not an image" message, before anything is copied
         data = self._read(source)
         fingerprint = hashlib.sha256(data).hexdigest()
-        relative = f"assets/{fingerprint[:16]}{source.suffix.lower() or '.img'}"
-        if not (self.path / relative).is_file():
-            (self.path / "assets").mkdir(parents=True, exist_ok=True)
+        suffix = source.suffix.lower() if re.fullmatch(r"\.[a-z0-9]{1,10}", source.suffix.lower()) else ".img"
+        relative = f"assets/{fingerprint[:16]}{suffix}"
+        if not _is_regular(self.path / relative):
+            self._writable_folder("assets")
             self._atomic_write(self.path / relative, data)
         return Asset(fingerprint[:16], relative, fingerprint, source.name)
 
     def asset_path(self, asset: Asset) -> Path:
-        return self.path / asset.path
+        """The asset's file, checked (ProjectFileError when missing, a link or not a regular file)."""
+        return checked_path(self.path, asset.path)
 
     # -- results
 
@@ -231,12 +288,13 @@ class ProjectStore:
         files = {"latent": f"{relative}/latent.safetensors", "frames": f"{relative}/frames.png",
                  "thumbnail": f"{relative}/thumbnail.png"}
         result = dataclasses.replace(result, files=files, frames_format="png-strip")
-        final = self.path / relative
-        if final.exists():
+        results = self._writable_folder("results")
+        final = results / result.id
+        if os.path.lexists(final):
             return result  # results are immutable: never rewritten
-        staging = self.path / "results" / f".{result.id}.tmp-{new_id()}"
+        staging = results / f".{result.id}.tmp-{new_id()}"
         try:
-            staging.mkdir(parents=True)
+            staging.mkdir()
             self._write_synced(staging / "latent.safetensors",
                                save_safetensors({"latent": latent.detach().to("cpu", torch.float32).contiguous()}))
             self._write_synced(staging / "frames.png", _encode_png(frames.reshape(-1, result.width, 3)))
@@ -249,21 +307,47 @@ class ProjectStore:
         return result
 
     def read_latent(self, result: ChunkResult) -> torch.Tensor:
-        """The clean latents [16, 6, H/8, W/8] float32, bit-exactly as the engine produced them."""
-        return load_safetensors(self._read(self.path / result.files["latent"]))["latent"]
+        """The clean latents [16, 6, H/8, W/8] float32, bit-exactly as the engine produced them.
+
+        ProjectFileError naming the file when it is missing, a link, or not that tensor."""
+        return decode_latent(self.path, result)
 
     def read_frames(self, result: ChunkResult) -> np.ndarray:
-        """The decoded frames, uint8 RGB [24, H, W, 3], exactly as generated."""
-        path = self.path / result.files["frames"]
-        strip = cv2.imdecode(np.frombuffer(self._read(path), np.uint8), cv2.IMREAD_UNCHANGED)
-        if strip is None or strip.ndim != 3 or strip.shape[1] != result.width or strip.shape[0] % result.height:
-            raise ProjectError(f"'{path}' is damaged (not a {result.width}-pixel-wide strip of frames).")
-        return np.ascontiguousarray(strip[..., ::-1].reshape(-1, result.height, result.width, 3))
+        """The decoded frames, uint8 RGB [24, H, W, 3], exactly as generated (ProjectFileError if damaged)."""
+        return decode_frames(self.path, result)
 
-    def thumbnail_path(self, result: ChunkResult) -> Path:
-        return self.path / result.files["thumbnail"]
+    def thumbnail_path(self, result: ChunkResult) -> Path | None:
+        """The thumbnail file, or None when it is missing, a link or not a regular file (it is optional)."""
+        try:
+            return checked_path(self.path, result.files["thumbnail"])
+        except ProjectError:
+            return None
 
     # -- file primitives
+
+    def _writable_folder(self, name: str) -> Path:
+        """A folder of the bundle we are about to write into: created if missing, refused if it is a link."""
+        folder = checked_path(self.path, name, kind="any")
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as error:
+            raise ProjectError(f"Could not create '{folder}': {_describe(error)}.") from error
+        return checked_path(self.path, name, kind="dir")
+
+    def _copy_immutable(self, relative: str, staging: Path) -> None:
+        """Copy one of the bundle's files into `staging` (a new bundle): a hard link where the file system
+        allows (results are never rewritten, so sharing is safe), else a copy. A file that is missing, a
+        link or not a regular file is left out: the copy opens with that result marked damaged."""
+        try:
+            source = checked_path(self.path, relative)
+        except ProjectError:
+            return
+        target = staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except OSError:
+            shutil.copyfile(source, target, follow_symlinks=False)
 
     def _read(self, path: Path) -> bytes:
         try:
@@ -295,22 +379,24 @@ def _write_all(handle, data: bytes) -> None:
     handle.write(data)
 
 
-def _project_files(project: Project, thumbnails: bool = True) -> list[str]:
+def _project_files(project: Project) -> list[str]:
     files = [asset.path for asset in project.assets.values()]
     for result in project.results.values():
-        files += [result.files["latent"], result.files["frames"]] + ([result.files["thumbnail"]] if thumbnails else [])
+        files += [result.files["latent"], result.files["frames"], result.files["thumbnail"]]
     return files
 
 
-def _copy_immutable(source: Path, target: Path) -> None:
-    """A hard link where the file system allows (results are never rewritten, so sharing is safe), else a copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not source.is_file():
-        return  # a thumbnail can be missing; check_files vouched for the rest
+def _regular_stat(path: Path) -> os.stat_result | None:
+    """lstat of `path` when it is a regular file (not a link), else None."""
     try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+        info = os.lstat(path)
+    except (OSError, ValueError):
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+def _is_regular(path: Path) -> bool:
+    return _regular_stat(path) is not None
 
 
 def _encode_png(image: np.ndarray) -> bytes:

@@ -87,7 +87,8 @@ class TimelineModels:
         chunks, shots = sum(counts.values()), len(project.shots)
         parts = [f"{shots} shot{'s' * (shots != 1)}", f"{chunks} chunk{'s' * (chunks != 1)}",
                  time_text(total_frames(project), project.settings.fps)]
-        detail = [f"{counts[s]} {s.value}" for s in (ChunkState.DONE, ChunkState.STALE, ChunkState.EMPTY) if counts[s]]
+        detail = [f"{counts[s]} {s.value}" for s in (ChunkState.DONE, ChunkState.STALE, ChunkState.DAMAGED,
+                                                         ChunkState.EMPTY) if counts[s]]
         return " · ".join(parts) + ("   —   " + " · ".join(detail) if detail else "")
 
     # Images -----------------------------------------------------------------------------------

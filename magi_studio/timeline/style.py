@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QWidget
 
-#: What a card's badge can say. empty/done/stale come from the document; the rest are job states.
+#: What a card's badge can say. empty/done/stale/damaged come from the document; the rest are job states.
 EMPTY, QUEUED, DENOISING, DONE, STALE, FAILED = "empty", "queued", "denoising", "done", "stale", "failed"
+DAMAGED = "damaged"
 JOB_STATES = (QUEUED, DENOISING, FAILED)
 STATE_TEXT = {EMPTY: "Empty", QUEUED: "Queued", DENOISING: "Denoising", DONE: "Done", STALE: "Stale",
-              FAILED: "Failed"}
+              FAILED: "Failed", DAMAGED: "Damaged"}
 STATE_TIPS = {
     EMPTY: "Not generated yet",
     QUEUED: "Waiting for its turn in the current generation",
@@ -21,6 +22,7 @@ STATE_TIPS = {
     STALE: "Its frames were made from an earlier prompt, seed, reference or an earlier chunk: "
            "regenerate to update them (the old frames are kept as a take)",
     FAILED: "The generation of this chunk failed; see the message above the player",
+    DAMAGED: "Its files in the project are missing or unreadable: regenerate it (or restore them from a backup)",
 }
 
 #: Card geometry: the thumbnail's height, the text column's width. Every card has the same width:
@@ -92,6 +94,7 @@ TIMELINE_QSS = """
 #StateBadge[state="done"] { background: #183a2d; color: #6fdcaa; }
 #StateBadge[state="stale"] { background: #45361a; color: #f3c060; }
 #StateBadge[state="failed"] { background: #4a2224; color: #ff8a82; }
+#StateBadge[state="damaged"] { background: #4a2224; color: #ff8a82; }
 #PromptEdit { background: #15171b; border: 1px solid #2a2e37; border-radius: 6px; padding: 1px 3px; }
 #PromptEdit:focus { border-color: #7467f0; background: #101216; }
 #SeedEdit { background: transparent; border: 1px solid transparent; border-radius: 5px; padding: 0 3px;

@@ -13,8 +13,9 @@ import torch
 from engine.errors import InputError
 from magi_studio.document import manifest, store as store_module
 from magi_studio.document.commands import SetPrompt
-from magi_studio.document.errors import ProjectError
+from magi_studio.document.errors import ProjectError, ProjectFileError
 from magi_studio.document.model import active_path, new_project, storyboard_states
+from magi_studio.document.planning import plan_generation
 from magi_studio.document.store import (ProjectStore, discard_recovery, find_recovery, find_scratch_recoveries,
                                         load_recovery, open_project, write_autosave)
 from tests.magi_studio.document.fakes import rich_project, synthetic_chunk, write_image
@@ -134,12 +135,15 @@ def test_a_broken_take_tree_is_reported(saved):
         open_project(store.path)
 
 
-def test_missing_assets_or_results_are_named(saved):
+def test_a_missing_asset_does_not_stop_the_project_and_is_named_when_used(saved):
     project, store = saved
     asset = next(iter(project.assets.values()))
     os.unlink(store.asset_path(asset))
-    with pytest.raises(ProjectError, match=f"missing {asset.path}"):
-        open_project(store.path)
+    reopened, reopened_store = open_project(store.path)
+    assert reopened == project and not reopened.damaged
+    image_shot = reopened.shots[1]
+    with pytest.raises(ProjectFileError, match=f"{asset.path}' is missing"):
+        plan_generation(reopened, reopened_store, image_shot.id, 0)
 
 
 def test_not_a_project(tmp_path):
