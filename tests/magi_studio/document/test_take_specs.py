@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from safetensors.torch import save as save_safetensors
 
 from engine.events import ChunkFinished
 from engine.requests import MAX_PROMPT_CHARS
@@ -21,7 +22,7 @@ from magi_studio.document.model import (ChunkState, TakeSpec, chunk_states, join
                                         resolve_specs, storyboard_states)
 from magi_studio.document.observer import Document, UndoHistory
 from magi_studio.document.planning import ResultCommitter, plan_generation, plan_variations, variation_seeds
-from magi_studio.document.store import open_project
+from magi_studio.document.store import _encode_png, open_project
 from magi_studio.document.take_commands import SetActiveTake
 from tests.magi_studio.document.fakes import fake_generate, rich_project, synthetic_chunk, write_image
 
@@ -173,9 +174,12 @@ def _open_v1(tmp_path) -> tuple:
     folder.mkdir()
     shutil.copy(V1_PROJECT, folder / "project.json")
     for result in json.loads(V1_PROJECT.read_text())["results"]:
-        for relative in result["files"].values():
+        latent, frames = synthetic_chunk(result["seed"], result["prompt"], result["height"], result["width"])
+        contents = {"latent": save_safetensors({"latent": latent}), "frames": _encode_png(frames.reshape(-1, 64, 3)),
+                    "thumbnail": _encode_png(frames[12])}  # opening checks the headers: the files must be real
+        for name, relative in result["files"].items():
             (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-            (folder / relative).write_bytes(b"")  # opening checks that they exist, not what they hold
+            (folder / relative).write_bytes(contents[name])
     return open_project(folder)
 
 
