@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 INDEX_NAMES = ("model.safetensors.index.json", "diffusion_pytorch_model.safetensors.index.json")
 #: Single-file names looked for when a folder has no index.
 SINGLE_NAMES = ("model.safetensors", "diffusion_pytorch_model.safetensors")
+#: The largest header the safetensors library reads (its own limit): a bigger claim is damage.
+MAX_HEADER_BYTES = 100_000_000
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 # safetensors header dtype names → torch dtypes (only those torch can represent).
@@ -67,6 +69,9 @@ def _read_header(path: Path) -> dict[str, dict]:
                 raise _fail(f"{path} is not a safetensors file (only {size} bytes).",
                             "Download or copy it again.")
             (header_len,) = struct.unpack("<Q", prefix)
+            if header_len > MAX_HEADER_BYTES:  # what the safetensors library itself accepts
+                raise _fail(f"{path} is corrupt: its header claims {header_len} bytes, more than a safetensors "
+                            f"header may hold ({MAX_HEADER_BYTES}).", "Download or copy it again.")
             if header_len > size - 8:
                 raise _fail(f"{path} is truncated or corrupt: its header claims {header_len} bytes but the file "
                             f"has {size}.", "Download or copy it again.")
@@ -86,7 +91,7 @@ def _read_header(path: Path) -> dict[str, dict]:
             data_end = max(data_end, int(end))
             tensors[key] = {"dtype": str(info["dtype"]), "shape": tuple(int(s) for s in info["shape"]),
                             "nbytes": int(end) - int(start)}
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise _fail(f"{path} is corrupt: its header cannot be parsed ({exc}).", "Download or copy it again.") from exc
     expected = 8 + header_len + data_end
     if size < expected:
@@ -137,7 +142,10 @@ class CheckpointReader:
         self._info: dict[str, dict] = {}  # key → dtype / shape / nbytes from the header
         self._handles: dict[Path, object] = {}
         self._closed = False
-        files = self._locate(self.path)
+        try:
+            files = self._locate(self.path)
+        except (OSError, ValueError) as exc:  # a name too long, a NUL, a folder that cannot be listed
+            raise _fail(f"Checkpoint {self.path} cannot be read ({exc}).", "Check the path and its permissions.") from exc
         self.files: list[Path] = files
         self._scan(files)
 
@@ -194,7 +202,7 @@ class CheckpointReader:
         folder = index_path.parent
         try:
             data = json.loads(index_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise _fail(f"The index {index_path} cannot be read ({exc}).", "Download or copy it again.") from exc
         weight_map = data.get("weight_map") if isinstance(data, dict) else None
         if not isinstance(weight_map, dict) or not weight_map or not all(
@@ -210,6 +218,9 @@ class CheckpointReader:
             # A shard name must stay inside the folder: an index is data, not a licence to read anywhere.
             if Path(shard).is_absolute() or ".." in Path(shard).parts:
                 raise _fail(f"The index {index_path} is malformed: shard name {shard!r} points outside the folder.",
+                            "Download or copy the checkpoint again.")
+            if not shard or "\0" in shard or any(len(part.encode()) > 255 for part in Path(shard).parts):
+                raise _fail(f"The index {index_path} is malformed: {shard[:80]!r} is not a usable shard file name.",
                             "Download or copy the checkpoint again.")
             if not shard_path.is_file():
                 if (folder / (shard + ".zst")).is_file():
