@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from magi_studio.document.model import resolve_take, take_boundary
 from magi_studio.theme import palette
 
-TILE = 64
+TILE = 48
 GAP = 6
 
 

@@ -1,11 +1,14 @@
-"""TakesView: the takes of the selected shot as a tree — preview one, make it active, rename, delete.
+"""TakesView: the takes of the selected shot as a tree — preview one, compare, make it active, rename, delete.
 
 Each regeneration of a shot from chunk N made a take that shares the chunks before N with its
 parent; the tree shows that ancestry with, per take, where it starts, how many chunks it made and
-when. Selecting a take previews it in the player (the session's preview take: the document does
-not change); "Make Active" switches the shot's active take (SetActiveTake), so the timeline and
-the player show it at once, with no generation. Renaming is inline (F2 or the button, RenameTake);
-deleting asks first (DeleteTake; undo brings it back).
+when. Under it, the selected take's prompts and what it changed from its parent (specs_text), and
+its chunks as a filmstrip. Selecting a take previews it in the player (the session's preview take:
+the document does not change); A/B (the button or "\\") flips the player between that take and the
+active one at the same frame, so the two can be compared frame-locked; "Make Active" switches the
+shot's active take (SetActiveTake, which also puts the take's specs back on the cards), so the
+timeline and the player show it at once, with no generation. Renaming is inline (F2 or the button,
+RenameTake); deleting asks first (DeleteTake; undo brings it back).
 """
 
 from __future__ import annotations
@@ -13,19 +16,25 @@ from __future__ import annotations
 from datetime import datetime
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
-                               QScrollArea, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+                               QScrollArea, QSplitter, QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
 
 from magi_studio.document.model import Shot, Take, take_boundary
 from magi_studio.document.take_commands import DeleteTake, RenameTake, SetActiveTake
 from magi_studio.takes.filmstrip import GAP, TILE, TakeFilmstrip
+from magi_studio.takes.specs_text import take_differences, take_prompts
 from magi_studio.theme import icon
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.timeline.style import set_style_property
 
 TAKE_ID = Qt.ItemDataRole.UserRole
 COLUMNS = ("Take", "From", "Chunks", "Made")
+#: The tree always shows at least this many takes, however short the panel (the details give way).
+MIN_VISIBLE_TAKES = 4
+#: Flips the player between the selected take and the active one (A/B compare).
+COMPARE_KEY = "\\"
 
 TAKES_QSS = """
 #TakesView { background: #17191e; }
@@ -34,6 +43,8 @@ TAKES_QSS = """
 #TakesHint[preview="true"] { color: #7fdcef; font-weight: bold; }
 #TakesTree::item { padding: 3px 4px; }
 #TakesEmpty { color: #6b7280; }
+#TakeDetails { color: #c9cedb; }
+#TakeDetailsScroll, #TakeDetailsScroll > QWidget > QWidget { background: transparent; }
 #TakeFilmstripScroll, #TakeFilmstripScroll > QWidget > QWidget { background: transparent; }
 """
 
@@ -49,6 +60,18 @@ def created_text(shot: Shot, take: Take, project) -> str:
     except ValueError:
         return min(stamps)
     return made.strftime("%H:%M") if made.date() == datetime.now().astimezone().date() else made.strftime("%b %d")
+
+
+def details_text(project, shot: Shot, take: Take) -> str:
+    """The take's prompts, after what it changed from its parent (the Prompts tab and the tree's tooltip)."""
+    parent = shot.find_take(take.parent_id)
+    if parent is None:
+        lines = [f"{take.name} is a first take of {shot.name}."]
+    else:
+        changes = take_differences(project, shot, take)
+        lines = [f"Changed from {parent.name}:" if changes else f"Same specs as {parent.name} (new run)."]
+        lines += [f"  {change}" for change in changes]
+    return "\n".join(lines + ["Prompts:"] + [f"  {line}" for line in take_prompts(shot, take)])
 
 
 def from_text(shot: Shot, take: Take) -> str:
@@ -88,10 +111,12 @@ class TakesView(QWidget):
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setIconSize(QSize(14, 14))
         header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, len(COLUMNS)):
+        # The names take the room they need; "Made" takes what is left (a narrow panel scrolls sideways).
+        header.setStretchLastSection(True)
+        for column in range(len(COLUMNS) - 1):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.tree.setToolTip("Select a take to preview it in the player; ✓ marks the active take")
         self.empty = QLabel()
         self.empty.setObjectName("TakesEmpty")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -105,37 +130,83 @@ class TakesView(QWidget):
         self.strip_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.strip_scroll.setWidget(self.filmstrip)
         self.strip_scroll.setFixedHeight(self.filmstrip.height() + 12)
+        self.details = QLabel()
+        self.details.setObjectName("TakeDetails")
+        self.details.setTextFormat(Qt.TextFormat.PlainText)
+        self.details.setWordWrap(True)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details_scroll = QScrollArea()
+        self.details_scroll.setObjectName("TakeDetailsScroll")
+        self.details_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.details_scroll.setWidgetResizable(True)
+        self.details_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.details_scroll.setWidget(self.details)
+        chunks_page = QWidget()
+        chunks_layout = QVBoxLayout(chunks_page)
+        chunks_layout.setContentsMargins(4, 4, 4, 0)
+        chunks_layout.setSpacing(2)
+        chunks_layout.addWidget(self.strip_caption)
+        chunks_layout.addWidget(self.strip_scroll)
+        chunks_layout.addStretch(1)
+        # The take's prompts and chunks share one tabbed pane under the tree, which gives way to the tree
+        # when the panel is short (1366x768): the tree keeps MIN_VISIBLE_TAKES rows.
+        self.detail_tabs = QTabWidget()
+        self.detail_tabs.setObjectName("TakeDetailTabs")
+        self.detail_tabs.setDocumentMode(True)
+        self.detail_tabs.addTab(self.details_scroll, "Prompts")
+        self.detail_tabs.addTab(chunks_page, "Chunks")
+        self.detail_tabs.setMinimumHeight(self.detail_tabs.tabBar().sizeHint().height() + 3 * self.fontMetrics().height())
         self.activate_button = QPushButton("Make Active")
         self.activate_button.setIcon(glyph("check"))
         self.activate_button.setToolTip("Use this take in the storyboard, the player and the export (Enter)")
-        self.rename_button = QPushButton("Rename")
+        self.compare_button = QPushButton("A/B")
+        self.compare_button.setCheckable(True)
+        self.compare_button.setToolTip("Compare: flip the player between this take and the active take at the "
+                                       f"same frame ({COMPARE_KEY})")
+        self.rename_button = QToolButton()
         self.rename_button.setIcon(glyph("rename"))
         self.rename_button.setToolTip("Rename the take (F2)")
-        self.delete_button = QPushButton("Delete…")
+        self.rename_button.setAccessibleName("Rename take")
+        self.delete_button = QToolButton()
         self.delete_button.setIcon(icon("delete"))
         self.delete_button.setToolTip("Delete the take; chunks other takes share with it are kept")
+        self.delete_button.setAccessibleName("Delete take")
         buttons = QHBoxLayout()
         buttons.setSpacing(6)
-        for button in (self.activate_button, self.rename_button, self.delete_button):
+        for button in (self.activate_button, self.compare_button, self.rename_button, self.delete_button):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             buttons.addWidget(button)
         buttons.addStretch(1)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.tree)
+        self.splitter.addWidget(self.detail_tabs)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 8, 10, 10)
-        layout.setSpacing(6)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.setSpacing(4)
         layout.addWidget(self.title)
         layout.addWidget(self.hint)
-        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.splitter, 1)
         layout.addWidget(self.empty, 1)
-        layout.addWidget(self.strip_caption)
-        layout.addWidget(self.strip_scroll)
         layout.addLayout(buttons)
+        row = self.fontMetrics().height() + 8  # TAKES_QSS pads items by 3 px
+        self.tree.setMinimumHeight(self.tree.header().sizeHint().height() + MIN_VISIBLE_TAKES * row + 4)
+        # The panel is as wide with takes as without: its width never jumps when the first take appears.
+        self.setMinimumWidth(self.minimumSizeHint().width())
+        self.compare_shortcut = QShortcut(QKeySequence(COMPARE_KEY), self, self.toggle_compare,
+                                          context=Qt.ShortcutContext.WindowShortcut)
+        #: (shot id, take id) the A/B compare flips to while the player shows the active take.
+        self._compare: tuple[str, str] = ("", "")
 
         self.tree.currentItemChanged.connect(self._on_current_changed)
         # Pushing rebuilds the tree: never inside the tree's own signal (its item or editor is still in use).
         self.tree.itemActivated.connect(lambda item, column: QTimer.singleShot(0, self.make_active))
         self.tree.itemChanged.connect(self._on_item_changed)
         self.activate_button.clicked.connect(lambda: self.make_active())
+        self.compare_button.clicked.connect(lambda: self.toggle_compare())
         self.rename_button.clicked.connect(lambda: self.start_rename())
         self.delete_button.clicked.connect(lambda: self.delete_take())
         self.refresh()
@@ -236,7 +307,7 @@ class TakesView(QWidget):
         take_id = self.current_take_id()
         has_takes = shot is not None and bool(shot.takes)
         previewing = bool(self.session and self.session.preview_take[0])
-        for widget in (self.tree, self.strip_caption, self.strip_scroll, self.activate_button, self.rename_button,
+        for widget in (self.splitter, self.activate_button, self.compare_button, self.rename_button,
                        self.delete_button):
             widget.setVisible(has_takes)
         self.empty.setVisible(not has_takes)
@@ -244,6 +315,7 @@ class TakesView(QWidget):
         self.filmstrip.show_take(self.session, shot, take.id if take else None)
         self.filmstrip.setFixedWidth(max(1, self.filmstrip.tile_count() * (TILE + GAP)))
         self.strip_caption.setText(f"Chunks of {take.name}" if take else "")
+        self.details.setText(details_text(self.session.project, shot, take) if take else "")
         if shot is None:
             hint = "Select a chunk to see its shot's takes."
             self.empty.setText("")
@@ -254,8 +326,9 @@ class TakesView(QWidget):
         elif previewing:
             hint = "Previewing in the player — the storyboard still uses the active take (✓)."
         else:
-            hint = "Select a take to preview it in the player; ✓ marks the active take."
+            hint = ""  # the tree's tooltip says it: a short panel keeps its lines for the takes
         self.hint.setText(hint)
+        self.hint.setVisible(bool(hint))
         set_style_property(self.hint, "preview", previewing)
         active = shot.active_take_id if shot else None
         self.activate_button.setEnabled(bool(take_id) and take_id != active)
@@ -263,6 +336,32 @@ class TakesView(QWidget):
         self.activate_button.style().polish(self.activate_button)
         self.rename_button.setEnabled(bool(take_id))
         self.delete_button.setEnabled(bool(take_id))
+        self.compare_button.setEnabled(bool(self._compare_target()))
+        self.compare_button.setChecked(bool(shot) and self.session.preview_take[0] == shot.id)
+
+    # Compare (A/B) -------------------------------------------------------------------------------
+    def _compare_target(self) -> tuple[str, str]:
+        """(shot id, take id) that A/B shows against the active take: the take being previewed, else the
+        last one compared, else the selected take ("", "" when there is nothing to compare)."""
+        shot = self.shot()
+        if shot is None or self.session is None or len(shot.takes) < 2:
+            return "", ""
+        if self.session.preview_take[0] == shot.id:
+            return self.session.preview_take
+        for shot_id, take_id in (self._compare, (shot.id, self.current_take_id())):
+            if shot_id == shot.id and take_id != shot.active_take_id and shot.find_take(take_id) is not None:
+                return shot_id, take_id
+        return "", ""
+
+    def toggle_compare(self) -> bool:
+        """Flip the player between the compared take and the active one; the playhead stays on its frame."""
+        target = self._compare_target()
+        if not target[0]:
+            return False
+        self._compare = target
+        previewing = self.session.preview_take == target
+        self.session.set_preview_take(*(("", "") if previewing else target))
+        return True
 
     def _on_selection(self, *_ids) -> None:
         self.refresh()

@@ -1,5 +1,8 @@
 """ChunkCard: one 24-frame chunk on the timeline — thumbnail, index, time range, state, prompt and seed.
 
+The prompt field holds what the chunk adds to its shot's prompt; its tooltip shows the joined text
+the engine receives (`show_shot_prompt`, called by the card's ShotGroup).
+
 A card is a view of one chunk and holds no truth: `show_model(model)` paints a CardModel the timeline
 derived from the document, and every edit leaves as a signal (promptEdited, seedEdited, lockToggled)
 that the timeline turns into a document command. Setting the text from the document never echoes
@@ -14,6 +17,7 @@ from PySide6.QtWidgets import (QApplication, QFrame, QHBoxLayout, QLabel, QLineE
                                QVBoxLayout, QWidget)
 
 from engine.requests import MAX_PROMPT_CHARS, MAX_SEED
+from magi_studio.document.model import joined_prompt
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.timeline.style import (CARD_PADDING, DENOISING, DONE, STALE, STATE_TEXT, STATE_TIPS, TEXT_WIDTH,
                                         THUMB_HEIGHT, set_style_property)
@@ -136,6 +140,7 @@ class ChunkCard(QFrame):
         self.setProperty("selected", False)
         self.model: CardModel | None = None
         self._press: QPoint | None = None
+        self._shot_prompt = ""
 
         self.thumbnail = ThumbnailView()
         self.index_label = QLabel()
@@ -195,6 +200,19 @@ class ChunkCard(QFrame):
         self.more.clicked.connect(
             lambda: self.menuRequested.emit(self, self.more.mapToGlobal(QPoint(0, self.more.height()))))
 
+    def show_shot_prompt(self, shot_prompt: str) -> None:
+        """Say what the chunk's text adds to (the placeholder) and what the engine receives (the tooltip)."""
+        self._shot_prompt = shot_prompt
+        self.prompt.setPlaceholderText("What this chunk adds to the shot prompt…" if shot_prompt.strip()
+                                       else "Describe this chunk…")
+        self._show_prompt_tip()
+
+    def _show_prompt_tip(self) -> None:
+        joined = joined_prompt(self._shot_prompt, self.model.prompt if self.model else "")
+        tip = f"The engine receives: {joined}" if self._shot_prompt.strip() and joined else ""
+        if self.prompt.toolTip() != tip:
+            self.prompt.setToolTip(tip)
+
     def set_thumb_width(self, width: int) -> None:
         self.thumbnail.setFixedSize(width, THUMB_HEIGHT)
         self.setFixedSize(2 * CARD_PADDING + width + 10 + TEXT_WIDTH, 2 * CARD_PADDING + THUMB_HEIGHT)
@@ -221,6 +239,8 @@ class ChunkCard(QFrame):
         self.badge.setToolTip(STATE_TIPS[model.state])
         set_style_property(self.badge, "state", model.state)
         self.prompt.show_text(model.prompt)
+        if self._shot_prompt:
+            self._show_prompt_tip()
         self.seed.show_seed(model.seed)
         blocked = self.lock.blockSignals(True)
         self.lock.setChecked(model.seed_locked)

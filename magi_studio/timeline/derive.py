@@ -78,7 +78,7 @@ class TimelineModels:
         preview_shot, preview_take = session.preview_take
         preview = shot.find_take(preview_take) if preview_shot == shot.id else None
         return ShotModel(shot.id, shot.name, shot.start, take_text, f"Previewing {preview.name}" if preview else "",
-                         shot.id == session.selected_shot_id, shot.reference_asset_id is not None)
+                         shot.id == session.selected_shot_id, shot.reference_asset_id is not None, shot.prompt)
 
     @staticmethod
     def summary(project, states: dict) -> str:

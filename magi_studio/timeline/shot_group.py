@@ -1,4 +1,7 @@
-"""ShotGroup: one shot on the timeline — a header (name, how it starts, its take) over its row of chunk cards.
+"""ShotGroup: one shot on the timeline — a header (name, shot prompt, how it starts, its take) over its row of cards.
+
+The shot prompt field holds what every chunk of the shot shares (subject, setting, style); the cards
+hold what each chunk adds, and each card's tooltip shows the joined text the engine receives.
 
 Like the cards, a group only shows what the timeline derived from the document (`show_shot`) and
 sends gestures back as signals; the timeline turns them into commands.
@@ -12,6 +15,7 @@ from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLineEdit, QSizePolicy, QToolButton, QVBoxLayout,
                                QWidget)
 
+from engine.requests import MAX_PROMPT_CHARS
 from magi_studio.theme import icon
 from magi_studio.timeline.card import ChunkCard
 from magi_studio.timeline.glyphs import glyph
@@ -25,6 +29,10 @@ START_CHOICES = (
 )
 
 
+#: Width of the shot prompt field (its tooltip and the cards' tooltips show the whole text).
+SHOT_PROMPT_WIDTH = 300
+
+
 @dataclass(frozen=True)
 class ShotModel:
     shot_id: str
@@ -36,10 +44,15 @@ class ShotModel:
     preview_text: str
     current: bool  # holds the selection
     has_reference: bool
+    #: The shot's own prompt, which every chunk's prompt extends.
+    prompt: str = ""
 
 
 class ShotGroup(QFrame):
     renamed = Signal(object, str)
+    #: (group, text) while the shot prompt is typed; promptLeft when the field is left (the burst ends).
+    promptEdited = Signal(object, str)
+    promptLeft = Signal(object)
     startChosen = Signal(object, str)
     menuRequested = Signal(object, QPoint)
     addChunkClicked = Signal(object)
@@ -61,6 +74,18 @@ class ShotGroup(QFrame):
         self.name_edit.setToolTip("Shot name (F2 to rename)")
         self.name_edit.editingFinished.connect(self._on_name_edited)
         self.name_edit.textEdited.connect(lambda text: self._fit_name())
+        self.prompt_edit = QLineEdit()
+        self.prompt_edit.setObjectName("ShotPrompt")
+        self.prompt_edit.setAcceptDrops(False)
+        self.prompt_edit.setAccessibleName("Shot prompt")
+        self.prompt_edit.setPlaceholderText("Shot prompt: subject, setting, style…")
+        self.prompt_edit.setToolTip("What every chunk of this shot shares; each chunk's prompt adds to it, "
+                                    "and the engine receives the two joined")
+        self.prompt_edit.setMaxLength(MAX_PROMPT_CHARS)
+        # A fixed width: the controls after it stay near the shot's start however long the shot is.
+        self.prompt_edit.setFixedWidth(SHOT_PROMPT_WIDTH)
+        self.prompt_edit.textEdited.connect(lambda text: self.promptEdited.emit(self, text))
+        self.prompt_edit.editingFinished.connect(lambda: self.promptLeft.emit(self))
         self.start_box = QComboBox()
         self.start_box.setObjectName("ShotStart")
         self.start_box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
@@ -97,6 +122,7 @@ class ShotGroup(QFrame):
         header = QHBoxLayout()
         header.setSpacing(6)
         header.addWidget(self.name_edit)
+        header.addWidget(self.prompt_edit)
         header.addWidget(self.start_box)
         header.addWidget(self.take_chip)
         header.addWidget(self.more)
@@ -132,6 +158,12 @@ class ShotGroup(QFrame):
             self.name_edit.setText(model.name)
             self.name_edit.setCursorPosition(0)
             self._fit_name()
+        if self.prompt_edit.text() != model.prompt:
+            position = self.prompt_edit.cursorPosition()  # an undo while typing keeps the caret near
+            self.prompt_edit.setText(model.prompt)
+            self.prompt_edit.setCursorPosition(min(position, len(model.prompt)) if self.prompt_edit.hasFocus() else 0)
+        for card in self.cards:
+            card.show_shot_prompt(model.prompt)
         index = next(i for i, (value, _, _) in enumerate(START_CHOICES) if value == model.start)
         if self.start_box.currentIndex() != index:
             self.start_box.setCurrentIndex(index)

@@ -18,7 +18,7 @@ from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QDrag, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolBar, QVBoxLayout, QWidget
 
-from magi_studio.document.commands import RenameShot, SetPrompt, SetSeed
+from magi_studio.document.commands import RenameShot, SetPrompt, SetSeed, SetShotPrompt
 from magi_studio.document.model import active_path, storyboard_states
 from magi_studio.timeline import edits, menus
 from magi_studio.timeline.card import ChunkCard
@@ -252,6 +252,8 @@ class TimelineView(QWidget, TimelineEditing):
     def _new_group(self, shot_id: str) -> ShotGroup:
         group = ShotGroup()
         group.renamed.connect(lambda g, name: self._push(RenameShot(g.shot_id, name)))
+        group.promptEdited.connect(lambda g, text: self._push(SetShotPrompt(g.shot_id, text)))
+        group.promptLeft.connect(lambda g: self.session is not None and self.session.end_edit_burst())
         group.startChosen.connect(lambda g, start: self.set_shot_start(g.shot_id, start))
         group.addChunkClicked.connect(lambda g: self.add_chunk_to(g.shot_id))
         group.takesClicked.connect(lambda g: self.takesRequested.emit(g.shot_id))

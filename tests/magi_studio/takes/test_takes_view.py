@@ -84,7 +84,7 @@ def test_the_tree_shows_the_takes_of_the_selected_shot(studio):
     assert studio.takes.filmstrip.owned() == [True] * 4 and studio.takes.strip_caption.text() == "Chunks of Take 1"
     second = studio.session.project.shots[2]  # a shot never generated: no takes yet
     studio.session.select(second.id, second.chunks[0].id)
-    assert tree.isHidden() and "No takes yet" in studio.takes.empty.text() and studio.takes.empty.isVisible()
+    assert not tree.isVisible() and "No takes yet" in studio.takes.empty.text() and studio.takes.empty.isVisible()
 
 
 def test_previewing_a_take_changes_the_player_but_not_the_document(qtbot, studio):
@@ -168,3 +168,46 @@ def test_delete_asks_first_and_undo_brings_it_back(qtbot, studio):
     studio.session.undo_stack.undo()
     assert studio.session.project == before
     assert studio.takes.item(take2.id) is not None
+
+
+def test_the_details_show_each_takes_prompts_and_what_it_changed(studio):
+    take1, take2 = studio.take("Take 1"), studio.take("Take 2")
+    details = studio.takes.details
+    assert details.text().splitlines() == [  # Take 2 is selected (active): chunk 3's prompt changed (its seed locked)
+        "Changed from Take 1:", "  chunk 3: 'it rolls left' → 'it rolls right'", "Prompts:", "  1 · a red ball falls", "  2 · it bounces", "  3 · it rolls right", "  4 · it stops"]
+    assert studio.takes.detail_tabs.currentWidget() is studio.takes.details_scroll and details.isVisible()
+    studio.takes.tree.setCurrentItem(studio.takes.item(take1.id))
+    assert details.text().splitlines()[:2] == ["Take 1 is a first take of Shot 1.", "Prompts:"]
+    assert "  3 · it rolls left" in details.text().splitlines()
+
+
+def test_a_b_flips_the_player_between_two_takes_on_the_same_frame(qtbot, studio):
+    take1, take2 = studio.take("Take 1"), studio.take("Take 2")
+    studio.takes.tree.setCurrentItem(studio.takes.item(take1.id))  # B: Take 1, previewed
+    frame = 2 * 24 + 7  # inside chunk 3, where the two takes differ
+    studio.player.seek(frame)
+    assert studio.takes.compare_button.isEnabled() and studio.takes.compare_button.isChecked()
+    shown = []
+    for expected in (take2, take1, take2):
+        qtbot.keyClick(studio.window, Qt.Key.Key_Backslash)  # the A/B key, anywhere in the window
+        previewed = studio.session.preview_take[1] or studio.shot.active_take_id
+        assert previewed == expected.id and studio.player.current_frame == frame  # frame-locked
+        frames = studio.player_frames()
+        assert same(frames, studio.stored_frames(expected.id))
+        shown.append(frames[2][7])
+    assert not np.array_equal(shown[0], shown[1]) and np.array_equal(shown[0], shown[2])
+    assert studio.shot.active_take_id == take2.id  # comparing never changes the document
+    qtbot.mouseClick(studio.takes.compare_button, Qt.MouseButton.LeftButton)
+    assert studio.session.preview_take == (studio.shot.id, take1.id) and studio.takes.compare_button.isChecked()
+
+
+def test_the_panel_keeps_its_width_when_the_first_take_appears(studio):
+    takes = studio.takes
+    width = takes.minimumWidth()
+    empty = studio.session.project.shots[2]  # no takes: the empty text instead of the tree
+    studio.session.select(empty.id, empty.chunks[0].id)
+    assert takes.empty.isVisible() and takes.minimumSizeHint().width() <= width == takes.minimumWidth()
+    studio.session.select(studio.shot.id, studio.shot.chunks[0].id)
+    assert takes.tree.isVisible() and takes.minimumSizeHint().width() <= width == takes.minimumWidth()
+    rows = takes.tree.minimumHeight() - takes.tree.header().sizeHint().height()
+    assert rows >= 4 * takes.tree.sizeHintForRow(0)  # however short the panel, four takes show
