@@ -48,6 +48,7 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     app = QApplication.instance() or QApplication(["gui_stall"])
+    from engine.events import ChunkFinished, Failed
     from engine.requests import ChunkSpec, GenerationRequest
     from engine.session import Session
     from magi_studio import theme
@@ -63,7 +64,7 @@ def main(argv=None) -> dict:
     else:
         load = worker.load_model(args.model, "cpu")
     errors = []
-    worker.failed.connect(lambda job, error: errors.append(error))
+    worker.event.connect(lambda job, event: isinstance(event, Failed) and errors.append(event.error))
     wait_for(lambda: load not in worker.live_jobs, 600, "the model to load")
     if errors:
         raise SystemExit(f"could not load {args.model}: {errors[0]}")
@@ -89,7 +90,7 @@ def main(argv=None) -> dict:
     job = worker.generate(request)
     GenerationFeed(worker, player.store, job)  # owned by the store, which keeps it alive for the job
     if args.play:
-        worker.chunkFinished.connect(lambda j, e: player.is_playing() or player.play())
+        worker.event.connect(lambda j, e: isinstance(e, ChunkFinished) and (player.is_playing() or player.play()))
     wait_for(lambda: job not in worker.live_jobs, 3600, "the engine to finish")
     total_s = time.perf_counter() - started
     stalls.stop()

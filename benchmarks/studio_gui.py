@@ -66,6 +66,7 @@ def main(argv=None) -> dict:
     from magi_studio import theme
     from magi_studio.dialogs.project_prompts import DISCARD
     from magi_studio.document.commands import AddChunk, SetPrompt, new_chunk
+    from engine.events import Failed
     from magi_studio.engine_worker import EngineState
     from magi_studio.player import ChunkState
     from magi_studio.settings import Settings
@@ -86,7 +87,7 @@ def main(argv=None) -> dict:
     errors = []
     studio = Studio(settings, prompts=DiscardingPrompts(), scratch_root=Path(folder.name) / "untitled")
     worker, generation, window = studio.worker, studio.generation, studio.window
-    worker.failed.connect(lambda job, error: errors.append(error))
+    worker.event.connect(lambda job, event: isinstance(event, Failed) and errors.append(event.error))
     generation.errorReported.connect(errors.append)
     studio.start()  # a new project on Settings' model, which starts loading at once
     wait_for(lambda: worker.state == EngineState.READY or errors, 600, "the model to load")

@@ -1,8 +1,8 @@
 """The studio's only door to the engine: a worker thread that owns the Session.
 
     worker = EngineWorker()                      # starts the "magi-engine" QThread
-    worker.modelLoaded.connect(...)
-    worker.load_model("studio-mini")             # -> job id; progress, cancel, failed like any job
+    worker.event.connect(on_event)               # (job id, event): dispatch on the event's type
+    worker.load_model("studio-mini")             # -> job id; progress, cancel, failure like any job
     job = worker.generate(request)               # a frozen engine.GenerationRequest -> job id
     worker.cancel(job)                           # the engine stops within one denoising step
     worker.shutdown()                            # cancel, quit, wait: call before the app exits
@@ -10,13 +10,16 @@
 Two objects share the work. `_EngineRunner` lives in the QThread, holds the Session and runs one job
 at a time, iterating the engine's event generator (the one chunk loop; no copy of it here). The
 `EngineWorker` lives in the GUI thread: it numbers jobs, keeps their CancelTokens (thread-safe, so
-cancelling never waits for the runner's queue) and re-emits every event as a Qt signal on the GUI
-thread, tagged with the job id. Events cross as queued signals carrying the engine's frozen event
-objects; numpy frames and torch latents travel by reference (the engine never touches them again).
+cancelling never waits for the runner's queue) and re-emits every event through one signal on the GUI
+thread, `event(job_id, event)`. The events are the engine's own frozen objects (GenerationStarted,
+ChunkStarted, StepProgress, ChunkFinished, Finished, Cancelled, Failed) plus three of this worker's
+(JobStarted, LoadProgress, ModelLoaded); consumers dispatch on the type. Numpy frames and torch latents
+travel by reference (the engine never touches them again).
 
-Every job ends with exactly one of: `finished` (generation) / `modelLoaded` (load), `cancelled`, or
-`failed(job_id, EngineError)` — the single error path; unexpected exceptions are logged and reported
-as an EngineError too. A new generation supersedes (cancels) the earlier ones still running or
+A job's first event is JobStarted and its last (`is_final`) exactly one of: Finished (generation) /
+ModelLoaded (load), Cancelled, or Failed — the single error path, its `.error` an EngineError;
+unexpected exceptions are logged and reported as an EngineError too. When the final event is emitted
+the job has already left `live_jobs` and `state` is up to date. A new generation supersedes (cancels) the earlier ones still running or
 queued; a new load supersedes earlier loads. Jobs run in submission order, so a generation queued
 after a load runs on the newly loaded model.
 """
@@ -28,14 +31,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from engine.config import SamplingConfig
 from engine.errors import EngineError
-from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted,
-                           StepProgress)
+from engine.events import CancelToken, Cancelled, Failed, Finished
 from engine.loading.hub import DownloadCancelled
 from engine.requests import GenerationRequest
 from engine.session import Session
@@ -90,19 +91,37 @@ class _Job:
     session: Session | None = None  # an already built session to adopt (tests, benchmarks)
 
 
+@dataclass(frozen=True)
+class JobStarted:
+    """The engine thread began the job."""
+
+    kind: str  # "load" | "generate"
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """A model loads or downloads (throttled to LOAD_PROGRESS_INTERVAL_S)."""
+
+    message: str
+    fraction: float  # 0..1
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    """A load job ended well: the model is in use from now on."""
+
+    info: ModelInfo
+
+
+def is_final(event: object) -> bool:
+    """Whether `event` is a job's last one (after it the job id is never seen again)."""
+    return isinstance(event, (Finished, Cancelled, Failed, ModelLoaded))
+
+
 class _EngineRunner(QObject):
     """Runs jobs in the engine thread. Only EngineWorker talks to it."""
 
-    jobStarted = Signal(int, str)
-    loadProgress = Signal(int, str, float)
-    modelLoaded = Signal(int, object)
-    generationStarted = Signal(int, object)
-    chunkStarted = Signal(int, int)
-    stepProgress = Signal(int, object)
-    chunkFinished = Signal(int, object)
-    finished = Signal(int, object)
-    cancelled = Signal(int, object)
-    failed = Signal(int, object)
+    event = Signal(int, object)
 
     def __init__(self) -> None:
         super().__init__()
@@ -111,9 +130,9 @@ class _EngineRunner(QObject):
     @Slot(object)
     def run(self, job: _Job) -> None:
         started = time.perf_counter()
-        self.jobStarted.emit(job.id, job.kind)
+        self.event.emit(job.id, JobStarted(job.kind))
         if job.token.is_set():  # superseded or cancelled while queued: never start it
-            self.cancelled.emit(job.id, Cancelled((), 0.0))
+            self.event.emit(job.id, Cancelled((), 0.0))
             return
         try:
             if job.kind == "load":
@@ -121,13 +140,13 @@ class _EngineRunner(QObject):
             else:
                 self._generate(job)
         except EngineError as error:
-            self.failed.emit(job.id, error)
+            self.event.emit(job.id, Failed(error))
         except DownloadCancelled:
-            self.cancelled.emit(job.id, Cancelled((), time.perf_counter() - started))
+            self.event.emit(job.id, Cancelled((), time.perf_counter() - started))
         except Exception as exc:  # a bug, not a user error: keep the trace in the log, tell the user plainly
             log.exception("engine job %d (%s) failed", job.id, job.kind)
-            self.failed.emit(job.id, EngineError(f"The engine stopped on an internal error ({type(exc).__name__}: "
-                                                 f"{exc}). Details are in the log."))
+            self.event.emit(job.id, Failed(EngineError(f"The engine stopped on an internal error "
+                                                       f"({type(exc).__name__}: {exc}). Details are in the log.")))
 
     def _load(self, job: _Job, started: float) -> None:
         if job.session is not None:
@@ -139,36 +158,23 @@ class _EngineRunner(QObject):
                 now = time.perf_counter()
                 if message != last[1] or fraction >= 1.0 or now - last[0] >= LOAD_PROGRESS_INTERVAL_S:
                     last[:] = [now, message]
-                    self.loadProgress.emit(job.id, message, float(fraction))
+                    self.event.emit(job.id, LoadProgress(message, float(fraction)))
 
-            self.loadProgress.emit(job.id, f"Loading {job.spec}", 0.0)
+            self.event.emit(job.id, LoadProgress(f"Loading {job.spec}", 0.0))
             session = Session.load(job.spec, device=job.device, dtype=job.dtype, text_on_cpu=job.text_on_cpu,
                                    progress=progress, cancel=job.token.is_set)
         if job.token.is_set():  # cancelled while a non-interruptible load ran: keep the previous model
-            self.cancelled.emit(job.id, Cancelled((), time.perf_counter() - started))
+            self.event.emit(job.id, Cancelled((), time.perf_counter() - started))
             return
         self._session = session
-        self.modelLoaded.emit(job.id, ModelInfo.of(session, job.spec))
+        self.event.emit(job.id, ModelLoaded(ModelInfo.of(session, job.spec)))
 
     def _generate(self, job: _Job) -> None:
         if self._session is None:
             raise EngineError("No model is loaded yet. Wait for the model to finish loading, or choose one "
                               "in Settings.")
         for event in self._session.generate(job.request, job.token):
-            if isinstance(event, StepProgress):
-                self.stepProgress.emit(job.id, event)
-            elif isinstance(event, ChunkFinished):
-                self.chunkFinished.emit(job.id, event)
-            elif isinstance(event, ChunkStarted):
-                self.chunkStarted.emit(job.id, event.chunk)
-            elif isinstance(event, GenerationStarted):
-                self.generationStarted.emit(job.id, event)
-            elif isinstance(event, Finished):
-                self.finished.emit(job.id, event)
-            elif isinstance(event, Cancelled):
-                self.cancelled.emit(job.id, event)
-            elif isinstance(event, Failed):
-                self.failed.emit(job.id, event.error)
+            self.event.emit(job.id, event)
 
     def release(self) -> None:
         """Drop the session (its weights) once the thread has stopped."""
@@ -180,28 +186,11 @@ class EngineWorker(QObject):
 
     #: EngineState value, whenever it changes.
     stateChanged = Signal(str)
-    #: (job_id, "load" | "generate") when the engine thread begins the job.
-    jobStarted = Signal(int, str)
-    #: (job_id, message, fraction 0..1) while a model loads or downloads.
-    loadProgress = Signal(int, str, float)
-    #: (job_id, ModelInfo): a load job ended well; the model is in use from now on.
-    modelLoaded = Signal(int, object)
-    #: (job_id, engine.GenerationStarted): chunk indices of the run and its total denoising steps.
-    generationStarted = Signal(int, object)
-    #: (job_id, chunk index): a chunk entered the denoising window.
-    chunkStarted = Signal(int, int)
-    #: (job_id, engine.StepProgress): one denoising step, with cheap previews of the active chunks.
-    stepProgress = Signal(int, object)
-    #: (job_id, engine.ChunkFinished): a chunk is clean — frames uint8 [24, H, W, 3] and latent [16, 6, h, w].
-    chunkFinished = Signal(int, object)
-    #: (job_id, engine.Finished)
-    finished = Signal(int, object)
-    #: (job_id, engine.Cancelled): finished chunks were already delivered and are kept.
-    cancelled = Signal(int, object)
-    #: (job_id, engine.EngineError): the one error path, for loads and generations alike.
-    failed = Signal(int, object)
-    #: (job_id) after the job's last signal, whichever way it ended.
-    jobEnded = Signal(int)
+    #: (job_id, event): every event of every job, in order — JobStarted, LoadProgress, ModelLoaded, and the
+    #: engine's GenerationStarted, ChunkStarted, StepProgress (with previews), ChunkFinished (frames uint8
+    #: [24, H, W, 3], latent [16, 6, h, w]), Finished, Cancelled (finished chunks are kept) and Failed (the
+    #: one error path, for loads and generations alike).
+    event = Signal(int, object)
 
     _submit = Signal(object)
 
@@ -219,17 +208,7 @@ class EngineWorker(QObject):
         # Without an event loop left to run it, deleteLater still destroys the runner as the thread ends.
         self._thread.finished.connect(self._runner.deleteLater)
         self._submit.connect(self._runner.run)
-        runner = self._runner
-        runner.jobStarted.connect(self._on_job_started)
-        runner.loadProgress.connect(self._on_load_progress)
-        runner.modelLoaded.connect(self._on_model_loaded)
-        runner.generationStarted.connect(self._on_generation_started)
-        runner.chunkStarted.connect(self._on_chunk_started)
-        runner.stepProgress.connect(self._on_step_progress)
-        runner.chunkFinished.connect(self._on_chunk_finished)
-        runner.finished.connect(self._on_finished)
-        runner.cancelled.connect(self._on_cancelled)
-        runner.failed.connect(self._on_failed)
+        self._runner.event.connect(self._on_event)
         self._thread.start()
         app = QCoreApplication.instance()
         if app is not None:
@@ -322,71 +301,25 @@ class EngineWorker(QObject):
         # Deliver what the runner sent before stopping, then end jobs it never reached.
         QCoreApplication.sendPostedEvents(self)
         for job_id in list(self._jobs):
-            self._end(job_id, self.cancelled, Cancelled((), 0.0))
+            self._on_event(job_id, Cancelled((), 0.0))
         self._running = None
         self._model = None
         self._update_state()
 
     # Runner → GUI thread ----------------------------------------------------------------------
-    def _known(self, job_id: int) -> bool:
-        return job_id in self._jobs
-
-    @Slot(int, str)
-    def _on_job_started(self, job_id: int, kind: str) -> None:
-        if self._known(job_id):
-            self._running = self._jobs[job_id]
-            self._update_state()
-            self.jobStarted.emit(job_id, kind)
-
-    @Slot(int, str, float)
-    def _on_load_progress(self, job_id: int, message: str, fraction: float) -> None:
-        if self._known(job_id):
-            self.loadProgress.emit(job_id, message, fraction)
-
     @Slot(int, object)
-    def _on_model_loaded(self, job_id: int, info: ModelInfo) -> None:
-        if self._known(job_id):
-            self._model = info
-            self._end(job_id, self.modelLoaded, info)
-
-    @Slot(int, object)
-    def _on_generation_started(self, job_id: int, event: GenerationStarted) -> None:
-        if self._known(job_id):
-            self.generationStarted.emit(job_id, event)
-
-    @Slot(int, int)
-    def _on_chunk_started(self, job_id: int, chunk: int) -> None:
-        if self._known(job_id):
-            self.chunkStarted.emit(job_id, chunk)
-
-    @Slot(int, object)
-    def _on_step_progress(self, job_id: int, event: StepProgress) -> None:
-        if self._known(job_id):
-            self.stepProgress.emit(job_id, event)
-
-    @Slot(int, object)
-    def _on_chunk_finished(self, job_id: int, event: ChunkFinished) -> None:
-        if self._known(job_id):
-            self.chunkFinished.emit(job_id, event)
-
-    @Slot(int, object)
-    def _on_finished(self, job_id: int, event: Finished) -> None:
-        self._end(job_id, self.finished, event)
-
-    @Slot(int, object)
-    def _on_cancelled(self, job_id: int, event: Cancelled) -> None:
-        self._end(job_id, self.cancelled, event)
-
-    @Slot(int, object)
-    def _on_failed(self, job_id: int, error: EngineError) -> None:
-        self._end(job_id, self.failed, error)
-
-    def _end(self, job_id: int, signal: Any, payload: Any) -> None:
-        job = self._jobs.pop(job_id, None)
+    def _on_event(self, job_id: int, event: object) -> None:
+        job = self._jobs.get(job_id)
         if job is None:
-            return
-        if self._running is not None and self._running.id == job_id:
-            self._running = None
-        self._update_state()
-        signal.emit(job_id, payload)
-        self.jobEnded.emit(job_id)
+            return  # ended already (shutdown delivered its end)
+        if isinstance(event, JobStarted):
+            self._running = job
+        elif isinstance(event, ModelLoaded):
+            self._model = event.info
+        if is_final(event):
+            del self._jobs[job_id]
+            if self._running is job:
+                self._running = None
+        if isinstance(event, JobStarted) or is_final(event):
+            self._update_state()
+        self.event.emit(job_id, event)

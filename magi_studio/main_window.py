@@ -23,10 +23,11 @@ from html import escape
 from typing import Callable
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
 from magi_studio.actions import ActionSet
-from magi_studio.engine_worker import EngineState, EngineWorker, ModelInfo
+from engine.events import Failed
+from magi_studio.engine_worker import EngineState, EngineWorker, ModelLoaded
 from magi_studio.keyboard import TypingGuard
 from magi_studio.player import GenerationFeed, PreviewPlayer
 from magi_studio.settings import Settings
@@ -55,6 +56,9 @@ GLYPH_ICONS = {"edit.insert_chunk": "insert-chunk", "edit.move_left": "move-left
                "edit.split_shot": "split", "edit.new_shot": "new-shot", "edit.rename_shot": "rename",
                "edit.lock_seed": "lock", "edit.new_seed": "dice", "view.storyboard": "storyboard",
                "view.history": "history"}
+#: How long a status message stays; a generation's outcome stays longer (the user may have looked away).
+STATUS_MESSAGE_MS = 5000
+OUTCOME_MESSAGE_MS = 15000
 #: A window at least this tall on first start shows the takes and the history one above the other.
 TALL_WINDOW = 950
 #: The timeline's own toolbar (None: a separator).
@@ -164,10 +168,10 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.engine_status, 1)
         self.statusBar().addPermanentWidget(self.job_progress)
         self.statusBar().setSizeGripEnabled(False)
+        self.job_progress.outcome.connect(self._on_job_outcome)
 
         self.worker.stateChanged.connect(self._on_engine_state)
-        self.worker.modelLoaded.connect(self._on_model_loaded)
-        self.worker.failed.connect(self.report_engine_error)
+        self.worker.event.connect(self._on_engine_event)
         self._on_engine_state(self.worker.state.value)
 
         self._initial_size()
@@ -354,6 +358,15 @@ class MainWindow(QMainWindow):
         """An error that belongs to no engine job (an edit, a file): the same banner."""
         self.report_engine_error(0, error)
 
+    def show_status(self, text: str, timeout_ms: int = STATUS_MESSAGE_MS) -> None:
+        """The one writer of the status bar's message area (saves, exports, how a generation ended)."""
+        self.statusBar().showMessage(text, timeout_ms)
+
+    def _on_job_outcome(self, text: str, completed: bool) -> None:
+        self.show_status(text, OUTCOME_MESSAGE_MS)
+        if not self.isActiveWindow():
+            QApplication.alert(self)  # the platform's attention request: the taskbar entry flashes
+
     def report_notice(self, sentence: str) -> None:
         """Something the user should know that is not an error (a chunk kept after an edit): the same banner."""
         self._error_job = 0
@@ -364,10 +377,12 @@ class MainWindow(QMainWindow):
         running = self.generation is not None and self.generation.is_generating()  # e.g. planning, between shots
         self.action_set["generate.cancel"].setEnabled(busy or running)
 
-    def _on_model_loaded(self, job_id: int, info: ModelInfo) -> None:
+    def _on_engine_event(self, job_id: int, event) -> None:
+        if isinstance(event, Failed):
+            self.report_engine_error(job_id, event.error)
         # A model that loads answers an engine error shown before (a failed load); not a user's bad file.
         # The player's size and frame rate are the project's (PlayerSync), whatever model made the frames.
-        if self._error_job:
+        elif isinstance(event, ModelLoaded) and self._error_job:
             self.error_banner.dismiss()
 
     def _sync_playback_actions(self) -> None:

@@ -70,7 +70,7 @@ class Studio(QObject):
         window, projects, generation = self.window, self.projects, self.generation
         projects.sessionChanged.connect(window.set_document_session)
         projects.errorReported.connect(window.report_error)
-        projects.saved.connect(lambda path: window.statusBar().showMessage(f"Saved {path}", STATUS_MESSAGE_MS))
+        projects.saved.connect(lambda path: window.show_status(f"Saved {path}", STATUS_MESSAGE_MS))
         window.attach_generation(generation)  # its errorReported, job states, Generate/Regenerate/Stop
         window.job_progress.follow_run(generation)
         window.close_guard = self._may_close
@@ -103,7 +103,7 @@ class Studio(QObject):
 
     def _may_close(self) -> bool:
         """The window is closing: the project first (Save / Discard / Cancel), then the dialogs."""
-        if not self.projects.close_project():
+        if not self.projects.close_project(stop_text="Stop and Quit"):
             return False
         for dialog in (self.export_dialog, self.settings_dialog):
             if dialog is not None:
@@ -165,7 +165,7 @@ class Studio(QObject):
                               name=session.display_name, parent=self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.failed.connect(self.window.report_error)
-        dialog.exported.connect(lambda outcome: self.window.statusBar().showMessage(
+        dialog.exported.connect(lambda outcome: self.window.show_status(
             f"Exported {outcome.path}", STATUS_MESSAGE_MS))
         dialog.destroyed.connect(lambda: setattr(self, "export_dialog", None))
         self.export_dialog = dialog
@@ -181,7 +181,7 @@ class Studio(QObject):
         dialog = SettingsDialog(self.settings, self.worker, session=self.projects.session, parent=self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.failed.connect(self.window.report_error)
-        dialog.applied.connect(lambda: self.window.statusBar().showMessage("Settings applied", STATUS_MESSAGE_MS))
+        dialog.applied.connect(lambda: self.window.show_status("Settings applied", STATUS_MESSAGE_MS))
         dialog.destroyed.connect(lambda: setattr(self, "settings_dialog", None))
         self.settings_dialog = dialog
         dialog.open()

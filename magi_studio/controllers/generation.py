@@ -7,7 +7,11 @@
     generation.cancel()                                             # finished chunks are kept
 
 A run is a queue of shots, generated one engine job at a time in storyboard order (a continued shot
-needs the one before it finished). Each job is planned by magi_studio.document.planning on a
+needs the one before it finished). Its phase is a RunPhase (run_state): IDLE → LOADING (the project's
+model) → PLANNING (a shot) → RUNNING (its engine job) → DRAINING (its finished chunks committed) → the
+next shot's LOADING or PLANNING, or IDLE; `_enter` is the only place the phase changes, and an illegal
+move raises. What the controller hears from the engine comes through EngineWorker.event, dispatched on
+the event's type. Each job is planned by magi_studio.document.planning on a
 snapshot of the project off the GUI thread (planning reads latents and the reference image), so a
 chunk before N is never re-encoded: its clean latents are read back bit-exactly as context.
 
@@ -29,20 +33,21 @@ import random
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
 from engine.errors import EngineError
+from engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
 from magi_studio.controllers.common import Autosaver, SerialTasks, SessionLike, snapshot_project
 from magi_studio.controllers.run_state import (DENOISING, FAILED, IDLE, QUEUED, ChunkJobStates, GenerationProgress,
-                                               RunningJob, RunProgress)
+                                               RunningJob, RunPhase, RunProgress)
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import first_pending_chunk
-from magi_studio.document.take_commands import KeepResult
 from magi_studio.document.planning import (GenerationPlan, ResultCommitter, plan_generation, plan_resume,
                                            reseed_for_regeneration, sampling_for)
-from magi_studio.engine_worker import EngineState, EngineWorker
+from magi_studio.document.take_commands import KeepResult
+from magi_studio.engine_worker import EngineState, EngineWorker, is_final
 from magi_studio.player.feed import GenerationFeed
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GenerationController", "GenerationProgress", "IDLE", "QUEUED", "DENOISING", "FAILED"]
+__all__ = ["GenerationController", "GenerationProgress", "RunPhase", "IDLE", "QUEUED", "DENOISING", "FAILED"]
 
 
 class GenerationController(QObject):
@@ -51,7 +56,9 @@ class GenerationController(QObject):
     #: (list of shot ids) whose undo/redo must wait: the shot being generated (empty when idle).
     busyShotsChanged = Signal(list)
     generatingChanged = Signal(bool)
-    #: (GenerationProgress) on every step and chunk.
+    #: (RunPhase value) whenever the run's phase changes.
+    phaseChanged = Signal(str)
+    #: (GenerationProgress) on entering each phase, on every step and every chunk.
     progressChanged = Signal(object)
     #: (shot_id, chunk_id, result_id) after a finished chunk entered the document.
     chunkCommitted = Signal(str, str, str)
@@ -61,7 +68,7 @@ class GenerationController(QObject):
     resultFrames = Signal(str, object)
     #: ("finished" | "cancelled" | "failed") when a run is over and every finished chunk is committed.
     runEnded = Signal(str)
-    #: (EngineError) problems that EngineWorker.failed does not report: planning, writing, committing.
+    #: (EngineError) problems that the engine's Failed events do not report: planning, writing, committing.
     errorReported = Signal(object)
     #: (one sentence) what became of a finished chunk that an edit during the run moved, deleted or re-parented.
     noticeReported = Signal(str)
@@ -72,25 +79,20 @@ class GenerationController(QObject):
         self._session, self.worker, self.frame_store, self.settings = session, worker, frame_store, settings
         self.autosaver = autosaver if autosaver is not None else Autosaver(self)
         self._tasks = SerialTasks("magi-results", self)
-        self._running = False
+        self._phase = RunPhase.IDLE
         self._queue: list[tuple[str, int | None]] = []  # (shot id, from index or None: first pending chunk)
+        self._shot: tuple[str, str] = ("", "")  # (id, name) of the shot being planned or generated
         self._job: RunningJob | None = None
         self._stop: str | None = None  # why the run stops early ("cancelled" / "failed")
         self._next_run: list[tuple[str, int | None]] | None = None  # a request that superseded the run
+        self._stopped: list[tuple[str, int | None]] = []  # the shots a cancel left to do (continue_stopped)
         self._load_job: int | None = None
-        self._waiting_for_model = False
         self._states = ChunkJobStates(self.chunkJobState.emit)
         self._busy: list[str] = []
         self._progress = RunProgress()
         #: Where regeneration's new seeds come from (a test fixes it to make a run repeatable).
         self.seed_source = random.Random()
-        worker.chunkStarted.connect(self._on_chunk_started)
-        worker.stepProgress.connect(self._on_step)
-        worker.chunkFinished.connect(self._on_chunk_finished)
-        worker.finished.connect(self._on_finished)
-        worker.cancelled.connect(self._on_cancelled)
-        worker.failed.connect(self._on_failed)
-        worker.jobEnded.connect(self._on_any_job_ended)
+        worker.event.connect(self._on_engine_event)
 
     # Requests ---------------------------------------------------------------------------------
     @property
@@ -123,32 +125,44 @@ class GenerationController(QObject):
 
     def cancel(self) -> None:
         """Stop within one denoising step; every finished chunk is still committed."""
-        if not self._running:
+        phase = self._phase
+        if phase is RunPhase.IDLE:
             return
+        if self._stop is None and self._next_run is None:  # what the run still had to do, for continue_stopped
+            current = [(self._shot[0], None)] if self._shot[0] else []
+            self._stopped = current + [(shot_id, None) for shot_id, _ in self._queue if shot_id != self._shot[0]]
         self._stop = self._stop or "cancelled"
         self._queue.clear()
-        if self._job is not None:
+        if phase is RunPhase.RUNNING:
             self.worker.cancel(self._job.job_id)
-        elif self._waiting_for_model:
+        elif phase is RunPhase.LOADING:
             self._end_run()
-        # else a plan is being made: its delivery sees `_stop` and ends the run
+        # PLANNING: the plan's delivery ends the run; DRAINING: the end of the draining does
+
+    def continue_stopped(self) -> bool:
+        """Generate again what the last cancel left (each shot from its first chunk not done). False: nothing."""
+        items, self._stopped = self._stopped, []
+        if not items or self._phase is not RunPhase.IDLE:
+            return False
+        self._begin(items)
+        return self.is_generating()
 
     def stop(self, timeout_ms: int = 10_000) -> bool:
         """Cancel and wait (running the event loop) until the run has ended and its chunks are committed."""
         self._next_run = None
-        if self._running:
+        if self.is_generating():
             loop, timer = QEventLoop(), QTimer()
             timer.setSingleShot(True)
             timer.timeout.connect(loop.quit)
             self.runEnded.connect(loop.quit)
             self.cancel()
-            if self._running:
+            if self.is_generating():
                 timer.start(timeout_ms)
                 loop.exec()
             timer.stop()
             self.runEnded.disconnect(loop.quit)
         self.flush()
-        return not self._running
+        return not self.is_generating()
 
     def flush(self) -> None:
         """Write and commit every chunk the engine has delivered so far (blocks briefly; before Save as)."""
@@ -157,6 +171,7 @@ class GenerationController(QObject):
     def set_session(self, session: SessionLike | None) -> None:
         """Another project is open (None: none): stop the run, commit what finished, forget the job states."""
         self.stop()
+        self._stopped = []
         self._states.clear()
         self._session = session
 
@@ -167,8 +182,12 @@ class GenerationController(QObject):
             self._job.committer.store = store
 
     # State ------------------------------------------------------------------------------------
+    @property
+    def phase(self) -> RunPhase:
+        return self._phase
+
     def is_generating(self) -> bool:
-        return self._running
+        return self._phase is not RunPhase.IDLE
 
     def is_busy(self, shot_id: str) -> bool:
         return shot_id in self._busy
@@ -193,16 +212,34 @@ class GenerationController(QObject):
         """(state, progress) of a chunk, for a view that is built while a run goes on."""
         return self._states.get(chunk_id)
 
-    # The run ----------------------------------------------------------------------------------
+    def progress(self) -> GenerationProgress | None:
+        """The run's progress now (None when idle): a view's clock asks between the engine's steps."""
+        if self._phase is RunPhase.IDLE:
+            return None
+        model = self._session.document.project.settings.model if self._session is not None else ""
+        return self._progress.snapshot(self._phase, self._shot[1], self._job, model)
+
+    # The state machine ------------------------------------------------------------------------
+    def _enter(self, phase: RunPhase) -> None:
+        """The one place the run's phase changes (RunPhase.advance raises on a move the table lacks)."""
+        was = self._phase
+        self._phase = was.advance(phase)
+        if phase is not was:
+            self.phaseChanged.emit(phase.value)
+        if (was is RunPhase.IDLE) != (phase is RunPhase.IDLE):
+            self.generatingChanged.emit(phase is not RunPhase.IDLE)
+        if phase is not RunPhase.IDLE:
+            self._emit_progress()
+
     def _begin(self, items: list[tuple[str, int | None]]) -> None:
-        if self._running:  # a newer request supersedes the run; it starts once the finished chunks are committed
+        if self._phase is not RunPhase.IDLE:  # a newer request supersedes the run once its chunks are committed
             self._next_run = items
             self.cancel()
             return
         if self._session is None:
             return
         project = self._session.document.project
-        self._queue, self._stop, self._load_job = list(items), None, None
+        self._queue, self._stop, self._load_job, self._stopped = list(items), None, None, []
         self._progress.reset()
         for shot_id, index in items:
             try:
@@ -215,9 +252,8 @@ class GenerationController(QObject):
                 for chunk in shot.chunks[start:]:
                     self._states.set(shot_id, chunk.id, QUEUED)
         if not self._progress.estimates:
+            self._queue = []
             return  # everything asked for is done already
-        self._running = True
-        self.generatingChanged.emit(True)
         self._when_model_ready()
 
     def _when_model_ready(self) -> None:
@@ -226,23 +262,18 @@ class GenerationController(QObject):
             return self._end_run()
         wanted = self._session.document.project.settings.model
         info = self.worker.model_info
-        self._waiting_for_model = True
-        if self.worker.state == EngineState.LOADING:
-            return  # re-checked when that load ends
+        if self.worker.state == EngineState.LOADING or self._load_job in self.worker.live_jobs:
+            return self._enter(RunPhase.LOADING)  # re-checked when that load ends
         if info is not None and info.spec == wanted:
-            self._waiting_for_model, self._load_job = False, None
-            self._plan_next()
-        elif self._load_job is None:
+            self._load_job = None
+            return self._plan_next()
+        if self._load_job is None:
             device = self.settings.device if self.settings is not None else "auto"
             dtype = self.settings.dtype if self.settings is not None else None
             self._load_job = self.worker.load_model(wanted, device, dtype)
-        else:  # our load ended without the model (EngineWorker.failed has said why)
-            self._stop = self._stop or "failed"
-            self._end_run()
-
-    def _on_any_job_ended(self, job_id: int) -> None:
-        if self._waiting_for_model and self._running and (self._job is None or job_id != self._job.job_id):
-            self._when_model_ready()
+            return self._enter(RunPhase.LOADING)
+        self._stop = self._stop or "failed"  # our load ended without the model (its Failed event said why)
+        self._end_run()
 
     def _plan_next(self) -> None:
         if self._stop is not None:
@@ -250,10 +281,12 @@ class GenerationController(QObject):
         project = self._session.document.project
         while self._queue:
             shot_id, index = self._queue.pop(0)
-            if shot_id not in self._progress.estimates or not any(s.id == shot_id for s in project.shots):
+            shot = next((s for s in project.shots if s.id == shot_id), None)
+            if shot_id not in self._progress.estimates or shot is None:
                 continue
             snapshot, store, session = snapshot_project(project), self._session.store, self._session
             sampling = sampling_for(project.settings, self.worker.model_info.sampling)
+            self._shot = (shot_id, shot.name)
             self._set_busy([shot_id])
 
             def plan(snapshot=snapshot, shot_id=shot_id, index=index):  # task thread: reads latents and images
@@ -263,7 +296,7 @@ class GenerationController(QObject):
 
             self._tasks.submit(plan, on_done=lambda p, s=shot_id: self._start_job(session, s, p, sampling),
                                on_error=self._on_plan_error)
-            return
+            return self._enter(RunPhase.PLANNING)
         self._end_run()
 
     def _start_job(self, session: SessionLike, shot_id: str, plan: GenerationPlan | None, sampling) -> None:
@@ -280,12 +313,12 @@ class GenerationController(QObject):
         self._progress.estimates[shot_id] = len(plan.chunk_ids)
         job_id = self.worker.generate(plan.request)
         self._job = RunningJob(session, project, plan, ResultCommitter(plan, session.store, sampling), job_id,
-                               shot.name)
-        self._progress.job_started()
+                               shot.name, steps_per_chunk=sampling.num_steps if sampling is not None else 0)
+        self._progress.timer.new_job()
         if self.frame_store is not None:
             first = sum(len(s.chunks) for s in project.shots[:project.shot_index(shot_id)])
             GenerationFeed(self.worker, self.frame_store, job_id, chunk_offset=first - plan.index_offset)
-        self._emit_progress()
+        self._enter(RunPhase.RUNNING)
 
     def _on_plan_error(self, error: BaseException) -> None:
         self._report(error)
@@ -293,44 +326,56 @@ class GenerationController(QObject):
         self._end_run()
 
     def _end_run(self) -> None:
-        if not self._running:
+        if self._phase is RunPhase.IDLE:
             return
         outcome = self._stop or "finished"
         self._queue.clear()
-        self._job, self._running, self._waiting_for_model = None, False, False
+        self._job, self._shot = None, ("", "")
         self._states.settle()
         self._set_busy([])
-        self.generatingChanged.emit(False)
+        self._enter(RunPhase.IDLE)
         self.runEnded.emit(outcome)
         if self._next_run is not None:
             items, self._next_run = self._next_run, None
             self._begin(items)
 
     # Engine events ----------------------------------------------------------------------------
-    def _ours(self, job_id: int) -> RunningJob | None:
-        return self._job if self._job is not None and self._job.job_id == job_id else None
-
-    def _on_chunk_started(self, job_id: int, chunk: int) -> None:
-        job = self._ours(job_id)
-        if job is not None and (chunk_id := job.chunk_id(chunk)) is not None:
-            job.active[chunk] = 0.0
-            self._states.set(job.plan.shot_id, chunk_id, DENOISING, 0.0)
-
-    def _on_step(self, job_id: int, event) -> None:
-        job = self._ours(job_id)
+    def _on_engine_event(self, job_id: int, event) -> None:
+        job = self._job if self._job is not None and self._job.job_id == job_id else None
         if job is None:
-            return
-        job.step, job.steps = event.step, event.total_steps
+            if is_final(event) and self._phase is RunPhase.LOADING:
+                self._when_model_ready()  # a load ended (ours or another): is the project's model there now?
+        elif isinstance(event, StepProgress):
+            self._on_step(job, event)
+        elif isinstance(event, ChunkFinished):
+            self._on_chunk_finished(job, event)
+        elif isinstance(event, ChunkStarted):
+            self._on_chunk_started(job, event.chunk)
+        elif isinstance(event, GenerationStarted):
+            job.steps = event.total_steps
+            self._emit_progress()
+        elif isinstance(event, (Finished, Cancelled, Failed)):
+            self._on_job_end(job, "finished" if isinstance(event, Finished) else
+                             "cancelled" if isinstance(event, Cancelled) else "failed")
+
+    def _on_chunk_started(self, job: RunningJob, chunk: int) -> None:
+        if (chunk_id := job.chunk_id(chunk)) is not None:
+            job.active[chunk] = 0.0
+            job.chunk_steps.setdefault(chunk, 0)
+            self._states.set(job.plan.shot_id, chunk_id, DENOISING, 0.0)
+            self._emit_progress()
+
+    def _on_step(self, job: RunningJob, event: StepProgress) -> None:
+        job.step, job.steps, job.steps_per_chunk = event.step, event.total_steps, event.steps_per_chunk
+        self._progress.timer.step(event.step, event.elapsed_s)
         for chunk, steps in event.chunk_steps.items():
             if chunk not in job.finished and (chunk_id := job.chunk_id(chunk)) is not None:
+                job.chunk_steps[chunk] = steps
                 job.active[chunk] = steps / max(1, event.steps_per_chunk)
                 self._states.set(job.plan.shot_id, chunk_id, DENOISING, job.active[chunk])
         self._emit_progress()
 
-    def _on_chunk_finished(self, job_id: int, event) -> None:
-        job = self._ours(job_id)
-        if job is None:
-            return
+    def _on_chunk_finished(self, job: RunningJob, event: ChunkFinished) -> None:
         job.finished.add(event.chunk)
         job.active.pop(event.chunk, None)
         self._progress.finished += 1
@@ -390,19 +435,7 @@ class GenerationController(QObject):
             self._queue.clear()
             self.worker.cancel(job.job_id)
 
-    def _on_finished(self, job_id: int, event) -> None:
-        self._on_job_end(job_id, "finished")
-
-    def _on_cancelled(self, job_id: int, event) -> None:
-        self._on_job_end(job_id, "cancelled")
-
-    def _on_failed(self, job_id: int, error) -> None:
-        self._on_job_end(job_id, "failed")
-
-    def _on_job_end(self, job_id: int, outcome: str) -> None:
-        job = self._ours(job_id)
-        if job is None:
-            return
+    def _on_job_end(self, job: RunningJob, outcome: str) -> None:
         if outcome == "failed":
             self._stop = "failed"
             first = job.plan.request.start_chunk
@@ -413,6 +446,7 @@ class GenerationController(QObject):
                     self._states.set(job.plan.shot_id, chunk_id, FAILED)
         elif outcome == "cancelled":
             self._stop = self._stop or "cancelled"
+        self._enter(RunPhase.DRAINING)
         # A barrier: runs once every chunk this job delivered has been written and committed.
         self._tasks.submit(lambda: None, on_done=lambda _: self._job_drained(job))
 
@@ -438,8 +472,6 @@ class GenerationController(QObject):
         self.errorReported.emit(error)
 
     def _emit_progress(self) -> None:
-        job = self._job
-        if job is not None:
-            partial = sum(p for c, p in job.active.items() if c not in job.finished)
-            self.progressChanged.emit(self._progress.snapshot(job.shot_name, partial, job.step, job.steps,
-                                                              job.next_shot_chunk()))
+        progress = self.progress()
+        if progress is not None:
+            self.progressChanged.emit(progress)

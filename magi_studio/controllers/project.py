@@ -279,16 +279,26 @@ class ProjectController(QObject):
         self.pathChanged.emit(store.path)
         return True
 
-    def close_project(self) -> bool:
-        """Close the open project, asking Save / Discard / Cancel if it has edits; False when the user cancels."""
+    def close_project(self, stop_text: str = "Stop and Close") -> bool:
+        """Close the open project; False when the user chose to keep working.
+
+        During a run it first asks whether to stop it (`stop_text` names the button: "Stop and Quit"); the run
+        goes on untouched until the answer, and on "Keep Working". Stopping commits every finished chunk,
+        then Save / Discard / Cancel is asked if there are edits; Cancel there lets the run go on."""
         session = self.session
         if session is None:
             return True
+        stopped = False
         if self.generation is not None and self.generation.is_generating():
-            self.generation.stop()  # finished chunks are committed first, so the prompt covers them
+            if not self.prompts.stop_run(stop_text):
+                return False
+            self.generation.stop()  # finished chunks are committed first, so the next question covers them
+            stopped = True
         if self.is_dirty():
             choice = self.prompts.unsaved_changes(self.display_name)
             if choice == CANCEL or (choice == SAVE and not self.save()):
+                if stopped:
+                    self.generation.continue_stopped()
                 return False
         self.autosaver.flush()
         if self._untitled:  # discarded or never edited: nothing in the scratch bundle is wanted

@@ -1,4 +1,8 @@
-"""What a generation run looks like: per-chunk job states, overall progress, and the running engine job.
+"""What a generation run looks like: its phase (the state machine), per-chunk job states, overall progress and
+its ETA, and the running engine job.
+
+A run's phase is a RunPhase; `phase.advance(target)` is the one place a phase changes, and it raises
+IllegalTransition for any move the table TRANSITIONS does not list.
 
 Job states are transient (never saved, never in the document): a chunk is QUEUED while a run will
 reach it, DENOISING (with its fraction of steps) while the engine works on it or its result is being
@@ -9,6 +13,7 @@ own derived state (empty, done, stale) is what a card shows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable
 
 from PySide6.QtCore import QElapsedTimer
@@ -16,6 +21,37 @@ from PySide6.QtCore import QElapsedTimer
 from magi_studio.document.planning import GenerationPlan, ResultCommitter
 
 IDLE, QUEUED, DENOISING, FAILED = "", "queued", "denoising", "failed"
+
+
+class RunPhase(str, Enum):
+    """Where a GenerationController's run is. Only `RunPhase.advance` moves it (the table TRANSITIONS)."""
+
+    IDLE = "idle"          # no run
+    LOADING = "loading"    # waiting for the project's model to load (ours, or a load already under way)
+    PLANNING = "planning"  # the next shot's plan is being made off the GUI thread (latents, reference image)
+    RUNNING = "running"    # an engine job generates the shot
+    DRAINING = "draining"  # the job ended: its finished chunks are still being written and committed
+
+    def advance(self, target: "RunPhase") -> "RunPhase":
+        """`target`, if a run may go there from here; IllegalTransition otherwise."""
+        if target not in TRANSITIONS[self]:
+            raise IllegalTransition(f"a generation run cannot go from {self.value} to {target.value}")
+        return target
+
+
+class IllegalTransition(RuntimeError):
+    """A bug: the controller tried a move its state machine does not have."""
+
+
+#: Every move a run can make. A run starts from IDLE and always ends there; LOADING and PLANNING may repeat
+#: (another load ended first; a shot turned out to have nothing to generate, so the next one is planned).
+TRANSITIONS: dict[RunPhase, frozenset[RunPhase]] = {
+    RunPhase.IDLE: frozenset({RunPhase.LOADING, RunPhase.PLANNING}),
+    RunPhase.LOADING: frozenset({RunPhase.LOADING, RunPhase.PLANNING, RunPhase.IDLE}),
+    RunPhase.PLANNING: frozenset({RunPhase.PLANNING, RunPhase.RUNNING, RunPhase.IDLE}),
+    RunPhase.RUNNING: frozenset({RunPhase.DRAINING}),
+    RunPhase.DRAINING: frozenset({RunPhase.LOADING, RunPhase.PLANNING, RunPhase.IDLE}),
+}
 
 
 def clock_text(seconds: float) -> str:
@@ -26,7 +62,7 @@ def clock_text(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class GenerationProgress:
-    """Overall progress of a run, for the status bar."""
+    """Overall progress of a run, for the status bar: true from its first second (loading, planning, steps)."""
 
     shot_name: str
     #: 1-based number of the chunk that finishes next, out of `chunks` (an estimate until all shots are planned).
@@ -35,20 +71,83 @@ class GenerationProgress:
     #: Denoising steps of the current engine job.
     step: int
     steps: int
+    #: Since the run was asked for (model loading and planning included).
     elapsed_s: float
+    #: None until two steps have been timed.
     eta_s: float | None
     #: 1-based place in its shot of the chunk being made (a run may start mid-shot), when known.
     shot_chunk: int | None = None
+    phase: RunPhase = RunPhase.RUNNING
+    #: Steps the chunk that finishes next has taken, out of `chunk_steps` (0 of 0 before the engine says).
+    chunk_step: int = 0
+    chunk_steps: int = 0
+    #: The model being loaded (LOADING).
+    model: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """Of the whole run: finished chunks plus the fraction of the one finishing next."""
+        partial = self.chunk_step / self.chunk_steps if self.chunk_steps else 0.0
+        return min(1.0, (self.chunk - 1 + partial) / max(1, self.chunks))
 
     def text(self) -> str:
+        elapsed = clock_text(self.elapsed_s)
+        if self.phase is RunPhase.LOADING:
+            return f"Loading model {self.model}… · {elapsed}" if self.model else f"Loading model… · {elapsed}"
+        if self.phase is RunPhase.PLANNING:
+            return f"Planning {self.shot_name} · {elapsed}"
         counted = f"{self.chunk} of {self.chunks} in this run"
         parts = [self.shot_name, f"chunk {self.shot_chunk} ({counted})" if self.shot_chunk else counted]
-        if self.steps:
-            parts.append(f"step {self.step}/{self.steps}")
-        parts.append(clock_text(self.elapsed_s))
+        if self.phase is RunPhase.DRAINING:
+            parts.append("saving finished chunks")
+        elif self.chunk_steps:
+            parts.append(f"step {self.chunk_step}/{self.chunk_steps}")
+        else:
+            parts.append("starting")
+        parts.append(elapsed)
         if self.eta_s is not None:
             parts.append(f"about {clock_text(self.eta_s)} left")
         return " · ".join(parts)
+
+
+class StepTimer:
+    """An ETA that settles: an exponential average of the seconds per denoising step, shown once two steps
+    were timed, and never raised by less than a sixth (small wobbles only ever bring it down)."""
+
+    SMOOTHING = 0.3
+    #: A new estimate above the running one replaces it only beyond this factor.
+    RAISE_BEYOND = 1.15
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.seconds_per_step: float | None = None
+        self.samples = 0
+        self._last: tuple[int, float] | None = None  # (step, engine seconds) of the job's previous step
+        self._eta: tuple[float, float] | None = None  # (eta, run seconds when it was given)
+
+    def new_job(self) -> None:
+        self._last = None
+
+    def step(self, step: int, engine_elapsed_s: float) -> None:
+        if self._last is not None and step > self._last[0]:
+            sample = max(0.0, engine_elapsed_s - self._last[1]) / (step - self._last[0])
+            average = self.seconds_per_step
+            self.seconds_per_step = sample if average is None else average + self.SMOOTHING * (sample - average)
+            self.samples += 1
+        self._last = (step, engine_elapsed_s)
+
+    def eta(self, steps_left: float, now_s: float) -> float | None:
+        if self.samples < 2 or self.seconds_per_step is None:
+            return None
+        estimate = steps_left * self.seconds_per_step
+        if self._eta is not None:
+            counted_down = max(0.0, self._eta[0] - (now_s - self._eta[1]))
+            if counted_down <= estimate <= counted_down * self.RAISE_BEYOND:
+                estimate = counted_down
+        self._eta = (estimate, now_s)
+        return estimate
 
 
 @dataclass(eq=False)
@@ -65,6 +164,8 @@ class RunningJob:
     active: dict[int, float] = field(default_factory=dict)  # request chunk index -> denoising progress
     step: int = 0
     steps: int = 0
+    steps_per_chunk: int = 0
+    chunk_steps: dict[int, int] = field(default_factory=dict)  # request chunk index -> steps taken
     broken: bool = False  # a write failed: later chunks of this job are not written (their context is gone)
 
     def next_shot_chunk(self) -> int | None:
@@ -74,36 +175,49 @@ class RunningJob:
             return None
         return self.plan.shot_index(min(pending)) + 1
 
+    def next_chunk_steps(self) -> tuple[int, int]:
+        """(steps taken, steps it needs) of the oldest chunk still being made; (0, 0) before the engine says."""
+        pending = [c for c in self.chunk_steps if c not in self.finished]
+        if not pending or not self.steps_per_chunk:
+            return 0, 0
+        return self.chunk_steps[min(pending)], self.steps_per_chunk
+
     def chunk_id(self, request_chunk: int) -> str | None:
         position = self.plan.shot_index(request_chunk) - self.plan.start_index
         return self.plan.chunk_ids[position] if 0 <= position < len(self.plan.chunk_ids) else None
 
 
 class RunProgress:
-    """Chunks a run will make (estimated per shot, exact once planned), chunks finished, time since the first job."""
+    """Chunks a run will make (estimated per shot, exact once planned), chunks finished, time since it was asked for."""
 
     def __init__(self) -> None:
         self.estimates: dict[str, int] = {}  # shot id -> chunks it will generate
         self.finished = 0
+        self.timer = StepTimer()
         self._clock = QElapsedTimer()
 
     def reset(self) -> None:
         self.estimates, self.finished = {}, 0
-        self._clock.invalidate()
+        self.timer.reset()
+        self._clock.start()
 
-    def job_started(self) -> None:
-        if not self._clock.isValid():  # model loading and planning are not generation time
-            self._clock.start()
+    @property
+    def elapsed_s(self) -> float:
+        return self._clock.elapsed() / 1000 if self._clock.isValid() else 0.0
 
-    def snapshot(self, shot_name: str, partial: float, step: int, steps: int,
-                 shot_chunk: int | None = None) -> GenerationProgress:
-        """`partial`: fractions of the chunks being denoised, added to the finished ones for the ETA."""
+    def snapshot(self, phase: RunPhase, shot_name: str = "", job: "RunningJob | None" = None,
+                 model: str = "") -> GenerationProgress:
         total = max(sum(self.estimates.values()), self.finished, 1)
-        done = self.finished + partial
-        elapsed = self._clock.elapsed() / 1000 if self._clock.isValid() else 0.0
-        eta = elapsed / done * (total - done) if done > 0 and elapsed > 0 else None
-        return GenerationProgress(shot_name, min(total, self.finished + 1), total, step, steps, elapsed, eta,
-                                  shot_chunk)
+        chunk = min(total, self.finished + 1)
+        if job is None:
+            return GenerationProgress(shot_name, chunk, total, 0, 0, self.elapsed_s, None, phase=phase, model=model)
+        chunk_step, chunk_steps = job.next_chunk_steps()
+        steps_left = float(job.steps - job.step) if job.steps else 0.0
+        per_chunk = job.steps / max(1, len(job.plan.chunk_ids)) if job.steps else 0.0
+        steps_left += per_chunk * max(0, total - self.finished - len(job.plan.chunk_ids) + len(job.finished))
+        eta = self.timer.eta(steps_left, self.elapsed_s) if job.steps else None
+        return GenerationProgress(job.shot_name, chunk, total, job.step, job.steps, self.elapsed_s, eta,
+                                  job.next_shot_chunk(), phase, chunk_step, chunk_steps, model)
 
 
 class ChunkJobStates:

@@ -21,6 +21,8 @@ from magi_studio.document.store import EXTENSION, MANIFEST
 
 APP_NAME = "MAGI Studio"
 SAVE, DISCARD, CANCEL, RECOVER = "save", "discard", "cancel", "recover"
+#: The object name of the run question's stop button.
+STOP_BUTTON = "stop-run"
 
 
 def human_time(stamp: str, now: datetime | None = None, locale: QLocale | None = None) -> str:
@@ -120,6 +122,13 @@ class ProjectPrompts:
         return {QMessageBox.StandardButton.Save: SAVE, QMessageBox.StandardButton.Discard: DISCARD}.get(
             QMessageBox.StandardButton(answer), CANCEL)
 
+    def stop_run(self, stop_text: str) -> bool:
+        """A run is in progress: True to stop it (`stop_text`, e.g. "Stop and Quit"), False to keep working."""
+        box = stop_run_box(stop_text, self.parent)
+        box.exec()
+        clicked = box.clickedButton()
+        return clicked is not None and clicked.objectName() == STOP_BUTTON
+
     def offer_recovery(self, name: str, autosaved_at: str) -> str:
         """RECOVER or DISCARD."""
         box = recovery_box(name, autosaved_at, self.parent)
@@ -140,6 +149,18 @@ class ProjectPrompts:
         path, _ = QFileDialog.getSaveFileName(self.parent, "Save Project As", suggested,
                                               f"MAGI Studio projects (*{EXTENSION})")
         return path or None
+
+
+def stop_run_box(stop_text: str, parent: QWidget | None = None) -> QMessageBox:
+    """"A run is in progress": the button named STOP_BUTTON stops it (`stop_text`); Keep Working (the default,
+    and Esc) does not."""
+    box = QMessageBox(QMessageBox.Icon.Question, APP_NAME, "A run is in progress.", parent=parent)
+    box.setInformativeText("Stop it now? Every chunk finished so far is kept. If you keep working, the run goes on.")
+    box.addButton(stop_text, QMessageBox.ButtonRole.DestructiveRole).setObjectName(STOP_BUTTON)
+    keep = box.addButton("Keep Working", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(keep)
+    box.setEscapeButton(keep)
+    return box
 
 
 def recovery_box(name: str, autosaved_at: str, parent: QWidget | None = None) -> QMessageBox:

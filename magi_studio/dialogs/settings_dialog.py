@@ -29,13 +29,14 @@ from qasync import asyncSlot
 
 from engine.config import SUPPORTED_STEPS
 from engine.errors import CheckpointError, ConfigError, EngineError
-from engine.events import CancelToken
+from engine.events import CancelToken, Failed
 from engine.loading.hub import DownloadCancelled, download_variant
 from engine.models import STUDIO_MINI
 from engine.variants import MAGI_VARIANTS
 from magi_studio.dialogs.model_choice import (available_devices, describe_folder, model_default_size,
                                               set_hub_offline, variant_rows)
 from magi_studio.document.commands import SetProjectSettings
+from magi_studio.engine_worker import LoadProgress, ModelLoaded
 
 DEVICES = (("auto", "Automatic (best available)"), ("cuda", "NVIDIA GPU (CUDA)"), ("mps", "Apple GPU (Metal)"),
            ("cpu", "CPU"))
@@ -206,9 +207,7 @@ class SettingsDialog(QDialog):
         self.folder_edit.textChanged.connect(self._check_folder)
         self.variant_table.itemSelectionChanged.connect(self._sync_enabled)
         if worker is not None:
-            worker.loadProgress.connect(self._on_load_progress)
-            worker.modelLoaded.connect(self._on_model_loaded)
-            worker.failed.connect(self._on_load_failed)
+            worker.event.connect(self._on_engine_event)
         self._load_from_settings()
 
     # Reading the choices ----------------------------------------------------------------------
@@ -329,6 +328,14 @@ class SettingsDialog(QDialog):
             self.download_bar.setValue(round(LOAD_BAR * done / total))
 
     # Model loading ----------------------------------------------------------------------------
+    def _on_engine_event(self, job: int, event) -> None:
+        if isinstance(event, LoadProgress):
+            self._on_load_progress(job, event.message, event.fraction)
+        elif isinstance(event, ModelLoaded):
+            self._on_model_loaded(job, event.info)
+        elif isinstance(event, Failed):
+            self._on_load_failed(job, event.error)
+
     def _on_load_progress(self, job: int, message: str, fraction: float) -> None:
         if job == self._load_job:
             self.load_bar.setRange(0, LOAD_BAR)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.events import ChunkFinished, StepProgress
+from engine.events import Cancelled, ChunkFinished, Failed, Finished, StepProgress
 from magi_studio.player.frame_store import FrameStore
 
 
@@ -28,40 +28,43 @@ class GenerationFeed(QObject):
         # Owned by the store unless told otherwise: a feed nobody references must not be collected mid-job.
         super().__init__(parent if parent is not None else store)
         self.worker, self.store, self.job_id, self.offset = worker, store, job_id, chunk_offset
+        self.previews = previews
         self._previewing: set[int] = set()
-        self._connections = [
-            (worker.chunkFinished, self._on_chunk_finished),
-            (worker.jobEnded, self._on_job_ended),
-        ]
-        if previews:
-            self._connections.append((worker.stepProgress, self._on_step))
-        for signal, slot in self._connections:
-            signal.connect(slot)
+        self._connected = True
+        worker.event.connect(self._on_event)
 
-    def _on_step(self, job_id: int, event: StepProgress) -> None:
-        if job_id != self.job_id or not event.previews:
+    def _on_event(self, job_id: int, event) -> None:
+        if job_id != self.job_id:
+            return
+        if isinstance(event, StepProgress):
+            self._on_step(event)
+        elif isinstance(event, ChunkFinished):
+            self._on_chunk_finished(event)
+        elif isinstance(event, (Finished, Cancelled, Failed)):  # the job's last event
+            self._on_job_ended()
+
+    def _on_step(self, event: StepProgress) -> None:
+        if not self.previews or not event.previews:
             return
         for chunk, preview in event.previews.items():
             progress = event.chunk_steps.get(chunk, 0) / max(1, event.steps_per_chunk)
             self.store.set_preview(self.offset + chunk, preview, progress)
             self._previewing.add(self.offset + chunk)
 
-    def _on_chunk_finished(self, job_id: int, event: ChunkFinished) -> None:
-        if job_id != self.job_id or event.frames is None:
+    def _on_chunk_finished(self, event: ChunkFinished) -> None:
+        if event.frames is None:
             return
         index = self.offset + event.chunk
         self.store.set_frames(index, event.frames)
         self._previewing.discard(index)
         self.chunkStored.emit(index)
 
-    def _on_job_ended(self, job_id: int) -> None:
-        if job_id != self.job_id:
-            return
+    def _on_job_ended(self) -> None:
         for index in sorted(self._previewing):
             self.store.clear_preview(index)
         self._previewing.clear()
-        for signal, slot in self._connections:
-            signal.disconnect(slot)
-        self._connections = []
+        if self._connected:
+            self._connected = False
+            self.worker.event.disconnect(self._on_event)
         self.done.emit()
         self.deleteLater()

@@ -6,7 +6,8 @@ from html import escape
 
 from PySide6.QtWidgets import QLabel, QWidget
 
-from magi_studio.engine_worker import EngineState, EngineWorker, ModelInfo
+from engine.events import Failed
+from magi_studio.engine_worker import EngineState, EngineWorker, JobStarted, LoadProgress, ModelInfo, ModelLoaded
 from magi_studio.theme import palette
 
 _DOT = {EngineState.NO_MODEL: palette.TEXT_FAINT, EngineState.LOADING: palette.WARNING,
@@ -21,29 +22,19 @@ class EngineStatus(QLabel):
         self._loading_spec = ""
         self._load_error = ""
         worker.stateChanged.connect(self._refresh)
-        worker.loadProgress.connect(self._on_load_progress)
-        worker.modelLoaded.connect(self._on_model_loaded)
-        worker.failed.connect(self._on_failed)
-        worker.jobStarted.connect(self._on_job_started)
+        worker.event.connect(self._on_event)
         self._refresh()
 
-    def _on_job_started(self, job_id: int, kind: str) -> None:
-        if kind == "load":
+    def _on_event(self, job_id: int, event) -> None:
+        if isinstance(event, JobStarted) and event.kind == "load" or isinstance(event, ModelLoaded):
             self._load_error = ""
-            self._refresh()
-
-    def _on_load_progress(self, job_id: int, message: str, fraction: float) -> None:
-        self._loading_spec = message
+        elif isinstance(event, LoadProgress):
+            self._loading_spec = event.message
+        elif isinstance(event, Failed) and self._worker.model_info is None:  # a failed load: no model
+            self._load_error = f"{getattr(event.error, 'title', 'Engine error')}: {event.error}"
+        else:
+            return
         self._refresh()
-
-    def _on_model_loaded(self, job_id: int, info: ModelInfo) -> None:
-        self._load_error = ""
-        self._refresh()
-
-    def _on_failed(self, job_id: int, error) -> None:
-        if self._worker.model_info is None:  # a failed load leaves the engine without a model
-            self._load_error = f"{getattr(error, 'title', 'Engine error')}: {error}"
-            self._refresh()
 
     def _refresh(self, *_args) -> None:
         state, info = self._worker.state, self._worker.model_info

@@ -1,37 +1,41 @@
-"""JobProgress: the status bar's progress for the engine's current job, with a cancel button.
+"""JobProgress: the status bar's progress for what the engine is doing, with a Stop button.
 
-Generation shows "Chunk i/n · step s/S · elapsed · about T left" over a bar of denoising steps;
-loading shows the engine's message and fraction. Fed by EngineWorker signals; the cancel button
-calls worker.cancel(job). After a job ends its outcome stays visible for a few seconds.
+A single engine job (a model load, or a generation a test or a tool started directly) shows "Chunk i/n ·
+step s/S · elapsed · about T left" over a bar of denoising steps; a load shows the engine's message and
+fraction. Everything comes through EngineWorker.event, dispatched on the event's type.
 
-`follow_run(generation)` hands generation to a GenerationController: a run of Generate may span
-several shots, one engine job each (and a model load first), so while it runs the widget shows the
-run's GenerationProgress ("Shot 2 · chunk 4/9 · step 3/32 · 0:05 · about 0:07 left") over a bar of
-the whole run, Cancel stops the whole run, and the outcome is the run's, not its last job's.
+`follow_run(generation)` hands generation to a GenerationController: a run of Generate may span several
+shots, one engine job each (and a model load first), so while it runs the widget shows the run's
+GenerationProgress from its first second — "Loading model studio-mini… · 0:02", "Planning Shot 1 · 0:03",
+"Shot 1 · chunk 3 (1 of 4 in this run) · step 5/32 · 0:12 · about 1:40 left" — refreshed every second
+between the engine's steps, over a bar of the whole run; Stop stops the whole run.
+
+When a job or run ends the widget hides and sends its outcome ("Generated 5 chunks in 0:42") as
+`outcome(text, completed)`: the main window shows it with its other status messages (one owner of the
+status bar's message area) and asks for attention when it is not the active window.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QElapsedTimer, QSize, QTimer
+from PySide6.QtCore import QElapsedTimer, QSize, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
-from magi_studio.engine_worker import EngineWorker
+from engine.events import Cancelled, ChunkFinished, Failed, Finished, GenerationStarted, StepProgress
+from magi_studio.controllers.run_state import RunPhase, clock_text
+from magi_studio.engine_worker import EngineWorker, JobStarted, LoadProgress, ModelLoaded
 from magi_studio.theme import icon
 
-#: How long the outcome ("Finished 5 chunks in 0:42") stays before the widget hides.
-OUTCOME_VISIBLE_MS = 5000
 BAR_RESOLUTION = 1000
+#: Room for the longest usual progress text, so the status bar's layout does not jump as the text changes.
+LABEL_CHARS = 64
 
-
-def clock_text(seconds: float) -> str:
-    """Seconds → "m:ss" (or "h:mm:ss")."""
-    whole = max(0, int(round(seconds)))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+__all__ = ["JobProgress", "clock_text", "BAR_RESOLUTION"]
 
 
 class JobProgress(QWidget):
+    #: (text, completed) when a job or a run has ended: "Generated 3 chunks in 0:42" (True), "Stopped — …" (False).
+    outcome = Signal(str, bool)
+
     def __init__(self, worker: EngineWorker, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("JobProgress")
@@ -45,13 +49,17 @@ class JobProgress(QWidget):
         self._elapsed = QElapsedTimer()
         self._eta_s: float | None = None
         self._load_message = ""
+        self._load_fraction: float | None = None
         self._run = None  # the GenerationController whose runs are shown (follow_run)
         self._run_active = False
         self._run_chunks = 0
         self._run_clock = QElapsedTimer()
+        #: The last outcome sent (tests and the window read it).
+        self.last_outcome = ""
 
         self.label = QLabel()
         self.label.setObjectName("JobProgressText")
+        self.label.setMinimumWidth(self.label.fontMetrics().averageCharWidth() * LABEL_CHARS)
         self.bar = QProgressBar()
         self.bar.setFixedWidth(180)
         self.bar.setTextVisible(False)
@@ -69,26 +77,14 @@ class JobProgress(QWidget):
         layout.addWidget(self.bar)
         layout.addWidget(self.cancel_button)
 
-        self._ticker = QTimer(self)  # keeps "elapsed" moving between steps
+        self._ticker = QTimer(self)  # keeps "elapsed" (and the run's phase) moving between steps
         self._ticker.setInterval(1000)
-        self._ticker.timeout.connect(self._render)
-        self._hide_timer = QTimer(self)
-        self._hide_timer.setSingleShot(True)
-        self._hide_timer.timeout.connect(self.hide)
-
-        worker.jobStarted.connect(self._on_job_started)
-        worker.loadProgress.connect(self._on_load_progress)
-        worker.generationStarted.connect(self._on_generation_started)
-        worker.stepProgress.connect(self._on_step)
-        worker.chunkFinished.connect(self._on_chunk_finished)
-        worker.finished.connect(self._on_finished)
-        worker.cancelled.connect(self._on_cancelled)
-        worker.failed.connect(self._on_failed)
-        worker.modelLoaded.connect(self._on_model_loaded)
+        self._ticker.timeout.connect(self._tick)
+        worker.event.connect(self._on_event)
         self.hide()
 
     def is_active(self) -> bool:
-        return self.job_id is not None and self._ticker.isActive()
+        return self._run_active or (self.job_id is not None and self._ticker.isActive())
 
     def text(self) -> str:
         return self.label.text()
@@ -97,19 +93,19 @@ class JobProgress(QWidget):
         """Show `generation`'s runs (GenerationController) instead of their single engine jobs."""
         self._run = generation
         generation.generatingChanged.connect(self._on_run_active)
-        generation.progressChanged.connect(self._on_run_progress)
+        generation.progressChanged.connect(self._show_run)
         generation.chunkCommitted.connect(self._on_run_chunk)
         generation.runEnded.connect(self._on_run_ended)
 
     def cancel(self) -> None:
         if self._run_active:
             self._run.cancel()
-            self.cancel_button.setEnabled(False)
-            self.label.setText("Stopping after this step…")
         elif self.job_id is not None:
             self._worker.cancel(self.job_id)
-            self.cancel_button.setEnabled(False)
-            self.label.setText("Stopping after this step…")
+        else:
+            return
+        self.cancel_button.setEnabled(False)
+        self.label.setText("Stopping after this step…")
 
     # A GenerationController's run -------------------------------------------------------------
     def _on_run_active(self, running: bool) -> None:
@@ -117,24 +113,24 @@ class JobProgress(QWidget):
             return  # runEnded says how it ended
         self._run_active, self._run_chunks = True, 0
         self._run_clock.start()
-        self._ticker.stop()  # the run's progress brings its own elapsed time
-        self._hide_timer.stop()
-        self.bar.setRange(0, 0)  # busy while the model loads and the first shot is planned
-        self.bar.show()
         self.cancel_button.setEnabled(True)
         self.cancel_button.show()
-        self.label.setText("Preparing…")
+        self.bar.show()
+        self._ticker.start()
         self.show()
+        self._show_run(self._run.progress())
 
-    def _on_run_progress(self, progress) -> None:
-        if not self._run_active:
+    def _show_run(self, progress) -> None:
+        if not self._run_active or progress is None:
             return
-        self.bar.setRange(0, BAR_RESOLUTION)
-        if progress.eta_s is not None and progress.elapsed_s > 0:  # done / total, partial chunks included
-            fraction = progress.elapsed_s / (progress.elapsed_s + progress.eta_s)
+        if progress.phase is RunPhase.LOADING and self._load_fraction is not None:
+            self.bar.setRange(0, BAR_RESOLUTION)
+            self.bar.setValue(round(self._load_fraction * BAR_RESOLUTION))
+        elif progress.phase in (RunPhase.LOADING, RunPhase.PLANNING):
+            self.bar.setRange(0, 0)  # busy: no fraction to show yet
         else:
-            fraction = (progress.chunk - 1) / max(1, progress.chunks)
-        self.bar.setValue(round(fraction * BAR_RESOLUTION))
+            self.bar.setRange(0, BAR_RESOLUTION)
+            self.bar.setValue(round(progress.fraction * BAR_RESOLUTION))
         if self.cancel_button.isEnabled():  # "Stopping…" stays until the run has ended
             self.label.setText(progress.text())
 
@@ -145,23 +141,60 @@ class JobProgress(QWidget):
         if not self._run_active:
             return
         self._run_active = False
-        n, elapsed = self._run_chunks, clock_text(self._run_clock.elapsed() / 1000)
+        n = self._run_chunks
         chunks = f"{n} chunk{'s' * (n != 1)}"
         if outcome == "finished":
+            elapsed = clock_text(self._run_clock.elapsed() / 1000)
             self._end(f"Generated {chunks} in {elapsed}" if n else "Nothing left to generate")
         elif outcome == "cancelled":
             self._end(f"Stopped — {n} finished chunk{'s' * (n != 1)} kept", completed=False)
         else:
             self._end("Generation stopped — see the message above", completed=False)
 
-    def _in_run(self, job_id: int) -> bool:
-        # The run's own engine jobs are shown as the run; a model load it waits for is shown as itself.
-        return self._run_active and job_id == self.job_id and self._kind == "generate"
+    # The engine's own jobs --------------------------------------------------------------------
+    def _on_event(self, job_id: int, event) -> None:
+        if isinstance(event, JobStarted):
+            return self._on_job_started(job_id, event.kind)
+        if isinstance(event, LoadProgress):
+            return self._on_load_progress(job_id, event)
+        if isinstance(event, ModelLoaded):
+            self._load_fraction = None
+            if job_id == self.job_id and not self._run_active:
+                self._end(f"Loaded {event.info.label}")
+            return None
+        if self._run_active or job_id != self.job_id:
+            if isinstance(event, (Cancelled, Failed)) and job_id == self.job_id:
+                self._load_fraction = None  # a load the run waited for ended without a model
+            return None  # a run's own jobs are shown as the run
+        if isinstance(event, GenerationStarted):
+            self._chunks, self._total_steps = tuple(event.chunks), event.total_steps
+            self.bar.setRange(0, max(1, event.total_steps))
+            self.bar.setValue(0)
+        elif isinstance(event, StepProgress):
+            self._step, self._total_steps = event.step, event.total_steps
+            if event.chunk_steps:
+                self._current_chunk = min(event.chunk_steps)  # the oldest chunk in the window finishes next
+            if event.step:
+                self._eta_s = event.elapsed_s / event.step * (event.total_steps - event.step)
+            self.bar.setValue(event.step)
+        elif isinstance(event, ChunkFinished):
+            self._done_chunks += 1
+        elif isinstance(event, Finished):
+            n = len(event.chunks)
+            return self._end(f"Generated {n} chunk{'s' * (n != 1)} in {clock_text(event.elapsed_s)}")
+        elif isinstance(event, Cancelled):
+            kept = len(event.finished_chunks)
+            detail = f" — {kept} finished chunk{'s' * (kept != 1)} kept" if self._kind == "generate" else ""
+            return self._end(f"Stopped{detail}", completed=False)
+        elif isinstance(event, Failed):
+            return self._end(f"{getattr(event.error, 'title', 'Engine error')} — see the message above",
+                             completed=False)
+        self._render()
+        return None
 
-    # Worker signals ---------------------------------------------------------------------------
     def _on_job_started(self, job_id: int, kind: str) -> None:
-        if self._run_active and kind == "generate":
-            self.job_id, self._kind = job_id, kind
+        if self._run_active:
+            self.job_id, self._kind = job_id, kind  # the run's load or generation: its progress is the run's
             return
         self.job_id, self._kind = job_id, kind
         self._chunks, self._done_chunks, self._step, self._total_steps = (), 0, 0, 0
@@ -171,93 +204,41 @@ class JobProgress(QWidget):
         self.bar.show()
         self.cancel_button.setEnabled(True)
         self.cancel_button.show()
-        self._hide_timer.stop()
         self._ticker.start()
         self._render()
         self.show()
 
-    def _on_load_progress(self, job_id: int, message: str, fraction: float) -> None:
-        if job_id == self.job_id:
-            self._load_message = message
-            self.bar.setRange(0, BAR_RESOLUTION)
-            self.bar.setValue(round(fraction * BAR_RESOLUTION))
-            self._render()
-
-    def _on_generation_started(self, job_id: int, event) -> None:
-        if self._in_run(job_id):
-            return
-        if job_id == self.job_id:
-            self._chunks, self._total_steps = tuple(event.chunks), event.total_steps
-            self.bar.setRange(0, max(1, event.total_steps))
-            self.bar.setValue(0)
-            self._render()
-
-    def _on_step(self, job_id: int, event) -> None:
-        if self._in_run(job_id):
-            return
+    def _on_load_progress(self, job_id: int, event: LoadProgress) -> None:
         if job_id != self.job_id:
             return
-        self._step, self._total_steps = event.step, event.total_steps
-        if event.chunk_steps:
-            self._current_chunk = min(event.chunk_steps)  # the oldest chunk in the window finishes next
-        if event.step:
-            self._eta_s = event.elapsed_s / event.step * (event.total_steps - event.step)
-        self.bar.setValue(event.step)
+        self._load_message, self._load_fraction = event.message, event.fraction
+        if self._run_active:
+            return self._show_run(self._run.progress())
+        self.bar.setRange(0, BAR_RESOLUTION)
+        self.bar.setValue(round(event.fraction * BAR_RESOLUTION))
         self._render()
+        return None
 
-    def _on_chunk_finished(self, job_id: int, event) -> None:
-        if self._in_run(job_id):
-            return
-        if job_id == self.job_id:
-            self._done_chunks += 1
+    def _tick(self) -> None:
+        if self._run_active:
+            self._show_run(self._run.progress())
+        else:
             self._render()
-
-    def _on_finished(self, job_id: int, event) -> None:
-        if self._in_run(job_id):
-            return
-        if job_id == self.job_id:
-            n = len(event.chunks)
-            self._end(f"Generated {n} chunk{'s' * (n != 1)} in {clock_text(event.elapsed_s)}")
-
-    def _on_model_loaded(self, job_id: int, info) -> None:
-        if job_id == self.job_id and self._run_active:  # the run goes on with this model
-            self.label.setText(f"Loaded {info.label} · preparing…")
-            self.bar.setRange(0, 0)
-        elif job_id == self.job_id:
-            self._end(f"Loaded {info.label}")
-
-    def _on_cancelled(self, job_id: int, event) -> None:
-        if self._in_run(job_id):
-            return
-        if job_id == self.job_id:
-            kept = len(event.finished_chunks)
-            detail = f" — {kept} finished chunk{'s' * (kept != 1)} kept" if self._kind == "generate" else ""
-            self._end(f"Stopped{detail}", completed=False)
-
-    def _on_failed(self, job_id: int, error) -> None:
-        if self._in_run(job_id):
-            return
-        if job_id == self.job_id:
-            self._end(f"{getattr(error, 'title', 'Engine error')} — see the message above", completed=False)
 
     def _end(self, outcome: str, completed: bool = True) -> None:
         self._ticker.stop()
         self.job_id = None
-        self.cancel_button.hide()
-        self.bar.setVisible(completed)  # a full bar would claim a stopped or failed job was done
-        if self.bar.maximum() == 0:
-            self.bar.setRange(0, 1)
-        self.bar.setValue(self.bar.maximum())
-        self.label.setText(outcome)
-        self._hide_timer.start(OUTCOME_VISIBLE_MS)
+        self.hide()
+        self.last_outcome = outcome
+        self.outcome.emit(outcome, completed)
 
     # Text -------------------------------------------------------------------------------------
     def _render(self) -> None:
-        if self.job_id is None or self._in_run(self.job_id):
+        if self.job_id is None or self._run_active:
             return
         elapsed = clock_text(self._elapsed.elapsed() / 1000)
         if self._kind == "load":
-            fraction = self.bar.value() / BAR_RESOLUTION if self.bar.maximum() else None
+            fraction = self._load_fraction
             text = self._load_message or "Loading model"
             text += f" · {round(fraction * 100)}%" if fraction else ""
             self.label.setText(f"{text} · {elapsed}")

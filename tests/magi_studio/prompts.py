@@ -12,11 +12,16 @@ class FakePrompts:
     def __init__(self) -> None:
         self.unsaved, self.recover, self.replace = CANCEL, RECOVER, True
         self.open_answer = self.save_answer = None
+        self.stop = True  # a run in progress is stopped when asked (a test that keeps working says so)
         self.asked: list[tuple[str, str]] = []
 
     def unsaved_changes(self, name: str) -> str:
         self.asked.append(("unsaved", name))
         return self.unsaved
+
+    def stop_run(self, stop_text: str) -> bool:
+        self.asked.append(("stop_run", stop_text))
+        return self.stop
 
     def offer_recovery(self, name: str, autosaved_at: str) -> str:
         self.asked.append(("recover", name))

@@ -16,15 +16,21 @@ import shiboken6
 from engine.bundle import save_native_bundle
 from engine.config import GuidanceConfig
 from engine.errors import CheckpointError, ConfigError, DownloadError, EngineError
-from engine.events import Cancelled, ChunkFinished, Finished, StepProgress
+from engine.events import (Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted,
+                           StepProgress)
 from engine.requests import ChunkSpec, GenerationRequest
 from engine.session import Session
-from magi_studio.engine_worker import EngineState, EngineWorker, ModelInfo
+from magi_studio.engine_worker import (EngineState, EngineWorker, JobStarted, LoadProgress, ModelInfo, ModelLoaded,
+                                      is_final)
 from tests.engine.factories import tiny_bundle
 
 PROMPTS = ("a red ball falls", "the blue square moves left", "a green triangle grows")
-SIGNALS = ("jobStarted", "loadProgress", "modelLoaded", "generationStarted", "chunkStarted", "stepProgress",
-           "chunkFinished", "finished", "cancelled", "failed", "jobEnded")
+#: Each event type by a short name, and what a test reads of it (the event itself unless said).
+NAMES = {JobStarted: ("jobStarted", lambda e: e.kind), LoadProgress: ("loadProgress", None),
+         ModelLoaded: ("modelLoaded", lambda e: e.info), GenerationStarted: ("generationStarted", None),
+         ChunkStarted: ("chunkStarted", None), StepProgress: ("stepProgress", None),
+         ChunkFinished: ("chunkFinished", None), Finished: ("finished", None), Cancelled: ("cancelled", None),
+         Failed: ("failed", lambda e: e.error)}
 
 
 def request(n: int = 3, **kwargs) -> GenerationRequest:
@@ -33,18 +39,23 @@ def request(n: int = 3, **kwargs) -> GenerationRequest:
 
 
 class Recorder:
-    """Every worker signal as (name, args), checking each arrives on the GUI thread."""
+    """Every event of the worker's one signal as (name, (job, payload)), checking each arrives on the GUI thread;
+    a job's final event is followed by ("jobEnded", (job,))."""
 
     def __init__(self, worker: EngineWorker) -> None:
         self.events: list[tuple[str, tuple]] = []
         self.wrong_thread: list[str] = []
         gui = threading.get_ident()
-        for name in SIGNALS:
-            def record(*args, name=name):
-                if threading.get_ident() != gui:
-                    self.wrong_thread.append(name)
-                self.events.append((name, args))
-            getattr(worker, name).connect(record)
+
+        def record(job: int, event) -> None:
+            name, read = NAMES[type(event)]
+            if threading.get_ident() != gui:
+                self.wrong_thread.append(name)
+            self.events.append((name, (job, read(event) if read else event)))
+            if is_final(event):
+                assert job not in worker.live_jobs  # gone once its last event is out
+                self.events.append(("jobEnded", (job,)))
+        worker.event.connect(record)
 
     def names(self, job: int | None = None) -> list[str]:
         return [n for n, a in self.events if job is None or (a and a[0] == job)]
@@ -128,7 +139,7 @@ def test_cancel_from_the_gui_while_the_engine_runs_freely(qtbot, engine_worker, 
     session = pausing_session_factory()
     recorder = ready_worker(qtbot, engine_worker, session)
     job = engine_worker.generate(request(24, sampling=dataclasses.replace(tiny_bundle().sampling, window=1)))
-    engine_worker.chunkFinished.connect(lambda j, e: engine_worker.cancel(j))
+    engine_worker.event.connect(lambda j, e: isinstance(e, ChunkFinished) and engine_worker.cancel(j))
     qtbot.waitUntil(lambda: recorder.ended(job), timeout=30_000)
     outcome = recorder.of("cancelled", job) or recorder.of("finished", job)
     assert outcome and isinstance(outcome[0][1], Cancelled), "24 chunks finished before a queued cancel arrived"

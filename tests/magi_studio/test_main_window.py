@@ -142,7 +142,7 @@ def test_progress_widget_and_player_follow_a_generation_and_cancel_works(qtbot, 
     qtbot.mouseClick(progress.cancel_button, Qt.MouseButton.LeftButton)
     session.resume()
     qtbot.waitUntil(lambda: job not in window.worker.live_jobs, timeout=10_000)
-    assert progress.text() == "Stopped — 1 finished chunk kept"
+    assert window.statusBar().currentMessage() == "Stopped — 1 finished chunk kept" and not progress.isVisible()
     assert window.player.store.state(0) == ChunkState.FRAMES  # the finished chunk stays
     assert all(window.player.store.state(c) != ChunkState.PREVIEW for c in range(window.player.store.chunk_count))
     assert not window.action_set["generate.cancel"].isEnabled()
@@ -155,7 +155,7 @@ def test_a_completed_generation_fills_the_player(qtbot, window, tiny_session):
     qtbot.waitUntil(lambda: job not in window.worker.live_jobs, timeout=10_000)
     store = window.player.store
     assert store.chunk_count == 2 and [store.state(c) for c in range(2)] == [ChunkState.FRAMES] * 2
-    assert window.job_progress.text().startswith("Generated 2 chunks in ")
+    assert window.statusBar().currentMessage().startswith("Generated 2 chunks in ")
     assert window.player.transport.frame_readout.text() == "Frame 1 / 48"
 
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMenu
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QMenu, QMessageBox
+
+from engine.events import ChunkFinished
 
 from magi_studio.actions import ACTIONS, STUDIO
-from magi_studio.dialogs.project_prompts import CANCEL, DISCARD
+from magi_studio.controllers.run_state import RunPhase
+from magi_studio.dialogs.project_prompts import CANCEL, DISCARD, SAVE, ProjectPrompts
 from magi_studio.document.commands import SetPrompt
 from magi_studio.document.model import ChunkState, active_path, chunk_states, new_project
-from magi_studio.document.store import ProjectStore, write_autosave
+from magi_studio.document.store import ProjectStore, open_project, write_autosave
 from magi_studio.engine_worker import EngineState
 from magi_studio.timeline import menus
 from tests.magi_studio.timeline.helpers import menu_action
@@ -202,10 +205,81 @@ def test_generate_shot_generate_from_chunk_and_a_run_over_two_shots(qtbot, make_
     monkeypatch.setattr(ProjectStore, "read_frames", counting_read_frames)
     window.action_set["generate.run"].trigger()  # the storyboard: only shot 2 is missing
     qtbot.waitUntil(lambda: len(ended) == 4, timeout=30_000)
-    assert ended[-1] == "finished" and window.job_progress.text().startswith("Generated 1 chunk in ")
+    assert ended[-1] == "finished" and window.statusBar().currentMessage().startswith("Generated 1 chunk in ")
     assert window.player.store.chunk_count == 4
     new_result = active_path(studio.session.project.shots[1])[0]
     assert window.player_sync.shown_results()[3] == new_result
     assert np.array_equal(window.player.store.frames(3), read_frames(studio.session.store,
                                                                      studio.session.project.results[new_result]))
     assert decoded_on_gui_thread == []  # the engine's frames were handed over, not read back from the file
+
+
+def paused_run(qtbot, make_studio, engine_worker, pausing_session_factory, settings):
+    """A studio on the tiny model whose Generate run is held once chunk 1 of 3 is finished (chunk 2 is under way)."""
+    settings.model, settings.width, settings.height = "tiny", 64, 64
+    engine = pausing_session_factory(lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
+    job = engine_worker.use_session(engine)
+    qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
+    studio = make_studio(worker=engine_worker)
+    type_prompt(qtbot, cards(studio)[0], "a red ball falls")
+    add_chunk(qtbot, studio)
+    add_chunk(qtbot, studio)
+    ended, delivered = [], []
+    studio.generation.runEnded.connect(ended.append)
+    engine_worker.event.connect(lambda job, event: isinstance(event, ChunkFinished) and delivered.append(event))
+    studio.window.action_set["generate.run"].trigger()
+    qtbot.waitUntil(engine.paused.is_set, timeout=10_000)
+    return studio, engine, ended, delivered
+
+
+def press_quit(qtbot, studio) -> None:
+    qtbot.keyClick(studio.window.timeline.strip, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+
+
+def test_quit_during_a_run_asks_first_and_keep_working_lets_the_run_go_on(
+        qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings):
+    studio, engine, ended, _ = paused_run(qtbot, make_studio, engine_worker, pausing_session_factory,
+                                          isolated_settings)
+    studio.projects.prompts.stop_run = ProjectPrompts(studio.window).stop_run  # the real question
+    seen = []
+
+    def answer_when_asked() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            return QTimer.singleShot(20, answer_when_asked)
+        seen.append((box.text(), sorted(b.text() for b in box.buttons()), studio.generation.phase,
+                     list(engine.after_cancel)))
+        next(b for b in box.buttons() if b.text() == "Keep Working").click()
+
+    QTimer.singleShot(0, answer_when_asked)
+    press_quit(qtbot, studio)
+    assert seen == [("A run is in progress.", ["Keep Working", "Stop and Quit"], RunPhase.RUNNING, [])]
+    assert studio.window.isVisible() and studio.generation.phase is RunPhase.RUNNING and engine.after_cancel == []
+    engine.resume()
+    qtbot.waitUntil(lambda: bool(ended), timeout=20_000)
+    shot = studio.session.project.shots[0]
+    assert ended == ["finished"] and chunk_states(studio.session.project, shot.id) == [ChunkState.DONE] * 3
+
+
+def test_stop_and_quit_keeps_every_finished_chunk_then_asks_about_saving(
+        qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings, tmp_path):
+    studio, engine, ended, delivered = paused_run(qtbot, make_studio, engine_worker, pausing_session_factory,
+                                                  isolated_settings)
+    prompts = studio.projects.prompts
+    asked_stop = prompts.stop_run
+    at_question = []
+
+    def stop_run(stop_text: str) -> bool:  # Stop and Quit; the engine goes on so that it can stop
+        at_question.append((studio.generation.phase, list(engine.after_cancel)))
+        engine.resume()
+        return asked_stop(stop_text)
+
+    prompts.stop_run, prompts.unsaved, prompts.save_answer = stop_run, SAVE, str(tmp_path / "Film")
+    press_quit(qtbot, studio)
+    assert not studio.window.isVisible() and ended == ["cancelled"]
+    assert at_question == [(RunPhase.RUNNING, [])]
+    assert [kind for kind, _ in prompts.asked] == ["stop_run", "unsaved", "save_path"]
+    assert prompts.asked[0] == ("stop_run", "Stop and Quit")
+    saved = open_project(tmp_path / "Film.magi")[0]
+    assert delivered and len(saved.results) == len(delivered)  # every chunk the engine finished is saved
+    assert [r is not None for r in active_path(saved.shots[0])][:len(delivered)] == [True] * len(delivered)

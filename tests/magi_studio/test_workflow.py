@@ -35,7 +35,7 @@ from engine.session import Session
 from magi_studio.dialogs.export_dialog import SCALES
 from magi_studio.document.model import ChunkState, active_path, chunk_states
 from magi_studio.document.store import MANIFEST
-from magi_studio.engine_worker import EngineState
+from magi_studio.engine_worker import EngineState, JobStarted
 from magi_studio.player import ChunkState as PlayerState
 from tests.magi_studio.conftest import PausingSession
 from tests.magi_studio.timeline.helpers import drop, file_mime, wait_for_frames
@@ -95,7 +95,7 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     job = studio.worker.use_session(engine, spec="studio-mini")
     qtbot.waitUntil(lambda: job not in studio.worker.live_jobs, timeout=LONG)
     jobs_started: list[str] = []
-    studio.worker.jobStarted.connect(lambda job_id, kind: jobs_started.append(kind))
+    studio.worker.event.connect(lambda job_id, event: isinstance(event, JobStarted) and jobs_started.append(event.kind))
     ended: list[str] = []
     studio.generation.runEnded.connect(ended.append)
 
@@ -130,7 +130,7 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     assert engine.after_cancel.count("StepProgress") <= 1
     kept = active_path(shot)
     assert kept[0] is not None and kept[1:] == [None, None]
-    assert window.job_progress.text() == "Stopped — 1 finished chunk kept"
+    assert window.statusBar().currentMessage() == "Stopped — 1 finished chunk kept"
 
     # 6. Generate again resumes: the missing chunks are made, the finished one is kept.
     click_tool(qtbot, window, "generate.run")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.events import ChunkFinished, StepProgress
-from magi_studio.controllers.generation import DENOISING, FAILED, IDLE, QUEUED, GenerationController
+from engine.events import ChunkFinished, Failed, StepProgress
+from magi_studio.controllers.generation import DENOISING, FAILED, IDLE, QUEUED, GenerationController, RunPhase
 from magi_studio.document import store as store_module
 from magi_studio.document.commands import AddChunk, AddShot, DeleteChunk, SetPrompt, SetShotStart, new_chunk
 from magi_studio.document.invariants import check
@@ -49,6 +49,8 @@ class Recorder:
         controller.progressChanged.connect(self.progress.append)
         controller.runEnded.connect(self.ends.append)
         controller.errorReported.connect(self.errors.append)
+        self.phases: list[str] = []
+        controller.phaseChanged.connect(self.phases.append)
 
 
 @pytest.fixture
@@ -236,10 +238,12 @@ def test_the_project_model_is_loaded_first_and_a_failed_load_ends_the_run(qtbot,
     s = studio()
     s.session.project.settings.model = "no-such-model"
     failures = []
-    s.controller.worker.failed.connect(lambda job, error: failures.append(error))
+    s.controller.worker.event.connect(lambda job, event: isinstance(event, Failed) and failures.append(event.error))
     s.controller.generate_shot(s.shot.id)
     wait_run(qtbot, s)
     assert s.recorder.ends == ["failed"] and failures and failures[0].title == "Checkpoint problem"
+    assert s.recorder.phases == ["loading", "idle"]
+    assert s.recorder.progress[0].text().startswith("Loading model no-such-model… · ")
     assert not s.recorder.errors  # the worker's failure is reported once, by the worker's path
     assert all(s.controller.chunk_job_state(c.id) == (IDLE, 0.0) for c in s.shot.chunks)
 
@@ -289,3 +293,41 @@ def test_a_take_deleted_while_its_first_chunk_is_generated_leaves_no_dangling_pa
     assert s.shot.find_take(s.shot.active_take_id).parent_id == s.shot.takes[0].id
     s.session.push(DeleteTake(s.shot.id, s.shot.active_take_id))
     assert check(s.session.project) == []
+
+
+def test_a_run_goes_through_its_phases_and_says_so_from_the_first_second(qtbot, studio):
+    s = studio(chunks=2)
+    second = new_shot(s.session.project, prompt=PROMPTS[2], seed=7)
+    s.session.push(AddShot(second))
+    s.controller.generate_storyboard()
+    assert s.controller.phase is RunPhase.PLANNING and s.recorder.progress[0].text() == "Planning Shot 1 · 0:00"
+    wait_run(qtbot, s)
+    assert s.recorder.phases == ["planning", "running", "draining", "planning", "running", "draining", "idle"]
+    texts = [p.text() for p in s.recorder.progress]
+    first_step = next(i for i, t in enumerate(texts) if " · step " in t)
+    assert " · starting · " in texts[first_step - 1] or " · step 0/" in texts[first_step - 1]
+    assert any(t.startswith("Shot 2 · chunk 1 (3 of 3 in this run) · step ") for t in texts)
+    etas = [p.eta_s for p in s.recorder.progress if p.eta_s is not None]
+    assert etas and all(p.eta_s is None for p in s.recorder.progress[:3])  # none before two timed steps
+    assert s.controller.progress() is None and not s.controller.is_generating()
+
+
+def test_cancel_in_each_phase_ends_the_run_and_keeps_what_finished(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, StepProgress))
+    s.controller.generate_shot(s.shot.id)
+    assert s.controller.phase is RunPhase.PLANNING
+    s.controller.cancel()  # while planning: the plan's delivery ends the run
+    wait_run(qtbot, s)
+    assert s.recorder.phases == ["planning", "idle"] and not s.engine.paused.is_set()
+    s.controller.generate_shot(s.shot.id)
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    assert s.controller.phase is RunPhase.RUNNING
+    s.controller.cancel()
+    assert s.controller.phase is RunPhase.RUNNING  # until the engine says it stopped
+    s.engine.resume()
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends == ["cancelled", "cancelled"]
+    assert s.recorder.phases[2:] == ["planning", "running", "draining", "idle"]
+    assert s.controller.continue_stopped()  # what the cancel left, from its first chunk not done
+    wait_run(qtbot, s, 3)
+    assert s.recorder.ends[-1] == "finished" and None not in active_path(s.shot)

@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import QFileInfo, QLocale, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QListView, QMessageBox
 
+from engine.events import ChunkFinished
 from magi_studio.controllers import common
 from magi_studio.controllers.project import ProjectController
 from magi_studio.dialogs.project_prompts import (CANCEL, DISCARD, RECOVER, SAVE, ProjectOpenDialog, ProjectPrompts,
@@ -269,18 +270,47 @@ def test_save_as_while_generating_keeps_every_chunk_in_the_new_bundle(generating
     assert reopened == projects.session.document.project and len(reopened.results) == 3
 
 
-def test_closing_while_generating_commits_the_finished_chunks_before_asking(generating, qtbot, tmp_path):
+def test_closing_while_generating_asks_first_and_keep_working_leaves_the_run_alone(generating, qtbot):
+    projects, generation, engine, shot = generating
+    ended = []
+    generation.runEnded.connect(ended.append)
+    generation.generate_shot(shot.id)
+    qtbot.waitUntil(engine.paused.is_set, timeout=10_000)
+    projects.prompts.stop = False  # Keep Working
+    assert not projects.close_project() and generation.is_generating() and projects.session is not None
+    assert projects.prompts.asked == [("stop_run", "Stop and Close")]  # asked before anything was stopped
+    engine.resume()
+    qtbot.waitUntil(lambda: bool(ended), timeout=20_000)
+    assert ended == ["finished"] and None not in active_path(shot) and engine.after_cancel == []
+
+
+def test_stop_and_close_commits_the_finished_chunks_then_asks_about_saving(generating, qtbot, tmp_path):
     projects, generation, engine, shot = generating
     projects.save_as(tmp_path / "Film")
     delivered = []
-    generation.worker.chunkFinished.connect(lambda job, event: delivered.append(event.chunk))
+    generation.worker.event.connect(lambda job, event: isinstance(event, ChunkFinished) and delivered.append(event.chunk))
     generation.generate_shot(shot.id)
     qtbot.waitUntil(engine.paused.is_set, timeout=10_000)
     engine.resume()  # the close below cancels it within one step
     projects.prompts.unsaved = SAVE
     assert projects.close_project() and not generation.is_generating()
+    assert [kind for kind, _ in projects.prompts.asked[-2:]] == ["stop_run", "unsaved"]
     saved = open_project(tmp_path / "Film.magi")[0]
     assert delivered and len(saved.results) == len(delivered)  # nothing the engine finished was lost
+
+
+def test_cancel_at_the_save_question_lets_the_stopped_run_go_on(generating, qtbot):
+    projects, generation, engine, shot = generating
+    ended = []
+    generation.runEnded.connect(ended.append)
+    generation.generate_shot(shot.id)
+    qtbot.waitUntil(engine.paused.is_set, timeout=10_000)
+    engine.resume()
+    projects.prompts.unsaved = CANCEL
+    assert not projects.close_project() and ended == ["cancelled"]
+    assert generation.is_generating()  # from the first chunk the stop left undone
+    qtbot.waitUntil(lambda: len(ended) == 2, timeout=20_000)
+    assert ended[-1] == "finished" and None not in active_path(shot) and len(shot.takes) == 1
 
 
 def test_the_last_project_reopens_at_start_and_after_a_crash_with_its_recovery_offer(make, tmp_path, qtbot,

@@ -23,7 +23,7 @@ from engine.loading.hub import weight_dir
 from magi_studio.dialogs.settings_dialog import SettingsDialog
 from magi_studio.document.model import ProjectSettings, new_project
 from magi_studio.document.store import ProjectStore
-from magi_studio.engine_worker import EngineState
+from magi_studio.engine_worker import EngineState, LoadProgress
 from magi_studio.undo import DocumentSession
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -147,7 +147,7 @@ def test_apply_reloads_the_model_and_shows_its_progress(qtbot, isolated_settings
     job = engine_worker.use_session(tiny_session)
     qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
     messages = []
-    engine_worker.loadProgress.connect(lambda job, message, fraction: messages.append(message))
+    engine_worker.event.connect(lambda job, event: isinstance(event, LoadProgress) and messages.append(event.message))
     dialog = open_dialog(qtbot, isolated_settings, worker=engine_worker)
     dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
     assert dialog.apply()  # the engine holds "tiny": studio-mini is loaded

@@ -151,6 +151,7 @@ class FakeGeneration(QObject):
     busyShotsChanged = Signal(list)
     generatingChanged = Signal(bool)
     errorReported = Signal(object)
+    noticeReported = Signal(str)
     resultFrames = Signal(str, object)
 
     def __init__(self) -> None:
