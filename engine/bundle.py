@@ -105,10 +105,10 @@ def read_manifest(folder: Path) -> dict:
     path = folder / "model.json"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # Recursion: nested too deep
         raise CheckpointError(f"{path} cannot be read as a model description ({exc}). "
                               "Reinstall or re-download the model.") from None
-    if manifest.get("format") != FORMAT_NAME:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path} is not a MAGI Studio model description.")
     if not isinstance(manifest.get("version"), int) or manifest["version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer MAGI Studio (format version {manifest.get('version')}). "

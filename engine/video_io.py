@@ -284,8 +284,10 @@ def _decoded_frames(reader: Iterator[bytes], shape: tuple[int, int, int], path: 
 
 
 def check_video_file(path: str | os.PathLike) -> None:
-    """Raise InputError unless `path` is a video that ffmpeg opens and that holds a frame (one is decoded)."""
-    for _frame in iter_video(path, max_frames=1):
+    """Raise InputError unless `path` is a video that ffmpeg opens and that holds a frame (one is decoded)
+    no larger than an image may be (`MAX_IMAGE_PIXELS`): a prefix is read at its own size."""
+    for frame in iter_video(path, max_frames=1):
+        check_image_size(ImageHeader("video", frame.shape[1], frame.shape[0]), path)
         return
     raise InputError(f"Video file '{path}' holds no frames.")
 

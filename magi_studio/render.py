@@ -23,7 +23,6 @@ from engine.output_files import check_output_file
 from magi_studio.document.model import ChunkState, storyboard_states
 from magi_studio.document.observer import Document
 from magi_studio.document.planning import ResultCommitter, plan_resume, sampling_for
-from magi_studio.document.store import open_project
 from magi_studio.export import export_video, sidecar_path
 from magi_studio.terminal_progress import TerminalProgress, format_seconds
 
@@ -44,6 +43,8 @@ def check_render_args(args: argparse.Namespace) -> None:
 
 
 def run_render(args: argparse.Namespace) -> int:
+    from magi_studio.document.store import open_project  # imports torch: not before the arguments are checked
+
     progress = TerminalProgress(enabled=not args.quiet)
     project, store = open_project(args.project)
     document = Document(project)

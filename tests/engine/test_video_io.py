@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import video_io
+from engine import image_header, video_io
 from engine.errors import ConfigError, EngineError, InputError
 from engine.video_io import fit_image, load_image, probe_video, read_video, write_video
 from tests.engine import image_bytes
@@ -437,3 +437,14 @@ def test_a_missing_ffmpeg_is_one_clear_sentence(tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="ffmpeg is not available"):
         write_video(tmp_path / "x.mp4", [np.zeros((16, 16, 3), np.uint8)], fps=24)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_check_video_file_opens_one_frame_and_caps_its_size(tmp_path, monkeypatch):
+    write_video(tmp_path / "clip.mp4", solid(RED, 3), fps=24)
+    video_io.check_video_file(tmp_path / "clip.mp4")
+    monkeypatch.setattr(image_header, "MAX_IMAGE_PIXELS", 64 * 48 - 1)
+    with pytest.raises(InputError, match="clip.mp4' is 64 x 48 pixels"):
+        video_io.check_video_file(tmp_path / "clip.mp4")
+    (tmp_path / "notes.mp4").write_text("not a video")
+    with pytest.raises(InputError, match="not a video"):
+        video_io.check_video_file(tmp_path / "notes.mp4")

@@ -12,6 +12,7 @@ import struct
 import tempfile
 from pathlib import Path
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -131,3 +132,14 @@ def test_pickle_refusal_only_ever_says_pickles(files):
             assert pickled and not safe and "pickled weights are refused" in str(error)
         else:
             assert safe or not pickled
+
+
+def test_a_model_description_nested_too_deep_is_a_checkpoint_error(tmp_path):
+    from engine.bundle import read_manifest
+
+    (tmp_path / "model.json").write_text('{"format": "magi-studio-model", "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(CheckpointError, match="cannot be read as a model description"):
+        read_manifest(tmp_path)
+    (tmp_path / "model.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="not a MAGI Studio model description"):
+        read_manifest(tmp_path)
