@@ -207,6 +207,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from magi_studio.terminal_progress import TerminalProgress
 
     progress = TerminalProgress(enabled=not args.quiet)
+    image = load_image(args.image) if args.image else None  # decoded before the model loads: damage shows now
     progress.message(f"loading {args.model} ...")
     session = Session.load(args.model, device=args.device, dtype=args.dtype, text_on_cpu=args.text_on_cpu)
     bundle = session.bundle
@@ -218,7 +219,6 @@ def run_generate(args: argparse.Namespace) -> int:
         sampling = dataclasses.replace(sampling, window=args.window)
     if args.guidance is not None:
         sampling = dataclasses.replace(sampling, guidance=sampling.guidance.scaled(text_scale=args.guidance))
-    image = load_image(args.image) if args.image else None
     video = None
     if args.video:
         # Only the last chunks of a prefix are ever attended; keep memory flat for long videos.

@@ -24,6 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from engine.errors import CheckpointError
+from engine.output_files import check_output_file, replace_output_file
 
 log = logging.getLogger(__name__)
 
@@ -353,13 +354,15 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _write_synced(write, final: Path) -> None:
-    """Write through `write(tmp_path)`, flush it to disk, then rename it into place."""
+    """Write through `write(tmp_path)`, flush it to disk, then rename it into place (over a regular file only)."""
     tmp = final.with_name(f".{final.name}.tmp")
+    check_output_file(final, "checkpoint")
     try:
+        tmp.unlink(missing_ok=True)  # a leftover, or a link planted there: never written through
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        replace_output_file(tmp, final, "checkpoint")
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -207,3 +207,24 @@ def test_save_sharded_handles_tied_tensors(tmp_path: Path) -> None:
     save_sharded({"a": shared, "b": shared}, tmp_path)
     with CheckpointReader(tmp_path) as reader:
         assert torch.equal(reader.get("a"), reader.get("b"))
+
+
+def test_save_sharded_never_writes_through_a_link_or_over_a_fifo(tmp_path: Path) -> None:
+    import os
+
+    from engine.errors import ExportError
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not yours")
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / ".model-00001-of-00001.safetensors.tmp").symlink_to(outside)  # planted where the shard is staged
+    save_sharded({"w": torch.ones(3)}, folder)
+    assert outside.read_text() == "not yours"
+    with CheckpointReader(folder) as reader:
+        assert torch.equal(reader.get("w"), torch.ones(3))
+    os.unlink(folder / "model-00001-of-00001.safetensors")
+    os.mkfifo(folder / "model-00001-of-00001.safetensors")
+    with pytest.raises(ExportError, match="named pipe"):
+        save_sharded({"w": torch.ones(3)}, folder)
+    assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
