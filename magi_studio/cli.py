@@ -203,7 +203,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from engine.events import CancelToken, Cancelled, ChunkFinished, Failed, Finished
     from engine.requests import ChunkSpec, GenerationRequest
     from engine.session import Session
-    from engine.video_io import VideoWriter, iter_video, load_image
+    from engine.video_io import VideoWriter, fit_image, iter_video, load_image
     from magi_studio.terminal_progress import TerminalProgress
 
     progress = TerminalProgress(enabled=not args.quiet)
@@ -221,8 +221,10 @@ def run_generate(args: argparse.Namespace) -> int:
         sampling = dataclasses.replace(sampling, guidance=sampling.guidance.scaled(text_scale=args.guidance))
     video = None
     if args.video:
-        # Only the last chunks of a prefix are ever attended; keep memory flat for long videos.
-        video = _last_frames(iter_video(args.video, fps=bundle.fps), keep=sampling.cache_chunks * 24)
+        # Only the last chunks of a prefix are ever attended, each frame fitted as the engine fits it
+        # ("cover", which leaves a fitted frame as it is): memory stays flat for long or large videos.
+        frames = (fit_image(frame, width, height, "cover") for frame in iter_video(args.video, fps=bundle.fps))
+        video = _last_frames(frames, keep=sampling.cache_chunks * 24)
     request = GenerationRequest(
         chunks=tuple(ChunkSpec(prompt, args.seed + i) for i, prompt in enumerate(args.prompt)),
         width=width, height=height, sampling=sampling, reference_image=image, prefix_video=video, previews=False)

@@ -54,6 +54,29 @@ def test_prefix_video_output_holds_only_new_frames(model_dir, tmp_path):
     assert probe_video(out).frames == 48  # the 24-frame prefix is one whole chunk of context, not repeated
 
 
+def test_a_large_prefix_is_fitted_as_it_streams_with_the_engine_s_own_result(model_dir, tmp_path, monkeypatch):
+    from engine.events import ChunkFinished
+    from engine.requests import GenerationRequest
+    from engine.session import Session
+    from engine.video_io import write_video
+
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (24, 96, 160, 3), dtype=np.uint8)  # 160x96: larger than the model's 64x64
+    write_video(tmp_path / "wide.mp4", frames, fps=24)
+    seen = []
+    monkeypatch.setattr("engine.requests.GenerationRequest.__post_init__",
+                        lambda self, original=GenerationRequest.__post_init__: (seen.append(self), original(self))[1])
+    assert main(["generate", "--model", str(model_dir), "--video", str(tmp_path / "wide.mp4"), "--prompt", "it stops",
+                 "-q", "-o", str(tmp_path / "cli.mp4")]) == 0
+    assert seen[-1].prefix_video.shape == (24, 64, 64, 3)  # kept at the model's size, not 160x96
+    session = Session.load(str(model_dir))
+    request = GenerationRequest(chunks=seen[-1].chunks, width=64, height=64, sampling=seen[-1].sampling,
+                                prefix_video=read_video(tmp_path / "wide.mp4"), previews=False)
+    native = [e.frames[e.prefix_frames:] for e in session.generate(request) if isinstance(e, ChunkFinished)]
+    write_video(tmp_path / "native.mp4", np.concatenate(native), fps=24)
+    assert np.array_equal(read_video(tmp_path / "native.mp4"), read_video(tmp_path / "cli.mp4"))
+
+
 @pytest.fixture
 def no_model_load(monkeypatch):
     """Loading a model fails the test: every argument must be refused before one loads."""
