@@ -282,13 +282,18 @@ class MainWindow(QMainWindow):
         generation.errorReported.connect(self.report_error)
         generation.noticeReported.connect(self.report_notice)
         generation.busyShotsChanged.connect(self._on_busy_shots)
-        generation.generatingChanged.connect(lambda running: self._on_engine_state(self.worker.state.value))
+        generation.generatingChanged.connect(self._on_generating)
         generation.resultFrames.connect(self.player_sync.remember_frames)  # no decoding on the GUI thread
         self.timeline.regenerateRequested.connect(self._regenerate_from)
         self.timeline.generateFromRequested.connect(self._generate_from)
         self.timeline.generateShotRequested.connect(generation.generate_shot)
         self.refresh_actions()
         self._sync_undo_actions()
+
+    def _on_generating(self, running: bool) -> None:
+        if running:
+            self.statusBar().clearMessage()  # how the last run ended is old news
+        self._on_engine_state(self.worker.state.value)
 
     def generate_storyboard(self) -> None:
         """Generate: every chunk of the storyboard that is not done yet, shot after shot."""

@@ -135,6 +135,7 @@ class GenerationController(QObject):
         self._queue.clear()
         if phase is RunPhase.RUNNING:
             self.worker.cancel(self._job.job_id)
+            self._emit_progress()  # "Stopping after this step…"
         elif phase is RunPhase.LOADING:
             self._end_run()
         # PLANNING: the plan's delivery ends the run; DRAINING: the end of the draining does
@@ -217,7 +218,7 @@ class GenerationController(QObject):
         if self._phase is RunPhase.IDLE:
             return None
         model = self._session.document.project.settings.model if self._session is not None else ""
-        return self._progress.snapshot(self._phase, self._shot[1], self._job, model)
+        return self._progress.snapshot(self._phase, self._shot[1], self._job, model, self._stop is not None)
 
     # The state machine ------------------------------------------------------------------------
     def _enter(self, phase: RunPhase) -> None:

@@ -290,7 +290,7 @@ class ProjectController(QObject):
             return True
         stopped = False
         if self.generation is not None and self.generation.is_generating():
-            if not self.prompts.stop_run(stop_text):
+            if not self.prompts.stop_run(stop_text, self.generation.runEnded):
                 return False
             self.generation.stop()  # finished chunks are committed first, so the next question covers them
             stopped = True

@@ -83,6 +83,8 @@ class GenerationProgress:
     chunk_steps: int = 0
     #: The model being loaded (LOADING).
     model: str = ""
+    #: A stop was asked for: the engine ends within one step, then the finished chunks are committed.
+    stopping: bool = False
 
     @property
     def fraction(self) -> float:
@@ -96,6 +98,8 @@ class GenerationProgress:
             return f"Loading model {self.model}… · {elapsed}" if self.model else f"Loading model… · {elapsed}"
         if self.phase is RunPhase.PLANNING:
             return f"Planning {self.shot_name} · {elapsed}"
+        if self.stopping and self.phase is RunPhase.RUNNING:
+            return f"Stopping after this step… · {elapsed}"
         counted = f"{self.chunk} of {self.chunks} in this run"
         parts = [self.shot_name, f"chunk {self.shot_chunk} ({counted})" if self.shot_chunk else counted]
         if self.phase is RunPhase.DRAINING:
@@ -206,18 +210,19 @@ class RunProgress:
         return self._clock.elapsed() / 1000 if self._clock.isValid() else 0.0
 
     def snapshot(self, phase: RunPhase, shot_name: str = "", job: "RunningJob | None" = None,
-                 model: str = "") -> GenerationProgress:
+                 model: str = "", stopping: bool = False) -> GenerationProgress:
         total = max(sum(self.estimates.values()), self.finished, 1)
         chunk = min(total, self.finished + 1)
         if job is None:
-            return GenerationProgress(shot_name, chunk, total, 0, 0, self.elapsed_s, None, phase=phase, model=model)
+            return GenerationProgress(shot_name, chunk, total, 0, 0, self.elapsed_s, None, phase=phase, model=model,
+                                      stopping=stopping)
         chunk_step, chunk_steps = job.next_chunk_steps()
         steps_left = float(job.steps - job.step) if job.steps else 0.0
         per_chunk = job.steps / max(1, len(job.plan.chunk_ids)) if job.steps else 0.0
         steps_left += per_chunk * max(0, total - self.finished - len(job.plan.chunk_ids) + len(job.finished))
         eta = self.timer.eta(steps_left, self.elapsed_s) if job.steps else None
         return GenerationProgress(job.shot_name, chunk, total, job.step, job.steps, self.elapsed_s, eta,
-                                  job.next_shot_chunk(), phase, chunk_step, chunk_steps, model)
+                                  job.next_shot_chunk(), phase, chunk_step, chunk_steps, model, stopping)
 
 
 class ChunkJobStates:

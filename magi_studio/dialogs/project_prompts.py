@@ -122,10 +122,17 @@ class ProjectPrompts:
         return {QMessageBox.StandardButton.Save: SAVE, QMessageBox.StandardButton.Discard: DISCARD}.get(
             QMessageBox.StandardButton(answer), CANCEL)
 
-    def stop_run(self, stop_text: str) -> bool:
-        """A run is in progress: True to stop it (`stop_text`, e.g. "Stop and Quit"), False to keep working."""
+    def stop_run(self, stop_text: str, run_ended=None) -> bool:
+        """A run is in progress: True to stop it (`stop_text`, e.g. "Stop and Quit"), False to keep working.
+        When the run ends while the question is open (`run_ended`, a signal), nothing is left to decide: True."""
         box = stop_run_box(stop_text, self.parent)
+        stop = next(b for b in box.buttons() if b.objectName() == STOP_BUTTON)
+        answer = lambda *_: stop.click()  # noqa: E731 (disconnected below)
+        if run_ended is not None:
+            run_ended.connect(answer)
         box.exec()
+        if run_ended is not None:
+            run_ended.disconnect(answer)
         clicked = box.clickedButton()
         return clicked is not None and clicked.objectName() == STOP_BUTTON
 

@@ -131,7 +131,9 @@ class JobProgress(QWidget):
         else:
             self.bar.setRange(0, BAR_RESOLUTION)
             self.bar.setValue(round(progress.fraction * BAR_RESOLUTION))
-        if self.cancel_button.isEnabled():  # "Stopping…" stays until the run has ended
+        if progress.stopping:
+            self.cancel_button.setEnabled(False)
+        if self.cancel_button.isEnabled() or progress.stopping:  # "Stopping…" stays until the run has ended
             self.label.setText(progress.text())
 
     def _on_run_chunk(self, *_ids) -> None:

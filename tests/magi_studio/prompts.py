@@ -19,7 +19,7 @@ class FakePrompts:
         self.asked.append(("unsaved", name))
         return self.unsaved
 
-    def stop_run(self, stop_text: str) -> bool:
+    def stop_run(self, stop_text: str, run_ended=None) -> bool:
         self.asked.append(("stop_run", stop_text))
         return self.stop
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from engine.events import ChunkFinished
 from engine.requests import ChunkSpec, GenerationRequest
@@ -146,6 +146,23 @@ def test_progress_widget_and_player_follow_a_generation_and_cancel_works(qtbot, 
     assert window.player.store.state(0) == ChunkState.FRAMES  # the finished chunk stays
     assert all(window.player.store.state(c) != ChunkState.PREVIEW for c in range(window.player.store.chunk_count))
     assert not window.action_set["generate.cancel"].isEnabled()
+
+
+def test_the_end_of_a_job_is_said_in_the_status_bar_and_an_inactive_window_asks_for_attention(
+        qtbot, window, tiny_session, monkeypatch):
+    alerts = []
+    monkeypatch.setattr(QApplication, "alert", staticmethod(lambda widget, msec=0: alerts.append(widget)))
+    ready(qtbot, window, tiny_session)
+    elsewhere = QWidget()  # the user works in another window meanwhile
+    elsewhere.show()
+    elsewhere.activateWindow()
+    qtbot.waitUntil(lambda: not window.isActiveWindow(), timeout=5000)
+    job = window.worker.generate(request(1))
+    qtbot.waitUntil(lambda: job not in window.worker.live_jobs, timeout=10_000)
+    elsewhere.close()
+    elsewhere.deleteLater()
+    assert window.statusBar().currentMessage().startswith("Generated 1 chunk in ") and alerts == [window]
+    assert not window.job_progress.isVisible()  # one writer of the message area: no second outcome beside it
 
 
 def test_a_completed_generation_fills_the_player(qtbot, window, tiny_session):

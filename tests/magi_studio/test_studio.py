@@ -269,10 +269,10 @@ def test_stop_and_quit_keeps_every_finished_chunk_then_asks_about_saving(
     asked_stop = prompts.stop_run
     at_question = []
 
-    def stop_run(stop_text: str) -> bool:  # Stop and Quit; the engine goes on so that it can stop
+    def stop_run(stop_text: str, run_ended=None) -> bool:  # Stop and Quit; the engine goes on so that it can stop
         at_question.append((studio.generation.phase, list(engine.after_cancel)))
         engine.resume()
-        return asked_stop(stop_text)
+        return asked_stop(stop_text, run_ended)
 
     prompts.stop_run, prompts.unsaved, prompts.save_answer = stop_run, SAVE, str(tmp_path / "Film")
     press_quit(qtbot, studio)
@@ -283,3 +283,21 @@ def test_stop_and_quit_keeps_every_finished_chunk_then_asks_about_saving(
     saved = open_project(tmp_path / "Film.magi")[0]
     assert delivered and len(saved.results) == len(delivered)  # every chunk the engine finished is saved
     assert [r is not None for r in active_path(saved.shots[0])][:len(delivered)] == [True] * len(delivered)
+
+
+def test_a_run_that_ends_while_the_question_is_open_lets_the_quit_go_on(
+        qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings):
+    studio, engine, ended, _ = paused_run(qtbot, make_studio, engine_worker, pausing_session_factory,
+                                          isolated_settings)
+    studio.projects.prompts.stop_run = ProjectPrompts(studio.window).stop_run
+    studio.projects.prompts.unsaved = DISCARD
+
+    def finish_when_asked() -> None:  # the user reads the question while the last chunks finish
+        if not isinstance(QApplication.activeModalWidget(), QMessageBox):
+            return QTimer.singleShot(20, finish_when_asked)
+        engine.resume()
+
+    QTimer.singleShot(0, finish_when_asked)
+    press_quit(qtbot, studio)
+    assert ended == ["finished"] and not studio.window.isVisible()
+    assert [kind for kind, _ in studio.projects.prompts.asked] == ["unsaved"]

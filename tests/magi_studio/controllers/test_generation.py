@@ -324,6 +324,7 @@ def test_cancel_in_each_phase_ends_the_run_and_keeps_what_finished(qtbot, studio
     assert s.controller.phase is RunPhase.RUNNING
     s.controller.cancel()
     assert s.controller.phase is RunPhase.RUNNING  # until the engine says it stopped
+    assert s.recorder.progress[-1].text().startswith("Stopping after this step… · ")
     s.engine.resume()
     wait_run(qtbot, s, 2)
     assert s.recorder.ends == ["cancelled", "cancelled"]
