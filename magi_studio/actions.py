@@ -52,9 +52,15 @@ class ActionSpec:
     role: QAction.MenuRole = QAction.MenuRole.NoRole
     #: Which object `handler` is looked up on: the host window, or the Studio once it binds itself.
     target: str = WINDOW
+    #: More keys for the same command (Redo: Ctrl+Y beside Ctrl+Shift+Z), listed after `shortcut`.
+    alternates: tuple[str, ...] = ()
 
     def key_sequence(self) -> QKeySequence:
         return QKeySequence() if self.shortcut is None else QKeySequence(self.shortcut)
+
+    def key_sequences(self) -> list[QKeySequence]:
+        """Every key of the command, the main one first."""
+        return [] if self.shortcut is None else [QKeySequence(k) for k in (self.shortcut, *self.alternates)]
 
     def plain_text(self) -> str:
         """The text without mnemonic ampersands or a trailing ellipsis."""
@@ -79,7 +85,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("edit.undo", "&Undo", "&Edit", "undo", "undo", "Ctrl+Z", "Undo the last edit", toolbar=True,
                group_start=True),
     ActionSpec("edit.redo", "&Redo", "&Edit", "redo", "redo", "Ctrl+Shift+Z", "Redo the last undone edit",
-               toolbar=True),
+               toolbar=True, alternates=("Ctrl+Y",)),
     ActionSpec("edit.add_chunk", "&Add Chunk", "&Edit", "timeline.add_chunk", "add-chunk", "Ctrl+Shift+N",
                "Add a 24-frame chunk after the selected one", group_start=True),
     ActionSpec("edit.insert_chunk", "&Insert Chunk Before", "&Edit", "timeline.insert_chunk", None, "Ins",
@@ -126,6 +132,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # Playback — the preview player is real from day one.
     ActionSpec("playback.play", "&Play / Pause", "&Playback", "player.toggle_play", "play", "Space",
                "Play or pause the preview"),
+    # J/K/L shuttle, as in every editor: L again plays faster (2x, 4x, 8x), J the same backwards, K stops.
+    ActionSpec("playback.backward", "Play &Backward / Faster", "&Playback", "player.shuttle_backward", None, "J",
+               "Play backwards; again: twice as fast (up to 8x)", group_start=True),
+    ActionSpec("playback.stop", "&Stop", "&Playback", "player.pause", None, "K", "Stop playing (shuttle)"),
+    ActionSpec("playback.forward", "Play F&orward / Faster", "&Playback", "player.shuttle_forward", None, "L",
+               "Play forwards; again: twice as fast (up to 8x)"),
     ActionSpec("playback.step_back", "Previous &Frame", "&Playback", "player.step_backward", "step-back", "Left",
                "Step one frame back", group_start=True),
     ActionSpec("playback.step_forward", "&Next Frame", "&Playback", "player.step_forward", "step-forward", "Right",
@@ -138,8 +150,19 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Go to the first frame", group_start=True),
     ActionSpec("playback.end", "Go to &End", "&Playback", "player.go_to_end", "go-end", "End",
                "Go to the last frame"),
-    ActionSpec("playback.loop", "&Loop", "&Playback", "player.set_looping", "loop", "L",
-               "Loop the whole video or the chosen range", checkable=True, group_start=True),
+    ActionSpec("playback.mark_in", "Mark &In", "&Playback", "player.mark_in", None, "I",
+               "Start the in/out range at the playhead (Loop plays the range)", group_start=True),
+    ActionSpec("playback.mark_out", "Mark O&ut", "&Playback", "player.mark_out", None, "O",
+               "End the in/out range at the playhead"),
+    ActionSpec("playback.go_in", "Go to I&n", "&Playback", "player.go_to_in", None, "Shift+I",
+               "Move the playhead to the in mark"),
+    ActionSpec("playback.go_out", "Go to Ou&t", "&Playback", "player.go_to_out", None, "Shift+O",
+               "Move the playhead to the out mark"),
+    ActionSpec("playback.clear_in_out", "Cle&ar In and Out", "&Playback", "player.clear_in_out", None, "Alt+X",
+               "Remove the in/out range: Loop plays everything again"),
+    ActionSpec("playback.loop", "&Loop", "&Playback", "player.set_looping", "loop", "Ctrl+/",
+               "Loop the in/out range, or the whole video when none is marked", checkable=True,
+               group_start=True),
     # View — the docks around the player.
     ActionSpec("view.storyboard", "&Storyboard Panel", "&View", "timeline_dock.setVisible", None, "Ctrl+1",
                "Show or hide the storyboard timeline", checkable=True),
@@ -147,6 +170,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Show or hide the takes of the selected shot", checkable=True),
     ActionSpec("view.history", "&History Panel", "&View", "history_dock.setVisible", None, "Ctrl+3",
                "Show or hide the undo history", checkable=True),
+    ActionSpec("view.frame_numbers", "&Frame Numbers", "&View", "player.set_frame_counter", None, None,
+               "Show the player's position as frame numbers instead of timecode (HH:MM:SS:FF)",
+               checkable=True, group_start=True),
     # Help
     ActionSpec("help.shortcuts", "&Keyboard Shortcuts", "&Help", "show_shortcuts", "keyboard", "F1",
                "List every keyboard shortcut"),
@@ -163,7 +189,7 @@ CONTEXT_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Storyboard", "Select first / last chunk", "Home / End"),
     ("Storyboard", "Edit the selected chunk's prompt", "Return"),
     ("Storyboard", "Delete the selected chunk", "Backspace"),
-    ("Storyboard", "Leave a prompt or seed field", "Esc"),
+    ("Text fields", "Leave the field: single keys are shortcuts again", "Esc"),
     ("Storyboard", "Seed one up / down (in a seed field)", "Up / Down"),
     ("Scrub bar", "One chunk back / forward", "PgUp / PgDown"),
     ("Takes", "Make the selected take active", "Return"),
@@ -210,7 +236,7 @@ class ActionSet:
         action.setObjectName(spec.id)
         if spec.icon:
             action.setIcon(icon(spec.icon))
-        action.setShortcut(spec.key_sequence())
+        action.setShortcuts(spec.key_sequences())
         # Shortcuts work anywhere in the window; text inputs still get the keys they edit with
         # (Qt offers them the key first through ShortcutOverride).
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -262,7 +288,7 @@ class ActionSet:
         keys of single widgets (CONTEXT_KEYS)."""
         rows = []
         for spec in self.specs:
-            keys = spec.key_sequence().toString(QKeySequence.SequenceFormat.NativeText)
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in spec.key_sequences())
             if keys:
                 rows.append((spec.menu.replace("&", ""), spec.plain_text(), keys))
         return rows + list(CONTEXT_KEYS)

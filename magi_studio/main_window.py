@@ -158,6 +158,9 @@ class MainWindow(QMainWindow):
         for widget in (self, self.timeline_dock, self.takes_dock, self.history_dock):
             self.typing_guard.watch(widget)
         self.player.loopingChanged.connect(self.action_set["playback.loop"].setChecked)
+        frame_numbers = self.action_set["view.frame_numbers"]  # timecode unless the user chose frame numbers
+        frame_numbers.setChecked(self.settings.frame_numbers)
+        frame_numbers.toggled.connect(lambda on: setattr(self.settings, "frame_numbers", on))
         self.player.playingChanged.connect(self._on_playing_changed)
         self.player.store.layoutChanged.connect(self._sync_playback_actions)
         self._sync_playback_actions()

@@ -191,6 +191,7 @@ class Settings(QObject):
     window_geometry = Setting("window/geometry", QByteArray, QByteArray())
     window_state = Setting("window/state", QByteArray, QByteArray())
     welcome_dismissed = Setting("window/welcome_dismissed", bool, False)
+    frame_numbers = Setting("player/frame_numbers", bool, False, doc="the player counts frames instead of timecode")
 
     def __init__(self, store: QSettings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -9,6 +9,8 @@ that actually reached the screen (and the ones dropped).
 
 from __future__ import annotations
 
+from typing import Callable
+
 from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QLinearGradient, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
@@ -46,6 +48,7 @@ class FrameView(QWidget):
         self._frame_size = QSize(256, 256)
         self._empty_title = "Nothing to preview yet"
         self._empty_body = "Each chunk appears here the moment it is generated."
+        self._chunk_name: Callable[[int], str] = lambda chunk: f"Chunk {chunk + 1}"
 
     def sizeHint(self) -> QSize:
         return QSize(640, 400)
@@ -55,6 +58,11 @@ class FrameView(QWidget):
         self._frame, self._frame_size = frame, QSize(frame_size)
         unreadable = frame is not None and frame.state == ChunkState.UNREADABLE
         self.setCursor(Qt.CursorShape.PointingHandCursor if unreadable else Qt.CursorShape.ArrowCursor)
+        self.update()
+
+    def set_chunk_namer(self, name: Callable[[int], str]) -> None:
+        """How a chunk position is named on holes and badges ("Shot 2 · chunk 3", as the cards number it)."""
+        self._chunk_name = name
         self.update()
 
     def set_empty_text(self, title: str, body: str) -> None:
@@ -126,7 +134,7 @@ class FrameView(QWidget):
         painter.setBrush(QColor("#14161a"))
         painter.drawRoundedRect(QRectF(target).adjusted(0.5, 0.5, -0.5, -0.5), 6, 6)
         middle = target.center().y()
-        self._draw_text(painter, QRect(target.x(), middle - 24, target.width(), 26), f"Chunk {frame.chunk + 1}",
+        self._draw_text(painter, QRect(target.x(), middle - 24, target.width(), 26), self._chunk_name(frame.chunk),
                         palette.TEXT_DIM, 1.3, bold=True)
         detail, colour = {ChunkState.LOADING: ("loading…", palette.TEXT_FAINT),
                           ChunkState.UNREADABLE: ("its frames could not be read · click to try again",
@@ -144,10 +152,10 @@ class FrameView(QWidget):
         veil = QColor(palette.VIEWPORT)
         veil.setAlpha(140)
         painter.fillRect(picture, veil)
-        self._paint_badge(painter, target, f"Loading chunk {frame.chunk + 1}…", QColor(palette.RAISED))
+        self._paint_badge(painter, target, f"Loading {self._chunk_name(frame.chunk)}…", QColor(palette.RAISED))
 
     def _paint_preview_badge(self, painter: QPainter, target: QRect, frame: FrameImage) -> None:
-        text = f"Denoising chunk {frame.chunk + 1}"
+        text = f"Denoising {self._chunk_name(frame.chunk)}"
         if frame.progress is not None:
             text += f" · {round(frame.progress * 100)}%"
         self._paint_badge(painter, target, text, QColor(palette.CYAN).darker(160))

@@ -3,12 +3,16 @@
     player = PreviewPlayer(fps=24)
     player.store.set_frames(0, frames)           # uint8 [24, H, W, 3], e.g. from a ChunkFinished
     player.play(); player.seek_chunk(3); player.set_looping(True); player.set_loop_chunks(2, 4)
+    player.shuttle(1); player.shuttle(1)         # L, L: forward at 2x (J: backward; K: pause)
+    player.mark_in(); player.mark_out(95)        # I / O: the in/out range Loop plays (player.in_out)
     player.frameChanged.connect(timeline.follow_frame)   # the playhead, for the timeline to follow
 
-Keys while the player has focus: Space play/pause, Left/Right one frame (pausing first), Shift+Left/
-Right one chunk, Home/End, L loop. Playback is driven by PlaybackClock (absolute-time ticks, no
-sleeping). What reached the screen is measured where it happens, in the view's paint: `stats`
-reports frames presented and frames dropped (due but never painted) since the last play().
+Keys while the player has focus (the main window's actions give them to the whole window): Space
+play/pause, J/K/L shuttle, I/O in and out, Left/Right one frame (pausing first), Shift+Left/Right
+one chunk, Home/End. Playback is driven by PlaybackClock (absolute-time ticks, no sleeping); at a
+shuttle rate of n, each tick moves n frames (forward or back), as editors' J/K/L do. What reached the
+screen is measured where it happens, in the view's paint: `stats` reports frames presented and
+frames dropped (due but never painted) since playback last started.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from magi_studio.player.clock import PlaybackClock
 from magi_studio.player.frame_store import FRAMES_PER_CHUNK, FrameStore
 from magi_studio.player.frame_view import FrameView
+from magi_studio.player.marks import InOutRange, ShotSpan, chunk_name
 from magi_studio.player.transport import TransportBar
 
 DEFAULT_FPS = 24
+#: J/L pressed again while playing that way doubles the speed, up to this many frames a tick.
+MAX_SHUTTLE = 8
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,10 @@ class PreviewPlayer(QWidget):
     chunkChanged = Signal(int)
     playingChanged = Signal(bool)
     loopingChanged = Signal(bool)
+    #: Frames per clock tick while playing (negative: backwards), 0 when paused.
+    rateChanged = Signal(int)
+    #: The in/out range (InOutRange), or None once both marks are cleared.
+    inOutChanged = Signal(object)
 
     def __init__(self, store: FrameStore | None = None, fps: float = DEFAULT_FPS,
                  parent: QWidget | None = None) -> None:
@@ -75,7 +86,11 @@ class PreviewPlayer(QWidget):
         self._anchor = 0          # the frame shown at clock tick 0
         self._tick = 0            # the latest clock tick shown
         self._looping = False
-        self._loop_range: tuple[int, int] | None = None
+        self._rate = 1            # frames per tick while playing
+        self._mark_in: int | None = None
+        self._mark_out: int | None = None
+        self._shots: tuple[ShotSpan, ...] = ()
+        self.view.set_chunk_namer(self.chunk_name)
         self._play_timer = QElapsedTimer()
         self._played_s = 0.0      # length of the last playback, frozen at pause
         self._painted_tick = 0
@@ -93,7 +108,6 @@ class PreviewPlayer(QWidget):
         t.go_end.clicked.connect(lambda: self.go_to_end())
         t.loop.toggled.connect(self.set_looping)
         t.scrub.scrubbed.connect(self.seek)
-        t.chunk_box.valueChanged.connect(lambda value: self.seek_chunk(value - 1))
         self._refresh()
 
     # Properties -------------------------------------------------------------------------------
@@ -127,9 +141,48 @@ class PreviewPlayer(QWidget):
         return self._looping
 
     @property
+    def playback_rate(self) -> int:
+        """Frames per tick: 1 playing, 2/4/8 shuttling forward, negative backward, 0 paused."""
+        return self._rate if self.is_playing() else 0
+
+    @property
+    def in_out(self) -> InOutRange | None:
+        """The in/out range (see magi_studio.player.marks), None when neither mark is set. Loop plays it;
+        export and generation may read it."""
+        if self._mark_in is None and self._mark_out is None:
+            return None
+        first = self._mark_in or 0
+        last = self._mark_out if self._mark_out is not None else max(0, self.frame_count - 1)
+        return InOutRange(first, max(first, last))
+
+    @property
     def loop_range(self) -> tuple[int, int] | None:
-        """The frames (first, last, inclusive) looped over, or None for the whole timeline."""
-        return self._loop_range
+        """The frames (first, last, inclusive) looped over — the in/out range — or None for the whole timeline."""
+        marks = self.in_out
+        return None if marks is None else (marks.first, marks.last)
+
+    @property
+    def shots(self) -> tuple[ShotSpan, ...]:
+        return self._shots
+
+    def set_shots(self, shots) -> None:
+        """The storyboard's shots over the chunk positions: the scrub bar marks their boundaries, and
+        chunks are named as the cards number them ("Shot 2 · chunk 3")."""
+        shots = tuple(shots)
+        if shots != self._shots:
+            self._shots = shots
+            self.transport.scrub.set_shots(shots)
+            self.view.update()
+            self._refresh()
+
+    def chunk_name(self, chunk: int) -> str:
+        return chunk_name(self._shots, chunk)
+
+    @Slot(bool)
+    def set_frame_counter(self, frames: bool) -> None:
+        """Show the position as frame numbers instead of timecode (View › Frame Numbers)."""
+        self.transport.set_frame_counter(frames)
+        self._refresh()
 
     @property
     def stats(self) -> PlaybackStats:
@@ -139,28 +192,57 @@ class PreviewPlayer(QWidget):
     # Transport --------------------------------------------------------------------------------
     @Slot()
     def play(self) -> None:
-        if self.frame_count == 0 or self.is_playing():
+        """Play forward at normal speed (Space); a shuttle already going forward slows back to 1x."""
+        if not (self.is_playing() and self._rate == 1):
+            self._run(1)
+
+    @Slot(int)
+    def shuttle(self, direction: int) -> None:
+        """J (-1) / L (+1): play that way; pressed again while playing that way, twice as fast (up to 8x)."""
+        same_way = self.is_playing() and self._rate * direction > 0
+        self._run(direction * (min(MAX_SHUTTLE, abs(self._rate) * 2) if same_way else 1))
+
+    @Slot()
+    def shuttle_forward(self) -> None:
+        self.shuttle(1)
+
+    @Slot()
+    def shuttle_backward(self) -> None:
+        self.shuttle(-1)
+
+    def _run(self, rate: int) -> None:
+        if self.frame_count == 0:
             return
         first, last = self._play_range()
         if self._looping and not first <= self._frame <= last:
-            self._set_frame(first)
-        elif not self._looping and self._frame >= last:
+            self._set_frame(first if rate > 0 else last)
+        elif not self._looping and rate > 0 and self._frame >= last:
             self._set_frame(first)  # play at the end starts over, like every player
+        elif not self._looping and rate < 0 and self._frame <= first:
+            self._set_frame(last)  # and backwards from the start, from the end
+        was_playing = self.is_playing()
+        self._rate = rate
         self._anchor, self._tick, self._painted_tick = self._frame, 0, 0
         self._presented = self._dropped = 0
         self._max_late_ms = 0.0
         self._play_timer.start()
         self._clock.start()
-        self.transport.show_playing(True)
-        self.playingChanged.emit(True)
+        if not was_playing:
+            self.transport.show_playing(True)
+            self.playingChanged.emit(True)
+        self.transport.show_rate(rate)
+        self.rateChanged.emit(rate)
 
     @Slot()
     def pause(self) -> None:
         if self.is_playing():
             self._played_s = self._play_timer.nsecsElapsed() / 1e9
             self._clock.stop()
+            self._rate = 1
             self.transport.show_playing(False)
+            self.transport.show_rate(0)
             self.playingChanged.emit(False)
+            self.rateChanged.emit(0)
 
     @Slot()
     def toggle_play(self) -> None:
@@ -232,43 +314,75 @@ class PreviewPlayer(QWidget):
             self.seek(self._frame)  # re-anchor under the new rule
         self.loopingChanged.emit(looping)
 
+    # In and out --------------------------------------------------------------------------------
+    @Slot()
+    def mark_in(self, frame: int | None = None) -> None:
+        """I: the range starts at `frame` (the playhead); an out mark before it is dropped."""
+        frame = self._frame if frame is None else max(0, frame)
+        self._set_marks(frame, self._mark_out if self._mark_out is None or self._mark_out >= frame else None)
+
+    @Slot()
+    def mark_out(self, frame: int | None = None) -> None:
+        """O: the range ends at `frame` (the playhead, inclusive); an in mark after it is dropped."""
+        frame = self._frame if frame is None else max(0, frame)
+        self._set_marks(self._mark_in if self._mark_in is None or self._mark_in <= frame else None, frame)
+
+    @Slot()
+    def clear_in_out(self) -> None:
+        self._set_marks(None, None)
+
+    @Slot()
+    def go_to_in(self) -> None:
+        if self.in_out is not None:
+            self.seek(self.in_out.first)
+
+    @Slot()
+    def go_to_out(self) -> None:
+        if self.in_out is not None:
+            self.seek(self.in_out.last)
+
     def set_loop_range(self, first: int, last: int) -> None:
-        """Loop over frames first..last (inclusive) when looping is on."""
+        """Set the in/out range to frames first..last (inclusive): Loop plays it."""
         if first > last or first < 0:
             raise ValueError(f"loop range must satisfy 0 <= first <= last, got {first}..{last}")
-        self._loop_range = (first, last)
-        self.transport.scrub.set_loop_range(self._loop_range)
-        if self.is_playing():
-            self.seek(self._frame)
+        self._set_marks(first, last)
 
     def set_loop_chunks(self, first: int, last: int) -> None:
-        """Loop over chunks first..last (inclusive)."""
+        """The in/out range over chunks first..last (inclusive)."""
         self.set_loop_range(first * FRAMES_PER_CHUNK, (last + 1) * FRAMES_PER_CHUNK - 1)
 
     def clear_loop_range(self) -> None:
-        """Loop over the whole timeline."""
-        self._loop_range = None
-        self.transport.scrub.set_loop_range(None)
+        """Loop over the whole timeline (clears the in/out range)."""
+        self.clear_in_out()
+
+    def _set_marks(self, first: int | None, last: int | None) -> None:
+        if (first, last) == (self._mark_in, self._mark_out):
+            return
+        self._mark_in, self._mark_out = first, last
+        self.transport.scrub.set_marks(first, last)
+        self._refresh()
+        if self.is_playing():
+            self.seek(self._frame)  # re-anchor under the new range
+        self.inOutChanged.emit(self.in_out)
 
     def _play_range(self) -> tuple[int, int]:
         last_frame = max(0, self.frame_count - 1)
-        if self._looping and self._loop_range is not None:
-            first, last = self._loop_range
-            first = min(first, last_frame)
-            return first, min(max(last, first), last_frame)
+        marks = self.in_out
+        if self._looping and marks is not None:
+            first = min(marks.first, last_frame)
+            return first, min(max(marks.last, first), last_frame)
         return 0, last_frame
 
     # Clock and painting -----------------------------------------------------------------------
     def _on_tick(self, tick: int) -> None:
         first, last = self._play_range()
+        frame = self._anchor + tick * self._rate
         if self._looping:
-            frame = first + (self._anchor - first + tick) % (last - first + 1)
-        else:
-            frame = self._anchor + tick
-            if frame > last:
-                self._set_frame(last)
-                self.pause()
-                return
+            frame = first + (frame - first) % (last - first + 1)
+        elif not first <= frame <= last:
+            self._set_frame(last if frame > last else first)
+            self.pause()
+            return
         self._tick = tick
         self._set_frame(frame)
 
@@ -299,8 +413,9 @@ class PreviewPlayer(QWidget):
         count = self.frame_count
         image = self.store.frame_image(self._frame) if count else None
         self.view.set_frame(image, self.store.frame_size)
-        self.transport.show_position(self._frame, count, self._frame // FRAMES_PER_CHUNK, self.store.chunk_count,
-                                     self.fps)
+        chunk = self._frame // FRAMES_PER_CHUNK
+        self.transport.show_position(self._frame, count, self.chunk_name(chunk) if count else "", self.fps,
+                                     self.in_out)
 
     def _on_chunk_changed(self, chunk: int) -> None:
         if chunk == self._frame // FRAMES_PER_CHUNK:
@@ -315,8 +430,13 @@ class PreviewPlayer(QWidget):
     # Keyboard ---------------------------------------------------------------------------------
     def keyPressEvent(self, event) -> None:
         key, shift = event.key(), bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        letters = {Qt.Key.Key_J: self.shuttle_backward, Qt.Key.Key_K: self.pause, Qt.Key.Key_L: self.shuttle_forward,
+                   Qt.Key.Key_I: self.go_to_in if shift else self.mark_in,
+                   Qt.Key.Key_O: self.go_to_out if shift else self.mark_out}
         if key == Qt.Key.Key_Space:
             self.toggle_play()
+        elif key in letters:
+            letters[key]()
         elif key in (Qt.Key.Key_Left, Qt.Key.Key_Right):
             direction = -1 if key == Qt.Key.Key_Left else 1
             self.step_chunk(direction) if shift else self.step(direction)
@@ -324,8 +444,6 @@ class PreviewPlayer(QWidget):
             self.go_to_start()
         elif key == Qt.Key.Key_End:
             self.go_to_end()
-        elif key == Qt.Key.Key_L:
-            self.set_looping(not self._looping)
         else:
             super().keyPressEvent(event)
             return

@@ -1,8 +1,10 @@
-"""The scrub bar: the timeline in miniature, one cell per chunk, with the playhead and loop range.
+"""The scrub bar: the timeline in miniature, one cell per chunk, with the playhead, shots and in/out range.
 
 Cells show each chunk's state (generated, live preview, hole) so the director sees at a glance what
-can be played; clicking or dragging anywhere seeks (`scrubbed(frame)`), and the keyboard works like a
-slider's (arrows by frame, Page Up/Down by chunk, Home/End).
+can be played; each is numbered within its shot, as the storyboard's cards are, and a bright line marks
+where a shot begins. The in/out range (I/O) is a band above the cells with a bracket at each mark set.
+Clicking or dragging anywhere seeks (`scrubbed(frame)`), hovering names the chunk and its timecode,
+and the keyboard works like a slider's (arrows by frame, Page Up/Down by chunk, Home/End).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from magi_studio.player.frame_store import FRAMES_PER_CHUNK, ChunkState, FrameStore
+from magi_studio.player.marks import ShotSpan, chunk_name, shot_of, timecode
 from magi_studio.theme import palette
 
 _CELL_COLOURS = {
@@ -37,9 +40,12 @@ class ScrubBar(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMinimumWidth(160)
+        self.setMouseTracking(True)  # the tooltip names the chunk under the pointer
         self._store = store
         self._frame = 0
-        self._loop: tuple[int, int] | None = None
+        self._marks: tuple[int | None, int | None] = (None, None)
+        self._shots: tuple[ShotSpan, ...] = ()
+        self.fps = 24.0
         store.chunkChanged.connect(self.update)
         store.layoutChanged.connect(self.update)
 
@@ -54,10 +60,18 @@ class ScrubBar(QWidget):
             self._frame = frame
             self.update()
 
-    def set_loop_range(self, loop: tuple[int, int] | None) -> None:
-        """Highlight frames first..last (inclusive), or nothing."""
-        self._loop = loop
+    def set_marks(self, mark_in: int | None, mark_out: int | None) -> None:
+        """The in and out marks (frames, inclusive; None: not set): the range between them is highlighted."""
+        self._marks = (mark_in, mark_out)
         self.update()
+
+    def set_shots(self, shots) -> None:
+        self._shots = tuple(shots)
+        self.update()
+
+    def shot_boundaries(self) -> list[int]:
+        """The chunk positions where a shot other than the first begins (a line is drawn there)."""
+        return [span.first_chunk for span in self._shots[1:] if 0 < span.first_chunk < self._store.chunk_count]
 
     # Geometry ---------------------------------------------------------------------------------
     def _track(self) -> QRectF:
@@ -82,6 +96,9 @@ class ScrubBar(QWidget):
     def mouseMoveEvent(self, event) -> None:
         if event.buttons() & Qt.MouseButton.LeftButton and self._store.frame_count:
             self.scrubbed.emit(self.frame_at(event.position().x()))
+        elif self._store.frame_count:
+            frame = self.frame_at(event.position().x())
+            self.setToolTip(f"{chunk_name(self._shots, frame // FRAMES_PER_CHUNK)} · {timecode(frame, self.fps)}")
 
     def keyPressEvent(self, event) -> None:
         count = self._store.frame_count
@@ -119,20 +136,39 @@ class ScrubBar(QWidget):
                 painter.setBrush(QColor(palette.CYAN).darker(130))
                 painter.drawRoundedRect(QRectF(cell.left(), cell.bottom() - 3, cell.width() * progress, 3), 1.5, 1.5)
             if cell_width >= 26:
+                found = shot_of(self._shots, chunk)
+                number = chunk - found[1].first_chunk + 1 if found else chunk + 1
                 painter.setPen(QColor(palette.TEXT_DIM if state != ChunkState.EMPTY else palette.TEXT_FAINT))
-                painter.drawText(cell, Qt.AlignmentFlag.AlignCenter, str(chunk + 1))
-        if self._loop is not None:
-            first, last = self._loop
-            band = QRectF(self.x_for_frame(first), track.top() - 6, self.x_for_frame(last + 1) - self.x_for_frame(first), 3)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(palette.CYAN))
-            painter.drawRoundedRect(band, 1.5, 1.5)
+                painter.drawText(cell, Qt.AlignmentFlag.AlignCenter, str(number))
+        for chunk in self.shot_boundaries():  # a shot starts here: a bright line over the gap
+            x = track.left() + chunk * cell_width - gap / 2
+            painter.setPen(QPen(QColor(palette.TEXT), 2))
+            painter.drawLine(QPointF(x, track.top() - 3), QPointF(x, track.bottom() + 3))
+        self._paint_marks(painter, track)
         self._paint_playhead(painter, track)
         if self.hasFocus():
             painter.setPen(QPen(QColor(palette.ACCENT).darker(130), 1))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4)
         painter.end()
+
+    def _paint_marks(self, painter: QPainter, track: QRectF) -> None:
+        mark_in, mark_out = self._marks
+        if mark_in is None and mark_out is None:
+            return
+        count = self._store.frame_count
+        first = min(mark_in or 0, max(0, count - 1))
+        last = min(mark_out if mark_out is not None else count - 1, max(0, count - 1))
+        left, right = self.x_for_frame(first), self.x_for_frame(max(first, last) + 1)
+        cyan = QColor(palette.CYAN)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(cyan)
+        painter.drawRect(QRectF(left, track.top() - 6, right - left, 3))
+        painter.setPen(QPen(cyan, 2))
+        for x, inward, shown in ((left, 1, mark_in is not None), (right, -1, mark_out is not None)):
+            if shown:  # a bracket: [ at the in mark, ] at the out mark
+                painter.drawPolyline([QPointF(x + 4 * inward, track.top() - 6), QPointF(x, track.top() - 6),
+                                      QPointF(x, track.bottom() + 3), QPointF(x + 4 * inward, track.bottom() + 3)])
 
     def _paint_playhead(self, painter: QPainter, track: QRectF) -> None:
         x = self.x_for_frame(self._frame + 0.5)

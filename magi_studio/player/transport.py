@@ -1,29 +1,22 @@
-"""The transport bar under the picture: scrub bar, play/pause, frame step, go to chunk, loop, readouts.
+"""The transport bar under the picture: scrub bar, play/pause, frame step, loop, and the readouts.
 
-Only widgets live here; PreviewPlayer connects them to playback. Buttons take no keyboard focus
-(the player's keys — space, arrows — keep working after a click), except the chunk box, which is an
-input.
+Only widgets live here; PreviewPlayer connects them to playback. The position reads as timecode,
+HH:MM:SS:FF at the project's frame rate (FF the frame within its second, as editors show it),
+labelled "TC", or — the frame counter option — as frame numbers; beside it the shuttle speed while
+J/L shuttle, the in/out range once I or O marked it, and the chunk under the playhead named as the
+storyboard's cards number it ("Shot 2 · chunk 3"). Buttons take no keyboard focus (the player's keys
+keep working after a click).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from magi_studio.player.frame_store import FrameStore
+from magi_studio.player.marks import InOutRange, timecode
 from magi_studio.player.scrub_bar import ScrubBar
 from magi_studio.theme import icon
-
-
-def timecode(frame: int, fps: float) -> str:
-    """Frame index → "MM:SS:FF" (or "H:MM:SS:FF" past an hour), FF being the frame within its second."""
-    fps_whole = max(1, round(fps))
-    seconds, frames = divmod(max(0, frame), fps_whole)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{seconds:02d}:{frames:02d}"
-    return f"{minutes:02d}:{seconds:02d}:{frames:02d}"
 
 
 def _tool_button(icon_name: str, tip: str, object_name: str = "", size: int = 20) -> QToolButton:
@@ -39,6 +32,12 @@ def _tool_button(icon_name: str, tip: str, object_name: str = "", size: int = 20
     return button
 
 
+def _readout(text: str = "", name: str = "FrameReadout") -> QLabel:
+    label = QLabel(text)
+    label.setObjectName(name)
+    return label
+
+
 class TransportBar(QWidget):
     def __init__(self, store: FrameStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,37 +50,37 @@ class TransportBar(QWidget):
         self.play = _tool_button("play", "Play (Space)", "PlayButton", size=20)
         self.step_forward = _tool_button("step-forward", "Next frame (Right)")
         self.go_end = _tool_button("go-end", "Go to end (End)")
-        self.loop = _tool_button("loop", "Loop playback (L)")
+        self.loop = _tool_button("loop", "Loop the in/out range, or everything (Ctrl+/)")
         self.loop.setCheckable(True)
 
-        self.timecode = QLabel("00:00:00")
-        self.timecode.setObjectName("Timecode")
-        self.duration = QLabel("/ 00:00:00")
-        self.duration.setObjectName("FrameReadout")
-        self.frame_readout = QLabel("Frame 0 / 0")
-        self.frame_readout.setObjectName("FrameReadout")
-        self.chunk_box = QSpinBox()
-        self.chunk_box.setObjectName("ChunkBox")
-        self.chunk_box.setPrefix("Chunk ")
-        self.chunk_box.setAccessibleName("Go to chunk")
-        self.chunk_box.setToolTip("Go to chunk")
-        self.chunk_box.setKeyboardTracking(False)  # seek when the number is complete, not per digit
-        self.chunk_box.setRange(0, 0)
-        self.chunk_total = QLabel("of 0")
-        self.chunk_total.setObjectName("FrameReadout")
+        self.frame_counter = False
+        self.caption = _readout("TC", "TimecodeCaption")
+        self.timecode = _readout("00:00:00:00", "Timecode")
+        self.duration = _readout("/ 00:00:00:00")
+        self.rate = _readout("", "ShuttleRate")
+        self.rate.setToolTip("Shuttle speed: J/L again to go faster, K to stop")
+        self.rate.hide()
+        self.in_out = _readout()
+        self.in_out.setToolTip("The in/out range (I and O); Loop plays it, Alt+X clears it")
+        self.in_out.hide()
+        self.chunk = _readout()
+        self.chunk.setToolTip("The chunk under the playhead, numbered within its shot as on the storyboard")
 
         buttons = QHBoxLayout()
         buttons.setSpacing(2)
         for widget in (self.go_start, self.step_back, self.play, self.step_forward, self.go_end):
             buttons.addWidget(widget)
         buttons.addSpacing(14)
+        buttons.addWidget(self.caption)
+        buttons.addSpacing(4)
         buttons.addWidget(self.timecode)
         buttons.addWidget(self.duration)
+        buttons.addSpacing(10)
+        buttons.addWidget(self.rate)
         buttons.addStretch(1)
-        buttons.addWidget(self.frame_readout)
+        buttons.addWidget(self.in_out)
         buttons.addSpacing(14)
-        buttons.addWidget(self.chunk_box)
-        buttons.addWidget(self.chunk_total)
+        buttons.addWidget(self.chunk)
         buttons.addSpacing(10)
         buttons.addWidget(self.loop)
 
@@ -96,16 +95,37 @@ class TransportBar(QWidget):
         self.play.setToolTip("Pause (Space)" if playing else "Play (Space)")
         self.play.setAccessibleName("Pause" if playing else "Play")
 
-    def show_position(self, frame: int, frame_count: int, chunk: int, chunk_count: int, fps: float) -> None:
-        self.timecode.setText(timecode(frame, fps))
-        self.duration.setText(f"/ {timecode(frame_count, fps)}")
-        self.frame_readout.setText(f"Frame {frame + 1 if frame_count else 0} / {frame_count}")
-        self.chunk_total.setText(f"of {chunk_count}")
+    def show_rate(self, rate: int) -> None:
+        """The shuttle speed while it is not plain forward play (rate frames a tick; 0: paused)."""
+        self.rate.setVisible(rate not in (0, 1))
+        self.rate.setText(f"{'◀◀' if rate < 0 else '▶▶'} {abs(rate)}×")
+
+    def set_frame_counter(self, frames: bool) -> None:
+        """Frame numbers (True) or timecode (False) for the position readouts."""
+        self.frame_counter = frames
+        self.caption.setText("Frame" if frames else "TC")
+        self.caption.setToolTip("Frame number (View › Frame Numbers)" if frames
+                                else "Timecode: hours:minutes:seconds:frames at the project's frame rate")
+
+    def position_text(self, frame: int, fps: float) -> str:
+        """A frame as the readouts show it: its number from 1, or its timecode."""
+        return str(frame + 1) if self.frame_counter else timecode(frame, fps)
+
+    def show_position(self, frame: int, frame_count: int, chunk_name: str, fps: float,
+                      in_out: InOutRange | None = None) -> None:
+        if self.frame_counter:
+            self.timecode.setText(str(frame + 1 if frame_count else 0))
+            self.duration.setText(f"/ {frame_count}")
+        else:
+            self.timecode.setText(timecode(frame, fps))
+            self.duration.setText(f"/ {timecode(frame_count, fps)}")
+        self.chunk.setText(chunk_name)
+        self.in_out.setVisible(in_out is not None)
+        if in_out is not None:
+            length = f"{in_out.frame_count} frames" if self.frame_counter else timecode(in_out.frame_count, fps)
+            self.in_out.setText(f"In {self.position_text(in_out.first, fps)}  Out "
+                                f"{self.position_text(in_out.last, fps)}  ({length})")
+        self.scrub.fps = fps
         self.scrub.set_frame(frame)
-        blocked = self.chunk_box.blockSignals(True)  # showing the position is not a request to seek
-        self.chunk_box.setRange(1 if chunk_count else 0, chunk_count)
-        self.chunk_box.setValue(chunk + 1 if chunk_count else 0)
-        self.chunk_box.blockSignals(blocked)
-        for widget in (self.go_start, self.step_back, self.play, self.step_forward, self.go_end, self.chunk_box,
-                       self.scrub):
+        for widget in (self.go_start, self.step_back, self.play, self.step_forward, self.go_end, self.scrub):
             widget.setEnabled(frame_count > 0)

@@ -41,6 +41,7 @@ from PySide6.QtGui import QPixmap
 from magi_studio.document.model import active_path, resolve_take, storyboard_chunks
 from magi_studio.player.frame_loader import FrameLoader
 from magi_studio.player.frame_store import FRAMES_PER_CHUNK, ChunkState
+from magi_studio.player.marks import ShotSpan
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class PlayerSync(QObject):
         self.player.store.clear()
         if session is None:
             self.player.store.set_chunk_count(0)
+            self.player.set_shots(())
             return
         for signal, slot in ((session.changed, self.refresh), (session.previewTakeChanged, self._on_preview),
                              (session.selectionChanged, self._on_selection), (session.storeChanged, self.refresh)):
@@ -128,6 +130,7 @@ class PlayerSync(QObject):
         project, store = self.session.project, self.player.store
         if self.player.fps != project.settings.fps:
             self.player.set_fps(project.settings.fps)
+        self.player.set_shots(shot_spans(project))  # shot boundaries, and chunks named as the cards number them
         ids = self.path_results()
         # Frames in memory move with their result; anything else is decoded in the background.
         held = {rid: store.frames(p) for p, rid in enumerate(self._shown)
@@ -279,3 +282,12 @@ class PlayerSync(QObject):
             self.player.seek_chunk(position)
         finally:
             self._seeking = False
+
+
+def shot_spans(project) -> list[ShotSpan]:
+    """Each shot's name over its run of storyboard chunk positions."""
+    spans, position = [], 0
+    for shot in project.shots:
+        spans.append(ShotSpan(shot.name, position, len(shot.chunks)))
+        position += len(shot.chunks)
+    return spans

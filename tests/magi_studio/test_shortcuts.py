@@ -88,3 +88,148 @@ def test_esc_leaves_a_field_for_the_storyboard_and_never_stops_a_run(qtbot, wind
         assert window.timeline.strip.hasFocus() and not stopped
     press(qtbot, Qt.Key.Key_Escape)  # outside a field, Esc is Stop again
     assert stopped == [True]
+
+
+# Every declared shortcut reaches its action -----------------------------------------------------------
+#: Shortcuts whose action opens a modal file dialog or closes the window: their keys are checked by
+#: test_menus_and_toolbar_are_rendered_from_the_declarations, their effect elsewhere (test_studio.py).
+NOT_PRESSED = {"edit.reference_image", "file.quit", "file.open", "file.save_as", "file.export", "edit.settings"}
+
+
+def test_every_declared_shortcut_triggers_its_action_in_the_window(qtbot, window):
+    from PySide6.QtGui import QKeySequence
+
+    from magi_studio.actions import ACTIONS
+
+    pressed = 0
+    for spec in ACTIONS:
+        if spec.id in NOT_PRESSED:
+            continue
+        action = window.action_set[spec.id]
+        for sequence in spec.key_sequences():
+            window.player.setFocus()
+            action.setEnabled(True)  # the key is under test here, not what the selection allows
+            fired = []
+            action.triggered.connect(lambda *_: fired.append(True))
+            combo = sequence[0]
+            qtbot.keyClick(QApplication.focusWidget(), combo.key(), combo.keyboardModifiers())
+            action.triggered.disconnect()
+            assert fired, f"{spec.id}: {sequence.toString(QKeySequence.SequenceFormat.PortableText)} did nothing"
+            pressed += 1
+            for dialog in QApplication.topLevelWidgets():
+                if dialog is not window and dialog.isVisible() and dialog.objectName() == "ShortcutsDialog":
+                    dialog.close()
+    assert pressed >= 40
+
+
+# Playback keys ----------------------------------------------------------------------------------------
+def test_space_jkl_shuttle_and_k_stops(qtbot, window):
+    player = window.player
+    player.setFocus()
+    press(qtbot, Qt.Key.Key_Space)
+    assert player.playback_rate == 1
+    press(qtbot, Qt.Key.Key_Space)
+    assert not player.is_playing()
+    for rate in (1, 2, 4, 8, 8):
+        press(qtbot, Qt.Key.Key_L)
+        assert player.playback_rate == rate
+    press(qtbot, Qt.Key.Key_K)
+    assert not player.is_playing() and player.playback_rate == 0
+    player.seek(100)
+    for rate in (-1, -2, -4):
+        press(qtbot, Qt.Key.Key_J)
+        assert player.playback_rate == rate
+    qtbot.waitUntil(lambda: player.current_frame < 96, timeout=3000)  # it really goes backwards
+    press(qtbot, Qt.Key.Key_L)  # the other way: forward at normal speed again
+    assert player.playback_rate == 1
+    press(qtbot, Qt.Key.Key_K)
+    assert not player.is_playing() and window.action_set["playback.play"].text() == "&Play"
+
+
+def test_arrows_home_end_step_frames_and_chunks(qtbot, window):
+    player = window.player
+    player.setFocus()
+    player.seek(30)
+    press(qtbot, Qt.Key.Key_Right)
+    press(qtbot, Qt.Key.Key_Right)
+    press(qtbot, Qt.Key.Key_Left)
+    assert player.current_frame == 31
+    press(qtbot, Qt.Key.Key_Right, SHIFT)  # one chunk: 24 frames, to the next chunk's start
+    assert player.current_frame == 48
+    press(qtbot, Qt.Key.Key_Right, SHIFT)
+    assert player.current_frame == 72
+    press(qtbot, Qt.Key.Key_Left, SHIFT)
+    assert player.current_frame == 48
+    press(qtbot, Qt.Key.Key_End)
+    assert player.current_frame == player.frame_count - 1 == 143
+    press(qtbot, Qt.Key.Key_Home)
+    assert player.current_frame == 0
+    assert window.session.selected_chunk_id == window.session.project.shots[0].chunks[0].id  # the card follows
+
+
+def test_i_o_mark_the_range_that_loop_plays_and_alt_x_clears_it(qtbot, window):
+    player = window.player
+    player.setFocus()
+    player.seek(30)
+    press(qtbot, Qt.Key.Key_I)
+    player.seek(80)
+    press(qtbot, Qt.Key.Key_O)
+    assert player.in_out.frames == (30, 81) and player.in_out.chunks == (1, 3)
+    assert player.transport.in_out.isVisible()
+    press(qtbot, Qt.Key.Key_I, SHIFT)  # go to the in mark
+    assert player.current_frame == 30
+    press(qtbot, Qt.Key.Key_O, SHIFT)  # and to the out mark
+    assert player.current_frame == 80
+    press(qtbot, Qt.Key.Key_Slash, CTRL)  # Loop
+    assert player.is_looping() and window.action_set["playback.loop"].isChecked()
+    player.set_fps(240)
+    seen = []
+    player.frameChanged.connect(seen.append)
+    press(qtbot, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: seen.count(30) >= 2, timeout=5000)  # wrapped from the out mark to the in mark
+    press(qtbot, Qt.Key.Key_K)
+    assert 30 <= min(seen) and max(seen) <= 80
+    press(qtbot, Qt.Key.Key_X, ALT)
+    assert player.in_out is None and not player.transport.in_out.isVisible()
+
+
+def test_undo_and_both_redo_keys(qtbot, window):
+    session = window.session
+    window.timeline.strip.setFocus()
+    press(qtbot, Qt.Key.Key_N, CTRL | SHIFT)
+    press(qtbot, Qt.Key.Key_Escape)
+    count = len(session.project.shots[0].chunks)
+    for redo in ((Qt.Key.Key_Z, CTRL | SHIFT), (Qt.Key.Key_Y, CTRL)):
+        press(qtbot, Qt.Key.Key_Z, CTRL)
+        assert len(session.project.shots[0].chunks) == count - 1
+        press(qtbot, *redo)
+        assert len(session.project.shots[0].chunks) == count
+
+
+# Typing is typing ---------------------------------------------------------------------------------------
+def test_typing_the_shortcut_letters_in_a_prompt_types_them_and_toggles_nothing(qtbot, window):
+    player = window.player
+    player.seek(50)
+    card = window.timeline.card(window.session.project.shots[0].chunks[2].id)
+    card.prompt.setFocus()
+    card.prompt.selectAll()
+    state = (player.current_frame, player.is_playing(), player.is_looping(), player.in_out)
+    undo_count = window.session.undo_stack.count()
+    text = "Jump kick; look in, look out. I O J K L"
+    qtbot.keyClicks(QApplication.focusWidget(), text)
+    for key, modifiers in ((Qt.Key.Key_Space, NONE), (Qt.Key.Key_Home, NONE), (Qt.Key.Key_End, NONE),
+                           (Qt.Key.Key_Left, NONE), (Qt.Key.Key_Right, NONE), (Qt.Key.Key_Left, SHIFT),
+                           (Qt.Key.Key_Insert, NONE), (Qt.Key.Key_I, SHIFT)):
+        press(qtbot, key, modifiers)
+    assert card.prompt.hasFocus()
+    assert (player.current_frame, player.is_playing(), player.is_looping(), player.in_out) == state
+    assert len(window.session.project.shots[0].chunks) == 4  # Ins inserted no chunk
+    assert window.session.project.shots[0].chunks[2].prompt.startswith(text[:-1])
+    assert window.session.undo_stack.count() == undo_count + 1  # one burst of typing
+    seed = card.seed
+    seed.setFocus()
+    seed.selectAll()
+    qtbot.keyClicks(seed, "12")
+    press(qtbot, Qt.Key.Key_Up)  # the seed field's own key: one up
+    assert seed.text() == "13"
+    assert (player.current_frame, player.is_playing(), player.is_looping(), player.in_out) == state

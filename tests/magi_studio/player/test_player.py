@@ -136,10 +136,11 @@ def test_store_rejects_what_is_not_a_chunk_of_frames():
         store.frame_image(0)
 
 
-def test_timecode_counts_frames_within_the_second():
-    assert timecode(0, 24) == "00:00:00"
-    assert timecode(24 * 61 + 5, 24) == "01:01:05"
-    assert timecode(24 * 3600, 24) == "1:00:00:00"
+def test_timecode_is_hours_minutes_seconds_frames_at_the_projects_rate():
+    assert timecode(0, 24) == "00:00:00:00"
+    assert timecode(24 * 61 + 5, 24) == "00:01:01:05"
+    assert timecode(24 * 3600 + 23, 24) == "01:00:00:23"
+    assert timecode(25 * 10 + 24, 25) == "00:00:10:24" and timecode(30 * 2, 30) == "00:00:02:00"
 
 
 # Painting -----------------------------------------------------------------------------------------
@@ -239,10 +240,13 @@ def test_step_seek_chunk_and_keys(player, qtbot):
     assert player.current_frame == 71
     qtbot.keyClick(player, Qt.Key.Key_Right)
     assert player.current_frame == 71  # clamped
-    assert player.transport.timecode.text() == "00:02:23"
-    assert player.transport.frame_readout.text() == "Frame 72 / 72"
-    player.transport.chunk_box.setValue(2)  # the "go to chunk" box
-    assert player.current_frame == 24
+    assert player.transport.timecode.text() == "00:00:02:23" and player.transport.caption.text() == "TC"
+    assert player.transport.duration.text() == "/ 00:00:03:00" and player.transport.chunk.text() == "Chunk 3"
+    player.set_frame_counter(True)  # the frame counter option
+    assert (player.transport.caption.text(), player.transport.timecode.text(),
+            player.transport.duration.text()) == ("Frame", "72", "/ 72")
+    player.set_frame_counter(False)
+    player.seek(24)
 
     qtbot.keyClick(player, Qt.Key.Key_Space)
     assert player.is_playing()
@@ -345,3 +349,88 @@ def test_plays_3_seconds_at_24_fps_without_dropping_frames(player, qtbot):
     assert stats.due >= 72
     shown = sorted(set(painted))
     assert shown == list(range(shown[0], shown[-1] + 1))  # every frame in between reached the screen
+
+
+# Shuttle, in/out, shots -----------------------------------------------------------------------------
+def test_shuttle_doubles_its_speed_each_press_and_runs_both_ways(player, qtbot):
+    for chunk in range(5):
+        player.store.set_frames(chunk, numbered_chunk(chunk))
+    rates = []
+    player.rateChanged.connect(rates.append)
+    player.seek(60)
+    for _ in range(5):
+        player.shuttle(1)
+    assert rates == [1, 2, 4, 8, 8] and player.transport.rate.text() == "▶▶ 8×"
+    assert player.transport.rate.isVisibleTo(player)
+    qtbot.waitUntil(lambda: player.current_frame >= 84, timeout=3000)  # eight frames a tick
+    player.shuttle(-1)  # the other way: back to normal speed, backwards
+    assert player.playback_rate == -1 and player.is_playing()
+    start = player.current_frame
+    qtbot.waitUntil(lambda: player.current_frame <= start - 3, timeout=3000)
+    player.shuttle(-1)
+    assert player.playback_rate == -2 and player.transport.rate.text() == "◀◀ 2×"
+    player.pause()
+    assert player.playback_rate == 0 and not player.transport.rate.isVisibleTo(player)
+    player.set_fps(240)  # backwards to the first frame, then it stops there
+    player.shuttle(-1)
+    qtbot.waitUntil(lambda: not player.is_playing(), timeout=5000)
+    assert player.current_frame == 0
+    player.shuttle(-1)  # backwards from the start plays from the end
+    assert player.is_playing() and player.current_frame >= 100
+    player.play()  # Space: forward at normal speed
+    assert player.playback_rate == 1
+
+
+def test_in_and_out_marks_make_the_range_loop_plays(player, qtbot):
+    for chunk in range(4):
+        player.store.set_frames(chunk, numbered_chunk(chunk))
+    changes = []
+    player.inOutChanged.connect(changes.append)
+    player.seek(30)
+    player.mark_in()
+    assert player.in_out.first == 30 and player.in_out.last == 95  # to the end until an out is marked
+    player.mark_out(53)
+    marks = player.in_out
+    assert (marks.first, marks.last, marks.frame_count, marks.chunks, marks.frames) == (30, 53, 24, (1, 2), (30, 54))
+    assert player.loop_range == (30, 53) and changes[-1] == marks
+    assert player.transport.in_out.text() == "In 00:00:01:06  Out 00:00:02:05  (00:00:01:00)"
+    player.mark_out(10)  # an out before the in drops the in
+    assert (player.in_out.first, player.in_out.last) == (0, 10)
+    player.mark_in(40)  # an in after the out drops the out
+    assert (player.in_out.first, player.in_out.last) == (40, 95)
+    player.mark_out(60)
+    player.go_to_out()
+    assert player.current_frame == 60
+    player.go_to_in()
+    assert player.current_frame == 40
+
+    player.set_fps(240)
+    player.set_looping(True)
+    seen = []
+    player.frameChanged.connect(seen.append)
+    player.seek(0)
+    player.play()  # outside the range: from the in mark, wrapping at the out mark
+    qtbot.waitUntil(lambda: seen.count(40) >= 2, timeout=5000)
+    player.pause()
+    assert min(seen[1:]) >= 40 and max(seen) <= 60
+    player.clear_in_out()
+    assert player.in_out is None and changes[-1] is None and not player.transport.in_out.isVisibleTo(player)
+
+
+def test_shots_name_the_chunks_and_mark_their_boundaries(player):
+    from magi_studio.player import ShotSpan
+
+    for chunk in range(6):
+        player.store.set_frames(chunk, numbered_chunk(chunk))
+    player.set_shots([ShotSpan("Shot 1", 0, 4), ShotSpan("Opening", 4, 2), ShotSpan("Later", 6, 2)])
+    player.seek_chunk(5)
+    assert player.transport.chunk.text() == "Opening · chunk 2" and player.chunk_name(1) == "Shot 1 · chunk 2"
+    scrub = player.transport.scrub
+    assert scrub.shot_boundaries() == [4]  # "Later" has no frames yet: no line past the last chunk
+    # The boundary line is drawn in the gap before chunk 5's cell, in the text colour.
+    image = scrub.grab().toImage()
+    x = round(scrub.x_for_frame(4 * FRAMES_PER_CHUNK) - 1)
+    drawn = QColor(image.pixel(x, scrub.height() // 2)).getRgb()[:3]
+    assert close(drawn, QColor(palette.TEXT).getRgb()[:3], 40), drawn
+    player.set_shots([ShotSpan("Shot 1", 0, 6)])
+    assert scrub.shot_boundaries() == [] and player.transport.chunk.text() == "Shot 1 · chunk 6"

@@ -139,7 +139,7 @@ def test_another_session_replaces_every_view(qtbot, window, tmp_path):
 
 def test_shortcuts_dialog_lists_the_editing_shortcuts(qtbot, window):
     shown = window.show_shortcuts().shortcut_texts()
-    assert shown["Undo"] == "Ctrl+Z" and shown["Redo"] == "Ctrl+Shift+Z" and shown["Delete Chunk"] == "Del"
+    assert shown["Undo"] == "Ctrl+Z" and shown["Redo"] == "Ctrl+Shift+Z, Ctrl+Y" and shown["Delete Chunk"] == "Del"
     assert shown["Move Chunk Left"] == "Ctrl+Left" and shown["Split Shot at Chunk"] == "Ctrl+K"
     window._shortcuts_dialog.close()
 
