@@ -26,6 +26,7 @@ import numpy as np
 
 from engine.requests import MAX_SEED, MAX_SIZE, MIN_SIZE
 from magi_studio.document.errors import ProjectError
+from magi_studio.document.model import SEED_POLICIES, START_MODES
 
 #: project.json and autosave.json: a storyboard of thousands of chunks is a few MB.
 MAX_MANIFEST_BYTES = 32 * 2**20
@@ -268,18 +269,18 @@ MAX_SHOTS, MAX_CHUNKS, MAX_TAKES, MAX_RESULTS, MAX_ASSETS = 2_000, 2_000, 1_000,
 SETTINGS = Obj({
     "model": Text(4_096), "width": SIZE, "height": SIZE, "fps": Int(1, 240),
     "steps": Nullable(Int(1, 1_000)), "window": Nullable(Int(1, 8)),
-    "guidance_scale": Nullable(Number(0.0, 50.0)), "seed_policy": Text(32),
+    "guidance_scale": Nullable(Number(0.0, 50.0)), "seed_policy": OneOf(SEED_POLICIES),
 })
 ASSET = Obj({"id": ID, "path": RelativePath(), "fingerprint": Text(128), "original_name": Text(4_096)})
 CHUNK = Obj({"id": ID, "prompt": PROMPT, "seed": SEED, "seed_locked": Bool()})
-TAKE_SPEC = Obj({"prompt": PROMPT, "seed": SEED, "shot_prompt": PROMPT, "start": Text(32),
+TAKE_SPEC = Obj({"prompt": PROMPT, "seed": SEED, "shot_prompt": PROMPT, "start": OneOf(START_MODES),
                  "reference_asset": Nullable(ID)})
 TAKE = Obj({
     "id": ID, "name": NAME, "parent": Nullable(ID), "first_chunk": Nullable(ID),
     "results": OrAbsent(Mapping(ID, ID, MAX_CHUNKS)), "specs": OrAbsent(Mapping(ID, TAKE_SPEC, MAX_CHUNKS)),
 })
 SHOT = Obj({
-    "id": ID, "name": NAME, "prompt": PROMPT, "start": Text(32), "reference_asset": Nullable(ID),
+    "id": ID, "name": NAME, "prompt": PROMPT, "start": OneOf(START_MODES), "reference_asset": Nullable(ID),
     "chunks": Items(CHUNK, MAX_CHUNKS), "takes": OrAbsent(Items(TAKE, MAX_TAKES)), "active_take": Nullable(ID),
 })
 RESULT = Obj({
