@@ -1,0 +1,32 @@
+"""A project opened with a damaged result: its card says so, the player shows a hole, nothing else changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from magi_studio.document.store import open_project
+from magi_studio.player.frame_store import ChunkState
+from magi_studio.timeline.style import STATE_TEXT
+
+
+@pytest.fixture
+def storyboard(tmp_path, storyboard):
+    """The three-chunk storyboard saved, chunk 2's frames file emptied, and opened again from disk."""
+    project, store = storyboard
+    store.save(project)
+    (store.path / project.results[project.shots[0].takes[0].results[project.shots[0].chunks[1].id]]
+     .files["frames"]).write_bytes(b"")
+    return open_project(store.path)
+
+
+def test_a_damaged_chunk_shows_its_badge_and_a_hole_and_the_others_play(editor):
+    project = editor.project
+    damaged = project.shots[0].takes[0].results[project.shots[0].chunks[1].id]
+    assert list(project.damaged) == [damaged]
+    assert editor.timeline.cards()[1].chunk_id == project.shots[0].chunks[1].id
+    cards = editor.timeline.cards()
+    assert [c.badge.text() for c in cards] == [STATE_TEXT["done"], STATE_TEXT["damaged"], STATE_TEXT["done"]]
+    assert "missing or unreadable" in cards[1].badge.toolTip()
+    assert "1 damaged" in editor.timeline.summary.text()
+    assert [editor.player.store.state(p) for p in range(3)] == [ChunkState.FRAMES, ChunkState.UNREADABLE,
+                                                               ChunkState.FRAMES]
