@@ -45,7 +45,7 @@ from magi_studio.document.errors import ProjectError, ProjectFileError
 from magi_studio.document.manifest import manifest_bytes, parse_manifest
 from magi_studio.document.model import CHUNK_FRAMES, Asset, ChunkResult, Project, new_id
 from magi_studio.document.project_files import checked_path, decode_frames, decode_latent, read_bytes, result_problem
-from magi_studio.document.validation import MAX_MANIFEST_BYTES
+from magi_studio.document.validation import MAX_MANIFEST_BYTES, MAX_NAME_BYTES
 
 MANIFEST = "project.json"
 AUTOSAVE = "autosave.json"
@@ -129,7 +129,7 @@ class ProjectStore:
     @classmethod
     def create(cls, path: str | os.PathLike) -> "ProjectStore":
         """A new, empty bundle (refuses to take over a folder that holds something else)."""
-        folder = bundle_path(path)
+        folder = _chosen_path(bundle_path(path))
         if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir()) or (folder / MANIFEST).exists())):
             raise ProjectError(f"'{folder}' already exists and is not a MAGI Studio project; choose another name.")
         try:
@@ -162,7 +162,7 @@ class ProjectStore:
         The copy is built in a hidden folder beside the target and renamed into place only when complete.
         `overwrite` replaces an existing MAGI Studio project at the target (never any other folder).
         """
-        target = bundle_path(path)
+        target = _chosen_path(bundle_path(path))
         if target.resolve() == self.path.resolve():
             self.save(project)
             return self
@@ -345,8 +345,8 @@ class ProjectStore:
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(source, target, follow_symlinks=False)
-        except OSError:
+            os.link(source, target)  # `source` is no link (checked_path), so nothing is followed
+        except (OSError, NotImplementedError):
             shutil.copyfile(source, target, follow_symlinks=False)
 
     def _read(self, path: Path) -> bytes:
@@ -384,6 +384,16 @@ def _project_files(project: Project) -> list[str]:
     for result in project.results.values():
         files += [result.files["latent"], result.files["frames"], result.files["thumbnail"]]
     return files
+
+
+def _chosen_path(path: Path) -> Path:
+    """A path the user chose for a new or saved project, refused in one sentence when no file system takes it."""
+    for part in path.parts:
+        if "\0" in part:
+            raise ProjectError(f"The name {part!r:.80} holds a NUL character; choose another name.")
+        if len(os.fsencode(part)) > MAX_NAME_BYTES:
+            raise ProjectError(f"The name '{part[:60]}…' is longer than {MAX_NAME_BYTES} bytes; choose a shorter one.")
+    return path
 
 
 def _regular_stat(path: Path) -> os.stat_result | None:

@@ -286,3 +286,16 @@ def test_a_missing_folder_is_created_and_a_new_project_is_not_damaged(tmp_path):
     os.rmdir(store.path / "assets")
     asset = store.import_image(write_image(tmp_path / "a.png"))
     assert store.asset_path(asset).is_file()
+
+
+def test_a_chosen_name_no_file_system_takes_is_one_sentence(saved, tmp_path):
+    project, store = saved
+    long_name = "é" * 130  # 260 bytes of UTF-8
+    for call in (lambda: ProjectStore.create(tmp_path / long_name), lambda: store.save_as(project, tmp_path / long_name),
+                 lambda: open_project(tmp_path / long_name / "project.json")):
+        with pytest.raises(ProjectError, match="longer than 255 bytes|too long"):
+            call()
+    for call in (lambda: ProjectStore.create(tmp_path / "a\0b"), lambda: store.save_as(project, tmp_path / "a\0b"),
+                 lambda: open_project(tmp_path / "a\0b")):
+        with pytest.raises(ProjectError, match="NUL"):
+            call()
