@@ -1,8 +1,9 @@
 """The scrub bar: the timeline in miniature, one cell per chunk, with the playhead, shots and in/out range.
 
 Cells show each chunk's state (generated, live preview, hole) so the director sees at a glance what
-can be played; each is numbered within its shot, as the storyboard's cards are, and a bright line marks
-where a shot begins. The in/out range (I/O) is a band above the cells with a bracket at each mark set.
+can be played; each is numbered within its shot, as the storyboard's cards are, and an amber line marks
+where a shot begins (the playhead is white). The in/out range (I/O) is a cyan band above the cells with
+a bracket at each mark set.
 Clicking or dragging anywhere seeks (`scrubbed(frame)`), hovering names the chunk and its timecode,
 and the keyboard works like a slider's (arrows by frame, Page Up/Down by chunk, Home/End).
 """
@@ -140,9 +141,9 @@ class ScrubBar(QWidget):
                 number = chunk - found[1].first_chunk + 1 if found else chunk + 1
                 painter.setPen(QColor(palette.TEXT_DIM if state != ChunkState.EMPTY else palette.TEXT_FAINT))
                 painter.drawText(cell, Qt.AlignmentFlag.AlignCenter, str(number))
-        for chunk in self.shot_boundaries():  # a shot starts here: a bright line over the gap
+        for chunk in self.shot_boundaries():  # a shot starts here: an amber line (white is the playhead)
             x = track.left() + chunk * cell_width - gap / 2
-            painter.setPen(QPen(QColor(palette.TEXT), 2))
+            painter.setPen(QPen(QColor(palette.WARNING), 2))
             painter.drawLine(QPointF(x, track.top() - 3), QPointF(x, track.bottom() + 3))
         self._paint_marks(painter, track)
         self._paint_playhead(painter, track)

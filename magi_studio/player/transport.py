@@ -19,6 +19,10 @@ from magi_studio.player.scrub_bar import ScrubBar
 from magi_studio.theme import icon
 
 
+#: The widest the "Shot 2 · chunk 3" readout grows, in pixels.
+CHUNK_LABEL_WIDTH = 220
+
+
 def _tool_button(icon_name: str, tip: str, object_name: str = "", size: int = 20) -> QToolButton:
     button = QToolButton()
     button.setIcon(icon(icon_name))
@@ -61,10 +65,8 @@ class TransportBar(QWidget):
         self.rate.setToolTip("Shuttle speed: J/L again to go faster, K to stop")
         self.rate.hide()
         self.in_out = _readout()
-        self.in_out.setToolTip("The in/out range (I and O); Loop plays it, Alt+X clears it")
         self.in_out.hide()
         self.chunk = _readout()
-        self.chunk.setToolTip("The chunk under the playhead, numbered within its shot as on the storyboard")
 
         buttons = QHBoxLayout()
         buttons.setSpacing(2)
@@ -119,12 +121,18 @@ class TransportBar(QWidget):
         else:
             self.timecode.setText(timecode(frame, fps))
             self.duration.setText(f"/ {timecode(frame_count, fps)}")
-        self.chunk.setText(chunk_name)
+        # A long shot name is elided, never widening the window (the tooltip keeps it whole).
+        self.chunk.setText(self.chunk.fontMetrics().elidedText(chunk_name, Qt.TextElideMode.ElideMiddle,
+                                                               CHUNK_LABEL_WIDTH))
+        self.chunk.setToolTip(f"{chunk_name}: the chunk under the playhead, numbered within its shot as on "
+                              "the storyboard")
         self.in_out.setVisible(in_out is not None)
-        if in_out is not None:
+        if in_out is not None:  # short: the scrub bar shows where it lies, the tooltip says it exactly
             length = f"{in_out.frame_count} frames" if self.frame_counter else timecode(in_out.frame_count, fps)
-            self.in_out.setText(f"In {self.position_text(in_out.first, fps)}  Out "
-                                f"{self.position_text(in_out.last, fps)}  ({length})")
+            self.in_out.setText(f"In/Out {length}")
+            self.in_out.setToolTip(f"In {self.position_text(in_out.first, fps)}, out "
+                                   f"{self.position_text(in_out.last, fps)}: {in_out.frame_count} frames. Loop "
+                                   "plays this range; Shift+I / Shift+O go to its ends, Alt+X clears it")
         self.scrub.fps = fps
         self.scrub.set_frame(frame)
         for widget in (self.go_start, self.step_back, self.play, self.step_forward, self.go_end, self.scrub):

@@ -393,7 +393,8 @@ def test_in_and_out_marks_make_the_range_loop_plays(player, qtbot):
     marks = player.in_out
     assert (marks.first, marks.last, marks.frame_count, marks.chunks, marks.frames) == (30, 53, 24, (1, 2), (30, 54))
     assert player.loop_range == (30, 53) and changes[-1] == marks
-    assert player.transport.in_out.text() == "In 00:00:01:06  Out 00:00:02:05  (00:00:01:00)"
+    assert player.transport.in_out.text() == "In/Out 00:00:01:00"
+    assert player.transport.in_out.toolTip().startswith("In 00:00:01:06, out 00:00:02:05: 24 frames.")
     player.mark_out(10)  # an out before the in drops the in
     assert (player.in_out.first, player.in_out.last) == (0, 10)
     player.mark_in(40)  # an in after the out drops the out
@@ -427,10 +428,25 @@ def test_shots_name_the_chunks_and_mark_their_boundaries(player):
     assert player.transport.chunk.text() == "Opening · chunk 2" and player.chunk_name(1) == "Shot 1 · chunk 2"
     scrub = player.transport.scrub
     assert scrub.shot_boundaries() == [4]  # "Later" has no frames yet: no line past the last chunk
-    # The boundary line is drawn in the gap before chunk 5's cell, in the text colour.
+    # The boundary line is drawn in the gap before chunk 5's cell, in amber.
     image = scrub.grab().toImage()
     x = round(scrub.x_for_frame(4 * FRAMES_PER_CHUNK) - 1)
-    drawn = QColor(image.pixel(x, scrub.height() // 2)).getRgb()[:3]
-    assert close(drawn, QColor(palette.TEXT).getRgb()[:3], 40), drawn
+    amber = QColor(palette.WARNING).getRgb()[:3]
+    drawn = [QColor(image.pixel(x + dx, scrub.height() // 2)).getRgb()[:3] for dx in (-1, 0, 1)]
+    assert any(close(colour, amber, 30) for colour in drawn), drawn
+    assert not any(close(QColor(image.pixel(round(scrub.x_for_frame(2 * FRAMES_PER_CHUNK) - 1) + dx,
+                                             scrub.height() // 2)).getRgb()[:3], amber, 30) for dx in (-1, 0, 1))
     player.set_shots([ShotSpan("Shot 1", 0, 6)])
     assert scrub.shot_boundaries() == [] and player.transport.chunk.text() == "Shot 1 · chunk 6"
+
+
+def test_a_long_shot_name_is_elided_not_widening_the_player(player):
+    from magi_studio.player import ShotSpan
+
+    player.store.set_frames(0, numbered_chunk(0))
+    width = player.minimumSizeHint().width()
+    player.set_shots([ShotSpan("The very long opening shot on the beach at dawn, seen from the dunes", 0, 1)])
+    label = player.transport.chunk
+    assert label.text() != player.chunk_name(0) and "…" in label.text() and label.text().endswith("chunk 1")
+    assert player.chunk_name(0) in label.toolTip()
+    assert player.minimumSizeHint().width() <= width + 230
