@@ -188,4 +188,6 @@ class FrameView(QWidget):
         font.setBold(bold)
         painter.setFont(font)
         painter.setPen(QColor(colour))
+        # A small picture (a 128 px project, a short window) elides the text rather than cutting it at both ends.
+        text = painter.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max(0, rect.width() - 8))
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)

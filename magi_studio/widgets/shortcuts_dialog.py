@@ -16,8 +16,8 @@ class ShortcutsDialog(QDialog):
         self.setWindowTitle("Keyboard Shortcuts")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.resize(520, 600)
-        intro = QLabel("Shortcuts work anywhere in the main window; while you type in a text field, "
-                       "the keys type text instead.")
+        intro = QLabel("Shortcuts work anywhere in the main window. While you type in a text field, keys "
+                       "without Ctrl or Alt type text instead; Esc leaves the field.")
         intro.setWordWrap(True)
         intro.setStyleSheet("color: #9aa2b1;")
         self.table = QTableWidget(len(rows), 3)
