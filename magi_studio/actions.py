@@ -135,7 +135,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # J/K/L shuttle, as in every editor: L again plays faster (2x, 4x, 8x), J the same backwards, K stops.
     ActionSpec("playback.backward", "Play &Backward / Faster", "&Playback", "player.shuttle_backward", None, "J",
                "Play backwards; again: twice as fast (up to 8x)", group_start=True),
-    ActionSpec("playback.stop", "&Stop", "&Playback", "player.pause", None, "K", "Stop playing (shuttle)"),
+    ActionSpec("playback.stop", "&Stop", "&Playback", "player.hold_stop", None, "K",
+               "Stop playing; hold K and press J or L to step one frame"),
     ActionSpec("playback.forward", "Play F&orward / Faster", "&Playback", "player.shuttle_forward", None, "L",
                "Play forwards; again: twice as fast (up to 8x)"),
     ActionSpec("playback.step_back", "Previous &Frame", "&Playback", "player.step_backward", "step-back", "Left",
@@ -191,6 +192,7 @@ CONTEXT_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Storyboard", "Delete the selected chunk", "Backspace"),
     ("Text fields", "Leave the field: single keys are shortcuts again", "Esc"),
     ("Storyboard", "Seed one up / down (in a seed field)", "Up / Down"),
+    ("Player", "One frame back / forward (K held down)", "K+J / K+L"),
     ("Scrub bar", "One chunk back / forward", "PgUp / PgDown"),
     ("Takes", "Make the selected take active", "Return"),
 )

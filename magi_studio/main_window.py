@@ -425,6 +425,18 @@ class MainWindow(QMainWindow):
                           "<h3>MAGI Studio</h3><p>A storyboard editor for chunk-by-chunk video generation with "
                           "MAGI-1-style models.</p><p>Bundled font: DejaVu Sans (Bitstream Vera licence).</p>")
 
+    # Keys -------------------------------------------------------------------------------------
+    def keyReleaseEvent(self, event) -> None:
+        # K is held for K+J / K+L frame steps; its release reaches the window from whatever has the focus.
+        if event.key() == Qt.Key.Key_K and not event.isAutoRepeat():
+            self.player.release_stop()
+        super().keyReleaseEvent(event)
+
+    def changeEvent(self, event) -> None:
+        if event.type() == event.Type.ActivationChange and not self.isActiveWindow():
+            self.player.release_stop()  # a release that went to another window must not leave K held
+        super().changeEvent(event)
+
     # Closing ----------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
         if self.close_guard is not None and not self.close_guard():

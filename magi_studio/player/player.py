@@ -9,7 +9,7 @@
 
 Keys while the player has focus (the main window's actions give them to the whole window): Space
 play/pause, J/K/L shuttle, I/O in and out, Left/Right one frame (pausing first), Shift+Left/Right
-one chunk, Home/End. Playback is driven by PlaybackClock (absolute-time ticks, no sleeping); at a
+one chunk, Home/End; with K held, J/L step one frame. Playback is driven by PlaybackClock (absolute-time ticks, no sleeping); at a
 shuttle rate of n, each tick moves n frames (forward or back), as editors' J/K/L do. What reached the
 screen is measured where it happens, in the view's paint: `stats` reports frames presented and
 frames dropped (due but never painted) since playback last started.
@@ -87,6 +87,7 @@ class PreviewPlayer(QWidget):
         self._tick = 0            # the latest clock tick shown
         self._looping = False
         self._rate = 1            # frames per tick while playing
+        self._stop_held = False   # K is down: J/L step frames
         self._mark_in: int | None = None
         self._mark_out: int | None = None
         self._shots: tuple[ShotSpan, ...] = ()
@@ -198,7 +199,11 @@ class PreviewPlayer(QWidget):
 
     @Slot(int)
     def shuttle(self, direction: int) -> None:
-        """J (-1) / L (+1): play that way; pressed again while playing that way, twice as fast (up to 8x)."""
+        """J (-1) / L (+1): play that way; pressed again while playing that way, twice as fast (up to 8x).
+        With K held down, one frame that way instead (K+J, K+L), as in editors."""
+        if self._stop_held:
+            self.step(direction)
+            return
         same_way = self.is_playing() and self._rate * direction > 0
         self._run(direction * (min(MAX_SHUTTLE, abs(self._rate) * 2) if same_way else 1))
 
@@ -209,6 +214,17 @@ class PreviewPlayer(QWidget):
     @Slot()
     def shuttle_backward(self) -> None:
         self.shuttle(-1)
+
+    @Slot()
+    def hold_stop(self) -> None:
+        """K pressed: stop; while it is held, J and L step one frame."""
+        self._stop_held = True
+        self.pause()
+
+    @Slot()
+    def release_stop(self) -> None:
+        """K released (or the window lost the keyboard): J and L shuttle again."""
+        self._stop_held = False
 
     def _run(self, rate: int) -> None:
         if self.frame_count == 0:
@@ -430,7 +446,7 @@ class PreviewPlayer(QWidget):
     # Keyboard ---------------------------------------------------------------------------------
     def keyPressEvent(self, event) -> None:
         key, shift = event.key(), bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
-        letters = {Qt.Key.Key_J: self.shuttle_backward, Qt.Key.Key_K: self.pause, Qt.Key.Key_L: self.shuttle_forward,
+        letters = {Qt.Key.Key_J: self.shuttle_backward, Qt.Key.Key_K: self.hold_stop, Qt.Key.Key_L: self.shuttle_forward,
                    Qt.Key.Key_I: self.go_to_in if shift else self.mark_in,
                    Qt.Key.Key_O: self.go_to_out if shift else self.mark_out}
         if key == Qt.Key.Key_Space:
@@ -448,3 +464,8 @@ class PreviewPlayer(QWidget):
             super().keyPressEvent(event)
             return
         event.accept()
+
+    def keyReleaseEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_K and not event.isAutoRepeat():
+            self.release_stop()
+        super().keyReleaseEvent(event)  # ignored: the window hears it too

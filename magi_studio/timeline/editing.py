@@ -115,8 +115,12 @@ class TimelineEditing:
         return self._on_selected(edits.split_shot)
 
     def new_shot(self) -> bool:
-        return self.session is not None and self._type_into_new(self._apply(
-            edits.new_shot_after(self.session.project, self.session.selected_shot_id or None)))
+        """A shot after the selected one; its shot prompt (the subject and style) takes the keyboard."""
+        added = self.session is not None and self._apply(
+            edits.new_shot_after(self.session.project, self.session.selected_shot_id or None))
+        if added and self.session.selected_shot_id in self._groups:
+            self._groups[self.session.selected_shot_id].prompt_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+        return added
 
     def delete_shot(self, shot_id: str) -> bool:
         """Delete a whole shot (never the last one); its results stay in the project for undo."""

@@ -73,8 +73,12 @@ def test_insert_chunk_and_new_shot_also_hand_the_keyboard_to_the_new_prompt(qtbo
     press(qtbot, Qt.Key.Key_Insert)
     shot = window.session.project.shots[0]
     assert len(shot.chunks) == 5 and window.timeline.card(shot.chunks[1].id).prompt.hasFocus()
-    press(qtbot, Qt.Key.Key_N, CTRL | ALT)
-    assert len(window.session.project.shots) == 4 and selected_card(window).prompt.hasFocus()
+    press(qtbot, Qt.Key.Key_N, CTRL | ALT)  # a new shot: its shot prompt first (subject and style)
+    shot = window.session.project.shot(window.session.selected_shot_id)
+    assert len(window.session.project.shots) == 4 and window.timeline.group(shot.id).prompt_edit.hasFocus()
+    qtbot.keyClicks(QApplication.focusWidget(), "a beach at dawn")
+    press(qtbot, Qt.Key.Key_Escape)
+    assert shot.prompt == "a beach at dawn" and window.timeline.strip.hasFocus()
 
 
 def test_esc_leaves_a_field_for_the_storyboard_and_never_stops_a_run(qtbot, window):
@@ -234,3 +238,27 @@ def test_typing_the_shortcut_letters_in_a_prompt_types_them_and_toggles_nothing(
     press(qtbot, Qt.Key.Key_Up)  # the seed field's own key: one up
     assert seed.text() == "13"
     assert (player.current_frame, player.is_playing(), player.is_looping(), player.in_out) == state
+
+
+def test_k_held_down_makes_j_and_l_step_one_frame(qtbot, window):
+    player = window.player
+    player.setFocus()
+    player.seek(40)
+    press(qtbot, Qt.Key.Key_L)
+    assert player.is_playing()
+    qtbot.keyPress(QApplication.focusWidget(), Qt.Key.Key_K)  # K down: stops
+    assert not player.is_playing()
+    frame = player.current_frame
+    press(qtbot, Qt.Key.Key_J)
+    press(qtbot, Qt.Key.Key_J)
+    press(qtbot, Qt.Key.Key_L)
+    assert player.current_frame == frame - 1 and not player.is_playing()
+    qtbot.keyRelease(QApplication.focusWidget(), Qt.Key.Key_K)
+    press(qtbot, Qt.Key.Key_L)  # K up: L shuttles again
+    assert player.playback_rate == 1
+    press(qtbot, Qt.Key.Key_K)
+    window.timeline.strip.setFocus()  # released while another widget has the keyboard: heard by the window
+    qtbot.keyPress(QApplication.focusWidget(), Qt.Key.Key_K)
+    qtbot.keyRelease(QApplication.focusWidget(), Qt.Key.Key_K)
+    press(qtbot, Qt.Key.Key_L)
+    assert player.playback_rate == 1
