@@ -175,6 +175,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Show the player's position as frame numbers instead of timecode (HH:MM:SS:FF)",
                checkable=True, group_start=True),
     # Help
+    ActionSpec("help.user_guide", "&User Guide", "&Help", "show_user_guide", None, None,
+               "Open the user guide: the workflow, settings, shortcuts and the command line"),
     ActionSpec("help.shortcuts", "&Keyboard Shortcuts", "&Help", "show_shortcuts", "keyboard", "F1",
                "List every keyboard shortcut"),
     ActionSpec("help.welcome", "Show &Welcome", "&Help", "show_welcome", "info", None,

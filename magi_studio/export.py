@@ -213,14 +213,24 @@ def _reshaper(aspect: tuple[int, int] | None, fit: str) -> Callable[[np.ndarray]
 
     def reshape(frame: np.ndarray) -> np.ndarray:
         height, width = frame.shape[:2]
-        if (width * tall == height * wide) or (fit == PAD) == (width * tall > height * wide):
-            # pad a wide frame or crop a tall one: the height changes
-            new_height = _even(width * tall / wide)
-            return _fit_rows(frame, new_height) if new_height != height else frame
-        new_width = _even(height * wide / tall)
-        return np.swapaxes(_fit_rows(np.swapaxes(frame, 0, 1), new_width), 0, 1) if new_width != width else frame
+        new_width, new_height = shaped_size(width, height, aspect, fit)
+        if new_height != height:
+            return _fit_rows(frame, new_height)
+        if new_width != width:
+            return np.swapaxes(_fit_rows(np.swapaxes(frame, 0, 1), new_width), 0, 1)
+        return frame
 
     return reshape
+
+
+def shaped_size(width: int, height: int, aspect: tuple[int, int] | None, fit: str = PAD) -> tuple[int, int]:
+    """The size a `width` x `height` picture has at `aspect` (w, h): padded (PAD) or cropped (CROP), even."""
+    if aspect is None or width * aspect[1] == height * aspect[0]:
+        return width, height
+    wide, tall = aspect
+    if (fit == PAD) == (width * tall > height * wide):  # pad a wide picture or crop a tall one: new height
+        return width, _even(width * tall / wide)
+    return _even(height * wide / tall), height
 
 
 def _even(size: float) -> int:

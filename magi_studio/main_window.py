@@ -22,7 +22,8 @@ import logging
 from html import escape
 from typing import Callable
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
 from magi_studio.actions import ActionSet
@@ -93,6 +94,8 @@ class MainWindow(QMainWindow):
         self.generation = None
         self._session_connections: list = []
         self._docks_sized = False
+        #: Hands a file or web address to the desktop (Help › User Guide); tests replace it.
+        self.open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl
 
         # Centre: banners and the take-preview bar above the player.
         self.player = PreviewPlayer()
@@ -406,6 +409,12 @@ class MainWindow(QMainWindow):
         action.setIcon(self.player.transport.play.icon())
 
     # Help -------------------------------------------------------------------------------------
+    def show_user_guide(self) -> bool:
+        """Help › User Guide: the guide that ships with the app (magi_studio.user_guide), in the desktop's viewer."""
+        from magi_studio.user_guide import user_guide_url
+
+        return bool(self.open_url(user_guide_url()))
+
     def show_shortcuts(self) -> ShortcutsDialog:
         if self._shortcuts_dialog is None:
             self._shortcuts_dialog = ShortcutsDialog(self.action_set.shortcut_rows(), self)

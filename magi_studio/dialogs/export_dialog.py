@@ -1,9 +1,15 @@
-"""File > Export: the storyboard's active takes (or a shot, or a chunk range) to an mp4 with a sidecar JSON.
+"""File > Export: the storyboard's active takes (or a shot, a chunk range, the in/out range) to an mp4 with a
+sidecar JSON, or to an OpenTimelineIO timeline over that mp4.
 
     dialog = ExportDialog(session.project, session.store, selected_shot_id=session.selected_shot_id,
-                          settings=settings, name=session.display_name, parent=window)
+                          settings=settings, name=session.display_name, in_out=(48, 96), parent=window)
     dialog.failed.connect(window.report_error)
     dialog.open()
+
+The dialog says which files it will write, and where, before anything is written (the video, its
+sidecar, and the .otio for a timeline), and once they are written it offers "Show in Folder" and
+"Play" (dialogs/export_done.py). Frame rate and aspect can differ from the project's (see
+magi_studio.export); a timeline has one clip per chunk or per shot (magi_studio.otio_export).
 
 Before anything is written, chunks that are not generated (or out of date) are named with
 export.describe_pending, and the export goes ahead only if the user chooses "Export What Exists":
@@ -18,12 +24,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from math import gcd
 from html import escape
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressDialog, QPushButton,
                                QRadioButton, QSpinBox, QVBoxLayout, QWidget)
@@ -33,12 +41,21 @@ from engine.events import CancelToken
 from magi_studio.controllers.common import SerialTasks
 from magi_studio.document.model import (CHUNK_FRAMES, ChunkState, Project, Shot, Take, active_path,
                                         storyboard_chunks, storyboard_states)
-from magi_studio.export import describe_pending, export_video, pending_chunks, sidecar_path
+from magi_studio.dialogs.export_done import ExportDoneDialog, describe_files, files_html
+from magi_studio.export import (CROP, PAD, chunks_of_frames, describe_pending, export_video, owning_take,
+                                pending_chunks, shaped_size, sidecar_path)
+from magi_studio.otio_export import CHUNK, SHOT, TIMELINE_SUFFIX, is_our_export, video_path, write_timeline
 
 SCALES = (1, 2, 4, 8)
 QUALITIES = (("High (CRF 18)", 18), ("Standard (CRF 23)", 23), ("Small file (CRF 28)", 28))
 NEAREST, BICUBIC = "nearest", "bicubic"
 EXPORT_WHAT_EXISTS = "Export What Exists"
+MP4, OTIO = "mp4", "otio"
+#: Frame rates offered beside the project's own.
+FRAME_RATES = (24, 25, 30, 48, 50, 60)
+#: Aspects offered beside the generated one: (label, "w:h").
+ASPECTS = (("16:9 (widescreen)", "16:9"), ("4:3", "4:3"), ("1:1 (square)", "1:1"), ("9:16 (vertical)", "9:16"),
+           ("2:1 (univisium)", "2:1"))
 
 
 def ask_about_pending(parent: QWidget | None, message: str) -> bool:
@@ -75,13 +92,16 @@ def existing_only(project: Project) -> Project:
 
 
 def restore_chunk_records(sidecar: Path, project: Project) -> None:
-    """After exporting `existing_only(project)`: the sidecar's chunk index and state as in the real storyboard."""
+    """After exporting `existing_only(project)`: the sidecar's chunk index, state and take as in the real
+    storyboard."""
     where = {ref.chunk_id: ref.index for ref in storyboard_chunks(project)}
     states = storyboard_states(project)
     data = json.loads(sidecar.read_text(encoding="utf-8"))
     for record in data["chunks"]:
         record["index"] = where[record["chunk_id"]]
         record["state"] = states[record["shot_id"]][record["index"]].value
+        take = owning_take(project.shot(record["shot_id"]), record["chunk_id"], record["result_id"])
+        record["take_id"], record["take"] = (take.id, take.name) if take else (None, None)
     tmp = sidecar.with_name(f".{sidecar.name}.tmp")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, sidecar)
@@ -100,13 +120,20 @@ class ExportDialog(QDialog):
 
     def __init__(self, project: Project, store, *, selected_shot_id: str | None = None, settings=None,
                  ask_pending: Callable[[QWidget, str], bool] = ask_about_pending, name: str | None = None,
-                 parent: QWidget | None = None) -> None:
+                 in_out: tuple[int, int] | None = None,
+                 open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ExportDialog")
         self.setWindowTitle("Export Video")
         self.project, self.store, self.settings, self.ask_pending = project, store, settings, ask_pending
-        #: The ExportResult once the video is written.
+        #: The ExportResult once the video is written; the .otio's path when a timeline was written too.
         self.outcome = None
+        self.timeline: Path | None = None
+        #: The "Export Finished" dialog (Show in Folder, Play) once the export is done.
+        self.done_dialog: ExportDoneDialog | None = None
+        self.open_url = open_url
+        #: The player's in/out points: storyboard frames [in, out), or None when none are set.
+        self.in_out = in_out
         self._refs = storyboard_chunks(project)
         self._tasks = SerialTasks("magi-export", self)
         self._token: CancelToken | None = None
@@ -128,8 +155,14 @@ class ExportDialog(QDialog):
         self.whole = QRadioButton(f"Whole storyboard ({len(self._refs)} chunks)")
         self.shot = QRadioButton("Selected shot")
         self.chunks = QRadioButton("Chunks")
+        self.in_out_button = QRadioButton("In/out range (set with I and O in the player)")
+        self.in_out_button.setEnabled(in_out is not None)
+        if in_out is not None:
+            fps = project.settings.fps
+            self.in_out_button.setText(f"In/out range (frames {in_out[0] + 1}–{in_out[1]}, "
+                                       f"{(in_out[1] - in_out[0]) / fps:.1f} s)")
         self.range_group = QButtonGroup(self)
-        for button in (self.whole, self.shot, self.chunks):
+        for button in (self.whole, self.shot, self.chunks, self.in_out_button):
             self.range_group.addButton(button)
         self.first_spin, self.last_spin = QSpinBox(), QSpinBox()
         for spin in (self.first_spin, self.last_spin):
@@ -139,7 +172,7 @@ class ExportDialog(QDialog):
         self.shot.setEnabled(self._shot_range is not None)
         if self._shot_range is not None:
             self.shot.setText(f"Selected shot ({project.shot(selected_shot_id).name})")
-        self.whole.setChecked(True)
+        (self.in_out_button if in_out is not None else self.whole).setChecked(True)
         chunk_row = QHBoxLayout()
         chunk_row.addWidget(self.chunks)
         chunk_row.addWidget(self.first_spin)
@@ -150,6 +183,34 @@ class ExportDialog(QDialog):
         for widget in (self.whole, self.shot):
             range_box.addWidget(widget)
         range_box.addLayout(chunk_row)
+        range_box.addWidget(self.in_out_button)
+
+        self.format_combo = QComboBox()
+        self.format_combo.addItem("MP4 video", MP4)
+        self.format_combo.addItem("OpenTimelineIO timeline + MP4", OTIO)
+        self.clips_combo = QComboBox()
+        self.clips_combo.addItem("One clip per chunk", CHUNK)
+        self.clips_combo.addItem("One clip per shot", SHOT)
+        self.clips_combo.setEnabled(False)
+        format_row = QHBoxLayout()
+        format_row.addWidget(self.format_combo, 1)
+        format_row.addWidget(self.clips_combo, 1)
+        self.fps_combo = QComboBox()
+        self.fps_combo.addItem(f"{project.settings.fps} fps (the project's)", None)
+        for rate in FRAME_RATES:
+            if rate != project.settings.fps:
+                self.fps_combo.addItem(f"{rate} fps", rate)
+        self.aspect_combo = QComboBox()
+        self.aspect_combo.addItem(f"As generated ({_ratio(project.settings.width, project.settings.height)})", None)
+        for text, aspect in ASPECTS:
+            self.aspect_combo.addItem(text, aspect)
+        self.fit_combo = QComboBox()
+        self.fit_combo.addItem("Black bars (whole picture)", PAD)
+        self.fit_combo.addItem("Crop (fill the frame)", CROP)
+        self.fit_combo.setEnabled(False)
+        aspect_row = QHBoxLayout()
+        aspect_row.addWidget(self.aspect_combo, 1)
+        aspect_row.addWidget(self.fit_combo, 1)
 
         width, height = project.settings.width, project.settings.height
         self.scale_combo = QComboBox()
@@ -165,6 +226,10 @@ class ExportDialog(QDialog):
         self.summary = QLabel()
         self.summary.setObjectName("ExportSummary")
         self.summary.setWordWrap(True)
+        self.writes = QLabel()
+        self.writes.setObjectName("ExportWrites")
+        self.writes.setWordWrap(True)
+        self.writes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message = QLabel()
         self.message.setObjectName("ExportMessage")
         self.message.setWordWrap(True)
@@ -172,9 +237,12 @@ class ExportDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("File:", path_row)
+        form.addRow("Format:", format_row)
         form.addRow("Range:", range_box)
         form.addRow("Size:", self.scale_combo)
         form.addRow("Upscaling:", self.filter_combo)
+        form.addRow("Frame rate:", self.fps_combo)
+        form.addRow("Aspect:", aspect_row)
         form.addRow("Quality:", self.quality_combo)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
@@ -186,54 +254,120 @@ class ExportDialog(QDialog):
         layout.setSpacing(12)
         layout.addLayout(form)
         layout.addWidget(self.summary)
+        layout.addWidget(self.writes)
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
         self.setMinimumWidth(540)
 
         for signal in (self.range_group.buttonToggled, self.first_spin.valueChanged, self.last_spin.valueChanged,
-                       self.scale_combo.currentIndexChanged):
+                       self.scale_combo.currentIndexChanged, self.fps_combo.currentIndexChanged,
+                       self.aspect_combo.currentIndexChanged, self.fit_combo.currentIndexChanged):
             signal.connect(self._update_summary)
+        self.format_combo.currentIndexChanged.connect(self._on_format)
+        self.path_edit.textChanged.connect(self._update_writes)
+        self.aspect_combo.currentIndexChanged.connect(
+            lambda: self.fit_combo.setEnabled(self.aspect() is not None))
         self.first_spin.valueChanged.connect(lambda: self.chunks.setChecked(True))
         self.last_spin.valueChanged.connect(lambda: self.chunks.setChecked(True))
         self.scale_combo.currentIndexChanged.connect(
             lambda: self.filter_combo.setEnabled(self.scale_combo.currentData() > 1))
         self._update_summary()
+        self._update_writes()
 
     # Choices ----------------------------------------------------------------------------------
     def chunk_range(self) -> tuple[int, int] | None:
-        """Storyboard positions [start, stop) to export; None for the whole storyboard."""
+        """Storyboard positions [start, stop) to export; None for the whole storyboard (and the chunks the
+        in/out range touches while it is chosen)."""
         if self.shot.isChecked() and self._shot_range is not None:
             return self._shot_range
         if self.chunks.isChecked():
             first, last = sorted((self.first_spin.value(), self.last_spin.value()))
             return first - 1, last
+        if self.frame_range() is not None:
+            return chunks_of_frames(self.frame_range())
         return None
 
+    def frame_range(self) -> tuple[int, int] | None:
+        """Storyboard frames [in, out) while the in/out range is chosen, else None."""
+        return self.in_out if self.in_out_button.isChecked() and self.in_out is not None else None
+
+    def aspect(self) -> tuple[int, int] | None:
+        """The chosen aspect as (width, height); None: as generated."""
+        chosen = self.aspect_combo.currentData()
+        return None if chosen is None else tuple(int(part) for part in chosen.split(":"))
+
+    def is_timeline(self) -> bool:
+        return self.format_combo.currentData() == OTIO
+
     def output_path(self) -> Path:
+        """The file the user names: the mp4, or the .otio of a timeline."""
         path = Path(self.path_edit.text().strip()).expanduser()
-        return path if path.suffix.lower() == ".mp4" else path.with_name(path.name + ".mp4")
+        suffix = TIMELINE_SUFFIX if self.is_timeline() else ".mp4"
+        return path if path.suffix.lower() == suffix else path.with_name(path.name + suffix)
+
+    def video_path(self) -> Path:
+        """The mp4 that is written (beside the .otio for a timeline)."""
+        return video_path(self.output_path()) if self.is_timeline() else self.output_path()
+
+    def written_files(self) -> list[Path]:
+        """Every file the export writes: the timeline (if chosen), the video and its sidecar."""
+        return [path for path, _ in self._described_files()]
+
+    def _described_files(self) -> list[tuple[Path, str]]:
+        video = self.video_path()
+        return describe_files(video, sidecar_path(video), self.output_path() if self.is_timeline() else None)
 
     def _range_of_shot(self, shot_id: str | None) -> tuple[int, int] | None:
         positions = [ref.position for ref in self._refs if ref.shot_id == shot_id]
         return (positions[0], positions[-1] + 1) if positions else None
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export Video", self.path_edit.text(), "MP4 video (*.mp4)")
+        kind = f"OpenTimelineIO timeline (*{TIMELINE_SUFFIX})" if self.is_timeline() else "MP4 video (*.mp4)"
+        path, _ = QFileDialog.getSaveFileName(self, "Export", self.path_edit.text(), kind)
         if path:
             self.path_edit.setText(path)
+
+    def _on_format(self) -> None:
+        timeline = self.is_timeline()
+        self.clips_combo.setEnabled(timeline)
+        self.setWindowTitle("Export Timeline" if timeline else "Export Video")
+        path = Path(self.path_edit.text().strip())
+        if path.suffix.lower() in (".mp4", TIMELINE_SUFFIX):  # the name follows the format
+            self.path_edit.setText(str(path.with_suffix(TIMELINE_SUFFIX if timeline else ".mp4")))
+        self._update_writes()
+
+    def _update_writes(self) -> None:
+        self.writes.setText("Writes:" + files_html(self._described_files()))
 
     def _update_summary(self) -> None:
         chosen = self.chunk_range() or (0, len(self._refs))
         count = max(0, chosen[1] - chosen[0])
-        seconds = count * CHUNK_FRAMES / self.project.settings.fps
+        frames = count * CHUNK_FRAMES if self.frame_range() is None else self.frame_range()[1] - self.frame_range()[0]
+        project_fps = self.project.settings.fps
+        fps = self.fps_combo.currentData() or project_fps
+        seconds = frames / project_fps
         pending = pending_chunks(self.project, self.chunk_range())
-        text = f"{count} chunk{'s' * (count != 1)}, {count * CHUNK_FRAMES} frames, {seconds:.1f} s."
+        text = f"{count} chunk{'s' * (count != 1)}, {-(-frames * fps // project_fps)} frames, {seconds:.1f} s"
+        width, height = self.output_size()
+        text += f", {width} × {height} at {fps} fps."
         self.summary.setText(f"{text} {describe_pending(pending)}" if pending else text)
+
+    def output_size(self) -> tuple[int, int]:
+        """The video's size in pixels with the chosen scale and aspect (as magi_studio.export shapes it)."""
+        factor = self.scale_combo.currentData()
+        return shaped_size(self.project.settings.width * factor, self.project.settings.height * factor,
+                           self.aspect(), self.fit_combo.currentData())
 
     # Export -----------------------------------------------------------------------------------
     def start_export(self) -> bool:
-        """Check what is missing (asking if anything is), then write the video off the GUI thread."""
-        chunk_range, output = self.chunk_range(), self.output_path()
+        """Check what is missing (asking if anything is), then write the video (and the timeline) off the GUI
+        thread."""
+        chunk_range, frame_range, output = self.chunk_range(), self.frame_range(), self.output_path()
+        video, timeline, clips = self.video_path(), self.is_timeline(), self.clips_combo.currentData()
+        if timeline and video.exists() and not is_our_export(video):
+            self._show_error(ExportError(f"'{video}' exists and was not written by MAGI Studio; the timeline's "
+                                         "video would replace it. Choose another name."))
+            return False
         project = self.project
         pending = pending_chunks(project, chunk_range)
         if pending:
@@ -246,6 +380,8 @@ class ExportDialog(QDialog):
                 return False
             if any(p.state is ChunkState.EMPTY for p in pending):
                 project = existing_only(project)
+                if frame_range is not None:
+                    frame_range = self._kept_frames(project, frame_range)
                 chunk_range = None if chunk_range is None else self._kept_range(project, chunk_range)
         factor, smooth = self.scale_combo.currentData(), self.filter_combo.currentData() == BICUBIC
         store = _UpscaledStore(self.store, factor) if factor > 1 and not smooth else self.store
@@ -253,19 +389,23 @@ class ExportDialog(QDialog):
         crf, token, progress = self.quality_combo.currentData(), CancelToken(), self._signals.advanced.emit
         fix_sidecar = project is not self.project
         original, name = self.project, self.project_name
+        shape = {"fps": self.fps_combo.currentData(), "aspect": self.aspect(),
+                 "fit": self.fit_combo.currentData()}
+        ranges = {"chunk_range": chunk_range} if frame_range is None else {"frame_range": frame_range}
 
         def work():  # the export thread
-            outcome = export_video(project, store, output, chunk_range=chunk_range, scale=scale, crf=crf,
+            outcome = export_video(project, store, video, **ranges, **shape, scale=scale, crf=crf,
                                    progress=progress, cancel=token, project_name=name)
             if outcome is not None and fix_sidecar:
                 restore_chunk_records(outcome.sidecar, original)
-            return outcome
+            written = write_timeline(outcome.sidecar, output, clips=clips) if outcome and timeline else None
+            return outcome, written
 
         self._token = token
         self.export_button.setEnabled(False)
         self.message.hide()
         frames = CHUNK_FRAMES * (len(self._refs) if chunk_range is None else chunk_range[1] - chunk_range[0])
-        self.progress_dialog = QProgressDialog(f"Writing {output.name}…", "Cancel", 0, max(1, frames), self)
+        self.progress_dialog = QProgressDialog(f"Writing {video.name}…", "Cancel", 0, max(1, frames), self)
         self.progress_dialog.setWindowTitle("Exporting")
         self.progress_dialog.setWindowModality(Qt.WindowModality.WindowModal)
         self.progress_dialog.setMinimumDuration(0)
@@ -282,6 +422,16 @@ class ExportDialog(QDialog):
 
     def is_exporting(self) -> bool:
         return self._tasks.pending > 0
+
+    def _kept_frames(self, kept: Project, frame_range: tuple[int, int]) -> tuple[int, int]:
+        """The in/out range of the real storyboard, as frames of `existing_only(...)`: from the first kept
+        chunk of the range to the last, trimmed where the range's own first or last chunk is kept."""
+        first, stop = chunks_of_frames(frame_range)
+        start, end = self._kept_range(kept, (first, stop))
+        kept_ids = {ref.chunk_id for ref in storyboard_chunks(kept)}
+        head = frame_range[0] - self._refs[first].start_frame if self._refs[first].chunk_id in kept_ids else 0
+        tail = self._refs[stop - 1].stop_frame - frame_range[1] if self._refs[stop - 1].chunk_id in kept_ids else 0
+        return start * CHUNK_FRAMES + head, end * CHUNK_FRAMES - tail
 
     def _kept_range(self, kept: Project, chunk_range: tuple[int, int]) -> tuple[int, int]:
         """A range of the real storyboard, as positions in `existing_only(...)` (its chunks there are contiguous)."""
@@ -302,15 +452,20 @@ class ExportDialog(QDialog):
             self.progress_dialog.deleteLater()
             self.progress_dialog = None
 
-    def _on_done(self, outcome) -> None:
+    def _on_done(self, written) -> None:
         self._finish_progress()
+        outcome, timeline = written
         if outcome is None:
             self._show_message("Export cancelled; no video was written.")
             return
-        self.outcome = outcome
+        self.outcome, self.timeline = outcome, timeline
         if self.settings is not None:
             self.settings.last_folder = str(outcome.path.parent)
         self.exported.emit(outcome)
+        # Beside the window, not this dialog: it stays after this one closes.
+        self.done_dialog = ExportDoneDialog(outcome, timeline=timeline, open_url=self.open_url,
+                                            parent=self.parentWidget())
+        self.done_dialog.open()
         self.accept()
 
     def _on_error(self, error: BaseException) -> None:
@@ -334,4 +489,10 @@ class ExportDialog(QDialog):
         super().reject()
 
     def sidecar_path(self) -> Path:
-        return sidecar_path(self.output_path())
+        return sidecar_path(self.video_path())
+
+
+def _ratio(width: int, height: int) -> str:
+    """"16:9" for 1280 x 720, "1:1" for 128 x 128."""
+    divisor = gcd(width, height)
+    return f"{width // divisor}:{height // divisor}"

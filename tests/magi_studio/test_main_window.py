@@ -7,7 +7,7 @@ project actions, close prompt) is tested through magi_studio.studio.Studio in te
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtWidgets import QApplication, QWidget
 
 from engine.events import ChunkFinished
@@ -92,6 +92,21 @@ def test_shortcuts_dialog_lists_every_declared_shortcut(qtbot, window):
     assert shown["Select previous / next chunk"] == "Left / Right"  # a widget's own keys are listed too
     assert dialog.table.rowCount() == sum(1 for spec in ACTIONS if spec.shortcut is not None) + len(CONTEXT_KEYS)
     dialog.close()  # deletes itself
+
+
+def test_help_opens_the_user_guide_that_ships_with_the_app(window, monkeypatch, tmp_path):
+    from magi_studio import user_guide
+
+    opened = []
+    window.open_url = lambda url: opened.append(url) or True
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    assert window.action_set["help.user_guide"] in help_menu.actions()
+    window.action_set["help.user_guide"].trigger()
+    guide = user_guide.local_user_guide()
+    assert opened == [QUrl.fromLocalFile(str(guide))] and guide.read_text(encoding="utf-8").startswith("# MAGI")
+    monkeypatch.setattr(user_guide, "local_user_guide", lambda: tmp_path / "not-shipped.md")  # a bare wheel
+    window.action_set["help.user_guide"].trigger()
+    assert opened[-1] == QUrl(user_guide.PUBLISHED_GUIDE)
 
 
 def test_welcome_banner_is_dismissible_and_remembered(qtbot, window, isolated_settings, tmp_path):

@@ -246,6 +246,7 @@ def test_bundle_holds_the_resources_and_leaves_out_the_rest(bundle):
     assert (internal / "resources" / "models" / "studio-mini" / "model.json").is_file()
     assert (internal / "resources" / "icons" / "magi-studio.svg").is_file()
     assert (internal / "resources" / "fonts" / "DejaVuSans.ttf").is_file()
+    assert (internal / "docs" / "user-guide.md").is_file() and (internal / "docs" / "screenshots").is_dir()
     assert list((internal / "imageio_ffmpeg" / "binaries").glob("ffmpeg-*"))
     for left_out in ("torch/test", "torch/include", "nvidia", "PySide6/Qt/lib/libQt6Quick.so.6",
                      "PySide6/Qt/lib/libQt6Qml.so.6"):

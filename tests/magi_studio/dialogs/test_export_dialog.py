@@ -1,5 +1,7 @@
 """The export dialog driven like a user: real encoder, the mp4 decoded back (frame count, size, pixels),
-the sidecar, upscaling, ranges, pending chunks named before anything is written, cancel, and errors."""
+the sidecar, upscaling, ranges (the player's in/out range too), frame rate and aspect, the files it says it
+writes, the OpenTimelineIO timeline, "Show in Folder" and "Play" when done, pending chunks named before
+anything is written, cancel, and errors."""
 
 from __future__ import annotations
 
@@ -7,12 +9,15 @@ import json
 import threading
 
 import numpy as np
+import opentimelineio as otio
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QPushButton
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtWidgets import QApplication, QDialog, QPushButton
 
 from engine.video_io import probe_video, read_video
-from magi_studio.dialogs.export_dialog import BICUBIC, NEAREST, SCALES, ExportDialog
+from magi_studio.dialogs.export_dialog import BICUBIC, NEAREST, OTIO, SCALES, ExportDialog
+from magi_studio.dialogs.export_done import ExportDoneDialog
+from magi_studio.otio_export import SHOT
 from magi_studio.document.commands import SetPrompt
 from magi_studio.document.model import active_path
 from tests.magi_studio.document.fakes import fake_generate, rich_project, synthetic_chunk
@@ -24,6 +29,15 @@ def complete(tmp_path):
     project, store = rich_project(tmp_path)
     fake_generate(project, store, project.shots[2].id)
     return project, store
+
+
+@pytest.fixture(autouse=True)
+def close_done_dialogs():
+    """The "Export Finished" dialog outlives the export dialog (it belongs to the window): close it."""
+    yield
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, ExportDoneDialog):
+            widget.close()
 
 
 def open_dialog(qtbot, project, store, **kwargs) -> ExportDialog:
@@ -170,3 +184,58 @@ def test_a_missing_ffmpeg_is_named_in_the_dialog_and_nothing_is_written(qtbot, c
     assert failures and str(failures[0]) == FFMPEG_MISSING
     assert FFMPEG_MISSING.split(":")[0] in dialog.message.text() and dialog.export_button.isEnabled()
     assert dialog.outcome is None and list(tmp_path.glob("*film.mp4*")) == []
+
+
+def test_it_says_what_it_writes_and_offers_show_in_folder_and_play(qtbot, complete, tmp_path):
+    project, store = complete
+    opened = []
+    dialog = open_dialog(qtbot, project, store, open_url=lambda url: opened.append(url) or True)
+    choose(dialog, tmp_path / "film.mp4", 1)
+    text = dialog.writes.text()
+    assert "film.mp4" in text and "film.json" in text and str(tmp_path) in text and ".otio" not in text
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData(OTIO))
+    dialog.clips_combo.setCurrentIndex(dialog.clips_combo.findData(SHOT))
+    assert dialog.path_edit.text() == str(tmp_path / "film.otio") and dialog.windowTitle() == "Export Timeline"
+    assert dialog.written_files() == [tmp_path / "film.otio", tmp_path / "film.mp4", tmp_path / "film.json"]
+    assert all(path.name in dialog.writes.text() for path in dialog.written_files())
+    export(qtbot, dialog)
+    assert dialog.timeline == tmp_path / "film.otio" and all(path.is_file() for path in dialog.written_files())
+    clips = list(otio.adapters.read_from_file(str(tmp_path / "film.otio")).find_clips())
+    assert [clip.name for clip in clips] == ["Shot 1", "Shot 2", "Shot 3"]
+    assert [clip.source_range.duration.value for clip in clips] == [96, 48, 48]
+
+    done = dialog.done_dialog
+    assert done.isVisible() and all(path.name in done.files.text() for path in dialog.written_files())
+    qtbot.mouseClick(done.play_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(done.show_button, Qt.MouseButton.LeftButton)
+    assert opened == [QUrl.fromLocalFile(str(tmp_path / "film.mp4")), QUrl.fromLocalFile(str(tmp_path))]
+    assert done.isVisible()  # both can be used; Close dismisses it
+    qtbot.mouseClick(done.buttons.button(done.buttons.StandardButton.Close), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not done.isVisible())
+
+
+def test_the_in_out_range_at_another_frame_rate_and_aspect(qtbot, complete, tmp_path):
+    project, store = complete
+    dialog = open_dialog(qtbot, project, store, in_out=(30, 100))
+    assert dialog.in_out_button.isChecked() and "frames 31–100" in dialog.in_out_button.text()
+    choose(dialog, tmp_path / "io.mp4", 1)
+    dialog.fps_combo.setCurrentIndex(dialog.fps_combo.findData(25))
+    dialog.aspect_combo.setCurrentIndex(dialog.aspect_combo.findData("16:9"))
+    assert dialog.fit_combo.isEnabled() and dialog.frame_range() == (30, 100)
+    assert dialog.summary.text().startswith("4 chunks, 73 frames, 2.9 s, 114 × 64 at 25 fps")
+    export(qtbot, dialog)
+    info = probe_video(tmp_path / "io.mp4")
+    assert (info.frames, info.width, info.height, round(info.fps)) == (73, 114, 64, 25)
+    assert open_dialog(qtbot, project, store).whole.isChecked()  # without in/out points: the whole storyboard
+
+
+def test_the_in_out_range_exports_what_exists_trimmed(qtbot, tmp_path):
+    project, store = rich_project(tmp_path)  # shot 3 (frames 144-192) is not generated
+    dialog = open_dialog(qtbot, project, store, in_out=(130, 170), ask_pending=lambda parent, text: True)
+    choose(dialog, tmp_path / "partial.mp4", 1)
+    export(qtbot, dialog)
+    assert probe_video(tmp_path / "partial.mp4").frames == 14  # frames 130-144: the end of shot 2
+    chunks = json.loads((tmp_path / "partial.json").read_text())["chunks"]
+    shot = project.shots[1]
+    assert [(c["shot"], c["index"], c["chunk_frames"], c["take_id"]) for c in chunks] == [
+        ("Shot 2", 1, [10, 24], shot.takes[0].id)]
