@@ -150,7 +150,8 @@ class Studio(QObject):
 
     # File > Export and Edit > Settings ----------------------------------------------------------
     def export_video(self) -> ExportDialog | None:
-        """File > Export: the active takes (or the selected shot, or a chunk range) to an mp4."""
+        """File > Export: the active takes (or the selected shot, a chunk range, the player's in/out range) to an
+        mp4 or an OpenTimelineIO timeline."""
         session = self.projects.session
         if session is None:
             return None
@@ -159,10 +160,12 @@ class Studio(QObject):
             self.export_dialog.activateWindow()
             return self.export_dialog
         self.generation.flush()  # the chunks delivered so far are in the project
+        marks = self.window.player.in_out  # the player's I/O range, when one is marked
         # A snapshot: chunks committed while the dialog is open must not change what is being exported.
         dialog = ExportDialog(snapshot_project(session.project), session.store,
                               selected_shot_id=session.selected_shot_id or None, settings=self.settings,
-                              name=session.display_name, parent=self.window)
+                              name=session.display_name, in_out=marks.frames if marks is not None else None,
+                              parent=self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.failed.connect(self.window.report_error)
         dialog.exported.connect(lambda outcome: self.window.show_status(

@@ -24,8 +24,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from math import gcd
 from html import escape
+from math import gcd
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +45,7 @@ from magi_studio.dialogs.export_done import ExportDoneDialog, describe_files, fi
 from magi_studio.export import (CROP, PAD, chunks_of_frames, describe_pending, export_video, owning_take,
                                 pending_chunks, shaped_size, sidecar_path)
 from magi_studio.otio_export import CHUNK, SHOT, TIMELINE_SUFFIX, is_our_export, video_path, write_timeline
+from magi_studio.player.marks import timecode
 
 SCALES = (1, 2, 4, 8)
 QUALITIES = (("High (CRF 18)", 18), ("Standard (CRF 23)", 23), ("Small file (CRF 28)", 28))
@@ -159,7 +160,7 @@ class ExportDialog(QDialog):
         self.in_out_button.setEnabled(in_out is not None)
         if in_out is not None:
             fps = project.settings.fps
-            self.in_out_button.setText(f"In/out range (frames {in_out[0] + 1}–{in_out[1]}, "
+            self.in_out_button.setText(f"In/out range ({timecode(in_out[0], fps)} – {timecode(in_out[1] - 1, fps)}, "
                                        f"{(in_out[1] - in_out[0]) / fps:.1f} s)")
         self.range_group = QButtonGroup(self)
         for button in (self.whole, self.shot, self.chunks, self.in_out_button):

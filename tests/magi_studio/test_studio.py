@@ -146,10 +146,13 @@ def test_every_error_reaches_the_one_banner(qtbot, make_studio, isolated_setting
 
 def test_export_and_settings_dialogs_open_from_their_actions(qtbot, make_studio, engine_worker):
     studio = make_studio(worker=engine_worker)
+    studio.window.player.mark_in(6)
+    studio.window.player.mark_out(17)  # I and O in the player: the export's range
     studio.window.action_set["file.export"].trigger()
     dialog = studio.export_dialog
     qtbot.waitExposed(dialog)
     assert dialog.isModal() and dialog.shot.isEnabled() and "Shot 1" in dialog.shot.text()
+    assert dialog.in_out_button.isChecked() and dialog.frame_range() == (6, 18)
     dialog.reject()
     qtbot.waitUntil(lambda: studio.export_dialog is None, timeout=5000)
     studio.window.action_set["edit.settings"].trigger()

@@ -217,7 +217,7 @@ def test_it_says_what_it_writes_and_offers_show_in_folder_and_play(qtbot, comple
 def test_the_in_out_range_at_another_frame_rate_and_aspect(qtbot, complete, tmp_path):
     project, store = complete
     dialog = open_dialog(qtbot, project, store, in_out=(30, 100))
-    assert dialog.in_out_button.isChecked() and "frames 31–100" in dialog.in_out_button.text()
+    assert dialog.in_out_button.isChecked() and "(00:00:01:06 – 00:00:04:03, 2.9 s)" in dialog.in_out_button.text()
     choose(dialog, tmp_path / "io.mp4", 1)
     dialog.fps_combo.setCurrentIndex(dialog.fps_combo.findData(25))
     dialog.aspect_combo.setCurrentIndex(dialog.aspect_combo.findData("16:9"))
