@@ -125,6 +125,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("generate.regenerate", "&Regenerate From Chunk", "&Generate", "timeline.request_regenerate",
                "regenerate", "Ctrl+R",
                "Keep the chunks before the selected one, make it and the rest again as a new take"),
+    ActionSpec("generate.variations", "Generate &Variations…", "&Generate", "takes_view.generate_variations", None,
+               "Ctrl+Alt+G", "Make several takes of the selected chunk's shot from that chunk on, each with new "
+               "seeds, to compare in the takes panel"),
     ActionSpec("generate.cancel", "&Stop Generating", "&Generate", "cancel_engine_job", "stop", "Esc",
                "Stop within one denoising step; finished chunks are kept", toolbar=True),
     ActionSpec("generate.takes", "&Takes…", "&Generate", "show_takes", "takes", "Ctrl+T",

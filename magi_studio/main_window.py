@@ -72,7 +72,8 @@ EDIT_AVAILABILITY = {"edit.add_chunk": "add", "edit.insert_chunk": "chunk", "edi
                      "edit.split_shot": "split", "edit.new_shot": "document", "edit.rename_shot": "shot",
                      "edit.reference_image": "shot", "edit.lock_seed": "chunk", "edit.new_seed": "chunk",
                      "generate.regenerate": "regenerate", "generate.from": "generate_from",
-                     "generate.shot": "generate_shot", "generate.takes": "shot"}
+                     "generate.shot": "generate_shot", "generate.takes": "shot",
+                     "generate.variations": "regenerate"}
 
 
 class MainWindow(QMainWindow):
@@ -293,6 +294,7 @@ class MainWindow(QMainWindow):
         self.timeline.regenerateRequested.connect(self._regenerate_from)
         self.timeline.generateFromRequested.connect(self._generate_from)
         self.timeline.generateShotRequested.connect(generation.generate_shot)
+        self.takes_view.set_generation(generation)
         self.refresh_actions()
         self._sync_undo_actions()
 

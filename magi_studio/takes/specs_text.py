@@ -27,9 +27,10 @@ def take_prompts(shot: Shot, take: Take) -> list[str]:
     """The shot prompt (when it had one) and each chunk's prompt as the take shows them ("?" : not known)."""
     spec = own_spec(shot, take)
     lines = [f"Shot: {spec.shot_prompt}"] if spec is not None and spec.shot_prompt.strip() else []
+    results = resolve_take(shot, take.id)
     for index, chunk_spec in enumerate(resolve_specs(shot, take.id)):
         if chunk_spec is None:
-            lines.append(f"{index + 1} · ?" if resolve_take(shot, take.id)[index] else f"{index + 1} · (not generated)")
+            lines.append(f"{index + 1} · ?" if results[index] else f"{index + 1} · (not generated)")
         else:
             lines.append(f"{index + 1} · {chunk_spec.prompt or '(no prompt)'}")
     return lines

@@ -17,14 +17,17 @@ from datetime import datetime
 
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton,
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMessageBox,
+                               QPushButton,
                                QScrollArea, QSplitter, QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
+from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import Shot, Take, take_boundary
 from magi_studio.document.take_commands import DeleteTake, RenameTake, SetActiveTake
 from magi_studio.takes.filmstrip import GAP, TILE, TakeFilmstrip
 from magi_studio.takes.specs_text import take_differences, take_prompts
+from magi_studio.takes.variations import VariationRun
 from magi_studio.theme import icon
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.timeline.style import set_style_property
@@ -93,6 +96,10 @@ class TakesView(QWidget):
         self._filling = False
         #: Asked before deleting a take (tests replace it).
         self.confirm_delete = self._ask_delete
+        #: Asked how many variations to generate; None cancels (tests replace it).
+        self.ask_variation_count = self._ask_variation_count
+        #: Generates variations once a generation controller is attached (set_generation).
+        self.variations: VariationRun | None = None
 
         self.title = QLabel("Takes")
         self.title.setObjectName("TakesTitle")
@@ -156,7 +163,8 @@ class TakesView(QWidget):
         self.detail_tabs.setDocumentMode(True)
         self.detail_tabs.addTab(self.details_scroll, "Prompts")
         self.detail_tabs.addTab(chunks_page, "Chunks")
-        self.detail_tabs.setMinimumHeight(self.detail_tabs.tabBar().sizeHint().height() + 3 * self.fontMetrics().height())
+        self.detail_tabs.setMinimumHeight(self.detail_tabs.tabBar().sizeHint().height()
+                                          + 3 * self.fontMetrics().height())
         self.activate_button = QPushButton("Make Active")
         self.activate_button.setIcon(glyph("check"))
         self.activate_button.setToolTip("Use this take in the storyboard, the player and the export (Enter)")
@@ -216,6 +224,8 @@ class TakesView(QWidget):
             signal.disconnect(slot)
         self._connections = []
         self.session = session
+        if self.variations is not None:
+            self.variations.session = session
         if session is not None:
             for signal, slot in ((session.changed, self.refresh), (session.selectionChanged, self._on_selection),
                                  (session.previewTakeChanged, self._on_preview)):
@@ -224,6 +234,14 @@ class TakesView(QWidget):
         self._signature = None
         self.filmstrip.forget_images()
         self.refresh()
+
+    def set_generation(self, generation) -> None:
+        """The generation controller that "Generate Variations…" goes through (None: not available)."""
+        if self.variations is not None:
+            self.variations.deleteLater()
+        self.variations = VariationRun(generation, self.session, self) if generation is not None else None
+        if self.variations is not None:
+            self.variations.ended.connect(lambda *_: self._show_state())
 
     # Reading ----------------------------------------------------------------------------------
     def shot(self) -> Shot | None:
@@ -323,6 +341,8 @@ class TakesView(QWidget):
             hint = ""
             self.empty.setText("No takes yet.\nGenerating this shot makes its first take;\n"
                                "each regeneration adds another.")
+        elif self.variations is not None and self.variations.running:
+            hint = f"Generating variations of {shot.name}: {self.variations.progress_text()}…"
         elif previewing:
             hint = "Previewing in the player — the storyboard still uses the active take (✓)."
         else:
@@ -407,6 +427,30 @@ class TakesView(QWidget):
         if take is None or not self.confirm_delete(take.name):
             return False
         return self.session.try_push(DeleteTake(shot.id, take_id))
+
+    def generate_variations(self) -> bool:
+        """Generate Variations…: N takes of the selected chunk's shot from that chunk on, each with new seeds."""
+        session = self.session
+        index = session.selected_index() if session is not None else None
+        if index is None or self.variations is None:
+            return False
+        shot = session.selected_shot()
+        count = self.ask_variation_count(shot.name, index)
+        if not count:
+            return False
+        try:
+            self.variations.start(shot.id, index, count)
+        except ProjectError as error:
+            QMessageBox.warning(self, error.title, str(error))
+            return False
+        self._show_state()
+        return True
+
+    def _ask_variation_count(self, shot_name: str, index: int) -> int | None:
+        count, ok = QInputDialog.getInt(
+            self, "Generate Variations", f"Takes of {shot_name} from chunk {index + 1} on, each with new seeds:",
+            4, 2, 16)
+        return count if ok else None
 
     def _ask_delete(self, name: str) -> bool:
         answer = QMessageBox.question(

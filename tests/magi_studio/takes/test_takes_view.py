@@ -174,7 +174,8 @@ def test_the_details_show_each_takes_prompts_and_what_it_changed(studio):
     take1, take2 = studio.take("Take 1"), studio.take("Take 2")
     details = studio.takes.details
     assert details.text().splitlines() == [  # Take 2 is selected (active): chunk 3's prompt changed (its seed locked)
-        "Changed from Take 1:", "  chunk 3: 'it rolls left' → 'it rolls right'", "Prompts:", "  1 · a red ball falls", "  2 · it bounces", "  3 · it rolls right", "  4 · it stops"]
+        "Changed from Take 1:", "  chunk 3: 'it rolls left' → 'it rolls right'", "Prompts:",
+        "  1 · a red ball falls", "  2 · it bounces", "  3 · it rolls right", "  4 · it stops"]
     assert studio.takes.detail_tabs.currentWidget() is studio.takes.details_scroll and details.isVisible()
     studio.takes.tree.setCurrentItem(studio.takes.item(take1.id))
     assert details.text().splitlines()[:2] == ["Take 1 is a first take of Shot 1.", "Prompts:"]
