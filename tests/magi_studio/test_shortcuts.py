@@ -262,3 +262,15 @@ def test_k_held_down_makes_j_and_l_step_one_frame(qtbot, window):
     qtbot.keyRelease(QApplication.focusWidget(), Qt.Key.Key_K)
     press(qtbot, Qt.Key.Key_L)
     assert player.playback_rate == 1
+
+
+def test_frame_numbers_instead_of_timecode_is_a_remembered_choice(qtbot, window, isolated_settings):
+    transport = window.player.transport
+    window.player.seek(71)
+    assert (transport.caption.text(), transport.timecode.text()) == ("TC", "00:00:02:23")
+    window.action_set["view.frame_numbers"].trigger()
+    assert (transport.caption.text(), transport.timecode.text(), transport.duration.text()) == ("Frame", "72", "/ 144")
+    assert isolated_settings.frame_numbers
+    second = MainWindow(isolated_settings, window.worker)
+    assert second.player.transport.frame_counter and second.action_set["view.frame_numbers"].isChecked()
+    second.deleteLater()
