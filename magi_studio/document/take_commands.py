@@ -196,7 +196,8 @@ class DeleteTake(Command):
     Its children are re-parented to its parent; each child also takes over the results it saw
     through the deleted take (the chunks between the deleted take's first chunk and its own), and
     starts where the deleted take started. If the deleted take was active, its parent becomes active
-    (for a root take: its first child; with no take left, none). The results stay in the project.
+    (for a root take: its first child; with no take left, none) and puts its specs back, as switching
+    to it would. The results stay in the project.
     """
 
     text = "Delete take"
@@ -205,6 +206,7 @@ class DeleteTake(Command):
         self.shot_id, self.take_id = shot_id, take_id
         self._old_takes: list[Take] = []
         self._old_active: str | None = None
+        self._specs = _SpecRestore()
 
     def apply(self, project: Project) -> list:
         shot = project.shot(self.shot_id)
@@ -224,11 +226,15 @@ class DeleteTake(Command):
                 child.first_chunk_id = take.first_chunk_id
             child.parent_id = take.parent_id
         shot.takes.remove(take)
+        changes: list = [TakesChanged(self.shot_id)]
         if shot.active_take_id == take.id:
             shot.active_take_id = take.parent_id or (children[0].id if children else None)
-        return [TakesChanged(self.shot_id)]
+            changes += self._specs.apply(project, shot, shot.active_take_id)
+        else:
+            self._specs = _SpecRestore()  # nothing to put back on undo
+        return changes
 
     def revert(self, project: Project) -> list:
         shot = project.shot(self.shot_id)
         shot.takes, shot.active_take_id = copy.deepcopy(self._old_takes), self._old_active
-        return [TakesChanged(self.shot_id)]
+        return [TakesChanged(self.shot_id)] + self._specs.revert(shot)

@@ -23,7 +23,7 @@ from magi_studio.document.model import (ChunkState, TakeSpec, chunk_states, join
 from magi_studio.document.observer import Document, UndoHistory
 from magi_studio.document.planning import ResultCommitter, plan_generation, plan_variations, variation_seeds
 from magi_studio.document.store import _encode_png, open_project
-from magi_studio.document.take_commands import SetActiveTake
+from magi_studio.document.take_commands import DeleteTake, SetActiveTake
 from tests.magi_studio.document.fakes import fake_generate, rich_project, synthetic_chunk, write_image
 
 V1_PROJECT = Path(__file__).parent / "data" / "v1_project.json"
@@ -78,6 +78,18 @@ def test_making_a_take_active_restores_its_specs_as_one_undo_step(rich):
     history.undo()
     history.undo()  # back to Take 3 with its shot prompt and chunk 4's new prompt, in one step each
     assert shot == edited and chunk_states(project, shot.id) == [ChunkState.DONE] * 4
+
+
+def test_deleting_the_active_take_puts_back_the_specs_of_the_take_that_takes_over(rich):
+    project, _, history = rich
+    shot = project.shots[0]
+    first, second = shot.takes
+    edited = copy.deepcopy(shot.chunks)
+    history.push(DeleteTake(shot.id, second.id))  # Take 2 was active: Take 1 takes over, with its prompts
+    assert shot.active_take_id == first.id and shot.chunks[2].prompt == "it rolls left"
+    assert chunk_states(project, shot.id) == [ChunkState.DONE] * 4
+    history.undo()
+    assert shot.active_take_id == second.id and shot.chunks == edited
 
 
 def test_switching_restores_the_image_a_take_started_from(rich, tmp_path):
