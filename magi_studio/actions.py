@@ -200,6 +200,7 @@ CONTEXT_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Player", "One frame back / forward (K held down)", "K+J / K+L"),
     ("Scrub bar", "One chunk back / forward", "PgUp / PgDown"),
     ("Takes", "Make the selected take active", "Return"),
+    ("Takes", "Compare A/B: the player flips between the compared take and the active one", "\\"),
 )
 
 
