@@ -174,6 +174,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Show or hide the takes of the selected shot", checkable=True),
     ActionSpec("view.history", "&History Panel", "&View", "history_dock.setVisible", None, "Ctrl+3",
                "Show or hide the undo history", checkable=True),
+    ActionSpec("view.queue", "&Queue Panel", "&View", "queue_dock.setVisible", None, "Ctrl+4",
+               "Show or hide what the run will generate, in order", checkable=True),
     ActionSpec("view.frame_numbers", "&Frame Numbers", "&View", "player.set_frame_counter", None, None,
                "Show the player's position as frame numbers instead of timecode (HH:MM:SS:FF)",
                checkable=True, group_start=True),

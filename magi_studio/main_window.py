@@ -37,6 +37,7 @@ from magi_studio.timeline import PlayerSync, TimelineView
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.undo import DocumentSession, HistoryView
 from magi_studio.widgets.engine_status import EngineStatus
+from magi_studio.widgets.generation_queue import GenerationQueueView
 from magi_studio.widgets.job_progress import JobProgress
 from magi_studio.widgets.notice_banner import NoticeBanner
 from magi_studio.widgets.shortcuts_dialog import ShortcutsDialog
@@ -137,6 +138,8 @@ class MainWindow(QMainWindow):
         self.takes_dock = self._dock("Takes", "TakesDock", self.takes_view, Qt.DockWidgetArea.RightDockWidgetArea)
         self.history_dock = self._dock("History", "HistoryDock", self.history_view,
                                        Qt.DockWidgetArea.RightDockWidgetArea)
+        self.queue_view = GenerationQueueView()
+        self.queue_dock = self._dock("Queue", "QueueDock", self.queue_view, Qt.DockWidgetArea.RightDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
 
@@ -153,7 +156,7 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
         self.timeline.set_header_actions([self.action_set[a] if a else None for a in TIMELINE_ACTIONS])
         for action_id, dock in (("view.storyboard", self.timeline_dock), ("view.takes", self.takes_dock),
-                                ("view.history", self.history_dock)):
+                                ("view.history", self.history_dock), ("view.queue", self.queue_dock)):
             self.action_set[action_id].setChecked(True)
             dock.toggleViewAction().toggled.connect(self.action_set[action_id].setChecked)
         # Plain keys type while a text field has the focus; Esc leaves it for the storyboard or the player.
@@ -223,7 +226,8 @@ class MainWindow(QMainWindow):
                                  Qt.Orientation.Vertical)
             else:
                 self.tabifyDockWidget(self.takes_dock, self.history_dock)
-                self.takes_dock.raise_()
+            self.tabifyDockWidget(self.history_dock, self.queue_dock)  # the run's queue behind the history
+            (self.history_dock if self.height() >= TALL_WINDOW else self.takes_dock).raise_()
             self.resizeDocks([self.timeline_dock], [self.timeline.sizeHint().height()], Qt.Orientation.Vertical)
             self.resizeDocks([self.takes_dock], [max(300, min(400, self.width() // 4))], Qt.Orientation.Horizontal)
 
@@ -291,6 +295,7 @@ class MainWindow(QMainWindow):
         generation.busyShotsChanged.connect(self._on_busy_shots)
         generation.generatingChanged.connect(self._on_generating)
         generation.resultFrames.connect(self.player_sync.remember_frames)  # no decoding on the GUI thread
+        self.queue_view.set_generation(generation)
         self.timeline.regenerateRequested.connect(self._regenerate_from)
         self.timeline.generateFromRequested.connect(self._generate_from)
         self.timeline.generateShotRequested.connect(generation.generate_shot)

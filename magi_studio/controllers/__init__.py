@@ -2,6 +2,8 @@
 
 common        the session Protocol the controllers rely on, a serial background-task runner, autosave
 generation    GenerationController: generate / regenerate / resume, results written off the GUI thread
+run_state     the run's phases (the state machine's one table), job states, progress and its ETA
+run_queue     the run's queue as the user sees and changes it: reorder, remove, pause / resume
 project       ProjectController: new, open, save, save as, recent files, close prompt, autosave, recovery
 
 No widgets here: the main window connects their signals to its views and its actions to their slots.

@@ -5,13 +5,14 @@
     generation.progressChanged.connect(progress_widget.show_progress)
     generation.generate_storyboard()                                # or generate_shot / regenerate_from
     generation.cancel()                                             # finished chunks are kept
+    generation.pause(); generation.resume_paused()                  # and the queue: run_queue.RunQueue
 
 A run is a queue of shots, generated one engine job at a time in storyboard order (a continued shot
 needs the one before it finished). Its phase is a RunPhase (run_state): IDLE → LOADING (the project's
 model) → PLANNING (a shot) → RUNNING (its engine job) → DRAINING (its finished chunks committed) → the
-next shot's LOADING or PLANNING, or IDLE; `_enter` is the only place the phase changes, and an illegal
-move raises. What the controller hears from the engine comes through EngineWorker.event, dispatched on
-the event's type. Each job is planned by magi_studio.document.planning on a
+next shot's LOADING or PLANNING, or IDLE, or PAUSED between jobs when the user paused; `_enter` is the
+only place the phase changes, and an illegal move raises. What the controller hears from the engine
+comes through EngineWorker.event, dispatched on the event's type. Each job is planned by magi_studio.document.planning on a
 snapshot of the project off the GUI thread (planning reads latents and the reference image), so a
 chunk before N is never re-encoded: its clean latents are read back bit-exactly as context.
 
@@ -35,6 +36,7 @@ from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 from engine.errors import EngineError
 from engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
 from magi_studio.controllers.common import Autosaver, SerialTasks, SessionLike, snapshot_project
+from magi_studio.controllers.run_queue import RunQueue
 from magi_studio.controllers.run_state import (DENOISING, FAILED, IDLE, QUEUED, ChunkJobStates, GenerationProgress,
                                                RunningJob, RunPhase, RunProgress)
 from magi_studio.document.errors import ProjectError
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 __all__ = ["GenerationController", "GenerationProgress", "RunPhase", "IDLE", "QUEUED", "DENOISING", "FAILED"]
 
 
-class GenerationController(QObject):
+class GenerationController(QObject, RunQueue):
     #: (shot_id, chunk_id, state, progress 0..1): QUEUED, DENOISING or FAILED while a run touches the chunk; IDLE after.
     chunkJobState = Signal(str, str, str, float)
     #: (list of shot ids) whose undo/redo must wait: the shot being generated (empty when idle).
@@ -58,6 +60,8 @@ class GenerationController(QObject):
     generatingChanged = Signal(bool)
     #: (RunPhase value) whenever the run's phase changes.
     phaseChanged = Signal(str)
+    #: The run's queue (`queue()`) changed: a shot started, was moved or removed, the run paused or ended.
+    queueChanged = Signal()
     #: (GenerationProgress) on entering each phase, on every step and every chunk.
     progressChanged = Signal(object)
     #: (shot_id, chunk_id, result_id) after a finished chunk entered the document.
@@ -84,6 +88,7 @@ class GenerationController(QObject):
         self._shot: tuple[str, str] = ("", "")  # (id, name) of the shot being planned or generated
         self._job: RunningJob | None = None
         self._stop: str | None = None  # why the run stops early ("cancelled" / "failed")
+        self._pausing = False  # a pause was asked for: the run holds once the current job has drained
         self._next_run: list[tuple[str, int | None]] | None = None  # a request that superseded the run
         self._stopped: list[tuple[str, int | None]] = []  # the shots a cancel left to do (continue_stopped)
         self._load_job: int | None = None
@@ -128,6 +133,7 @@ class GenerationController(QObject):
         phase = self._phase
         if phase is RunPhase.IDLE:
             return
+        self._pausing = False
         if self._stop is None and self._next_run is None:  # what the run still had to do, for continue_stopped
             current = [(self._shot[0], None)] if self._shot[0] else []
             self._stopped = current + [(shot_id, None) for shot_id, _ in self._queue if shot_id != self._shot[0]]
@@ -136,7 +142,7 @@ class GenerationController(QObject):
         if phase is RunPhase.RUNNING:
             self.worker.cancel(self._job.job_id)
             self._emit_progress()  # "Stopping after this step…"
-        elif phase is RunPhase.LOADING:
+        elif phase in (RunPhase.LOADING, RunPhase.PAUSED):
             self._end_run()
         # PLANNING: the plan's delivery ends the run; DRAINING: the end of the draining does
 
@@ -218,7 +224,8 @@ class GenerationController(QObject):
         if self._phase is RunPhase.IDLE:
             return None
         model = self._session.document.project.settings.model if self._session is not None else ""
-        return self._progress.snapshot(self._phase, self._shot[1], self._job, model, self._stop is not None)
+        return self._progress.snapshot(self._phase, self._shot[1], self._job, model, self._stop is not None,
+                                       self._pausing)
 
     # The state machine ------------------------------------------------------------------------
     def _enter(self, phase: RunPhase) -> None:
@@ -227,6 +234,7 @@ class GenerationController(QObject):
         self._phase = was.advance(phase)
         if phase is not was:
             self.phaseChanged.emit(phase.value)
+        self.queueChanged.emit()
         if (was is RunPhase.IDLE) != (phase is RunPhase.IDLE):
             self.generatingChanged.emit(phase is not RunPhase.IDLE)
         if phase is not RunPhase.IDLE:
@@ -243,19 +251,20 @@ class GenerationController(QObject):
         self._queue, self._stop, self._load_job, self._stopped = list(items), None, None, []
         self._progress.reset()
         for shot_id, index in items:
-            try:
-                shot = project.shot(shot_id)
-            except KeyError:
-                continue
-            start = first_pending_chunk(project, shot_id) if index is None else index
-            if start is not None:
-                self._progress.estimates[shot_id] = len(shot.chunks) - start
-                for chunk in shot.chunks[start:]:
-                    self._states.set(shot_id, chunk.id, QUEUED)
+            self._mark_queued(project, shot_id, index)
         if not self._progress.estimates:
             self._queue = []
             return  # everything asked for is done already
         self._when_model_ready()
+
+    def _mark_queued(self, project, shot_id: str, index: int | None) -> None:
+        """The chunks a queued shot will generate show as queued, and count in the run's estimate."""
+        shot = next((s for s in project.shots if s.id == shot_id), None)
+        start = (first_pending_chunk(project, shot_id) if index is None else index) if shot is not None else None
+        if start is not None:
+            self._progress.estimates[shot_id] = len(shot.chunks) - start + self._progress.finished_in.get(shot_id, 0)
+            for chunk in shot.chunks[start:]:
+                self._states.set(shot_id, chunk.id, QUEUED)
 
     def _when_model_ready(self) -> None:
         """Generate with the project's model: load it first when the engine holds another (or none)."""
@@ -303,6 +312,8 @@ class GenerationController(QObject):
     def _start_job(self, session: SessionLike, shot_id: str, plan: GenerationPlan | None, sampling) -> None:
         if self._stop is not None or session is not self._session:
             return self._end_run()
+        if self._pausing:
+            return self._hold()
         project = session.document.project
         if plan is None or not any(s.id == shot_id for s in project.shots):
             self._states.settle(shot_id)
@@ -311,7 +322,7 @@ class GenerationController(QObject):
         self._states.settle(shot_id)  # the plan may start elsewhere than estimated
         for chunk_id in plan.chunk_ids:
             self._states.set(shot_id, chunk_id, QUEUED)
-        self._progress.estimates[shot_id] = len(plan.chunk_ids)
+        self._progress.estimates[shot_id] = len(plan.chunk_ids) + self._progress.finished_in.get(shot_id, 0)
         job_id = self.worker.generate(plan.request)
         self._job = RunningJob(session, project, plan, ResultCommitter(plan, session.store, sampling), job_id,
                                shot.name, steps_per_chunk=sampling.num_steps if sampling is not None else 0)
@@ -331,6 +342,7 @@ class GenerationController(QObject):
             return
         outcome = self._stop or "finished"
         self._queue.clear()
+        self._pausing = False
         self._job, self._shot = None, ("", "")
         self._states.settle()
         self._set_busy([])
@@ -380,6 +392,7 @@ class GenerationController(QObject):
         job.finished.add(event.chunk)
         job.active.pop(event.chunk, None)
         self._progress.finished += 1
+        self._progress.finished_in[job.plan.shot_id] = self._progress.finished_in.get(job.plan.shot_id, 0) + 1
 
         def write():  # task thread, in order; never for a job whose earlier chunk could not be written
             if job.broken:
@@ -445,7 +458,7 @@ class GenerationController(QObject):
             for chunk in [c for c in job.active if c not in job.finished] or waiting[:1]:
                 if (chunk_id := job.chunk_id(chunk)) is not None:
                     self._states.set(job.plan.shot_id, chunk_id, FAILED)
-        elif outcome == "cancelled":
+        elif outcome == "cancelled" and not self._pausing:
             self._stop = self._stop or "cancelled"
         self._enter(RunPhase.DRAINING)
         # A barrier: runs once every chunk this job delivered has been written and committed.
@@ -457,7 +470,12 @@ class GenerationController(QObject):
         self._job = None
         self._states.settle(chunk_ids=set(job.plan.chunk_ids))
         # The next shot, on the project's model (Settings may have loaded another one meanwhile).
-        self._when_model_ready() if self._stop is None else self._end_run()
+        if self._stop is not None:
+            self._end_run()
+        elif self._pausing:
+            self._hold()
+        else:
+            self._when_model_ready()
 
     # Helpers ----------------------------------------------------------------------------------
     def _set_busy(self, shot_ids: list[str]) -> None:

@@ -31,6 +31,7 @@ class RunPhase(str, Enum):
     PLANNING = "planning"  # the next shot's plan is being made off the GUI thread (latents, reference image)
     RUNNING = "running"    # an engine job generates the shot
     DRAINING = "draining"  # the job ended: its finished chunks are still being written and committed
+    PAUSED = "paused"      # held by the user between jobs; the shot that was under way waits first in the queue
 
     def advance(self, target: "RunPhase") -> "RunPhase":
         """`target`, if a run may go there from here; IllegalTransition otherwise."""
@@ -45,13 +46,31 @@ class IllegalTransition(RuntimeError):
 
 #: Every move a run can make. A run starts from IDLE and always ends there; LOADING and PLANNING may repeat
 #: (another load ended first; a shot turned out to have nothing to generate, so the next one is planned).
+#: A pause takes effect between jobs (a running job first stops within one step and drains).
 TRANSITIONS: dict[RunPhase, frozenset[RunPhase]] = {
     RunPhase.IDLE: frozenset({RunPhase.LOADING, RunPhase.PLANNING}),
-    RunPhase.LOADING: frozenset({RunPhase.LOADING, RunPhase.PLANNING, RunPhase.IDLE}),
-    RunPhase.PLANNING: frozenset({RunPhase.PLANNING, RunPhase.RUNNING, RunPhase.IDLE}),
+    RunPhase.LOADING: frozenset({RunPhase.LOADING, RunPhase.PLANNING, RunPhase.PAUSED, RunPhase.IDLE}),
+    RunPhase.PLANNING: frozenset({RunPhase.PLANNING, RunPhase.RUNNING, RunPhase.PAUSED, RunPhase.IDLE}),
     RunPhase.RUNNING: frozenset({RunPhase.DRAINING}),
-    RunPhase.DRAINING: frozenset({RunPhase.LOADING, RunPhase.PLANNING, RunPhase.IDLE}),
+    RunPhase.DRAINING: frozenset({RunPhase.LOADING, RunPhase.PLANNING, RunPhase.PAUSED, RunPhase.IDLE}),
+    RunPhase.PAUSED: frozenset({RunPhase.LOADING, RunPhase.PLANNING, RunPhase.IDLE}),
 }
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One shot of a run, as the queue view shows it."""
+
+    shot_id: str
+    shot_name: str
+    #: The chunk it starts from (0-based; None: its first chunk that is not done).
+    from_index: int | None
+    #: True for the shot being planned or generated now (it cannot be moved or removed; Stop or Pause it).
+    current: bool = False
+
+    def text(self) -> str:
+        start = f"from chunk {self.from_index + 1}" if self.from_index is not None else "the chunks not done"
+        return f"{self.shot_name} · {'generating' if self.current else start}"
 
 
 def clock_text(seconds: float) -> str:
@@ -85,6 +104,8 @@ class GenerationProgress:
     model: str = ""
     #: A stop was asked for: the engine ends within one step, then the finished chunks are committed.
     stopping: bool = False
+    #: A pause was asked for: as a stop, then the run waits with its queue.
+    pausing: bool = False
 
     @property
     def fraction(self) -> float:
@@ -98,8 +119,10 @@ class GenerationProgress:
             return f"Loading model {self.model}… · {elapsed}" if self.model else f"Loading model… · {elapsed}"
         if self.phase is RunPhase.PLANNING:
             return f"Planning {self.shot_name} · {elapsed}"
-        if self.stopping and self.phase is RunPhase.RUNNING:
-            return f"Stopping after this step… · {elapsed}"
+        if self.phase is RunPhase.PAUSED:
+            return f"Paused · {self.chunks - self.chunk + 1} chunks to go · {elapsed}"
+        if (self.stopping or self.pausing) and self.phase is RunPhase.RUNNING:
+            return f"{'Stopping' if self.stopping else 'Pausing'} after this step… · {elapsed}"
         counted = f"{self.chunk} of {self.chunks} in this run"
         parts = [self.shot_name, f"chunk {self.shot_chunk} ({counted})" if self.shot_chunk else counted]
         if self.phase is RunPhase.DRAINING:
@@ -197,11 +220,12 @@ class RunProgress:
     def __init__(self) -> None:
         self.estimates: dict[str, int] = {}  # shot id -> chunks it will generate
         self.finished = 0
+        self.finished_in: dict[str, int] = {}  # shot id -> chunks it generated so far (a paused shot resumes)
         self.timer = StepTimer()
         self._clock = QElapsedTimer()
 
     def reset(self) -> None:
-        self.estimates, self.finished = {}, 0
+        self.estimates, self.finished, self.finished_in = {}, 0, {}
         self.timer.reset()
         self._clock.start()
 
@@ -210,19 +234,19 @@ class RunProgress:
         return self._clock.elapsed() / 1000 if self._clock.isValid() else 0.0
 
     def snapshot(self, phase: RunPhase, shot_name: str = "", job: "RunningJob | None" = None,
-                 model: str = "", stopping: bool = False) -> GenerationProgress:
+                 model: str = "", stopping: bool = False, pausing: bool = False) -> GenerationProgress:
         total = max(sum(self.estimates.values()), self.finished, 1)
         chunk = min(total, self.finished + 1)
         if job is None:
             return GenerationProgress(shot_name, chunk, total, 0, 0, self.elapsed_s, None, phase=phase, model=model,
-                                      stopping=stopping)
+                                      stopping=stopping, pausing=pausing)
         chunk_step, chunk_steps = job.next_chunk_steps()
         steps_left = float(job.steps - job.step) if job.steps else 0.0
         per_chunk = job.steps / max(1, len(job.plan.chunk_ids)) if job.steps else 0.0
         steps_left += per_chunk * max(0, total - self.finished - len(job.plan.chunk_ids) + len(job.finished))
         eta = self.timer.eta(steps_left, self.elapsed_s) if job.steps else None
         return GenerationProgress(job.shot_name, chunk, total, job.step, job.steps, self.elapsed_s, eta,
-                                  job.next_shot_chunk(), phase, chunk_step, chunk_steps, model, stopping)
+                                  job.next_shot_chunk(), phase, chunk_step, chunk_steps, model, stopping, pausing)
 
 
 class ChunkJobStates:

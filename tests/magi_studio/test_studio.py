@@ -304,3 +304,43 @@ def test_a_run_that_ends_while_the_question_is_open_lets_the_quit_go_on(
     press_quit(qtbot, studio)
     assert ended == ["finished"] and not studio.window.isVisible()
     assert [kind for kind, _ in studio.projects.prompts.asked] == ["unsaved"]
+
+
+def test_the_queue_panel_lists_the_run_and_pauses_resumes_reorders_and_removes(
+        qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings):
+    isolated_settings.model, isolated_settings.width, isolated_settings.height = "tiny", 64, 64
+    engine = pausing_session_factory(lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
+    job = engine_worker.use_session(engine)
+    qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
+    studio = make_studio(worker=engine_worker)
+    window, view = studio.window, studio.window.queue_view
+    type_prompt(qtbot, cards(studio)[0], "a red ball falls")
+    add_chunk(qtbot, studio)
+    for name in ("B", "C"):
+        window.action_set["edit.new_shot"].trigger()
+        type_prompt(qtbot, cards(studio)[-1], f"shot {name}")
+    assert view.items() == [] and window.action_set["view.queue"].isChecked()  # a dock of its own, in View
+    window.queue_dock.raise_()
+    ended = []
+    studio.generation.runEnded.connect(ended.append)
+    window.action_set["generate.run"].trigger()
+    qtbot.waitUntil(engine.paused.is_set, timeout=10_000)
+    assert view.items() == ["Shot 1 · generating", "Shot 2 · the chunks not done", "Shot 3 · the chunks not done"]
+    view.list.setCurrentRow(2)
+    qtbot.mouseClick(view.up_button, Qt.MouseButton.LeftButton)
+    assert view.items()[1:] == ["Shot 3 · the chunks not done", "Shot 2 · the chunks not done"]
+    assert not view.up_button.isEnabled()  # nothing moves before the shot under way
+    view.list.setCurrentRow(2)
+    qtbot.mouseClick(view.remove_button, Qt.MouseButton.LeftButton)
+    assert view.items() == ["Shot 1 · generating", "Shot 3 · the chunks not done"]
+    qtbot.mouseClick(view.pause_button, Qt.MouseButton.LeftButton)
+    engine.resume()
+    qtbot.waitUntil(studio.generation.is_paused, timeout=10_000)
+    assert view.pause_button.text() == "Resume" and window.job_progress.text().startswith("Paused · ")
+    assert view.items() == ["Shot 1 · the chunks not done", "Shot 3 · the chunks not done"]
+    qtbot.mouseClick(view.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(ended), timeout=20_000)
+    project = studio.session.project
+    states = [chunk_states(project, shot.id) for shot in project.shots]
+    assert ended == ["finished"] and states == [[ChunkState.DONE] * 2, [ChunkState.EMPTY], [ChunkState.DONE]]
+    assert view.items() == [] and view.empty.isVisible()

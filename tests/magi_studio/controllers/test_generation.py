@@ -332,3 +332,37 @@ def test_cancel_in_each_phase_ends_the_run_and_keeps_what_finished(qtbot, studio
     assert s.controller.continue_stopped()  # what the cancel left, from its first chunk not done
     wait_run(qtbot, s, 3)
     assert s.recorder.ends[-1] == "finished" and None not in active_path(s.shot)
+
+
+def test_the_queue_shows_the_run_in_order_and_can_be_reordered_trimmed_paused_and_resumed(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0, chunks=2)
+    project = s.session.project
+    for name in ("B", "C"):
+        shot = new_shot(project, name=name, prompt=PROMPTS[2], seed=7)
+        s.session.push(AddShot(shot))
+        s.session.push(AddChunk(shot.id, new_chunk(project, shot.id, 1, PROMPTS[1])))
+    first, b, c = project.shots
+    changes = []
+    s.controller.queueChanged.connect(lambda: changes.append([i.shot_name for i in s.controller.queue()]))
+    assert s.controller.queue() == []
+    s.controller.generate_storyboard()
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)  # Shot 1's first chunk is finished
+    assert [(i.shot_name, i.current) for i in s.controller.queue()] == [("Shot 1", True), ("B", False), ("C", False)]
+    s.controller.move_queued(c.id, -1)
+    assert [i.shot_name for i in s.controller.queue()] == ["Shot 1", "C", "B"] and changes[-1] == ["Shot 1", "C", "B"]
+    s.controller.remove_queued(b.id)
+    assert [i.shot_name for i in s.controller.queue()] == ["Shot 1", "C"]
+    assert s.controller.chunk_job_state(b.chunks[0].id)[0] == IDLE  # no longer queued on its card
+    s.controller.pause()
+    assert s.recorder.progress[-1].text().startswith("Pausing after this step… · ")
+    s.engine.resume()
+    qtbot.waitUntil(s.controller.is_paused, timeout=10_000)
+    assert s.recorder.ends == [] and s.controller.is_generating() and s.controller.busy_shots == []
+    assert [(i.shot_name, i.current) for i in s.controller.queue()] == [("Shot 1", False), ("C", False)]
+    assert active_path(first)[0] is not None and active_path(first)[1] is None  # the finished chunk is kept
+    assert s.recorder.progress[-1].text().startswith("Paused · ")
+    s.controller.resume_paused()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and len(first.takes) == 1  # resumed into the same take
+    assert None not in active_path(first) and None not in active_path(c) and active_path(b) == [None, None]
+    assert s.recorder.phases[-4:] == ["planning", "running", "draining", "idle"] and "paused" in s.recorder.phases

@@ -12,10 +12,11 @@ from magi_studio.controllers.run_state import (TRANSITIONS, GenerationProgress, 
 
 P = RunPhase
 ALLOWED = {(P.IDLE, P.LOADING), (P.IDLE, P.PLANNING),
-           (P.LOADING, P.LOADING), (P.LOADING, P.PLANNING), (P.LOADING, P.IDLE),
-           (P.PLANNING, P.PLANNING), (P.PLANNING, P.RUNNING), (P.PLANNING, P.IDLE),
+           (P.LOADING, P.LOADING), (P.LOADING, P.PLANNING), (P.LOADING, P.PAUSED), (P.LOADING, P.IDLE),
+           (P.PLANNING, P.PLANNING), (P.PLANNING, P.RUNNING), (P.PLANNING, P.PAUSED), (P.PLANNING, P.IDLE),
            (P.RUNNING, P.DRAINING),
-           (P.DRAINING, P.LOADING), (P.DRAINING, P.PLANNING), (P.DRAINING, P.IDLE)}
+           (P.DRAINING, P.LOADING), (P.DRAINING, P.PLANNING), (P.DRAINING, P.PAUSED), (P.DRAINING, P.IDLE),
+           (P.PAUSED, P.LOADING), (P.PAUSED, P.PLANNING), (P.PAUSED, P.IDLE)}
 
 
 @pytest.mark.parametrize("source,target", sorted(itertools.product(RunPhase, RunPhase)))
@@ -69,3 +70,5 @@ def test_each_phase_says_what_is_happening_from_the_first_second():
     assert running.text() == "Shot 1 · chunk 3 (1 of 4 in this run) · step 5/32 · 0:01 · about 1:40 left"
     assert running.fraction == pytest.approx(5 / 32 / 4)
     assert "saving finished chunks" in GenerationProgress(**base, phase=P.DRAINING).text()
+    assert GenerationProgress(**{**base, "chunk": 2}, phase=P.PAUSED).text() == "Paused · 3 chunks to go · 0:01"
+    assert GenerationProgress(**base, phase=P.RUNNING, pausing=True).text() == "Pausing after this step… · 0:01"

@@ -153,6 +153,7 @@ class FakeGeneration(QObject):
     errorReported = Signal(object)
     noticeReported = Signal(str)
     resultFrames = Signal(str, object)
+    queueChanged = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -166,6 +167,12 @@ class FakeGeneration(QObject):
 
     def regenerate_from(self, shot_id: str, index: int) -> None:
         self.calls.append(("regenerate", shot_id, index))
+
+    def queue(self) -> list:
+        return []
+
+    def is_paused(self) -> bool:
+        return False
 
     def is_generating(self) -> bool:
         return bool(self.busy)
