@@ -154,6 +154,7 @@ class FakeGeneration(QObject):
     noticeReported = Signal(str)
     resultFrames = Signal(str, object)
     queueChanged = Signal()
+    runEnded = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
