@@ -420,7 +420,14 @@ class MainWindow(QMainWindow):
         """Help › User Guide: the guide that ships with the app (magi_studio.user_guide), in the desktop's viewer."""
         from magi_studio.user_guide import user_guide_url
 
-        return bool(self.open_url(user_guide_url()))
+        url = user_guide_url()
+        if self.open_url(url):
+            return True
+        where = url.toLocalFile() or url.toString()
+        self._error_job = 0
+        self.error_banner.show_notice("User guide", f"Nothing on this computer opens it; it is at "
+                                      f"<code>{escape(where)}</code>.", kind="info")
+        return False
 
     def show_shortcuts(self) -> ShortcutsDialog:
         if self._shortcuts_dialog is None:

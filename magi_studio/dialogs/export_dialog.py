@@ -41,7 +41,7 @@ from engine.events import CancelToken
 from magi_studio.controllers.common import SerialTasks
 from magi_studio.document.model import (CHUNK_FRAMES, ChunkState, Project, Shot, Take, active_path,
                                         storyboard_chunks, storyboard_states)
-from magi_studio.dialogs.export_done import ExportDoneDialog, describe_files, files_html
+from magi_studio.dialogs.export_done import ExportDoneDialog, describe_files, files_html, grow_to_fit
 from magi_studio.export import (CROP, PAD, chunks_of_frames, describe_pending, export_video, owning_take,
                                 pending_chunks, shaped_size, sidecar_path)
 from magi_studio.otio_export import CHUNK, SHOT, TIMELINE_SUFFIX, is_our_export, video_path, write_timeline
@@ -338,7 +338,8 @@ class ExportDialog(QDialog):
         self._update_writes()
 
     def _update_writes(self) -> None:
-        self.writes.setText("Writes:" + files_html(self._described_files()))
+        self.writes.setText("Writes " + files_html(self._described_files()))
+        grow_to_fit(self)  # a third file, a longer folder: grow rather than squeeze the rows above
 
     def _update_summary(self) -> None:
         chosen = self.chunk_range() or (0, len(self._refs))

@@ -5,7 +5,8 @@
 
 The buttons hand the folder or the video to the desktop (QDesktopServices.openUrl: the file manager, the
 user's video player); tests pass their own `open_url` and see what would be opened. Both buttons leave
-the dialog open, so the user can do both; Close (or Esc) dismisses it.
+the dialog open, so the user can do both; Close (or Esc) dismisses it. When the desktop has nothing to
+open them with, the dialog says so and where the files are.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ def describe_files(video: Path, sidecar: Path, timeline: Path | None = None) -> 
 
 
 def files_html(files: list[tuple[Path, str]]) -> str:
-    """The files as an HTML list: the name in bold, its folder and what it holds below."""
-    rows = "".join(f"<li><b>{escape(path.name)}</b> — {escape(what)}<br><span style='opacity:0.7'>"
-                   f"{escape(str(path.parent))}</span></li>" for path, what in files)
-    return f"<ul style='margin-left:-24px'>{rows}</ul>"
+    """The files as HTML: the folder they are in (an export writes them side by side), then each name in bold
+    with what it holds."""
+    folders = sorted({str(path.parent) for path, _ in files})
+    rows = "".join(f"<li><b>{escape(path.name)}</b> — {escape(what)}</li>" for path, what in files)
+    return f"in {escape(', '.join(folders))}:<ul style='margin-left:-24px'>{rows}</ul>"
 
 
 class ExportDoneDialog(QDialog):
@@ -48,10 +50,15 @@ class ExportDoneDialog(QDialog):
         headline = QLabel(f"<b>Exported {info.frames} frames</b> ({info.width} × {info.height}, {seconds:.1f} s at "
                           f"{info.fps:g} fps).")
         headline.setObjectName("ExportDoneHeadline")
-        self.files = QLabel(files_html(describe_files(outcome.path, outcome.sidecar, timeline)))
+        self.files = QLabel("Written " + files_html(describe_files(outcome.path, outcome.sidecar, timeline)))
         self.files.setObjectName("ExportDoneFiles")
         self.files.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.files.setWordWrap(True)
+        self.problem = QLabel()  # when the desktop has nothing to open a folder or a video with
+        self.problem.setObjectName("ExportDoneProblem")
+        self.problem.setWordWrap(True)
+        self.problem.setTextFormat(Qt.TextFormat.PlainText)
+        self.problem.hide()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.show_button = self.buttons.addButton("Show in Folder", QDialogButtonBox.ButtonRole.ActionRole)
         self.play_button = self.buttons.addButton("Play", QDialogButtonBox.ButtonRole.ActionRole)
@@ -64,13 +71,30 @@ class ExportDoneDialog(QDialog):
         layout.setSpacing(10)
         layout.addWidget(headline)
         layout.addWidget(self.files)
+        layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
         self.setMinimumWidth(480)
 
     def show_in_folder(self) -> bool:
         """The folder the files were written to, in the file manager."""
-        return bool(self.open_url(QUrl.fromLocalFile(str(self.outcome.path.parent))))
+        return self._open(self.outcome.path.parent, "folders")
 
     def play(self) -> bool:
         """The video, in the user's video player."""
-        return bool(self.open_url(QUrl.fromLocalFile(str(self.outcome.path))))
+        return self._open(self.outcome.path, "videos")
+
+    def _open(self, path: Path, what: str) -> bool:
+        if self.open_url(QUrl.fromLocalFile(str(path))):
+            self.problem.hide()
+            return True
+        self.problem.setText(f"Nothing on this computer opens {what}; the files are in {self.outcome.path.parent}.")
+        self.problem.show()
+        grow_to_fit(self)
+        return False
+
+
+def grow_to_fit(dialog: QWidget) -> None:
+    """Make `dialog` tall enough for its wrapped labels at its width (it never shrinks under the user)."""
+    needed = dialog.heightForWidth(dialog.width()) if dialog.isVisible() else -1
+    if needed > dialog.height():
+        dialog.resize(dialog.width(), needed)

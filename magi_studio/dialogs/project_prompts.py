@@ -69,6 +69,9 @@ class _ProjectIcons(QFileIconProvider):
             return self._project_icon
         return super().icon(what)
 
+    def type(self, info: QFileInfo) -> str:  # the dialog's Type column
+        return "MAGI Studio project" if project_bundle(info.absoluteFilePath()) is not None else super().type(info)
+
 
 class ProjectOpenDialog(QFileDialog):
     """File › Open: lists folders and projects; choosing a `.magi` folder (Open, Return or a double-click)
@@ -80,6 +83,7 @@ class ProjectOpenDialog(QFileDialog):
         self.setOption(QFileDialog.Option.DontUseNativeDialog)  # a native dialog cannot treat folders as files
         self.setFileMode(QFileDialog.FileMode.ExistingFile)
         self.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
+        self.resize(860, 520)  # Qt's own default shows three columns' worth of a long folder name
         from magi_studio.theme.icons import app_icon
 
         self._icons = _ProjectIcons(app_icon())  # kept: the dialog does not own its icon provider

@@ -107,6 +107,9 @@ def test_help_opens_the_user_guide_that_ships_with_the_app(window, monkeypatch, 
     monkeypatch.setattr(user_guide, "local_user_guide", lambda: tmp_path / "not-shipped.md")  # a bare wheel
     window.action_set["help.user_guide"].trigger()
     assert opened[-1] == QUrl(user_guide.PUBLISHED_GUIDE)
+    window.open_url = lambda url: False  # nothing on this desktop opens it: the banner says where it is
+    assert not window.show_user_guide()
+    assert window.error_banner.isVisible() and user_guide.PUBLISHED_GUIDE in window.error_banner.body.text()
 
 
 def test_welcome_banner_is_dismissible_and_remembered(qtbot, window, isolated_settings, tmp_path):

@@ -194,6 +194,7 @@ def test_it_says_what_it_writes_and_offers_show_in_folder_and_play(qtbot, comple
     text = dialog.writes.text()
     assert "film.mp4" in text and "film.json" in text and str(tmp_path) in text and ".otio" not in text
     dialog.format_combo.setCurrentIndex(dialog.format_combo.findData(OTIO))
+    assert dialog.height() >= dialog.heightForWidth(dialog.width())  # grown for the third file, not squeezed
     dialog.clips_combo.setCurrentIndex(dialog.clips_combo.findData(SHOT))
     assert dialog.path_edit.text() == str(tmp_path / "film.otio") and dialog.windowTitle() == "Export Timeline"
     assert dialog.written_files() == [tmp_path / "film.otio", tmp_path / "film.mp4", tmp_path / "film.json"]
@@ -209,7 +210,9 @@ def test_it_says_what_it_writes_and_offers_show_in_folder_and_play(qtbot, comple
     qtbot.mouseClick(done.play_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(done.show_button, Qt.MouseButton.LeftButton)
     assert opened == [QUrl.fromLocalFile(str(tmp_path / "film.mp4")), QUrl.fromLocalFile(str(tmp_path))]
-    assert done.isVisible()  # both can be used; Close dismisses it
+    assert done.isVisible() and done.problem.isHidden()  # both can be used; Close dismisses it
+    done.open_url = lambda url: False  # a desktop without a video player
+    assert not done.play() and done.problem.isVisible() and str(tmp_path) in done.problem.text()
     qtbot.mouseClick(done.buttons.button(done.buttons.StandardButton.Close), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not done.isVisible())
 
