@@ -424,8 +424,11 @@ class GenerationController(QObject, RunQueue):
         if not any(s.id == job.plan.shot_id for s in project.shots):
             # Kept in the project (saved with it, files in the bundle), though no take can show it.
             job.session.push(KeepResult(result))
-            self._fail_job(job, ProjectError(f"{job.shot_name} was deleted while it was being generated; its "
-                                             "finished chunk is kept in the project's results. Generation stopped."))
+            if not job.shot_deleted:  # said once, however many chunks were finishing
+                job.shot_deleted = True
+                self._fail_job(job, ProjectError(f"{job.shot_name} was deleted while it was being generated; its "
+                                                 "finished chunks are kept in the project's results. Generation "
+                                                 "stopped."))
             return
         notice = job.committer.notice_for(project, result.chunk_id)
         if event is not None and event.frames is not None:

@@ -193,7 +193,8 @@ class RunningJob:
     steps: int = 0
     steps_per_chunk: int = 0
     chunk_steps: dict[int, int] = field(default_factory=dict)  # request chunk index -> steps taken
-    broken: bool = False  # a write failed: later chunks of this job are not written (their context is gone)
+    broken: bool = False
+    shot_deleted: bool = False  # its shot was deleted during the run (said once)  # a write failed: later chunks of this job are not written (their context is gone)
 
     def next_shot_chunk(self) -> int | None:
         """1-based place in the shot of the oldest chunk still being made (None before the engine reports)."""

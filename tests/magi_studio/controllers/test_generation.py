@@ -13,7 +13,7 @@ import torch
 from engine.events import ChunkFinished, Failed, StepProgress
 from magi_studio.controllers.generation import DENOISING, FAILED, IDLE, QUEUED, GenerationController, RunPhase
 from magi_studio.document import store as store_module
-from magi_studio.document.commands import AddChunk, AddShot, DeleteChunk, SetPrompt, SetShotStart, new_chunk
+from magi_studio.document.commands import AddChunk, AddShot, DeleteChunk, DeleteShot, SetPrompt, SetShotStart, new_chunk
 from magi_studio.document.invariants import check
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (ChunkState, ProjectSettings, active_path, chunk_states, new_project,
@@ -366,3 +366,20 @@ def test_the_queue_shows_the_run_in_order_and_can_be_reordered_trimmed_paused_an
     assert s.recorder.ends == ["finished"] and len(first.takes) == 1  # resumed into the same take
     assert None not in active_path(first) and None not in active_path(c) and active_path(b) == [None, None]
     assert s.recorder.phases[-4:] == ["planning", "running", "draining", "idle"] and "paused" in s.recorder.phases
+
+
+def test_a_shot_deleted_while_it_generates_keeps_its_finished_chunk_in_the_project(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, StepProgress))
+    project = s.session.project
+    s.session.push(AddShot(new_shot(project, prompt=PROMPTS[2], seed=7)))  # the storyboard keeps a shot
+    s.controller.generate_shot(s.shot.id)
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)  # its first chunk is being denoised
+    s.session.push(DeleteShot(s.shot.id))
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["failed"] and len(s.recorder.errors) == 1
+    assert "was deleted while it was being generated" in str(s.recorder.errors[0])
+    chunk_ids = {c.id for c in s.shot.chunks}
+    kept = [r for r in project.results.values() if r.chunk_id in chunk_ids]
+    assert kept and check(project) == []  # in the project's results, saved with it, on no take
+    assert all(s.session.store.read_frames(r).shape == (24, 64, 64, 3) for r in kept)
