@@ -201,13 +201,20 @@ def test_run_app_opens_the_window_on_the_qt_loop_and_returns_when_it_closes(qtbo
     from magi_studio.app import run_app
 
     seen = []
+    poll = QTimer()
 
-    def close_it() -> None:
-        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
+    def close_it_once_shown() -> None:
+        # The first timer tick can come before the loop's first task has shown the window (a loaded
+        # machine takes more than a tick to start): wait for it to be shown, as a user would.
+        window = next((w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)), None)
+        if window is None or not window.isVisible():
+            return
+        poll.stop()
         seen.append((window.isVisible(), window.windowIcon().isNull(), QApplication.applicationName()))
         window.close()
 
-    QTimer.singleShot(300, close_it)
+    poll.timeout.connect(close_it_once_shown)
+    poll.start(50)
     assert run_app([]) == 0
     assert seen == [(True, False, "MAGI Studio")]
 
