@@ -47,6 +47,7 @@ TAKES_QSS = """
 #TakesTree::item { padding: 3px 4px; }
 #TakesEmpty { color: #6b7280; }
 #TakeDetails { color: #c9cedb; }
+#TakesView QPushButton:checked { background: #22b8d6; color: #0d0e11; font-weight: bold; }
 #TakeDetailsScroll, #TakeDetailsScroll > QWidget > QWidget { background: transparent; }
 #TakeFilmstripScroll, #TakeFilmstripScroll > QWidget > QWidget { background: transparent; }
 """
