@@ -176,9 +176,14 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     qtbot.mouseClick(takes.tree.viewport(), Qt.MouseButton.LeftButton,
                      pos=takes.tree.visualItemRect(item).center())
     assert studio.session.preview_take == (shot.id, old_take) and window.preview_bar.isVisible()
+    frame = player.current_frame
+    qtbot.keyClick(takes.tree, Qt.Key.Key_Backslash)  # A/B: the player flips to the active take, same frame
+    assert studio.session.preview_take == ("", "") and player.current_frame == frame
+    qtbot.keyClick(takes.tree, Qt.Key.Key_Backslash)  # and back to the compared take
+    assert studio.session.preview_take == (shot.id, old_take) and player.current_frame == frame
     qtbot.mouseClick(takes.activate_button, Qt.MouseButton.LeftButton)
     assert shot.active_take_id == old_take and active_path(shot) == old_path
-    assert chunk_states(project, shot.id) == [ChunkState.DONE] * 3  # its seeds came back with it: not stale
+    assert chunk_states(project, shot.id) == [ChunkState.DONE] * 3  # its specs came back with it: not stale
     old_frames = store.read_frames(project.results[old_path[1]])
     wait_for_frames(qtbot, window.player_sync)  # the switched take's frames are decoded in the background
     assert np.array_equal(player.store.frames(1), old_frames)

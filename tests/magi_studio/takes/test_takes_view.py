@@ -198,8 +198,12 @@ def test_a_b_flips_the_player_between_two_takes_on_the_same_frame(qtbot, studio)
         shown.append(frames[2][7])
     assert not np.array_equal(shown[0], shown[1]) and np.array_equal(shown[0], shown[2])
     assert studio.shot.active_take_id == take2.id  # comparing never changes the document
-    qtbot.mouseClick(studio.takes.compare_button, Qt.MouseButton.LeftButton)
-    assert studio.session.preview_take == (studio.shot.id, take1.id) and studio.takes.compare_button.isChecked()
+    studio.takes.tree.setFocus()  # the key works with the focus in the tree too (where the click left it)
+    qtbot.keyClick(studio.takes.tree, Qt.Key.Key_Backslash)
+    assert studio.session.preview_take == (studio.shot.id, take1.id) and studio.player.current_frame == frame
+    assert studio.takes.compare_button.isChecked()  # the compared take is on screen
+    qtbot.mouseClick(studio.takes.compare_button, Qt.MouseButton.LeftButton)  # the button flips too
+    assert studio.session.preview_take == ("", "") and not studio.takes.compare_button.isChecked()
 
 
 def test_the_panel_keeps_its_width_when_the_first_take_appears(studio):
