@@ -353,6 +353,11 @@ class ExportDialog(QDialog):
         width, height = self.output_size()
         text += f", {width} × {height} at {fps} fps."
         self.summary.setText(f"{text} {describe_pending(pending)}" if pending else text)
+        grow_to_fit(self)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        grow_to_fit(self)  # the wrapped summary and file list need more than the first size hint gives
 
     def output_size(self) -> tuple[int, int]:
         """The video's size in pixels with the chosen scale and aspect (as magi_studio.export shapes it)."""

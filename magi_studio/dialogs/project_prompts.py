@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QDate, QFileInfo, QLocale, QTime
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QDialog, QFileDialog, QFileIconProvider, QMessageBox, QWidget
+from PySide6.QtWidgets import QDialog, QFileDialog, QFileIconProvider, QMessageBox, QTreeView, QWidget
 
 from magi_studio.document.store import EXTENSION, MANIFEST
 
@@ -84,6 +84,10 @@ class ProjectOpenDialog(QFileDialog):
         self.setFileMode(QFileDialog.FileMode.ExistingFile)
         self.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
         self.resize(860, 520)  # Qt's own default shows three columns' worth of a long folder name
+        details = self.findChild(QTreeView, "treeView")  # the detail view: room for "MAGI Studio project"
+        if details is not None:
+            for column, width in ((0, 320), (1, 70), (2, 150), (3, 170)):
+                details.header().resizeSection(column, width)
         from magi_studio.theme.icons import app_icon
 
         self._icons = _ProjectIcons(app_icon())  # kept: the dialog does not own its icon provider

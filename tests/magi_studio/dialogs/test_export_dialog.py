@@ -108,6 +108,7 @@ def test_pending_chunks_are_named_and_only_exported_when_chosen(qtbot, tmp_path)
     answer = [False]
     dialog = open_dialog(qtbot, project, store, ask_pending=lambda parent, text: asked.append(text) or answer[0])
     assert "Shot 3, chunk 1; Shot 3, chunk 2" in dialog.summary.text()
+    assert dialog.height() >= dialog.heightForWidth(dialog.width())  # the long summary squeezes no row
     choose(dialog, tmp_path / "partial.mp4", 1)
 
     assert not dialog.start_export()  # the user cancels: nothing is written
