@@ -1,1 +1,2 @@
-"""Small widgets of the main window: notice banner, engine status, job progress, shortcuts dialog."""
+"""Small widgets of the main window: notice banner, engine status, job progress, the generation queue,
+recent files menu, shortcuts dialog."""
