@@ -13,8 +13,10 @@ one step, chunk 1 kept) → Generate resumes the rest; the picture is the first 
 chunk 2 (chunk 1's latent and frames bit-identical, its latent reused as context; the player shows
 the new chunks 2–3) → two takes → the old take made active in the takes view (timeline and player
 follow, no generation) → Export (the mp4 decoded: 72 frames, its size, the active take's pixels; the
-sidecar's prompts, seeds, model) → Save → reopened in a fresh window, equal → Undo/Redo of a prompt
-edit → a corrupt project opened: the clear message, the file unchanged, and unchanged by a later Save.
+sidecar's prompts, seeds, model; the done dialog lists both files) → the I/O range exported as an
+OpenTimelineIO cut (read back: two trimmed clips with their prompts) → Save → a fresh start reopens the
+last project, equal → Undo/Redo of a prompt edit → a corrupt project opened: the clear message, the file
+unchanged, and unchanged by a later Save.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ import shutil
 
 import imageio_ffmpeg
 import numpy as np
+import opentimelineio as otio
 import torch
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage, QPixmap
 
 from engine.events import ChunkFinished
 from engine.session import Session
-from magi_studio.dialogs.export_dialog import SCALES
+from magi_studio.dialogs.export_dialog import OTIO, SCALES
+from magi_studio.dialogs.export_done import ExportDoneDialog
 from magi_studio.document.model import ChunkState, active_path, chunk_states
 from magi_studio.document.store import MANIFEST
 from magi_studio.engine_worker import EngineState, JobStarted
@@ -216,6 +220,27 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     assert [c["result_id"] for c in sidecar["chunks"]] == old_path
     assert {c["model"] for c in sidecar["chunks"]} == {"studio-mini"}
     assert [c["frames"] for c in sidecar["chunks"]] == [[0, 24], [24, 48], [48, 72]]
+    done = window.findChild(ExportDoneDialog)  # what was written, with Show in Folder and Play
+    assert done.isVisible() and "film.mp4" in done.files.text() and "film.json" in done.files.text()
+    done.close()
+
+    # 10b. I and O mark frames 30-59 in the player; the export offers that range, here as an OTIO cut.
+    player.mark_in(30)
+    player.mark_out(59)
+    click_tool(qtbot, window, "file.export")
+    dialog = studio.export_dialog
+    qtbot.waitExposed(dialog)
+    assert dialog.in_out_button.isChecked()
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData(OTIO))
+    dialog.path_edit.setText(str(tmp_path / "cut.otio"))
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: studio.export_dialog is None, timeout=LONG)
+    clips = list(otio.adapters.read_from_file(str(tmp_path / "cut.otio")).find_clips())
+    assert [c.source_range.duration.value for c in clips] == [18, 12]  # chunk 2 from its frame 6, chunk 3 to 11
+    assert [c.metadata["magi_studio"]["prompt"] for c in clips] == list(PROMPTS[1:])
+    assert len(decode(tmp_path / "cut.mp4")[1]) == 30
+    window.findChild(ExportDoneDialog).close()
+    player.clear_in_out()
 
     # 11. Save (the toolbar's Save): untitled, so it asks where.
     studio.projects.prompts.save_answer = str(tmp_path / "Film")
@@ -223,10 +248,11 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     assert window.windowTitle() == "Film[*] — MAGI Studio" and not window.isWindowModified()
     saved = copy.deepcopy(studio.session.project)
 
-    # 12. Reopened in a fresh window (`magi-studio Film.magi`): the same project.
+    # 12. The next start reopens the last project in a fresh window: the same project.
     studio.window.action_set["file.quit"].trigger()
     assert not window.isVisible() and [kind for kind, _ in studio.projects.prompts.asked] == ["save_path"]
-    again = make_studio(tmp_path / "Film.magi")
+    again = make_studio()
+    assert again.projects.path == tmp_path / "Film.magi"
     reopened = again.session.project
     assert reopened == saved  # prompts, seeds, reference, results, every take, the active path, settings
     shot2 = reopened.shots[0]
