@@ -2,9 +2,9 @@
 
 The QApplication gets its names (which also place the settings file), the theme, the bundled font
 and the icon; then magi_studio.studio.Studio builds the window, the engine thread and the
-controllers, opens PROJECT (or offers crashed untitled work, or starts a new project), and the main
-window runs on qasync's event loop, so asyncio work (hub downloads with progress, file work) shares
-Qt's loop instead of needing a thread of its own. run_app returns once the main window has closed
+controllers, opens PROJECT (or offers crashed untitled work, or reopens the last project, or starts a
+new one), and the main window runs on qasync's event loop, so asyncio work (hub downloads with
+progress, file work) shares Qt's loop instead of needing a thread of its own. run_app returns once the main window has closed
 (after the unsaved-changes question) and the engine thread has stopped.
 """
 
@@ -92,7 +92,7 @@ def run_app(argv: list[str]) -> int:
     settings = Settings()
     apply_hub_offline(settings)
     studio = Studio(settings)
-    studio.start(args.project)  # PROJECT, else crashed untitled work is offered, else a new project
+    studio.start(args.project)  # PROJECT, else crashed untitled work (offered), the last project, a new one
     signal_tick = handle_quit_signals(studio)
     try:
         return int(qasync.run(_run_until_closed(studio.window)) or 0)

@@ -1,7 +1,7 @@
 """Studio: the running app — the main window, the engine thread and the two controllers, wired once.
 
     studio = Studio(settings)        # window + EngineWorker + GenerationController + ProjectController
-    studio.start(path)               # PROJECT, else crashed untitled work (offered), else a new project
+    studio.start(path)               # PROJECT, else crashed untitled work (offered), the last project, New
     studio.window.show()
     ...                              # the user closes the window: Save / Discard / Cancel first
     studio.dispose()                 # autosaves written, the engine thread stopped, the window deleted
@@ -92,7 +92,8 @@ class Studio(QObject):
         return self.projects.session
 
     def start(self, path: str | Path | None = None) -> bool:
-        """Open `path`, or offer crashed untitled work, or start a new project; then load the model.
+        """Open `path`, or offer crashed untitled work, or reopen the last project, or start a new one; then
+        load the model.
 
         The model in Settings is loaded at once (a new project uses it), so the first Generate does not
         wait for it; a project made with another model has it loaded when it is generated."""
