@@ -29,8 +29,8 @@ START_CHOICES = (
 )
 
 
-#: Width of the shot prompt field (its tooltip and the cards' tooltips show the whole text).
-SHOT_PROMPT_WIDTH = 300
+#: Widths of the shot prompt field (the cards' tooltips show the whole joined text).
+SHOT_PROMPT_MIN_WIDTH, SHOT_PROMPT_WIDTH = 100, 360
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,11 @@ class ShotGroup(QFrame):
         self.prompt_edit.setToolTip("What every chunk of this shot shares; each chunk's prompt adds to it, "
                                     "and the engine receives the two joined")
         self.prompt_edit.setMaxLength(MAX_PROMPT_CHARS)
-        # A fixed width: the controls after it stay near the shot's start however long the shot is.
-        self.prompt_edit.setFixedWidth(SHOT_PROMPT_WIDTH)
+        # Narrow in a one-chunk shot (the header is never much wider than its cards), at most
+        # SHOT_PROMPT_WIDTH in a long one, so the controls after it stay near the shot's start.
+        self.prompt_edit.setMinimumWidth(SHOT_PROMPT_MIN_WIDTH)
+        self.prompt_edit.setMaximumWidth(SHOT_PROMPT_WIDTH)
+        self.prompt_edit.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.prompt_edit.textEdited.connect(lambda text: self.promptEdited.emit(self, text))
         self.prompt_edit.editingFinished.connect(lambda: self.promptLeft.emit(self))
         self.start_box = QComboBox()
@@ -122,7 +125,7 @@ class ShotGroup(QFrame):
         header = QHBoxLayout()
         header.setSpacing(6)
         header.addWidget(self.name_edit)
-        header.addWidget(self.prompt_edit)
+        header.addWidget(self.prompt_edit, 1)
         header.addWidget(self.start_box)
         header.addWidget(self.take_chip)
         header.addWidget(self.more)
