@@ -287,3 +287,13 @@ class SamplingConfig:
         if guidance is not None:
             config = dataclasses.replace(config, guidance=_from_mapping(GuidanceConfig, guidance))
         return config
+
+
+def model_sampling(requested: SamplingConfig | None, default: SamplingConfig, *, distilled: bool,
+                   label: str) -> SamplingConfig:
+    """The settings a request runs with on a model: its own or the model's default, in the model's guidance mode."""
+    sampling = requested or default
+    wanted = "distilled" if distilled else "cfg3"
+    _require(sampling.guidance.mode == wanted,
+             f"{label} needs '{wanted}' guidance, the request asks for '{sampling.guidance.mode}'.")
+    return sampling

@@ -55,3 +55,15 @@ class ExportError(EngineError):
     """A video or project file could not be written (full disk, no permission, encoder failure)."""
 
     title = "Export problem"
+
+
+class RemoteError(EngineError):
+    """The remote engine cannot be reached, refuses this client, or lost the run."""
+
+    title = "Remote engine problem"
+
+
+class ProtocolError(RemoteError, ValueError):
+    """A message between the studio and a remote engine breaks the protocol (malformed, too large, unknown)."""
+
+    title = "Remote engine problem"

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from engine.bundle import ModelBundle
-from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
-from engine.errors import ConfigError, EngineError, OutOfMemory
+from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig, model_sampling
+from engine.errors import EngineError, OutOfMemory
 from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished,
                            GenerationStarted, StepProgress)
 from engine.requests import GenerationRequest
@@ -58,12 +58,8 @@ class Session:
         return self.bundle.sampling
 
     def sampling_for(self, request: GenerationRequest) -> SamplingConfig:
-        sampling = request.sampling or self.bundle.sampling
-        wanted = "distilled" if self.bundle.dit.config.distilled else "cfg3"
-        if sampling.guidance.mode != wanted:
-            raise ConfigError(f"{self.bundle.label} needs '{wanted}' guidance, the request asks for "
-                              f"'{sampling.guidance.mode}'.")
-        return sampling
+        return model_sampling(request.sampling, self.bundle.sampling, distilled=bool(self.bundle.dit.config.distilled),
+                              label=self.bundle.label)
 
     # Encoding helpers (also used by the studio) ------------------------------------------------
     def encode_prompt(self, prompt: str, chunks_remaining: int) -> torch.Tensor:
