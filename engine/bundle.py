@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from engine.config import DiTConfig, SamplingConfig
 from engine.dit.model import MagiDiT
 from engine.errors import CheckpointError, ConfigError
+from engine.output_files import check_output_file, create_temporary, replace_output_file
 from engine.text.base import TextEncoder
 from engine.vae import LatentRGBProjection, VideoVAE
 from engine.vae.config import VAEConfig
@@ -90,10 +91,12 @@ def save_native_bundle(bundle: ModelBundle, folder: str | Path, dtype: torch.dty
     pack = stored_int8 if int8_matrices else stored
     _atomic_safetensors(pack(bundle.dit), folder / "dit.safetensors")
     _atomic_safetensors(pack(bundle.vae), folder / "vae.safetensors")
+    for name in ("dit.safetensors", "vae.safetensors", "text_encoder.safetensors", "model.json"):
+        check_output_file(folder / name, "model file")  # before any weights are written
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         staged = Path(tmp) / "text_encoder.safetensors"
         bundle.text_encoder.save(staged)
-        os.replace(staged, folder / "text_encoder.safetensors")
+        replace_output_file(staged, folder / "text_encoder.safetensors", "model file")
     _atomic_text(json.dumps(manifest, indent=1), folder / "model.json")
 
 
@@ -152,17 +155,29 @@ def load_native_bundle(folder: str | Path, device: torch.device, dtype: torch.dt
 
 
 def _atomic_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Write through a temporary name made new (never through a link planted there), then rename it over
+    `path` only if `path` is new or a regular file."""
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp))
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    os.close(create_temporary(tmp))  # save_file opens by name: the name is now our own new file
+    try:
+        save_file(tensors, str(tmp))
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        replace_output_file(tmp, path, "model file")
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def _atomic_text(text: str, path: Path) -> None:
+    """As _atomic_safetensors, for text."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(create_temporary(tmp), "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        replace_output_file(tmp, path, "model file")
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)

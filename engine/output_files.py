@@ -6,7 +6,9 @@ into an mp4, and a FIFO or a socket would be replaced the same way. So a target 
 regular file (not a symbolic link: a link is not our file, and replacing it would surprise whoever
 made it), in a folder we can write. `check_output_file` says so in one sentence before any expensive
 work starts; `replace_output_file` checks again at the rename, since the name may have changed while
-the work ran.
+the work ran. `create_temporary` makes that temporary file without ever opening through a link planted
+at its name, and `read_regular_file` reads a small file of ours (a sidecar) only when it is a regular
+file, so a FIFO or a link put there can neither block nor redirect the read.
 """
 
 from __future__ import annotations
@@ -49,6 +51,42 @@ def replace_output_file(temporary: str | os.PathLike, path: str | os.PathLike, w
         Path(temporary).unlink(missing_ok=True)
         raise
     os.replace(temporary, path)
+
+
+def create_temporary(path: str | os.PathLike) -> int:
+    """A new, empty file at `path` opened for writing (a file descriptor); a stale file or link there goes first.
+
+    O_CREAT | O_EXCL never opens an existing name, links included, so nothing is written through a link
+    planted at the temporary name, even one planted after the stale name was removed.
+    """
+    path = Path(path)
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "a folder is in the way of the temporary file", str(path))
+        path.unlink()  # our leftover, or a link someone planted: the link goes, never what it points to
+    except FileNotFoundError:
+        pass
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    return os.open(path, flags, 0o666)
+
+
+def read_regular_file(path: str | os.PathLike, limit: int) -> bytes:
+    """The bytes of `path` when it is a regular file of at most `limit` bytes; OSError otherwise.
+
+    Never blocks on a FIFO or a device and never follows a link at the last component.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if info.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(limit + 1)[:limit]
+    finally:
+        os.close(fd)
 
 
 def _check_target(path: Path, what: str) -> None:

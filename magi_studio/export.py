@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.errors import ExportError
-from engine.output_files import check_output_file, replace_output_file
+from engine.output_files import check_output_file, create_temporary, replace_output_file
 from engine.video_io import VideoInfo, VideoWriter
 from magi_studio.document.model import (CHUNK_FRAMES, ChunkRef, ChunkState, Project, Shot, Take, active_path,
                                         storyboard_chunks, storyboard_states, total_frames)
@@ -270,11 +270,15 @@ def _chunk_record(project: Project, ref: ChunkRef, result, state: ChunkState, fi
 def write_text_atomically(path: Path, text: str, failure: str) -> None:
     """Write `text` to `path` whole or not at all; ExportError "`failure`: <reason>." when it cannot be."""
     tmp = path.with_name(f".{path.name}.tmp")
+    created = False
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with os.fdopen(create_temporary(tmp), "w", encoding="utf-8") as handle:  # never through a link
+            created = True
+            handle.write(text)
         replace_output_file(tmp, path)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
+        if created:  # only the file we made: a link or file that refused O_EXCL is not ours to remove
+            tmp.unlink(missing_ok=True)
         raise ExportError(f"{failure}: {error.strerror or error}.") from error
 
 

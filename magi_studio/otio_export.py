@@ -24,12 +24,15 @@ from pathlib import Path
 import opentimelineio as otio
 
 from engine.errors import ExportError
+from engine.output_files import read_regular_file
 from magi_studio.document.model import Project
 from magi_studio.export import SIDECAR_FORMAT, ExportResult, export_video, sidecar_path, write_text_atomically
 
 TIMELINE_SUFFIX = ".otio"
 #: One clip per chunk, or one per shot.
 CHUNK, SHOT = "chunk", "shot"
+#: A sidecar holds a few hundred bytes a chunk; anything far larger is not ours.
+MAX_SIDECAR_BYTES = 64 * 2**20
 #: The metadata key our clips, markers and timeline carry.
 METADATA_KEY = "magi_studio"
 #: What a chunk clip tells of its chunk (from the sidecar's chunk records).
@@ -71,9 +74,14 @@ def export_timeline(project: Project, store, output: str | os.PathLike, *, clips
 def is_our_export(video: Path) -> bool:
     """Whether `video` has the sidecar of a MAGI Studio export beside it."""
     try:
-        return json.loads(sidecar_path(video).read_text(encoding="utf-8")).get("format") == SIDECAR_FORMAT
+        return read_sidecar(sidecar_path(video)).get("format") == SIDECAR_FORMAT
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def read_sidecar(sidecar: Path) -> dict:
+    """The JSON of a sidecar; OSError when it is not a regular file (a FIFO would block a plain read forever)."""
+    return json.loads(read_regular_file(sidecar, MAX_SIDECAR_BYTES).decode("utf-8"))
 
 
 def write_timeline(sidecar: str | os.PathLike, output: str | os.PathLike, *, clips: str = CHUNK) -> Path:
@@ -89,8 +97,12 @@ def timeline_from_sidecar(sidecar: str | os.PathLike, *, clips: str = CHUNK) -> 
     """The cut an export's sidecar describes: one clip per chunk (CHUNK) or per shot (SHOT)."""
     _check_clips(clips)
     sidecar = Path(sidecar)
-    data = json.loads(sidecar.read_text(encoding="utf-8"))
-    if data.get("format") != SIDECAR_FORMAT:
+    try:
+        data = read_sidecar(sidecar)
+    except (OSError, ValueError) as error:
+        raise ExportError(f"'{sidecar}' cannot be read as the sidecar of a MAGI Studio export "
+                          f"({getattr(error, 'strerror', None) or error}).") from None
+    if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
         raise ExportError(f"'{sidecar}' is not the sidecar of a MAGI Studio export.")
     rate = float(data["fps"])
     video = sidecar.with_name(data["video"])

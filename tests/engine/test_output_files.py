@@ -11,7 +11,7 @@ import pytest
 
 from engine import video_io
 from engine.errors import ExportError
-from engine.output_files import check_output_file, replace_output_file
+from engine.output_files import check_output_file, create_temporary, read_regular_file, replace_output_file
 from engine.video_io import VideoWriter, probe_video, write_video
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs, sockets and devices are POSIX")
@@ -109,3 +109,51 @@ def test_folder_problems_are_one_sentence(tmp_path):
     with pytest.raises(ExportError, match="name is too long"):
         check_output_file(tmp_path / ("x" * 300 + ".mp4"), "video")
     assert check_output_file(tmp_path / "fresh.mp4") == tmp_path / "fresh.mp4"
+
+
+def test_a_temporary_file_is_never_opened_through_a_link_planted_at_its_name(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    for target in (victim, tmp_path / "would-be-created"):
+        tmp = tmp_path / ".out.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        fd = create_temporary(tmp)
+        os.write(fd, b"new")
+        os.close(fd)
+        assert not tmp.is_symlink() and tmp.read_bytes() == b"new"
+    assert victim.read_text() == "keep me" and not (tmp_path / "would-be-created").exists()
+
+
+def test_reading_a_fifo_or_a_link_is_refused_at_once(tmp_path):
+    fifo, link = tmp_path / "side.json", tmp_path / "link.json"
+    os.mkfifo(fifo)  # no writer: a plain open() would block forever
+    link.symlink_to(tmp_path / "real.json")
+    (tmp_path / "real.json").write_text("{}")
+    for path in (fifo, link):
+        with pytest.raises(OSError):
+            read_regular_file(path, limit=100)
+    assert read_regular_file(tmp_path / "real.json", limit=100) == b"{}"
+    with pytest.raises(OSError):
+        read_regular_file(tmp_path / "real.json", limit=1)
+
+
+def test_a_model_bundle_is_not_written_through_links_nor_over_a_fifo(tmp_path):
+    from engine.bundle import save_native_bundle
+    from tests.engine.factories import tiny_bundle
+
+    folder, victim = tmp_path / "model", tmp_path / "victim.txt"
+    folder.mkdir()
+    victim.write_text("keep me")
+    for name in ("model.json.tmp", "dit.safetensors.tmp", "vae.safetensors.tmp"):
+        (folder / name).symlink_to(victim)
+    bundle = tiny_bundle()
+    save_native_bundle(bundle, folder)
+    assert victim.read_text() == "keep me"
+    assert sorted(p.name for p in folder.iterdir()) == ["dit.safetensors", "model.json", "text_encoder.safetensors",
+                                                        "vae.safetensors"]
+    (folder / "model.json").unlink()
+    os.mkfifo(folder / "model.json")
+    with pytest.raises(ExportError, match="named pipe"):
+        save_native_bundle(bundle, folder)
+    assert stat.S_ISFIFO(os.lstat(folder / "model.json").st_mode)

@@ -13,7 +13,7 @@ from engine.video_io import probe_video, read_video
 from magi_studio.document.commands import SetProjectSettings, SetPrompt, SetShotStart
 from magi_studio.document.model import ChunkState, active_path
 from magi_studio.document.take_commands import SetActiveTake
-from magi_studio.export import describe_pending, export_video, pending_chunks, sidecar_path
+from magi_studio.export import describe_pending, export_video, pending_chunks, sidecar_path, write_text_atomically
 from tests.magi_studio.document.fakes import fake_generate, rich_project, synthetic_chunk
 
 
@@ -172,3 +172,15 @@ def test_another_aspect_pads_with_black_bars_or_crops_the_middle(complete, tmp_p
         assert np.abs(frame[:, 25:89] - source).mean() < 3
     else:
         assert np.abs(frame - source[14:50]).mean() < 3  # the middle 36 rows
+
+
+def test_the_sidecar_is_never_written_through_a_link_at_its_temporary_name(tmp_path):
+    victim, sidecar = tmp_path / "victim.txt", tmp_path / "cut.json"
+    victim.write_text("keep me")
+    for target in (victim, tmp_path / "would-be-created"):
+        (tmp_path / ".cut.json.tmp").unlink(missing_ok=True)
+        (tmp_path / ".cut.json.tmp").symlink_to(target)
+        write_text_atomically(sidecar, '{"format": 1}', "The sidecar could not be")
+        assert sidecar.read_text() == '{"format": 1}' and not sidecar.is_symlink()
+    assert victim.read_text() == "keep me" and not (tmp_path / "would-be-created").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.json", "victim.txt"]

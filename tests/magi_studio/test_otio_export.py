@@ -4,6 +4,8 @@ rate, media references to the mp4 written beside it, prompts, seeds and takes as
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -14,7 +16,7 @@ from engine.errors import ExportError
 from engine.video_io import probe_video
 from magi_studio.document.model import active_path
 from magi_studio.export import owning_take
-from magi_studio.otio_export import CHUNK, METADATA_KEY, SHOT, export_timeline
+from magi_studio.otio_export import CHUNK, METADATA_KEY, SHOT, export_timeline, is_our_export, timeline_from_sidecar
 from tests.magi_studio.document.fakes import fake_generate, rich_project
 
 
@@ -89,3 +91,19 @@ def test_a_video_that_is_not_ours_is_never_replaced(complete, tmp_path):
     export_timeline(project, store, tmp_path / "cut.otio", chunk_range=(0, 2), preset="ultrafast")  # ours: replaced
     assert len(clips_of(tmp_path / "cut.otio")) == 2
     assert json.loads((tmp_path / "cut.json").read_text())["frames"] == 48
+
+
+def test_a_fifo_sidecar_is_refused_at_once_instead_of_blocking(tmp_path):
+    video, sidecar = tmp_path / "cut.mp4", tmp_path / "cut.json"
+    video.write_bytes(b"someone else's film")
+    os.mkfifo(sidecar)  # no writer: reading it with read_text() blocked forever
+    answers = []
+    reader = threading.Thread(target=lambda: answers.append(is_our_export(video)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    if reader.is_alive():  # free the blocked reader before failing, so the run goes on
+        os.close(os.open(sidecar, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("is_our_export blocked on a FIFO sidecar")
+    assert answers == [False]
+    with pytest.raises(ExportError, match="cannot be read as the sidecar"):
+        timeline_from_sidecar(sidecar)
