@@ -295,7 +295,7 @@ class ProjectController(QObject):
             self.generation.stop()  # finished chunks are committed first, so the next question covers them
             stopped = True
         if self.is_dirty():
-            choice = self.prompts.unsaved_changes(self.display_name)
+            choice = self.prompts.unsaved_changes(self.display_name, untitled=self._untitled)
             if choice == CANCEL or (choice == SAVE and not self.save()):
                 if stopped:
                     self.generation.continue_stopped()

@@ -119,14 +119,9 @@ class ProjectPrompts:
     def __init__(self, parent: QWidget | None = None) -> None:
         self.parent = parent
 
-    def unsaved_changes(self, name: str) -> str:
-        """SAVE, DISCARD or CANCEL."""
-        box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, f"Save the changes to “{name}” before closing?",
-                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                          | QMessageBox.StandardButton.Cancel, self.parent)
-        box.setInformativeText("Generated chunks are kept either way; unsaved edits are lost if you discard them.")
-        box.setDefaultButton(QMessageBox.StandardButton.Save)
-        answer = box.exec()
+    def unsaved_changes(self, name: str, untitled: bool = False) -> str:
+        """SAVE, DISCARD or CANCEL. `untitled`: the project was never saved (Discard deletes it)."""
+        answer = unsaved_changes_box(name, untitled, self.parent).exec()
         return {QMessageBox.StandardButton.Save: SAVE, QMessageBox.StandardButton.Discard: DISCARD}.get(
             QMessageBox.StandardButton(answer), CANCEL)
 
@@ -164,6 +159,20 @@ class ProjectPrompts:
         path, _ = QFileDialog.getSaveFileName(self.parent, "Save Project As", suggested,
                                               f"MAGI Studio projects (*{EXTENSION})")
         return path or None
+
+
+def unsaved_changes_box(name: str, untitled: bool, parent: QWidget | None = None) -> QMessageBox:
+    """Save / Discard / Cancel, saying what Discard throws away: an untitled project lives in a scratch
+    folder that Discard deletes, chunks included; a saved one goes back to its last save, and the chunks
+    generated since are part of what is not saved."""
+    box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, f"Save the changes to “{name}” before closing?",
+                      QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                      | QMessageBox.StandardButton.Cancel, parent)
+    box.setInformativeText(
+        "This project was never saved: Discard deletes it, with every chunk generated in it." if untitled else
+        "Discard goes back to the last saved version: the edits and the chunks generated since then are lost.")
+    box.setDefaultButton(QMessageBox.StandardButton.Save)
+    return box
 
 
 def stop_run_box(stop_text: str, parent: QWidget | None = None) -> QMessageBox:

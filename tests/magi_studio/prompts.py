@@ -14,9 +14,11 @@ class FakePrompts:
         self.open_answer = self.save_answer = None
         self.stop = True  # a run in progress is stopped when asked (a test that keeps working says so)
         self.asked: list[tuple[str, str]] = []
+        self.asked_untitled: list[bool] = []  # per unsaved-changes question: was the project untitled
 
-    def unsaved_changes(self, name: str) -> str:
+    def unsaved_changes(self, name: str, untitled: bool = False) -> str:
         self.asked.append(("unsaved", name))
+        self.asked_untitled.append(untitled)
         return self.unsaved
 
     def stop_run(self, stop_text: str, run_ended=None) -> bool:

@@ -56,8 +56,8 @@ class SoakPrompts(FakePrompts):
         super().__init__()
         self.rng, self.folder, self.saved = rng, folder, 0
 
-    def unsaved_changes(self, name: str) -> str:
-        super().unsaved_changes(name)
+    def unsaved_changes(self, name: str, untitled: bool = False) -> str:
+        super().unsaved_changes(name, untitled)
         return self.rng.choice((SAVE, DISCARD))
 
     def save_path(self, suggested: str):

@@ -17,7 +17,7 @@ from engine.events import ChunkFinished
 from magi_studio.controllers import common
 from magi_studio.controllers.project import ProjectController
 from magi_studio.dialogs.project_prompts import (CANCEL, DISCARD, RECOVER, SAVE, ProjectOpenDialog, ProjectPrompts,
-                                                 human_time, recovery_box)
+                                                 human_time, recovery_box, unsaved_changes_box)
 from magi_studio.document.commands import SetPrompt
 from magi_studio.document.manifest import SCHEMA_VERSION
 from magi_studio.document.model import active_path, storyboard_states
@@ -130,6 +130,27 @@ def test_the_real_prompt_maps_its_buttons(make, qtbot):
 
     QTimer.singleShot(0, click_discard)
     assert projects.close_project() and projects.session is None
+
+
+def test_the_save_question_says_what_discard_throws_away(make, tmp_path, qtbot):
+    projects = make()
+    projects.start()
+    fake_generate(projects.session.document.project, projects.session.store,
+                  projects.session.document.project.shots[0].id)
+    edit(projects, "untitled work")
+    scratch = projects.session.store.path
+    assert any((scratch / "results").iterdir())
+    projects.prompts.unsaved = DISCARD
+    assert projects.close_project() and not scratch.exists()  # the chunks went with the scratch folder
+    assert projects.prompts.asked_untitled == [True]
+    assert "deletes it, with every chunk" in unsaved_changes_box("Untitled", True).informativeText()
+
+    projects.start()
+    projects.save_as(tmp_path / "Film")
+    edit(projects, "saved project's edit")
+    assert projects.close_project() and projects.prompts.asked_untitled == [True, False]
+    saved_text = unsaved_changes_box("Film", False).informativeText()
+    assert "last saved version" in saved_text and "kept either way" not in saved_text
 
 
 def test_recent_files_and_a_vanished_one(make, tmp_path, isolated_settings):
