@@ -3,6 +3,7 @@
     magi-studio [PROJECT]
     magi-studio generate --model studio-mini --prompt "a red ball falls" --prompt "it bounces" -o out.mp4
     magi-studio render PROJECT -o out.mp4
+    magi-studio serve --model studio-mini             # the engine for other computers (--engine ws://HOST:8765)
 
 Qt is imported only for the app, so `generate` works on a machine without a display. Every argument is
 checked before a model loads (`check_generate_args`, render's `check_render_args`): a wrong one costs a
@@ -104,12 +105,45 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run MAGI-1's T5 text encoder on the CPU (saves about 9 GiB of GPU memory)")
     gen.add_argument("-o", "--output", type=Path, required=True, help="mp4 file to write")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_engine_args(gen)
 
     render = sub.add_parser("render", help="render a project's storyboard to an mp4 without the window")
     render.add_argument("project", type=Path)
     render.add_argument("-o", "--output", type=Path, required=True)
     render.add_argument("-q", "--quiet", action="store_true")
+    _add_engine_args(render)
+
+    serve = sub.add_parser("serve", help="serve a model to other computers (WebSocket; they use --engine URL)")
+    serve.add_argument("--model", default="studio-mini", help="the model to load once and serve")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
+    serve.add_argument("--port", type=_whole_number(0, 65535), default=8765)
+    serve.add_argument("--token-file", type=Path,
+                       help="bearer token file, created (mode 0600) if missing; default ~/.config/magi-studio/remote-token")
+    serve.add_argument("--tls-cert", type=Path, help="TLS certificate (PEM): serve wss:// instead of ws://")
+    serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    serve.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    serve.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
+    serve.add_argument("--text-on-cpu", action="store_true", help="run MAGI-1's T5 text encoder on the CPU")
     return parser
+
+
+def _add_engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", metavar="URL", help="use the engine of `magi-studio serve` at URL (ws://HOST:PORT "
+                        "or wss://...) instead of this computer's; its model is used")
+    parser.add_argument("--token-file", type=Path, help="the server's token file (default: "
+                        "~/.config/magi-studio/remote-token)")
+    parser.add_argument("--engine-ca", type=Path, help="certificate to trust for a wss:// server with its own certificate")
+
+
+def connect_engine(args: argparse.Namespace):
+    """The RemoteSession of --engine (None without it): the remote counterpart of Session.load."""
+    if not getattr(args, "engine", None):
+        return None
+    from engine.remote.client import RemoteSession
+    from engine.remote.token import default_token_path
+
+    return RemoteSession.connect(args.engine, token_file=args.token_file or default_token_path(),
+                                 ca_file=args.engine_ca)
 
 
 def _values_may_start_with_a_dash(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
@@ -144,7 +178,7 @@ def _all_actions(parser: argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    known = {"generate", "render", "-h", "--help"}
+    known = {"generate", "render", "serve", "-h", "--help"}
     if not argv or argv[0] not in known and not argv[0].startswith("-"):
         from magi_studio.app import run_app  # Qt only here
 
@@ -161,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
 
             check_render_args(args)
             return run_render(args)
+        if args.command == "serve":
+            from engine.remote.server import run_server
+
+            return run_server(args.model, args.host, args.port, args.token_file, args.tls_cert, args.tls_key,
+                              device=args.device, dtype=args.dtype, text_on_cpu=args.text_on_cpu)
     except EngineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -190,6 +229,11 @@ def check_generate_args(args: argparse.Namespace) -> None:
         check_image_file(args.image)
     if args.video is not None:
         check_video_file(args.video)
+    if args.engine:  # the server's model and device: only the token is ours to check
+        from engine.remote.token import default_token_path, read_token
+
+        read_token(args.token_file or default_token_path())
+        return
     from engine.device import parse_dtype, pick_device
     from engine.models import resolve_model
 
@@ -201,6 +245,7 @@ def run_generate(args: argparse.Namespace) -> int:
     import dataclasses
 
     from engine.events import CancelToken, Cancelled, ChunkFinished, Failed, Finished
+    from engine.remote.client import Queued
     from engine.requests import ChunkSpec, GenerationRequest
     from engine.session import Session
     from engine.video_io import VideoWriter, fit_image, iter_video, load_image
@@ -208,8 +253,9 @@ def run_generate(args: argparse.Namespace) -> int:
 
     progress = TerminalProgress(enabled=not args.quiet)
     image = load_image(args.image) if args.image else None  # decoded before the model loads: damage shows now
-    progress.message(f"loading {args.model} ...")
-    session = Session.load(args.model, device=args.device, dtype=args.dtype, text_on_cpu=args.text_on_cpu)
+    progress.message(f"connecting to {args.engine} ..." if args.engine else f"loading {args.model} ...")
+    session = connect_engine(args) or Session.load(args.model, device=args.device, dtype=args.dtype,
+                                                   text_on_cpu=args.text_on_cpu)
     bundle = session.bundle
     width, height = args.size or (bundle.width, bundle.height)
     sampling = session.default_sampling
@@ -242,6 +288,8 @@ def run_generate(args: argparse.Namespace) -> int:
                 writer.write(event.frames[event.prefix_frames:])
             elif isinstance(event, (Finished, Cancelled, Failed)):
                 outcome = event
+            elif isinstance(event, Queued):
+                progress.message(f"waiting: {event.position} run(s) ahead on the server")
     except KeyboardInterrupt:
         # Ctrl-C lands inside the engine's step, which ends the run; the finished chunks are kept.
         cancel.cancel()

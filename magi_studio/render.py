@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.errors import ExportError
+from engine.errors import ConfigError, ExportError
 from engine.events import CancelToken, ChunkFinished, Failed
 from engine.output_files import check_output_file
 from magi_studio.document.model import ChunkState, storyboard_states
@@ -50,9 +50,13 @@ def run_render(args: argparse.Namespace) -> int:
     document = Document(project)
     if _needs_generation(project):
         from engine.session import Session  # torch and the model only when something must be generated
+        from magi_studio.cli import connect_engine
 
-        progress.message(f"loading {project.settings.model} ...")
-        session = Session.load(project.settings.model)
+        engine = getattr(args, "engine", None)
+        progress.message(f"connecting to {engine} ..." if engine else f"loading {project.settings.model} ...")
+        session = connect_engine(args) or Session.load(project.settings.model)
+        if engine:
+            check_remote_model(session.bundle, project.settings.model)
         try:
             generate_missing(document, store, session, progress)
         except KeyboardInterrupt:
@@ -73,6 +77,13 @@ def run_render(args: argparse.Namespace) -> int:
                      f"{outcome.path} in {format_seconds(time.monotonic() - started)}, details in {outcome.sidecar}"
                      + (f", the timeline in {timeline}" if timeline else ""))
     return 0
+
+
+def check_remote_model(model, wanted: str) -> None:
+    """The project's chunks must all come from its own model: a server with another one is refused."""
+    if wanted not in (model.spec, model.name) and Path(wanted).name not in (Path(model.spec).name, model.name):
+        raise ConfigError(f"The project uses the model '{wanted}'; the remote engine serves '{model.spec}'. Start "
+                          f"the server with --model {wanted}, or change the project's model.")
 
 
 def _needs_generation(project) -> bool:
