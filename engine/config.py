@@ -297,3 +297,37 @@ def model_sampling(requested: SamplingConfig | None, default: SamplingConfig, *,
     _require(sampling.guidance.mode == wanted,
              f"{label} needs '{wanted}' guidance, the request asks for '{sampling.guidance.mode}'.")
     return sampling
+
+
+COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How the DiT runs on its device: speed settings that change no math beyond rounding.
+
+    None means "the engine chooses for the device" (engine.dit.compiled.resolve_runtime): compiled layers
+    on CUDA only, native FP8 on GPUs with FP8 matmuls (compute capability 8.9 and later) only.
+    """
+
+    #: Wrap the dense parts of each transformer layer in torch.compile (one graph for every step and layer).
+    compile_layers: bool | None = None
+    #: torch.compile mode. CUDA graphs are left out: the window's token counts change from step to step.
+    compile_mode: str = "default"
+    #: FP8 checkpoints keep their quantised linears FP8 and run FP8 matmuls (else they are dequantised).
+    native_fp8: bool | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.compile_layers in (None, True, False),
+                 f"RuntimeConfig.compile_layers must be true, false or null, got {self.compile_layers!r}")
+        _require(self.native_fp8 in (None, True, False),
+                 f"RuntimeConfig.native_fp8 must be true, false or null, got {self.native_fp8!r}")
+        _require(self.compile_mode in COMPILE_MODES,
+                 f"RuntimeConfig.compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RuntimeConfig":
+        return _from_mapping(cls, data)

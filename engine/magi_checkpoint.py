@@ -94,7 +94,12 @@ def check_official_keys(reader: CheckpointReader, expected: dict[str, tuple[int,
                               ". Check that the folder holds the complete variant you chose.")
 
 
-def load_magi_dit(weights: Path, variant: MagiVariant, device: torch.device, dtype: torch.dtype) -> MagiDiT:
+def load_magi_dit(weights: Path, variant: MagiVariant, device: torch.device, dtype: torch.dtype, *,
+                  native_fp8: bool = False) -> MagiDiT:
+    """The DiT of an official checkpoint folder. FP8 checkpoints are dequantised to `dtype`, or with
+    `native_fp8` (a GPU with FP8 matmuls) keep their quantised linears FP8 (engine.dit.fp8_linear)."""
+    from engine.dit.fp8_linear import FP8_SCALE_BUFFERS, fp8_module_names, use_fp8_linears
+
     with CheckpointReader(weights) as reader:
         fp8_layers = fp8_layers_in(reader.keys())
         if bool(fp8_layers) != variant.fp8:
@@ -102,17 +107,28 @@ def load_magi_dit(weights: Path, variant: MagiVariant, device: torch.device, dty
             raise CheckpointError(f"{weights} holds a {kind} checkpoint, but {variant.label} was selected.")
         config = variant.dit
         check_official_keys(reader, expected_official_shapes(config, fp8_layers), f"The DiT checkpoint in {weights}")
+        native_fp8 = native_fp8 and bool(fp8_layers)
         with torch.device("meta"):
             dit = MagiDiT(config)
+            if native_fp8:
+                use_fp8_linears(dit, fp8_layers)
         native_shapes = {k: tuple(v.shape) for k, v in dit.state_dict().items()}
+        fp8_weights = {f"{m}.weight" for m in fp8_module_names(fp8_layers)} if native_fp8 else set()
+        fp8_scales = {f"{m}.{b}" for m in fp8_module_names(fp8_layers) for b in FP8_SCALE_BUFFERS} if native_fp8 else set()
 
         def lazy(name: str, source) -> LazyTensor:
             return LazyTensor(native_shapes[name], lambda: source.build(reader.get))
 
-        plan = official_key_plan(config, fp8_layers)
+        def dtype_for(key: str) -> torch.dtype:
+            if key in fp8_weights:
+                return torch.float8_e4m3fn
+            return torch.float32 if key in fp8_scales or is_float32_island(key) else dtype
+
+        plan = official_key_plan(config, fp8_layers, native_fp8=native_fp8)
         tensors = {name: lazy(name, source) for name, source in plan.items()}
-        load_into_module(dit, tensors, device=device, what=f"the DiT checkpoint in {weights}",
-                         dtype_for=lambda key: torch.float32 if is_float32_island(key) else dtype)
+        load_into_module(dit, tensors, device=device, what=f"the DiT checkpoint in {weights}", dtype_for=dtype_for)
+    if native_fp8:
+        log.info("%s: %d layers keep their FP8 linears (native FP8 matmuls)", variant.label, len(fp8_layers))
     return dit.eval()
 
 

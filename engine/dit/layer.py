@@ -9,6 +9,8 @@ reference: QK-norm, RoPE, gating, post-norms and residual adds in float32, the r
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +21,8 @@ from engine.dit.norms import OnePlusLayerNorm
 from engine.dit.rope import apply_rotary
 
 LayerKV = tuple[torch.Tensor, torch.Tensor]
+#: (q, k, v, cross-attention q, text keys, text values) of one layer's attention.
+AttentionInputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 class ParallelAttention(nn.Module):
@@ -42,28 +46,35 @@ class ParallelAttention(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (-1, self.head_dim))
 
-    def keys_values(self, a: torch.Tensor, angles: torch.Tensor) -> LayerKV:
-        """Self-attention keys (QK-normed, rotated) and values of the normed input a [N, S, D]."""
+    def project(self, a: torch.Tensor, angles: torch.Tensor, text: torch.Tensor) -> AttentionInputs:
+        """Normed input a [N, S, D] -> self-attention q [N, S, H, dh], k, v [N, S, G, dh] (QK-normed and
+        rotated), cross-attention queries [N, S, H, dh] and the text's keys/values [N, chunks, L, G, dh]."""
+        q = apply_rotary(self.q_norm(self._heads(self.to_q(a)).float()), angles).to(a.dtype)
         k = apply_rotary(self.k_norm(self._heads(self.to_k(a)).float()), angles).to(a.dtype)
         v = self._heads(self.to_v(a))
-        return k, v
+        q_cross = self.q_norm_cross(self._heads(self.to_q_cross(a)))
+        k_text = self.k_norm_cross(self._heads(self.to_k_cross(text)))
+        v_text = self._heads(self.to_v_cross(text))
+        return q, k, v, q_cross, k_text, v_text
+
+    @staticmethod
+    def attend(inputs: AttentionInputs, text_mask: torch.Tensor | None, layout: ChunkLayout,
+               context: LayerKV | None, masked: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block-causal self-attention over [context] ++ this forward, and per-chunk cross-attention."""
+        q, k, v, q_cross, k_text, v_text = inputs
+        k_all, v_all = (k, v) if context is None else (torch.cat([context[0], k], 1), torch.cat([context[1], v], 1))
+        self_out = block_causal_attention(q, k_all, v_all, layout, masked)
+        cross_out = chunk_cross_attention(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, masked)
+        return self_out, cross_out
+
+    def output(self, self_out: torch.Tensor, cross_out: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(torch.cat([self_out.flatten(2), cross_out.flatten(2)], dim=-1))
 
     def forward(self, x: torch.Tensor, angles: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | None,
                 layout: ChunkLayout, context: LayerKV | None, masked: bool = False) -> tuple[torch.Tensor, LayerKV]:
         """x [N, S, D] -> projected attention output [N, S, D] and this forward's (k, v)."""
-        a = self.norm(x)
-        q = apply_rotary(self.q_norm(self._heads(self.to_q(a)).float()), angles).to(a.dtype)  # [N, S, H, dh]
-        k, v = self.keys_values(a, angles)  # [N, S, G, dh]
-        k_all, v_all = (k, v) if context is None else (torch.cat([context[0], k], 1), torch.cat([context[1], v], 1))
-        self_out = block_causal_attention(q, k_all, v_all, layout, masked)
-
-        q_cross = self.q_norm_cross(self._heads(self.to_q_cross(a)))
-        k_text = self.k_norm_cross(self._heads(self.to_k_cross(text)))  # [N, chunks, L, G, dh]
-        v_text = self._heads(self.to_v_cross(text))
-        cross_out = chunk_cross_attention(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, masked)
-
-        out = self.out_proj(torch.cat([self_out.flatten(2), cross_out.flatten(2)], dim=-1))
-        return out, (k, v)
+        inputs = self.project(self.norm(x), angles, text)
+        return self.output(*self.attend(inputs, text_mask, layout, context, masked)), (inputs[1], inputs[2])
 
 
 class FeedForward(nn.Module):
@@ -86,6 +97,11 @@ class FeedForward(nn.Module):
 
 
 class TransformerLayer(nn.Module):
+    """The layer runs as three parts: the dense math before attention (`dense_in`), attention itself
+    (per-chunk spans, so its Python loop depends on the layout) and the dense math after it (`dense_out`).
+    `compile_dense` compiles the two dense parts only: their shapes vary with the window's token count
+    but not with the layout, so one compiled graph serves every step and every layer."""
+
     def __init__(self, config: DiTConfig) -> None:
         super().__init__()
         self.gate_proj = nn.Linear(config.cond_size, 2 * config.gate_size)
@@ -93,6 +109,7 @@ class TransformerLayer(nn.Module):
         self.attn_post_norm = OnePlusLayerNorm(config.hidden_size, config.layernorm_eps)
         self.mlp = FeedForward(config)
         self.mlp_post_norm = OnePlusLayerNorm(config.hidden_size, config.layernorm_eps)
+        self._compiled: tuple[Callable, Callable] | None = None
 
     def gates(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """condition [N, chunks, C] -> (attention gate, mlp gate), each [N, chunks, D], tanh-softcapped."""
@@ -101,17 +118,36 @@ class TransformerLayer(nn.Module):
         return capped.chunk(2, dim=-1)
 
     @staticmethod
-    def _gated_residual(update: torch.Tensor, gate: torch.Tensor, norm: nn.Module, residual: torch.Tensor,
-                        num_chunks: int) -> torch.Tensor:
+    def _gated_residual(update: torch.Tensor, gate: torch.Tensor, norm: nn.Module, residual: torch.Tensor
+                        ) -> torch.Tensor:
+        """residual + norm(update · gate of each token's chunk), in float32; gate [N, chunks, D]."""
         n, s, d = update.shape
-        gated = update.float().view(n, num_chunks, s // num_chunks, d) * gate.float()[:, :, None, :]
+        gated = update.float().view(n, gate.shape[1], -1, d) * gate.float()[:, :, None, :]
         return (norm(gated.view(n, s, d)) + residual.float()).to(residual.dtype)
+
+    def dense_in(self, x: torch.Tensor, condition: torch.Tensor, angles: torch.Tensor, text: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, AttentionInputs]:
+        gate_attn, gate_mlp = self.gates(condition)
+        return gate_attn, gate_mlp, self.attn.project(self.attn.norm(x), angles, text)
+
+    def dense_out(self, x: torch.Tensor, self_out: torch.Tensor, cross_out: torch.Tensor, gate_attn: torch.Tensor,
+                  gate_mlp: torch.Tensor) -> torch.Tensor:
+        x = self._gated_residual(self.attn.output(self_out, cross_out), gate_attn, self.attn_post_norm, x)
+        return self._gated_residual(self.mlp(x), gate_mlp, self.mlp_post_norm, x)
+
+    def compile_dense(self, compile_fn: Callable[[Callable], Callable] | None) -> None:
+        """Run `dense_in`/`dense_out` through `compile_fn` (e.g. a configured torch.compile); None undoes it."""
+        self._compiled = None if compile_fn is None else (compile_fn(self.dense_in), compile_fn(self.dense_out))
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor, angles: torch.Tensor, text: torch.Tensor,
                 text_mask: torch.Tensor | None, layout: ChunkLayout, context: LayerKV | None,
                 masked: bool = False) -> tuple[torch.Tensor, LayerKV]:
-        gate_attn, gate_mlp = self.gates(condition)
-        attn_out, kv = self.attn(x, angles, text, text_mask, layout, context, masked)
-        x = self._gated_residual(attn_out, gate_attn, self.attn_post_norm, x, layout.num_chunks)
-        x = self._gated_residual(self.mlp(x), gate_mlp, self.mlp_post_norm, x, layout.num_chunks)
-        return x, kv
+        dense_in, dense_out = self._compiled or (self.dense_in, self.dense_out)
+        gate_attn, gate_mlp, inputs = dense_in(x, condition, angles, text)
+        self_out, cross_out = self.attn.attend(inputs, text_mask, layout, context, masked)
+        x = dense_out(x, self_out, cross_out, gate_attn, gate_mlp)
+        return x, (inputs[1], inputs[2])

@@ -9,7 +9,8 @@ MAGI-1's brief, shared/reference/magi1.md §2.4 and §2.9):
   parallel training): block j = self-attention features then cross-attention features of the same
   heads. Our `out_proj` takes [all self-attention features | all cross-attention features].
 
-FP8 checkpoints store some linears of layers 1..L-2 quantised; they are dequantised on load.
+FP8 checkpoints store some linears of layers 1..L-2 quantised; they are dequantised on load, or kept
+FP8 (`native_fp8`) for GPUs that multiply FP8 matrices.
 Everything else maps one to one (the "+1" LayerNorm convention is kept, not folded).
 """
 
@@ -72,8 +73,7 @@ def _linear(official_prefix: str, fp8: bool, per_channel: bool, transform=None) 
         return KeySource((key,), lambda get: transform(get(key)))
     from engine.loading.fp8 import dequantize_fp8_linear
 
-    names = ["weight", "weight_scale", "input_scale"] + (["smooth_scale"] if per_channel else [])
-    keys = tuple(f"{official_prefix}.{n}" for n in names)
+    keys = _fp8_keys(official_prefix, per_channel)
 
     def build(get: Getter) -> torch.Tensor:
         dense = dequantize_fp8_linear(official_prefix, get, keys=keys)
@@ -82,8 +82,50 @@ def _linear(official_prefix: str, fp8: bool, per_channel: bool, transform=None) 
     return KeySource(keys, build)
 
 
-def official_key_plan(config: DiTConfig, fp8_layers: Sequence[int] = ()) -> dict[str, KeySource]:
-    """Our parameter name -> the official tensors it is built from."""
+def _fp8_keys(official_prefix: str, per_channel: bool) -> tuple[str, ...]:
+    names = ["weight", "weight_scale", "input_scale"] + (["smooth_scale"] if per_channel else [])
+    return tuple(f"{official_prefix}.{n}" for n in names)
+
+
+def _native_fp8_linear(ours: str, official_prefix: str, fan_in: int, per_channel: bool,
+                       transform=None) -> dict[str, KeySource]:
+    """The buffers of an Fp8Linear (engine.dit.fp8_linear) straight from the stored FP8 tensors.
+
+    `transform` permutes input columns (the output projection): it applies to the weight and to the
+    per-input-channel divisor alike, so the product is unchanged.
+    """
+    from engine.loading.fp8 import fp8_linear_scales, fp8_linear_weight
+
+    keys = _fp8_keys(official_prefix, per_channel)
+    scale_keys = keys[1:]
+    permute = transform or (lambda t: t)
+
+    def weight(get: Getter) -> torch.Tensor:
+        # Column permutations are views + one copy; done on the bytes (uint8), as float8 copies are not
+        # implemented everywhere.
+        stored = fp8_linear_weight(official_prefix, get)
+        return permute(stored.view(torch.uint8)).contiguous().view(torch.float8_e4m3fn)
+
+    def scale(index: int) -> Callable[[Getter], torch.Tensor]:
+        def build(get: Getter) -> torch.Tensor:
+            value = fp8_linear_scales(official_prefix, get, fan_in, keys=keys)[index]
+            return permute(value[None])[0].contiguous() if index == 1 else value
+        return build
+
+    return {f"{ours}.weight": KeySource(keys[:1], weight),
+            f"{ours}.weight_scale": KeySource(scale_keys, scale(0)),
+            f"{ours}.input_divisor": KeySource(scale_keys, scale(1)),
+            f"{ours}.activation_scale": KeySource(scale_keys, scale(2))}
+
+
+def official_key_plan(config: DiTConfig, fp8_layers: Sequence[int] = (), *,
+                      native_fp8: bool = False) -> dict[str, KeySource]:
+    """Our parameter name -> the official tensors it is built from.
+
+    FP8 linears are dequantised to one dense weight each, or with `native_fp8` kept as the four buffers
+    of an Fp8Linear (weight, weight_scale, input_divisor, activation_scale) for a model whose linears
+    were swapped by `engine.dit.fp8_linear.use_fp8_linears`.
+    """
     plan: dict[str, KeySource] = {
         "patch_embed.weight": _copy("x_embedder.weight"),
         "rope.bands": _copy("rope.bands"),
@@ -99,7 +141,7 @@ def official_key_plan(config: DiTConfig, fp8_layers: Sequence[int] = ()) -> dict
             plan[f"{ours}.{part}"] = _copy(f"{theirs}.{part}")
 
     fp8_set = set(fp8_layers)
-    groups, dh = config.num_kv_groups, config.head_dim
+    groups, dh, d = config.num_kv_groups, config.head_dim, config.hidden_size
     for i in range(config.num_layers):
         ours, theirs = f"layers.{i}", f"videodit_blocks.layers.{i}"
         attn = f"{theirs}.self_attention"
@@ -112,13 +154,18 @@ def official_key_plan(config: DiTConfig, fp8_layers: Sequence[int] = ()) -> dict
                      ("mlp_post_norm", "mlp_post_norm")):
             for part in ("weight", "bias"):
                 plan[f"{ours}.{a}.{part}"] = _copy(f"{theirs}.{b}.{part}")
-        for a, b in (("attn.to_q", "linear_qkv.q"), ("attn.to_q_cross", "linear_qkv.qx"), ("attn.to_k", "linear_qkv.k"),
-                     ("attn.to_v", "linear_qkv.v")):
-            plan[f"{ours}.{a}.weight"] = _linear(f"{attn}.{b}", fp8, per_channel=False)
-        plan[f"{ours}.mlp.fc1.weight"] = _linear(f"{theirs}.mlp.linear_fc1", fp8, per_channel=False)
-        plan[f"{ours}.mlp.fc2.weight"] = _linear(f"{theirs}.mlp.linear_fc2", fp8, per_channel=True)
-        plan[f"{ours}.attn.out_proj.weight"] = _linear(f"{attn}.linear_proj", fp8, per_channel=True,
-                                                       transform=deinterleave_out_proj)
+        linears = [(f"{ours}.{a}", f"{attn}.{b}", d, False, None)
+                   for a, b in (("attn.to_q", "linear_qkv.q"), ("attn.to_q_cross", "linear_qkv.qx"),
+                                ("attn.to_k", "linear_qkv.k"), ("attn.to_v", "linear_qkv.v"))]
+        linears += [(f"{ours}.mlp.fc1", f"{theirs}.mlp.linear_fc1", d, False, None),
+                    (f"{ours}.mlp.fc2", f"{theirs}.mlp.linear_fc2", config.ffn_hidden_size, True, None),
+                    (f"{ours}.attn.out_proj", f"{attn}.linear_proj", 2 * config.query_size, True,
+                     deinterleave_out_proj)]
+        for name, official, fan_in, per_channel, transform in linears:
+            if fp8 and native_fp8:
+                plan.update(_native_fp8_linear(name, official, fan_in, per_channel, transform))
+            else:
+                plan[f"{name}.weight"] = _linear(official, fp8, per_channel, transform)
         kv_key = f"{attn}.linear_kv_xattn.weight"
         plan[f"{ours}.attn.to_k_cross.weight"] = KeySource(
             (kv_key,), lambda get, k=kv_key: split_cross_kv(get(k), groups, dh)[0])

@@ -31,6 +31,9 @@ from engine.loading.module_loading import LazyTensor
 
 log = logging.getLogger(__name__)
 
+#: Largest finite float8_e4m3fn value.
+E4M3_MAX = 448.0
+
 #: Scale tensors that accompany a quantised weight (they disappear from the dense state dict).
 SCALE_SUFFIXES = ("weight_scale", "input_scale", "smooth_scale")
 
@@ -60,20 +63,16 @@ def _scale(get: Callable[[str], torch.Tensor], key: str) -> torch.Tensor:
     return value
 
 
-def dequantize_fp8_linear(prefix: str, get: Callable[[str], torch.Tensor], *,
-                          keys: Collection[str] | None = None) -> torch.Tensor:
-    """The dense float32 weight [out, in] equivalent to one FP8 linear (the caller casts it).
+def fp8_linear_scales(prefix: str, get: Callable[[str], torch.Tensor], fan_in: int, *,
+                      keys: Collection[str] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(weight_scale [], input_divisor [in], activation_scale []) of one FP8 linear, checked.
 
-    `get(key)` returns a stored tensor; `keys` (optional) tells whether `smooth_scale` exists, which marks
-    the per-channel kind; without it a KeyError from `get` means "absent".
+    The official forward is y = (e4m3(x / input_divisor) @ W8ᵀ) · activation_scale · weight_scale, with
+    input_divisor = input_scale and activation_scale = input_scale[0] (per-tensor kind), resp.
+    input_divisor = smooth_scale and activation_scale = input_scale (per-channel kind).
+    `keys` (optional) tells whether `smooth_scale` exists, which marks the per-channel kind; without it a
+    KeyError from `get` means "absent".
     """
-    weight = get(f"{prefix}.weight")
-    if weight.dim() == 3 and weight.shape[0] == 1:
-        weight = weight[0]  # [1, out, in] → [out, in]
-    if weight.dim() != 2:
-        raise CheckpointError(f"The FP8 weight {prefix}.weight has shape {list(weight.shape)}, expected [1, out, in]. "
-                              "The checkpoint does not match MAGI-1's FP8 layout.")
-    fan_in = weight.shape[1]
     weight_scale = _scale(get, f"{prefix}.weight_scale")
     input_scale = _scale(get, f"{prefix}.input_scale")
     if weight_scale.numel() != 1:
@@ -91,13 +90,67 @@ def dequantize_fp8_linear(prefix: str, get: Callable[[str], torch.Tensor], *,
         if input_scale.numel() != 1 or smooth.numel() != fan_in:
             raise CheckpointError(f"{prefix}: per-channel FP8 scales have {input_scale.numel()} / {smooth.numel()} "
                                   f"values, expected 1 / {fan_in}. The checkpoint does not match MAGI-1's FP8 layout.")
-        column = weight_scale * input_scale / smooth  # [in]
-    else:  # per-tensor: x / input_scale, GEMM scaled by input_scale[0] · weight_scale
-        if input_scale.numel() not in (1, fan_in):
-            raise CheckpointError(f"{prefix}.input_scale has {input_scale.numel()} values, expected {fan_in}. "
-                                  "The checkpoint does not match MAGI-1's FP8 layout.")
-        column = weight_scale * input_scale[0] / input_scale  # [in] (or [1])
+        return weight_scale[0], smooth, input_scale[0]
+    # per-tensor: x / input_scale, GEMM scaled by input_scale[0] · weight_scale
+    if input_scale.numel() not in (1, fan_in):
+        raise CheckpointError(f"{prefix}.input_scale has {input_scale.numel()} values, expected {fan_in}. "
+                              "The checkpoint does not match MAGI-1's FP8 layout.")
+    return weight_scale[0], input_scale.expand(fan_in).contiguous(), input_scale[0]
+
+
+def fp8_linear_weight(prefix: str, get: Callable[[str], torch.Tensor]) -> torch.Tensor:
+    """The stored float8_e4m3fn weight [out, in] of one FP8 linear (official shape [1, out, in])."""
+    weight = get(f"{prefix}.weight")
+    if weight.dim() == 3 and weight.shape[0] == 1:
+        weight = weight[0]  # [1, out, in] → [out, in]
+    if weight.dim() != 2:
+        raise CheckpointError(f"The FP8 weight {prefix}.weight has shape {list(weight.shape)}, expected [1, out, in]. "
+                              "The checkpoint does not match MAGI-1's FP8 layout.")
+    if weight.dtype != torch.float8_e4m3fn:
+        raise CheckpointError(f"The FP8 weight {prefix}.weight is stored as {weight.dtype}, expected float8_e4m3fn. "
+                              "The checkpoint does not match MAGI-1's FP8 layout.")
+    return weight
+
+
+def dequantize_fp8_linear(prefix: str, get: Callable[[str], torch.Tensor], *,
+                          keys: Collection[str] | None = None) -> torch.Tensor:
+    """The dense float32 weight [out, in] equivalent to one FP8 linear (the caller casts it).
+
+    `get(key)` returns a stored tensor; `keys` as in `fp8_linear_scales`.
+    """
+    weight = fp8_linear_weight(prefix, get)
+    weight_scale, divisor, activation_scale = fp8_linear_scales(prefix, get, weight.shape[1], keys=keys)
+    column = weight_scale * activation_scale / divisor  # [in]
     return weight.to(torch.float32) * column.unsqueeze(0)  # [out, in]
+
+
+def quantize_fp8_linear(weight: torch.Tensor, input_amax: float, *, per_channel: bool) -> dict[str, torch.Tensor]:
+    """A dense weight [out, in] in MAGI-1's FP8 layout ({weight, weight_scale, input_scale[, smooth_scale]}).
+
+    Per-tensor scales: weight_scale = max|W| / 448 and one activation scale input_amax / 448 for every
+    input channel (stored as a constant `input_scale` vector, resp. as `smooth_scale` with input_scale 1
+    for the per-channel kind). Used to quantise a bf16 model for measurements; a calibrated checkpoint
+    would give each channel its own scale.
+    """
+    w = weight.detach().float()
+    activation = torch.tensor(max(float(input_amax), 1e-6) / E4M3_MAX)
+    if per_channel:
+        # The GEMM is scaled by input_scale = 1 and x is divided by smooth_scale = a, so the stored matrix
+        # holds W·a: dequantised, W8·ws·1/a is W again.
+        w = w * activation
+    weight_scale = (w.abs().max() / E4M3_MAX).clamp_min(1e-30)
+    stored = {"weight": to_e4m3(w / weight_scale)[None], "weight_scale": weight_scale.reshape(1)}
+    if per_channel:
+        stored["input_scale"] = torch.ones(1)
+        stored["smooth_scale"] = activation.expand(1, w.shape[1]).contiguous()
+    else:
+        stored["input_scale"] = activation.expand(w.shape[1]).contiguous()
+    return stored
+
+
+def to_e4m3(x: torch.Tensor) -> torch.Tensor:
+    """Round to float8_e4m3fn as MAGI-1 does: clamp to ±448, through bfloat16."""
+    return x.clamp(-E4M3_MAX, E4M3_MAX).to(torch.bfloat16).to(torch.float8_e4m3fn)
 
 
 def dequantized_tensors(source) -> dict[str, LazyTensor]:

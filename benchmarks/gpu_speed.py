@@ -1,0 +1,325 @@
+"""Speed and accuracy of the DiT's GPU paths at MAGI-1 scale: eager bf16, compiled bf16, native FP8.
+
+Random weights (as benchmarks/magi_scale.py: speed does not depend on the values). The FP8 model is
+the same bf16 model quantised in memory to MAGI-1's FP8 layout (engine.loading.fp8.quantize_fp8_linear,
+activation scales from one calibration forward) in layers 1..L-2, as the official checkpoints are.
+
+    python benchmarks/gpu_speed.py run --path compiled --window 4 --chunks 6 --json out.json
+    python benchmarks/gpu_speed.py accuracy --json acc.json     # max relative errors vs eager bf16
+    python benchmarks/gpu_speed.py gemm --json gemm.json        # one FP8 / bf16 GEMM of the 4.5B, alone
+
+"Steady" steps are those of stages 4..chunks-1: the window is full and the KV cache holds every chunk
+a step attends (four chunks back at most), so window 1 is measured with four chunks cached.
+FLOPs are counted from each forward's layout (linears: 2·rows·in·out; attention: 4·queries·keys·heads·dh
+for self- and cross-attention); TFLOP/s is set against a bf16 matmul measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.magi_scale import random_dit  # noqa: E402
+from benchmarks.record import publish  # noqa: E402
+from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig  # noqa: E402
+from engine.dit.attention import ChunkLayout  # noqa: E402
+from engine.dit.compiled import compile_counts, compile_layers, uncompile_layers  # noqa: E402
+from engine.dit.fp8_linear import Fp8Linear, fp8_module_names, quantize_activation  # noqa: E402
+from engine.dit.model import ChunkText, MagiDiT  # noqa: E402
+from engine.loading.fp8 import fp8_linear_scales, fp8_linear_weight, quantize_fp8_linear  # noqa: E402
+from engine.sampler.loop import ChunkPlan, StepDone, chunk_noise, sample_chunks  # noqa: E402
+from engine.variants import magi_variant, tiny_dit_config  # noqa: E402
+
+#: Stages before this one have a cache or window not yet full (the longest attention span is 5 chunks).
+FIRST_STEADY_STAGE = 4
+PER_CHANNEL = ("attn.out_proj", "mlp.fc2")
+
+
+def variant_for(name: str):
+    if name == "tiny":  # a smoke test of this script on a CPU
+        return dataclasses.replace(magi_variant("4.5B_distill"), name="tiny", dit=dataclasses.replace(tiny_dit_config(distilled=True), num_layers=4))
+    return magi_variant(name)
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeats: int = 10) -> float:
+    """Mean seconds of fn() after two warm-up calls."""
+    for _ in range(2):
+        fn()
+    sync()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - start) / repeats
+
+
+def bf16_peak_tflops(device: torch.device) -> float:
+    n = 8192 if device.type == "cuda" else 512
+    a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
+    return 2 * n**3 / timed(lambda: a @ b) / 1e12
+
+
+# FLOPs ------------------------------------------------------------------------------------------
+def forward_flops(cfg, layout: ChunkLayout, text_tokens: list[int]) -> tuple[float, float]:
+    """(matmul FLOPs, attention FLOPs) of one DiT forward with this layout and these text lengths."""
+    t, d, q, kv = layout.tokens_per_chunk, cfg.hidden_size, cfg.query_size, cfg.kv_size
+    rows = layout.num_chunks * t
+    ffn_in = cfg.ffn_hidden_size * (2 if cfg.gated_mlp else 1)
+    per_row = d * (2 * q + 2 * kv) + 2 * q * d + d * ffn_in + cfg.ffn_hidden_size * d
+    matmul = 2 * rows * per_row + 2 * sum(text_tokens) * cfg.xattn_size * 2 * kv
+    attention = 0
+    for j in range(layout.num_chunks):
+        lo, hi = layout.key_token_range(j)
+        attention += 4 * t * ((hi - lo) + text_tokens[j]) * cfg.num_heads * cfg.head_dim
+    return matmul * cfg.num_layers, attention * cfg.num_layers
+
+
+class FlopRecorder:
+    """Wraps dit.forward to add up the FLOPs of every forward (cheap: layouts only)."""
+
+    def __init__(self, dit: MagiDiT) -> None:
+        self.matmul = self.attention = 0.0
+        inner = dit.forward
+
+        def forward(latents, t, text: ChunkText, caption_present, layout, **kwargs):
+            mask = text.mask
+            lengths = [int(mask[0, j].sum()) if mask is not None else text.features.shape[2]
+                       for j in range(layout.num_chunks)]
+            m, a = forward_flops(dit.config, layout, lengths)
+            self.matmul += m
+            self.attention += a
+            return inner(latents, t, text, caption_present, layout, **kwargs)
+
+        dit.forward = forward
+
+    def take(self) -> tuple[float, float]:
+        out = (self.matmul, self.attention)
+        self.matmul = self.attention = 0.0
+        return out
+
+
+# FP8 conversion ------------------------------------------------------------------------------------
+def input_amax(dit: MagiDiT, names: list[str], device: torch.device, size: tuple[int, int]) -> dict[str, float]:
+    """Largest |input| each named linear sees in one forward of two random chunks (the calibration)."""
+    seen: dict[str, float] = {}
+    hooks = []
+    for name in names:
+        def hook(module, args, name=name):
+            seen[name] = max(seen.get(name, 0.0), float(args[0].abs().amax()))
+        hooks.append(dit.get_submodule(name).register_forward_pre_hook(hook))
+    with torch.inference_mode():
+        inputs = forward_inputs(dit, device, size, chunks=2, seed=7)
+        dit(*inputs[:5], step_size=inputs[5])
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def quantize_to_fp8(dit: MagiDiT, device: torch.device, size: tuple[int, int]) -> MagiDiT:
+    """Quantise the linears MAGI-1 stores in FP8 (layers 1..L-2) in place, into Fp8Linear modules."""
+    names = fp8_module_names(range(1, dit.config.num_layers - 1))
+    amax = input_amax(dit, names, device, size)
+    for name in names:
+        owner_name, _, attr = name.rpartition(".")
+        owner = dit.get_submodule(owner_name)
+        dense = getattr(owner, attr)
+        stored = quantize_fp8_linear(dense.weight, amax[name], per_channel=name.endswith(PER_CHANNEL))
+        get = stored.__getitem__
+        keys = [f"p.{k}" for k in stored]
+        getter = lambda key: get(key[2:])  # noqa: E731
+        fp8 = Fp8Linear(dense.in_features, dense.out_features).to(device)
+        fp8.weight = fp8_linear_weight("p", getter).to(device)
+        ws, divisor, act = fp8_linear_scales("p", getter, dense.in_features, keys=keys)
+        fp8.weight_scale, fp8.input_divisor, fp8.activation_scale = ws.to(device), divisor.to(device), act.to(device)
+        setattr(owner, attr, fp8)
+        del dense
+    torch.cuda.empty_cache() if device.type == "cuda" else None
+    return dit
+
+
+def dequantized_copy_weights(dit: MagiDiT, fp8_dit: MagiDiT) -> None:
+    """Give `dit`'s dense linears the dequantised FP8 weights (today's loading path for FP8 checkpoints)."""
+    with torch.no_grad():
+        for name, module in fp8_dit.named_modules():
+            if isinstance(module, Fp8Linear):
+                dense = dit.get_submodule(name)
+                dense.weight.copy_(module.dequantized_weight().to(dense.weight.dtype))
+
+
+# Inputs -------------------------------------------------------------------------------------------
+def forward_inputs(dit: MagiDiT, device: torch.device, size: tuple[int, int], *, chunks: int, seed: int,
+                   text_tokens: int = 120):
+    """A forward like a steady window-4 step: `chunks` chunks at staggered t, each seeing up to 4 back."""
+    cfg = dit.config
+    width, height = size
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, cfg.latent_channels, chunks * CHUNK_LATENT_FRAMES, height // 8, width // 8, generator=g)
+    tokens = cfg.tokens_per_chunk(height // 8, width // 8)
+    text = ChunkText.from_sequences([torch.randn(text_tokens, cfg.caption_channels, generator=g)
+                                     for _ in range(chunks)], device=device)
+    t = torch.linspace(0.9, 0.1, chunks)[None]
+    layout = ChunkLayout.causal(0, chunks, tokens, span=4)
+    return x.to(device), t.to(device), text, True, layout, torch.full((1, chunks), 8.0, device=device)
+
+
+def velocity(dit: MagiDiT, inputs) -> torch.Tensor:
+    with torch.inference_mode():
+        return dit(*inputs[:5], step_size=inputs[5]).velocity.float()
+
+
+def relative_errors(got: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
+    diff = (got - ref).abs()
+    return {"max_abs_over_max_abs": float(diff.max() / ref.abs().max()),
+            "rel_l2": float((got - ref).norm() / ref.norm()),
+            "max_abs": float(diff.max())}
+
+
+# Modes ----------------------------------------------------------------------------------------------
+def run_sampler(args, device: torch.device) -> dict:
+    variant = variant_for(args.variant)
+    width, height = (int(v) for v in args.size.split("x"))
+    sampling = SamplingConfig.from_dict({**variant.sampling.to_dict(), "window": args.window,
+                                         "num_steps": args.steps})
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    peak = bf16_peak_tflops(device)
+    started = time.perf_counter()
+    dit = random_dit(variant, device, dtype)
+    if args.path == "fp8":
+        quantize_to_fp8(dit, device, (width, height))
+    if args.path in ("compiled", "fp8"):
+        compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend)
+    sync()
+    build_s = time.perf_counter() - started
+    weights_gib = torch.cuda.memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    flops = FlopRecorder(dit)
+
+    g = torch.Generator().manual_seed(1)
+    plans = [ChunkPlan(i, chunk_noise(i, height, width), torch.randn(120, variant.dit.caption_channels, generator=g))
+             for i in range(args.chunks)]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    steps = []
+    t0 = last = time.perf_counter()
+    with torch.inference_mode():
+        for event in sample_chunks(dit, sampling, plans, dit.null_text()):
+            if isinstance(event, StepDone):
+                sync()
+                now = time.perf_counter()
+                matmul, attention = flops.take()
+                steps.append({"stage": event.step.stage, "s": now - last, "matmul_flop": matmul,
+                              "attention_flop": attention, **compile_counts()})
+                last = now
+    total_s = time.perf_counter() - t0
+    steady = [s for s in steps if FIRST_STEADY_STAGE <= s["stage"] <= args.chunks - 1]
+    if not steady:
+        raise SystemExit(f"{args.chunks} chunks give no steady stage; use at least {FIRST_STEADY_STAGE + 1}")
+    step_s = sum(s["s"] for s in steady) / len(steady)
+    flop = sum(s["matmul_flop"] + s["attention_flop"] for s in steady) / len(steady)
+    tflops = flop / step_s / 1e12
+    return {
+        "path": args.path, "variant": variant.name, "size": [width, height], "steps": sampling.num_steps,
+        "window": sampling.window, "chunks": args.chunks, "compile_mode": args.compile_mode,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
+        "bf16_matmul_peak_tflops": round(peak, 1), "build_s": round(build_s, 2), "weights_gib": round(weights_gib, 2),
+        "total_s": round(total_s, 2), "first_steps_s": [round(s["s"], 3) for s in steps[:4]],
+        "steady_steps": len(steady), "steady_step_s": round(step_s, 4),
+        "steady_chunk_s": round(step_s * sampling.steps_per_stage, 3),
+        "steady_step_tflop": round(flop / 1e12, 1),
+        "steady_step_matmul_tflop": round(sum(s["matmul_flop"] for s in steady) / len(steady) / 1e12, 1),
+        "tflops": round(tflops, 1), "percent_of_bf16_peak": round(100 * tflops / peak, 1),
+        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,
+        "compile_counts_at_first_steady_step": {k: steady[0][k] for k in ("frames_compiled", "unique_graphs")},
+        "compile_counts_at_end": {k: steps[-1][k] for k in ("frames_compiled", "unique_graphs")},
+        "step_seconds": [round(s["s"], 3) for s in steps],
+    }
+
+
+def accuracy(args, device: torch.device) -> dict:
+    variant = variant_for(args.variant)
+    width, height = (int(v) for v in args.size.split("x"))
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dit = random_dit(variant, device, dtype)
+    inputs = forward_inputs(dit, device, (width, height), chunks=5, seed=3)
+    reference = velocity(dit, inputs)
+    out = {"variant": variant.name, "size": [width, height], "chunks_in_forward": 5,
+           "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
+           "reference": "eager bf16 (float32 islands), same weights and inputs"}
+    compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend)
+    out["compiled_bf16"] = relative_errors(velocity(dit, inputs), reference)
+    uncompile_layers(dit)
+    fp8_dit = quantize_to_fp8(random_dit(variant, device, dtype), device, (width, height))
+    out["fp8_native_eager"] = relative_errors(velocity(fp8_dit, inputs), reference)
+    compile_layers(fp8_dit, mode=args.compile_mode, backend=args.compile_backend)
+    out["fp8_native_compiled"] = relative_errors(velocity(fp8_dit, inputs), reference)
+    uncompile_layers(fp8_dit)
+    dequantized_copy_weights(dit, fp8_dit)  # today's path: FP8 weights dequantised, bf16 activations
+    out["fp8_dequantized_eager"] = relative_errors(velocity(dit, inputs), reference)
+    out["fp8_native_vs_dequantized"] = relative_errors(velocity(fp8_dit, inputs), velocity(dit, inputs))
+    return out
+
+
+def gemm(args, device: torch.device) -> dict:
+    """The 4.5B's fc2 GEMM (rows of a window-4 step with its near-clean copy) in bf16 and FP8."""
+    m, k, n = 5 * 12150, 12288, 3072
+    if device.type != "cuda":
+        m, k, n = 256, 512, 256
+    x = torch.randn(m, k, device=device, dtype=torch.bfloat16)
+    w = torch.randn(n, k, device=device, dtype=torch.bfloat16) / k**0.5
+    w8 = (w.float() / (w.abs().max() / 448)).to(torch.float8_e4m3fn)
+    divisor = torch.full((k,), float(x.abs().max()) / 448, device=device)
+    one = torch.ones((), device=device)
+    x8 = quantize_activation(x, divisor)
+    row_a, row_b = torch.ones(m, 1, device=device), torch.ones(1, n, device=device)
+    flop = 2 * m * k * n
+    cases = {
+        "bf16": lambda: x @ w.t(),
+        "fp8_tensorwise": lambda: torch._scaled_mm(x8, w8.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16),
+        "fp8_tensorwise_fast_accum": lambda: torch._scaled_mm(x8, w8.t(), scale_a=one, scale_b=one,
+                                                              out_dtype=torch.bfloat16, use_fast_accum=True),
+        "fp8_rowwise": lambda: torch._scaled_mm(x8, w8.t(), scale_a=row_a, scale_b=row_b, out_dtype=torch.bfloat16),
+        "quantize_activation_alone": lambda: quantize_activation(x, divisor),
+    }
+    out = {"shape_mkn": [m, k, n], "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
+    for name, fn in cases.items():
+        try:
+            seconds = timed(fn)
+            out[name] = {"ms": round(seconds * 1e3, 3)}
+            if name != "quantize_activation_alone":
+                out[name]["tflops"] = round(flop / seconds / 1e12, 1)
+        except RuntimeError as exc:  # e.g. a scaling this torch/GPU does not offer
+            out[name] = {"error": str(exc).splitlines()[0][:200]}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=("run", "accuracy", "gemm"))
+    parser.add_argument("--path", choices=("eager", "compiled", "fp8"), default="eager")
+    parser.add_argument("--variant", default="4.5B_distill")
+    parser.add_argument("--size", default="720x720")
+    parser.add_argument("--chunks", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--window", type=int, default=4)
+    parser.add_argument("--compile-mode", default="default")
+    parser.add_argument("--compile-backend", default="inductor", help="'eager': a smoke test of the wiring (CPU)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    result = {"run": run_sampler, "accuracy": accuracy, "gemm": gemm}[args.mode](args, device)
+    publish(__file__, None, result, args.json)
+
+
+if __name__ == "__main__":
+    main()

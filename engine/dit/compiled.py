@@ -1,0 +1,105 @@
+"""Compiled transformer layers and the runtime choices for a device (compile, native FP8).
+
+Between the matmuls and attention, a MAGI-1 layer spends about a quarter of a step on memory-bound
+work: float32 LayerNorms, gates, residual adds, RoPE, casts (issue 18's profile of the 4.5B on an
+H100). torch.compile fuses it. Only the two dense parts of each layer are compiled
+(`TransformerLayer.dense_in` / `dense_out`); block-causal attention stays an eager per-chunk loop,
+because its Python control flow follows the layout, which changes every stage. The dense parts see
+only tensors whose token count changes with the window (chunks in the window, text length), and
+those dimensions are marked dynamic, so one graph serves every step, every window size and every
+layer (the layers share their code; their weights are graph inputs). No CUDA graphs: the shapes move.
+
+Compiled output equals eager to bf16 rounding (fused float32 math rounds differently, not more).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from engine.config import RuntimeConfig
+from engine.dit.fp8_linear import native_fp8_supported
+from engine.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Compiled layers are the default on CUDA (measured faster on an H100: BENCHMARKS.md, "Compiled layers").
+COMPILE_BY_DEFAULT_ON_CUDA = True
+
+#: The dimensions of each dense part's arguments that change with the window: tokens, chunks, text length.
+DENSE_IN_DYNAMIC = ((1,), (1,), (0,), (1, 2))  # x [N, S, D], condition [N, chunks, C], angles [S, A], text
+DENSE_OUT_DYNAMIC = ((1,), (1,), (1,), (1,), (1,))  # x, self_out, cross_out, gate_attn, gate_mlp
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """What the engine does on one device, resolved from a RuntimeConfig."""
+
+    compile_layers: bool
+    compile_mode: str
+    native_fp8: bool
+
+
+def resolve_runtime(runtime: RuntimeConfig | None, device: torch.device | str) -> RuntimeChoice:
+    """Fill in the settings left to the engine (None) for `device`; refuse native FP8 where it cannot run."""
+    runtime = runtime or RuntimeConfig()
+    device = torch.device(device)
+    compile_layers = runtime.compile_layers
+    if compile_layers is None:
+        compile_layers = device.type == "cuda" and COMPILE_BY_DEFAULT_ON_CUDA
+    native_fp8 = runtime.native_fp8
+    supported = native_fp8_supported(device)
+    if native_fp8 is None:
+        native_fp8 = supported
+    elif native_fp8 and not supported:
+        raise ConfigError(f"Native FP8 needs a CUDA GPU of compute capability 8.9 or later; {device} is not one. "
+                          "Leave it to the engine, which then dequantises FP8 checkpoints.")
+    return RuntimeChoice(bool(compile_layers), runtime.compile_mode, bool(native_fp8))
+
+
+def _marking_dynamic(fn: Callable, dynamic_dims: tuple[tuple[int, ...], ...]) -> Callable:
+    def run(*args):
+        for arg, dims in zip(args, dynamic_dims):
+            for dim in dims:
+                torch._dynamo.maybe_mark_dynamic(arg, dim)
+        return fn(*args)
+
+    return run
+
+
+def compile_layers(dit: torch.nn.Module, *, mode: str = "default", backend: str = "inductor") -> torch.nn.Module:
+    """Compile the dense parts of every layer of `dit` (in place). `backend="eager"` traces without
+    generating code: the wiring, cheaply (tests)."""
+    options = {"backend": backend, "fullgraph": True, "dynamic": None}
+    if backend == "inductor":
+        options["mode"] = mode
+
+    def compile_part(dims):
+        return lambda fn: _marking_dynamic(torch.compile(fn, **options), dims)
+
+    for layer in dit.layers:
+        layer.compile_dense(lambda fn: compile_part(DENSE_IN_DYNAMIC if fn.__name__ == "dense_in"
+                                                    else DENSE_OUT_DYNAMIC)(fn))
+    log.info("compiled the dense parts of %d layers (%s, %s)", len(dit.layers), backend, mode)
+    return dit
+
+
+def uncompile_layers(dit: torch.nn.Module) -> torch.nn.Module:
+    for layer in dit.layers:
+        layer.compile_dense(None)
+    return dit
+
+
+def apply_runtime(dit: torch.nn.Module, choice: RuntimeChoice) -> torch.nn.Module:
+    """Compile the layers if the choice says so (native FP8 is a loading choice: engine.magi_checkpoint)."""
+    return compile_layers(dit, mode=choice.compile_mode) if choice.compile_layers else dit
+
+
+def compile_counts() -> dict[str, int]:
+    """torch._dynamo's counts so far: frames compiled and distinct graphs (to show steps do not recompile)."""
+    from torch._dynamo.utils import counters
+
+    return {"frames_compiled": int(counters["frames"]["ok"]), "unique_graphs": int(counters["stats"]["unique_graphs"])}
