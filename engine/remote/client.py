@@ -70,7 +70,8 @@ class RemoteSession:
             raise RemoteError(f"A remote engine's address starts with ws:// or wss://, not '{url[:80]}'.")
         self.url, self.reconnect_s, self.open_timeout_s = url, reconnect_s, open_timeout_s
         self._token = check_token(token) if token is not None else None
-        self._ssl = ssl.create_default_context(cafile=str(ca_file)) if url.startswith("wss://") else None
+        self._ssl = (ssl.create_default_context(cafile=str(ca_file) if ca_file else None) if url.startswith("wss://")
+                     else None)
         self._connection: ClientConnection | None = None
         self.info: dict[str, Any] = {}
         self._open()
