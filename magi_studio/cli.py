@@ -3,6 +3,7 @@
     magi-studio [PROJECT]
     magi-studio generate --model studio-mini --prompt "a red ball falls" --prompt "it bounces" -o out.mp4
     magi-studio render PROJECT -o out.mp4
+    magi-studio render PROJECT -o cut.otio --otio-clips shot
     magi-studio serve --model studio-mini             # the engine for other computers (--engine ws://HOST:8765)
 
 Qt is imported only for the app, so `generate` works on a machine without a display. Every argument is
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="render a project's storyboard to an mp4 without the window")
     render.add_argument("project", type=Path)
     render.add_argument("-o", "--output", type=Path, required=True)
+    render.add_argument("--otio-clips", choices=("chunk", "shot"), default=None,
+                        help="a .otio output's clips: one per chunk (the default) or one per shot")
     render.add_argument("-q", "--quiet", action="store_true")
     _add_engine_args(render)
 

@@ -1,11 +1,13 @@
-"""`magi-studio render PROJECT -o OUT.mp4`: generate what the storyboard is missing, then export it.
+"""`magi-studio render PROJECT -o OUT.mp4` (or `-o CUT.otio [--otio-clips chunk|shot]`): generate what the
+storyboard is missing, then export it.
 
 Headless and Qt-free. Shot by shot, in storyboard order (a continued shot needs the one before it),
 the chunks of the active path that are empty or stale are generated with the project's model; each
 finished chunk is written into the project and the project is saved at once, so an interrupted
 render (Ctrl-C, a crash) keeps every finished chunk and the next render resumes from the first
 missing one. Then the active takes are exported with a sidecar JSON (magi_studio.export); an output
-ending in .otio is an OpenTimelineIO cut with its mp4 beside it (magi_studio.otio_export).
+ending in .otio is an OpenTimelineIO cut with its mp4 beside it (magi_studio.otio_export), with one
+clip per chunk or, with --otio-clips shot, one per shot.
 
 Errors are EngineError (ProjectError included): cli.main prints them as one `error: ...` line.
 """
@@ -30,6 +32,8 @@ from magi_studio.terminal_progress import TerminalProgress, format_seconds
 def check_render_args(args: argparse.Namespace) -> None:
     """The output names, checked before the project opens and anything is generated (ExportError if wrong)."""
     output = Path(args.output)
+    if getattr(args, "otio_clips", None) is not None and output.suffix.lower() != ".otio":
+        raise ExportError(f"--otio-clips is for a timeline output ending in .otio, not '{output.name}'.")
     if output.suffix.lower() == ".otio":
         from magi_studio.otio_export import video_path
 
@@ -69,7 +73,8 @@ def run_render(args: argparse.Namespace) -> int:
     if str(args.output).lower().endswith(".otio"):  # the suffix decides: a timeline, with its mp4 beside it
         from magi_studio.otio_export import export_timeline
 
-        written = export_timeline(project, store, args.output, progress=_export_progress(progress))
+        written = export_timeline(project, store, args.output, clips=getattr(args, "otio_clips", None) or "chunk",
+                                  progress=_export_progress(progress))
         timeline, outcome = written.timeline, written.video
     else:
         outcome = export_video(project, store, args.output, progress=_export_progress(progress))

@@ -128,6 +128,17 @@ def test_render_to_otio_writes_the_timeline_and_its_mp4_beside_it(project_path, 
     assert [c.source_range.duration.value for c in clips] == [24, 24, 24]
     assert "the timeline in " + str(tmp_path / "cut.otio") in capsys.readouterr().err
 
+    assert main(["render", str(project_path), "-o", str(tmp_path / "cut.otio"), "--otio-clips", "shot", "-q"]) == 0
+    shots = list(otio.adapters.read_from_file(str(tmp_path / "cut.otio")).find_clips())
+    assert [c.source_range.duration.value for c in shots] == [48, 24]
+    assert [[chunk["prompt"] for chunk in c.metadata["magi_studio"]["chunks"]] for c in shots] == [
+        list(TINY_VOCAB_CAPTIONS[:2]), [TINY_VOCAB_CAPTIONS[2]]]
+    assert main(["render", str(project_path), "-o", str(tmp_path / "cut.mp4"), "--otio-clips", "shot"]) == 1
+    assert "--otio-clips is for a timeline output ending in .otio" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["render", str(project_path), "-o", str(tmp_path / "cut.otio"), "--otio-clips", "take"])
+    assert "argument --otio-clips: invalid choice: 'take'" in capsys.readouterr().err
+
 
 @pytest.mark.parametrize("output, blocker, message", [
     ("film.mp4", "fifo", "video '{o}': it is a named pipe (FIFO)"),
