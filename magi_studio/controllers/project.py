@@ -34,7 +34,8 @@ from engine.errors import EngineError
 from magi_studio.controllers.common import Autosaver, SessionLike
 from magi_studio.dialogs.project_prompts import CANCEL, DISCARD, RECOVER, SAVE, ProjectPrompts
 from magi_studio.document.errors import ProjectError
-from magi_studio.document.model import DEFAULT_SIZE, Project, ProjectSettings, new_project
+from magi_studio.document.model import (DEFAULT_SIZE, ChunkState, Project, ProjectSettings, new_project,
+                                        storyboard_states)
 from magi_studio.document.store import (AUTOSAVE, EXTENSION, MANIFEST, ProjectStore, bundle_path, discard_recovery,
                                         find_recovery, find_scratch_recoveries, load_recovery, open_project)
 
@@ -173,6 +174,7 @@ class ProjectController(QObject):
                     self.report(error)
                     continue
                 self._install(project, ProjectStore(folder), untitled=True, dirty=True, lock=lock)
+                self._report_damage(project, "Untitled")
                 return True
             lock.unlock()
             shutil.rmtree(folder, ignore_errors=True)
@@ -221,6 +223,7 @@ class ProjectController(QObject):
                 discard_recovery(store.path)
         self._install(project, store, untitled=False, dirty=dirty)
         self._remember(store.path)
+        self._report_damage(project, store.path.name.removesuffix(EXTENSION))
         return True
 
     def open_recent(self, path: str | Path) -> bool:
@@ -336,6 +339,21 @@ class ProjectController(QObject):
             error = ProjectError(f"{type(error).__name__}: {error}")
         log.warning("%s: %s", error.title, error)
         self.errorReported.emit(error)
+
+    def _report_damage(self, project: Project, name: str) -> None:
+        """Say once, at open, how many chunks came back damaged (their cards and the player show which)."""
+        if not project.damaged:
+            return
+        shown = sum(state is ChunkState.DAMAGED for states in storyboard_states(project).values() for state in states)
+        if shown:
+            what = f"{shown} chunk{'s' if shown > 1 else ''} of “{name}” {'are' if shown > 1 else 'is'} damaged"
+            fix = "regenerating them recovers them" if shown > 1 else "regenerating it recovers it"
+        else:
+            count = len(project.damaged)
+            what = f"{count} generated chunk{'s' if count > 1 else ''} in takes of “{name}” not in use now " \
+                   f"{'are' if count > 1 else 'is'} damaged"
+            fix = "regenerating them in their take recovers them"
+        self.report(ProjectError(f"{what} (the generated files are missing or unreadable); {fix}."))
 
     # Internals --------------------------------------------------------------------------------
     def _install(self, project: Project, store: ProjectStore, *, untitled: bool, dirty: bool,

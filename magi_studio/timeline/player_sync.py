@@ -19,7 +19,9 @@ their result id; frames of a result no longer shown (another take was picked mea
 Memory is bounded: only the FRAME_BUDGET bytes of chunks nearest the playhead are kept, the others go
 back to loading and are decoded again when the playhead nears them.
 
-A result whose file cannot be read is reported (the error banner) and shown as a hole that says so.
+A result the project marked damaged when it opened (Project.damaged: its files are missing, linked or
+broken; the project said so once) is shown as a hole at once and never read: reading it would only
+report the same damage again. Any other result whose file cannot be read is reported (the error banner) and shown as a hole that says so.
 It is read again only when the user asks to see its chunk again — the playhead is moved into it by a
 seek, step or scrub, its card is selected, or its hole in the player is clicked — once per such
 request and never during playback, so a damaged file costs no retry loop; a file repaired (or a disk
@@ -147,10 +149,10 @@ class PlayerSync(QObject):
                 frames = self._handed.pop(result_id, None)
             if frames is not None:
                 store.set_frames(position, frames)
-            elif result_id is not None and result_id not in self._failed:
+            elif result_id is not None and result_id not in self._failed and result_id not in project.damaged:
                 store.set_loading(position, self._poster(result_id))
             else:
-                if result_id is not None:  # its file could not be read: a hole that says so
+                if result_id is not None:  # its file could not be read, or is known damaged: a hole that says so
                     store.set_unreadable(position)
                 elif store.state(position) != ChunkState.EMPTY:
                     store.clear_chunk(position)

@@ -153,6 +153,25 @@ def test_the_save_question_says_what_discard_throws_away(make, tmp_path, qtbot):
     assert "last saved version" in saved_text and "kept either way" not in saved_text
 
 
+def test_opening_a_project_with_damaged_chunks_says_so_once(make, tmp_path):
+    project, store = rich_project(tmp_path)
+    store.save(project)
+    second = project.shots[1]
+    for result_id in active_path(second):  # both of shot 2's chunks on the storyboard, and a result of an unused take
+        (store.path / project.results[result_id].files["frames"]).write_bytes(b"")
+    unused = project.shots[0].takes[0].results[project.shots[0].chunks[2].id]
+    (store.path / project.results[unused].files["latent"]).unlink()
+    projects = make()
+    assert projects.open_project(store.path)
+    assert [str(e) for e in projects.errors] == [
+        "2 chunks of “Rich” are damaged (the generated files are missing or unreadable); "
+        "regenerating them recovers them."]
+    assert len(projects.session.document.project.damaged) == 3
+
+    projects.session.push(SetPrompt(second.id, second.chunks[0].id, "an edit"))
+    assert projects.save() and len(projects.errors) == 1  # said once, at open
+
+
 def test_recent_files_and_a_vanished_one(make, tmp_path, isolated_settings):
     projects = make()
     projects.start()
