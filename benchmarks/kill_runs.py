@@ -4,7 +4,9 @@ Two experiments on real projects made with studio-mini (the document's own comma
 
 * saves: a child process opens the project, changes a prompt and saves, over and over; it is killed at a
   random moment. After each kill the project must open, its prompt must be one the child wrote (old or
-  new, never torn) and no temporary file of ours may be left behind once it has been opened and saved.
+  new, never torn). Kills leave temporary files; the next open or save removes ours once they are older
+  than the store's grace age (a younger one may belong to a save still running), so the leftovers are
+  aged past it, as a later start would find them, before the project is opened and saved again.
 * generation: `magi-studio render` (a child process) generates the storyboard's missing chunks and is
   killed at a random moment. After each kill the project must open; every chunk that was finished before
   stays finished with byte-identical latents (nothing lost, nothing rewritten); the next render resumes
@@ -34,7 +36,7 @@ from magi_studio.document.commands import AddChunk, AddShot, SetPrompt, SetShotS
 from magi_studio.document.model import (ChunkState, ProjectSettings, active_path, new_project,  # noqa: E402
                                         new_shot, storyboard_states)
 from magi_studio.document.observer import Document  # noqa: E402
-from magi_studio.document.store import ProjectStore, open_project  # noqa: E402
+from magi_studio.document.store import LEFTOVER_AGE_S, ProjectStore, open_project  # noqa: E402
 
 PROMPTS = ("a red ball falls on a white background", "the red ball bounces", "the red ball rolls to the right",
            "the red ball stays still", "a blue cube slides left on the grass", "the blue cube rises")
@@ -80,7 +82,7 @@ def our_temporary_files(folder: Path) -> list[Path]:
 
 def kill_saves(root: Path, rounds: int, rng: random.Random) -> dict:
     path = make_project(root / "saves", 2)
-    torn = failed_to_open = leftovers_after_save = 0
+    torn = failed_to_open = kills_that_left_files = leftovers_after_save = 0
     written: set[str] = {PROMPTS[0]}
     for _ in range(rounds):
         child = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(path)], cwd=REPO, stdout=subprocess.PIPE,
@@ -90,6 +92,11 @@ def kill_saves(root: Path, rounds: int, rng: random.Random) -> dict:
         child.send_signal(signal.SIGKILL)
         lines = child.communicate()[0].split()
         written.update(f"prompt {n}" for n in range(0, int(lines[-1]) + 2 if lines else 2))
+        left = our_temporary_files(path)
+        kills_that_left_files += bool(left)
+        aged = time.time() - 2 * LEFTOVER_AGE_S
+        for leftover in left:
+            os.utime(leftover, (aged, aged))
         try:
             project, store = open_project(path)
         except Exception:  # noqa: BLE001 — the figure counts any failure to open
@@ -100,7 +107,8 @@ def kill_saves(root: Path, rounds: int, rng: random.Random) -> dict:
         store.save(project)
         leftovers_after_save += len(our_temporary_files(path))
     return {"kills": rounds, "failed_to_open": failed_to_open, "torn": torn,
-            "temporary_files_left_after_open_and_save": leftovers_after_save}
+            "kills_that_left_temporary_files": kills_that_left_files,
+            "temporary_files_left_after_next_open_and_save": leftovers_after_save}
 
 
 def _done_latents(path: Path) -> dict[str, str]:
@@ -134,8 +142,8 @@ def kill_generations(root: Path, rounds: int, chunks_per_shot: int, rng: random.
     for _ in range(rounds):
         before = len(kept)
         child = _render(path, root / "film.mp4")
-        # Kill mid-chunk after 0-2 more chunks have been written, whatever the machine's speed.
-        target, deadline = _finished_results(path) + rng.choice((0, 1, 1, 2)), time.monotonic() + 600
+        # Kill mid-chunk after 0-1 more chunks have been written, whatever the machine's speed.
+        target, deadline = _finished_results(path) + rng.choice((0, 1, 1)), time.monotonic() + 600
         while _finished_results(path) < target and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 2.0))
@@ -159,13 +167,17 @@ def kill_generations(root: Path, rounds: int, chunks_per_shot: int, rng: random.
     child = _render(path, root / "film.mp4")
     _, err = child.communicate()
     final = _done_latents(path)
-    open_project(path)[1].save(open_project(path)[0])  # an open and a save clean what a kill left
+    aged = time.time() - 2 * LEFTOVER_AGE_S  # as a later start finds them (see kill_saves)
+    for leftover in our_temporary_files(path):
+        os.utime(leftover, (aged, aged))
+    project, store = open_project(path)  # an open and a save clean what the kills left
+    store.save(project)
     return {"kills": len(done_counts) + failed_to_open, "chunks": total, "failed_to_open": failed_to_open,
             "finished_chunks_lost": lost, "finished_chunks_rewritten": rewritten,
             "finished_chunks_after_each_kill": done_counts, "runs_that_ended_before_the_kill": finished_early,
             "final_render_exit": child.returncode, "final_render_error": err.strip()[-300:],
             "chunks_done_after_final_render": len(final),
-            "temporary_files_left_after_open_and_save": len(our_temporary_files(path)),
+            "temporary_files_left_after_next_open_and_save": len(our_temporary_files(path)),
             "unchanged_after_final_render": sum(1 for cid, d in kept.items() if final.get(cid) == d)}
 
 
@@ -173,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--saves", type=int, default=100, help="kills during save")
     parser.add_argument("--generations", type=int, default=20, help="kills during render")
-    parser.add_argument("--chunks-per-shot", type=int, default=6)
+    parser.add_argument("--chunks-per-shot", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
