@@ -57,7 +57,7 @@ WELCOME_BODY = (
 GLYPH_ICONS = {"edit.insert_chunk": "insert-chunk", "edit.move_left": "move-left", "edit.move_right": "move-right",
                "edit.split_shot": "split", "edit.new_shot": "new-shot", "edit.rename_shot": "rename",
                "edit.lock_seed": "lock", "edit.new_seed": "dice", "view.storyboard": "storyboard",
-               "view.history": "history"}
+               "view.history": "history", "view.zoom_in": "zoom-in", "view.zoom_out": "zoom-out"}
 #: How long a status message stays; a generation's outcome stays longer (the user may have looked away).
 STATUS_MESSAGE_MS = 5000
 OUTCOME_MESSAGE_MS = 15000
@@ -66,7 +66,7 @@ TALL_WINDOW = 950
 #: The timeline's own toolbar (None: a separator).
 TIMELINE_ACTIONS = ("edit.add_chunk", "edit.insert_chunk", "edit.duplicate_chunk", "edit.delete_chunk", None,
                     "edit.move_left", "edit.move_right", None, "edit.split_shot", "edit.new_shot", None,
-                    "edit.reference_image", "edit.lock_seed", "edit.new_seed")
+                    "edit.reference_image", "edit.lock_seed", "edit.new_seed", None, "view.zoom_out", "view.zoom_in")
 #: Editing action → the timeline's availability key (TimelineEditing.availability).
 EDIT_AVAILABILITY = {"edit.add_chunk": "add", "edit.insert_chunk": "chunk", "edit.duplicate_chunk": "chunk",
                      "edit.delete_chunk": "delete", "edit.move_left": "move_left", "edit.move_right": "move_right",

@@ -189,6 +189,9 @@ class ChunkCard(QFrame):
         layout.setSpacing(10)
         layout.addWidget(self.thumbnail)
         layout.addLayout(column, 1)
+        self._column = column
+        self._hidden_by_zoom: list[QWidget] = []
+        self.text_width = TEXT_WIDTH
         self.set_thumb_width(thumb_width)
 
         self.prompt.textChanged.connect(lambda: self.promptEdited.emit(self, self.prompt.text()))
@@ -214,8 +217,30 @@ class ChunkCard(QFrame):
             self.prompt.setToolTip(tip)
 
     def set_thumb_width(self, width: int) -> None:
-        self.thumbnail.setFixedSize(width, THUMB_HEIGHT)
-        self.setFixedSize(2 * CARD_PADDING + width + 10 + TEXT_WIDTH, 2 * CARD_PADDING + THUMB_HEIGHT)
+        self.set_width(width, self.text_width)
+
+    def set_width(self, thumb_width: int, text_width: int) -> None:
+        """The card at the storyboard's zoom: the picture `thumb_width` wide beside a text column (index,
+        time, state, prompt, seed) `text_width` wide; at 0 the picture alone. The height never changes."""
+        self.thumbnail.setFixedSize(thumb_width, THUMB_HEIGHT)
+        if text_width and not self.text_width:
+            for widget in self._hidden_by_zoom:  # only what the zoom hid: hidden for other reasons stays hidden
+                widget.show()
+            self._hidden_by_zoom = []
+        elif not text_width and self.text_width:
+            stack = [self._column]
+            while stack:  # every widget of the column, in its nested rows
+                item = stack.pop()
+                for i in range(item.count()):
+                    child = item.itemAt(i)
+                    if child.widget() is not None and not child.widget().isHidden():
+                        child.widget().hide()
+                        self._hidden_by_zoom.append(child.widget())
+                    elif child.layout() is not None:
+                        stack.append(child.layout())
+        self.text_width = text_width
+        gap = 10 if text_width else 0
+        self.setFixedSize(2 * CARD_PADDING + thumb_width + gap + text_width, 2 * CARD_PADDING + THUMB_HEIGHT)
 
     @property
     def shot_id(self) -> str:

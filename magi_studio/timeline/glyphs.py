@@ -36,6 +36,8 @@ GLYPHS = {
     "storyboard": '<rect x="2.5" y="6" width="5.5" height="12" rx="1.2"/><rect x="9.25" y="6" width="5.5" '
                   'height="12" rx="1.2"/><rect x="16" y="6" width="5.5" height="12" rx="1.2"/>',
     "check": '<path d="M5 12.5l4.5 4.5L19 7.5"/>',
+    "zoom-in": '<circle cx="10.5" cy="10.5" r="6.5"/><path d="M15.5 15.5l5 5M7.5 10.5h6M10.5 7.5v6"/>',
+    "zoom-out": '<circle cx="10.5" cy="10.5" r="6.5"/><path d="M15.5 15.5l5 5M7.5 10.5h6"/>',
 }
 
 

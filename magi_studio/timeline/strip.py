@@ -112,6 +112,8 @@ class StoryboardStrip(QWidget):
 
     # Layout -----------------------------------------------------------------------------------
     def set_groups(self, groups: list[ShotGroup]) -> None:
+        if groups == self.groups:
+            return
         for group in self.groups:
             if group not in groups:
                 self.row.removeWidget(group)
@@ -130,6 +132,9 @@ class StoryboardStrip(QWidget):
 
     def card_rect(self, card: ChunkCard) -> QRect:
         """The card's rectangle in strip coordinates."""
+        group = card.parentWidget()
+        if group is not None and group.parentWidget() is self:  # the usual case: two offsets, not a walk
+            return card.geometry().translated(group.pos())
         return QRect(card.mapTo(self, QPoint(0, 0)), card.size())
 
     def resizeEvent(self, event) -> None:
@@ -162,15 +167,25 @@ class StoryboardStrip(QWidget):
         font = QFont(self.font())
         font.setPointSizeF(font.pointSizeF() * 0.82)
         painter.setFont(font)
-        for position, card in enumerate(self.cards()):
-            rect = self.card_rect(card)
-            for tick in range(0, FRAMES, 4):  # a tick per latent frame (MAGI-1: 4 pixel frames each)
+        left, right = event.rect().left(), event.rect().right()
+        cards = self.cards()
+        rects = [self.card_rect(card) for card in cards]
+        # A label every `every` chunks, so that they never overlap when the cards are narrow.
+        every = 1 if not rects else max(1, -(-(painter.fontMetrics().horizontalAdvance("00:00.00") + 14)
+                                              // max(1, rects[0].width())))
+        for position, rect in enumerate(rects):
+            if rect.right() + (every - 1) * rect.width() < left or rect.left() > right:
+                continue  # outside the part being painted (a long storyboard is mostly off screen)
+            # A tick per latent frame (MAGI-1: 4 pixel frames each) while there is room for them.
+            for tick in range(0, FRAMES, 4 if rect.width() >= 48 else FRAMES):
                 x = rect.left() + rect.width() * tick / FRAMES
                 top = RULER_HEIGHT - (10 if tick == 0 else 5)
                 painter.setPen(QColor(palette.TEXT_DIM if tick == 0 else palette.BORDER_STRONG))
                 painter.drawLine(round(x), top, round(x), RULER_HEIGHT - 1)
+            if position % every:
+                continue
             painter.setPen(QColor(palette.TEXT_DIM))
-            painter.drawText(QRectF(rect.left() + 9, 0, rect.width() - 12, RULER_HEIGHT - 8),
+            painter.drawText(QRectF(rect.left() + 9, 0, every * rect.width() - 12, RULER_HEIGHT - 8),
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                              time_text(position * FRAMES, self.fps))
         painter.end()

@@ -24,9 +24,15 @@ from magi_studio.timeline import edits, menus
 from magi_studio.timeline.card import ChunkCard
 from magi_studio.timeline.derive import TimelineModels
 from magi_studio.timeline.editing import TimelineEditing
+from magi_studio.timeline.overview import StoryboardOverview
 from magi_studio.timeline.shot_group import ShotGroup
 from magi_studio.timeline.strip import StoryboardStrip, chunk_mime
-from magi_studio.timeline.style import TIMELINE_QSS, thumb_width
+from magi_studio.timeline.style import TEXT_WIDTH, TIMELINE_QSS, thumb_width
+
+#: The storyboard's zoom levels, widest first: (thumbnail width as a share of the aspect's, text column
+#: width). The cards' height never changes, so zooming never moves the panels around the storyboard.
+ZOOM_LEVELS = ((1.0, 320), (1.0, TEXT_WIDTH), (1.0, 0), (0.6, 0), (0.36, 0), (0.18, 0))
+DEFAULT_ZOOM = 1
 from magi_studio.undo import DocumentSession
 
 
@@ -42,6 +48,8 @@ class TimelineView(QWidget, TimelineEditing):
     #: (chunk id): the user clicked a card, selected already or not (the player reads a chunk whose
     #: frames could not be read again on such a click; selection alone does not say it when unchanged).
     chunkClicked = Signal(str)
+    #: (level): the cards were zoomed (0: widest; see ZOOM_LEVELS).
+    zoomChanged = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,6 +64,9 @@ class TimelineView(QWidget, TimelineEditing):
         self._positions: list[str] = []  # chunk ids in playing order
         self.models = TimelineModels()
         self._thumb_width = thumb_width(128, 128)
+        self.zoom_level = DEFAULT_ZOOM
+        self._selected_card = ""  # the chunk id whose card shows the selection
+        self._overview_seen: list | None = None  # what the overview drew: redrawn only when it changes
 
         self.header = QWidget()
         self.header.setObjectName("TimelineHeader")
@@ -81,10 +92,14 @@ class TimelineView(QWidget, TimelineEditing):
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.scroll.setWidget(self.strip)
         self.scroll.viewport().installEventFilter(self)
+        self.overview = StoryboardOverview(self.scroll)
+        self.overview.chunkChosen.connect(self._select_chunk)
+        self.strip.installEventFilter(self)  # its moves and resizes (scrolling, zooming) redraw the overview
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.header)
+        layout.addWidget(self.overview)
         layout.addWidget(self.scroll, 1)
 
         self.strip.keyCommand.connect(self._on_key_command)
@@ -99,8 +114,8 @@ class TimelineView(QWidget, TimelineEditing):
         return self.header
 
     def sizeHint(self) -> QSize:
-        return QSize(960, self.scroll.minimumHeight() + (self.header.sizeHint().height()
-                                                         if self.header.parent() is self else 0))
+        return QSize(960, self.scroll.minimumHeight() + self.overview.height() + (
+            self.header.sizeHint().height() if self.header.parent() is self else 0))
 
     def _fit_height(self) -> None:
         # Never squeezed below one row of cards (the dock keeps them whole; the player gives way).
@@ -161,7 +176,66 @@ class TimelineView(QWidget, TimelineEditing):
         return self.models.jobs.get(chunk_id)
 
     def set_playhead(self, frame: int | None) -> None:
-        self.strip.set_playhead(frame)
+        if frame != self.strip.playhead_frame:
+            self.strip.set_playhead(frame)
+            self.overview.update()
+
+    # Zoom -------------------------------------------------------------------------------------
+    def card_width(self, level: int | None = None) -> tuple[int, int]:
+        """(thumbnail width, text column width) of the cards at zoom `level` (the current one by default)."""
+        share, text = ZOOM_LEVELS[self.zoom_level if level is None else level]
+        return max(16, round(self._thumb_width * share)), text
+
+    def zoom_in(self) -> bool:
+        return self.set_zoom(self.zoom_level - 1)
+
+    def zoom_out(self) -> bool:
+        return self.set_zoom(self.zoom_level + 1)
+
+    def set_zoom(self, level: int, anchor: int | None = None) -> bool:
+        """Show the cards at zoom `level` (0: widest). The chunk at viewport x `anchor` (the selected chunk,
+        or the middle of the view, by default) stays where it is on the screen."""
+        level = min(max(level, 0), len(ZOOM_LEVELS) - 1)
+        if level == self.zoom_level:
+            return False
+        bar, cards = self.scroll.horizontalScrollBar(), self.strip.cards()
+        keep = self._zoom_anchor(cards, anchor)
+        self.zoom_level = level
+        width, text = self.card_width()
+        for card in self._cards.values():
+            card.set_width(width, text)
+        if keep is not None:  # lay the strip out now, then scroll: no frame drawn at the old position
+            card, fraction, screen_x = keep
+            self._lay_out_now()
+            rect = self.strip.card_rect(card)
+            bar.setValue(round(rect.left() + fraction * rect.width() - screen_x))
+        self.overview.update()
+        self.zoomChanged.emit(level)
+        return True
+
+    def _lay_out_now(self) -> None:
+        """Place the groups and cards at their new sizes at once (Qt would in a later event, shot by shot)."""
+        for group in self.strip.groups:
+            group.layout().activate()
+        self.strip.layout().activate()
+        hint = self.strip.layout().totalMinimumSize()
+        self.strip.resize(max(hint.width(), self.scroll.viewport().width()), self.strip.height())
+
+    def _zoom_anchor(self, cards, anchor: int | None):
+        """(card, where in it, viewport x) to keep in place while zooming, or None without cards."""
+        if not cards:
+            return None
+        offset = self.scroll.horizontalScrollBar().value()
+        selected = self._cards.get(self.session.selected_chunk_id) if self.session is not None else None
+        if anchor is None and selected is not None:
+            rect = self.strip.card_rect(selected)
+            if offset <= rect.center().x() <= offset + self.scroll.viewport().width():
+                return selected, 0.5, rect.center().x() - offset
+        x = offset + (self.scroll.viewport().width() // 2 if anchor is None else anchor)
+        card = min(cards, key=lambda c: abs(self.strip.card_rect(c).center().x() - x))
+        rect = self.strip.card_rect(card)
+        fraction = min(max((x - rect.left()) / max(1, rect.width()), 0.0), 1.0)
+        return card, fraction, x - offset
 
     # Reading (tests, controllers) -------------------------------------------------------------
     def card(self, chunk_id: str) -> ChunkCard:
@@ -192,15 +266,18 @@ class TimelineView(QWidget, TimelineEditing):
         if width != self._thumb_width:
             self._thumb_width = width
             for card in self._cards.values():
-                card.set_thumb_width(width)
-        groups, position = [], 0
+                card.set_width(*self.card_width())
+        groups, position, seen = [], 0, []
         for shot in project.shots:
             group = self._groups.get(shot.id) or self._new_group(shot.id)
             path, cards = active_path(shot), []
             for index, chunk in enumerate(shot.chunks):
                 card = self._cards.get(chunk.id) or self._new_card(chunk.id)
-                card.show_model(self.models.card(self.session, self.frame_store, shot, index, states[shot.id][index],
-                                                 path[index], position))
+                model = self.models.card(self.session, self.frame_store, shot, index, states[shot.id][index],
+                                         path[index], position)
+                if model != card.model:  # a long storyboard: only the cards an edit changed are redrawn
+                    card.show_model(model)
+                seen.append(_overview_part(model))
                 cards.append(card)
                 position += 1
             group.set_cards(cards)
@@ -214,6 +291,10 @@ class TimelineView(QWidget, TimelineEditing):
         self._fit_height()
         self._show_selection(scroll=False)
         self.summary.setText(self.models.summary(project, states))
+        seen.append(tuple(shot.name for shot in project.shots))
+        if seen != self._overview_seen:  # typing a prompt changes nothing the overview draws
+            self._overview_seen = seen
+            self.overview.update()
 
     def _refresh_card(self, chunk_id: str) -> None:
         if self.session is None or chunk_id not in self._positions:
@@ -223,8 +304,13 @@ class TimelineView(QWidget, TimelineEditing):
             for index, chunk in enumerate(shot.chunks):
                 if chunk.id == chunk_id:
                     state = storyboard_states(self.session.project)[shot.id][index]
-                    self._cards[chunk_id].show_model(self.models.card(
+                    card = self._cards[chunk_id]
+                    old = card.model
+                    card.show_model(self.models.card(
                         self.session, self.frame_store, shot, index, state, active_path(shot)[index], position))
+                    if old is None or _overview_part(old) != _overview_part(card.model):
+                        self._overview_seen = None
+                        self.overview.update()
                     return
 
     def _on_frames_changed(self, position: int) -> None:
@@ -237,6 +323,7 @@ class TimelineView(QWidget, TimelineEditing):
 
     def _new_card(self, chunk_id: str) -> ChunkCard:
         card = ChunkCard(self._thumb_width)
+        card.set_width(*self.card_width())
         card.activated.connect(self._on_card_activated)
         card.clicked.connect(self._on_card_clicked)
         card.promptEdited.connect(lambda c, text: self._push(SetPrompt(c.shot_id, c.chunk_id, text)))
@@ -281,8 +368,12 @@ class TimelineView(QWidget, TimelineEditing):
     def _show_selection(self, scroll: bool) -> None:
         shot_id = self.session.selected_shot_id if self.session else ""
         chunk_id = self.session.selected_chunk_id if self.session else ""
-        for card in self._cards.values():
-            card.set_selected(card.chunk_id == chunk_id)
+        if chunk_id != self._selected_card or self._selected_card not in self._cards:
+            for card in self._cards.values():
+                if card.is_selected() != (card.chunk_id == chunk_id):
+                    card.set_selected(card.chunk_id == chunk_id)
+            self._selected_card = self.overview.selected_chunk_id = chunk_id
+            self.overview.update()
         for group in self._groups.values():
             if group.model is not None and group.model.current != (group.shot_id == shot_id):
                 group.show_shot(self.models.shot(self.session, self.session.project.shot(group.shot_id)))
@@ -324,6 +415,11 @@ class TimelineView(QWidget, TimelineEditing):
         index = self._positions.index(current) + step if current in self._positions else 0
         self._select_position(min(max(index, 0), len(self._positions) - 1))
 
+    def _select_chunk(self, chunk_id: str) -> None:
+        card = self._cards.get(chunk_id)
+        if card is not None and self.session is not None:
+            self.session.select(card.shot_id, card.chunk_id)
+
     def _select_position(self, position: int) -> None:
         card = self._cards[self._positions[position]]
         self.session.select(card.shot_id, card.chunk_id)
@@ -337,7 +433,16 @@ class TimelineView(QWidget, TimelineEditing):
         actions[command]()
 
     def eventFilter(self, watched, event) -> bool:
-        # A mouse wheel scrolls the strip sideways: time runs left to right here.
+        if watched is self.strip:
+            if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
+                self.overview.update()
+            return False
+        # Ctrl+wheel zooms around the mouse; a plain wheel scrolls the strip sideways (time runs left to right).
+        if event.type() == QEvent.Type.Wheel and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            steps = event.angleDelta().y() or event.angleDelta().x()
+            if steps:
+                self.set_zoom(self.zoom_level + (1 if steps < 0 else -1), round(event.position().x()))
+            return True
         if event.type() == QEvent.Type.Wheel and not event.angleDelta().x():
             bar = self.scroll.horizontalScrollBar()
             bar.setValue(bar.value() - event.angleDelta().y())
@@ -350,3 +455,8 @@ class TimelineView(QWidget, TimelineEditing):
         drag.setMimeData(chunk_mime(card.shot_id, card.chunk_id))
         drag.setPixmap(card.grab().scaledToWidth(160, Qt.TransformationMode.SmoothTransformation))
         drag.exec(Qt.DropAction.MoveAction)
+
+
+def _overview_part(model) -> tuple:
+    """What the overview draws of a card."""
+    return model.chunk_id, model.state, model.thumbnail is None or model.thumbnail.cacheKey()

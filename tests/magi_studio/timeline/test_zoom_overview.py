@@ -1,0 +1,147 @@
+"""A long storyboard: zooming the cards (Ctrl+wheel, Ctrl+= / Ctrl+-) and the overview strip above them."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QWheelEvent
+from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
+
+from magi_studio.document.commands import AddChunk, AddShot, new_chunk
+from magi_studio.document.model import ProjectSettings, new_project, new_shot
+from magi_studio.document.observer import Document, UndoHistory
+from magi_studio.document.store import ProjectStore
+from magi_studio.timeline import TimelineView
+from magi_studio.timeline.overview import STATE_COLORS
+from magi_studio.timeline.style import EMPTY
+from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
+from magi_studio.undo import DocumentSession
+from tests.magi_studio.document.fakes import fake_generate
+
+SHOTS, CHUNKS = 3, 8
+
+
+@pytest.fixture
+def long_timeline(qtbot, tmp_path, no_leaked_windows):
+    """Three shots of eight chunks, the first two generated (synthetic results), in a 1366 px window."""
+    store = ProjectStore.create(tmp_path / "Long")
+    project = new_project(ProjectSettings(model="tiny", width=64, height=64, steps=4))
+    history = UndoHistory(Document(project))
+    for s in range(SHOTS):
+        if s:
+            history.push(AddShot(new_shot(project), s))
+        shot = project.shots[s]
+        while len(shot.chunks) < CHUNKS:
+            history.push(AddChunk(shot.id, new_chunk(project, shot.id, len(shot.chunks), f"chunk {len(shot.chunks)}")))
+        if s < 2:
+            fake_generate(project, store, shot.id, history=history)
+    session = DocumentSession(project, store)
+    window, timeline = QWidget(), TimelineView()
+    QVBoxLayout(window).addWidget(timeline)
+    timeline.set_session(session)
+    window.resize(1366, 420)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    yield timeline
+    timeline.set_session(None)
+
+
+def ctrl_wheel(timeline, x: int, delta: int) -> None:
+    viewport = timeline.scroll.viewport()
+    pos = QPointF(x, viewport.height() / 2)
+    event = QWheelEvent(pos, QPointF(viewport.mapToGlobal(pos.toPoint())), QPoint(), QPoint(0, delta),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier, Qt.ScrollPhase.NoScrollPhase,
+                        False)
+    QApplication.sendEvent(viewport, event)
+
+
+def screen_x(timeline, card) -> float:
+    rect = timeline.strip.card_rect(card)
+    return rect.left() - timeline.scroll.horizontalScrollBar().value(), rect
+
+
+def test_ctrl_wheel_zooms_around_the_mouse_without_moving_the_panels(qtbot, long_timeline):
+    timeline = long_timeline
+    cards, bar = timeline.cards(), timeline.scroll.horizontalScrollBar()
+    bar.setValue(timeline.strip.card_rect(cards[9]).left() - 200)
+    card, height = cards[10], timeline.height()
+    x, rect = screen_x(timeline, card)
+    mouse = round(x + rect.width() / 2)
+    full_width, strip_width = rect.width(), timeline.strip.width()
+
+    ctrl_wheel(timeline, mouse, -120)  # wheel towards the user: zoom out
+    assert timeline.zoom_level == DEFAULT_ZOOM + 1
+    x, rect = screen_x(timeline, card)
+    assert rect.width() < full_width and timeline.strip.width() < strip_width
+    assert abs(x + rect.width() / 2 - mouse) <= 2  # the chunk under the mouse stays under it
+    assert not card.prompt.isVisible() and card.thumbnail.isVisible()  # the picture alone
+    qtbot.wait(1)  # the deferred layout changes nothing either
+    assert abs(screen_x(timeline, card)[0] + rect.width() / 2 - mouse) <= 2
+
+    for _ in range(len(ZOOM_LEVELS) + 2):  # all the way out: bounded
+        ctrl_wheel(timeline, mouse, -120)
+    assert timeline.zoom_level == len(ZOOM_LEVELS) - 1
+    narrow = timeline.strip.card_rect(card).width()
+    assert narrow < full_width / 4
+    assert timeline.height() == height and card.height() == rect.height()  # no layout jumps
+
+    for _ in range(len(ZOOM_LEVELS) - 1 - DEFAULT_ZOOM):
+        ctrl_wheel(timeline, mouse, 120)
+    assert timeline.zoom_level == DEFAULT_ZOOM and card.prompt.isVisible()
+    assert timeline.strip.card_rect(card).width() == full_width
+    ctrl_wheel(timeline, mouse, 120)  # one more: wider than the default, the prompt gets more room
+    assert timeline.zoom_level == 0 and timeline.strip.card_rect(card).width() > full_width
+
+
+def test_a_plain_wheel_still_scrolls_and_new_cards_take_the_zoom(long_timeline):
+    timeline = long_timeline
+    timeline.zoom_out()
+    timeline.zoom_out()
+    width = timeline.cards()[0].width()
+    assert timeline.add_chunk_to(timeline.session.project.shots[0].id)
+    assert {card.width() for card in timeline.cards()} == {width}
+    bar = timeline.scroll.horizontalScrollBar()
+    bar.setValue(0)
+    viewport = timeline.scroll.viewport()
+    event = QWheelEvent(QPointF(50, 50), QPointF(viewport.mapToGlobal(QPoint(50, 50))), QPoint(), QPoint(0, -120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(viewport, event)
+    assert bar.value() == 120 and timeline.zoom_level == DEFAULT_ZOOM + 2
+
+
+def test_the_overview_shows_every_chunk_and_jumps_anywhere(qtbot, long_timeline):
+    timeline = long_timeline
+    overview, bar = timeline.overview, timeline.scroll.horizontalScrollBar()
+    assert overview.isVisible() and overview.width() > 1000
+    last = timeline.cards()[-1]
+    assert not timeline.scroll.viewport().rect().contains(
+        QPoint(timeline.strip.card_rect(last).center().x() - bar.value(), 10))  # off screen at first
+    # Every chunk has its cell, in order, inside the overview; an empty one in the empty colour.
+    cells = [overview.cell_rect(card) for card in timeline.cards()]
+    assert all(a.right() <= b.left() + 0.01 for a, b in zip(cells, cells[1:]))
+    assert cells[-1].right() <= overview.width()
+    image = overview.grab().toImage()
+    assert image.pixelColor(cells[-1].center().toPoint()) == QColor(STATE_COLORS[EMPTY])
+
+    qtbot.mouseClick(overview, Qt.MouseButton.LeftButton, pos=cells[-1].center().toPoint())
+    x = timeline.strip.card_rect(last).center().x() - bar.value()
+    assert 0 <= x <= timeline.scroll.viewport().width()  # scrolled there
+    assert overview.viewport_rect().contains(cells[-1].center())
+
+    qtbot.mouseDClick(overview, Qt.MouseButton.LeftButton, pos=cells[5].center().toPoint())
+    assert timeline.session.selected_chunk_id == timeline.cards()[5].chunk_id
+    assert overview.selected_chunk_id == timeline.cards()[5].chunk_id
+
+
+def test_ctrl_minus_and_ctrl_equals_zoom_the_storyboard_in_the_main_window(qtbot, make_studio, engine_worker):
+    studio = make_studio(worker=engine_worker)  # no model is loaded: keys only
+    window, timeline = studio.window, studio.window.timeline
+    assert window.action_set["view.zoom_in"].shortcut().toString() == "Ctrl+="
+    qtbot.keyClick(timeline.strip, Qt.Key.Key_Minus, Qt.KeyboardModifier.ControlModifier)
+    assert timeline.zoom_level == DEFAULT_ZOOM + 1
+    timeline.cards()[0].prompt.setFocus()  # a shortcut with Ctrl answers while a prompt is being typed in too
+    qtbot.keyClick(timeline.cards()[0].prompt, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(timeline.strip, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    assert timeline.zoom_level == DEFAULT_ZOOM - 1
+    assert studio.session.project.shots[0].chunks[0].prompt == ""  # nothing was typed
