@@ -219,28 +219,37 @@ class ChunkCard(QFrame):
     def set_thumb_width(self, width: int) -> None:
         self.set_width(width, self.text_width)
 
-    def set_width(self, thumb_width: int, text_width: int) -> None:
+    def set_width(self, thumb_width: int, text_width: int, *, column_now: bool = True) -> None:
         """The card at the storyboard's zoom: the picture `thumb_width` wide beside a text column (index,
-        time, state, prompt, seed) `text_width` wide; at 0 the picture alone. The height never changes."""
+        time, state, prompt, seed) `text_width` wide; at 0 the picture alone. The height never changes.
+        With `column_now` False the column is shown or hidden later, by show_column (a zoom of a long
+        storyboard does the cards on screen first)."""
         self.thumbnail.setFixedSize(thumb_width, THUMB_HEIGHT)
-        if text_width and not self.text_width:
+        self.text_width = text_width
+        if column_now:
+            self.show_column()
+        gap = 10 if text_width else 0
+        self.setFixedSize(2 * CARD_PADDING + thumb_width + gap + text_width, 2 * CARD_PADDING + THUMB_HEIGHT)
+
+    def show_column(self) -> None:
+        """Show the text column if the card's width has room for it, else hide it."""
+        if (self.text_width > 0) == (not self._hidden_by_zoom):
+            return
+        if self.text_width:
             for widget in self._hidden_by_zoom:  # only what the zoom hid: hidden for other reasons stays hidden
                 widget.show()
             self._hidden_by_zoom = []
-        elif not text_width and self.text_width:
-            stack = [self._column]
-            while stack:  # every widget of the column, in its nested rows
-                item = stack.pop()
-                for i in range(item.count()):
-                    child = item.itemAt(i)
-                    if child.widget() is not None and not child.widget().isHidden():
-                        child.widget().hide()
-                        self._hidden_by_zoom.append(child.widget())
-                    elif child.layout() is not None:
-                        stack.append(child.layout())
-        self.text_width = text_width
-        gap = 10 if text_width else 0
-        self.setFixedSize(2 * CARD_PADDING + thumb_width + gap + text_width, 2 * CARD_PADDING + THUMB_HEIGHT)
+            return
+        stack = [self._column]
+        while stack:  # every widget of the column, in its nested rows
+            item = stack.pop()
+            for i in range(item.count()):
+                child = item.itemAt(i)
+                if child.widget() is not None and not child.widget().isHidden():
+                    child.widget().hide()
+                    self._hidden_by_zoom.append(child.widget())
+                elif child.layout() is not None:
+                    stack.append(child.layout())
 
     @property
     def shot_id(self) -> str:

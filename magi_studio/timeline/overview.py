@@ -39,6 +39,8 @@ class StoryboardOverview(QWidget):
         self.scroll = scroll
         #: The chunk outlined as selected (the timeline sets it).
         self.selected_chunk_id = ""
+        self._layer: QPixmap | None = None  # the cards drawn (see _draw_cards) and the sizes they were drawn at
+        self._layer_key: tuple = ()
         self._scaled: dict[tuple[int, int, int], QPixmap] = {}  # (pixmap key, w, h) → the cell's picture
         bar = scroll.horizontalScrollBar()
         bar.valueChanged.connect(self.update)
@@ -72,14 +74,40 @@ class StoryboardOverview(QWidget):
         bar.setValue(round((x - 1) / self._scale() - self.scroll.viewport().width() / 2))
 
     # Painting ---------------------------------------------------------------------------------
+    def invalidate(self) -> None:
+        """What the cards show changed (states, thumbnails, selection, shots): draw them again."""
+        self._layer = None
+        self.update()
+
     def paintEvent(self, event) -> None:
         strip = self.strip
         painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor(palette.PANEL))
         if strip is None or not strip.groups:
+            painter.fillRect(self.rect(), QColor(palette.PANEL))
             painter.end()
             return
+        key = (self.width(), strip.width())  # a zoom or a resize changes the scale
+        if self._layer is None or self._layer_key != key:
+            self._layer, self._layer_key = self._draw_cards(), key
+        painter.drawPixmap(0, 0, self._layer)  # scrolling redraws only the frame and the playhead
         scale = self._scale()
+        playhead = strip.playhead_x()
+        if playhead is not None:
+            painter.setPen(QPen(QColor(palette.DANGER), 1))
+            x = 1 + playhead * scale
+            painter.drawLine(round(x), 1, round(x), HEIGHT - 2)
+        if self.scroll.horizontalScrollBar().maximum() > 0:  # the part the storyboard shows (all of it: no frame)
+            painter.setPen(QPen(QColor(palette.TEXT), 1.2))
+            painter.drawRoundedRect(self.viewport_rect().adjusted(0.5, 0.5, -0.5, -0.5), 3, 3)
+        painter.end()
+
+    def _draw_cards(self) -> QPixmap:
+        """The shots' bands and the chunks' cells (and the selection), drawn once until they change."""
+        strip, scale = self.strip, self._scale()
+        layer = QPixmap(self.size() * self.devicePixelRatioF())
+        layer.setDevicePixelRatio(self.devicePixelRatioF())
+        layer.fill(QColor(palette.PANEL))
+        painter = QPainter(layer)
         font = QFont(self.font())
         font.setPointSizeF(font.pointSizeF() * 0.72)
         painter.setFont(font)
@@ -110,15 +138,8 @@ class StoryboardOverview(QWidget):
         if selected is not None:
             painter.setPen(QPen(QColor(palette.ACCENT), 2))
             painter.drawRect(selected.adjusted(-1, -1, 1, 1))
-        playhead = strip.playhead_x()
-        if playhead is not None:
-            painter.setPen(QPen(QColor(palette.DANGER), 1))
-            x = 1 + playhead * scale
-            painter.drawLine(round(x), 1, round(x), HEIGHT - 2)
-        if self.scroll.horizontalScrollBar().maximum() > 0:  # the part the storyboard shows (all of it: no frame)
-            painter.setPen(QPen(QColor(palette.TEXT), 1.2))
-            painter.drawRoundedRect(self.viewport_rect().adjusted(0.5, 0.5, -0.5, -0.5), 3, 3)
         painter.end()
+        return layer
 
     def _cell_picture(self, picture: QPixmap, width: int, height: int) -> QPixmap:
         key = (picture.cacheKey(), width, height)

@@ -168,14 +168,12 @@ class StoryboardStrip(QWidget):
         font.setPointSizeF(font.pointSizeF() * 0.82)
         painter.setFont(font)
         left, right = event.rect().left(), event.rect().right()
-        cards = self.cards()
-        rects = [self.card_rect(card) for card in cards]
+        first = next((group.cards[0] for group in self.groups if group.cards), None)
         # A label every `every` chunks, so that they never overlap when the cards are narrow.
-        every = 1 if not rects else max(1, -(-(painter.fontMetrics().horizontalAdvance("00:00.00") + 14)
-                                              // max(1, rects[0].width())))
-        for position, rect in enumerate(rects):
-            if rect.right() + (every - 1) * rect.width() < left or rect.left() > right:
-                continue  # outside the part being painted (a long storyboard is mostly off screen)
+        every = 1 if first is None else max(1, -(-(painter.fontMetrics().horizontalAdvance("00:00.00") + 14)
+                                                  // max(1, first.width())))
+        reach = every * (first.width() if first is not None else 0)  # how far right a label runs
+        for position, rect in self._cards_between(left - reach, right):
             # A tick per latent frame (MAGI-1: 4 pixel frames each) while there is room for them.
             for tick in range(0, FRAMES, 4 if rect.width() >= 48 else FRAMES):
                 x = rect.left() + rect.width() * tick / FRAMES
@@ -189,6 +187,21 @@ class StoryboardStrip(QWidget):
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                              time_text(position * FRAMES, self.fps))
         painter.end()
+
+    def _cards_between(self, left: int, right: int):
+        """(position in the storyboard, strip rectangle) of the cards in strip x [left, right]: a long storyboard
+        is mostly off screen, and its shots are looked at before their cards."""
+        position = 0
+        for group in self.groups:
+            geometry = group.geometry()
+            if geometry.right() < left or geometry.left() > right:
+                position += len(group.cards)
+                continue
+            for card in group.cards:
+                rect = self.card_rect(card)
+                if rect.right() >= left and rect.left() <= right:
+                    yield position, rect
+                position += 1
 
     # Keyboard ---------------------------------------------------------------------------------
     def event(self, event) -> bool:

@@ -48,6 +48,8 @@ class ThumbnailView(QWidget):
         super().__init__(parent)
         self.setObjectName("CardThumbnail")
         self.model: CardModel | None = None
+        self._cover_key: tuple | None = None  # (picture, size) of the scaled copy below
+        self._cover: QPixmap | None = None
 
     def show_model(self, model: CardModel) -> None:
         self.model = model
@@ -69,7 +71,9 @@ class ThumbnailView(QWidget):
         showing_reference = picture is None and model.reference is not None
         if showing_reference:
             picture = model.reference
-        if picture is not None:
+        if isinstance(picture, QPixmap):  # scaled once, not on every paint (a long storyboard scrolls them all)
+            painter.drawPixmap(rect.topLeft(), self._scaled_cover(picture, rect))
+        elif picture is not None:
             _draw_cover(painter, rect, picture)
         else:
             self._placeholder(painter, rect, model)
@@ -99,6 +103,20 @@ class ThumbnailView(QWidget):
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRoundedRect(rect, self.RADIUS, self.RADIUS)
         painter.end()
+
+    def _scaled_cover(self, picture: QPixmap, rect: QRectF) -> QPixmap:
+        ratio = self.devicePixelRatioF()
+        key = (picture.cacheKey(), rect.width(), rect.height(), ratio)
+        if key != self._cover_key:
+            cover = QPixmap(round(rect.width() * ratio), round(rect.height() * ratio))
+            cover.setDevicePixelRatio(ratio)
+            cover.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(cover)
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            _draw_cover(painter, QRectF(0, 0, rect.width(), rect.height()), picture)
+            painter.end()
+            self._cover_key, self._cover = key, cover
+        return self._cover
 
     def _placeholder(self, painter: QPainter, rect: QRectF, model: CardModel) -> None:
         painter.fillRect(rect, QColor("#16181d"))

@@ -66,6 +66,7 @@ class TimelineView(QWidget, TimelineEditing):
         self._thumb_width = thumb_width(128, 128)
         self.zoom_level = DEFAULT_ZOOM
         self._selected_card = ""  # the chunk id whose card shows the selection
+        self._columns_pending: list[ChunkCard] = []  # cards whose text column a zoom has still to show or hide
         self._overview_seen: list | None = None  # what the overview drew: redrawn only when it changes
 
         self.header = QWidget()
@@ -202,16 +203,33 @@ class TimelineView(QWidget, TimelineEditing):
         keep = self._zoom_anchor(cards, anchor)
         self.zoom_level = level
         width, text = self.card_width()
-        for card in self._cards.values():
-            card.set_width(width, text)
+        offset, seen = bar.value(), self.scroll.viewport().width()
+        on_screen = [c for c in cards if self.strip.card_rect(c).right() >= offset
+                     and self.strip.card_rect(c).left() <= offset + seen]
+        for card in self._cards.values():  # sizes at once; the text columns of the cards on screen too
+            card.set_width(width, text, column_now=False)
+        for card in on_screen:
+            card.show_column()
+        # The others' columns a few cards per turn of the event loop: showing a prompt field is slow, and
+        # 120 of them at once would freeze the window for a moment.
+        self._columns_pending = [c for c in cards if c not in on_screen]
+        QTimer.singleShot(0, self._show_pending_columns)
         if keep is not None:  # lay the strip out now, then scroll: no frame drawn at the old position
             card, fraction, screen_x = keep
             self._lay_out_now()
             rect = self.strip.card_rect(card)
             bar.setValue(round(rect.left() + fraction * rect.width() - screen_x))
-        self.overview.update()
+        self.overview.invalidate()
         self.zoomChanged.emit(level)
         return True
+
+    def _show_pending_columns(self) -> None:
+        batch, self._columns_pending = self._columns_pending[:12], self._columns_pending[12:]
+        for card in batch:
+            if card.chunk_id in self._cards:  # not deleted since
+                card.show_column()
+        if self._columns_pending:
+            QTimer.singleShot(0, self._show_pending_columns)
 
     def _lay_out_now(self) -> None:
         """Place the groups and cards at their new sizes at once (Qt would in a later event, shot by shot)."""
@@ -294,7 +312,7 @@ class TimelineView(QWidget, TimelineEditing):
         seen.append(tuple(shot.name for shot in project.shots))
         if seen != self._overview_seen:  # typing a prompt changes nothing the overview draws
             self._overview_seen = seen
-            self.overview.update()
+            self.overview.invalidate()
 
     def _refresh_card(self, chunk_id: str) -> None:
         if self.session is None or chunk_id not in self._positions:
@@ -310,7 +328,7 @@ class TimelineView(QWidget, TimelineEditing):
                         self.session, self.frame_store, shot, index, state, active_path(shot)[index], position))
                     if old is None or _overview_part(old) != _overview_part(card.model):
                         self._overview_seen = None
-                        self.overview.update()
+                        self.overview.invalidate()
                     return
 
     def _on_frames_changed(self, position: int) -> None:
@@ -373,7 +391,7 @@ class TimelineView(QWidget, TimelineEditing):
                 if card.is_selected() != (card.chunk_id == chunk_id):
                     card.set_selected(card.chunk_id == chunk_id)
             self._selected_card = self.overview.selected_chunk_id = chunk_id
-            self.overview.update()
+            self.overview.invalidate()
         for group in self._groups.values():
             if group.model is not None and group.model.current != (group.shot_id == shot_id):
                 group.show_shot(self.models.shot(self.session, self.session.project.shot(group.shot_id)))
@@ -435,7 +453,7 @@ class TimelineView(QWidget, TimelineEditing):
     def eventFilter(self, watched, event) -> bool:
         if watched is self.strip:
             if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
-                self.overview.update()
+                self.overview.invalidate()
             return False
         # Ctrl+wheel zooms around the mouse; a plain wheel scrolls the strip sideways (time runs left to right).
         if event.type() == QEvent.Type.Wheel and event.modifiers() & Qt.KeyboardModifier.ControlModifier:

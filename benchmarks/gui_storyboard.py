@@ -1,0 +1,252 @@
+"""A long storyboard in the studio: opening it, its memory, and the GUI thread while scrolling, zooming and generating.
+
+    python benchmarks/gui_storyboard.py                      # 120 chunks in 6 shots, 1366x768, tiny model
+    python benchmarks/gui_storyboard.py --chunks 120 --shots 4 --size 1920x1080 --json out.json
+
+A project of N generated chunks (synthetic results written by the real planning and store:
+tests/magi_studio/document/fakes.py, 64x64 frames with thumbnails) is saved, then opened in the app
+itself (magi_studio.studio.Studio, its main window shown offscreen at --size). Measured, with the
+1 ms GUI-timer StallRecorder of benchmarks/gui_timing.py:
+
+* open: File > Open (ProjectController.open_project) until the window has painted the storyboard;
+  resident memory (VmRSS) before and after;
+* scroll: the storyboard scrolled end to end and back by mouse-wheel events on its viewport, one every
+  16 ms (a fast wheel), then the overview dragged across; the longest gap (target <= 16 ms quiet);
+* zoom: Ctrl+wheel events over the cards, out through every level and back in, 3 times, 120 ms apart
+  (the longest gap; target <= 16 ms quiet);
+* generate: Regenerate From the first chunk of the middle shot on the tiny model (its chunks and the
+  rest of the shot again), the window idle; the longest gap (target <= 50 ms).
+
+The 1-minute load average is recorded before each phase: the machine is shared, and stalls compare only
+at a similar load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QCoreApplication, QPoint, QPointF, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtGui import QWheelEvent  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from benchmarks.gui_timing import StallRecorder, wait_for  # noqa: E402
+from benchmarks.studio_gui import rss_mib  # noqa: E402
+
+QUIET_TARGET_MS, GENERATING_TARGET_MS = 16.0, 50.0
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=120)
+    parser.add_argument("--shots", type=int, default=6)
+    parser.add_argument("--size", default="1366x768", help="the main window's size")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the generation phase")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--slowest", type=int, default=0,
+                        help="also list the N slowest GUI events of each phase (type, receiver, ms): whether a stall "
+                             "is work on the GUI thread or time waiting for a core")
+    return parser.parse_args(argv)
+
+
+class TimedApplication(QApplication):
+    """A QApplication that times every event it delivers (only the outermost of nested ones)."""
+
+    def __init__(self, argv) -> None:
+        super().__init__(argv)
+        self.events: list[tuple[float, str, str]] = []
+        self._depth = 0
+
+    def notify(self, receiver, event) -> bool:
+        self._depth += 1
+        started = time.perf_counter()
+        try:
+            return super().notify(receiver, event)
+        finally:
+            self._depth -= 1
+            took = (time.perf_counter() - started) * 1000
+            if self._depth == 0 and took > 4:
+                self.events.append((round(took, 1), event.type().name, type(receiver).__name__))
+
+    def slowest(self, count: int) -> list:
+        found, self.events = sorted(self.events, reverse=True)[:count], []
+        return found
+
+
+def build_project(folder: Path, chunks: int, shots: int) -> Path:
+    """A saved project of `chunks` generated chunks in `shots` shots (synthetic results)."""
+    from magi_studio.document.commands import AddChunk, AddShot, SetPrompt, new_chunk
+    from magi_studio.document.model import ProjectSettings, new_project, new_shot
+    from magi_studio.document.observer import Document, UndoHistory
+    from magi_studio.document.store import ProjectStore
+    from tests.magi_studio.document.fakes import fake_generate
+
+    store = ProjectStore.create(folder / "Long.magi")
+    project = new_project(ProjectSettings(model="tiny", width=64, height=64, steps=4))
+    history = UndoHistory(Document(project))
+    per_shot = -(-chunks // shots)
+    for s in range(shots):
+        if s:
+            history.push(AddShot(new_shot(project), s))
+        shot = project.shots[s]
+        history.push(SetPrompt(shot.id, shot.chunks[0].id, f"shot {s + 1}: a red ball falls"))
+        while len(shot.chunks) < min(per_shot, chunks - s * per_shot):
+            history.push(AddChunk(shot.id, new_chunk(project, shot.id, len(shot.chunks),
+                                                     f"the ball rolls on, part {len(shot.chunks) + 1}")))
+        fake_generate(project, store, shot.id, history=history)
+    store.save(project)
+    return store.path
+
+
+class Pacer:
+    """Runs `steps` (callables) one every `interval_ms` on the event loop, recording the GUI thread's gaps."""
+
+    def __init__(self, steps: list, interval_ms: int) -> None:
+        self.steps, self.stalls, self.done = list(steps), StallRecorder(), False
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._next)
+
+    def _next(self) -> None:
+        if not self.steps:
+            self.timer.stop()
+            self.done = True
+            return
+        self.steps.pop(0)()
+
+    def run(self, timeout_s: float = 600) -> dict:
+        self.stalls.start()
+        self.timer.start()
+        wait_for(lambda: self.done, timeout_s, "the steps")
+        self.stalls.stop()
+        return self.stalls.summary()
+
+
+def wheel(widget, x: float, delta: int, ctrl: bool = False) -> None:
+    pos = QPointF(x, widget.height() / 2)
+    modifiers = Qt.KeyboardModifier.ControlModifier if ctrl else Qt.KeyboardModifier.NoModifier
+    QApplication.sendEvent(widget, QWheelEvent(pos, QPointF(widget.mapToGlobal(pos.toPoint())), QPoint(),
+                                               QPoint(0, delta), Qt.MouseButton.NoButton, modifiers,
+                                               Qt.ScrollPhase.NoScrollPhase, False))
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    app = QApplication.instance() or (TimedApplication if args.slowest else QApplication)(["gui_storyboard"])
+    slowest = (lambda: app.slowest(args.slowest)) if args.slowest else (lambda: None)
+    from engine.session import Session
+    from magi_studio import theme
+    from magi_studio.dialogs.project_prompts import DISCARD
+    from magi_studio.engine_worker import EngineWorker
+    from magi_studio.settings import Settings
+    from magi_studio.studio import Studio
+    from magi_studio.timeline.view import ZOOM_LEVELS
+    from tests.engine.factories import tiny_bundle
+    from tests.magi_studio.prompts import FakePrompts
+
+    theme.apply_theme(app)
+    folder = Path(tempfile.mkdtemp(prefix="gui-storyboard-"))
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, str(folder / "settings"))
+    QCoreApplication.setOrganizationName("MAGI Studio Benchmark")
+    os.environ["XDG_DATA_HOME"], os.environ["XDG_CACHE_HOME"] = str(folder / "data"), str(folder / "cache")
+    path = build_project(folder, args.chunks, args.shots)
+    settings = Settings()
+    settings.model, settings.device, settings.welcome_dismissed = "tiny", "cpu", True
+    worker = EngineWorker()
+    loaded = worker.use_session(Session(tiny_bundle()))
+    prompts = FakePrompts()
+    prompts.unsaved = DISCARD
+    studio = Studio(settings, worker=worker, prompts=prompts, scratch_root=folder / "untitled")
+    window = studio.window
+    width, height = (int(v) for v in args.size.split("x"))
+    window.resize(width, height)
+    studio.start()
+    window.show()
+    wait_for(lambda: loaded not in worker.live_jobs, 60, "the tiny model")
+    QTest.qWait(200)
+    loads, result = {}, {"chunks": args.chunks, "shots": args.shots, "window": args.size}
+
+    # Open -------------------------------------------------------------------------------------
+    loads["open"] = os.getloadavg()[0]
+    result["rss_before_open_mib"] = rss_mib()
+    started = time.perf_counter()
+    assert studio.projects.open_project(path), "the project did not open"
+    timeline = window.timeline
+    QApplication.processEvents()  # the window paints the storyboard
+    result["open_s"] = round(time.perf_counter() - started, 3)
+    assert len(timeline.cards()) == args.chunks
+    QTest.qWait(300)
+    result["rss_after_open_mib"] = rss_mib()
+
+    # Scroll -----------------------------------------------------------------------------------
+    viewport, bar = timeline.scroll.viewport(), timeline.scroll.horizontalScrollBar()
+    notches = bar.maximum() // 120 + 1
+    steps = [lambda: wheel(viewport, 300, -120)] * notches + [lambda: wheel(viewport, 300, 120)] * notches
+    overview = timeline.overview
+    steps += [lambda i=i: QTest.mouseMove(overview, QPoint(i, 10)) for i in range(0, overview.width(), 8)]
+    QTest.mousePress(overview, Qt.MouseButton.LeftButton, pos=QPoint(1, 10))
+    loads["scroll"] = os.getloadavg()[0]
+    slowest()
+    scroll = Pacer(steps, 16).run()
+    QTest.mouseRelease(overview, Qt.MouseButton.LeftButton, pos=QPoint(overview.width() - 1, 10))
+    result["scroll"] = {**scroll, "wheel_events": 2 * notches, "slowest_events": slowest()}
+
+    # Zoom -------------------------------------------------------------------------------------
+    bar.setValue(bar.maximum() // 3)
+    levels = len(ZOOM_LEVELS)
+    steps = []
+    for round_ in range(3):
+        x = (200, viewport.width() // 2, viewport.width() - 200)[round_]
+        steps += [lambda x=x: wheel(viewport, x, -120, ctrl=True)] * levels
+        steps += [lambda x=x: wheel(viewport, x, 120, ctrl=True)] * levels
+    loads["zoom"] = os.getloadavg()[0]
+    slowest()
+    result["zoom"] = {**Pacer(steps, 120).run(), "zoom_events": len(steps), "slowest_events": slowest()}
+    timeline.set_zoom(1)
+
+    # Generate ---------------------------------------------------------------------------------
+    project = studio.session.project
+    shot = project.shots[len(project.shots) // 2]
+    ended: list[str] = []
+    studio.generation.runEnded.connect(ended.append)
+    recorder = StallRecorder()
+    loads["generate"] = os.getloadavg()[0]
+    slowest()
+    recorder.start()
+    started = time.perf_counter()
+    studio.generation.regenerate_from(shot.id, 0)
+    wait_for(lambda: bool(ended), 600, "the run to end")
+    recorder.stop()
+    result["generate"] = {**recorder.summary(), "chunks": len(shot.chunks), "run": ended[0],
+                          "seconds": round(time.perf_counter() - started, 2), "slowest_events": slowest()}
+    result["rss_after_generate_mib"] = rss_mib()
+    result["load_average"] = {k: round(v, 2) for k, v in loads.items()}
+    result["load_average_after"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(result, indent=1))
+    print(f"open {result['open_s']} s, RSS {result['rss_after_open_mib']} MiB; longest stall: scrolling "
+          f"{scroll['max_stall_ms']} ms, zooming {result['zoom']['max_stall_ms']} ms (targets <= {QUIET_TARGET_MS:.0f} ms "
+          f"quiet), generating {result['generate']['max_stall_ms']} ms (<= {GENERATING_TARGET_MS:.0f} ms); "
+          f"load {result['load_average']}", file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    studio.dispose()
+    worker.shutdown()
+    return result
+
+
+if __name__ == "__main__":
+    main()
