@@ -10,8 +10,9 @@ action a director could take — edits, drops, typing, Generate / Stop / Regener
 undo/redo, save, reopen, export — then the document's invariants and the views are checked.
 
 The soak runs in child processes, so that a crash (an abort, a segfault) is counted and the soak goes
-on in a fresh process with the next seed until the time is used. Prints and writes JSON: actions
-driven, hours, crashes (processes that died) and crashes per hour, Python exceptions raised in the app
+on in a fresh process with the next seed until the time is used; a step that takes over HANG_S is a
+hang (every thread's stack is dumped, the process ends, and it counts as a crash too). Prints and writes
+JSON: actions driven, hours, crashes (processes that died or hung) and crashes per hour, Python exceptions raised in the app
 (slots, event handlers), invariant violations, errors the app reported to the user by kind, and for
 each problem the step, the action and the actions before it. The load average is recorded: the
 machine is shared.
@@ -20,6 +21,7 @@ machine is shared.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import subprocess
@@ -29,6 +31,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: A step (action and checks) that takes longer than this is a hang (the longest legal wait is an export's 20 s).
+HANG_S = 120
 sys.path.insert(0, str(ROOT))
 
 
@@ -92,16 +96,21 @@ def child(args) -> None:
     progress, last = args.child, [0.0]
 
     def write(report, done=False) -> None:
-        state = {**report.as_dict(), "done": done}
+        state = {**report.as_dict(), "done": done, "recent": list(soak.recent)}
         progress.with_suffix(".tmp").write_text(json.dumps(state))
         progress.with_suffix(".tmp").replace(progress)
 
     def on_step(report) -> None:
+        # A step that never ends (a deadlock) dumps every thread's stack to stderr and ends the process,
+        # which the parent counts as a hang; faulthandler's watchdog needs no GIL.
+        faulthandler.dump_traceback_later(HANG_S, exit=True)
         if time.perf_counter() - last[0] > 5 or report.actions % 100 == 0:
             last[0] = time.perf_counter()
             write(report)
 
+    faulthandler.enable()
     report = soak.run(seconds=args.seconds, actions=args.actions, on_step=on_step)
+    faulthandler.cancel_dump_traceback_later()
     write(report)
     soak.prompts.unsaved_changes = lambda name: DISCARD  # the soak's project is not kept
     studio.dispose()
@@ -158,7 +167,8 @@ def main(argv=None) -> dict:
                                   "seconds": state.get("seconds", 0)})
                 if run.returncode != 0 or not state.get("done"):
                     crashes.append({"seed": seed, "returncode": run.returncode, "after_actions": state.get("actions"),
-                                    "stderr_tail": run.stderr[-3000:]})
+                                    "hang": "Timeout (" in run.stderr, "recent_actions": state.get("recent"),
+                                    "stderr_tail": run.stderr[-6000:]})
                 for key in total:
                     total[key] += state.get(key, 0)
                 for table, key in ((counts, "counts"), (reported, "reported"), (runs, "runs")):
@@ -175,12 +185,13 @@ def main(argv=None) -> dict:
         "model": args.model, "platform": f"xcb {display}" if display else "offscreen", "hours": round(hours, 3),
         **total, "actions_per_minute": round(total["actions"] / max(hours * 60, 1e-9), 1),
         "crashes": len(crashes), "crashes_per_hour": round(len(crashes) / max(hours, 1e-9), 2),
+        "hangs": sum(c["hang"] for c in crashes),
         "runs": runs, "processes": processes, "counts": counts, "reported_errors": reported,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "crash_details": crashes, "problems": problems[:100],
     }
-    summary = {k: result[k] for k in ("model", "platform", "hours", "actions", "crashes", "crashes_per_hour",
+    summary = {k: result[k] for k in ("model", "platform", "hours", "actions", "crashes", "hangs", "crashes_per_hour",
                                       "exceptions", "invariant_violations", "chunks_committed", "runs")}
     print(json.dumps(summary))
     if args.json:

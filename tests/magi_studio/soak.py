@@ -8,8 +8,8 @@ Each step picks one action a director could take at that moment — click a card
 insert, duplicate, delete, move (keys and drag-and-drop) chunks, new/split/delete/rename shots, drop a
 reference image (now and then a file that is not one), change how a shot starts, lock/re-roll seeds,
 Generate / Generate Shot / Generate From / Regenerate From, Stop, preview, activate and delete takes,
-undo and redo (in bursts too), save, close and reopen, export, play and step — through the window's
-actions, keys, clicks and drops, the same paths the user's input takes. Generation runs on whatever
+undo and redo (in bursts too), save, close and reopen, export, play and step, zoom and the overview —
+through the window's actions, keys, clicks and drops, the same paths the user's input takes. Generation runs on whatever
 engine the studio's worker holds (a tiny random model in the tests) while the edits go on.
 
 After each step the events are run for a moment and the state is checked: the document's invariants
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Callable
 
 import shiboken6
-from PySide6.QtCore import QEvent, QPoint, Qt
-from PySide6.QtGui import QColor, QImage, QKeyEvent
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
@@ -200,7 +200,7 @@ class Soak:
             ("redo", 4, lambda: self.trigger("edit.redo")), ("undo burst", 1, self.undo_burst),
             ("save", 2, self.save), ("reopen", 1, self.reopen), ("new project", 0.3, self.new_project),
             ("export", 0.7, self.export), ("play", 2, lambda: self.trigger("playback.play")),
-            ("step", 2, self.step_playhead),
+            ("step", 2, self.step_playhead), ("zoom", 2, self.zoom), ("overview", 1.5, self.overview),
         ]
 
     # Running ----------------------------------------------------------------------------------
@@ -469,6 +469,26 @@ class Soak:
         if shiboken6.isValid(dialog):  # a finished export closes (and deletes) its dialog itself
             dialog.reject()
         self.wait_until(lambda: self.studio.export_dialog is None, 5)
+
+    def zoom(self) -> None:
+        how, timeline = self.rng.random(), self.timeline
+        if how < 0.5:
+            key = self.rng.choice((Qt.Key.Key_Equal, Qt.Key.Key_Minus))
+            QTest.keyClick(timeline.strip, key, CTRL)
+        else:
+            viewport = timeline.scroll.viewport()
+            pos = QPointF(self.rng.randrange(max(1, viewport.width())), viewport.height() / 2)
+            QApplication.sendEvent(viewport, QWheelEvent(
+                pos, QPointF(viewport.mapToGlobal(pos.toPoint())), QPoint(), QPoint(0, self.rng.choice((-120, 120))),
+                Qt.MouseButton.NoButton, CTRL, Qt.ScrollPhase.NoScrollPhase, False))
+
+    def overview(self) -> None:
+        overview = self.timeline.overview
+        pos = QPoint(self.rng.randrange(max(1, overview.width())), overview.height() // 2)
+        if self.rng.random() < 0.5:
+            QTest.mouseClick(overview, Qt.MouseButton.LeftButton, pos=pos)
+        else:
+            QTest.mouseDClick(overview, Qt.MouseButton.LeftButton, pos=pos)
 
     def step_playhead(self) -> None:
         self.trigger(self.rng.choice(("playback.step_forward", "playback.step_back", "playback.next_chunk",
