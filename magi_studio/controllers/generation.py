@@ -43,6 +43,7 @@ from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import first_pending_chunk
 from magi_studio.document.planning import (GenerationPlan, ResultCommitter, plan_generation, plan_resume,
                                            reseed_for_regeneration, sampling_for)
+from magi_studio.document.run_marker import clear_run_marker, write_run_marker
 from magi_studio.document.take_commands import KeepResult
 from magi_studio.engine_worker import EngineState, EngineWorker, is_final
 from magi_studio.player.feed import GenerationFeed
@@ -92,6 +93,8 @@ class GenerationController(QObject, RunQueue):
         self._next_run: list[tuple[str, int | None]] | None = None  # a request that superseded the run
         self._stopped: list[tuple[str, int | None]] = []  # the shots a cancel left to do (continue_stopped)
         self._load_job: int | None = None
+        self._marked = None  # the project folder holding this run's run marker
+        self._run_chunks: list[tuple[str, str]] = []  # (shot id, chunk id) the run is to make, in order
         self._states = ChunkJobStates(self.chunkJobState.emit)
         self._busy: list[str] = []
         self._progress = RunProgress()
@@ -187,6 +190,10 @@ class GenerationController(QObject, RunQueue):
         self.flush()
         if self._job is not None:
             self._job.committer.store = store
+        if self._marked is not None:  # the run's marker moves with it (the old folder may be deleted)
+            clear_run_marker(self._marked)
+            self._marked = None
+            self._mark_run(store)
 
     # State ------------------------------------------------------------------------------------
     @property
@@ -232,6 +239,11 @@ class GenerationController(QObject, RunQueue):
         """The one place the run's phase changes (RunPhase.advance raises on a move the table lacks)."""
         was = self._phase
         self._phase = was.advance(phase)
+        if was is RunPhase.IDLE and phase is not RunPhase.IDLE:
+            self._mark_run(self._session.store if self._session is not None else None)
+        elif phase is RunPhase.IDLE and was is not RunPhase.IDLE and self._marked is not None:
+            clear_run_marker(self._marked)  # ended while we live: nothing to resume at the next start
+            self._marked = None
         if phase is not was:
             self.phaseChanged.emit(phase.value)
         self.queueChanged.emit()
@@ -239,6 +251,22 @@ class GenerationController(QObject, RunQueue):
             self.generatingChanged.emit(phase is not RunPhase.IDLE)
         if phase is not RunPhase.IDLE:
             self._emit_progress()
+
+    def _mark_run(self, store) -> None:
+        """Say in the project folder which chunks this run is to make (run_marker), so that a run the app
+        does not live to finish is offered again at the next start. A folder we cannot write in costs
+        that offer only."""
+        if store is None:
+            return
+        try:
+            write_run_marker(store.path, self._run_chunks)
+            self._marked = store.path
+        except (OSError, EngineError) as error:
+            log.warning("could not mark the run in %s: %s", store.path, error)
+
+    def generate_shots(self, shot_ids: list[str]) -> None:
+        """These shots, in this order, each from its first chunk that is not done (a resumed run)."""
+        self._begin([(shot_id, None) for shot_id in shot_ids])
 
     def _begin(self, items: list[tuple[str, int | None]]) -> None:
         if self._phase is not RunPhase.IDLE:  # a newer request supersedes the run once its chunks are committed
@@ -250,21 +278,23 @@ class GenerationController(QObject, RunQueue):
         project = self._session.document.project
         self._queue, self._stop, self._load_job, self._stopped = list(items), None, None, []
         self._progress.reset()
-        for shot_id, index in items:
-            self._mark_queued(project, shot_id, index)
+        self._run_chunks = [(shot_id, chunk_id) for shot_id, index in items
+                            for chunk_id in self._mark_queued(project, shot_id, index)]
         if not self._progress.estimates:
             self._queue = []
             return  # everything asked for is done already
         self._when_model_ready()
 
-    def _mark_queued(self, project, shot_id: str, index: int | None) -> None:
-        """The chunks a queued shot will generate show as queued, and count in the run's estimate."""
+    def _mark_queued(self, project, shot_id: str, index: int | None) -> list[str]:
+        """The chunks a queued shot will generate show as queued, and count in the run's estimate; returns them."""
         shot = next((s for s in project.shots if s.id == shot_id), None)
         start = (first_pending_chunk(project, shot_id) if index is None else index) if shot is not None else None
-        if start is not None:
-            self._progress.estimates[shot_id] = len(shot.chunks) - start + self._progress.finished_in.get(shot_id, 0)
-            for chunk in shot.chunks[start:]:
-                self._states.set(shot_id, chunk.id, QUEUED)
+        if start is None:
+            return []
+        self._progress.estimates[shot_id] = len(shot.chunks) - start + self._progress.finished_in.get(shot_id, 0)
+        for chunk in shot.chunks[start:]:
+            self._states.set(shot_id, chunk.id, QUEUED)
+        return [chunk.id for chunk in shot.chunks[start:]]
 
     def _when_model_ready(self) -> None:
         """Generate with the project's model: load it first when the engine holds another (or none)."""

@@ -17,7 +17,9 @@ through one shared Autosaver: the project is snapshotted on the GUI thread and w
 a crash, `start` offers each untitled autosave; otherwise it reopens the project that was open last
 (the first recent file, while Settings' `reopen_last_project` is on), and opening a project offers its
 autosave when it is newer than the last save — so a crash in a saved project comes back as that
-project with its recovery offer, not as Untitled. The questions are asked through `prompts` (dialogs/project_prompts.py:
+project with its recovery offer, not as Untitled. A generation run the app did not live to finish left
+its run marker (document/run_marker.py) in the project folder: opening the project then offers to
+resume it ("N of M chunks were finished"), and Resume generates the chunks it had left. The questions are asked through `prompts` (dialogs/project_prompts.py:
 Save / Discard / Cancel, Recover / Discard, file choosers), which tests replace.
 """
 
@@ -36,6 +38,7 @@ from magi_studio.dialogs.project_prompts import CANCEL, DISCARD, RECOVER, SAVE, 
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (DEFAULT_SIZE, ChunkState, Project, ProjectSettings, new_project,
                                         storyboard_states)
+from magi_studio.document.run_marker import clear_run_marker, read_run_marker
 from magi_studio.document.store import (AUTOSAVE, EXTENSION, MANIFEST, ProjectStore, bundle_path, discard_recovery,
                                         find_recovery, find_scratch_recoveries, load_recovery, open_project)
 
@@ -175,6 +178,7 @@ class ProjectController(QObject):
                     continue
                 self._install(project, ProjectStore(folder), untitled=True, dirty=True, lock=lock)
                 self._report_damage(project, "Untitled")
+                self._offer_resume(self.session.document.project, self.session.store)
                 return True
             lock.unlock()
             shutil.rmtree(folder, ignore_errors=True)
@@ -224,6 +228,7 @@ class ProjectController(QObject):
         self._install(project, store, untitled=False, dirty=dirty)
         self._remember(store.path)
         self._report_damage(project, store.path.name.removesuffix(EXTENSION))
+        self._offer_resume(self.session.document.project, store)
         return True
 
     def open_recent(self, path: str | Path) -> bool:
@@ -339,6 +344,17 @@ class ProjectController(QObject):
             error = ProjectError(f"{type(error).__name__}: {error}")
         log.warning("%s: %s", error.title, error)
         self.errorReported.emit(error)
+
+    def _offer_resume(self, project: Project, store: ProjectStore) -> None:
+        """A run the app did not live to finish left its marker: offer to generate the chunks it had left."""
+        marker = read_run_marker(store.path)
+        if marker is None or self.generation is None or marker.is_live():
+            return  # none; or no way to generate here; or another MAGI Studio is running it now
+        finished, total = marker.progress(project)
+        if finished < total and self.prompts.offer_resume(finished, total):
+            self.generation.generate_shots(marker.shot_ids())  # each from its first chunk not done; a new marker
+        else:
+            clear_run_marker(store.path)  # nothing left, or Not now: the chunks stay pending on the cards
 
     def _report_damage(self, project: Project, name: str) -> None:
         """Say once, at open, how many chunks came back damaged (their cards and the player show which)."""

@@ -1,4 +1,5 @@
-"""The questions the ProjectController asks, as Qt dialogs: save changes, recover work, replace, file choosers.
+"""The questions the ProjectController asks, as Qt dialogs: save changes, recover work, resume an interrupted
+run, replace, file choosers.
 
 Each method returns a plain answer (SAVE / DISCARD / CANCEL, RECOVER / DISCARD, a path or None), so tests
 give the controller an object with the same methods instead.
@@ -145,6 +146,12 @@ class ProjectPrompts:
         box.exec()
         return RECOVER if box.clickedButton() is box.defaultButton() else DISCARD
 
+    def offer_resume(self, finished: int, total: int) -> bool:
+        """A run was interrupted: True to resume it (Resume), False for Not now."""
+        box = resume_box(finished, total, self.parent)
+        box.exec()
+        return box.clickedButton() is box.defaultButton()
+
     def confirm_replace(self, path: Path) -> bool:
         answer = QMessageBox.question(self.parent, APP_NAME, f"“{path.name}” already exists. Replace it?")
         return answer == QMessageBox.StandardButton.Yes
@@ -184,6 +191,19 @@ def stop_run_box(stop_text: str, parent: QWidget | None = None) -> QMessageBox:
     keep = box.addButton("Keep Working", QMessageBox.ButtonRole.RejectRole)
     box.setDefaultButton(keep)
     box.setEscapeButton(keep)
+    return box
+
+
+def resume_box(finished: int, total: int, parent: QWidget | None = None) -> QMessageBox:
+    """Resume / Not now, after a run the app did not live to finish; Resume is the default button."""
+    box = QMessageBox(QMessageBox.Icon.Question, APP_NAME,
+                      f"A run was interrupted: {finished} of {total} chunks were finished. Resume generating?",
+                      parent=parent)
+    box.setInformativeText("The finished chunks are kept either way; Resume generates the ones the run had left.")
+    resume = box.addButton("Resume", QMessageBox.ButtonRole.AcceptRole)
+    later = box.addButton("Not Now", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(resume)
+    box.setEscapeButton(later)
     return box
 
 

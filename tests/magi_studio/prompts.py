@@ -13,6 +13,7 @@ class FakePrompts:
         self.unsaved, self.recover, self.replace = CANCEL, RECOVER, True
         self.open_answer = self.save_answer = None
         self.stop = True  # a run in progress is stopped when asked (a test that keeps working says so)
+        self.resume = False  # an interrupted run is not resumed unless a test says so
         self.asked: list[tuple[str, str]] = []
         self.asked_untitled: list[bool] = []  # per unsaved-changes question: was the project untitled
 
@@ -28,6 +29,10 @@ class FakePrompts:
     def offer_recovery(self, name: str, autosaved_at: str) -> str:
         self.asked.append(("recover", name))
         return self.recover
+
+    def offer_resume(self, finished: int, total: int) -> bool:
+        self.asked.append(("resume", f"{finished} of {total}"))
+        return self.resume
 
     def confirm_replace(self, path) -> bool:
         self.asked.append(("replace", str(path)))

@@ -17,10 +17,12 @@ from engine.events import ChunkFinished
 from magi_studio.controllers import common
 from magi_studio.controllers.project import ProjectController
 from magi_studio.dialogs.project_prompts import (CANCEL, DISCARD, RECOVER, SAVE, ProjectOpenDialog, ProjectPrompts,
-                                                 human_time, recovery_box, unsaved_changes_box)
+                                                 human_time, recovery_box, resume_box,
+                                                 unsaved_changes_box)
 from magi_studio.document.commands import SetPrompt
 from magi_studio.document.manifest import SCHEMA_VERSION
 from magi_studio.document.model import active_path, storyboard_states
+from magi_studio.document.run_marker import read_run_marker, write_run_marker
 from magi_studio.document.store import AUTOSAVE, MANIFEST, open_project
 from tests.magi_studio.document.fakes import fake_generate, rich_project
 from tests.magi_studio.prompts import FakePrompts
@@ -308,6 +310,58 @@ def test_save_as_while_generating_keeps_every_chunk_in_the_new_bundle(generating
     assert projects.save()
     reopened, store = open_project(tmp_path / "Saved.magi")  # every result's files are in the new bundle
     assert reopened == projects.session.document.project and len(reopened.results) == 3
+
+
+def test_a_run_the_app_did_not_live_to_finish_is_offered_at_the_next_start_and_resumed(
+        generating, make, qtbot, tmp_path, engine_worker, isolated_settings):
+    from magi_studio.controllers.generation import GenerationController
+
+    projects, generation, engine, shot = generating
+    assert projects.save_as(tmp_path / "Film")
+    film = tmp_path / "Film.magi"
+    ended = []
+    generation.runEnded.connect(ended.append)
+    generation.generate_shot(shot.id)
+    assert read_run_marker(film).chunks == tuple((shot.id, c.id) for c in shot.chunks)
+    # The engine holds after chunk 0; once it is committed and autosaved, the disk is what a kill would leave.
+    qtbot.waitUntil(lambda: engine.paused.is_set() and active_path(shot)[0] is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: projects.autosaver.pending == 0 and (film / AUTOSAVE).is_file(), timeout=5000)
+    shutil.copytree(film, tmp_path / "Killed.magi")
+    engine.resume()
+    qtbot.waitUntil(lambda: bool(ended), timeout=20_000)
+    assert ended == ["finished"] and read_run_marker(film) is None  # a normal end leaves no marker
+
+    isolated_settings.add_recent_file(tmp_path / "Killed.magi")  # the next start reopens it
+    again = GenerationController(None, engine_worker)
+    after = make(generation=again)
+    after.prompts.resume = True
+    resumed = []
+    again.runEnded.connect(resumed.append)
+    assert after.start() and after.path == tmp_path / "Killed.magi"
+    assert after.prompts.asked == [("recover", "Killed"), ("resume", "1 of 3")]
+    project = after.session.document.project
+    kept = active_path(project.shots[0])[0]
+    committed = []
+    again.chunkCommitted.connect(lambda shot_id, chunk_id, result_id: committed.append(chunk_id))
+    qtbot.waitUntil(lambda: bool(resumed), timeout=20_000)
+    assert resumed == ["finished"] and committed == [c.id for c in project.shots[0].chunks[1:]]  # only the missing
+    assert active_path(project.shots[0])[0] == kept and None not in active_path(project.shots[0])
+    assert read_run_marker(tmp_path / "Killed.magi") is None
+    again.stop(timeout_ms=5000)
+
+
+def test_an_interrupted_run_declined_is_not_offered_again(make, tmp_path, engine_worker):
+    from magi_studio.controllers.generation import GenerationController
+
+    project, store = rich_project(tmp_path)  # shot 3 is not generated
+    store.save(project)
+    third = project.shots[2]
+    write_run_marker(store.path, [(third.id, chunk.id) for chunk in third.chunks])
+    projects = make(generation=GenerationController(None, engine_worker))
+    assert projects.open_project(store.path)
+    assert projects.prompts.asked == [("resume", "0 of 2")] and read_run_marker(store.path) is None
+    assert projects.close_project() and projects.open_project(store.path) and projects.prompts.asked[1:] == []
+    assert "0 of 2 chunks were finished. Resume generating?" in resume_box(0, 2).text()
 
 
 def test_closing_while_generating_asks_first_and_keep_working_leaves_the_run_alone(generating, qtbot):
