@@ -71,12 +71,15 @@ def options_of(parser) -> set[str]:
 def test_the_generate_and_render_options_are_the_parsers():
     commands = build_parser()._subparsers._group_actions[0].choices
     text = section("Command line")
-    generate = text[text.index("### `magi-studio generate`"):text.index("### `magi-studio render`")]
+    generate = text[text.index("### `magi-studio generate`"):text.index("### `magi-studio serve`")]
+    serve = text[text.index("### `magi-studio serve`"):text.index("### `magi-studio render`")]
     documented = {option for row in table_rows(generate, "option") for option in re.findall(r"--?[a-z][\w-]*", row[0])}
     assert documented == options_of(commands["generate"])
     render = text[text.index("### `magi-studio render`"):]
     assert set(re.findall(r"`(--?[a-z][\w-]*)`", render)) == options_of(commands["render"])
-    assert set(commands) == {"generate", "render"}
+    assert {option for row in table_rows(serve, "server option") for option in re.findall(r"--?[a-z][\w-]*", row[0])} \
+        == options_of(commands["serve"])
+    assert set(commands) == {"generate", "render", "serve"}
     for command in ("`magi-studio`", "`magi-studio PROJECT`", "`magi-studio generate", "`magi-studio render PROJECT"):
         assert command in text
 
