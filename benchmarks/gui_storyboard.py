@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -59,14 +60,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 class TimedApplication(QApplication):
-    """A QApplication that times every event it delivers (only the outermost of nested ones)."""
+    """A QApplication that times every event it delivers on the GUI thread (the outermost of nested ones;
+    the engine's thread delivers its own events through notify too, and is not timed)."""
 
     def __init__(self, argv) -> None:
         super().__init__(argv)
         self.events: list[tuple[float, str, str]] = []
         self._depth = 0
+        self._gui_thread = threading.get_ident()
 
     def notify(self, receiver, event) -> bool:
+        if threading.get_ident() != self._gui_thread:
+            return super().notify(receiver, event)
         self._depth += 1
         started = time.perf_counter()
         try:

@@ -392,9 +392,12 @@ class TimelineView(QWidget, TimelineEditing):
                     card.set_selected(card.chunk_id == chunk_id)
             self._selected_card = self.overview.selected_chunk_id = chunk_id
             self.overview.invalidate()
+        # Another view may move the selection while the document has changed and this one has not redrawn
+        # yet: a group whose shot is gone waits for that redraw (which drops it).
+        shots = {shot.id: shot for shot in self.session.project.shots} if self.session else {}
         for group in self._groups.values():
-            if group.model is not None and group.model.current != (group.shot_id == shot_id):
-                group.show_shot(self.models.shot(self.session, self.session.project.shot(group.shot_id)))
+            if group.model is not None and group.model.current != (group.shot_id == shot_id) and group.shot_id in shots:
+                group.show_shot(self.models.shot(self.session, shots[group.shot_id]))
         if scroll and chunk_id in self._cards:
             # After the layout has placed a card that an edit just made (its geometry is not set yet).
             QTimer.singleShot(0, lambda: chunk_id in self._cards

@@ -176,6 +176,7 @@ class Soak:
         self.recent: deque[str] = deque(maxlen=12)
         self.report = SoakReport(seed)
         self._exports = 0
+        self._hooked: BaseException | None = None  # the last exception sys.excepthook reported
         self._last_error = getattr(studio.window, "last_error", None)
         studio.generation.runEnded.connect(lambda how: self.report.runs.update([how]))
         studio.generation.chunkCommitted.connect(lambda *_: setattr(self.report, "chunks_committed",
@@ -231,8 +232,9 @@ class Soak:
         for run in (calls[index], lambda: self.settle(self.rng.randint(*self.settle_ms))):
             try:
                 run()
-            except Exception:  # raised by the app: into the driver's call, or out of a slot the events ran
-                self._problem(self.report.exceptions, traceback.format_exc())
+            except Exception as error:  # raised by the app: into the driver's call, or out of a slot the events ran
+                if error is not self._hooked:  # PySide may report a slot's exception to the hook and raise it too
+                    self._problem(self.report.exceptions, traceback.format_exc())
         self.recent.append(name)
         self._check()
         return name
@@ -268,6 +270,7 @@ class Soak:
         where.append(Problem(self.report.actions, getattr(self, "_current", "?"), text, list(self.recent)))
 
     def _on_exception(self, kind, value, tb) -> None:
+        self._hooked = value
         self._problem(self.report.exceptions, "".join(traceback.format_exception(kind, value, tb)))
 
     # Reading the window -----------------------------------------------------------------------

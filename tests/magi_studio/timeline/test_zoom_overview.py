@@ -145,3 +145,25 @@ def test_ctrl_minus_and_ctrl_equals_zoom_the_storyboard_in_the_main_window(qtbot
     qtbot.keyClick(timeline.strip, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
     assert timeline.zoom_level == DEFAULT_ZOOM - 1
     assert studio.session.project.shots[0].chunks[0].prompt == ""  # nothing was typed
+
+
+def test_deleting_the_selected_shot_selects_its_neighbour_without_an_error(qtbot, long_timeline):
+    # Found by the GUI soak: the selection moved to the neighbour while the deleted shot's group was still
+    # listed, and redrawing the groups' "current" look asked the project for the deleted shot (KeyError).
+    timeline = long_timeline
+    session = timeline.session
+    shot = session.project.shots[1]
+    # In the window another view hears of the change first and moves the selection (as the takes view does).
+    timeline.set_session(None)
+    session.changed.connect(lambda: session.select(session.project.shots[0].id, session.project.shots[0].chunks[0].id))
+    timeline.set_session(session)
+    session.select(shot.id, shot.chunks[3].id)
+    neighbour = session.project.shots[2]
+    with qtbot.captureExceptions() as raised:
+        assert timeline.delete_shot(shot.id)
+        qtbot.wait(1)
+    assert not raised, raised
+    assert shot.id not in [s.id for s in session.project.shots]
+    assert session.selected_shot_id == neighbour.id
+    assert [g.shot_id for g in timeline.strip.groups] == [s.id for s in session.project.shots]
+    assert timeline.group(session.selected_shot_id).model.current
