@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+import weakref
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 from PySide6.QtWidgets import QUndoView, QWidget
+from shiboken6 import isValid
 
 from engine.errors import EngineError
 from magi_studio.document.model import Project, Shot, new_project
@@ -105,7 +107,7 @@ class DocumentSession(QObject):
         #: An untitled project in a scratch folder (removed on close if nothing was ever written there).
         self.scratch = scratch
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        self.undo_stack.cleanChanged.connect(_dirty_mark_of(weakref.ref(self)))
         self._selection: tuple[str, str] = ("", "")
         self._selection_place: tuple[int, int] = (0, 0)  # shot and chunk position, to pick a neighbour
         self._preview: tuple[str, str] = ("", "")
@@ -167,9 +169,6 @@ class DocumentSession(QObject):
         self.storeChanged.emit()
 
     # The dirty mark ----------------------------------------------------------------------------
-    def _on_clean_changed(self, clean: bool) -> None:
-        self.dirtyChanged.emit(not clean)
-
     @property
     def is_dirty(self) -> bool:
         return not self.undo_stack.isClean()
@@ -307,6 +306,24 @@ class DocumentSession(QObject):
         self._unsubscribe()
         if self.scratch and _holds_no_files(self.store.path):
             shutil.rmtree(self.store.path, ignore_errors=True)
+
+
+def _dirty_mark_of(session_ref: "weakref.ref[DocumentSession]"):
+    """The undo stack's cleanChanged → the session's dirtyChanged, for as long as the session lives.
+
+    Not a bound method: PySide keeps the dynamic slot of an undecorated method in the receiver's
+    instance dict, and the garbage collector clears that dict while the C++ session still lives. When
+    the same collection frees the stack first (a dirty stack emits cleanChanged from its destructor),
+    Qt then calls a slot that no longer exists: "AttributeError: Slot 'DocumentSession::' not found",
+    raised into whatever test is running. This callable lives in no instance dict, and a session that
+    is going away reports nothing: one being collected has its weak reference cleared already, one whose
+    C++ object was deleted first (PySide deletes what Python owns at exit) is no longer valid.
+    """
+    def on_clean_changed(clean: bool) -> None:
+        session = session_ref()
+        if session is not None and isValid(session):
+            session.dirtyChanged.emit(not clean)
+    return on_clean_changed
 
 
 def _holds_no_files(folder: Path) -> bool:

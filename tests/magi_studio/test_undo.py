@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import shiboken6
 
 from engine.errors import InputError
 from magi_studio.document.commands import (AddChunk, Command, DeleteChunk, DeleteShot, MacroCommand, RenameShot,
@@ -200,3 +201,18 @@ def test_untitled_scratch_folder_goes_when_nothing_was_written(qtbot, tmp_path):
     fake_generate(used.project, used.store, used.project.shots[0].id, history=None)
     used.close()
     assert used.store.path.is_dir()  # generated chunks are never deleted behind the user's back
+
+
+def test_a_session_the_garbage_collector_is_tearing_down_calls_no_missing_slot(qtbot, session):
+    """What a collection of a dirty session's cycle can do: clear the session's instance dict (where PySide
+    keeps the dynamic slot of an undecorated method) while its C++ object lives, then free the undo stack
+    first, whose destructor emits cleanChanged(True). Before the fix Qt called the vanished slot:
+    "AttributeError: Slot 'DocumentSession::' not found", raised into whatever test was running."""
+    shot_id, chunks = ids(session)
+    session.push(SetSeed(shot_id, chunks[0], 7))
+    stack = session.undo_stack
+    with qtbot.captureExceptions() as exceptions:
+        session.__dict__.clear()  # the collector's tp_clear on the session wrapper
+        shiboken6.delete(stack)  # the stack, handed to Python by its own tp_clear, goes first
+    assert exceptions == []
+
