@@ -3,6 +3,7 @@
     worker = EngineWorker()                      # starts the "magi-engine" QThread
     worker.event.connect(on_event)               # (job id, event): dispatch on the event's type
     worker.load_model("studio-mini")             # -> job id; progress, cancel, failure like any job
+    worker.connect_remote("ws://gpu-box:8765", token)   # or: the engine of `magi-studio serve` elsewhere
     job = worker.generate(request)               # a frozen engine.GenerationRequest -> job id
     worker.cancel(job)                           # the engine stops within one denoising step
     worker.shutdown()                            # cancel, quit, wait: call before the app exits
@@ -71,6 +72,13 @@ class ModelInfo:
 
     @classmethod
     def of(cls, session: Session, spec: str) -> "ModelInfo":
+        from engine.remote.client import RemoteSession
+
+        if isinstance(session, RemoteSession):  # the server's model; its device names where it runs
+            model = session.bundle
+            return cls(spec=model.spec, name=model.name, label=model.label, device=session.device,
+                       dtype=str(session.info.get("dtype", "")), width=model.width, height=model.height, fps=model.fps,
+                       sampling=model.sampling, distilled=model.distilled)
         bundle = session.bundle
         dtype = next(bundle.dit.parameters()).dtype
         return cls(spec=spec or bundle.name, name=bundle.name, label=bundle.label, device=str(session.device),
@@ -89,6 +97,7 @@ class _Job:
     dtype: str | None = None
     text_on_cpu: bool = False
     session: Session | None = None  # an already built session to adopt (tests, benchmarks)
+    remote: tuple[str, str | None, str | None] | None = None  # (URL, token, CA file) of a remote engine
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,12 @@ class _EngineRunner(QObject):
     def _load(self, job: _Job, started: float) -> None:
         if job.session is not None:
             session = job.session
+        elif job.remote is not None:
+            from engine.remote.client import RemoteSession
+
+            url, token, ca_file = job.remote
+            self.event.emit(job.id, LoadProgress(f"Connecting to {url}", 0.0))
+            session = RemoteSession(url, token, ca_file=ca_file)
         else:
             last = [0.0, ""]
 
@@ -166,7 +181,8 @@ class _EngineRunner(QObject):
         if job.token.is_set():  # cancelled while a non-interruptible load ran: keep the previous model
             self.event.emit(job.id, Cancelled((), time.perf_counter() - started))
             return
-        self._session = session
+        previous, self._session = self._session, session
+        _close_remote(previous if previous is not session else None)
         self.event.emit(job.id, ModelLoaded(ModelInfo.of(session, job.spec)))
 
     def _generate(self, job: _Job) -> None:
@@ -177,8 +193,16 @@ class _EngineRunner(QObject):
             self.event.emit(job.id, event)
 
     def release(self) -> None:
-        """Drop the session (its weights) once the thread has stopped."""
+        """Drop the session (its weights, or its connection) once the thread has stopped."""
+        _close_remote(self._session)
         self._session = None
+
+
+def _close_remote(session) -> None:
+    """Close a remote session's connection (a local Session holds none)."""
+    close = getattr(session, "close", None)
+    if close is not None:
+        close()
 
 
 class EngineWorker(QObject):
@@ -220,6 +244,11 @@ class EngineWorker(QObject):
         """Queue loading `spec` (studio-mini, a folder, a MAGI-1 hub variant); supersedes earlier loads."""
         return self._queue(_Job(next(self._ids), "load", spec=spec, device=device,
                                 dtype=None if dtype in (None, "auto") else dtype, text_on_cpu=text_on_cpu))
+
+    def connect_remote(self, url: str, token: str | None, ca_file: str | None = None) -> int:
+        """Queue connecting to the engine of `magi-studio serve` at `url`; it then serves every generation, as
+        a load would (a failure is a Failed event with a RemoteError, and the previous model stays)."""
+        return self._queue(_Job(next(self._ids), "load", spec=url, remote=(url, token, ca_file)))
 
     def use_session(self, session: Session, spec: str = "") -> int:
         """Queue adopting an already built Session (tests, benchmarks); behaves like a load."""

@@ -164,8 +164,10 @@ class EngineServer:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._engine.shutdown(wait=True, cancel_futures=True)
         self._encoder.shutdown(wait=True, cancel_futures=True)
 
@@ -183,6 +185,7 @@ class EngineServer:
                           "height": bundle.height, "fps": bundle.fps, "distilled": bool(bundle.dit.config.distilled),
                           "sampling": sampling_to_data(bundle.sampling)},
                 "device": str(self.session.device), "gpu": None, "memory": None,
+                "dtype": str(next(bundle.dit.parameters()).dtype).removeprefix("torch."),
                 "queue": len(self._queue) + (self._running is not None)}
         device = self.session.device
         if getattr(device, "type", "") == "cuda":

@@ -1,0 +1,101 @@
+"""EngineWorker on a remote engine: connect_remote is a load job, generations stream the server's events through
+the worker's one signal exactly as with a local session, cancel reaches the server, a refusal keeps the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import RemoteError
+from engine.events import Cancelled, ChunkFinished, Failed, Finished
+from engine.remote.server import ServerThread
+from engine.requests import ChunkSpec, GenerationRequest
+from engine.session import Session
+from magi_studio.engine_worker import EngineState, EngineWorker, ModelLoaded, is_final
+from tests.engine.factories import tiny_bundle
+
+TOKEN = "worker-test-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def server():
+    running = ServerThread(Session(tiny_bundle()), TOKEN)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def worker(qtbot):
+    engine = EngineWorker()
+    yield engine
+    engine.shutdown()
+
+
+def record(worker):
+    events = []
+    worker.event.connect(lambda job, event: events.append((job, event)))
+    return events
+
+
+def ended(events, job):
+    return any(j == job and is_final(e) for j, e in events)
+
+
+def request(n: int) -> GenerationRequest:
+    return GenerationRequest(chunks=tuple(ChunkSpec("a red ball falls", seed=10 + i) for i in range(n)), width=64,
+                             height=64)
+
+
+def test_the_worker_drives_a_remote_engine_like_a_local_one(qtbot, worker, server):
+    events = record(worker)
+    job = worker.connect_remote(server.url, TOKEN)
+    qtbot.waitUntil(lambda: ended(events, job), timeout=10_000)
+    (loaded,) = [e for j, e in events if j == job and isinstance(e, ModelLoaded)]
+    assert worker.state == EngineState.READY
+    assert loaded.info.label == "Tiny test model" and loaded.info.device == f"cpu at {server.url}"
+    assert loaded.info.dtype == "float32" and (loaded.info.width, loaded.info.height) == (64, 64)
+
+    job = worker.generate(request(2))
+    qtbot.waitUntil(lambda: ended(events, job), timeout=10_000)
+    theirs = {e.chunk: e for j, e in events if j == job and isinstance(e, ChunkFinished)}
+    ours = {e.chunk: e for e in Session(tiny_bundle()).generate(request(2)) if isinstance(e, ChunkFinished)}
+    assert sorted(theirs) == [0, 1] and isinstance(events[-1][1], Finished)
+    assert all(torch.equal(theirs[c].latent, ours[c].latent) and np.array_equal(theirs[c].frames, ours[c].frames)
+               for c in ours)
+
+
+class HoldAfterEachChunk(Session):
+    """The real engine, waiting after each finished chunk until the run is cancelled (a deterministic cancel)."""
+
+    def generate(self, request, cancel=None):
+        for event in super().generate(request, cancel):
+            yield event
+            if isinstance(event, ChunkFinished):
+                cancel._event.wait(10)
+
+
+def test_cancel_reaches_the_server_and_keeps_finished_chunks(qtbot, worker):
+    server = ServerThread(HoldAfterEachChunk(tiny_bundle()), TOKEN)
+    try:
+        events = record(worker)
+        worker.connect_remote(server.url, TOKEN)
+        qtbot.waitUntil(lambda: worker.state == EngineState.READY, timeout=10_000)
+        job = worker.generate(request(4))
+        qtbot.waitUntil(lambda: any(j == job and isinstance(e, ChunkFinished) for j, e in events), timeout=10_000)
+        worker.cancel(job)
+        qtbot.waitUntil(lambda: ended(events, job), timeout=10_000)
+        final = [e for j, e in events if j == job][-1]
+        assert isinstance(final, Cancelled) and final.finished_chunks == (0,)
+        qtbot.waitUntil(lambda: server.call(lambda: server.server._running is None), timeout=10_000)
+    finally:
+        server.stop()
+
+
+def test_a_refused_connection_is_a_failed_load_and_nothing_else_changes(qtbot, worker, server):
+    events = record(worker)
+    job = worker.connect_remote(server.url, "wrong-token-0123456789")
+    qtbot.waitUntil(lambda: ended(events, job), timeout=10_000)
+    failed = events[-1][1]
+    assert isinstance(failed, Failed) and isinstance(failed.error, RemoteError) and "token" in str(failed.error)
+    assert worker.model_info is None and worker.state == EngineState.NO_MODEL
