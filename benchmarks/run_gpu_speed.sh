@@ -16,6 +16,7 @@ for name in $cases; do
     fp8_w4) args="run --path fp8 --window 4 $common" ;;
     eager_w1) args="run --path eager --window 1 $common" ;;
     compiled_w1) args="run --path compiled --window 1 $common" ;;
+    fp8_w1) args="run --path fp8 --window 1 $common" ;;
     accuracy) args="accuracy --variant 4.5B_distill --size 720x720" ;;
     gemm) args="gemm" ;;
     *) echo "unknown case $name"; continue ;;

@@ -155,8 +155,10 @@ def _parameter_count(folder: Path) -> int | None:
 
 def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype: torch.dtype, *,
                          width: int | None = None, height: int | None = None, window: int | None = None,
-                         text_on_cpu: bool = False, progress: Progress | None = None) -> ModelBundle:
-    """Load DiT, VAE and T5 onto `device` (T5 on the CPU in float32 when `text_on_cpu`, saving ~9 GiB)."""
+                         text_on_cpu: bool = False, progress: Progress | None = None,
+                         native_fp8: bool = False) -> ModelBundle:
+    """Load DiT, VAE and T5 onto `device` (T5 on the CPU in float32 when `text_on_cpu`, saving ~9 GiB);
+    `native_fp8`: an FP8 checkpoint keeps its quantised linears FP8 (a GPU with FP8 matmuls)."""
     from engine.text import SpecialTokens, T5TextEncoder
 
     variant = checkpoint.variant
@@ -170,6 +172,7 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
     estimate = estimate_memory(variant.dit, width=width, height=height, window=window or variant.sampling.window,
                                cache_chunks=variant.sampling.cache_chunks,
                                weight_dtype_bytes=torch.finfo(dtype).bits // 8, fp8=variant.fp8,
+                               keep_fp8=native_fp8,
                                text_encoder_params=_parameter_count(checkpoint.t5) or T5_XXL_ENCODER_PARAMS,
                                text_encoder_bytes_per_param=torch.finfo(dtype).bits // 8,
                                text_encoder_on_device=not text_on_cpu)
@@ -177,7 +180,7 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
                suggestion="Choose a distilled or 4.5B variant, a smaller size, or a GPU with more memory.")
     report = progress or (lambda message, fraction: None)
     report("Loading the diffusion transformer", 0.0)
-    dit = load_magi_dit(checkpoint.weights, variant, device, dtype)
+    dit = load_magi_dit(checkpoint.weights, variant, device, dtype, native_fp8=native_fp8)
     report("Loading the VAE", 0.6)
     vae = load_magi_vae(checkpoint.vae, device, dtype)
     report("Loading the T5 text encoder", 0.7)

@@ -17,6 +17,7 @@ from typing import Callable, Literal
 import torch
 
 from engine.bundle import ModelBundle, is_native_bundle, load_native_bundle
+from engine.config import RuntimeConfig
 from engine.device import parse_dtype, pick_device
 from engine.errors import CheckpointError, ConfigError
 from engine.loading.safetensors_io import refuse_pickled_only
@@ -75,23 +76,30 @@ def resolve_model(spec: str) -> ModelSource:
 
 def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | None = None,
                progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-               width: int | None = None, height: int | None = None, text_on_cpu: bool = False) -> ModelBundle:
+               width: int | None = None, height: int | None = None, text_on_cpu: bool = False,
+               runtime: RuntimeConfig | None = None) -> ModelBundle:
+    """`runtime`: compiled layers and native FP8 (engine.dit.compiled.resolve_runtime chooses for the device)."""
+    from engine.dit.compiled import apply_runtime, resolve_runtime
     from engine.magi_checkpoint import load_magi_checkpoint, locate_magi_checkpoint
 
     source = resolve_model(spec)
     target = pick_device(device)
     torch_dtype = parse_dtype(dtype, target)
+    choice = resolve_runtime(runtime, target)
     if source.kind == "native":
         bundle = load_native_bundle(source.path, target, torch_dtype)
         log.info("loaded %s from %s on %s (%s)", bundle.label, source.path, target, torch_dtype)
+        apply_runtime(bundle.dit, choice)
         return bundle
     if source.kind == "hub":
         root = download_magi(source.variant, progress=progress, cancel=cancel)
         checkpoint = locate_magi_checkpoint(root, source.variant)
     else:
         checkpoint = locate_magi_checkpoint(source.path)
-    return load_magi_checkpoint(checkpoint, target, torch_dtype, width=width, height=height, text_on_cpu=text_on_cpu,
-                                progress=progress)
+    bundle = load_magi_checkpoint(checkpoint, target, torch_dtype, width=width, height=height,
+                                  text_on_cpu=text_on_cpu, progress=progress, native_fp8=choice.native_fp8)
+    apply_runtime(bundle.dit, choice)
+    return bundle
 
 
 def download_magi(variant: str, *, progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> Path:

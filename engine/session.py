@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from engine.bundle import ModelBundle
-from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig, model_sampling
+from engine.config import CHUNK_LATENT_FRAMES, RuntimeConfig, SamplingConfig, model_sampling
 from engine.errors import EngineError, OutOfMemory
 from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished,
                            GenerationStarted, StepProgress)
@@ -42,11 +42,13 @@ class Session:
 
     @classmethod
     def load(cls, model: str = "studio-mini", *, device: str = "auto", dtype: str | None = None,
-             text_on_cpu: bool = False, progress=None, cancel=None) -> "Session":
+             text_on_cpu: bool = False, progress=None, cancel=None, runtime: RuntimeConfig | None = None
+             ) -> "Session":
+        """`runtime`: compiled layers / native FP8; None lets the engine choose for the device."""
         from engine.models import load_model
 
         return cls(load_model(model, device=device, dtype=dtype, text_on_cpu=text_on_cpu, progress=progress,
-                              cancel=cancel))
+                              cancel=cancel, runtime=runtime))
 
     # Information --------------------------------------------------------------------------------
     @property

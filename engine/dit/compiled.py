@@ -99,7 +99,7 @@ def apply_runtime(dit: torch.nn.Module, choice: RuntimeChoice) -> torch.nn.Modul
 
 
 def compile_counts() -> dict[str, int]:
-    """torch._dynamo's counts so far: frames compiled and distinct graphs (to show steps do not recompile)."""
+    """torch._dynamo's count of distinct graphs compiled so far (flat once steps stop recompiling)."""
     from torch._dynamo.utils import counters
 
-    return {"frames_compiled": int(counters["frames"]["ok"]), "unique_graphs": int(counters["stats"]["unique_graphs"])}
+    return {"unique_graphs": int(counters["stats"]["unique_graphs"])}
