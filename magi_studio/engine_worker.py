@@ -69,6 +69,8 @@ class ModelInfo:
     fps: int
     sampling: SamplingConfig
     distilled: bool
+    #: The address of the remote engine serving the model ("" when it runs on this computer).
+    remote: str = ""
 
     @classmethod
     def of(cls, session: Session, spec: str) -> "ModelInfo":
@@ -78,7 +80,7 @@ class ModelInfo:
             model = session.bundle
             return cls(spec=model.spec, name=model.name, label=model.label, device=session.device,
                        dtype=str(session.info.get("dtype", "")), width=model.width, height=model.height, fps=model.fps,
-                       sampling=model.sampling, distilled=model.distilled)
+                       sampling=model.sampling, distilled=model.distilled, remote=session.url)
         bundle = session.bundle
         dtype = next(bundle.dit.parameters()).dtype
         return cls(spec=spec or bundle.name, name=bundle.name, label=bundle.label, device=str(session.device),
@@ -97,7 +99,7 @@ class _Job:
     dtype: str | None = None
     text_on_cpu: bool = False
     session: Session | None = None  # an already built session to adopt (tests, benchmarks)
-    remote: tuple[str, str | None, str | None] | None = None  # (URL, token, CA file) of a remote engine
+    remote: tuple[str, str | None, str | None, str | None] | None = None  # (URL, token, token file, CA file)
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,9 @@ class _EngineRunner(QObject):
         elif job.remote is not None:
             from engine.remote.client import RemoteSession
 
-            url, token, ca_file = job.remote
+            url, token, token_file, ca_file = job.remote
             self.event.emit(job.id, LoadProgress(f"Connecting to {url}", 0.0))
-            session = RemoteSession(url, token, ca_file=ca_file)
+            session = RemoteSession.connect(url, token=token, token_file=token_file, ca_file=ca_file)
         else:
             last = [0.0, ""]
 
@@ -245,10 +247,12 @@ class EngineWorker(QObject):
         return self._queue(_Job(next(self._ids), "load", spec=spec, device=device,
                                 dtype=None if dtype in (None, "auto") else dtype, text_on_cpu=text_on_cpu))
 
-    def connect_remote(self, url: str, token: str | None, ca_file: str | None = None) -> int:
-        """Queue connecting to the engine of `magi-studio serve` at `url`; it then serves every generation, as
-        a load would (a failure is a Failed event with a RemoteError, and the previous model stays)."""
-        return self._queue(_Job(next(self._ids), "load", spec=url, remote=(url, token, ca_file)))
+    def connect_remote(self, url: str, token: str | None = None, *, token_file: str | None = None,
+                       ca_file: str | None = None) -> int:
+        """Queue connecting to the engine of `magi-studio serve` at `url` with the token (or the one in
+        `token_file`, read on the engine thread); it then serves every generation, as a load would (a failure
+        is a Failed event with a RemoteError or ConfigError, and the previous model stays)."""
+        return self._queue(_Job(next(self._ids), "load", spec=url, remote=(url, token, token_file, ca_file)))
 
     def use_session(self, session: Session, spec: str = "") -> int:
         """Queue adopting an already built Session (tests, benchmarks); behaves like a load."""

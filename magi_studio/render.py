@@ -86,7 +86,9 @@ def run_render(args: argparse.Namespace) -> int:
 
 def check_remote_model(model, wanted: str) -> None:
     """The project's chunks must all come from its own model: a server with another one is refused."""
-    if wanted not in (model.spec, model.name) and Path(wanted).name not in (Path(model.spec).name, model.name):
+    from engine.remote.client import serves_model
+
+    if not serves_model(model.spec, model.name, wanted):
         raise ConfigError(f"The project uses the model '{wanted}'; the remote engine serves '{model.spec}'. Start "
                           f"the server with --model {wanted}, or change the project's model.")
 

@@ -177,6 +177,9 @@ class Settings(QObject):
     device = Setting("model/device", str, "auto", check=_one_of(DEVICE_CHOICES))
     dtype = Setting("model/dtype", str, "auto", check=_one_of(DTYPE_CHOICES))
     hub_offline = Setting("model/hub_offline", bool, False, doc="never contact the Hugging Face hub")
+    engine_url = Setting("engine/url", str, "", check=lambda v: None if not v or v.startswith(("ws://", "wss://"))
+                         else "must start with ws:// or wss://", doc="a remote engine (magi-studio serve); '' = this computer")
+    engine_token_file = Setting("engine/token_file", str, "", doc="the remote engine's token file; '' = the default")
     # Generation; None means "the loaded model's default"
     width = Setting("generation/width", int, None, optional=True, check=_video_side)
     height = Setting("generation/height", int, None, optional=True, check=_video_side)

@@ -98,7 +98,12 @@ class Studio(QObject):
         The model in Settings is loaded at once (a new project uses it), so the first Generate does not
         wait for it; a project made with another model has it loaded when it is generated."""
         opened = self.projects.start(path)
-        if self._owns_worker and self.worker.model_info is None:
+        if self._owns_worker and self.worker.model_info is None and self.settings.engine_url:
+            from engine.remote.token import default_token_path  # Settings › Engine: a remote engine
+
+            self.worker.connect_remote(self.settings.engine_url,
+                                       token_file=self.settings.engine_token_file or str(default_token_path()))
+        elif self._owns_worker and self.worker.model_info is None:
             self.worker.load_model(self.settings.model, self.settings.device, self.settings.dtype)
         return opened
 

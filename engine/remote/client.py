@@ -23,6 +23,7 @@ import os
 import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -54,6 +55,12 @@ class RemoteModel:
     fps: int
     distilled: bool
     sampling: SamplingConfig
+
+
+def serves_model(spec: str, name: str, wanted: str) -> bool:
+    """Whether a server started with `--model spec` (its model named `name`) is the model `wanted`; a folder
+    matches by its last name, since the server's path need not be the laptop's."""
+    return wanted in (spec, name) or Path(wanted).name in (Path(spec).name, name)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import random
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
-from engine.errors import EngineError
+from engine.errors import ConfigError, EngineError
 from engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
 from magi_studio.controllers.common import Autosaver, SerialTasks, SessionLike, snapshot_project
 from magi_studio.controllers.run_queue import RunQueue
@@ -307,6 +307,15 @@ class GenerationController(QObject, RunQueue):
         if info is not None and info.spec == wanted:
             self._load_job = None
             return self._plan_next()
+        if info is not None and info.remote:  # a remote engine is never swapped for a local load
+            from engine.remote.client import serves_model
+
+            if serves_model(info.spec, info.name, wanted):
+                return self._plan_next()
+            self._report(ConfigError(f"The project uses the model '{wanted}'; the remote engine at {info.remote} "
+                                     f"serves '{info.spec}'. Change the project's model, or the engine in Settings."))
+            self._stop = self._stop or "failed"
+            return self._end_run()
         if self._load_job is None:
             device = self.settings.device if self.settings is not None else "auto"
             dtype = self.settings.dtype if self.settings is not None else None

@@ -33,6 +33,7 @@ from engine.events import CancelToken, Failed
 from engine.loading.hub import DownloadCancelled, download_variant
 from engine.models import STUDIO_MINI
 from engine.variants import MAGI_VARIANTS
+from magi_studio.dialogs.engine_page import EnginePage
 from magi_studio.dialogs.model_choice import (available_devices, describe_folder, model_default_size,
                                               set_hub_offline, variant_rows)
 from magi_studio.document.commands import SetProjectSettings
@@ -194,6 +195,8 @@ class SettingsDialog(QDialog):
         self.tabs = QTabWidget()
         self.tabs.addTab(model_box, "Model")
         self.tabs.addTab(generation_box, "Generation")
+        self.engine_page = EnginePage(settings)
+        self.tabs.addTab(self.engine_page, "Engine")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 18, 18, 14)  # as every dialog of the app (ShortcutsDialog, ExportDialog)
         layout.setSpacing(12)
@@ -240,14 +243,18 @@ class SettingsDialog(QDialog):
 
     # Apply ------------------------------------------------------------------------------------
     def apply(self) -> bool:
-        """Store the choices, update the open project, reload the model if it or the device changed."""
+        """Store the choices, update the open project, reload the model if it or the device changed (or
+        connect to the remote engine chosen in the Engine tab, whose model the project then uses)."""
         try:
-            spec = self.model_spec()
+            engine_url, token_file = self.engine_page.choice()
+            spec = self.model_spec() if not engine_url else self.settings.model
         except EngineError as error:
             self._show_error(error)
             return False
         settings, device = self.settings, self.device_combo.currentData()
         model_changed = spec != settings.model or device != settings.device
+        engine_changed = (engine_url, token_file) != (settings.engine_url, settings.engine_token_file)
+        settings.engine_url, settings.engine_token_file = engine_url, token_file
         settings.model, settings.device = spec, device
         settings.hub_offline = self.offline_check.isChecked()
         settings.reopen_last_project = self.reopen_check.isChecked()
@@ -259,10 +266,19 @@ class SettingsDialog(QDialog):
         settings.height = self.height_spin.value() if custom_size else None
         settings.steps, settings.window = self.steps_combo.currentData(), self.window_combo.currentData()
         settings.guidance = None if self.guidance_default_check.isChecked() else self.guidance_spin.value()
-        if self.session is not None and not self._update_project(spec):
+        if self.session is not None and not self._update_project(None if engine_url else spec):
             return False
         loaded = self.worker.model_info if self.worker is not None else None
-        if self.worker is not None and (model_changed or loaded is None or loaded.spec != spec):
+        if self.worker is not None and engine_url:
+            if engine_changed or loaded is None or loaded.remote != engine_url:
+                from engine.remote.token import default_token_path
+
+                self._load_job = self.worker.connect_remote(engine_url,
+                                                            token_file=token_file or str(default_token_path()))
+                self.load_bar.setRange(0, 0)
+                self.load_bar.show()
+                self.load_label.setText(f"Connecting to {engine_url}…")
+        elif self.worker is not None and (model_changed or loaded is None or loaded.spec != spec or loaded.remote):
             self._load_job = self.worker.load_model(spec, device, settings.dtype)
             self.load_bar.setRange(0, 0)
             self.load_bar.show()
@@ -270,7 +286,9 @@ class SettingsDialog(QDialog):
         self.applied.emit()
         return True
 
-    def _update_project(self, spec: str) -> bool:
+    def _update_project(self, spec: str | None) -> bool:
+        """Give the open project the generation settings, and the model `spec` (None: keep its own)."""
+        spec = spec or self.session.document.project.settings.model
         width, height = (self.settings.width, self.settings.height) if self.settings.width else model_default_size(spec)
         wanted = dict(model=spec, width=width, height=height, steps=self.settings.steps, window=self.settings.window,
                       guidance_scale=self.settings.guidance)
@@ -347,6 +365,10 @@ class SettingsDialog(QDialog):
             self._load_job = None
             self.load_bar.hide()
             self.load_label.setText(f"Loaded {info.label} on {info.device}.")
+            if info.remote and self.session is not None:  # the project generates with the server's model
+                project = self.session.document.project.settings
+                if project.model != info.spec:
+                    self.session.push(SetProjectSettings(model=info.spec))
 
     def _on_load_failed(self, job: int, error) -> None:
         if job == self._load_job:

@@ -1,0 +1,149 @@
+"""Settings › Engine: generate on this computer, or on a remote engine (`magi-studio serve`) at a URL.
+
+    page = EnginePage(settings)
+    page.choice()            # ("", "") for this computer, (url, token file) for a remote engine; ConfigError if unusable
+    page.test_connection()   # connects on a thread; the status line then shows the server's model, GPU and memory
+
+The connection itself is the EngineWorker's (SettingsDialog.apply asks it for connect_remote); this page
+only chooses, and checks a choice without disturbing the engine in use.
+"""
+
+from __future__ import annotations
+
+import threading
+from html import escape
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QRadioButton, QVBoxLayout, QWidget)
+
+from engine.errors import ConfigError, EngineError
+
+GIB = 2**30
+
+
+class _Probe(QObject):
+    #: (server description dict | EngineError), emitted on the probing thread, delivered on the GUI thread.
+    answered = Signal(object)
+
+
+def describe_server(info: dict) -> str:
+    """One line on a server: its model, where it runs, its GPU memory and queue."""
+    model = info.get("model", {})
+    where = info.get("gpu") or info.get("device", "?")
+    memory = info.get("memory")
+    free = f", {memory['free'] / GIB:.1f} of {memory['total'] / GIB:.1f} GiB free" if memory else ""
+    queue = info.get("queue", 0)
+    busy = f"; {queue} run{'s' * (queue != 1)} in progress or waiting" if queue else ""
+    return (f"{model.get('label', '?')} ({model.get('spec', '?')}, {model.get('width')}×{model.get('height')}) "
+            f"on {where}{free}{busy}")
+
+
+class EnginePage(QWidget):
+    def __init__(self, settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("EnginePage")
+        self.settings = settings
+        self.local_radio = QRadioButton("This computer")
+        self.remote_radio = QRadioButton("A remote engine (magi-studio serve on another computer)")
+        group = QButtonGroup(self)
+        group.addButton(self.local_radio)
+        group.addButton(self.remote_radio)
+        self.url_edit = QLineEdit()
+        self.url_edit.setPlaceholderText("ws://gpu-box:8765  (or wss://… with TLS)")
+        self.token_edit = QLineEdit()
+        from engine.remote.token import default_token_path
+
+        self.token_edit.setPlaceholderText(str(default_token_path()))
+        self.token_button = QPushButton("Choose…")
+        self.token_button.setAutoDefault(False)
+        self.token_button.clicked.connect(self._choose_token)
+        self.test_button = QPushButton("Test Connection")
+        self.test_button.setAutoDefault(False)
+        self.test_button.clicked.connect(self.test_connection)
+        self.status = QLabel()
+        self.status.setObjectName("EngineTestStatus")
+        self.status.setWordWrap(True)
+        self._probe = _Probe(self)
+        self._probe.answered.connect(self._on_answer)
+
+        token_row = QHBoxLayout()
+        token_row.addWidget(self.token_edit, 1)
+        token_row.addWidget(self.token_button)
+        form = QFormLayout()
+        form.addRow("Address:", self.url_edit)
+        form.addRow("Token file:", token_row)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_button)
+        test_row.addStretch(1)
+        form.addRow("", test_row)
+        note = QLabel("Run <code>magi-studio serve --model MODEL</code> on the computer with the GPU; it prints the "
+                      "address and where its token file is. Copy that file here. The server's model is used (the "
+                      "Model tab is for this computer); generated chunks come back losslessly and are saved in the "
+                      "project here.")
+        note.setObjectName("SettingsNote")
+        note.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(14, 14, 14, 14)
+        layout.addWidget(self.local_radio)
+        layout.addWidget(self.remote_radio)
+        layout.addLayout(form)
+        layout.addWidget(self.status)
+        layout.addWidget(note)
+        layout.addStretch(1)
+
+        self.url_edit.setText(settings.engine_url)
+        self.token_edit.setText(settings.engine_token_file)
+        (self.remote_radio if settings.engine_url else self.local_radio).setChecked(True)
+        group.buttonToggled.connect(self._sync_enabled)
+        self._sync_enabled()
+
+    def choice(self) -> tuple[str, str]:
+        """(URL, token file) of the remote engine, ("", "") for this computer; ConfigError when unusable."""
+        if self.local_radio.isChecked():
+            return "", ""
+        url = self.url_edit.text().strip()
+        if not url.startswith(("ws://", "wss://")) or len(url) < 8:
+            raise ConfigError("A remote engine's address looks like ws://gpu-box:8765 (or wss://… with TLS).")
+        return url, self.token_edit.text().strip()
+
+    def test_connection(self) -> None:
+        """Connect on a thread with the choices as they are, show what the server says, disconnect."""
+        try:
+            url, token_file = self.choice()
+        except ConfigError as error:
+            return self._on_answer(error)
+        if not url:
+            return
+        from engine.remote.client import RemoteSession
+        from engine.remote.token import default_token_path
+
+        self.test_button.setEnabled(False)
+        self.status.setText(f"Connecting to {escape(url)}…")
+
+        def probe() -> None:
+            try:
+                with RemoteSession.connect(url, token_file=token_file or default_token_path(),
+                                           open_timeout_s=10) as session:
+                    self._probe.answered.emit(session.status())
+            except EngineError as error:
+                self._probe.answered.emit(error)
+
+        threading.Thread(target=probe, name="magi-engine-test", daemon=True).start()
+
+    def _on_answer(self, answer) -> None:
+        self.test_button.setEnabled(self.remote_radio.isChecked())
+        if isinstance(answer, EngineError):
+            self.status.setText(f"<b>{escape(answer.title)}</b>: {escape(str(answer))}")
+        else:
+            self.status.setText(f"Connected: {escape(describe_server(answer))}")
+
+    def _choose_token(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose the remote engine's token file", self.token_edit.text())
+        if path:
+            self.token_edit.setText(path)
+
+    def _sync_enabled(self, *_) -> None:
+        remote = self.remote_radio.isChecked()
+        for widget in (self.url_edit, self.token_edit, self.token_button, self.test_button):
+            widget.setEnabled(remote)
