@@ -43,11 +43,17 @@ class DocumentUndoCommand(QUndoCommand):
 
     def __init__(self, session: "DocumentSession", command, applied: bool = False) -> None:
         super().__init__(command.text or "Edit")
-        self.session, self.command = session, command
+        # Weak: the stack holds its commands, and a command holding its session would keep the session
+        # reachable from the stack (see DocumentSession's finalizer).
+        self._session, self.command = weakref.ref(session), command
         # DocumentSession.push applies the command itself (so a refused edit raises to the caller
         # instead of dying inside Qt's redo()); QUndoStack.push then calls redo once more: skip it.
         self._skip_redo = applied
         self._sealed = False
+
+    @property
+    def session(self) -> "DocumentSession":
+        return self._session()
 
     def redo(self) -> None:
         if self._skip_redo:
@@ -108,6 +114,11 @@ class DocumentSession(QObject):
         self.scratch = scratch
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(_dirty_mark_of(weakref.ref(self)))
+        # The stack's destructor emits indexChanged, cleanChanged, ... to whoever is still connected (the
+        # window, the project controller). When the session is collected with them, the collector may have
+        # cleared their instance dicts, and with them their dynamic slots, while their C++ objects live:
+        # Qt would call slots that no longer exist. A session that is going away silences its stack first.
+        weakref.finalize(self, _silence, self.undo_stack).atexit = False
         self._selection: tuple[str, str] = ("", "")
         self._selection_place: tuple[int, int] = (0, 0)  # shot and chunk position, to pick a neighbour
         self._preview: tuple[str, str] = ("", "")
@@ -324,6 +335,11 @@ def _dirty_mark_of(session_ref: "weakref.ref[DocumentSession]"):
         if session is not None and isValid(session):
             session.dirtyChanged.emit(not clean)
     return on_clean_changed
+
+
+def _silence(stack: QUndoStack) -> None:
+    if isValid(stack):  # PySide deletes what Python owns at exit, before the wrappers go
+        stack.blockSignals(True)
 
 
 def _holds_no_files(folder: Path) -> bool:

@@ -5,9 +5,12 @@ typed changes become Qt signals, and the selection and take preview survive edit
 from __future__ import annotations
 
 import copy
+import gc
+import weakref
 
 import pytest
 import shiboken6
+from PySide6.QtCore import QObject
 
 from engine.errors import InputError
 from magi_studio.document.commands import (AddChunk, Command, DeleteChunk, DeleteShot, MacroCommand, RenameShot,
@@ -216,3 +219,28 @@ def test_a_session_the_garbage_collector_is_tearing_down_calls_no_missing_slot(q
         shiboken6.delete(stack)  # the stack, handed to Python by its own tp_clear, goes first
     assert exceptions == []
 
+
+
+class UndoActions(QObject):
+    """Stands for the window or the project controller: follows the stack through an undecorated method."""
+
+    def sync(self, index: int) -> None:
+        self.index = index
+
+
+def test_a_collected_session_calls_nothing_in_objects_collected_with_it(qtbot, tmp_path):
+    """The window and the project controller follow the stack's signals, and the stack's destructor emits
+    them. When the collector clears such an object's instance dict (its dynamic slots with it) before it
+    frees the session, the stack must not call into it: the session silences its stack first."""
+    session = DocumentSession(new_project(), ProjectStore.create(tmp_path / "P"))
+    shot_id, chunks = ids(session)
+    actions = UndoActions()
+    session.undo_stack.indexChanged.connect(actions.sync)
+    session.push(SetSeed(shot_id, chunks[0], 7))
+    assert actions.index == 1
+    collected = weakref.ref(session)
+    with qtbot.captureExceptions() as exceptions:
+        actions.__dict__.clear()  # the collector's tp_clear on an object that is garbage with the session
+        del session
+        gc.collect()
+    assert collected() is None and exceptions == []  # gone (nothing keeps it reachable), and silently
