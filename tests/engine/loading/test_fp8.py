@@ -144,3 +144,22 @@ def test_fp8_checkpoint_loads_into_dense_meta_module(tmp_path: Path) -> None:
     assert module.fc1.weight.dtype == torch.bfloat16
     torch.testing.assert_close(module.fc2.weight, expected.bfloat16(), rtol=0, atol=0)
     torch.testing.assert_close(module.norm.weight, state["norm.weight"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_quantize_fp8_linear_writes_the_official_layout(per_channel: bool) -> None:
+    from engine.loading.fp8 import quantize_fp8_linear
+
+    g = torch.Generator().manual_seed(9)
+    w = torch.randn(32, 48, generator=g) / 7
+    x = torch.randn(64, 48, generator=g)
+    stored = quantize_fp8_linear(w, float(x.abs().max()), per_channel=per_channel)
+    expected = {"weight": (1, 32, 48), "weight_scale": (1,), "input_scale": (1,) if per_channel else (48,)}
+    if per_channel:
+        expected["smooth_scale"] = (1, 48)
+    assert {k: tuple(v.shape) for k, v in stored.items()} == expected
+    assert stored["weight"].dtype == torch.float8_e4m3fn
+    dense = dequantize_fp8_linear("p", lambda key: stored[key[2:]])
+    assert _rel(dense, w) < 0.04  # e4m3 keeps 3 mantissa bits
+    y, _ = official_forward(x, stored)
+    assert _rel(y, x @ w.T) < 0.06  # activations within range: rounding only, no clipping
