@@ -352,9 +352,16 @@ class ProjectController(QObject):
             return  # none; or no way to generate here; or another MAGI Studio is running it now
         finished, total = marker.progress(project)
         if finished < total and self.prompts.offer_resume(finished, total):
-            self.generation.generate_shots(marker.shot_ids())  # each from its first chunk not done; a new marker
+            # Once start-up is over: the app's own first model load (Studio.start, after this) would
+            # otherwise supersede the run's load of the project's model, and the run would end unseen.
+            session, shot_ids = self.session, marker.shot_ids()
+            QTimer.singleShot(0, self, lambda: self._resume(session, shot_ids))
         else:
             clear_run_marker(store.path)  # nothing left, or Not now: the chunks stay pending on the cards
+
+    def _resume(self, session, shot_ids: list[str]) -> None:
+        if session is self.session and not self.generation.is_generating():
+            self.generation.generate_shots(shot_ids)  # each from its first chunk not done; a new marker
 
     def _report_damage(self, project: Project, name: str) -> None:
         """Say once, at open, how many chunks came back damaged (their cards and the player show which)."""
