@@ -31,7 +31,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from engine.config import SamplingConfig, model_sampling
 from engine.errors import EngineError, ProtocolError, RemoteError
-from engine.events import CancelToken, ChunkFinished, Event, Failed
+from engine.events import CancelToken, Cancelled, ChunkFinished, Event, Failed
 from engine.remote.protocol import (PROTOCOL_VERSION, decode, decode_event, encode, encode_request, field_int,
                                     is_final, sampling_from_data, EVENT_TYPES, MAX_PREFIX_FRAMES)
 from engine.remote.token import check_token, read_token
@@ -149,10 +149,13 @@ class RemoteSession:
             raise RemoteError(f"The server at {self.url} does not speak protocol version {PROTOCOL_VERSION}.")
         self.info = dict(message.header)
 
-    def _reopen(self) -> None:
-        """Reconnect after a drop, for up to reconnect_s (RemoteError when it stays unreachable)."""
+    def _reopen(self, cancel: CancelToken | None = None) -> None:
+        """Reconnect after a drop, for up to reconnect_s (RemoteError when it stays unreachable; at once when
+        `cancel` is set: a stopped run need not wait for the network)."""
         deadline, pause = time.monotonic() + self.reconnect_s, 0.1
         while True:
+            if cancel is not None and cancel.is_set():
+                raise RemoteError(f"The connection to {self.url} dropped and the run was stopped.")
             try:
                 self._open()
                 return
@@ -193,6 +196,7 @@ class RemoteSession:
     # Generation --------------------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> Iterator[Event | Queued]:
         finished: list[int] = []
+        started = time.perf_counter()
         try:
             data = encode_request(self._fitted(request))
             run = self._submit(data)
@@ -211,10 +215,13 @@ class RemoteSession:
                     message = self._receive(POLL_S)
                 except ConnectionClosed:
                     try:
-                        self._reopen()
+                        self._reopen(cancel)
                         self._send({"type": "resume", "run": run, "after": last})
                     except (RemoteError, ConnectionClosed) as error:
                         ended = True
+                        if cancel is not None and cancel.is_set():  # stopped while cut off: what arrived is kept
+                            yield Cancelled(tuple(finished), time.perf_counter() - started)
+                            return
                         yield Failed(error if isinstance(error, RemoteError) else
                                      RemoteError(f"The connection to {self.url} dropped again."), tuple(finished))
                         return

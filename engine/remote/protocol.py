@@ -39,7 +39,7 @@ import numpy as np
 
 from engine.config import CHUNK_LATENT_FRAMES, GuidanceConfig, SamplingConfig
 from engine.errors import (CheckpointError, ConfigError, DeviceError, DownloadError, EngineError, ExportError,
-                           InputError, OutOfMemory, ProtocolError)
+                           InputError, OutOfMemory, ProtocolError, RemoteError)
 from engine.events import (Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished, GenerationStarted,
                            StepProgress)
 from engine.requests import MAX_SEED, ChunkSpec, GenerationRequest
@@ -59,7 +59,7 @@ CLIENT_TYPES = ("hello", "generate", "cancel", "status", "resume")
 EVENT_TYPES = ("started", "chunk_started", "progress", "chunk_finished", "finished", "cancelled", "failed")
 #: The typed errors a `failed` event may name; anything else arrives as EngineError.
 ERROR_CLASSES = {cls.__name__: cls for cls in (EngineError, ConfigError, CheckpointError, InputError, OutOfMemory,
-                                                DownloadError, DeviceError, ExportError, ProtocolError)}
+                                                DownloadError, DeviceError, ExportError, RemoteError, ProtocolError)}
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import Any, Callable
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from engine.errors import ConfigError, EngineError, ProtocolError
+from engine.errors import ConfigError, EngineError, ProtocolError, RemoteError
 from engine.events import CancelToken, Cancelled, Failed, Finished
 from engine.remote.protocol import (MAX_HELLO_BYTES, PROTOCOL_VERSION, Message, decode, decode_request, encode,
                                     encode_event, field_int, field_str, is_final, sampling_to_data, _error_name)
@@ -50,6 +50,8 @@ class ServerLimits:
     open_timeout_s: float = 10.0
     messages_per_s: float = 20.0
     message_burst: int = 40
+    #: Runs that may wait behind the running one (a further request is rejected until one ends).
+    max_waiting: int = 16
     #: How long an ended run's results are kept for a client to fetch again, and the most bytes kept.
     retention_s: float = 3600.0
     retention_bytes: int = 2 * 2**30
@@ -278,6 +280,9 @@ class EngineServer:
 
     async def _submit(self, connection: ServerConnection, message: Message) -> None:
         try:
+            if len(self._queue) >= self.limits.max_waiting:
+                raise RemoteError(f"The server already has {len(self._queue)} runs waiting; try again when one "
+                                  "has finished.")
             request = await asyncio.to_thread(decode_request, message)
             self.session.sampling_for(request)  # the model's guidance mode, as the local engine checks it
         except EngineError as error:

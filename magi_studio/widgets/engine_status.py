@@ -6,8 +6,10 @@ from html import escape
 
 from PySide6.QtWidgets import QLabel, QWidget
 
-from engine.events import Failed
-from magi_studio.engine_worker import EngineState, EngineWorker, JobStarted, LoadProgress, ModelInfo, ModelLoaded
+from engine.events import Failed, GenerationStarted
+from engine.remote.client import Queued
+from magi_studio.engine_worker import (EngineState, EngineWorker, JobStarted, LoadProgress, ModelInfo, ModelLoaded,
+                                      is_final)
 from magi_studio.theme import palette
 
 _DOT = {EngineState.NO_MODEL: palette.TEXT_FAINT, EngineState.LOADING: palette.WARNING,
@@ -21,6 +23,7 @@ class EngineStatus(QLabel):
         self._worker = worker
         self._loading_spec = ""
         self._load_error = ""
+        self._runs_ahead = 0  # a remote engine busy with other clients' runs
         worker.stateChanged.connect(self._refresh)
         worker.event.connect(self._on_event)
         self._refresh()
@@ -32,6 +35,10 @@ class EngineStatus(QLabel):
             self._loading_spec = event.message
         elif isinstance(event, Failed) and self._worker.model_info is None:  # a failed load: no model
             self._load_error = f"{getattr(event.error, 'title', 'Engine error')}: {event.error}"
+        elif isinstance(event, Queued):
+            self._runs_ahead = event.position
+        elif isinstance(event, GenerationStarted) or is_final(event):
+            self._runs_ahead = 0
         else:
             return
         self._refresh()
@@ -40,6 +47,9 @@ class EngineStatus(QLabel):
         state, info = self._worker.state, self._worker.model_info
         if state == EngineState.LOADING:
             text, tip = f"{self._loading_spec or 'Loading model'}…", "The model is being loaded."
+        elif state == EngineState.GENERATING and info is not None and self._runs_ahead:
+            ahead = f"{self._runs_ahead} run{'s' * (self._runs_ahead > 1)} ahead"
+            text, tip = f"Waiting · {ahead} on {info.remote}", "The remote engine is busy with other clients' runs."
         elif state == EngineState.GENERATING and info is not None:
             text, tip = f"Generating · {info.label} on {info.device}", _describe(info)
         elif info is not None:

@@ -3,12 +3,15 @@ the worker's one signal exactly as with a local session, cancel reaches the serv
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
 
 from engine.errors import RemoteError
 from engine.events import Cancelled, ChunkFinished, Failed, Finished
+from engine.remote.client import RemoteSession
 from engine.remote.server import ServerThread
 from engine.requests import ChunkSpec, GenerationRequest
 from engine.session import Session
@@ -99,3 +102,45 @@ def test_a_refused_connection_is_a_failed_load_and_nothing_else_changes(qtbot, w
     failed = events[-1][1]
     assert isinstance(failed, Failed) and isinstance(failed.error, RemoteError) and "token" in str(failed.error)
     assert worker.model_info is None and worker.state == EngineState.NO_MODEL
+
+
+class HeldAtStart(Session):
+    """The real engine, each run held after its first event until the test opens the gate."""
+
+    def __init__(self, bundle) -> None:
+        super().__init__(bundle)
+        self.gate = threading.Event()
+
+    def generate(self, request, cancel=None):
+        events = super().generate(request, cancel)
+        yield next(events)
+        self.gate.wait(30)
+        yield from events
+
+
+def test_the_status_bar_says_how_many_runs_are_ahead_on_a_busy_server(qtbot, worker):
+    from magi_studio.widgets.engine_status import EngineStatus
+
+    session = HeldAtStart(tiny_bundle())
+    server = ServerThread(session, TOKEN)
+    other = RemoteSession.connect(server.url, token=TOKEN)
+    try:
+        status = EngineStatus(worker)
+        qtbot.addWidget(status)
+        worker.connect_remote(server.url, TOKEN)
+        qtbot.waitUntil(lambda: worker.state == EngineState.READY, timeout=10_000)
+        assert status.text().endswith(f"Tiny test model · cpu at {server.url} · 64×64 · ready")
+        busy = other.generate(request(1))  # another client's run holds the server
+        next(busy)
+        events = record(worker)
+        job = worker.generate(request(1))
+        qtbot.waitUntil(lambda: "Waiting" in status.text(), timeout=10_000)
+        assert status.text().endswith(f"Waiting · 1 run ahead on {server.url}")
+        session.gate.set()
+        list(busy)
+        qtbot.waitUntil(lambda: ended(events, job), timeout=10_000)
+        assert isinstance(events[-1][1], Finished) and "Waiting" not in status.text()
+    finally:
+        session.gate.set()
+        other.close()
+        server.stop()

@@ -26,22 +26,27 @@ from tests.engine.factories import tiny_bundle
 TOKEN = "test-token-0123456789abcdef"
 PROMPTS = ("a red ball falls", "the blue square moves left", "a green triangle grows")
 LIMITS = ServerLimits(max_message_bytes=2**20, hello_timeout_s=0.5, open_timeout_s=0.5, messages_per_s=5,
-                      message_burst=20)
+                      message_burst=20, max_waiting=1)
 
 
 class GatedSession(Session):
-    """The real engine, each run held after its first event until the test opens the gate (a deterministic queue)."""
+    """The real engine with two holds a test may set: after a run's first event until the gate opens (a
+    deterministic queue), and after each finished chunk until the run is cancelled (a deterministic cancel)."""
 
     def __init__(self, bundle) -> None:
         super().__init__(bundle)
         self.gate = threading.Event()
         self.gate.set()
+        self.hold_after_chunks = False
 
     def generate(self, request, cancel=None):
         events = super().generate(request, cancel)
         yield next(events)
         self.gate.wait(30)
-        yield from events
+        for event in events:
+            yield event
+            if self.hold_after_chunks and isinstance(event, ChunkFinished) and cancel is not None:
+                cancel._event.wait(30)
 
 
 @pytest.fixture(scope="module")
@@ -137,11 +142,14 @@ def test_a_request_the_model_cannot_run_fails_as_it_would_locally(remote, local)
 
 def test_cancel_mid_run_keeps_the_finished_chunks_and_frees_the_server(remote, server):
     token, events = CancelToken(), []
-    sampling = dataclasses.replace(remote.default_sampling, window=1)
-    for event in remote.generate(request(3, sampling=sampling), token):
-        events.append(event)
-        if isinstance(event, ChunkFinished):
-            token.cancel()
+    server.server.session.hold_after_chunks = True
+    try:
+        for event in remote.generate(request(3), token):
+            events.append(event)
+            if isinstance(event, ChunkFinished):
+                token.cancel()
+    finally:
+        server.server.session.hold_after_chunks = False
     assert isinstance(events[-1], Cancelled) and events[-1].finished_chunks == (0,)
     assert [e.chunk for e in events if isinstance(e, ChunkFinished)] == [0]
     assert_server_serves(server)
@@ -168,6 +176,8 @@ def test_a_second_client_waits_in_the_queue_and_sees_its_position(server, local)
         assert next(b) == Queued(1)
         with RemoteSession.connect(server.url, token=TOKEN) as third:
             assert third.status()["queue"] == 2
+            (refused,) = list(third.generate(request(1)))  # max_waiting is 1: no room behind the second
+            assert isinstance(refused.error, RemoteError) and "1 runs waiting" in str(refused.error)
     finally:
         session.gate.set()
     a_events, b_events = list(a), list(b)
@@ -187,6 +197,30 @@ def test_a_missing_or_wrong_token_is_refused_and_nothing_runs(server, token):
         assert reply.type == "refused" and "hello" in reply.header["message"]
     assert server.call(lambda: len(server.server.runs)) == runs
     assert_server_serves(server)
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_run_stopped_while_the_server_is_unreachable_ends_cancelled_at_once(remote, server):
+    session, token, url = server.server.session, CancelToken(), remote.url
+    session.gate.clear()
+    try:
+        events = remote.generate(request(2), token)
+        assert isinstance(next(events), GenerationStarted)
+        remote._connection.socket.shutdown(socket.SHUT_RDWR)  # the network goes down and stays down
+        remote.url = f"ws://127.0.0.1:{unused_port()}"
+        token.cancel()
+        (end,) = list(events)
+        assert isinstance(end, Cancelled) and end.finished_chunks == ()
+    finally:
+        remote.url = url
+        session.gate.set()
+    while server.call(lambda: server.server._running is not None or bool(server.server._queue)):
+        pass  # the server's run (never told) finishes on its own
 
 
 def raw_client(server):
@@ -292,9 +326,7 @@ def test_a_run_the_server_no_longer_keeps_fails_with_a_sentence(remote, server):
 
 
 def test_an_unreachable_server_is_a_remote_error():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = unused_port()
     with pytest.raises(RemoteError, match="Cannot reach the remote engine"):
         RemoteSession.connect(f"ws://127.0.0.1:{port}", token=TOKEN, open_timeout_s=2)
     with pytest.raises(RemoteError, match="starts with ws://"):
