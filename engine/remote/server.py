@@ -450,7 +450,8 @@ def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 
 def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, *, device: str = "auto",
-               dtype: str | None = None, text_on_cpu: bool = False, say: Callable[[str], None] = print) -> int:
+               dtype: str | None = None, text_on_cpu: bool = False,
+               say: Callable[[str], None] = lambda text: print(text, flush=True)) -> int:
     """`magi-studio serve`: load the model once, then serve until Ctrl-C."""
     from engine.remote.token import default_token_path, load_or_create_token
     from engine.session import Session

@@ -105,3 +105,37 @@ def test_serve_refuses_half_a_tls_pair_before_loading_anything(tmp_path, capsys)
     assert main(["serve", "--tls-cert", str(tmp_path / "c.pem"), "--token-file", str(tmp_path / "t")]) == 1
     assert "TLS needs both --tls-cert and --tls-key" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def test_serve_prints_where_to_connect_serves_and_stops_on_ctrl_c(model_dir, tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from engine.remote.client import RemoteSession
+    from tests.conftest import REPO_ROOT
+
+    token_file = tmp_path / "token"
+    child = subprocess.Popen([sys.executable, "-c", "import sys; from magi_studio.cli import main; sys.exit(main())",
+                              "serve", "--model", str(model_dir), "--port", "0", "--token-file", str(token_file),
+                              "--device", "cpu"], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    try:
+        lines = []
+        for line in child.stdout:  # the child says where it is once it listens
+            lines.append(line)
+            if line.startswith("connect with:"):
+                break
+        said = "".join(lines)
+        assert f"created a new token in {token_file}" in said and oct(token_file.stat().st_mode & 0o777) == "0o600"
+        url = re.search(r"at (ws://127\.0\.0\.1:\d+)", said)[1]
+        assert f"--engine {url} --token-file {token_file}" in said
+        with RemoteSession.connect(url, token_file=token_file) as session:
+            assert session.bundle.name == "tiny" and session.status()["device"] == "cpu"
+        child.send_signal(signal.SIGINT)
+        assert child.wait(30) == 0 and "stopped" in child.stdout.read()
+    finally:
+        child.kill()
+        child.wait()
