@@ -53,6 +53,10 @@ MAX_HEADER_BYTES = 8 * 2**20
 MAX_REQUEST_CHUNKS = 1000
 #: Prefix frames a request may carry: the engine attends at most the last few chunks of a prefix.
 MAX_PREFIX_FRAMES = 8 * 24
+#: The most bytes a request's prefix frames may take once decoded (a PNG of zeros is tiny on the wire).
+MAX_DECODED_BYTES = 2 * 2**30
+#: Latent pixels a side (4096 video pixels), and frames of a chunk.
+MAX_LATENT_SIDE, CHUNK_FRAMES = 512, 24
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 CLIENT_TYPES = ("hello", "generate", "cancel", "status", "resume")
@@ -349,6 +353,9 @@ def decode_request(message: Message) -> GenerationRequest:
     if "reference_image" in message.parts:
         image = decode_png_strip(message.parts["reference_image"], 1, width, height, "reference image")[0]
     video = None
+    if prefix_count * width * height * 3 > MAX_DECODED_BYTES:
+        raise ProtocolError(f"{prefix_count} prefix frames of {width}x{height} are over the "
+                            f"{MAX_DECODED_BYTES // 2**30} GiB a request may decode to; send fewer.")
     if prefix_count:
         video = decode_png_strip(message.parts["prefix_video"], prefix_count, width, height, "prefix video")
     return dataclasses.replace(request, context_latents=context, reference_image=image, prefix_video=video)
@@ -426,7 +433,7 @@ def decode_event(message: Message) -> Event:
             previews = {}
             for chunk, shape in shapes.items():
                 if not (chunk.isdigit() and isinstance(shape, list) and len(shape) == 3
-                        and all(_is_int(v) and 0 < v <= 4096 for v in shape)):
+                        and all(_is_int(v) and 0 < v <= MAX_LATENT_SIDE for v in shape) and shape[0] <= CHUNK_FRAMES):
                     raise ProtocolError("A preview's chunk or size is not valid.")
                 count, height, width = shape
                 previews[int(chunk)] = decode_png_strip(message.parts[f"preview/{chunk}"], count, width, height, "preview")
@@ -434,14 +441,16 @@ def decode_event(message: Message) -> Event:
                             field_int(h, "steps_per_chunk"), field_float(h, "elapsed_s"), previews)
     if kind == "chunk_finished":
         shape = h.get("latent_shape")
-        if not isinstance(shape, list) or len(shape) != 4 or not all(_is_int(v) and 0 < v <= 4096 for v in shape):
-            raise ProtocolError('"latent_shape" must be four sizes.')
+        if (not isinstance(shape, list) or len(shape) != 4 or shape[:2] != [16, CHUNK_LATENT_FRAMES]
+                or not all(_is_int(v) and 0 < v <= MAX_LATENT_SIDE for v in shape[2:])):
+            raise ProtocolError(f'"latent_shape" must be [16, {CHUNK_LATENT_FRAMES}, h, w] with sides up to '
+                                f"{MAX_LATENT_SIDE}.")
         latent = _torch(decode_latents(message.parts.get("latent", b""), 1, tuple(shape), "chunk latents")[0])
         frames = None
         if h.get("frames") is not None:
             size = h["frames"]
-            if not isinstance(size, list) or len(size) != 3 or not all(_is_int(v) and 0 < v <= 4096 for v in size):
-                raise ProtocolError('"frames" must be [count, height, width].')
+            if size != [CHUNK_FRAMES, shape[2] * 8, shape[3] * 8]:
+                raise ProtocolError(f'"frames" must be [{CHUNK_FRAMES}, height, width] of the latents\' size.')
             frames = decode_png_strip(message.parts.get("frames", b""), size[0], size[2], size[1], "chunk frames")
         return ChunkFinished(field_int(h, "chunk"), frames, latent, field_int(h, "prefix_frames"),
                              field_float(h, "elapsed_s"))

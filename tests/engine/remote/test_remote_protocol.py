@@ -222,3 +222,20 @@ def test_tls_with_the_server_s_certificate_and_a_refusal_without_trusting_it(tmp
             RemoteSession.connect(server.url, token=token)
     finally:
         server.stop()
+
+
+def test_sizes_that_would_decode_to_a_bomb_are_refused_before_decoding():
+    event = decode(encode_event(ChunkFinished(0, np.zeros((24, 64, 64, 3), np.uint8), torch.zeros(16, 6, 8, 8)),
+                                "r", 1))
+    event.header["frames"] = [24, 64 * 1000, 64]
+    with pytest.raises(ProtocolError, match="latents' size"):
+        decode_event(event)
+    event.header["latent_shape"] = [16, 6, 8, 10_000]
+    with pytest.raises(ProtocolError, match="sides up to 512"):
+        decode_event(event)
+    big = GenerationRequest(chunks=(ChunkSpec("a", 1),), width=4096, height=4096,
+                            prefix_video=np.zeros((4, 4096, 4096, 3), np.uint8))
+    message = decode(encode_request(big))
+    message.header["request"]["prefix_frames"] = 48  # 48 frames of 4096x4096 would take 2.25 GiB
+    with pytest.raises(ProtocolError, match="over the 2 GiB"):
+        decode_request(message)
