@@ -154,7 +154,9 @@ class Session:
         """Clean context chunks, held first frames, prefix frames in the first chunk, index offset."""
         keep = sampling.cache_chunks
         if request.prefix_video is not None:
-            frames = request.prefix_video[-min(len(request.prefix_video), keep * CHUNK_FRAMES) // 4 * 4:]
+            # The last whole groups of 4 frames (the VAE's step), at most the cache's chunks.
+            usable = min(len(request.prefix_video), keep * CHUNK_FRAMES) // 4 * 4
+            frames = request.prefix_video[len(request.prefix_video) - usable:]
             latents = self.encode_video(frames, request.width, request.height)  # [16, L, h, w]
             whole, rest = divmod(latents.shape[1], CHUNK_LATENT_FRAMES)
             context = [(request.start_chunk + c, latents[None, :, c * 6:(c + 1) * 6]) for c in range(whole)]

@@ -103,6 +103,16 @@ def test_prefix_video_continues_from_its_last_frames(session):
     assert torch.equal(done[0].latent[:, :4], prefix[:, 6:10])
 
 
+def test_a_prefix_video_of_any_length_uses_its_last_whole_groups_of_four_frames(session):
+    frames = np.random.default_rng(1).integers(0, 255, (26, 64, 64, 3), dtype=np.uint8)
+    events = list(session.generate(request(1, prefix_video=frames)))
+    done = [e for e in events if isinstance(e, ChunkFinished)]
+    assert [e.chunk for e in done] == [0], events[-1]
+    # 26 frames: the first 2 are dropped; 24 frames = 6 latent frames = one whole chunk of context,
+    # so no frames are held in the new chunk (a 26-frame prefix used to fail: not a multiple of 4).
+    assert done[0].prefix_frames == 0
+
+
 def test_wrong_guidance_mode_fails_with_a_typed_error_event(session):
     wrong = dataclasses.replace(session.default_sampling,
                                 guidance=dataclasses.replace(session.default_sampling.guidance, mode="cfg3"))
