@@ -302,6 +302,10 @@ class EngineWorker(QObject):
         """Jobs queued or running, oldest first."""
         return tuple(self._jobs)
 
+    def is_loading(self) -> bool:
+        """Whether a load (or a connection) is queued or running: the model in use may change when it ends."""
+        return any(job.kind == "load" for job in self._jobs.values())
+
     def is_running(self) -> bool:
         """Whether the engine thread is alive (False after shutdown)."""
         return self._thread is not None and self._thread.isRunning()

@@ -45,7 +45,7 @@ from magi_studio.document.planning import (GenerationPlan, ResultCommitter, plan
                                            reseed_for_regeneration, sampling_for)
 from magi_studio.document.run_marker import clear_run_marker, write_run_marker
 from magi_studio.document.take_commands import KeepResult
-from magi_studio.engine_worker import EngineState, EngineWorker, is_final
+from magi_studio.engine_worker import EngineWorker, is_final
 from magi_studio.player.feed import GenerationFeed
 
 log = logging.getLogger(__name__)
@@ -302,10 +302,9 @@ class GenerationController(QObject, RunQueue):
             return self._end_run()
         wanted = self._session.document.project.settings.model
         info = self.worker.model_info
-        if self.worker.state == EngineState.LOADING or self._load_job in self.worker.live_jobs:
+        if self.worker.is_loading():  # ours or a newer one (Settings, start-up): the newest load decides
             return self._enter(RunPhase.LOADING)  # re-checked when that load ends
         if info is not None and info.spec == wanted:
-            self._load_job = None
             return self._plan_next()
         if info is not None and info.remote:  # a remote engine is never swapped for a local load
             from engine.remote.client import serves_model
@@ -316,13 +315,15 @@ class GenerationController(QObject, RunQueue):
                                      f"serves '{info.spec}'. Change the project's model, or the engine in Settings."))
             self._stop = self._stop or "failed"
             return self._end_run()
-        if self._load_job is None:
-            device = self.settings.device if self.settings is not None else "auto"
-            dtype = self.settings.dtype if self.settings is not None else None
-            self._load_job = self.worker.load_model(wanted, device, dtype)
-            return self._enter(RunPhase.LOADING)
-        self._stop = self._stop or "failed"  # our load ended without the model (its Failed event said why)
-        self._end_run()
+        if not self.worker.is_running():  # shut down (the app is quitting): nothing can load
+            self._stop = self._stop or "cancelled"
+            return self._end_run()
+        # No load is under way and the engine holds another model (or none): load the project's, again if a
+        # load of another model superseded ours. A load that fails ends the run (_on_engine_event).
+        device = self.settings.device if self.settings is not None else "auto"
+        dtype = self.settings.dtype if self.settings is not None else None
+        self._load_job = self.worker.load_model(wanted, device, dtype)
+        self._enter(RunPhase.LOADING)
 
     def _plan_next(self) -> None:
         if self._stop is not None:
@@ -395,6 +396,11 @@ class GenerationController(QObject, RunQueue):
     def _on_engine_event(self, job_id: int, event) -> None:
         job = self._job if self._job is not None and self._job.job_id == job_id else None
         if job is None:
+            if is_final(event) and job_id == self._load_job:
+                self._load_job = None
+                if isinstance(event, Failed) and self._phase is RunPhase.LOADING:
+                    self._stop = self._stop or "failed"  # the worker's Failed event says why, to the user
+                    return self._end_run()
             if is_final(event) and self._phase is RunPhase.LOADING:
                 self._when_model_ready()  # a load ended (ours or another): is the project's model there now?
         elif isinstance(event, StepProgress):

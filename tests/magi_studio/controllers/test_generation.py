@@ -383,3 +383,40 @@ def test_a_shot_deleted_while_it_generates_keeps_its_finished_chunk_in_the_proje
     kept = [r for r in project.results.values() if r.chunk_id in chunk_ids]
     assert kept and check(project) == []  # in the project's results, saved with it, on no take
     assert all(s.session.store.read_frames(r).shape == (24, 64, 64, 3) for r in kept)
+
+
+def adopt_on_load(monkeypatch, s) -> list[str]:
+    """The worker's load_model adopts the test's engine under the asked name (a load that takes no disk)."""
+    asked = []
+
+    def load_model(spec, device="auto", dtype=None, **_):
+        asked.append(spec)
+        return s.controller.worker.use_session(s.engine, spec)
+
+    monkeypatch.setattr(s.controller.worker, "load_model", load_model)
+    return asked
+
+
+def test_a_run_waiting_for_its_model_goes_on_with_a_newer_load_of_that_model(qtbot, studio, monkeypatch):
+    s = studio(chunks=2)
+    asked = adopt_on_load(monkeypatch, s)
+    s.session.project.settings.model = "studio-next"
+    s.controller.generate_shot(s.shot.id)
+    assert s.controller.phase is RunPhase.LOADING and asked == ["studio-next"]
+    s.controller.worker.use_session(s.engine, "studio-next")  # Settings loads it again: the run's load is superseded
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and not s.recorder.errors
+    assert asked == ["studio-next"] and None not in active_path(s.shot)
+
+
+def test_a_run_waiting_for_its_model_loads_it_again_after_a_load_of_another_model(qtbot, studio, monkeypatch):
+    s = studio(chunks=2)
+    asked = adopt_on_load(monkeypatch, s)
+    s.session.project.settings.model = "studio-next"
+    s.controller.generate_shot(s.shot.id)
+    s.controller.worker.use_session(s.engine, "tiny")  # e.g. the app's own first load, of another model
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and not s.recorder.errors
+    assert asked == ["studio-next", "studio-next"] and s.controller.worker.model_info.spec == "studio-next"
+    assert s.recorder.phases[:2] == ["loading", "planning"]  # waited in LOADING, never ended between
+    assert None not in active_path(s.shot)
