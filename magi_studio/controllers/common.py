@@ -70,8 +70,14 @@ class SerialTasks(QObject):
         # then on the pool thread in the export tests (SIGSEGV, 1 run in about 7).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._futures: list[Future] = []
-        # (callback, value, error) appended by the pool thread, popped by the GUI thread (deque is thread-safe).
-        self._outcomes: deque[tuple[Callable | None, Any, BaseException | None]] = deque()
+        # Each task's callables, owned here and dropped only by the GUI thread: a callable is often a bound
+        # method or signal of a Qt object, and releasing the last reference to one on the pool thread
+        # (which needs Qt's connection lock) while the GUI thread holds the GIL and waits for that lock
+        # (destroying the finished dialog) deadlocked the app (GUI soak, three hangs in export).
+        self._tasks: dict[int, tuple[Callable[[], Any], Callable | None, Callable | None]] = {}
+        self._next_task = 0
+        # (task key, value, error) appended by the pool thread, popped by the GUI thread (deque is thread-safe).
+        self._outcomes: deque[tuple[int, Any, BaseException | None]] = deque()
         self._pending = 0
         self._ready.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
@@ -83,13 +89,21 @@ class SerialTasks(QObject):
     def submit(self, work: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
                on_error: Callable[[BaseException], None] | None = None) -> None:
         self._pending += 1
+        key = self._next_task
+        self._next_task += 1
+        self._tasks[key] = (work, on_done, on_error)
 
-        def run() -> None:  # on the pool thread
+        def run() -> None:  # on the pool thread: it holds no reference of its own once it has queued the outcome
+            task_work = self._tasks[key][0]
             try:
-                outcome = (on_done, work(), None)
+                outcome = (key, task_work(), None)
             except Exception as error:  # delivered to on_error on the GUI thread
-                outcome = (on_error, None, error)
+                outcome = (key, None, error)
+            # No local may outlive this call: the GUI thread drops the last references, in _deliver (an error
+            # kept here would also tie this frame to its traceback in a cycle the collector frees anywhere).
+            del task_work
             self._outcomes.append(outcome)
+            del outcome
             self._ready.emit()
 
         self._futures = [f for f in self._futures if not f.done()] + [self._executor.submit(run)]
@@ -103,7 +117,9 @@ class SerialTasks(QObject):
     @Slot()
     def _deliver(self) -> None:
         while self._outcomes:
-            callback, value, error = self._outcomes.popleft()
+            key, value, error = self._outcomes.popleft()
+            _work, on_done, on_error = self._tasks.pop(key)
+            callback = on_done if error is None else on_error
             self._pending -= 1
             try:
                 if error is None:
