@@ -34,6 +34,7 @@ from email.parser import HeaderParser
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
@@ -172,8 +173,8 @@ def test_wheel_holds_the_packages_the_resources_and_the_entry_point_and_nothing_
     project = PYPROJECT["project"]
     assert metadata["Name"] == project["name"] and metadata["Version"] == project["version"]
     assert metadata["Requires-Python"] == project["requires-python"]
-    def normal(requirement: str) -> str:  # setuptools may respell names (huggingface_hub, huggingface-hub)
-        return requirement.replace(" ", "").replace("_", "-").lower()
+    def normal(requirement: str) -> str:  # setuptools may respell names (huggingface_hub) and markers' quotes
+        return str(Requirement(requirement)).replace(" ", "").replace("_", "-").replace("'", '"').lower()
 
     requires = [normal(req) for req in metadata.get_all("Requires-Dist") if "extra==" not in normal(req)]
     assert requires == [normal(req) for req in project["dependencies"]], "Requires-Dist is not [project] dependencies"
