@@ -129,6 +129,8 @@ class MainWindow(QMainWindow):
         self.timeline = TimelineView()
         self.timeline.set_frame_store(self.player.store)
         self.timeline.takesRequested.connect(lambda shot_id: self.show_takes())
+        self.timeline.set_zoom(self.settings.timeline_zoom)  # the zoom the user left it at
+        self.timeline.zoomChanged.connect(lambda level: setattr(self.settings, "timeline_zoom", level))
         self.takes_view = TakesView()
         self.history_view = HistoryView()
         self.player_sync = PlayerSync(self.player, self.timeline, self)

@@ -195,6 +195,9 @@ class Settings(QObject):
     window_state = Setting("window/state", QByteArray, QByteArray())
     welcome_dismissed = Setting("window/welcome_dismissed", bool, False)
     frame_numbers = Setting("player/frame_numbers", bool, False, doc="the player counts frames instead of timecode")
+    timeline_zoom = Setting("timeline/zoom", int, 1, check=lambda v: None if v >= 0 else "must be 0 or more",
+                            doc="the storyboard's zoom level (0: widest; timeline.view.ZOOM_LEVELS, whose "
+                                "DEFAULT_ZOOM is the default; a level past the last reads as the last)")
 
     def __init__(self, store: QSettings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from magi_studio.main_window import MainWindow
+from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
 from magi_studio.undo import DocumentSession
 from tests.magi_studio.document.fakes import rich_project
 from tests.magi_studio.timeline.helpers import wait_for_frames
@@ -274,3 +275,17 @@ def test_frame_numbers_instead_of_timecode_is_a_remembered_choice(qtbot, window,
     second = MainWindow(isolated_settings, window.worker)
     assert second.player.transport.frame_counter and second.action_set["view.frame_numbers"].isChecked()
     second.deleteLater()
+
+
+def test_the_storyboard_zoom_is_remembered_between_sessions(qtbot, window, isolated_settings):
+    assert window.timeline.zoom_level == DEFAULT_ZOOM and isolated_settings.timeline_zoom == DEFAULT_ZOOM
+    window.action_set["view.zoom_out"].trigger()
+    window.action_set["view.zoom_out"].trigger()
+    assert window.timeline.zoom_level == DEFAULT_ZOOM + 2 and isolated_settings.timeline_zoom == DEFAULT_ZOOM + 2
+    second = MainWindow(isolated_settings, window.worker)
+    assert second.timeline.zoom_level == DEFAULT_ZOOM + 2
+    second.deleteLater()
+    isolated_settings.store.setValue("timeline/zoom", 99)  # a level this version lacks: the last one
+    third = MainWindow(isolated_settings, window.worker)
+    assert third.timeline.zoom_level == len(ZOOM_LEVELS) - 1
+    third.deleteLater()
