@@ -3,18 +3,20 @@
     generation = GenerationController(session, worker, frame_store=player.store, settings=settings)
     generation.chunkJobState.connect(timeline.set_job_state)        # queued / denoising % / failed
     generation.progressChanged.connect(progress_widget.show_progress)
-    generation.generate_storyboard()                                # or generate_shot / regenerate_from
+    generation.generate_storyboard()                                # or generate_shot / regenerate_from / ...
     generation.cancel()                                             # finished chunks are kept
     generation.pause(); generation.resume_paused()                  # and the queue: run_queue.RunQueue
 
-A run is a queue of shots, generated one engine job at a time in storyboard order (a continued shot
-needs the one before it finished). Its phase is a RunPhase (run_state): IDLE → LOADING (the project's
-model) → PLANNING (a shot) → RUNNING (its engine job) → DRAINING (its finished chunks committed) → the
-next shot's LOADING or PLANNING, or IDLE, or PAUSED between jobs when the user paused; `_enter` is the
-only place the phase changes, and an illegal move raises. What the controller hears from the engine
-comes through EngineWorker.event, dispatched on the event's type. Each job is planned by magi_studio.document.planning on a
-snapshot of the project off the GUI thread (planning reads latents and the reference image), so a
-chunk before N is never re-encoded: its clean latents are read back bit-exactly as context.
+A run is a queue of requests (run_queue: a shot from a chunk on, or one variation of it), generated one
+engine job at a time in the order asked (Generate asks for the shots in storyboard order: a continued shot
+needs the one before it finished); a request made during a run joins its queue. Its phase is a RunPhase
+(run_state): IDLE → LOADING (the project's model) → PLANNING (a request) → RUNNING (its engine job) →
+DRAINING (its finished chunks committed) → the next request's LOADING or PLANNING, or IDLE, or PAUSED
+between jobs when the user paused; `_enter` is the only place the phase changes, and an illegal move raises.
+What the controller hears from the engine comes through EngineWorker.event, dispatched on the event's type.
+Each job is planned by magi_studio.document.planning on a snapshot of the project off the GUI thread
+(planning reads latents and the reference image), so a chunk before N is never re-encoded: its clean
+latents are read back bit-exactly as context.
 
 While a job runs, every ChunkFinished is written to disk by ResultCommitter.write on a background
 task thread (PNG and safetensors encoding, fsync), then committed on the GUI thread through the undo
@@ -38,11 +40,10 @@ from engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finish
 from magi_studio.controllers.common import Autosaver, SerialTasks, SessionLike, snapshot_project
 from magi_studio.controllers.run_queue import RunQueue
 from magi_studio.controllers.run_state import (DENOISING, FAILED, IDLE, QUEUED, ChunkJobStates, GenerationProgress,
-                                               RunningJob, RunPhase, RunProgress)
+                                               QueuedShot, RunningJob, RunPhase, RunProgress)
 from magi_studio.document.errors import ProjectError
-from magi_studio.document.model import first_pending_chunk
 from magi_studio.document.planning import (GenerationPlan, ResultCommitter, plan_generation, plan_resume,
-                                           reseed_for_regeneration, sampling_for)
+                                           sampling_for)
 from magi_studio.document.run_marker import clear_run_marker, write_run_marker
 from magi_studio.document.take_commands import KeepResult
 from magi_studio.engine_worker import EngineWorker, is_final
@@ -85,13 +86,14 @@ class GenerationController(QObject, RunQueue):
         self.autosaver = autosaver if autosaver is not None else Autosaver(self)
         self._tasks = SerialTasks("magi-results", self)
         self._phase = RunPhase.IDLE
-        self._queue: list[tuple[str, int | None]] = []  # (shot id, from index or None: first pending chunk)
-        self._shot: tuple[str, str] = ("", "")  # (id, name) of the shot being planned or generated
+        self._queue: list[QueuedShot] = []  # the requests waiting, in order (run_queue)
+        self._current: QueuedShot | None = None  # the request being planned or generated
+        self._current_name = ""  # its shot's name
         self._job: RunningJob | None = None
         self._stop: str | None = None  # why the run stops early ("cancelled" / "failed")
         self._pausing = False  # a pause was asked for: the run holds once the current job has drained
-        self._next_run: list[tuple[str, int | None]] | None = None  # a request that superseded the run
-        self._stopped: list[tuple[str, int | None]] = []  # the shots a cancel left to do (continue_stopped)
+        self._replacing = False  # the request at the queue's head replaces the current one (run_queue)
+        self._stopped: list[QueuedShot] = []  # the requests a cancel left to do (continue_stopped)
         self._load_job: int | None = None
         self._marked = None  # the project folder holding this run's run marker
         self._run_chunks: list[tuple[str, str]] = []  # (shot id, chunk id) the run is to make, in order
@@ -107,39 +109,15 @@ class GenerationController(QObject, RunQueue):
     def session(self) -> SessionLike | None:
         return self._session
 
-    def generate_storyboard(self) -> None:
-        """Every shot, in order, from its first chunk that is not done (this is also Resume)."""
-        if self._session is not None:
-            self._begin([(shot.id, None) for shot in self._session.document.project.shots])
-
-    resume = generate_storyboard
-
-    def generate_shot(self, shot_id: str) -> None:
-        """One shot from its first chunk that is not done (empty or stale)."""
-        self._begin([(shot_id, None)])
-
-    def generate_from(self, shot_id: str, index: int) -> None:
-        """Chunk `index` of the shot and every later one; the chunks before it are kept as they are."""
-        self._begin([(shot_id, index)])
-
-    def regenerate_from(self, shot_id: str, index: int) -> None:
-        """As generate_from, re-rolling chunk `index`'s seed first (undoably) unless it is locked or edited."""
-        if self._session is None:
-            return
-        reseed = reseed_for_regeneration(self._session.document.project, shot_id, index, self.seed_source)
-        if reseed is not None:
-            self._session.push(reseed)
-        self.generate_from(shot_id, index)
-
     def cancel(self) -> None:
         """Stop within one denoising step; every finished chunk is still committed."""
         phase = self._phase
         if phase is RunPhase.IDLE:
             return
         self._pausing = False
-        if self._stop is None and self._next_run is None:  # what the run still had to do, for continue_stopped
-            current = [(self._shot[0], None)] if self._shot[0] else []
-            self._stopped = current + [(shot_id, None) for shot_id, _ in self._queue if shot_id != self._shot[0]]
+        if self._stop is None:  # what the run still had to do, for continue_stopped
+            current = [self._again(self._current)] if self._current is not None and not self._replacing else []
+            self._stopped = current + self._queue
         self._stop = self._stop or "cancelled"
         self._queue.clear()
         if phase is RunPhase.RUNNING:
@@ -150,16 +128,16 @@ class GenerationController(QObject, RunQueue):
         # PLANNING: the plan's delivery ends the run; DRAINING: the end of the draining does
 
     def continue_stopped(self) -> bool:
-        """Generate again what the last cancel left (each shot from its first chunk not done). False: nothing."""
+        """Generate again what the last cancel left (the request under way from its first chunk not done, and the
+        waiting ones as they were asked). False: nothing."""
         items, self._stopped = self._stopped, []
         if not items or self._phase is not RunPhase.IDLE:
             return False
-        self._begin(items)
+        self._request(items)
         return self.is_generating()
 
     def stop(self, timeout_ms: int = 10_000) -> bool:
         """Cancel and wait (running the event loop) until the run has ended and its chunks are committed."""
-        self._next_run = None
         if self.is_generating():
             loop, timer = QEventLoop(), QTimer()
             timer.setSingleShot(True)
@@ -231,7 +209,7 @@ class GenerationController(QObject, RunQueue):
         if self._phase is RunPhase.IDLE:
             return None
         model = self._session.document.project.settings.model if self._session is not None else ""
-        return self._progress.snapshot(self._phase, self._shot[1], self._job, model, self._stop is not None,
+        return self._progress.snapshot(self._phase, self._current_name, self._job, model, self._stop is not None,
                                        self._pausing)
 
     # The state machine ------------------------------------------------------------------------
@@ -259,42 +237,23 @@ class GenerationController(QObject, RunQueue):
         if store is None:
             return
         try:
-            write_run_marker(store.path, self._run_chunks)
+            write_run_marker(store.path, list(dict.fromkeys(self._run_chunks)))  # a chunk asked for twice: once
             self._marked = store.path
         except (OSError, EngineError) as error:
             log.warning("could not mark the run in %s: %s", store.path, error)
 
-    def generate_shots(self, shot_ids: list[str]) -> None:
-        """These shots, in this order, each from its first chunk that is not done (a resumed run)."""
-        self._begin([(shot_id, None) for shot_id in shot_ids])
-
-    def _begin(self, items: list[tuple[str, int | None]]) -> None:
-        if self._phase is not RunPhase.IDLE:  # a newer request supersedes the run once its chunks are committed
-            self._next_run = items
-            self.cancel()
-            return
-        if self._session is None:
-            return
-        project = self._session.document.project
-        self._queue, self._stop, self._load_job, self._stopped = list(items), None, None, []
+    def _begin(self, items: list[QueuedShot]) -> None:
+        """A run of these requests (the controller is idle)."""
+        self._queue, self._stop, self._load_job, self._stopped, self._run_chunks = [], None, None, [], []
         self._progress.reset()
-        self._run_chunks = [(shot_id, chunk_id) for shot_id, index in items
-                            for chunk_id in self._mark_queued(project, shot_id, index)]
-        if not self._progress.estimates:
-            self._queue = []
-            return  # everything asked for is done already
-        self._when_model_ready()
-
-    def _mark_queued(self, project, shot_id: str, index: int | None) -> list[str]:
-        """The chunks a queued shot will generate show as queued, and count in the run's estimate; returns them."""
-        shot = next((s for s in project.shots if s.id == shot_id), None)
-        start = (first_pending_chunk(project, shot_id) if index is None else index) if shot is not None else None
-        if start is None:
-            return []
-        self._progress.estimates[shot_id] = len(shot.chunks) - start + self._progress.finished_in.get(shot_id, 0)
-        for chunk in shot.chunks[start:]:
-            self._states.set(shot_id, chunk.id, QUEUED)
-        return [chunk.id for chunk in shot.chunks[start:]]
+        project = self._session.document.project
+        for item in items:
+            chunk_ids = self._mark_queued(project, item)
+            if chunk_ids:
+                self._queue.append(item)
+                self._run_chunks += [(item.shot_id, chunk_id) for chunk_id in chunk_ids]
+        if self._queue:  # else everything asked for is done already
+            self._when_model_ready()
 
     def _when_model_ready(self) -> None:
         """Generate with the project's model: load it first when the engine holds another (or none)."""
@@ -330,42 +289,51 @@ class GenerationController(QObject, RunQueue):
             return self._end_run()
         project = self._session.document.project
         while self._queue:
-            shot_id, index = self._queue.pop(0)
-            shot = next((s for s in project.shots if s.id == shot_id), None)
-            if shot_id not in self._progress.estimates or shot is None:
+            item = self._queue.pop(0)
+            shot = next((s for s in project.shots if s.id == item.shot_id), None)
+            if item.id not in self._progress.estimates or shot is None:
                 continue
             snapshot, store, session = snapshot_project(project), self._session.store, self._session
             sampling = sampling_for(project.settings, self.worker.model_info.sampling)
-            self._shot = (shot_id, shot.name)
-            self._set_busy([shot_id])
+            self._current, self._current_name = item, shot.name
+            self._set_busy([item.shot_id])
 
-            def plan(snapshot=snapshot, shot_id=shot_id, index=index):  # task thread: reads latents and images
-                if index is None:
-                    return plan_resume(snapshot, store, shot_id, sampling=sampling)
-                return plan_generation(snapshot, store, shot_id, index, sampling=sampling)
+            def plan(snapshot=snapshot, item=item):  # task thread: reads latents and images
+                if item.from_index is None:
+                    return plan_resume(snapshot, store, item.shot_id, sampling=sampling)
+                seeds, stop = item.seeds, None
+                if seeds is not None:  # a variation: as many chunks as it has seeds (while the shot has them)
+                    stop = min(len(snapshot.shot(item.shot_id).chunks), item.from_index + len(seeds))
+                    seeds = seeds[:max(0, stop - item.from_index)]
+                return plan_generation(snapshot, store, item.shot_id, item.from_index, sampling=sampling, seeds=seeds,
+                                       stop_index=stop, new_take=item.new_take, activate=item.activate)
 
-            self._tasks.submit(plan, on_done=lambda p, s=shot_id: self._start_job(session, s, p, sampling),
+            self._tasks.submit(plan, on_done=lambda p, i=item: self._start_job(session, i, p, sampling),
                                on_error=self._on_plan_error)
             return self._enter(RunPhase.PLANNING)
         self._end_run()
 
-    def _start_job(self, session: SessionLike, shot_id: str, plan: GenerationPlan | None, sampling) -> None:
+    def _start_job(self, session: SessionLike, item: QueuedShot, plan: GenerationPlan | None, sampling) -> None:
         if self._stop is not None or session is not self._session:
             return self._end_run()
         if self._pausing:
             return self._hold()
-        project = session.document.project
-        if plan is None or not any(s.id == shot_id for s in project.shots):
-            self._states.settle(shot_id)
+        project, shot_id = session.document.project, item.shot_id
+        if self._replacing or plan is None or not any(s.id == shot_id for s in project.shots):
+            self._replacing = False  # replaced by the request now at the queue's head, or nothing to do
+            self._progress.estimates.pop(item.id, None)
+            shot = next((s for s in project.shots if s.id == shot_id), None)
+            self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())
             return self._plan_next()
         shot = project.shot(shot_id)
-        self._states.settle(shot_id)  # the plan may start elsewhere than estimated
+        self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks())  # it may start elsewhere
         for chunk_id in plan.chunk_ids:
             self._states.set(shot_id, chunk_id, QUEUED)
-        self._progress.estimates[shot_id] = len(plan.chunk_ids) + self._progress.finished_in.get(shot_id, 0)
+        self._progress.estimates[item.id] = len(plan.chunk_ids) + self._progress.finished_in.get(item.id, 0)
         job_id = self.worker.generate(plan.request)
         self._job = RunningJob(session, project, plan, ResultCommitter(plan, session.store, sampling), job_id,
-                               shot.name, steps_per_chunk=sampling.num_steps if sampling is not None else 0)
+                               shot.name, steps_per_chunk=sampling.num_steps if sampling is not None else 0,
+                               item_id=item.id)
         self._progress.timer.new_job()
         if self.frame_store is not None:
             first = sum(len(s.chunks) for s in project.shots[:project.shot_index(shot_id)])
@@ -382,15 +350,12 @@ class GenerationController(QObject, RunQueue):
             return
         outcome = self._stop or "finished"
         self._queue.clear()
-        self._pausing = False
-        self._job, self._shot = None, ("", "")
+        self._pausing = self._replacing = False
+        self._job, self._current, self._current_name = None, None, ""
         self._states.settle()
         self._set_busy([])
         self._enter(RunPhase.IDLE)
         self.runEnded.emit(outcome)
-        if self._next_run is not None:
-            items, self._next_run = self._next_run, None
-            self._begin(items)
 
     # Engine events ----------------------------------------------------------------------------
     def _on_engine_event(self, job_id: int, event) -> None:
@@ -437,7 +402,7 @@ class GenerationController(QObject, RunQueue):
         job.finished.add(event.chunk)
         job.active.pop(event.chunk, None)
         self._progress.finished += 1
-        self._progress.finished_in[job.plan.shot_id] = self._progress.finished_in.get(job.plan.shot_id, 0) + 1
+        self._progress.finished_in[job.item_id] = self._progress.finished_in.get(job.item_id, 0) + 1
 
         def write():  # task thread, in order; never for a job whose earlier chunk could not be written
             if job.broken:
@@ -506,7 +471,7 @@ class GenerationController(QObject, RunQueue):
             for chunk in [c for c in job.active if c not in job.finished] or waiting[:1]:
                 if (chunk_id := job.chunk_id(chunk)) is not None:
                     self._states.set(job.plan.shot_id, chunk_id, FAILED)
-        elif outcome == "cancelled" and not self._pausing:
+        elif outcome == "cancelled" and not self._pausing and not self._replacing:
             self._stop = self._stop or "cancelled"
         self._enter(RunPhase.DRAINING)
         # A barrier: runs once every chunk this job delivered has been written and committed.
@@ -516,13 +481,14 @@ class GenerationController(QObject, RunQueue):
         if job is not self._job:
             return
         self._job = None
-        self._states.settle(chunk_ids=set(job.plan.chunk_ids))
-        # The next shot, on the project's model (Settings may have loaded another one meanwhile).
+        self._states.settle(chunk_ids=set(job.plan.chunk_ids) - self._waiting_chunks())
+        # The next request, on the project's model (Settings may have loaded another one meanwhile).
         if self._stop is not None:
             self._end_run()
         elif self._pausing:
             self._hold()
         else:
+            self._current, self._current_name, self._replacing = None, "", False
             self._when_model_ready()
 
     # Helpers ----------------------------------------------------------------------------------

@@ -1,52 +1,187 @@
-"""The queue side of a GenerationController: what its run will generate, in order, and the user's hand on it.
+"""The queue side of a GenerationController: the requests that fill a run's queue, and the user's hand on it.
 
-    generation.queue()                     # [QueueItem]: the shot under way first, then the waiting ones
-    generation.move_queued(shot_id, -1)    # earlier; remove_queued(shot_id) takes it out of the run
+    generation.generate_shot(shot_id)              # idle: a run starts; during a run: joins its queue, last
+    generation.generate_variations(shot_id, 2, 4)  # four queue items: sibling takes with distinct seeds
+    generation.queue()                     # [QueueItem]: the request under way first, then the waiting ones
+    generation.move_queued(item_id, -1)    # earlier; remove_queued(item_id) takes it out of the run
     generation.pause()                     # within one step; finished chunks kept; resume_paused() goes on
 
+A request made during a run joins the end of its queue (a paused run stays paused until Resume); one that
+is already waiting exactly as asked is not added twice. The exception is a request to generate the shot
+under way again from a chunk its job has already reached (Regenerate or Generate From Here on the chunk
+being denoised, or on one before it): what that job still makes would be thrown away, so the job stops
+within one step, its finished chunks kept, and the request goes first; the rest of the queue follows.
+A request from a later chunk waits behind the job, which makes the chunks it needs as context.
+
 A mixin of GenerationController (generation.py), kept apart to keep that file small: it reads and changes
-the controller's run (`_queue`, `_shot`, `_phase`) and moves the phase only through the controller's
+the controller's run (`_queue`, `_current`, `_phase`) and moves the phase only through the controller's
 `_enter`, so the state machine stays in one place.
 """
 
 from __future__ import annotations
 
-from magi_studio.controllers.run_state import QueueItem, RunPhase
+import itertools
+import random
+
+from magi_studio.controllers.run_state import DENOISING, QUEUED, QueuedShot, QueueItem, RunPhase
+from magi_studio.document.errors import ProjectError
+from magi_studio.document.model import first_pending_chunk
+from magi_studio.document.planning import reseed_for_regeneration, variation_seeds
+
+_item_ids = itertools.count(1)
 
 
 class RunQueue:
-    """Queue methods of GenerationController (which provides the attributes and signals they use)."""
+    """Requests and queue methods of GenerationController (which provides the attributes and signals they use)."""
 
+    # Requests ---------------------------------------------------------------------------------
+    def generate_storyboard(self) -> None:
+        """Every shot, in order, from its first chunk that is not done (this is also Resume)."""
+        if self._session is not None:
+            self.generate_shots([shot.id for shot in self._session.document.project.shots])
+
+    resume = generate_storyboard
+
+    def generate_shots(self, shot_ids: list[str]) -> None:
+        """These shots, in this order, each from its first chunk that is not done (a resumed run)."""
+        self._request([QueuedShot(next(_item_ids), shot_id, None) for shot_id in shot_ids])
+
+    def generate_shot(self, shot_id: str) -> None:
+        """One shot from its first chunk that is not done (empty or stale)."""
+        self.generate_shots([shot_id])
+
+    def generate_from(self, shot_id: str, index: int) -> None:
+        """Chunk `index` of the shot and every later one; the chunks before it are kept as they are."""
+        self._request([QueuedShot(next(_item_ids), shot_id, index)])
+
+    def regenerate_from(self, shot_id: str, index: int) -> None:
+        """As generate_from, re-rolling chunk `index`'s seed first (undoably) unless it is locked or edited."""
+        if self._session is None:
+            return
+        reseed = reseed_for_regeneration(self._session.document.project, shot_id, index, self.seed_source)
+        if reseed is not None:
+            self._session.push(reseed)
+        self.generate_from(shot_id, index)
+
+    def generate_variations(self, shot_id: str, index: int, count: int,
+                            rng: random.Random | None = None) -> list[int]:
+        """`count` takes of chunks index..end of the shot, one queue item each, with seeds that differ from the
+        chunks' and from each other's (planning.variation_seeds). Each makes a new take under the take that is
+        active when it is planned (so they are siblings) and none becomes active. Returns the items' ids;
+        ProjectError says why none can be queued."""
+        if self._session is None:
+            return []
+        project = self._session.document.project
+        shot = next((s for s in project.shots if s.id == shot_id), None)
+        if shot is None or not 0 <= index < len(shot.chunks):
+            raise ProjectError(f"{shot.name} has no chunk {index + 1}." if shot else "That shot no longer exists.")
+        seeds = variation_seeds(project, shot_id, index, count, rng=rng or self.seed_source)
+        items = [QueuedShot(next(_item_ids), shot_id, index, variation, new_take=True, activate=False,
+                            label=f"variation {number} of {count}") for number, variation in enumerate(seeds, 1)]
+        self._request(items)
+        return [item.id for item in items]
+
+    def _request(self, items: list[QueuedShot]) -> None:
+        if self._session is None or not items:
+            return
+        if self._phase is RunPhase.IDLE:
+            return self._begin(items)
+        project = self._session.document.project
+        for item in items:
+            if item.seeds is None and any((w.shot_id, w.from_index, w.seeds) == (item.shot_id, item.from_index, None)
+                                          for w in self._queue):
+                continue  # already waiting as asked
+            if self._replaces_current(item):
+                self._queue.insert(0, item)
+                self._replacing = True
+                if self._phase is RunPhase.RUNNING:
+                    self.worker.cancel(self._job.job_id)  # its finished chunks are still committed
+                # PLANNING: the plan's delivery is dropped; DRAINING: the job has ended already
+            else:
+                self._queue.append(item)
+            self._run_chunks += [(item.shot_id, chunk_id) for chunk_id in self._mark_queued(project, item)]
+        if self._marked is not None:
+            self._mark_run(self._session.store)  # the marker lists what a restart should offer to resume
+        self.queueChanged.emit()
+        self._emit_progress()
+
+    def _replaces_current(self, item: QueuedShot) -> bool:
+        """Whether `item` asks again for the shot under way from a chunk its job has reached (see the module)."""
+        current = self._current
+        if (current is None or item.shot_id != current.shot_id or item.seeds is not None or item.from_index is None
+                or self._stop is not None or self._pausing or self._replacing):
+            return False
+        if self._job is not None:
+            reached = self._job.plan.start_index + len(self._job.finished)  # chunks finish in order
+        else:  # being planned: it starts where it was asked to
+            reached = current.from_index if current.from_index is not None else \
+                first_pending_chunk(self._session.document.project, current.shot_id)
+        return reached is not None and item.from_index <= reached
+
+    def _mark_queued(self, project, item: QueuedShot) -> list[str]:
+        """The chunks a queued request will generate show as queued (a chunk being denoised keeps saying so),
+        and count in the run's estimate; returns them."""
+        chunks = self._chunks_of(project, item)
+        if chunks:
+            self._progress.estimates[item.id] = len(chunks) + self._progress.finished_in.get(item.id, 0)
+        for chunk in chunks:
+            if self._states.get(chunk.id)[0] != DENOISING:
+                self._states.set(item.shot_id, chunk.id, QUEUED)
+        return [chunk.id for chunk in chunks]
+
+    @staticmethod
+    def _chunks_of(project, item: QueuedShot) -> list:
+        """The chunks `item` would generate now (a variation: as many as it has seeds)."""
+        shot = next((s for s in project.shots if s.id == item.shot_id), None)
+        if shot is None:
+            return []
+        start = first_pending_chunk(project, item.shot_id) if item.from_index is None else item.from_index
+        if start is None:
+            return []
+        return shot.chunks[start:start + len(item.seeds) if item.seeds is not None else None]
+
+    def _waiting_chunks(self) -> set[str]:
+        """Chunks that waiting requests will generate (they stay QUEUED when another request lets them go)."""
+        project = self._session.document.project if self._session is not None else None
+        return {chunk.id for item in self._queue for chunk in self._chunks_of(project, item)} if project else set()
+
+    # The queue --------------------------------------------------------------------------------
     def queue(self) -> list[QueueItem]:
-        """What the run will generate, in order: the shot under way first (when one is)."""
+        """What the run will generate, in order: the request under way first (when one is)."""
         if self._session is None or self._phase is RunPhase.IDLE:
             return []
         names = {shot.id: shot.name for shot in self._session.document.project.shots}
-        items = [QueueItem(self._shot[0], self._shot[1], None, current=True)] if self._shot[0] else []
-        return items + [QueueItem(shot_id, names[shot_id], index) for shot_id, index in self._queue
-                        if shot_id in names]
+        current = [(self._current, True)] if self._current is not None else []
+        return [QueueItem(item.id, item.shot_id, names[item.shot_id], item.from_index, is_current, item.label)
+                for item, is_current in current + [(item, False) for item in self._queue] if item.shot_id in names]
 
-    def move_queued(self, shot_id: str, offset: int) -> None:
-        """Move a waiting shot `offset` places later (negative: earlier) in the queue."""
-        position = next((i for i, (s, _) in enumerate(self._queue) if s == shot_id), None)
+    def move_queued(self, item_id: int, offset: int) -> None:
+        """Move a waiting request `offset` places later (negative: earlier) in the queue."""
+        position = next((i for i, item in enumerate(self._queue) if item.id == item_id), None)
         if position is None:
             return
         item = self._queue.pop(position)
         self._queue.insert(max(0, min(len(self._queue), position + offset)), item)
         self.queueChanged.emit()
 
-    def remove_queued(self, shot_id: str) -> None:
-        """Take a waiting shot out of the run (the shot under way is stopped with cancel, not removed)."""
-        if not any(s == shot_id for s, _ in self._queue):
+    def remove_queued(self, item_id: int) -> None:
+        """Take a waiting request out of the run (the one under way is stopped with cancel, not removed)."""
+        item = next((item for item in self._queue if item.id == item_id), None)
+        if item is None:
             return
-        self._queue = [(s, i) for s, i in self._queue if s != shot_id]
-        self._progress.estimates.pop(shot_id, None)
-        self._states.settle(shot_id)
+        self._queue.remove(item)
+        self._progress.estimates.pop(item.id, None)
+        project = self._session.document.project
+        # Its chunks are no longer queued, unless another request will make them or the one under way makes them.
+        current = set(self._job.plan.chunk_ids) if self._job is not None else \
+            {chunk.id for chunk in self._chunks_of(project, self._current)} if self._current is not None else set()
+        self._states.settle(chunk_ids={chunk.id for chunk in self._chunks_of(project, item)}
+                            - self._waiting_chunks() - current)
         self.queueChanged.emit()
         self._emit_progress()
 
     def pause(self) -> None:
-        """Hold the run: a running job stops within one step (its finished chunks kept); the shot goes back to
+        """Hold the run: a running job stops within one step (its finished chunks kept); its request goes back to
         the head of the queue and generates from its first chunk not done when the run is resumed."""
         if self._phase in (RunPhase.IDLE, RunPhase.PAUSED) or self._stop is not None or self._pausing:
             return
@@ -67,9 +202,18 @@ class RunQueue:
         return self._phase is RunPhase.PAUSED
 
     def _hold(self) -> None:
-        if self._shot[0]:
-            self._queue.insert(0, (self._shot[0], None))
-            self._mark_queued(self._session.document.project, self._shot[0], None)
-        self._shot = ("", "")
+        if self._current is not None and not self._replacing:
+            item = self._again(self._current)
+            self._queue.insert(0, item)
+            self._mark_queued(self._session.document.project, item)
+        self._current, self._replacing = None, False
         self._set_busy([])
         self._enter(RunPhase.PAUSED)
+
+    def _again(self, item: QueuedShot) -> QueuedShot:
+        """A stopped request, to go on later: once a chunk of it finished, a plain one goes on from its shot's
+        first chunk not done (it fills the take it made); otherwise, and for a variation, it is asked again as
+        it was (a variation's unfinished take stays as it is)."""
+        if item.seeds is not None or not self._progress.finished_in.get(item.id):
+            return item
+        return QueuedShot(item.id, item.shot_id, None, label=item.label)

@@ -58,19 +58,40 @@ TRANSITIONS: dict[RunPhase, frozenset[RunPhase]] = {
 
 
 @dataclass(frozen=True)
-class QueueItem:
-    """One shot of a run, as the queue view shows it."""
+class QueuedShot:
+    """One request in a run's queue: a shot from a chunk on, and how its plan is made (planning.plan_generation)."""
 
+    #: Unique in its controller: the queue's handle on it (move, remove), however often its shot is queued.
+    id: int
+    shot_id: str
+    #: The chunk it starts from (0-based; None: its first chunk that is not done).
+    from_index: int | None
+    #: A variation's seeds, one per chunk from `from_index` on (None: the chunks' own seeds).
+    seeds: tuple[int, ...] | None = None
+    #: Always make a new take (never fill the active one); and whether that take becomes the active one.
+    new_take: bool = False
+    activate: bool = True
+    #: What it is, beside its shot's name ("variation 2 of 4"; "" for a plain request).
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One request of a run, as the queue view shows it."""
+
+    id: int
     shot_id: str
     shot_name: str
     #: The chunk it starts from (0-based; None: its first chunk that is not done).
     from_index: int | None
-    #: True for the shot being planned or generated now (it cannot be moved or removed; Stop or Pause it).
+    #: True for the request being planned or generated now (it cannot be moved or removed; Stop or Pause it).
     current: bool = False
+    label: str = ""
 
     def text(self) -> str:
         start = f"from chunk {self.from_index + 1}" if self.from_index is not None else "the chunks not done"
-        return f"{self.shot_name} · {'generating' if self.current else start}"
+        return " · ".join([self.shot_name] + ([self.label] if self.label else []) +
+                          ["generating" if self.current else start])
 
 
 def clock_text(seconds: float) -> str:
@@ -193,8 +214,9 @@ class RunningJob:
     steps: int = 0
     steps_per_chunk: int = 0
     chunk_steps: dict[int, int] = field(default_factory=dict)  # request chunk index -> steps taken
-    broken: bool = False
-    shot_deleted: bool = False  # its shot was deleted during the run (said once)  # a write failed: later chunks of this job are not written (their context is gone)
+    broken: bool = False  # a write failed: later chunks of this job are not written (their context is gone)
+    shot_deleted: bool = False  # its shot was deleted during the run (said once)
+    item_id: int = 0  # the QueuedShot it generates
 
     def next_shot_chunk(self) -> int | None:
         """1-based place in the shot of the oldest chunk still being made (None before the engine reports)."""
@@ -219,9 +241,9 @@ class RunProgress:
     """Chunks a run will make (estimated per shot, exact once planned), chunks finished, time since it was asked for."""
 
     def __init__(self) -> None:
-        self.estimates: dict[str, int] = {}  # shot id -> chunks it will generate
+        self.estimates: dict[int, int] = {}  # queue item id -> chunks it will generate
         self.finished = 0
-        self.finished_in: dict[str, int] = {}  # shot id -> chunks it generated so far (a paused shot resumes)
+        self.finished_in: dict[int, int] = {}  # queue item id -> chunks it generated so far (a paused one resumes)
         self.timer = StepTimer()
         self._clock = QElapsedTimer()
 

@@ -3,9 +3,9 @@
     view = GenerationQueueView()
     view.set_generation(generation)      # a GenerationController: its queue(), queueChanged and phaseChanged
 
-The shot under way is listed first (it cannot be moved or removed: Pause or Stop it); the shots after it
-wait in the order they will be generated. The view holds no queue of its own: it redraws from the
-controller's `queue()` whenever the controller says it changed.
+The request under way is listed first (it cannot be moved or removed: Pause or Stop it); the requests
+after it (a shot, a shot from a chunk, one variation of a shot) wait in the order they will be generated.
+The view holds no queue of its own: it redraws from the controller's `queue()` whenever it says it changed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
 
 from magi_studio.theme import icon
 
-EMPTY_TEXT = "Nothing to generate. Generate queues every shot that is not done; it is listed here in order."
+EMPTY_TEXT = ("Nothing to generate. Generate queues every shot that is not done; what you generate during a run "
+              "joins it. It is listed here in order.")
 
 
 class GenerationQueueView(QWidget):
@@ -30,9 +31,9 @@ class GenerationQueueView(QWidget):
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.pause_button = self._button("pause", "Pause", "Pause the run after the current step (finished chunks "
                                          "are kept); Resume goes on from there")
-        self.up_button = self._button("chevron-up", "Move Up", "Generate the selected shot earlier")
-        self.down_button = self._button("chevron-down", "Move Down", "Generate the selected shot later")
-        self.remove_button = self._button("delete", "Remove", "Do not generate the selected shot in this run")
+        self.up_button = self._button("chevron-up", "Move Up", "Generate the selected request earlier")
+        self.down_button = self._button("chevron-down", "Move Down", "Generate the selected request later")
+        self.remove_button = self._button("delete", "Remove", "Do not generate the selected request in this run")
         self.pause_button.clicked.connect(self._toggle_pause)
         self.up_button.clicked.connect(lambda: self._move(-1))
         self.down_button.clicked.connect(lambda: self._move(1))
@@ -73,15 +74,15 @@ class GenerationQueueView(QWidget):
 
     def refresh(self) -> None:
         queue = self.generation.queue() if self.generation is not None else []
-        selected = self._selected_shot()
+        selected = self._selected_item()
         self.list.clear()
         for item in queue:
             row = QListWidgetItem(item.text())
-            row.setData(Qt.ItemDataRole.UserRole, item.shot_id)
+            row.setData(Qt.ItemDataRole.UserRole, item.id)
             if item.current:
                 row.setFlags(row.flags() & ~Qt.ItemFlag.ItemIsSelectable)
             self.list.addItem(row)
-            if item.shot_id == selected and not item.current:
+            if item.id == selected and not item.current:
                 self.list.setCurrentItem(row)
         self.list.setVisible(bool(queue))
         self.empty.setVisible(not queue)
@@ -91,7 +92,7 @@ class GenerationQueueView(QWidget):
         self.pause_button.setIcon(icon("play" if paused else "pause"))
         self._sync_buttons()
 
-    def _selected_shot(self) -> str | None:
+    def _selected_item(self) -> int | None:
         item = self.list.currentItem()
         return item.data(Qt.ItemDataRole.UserRole) if item is not None and item.isSelected() else None
 
@@ -99,7 +100,7 @@ class GenerationQueueView(QWidget):
         generating = self.generation is not None and self.generation.is_generating()
         self.pause_button.setEnabled(generating)
         row = self.list.currentRow()
-        waiting = self._selected_shot() is not None
+        waiting = self._selected_item() is not None
         self.up_button.setEnabled(waiting and row > 0 and bool(self.list.item(row - 1).flags()
                                                              & Qt.ItemFlag.ItemIsSelectable))
         self.down_button.setEnabled(waiting and row < self.list.count() - 1)
@@ -114,11 +115,11 @@ class GenerationQueueView(QWidget):
             self.generation.pause()
 
     def _move(self, offset: int) -> None:
-        shot_id = self._selected_shot()
-        if shot_id is not None:
-            self.generation.move_queued(shot_id, offset)
+        item_id = self._selected_item()
+        if item_id is not None:
+            self.generation.move_queued(item_id, offset)
 
     def _remove(self) -> None:
-        shot_id = self._selected_shot()
-        if shot_id is not None:
-            self.generation.remove_queued(shot_id)
+        item_id = self._selected_item()
+        if item_id is not None:
+            self.generation.remove_queued(item_id)

@@ -5,10 +5,12 @@ latents before N bit-exactly as a second take, job states, progress, busy shots 
 from __future__ import annotations
 
 import errno
+import random
 
 import numpy as np
 import pytest
 import torch
+from PySide6.QtCore import Qt
 
 from engine.events import ChunkFinished, Failed, StepProgress
 from magi_studio.controllers.generation import DENOISING, FAILED, IDLE, QUEUED, GenerationController, RunPhase
@@ -18,11 +20,13 @@ from magi_studio.document.invariants import check
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (ChunkState, ProjectSettings, active_path, chunk_states, new_project,
                                         new_shot, resolve_take)
+from magi_studio.document.run_marker import read_run_marker
 from magi_studio.document.store import AUTOSAVE, ProjectStore, load_recovery
 from magi_studio.document.take_commands import DeleteTake
 from magi_studio.player import ChunkState as PlayerState
 from magi_studio.player import FrameStore
 from magi_studio.undo import DocumentSession
+from magi_studio.widgets.generation_queue import GenerationQueueView
 
 PROMPTS = ("a red ball falls to the floor", "the blue square moves left", "a green triangle grows", "a red ball falls")
 
@@ -248,15 +252,100 @@ def test_the_project_model_is_loaded_first_and_a_failed_load_ends_the_run(qtbot,
     assert all(s.controller.chunk_job_state(c.id) == (IDLE, 0.0) for c in s.shot.chunks)
 
 
-def test_a_newer_request_supersedes_the_run_after_committing_its_finished_chunks(qtbot, studio):
+def test_regenerating_the_shot_under_way_from_a_chunk_it_reached_replaces_its_job(qtbot, studio):
     s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
+    other = new_shot(s.session.project, name="B", prompt=PROMPTS[2], seed=7)
+    s.session.push(AddShot(other))
+    s.controller.generate_storyboard()
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)  # chunk 1 finished, chunk 2 under way
+    qtbot.waitUntil(lambda: active_path(s.shot)[0] is not None, timeout=5000)
+    kept, old_seed = active_path(s.shot)[0], s.shot.chunks[0].seed
+    s.controller.regenerate_from(s.shot.id, 0)  # before the chunk being denoised: the job stops, this goes first
+    assert [(i.shot_name, i.from_index, i.current) for i in s.controller.queue()] == [
+        ("Shot 1", None, True), ("Shot 1", 0, False), ("B", None, False)]
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and not s.recorder.errors  # one run: the queue went on
+    other = s.session.project.shot(other.id)
+    assert None not in active_path(s.shot) and None not in active_path(other)
+    first, second = s.shot.takes
+    assert list(first.results.values()) == [kept]  # the replaced job kept its finished chunk, and made no other
+    assert s.shot.active_take_id == second.id and kept not in active_path(s.shot)
+    new_seed = s.shot.chunks[0].seed
+    assert new_seed != old_seed and second.specs[s.shot.chunks[0].id].seed == new_seed
+    assert [len(r.chunks) for r in s.requests] == [4, 4, 1]  # Shot 1's job (stopped), Shot 1 again, B
+    assert s.requests[1].chunks[0].seed == new_seed
+    assert s.recorder.busy == [[s.shot.id], [other.id], []]
+
+
+def test_a_request_during_a_run_joins_its_queue_in_order_and_a_paused_run_waits_with_it(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0, chunks=3)
+    project = s.session.project
+    for name in ("B", "C"):
+        s.session.push(AddShot(new_shot(project, name=name, prompt=PROMPTS[2], seed=7)))
+    b, c = project.shots[1:]
     s.controller.generate_shot(s.shot.id)
     qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
-    s.controller.generate_from(s.shot.id, 0)  # while the first run is held
+    s.controller.generate_shot(c.id)
+    s.controller.generate_storyboard()  # Shot 1 (again: after its job, it finds nothing left) and B; C waits already
+    s.controller.regenerate_from(s.shot.id, 2)  # a chunk the job has not reached: it waits behind the job
+    names = [(i.shot_name, i.from_index, i.current) for i in s.controller.queue()]
+    assert names == [("Shot 1", None, True), ("C", None, False), ("Shot 1", None, False), ("B", None, False),
+                     ("Shot 1", 2, False)]
+    assert s.controller.chunk_job_state(c.chunks[0].id)[0] == QUEUED
+    marked = read_run_marker(s.session.store.path).chunks  # a restart would offer what joined the run too
+    assert [chunk_id for _, chunk_id in marked] == [chunk.id for shot in (s.shot, c, b) for chunk in shot.chunks]
+    assert s.controller.progress().chunks == 3 + 1 + 3 + 1 + 1  # an estimate until each request is planned
+    s.controller.pause()
     s.engine.resume()
-    wait_run(qtbot, s, 2)
-    assert s.recorder.ends == ["cancelled", "finished"]
-    assert len(s.shot.takes) == 2 and None not in active_path(s.shot)
+    qtbot.waitUntil(s.controller.is_paused, timeout=10_000)
+    s.controller.generate_from(b.id, 0)  # a paused run stays paused: the request joins its queue
+    assert s.controller.is_paused() and [i.shot_name for i in s.controller.queue()][-1] == "B"
+    s.controller.resume_paused()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and not s.recorder.errors
+    assert [busy for busy in s.recorder.busy if busy] == [[s.shot.id], [s.shot.id], [c.id], [s.shot.id], [b.id],
+                                                        [s.shot.id], [b.id]]
+    assert len(s.shot.takes) == 2 and len(b.takes) == 2 and len(c.takes) == 1
+    assert all(None not in active_path(shot) for shot in project.shots)
+    assert s.recorder.progress[-1].chunks == s.recorder.progress[-1].chunk  # the count came out exact
+
+
+def test_variations_are_queue_items_that_make_sibling_takes_none_of_them_active(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0, chunks=2)
+    s.controller.generate_shot(s.shot.id)
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    [lone] = s.controller.generate_variations(s.shot.id, 1, 1)
+    s.controller.remove_queued(lone)  # taken out again: the job under way still makes chunk 2, and says so
+    assert s.controller.chunk_job_state(s.shot.chunks[1].id)[0] in (QUEUED, DENOISING)
+    ids = s.controller.generate_variations(s.shot.id, 1, 3, rng=random.Random(3))  # during the run: behind it
+    assert [i.text() for i in s.controller.queue()] == ["Shot 1 · generating"] + [
+        f"Shot 1 · variation {n} of 3 · from chunk 2" for n in (1, 2, 3)]
+    assert [i.id for i in s.controller.queue()[1:]] == ids
+    view = GenerationQueueView()  # the queue panel: the same rows; its buttons move and remove one variation
+    qtbot.addWidget(view)
+    view.set_generation(s.controller)
+    assert view.items() == [i.text() for i in s.controller.queue()]
+    view.list.setCurrentRow(3)
+    for _ in range(2):
+        qtbot.mouseClick(view.up_button, Qt.MouseButton.LeftButton)
+    view.list.setCurrentRow(3)
+    qtbot.mouseClick(view.remove_button, Qt.MouseButton.LeftButton)
+    assert [i.label for i in s.controller.queue()[1:]] == ["variation 3 of 3", "variation 1 of 3"]
+    assert view.items()[1:] == ["Shot 1 · variation 3 of 3 · from chunk 2",
+                                "Shot 1 · variation 1 of 3 · from chunk 2"]
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and not s.recorder.errors and view.items() == []
+    first = s.shot.takes[0]
+    variations = s.shot.takes[1:]
+    assert s.shot.active_take_id == first.id and len(variations) == 2  # none made active
+    assert None not in active_path(s.shot) and all(None not in resolve_take(s.shot, t.id) for t in variations)
+    assert all(t.parent_id == first.id and t.first_chunk_id == s.shot.chunks[1].id for t in variations)
+    seeds = [t.specs[s.shot.chunks[1].id].seed for t in variations]
+    assert len(set(seeds)) == 2 and first.specs[s.shot.chunks[1].id].seed not in seeds
+    assert [r.chunks[0].seed for r in s.requests[1:]] == seeds  # each job ran with its variation's seed, in order
+    assert s.recorder.busy == [[s.shot.id], []]
 
 
 def test_a_chunk_deleted_while_it_is_generated_comes_back_with_its_result_and_the_user_is_told(qtbot, studio):
@@ -348,9 +437,10 @@ def test_the_queue_shows_the_run_in_order_and_can_be_reordered_trimmed_paused_an
     s.controller.generate_storyboard()
     qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)  # Shot 1's first chunk is finished
     assert [(i.shot_name, i.current) for i in s.controller.queue()] == [("Shot 1", True), ("B", False), ("C", False)]
-    s.controller.move_queued(c.id, -1)
+    by_shot = {i.shot_id: i.id for i in s.controller.queue()}
+    s.controller.move_queued(by_shot[c.id], -1)
     assert [i.shot_name for i in s.controller.queue()] == ["Shot 1", "C", "B"] and changes[-1] == ["Shot 1", "C", "B"]
-    s.controller.remove_queued(b.id)
+    s.controller.remove_queued(by_shot[b.id])
     assert [i.shot_name for i in s.controller.queue()] == ["Shot 1", "C"]
     assert s.controller.chunk_job_state(b.chunks[0].id)[0] == IDLE  # no longer queued on its card
     s.controller.pause()

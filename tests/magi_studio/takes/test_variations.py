@@ -1,6 +1,7 @@
 """Generate Variations: N takes of a shot from a chunk on, each with new seeds, through the real generation
 controller and the tiny model; the takes are siblings under the take they branch from, their seeds
-differ, each comes back done when made active, and the menu action asks how many."""
+differ, each comes back done when made active, and the menu action asks how many and queues them, behind a
+run going on."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from magi_studio.document.model import ChunkState, ProjectSettings, chunk_states
 from magi_studio.document.store import ProjectStore
 from magi_studio.document.take_commands import SetActiveTake
 from magi_studio.takes import TakesView
-from magi_studio.takes import view as view_module
 from magi_studio.takes.variations import VariationRun
 from magi_studio.undo import DocumentSession
 
@@ -43,6 +43,7 @@ def test_three_variations_are_sibling_takes_with_distinct_seeds(qtbot, tmp_path,
         assert runs.running and runs.progress_text() == "Variation 1 of 3"
         qtbot.waitUntil(lambda: bool(ended), timeout=60_000)
         assert ended == [(3, "finished")] and not runs.running
+        assert shot.active_take_id == first  # none of them made active: the user picks one
         variations = [t for t in shot.takes if t.id != first]
         assert len(variations) == 3 and all(t.parent_id == first for t in variations)  # siblings
         assert all(t.first_chunk_id == shot.chunks[1].id for t in variations)
@@ -57,8 +58,8 @@ def test_three_variations_are_sibling_takes_with_distinct_seeds(qtbot, tmp_path,
         controller.stop(timeout_ms=5000)
 
 
-def test_the_menu_action_asks_how_many_and_refuses_while_a_run_goes_on(qtbot, tmp_path, monkeypatch, engine_worker,
-                                                                     pausing_session_factory):
+def test_the_menu_action_asks_how_many_and_queues_them_behind_a_run_going_on(qtbot, tmp_path, engine_worker,
+                                                                           pausing_session_factory):
     engine = pausing_session_factory(lambda event: True)  # holds the engine on its first event
     job = engine_worker.use_session(engine)
     qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
@@ -70,17 +71,24 @@ def test_the_menu_action_asks_how_many_and_refuses_while_a_run_goes_on(qtbot, tm
         view.set_session(session)
         view.set_generation(controller)
         shot = session.project.shots[0]
-        session.select(shot.id, shot.chunks[1].id)
+        session.select(shot.id, shot.chunks[0].id)
         asked = []
         view.ask_variation_count = lambda name, index: asked.append((name, index)) or None
-        assert not view.generate_variations() and asked == [("Shot 1", 1)]  # cancelled: nothing starts
+        assert not view.generate_variations() and asked == [("Shot 1", 0)]  # cancelled: nothing starts
         assert not controller.is_generating()
         controller.generate_shot(shot.id)
-        warnings = []
+        ended = []
+        view.variations.ended.connect(lambda made, outcome: ended.append((made, outcome)))
         view.ask_variation_count = lambda name, index: 2
-        monkeypatch.setattr(view_module.QMessageBox, "warning", lambda parent, title, text: warnings.append(text))
-        assert not view.generate_variations()
-        assert warnings == ["A generation is running; variations can start when it has finished."]
+        assert view.generate_variations()
+        assert [item.text() for item in controller.queue()] == [
+            "Shot 1 · generating", "Shot 1 · variation 1 of 2 · from chunk 1",
+            "Shot 1 · variation 2 of 2 · from chunk 1"]
+        assert view.variations.running and view.variations.progress_text() == "waiting in the queue"
+        controller.cancel()  # the run stops: so do the variations, none made
+        engine.resume()
+        qtbot.waitUntil(lambda: bool(ended), timeout=10_000)
+        assert ended == [(0, "cancelled")] and not view.variations.running
     finally:
         engine.resume()
         controller.stop(timeout_ms=5000)
