@@ -149,6 +149,9 @@ class MainWindow(QMainWindow):
         self.action_set = ActionSet(self)
         for action_id, name in GLYPH_ICONS.items():
             self.action_set[action_id].setIcon(glyph(name))
+        #: (tool tip, status tip) of the actions that generate from the selected chunk on, shown while it can be.
+        self._generate_from_tips = {action_id: (self.action_set[action_id].toolTip(), self.action_set[action_id].statusTip())
+                                    for action_id in ("generate.from", "generate.regenerate", "generate.variations")}
         self.action_set.fill_menu_bar(self.menuBar())
         self.toolbar = QToolBar("Main")
         self.toolbar.setObjectName("MainToolBar")
@@ -332,6 +335,11 @@ class MainWindow(QMainWindow):
         for action_id, key in EDIT_AVAILABILITY.items():
             self.action_set[action_id].setEnabled(available[key])
         self.action_set["generate.run"].setEnabled(self.generation is not None and self.session is not None)
+        waiting = self.timeline.missing_context()  # disabled for it: the tips say why
+        for action_id, tips in self._generate_from_tips.items():
+            action = self.action_set[action_id]
+            action.setToolTip(waiting or tips[0])
+            action.setStatusTip(waiting or tips[1])
         chunk = self.timeline.selected_chunk()
         self.action_set["edit.lock_seed"].setText("Unloc&k Seed" if chunk and chunk.seed_locked else "Loc&k Seed")
 

@@ -43,7 +43,8 @@ from engine.requests import MAX_PROMPT_CHARS, ChunkSpec, GenerationRequest
 from engine.video_io import load_image
 from magi_studio.document.commands import Command, InsertChunk, MacroCommand, SetSeed
 from magi_studio.document.errors import ProjectError
-from magi_studio.document.model import (CONTEXT_CHUNKS, Chunk, ChunkResult, ChunkState, Project, ProjectSettings, Take,
+from magi_studio.document.model import (CONTEXT_CHUNKS, Chunk, ChunkResult, ChunkState, Project, ProjectSettings, Shot,
+                                        Take,
                                         TakeSpec, active_path, chunk_states, context_prefix, first_pending_chunk,
                                         joined_prompt, new_id, next_take_name, reference_fingerprint, resolve_take,
                                         take_boundary, take_chain)
@@ -100,6 +101,21 @@ class GenerationPlan:
     @property
     def creates_take(self) -> bool:
         return self.extend_take_id is None
+
+
+def missing_context(project: Project, shot: Shot, from_index: int) -> str | None:
+    """Why generating `shot` from chunk `from_index` on would be refused for want of its context (the chunks
+    before it, and the end of the shot it continues), as one sentence; None when they are all generated.
+    plan_generation's own conditions, so that Generate / Regenerate From can be disabled beforehand."""
+    path = active_path(shot)
+    missing = next((index for index in range(from_index) if path[index] is None), None)
+    if missing is not None:
+        return f"Generate the chunks before it first: chunk {missing + 1} of {shot.name} is not generated yet."
+    prefix = context_prefix(project, shot)
+    if prefix and any(r is None for r in prefix[-CONTEXT_CHUNKS:]):
+        return (f"Generate the chunks before it first: {shot.name} continues the shot before it, "
+                "whose last chunks are not generated yet.")
+    return None
 
 
 def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, *,

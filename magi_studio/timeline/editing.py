@@ -12,6 +12,7 @@ from PySide6.QtCore import QMetaMethod, Qt
 from PySide6.QtWidgets import QFileDialog
 
 from magi_studio.document.commands import DeleteShot, SetReferenceImage, SetShotStart
+from magi_studio.document.planning import missing_context
 from magi_studio.timeline import edits
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
@@ -35,6 +36,7 @@ class TimelineEditing:
         project = session.project if session else None
         index = shot.chunk_index(selected[1]) if selected else 0
         position = project.shot_index(shot.id) if shot else 0
+        ready = selected is not None and not self.missing_context()  # its earlier chunks are generated
         return {
             "document": session is not None,
             "add": bool(project and project.shots),
@@ -44,10 +46,19 @@ class TimelineEditing:
             "move_left": selected is not None and (index > 0 or position > 0),
             "move_right": selected is not None and (index < len(shot.chunks) - 1 or position < len(project.shots) - 1),
             "split": selected is not None and index > 0,
-            "regenerate": selected is not None and self.has_listeners(self.regenerateRequested),
-            "generate_from": selected is not None and self.has_listeners(self.generateFromRequested),
+            "regenerate": ready and self.has_listeners(self.regenerateRequested),
+            "generate_from": ready and self.has_listeners(self.generateFromRequested),
             "generate_shot": shot is not None and self.has_listeners(self.generateShotRequested),
         }
+
+    def missing_context(self) -> str:
+        """Why the selected chunk cannot be generated from yet (its earlier chunks, or the end of the shot
+        it continues, are not generated), in one sentence; '' when it can or nothing is selected."""
+        selected = self._selected()
+        if selected is None:
+            return ""
+        shot = self.session.project.shot(selected[0])
+        return missing_context(self.session.project, shot, shot.chunk_index(selected[1])) or ""
 
     def _selected(self) -> tuple[str, str] | None:
         session = self.session

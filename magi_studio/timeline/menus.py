@@ -32,6 +32,7 @@ def _add(menu: QMenu, text: str, call, *, action_id: str | None = None, icon_=No
         action.setChecked(checked)
     if tip:
         action.setToolTip(tip)
+        action.setStatusTip(tip)
     action.triggered.connect(lambda _checked=False: call())
     return action
 
@@ -45,18 +46,19 @@ def card_menu(view, card) -> QMenu:
     chunk = shot.chunks[index]
     last_chunk = sum(len(s.chunks) for s in project.shots) <= 1
     shot_position = project.shot_index(shot.id)
+    waiting = view.missing_context()  # its earlier chunks are not generated: a run would be refused
     menu = QMenu(view)
     menu.setObjectName("ChunkMenu")
     menu.setToolTipsVisible(True)
     # The two differ only in the seed; the entries say so, since a director picks between them by it.
     _add(menu, "Regenerate From Here (New Seed)", view.request_regenerate, action_id="generate.regenerate",
-         icon_=icon("regenerate"), enabled=view.has_listeners(view.regenerateRequested),
-         tip="Keep the chunks before this one; make this one again with a new seed (unless its seed is locked "
-             "or was edited), and the rest after it, as a new take")
+         icon_=icon("regenerate"), enabled=not waiting and view.has_listeners(view.regenerateRequested),
+         tip=waiting or "Keep the chunks before this one; make this one again with a new seed (unless its seed is "
+                        "locked or was edited), and the rest after it, as a new take")
     _add(menu, "Generate From Here (Same Seed)", view.request_generate_from, action_id="generate.from",
-         enabled=view.has_listeners(view.generateFromRequested),
-         tip="Keep the chunks before this one; generate this one and the rest of the shot with the seeds on "
-             "their cards (the same result again, unless a prompt or setting changed)")
+         enabled=not waiting and view.has_listeners(view.generateFromRequested),
+         tip=waiting or "Keep the chunks before this one; generate this one and the rest of the shot with the seeds "
+                        "on their cards (the same result again, unless a prompt or setting changed)")
     _add(menu, f"Generate {shot.name}", lambda: view.request_generate_shot(shot.id), action_id="generate.shot",
          icon_=icon("generate"), enabled=view.has_listeners(view.generateShotRequested))
     menu.addSeparator()

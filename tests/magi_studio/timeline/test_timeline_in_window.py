@@ -14,7 +14,8 @@ from magi_studio.document.commands import SetPrompt
 from magi_studio.main_window import MainWindow
 from magi_studio.undo import DocumentSession
 from tests.magi_studio.document.fakes import rich_project
-from tests.magi_studio.timeline.helpers import drop, file_mime
+from magi_studio.timeline import menus
+from tests.magi_studio.timeline.helpers import drop, file_mime, menu_action
 
 
 @pytest.fixture
@@ -214,3 +215,37 @@ def test_a_generation_controller_is_wired_to_actions_cards_and_undo(qtbot, windo
     generation.busyShotsChanged.emit([])
     window.undo()
     assert window.session.project.shots[0].chunks[0].prompt == "a red ball falls"
+
+
+def test_generate_from_waits_for_the_chunks_before_it_with_a_tip_saying_so(qtbot, window, tmp_path):
+    project, store = rich_project(tmp_path)  # Shot 3 continues Shot 2 (generated) and has no frames yet
+    window.set_document_session(DocumentSession(project, store, window))
+    window.attach_generation(FakeGeneration())
+    _, second, third = project.shots
+    actions = [window.action_set[a] for a in ("generate.from", "generate.regenerate", "generate.variations")]
+    entries = ("Generate From Here (Same Seed)", "Regenerate From Here (New Seed)")
+
+    def shot_of(chunk):
+        return next(s for s in project.shots if chunk in s.chunks)
+
+    def offered(chunk) -> list[tuple[bool, str, str]]:
+        window.session.select(shot_of(chunk).id, chunk.id)
+        menu = menus.card_menu(window.timeline, window.timeline.card(chunk.id))
+        shown = [(a.isEnabled(), a.toolTip(), a.statusTip()) for a in actions]
+        shown += [(e.isEnabled(), e.toolTip(), e.statusTip()) for e in (menu_action(menu, text) for text in entries)]
+        menu.deleteLater()
+        return shown
+
+    waiting = "Generate the chunks before it first: chunk 1 of Shot 3 is not generated yet."
+    assert offered(third.chunks[1]) == [(False, waiting, waiting)] * 5
+    ready = offered(third.chunks[0])  # its context, the end of Shot 2, is generated
+    assert all(enabled and waiting not in tip for enabled, tip, _ in ready)
+    assert ready[0][1:] == ("Generate From Chunk (Ctrl+G)", "Keep the chunks before the selected one; generate it "
+                            "and the rest of its shot")
+    window.session.select(second.id, second.chunks[-1].id)
+    window.action_set["edit.add_chunk"].trigger()  # Shot 2 ends in a chunk with no frames: Shot 3 waits for it
+    continued = ("Generate the chunks before it first: Shot 3 continues the shot before it, whose last chunks are "
+                 "not generated yet.")
+    assert offered(third.chunks[0]) == [(False, continued, continued)] * 5
+    window.undo()
+    assert offered(third.chunks[0]) == ready
