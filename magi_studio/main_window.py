@@ -299,6 +299,7 @@ class MainWindow(QMainWindow):
         generation.noticeReported.connect(self.report_notice)
         generation.busyShotsChanged.connect(self._on_busy_shots)
         generation.generatingChanged.connect(self._on_generating)
+        generation.queueChanged.connect(self._on_run_queue)
         generation.resultFrames.connect(self.player_sync.remember_frames)  # no decoding on the GUI thread
         self.queue_view.set_generation(generation)
         self.timeline.regenerateRequested.connect(self._regenerate_from)
@@ -309,6 +310,7 @@ class MainWindow(QMainWindow):
         self._sync_undo_actions()
 
     def _on_generating(self, running: bool) -> None:
+        self._on_run_queue()
         if running:
             self.statusBar().clearMessage()  # how the last run ended is old news
         self._on_engine_state(self.worker.state.value)
@@ -328,6 +330,12 @@ class MainWindow(QMainWindow):
     def _on_busy_shots(self, shot_ids: list) -> None:
         self.history_view.setEnabled(not shot_ids)  # clicking the history is an undo too
         self._sync_undo_actions()
+        self._on_run_queue()
+
+    def _on_run_queue(self) -> None:
+        # Generate From a chunk whose earlier chunks the run is still making queues behind it: enabled.
+        self.timeline.shots_in_run = frozenset(item.shot_id for item in self.generation.queue())
+        self.refresh_actions()
 
     def refresh_actions(self, *_args) -> None:
         """Enable the editing actions the selection allows (controllers call this after connecting)."""

@@ -53,12 +53,17 @@ class TimelineEditing:
 
     def missing_context(self) -> str:
         """Why the selected chunk cannot be generated from yet (its earlier chunks, or the end of the shot
-        it continues, are not generated), in one sentence; '' when it can or nothing is selected."""
+        it continues, are not generated), in one sentence; '' when it can or nothing is selected. A shot the
+        run is making or will make (shots_in_run) counts as on its way: a request queues behind it."""
         selected = self._selected()
         if selected is None:
             return ""
-        shot = self.session.project.shot(selected[0])
-        return missing_context(self.session.project, shot, shot.chunk_index(selected[1])) or ""
+        project = self.session.project
+        shot = project.shot(selected[0])
+        position = project.shot_index(shot.id)
+        if shot.id in self.shots_in_run or (position > 0 and project.shots[position - 1].id in self.shots_in_run):
+            return ""
+        return missing_context(project, shot, shot.chunk_index(selected[1])) or ""
 
     def _selected(self) -> tuple[str, str] | None:
         session = self.session

@@ -65,6 +65,8 @@ class TimelineView(QWidget, TimelineEditing):
         self.models = TimelineModels()
         self._thumb_width = thumb_width(128, 128)
         self.zoom_level = DEFAULT_ZOOM
+        #: Ids of the shots the generation run is making or has queued (the window keeps it up to date).
+        self.shots_in_run: frozenset[str] = frozenset()
         self._selected_card = ""  # the chunk id whose card shows the selection
         self._columns_pending: list[ChunkCard] = []  # cards whose text column a zoom has still to show or hide
         self._overview_seen: list | None = None  # what the overview drew: redrawn only when it changes

@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication
 
+from magi_studio.controllers.run_state import QueueItem
 from magi_studio.document.commands import SetPrompt
 from magi_studio.main_window import MainWindow
 from magi_studio.undo import DocumentSession
@@ -220,7 +221,8 @@ def test_a_generation_controller_is_wired_to_actions_cards_and_undo(qtbot, windo
 def test_generate_from_waits_for_the_chunks_before_it_with_a_tip_saying_so(qtbot, window, tmp_path):
     project, store = rich_project(tmp_path)  # Shot 3 continues Shot 2 (generated) and has no frames yet
     window.set_document_session(DocumentSession(project, store, window))
-    window.attach_generation(FakeGeneration())
+    generation = FakeGeneration()
+    window.attach_generation(generation)
     _, second, third = project.shots
     actions = [window.action_set[a] for a in ("generate.from", "generate.regenerate", "generate.variations")]
     entries = ("Generate From Here (Same Seed)", "Regenerate From Here (New Seed)")
@@ -246,6 +248,12 @@ def test_generate_from_waits_for_the_chunks_before_it_with_a_tip_saying_so(qtbot
     window.action_set["edit.add_chunk"].trigger()  # Shot 2 ends in a chunk with no frames: Shot 3 waits for it
     continued = ("Generate the chunks before it first: Shot 3 continues the shot before it, whose last chunks are "
                  "not generated yet.")
+    assert offered(third.chunks[0]) == [(False, continued, continued)] * 5
+    generation.queue = lambda: [QueueItem(1, second.id, second.name, None, True)]  # a run makes Shot 2: a request queues behind it
+    generation.queueChanged.emit()
+    assert offered(third.chunks[0]) == ready and offered(third.chunks[1])[:3] == ready[:3]
+    generation.queue = lambda: []
+    generation.generatingChanged.emit(False)
     assert offered(third.chunks[0]) == [(False, continued, continued)] * 5
     window.undo()
     assert offered(third.chunks[0]) == ready
