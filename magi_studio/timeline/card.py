@@ -7,21 +7,31 @@ A card is a view of one chunk and holds no truth: `show_model(model)` paints a C
 derived from the document, and every edit leaves as a signal (promptEdited, seedEdited, lockToggled)
 that the timeline turns into a document command. Setting the text from the document never echoes
 back as an edit, and never moves the caret of a field being typed in unless the text really differs.
+
+A stale or damaged chunk shows a "Regenerate" button over the foot of its picture (regenerateClicked;
+the timeline turns it into Generate From Here). It floats outside the card's layouts, so showing it
+moves nothing, and it never takes the keyboard focus from a field being typed in.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QKeySequence, QRegularExpressionValidator
+from PySide6.QtGui import QIcon, QKeySequence, QRegularExpressionValidator
 from PySide6.QtWidgets import (QApplication, QFrame, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QToolButton,
                                QVBoxLayout, QWidget)
 
 from engine.requests import MAX_PROMPT_CHARS, MAX_SEED
 from magi_studio.document.model import joined_prompt
+from magi_studio.theme.icons import icon_file, svg_pixmap
 from magi_studio.timeline.glyphs import glyph
-from magi_studio.timeline.style import (CARD_PADDING, DENOISING, DONE, STALE, STATE_TEXT, STATE_TIPS, TEXT_WIDTH,
+from magi_studio.timeline.style import (CARD_PADDING, DAMAGED, DENOISING, DONE, STALE, STATE_TEXT, STATE_TIPS, TEXT_WIDTH,
                                         THUMB_HEIGHT, set_style_property)
 from magi_studio.timeline.thumbnail import CardModel, ThumbnailView
+
+
+def _dark_icon(name: str) -> QIcon:
+    """The theme's icon `name` drawn in the dark text colour of a light button."""
+    return QIcon(svg_pixmap(icon_file(name).read_text(encoding="utf-8"), 28, "#15171c"))
 
 
 class PromptEdit(QPlainTextEdit):
@@ -117,6 +127,32 @@ class SeedEdit(QLineEdit):
         self.focused.emit()
 
 
+class PassiveButton(QToolButton):
+    """A button whose click leaves the keyboard focus where it is.
+
+    A click on a NoFocus widget gives the focus to the nearest ancestor that takes click focus (here the
+    storyboard strip), unless one on the way already has it; while the mouse is over the button it names
+    the focused widget as its focus proxy, which counts as having it, so typing goes on after the click.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+    def enterEvent(self, event) -> None:
+        focused = QApplication.focusWidget()
+        self.setFocusProxy(focused if focused is not None and focused.window() is self.window() else None)
+        super().enterEvent(event)
+
+    def leaveEvent(self, event) -> None:
+        self.setFocusProxy(None)
+        super().leaveEvent(event)
+
+    def hideEvent(self, event) -> None:
+        self.setFocusProxy(None)
+        super().hideEvent(event)
+
+
 class ChunkCard(QFrame):
     """One chunk of the storyboard (see the module docstring)."""
 
@@ -132,6 +168,8 @@ class ChunkCard(QFrame):
     menuRequested = Signal(object, QPoint)
     #: The mouse was dragged from the card: the timeline starts a drag to reorder it.
     dragRequested = Signal(object)
+    #: The Regenerate button of a stale or damaged card was clicked: generate from this chunk (same seed).
+    regenerateClicked = Signal(object)
 
     def __init__(self, thumb_width: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -166,6 +204,15 @@ class ChunkCard(QFrame):
         self.more.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.more.setToolTip("Chunk actions")
         self.more.setAccessibleName("Chunk actions")
+        self.regenerate = PassiveButton(self)  # over the picture, in no layout: showing it moves nothing
+        self.regenerate.setObjectName("CardRegenerate")
+        self.regenerate.setText("Regenerate")
+        self.regenerate.setAccessibleName("Regenerate")
+        self.regenerate.setIcon(_dark_icon("regenerate"))  # on the button's amber, as its label is
+        self.regenerate.setIconSize(QSize(14, 14))
+        self.regenerate.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.regenerate.hide()
+        self._regenerate_fits = True
 
         header = QHBoxLayout()
         header.setSpacing(6)
@@ -193,6 +240,7 @@ class ChunkCard(QFrame):
         self._hidden_by_zoom: list[QWidget] = []
         self.text_width = TEXT_WIDTH
         self.set_thumb_width(thumb_width)
+        self.regenerate.raise_()  # above the picture, which the layout made a child after it
 
         self.prompt.textChanged.connect(lambda: self.promptEdited.emit(self, self.prompt.text()))
         self.prompt.focused.connect(lambda: self.activated.emit(self))
@@ -202,6 +250,7 @@ class ChunkCard(QFrame):
         self.lock.toggled.connect(lambda locked: self.lockToggled.emit(self, locked))
         self.more.clicked.connect(
             lambda: self.menuRequested.emit(self, self.more.mapToGlobal(QPoint(0, self.more.height()))))
+        self.regenerate.clicked.connect(lambda: self.regenerateClicked.emit(self))
 
     def show_shot_prompt(self, shot_prompt: str) -> None:
         """Say what the chunk's text adds to (the placeholder) and what the engine receives (the tooltip)."""
@@ -230,6 +279,22 @@ class ChunkCard(QFrame):
             self.show_column()
         gap = 10 if text_width else 0
         self.setFixedSize(2 * CARD_PADDING + thumb_width + gap + text_width, 2 * CARD_PADDING + THUMB_HEIGHT)
+        self._place_regenerate()
+        self._show_regenerate()
+
+    def _place_regenerate(self) -> None:
+        """Centre the Regenerate button on the foot of the picture: its label where the picture is wide
+        enough, its icon alone where a zoom made it narrow, nothing where even that does not fit."""
+        button, picture = self.regenerate, self.thumbnail.maximumSize()
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        button.ensurePolished()
+        hint = button.sizeHint()
+        if hint.width() + 8 > picture.width():
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+            hint = button.sizeHint()
+        self._regenerate_fits = hint.width() + 4 <= picture.width()
+        button.setGeometry(CARD_PADDING + (picture.width() - hint.width()) // 2,
+                           CARD_PADDING + picture.height() - hint.height() - 6, hint.width(), hint.height())
 
     def show_column(self) -> None:
         """Show the text column if the card's width has room for it, else hide it."""
@@ -284,7 +349,23 @@ class ChunkCard(QFrame):
                              if model.seed_locked else "Seed unlocked: a new seed is drawn when this chunk is "
                                                        "regenerated (click to lock)")
         self.thumbnail.show_model(model)
+        self._show_regenerate()
         self.setToolTip("" if model.state not in (STALE, DONE) else STATE_TIPS[model.state])
+
+    def _show_regenerate(self) -> None:
+        state = self.model.state if self.model is not None else ""
+        wanted = state in (STALE, DAMAGED)
+        if wanted:
+            tip = ("Generate this chunk and the rest of its shot again with the seeds on their cards "
+                   "(Generate From Here); the old frames are kept as a take") if state == STALE else STATE_TIPS[DAMAGED]
+            if self.regenerate.toolTip() != tip:
+                self.regenerate.setToolTip(tip)
+            set_style_property(self.regenerate, "state", state)
+            if self.regenerate.isHidden():
+                self._place_regenerate()  # polished by now: its size is the style sheet's
+            wanted = self._regenerate_fits
+        if wanted == self.regenerate.isHidden():
+            self.regenerate.setVisible(wanted)
 
     def set_selected(self, selected: bool) -> None:
         set_style_property(self, "selected", selected)

@@ -106,4 +106,10 @@ TIMELINE_QSS = """
 #SeedLabel { color: #6b7280; }
 #ChunkCard QToolButton { padding: 1px; border-radius: 5px; }
 #ChunkCard QToolButton:checked { background: #332f5c; border-color: #5a4fd0; }
+#ChunkCard #CardRegenerate { background: #f3c060; color: #15171c; border: 1px solid #15171c; border-radius: 6px;
+                             padding: 2px 9px; font-size: 8pt; font-weight: bold; }
+#ChunkCard #CardRegenerate:hover { background: #ffd784; }
+#ChunkCard #CardRegenerate:pressed { background: #d9a441; }
+#ChunkCard #CardRegenerate[state="damaged"] { background: #ff8a82; }
+#ChunkCard #CardRegenerate[state="damaged"]:hover { background: #ffaaa4; }
 """

@@ -353,6 +353,7 @@ class TimelineView(QWidget, TimelineEditing):
             edits.set_seed_locked(self.session.project, c.shot_id, c.chunk_id, locked)))
         card.menuRequested.connect(lambda c, pos: self._popup(menus.card_menu(self, c), pos))
         card.dragRequested.connect(self._start_drag)
+        card.regenerateClicked.connect(self._on_card_regenerate)
         self._cards[chunk_id] = card
         return card
 
@@ -413,6 +414,12 @@ class TimelineView(QWidget, TimelineEditing):
         self._on_card_activated(card)
         self.strip.setFocus(Qt.FocusReason.MouseFocusReason)
         self.chunkClicked.emit(card.chunk_id)
+
+    def _on_card_regenerate(self, card: ChunkCard) -> None:
+        """The card's Regenerate button: the menu's Generate From Here, for that card's chunk."""
+        if self.session is not None:
+            self.session.select(card.shot_id, card.chunk_id)
+            self.request_generate_from()
 
     def _on_prompt_left(self, card: ChunkCard) -> None:
         if self.session is not None:

@@ -28,6 +28,8 @@ def test_a_damaged_chunk_shows_its_badge_and_a_hole_and_the_others_play(editor):
     cards = editor.timeline.cards()
     assert [c.badge.text() for c in cards] == [STATE_TEXT["done"], STATE_TEXT["damaged"], STATE_TEXT["done"]]
     assert "missing or unreadable" in cards[1].badge.toolTip()
+    assert [c.regenerate.isHidden() for c in cards] == [True, False, True]  # the damaged one offers to regenerate
+    assert cards[1].regenerate.text() == "Regenerate" and "missing or unreadable" in cards[1].regenerate.toolTip()
     assert "1 damaged" in editor.timeline.summary.text()
     assert [editor.player.store.state(p) for p in range(3)] == [ChunkState.FRAMES, ChunkState.UNREADABLE,
                                                                ChunkState.FRAMES]

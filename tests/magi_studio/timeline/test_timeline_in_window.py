@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 from magi_studio.controllers.run_state import QueueItem
 from magi_studio.document.commands import SetPrompt
 from magi_studio.main_window import MainWindow
+from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
 from magi_studio.undo import DocumentSession
 from tests.magi_studio.document.fakes import rich_project
 from magi_studio.timeline import menus
@@ -171,6 +172,9 @@ class FakeGeneration(QObject):
     def regenerate_from(self, shot_id: str, index: int) -> None:
         self.calls.append(("regenerate", shot_id, index))
 
+    def generate_from(self, shot_id: str, index: int) -> None:
+        self.calls.append(("from", shot_id, index))
+
     def queue(self) -> list:
         return []
 
@@ -257,3 +261,35 @@ def test_generate_from_waits_for_the_chunks_before_it_with_a_tip_saying_so(qtbot
     assert offered(third.chunks[0]) == [(False, continued, continued)] * 5
     window.undo()
     assert offered(third.chunks[0]) == ready
+
+
+def test_a_stale_card_regenerates_from_its_own_button(qtbot, window):
+    generation, ids = FakeGeneration(), chunk_ids(window)
+    shot_id = window.session.project.shots[0].id
+    window.attach_generation(generation)
+    cards = window.timeline.cards()
+    sizes = [card.size() for card in cards]
+    assert not any(card.regenerate.isVisible() for card in cards)  # every chunk is done
+    window.session.push(SetPrompt(shot_id, ids[1], "a red ball bounces"))  # chunks 2 and 3 are stale now
+    assert [c.badge.text() for c in cards] == ["Done", "Stale", "Stale"]
+    assert [c.regenerate.isVisible() for c in cards] == [False, True, True]
+    assert [card.size() for card in cards] == sizes  # the button moves nothing
+    button = cards[1].regenerate
+    assert button.text() == "Regenerate" and cards[1].thumbnail.geometry().contains(button.geometry())
+    typing = cards[0].prompt
+    typing.setFocus()
+    qtbot.waitUntil(typing.hasFocus)
+    qtbot.mouseMove(button)  # the pointer comes to the button (on top of the picture), then clicks it
+    qtbot.waitUntil(button.underMouse)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert generation.calls == [("from", shot_id, 1)]  # Generate From Here (same seed), for that chunk
+    assert window.session.selected_chunk_id == ids[1] and typing.hasFocus()  # typing goes on where it was
+    for level in range(len(ZOOM_LEVELS)):  # narrower pictures: the icon alone, then nothing that spills over
+        window.timeline.set_zoom(level)
+        picture = cards[1].thumbnail.geometry()
+        assert not button.isVisible() or picture.contains(button.geometry()), level
+        assert button.isVisible() or picture.width() < 48, level
+    window.timeline.set_zoom(DEFAULT_ZOOM)
+    assert button.isVisible() and button.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonTextOnly
+    window.undo()  # the prompt as its frames were made: done again
+    assert [c.regenerate.isVisible() for c in cards] == [False, False, False]
