@@ -19,6 +19,7 @@ from PySide6.QtGui import QDrag, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolBar, QVBoxLayout, QWidget
 
 from magi_studio.document.commands import RenameShot, SetPrompt, SetSeed, SetShotPrompt
+from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import active_path, storyboard_states
 from magi_studio.timeline import edits, menus
 from magi_studio.timeline.card import ChunkCard
@@ -416,9 +417,15 @@ class TimelineView(QWidget, TimelineEditing):
         self.chunkClicked.emit(card.chunk_id)
 
     def _on_card_regenerate(self, card: ChunkCard) -> None:
-        """The card's Regenerate button: the menu's Generate From Here, for that card's chunk."""
-        if self.session is not None:
-            self.session.select(card.shot_id, card.chunk_id)
+        """The card's Regenerate button: the menu's Generate From Here, for that card's chunk (refused with the
+        menu's sentence while the chunks before it are not generated)."""
+        if self.session is None:
+            return
+        self.session.select(card.shot_id, card.chunk_id)
+        waiting = self.missing_context()
+        if waiting:
+            self.session.report_error(ProjectError(waiting))
+        else:
             self.request_generate_from()
 
     def _on_prompt_left(self, card: ChunkCard) -> None:

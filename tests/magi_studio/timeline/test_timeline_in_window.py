@@ -293,3 +293,12 @@ def test_a_stale_card_regenerates_from_its_own_button(qtbot, window):
     assert button.isVisible() and button.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonTextOnly
     window.undo()  # the prompt as its frames were made: done again
     assert [c.regenerate.isVisible() for c in cards] == [False, False, False]
+    window.session.select(shot_id, ids[1])
+    window.action_set["edit.insert_chunk"].trigger()  # an empty chunk before chunk 2: its context is missing
+    behind = window.timeline.card(ids[1])
+    assert behind.badge.text() == "Stale" and behind.regenerate.isVisible()
+    qtbot.mouseMove(behind.regenerate)
+    qtbot.mouseClick(behind.regenerate, Qt.MouseButton.LeftButton)
+    assert generation.calls == [("from", shot_id, 1)]  # refused as the menu's entry is, with its sentence
+    assert window.error_banner.isVisible()
+    assert window.error_banner.body.text() == "Generate the chunks before it first: chunk 2 of Shot 1 is not generated yet."
