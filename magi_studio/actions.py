@@ -122,6 +122,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Ctrl+Shift+Return", "Generate the selected shot's chunks that have no frames yet"),
     ActionSpec("generate.from", "Generate &From Chunk", "&Generate", "timeline.request_generate_from", None, "Ctrl+G",
                "Keep the chunks before the selected one; generate it and the rest of its shot"),
+    ActionSpec("generate.in_out", "Generate &In/Out Range", "&Generate", "generate_in_out", None, "Ctrl+Shift+G",
+               "Generate the chunks the player's in/out range touches: each shot in it from its first chunk in the "
+               "range on, with the seeds on the cards (mark the range with I and O)"),
     ActionSpec("generate.regenerate", "&Regenerate From Chunk", "&Generate", "timeline.request_regenerate",
                "regenerate", "Ctrl+R",
                "Keep the chunks before the selected one, make it and the rest again as a new take"),

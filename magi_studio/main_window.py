@@ -27,6 +27,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
 from magi_studio.actions import ActionSet
+from magi_studio.document.model import storyboard_chunks
 from engine.events import Failed
 from magi_studio.engine_worker import EngineState, EngineWorker, ModelLoaded
 from magi_studio.keyboard import TypingGuard
@@ -170,6 +171,7 @@ class MainWindow(QMainWindow):
         for widget in (self, self.timeline_dock, self.takes_dock, self.history_dock):
             self.typing_guard.watch(widget)
         self.player.loopingChanged.connect(self.action_set["playback.loop"].setChecked)
+        self.player.inOutChanged.connect(self.refresh_actions)  # Generate In/Out Range needs a range
         frame_numbers = self.action_set["view.frame_numbers"]  # timecode unless the user chose frame numbers
         frame_numbers.setChecked(self.settings.frame_numbers)
         frame_numbers.toggled.connect(lambda on: setattr(self.settings, "frame_numbers", on))
@@ -320,6 +322,19 @@ class MainWindow(QMainWindow):
         if self.generation is not None:
             self.generation.generate_storyboard()
 
+    def generate_in_out(self) -> None:
+        """Generate In/Out Range: each shot the player's in/out range touches, in playing order, from its first
+        chunk in the range on (the controller's Generate From; a later request joins the run's queue)."""
+        marks = self.player.in_out
+        if self.generation is None or self.session is None or marks is None:
+            return
+        first, last = marks.chunks
+        starts: dict[str, int] = {}  # shot id -> its first chunk in the range, in playing order
+        for ref in storyboard_chunks(self.session.project)[first:last + 1]:
+            starts.setdefault(ref.shot_id, ref.index)
+        for shot_id, index in starts.items():
+            self.generation.generate_from(shot_id, index)
+
     # The timeline names chunks by id; the controller counts them by their index in the shot.
     def _regenerate_from(self, shot_id: str, chunk_id: str) -> None:
         self.generation.regenerate_from(shot_id, self.session.project.shot(shot_id).chunk_index(chunk_id))
@@ -343,6 +358,8 @@ class MainWindow(QMainWindow):
         for action_id, key in EDIT_AVAILABILITY.items():
             self.action_set[action_id].setEnabled(available[key])
         self.action_set["generate.run"].setEnabled(self.generation is not None and self.session is not None)
+        self.action_set["generate.in_out"].setEnabled(self.generation is not None and self.session is not None
+                                                      and self.player.in_out is not None)
         waiting = self.timeline.missing_context()  # disabled for it: the tips say why
         for action_id, tips in self._generate_from_tips.items():
             action = self.action_set[action_id]

@@ -302,3 +302,30 @@ def test_a_stale_card_regenerates_from_its_own_button(qtbot, window):
     assert generation.calls == [("from", shot_id, 1)]  # refused as the menu's entry is, with its sentence
     assert window.error_banner.isVisible()
     assert window.error_banner.body.text() == "Generate the chunks before it first: chunk 2 of Shot 1 is not generated yet."
+
+
+def test_generate_in_out_range_generates_each_shot_the_range_touches(qtbot, window, tmp_path):
+    project, store = rich_project(tmp_path)  # shots of 4, 2 and 2 chunks; the first 6 generated
+    window.set_document_session(DocumentSession(project, store, window))
+    generation = FakeGeneration()
+    window.attach_generation(generation)
+    first, second, _ = project.shots
+    action, player = window.action_set["generate.in_out"], window.player
+    assert action.text().replace("&", "") == "Generate In/Out Range"
+    assert not action.isEnabled()  # no range marked yet
+    player.setFocus()
+    player.seek(60)  # Shot 1, chunk 3
+    qtbot.keyClick(player, Qt.Key.Key_I)
+    assert action.isEnabled()
+    player.seek(5 * 24 + 3)  # Shot 2, chunk 2
+    qtbot.keyClick(player, Qt.Key.Key_O)
+    assert player.in_out.chunks == (2, 5)
+    qtbot.keyClick(player, Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    # each shot from its first chunk in the range, in playing order, through Generate From (same seeds)
+    assert generation.calls == [("from", first.id, 2), ("from", second.id, 0)]
+    player.seek(4 * 24)
+    qtbot.keyClick(player, Qt.Key.Key_I)  # the range now lies in Shot 2 alone
+    window.action_set["generate.in_out"].trigger()
+    assert generation.calls[2:] == [("from", second.id, 0)]
+    qtbot.keyClick(player, Qt.Key.Key_X, Qt.KeyboardModifier.AltModifier)  # cleared: nothing to generate
+    assert player.in_out is None and not action.isEnabled()
