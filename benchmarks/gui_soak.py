@@ -112,7 +112,7 @@ def child(args) -> None:
     report = soak.run(seconds=args.seconds, actions=args.actions, on_step=on_step)
     faulthandler.cancel_dump_traceback_later()
     write(report)
-    soak.prompts.unsaved_changes = lambda name: DISCARD  # the soak's project is not kept
+    soak.prompts.unsaved_changes = lambda name, untitled=False: DISCARD  # the soak's project is not kept
     studio.dispose()
     worker.shutdown()
     write(report, done=True)

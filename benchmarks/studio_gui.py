@@ -73,7 +73,7 @@ def main(argv=None) -> dict:
     from magi_studio.studio import Studio
 
     class DiscardingPrompts:  # a benchmark asks nothing: its untitled project is discarded at the end
-        unsaved_changes = offer_recovery = staticmethod(lambda *args: DISCARD)
+        unsaved_changes = offer_recovery = staticmethod(lambda *args, **kwargs: DISCARD)
         confirm_replace = open_path = save_path = staticmethod(lambda *args: None)
 
     theme.apply_theme(app)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMessageBo
 from magi_studio.actions import ActionSet
 from magi_studio.document.model import storyboard_chunks
 from engine.events import Failed
+from magi_studio.document.errors import ProjectError
 from magi_studio.engine_worker import EngineState, EngineWorker, ModelLoaded
 from magi_studio.keyboard import TypingGuard
 from magi_studio.player import GenerationFeed, PreviewPlayer
@@ -497,8 +498,15 @@ class MainWindow(QMainWindow):
 
     # Closing ----------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
-        if self.close_guard is not None and not self.close_guard():
-            event.ignore()  # the user chose Cancel (or saving failed): keep working
+        try:
+            agreed = self.close_guard is None or self.close_guard()
+        except Exception as error:  # never into Qt: PySide 6.11 crashed reporting it (the GUI soak's segfault)
+            log.exception("the close question failed; the window stays open")
+            self.report_error(ProjectError(f"The window could not close ({type(error).__name__}: {error}); "
+                                           "the project stays open."))
+            agreed = False
+        if not agreed:
+            event.ignore()  # the user chose Cancel (or saving failed, or the question did): keep working
             return
         self.player.pause()
         self.player_sync.shutdown()

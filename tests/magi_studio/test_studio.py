@@ -344,3 +344,18 @@ def test_the_queue_panel_lists_the_run_and_pauses_resumes_reorders_and_removes(
     states = [chunk_states(project, shot.id) for shot in project.shots]
     assert ended == ["finished"] and states == [[ChunkState.DONE] * 2, [ChunkState.EMPTY], [ChunkState.DONE]]
     assert view.items() == [] and view.empty.isVisible()
+
+
+def test_a_close_question_that_raises_keeps_the_window_open_and_says_why(qtbot, make_studio, engine_worker):
+    """The GUI soak's segfault in dispose: its stand-in for the unsaved-changes question took no `untitled`
+    argument, so closeEvent raised a TypeError into Qt, and PySide crashed reporting it. The window now
+    keeps the work open, shows the error in its banner, and closes once the question is answered."""
+    studio = make_studio(worker=engine_worker)
+    studio.session.push(SetPrompt(studio.session.project.shots[0].id,
+                                  studio.session.project.shots[0].chunks[0].id, "a red ball falls"))
+    studio.projects.prompts.unsaved_changes = lambda name: DISCARD  # the soak's old stand-in
+    assert not studio.dispose()
+    assert studio.window.isVisible() and studio.session is not None and studio.window.error_banner.isVisible()
+    assert "TypeError" in studio.window.error_banner.body.text()
+    studio.projects.prompts.unsaved_changes = lambda name, untitled=False: DISCARD
+    assert studio.dispose() and studio.session is None
