@@ -21,6 +21,7 @@ import dataclasses
 import ipaddress
 import logging
 import secrets
+import signal
 import ssl
 import threading
 import time
@@ -474,13 +475,22 @@ def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, 
         if not is_loopback(host) and context is None:
             say("warning: without --tls-cert the token and the video travel unencrypted; prefer TLS or an SSH "
                 "tunnel (ssh -L 8765:127.0.0.1:8765 this-machine) on networks you do not trust")
+        # Handlers of our own: a process started from a script in the background inherits SIGINT ignored,
+        # and Ctrl-C (or a service manager's SIGTERM) must still stop the server cleanly.
+        loop, stopped = asyncio.get_running_loop(), asyncio.get_running_loop().create_future()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, lambda: stopped.done() or stopped.set_result(None))
+            except (NotImplementedError, RuntimeError):  # no Unix signals here: Ctrl-C raises KeyboardInterrupt
+                pass
         try:
-            await asyncio.Future()
+            await stopped
         finally:
             await server.stop()
 
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
-        say("stopped")
+        pass
+    say("stopped")
     return 0

@@ -121,7 +121,9 @@ def test_serve_prints_where_to_connect_serves_and_stops_on_ctrl_c(model_dir, tmp
     child = subprocess.Popen([sys.executable, "-c", "import sys; from magi_studio.cli import main; sys.exit(main())",
                               "serve", "--model", str(model_dir), "--port", "0", "--token-file", str(token_file),
                               "--device", "cpu"], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+                             text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                             # as a background job of a script starts it: with SIGINT inherited ignored
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         lines = []
         for line in child.stdout:  # the child says where it is once it listens
