@@ -214,7 +214,7 @@ def run_demo(size: str, out: Path) -> None:
     from magi_studio.studio import Studio
 
     class Prompts:  # nothing is asked in a demo: unsaved work is discarded, no file is chosen
-        unsaved_changes = offer_recovery = staticmethod(lambda *args: DISCARD)
+        unsaved_changes = offer_recovery = staticmethod(lambda *args, **kwargs: DISCARD)
         confirm_replace = open_path = save_path = staticmethod(lambda *args: None)
 
     settings = Settings()  # empty: a first start
