@@ -18,7 +18,9 @@ import errno
 import os
 import stat
 import struct
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -67,8 +69,10 @@ def checked_path(folder: Path, relative: str, *, kind: str = "file") -> Path:
     return current
 
 
-def read_bytes(folder: Path, relative: str, *, limit: int) -> bytes:
-    """The bytes of a regular file inside the project (at most `limit`), links refused."""
+@contextmanager
+def _open_regular(folder: Path, relative: str) -> Iterator[tuple[Path, int, int]]:
+    """(path, descriptor, length) of a regular file inside the project, links refused; an OSError while
+    it is open becomes the project's ProjectFileError naming the file."""
     path = checked_path(folder, relative)
     try:
         fd = os.open(path, _OPEN_FLAGS)
@@ -78,8 +82,18 @@ def read_bytes(folder: Path, relative: str, *, limit: int) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ProjectFileError(path, "is not a regular file")
-        if info.st_size > limit:
-            raise ProjectFileError(path, f"is {info.st_size:,} bytes; at most {limit:,} are expected")
+        yield path, fd, info.st_size
+    except OSError as error:
+        raise ProjectFileError(path, _os_problem(error)) from None
+    finally:
+        os.close(fd)
+
+
+def read_bytes(folder: Path, relative: str, *, limit: int) -> bytes:
+    """The bytes of a regular file inside the project (at most `limit`), links refused."""
+    with _open_regular(folder, relative) as (path, fd, size):
+        if size > limit:
+            raise ProjectFileError(path, f"is {size:,} bytes; at most {limit:,} are expected")
         chunks, left = [], limit + 1
         while left > 0:
             data = os.read(fd, min(left, 2**24))
@@ -91,28 +105,12 @@ def read_bytes(folder: Path, relative: str, *, limit: int) -> bytes:
         if len(data) > limit:
             raise ProjectFileError(path, f"is more than {limit:,} bytes")
         return data
-    except OSError as error:
-        raise ProjectFileError(path, _os_problem(error)) from None
-    finally:
-        os.close(fd)
 
 
 def read_head(folder: Path, relative: str, size: int) -> tuple[bytes, int]:
     """The first `size` bytes of a regular file inside the project, and the file's length."""
-    path = checked_path(folder, relative)
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as error:
-        raise ProjectFileError(path, _os_problem(error)) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ProjectFileError(path, "is not a regular file")
-        return os.read(fd, size), info.st_size
-    except OSError as error:
-        raise ProjectFileError(path, _os_problem(error)) from None
-    finally:
-        os.close(fd)
+    with _open_regular(folder, relative) as (_path, fd, length):
+        return os.read(fd, size), length
 
 
 # --------------------------------------------------------------------------------------------- results
