@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch import nn
 
 from engine.dit.rope import apply_rotary
 from engine.errors import CheckpointError, ConfigError, DeviceError
+from engine.text.words import tokenize_words
 
 __all__ = ["WordTextEncoder", "WordTextEncoderConfig", "build_vocabulary", "tokenize_words", "SPECIAL_WORDS",
            "MAX_DURATION", "UNK"]
@@ -43,18 +43,11 @@ PAD, UNK, BOS = "<pad>", "<unk>", "<bos>"
 #: Every vocabulary starts with these, in this order (ids 0..10).
 SPECIAL_WORDS = (PAD, UNK, BOS, *(f"<dur{k}>" for k in range(1, MAX_DURATION + 1)))
 _PAD_ID, _UNK_ID, _BOS_ID, _FIRST_DURATION_ID = 0, 1, 2, 3
-_WORD = re.compile(r"<unk>|[^\W_]+")  # runs of letters and digits (any script); "<unk>" stays one word
 _FORMAT = "magi-studio.word-text-encoder"
 _FORMAT_VERSION = 1
 #: How word order reaches the layers (WordTextEncoderConfig.positions).
 POSITIONS = ("learned", "rotary")
 _ROTARY_BASE = 10000.0
-
-
-def tokenize_words(text: str) -> list[str]:
-    """Lower-case words: runs of letters/digits; everything else separates. A literal "<unk>" is kept
-    whole, so training can write the unknown word into a caption."""
-    return _WORD.findall(str(text).lower())
 
 
 def build_vocabulary(captions: Iterable[str], min_count: int = 1) -> tuple[str, ...]:
