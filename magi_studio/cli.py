@@ -245,6 +245,18 @@ def check_generate_args(args: argparse.Namespace) -> None:
 
     resolve_model(args.model)
     parse_dtype(args.dtype, pick_device(args.device))
+    warn_unknown_words(args.model, args.prompt)
+
+
+def warn_unknown_words(model: str, prompts: list[str]) -> None:
+    """A word-level model (studio-mini) passes over words it does not know: say so once per prompt."""
+    from engine.text.words import model_vocabulary, unknown_words_warning
+
+    vocabulary = model_vocabulary(model)
+    for prompt in dict.fromkeys(prompts):
+        warning = unknown_words_warning(prompt, vocabulary)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
 
 
 def run_generate(args: argparse.Namespace) -> int:

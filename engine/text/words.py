@@ -70,15 +70,13 @@ class UnknownWord:
     end: int
     nearest: tuple[str, ...]
 
-    def describe(self) -> str:
-        instead = f"; it knows {', '.join(repr(w) for w in self.nearest)}" if self.nearest else ""
-        return f"studio-mini does not know the word {self.word!r} and passes over it{instead}."
-
 
 class Vocabulary:
     """The trained words of a word-level encoder plus its lexicon (word -> the known words it reads as)."""
 
-    def __init__(self, words, lexicon: Mapping[str, tuple[str, ...]] | None = None) -> None:
+    def __init__(self, words, lexicon: Mapping[str, tuple[str, ...]] | None = None, *, name: str = "studio-mini") -> None:
+        #: The model's name as messages say it.
+        self.name = name
         self.words: tuple[str, ...] = tuple(sorted({w for w in words if not w.startswith("<")}))
         self._known = frozenset(self.words)
         self.lexicon: dict[str, tuple[str, ...]] = {}
@@ -121,12 +119,12 @@ class Vocabulary:
                 for word, start, end in word_spans(prompt) if not self.knows(word) and word != "<unk>"]
 
     @classmethod
-    def from_model_folder(cls, folder: str | Path) -> "Vocabulary":
+    def from_model_folder(cls, folder: str | Path, name: str | None = None) -> "Vocabulary":
         """The vocabulary of the word encoder in `folder` and the lexicon beside it (if any)."""
         folder = Path(folder)
         lexicon_path = folder / LEXICON_FILE
         return cls(read_encoder_words(folder / ENCODER_FILE),
-                   read_lexicon(lexicon_path) if lexicon_path.is_file() else None)
+                   read_lexicon(lexicon_path) if lexicon_path.is_file() else None, name=name or folder.name)
 
 
 def read_encoder_words(path: Path) -> tuple[str, ...]:
@@ -160,8 +158,8 @@ def read_lexicon(path: Path) -> dict[str, tuple[str, ...]]:
 
 
 @lru_cache(maxsize=8)
-def _folder_vocabulary(folder: str, stamp: tuple[float, float]) -> Vocabulary:
-    return Vocabulary.from_model_folder(folder)
+def _folder_vocabulary(folder: str, name: str, stamp: tuple[float, float]) -> Vocabulary:
+    return Vocabulary.from_model_folder(folder, name)
 
 
 def model_vocabulary(spec: str) -> Vocabulary | None:
@@ -182,7 +180,7 @@ def model_vocabulary(spec: str) -> Vocabulary | None:
         if not encoder.is_file():
             return None
         stamp = (encoder.stat().st_mtime, lexicon.stat().st_mtime if lexicon.is_file() else 0.0)
-        return _folder_vocabulary(str(folder.resolve()), stamp)
+        return _folder_vocabulary(str(folder.resolve()), spec if spec == "studio-mini" else folder.name, stamp)
     except (OSError, CheckpointError):
         return None
 
@@ -199,4 +197,4 @@ def unknown_words_warning(prompt: str, vocabulary: Vocabulary | None) -> str | N
         instead = f" (nearest known: {', '.join(item.nearest)})" if item.nearest else ""
         parts.append(f"{item.word!r}{instead}")
     them = "it" if len(parts) == 1 else "them"
-    return f"studio-mini does not know {'; '.join(parts)} and will pass over {them}, in {prompt!r}."
+    return f"{vocabulary.name} does not know {'; '.join(parts)} and will pass over {them}, in {prompt!r}."

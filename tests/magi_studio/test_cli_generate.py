@@ -173,3 +173,25 @@ def test_console_entry_point_runs_without_a_display(model_dir, tmp_path):
                             timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, cwd=str(tmp_path.parent))
     assert result.returncode == 0, result.stderr
     assert probe_video(out).frames == 24
+
+
+def test_words_a_word_level_model_does_not_know_are_warned_once_per_prompt(model_dir, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    code = main(["generate", "--model", str(model_dir), "--prompt", "a red bal falls", "--prompt", "a red bal falls",
+                 "--prompt", "the blue square moves left", "-q", "-o", str(out)])
+    assert code == 0 and probe_video(out).frames == 72
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1  # the repeated prompt is named once, the known one not at all
+    assert "'bal'" in warnings[0] and "ball" in warnings[0] and "'a red bal falls'" in warnings[0]
+
+
+@pytest.mark.parametrize("model, warned", [("studio-mini", True), ("4.5B_distill", False)])
+def test_studio_mini_warns_and_magi1_models_read_any_word(model, warned, tmp_path, capsys, no_model_load):
+    from magi_studio.cli import build_parser, check_generate_args
+
+    args = build_parser().parse_args(["generate", "--model", model, "--prompt", "a red zorblat rises", "-o",
+                                      str(tmp_path / "x.mp4")])
+    check_generate_args(args)
+    err = capsys.readouterr().err
+    assert ("warning: studio-mini does not know 'zorblat'" in err) is warned
+    assert ("zorblat" in err) is warned
