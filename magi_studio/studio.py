@@ -56,7 +56,7 @@ class Studio(QObject):
         self._owns_worker = worker is None
         self.worker = worker if worker is not None else EngineWorker(self)
         self.window = MainWindow(settings, self.worker)
-        self.generation = GenerationController(None, self.worker, frame_store=self.window.player.store,
+        self.generation = GenerationController(None, self.worker, player_sync=self.window.player_sync,
                                                settings=settings, parent=self)
         self.projects = ProjectController(settings, scratch_root=scratch_root,
                                           prompts=prompts if prompts is not None else ProjectPrompts(self.window),

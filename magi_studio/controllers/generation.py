@@ -1,6 +1,6 @@
 """GenerationController: Generate (storyboard, shot, from a chunk on), Regenerate from chunk N, Resume.
 
-    generation = GenerationController(session, worker, frame_store=player.store, settings=settings)
+    generation = GenerationController(session, worker, player_sync=player_sync, settings=settings)
     generation.chunkJobState.connect(timeline.set_job_state)        # queued / denoising % / failed
     generation.progressChanged.connect(progress_widget.show_progress)
     generation.generate_storyboard()                                # or generate_shot / regenerate_from / ...
@@ -21,7 +21,8 @@ latents are read back bit-exactly as context.
 While a job runs, every ChunkFinished is written to disk by ResultCommitter.write on a background
 task thread (PNG and safetensors encoding, fsync), then committed on the GUI thread through the undo
 stack and followed by an autosave, so a crash or a cancel loses nothing finished. The player gets
-each chunk (and live previews) through a GenerationFeed the moment the engine delivers it.
+each chunk (and live previews) through a GenerationFeed the moment the engine delivers it, by chunk id:
+PlayerSync places them where their chunk is when they arrive.
 
 Engine failures reach the user through EngineWorker.failed (the main window's one error path);
 what only this controller knows — a plan that cannot be made, a chunk that cannot be written —
@@ -79,10 +80,10 @@ class GenerationController(QObject, RunQueue):
     #: (one sentence) what became of a finished chunk that an edit during the run moved, deleted or re-parented.
     noticeReported = Signal(str)
 
-    def __init__(self, session: SessionLike | None, worker: EngineWorker, *, frame_store=None, settings=None,
+    def __init__(self, session: SessionLike | None, worker: EngineWorker, *, player_sync=None, settings=None,
                  autosaver: Autosaver | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._session, self.worker, self.frame_store, self.settings = session, worker, frame_store, settings
+        self._session, self.worker, self.player_sync, self.settings = session, worker, player_sync, settings
         self.autosaver = autosaver if autosaver is not None else Autosaver(self)
         self._tasks = SerialTasks("magi-results", self)
         self._phase = RunPhase.IDLE
@@ -335,9 +336,8 @@ class GenerationController(QObject, RunQueue):
                                shot.name, steps_per_chunk=sampling.num_steps if sampling is not None else 0,
                                item_id=item.id)
         self._progress.timer.new_job()
-        if self.frame_store is not None:
-            first = sum(len(s.chunks) for s in project.shots[:project.shot_index(shot_id)])
-            GenerationFeed(self.worker, self.frame_store, job_id, chunk_offset=first - plan.index_offset)
+        if self.player_sync is not None:
+            GenerationFeed(self.worker, self.player_sync, job_id, slot_of=self._job.chunk_id)
         self._enter(RunPhase.RUNNING)
 
     def _on_plan_error(self, error: BaseException) -> None:

@@ -3,6 +3,11 @@
     sync = PlayerSync(player, timeline)
     sync.set_session(session)
     sync.remember_frames(result.id, event.frames)   # optional: frames the controller already holds
+    sync.set_preview(chunk_id, preview, 0.5); sync.set_frames(chunk_id, frames)   # a run's (GenerationFeed)
+
+PlayerSync is the one writer of the player's FrameStore: the document's chunks and a running job's
+previews and finished frames alike are placed by chunk id, in the slot where that chunk is now, so an
+edit during a run (a chunk added to an earlier shot) moves the run's frames with their chunk.
 
 Whenever the document changes (an edit, a finished chunk, another active take) or a take is
 previewed, the player's FrameStore gets one slot per storyboard chunk, up to the last one generated,
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QObject
@@ -46,6 +52,18 @@ from magi_studio.player.frame_store import FRAMES_PER_CHUNK, ChunkState
 from magi_studio.player.marks import ShotSpan
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _RunFrames:
+    """What a running job put in a chunk's slot that the document does not show yet."""
+
+    preview: np.ndarray | None = None
+    progress: float | None = None
+    #: Finished frames not committed yet: they give way when the chunk's result on the path changes.
+    frames: np.ndarray | None = None
+    #: The result shown for the chunk when `frames` came.
+    under: str | None = None
 
 
 class PlayerSync(QObject):
@@ -60,6 +78,8 @@ class PlayerSync(QObject):
         self._shown: list[str | None] = []  # result id per FrameStore slot, as last filled or being loaded
         self._handed: dict[str, np.ndarray] = {}
         self._failed: set[str] = set()  # results whose files could not be read: holes until the user asks again
+        self._run: dict[str, _RunFrames] = {}  # chunk id -> what a running job put there
+        self._run_at: dict[int, str] = {}  # slot -> the chunk id whose run frames it shows
         self._seeking = False    # the player moves because the selection did: not a request of its own
         self._following = False  # the selection moves because the playhead did: not a request of its own
         self.loader = FrameLoader(self)
@@ -88,6 +108,8 @@ class PlayerSync(QObject):
         self._shown = []
         self._handed.clear()
         self._failed.clear()
+        self._run.clear()
+        self._run_at.clear()
         self.loader.want([])  # a decode still running for the old session is dropped when it lands
         self.player.store.clear()
         if session is None:
@@ -134,16 +156,24 @@ class PlayerSync(QObject):
             self.player.set_fps(project.settings.fps)
         self.player.set_shots(shot_spans(project))  # shot boundaries, and chunks named as the cards number them
         ids = self.path_results()
+        chunk_ids = [ref.chunk_id for ref in storyboard_chunks(project)]
+        runs = self._run_positions(chunk_ids, ids)
         # Frames in memory move with their result; anything else is decoded in the background.
         held = {rid: store.frames(p) for p, rid in enumerate(self._shown)
-                if rid is not None and p < store.chunk_count and store.frames(p) is not None}
+                if rid is not None and p < store.chunk_count and store.frames(p) is not None
+                and p not in self._run_at}
         if not held:  # holes are drawn at the project's aspect ratio until frames arrive
             store.set_frame_size(project.settings.width, project.settings.height)
-        store.set_chunk_count(self._slots_needed(ids))
+        store.set_chunk_count(max(self._slots_needed(ids), max(runs.values(), default=-1) + 1))
         shown = list(self._shown[:store.chunk_count]) + [None] * max(0, store.chunk_count - len(self._shown))
+        rewrite = {p for p, chunk_id in self._run_at.items() if runs.get(chunk_id) != p and p < store.chunk_count}
+        for position in rewrite:  # it showed a run's frames of a chunk now elsewhere (or done): its own again
+            store.clear_preview(position)
+            shown[position] = _REWRITE
         for position, result_id in enumerate(ids[:store.chunk_count]):
             if shown[position] == result_id:
-                continue  # unchanged (a slot the generation feed just filled is left to it as well)
+                continue  # unchanged (a slot showing a run's frames is left to them as well)
+            rewrite.add(position)
             frames = held.get(result_id) if result_id is not None else None
             if frames is None and result_id is not None:
                 frames = self._handed.pop(result_id, None)
@@ -159,6 +189,12 @@ class PlayerSync(QObject):
                 result_id = None
             shown[position] = result_id
         self._shown = shown
+        placed = {chunk_id: p for p, chunk_id in self._run_at.items()}
+        self._run_at = {}
+        for chunk_id, position in runs.items():  # a run's frames over the slot of their chunk, where it is now
+            if placed.get(chunk_id) != position or position in rewrite:
+                self._write_run(chunk_id, position)
+            self._run_at[position] = chunk_id
         self._schedule()
         # Handed frames serve the refresh that commits their result; one that landed off the shown path
         # (another take previewed meanwhile) is read from its file when it is shown: memory is not held.
@@ -168,17 +204,77 @@ class PlayerSync(QObject):
         if not self.player.is_playing():  # a chunk selected before it had frames: the playhead goes there now
             self._follow_selection(self.session.selected_chunk_id)
 
-    def _slots_needed(self, ids: list[str | None]) -> int:
+    @staticmethod
+    def _slots_needed(ids: list[str | None]) -> int:
         """Slots up to the last chunk with something to show: trailing chunks not generated yet are left
-        out (a new storyboard has nothing to play), holes between generated chunks stay. A slot the
-        generation feed is filling (a live preview, or frames not committed yet) is kept too."""
-        store, needed = self.player.store, next((i + 1 for i in reversed(range(len(ids))) if ids[i]), 0)
-        for position in range(needed, min(store.chunk_count, len(ids))):
-            state = store.state(position)
-            ours = position < len(self._shown) and self._shown[position] is not None
-            if state == ChunkState.PREVIEW or (state == ChunkState.FRAMES and not ours):
-                needed = position + 1
-        return needed
+        out (a new storyboard has nothing to play), holes between generated chunks stay."""
+        return next((i + 1 for i in reversed(range(len(ids))) if ids[i]), 0)
+
+    # A running job's frames (GenerationFeed) --------------------------------------------------
+    def set_preview(self, chunk_id: str, preview: np.ndarray, progress: float | None = None) -> None:
+        """A live preview of chunk `chunk_id` being denoised, over whatever its slot shows."""
+        run = self._run.setdefault(chunk_id, _RunFrames())
+        run.preview, run.progress = preview, progress
+        self._place_run(chunk_id)
+
+    def set_frames(self, chunk_id: str, frames: np.ndarray) -> None:
+        """Chunk `chunk_id`'s finished frames, shown until its result enters the document."""
+        position = self._position(chunk_id)
+        run = self._run.setdefault(chunk_id, _RunFrames())
+        run.preview = run.progress = None
+        run.frames = frames
+        run.under = self._shown[position] if position is not None and position < len(self._shown) else None
+        self._place_run(chunk_id)
+
+    def clear_preview(self, chunk_id: str) -> None:
+        """The job ended: chunk `chunk_id`'s preview goes, and what was under it shows again."""
+        run = self._run.get(chunk_id)
+        if run is None or run.preview is None:
+            return
+        run.preview = run.progress = None
+        if run.frames is None:
+            del self._run[chunk_id]
+        position = next((p for p, c in self._run_at.items() if c == chunk_id), None)
+        if position is not None and position < self.player.store.chunk_count:
+            self.player.store.clear_preview(position)
+            if run.frames is None:
+                del self._run_at[position]
+
+    def _place_run(self, chunk_id: str) -> None:
+        if self.session is None:
+            self._run.pop(chunk_id, None)
+            return
+        position = self._position(chunk_id)
+        if position is None:  # the chunk was deleted during the run: nothing to show
+            self._run.pop(chunk_id, None)
+            return
+        if self._run_at.get(position) != chunk_id:
+            self.refresh()  # the slot is laid out anew (and the store grows to it), the run's frames included
+        else:
+            self._write_run(chunk_id, position)
+
+    def _run_positions(self, chunk_ids: list[str], ids: list[str | None]) -> dict[str, int]:
+        """Where each chunk with run frames is now; run frames of a deleted chunk, or finished frames whose
+        chunk has its (new) result on the path now, are dropped."""
+        where = {chunk_id: p for p, chunk_id in enumerate(chunk_ids)}
+        positions = {}
+        for chunk_id, run in list(self._run.items()):
+            position = where.get(chunk_id)
+            if run.frames is not None and (position is None or ids[position] != run.under):
+                run.frames = None
+            if position is None or (run.frames is None and run.preview is None):
+                del self._run[chunk_id]
+            else:
+                positions[chunk_id] = position
+        return positions
+
+    def _write_run(self, chunk_id: str, position: int) -> None:
+        run, store = self._run[chunk_id], self.player.store
+        if run.frames is not None:
+            store.set_frames(position, run.frames)
+        if run.preview is not None:
+            store.set_preview(position, run.preview, run.progress)
+        self._run_at[position] = chunk_id
 
     # Background decoding ----------------------------------------------------------------------
     def _schedule(self) -> None:
@@ -191,7 +287,7 @@ class PlayerSync(QObject):
         chunk_bytes = FRAMES_PER_CHUNK * project.settings.width * project.settings.height * 3
         kept = ours[:max(1, self.FRAME_BUDGET // max(1, chunk_bytes))]
         for position in ours[len(kept):]:
-            if store.state(position) == ChunkState.FRAMES:  # far from the playhead: decoded again when it nears
+            if store.state(position) == ChunkState.FRAMES and position not in self._run_at:  # far from the playhead: decoded again when it nears
                 store.set_loading(position, self._poster(self._shown[position]))
         requests, asked = [], set()
         for position in kept:
@@ -284,6 +380,9 @@ class PlayerSync(QObject):
             self.player.seek_chunk(position)
         finally:
             self._seeking = False
+
+
+_REWRITE = object()  # a slot whose result must be written again (it showed another chunk's run frames)
 
 
 def shot_spans(project) -> list[ShotSpan]:

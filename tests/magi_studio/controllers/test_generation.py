@@ -24,7 +24,8 @@ from magi_studio.document.run_marker import read_run_marker
 from magi_studio.document.store import AUTOSAVE, ProjectStore, load_recovery
 from magi_studio.document.take_commands import DeleteTake
 from magi_studio.player import ChunkState as PlayerState
-from magi_studio.player import FrameStore
+from magi_studio.player import PreviewPlayer
+from magi_studio.timeline import PlayerSync
 from magi_studio.undo import DocumentSession
 from magi_studio.widgets.generation_queue import GenerationQueueView
 
@@ -59,7 +60,8 @@ class Recorder:
 
 @pytest.fixture
 def studio(qtbot, tmp_path, engine_worker, pausing_session_factory):
-    """A session of one 4-chunk shot, a worker on the tiny model (pausable), the controller and a frame store."""
+    """A session of one 4-chunk shot, a worker on the tiny model (pausable), the controller and a player
+    filled by PlayerSync."""
     made, engines = [], []
 
     def make(pause_when=None, chunks: int = 4):
@@ -71,10 +73,14 @@ def studio(qtbot, tmp_path, engine_worker, pausing_session_factory):
         job = engine_worker.use_session(engine)
         qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
         session = make_session(tmp_path, chunks)
-        frames = FrameStore()
-        controller = GenerationController(session, engine_worker, frame_store=frames)
+        player = PreviewPlayer()
+        qtbot.addWidget(player)
+        sync = PlayerSync(player)  # the player's one writer: the document's layout and the run's frames
+        sync.set_session(session)
+        controller = GenerationController(session, engine_worker, player_sync=sync)
+        controller.resultFrames.connect(sync.remember_frames)  # as the main window wires it
         made.append(controller)
-        return type("Studio", (), dict(engine=engine, session=session, controller=controller, frames=frames,
+        return type("Studio", (), dict(engine=engine, session=session, controller=controller, frames=player.store,
                                        recorder=Recorder(controller), requests=requests,
                                        shot=session.project.shots[0]))
 
@@ -117,6 +123,35 @@ def test_a_chunk_is_committed_and_shown_while_later_chunks_are_still_generating(
     named = [stack.text(i) for i in range(stack.count()) if stack.text(i).startswith("Generate ")]
     assert named == [f"Generate {s.shot.name}, chunk 1 · Take 1"] + [f"Generate {s.shot.name}, chunk {i}"
                                                                      for i in (2, 3, 4)]
+
+
+@pytest.mark.parametrize("edit", ["add", "delete"])
+def test_frames_land_in_the_slot_of_their_chunk_when_an_earlier_shot_is_edited_during_the_run(qtbot, studio, edit):
+    """Shot 2 generates while a chunk is added to (or deleted from) Shot 1: every preview and chunk of Shot 2
+    lands in the player slot where its chunk now is, never where the job's start put it."""
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0, chunks=2)
+    project = s.session.project
+    second = new_shot(project, prompt=PROMPTS[1])
+    s.session.push(AddShot(second))
+    s.session.push(AddChunk(second.id, new_chunk(project, second.id, 1, PROMPTS[2])))
+    s.controller.generate_shot(second.id)
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)  # Shot 2's chunk 0 is finished, chunk 1 not yet
+    qtbot.waitUntil(lambda: active_path(project.shot(second.id))[0] is not None, timeout=10_000)
+    if edit == "add":
+        s.session.push(AddChunk(s.shot.id, new_chunk(project, s.shot.id, 2, PROMPTS[3])))
+    else:
+        s.session.push(DeleteChunk(s.shot.id, s.shot.chunks[1].id))
+    first = len(s.shot.chunks)  # Shot 2's first slot now
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and not s.recorder.errors
+    path = active_path(project.shot(second.id))
+    assert None not in path
+    qtbot.waitUntil(lambda: all(s.frames.state(first + i) is PlayerState.FRAMES for i in range(2)), timeout=5000)
+    for index, result_id in enumerate(path):  # each chunk's own frames, in its own slot
+        assert np.array_equal(s.frames.frames(first + index), s.session.store.read_frames(project.results[result_id]))
+    assert [s.frames.state(i) for i in range(first)] == [PlayerState.EMPTY] * first  # Shot 1 never generated
+    assert s.frames.chunk_count == first + 2
 
 
 def test_job_states_and_progress_reach_the_views(qtbot, studio):
