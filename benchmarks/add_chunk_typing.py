@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def time_one_size(window, chunks: int, tries: int) -> dict:
     from magi_studio.document.commands import AddChunk, new_chunk
-    from magi_studio.undo import DocumentSession
+    from magi_studio.document_session import DocumentSession
 
     folder = tempfile.TemporaryDirectory(prefix="add-chunk-")
     session = DocumentSession.new_untitled(Path(folder.name) / "untitled")

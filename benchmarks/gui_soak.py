@@ -40,7 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="how long to soak in all")
     parser.add_argument("--actions", type=int, default=None, help="stop after this many actions (all processes)")
-    parser.add_argument("--model", default="tiny", help="'tiny' (random test model, 64x64) or a Session.load spec")
+    parser.add_argument("--model", default="tiny", help="'tiny' (random test model, 64x64) or a GenerationSession.load "
+                        "spec")
     parser.add_argument("--seed", type=int, default=1, help="the first process's seed; each restart takes the next")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--xvfb", metavar="DISPLAY", help="start Xvfb on this display (1920x1080) for the run")
@@ -60,7 +61,7 @@ def child(args) -> None:
 
     torch.set_num_threads(args.threads)
     app = QApplication.instance() or QApplication(["gui_soak"])
-    from engine.session import Session
+    from engine.session import GenerationSession
     from magi_studio import theme
     from magi_studio.dialogs.project_prompts import DISCARD
     from magi_studio.engine_worker import EngineState, EngineWorker
@@ -82,7 +83,7 @@ def child(args) -> None:
         from tests.engine.factories import tiny_bundle
 
         settings.model, settings.width, settings.height = "tiny", 64, 64
-        load = worker.use_session(Session(tiny_bundle()))
+        load = worker.use_session(GenerationSession(tiny_bundle()))
     else:
         settings.model = args.model
         load = worker.load_model(args.model, "cpu")

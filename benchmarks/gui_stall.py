@@ -30,7 +30,8 @@ from benchmarks.gui_timing import TARGET_MS, StallRecorder, wait_for  # noqa: E4
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny", help="'tiny' (random test model) or a spec for Session.load")
+    parser.add_argument("--model", default="tiny", help="'tiny' (random test model) or a spec for "
+                        "GenerationSession.load")
     parser.add_argument("--chunks", type=int, default=12)
     parser.add_argument("--size", default=None, help="WIDTHxHEIGHT (default: the model's)")
     parser.add_argument("--window", type=int, default=None, help="chunks denoised at once (default: the model's)")
@@ -50,17 +51,17 @@ def main(argv=None) -> dict:
     app = QApplication.instance() or QApplication(["gui_stall"])
     from engine.events import ChunkFinished, Failed
     from engine.requests import ChunkSpec, GenerationRequest
-    from engine.session import Session
+    from engine.session import GenerationSession
     from magi_studio import theme
     from magi_studio.engine_worker import EngineWorker
-    from magi_studio.player import ChunkState, GenerationFeed, PreviewPlayer
+    from magi_studio.player import SlotState, GenerationFeed, PreviewPlayer
 
     theme.apply_theme(app)
     worker = EngineWorker()
     if args.model == "tiny":
         from tests.engine.factories import tiny_bundle
 
-        load = worker.use_session(Session(tiny_bundle()))
+        load = worker.use_session(GenerationSession(tiny_bundle()))
     else:
         load = worker.load_model(args.model, "cpu")
     errors = []
@@ -85,7 +86,7 @@ def main(argv=None) -> dict:
     first_paint = []
     started = time.perf_counter()
     player.view.framePainted.connect(lambda frame: first_paint or (
-        player.view.shown_frame.state == ChunkState.FRAMES and first_paint.append(time.perf_counter() - started)))
+        player.view.shown_frame.state == SlotState.FRAMES and first_paint.append(time.perf_counter() - started)))
     stalls.start()
     job = worker.generate(request)
     GenerationFeed(worker, player.store, job)  # owned by the store, which keeps it alive for the job

@@ -152,7 +152,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     app = QApplication.instance() or (TimedApplication if args.slowest else QApplication)(["gui_storyboard"])
     slowest = (lambda: app.slowest(args.slowest)) if args.slowest else (lambda: None)
-    from engine.session import Session
+    from engine.session import GenerationSession
     from magi_studio import theme
     from magi_studio.dialogs.project_prompts import DISCARD
     from magi_studio.engine_worker import EngineWorker
@@ -172,7 +172,7 @@ def main(argv=None) -> dict:
     settings = Settings()
     settings.model, settings.device, settings.welcome_dismissed = "tiny", "cpu", True
     worker = EngineWorker()
-    loaded = worker.use_session(Session(tiny_bundle()))
+    loaded = worker.use_session(GenerationSession(tiny_bundle()))
     prompts = FakePrompts()
     prompts.unsaved = DISCARD
     studio = Studio(settings, worker=worker, prompts=prompts, scratch_root=folder / "untitled")

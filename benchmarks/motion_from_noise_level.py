@@ -28,14 +28,14 @@ from engine.sampler.denoiser import WindowDenoiser
 from engine.sampler.loop import chunk_noise
 from engine.sampler.schedule import flow_schedule
 from engine.sampler.window import window_steps
-from engine.session import Session
+from engine.session import GenerationSession
 from engine.world import metrics as M
 from engine.world.detect import Detector
 from engine.world.evaluate import HELDOUT_SEED, heldout
 from engine.world.scene import CHUNK_FRAMES
 
 
-def denoise_from(session: Session, context: torch.Tensor, real: torch.Tensor, prompt: str, seed: int,
+def denoise_from(session: GenerationSession, context: torch.Tensor, real: torch.Tensor, prompt: str, seed: int,
                  start: int) -> torch.Tensor:
     """Chunk 1 after the clean chunk 0 `context`, from step `start` of the schedule ([16, 6, h, w] latents)."""
     bundle = session.bundle
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    session = Session.load(args.model, device="cpu")
+    session = GenerationSession.load(args.model, device="cpu")
     starts = [int(s) for s in args.starts.split(",")]
     sampling = session.bundle.sampling
     schedule = flow_schedule(sampling.num_steps, sampling.shift, sampling.shortcut_mode)

@@ -73,7 +73,7 @@ def make_projects(folder: Path) -> dict[str, Path]:
 
 
 def _tiny_project(folder: Path) -> Path:
-    from engine.session import Session
+    from engine.session import GenerationSession
     from magi_studio.document.commands import AddChunk, AddShot, SetPrompt, SetReferenceImage, SetShotStart, new_chunk
     from magi_studio.document.model import ProjectSettings, new_project, new_shot
     from magi_studio.document.planning import ResultCommitter, plan_generation
@@ -82,7 +82,7 @@ def _tiny_project(folder: Path) -> Path:
     from tests.magi_studio.document.fakes import write_image
 
     folder.mkdir(parents=True)
-    session = Session(tiny_bundle())
+    session = GenerationSession(tiny_bundle())
     store = ProjectStore.create(folder / "Tiny")
     project = new_project(ProjectSettings(model="tiny", width=64, height=64, steps=4))
     first = project.shots[0]

@@ -32,14 +32,14 @@ from engine.remote.client import RemoteSession  # noqa: E402
 from engine.remote.protocol import decode, decode_event, encode_event  # noqa: E402
 from engine.remote.server import ServerThread  # noqa: E402
 from engine.requests import ChunkSpec, GenerationRequest  # noqa: E402
-from engine.session import Session  # noqa: E402
+from engine.session import GenerationSession  # noqa: E402
 
 TOKEN = "benchmark-token-0123456789"
 PROMPTS = ("a red ball falls and bounces on white", "the red ball rolls to the right", "the red ball stays still",
            "the red ball grows")
 
 
-class TimedSession(Session):
+class TimedSession(GenerationSession):
     """studio-mini, noting when each finished chunk leaves the engine (same process, same clock)."""
 
     def __init__(self, bundle) -> None:
@@ -54,7 +54,7 @@ class TimedSession(Session):
 
 
 def loopback(chunks: int, size: int, repeats: int) -> dict:
-    session = TimedSession(Session.load("studio-mini", device="cpu").bundle)
+    session = TimedSession(GenerationSession.load("studio-mini", device="cpu").bundle)
     request = GenerationRequest(chunks=tuple(ChunkSpec(PROMPTS[i % 4], seed=i) for i in range(chunks)), width=size,
                                 height=size)
     server = ServerThread(session, TOKEN)

@@ -68,7 +68,7 @@ def main(argv=None) -> dict:
     from magi_studio.document.commands import AddChunk, SetPrompt, new_chunk
     from engine.events import Failed
     from magi_studio.engine_worker import EngineState
-    from magi_studio.player import ChunkState
+    from magi_studio.player import SlotState
     from magi_studio.settings import Settings
     from magi_studio.studio import Studio
 
@@ -112,7 +112,7 @@ def main(argv=None) -> dict:
     rss: dict[int, float] = {}
     ended: list[str] = []
     player.view.framePainted.connect(lambda frame: first_paint or (
-        player.view.shown_frame.state == ChunkState.FRAMES and first_paint.append(time.perf_counter() - started)))
+        player.view.shown_frame.state == SlotState.FRAMES and first_paint.append(time.perf_counter() - started)))
 
     def on_committed(*_) -> None:
         committed.append(time.perf_counter() - started)

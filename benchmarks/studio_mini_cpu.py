@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.events import ChunkFinished, Finished  # noqa: E402
 from engine.requests import ChunkSpec, GenerationRequest  # noqa: E402
-from engine.session import Session  # noqa: E402
+from engine.session import GenerationSession  # noqa: E402
 
 PROMPTS = ("a red ball falls and bounces on white", "the red ball rolls to the right", "the red ball stays still",
            "the red ball grows")
@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    session = Session.load(args.model, device="cpu")
+    session = GenerationSession.load(args.model, device="cpu")
     load_s = time.perf_counter() - started
     sampling = session.default_sampling
     if args.steps:

@@ -2,13 +2,13 @@
 
 Plain PyTorch, never Qt. The public API:
 
-    from engine import Session, GenerationRequest, ChunkSpec, CancelToken
-    session = Session.load("studio-mini")
+    from engine import GenerationSession, GenerationRequest, ChunkSpec, CancelToken
+    session = GenerationSession.load("studio-mini")
     for event in session.generate(GenerationRequest(chunks=(ChunkSpec("a red ball falls", seed=1),),
                                                     width=256, height=256)):
         ...
 
-Importing the package, its types, errors and events costs no torch: `Session` (and with it torch, the
+Importing the package, its types, errors and events costs no torch: `GenerationSession` (and with it torch, the
 DiT, the VAE and cv2) loads on first use of the name (PEP 562), when a model is about to load.
 """
 
@@ -20,7 +20,7 @@ from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, 
 from engine.requests import ChunkSpec, GenerationRequest
 
 __all__ = [
-    "Session", "GenerationRequest", "ChunkSpec", "CancelToken",
+    "GenerationSession", "GenerationRequest", "ChunkSpec", "CancelToken",
     "Event", "GenerationStarted", "ChunkStarted", "StepProgress", "ChunkFinished", "Finished", "Cancelled", "Failed",
     "DiTConfig", "SamplingConfig", "GuidanceConfig",
     "EngineError", "ConfigError", "CheckpointError", "InputError", "OutOfMemory", "DownloadError", "DeviceError",
@@ -29,8 +29,8 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name == "Session":
-        from engine.session import Session
+    if name == "GenerationSession":
+        from engine.session import GenerationSession
 
-        return Session
+        return GenerationSession
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

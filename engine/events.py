@@ -1,6 +1,6 @@
 """Typed events of a generation, and the cancellation token.
 
-`Session.generate` yields these; the GUI worker, the command line and the tests all consume the same
+`GenerationSession.generate` yields these; the GUI worker, the command line and the tests all consume the same
 stream. Every run ends with exactly one of Finished, Cancelled or Failed.
 """
 

@@ -1,6 +1,6 @@
-"""The session: the one API the studio, the command line and the tests use to generate video.
+"""GenerationSession: the engine's one API to generate video, which the studio, the command line and the tests use.
 
-    session = Session.load("studio-mini")
+    session = GenerationSession.load("studio-mini")
     for event in session.generate(GenerationRequest(chunks=..., width=..., height=...), cancel=token):
         ...
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 CHUNK_FRAMES = 24
 
 
-class Session:
+class GenerationSession:
     def __init__(self, bundle: ModelBundle) -> None:
         self.bundle = bundle
         self._text_cache: dict[tuple[str, int], torch.Tensor] = {}
@@ -43,7 +43,7 @@ class Session:
     @classmethod
     def load(cls, model: str = "studio-mini", *, device: str = "auto", dtype: str | None = None,
              text_on_cpu: bool = False, progress=None, cancel=None, runtime: RuntimeConfig | None = None
-             ) -> "Session":
+             ) -> "GenerationSession":
         """`runtime`: compiled layers / native FP8; None lets the engine choose for the device."""
         from engine.models import load_model
 

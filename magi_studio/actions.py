@@ -81,7 +81,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Write the storyboard's active takes to an mp4", group_start=True, toolbar=True, target=STUDIO),
     ActionSpec("file.quit", "&Quit", "&File", "close", None, "Ctrl+Q", "Close MAGI Studio", group_start=True,
                role=QAction.MenuRole.QuitRole),
-    # Edit — every edit is a document command on the undo stack (magi_studio.undo); the timeline does them.
+    # Edit — every edit is a document command on the undo stack (document_session); the timeline does them.
     ActionSpec("edit.undo", "&Undo", "&Edit", "undo", "undo", "Ctrl+Z", "Undo the last edit", toolbar=True,
                group_start=True),
     ActionSpec("edit.redo", "&Redo", "&Edit", "redo", "redo", "Ctrl+Shift+Z", "Redo the last undone edit",

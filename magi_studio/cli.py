@@ -142,7 +142,7 @@ def _add_engine_args(parser: argparse.ArgumentParser) -> None:
 
 
 def connect_engine(args: argparse.Namespace):
-    """The RemoteSession of --engine (None without it): the remote counterpart of Session.load."""
+    """The RemoteSession of --engine (None without it): the remote counterpart of GenerationSession.load."""
     if not getattr(args, "engine", None):
         return None
     from engine.remote.client import RemoteSession
@@ -265,7 +265,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from engine.events import CancelToken, Cancelled, ChunkFinished, Failed, Finished
     from engine.remote.client import Queued
     from engine.requests import ChunkSpec, GenerationRequest
-    from engine.session import Session
+    from engine.session import GenerationSession
     from engine.video_io import VideoWriter, fit_image, iter_video, load_image
     from magi_studio.terminal_progress import TerminalProgress
 
@@ -275,7 +275,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from engine.config import RuntimeConfig
 
     runtime = RuntimeConfig(compile_layers=False) if args.no_compile else None
-    session = connect_engine(args) or Session.load(args.model, device=args.device, dtype=args.dtype,
+    session = connect_engine(args) or GenerationSession.load(args.model, device=args.device, dtype=args.dtype,
                                                    text_on_cpu=args.text_on_cpu, runtime=runtime)
     bundle = session.bundle
     width, height = args.size or (bundle.width, bundle.height)

@@ -1,4 +1,4 @@
-"""The studio's only door to the engine: a worker thread that owns the Session.
+"""The studio's only door to the engine: a worker thread that owns the GenerationSession.
 
     worker = EngineWorker()                      # starts the "magi-engine" QThread
     worker.event.connect(on_event)               # (job id, event): dispatch on the event's type
@@ -8,7 +8,7 @@
     worker.cancel(job)                           # the engine stops within one denoising step
     worker.shutdown()                            # cancel, quit, wait: call before the app exits
 
-Two objects share the work. `_EngineRunner` lives in the QThread, holds the Session and runs one job
+Two objects share the work. `_EngineRunner` lives in the QThread, holds the GenerationSession and runs one job
 at a time, iterating the engine's event generator (the one chunk loop; no copy of it here). The
 `EngineWorker` lives in the GUI thread: it numbers jobs, keeps their CancelTokens (thread-safe, so
 cancelling never waits for the runner's queue) and re-emits every event through one signal on the GUI
@@ -40,7 +40,7 @@ from engine.errors import EngineError
 from engine.events import CancelToken, Cancelled, Failed, Finished
 from engine.loading.hub import DownloadCancelled
 from engine.requests import GenerationRequest
-from engine.session import Session
+from engine.session import GenerationSession
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class ModelInfo:
     remote: str = ""
 
     @classmethod
-    def of(cls, session: Session, spec: str) -> "ModelInfo":
+    def of(cls, session: GenerationSession, spec: str) -> "ModelInfo":
         from engine.remote.client import RemoteSession
 
         if isinstance(session, RemoteSession):  # the server's model; its device names where it runs
@@ -98,7 +98,7 @@ class _Job:
     device: str = "auto"
     dtype: str | None = None
     text_on_cpu: bool = False
-    session: Session | None = None  # an already built session to adopt (tests, benchmarks)
+    session: GenerationSession | None = None  # an already built session to adopt (tests, benchmarks)
     remote: tuple[str, str | None, str | None, str | None] | None = None  # (URL, token, token file, CA file)
 
 
@@ -136,7 +136,7 @@ class _EngineRunner(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self._session: Session | None = None
+        self._session: GenerationSession | None = None
 
     @Slot(object)
     def run(self, job: _Job) -> None:
@@ -178,7 +178,7 @@ class _EngineRunner(QObject):
                     self.event.emit(job.id, LoadProgress(message, float(fraction)))
 
             self.event.emit(job.id, LoadProgress(f"Loading {job.spec}", 0.0))
-            session = Session.load(job.spec, device=job.device, dtype=job.dtype, text_on_cpu=job.text_on_cpu,
+            session = GenerationSession.load(job.spec, device=job.device, dtype=job.dtype, text_on_cpu=job.text_on_cpu,
                                    progress=progress, cancel=job.token.is_set)
         if job.token.is_set():  # cancelled while a non-interruptible load ran: keep the previous model
             self.event.emit(job.id, Cancelled((), time.perf_counter() - started))
@@ -201,7 +201,7 @@ class _EngineRunner(QObject):
 
 
 def _close_remote(session) -> None:
-    """Close a remote session's connection (a local Session holds none)."""
+    """Close a remote session's connection (a local GenerationSession holds none)."""
     close = getattr(session, "close", None)
     if close is not None:
         close()
@@ -254,8 +254,8 @@ class EngineWorker(QObject):
         is a Failed event with a RemoteError or ConfigError, and the previous model stays)."""
         return self._queue(_Job(next(self._ids), "load", spec=url, remote=(url, token, token_file, ca_file)))
 
-    def use_session(self, session: Session, spec: str = "") -> int:
-        """Queue adopting an already built Session (tests, benchmarks); behaves like a load."""
+    def use_session(self, session: GenerationSession, spec: str = "") -> int:
+        """Queue adopting an already built GenerationSession (tests, benchmarks); behaves like a load."""
         return self._queue(_Job(next(self._ids), "load", spec=spec or session.bundle.name, session=session))
 
     def generate(self, request: GenerationRequest, job_id: int | None = None) -> int:

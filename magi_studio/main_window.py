@@ -10,7 +10,7 @@ and progress, and the one place errors are shown.
 
 The window holds no project of its own: it shows the DocumentSession it is given (None: nothing open),
 and the Studio gives it the project controller's. Everything that shows the project listens to that
-one session (magi_studio.undo): the timeline, the takes view, the history, the player (through
+one session (magi_studio.document_session): the timeline, the takes view, the history, the player (through
 PlayerSync) and the title's unsaved mark. Errors
 from the engine (EngineWorker.failed) and from edits the user asked for (DocumentSession.errorOccurred,
 e.g. a dropped file that is not an image) reach one banner with the error's title and message.
@@ -37,7 +37,8 @@ from magi_studio.settings import Settings
 from magi_studio.takes import PreviewModeBar, TakesView
 from magi_studio.timeline import PlayerSync, TimelineView
 from magi_studio.timeline.glyphs import glyph
-from magi_studio.undo import DocumentSession, HistoryView
+from magi_studio.document_session import DocumentSession
+from magi_studio.widgets.history_view import HistoryView
 from magi_studio.widgets.engine_status import EngineStatus
 from magi_studio.widgets.generation_queue import GenerationQueueView
 from magi_studio.widgets.job_progress import JobProgress

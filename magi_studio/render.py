@@ -53,12 +53,12 @@ def run_render(args: argparse.Namespace) -> int:
     project, store = open_project(args.project)
     document = Document(project)
     if _needs_generation(project):
-        from engine.session import Session  # torch and the model only when something must be generated
+        from engine.session import GenerationSession  # torch and the model only when something must be generated
         from magi_studio.cli import connect_engine
 
         engine = getattr(args, "engine", None)
         progress.message(f"connecting to {engine} ..." if engine else f"loading {project.settings.model} ...")
-        session = connect_engine(args) or Session.load(project.settings.model)
+        session = connect_engine(args) or GenerationSession.load(project.settings.model)
         if engine:
             check_remote_model(session.bundle, project.settings.model)
         try:

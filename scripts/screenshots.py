@@ -205,11 +205,11 @@ def run_demo(size: str, out: Path) -> None:
     os.environ["HF_HOME"] = str(scratch / "hf")  # the settings dialog lists what the hub cache holds: none
 
     from engine.events import StepProgress
-    from engine.session import Session
+    from engine.session import GenerationSession
     from magi_studio.dialogs.project_prompts import DISCARD
     from magi_studio.document.commands import AddChunk, new_chunk
     from magi_studio.engine_worker import EngineState
-    from magi_studio.player import ChunkState
+    from magi_studio.player import SlotState
     from magi_studio.settings import Settings
     from magi_studio.studio import Studio
 
@@ -228,7 +228,7 @@ def run_demo(size: str, out: Path) -> None:
         show_welcome(studio, out, size)
     else:
         window.welcome.dismiss()
-    engine = HeldSession(Session.load("studio-mini", device="cpu"))
+    engine = HeldSession(GenerationSession.load("studio-mini", device="cpu"))
     wait_for(lambda: studio.worker.state == EngineState.READY)
     job = studio.worker.use_session(engine, spec="studio-mini")
     wait_for(lambda: job not in studio.worker.live_jobs)
@@ -250,7 +250,7 @@ def run_demo(size: str, out: Path) -> None:
                                   and max(e.chunk_steps.values()) >= e.steps_per_chunk // 2)
     generation.generate_shot(second.id)
     wait_for(lambda: engine.held.is_set() and window.player.store.chunk_count > held_position
-             and window.player.store.state(held_position) == ChunkState.PREVIEW)
+             and window.player.store.state(held_position) == SlotState.PREVIEW)
     studio.session.select(first.id, first.chunks[1].id)  # a finished frame in the player
     window.player.seek(24 + 14)
     grab(out / f"main-{size}.png")

@@ -127,7 +127,7 @@ def test_engine_types_import_without_torch():
 
 
 def test_engine_session_still_loads_on_first_use():
-    code = "import sys, engine; assert 'torch' not in sys.modules; print(engine.Session.__name__)"
+    code = "import sys, engine; assert 'torch' not in sys.modules; print(engine.GenerationSession.__name__)"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert child.returncode == 0, child.stderr
-    assert child.stdout.strip() == "Session"
+    assert child.stdout.strip() == "GenerationSession"

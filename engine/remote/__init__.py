@@ -1,4 +1,4 @@
-"""The engine on another machine: a WebSocket server in front of one Session, and a client with its interface.
+"""The engine on another machine: a WebSocket server in front of one GenerationSession, and a client with its interface.
 
     magi-studio serve --model studio-mini                     # on the GPU machine (engine.remote.server)
     session = RemoteSession.connect("ws://gpu-box:8765", token_file="token")   # on the laptop

@@ -1,4 +1,4 @@
-"""RemoteSession: the engine.Session interface, served by `magi-studio serve` on another machine.
+"""RemoteSession: the engine.GenerationSession interface, served by `magi-studio serve` on another machine.
 
     session = RemoteSession.connect("ws://gpu-box:8765", token_file="remote-token")
     session.bundle.label, session.bundle.width, session.default_sampling, session.sampling_for(request)

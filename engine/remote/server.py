@@ -129,7 +129,7 @@ class Run:
 
 
 class EngineServer:
-    """Serves one Session. `token=None` (no authentication) is allowed on a loopback address only."""
+    """Serves one GenerationSession. `token=None` (no authentication) is allowed on a loopback address only."""
 
     def __init__(self, session, token: str | None, *, limits: ServerLimits = ServerLimits(), spec: str = "") -> None:
         self.session, self.token, self.limits = session, token, limits
@@ -455,14 +455,14 @@ def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, 
                say: Callable[[str], None] = lambda text: print(text, flush=True)) -> int:
     """`magi-studio serve`: load the model once, then serve until Ctrl-C."""
     from engine.remote.token import default_token_path, load_or_create_token
-    from engine.session import Session
+    from engine.session import GenerationSession
 
     context = tls_context(tls_cert, tls_key)
     token_path = token_file or default_token_path()
     token, created = load_or_create_token(token_path)
     say(f"{'created a new token in' if created else 'token from'} {token_path}")
     say(f"loading {model} ...")
-    session = Session.load(model, device=device, dtype=dtype, text_on_cpu=text_on_cpu)
+    session = GenerationSession.load(model, device=device, dtype=dtype, text_on_cpu=text_on_cpu)
     server = EngineServer(session, token, spec=model)
 
     async def main() -> None:

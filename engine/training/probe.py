@@ -12,7 +12,7 @@ import torch
 from engine.bundle import ModelBundle
 from engine.events import ChunkFinished
 from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import Session
+from engine.session import GenerationSession
 from engine.training import studio_mini
 from engine.world.captions import storyboard_captions
 from engine.world.storyboard import random_storyboard
@@ -28,7 +28,7 @@ def probe_bundle(dit, text, vae) -> ModelBundle:
 
 
 def write_probe(path: Path, dit, text, vae, device, chunks: int = 3) -> list[str]:
-    session = Session(probe_bundle(dit, text, vae))
+    session = GenerationSession(probe_bundle(dit, text, vae))
     rows, prompts = [], []
     for seed in PROBE_SEEDS:
         board = random_storyboard(np.random.default_rng(seed), chunks)

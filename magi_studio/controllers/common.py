@@ -1,11 +1,8 @@
-"""What the controllers share: the session they work on, a serial background-task runner, autosave.
+"""What the controllers share: a serial background-task runner, autosave.
 
     tasks = SerialTasks("magi-results")
     tasks.submit(lambda: committer.write(event), on_done=commit, on_error=report)   # work off the GUI thread
     tasks.flush()                                                                   # wait, then deliver
-
-`SessionLike` is the part of magi_studio.undo.DocumentSession the controllers use (the document, its
-project store, the QUndoStack and `push(command)`), so they can be tested with a stand-in.
 
 `SerialTasks` runs callables one at a time, in submission order, on one pool thread, and delivers each
 outcome on the GUI thread in the same order. Order matters twice: a ResultCommitter must write chunk i
@@ -22,28 +19,14 @@ import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
-from PySide6.QtGui import QUndoStack
 
 from magi_studio.document.model import Project
-from magi_studio.document.observer import Document
 from magi_studio.document.store import ProjectStore, write_autosave
 
 log = logging.getLogger(__name__)
-
-
-class SessionLike(Protocol):
-    """The open project as the controllers see it (magi_studio.undo.DocumentSession satisfies it)."""
-
-    document: Document
-    #: Replaced by ProjectController after "Save as" (the project then lives in another bundle).
-    store: ProjectStore
-    undo_stack: QUndoStack
-
-    def push(self, command) -> None:
-        """Apply a document command through the undo stack."""
 
 
 def snapshot_project(project: Project) -> Project:

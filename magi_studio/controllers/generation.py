@@ -38,21 +38,22 @@ from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
 from engine.errors import ConfigError, EngineError
 from engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
-from magi_studio.controllers.common import Autosaver, SerialTasks, SessionLike, snapshot_project
+from magi_studio.controllers.common import Autosaver, SerialTasks, snapshot_project
 from magi_studio.controllers.run_queue import RunQueue
-from magi_studio.controllers.run_state import (DENOISING, FAILED, IDLE, QUEUED, ChunkJobStates, GenerationProgress,
+from magi_studio.controllers.run_state import (ChunkJobState, ChunkJobStates, GenerationProgress,
                                                QueuedShot, RunningJob, RunPhase, RunProgress)
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.planning import (GenerationPlan, ResultCommitter, plan_generation, plan_resume,
                                            sampling_for)
 from magi_studio.document.run_marker import clear_run_marker, write_run_marker
 from magi_studio.document.take_commands import KeepResult
+from magi_studio.document_session import DocumentSession
 from magi_studio.engine_worker import EngineWorker, is_final
 from magi_studio.player.feed import GenerationFeed
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GenerationController", "GenerationProgress", "RunPhase", "IDLE", "QUEUED", "DENOISING", "FAILED"]
+__all__ = ["GenerationController", "GenerationProgress", "RunPhase", "ChunkJobState"]
 
 
 class GenerationController(QObject, RunQueue):
@@ -80,7 +81,7 @@ class GenerationController(QObject, RunQueue):
     #: (one sentence) what became of a finished chunk that an edit during the run moved, deleted or re-parented.
     noticeReported = Signal(str)
 
-    def __init__(self, session: SessionLike | None, worker: EngineWorker, *, player_sync=None, settings=None,
+    def __init__(self, session: DocumentSession | None, worker: EngineWorker, *, player_sync=None, settings=None,
                  autosaver: Autosaver | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._session, self.worker, self.player_sync, self.settings = session, worker, player_sync, settings
@@ -107,7 +108,7 @@ class GenerationController(QObject, RunQueue):
 
     # Requests ---------------------------------------------------------------------------------
     @property
-    def session(self) -> SessionLike | None:
+    def session(self) -> DocumentSession | None:
         return self._session
 
     def cancel(self) -> None:
@@ -157,7 +158,7 @@ class GenerationController(QObject, RunQueue):
         """Write and commit every chunk the engine has delivered so far (blocks briefly; before Save as)."""
         self._tasks.flush()
 
-    def set_session(self, session: SessionLike | None) -> None:
+    def set_session(self, session: DocumentSession | None) -> None:
         """Another project is open (None: none): stop the run, commit what finished, forget the job states."""
         self.stop()
         self._stopped = []
@@ -314,7 +315,7 @@ class GenerationController(QObject, RunQueue):
             return self._enter(RunPhase.PLANNING)
         self._end_run()
 
-    def _start_job(self, session: SessionLike, item: QueuedShot, plan: GenerationPlan | None, sampling) -> None:
+    def _start_job(self, session: DocumentSession, item: QueuedShot, plan: GenerationPlan | None, sampling) -> None:
         if self._stop is not None or session is not self._session:
             return self._end_run()
         if self._pausing:
@@ -329,7 +330,7 @@ class GenerationController(QObject, RunQueue):
         shot = project.shot(shot_id)
         self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks())  # it may start elsewhere
         for chunk_id in plan.chunk_ids:
-            self._states.set(shot_id, chunk_id, QUEUED)
+            self._states.set(shot_id, chunk_id, ChunkJobState.QUEUED)
         self._progress.estimates[item.id] = len(plan.chunk_ids) + self._progress.finished_in.get(item.id, 0)
         job_id = self.worker.generate(plan.request)
         self._job = RunningJob(session, project, plan, ResultCommitter(plan, session.store, sampling), job_id,
@@ -385,7 +386,7 @@ class GenerationController(QObject, RunQueue):
         if (chunk_id := job.chunk_id(chunk)) is not None:
             job.active[chunk] = 0.0
             job.chunk_steps.setdefault(chunk, 0)
-            self._states.set(job.plan.shot_id, chunk_id, DENOISING, 0.0)
+            self._states.set(job.plan.shot_id, chunk_id, ChunkJobState.DENOISING, 0.0)
             self._emit_progress()
 
     def _on_step(self, job: RunningJob, event: StepProgress) -> None:
@@ -395,7 +396,7 @@ class GenerationController(QObject, RunQueue):
             if chunk not in job.finished and (chunk_id := job.chunk_id(chunk)) is not None:
                 job.chunk_steps[chunk] = steps
                 job.active[chunk] = steps / max(1, event.steps_per_chunk)
-                self._states.set(job.plan.shot_id, chunk_id, DENOISING, job.active[chunk])
+                self._states.set(job.plan.shot_id, chunk_id, ChunkJobState.DENOISING, job.active[chunk])
         self._emit_progress()
 
     def _on_chunk_finished(self, job: RunningJob, event: ChunkFinished) -> None:
@@ -416,7 +417,7 @@ class GenerationController(QObject, RunQueue):
         self._tasks.submit(write, on_done=lambda result: self._commit(job, result, event),
                            on_error=lambda error: self._on_write_error(job, event.chunk, error))
         if (chunk_id := job.chunk_id(event.chunk)) is not None:
-            self._states.set(job.plan.shot_id, chunk_id, DENOISING, 1.0)  # until it is committed
+            self._states.set(job.plan.shot_id, chunk_id, ChunkJobState.DENOISING, 1.0)  # until it is committed
         self._emit_progress()
 
     def _commit(self, job: RunningJob, result, event=None) -> None:
@@ -444,7 +445,7 @@ class GenerationController(QObject, RunQueue):
         if event is not None and event.frames is not None:
             self.resultFrames.emit(result.id, event.frames[event.prefix_frames:])
         job.session.push(job.committer.command_for(project, result))
-        self._states.set(job.plan.shot_id, result.chunk_id, IDLE)
+        self._states.set(job.plan.shot_id, result.chunk_id, ChunkJobState.IDLE)
         self.chunkCommitted.emit(job.plan.shot_id, result.chunk_id, result.id)
         self.autosaver.request(project, job.session.store)
         if notice is not None:
@@ -452,7 +453,7 @@ class GenerationController(QObject, RunQueue):
 
     def _on_write_error(self, job: RunningJob, chunk: int, error: BaseException) -> None:
         if (chunk_id := job.chunk_id(chunk)) is not None:
-            self._states.set(job.plan.shot_id, chunk_id, FAILED)
+            self._states.set(job.plan.shot_id, chunk_id, ChunkJobState.FAILED)
         self._fail_job(job, error)
 
     def _fail_job(self, job: RunningJob, error: BaseException) -> None:
@@ -470,7 +471,7 @@ class GenerationController(QObject, RunQueue):
             # The chunks being denoised failed; before any step, the first one it had to make.
             for chunk in [c for c in job.active if c not in job.finished] or waiting[:1]:
                 if (chunk_id := job.chunk_id(chunk)) is not None:
-                    self._states.set(job.plan.shot_id, chunk_id, FAILED)
+                    self._states.set(job.plan.shot_id, chunk_id, ChunkJobState.FAILED)
         elif outcome == "cancelled" and not self._pausing and not self._replacing:
             self._stop = self._stop or "cancelled"
         self._enter(RunPhase.DRAINING)

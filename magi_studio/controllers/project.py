@@ -33,7 +33,7 @@ from typing import Callable
 from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer, Signal
 
 from engine.errors import EngineError
-from magi_studio.controllers.common import Autosaver, SessionLike
+from magi_studio.controllers.common import Autosaver
 from magi_studio.dialogs.project_prompts import CANCEL, DISCARD, RECOVER, SAVE, ProjectPrompts
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (DEFAULT_SIZE, ChunkState, Project, ProjectSettings, new_project,
@@ -41,6 +41,7 @@ from magi_studio.document.model import (DEFAULT_SIZE, ChunkState, Project, Proje
 from magi_studio.document.run_marker import clear_run_marker, read_run_marker
 from magi_studio.document.store import (AUTOSAVE, EXTENSION, MANIFEST, ProjectStore, bundle_path, discard_recovery,
                                         find_recovery, find_scratch_recoveries, load_recovery, open_project)
+from magi_studio.document_session import DocumentSession
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,7 @@ def default_scratch_root() -> Path:
     return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "untitled"
 
 
-def default_session_factory(project: Project, store: ProjectStore, *, scratch: bool) -> SessionLike:
-    from magi_studio.undo import DocumentSession
-
+def default_session_factory(project: Project, store: ProjectStore, *, scratch: bool) -> DocumentSession:
     return DocumentSession(project, store, scratch=scratch)
 
 
@@ -91,7 +90,7 @@ class ProjectController(QObject):
     errorReported = Signal(object)
 
     def __init__(self, settings, *, scratch_root: str | Path | None = None,
-                 session_factory: Callable[..., SessionLike] = default_session_factory,
+                 session_factory: Callable[..., DocumentSession] = default_session_factory,
                  prompts: ProjectPrompts | None = None, generation=None, autosaver: Autosaver | None = None,
                  autosave_interval_ms: int = AUTOSAVE_INTERVAL_MS, model_info: Callable[[], object] | None = None,
                  parent: QObject | None = None) -> None:
@@ -104,7 +103,7 @@ class ProjectController(QObject):
         self.autosaver.saved.connect(self._on_autosaved)
         if generation is not None:  # one autosave writer, so autosaves land in the order they were taken
             generation.autosaver = self.autosaver
-        self.session: SessionLike | None = None
+        self.session: DocumentSession | None = None
         self._untitled = False
         self._lock: QLockFile | None = None
         self._edited_since_autosave = False

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from magi_studio.controllers.run_state import DENOISING, QUEUED, QueuedShot, QueueItem, RunPhase
+from magi_studio.controllers.run_state import ChunkJobState, QueuedShot, QueueItem, RunPhase
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import first_pending_chunk
 from magi_studio.document.planning import reseed_for_regeneration, variation_seeds
@@ -125,8 +125,8 @@ class RunQueue:
         if chunks:
             self._progress.estimates[item.id] = len(chunks) + self._progress.finished_in.get(item.id, 0)
         for chunk in chunks:
-            if self._states.get(chunk.id)[0] != DENOISING:
-                self._states.set(item.shot_id, chunk.id, QUEUED)
+            if self._states.get(chunk.id)[0] != ChunkJobState.DENOISING:
+                self._states.set(item.shot_id, chunk.id, ChunkJobState.QUEUED)
         return [chunk.id for chunk in chunks]
 
     @staticmethod

@@ -20,7 +20,15 @@ from PySide6.QtCore import QElapsedTimer
 
 from magi_studio.document.planning import GenerationPlan, ResultCommitter
 
-IDLE, QUEUED, DENOISING, FAILED = "", "queued", "denoising", "failed"
+
+
+class ChunkJobState(str, Enum):
+    """What a run is doing with one chunk: transient, never saved (the document's ChunkState is what lasts)."""
+
+    IDLE = ""  # no run touches it
+    QUEUED = "queued"
+    DENOISING = "denoising"
+    FAILED = "failed"
 
 
 class RunPhase(str, Enum):
@@ -202,7 +210,7 @@ class StepTimer:
 class RunningJob:
     """One engine job: one shot's plan, the committer of its results, and what the engine has said so far."""
 
-    session: Any  # the SessionLike whose project the results go to
+    session: Any  # the DocumentSession whose project the results go to
     project: Any  # that project (a session may be given another one: then these results are not committed)
     plan: GenerationPlan
     committer: ResultCommitter
@@ -280,11 +288,11 @@ class ChunkJobStates:
         self._states: dict[str, tuple[str, str, float]] = {}
 
     def get(self, chunk_id: str) -> tuple[str, float]:
-        _, state, progress = self._states.get(chunk_id, ("", IDLE, 0.0))
+        _, state, progress = self._states.get(chunk_id, ("", ChunkJobState.IDLE, 0.0))
         return state, progress
 
     def set(self, shot_id: str, chunk_id: str, state: str, progress: float = 0.0) -> None:
-        if state == IDLE:
+        if state == ChunkJobState.IDLE:
             if self._states.pop(chunk_id, None) is None:
                 return
         else:
@@ -294,11 +302,11 @@ class ChunkJobStates:
     def settle(self, shot_id: str | None = None, chunk_ids=None) -> None:
         """QUEUED and DENOISING chunks (of a shot, or of `chunk_ids`, or all) become IDLE; FAILED ones stay."""
         for chunk_id, (owner, state, _) in list(self._states.items()):
-            if state in (QUEUED, DENOISING) and (shot_id is None or owner == shot_id) \
+            if state in (ChunkJobState.QUEUED, ChunkJobState.DENOISING) and (shot_id is None or owner == shot_id) \
                     and (chunk_ids is None or chunk_id in chunk_ids):
-                self.set(owner, chunk_id, IDLE)
+                self.set(owner, chunk_id, ChunkJobState.IDLE)
 
     def clear(self) -> None:
         """Forget every state (another project was opened)."""
         for chunk_id, (owner, _, _) in list(self._states.items()):
-            self.set(owner, chunk_id, IDLE)
+            self.set(owner, chunk_id, ChunkJobState.IDLE)

@@ -152,7 +152,7 @@ class ChunkResult:
 
 @dataclass
 class ProjectSettings:
-    #: "studio-mini", a checkpoint folder or a MAGI-1 hub variant (anything Session.load accepts).
+    #: "studio-mini", a checkpoint folder or a MAGI-1 hub variant (anything GenerationSession.load accepts).
     model: str = "studio-mini"
     width: int = DEFAULT_SIZE[0]
     height: int = DEFAULT_SIZE[1]

@@ -29,7 +29,9 @@ from PySide6.QtGui import QImage, QPixmap
 FRAMES_PER_CHUNK = 24
 
 
-class ChunkState(str, Enum):
+class SlotState(str, Enum):
+    """What one chunk slot of the player holds (the document's ChunkState says whether a chunk is generated)."""
+
     EMPTY = "empty"
     PREVIEW = "preview"
     FRAMES = "frames"
@@ -45,7 +47,7 @@ class FrameImage:
 
     frame: int
     chunk: int
-    state: ChunkState
+    state: SlotState
     image: QImage | None = None
     #: Denoising progress of a preview, 0..1 (None when unknown or not a preview).
     progress: float | None = None
@@ -193,15 +195,15 @@ class FrameStore(QObject):
         self.layoutChanged.emit()
 
     # Reading ----------------------------------------------------------------------------------
-    def state(self, chunk: int) -> ChunkState:
+    def state(self, chunk: int) -> SlotState:
         slot = self._slots[chunk]
         if slot.preview is not None:
-            return ChunkState.PREVIEW
+            return SlotState.PREVIEW
         if slot.frames is not None:
-            return ChunkState.FRAMES
+            return SlotState.FRAMES
         if slot.loading:
-            return ChunkState.LOADING
-        return ChunkState.UNREADABLE if slot.unreadable else ChunkState.EMPTY
+            return SlotState.LOADING
+        return SlotState.UNREADABLE if slot.unreadable else SlotState.EMPTY
 
     def frames(self, chunk: int) -> np.ndarray | None:
         """The finished frames of `chunk` (None for a hole); a preview does not hide them here."""
@@ -221,11 +223,11 @@ class FrameStore(QObject):
                 slot.preview_images = _as_images(slot.preview)
             # n preview frames stand for the chunk's 24 frames (MAGI-1: one latent frame per 4 pixel frames).
             index = min(local * len(slot.preview_images) // FRAMES_PER_CHUNK, len(slot.preview_images) - 1)
-            return FrameImage(frame, chunk, ChunkState.PREVIEW, slot.preview_images[index], slot.progress)
+            return FrameImage(frame, chunk, SlotState.PREVIEW, slot.preview_images[index], slot.progress)
         if slot.frames is not None:
             if slot.images is None:
                 slot.images = _as_images(slot.frames)
-            return FrameImage(frame, chunk, ChunkState.FRAMES, slot.images[local])
+            return FrameImage(frame, chunk, SlotState.FRAMES, slot.images[local])
         if slot.loading:
-            return FrameImage(frame, chunk, ChunkState.LOADING, poster=slot.poster)
-        return FrameImage(frame, chunk, ChunkState.UNREADABLE if slot.unreadable else ChunkState.EMPTY)
+            return FrameImage(frame, chunk, SlotState.LOADING, poster=slot.poster)
+        return FrameImage(frame, chunk, SlotState.UNREADABLE if slot.unreadable else SlotState.EMPTY)

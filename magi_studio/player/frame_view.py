@@ -15,7 +15,7 @@ from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QLinearGradient, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from magi_studio.player.frame_store import ChunkState, FrameImage
+from magi_studio.player.frame_store import SlotState, FrameImage
 from magi_studio.theme import palette
 
 
@@ -56,7 +56,7 @@ class FrameView(QWidget):
     def set_frame(self, frame: FrameImage | None, frame_size: QSize) -> None:
         """Show `frame` (None: the empty state); `frame_size` is the video's resolution."""
         self._frame, self._frame_size = frame, QSize(frame_size)
-        unreadable = frame is not None and frame.state == ChunkState.UNREADABLE
+        unreadable = frame is not None and frame.state == SlotState.UNREADABLE
         self.setCursor(Qt.CursorShape.PointingHandCursor if unreadable else Qt.CursorShape.ArrowCursor)
         self.update()
 
@@ -81,7 +81,7 @@ class FrameView(QWidget):
     def mouseReleaseEvent(self, event) -> None:
         frame = self._frame
         if (event.button() == Qt.MouseButton.LeftButton and frame is not None
-                and frame.state == ChunkState.UNREADABLE and self.picture_rect().contains(event.position().toPoint())):
+                and frame.state == SlotState.UNREADABLE and self.picture_rect().contains(event.position().toPoint())):
             self.retryRequested.emit(frame.chunk)
             return
         super().mouseReleaseEvent(event)
@@ -93,17 +93,17 @@ class FrameView(QWidget):
         frame = self._frame
         if frame is None:
             self._paint_empty(painter)
-        elif frame.state == ChunkState.LOADING and frame.poster is not None:
+        elif frame.state == SlotState.LOADING and frame.poster is not None:
             self._paint_poster(painter, frame)
         elif frame.image is None:  # a hole: not generated, loading without a poster, or unreadable
             self._paint_hole(painter, frame)
         else:
             target = self.picture_rect()
             # Previews are tiny (latent resolution): smooth them; frames at 1:1 need no filtering.
-            smooth = frame.state == ChunkState.PREVIEW or target.size() != frame.image.size()
+            smooth = frame.state == SlotState.PREVIEW or target.size() != frame.image.size()
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
             painter.drawImage(target, frame.image)
-            if frame.state == ChunkState.PREVIEW:
+            if frame.state == SlotState.PREVIEW:
                 self._paint_preview_badge(painter, target, frame)
         painter.end()
         if frame is not None:
@@ -136,8 +136,8 @@ class FrameView(QWidget):
         middle = target.center().y()
         self._draw_text(painter, QRect(target.x(), middle - 24, target.width(), 26), self._chunk_name(frame.chunk),
                         palette.TEXT_DIM, 1.3, bold=True)
-        detail, colour = {ChunkState.LOADING: ("loading…", palette.TEXT_FAINT),
-                          ChunkState.UNREADABLE: ("its frames could not be read · click to try again",
+        detail, colour = {SlotState.LOADING: ("loading…", palette.TEXT_FAINT),
+                          SlotState.UNREADABLE: ("its frames could not be read · click to try again",
                                                   palette.WARNING)}.get(
             frame.state, ("not generated yet", palette.TEXT_FAINT))
         self._draw_text(painter, QRect(target.x(), middle + 4, target.width(), 22), detail, colour, 1.0)

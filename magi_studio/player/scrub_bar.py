@@ -14,16 +14,16 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from magi_studio.player.frame_store import FRAMES_PER_CHUNK, ChunkState, FrameStore
+from magi_studio.player.frame_store import FRAMES_PER_CHUNK, SlotState, FrameStore
 from magi_studio.player.marks import ShotSpan, chunk_name, shot_of, timecode
 from magi_studio.theme import palette
 
 _CELL_COLOURS = {
-    ChunkState.FRAMES: "#3f3a8f",
-    ChunkState.PREVIEW: "#1b5566",
-    ChunkState.EMPTY: "#2a2e37",
-    ChunkState.LOADING: "#33304f",
-    ChunkState.UNREADABLE: "#4a2a2a",
+    SlotState.FRAMES: "#3f3a8f",
+    SlotState.PREVIEW: "#1b5566",
+    SlotState.EMPTY: "#2a2e37",
+    SlotState.LOADING: "#33304f",
+    SlotState.UNREADABLE: "#4a2a2a",
 }
 
 
@@ -120,7 +120,7 @@ class ScrubBar(QWidget):
         chunks = self._store.chunk_count
         if chunks == 0:
             painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(_CELL_COLOURS[ChunkState.EMPTY]))
+            painter.setBrush(QColor(_CELL_COLOURS[SlotState.EMPTY]))
             painter.drawRoundedRect(track, 4, 4)
             painter.end()
             return
@@ -132,14 +132,14 @@ class ScrubBar(QWidget):
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(_CELL_COLOURS[state]))
             painter.drawRoundedRect(cell, 3, 3)
-            if state == ChunkState.PREVIEW:  # fill the cell as far as the chunk's denoising has got
+            if state == SlotState.PREVIEW:  # fill the cell as far as the chunk's denoising has got
                 progress = self._store.preview_progress(chunk) or 0.0
                 painter.setBrush(QColor(palette.CYAN).darker(130))
                 painter.drawRoundedRect(QRectF(cell.left(), cell.bottom() - 3, cell.width() * progress, 3), 1.5, 1.5)
             if cell_width >= 26:
                 found = shot_of(self._shots, chunk)
                 number = chunk - found[1].first_chunk + 1 if found else chunk + 1
-                painter.setPen(QColor(palette.TEXT_DIM if state != ChunkState.EMPTY else palette.TEXT_FAINT))
+                painter.setPen(QColor(palette.TEXT_DIM if state != SlotState.EMPTY else palette.TEXT_FAINT))
                 painter.drawText(cell, Qt.AlignmentFlag.AlignCenter, str(number))
         for chunk in self.shot_boundaries():  # a shot starts here: an amber line (white is the playhead)
             x = track.left() + chunk * cell_width - gap / 2

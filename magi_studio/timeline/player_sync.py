@@ -48,7 +48,7 @@ from PySide6.QtGui import QPixmap
 
 from magi_studio.document.model import active_path, resolve_take, storyboard_chunks
 from magi_studio.player.frame_loader import FrameLoader
-from magi_studio.player.frame_store import FRAMES_PER_CHUNK, ChunkState
+from magi_studio.player.frame_store import FRAMES_PER_CHUNK, SlotState
 from magi_studio.player.marks import ShotSpan
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class PlayerSync(QObject):
     def loading(self) -> list[int]:
         """The chunk slots whose frames are not in memory yet (decoding, or dropped to bound memory)."""
         store = self.player.store
-        return [p for p in range(store.chunk_count) if store.state(p) == ChunkState.LOADING]
+        return [p for p in range(store.chunk_count) if store.state(p) == SlotState.LOADING]
 
     # Frames -----------------------------------------------------------------------------------
     def path_results(self) -> list[str | None]:
@@ -184,7 +184,7 @@ class PlayerSync(QObject):
             else:
                 if result_id is not None:  # its file could not be read, or is known damaged: a hole that says so
                     store.set_unreadable(position)
-                elif store.state(position) != ChunkState.EMPTY:
+                elif store.state(position) != SlotState.EMPTY:
                     store.clear_chunk(position)
                 result_id = None
             shown[position] = result_id
@@ -287,12 +287,13 @@ class PlayerSync(QObject):
         chunk_bytes = FRAMES_PER_CHUNK * project.settings.width * project.settings.height * 3
         kept = ours[:max(1, self.FRAME_BUDGET // max(1, chunk_bytes))]
         for position in ours[len(kept):]:
-            if store.state(position) == ChunkState.FRAMES and position not in self._run_at:  # far from the playhead: decoded again when it nears
+            # far from the playhead: decoded again when it nears (a run's frames stay)
+            if store.state(position) == SlotState.FRAMES and position not in self._run_at:
                 store.set_loading(position, self._poster(self._shown[position]))
         requests, asked = [], set()
         for position in kept:
             result_id = self._shown[position]
-            if store.state(position) == ChunkState.LOADING and result_id not in asked:
+            if store.state(position) == SlotState.LOADING and result_id not in asked:
                 asked.add(result_id)
                 # The store and result are bound now: the worker never touches the document.
                 requests.append((result_id, functools.partial(self.session.store.read_frames,
@@ -304,7 +305,7 @@ class PlayerSync(QObject):
         # longer shown, or for a slot the generation feed has filled since, is dropped.
         store = self.player.store
         for position, shown in enumerate(self._shown):
-            if shown == result_id and position < store.chunk_count and store.state(position) == ChunkState.LOADING:
+            if shown == result_id and position < store.chunk_count and store.state(position) == SlotState.LOADING:
                 store.set_frames(position, frames)
 
     def _poster(self, result_id: str) -> QPixmap | None:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QWidget
 
-#: What a card's badge can say. empty/done/stale/damaged come from the document; the rest are job states.
-EMPTY, QUEUED, DENOISING, DONE, STALE, FAILED = "empty", "queued", "denoising", "done", "stale", "failed"
-DAMAGED = "damaged"
+from magi_studio.controllers.run_state import ChunkJobState
+from magi_studio.document.model import ChunkState
+
+#: What a card's badge can say: the document's ChunkState, or a run's ChunkJobState while a run touches the chunk.
+EMPTY, DONE, STALE, DAMAGED = (ChunkState.EMPTY.value, ChunkState.DONE.value, ChunkState.STALE.value,
+                               ChunkState.DAMAGED.value)
+QUEUED, DENOISING, FAILED = ChunkJobState.QUEUED.value, ChunkJobState.DENOISING.value, ChunkJobState.FAILED.value
 JOB_STATES = (QUEUED, DENOISING, FAILED)
 STATE_TEXT = {EMPTY: "Empty", QUEUED: "Queued", DENOISING: "Denoising", DONE: "Done", STALE: "Stale",
               FAILED: "Failed", DAMAGED: "Damaged"}

@@ -34,7 +34,7 @@ from magi_studio.timeline.style import TEXT_WIDTH, TIMELINE_QSS, thumb_width
 #: width). The cards' height never changes, so zooming never moves the panels around the storyboard.
 ZOOM_LEVELS = ((1.0, 320), (1.0, TEXT_WIDTH), (1.0, 0), (0.6, 0), (0.36, 0), (0.18, 0))
 DEFAULT_ZOOM = 1
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 
 
 class TimelineView(QWidget, TimelineEditing):

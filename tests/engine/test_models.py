@@ -18,7 +18,7 @@ from engine.errors import CheckpointError, DownloadError, OutOfMemory
 from engine.events import ChunkFinished, Finished
 from engine.loading import save_sharded
 from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import Session
+from engine.session import GenerationSession
 from engine.variants import MAGI_VARIANTS, tiny_dit_config
 from engine.vae import VideoVAE
 from engine.vae.config import VAEConfig
@@ -51,7 +51,7 @@ def write_magi_snapshot(root: Path, variant) -> Path:
     return root
 
 
-def one_chunk(session: Session) -> list:
+def one_chunk(session: GenerationSession) -> list:
     return list(session.generate(GenerationRequest(chunks=(ChunkSpec("a red circle rolls to the left", 1),),
                                                    width=64, height=64)))
 
@@ -62,7 +62,7 @@ def test_studio_mini_name_resolves_to_the_shipped_folder_or_says_it_is_missing(m
         models.resolve_model("studio-mini")
     save_native_bundle(tiny_bundle(), tmp_path / "studio-mini")
     assert models.resolve_model("studio-mini").kind == "native"
-    events = one_chunk(Session.load("studio-mini", device="cpu"))
+    events = one_chunk(GenerationSession.load("studio-mini", device="cpu"))
     assert isinstance(events[-1], Finished)
 
 
@@ -75,7 +75,7 @@ def test_hub_variant_names(spec, variant):
 
 def test_official_folder_loads_and_generates(tmp_path, tiny_magi_variants):
     root = write_magi_snapshot(tmp_path / "MAGI-1", tiny_magi_variants)
-    session = Session.load(str(root), device="cpu")
+    session = GenerationSession.load(str(root), device="cpu")
     assert session.bundle.name == "4.5B_distill" and session.bundle.dit.config.distilled
     events = one_chunk(session)
     assert isinstance(events[-1], Finished), events[-1]
@@ -92,10 +92,10 @@ def test_hub_variant_loads_from_the_cache_offline(tmp_path, tiny_magi_variants, 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    session = Session.load("4.5B_distill", device="cpu")
+    session = GenerationSession.load("4.5B_distill", device="cpu")
     assert isinstance(one_chunk(session)[-1], Finished)
     with pytest.raises(DownloadError, match="offline"):
-        Session.load("24B_distill", device="cpu")
+        GenerationSession.load("24B_distill", device="cpu")
 
 
 def test_a_variant_too_big_for_the_device_is_refused_before_loading(tmp_path, monkeypatch):
@@ -107,6 +107,6 @@ def test_a_variant_too_big_for_the_device_is_refused_before_loading(tmp_path, mo
     (root / "ckpt" / "t5" / "t5-v1_1-xxl" / "config.json").write_text("{}")
     monkeypatch.setattr("engine.loading.memory.device_memory_bytes", lambda device: 24 * 2**30)
     with pytest.raises(OutOfMemory) as info:
-        Session.load(str(root), device="cpu")
+        GenerationSession.load(str(root), device="cpu")
     message = str(info.value)
     assert "MAGI-1 24B" in message and "GiB" in message

@@ -13,15 +13,15 @@ from engine.errors import ConfigError, InputError
 from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted,
                            StepProgress)
 from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import Session
+from engine.session import GenerationSession
 from tests.engine.factories import tiny_bundle
 
 PROMPTS = ("a red ball falls", "the blue square moves left", "a green triangle grows", "a red ball falls")
 
 
 @pytest.fixture(scope="module")
-def session() -> Session:
-    return Session(tiny_bundle())
+def session() -> GenerationSession:
+    return GenerationSession(tiny_bundle())
 
 
 def request(n: int = 3, **kwargs) -> GenerationRequest:
@@ -153,7 +153,7 @@ def test_absurd_requests_are_refused_with_clear_messages(kwargs, error):
 
 def test_native_bundle_round_trip(tmp_path, session):
     save_native_bundle(session.bundle, tmp_path / "model")
-    loaded = Session(load_native_bundle(tmp_path / "model", torch.device("cpu"), torch.float32))
+    loaded = GenerationSession(load_native_bundle(tmp_path / "model", torch.device("cpu"), torch.float32))
     a = [e.latent for e in session.generate(request(1)) if isinstance(e, ChunkFinished)]
     b = [e.latent for e in loaded.generate(request(1)) if isinstance(e, ChunkFinished)]
     assert torch.equal(a[0], b[0])

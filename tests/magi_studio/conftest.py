@@ -3,12 +3,12 @@
 * `isolated_settings` (autouse): every test gets fresh settings in its own temporary folder — QSettings'
   INI path is redirected and the organisation renamed — so no test reads or writes the user's file; the
   data and cache folders (XDG_DATA_HOME, XDG_CACHE_HOME: untitled projects' scratch bundles) move there too.
-* `tiny_session`: a Session over the tiny random model of the real classes (64x64, milliseconds/chunk).
+* `tiny_session`: a GenerationSession over the tiny random model of the real classes (64x64, milliseconds/chunk).
 * `engine_worker`: an EngineWorker whose thread is always shut down (and checked) after the test.
 * `no_leaked_windows`: fails a test that leaves top-level widgets behind.
 * `make_studio`: the wired app (magi_studio.studio.Studio) with FakePrompts and a temporary scratch folder,
   shown; disposed afterwards (unsaved work discarded), its engine thread checked stopped, no window leaked.
-* `PausingSession`: wraps a Session so a test can hold the engine thread at a chosen event
+* `PausingSession`: wraps a GenerationSession so a test can hold the engine thread at a chosen event
   (deterministic cancel/supersede tests) and see what the engine yielded after a cancel.
 """
 
@@ -41,10 +41,10 @@ def isolated_settings(tmp_path_factory, monkeypatch) -> Settings:
 
 @pytest.fixture(scope="session")
 def tiny_session():
-    from engine.session import Session
+    from engine.session import GenerationSession
     from tests.engine.factories import tiny_bundle
 
-    return Session(tiny_bundle())
+    return GenerationSession(tiny_bundle())
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def no_leaked_windows(qapp):
 
 
 class PausingSession:
-    """A Session stand-in that yields the real engine's events, optionally pausing the engine thread.
+    """A GenerationSession stand-in that yields the real engine's events, optionally pausing the engine thread.
 
     `pause_when(event)` true → after yielding that event the engine thread waits for `resume()`
     (once). `after_cancel` lists the event types the engine yielded once the cancel token was set:

@@ -57,7 +57,7 @@ def test_prefix_video_output_holds_only_new_frames(model_dir, tmp_path):
 def test_a_large_prefix_is_fitted_as_it_streams_with_the_engine_s_own_result(model_dir, tmp_path, monkeypatch):
     from engine.events import ChunkFinished
     from engine.requests import GenerationRequest
-    from engine.session import Session
+    from engine.session import GenerationSession
     from engine.video_io import write_video
 
     rng = np.random.default_rng(3)
@@ -69,7 +69,7 @@ def test_a_large_prefix_is_fitted_as_it_streams_with_the_engine_s_own_result(mod
     assert main(["generate", "--model", str(model_dir), "--video", str(tmp_path / "wide.mp4"), "--prompt", "it stops",
                  "-q", "-o", str(tmp_path / "cli.mp4")]) == 0
     assert seen[-1].prefix_video.shape == (24, 64, 64, 3)  # kept at the model's size, not 160x96
-    session = Session.load(str(model_dir))
+    session = GenerationSession.load(str(model_dir))
     request = GenerationRequest(chunks=seen[-1].chunks, width=64, height=64, sampling=seen[-1].sampling,
                                 prefix_video=read_video(tmp_path / "wide.mp4"), previews=False)
     native = [e.frames[e.prefix_frames:] for e in session.generate(request) if isinstance(e, ChunkFinished)]
@@ -80,9 +80,9 @@ def test_a_large_prefix_is_fitted_as_it_streams_with_the_engine_s_own_result(mod
 @pytest.fixture
 def no_model_load(monkeypatch):
     """Loading a model fails the test: every argument must be refused before one loads."""
-    from engine.session import Session
+    from engine.session import GenerationSession
 
-    monkeypatch.setattr(Session, "load", classmethod(lambda *a, **k: pytest.fail("a model was loaded")))
+    monkeypatch.setattr(GenerationSession, "load", classmethod(lambda *a, **k: pytest.fail("a model was loaded")))
 
 
 def run_generate_with(args, tmp_path, model_dir, capsys):

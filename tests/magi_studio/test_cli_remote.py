@@ -11,7 +11,7 @@ import pytest
 from engine.bundle import save_native_bundle
 from engine.remote.server import ServerThread
 from engine.remote.token import load_or_create_token
-from engine.session import Session
+from engine.session import GenerationSession
 from engine.video_io import read_video
 from magi_studio.cli import main
 from magi_studio.document.commands import AddChunk, SetPrompt, new_chunk
@@ -38,7 +38,7 @@ def token_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(model_dir, token_file):
     token, _ = load_or_create_token(token_file)
-    running = ServerThread(Session.load(str(model_dir)), token, spec=str(model_dir))
+    running = ServerThread(GenerationSession.load(str(model_dir)), token, spec=str(model_dir))
     yield running
     running.stop()
 

@@ -19,7 +19,7 @@ from engine.errors import CheckpointError, ConfigError, DownloadError, EngineErr
 from engine.events import (Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted,
                            StepProgress)
 from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import Session
+from engine.session import GenerationSession
 from magi_studio.engine_worker import (EngineState, EngineWorker, JobStarted, LoadProgress, ModelInfo, ModelLoaded,
                                       is_final)
 from tests.engine.factories import tiny_bundle
@@ -204,7 +204,7 @@ def test_an_unexpected_exception_becomes_an_engine_error(qtbot, engine_worker, t
 
         def generate(self, request, cancel=None):
             raise RuntimeError("boom")
-            yield  # a generator, like Session.generate
+            yield  # a generator, like GenerationSession.generate
 
     recorder = ready_worker(qtbot, engine_worker, Broken())
     job = engine_worker.generate(request(1))
@@ -235,7 +235,7 @@ def test_load_model_by_folder_reports_progress_and_a_superseded_load_is_cancelle
 def test_shutdown_mid_generation_stops_the_thread_and_releases_everything(qtbot, no_leaked_windows):
     worker = EngineWorker()
     runner = worker._runner
-    session = Session(tiny_bundle())
+    session = GenerationSession(tiny_bundle())
     session_ref = weakref.ref(session)
     recorder = ready_worker(qtbot, worker, session)
     del session

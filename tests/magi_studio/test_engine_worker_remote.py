@@ -14,7 +14,7 @@ from engine.events import Cancelled, ChunkFinished, Failed, Finished
 from engine.remote.client import RemoteSession
 from engine.remote.server import ServerThread
 from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import Session
+from engine.session import GenerationSession
 from magi_studio.engine_worker import EngineState, EngineWorker, ModelLoaded, is_final
 from tests.engine.factories import tiny_bundle
 
@@ -23,7 +23,7 @@ TOKEN = "worker-test-token-0123456789"
 
 @pytest.fixture(scope="module")
 def server():
-    running = ServerThread(Session(tiny_bundle()), TOKEN)
+    running = ServerThread(GenerationSession(tiny_bundle()), TOKEN)
     yield running
     running.stop()
 
@@ -62,13 +62,13 @@ def test_the_worker_drives_a_remote_engine_like_a_local_one(qtbot, worker, serve
     job = worker.generate(request(2))
     qtbot.waitUntil(lambda: ended(events, job), timeout=10_000)
     theirs = {e.chunk: e for j, e in events if j == job and isinstance(e, ChunkFinished)}
-    ours = {e.chunk: e for e in Session(tiny_bundle()).generate(request(2)) if isinstance(e, ChunkFinished)}
+    ours = {e.chunk: e for e in GenerationSession(tiny_bundle()).generate(request(2)) if isinstance(e, ChunkFinished)}
     assert sorted(theirs) == [0, 1] and isinstance(events[-1][1], Finished)
     assert all(torch.equal(theirs[c].latent, ours[c].latent) and np.array_equal(theirs[c].frames, ours[c].frames)
                for c in ours)
 
 
-class HoldAfterEachChunk(Session):
+class HoldAfterEachChunk(GenerationSession):
     """The real engine, waiting after each finished chunk until the run is cancelled (a deterministic cancel)."""
 
     def generate(self, request, cancel=None):
@@ -104,7 +104,7 @@ def test_a_refused_connection_is_a_failed_load_and_nothing_else_changes(qtbot, w
     assert worker.model_info is None and worker.state == EngineState.NO_MODEL
 
 
-class HeldAtStart(Session):
+class HeldAtStart(GenerationSession):
     """The real engine, each run held after its first event until the test opens the gate."""
 
     def __init__(self, bundle) -> None:

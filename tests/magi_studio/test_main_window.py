@@ -15,9 +15,9 @@ from engine.requests import ChunkSpec, GenerationRequest
 from magi_studio.actions import ACTIONS, CONTEXT_KEYS, MENUS, WINDOW
 from magi_studio.engine_worker import EngineState
 from magi_studio.main_window import MainWindow
-from magi_studio.player import ChunkState
+from magi_studio.player import SlotState
 from magi_studio.settings import Settings
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 
 
 @pytest.fixture
@@ -148,7 +148,7 @@ def test_progress_widget_and_player_follow_a_generation_and_cancel_works(qtbot, 
     job = window.worker.generate(request(3))
     window.preview_job(job)
     qtbot.waitUntil(lambda: session.paused.is_set() and window.player.store.chunk_count >= 1
-                    and window.player.store.state(0) == ChunkState.FRAMES, timeout=10_000)
+                    and window.player.store.state(0) == SlotState.FRAMES, timeout=10_000)
     # Engine held after chunk 1 of 3: the chunk is in the player, progress shows where the run is.
     progress = window.job_progress
     qtbot.waitUntil(lambda: "step" in progress.text(), timeout=2000)
@@ -161,8 +161,8 @@ def test_progress_widget_and_player_follow_a_generation_and_cancel_works(qtbot, 
     session.resume()
     qtbot.waitUntil(lambda: job not in window.worker.live_jobs, timeout=10_000)
     assert window.statusBar().currentMessage() == "Stopped — 1 finished chunk kept" and not progress.isVisible()
-    assert window.player.store.state(0) == ChunkState.FRAMES  # the finished chunk stays
-    assert all(window.player.store.state(c) != ChunkState.PREVIEW for c in range(window.player.store.chunk_count))
+    assert window.player.store.state(0) == SlotState.FRAMES  # the finished chunk stays
+    assert all(window.player.store.state(c) != SlotState.PREVIEW for c in range(window.player.store.chunk_count))
     assert not window.action_set["generate.cancel"].isEnabled()
 
 
@@ -189,7 +189,7 @@ def test_a_completed_generation_fills_the_player(qtbot, window, tiny_session):
     window.preview_job(job)
     qtbot.waitUntil(lambda: job not in window.worker.live_jobs, timeout=10_000)
     store = window.player.store
-    assert store.chunk_count == 2 and [store.state(c) for c in range(2)] == [ChunkState.FRAMES] * 2
+    assert store.chunk_count == 2 and [store.state(c) for c in range(2)] == [SlotState.FRAMES] * 2
     assert window.statusBar().currentMessage().startswith("Generated 2 chunks in ")
     assert window.player.transport.timecode.text() == "00:00:00:00"
     assert window.player.transport.duration.text() == "/ 00:00:02:00"

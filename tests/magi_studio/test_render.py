@@ -10,7 +10,7 @@ import pytest
 
 from engine.bundle import save_native_bundle
 from engine.events import CancelToken
-from engine.session import Session
+from engine.session import GenerationSession
 from engine.video_io import probe_video, read_video
 from magi_studio.cli import main
 from magi_studio.document.commands import AddChunk, AddShot, SetPrompt, SetShotStart, new_chunk
@@ -74,7 +74,7 @@ def test_a_complete_project_renders_without_loading_the_model(project_path, tmp_
 def test_an_interrupted_render_keeps_finished_chunks_and_the_next_one_resumes(project_path, tmp_path, model_dir):
     project, store = open_project(project_path)
     document = Document(project)
-    session = Session.load(str(model_dir))
+    session = GenerationSession.load(str(model_dir))
     token = CancelToken()
     original_apply = document.apply
 
@@ -151,7 +151,7 @@ def test_render_to_otio_writes_the_timeline_and_its_mp4_beside_it(project_path, 
 ])
 def test_bad_outputs_are_refused_before_anything_is_generated(project_path, tmp_path, capsys, monkeypatch, output,
                                                               blocker, message):
-    monkeypatch.setattr(Session, "load", classmethod(lambda *a, **k: pytest.fail("a model was loaded")))
+    monkeypatch.setattr(GenerationSession, "load", classmethod(lambda *a, **k: pytest.fail("a model was loaded")))
     out = tmp_path / output
     blocked = {"fifo": out, "folder": out, "sidecar fifo": tmp_path / "film.json", "mp4 fifo": tmp_path / "cut.mp4",
                "sidecar folder": tmp_path / "cut.json"}.get(blocker)

@@ -18,7 +18,8 @@ from magi_studio.document.commands import (AddChunk, Command, DeleteChunk, Delet
 from magi_studio.document.model import new_project
 from magi_studio.document.store import ProjectStore
 from magi_studio.document.take_commands import DeleteTake, SetActiveTake
-from magi_studio.undo import DocumentSession, HistoryView
+from magi_studio.document_session import DocumentSession
+from magi_studio.widgets.history_view import HistoryView
 from tests.magi_studio.document.fakes import fake_generate, rich_project
 
 

@@ -34,13 +34,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage, QPixmap
 
 from engine.events import ChunkFinished
-from engine.session import Session
+from engine.session import GenerationSession
 from magi_studio.dialogs.export_dialog import OTIO, SCALES
 from magi_studio.dialogs.export_done import ExportDoneDialog
 from magi_studio.document.model import ChunkState, active_path, chunk_states
 from magi_studio.document.store import MANIFEST
 from magi_studio.engine_worker import EngineState, JobStarted
-from magi_studio.player import ChunkState as PlayerState
+from magi_studio.player import SlotState as PlayerState
 from tests.magi_studio.conftest import PausingSession
 from tests.magi_studio.timeline.helpers import drop, file_mime, wait_for_frames
 
@@ -94,7 +94,7 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     project = studio.session.project
     assert [len(s.chunks) for s in project.shots] == [1] and project.settings.model == "studio-mini"
     # The engine, held after chunk 1 of the first run; otherwise studio-mini as the app loads it.
-    engine = PausingSession(Session.load("studio-mini", device="cpu"),
+    engine = PausingSession(GenerationSession.load("studio-mini", device="cpu"),
                             pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
     job = studio.worker.use_session(engine, spec="studio-mini")
     qtbot.waitUntil(lambda: job not in studio.worker.live_jobs, timeout=LONG)

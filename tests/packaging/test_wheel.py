@@ -57,17 +57,17 @@ def audit(event, args):
 
 sys.addaudithook(audit)
 
-from engine.session import Session
+from engine.session import GenerationSession
 
 loaded = []
-load = Session.load.__func__
+load = GenerationSession.load.__func__
 
 def recording_load(cls, *args, **kwargs):
     session = load(cls, *args, **kwargs)
     loaded.append(session.bundle.source)
     return session
 
-Session.load = classmethod(recording_load)
+GenerationSession.load = classmethod(recording_load)
 sys.argv = [script, *argv]
 try:
     runpy.run_path(script, run_name="__main__")

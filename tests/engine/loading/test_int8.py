@@ -11,7 +11,7 @@ from engine.errors import CheckpointError
 from engine.loading import CheckpointReader
 from engine.loading.int8 import MIN_ELEMENTS, SCALE_SUFFIX, dequantize_int8, int8_dequantized_tensors, quantize_int8
 from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import Session
+from engine.session import GenerationSession
 from engine.events import ChunkFinished
 from tests.engine.factories import tiny_bundle
 
@@ -65,7 +65,7 @@ def test_a_bundle_with_int8_matrices_is_smaller_and_generates_nearly_the_same_vi
         assert all(torch.equal(stored[k], exact[k]) for k in large)
 
     def first_chunk(folder):
-        session = Session(load_native_bundle(folder, torch.device("cpu"), torch.float32))
+        session = GenerationSession(load_native_bundle(folder, torch.device("cpu"), torch.float32))
         request = GenerationRequest(chunks=(ChunkSpec("a red circle", seed=7),), width=64, height=64)
         return next(e.latent for e in session.generate(request) if isinstance(e, ChunkFinished))
 

@@ -205,7 +205,7 @@ def test_tls_with_the_server_s_certificate_and_a_refusal_without_trusting_it(tmp
     from engine.remote.client import RemoteSession
     from engine.remote.server import ServerThread, tls_context
     from engine.errors import RemoteError
-    from engine.session import Session
+    from engine.session import GenerationSession
     from tests.engine.factories import tiny_bundle
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -213,7 +213,7 @@ def test_tls_with_the_server_s_certificate_and_a_refusal_without_trusting_it(tmp
                     "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
     token = "tls-test-token-0123456789"
-    server = ServerThread(Session(tiny_bundle()), token, ssl_context=tls_context(str(cert), str(key)))
+    server = ServerThread(GenerationSession(tiny_bundle()), token, ssl_context=tls_context(str(cert), str(key)))
     try:
         assert server.url.startswith("wss://")
         with RemoteSession.connect(server.url, token=token, ca_file=cert) as session:

@@ -20,7 +20,7 @@ from engine.remote.client import Queued, RemoteSession
 from engine.remote.protocol import PROTOCOL_VERSION, decode, encode
 from engine.remote.server import EngineServer, ServerLimits, ServerThread
 from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import Session
+from engine.session import GenerationSession
 from tests.engine.factories import tiny_bundle
 
 TOKEN = "test-token-0123456789abcdef"
@@ -29,7 +29,7 @@ LIMITS = ServerLimits(max_message_bytes=2**20, hello_timeout_s=0.5, open_timeout
                       message_burst=20, max_waiting=1)
 
 
-class GatedSession(Session):
+class GatedSession(GenerationSession):
     """The real engine with two holds a test may set: after a run's first event until the gate opens (a
     deterministic queue), and after each finished chunk until the run is cancelled (a deterministic cancel)."""
 
@@ -50,8 +50,8 @@ class GatedSession(Session):
 
 
 @pytest.fixture(scope="module")
-def local() -> Session:
-    return Session(tiny_bundle())
+def local() -> GenerationSession:
+    return GenerationSession(tiny_bundle())
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import torch
 from PySide6.QtCore import Qt
 
 from engine.events import ChunkFinished, Failed, StepProgress
-from magi_studio.controllers.generation import DENOISING, FAILED, IDLE, QUEUED, GenerationController, RunPhase
+from magi_studio.controllers.generation import ChunkJobState as Job
+from magi_studio.controllers.generation import GenerationController, RunPhase
 from magi_studio.document import store as store_module
 from magi_studio.document.commands import AddChunk, AddShot, DeleteChunk, DeleteShot, SetPrompt, SetShotStart, new_chunk
 from magi_studio.document.invariants import check
@@ -23,10 +24,10 @@ from magi_studio.document.model import (ChunkState, ProjectSettings, active_path
 from magi_studio.document.run_marker import read_run_marker
 from magi_studio.document.store import AUTOSAVE, ProjectStore, load_recovery
 from magi_studio.document.take_commands import DeleteTake
-from magi_studio.player import ChunkState as PlayerState
+from magi_studio.player import SlotState as PlayerState
 from magi_studio.player import PreviewPlayer
 from magi_studio.timeline import PlayerSync
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 from magi_studio.widgets.generation_queue import GenerationQueueView
 
 PROMPTS = ("a red ball falls to the floor", "the blue square moves left", "a green triangle grows", "a red ball falls")
@@ -161,9 +162,9 @@ def test_job_states_and_progress_reach_the_views(qtbot, studio):
     chunk_ids = [c.id for c in s.shot.chunks]
     for chunk_id in chunk_ids:
         states = [st for shot_id, c, st, _ in s.recorder.states if c == chunk_id]
-        assert states[0] == QUEUED and DENOISING in states and states[-1] == IDLE, states
-        assert s.controller.chunk_job_state(chunk_id) == (IDLE, 0.0)
-    denoising = [p for _, _, st, p in s.recorder.states if st == DENOISING]
+        assert states[0] == Job.QUEUED and Job.DENOISING in states and states[-1] == Job.IDLE, states
+        assert s.controller.chunk_job_state(chunk_id) == (Job.IDLE, 0.0)
+    denoising = [p for _, _, st, p in s.recorder.states if st == Job.DENOISING]
     assert all(0.0 <= p <= 1.0 for p in denoising) and any(0.0 < p < 1.0 for p in denoising)
     last = s.recorder.progress[-1]
     assert last.chunks == 4 and last.steps > 0 and last.text().startswith("Shot 1 · ")
@@ -183,7 +184,7 @@ def test_cancel_keeps_every_finished_chunk_and_resume_fills_the_rest(qtbot, stud
     path = active_path(s.shot)
     assert path[:2] != [None, None] and None in path  # both finished chunks kept, the rest missing
     kept = {i: s.session.store.read_latent(s.session.project.results[r]) for i, r in enumerate(path) if r}
-    assert all(st in (IDLE,) for st in (s.controller.chunk_job_state(c.id)[0] for c in s.shot.chunks))
+    assert all(st in (Job.IDLE,) for st in (s.controller.chunk_job_state(c.id)[0] for c in s.shot.chunks))
     assert len(s.shot.takes) == 1
 
     s.controller.resume()
@@ -269,7 +270,7 @@ def test_a_chunk_that_cannot_be_written_fails_alone_and_stops_the_run(qtbot, stu
     error = s.recorder.errors[0]
     assert isinstance(error, ProjectError) and error.title == "Project problem" and "disk is full" in str(error)
     assert active_path(s.shot)[0] is not None and active_path(s.shot)[1:] == [None] * 3
-    assert s.controller.chunk_job_state(s.shot.chunks[1].id)[0] == FAILED
+    assert s.controller.chunk_job_state(s.shot.chunks[1].id)[0] == Job.FAILED
     assert not list((s.session.store.path / "results").glob(".*tmp*"))  # no half-written result left
 
 
@@ -284,7 +285,7 @@ def test_the_project_model_is_loaded_first_and_a_failed_load_ends_the_run(qtbot,
     assert s.recorder.phases == ["loading", "idle"]
     assert s.recorder.progress[0].text().startswith("Loading model no-such-model… · ")
     assert not s.recorder.errors  # the worker's failure is reported once, by the worker's path
-    assert all(s.controller.chunk_job_state(c.id) == (IDLE, 0.0) for c in s.shot.chunks)
+    assert all(s.controller.chunk_job_state(c.id) == (Job.IDLE, 0.0) for c in s.shot.chunks)
 
 
 def test_regenerating_the_shot_under_way_from_a_chunk_it_reached_replaces_its_job(qtbot, studio):
@@ -327,7 +328,7 @@ def test_a_request_during_a_run_joins_its_queue_in_order_and_a_paused_run_waits_
     names = [(i.shot_name, i.from_index, i.current) for i in s.controller.queue()]
     assert names == [("Shot 1", None, True), ("C", None, False), ("Shot 1", None, False), ("B", None, False),
                      ("Shot 1", 2, False)]
-    assert s.controller.chunk_job_state(c.chunks[0].id)[0] == QUEUED
+    assert s.controller.chunk_job_state(c.chunks[0].id)[0] == Job.QUEUED
     marked = read_run_marker(s.session.store.path).chunks  # a restart would offer what joined the run too
     assert [chunk_id for _, chunk_id in marked] == [chunk.id for shot in (s.shot, c, b) for chunk in shot.chunks]
     assert s.controller.progress().chunks == 3 + 1 + 3 + 1 + 1  # an estimate until each request is planned
@@ -352,7 +353,7 @@ def test_variations_are_queue_items_that_make_sibling_takes_none_of_them_active(
     qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
     [lone] = s.controller.generate_variations(s.shot.id, 1, 1)
     s.controller.remove_queued(lone)  # taken out again: the job under way still makes chunk 2, and says so
-    assert s.controller.chunk_job_state(s.shot.chunks[1].id)[0] in (QUEUED, DENOISING)
+    assert s.controller.chunk_job_state(s.shot.chunks[1].id)[0] in (Job.QUEUED, Job.DENOISING)
     ids = s.controller.generate_variations(s.shot.id, 1, 3, rng=random.Random(3))  # during the run: behind it
     assert [i.text() for i in s.controller.queue()] == ["Shot 1 · generating"] + [
         f"Shot 1 · variation {n} of 3 · from chunk 2" for n in (1, 2, 3)]
@@ -477,7 +478,7 @@ def test_the_queue_shows_the_run_in_order_and_can_be_reordered_trimmed_paused_an
     assert [i.shot_name for i in s.controller.queue()] == ["Shot 1", "C", "B"] and changes[-1] == ["Shot 1", "C", "B"]
     s.controller.remove_queued(by_shot[b.id])
     assert [i.shot_name for i in s.controller.queue()] == ["Shot 1", "C"]
-    assert s.controller.chunk_job_state(b.chunks[0].id)[0] == IDLE  # no longer queued on its card
+    assert s.controller.chunk_job_state(b.chunks[0].id)[0] == Job.IDLE  # no longer queued on its card
     s.controller.pause()
     assert s.recorder.progress[-1].text().startswith("Pausing after this step… · ")
     s.engine.resume()

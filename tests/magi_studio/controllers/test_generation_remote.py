@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from engine.remote.server import ServerThread
-from engine.session import Session
+from engine.session import GenerationSession
 from magi_studio.controllers.generation import GenerationController
 from magi_studio.document.model import active_path, resolve_take
 from tests.engine.factories import tiny_bundle
@@ -49,7 +49,7 @@ def test_a_shot_and_its_regeneration_from_chunk_2_equal_the_local_engine_s(qtbot
     job = engine_worker.use_session(tiny_session)
     qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
     local = generate_and_regenerate(qtbot, engine_worker, tmp_path / "local")
-    server = ServerThread(Session(tiny_bundle()), TOKEN, spec="tiny")
+    server = ServerThread(GenerationSession(tiny_bundle()), TOKEN, spec="tiny")
     try:
         job = engine_worker.connect_remote(server.url, TOKEN)
         qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=10_000)

@@ -9,13 +9,13 @@ import pytest
 from engine.errors import ConfigError
 from engine.remote.server import ServerThread
 from engine.remote.token import load_or_create_token
-from engine.session import Session
+from engine.session import GenerationSession
 from magi_studio.dialogs.engine_page import describe_server
 from magi_studio.dialogs.settings_dialog import SettingsDialog
 from magi_studio.document.model import ProjectSettings, new_project
 from magi_studio.document.store import ProjectStore
 from magi_studio.engine_worker import EngineState
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 from tests.engine.factories import tiny_bundle
 
 
@@ -29,7 +29,7 @@ def token_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(token_file):
     token, _ = load_or_create_token(token_file)
-    running = ServerThread(Session(tiny_bundle()), token, spec="tiny")
+    running = ServerThread(GenerationSession(tiny_bundle()), token, spec="tiny")
     yield running
     running.stop()
 

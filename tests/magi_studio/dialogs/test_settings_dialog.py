@@ -24,7 +24,7 @@ from magi_studio.dialogs.settings_dialog import SettingsDialog
 from magi_studio.document.model import ProjectSettings, new_project
 from magi_studio.document.store import ProjectStore
 from magi_studio.engine_worker import EngineState, LoadProgress
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

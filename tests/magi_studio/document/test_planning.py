@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.events import CancelToken, Cancelled, ChunkFinished, Finished
-from engine.session import Session
+from engine.session import GenerationSession
 from engine.video_io import load_image
 from magi_studio.document.commands import (AddChunk, AddShot, SetPrompt, SetReferenceImage, SetSeedLocked,
                                            SetShotStart, new_chunk)
@@ -27,7 +27,7 @@ from tests.magi_studio.document.fakes import fake_generate, write_image
 
 @pytest.fixture(scope="module")
 def session():
-    return Session(tiny_bundle())
+    return GenerationSession(tiny_bundle())
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QPixmap
 
-from magi_studio.player import FRAMES_PER_CHUNK, ChunkState, FrameStore, PreviewPlayer, timecode
+from magi_studio.player import FRAMES_PER_CHUNK, SlotState, FrameStore, PreviewPlayer, timecode
 from magi_studio.player.clock import PlaybackClock
 from magi_studio.theme import palette
 
@@ -57,8 +57,8 @@ def test_store_fills_chunk_by_chunk_with_holes_and_previews(qtbot):
     store = FrameStore(chunk_count=2)
     changed = []
     store.chunkChanged.connect(changed.append)
-    assert [store.state(i) for i in range(2)] == [ChunkState.EMPTY, ChunkState.EMPTY]
-    assert store.frame_image(30).state == ChunkState.EMPTY and store.frame_image(30).chunk == 1
+    assert [store.state(i) for i in range(2)] == [SlotState.EMPTY, SlotState.EMPTY]
+    assert store.frame_image(30).state == SlotState.EMPTY and store.frame_image(30).chunk == 1
 
     store.set_frames(3, numbered_chunk(3, (128, 64)))  # grows the store; first frames set the resolution
     assert store.chunk_count == 4 and store.frame_count == 96
@@ -70,12 +70,12 @@ def test_store_fills_chunk_by_chunk_with_holes_and_previews(qtbot):
     preview[:, :, :, 2] = (np.arange(6) * 40)[:, None, None]
     store.set_preview(3, preview, progress=0.5)
     shown = store.frame_image(3 * 24 + 9)  # pixel frame 9 → latent frame 2 of 6
-    assert shown.state == ChunkState.PREVIEW and shown.progress == 0.5
+    assert shown.state == SlotState.PREVIEW and shown.progress == 0.5
     assert QColor(shown.image.pixel(0, 0)).blue() == 80
     store.clear_preview(3)  # e.g. cancelled: the older frames show again
-    assert store.state(3) == ChunkState.FRAMES
+    assert store.state(3) == SlotState.FRAMES
     store.clear_chunk(3)
-    assert store.state(3) == ChunkState.EMPTY
+    assert store.state(3) == SlotState.EMPTY
     assert changed == [3, 3, 3, 3]
 
 
@@ -92,12 +92,12 @@ def test_a_loading_chunk_carries_its_poster_until_its_frames_arrive(qtbot):
     poster = solid_pixmap((200, 120, 40))
     store.set_loading(0, poster)
     shown = store.frame_image(5)
-    assert (shown.state, shown.image, shown.poster) == (ChunkState.LOADING, None, poster)
+    assert (shown.state, shown.image, shown.poster) == (SlotState.LOADING, None, poster)
     store.set_loading(0, poster)  # the same picture again: nothing to repaint
     assert changed == [0]
 
     store.set_frames(0, solid_chunk(COLOURS[0]))
-    assert store.frame_image(5).state == ChunkState.FRAMES and store.frame_image(5).poster is None
+    assert store.frame_image(5).state == SlotState.FRAMES and store.frame_image(5).poster is None
     store.set_loading(0)  # frames dropped with no picture at hand: the text placeholder
     assert store.frame_image(5).poster is None
     store.set_loading(0, QPixmap())  # a thumbnail file that did not decode is no picture either
@@ -111,20 +111,20 @@ def test_an_unreadable_chunk_is_a_hole_that_says_so_until_it_loads_again(qtbot):
     store.set_loading(1, solid_pixmap((200, 120, 40)))
     store.set_unreadable(1)  # its file did not decode
     shown = store.frame_image(30)
-    assert (shown.state, shown.image, shown.poster) == (ChunkState.UNREADABLE, None, None)
-    assert store.state(0) == ChunkState.EMPTY and store.frames(1) is None
+    assert (shown.state, shown.image, shown.poster) == (SlotState.UNREADABLE, None, None)
+    assert store.state(0) == SlotState.EMPTY and store.frames(1) is None
     store.set_unreadable(1)  # said once: nothing to repaint
     assert changed == [1, 1]
     store.set_loading(1)  # read again (the user asked): loading, then unreadable again if it still fails
-    assert store.state(1) == ChunkState.LOADING
+    assert store.state(1) == SlotState.LOADING
     store.set_unreadable(1)
-    assert store.state(1) == ChunkState.UNREADABLE
+    assert store.state(1) == SlotState.UNREADABLE
     store.set_preview(1, solid_chunk(COLOURS[0])[:6, :16, :16], 0.5)  # being regenerated meanwhile:
     store.set_loading(1)
     store.set_unreadable(1)  # the old result's file failing does not hide the live preview
-    assert store.state(1) == ChunkState.PREVIEW
+    assert store.state(1) == SlotState.PREVIEW
     store.set_frames(1, solid_chunk(COLOURS[1]))  # repaired
-    assert store.state(1) == ChunkState.FRAMES
+    assert store.state(1) == SlotState.FRAMES
 
 
 def test_store_rejects_what_is_not_a_chunk_of_frames():
@@ -162,7 +162,7 @@ def test_player_paints_real_frames_holes_and_previews(player):
     player.store.set_preview(3, solid_chunk((10, 200, 200), size=(32, 32), frames=6), progress=0.25)
     player.seek_chunk(3)
     assert close(pixel(player, inside), (10, 200, 200), 8)
-    assert player.view.shown_frame.state == ChunkState.PREVIEW
+    assert player.view.shown_frame.state == SlotState.PREVIEW
 
 
 def test_clicking_an_unreadable_chunk_asks_to_read_it_again(player, qtbot):
@@ -212,7 +212,7 @@ def test_a_loading_chunk_paints_its_poster_dimmed_and_badged_until_its_frames_ar
 
     player.store.set_frames(0, solid_chunk(COLOURS[0]))  # the real frames replace it, badge and all
     assert close(pixel(player, centre), COLOURS[0]) and badge_pixels(player, raised) == 0
-    assert view.shown_frame.state == ChunkState.FRAMES
+    assert view.shown_frame.state == SlotState.FRAMES
 
 
 def test_empty_player_paints_its_empty_state(player):
@@ -327,10 +327,10 @@ def test_generation_feed_paints_previews_then_chunks_and_needs_no_reference(qtbo
     GenerationFeed(engine_worker, store, job, chunk_offset=2)  # no reference kept: the store owns it
     gc.collect()
     qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=10_000)
-    assert store.chunk_count == 5 and [store.state(c) for c in range(5)] == [ChunkState.EMPTY] * 2 + [
-        ChunkState.FRAMES] * 3
-    assert (2, ChunkState.PREVIEW) in states and states.index((2, ChunkState.PREVIEW)) < states.index(
-        (2, ChunkState.FRAMES))
+    assert store.chunk_count == 5 and [store.state(c) for c in range(5)] == [SlotState.EMPTY] * 2 + [
+        SlotState.FRAMES] * 3
+    assert (2, SlotState.PREVIEW) in states and states.index((2, SlotState.PREVIEW)) < states.index(
+        (2, SlotState.FRAMES))
     assert store.frames(2).shape == (24, 64, 64, 3)
 
 

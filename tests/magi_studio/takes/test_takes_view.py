@@ -16,7 +16,7 @@ from magi_studio.document.model import resolve_take
 from magi_studio.player import PreviewPlayer
 from magi_studio.takes import PreviewModeBar, TakesView
 from magi_studio.timeline import PlayerSync, TimelineView
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 from tests.magi_studio.document.fakes import rich_project
 from tests.magi_studio.timeline.helpers import wait_for_frames
 

@@ -14,7 +14,7 @@ from magi_studio.document.store import ProjectStore
 from magi_studio.document.take_commands import SetActiveTake
 from magi_studio.takes import TakesView
 from magi_studio.takes.variations import VariationRun
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 
 
 def _session(tmp_path) -> DocumentSession:

@@ -12,7 +12,7 @@ from magi_studio.document.observer import Document, UndoHistory
 from magi_studio.document.store import ProjectStore
 from magi_studio.player import PreviewPlayer
 from magi_studio.timeline import PlayerSync, TimelineView
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 from tests.magi_studio.document.fakes import fake_generate
 from tests.magi_studio.timeline.helpers import Editor, wait_for_frames
 

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication, QMenu, QWidget
 
 from magi_studio.player import PreviewPlayer
 from magi_studio.timeline import PlayerSync, TimelineView
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from magi_studio.document.store import ProjectStore, open_project
-from magi_studio.player.frame_store import ChunkState
+from magi_studio.player.frame_store import SlotState
 from magi_studio.timeline.style import STATE_TEXT
 from tests.magi_studio.timeline.helpers import wait_for_frames
 
@@ -31,8 +31,8 @@ def test_a_damaged_chunk_shows_its_badge_and_a_hole_and_the_others_play(editor):
     assert [c.regenerate.isHidden() for c in cards] == [True, False, True]  # the damaged one offers to regenerate
     assert cards[1].regenerate.text() == "Regenerate" and "missing or unreadable" in cards[1].regenerate.toolTip()
     assert "1 damaged" in editor.timeline.summary.text()
-    assert [editor.player.store.state(p) for p in range(3)] == [ChunkState.FRAMES, ChunkState.UNREADABLE,
-                                                               ChunkState.FRAMES]
+    assert [editor.player.store.state(p) for p in range(3)] == [SlotState.FRAMES, SlotState.UNREADABLE,
+                                                               SlotState.FRAMES]
 
 
 def test_a_damaged_result_is_never_read_so_no_error_is_reported_for_it(qtbot, editor, monkeypatch):
@@ -52,4 +52,4 @@ def test_a_damaged_result_is_never_read_so_no_error_is_reported_for_it(qtbot, ed
     player.view.retryRequested.emit(1)
     sync.loader.wait(5000)  # the requests above asked the loader synchronously: their decodes have run
     assert damaged not in reads and set(reads) == set(sync.shown_results()) - {None} and errors == []
-    assert player.store.state(1) == ChunkState.UNREADABLE and sync.shown_results()[1] is None
+    assert player.store.state(1) == SlotState.UNREADABLE and sync.shown_results()[1] is None

@@ -17,9 +17,9 @@ from magi_studio.document.commands import AddChunk, SetPrompt, new_chunk
 from magi_studio.document.model import ProjectSettings, active_path, new_project, resolve_take
 from magi_studio.document.observer import Document, UndoHistory
 from magi_studio.document.store import ProjectStore
-from magi_studio.player import ChunkState, PreviewPlayer
+from magi_studio.player import SlotState, PreviewPlayer
 from magi_studio.timeline import PlayerSync
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 from tests.magi_studio.document.fakes import fake_generate
 from tests.magi_studio.timeline.helpers import wait_for_frames
 
@@ -102,7 +102,7 @@ def test_a_take_switch_decodes_nothing_on_the_gui_thread_and_the_frames_arrive_b
     assert sync.shown_results() == path  # the timeline and the player's slots switch at once
     assert reads.on_gui_thread == []
     assert sync.loading() == list(range(EDITED, CHUNKS))  # Take 2's frames are gone: no stale picture
-    assert player.store.frame_image(45 * 24).state == ChunkState.LOADING
+    assert player.store.frame_image(45 * 24).state == SlotState.LOADING
 
     reads.gate.set()
     wait_for_frames(qtbot, sync)
@@ -145,11 +145,11 @@ def test_only_the_memory_budget_around_the_playhead_stays_decoded(qtbot, synced,
     chunk_bytes = 24 * 64 * 64 * 3
     monkeypatch.setattr(sync, "FRAME_BUDGET", 5 * chunk_bytes)
     player.seek_chunk(20)
-    held = [p for p in range(CHUNKS) if player.store.state(p) == ChunkState.FRAMES]
+    held = [p for p in range(CHUNKS) if player.store.state(p) == SlotState.FRAMES]
     assert held == [18, 19, 20, 21, 22]  # the playhead's chunk and its neighbours, ahead before behind
     reads = Reads(monkeypatch)
     player.seek_chunk(40)  # the playhead nears evicted chunks: they are decoded again, the old ones dropped
-    qtbot.waitUntil(lambda: [p for p in range(CHUNKS) if player.store.state(p) == ChunkState.FRAMES]
+    qtbot.waitUntil(lambda: [p for p in range(CHUNKS) if player.store.state(p) == SlotState.FRAMES]
                     == [38, 39, 40, 41, 42], timeout=5000)
     assert reads.on_gui_thread == [] and reads.ids[0] == active_path(session.project.shots[0])[40]
     path = sync.shown_results()
@@ -166,7 +166,7 @@ def test_a_loading_chunk_shows_its_card_thumbnail_until_its_frames_arrive(qtbot,
     sync.set_session(session)  # as on opening the project: every chunk is decoded again, held here
 
     shown = player.view.shown_frame
-    assert (shown.chunk, shown.state) == (0, ChunkState.LOADING) and shown.poster is thumbnails[0]
+    assert (shown.chunk, shown.state) == (0, SlotState.LOADING) and shown.poster is thumbnails[0]
     # Painted: the thumbnail (the chunk's middle frame), dimmed, not the text placeholder.
     thumbnail = thumbnails[0].toImage()
     source = QColor(thumbnail.pixel(thumbnail.width() // 2, thumbnail.height() // 4)).getRgb()[:3]
@@ -178,7 +178,7 @@ def test_a_loading_chunk_shows_its_card_thumbnail_until_its_frames_arrive(qtbot,
 
     reads.gate.set()
     wait_for_frames(qtbot, sync)
-    assert player.view.shown_frame.state == ChunkState.FRAMES and player.view.shown_frame.poster is None
+    assert player.view.shown_frame.state == SlotState.FRAMES and player.view.shown_frame.poster is None
     monkeypatch.setattr(sync, "FRAME_BUDGET", 1)  # one chunk kept: the others are dropped, with their poster
     player.seek_chunk(2)
     assert [player.store.frame_image(p * 24).poster for p in (0, 1)] == thumbnails[:2]
@@ -202,7 +202,7 @@ def dropped_then_damaged(qtbot, editor, monkeypatch):
     monkeypatch.setattr(sync, "FRAME_BUDGET", 1)
     player.seek_chunk(2)
     player.seek_chunk(0)  # chunk 1's frames are dropped, to be read from the file when it is shown
-    qtbot.waitUntil(lambda: player.store.state(0) == ChunkState.FRAMES, timeout=5000)
+    qtbot.waitUntil(lambda: player.store.state(0) == SlotState.FRAMES, timeout=5000)
     original = damage(session, result_id)
     frames_file = session.store.path / session.project.results[result_id].files["frames"]
     return result_id, errors, Reads(monkeypatch), lambda: frames_file.write_bytes(original)
@@ -221,8 +221,8 @@ def test_an_unreadable_result_is_read_again_once_each_time_the_user_asks_for_its
 
     player.seek_chunk(1)  # the first look: the file does not decode, the clear message says so
     qtbot.waitUntil(lambda: len(errors) == 1, timeout=5000)
-    assert "damaged" in str(errors[0]) and player.store.state(1) == ChunkState.UNREADABLE  # not "not generated"
-    assert player.view.shown_frame.state == ChunkState.UNREADABLE
+    assert "damaged" in str(errors[0]) and player.store.state(1) == SlotState.UNREADABLE  # not "not generated"
+    assert player.view.shown_frame.state == SlotState.UNREADABLE
     settled()
     session.push(SetPrompt(editor.shot.id, editor.chunk_ids()[2], "a document change"))  # not a request
     settled()
@@ -238,12 +238,12 @@ def test_an_unreadable_result_is_read_again_once_each_time_the_user_asks_for_its
     player.seek_chunk(1)  # asked for again, still damaged: one read, the message again, a hole
     qtbot.waitUntil(lambda: len(errors) == 2, timeout=5000)
     settled()
-    assert reads_of_chunk_1() == 2 and player.store.state(1) == ChunkState.UNREADABLE
+    assert reads_of_chunk_1() == 2 and player.store.state(1) == SlotState.UNREADABLE
 
     repair()
     session.select(editor.shot.id, editor.chunk_ids()[0])
     session.select(editor.shot.id, editor.chunk_ids()[1])  # the user picks its card again: read once more
-    qtbot.waitUntil(lambda: player.store.state(1) == ChunkState.FRAMES, timeout=5000)
+    qtbot.waitUntil(lambda: player.store.state(1) == SlotState.FRAMES, timeout=5000)
     settled()
     assert reads_of_chunk_1() == 3 and len(errors) == 2
     assert np.array_equal(player.store.frames(1), stored(session, [chunk_1])[0])
@@ -254,12 +254,12 @@ def test_clicking_the_hole_of_an_unreadable_chunk_reads_it_again(qtbot, editor, 
     chunk_1, errors, reads, repair = dropped_then_damaged(qtbot, editor, monkeypatch)
     player.seek_chunk(1)
     qtbot.waitUntil(lambda: len(errors) == 1, timeout=5000)
-    assert player.view.shown_frame.state == ChunkState.UNREADABLE and reads.ids.count(chunk_1) == 1
+    assert player.view.shown_frame.state == SlotState.UNREADABLE and reads.ids.count(chunk_1) == 1
 
     repair()
     # The chunk is already under the playhead and selected: the click on its hole is the user's request.
     qtbot.mouseClick(player.view, Qt.MouseButton.LeftButton, pos=player.view.picture_rect().center())
-    qtbot.waitUntil(lambda: player.store.state(1) == ChunkState.FRAMES, timeout=5000)
+    qtbot.waitUntil(lambda: player.store.state(1) == SlotState.FRAMES, timeout=5000)
     assert reads.ids.count(chunk_1) == 2 and len(errors) == 1
     assert np.array_equal(player.store.frames(1), stored(session, [chunk_1])[0])
 
@@ -269,11 +269,11 @@ def test_clicking_the_card_already_selected_reads_its_unreadable_chunk_again(qtb
     chunk_1, errors, reads, repair = dropped_then_damaged(qtbot, editor, monkeypatch)
     session.select(editor.shot.id, editor.chunk_ids()[1])  # its card selected: the file does not decode
     qtbot.waitUntil(lambda: len(errors) == 1, timeout=5000)
-    assert player.store.state(1) == ChunkState.UNREADABLE and reads.ids.count(chunk_1) == 1
+    assert player.store.state(1) == SlotState.UNREADABLE and reads.ids.count(chunk_1) == 1
 
     repair()
     card = editor.timeline.card(editor.chunk_ids()[1])
     qtbot.mouseClick(card, Qt.MouseButton.LeftButton, pos=card.rect().center())  # selected already
-    qtbot.waitUntil(lambda: player.store.state(1) == ChunkState.FRAMES, timeout=5000)
+    qtbot.waitUntil(lambda: player.store.state(1) == SlotState.FRAMES, timeout=5000)
     assert reads.ids.count(chunk_1) == 2 and len(errors) == 1
     assert session.selected_chunk_id == editor.chunk_ids()[1]

@@ -14,7 +14,7 @@ from magi_studio.controllers.run_state import QueueItem
 from magi_studio.document.commands import SetPrompt
 from magi_studio.main_window import MainWindow
 from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 from tests.magi_studio.document.fakes import rich_project
 from magi_studio.timeline import menus
 from tests.magi_studio.timeline.helpers import drop, file_mime, menu_action

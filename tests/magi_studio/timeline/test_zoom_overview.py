@@ -15,7 +15,7 @@ from magi_studio.timeline import TimelineView
 from magi_studio.timeline.overview import STATE_COLORS
 from magi_studio.timeline.style import EMPTY
 from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 from tests.magi_studio.document.fakes import fake_generate
 
 SHOTS, CHUNKS = 3, 8

@@ -1,4 +1,5 @@
-"""The open document in the Qt app: QUndoStack hosting the document's commands, and the session views share.
+"""DocumentSession: the open document in the Qt app, the QUndoStack hosting its commands, and the state
+views share.
 
     session = DocumentSession(project, store)      # or DocumentSession.new_untitled(scratch_root)
     session.push(SetPrompt(shot.id, chunk.id, "a red ball falls"))   # applied now, undoable, merges
@@ -24,7 +25,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
-from PySide6.QtWidgets import QUndoView, QWidget
 from shiboken6 import isValid
 
 from engine.errors import EngineError
@@ -345,19 +345,3 @@ def _silence(stack: QUndoStack) -> None:
 def _holds_no_files(folder: Path) -> bool:
     # Only empty folders (assets/, results/): removing it cannot lose anything the user made.
     return folder.is_dir() and all(p.is_dir() for p in folder.rglob("*"))
-
-
-class HistoryView(QUndoView):
-    """The undo history (a dock): every edit by name; clicking one undoes or redoes up to it."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("HistoryView")
-        self.setEmptyLabel("Project opened")
-        self.setAlternatingRowColors(True)
-        self.setStyleSheet("#HistoryView { border: none; border-radius: 0; padding: 6px; }"
-                           "#HistoryView::item { padding: 4px 8px; border-radius: 5px; }"
-                           "#HistoryView::item:selected { background: #332f5c; color: #ffffff; }")
-
-    def set_session(self, session: DocumentSession | None) -> None:
-        self.setStack(session.undo_stack if session is not None else None)
