@@ -24,6 +24,7 @@ from engine.requests import MAX_PROMPT_CHARS, MAX_SEED
 from magi_studio.document.model import joined_prompt
 from magi_studio.theme.icons import icon_file, svg_pixmap
 from magi_studio.timeline.glyphs import glyph
+from magi_studio.timeline.prompt_words import PromptWords
 from magi_studio.timeline.style import (CARD_PADDING, DAMAGED, DENOISING, DONE, STALE, STATE_TEXT, STATE_TIPS, TEXT_WIDTH,
                                         THUMB_HEIGHT, set_style_property)
 from magi_studio.timeline.thumbnail import CardModel, ThumbnailView
@@ -189,6 +190,7 @@ class ChunkCard(QFrame):
         self.badge.setObjectName("StateBadge")
         self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.prompt = PromptEdit()
+        self.prompt_words = PromptWords(self.prompt)  # the model's unknown words (TimelineView sets it)
         self.lock = QToolButton()
         self.lock.setCheckable(True)
         self.lock.setAutoRaise(True)

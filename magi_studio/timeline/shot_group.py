@@ -19,6 +19,7 @@ from engine.requests import MAX_PROMPT_CHARS
 from magi_studio.theme import icon
 from magi_studio.timeline.card import ChunkCard
 from magi_studio.timeline.glyphs import glyph
+from magi_studio.timeline.prompt_words import PromptWords
 from magi_studio.timeline.style import CARD_SPACING, THUMB_HEIGHT, CARD_PADDING, set_style_property
 
 #: (value, label, tip) of the start modes, in the combo's order (model.START_MODES).
@@ -89,6 +90,7 @@ class ShotGroup(QFrame):
         self.prompt_edit.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.prompt_edit.textEdited.connect(lambda text: self.promptEdited.emit(self, text))
         self.prompt_edit.editingFinished.connect(lambda: self.promptLeft.emit(self))
+        self.prompt_words = PromptWords(self.prompt_edit)  # the model's unknown words (TimelineView sets it)
         self.start_box = QComboBox()
         self.start_box.setObjectName("ShotStart")
         self.start_box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)

@@ -18,6 +18,7 @@ from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QDrag, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolBar, QVBoxLayout, QWidget
 
+from engine.text.words import model_vocabulary
 from magi_studio.document.commands import RenameShot, SetPrompt, SetSeed, SetShotPrompt
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import active_path, storyboard_states
@@ -288,12 +289,15 @@ class TimelineView(QWidget, TimelineEditing):
             self._thumb_width = width
             for card in self._cards.values():
                 card.set_width(*self.card_width())
+        vocabulary = model_vocabulary(settings.model)  # studio-mini's words; None for MAGI-1 (reads any text)
         groups, position, seen = [], 0, []
         for shot in project.shots:
             group = self._groups.get(shot.id) or self._new_group(shot.id)
+            group.prompt_words.set_vocabulary(vocabulary)
             path, cards = active_path(shot), []
             for index, chunk in enumerate(shot.chunks):
                 card = self._cards.get(chunk.id) or self._new_card(chunk.id)
+                card.prompt_words.set_vocabulary(vocabulary)
                 model = self.models.card(self.session, self.frame_store, shot, index, states[shot.id][index],
                                          path[index], position)
                 if model != card.model:  # a long storyboard: only the cards an edit changed are redrawn

@@ -1,0 +1,188 @@
+"""PromptWords: a prompt field that knows which words a word-level model (studio-mini) understands.
+
+studio-mini's text encoder reads a closed vocabulary and passes over any other word
+(engine.text.words). A field given that vocabulary draws a wavy underline under each word the model
+does not know, names the word and the known words nearest to it in a tooltip, and offers the known
+words as completions of the word being typed. With no vocabulary (a MAGI-1 model, whose T5 reads any
+text) it does nothing. The chunk prompt (a QPlainTextEdit) gets the underlines through a
+QSyntaxHighlighter; the shot prompt (a QLineEdit, which draws no formatted ranges of its own text)
+gets a warning sign at its end whose tooltip names the words, and the same tooltip over each word.
+A completion is typed as the user would, so the document hears of it through the field's own edit
+signals.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, QStringListModel, Qt
+from PySide6.QtGui import QColor, QSyntaxHighlighter, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QCompleter, QLineEdit, QPlainTextEdit, QStyle, QToolTip
+
+from engine.text.words import UnknownWord, Vocabulary, word_spans
+
+#: A completion is offered from this many typed letters on.
+MIN_PREFIX = 2
+UNKNOWN_COLOUR = QColor("#e5484d")
+
+
+def unknown_format() -> QTextCharFormat:
+    fmt = QTextCharFormat()
+    fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
+    fmt.setUnderlineColor(UNKNOWN_COLOUR)
+    return fmt
+
+
+def unknown_tip(vocabulary: Vocabulary, unknown: UnknownWord) -> str:
+    instead = (f" Known words nearest to it: {', '.join(unknown.nearest)}." if unknown.nearest
+               else " Start typing a word to see the words it knows.")
+    return f"{vocabulary.name} does not know “{unknown.word}” and passes over it.{instead}"
+
+
+class _Highlighter(QSyntaxHighlighter):
+    def __init__(self, document, words: "PromptWords") -> None:
+        super().__init__(document)
+        self._words = words
+        self._format = unknown_format()
+
+    def highlightBlock(self, text: str) -> None:
+        vocabulary = self._words.vocabulary
+        if vocabulary is None:
+            return
+        caret = self._words.field.textCursor().position() - self.currentBlock().position()
+        for unknown in vocabulary.unknown_words(text):
+            if unknown.end == caret and self._words.field.hasFocus() and any(
+                    word.startswith(unknown.word) for word in vocabulary.words):
+                continue  # still being typed towards a known word: no mark until the caret moves on
+            self.setFormat(unknown.start, unknown.end - unknown.start, self._format)
+
+
+class PromptWords(QObject):
+    """Marks, tooltips and completions of a model's vocabulary on one prompt field."""
+
+    def __init__(self, field: QPlainTextEdit | QLineEdit) -> None:
+        super().__init__(field)
+        self.field = field
+        self.vocabulary: Vocabulary | None = None
+        self._plain = isinstance(field, QPlainTextEdit)
+        self._highlighter = _Highlighter(field.document(), self) if self._plain else None
+        self._word_list = QStringListModel(self)
+        self.completer = QCompleter(self._word_list, self)
+        self.completer.setWidget(field)
+        self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+        self.completer.activated.connect(self._complete)
+        # Installed after QCompleter's own filter, so it sees the popup's keys first: Enter and Tab take
+        # the completion here, before QCompleter hands them to the field (a newline, a focus move).
+        self.completer.popup().installEventFilter(self)
+        (field.viewport() if self._plain else field).installEventFilter(self)
+        if self._plain:
+            field.textChanged.connect(self._on_typed)
+        else:
+            self.line_mark = field.addAction(field.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning),
+                                             QLineEdit.ActionPosition.TrailingPosition)
+            self.line_mark.setVisible(False)
+            field.textChanged.connect(self._mark_line)
+            field.textEdited.connect(self._on_typed)
+
+    # The model's words --------------------------------------------------------------------------
+    def set_vocabulary(self, vocabulary: Vocabulary | None) -> None:
+        """The words to check against (None: any text is fine, as for MAGI-1)."""
+        if vocabulary is self.vocabulary:
+            return
+        self.vocabulary = vocabulary
+        self._word_list.setStringList(list(vocabulary.words) if vocabulary else [])
+        if self._highlighter is not None:
+            blocked = self.field.blockSignals(True)  # new formats are no edit of the prompt (textChanged)
+            self._highlighter.rehighlight()
+            self.field.blockSignals(blocked)
+        else:
+            self._mark_line()
+        if vocabulary is None:
+            self.completer.popup().hide()
+
+    def unknown_words(self) -> list[UnknownWord]:
+        """The words of the field's text the model does not know ([] without a vocabulary)."""
+        return self.vocabulary.unknown_words(self._text()) if self.vocabulary is not None else []
+
+    def _text(self) -> str:
+        return self.field.toPlainText() if self._plain else self.field.text()
+
+    def _caret(self) -> int:
+        return self.field.textCursor().position() if self._plain else self.field.cursorPosition()
+
+    # The mark on a one-line field -----------------------------------------------------------------
+    def _mark_line(self) -> None:
+        """A warning sign at the field's end, its tooltip naming each unknown word (a QLineEdit draws
+        no formatted ranges of its own text)."""
+        unknown = list({u.word: u for u in self.unknown_words()}.values())
+        self.line_mark.setVisible(bool(unknown))
+        self.line_mark.setToolTip("\n".join(unknown_tip(self.vocabulary, u) for u in unknown))
+
+    # Tooltips ---------------------------------------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        popup = self.completer.popup()
+        if watched is popup and event.type() == QEvent.Type.KeyPress and popup.isVisible():
+            if event.key() in (Qt.Key.Key_Enter, Qt.Key.Key_Return, Qt.Key.Key_Tab):
+                index = popup.currentIndex()
+                popup.hide()
+                if index.isValid():
+                    self._complete(index.data())
+                return True
+            if event.key() in (Qt.Key.Key_Escape, Qt.Key.Key_Backtab):
+                popup.hide()
+                return True
+            return False
+        if event.type() == QEvent.Type.ToolTip and self.vocabulary is not None:
+            position = event.pos()
+            index = (self.field.cursorForPosition(position).position() if self._plain
+                     else self.field.cursorPositionAt(position))
+            for unknown in self.unknown_words():
+                if unknown.start <= index <= unknown.end:
+                    QToolTip.showText(event.globalPos(), unknown_tip(self.vocabulary, unknown), self.field)
+                    return True
+        return super().eventFilter(watched, event)
+
+    def tip_at(self, index: int) -> str | None:
+        """The tooltip for the character at `index` of the text (None over a known word)."""
+        for unknown in self.unknown_words():
+            if unknown.start <= index <= unknown.end:
+                return unknown_tip(self.vocabulary, unknown)
+        return None
+
+    # Completions ------------------------------------------------------------------------------------
+    def _word_before_caret(self) -> tuple[int, str]:
+        caret = self._caret()
+        for word, start, end in word_spans(self._text()):
+            if start < caret <= end and end == caret:
+                return start, self._text()[start:caret]
+        return caret, ""
+
+    def _on_typed(self, *_args) -> None:
+        if self.vocabulary is None or not self.field.hasFocus():
+            return
+        _, prefix = self._word_before_caret()
+        popup = self.completer.popup()
+        if len(prefix) < MIN_PREFIX:
+            popup.hide()
+            return
+        self.completer.setCompletionPrefix(prefix)
+        if self.completer.completionCount() == 0 or (
+                self.completer.completionCount() == 1 and self.completer.currentCompletion() == prefix.lower()):
+            popup.hide()
+            return
+        popup.setCurrentIndex(self.completer.completionModel().index(0, 0))
+        rect = self.field.cursorRect()
+        rect.setWidth(popup.sizeHintForColumn(0) + popup.verticalScrollBar().sizeHint().width() + 8)
+        self.completer.complete(rect)
+
+    def _complete(self, word: str) -> None:
+        """Type the rest of `word` over the word before the caret, as the user would."""
+        start, prefix = self._word_before_caret()
+        if self._plain:
+            cursor = self.field.textCursor()
+            cursor.setPosition(start)
+            cursor.setPosition(start + len(prefix), QTextCursor.MoveMode.KeepAnchor)
+            cursor.insertText(word)
+            self.field.setTextCursor(cursor)
+        else:
+            self.field.setSelection(start, len(prefix))
+            self.field.insert(word)

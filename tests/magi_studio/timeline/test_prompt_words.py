@@ -1,0 +1,94 @@
+"""The prompt fields in the real window mark the words studio-mini does not know (a wavy underline and a
+tooltip naming the word and the known words nearest to it) and complete known words; for a MAGI-1 model,
+whose T5 reads any text, they do neither."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QHelpEvent
+from PySide6.QtWidgets import QApplication, QToolTip
+
+from magi_studio.main_window import MainWindow
+from magi_studio.undo import DocumentSession
+
+
+@pytest.fixture(params=["studio-mini", "4.5B_distill"])
+def window(request, qtbot, no_leaked_windows, isolated_settings, engine_worker, storyboard):
+    project, store = storyboard
+    project.settings = dataclasses.replace(project.settings, model=request.param)
+    win = MainWindow(isolated_settings, engine_worker)
+    win.set_document_session(DocumentSession(project, store, win))
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=2000)
+    yield win
+    win.close()
+    win.deleteLater()
+
+
+def studio_mini(window) -> bool:
+    return window.session.project.settings.model == "studio-mini"
+
+
+def test_chunk_prompt_marks_unknown_words_with_a_tip_and_completes_known_words(qtbot, window):
+    card = window.timeline.cards()[0]
+    field, words = card.prompt, card.prompt_words
+    field.setFocus()
+    field.selectAll()
+    qtbot.keyClicks(field, "a red bal zorblat")
+    chunk = window.session.project.shots[0].chunks[0]
+    assert chunk.prompt == "a red bal zorblat"
+    block = field.document().firstBlock()
+    marked = [(r.start, r.length) for r in block.layout().formats()]
+    if not studio_mini(window):
+        assert words.vocabulary is None and marked == [] and words.unknown_words() == []
+    else:
+        assert marked == [(6, 3), (10, 7)]  # "bal", "zorblat"
+        assert all(r.format.underlineStyle() == r.format.UnderlineStyle.WaveUnderline for r in block.layout().formats())
+        cursor = field.textCursor()
+        cursor.setPosition(7)
+        QApplication.sendEvent(field.viewport(), QHelpEvent(QHelpEvent.Type.ToolTip, field.cursorRect(cursor).center(),
+                                                            field.viewport().mapToGlobal(QPoint(0, 0))))
+        qtbot.waitUntil(QToolTip.isVisible)
+        assert "“bal”" in QToolTip.text() and "ball" in QToolTip.text()
+        QToolTip.hideText()
+    # Completion: "gre" offers "green"; Enter takes it without a newline, and the document hears of it.
+    qtbot.keyClicks(field, " gre")
+    popup = words.completer.popup()
+    if not studio_mini(window):
+        assert not popup.isVisible()
+        return
+    qtbot.waitUntil(popup.isVisible)
+    assert popup.currentIndex().data() == "green"
+    assert [r.start for r in block.layout().formats()] == [6, 10]  # "gre", being typed, is not marked
+    qtbot.keyClick(popup, Qt.Key.Key_Return)
+    assert not popup.isVisible()
+    assert field.toPlainText() == "a red bal zorblat green" and chunk.prompt == "a red bal zorblat green"
+    assert [u.word for u in words.unknown_words()] == ["bal", "zorblat"]
+
+
+def test_shot_prompt_marks_unknown_words_and_completes_known_words(qtbot, window):
+    shot = window.session.project.shots[0]
+    field = window.timeline.group(shot.id).prompt_edit
+    words = window.timeline.group(shot.id).prompt_words
+    field.setFocus()
+    qtbot.keyClicks(field, "a red bal")
+    assert shot.prompt == "a red bal"
+    if not studio_mini(window):
+        assert not words.line_mark.isVisible() and words.unknown_words() == []
+        qtbot.keyClicks(field, " gre")
+        assert not words.completer.popup().isVisible()
+        return
+    assert words.line_mark.isVisible()
+    assert "“bal”" in words.line_mark.toolTip() and "ball" in words.line_mark.toolTip()
+    assert "“bal”" in words.tip_at(7) and words.tip_at(3) is None  # over the word itself, as over the sign
+    qtbot.keyClicks(field, " gre")
+    popup = words.completer.popup()
+    qtbot.waitUntil(popup.isVisible)
+    qtbot.keyClick(popup, Qt.Key.Key_Tab)
+    assert field.text() == "a red bal green" and shot.prompt == "a red bal green"
+    assert field.hasFocus()  # Tab took the completion and left the focus in the field
