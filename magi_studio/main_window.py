@@ -133,7 +133,7 @@ class MainWindow(QMainWindow):
         self.timeline.set_frame_store(self.player.store)
         self.timeline.takesRequested.connect(lambda shot_id: self.show_takes())
         self.timeline.set_zoom(self.settings.timeline_zoom)  # the zoom the user left it at
-        self.timeline.zoomChanged.connect(lambda level: setattr(self.settings, "timeline_zoom", level))
+        self.timeline.zoomSettled.connect(lambda level: setattr(self.settings, "timeline_zoom", level))
         self.takes_view = TakesView()
         self.history_view = HistoryView()
         self.player_sync = PlayerSync(self.player, self.timeline, self)
@@ -513,6 +513,8 @@ class MainWindow(QMainWindow):
         self.player_sync.shutdown()
         self.settings.window_geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
+        if self.settings.timeline_zoom != self.timeline.zoom_level:  # zoomed within ZOOM_SETTLE_MS of closing
+            self.settings.timeline_zoom = self.timeline.zoom_level
         if self._shortcuts_dialog is not None:
             self._shortcuts_dialog.close()
         event.accept()

@@ -35,6 +35,7 @@ from magi_studio.timeline.style import TEXT_WIDTH, TIMELINE_QSS, thumb_width
 #: width). The cards' height never changes, so zooming never moves the panels around the storyboard.
 ZOOM_LEVELS = ((1.0, 320), (1.0, TEXT_WIDTH), (1.0, 0), (0.6, 0), (0.36, 0), (0.18, 0))
 DEFAULT_ZOOM = 1
+ZOOM_SETTLE_MS = 400
 from magi_studio.document_session import DocumentSession
 
 
@@ -52,6 +53,9 @@ class TimelineView(QWidget, TimelineEditing):
     chunkClicked = Signal(str)
     #: (level): the cards were zoomed (0: widest; see ZOOM_LEVELS).
     zoomChanged = Signal(int)
+    #: (level): the zoom has stayed at `level` for ZOOM_SETTLE_MS (what to remember: a Ctrl+wheel passes
+    #: several levels in a second, and writing the settings file for each one stalled the window).
+    zoomSettled = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -72,6 +76,10 @@ class TimelineView(QWidget, TimelineEditing):
         self._selected_card = ""  # the chunk id whose card shows the selection
         self._columns_pending: list[ChunkCard] = []  # cards whose text column a zoom has still to show or hide
         self._overview_seen: list | None = None  # what the overview drew: redrawn only when it changes
+        self._zoom_settle = QTimer(self)
+        self._zoom_settle.setSingleShot(True)
+        self._zoom_settle.setInterval(ZOOM_SETTLE_MS)
+        self._zoom_settle.timeout.connect(lambda: self.zoomSettled.emit(self.zoom_level))
 
         self.header = QWidget()
         self.header.setObjectName("TimelineHeader")
@@ -225,6 +233,7 @@ class TimelineView(QWidget, TimelineEditing):
             bar.setValue(round(rect.left() + fraction * rect.width() - screen_x))
         self.overview.invalidate()
         self.zoomChanged.emit(level)
+        self._zoom_settle.start()
         return True
 
     def _show_pending_columns(self) -> None:
