@@ -281,7 +281,8 @@ class ChunkCard(QFrame):
             self.show_column()
         gap = 10 if text_width else 0
         self.setFixedSize(2 * CARD_PADDING + thumb_width + gap + text_width, 2 * CARD_PADDING + THUMB_HEIGHT)
-        self._place_regenerate()
+        if not self.regenerate.isHidden():  # a hidden one is placed when it is shown: a zoom resizes 120 cards
+            self._place_regenerate()
         self._show_regenerate()
 
     def _place_regenerate(self) -> None:
