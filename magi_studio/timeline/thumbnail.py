@@ -43,16 +43,20 @@ class ThumbnailView(QWidget):
     """The chunk's picture: its thumbnail, the live preview, the reference image or a placeholder."""
 
     RADIUS = 7.0
+    #: Sizes of the finished picture kept per card: one per zoom level that changes the picture's width.
+    KEPT_SIZES = 4
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("CardThumbnail")
         self.model: CardModel | None = None
-        self._cover_key: tuple | None = None  # (picture, size) of the scaled copy below
-        self._cover: QPixmap | None = None
+        # The picture painted once per model and size, then copied on each paint: scrolling and zooming a long
+        # storyboard repaint every card on screen, and the rounded clip made each paint cost milliseconds.
+        self._pictures: dict[tuple[int, int, float], QPixmap] = {}
 
     def show_model(self, model: CardModel) -> None:
         self.model = model
+        self._pictures.clear()
         self.update()
 
     def paintEvent(self, event) -> None:
@@ -60,6 +64,30 @@ class ThumbnailView(QWidget):
         if model is None:
             return
         painter = QPainter(self)
+        if model.state == DENOISING:  # the live preview changes on every step: painted as it comes
+            self._paint(painter, model)
+        else:
+            painter.drawPixmap(0, 0, self._picture(model))
+        painter.end()
+
+    def _picture(self, model: CardModel) -> QPixmap:
+        ratio = self.devicePixelRatioF()
+        key = (self.width(), self.height(), ratio)
+        picture = self._pictures.get(key)
+        if picture is None:
+            if len(self._pictures) >= self.KEPT_SIZES:
+                self._pictures.clear()
+            picture = QPixmap(round(self.width() * ratio), round(self.height() * ratio))
+            picture.setDevicePixelRatio(ratio)
+            picture.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(picture)
+            painter.setFont(self.font())  # what a painter on the widget starts with
+            self._paint(painter, model)
+            painter.end()
+            self._pictures[key] = picture
+        return picture
+
+    def _paint(self, painter: QPainter, model: CardModel) -> None:
         painter.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.SmoothPixmapTransform)
         rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
         clip = QPainterPath()
@@ -71,9 +99,7 @@ class ThumbnailView(QWidget):
         showing_reference = picture is None and model.reference is not None
         if showing_reference:
             picture = model.reference
-        if isinstance(picture, QPixmap):  # scaled once, not on every paint (a long storyboard scrolls them all)
-            painter.drawPixmap(rect.topLeft(), self._scaled_cover(picture, rect))
-        elif picture is not None:
+        if picture is not None:
             _draw_cover(painter, rect, picture)
         else:
             self._placeholder(painter, rect, model)
@@ -102,21 +128,6 @@ class ThumbnailView(QWidget):
         painter.setPen(QPen(QColor(palette.BORDER_STRONG if picture is not None else palette.BORDER), 1))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRoundedRect(rect, self.RADIUS, self.RADIUS)
-        painter.end()
-
-    def _scaled_cover(self, picture: QPixmap, rect: QRectF) -> QPixmap:
-        ratio = self.devicePixelRatioF()
-        key = (picture.cacheKey(), rect.width(), rect.height(), ratio)
-        if key != self._cover_key:
-            cover = QPixmap(round(rect.width() * ratio), round(rect.height() * ratio))
-            cover.setDevicePixelRatio(ratio)
-            cover.fill(Qt.GlobalColor.transparent)
-            painter = QPainter(cover)
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            _draw_cover(painter, QRectF(0, 0, rect.width(), rect.height()), picture)
-            painter.end()
-            self._cover_key, self._cover = key, cover
-        return self._cover
 
     def _placeholder(self, painter: QPainter, rect: QRectF, model: CardModel) -> None:
         painter.fillRect(rect, QColor("#16181d"))

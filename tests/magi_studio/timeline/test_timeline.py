@@ -14,6 +14,7 @@ from PySide6.QtCore import QPoint, Qt
 from engine.errors import InputError
 from magi_studio.timeline import menus
 from magi_studio.timeline.strip import chunk_mime
+from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
 from tests.magi_studio.document.fakes import fake_generate, write_image
 from tests.magi_studio.timeline.conftest import PROMPTS
 from tests.magi_studio.timeline.helpers import drop, file_mime, menu_action, wait_for_frames
@@ -290,3 +291,25 @@ def test_a_chunk_selected_before_it_had_frames_gets_the_playhead_when_they_arriv
     fake_generate(editor.project, editor.session.store, editor.shot.id, history=editor.session)
     assert editor.player.store.chunk_count == 4 and editor.player.current_chunk == 3
     assert editor.timeline.strip.playhead_frame == 72
+
+
+def test_a_card_paints_its_picture_again_when_its_state_or_its_size_changes(editor):
+    """The picture is painted once and then copied (scrolling a long storyboard); a new state or a zoom
+    must still show on the next paint."""
+    timeline, card = editor.timeline, editor.timeline.cards()[0]
+
+    def middle_green() -> tuple[int, int]:
+        picture = card.thumbnail.grab().toImage()
+        return picture.width(), picture.pixelColor(picture.width() // 2, picture.height() * 3 // 4).green()
+
+    width, green = middle_green()
+    assert abs(green - 120) <= 6
+    timeline.set_job_state(card.chunk_id, "queued")  # dimmed under "Queued"
+    assert middle_green()[1] < 80
+    timeline.set_job_state(card.chunk_id, None)
+    assert abs(middle_green()[1] - 120) <= 6
+    timeline.set_zoom(len(ZOOM_LEVELS) - 2)
+    narrower, green = middle_green()
+    assert narrower < width and abs(green - 120) <= 6
+    timeline.set_zoom(DEFAULT_ZOOM)
+    assert middle_green() == (width, green)
