@@ -12,7 +12,7 @@ from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
 from magi_studio.main_window import MainWindow
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 
 
 @pytest.fixture(params=["studio-mini", "4.5B_distill"])
