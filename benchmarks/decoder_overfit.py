@@ -6,7 +6,7 @@
 A fixed set of synthetic clips (one ball of one colour on a plain background, moving in a straight
 line at 1–4 px a frame) is decoded by the shipped decoder and by copies of it fine-tuned on exactly
 those clips, decoder only (the encoder stays, as `train_vae --decoder-only` does), one copy per
-decoder depth (deeper ones grown without changing what they decode, engine/training/grow.py).
+decoder depth (deeper ones grown without changing what they decode, lab/training/grow.py).
 Reported per arm: the stutter on those clips (mean step of the ball's centroid across the boundary
 between two latent frames over the mean step inside one; 1 for the clips themselves) and their PSNR.
 If a decoder cannot lose its stutter even on clips it is fitted to, longer training on more data
@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
 
 from benchmarks.record import publish  # noqa: E402
-from engine.training.train_vae import load_trained_vae, vae_loss  # noqa: E402
+from lab.training.train_vae import load_trained_vae, vae_loss  # noqa: E402
 from engine.vae import VideoVAE  # noqa: E402
 
 FRAMES, SIZE, LATENT_FRAME = 12, 128, 4

@@ -29,10 +29,10 @@ from engine.sampler.loop import chunk_noise
 from engine.sampler.schedule import flow_schedule
 from engine.sampler.window import window_steps
 from engine.session import GenerationSession
-from engine.world import metrics as M
-from engine.world.detect import Detector
-from engine.world.evaluate import HELDOUT_SEED, heldout
-from engine.world.scene import CHUNK_FRAMES
+from lab.world import metrics as M
+from lab.world.detect import Detector
+from lab.world.evaluate import HELDOUT_SEED, heldout
+from lab.world.scene import CHUNK_FRAMES
 
 
 def denoise_from(session: GenerationSession, context: torch.Tensor, real: torch.Tensor, prompt: str, seed: int,

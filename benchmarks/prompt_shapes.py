@@ -4,7 +4,7 @@ same words ("a red ball rolls left {place}"); the "watch the red ball rising ...
 
     python benchmarks/prompt_shapes.py --storyboards 32 --out /tmp/shapes
 
-Same held-out storyboards and seeds as `python -m engine.world.evaluate` (the first N, two-object ones
+Same held-out storyboards and seeds as `python -m lab.world.evaluate` (the first N, two-object ones
 skipped), so each chunk compares with the evaluator's results.json. Writes <out>/results.json: the
 scores by prompt shape, as held out and as reworded.
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 
 from engine.video_io import read_video
-from engine.world import evaluate as E
-from engine.world import metrics as M
+from lab.world import evaluate as E
+from lab.world import metrics as M
 
 
 def training_shape(prompt: str) -> str:

@@ -5,7 +5,7 @@ frame as the image of an image-to-video run of the whole storyboard.
 
 With a real first frame studio-mini moves the first chunk right far more often than from text alone
 (EVAL.md: 72.5% against 40.5%); this asks whether its own first frame does as well. Same held-out
-storyboards and seeds as `python -m engine.world.evaluate` (the first N of them), so the figures
+storyboards and seeds as `python -m lab.world.evaluate` (the first N of them), so the figures
 compare with its results.json chunk for chunk. Writes <out>/results.json (the evaluator's summary).
 """
 
@@ -16,8 +16,8 @@ import json
 import cv2
 
 from engine.video_io import read_video
-from engine.world import evaluate as E
-from engine.world import metrics as M
+from lab.world import evaluate as E
+from lab.world import metrics as M
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,11 +24,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
 
 from benchmarks.record import publish  # noqa: E402
-from engine.training.train_vae import load_trained_vae  # noqa: E402
+from lab.training.train_vae import load_trained_vae  # noqa: E402
 from engine.vae import VideoVAE  # noqa: E402
-from engine.world import metrics as M  # noqa: E402
-from engine.world.evaluate import HELDOUT_SEED, heldout, score_board  # noqa: E402
-from engine.world.scene import CHUNK_FRAMES  # noqa: E402
+from lab.world import metrics as M  # noqa: E402
+from lab.world.evaluate import HELDOUT_SEED, heldout, score_board  # noqa: E402
+from lab.world.scene import CHUNK_FRAMES  # noqa: E402
 
 
 def round_trip(vae: VideoVAE, frames: np.ndarray) -> np.ndarray:

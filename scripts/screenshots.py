@@ -133,7 +133,7 @@ def write_reference(path: Path) -> Path:
     """A picture of the procedural world (what studio-mini was trained on), saved as a PNG file."""
     from PySide6.QtGui import QImage
 
-    from engine.world.scene import BACKGROUNDS, ObjectState, draw
+    from lab.world.scene import BACKGROUNDS, ObjectState, draw
 
     image = BACKGROUNDS[REFERENCE["background"]].render()
     draw(image, ObjectState(REFERENCE["shape"], REFERENCE["colour"], REFERENCE["x"], REFERENCE["y"],

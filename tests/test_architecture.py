@@ -1,10 +1,13 @@
-"""The layering rule, checked by machine: engine/ never imports Qt, qasync or magi_studio.
+"""The layering rule, checked by machine: engine/ never imports Qt, qasync or magi_studio, and nothing the
+app runs (engine/, magi_studio/) imports the lab (lab/: studio-mini's training and procedural world).
 
 The engine must run headless (CLI, CI, a render farm) and stay testable without a display, so the
-studio depends on the engine and never the other way round. Two checks:
+studio depends on the engine and never the other way round. The lab is left out of the wheel and the
+bundle, so an import of it from the app would fail only in an installed copy. Three checks:
 
-1. a static scan of every .py under engine/ (import statements and importlib calls with a literal name);
-2. a subprocess that blocks those packages at import time, then imports engine and every submodule.
+1. a static scan of every .py under engine/ and lab/ (import statements and importlib calls with a literal name);
+2. a subprocess that blocks those packages at import time, then imports engine and every submodule;
+3. a static scan of every .py under engine/ and magi_studio/ for imports of lab.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENGINE = REPO_ROOT / "engine"
 FORBIDDEN = ("PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "qasync", "magi_studio")
+LAB = "lab"
 
 
-def forbidden_imports(source: str, filename: str) -> list[tuple[int, str]]:
-    """(line, module) for every import of a forbidden top-level package in `source`."""
+def forbidden_imports(source: str, filename: str, forbidden: tuple[str, ...] = FORBIDDEN) -> list[tuple[int, str]]:
+    """(line, module) for every import of a `forbidden` top-level package in `source`."""
     found = []
     for node in ast.walk(ast.parse(source, filename)):
         names: list[str] = []
@@ -36,12 +40,13 @@ def forbidden_imports(source: str, filename: str) -> list[tuple[int, str]]:
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if called in ("import_module", "__import__", "find_spec") and isinstance(node.args[0].value, str):
                 names = [node.args[0].value]
-        found += [(node.lineno, name) for name in names if name.split(".")[0] in FORBIDDEN]
+        found += [(node.lineno, name) for name in names if name.split(".")[0] in forbidden]
     return found
 
 
-def engine_sources() -> list[Path]:
-    return sorted(p for p in ENGINE.rglob("*.py") if "__pycache__" not in p.parts)
+def sources(*packages: str) -> list[Path]:
+    """Every .py file under the given top-level folders of the repository."""
+    return sorted(p for package in packages for p in (REPO_ROOT / package).rglob("*.py") if "__pycache__" not in p.parts)
 
 
 def test_scan_finds_forbidden_imports():
@@ -50,15 +55,31 @@ def test_scan_finds_forbidden_imports():
     assert forbidden_imports("from . import PySide6_like\nimport PySide6_extras\n", "y.py") == []
 
 
-def test_engine_sources_do_not_import_qt_or_the_studio():
-    files = engine_sources()
-    assert files, f"no Python files found under {ENGINE}"
+def test_engine_and_lab_sources_do_not_import_qt_or_the_studio():
+    files = sources("engine", LAB)
+    assert {ENGINE / "__init__.py", REPO_ROOT / LAB / "__init__.py"} <= set(files)
     offences = [
         f"{path.relative_to(REPO_ROOT)}:{line}: imports {name}"
         for path in files
         for line, name in forbidden_imports(path.read_text(encoding="utf-8"), str(path))
     ]
-    assert not offences, "engine/ must not depend on Qt or the studio:\n" + "\n".join(offences)
+    assert not offences, "engine/ and lab/ must not depend on Qt or the studio:\n" + "\n".join(offences)
+
+
+def test_scan_finds_imports_of_the_lab():
+    source = "from lab.world.scene import draw\nimport lab\nimport labels\nfrom . import lab\n"
+    assert [name for _, name in forbidden_imports(source, "x.py", (LAB,))] == ["lab.world.scene", "lab"]
+
+
+def test_nothing_the_app_runs_imports_the_lab():
+    files = sources("engine", "magi_studio")
+    assert {ENGINE / "__init__.py", REPO_ROOT / "magi_studio" / "cli.py"} <= set(files)
+    offences = [
+        f"{path.relative_to(REPO_ROOT)}:{line}: imports {name}"
+        for path in files
+        for line, name in forbidden_imports(path.read_text(encoding="utf-8"), str(path), (LAB,))
+    ]
+    assert not offences, "the wheel and the bundle leave lab/ out; the app must not import it:\n" + "\n".join(offences)
 
 
 IMPORT_ALL_WITH_QT_BLOCKED = f"""

@@ -36,7 +36,7 @@ CHUNK_FRAMES = 24
 CONTEXT_CHUNKS = 4
 START_MODES = ("text", "image", "continue")
 SEED_POLICIES = ("increment", "random", "fixed")
-#: studio-mini's training resolution (engine/world: 128 x 128 frames).
+#: studio-mini's training resolution (lab/world: 128 x 128 frames).
 DEFAULT_SIZE = (128, 128)
 
 

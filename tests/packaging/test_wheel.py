@@ -152,13 +152,14 @@ def test_wheel_holds_the_packages_the_resources_and_the_entry_point_and_nothing_
     assert not missing, f"files of resources/ the installed app would not find (see package-data): {missing}"
     extra = sorted(name for name in files if name.startswith("resources/") and name not in resources)
     assert not extra, f"the wheel's resources/ holds files the checkout does not: {extra}"
-    for package in ("engine", "magi_studio"):  # their other files (engine/training/*.sh) are not run by the app
+    for package in ("engine", "magi_studio"):  # their other files (data, scripts) are not run by the app
         modules = checkout_files(package, "*.py")
         assert f"{package}/__init__.py" in modules
         missing = sorted(modules - files)
         assert not missing, f"{package} files missing from the wheel (see packages.find): {missing}"
 
     tops = {name.split("/")[0] for name in names}
+    assert "lab" not in tops, "the wheel ships the lab (see packages.find)"
     assert tops == {*PACKAGES, info}, f"unexpected top-level entries: {sorted(tops - {*PACKAGES, info})}"
     junk = [name for name in names if JUNK_DIRS.intersection(name.split("/")[:-1])
             or name.endswith((".pyc", ".pyo")) or ".egg-info/" in name or "/." in f"/{name}"]

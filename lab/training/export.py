@@ -1,7 +1,7 @@
 """Export a trained run as the shipped studio-mini model (our bundle format: int8 matrices, fp16 rest).
 
-    python -m engine.training.export RUN_DIR resources/models/studio-mini
-    python -m engine.training.export --decoder VAE_RUN resources/models/studio-mini
+    python -m lab.training.export RUN_DIR resources/models/studio-mini
+    python -m lab.training.export --decoder VAE_RUN resources/models/studio-mini
 
 The second form puts a decoder trained on alone (train_vae --decoder-only) into an exported model: the
 encoder must be the model's own, so that the latents its DiT was trained on stay what they were.
@@ -24,8 +24,8 @@ from engine.bundle import ModelBundle, load_native_bundle, save_native_bundle
 from engine.errors import CheckpointError
 from engine.dit.model import MagiDiT
 from engine.text.tiny import WordTextEncoder
-from engine.training import studio_mini
-from engine.training.train_vae import load_trained_vae
+from lab.training import studio_mini
+from lab.training.train_vae import load_trained_vae
 from engine.vae import fit_latent_rgb_projection
 
 

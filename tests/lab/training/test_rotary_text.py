@@ -1,12 +1,12 @@
-"""Carrying a learned-position text encoder over to rotary positions (engine/training/rotary_text.py)."""
+"""Carrying a learned-position text encoder over to rotary positions (lab/training/rotary_text.py)."""
 
 from __future__ import annotations
 
 import torch
 
 from engine.text import WordTextEncoder, WordTextEncoderConfig, build_vocabulary
-from engine.training.rotary_text import distill, rotary_student, training_captions
-from engine.world.captions import vocabulary_sentences
+from lab.training.rotary_text import distill, rotary_student, training_captions
+from lab.world.captions import vocabulary_sentences
 
 
 def teacher() -> WordTextEncoder:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.world.captions import NOUNS, PLACES, storyboard_captions
-from engine.world.scene import (BACKGROUNDS, CHUNK_FRAMES, CLASHES, COLOURS, GRAVITY, MAX_SIZE, MIN_SIZE, SIZE,
+from lab.world.captions import NOUNS, PLACES, storyboard_captions
+from lab.world.scene import (BACKGROUNDS, CHUNK_FRAMES, CLASHES, COLOURS, GRAVITY, MAX_SIZE, MIN_SIZE, SIZE,
                                 simulate_chunk)
-from engine.world.storyboard import random_storyboard, visible
+from lab.world.storyboard import random_storyboard, visible
 
 SEEDS = range(200)
 
@@ -108,7 +108,7 @@ def test_training_captions_use_every_vocabulary_word_and_heldout_prompts_only_th
     were such words until v5), so the vocabulary is exactly what training says, and held-out prompts
     use only those words but the "watch" of their sentence shape."""
     from engine.text.tiny import SPECIAL_WORDS, tokenize_words
-    from engine.training.studio_mini import text_config
+    from lab.training.studio_mini import text_config
 
     vocabulary = set(text_config().vocab) - set(SPECIAL_WORDS)
     said, heldout_words = set(), set()

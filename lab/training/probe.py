@@ -13,9 +13,9 @@ from engine.bundle import ModelBundle
 from engine.events import ChunkFinished
 from engine.requests import ChunkSpec, GenerationRequest
 from engine.session import GenerationSession
-from engine.training import studio_mini
-from engine.world.captions import storyboard_captions
-from engine.world.storyboard import random_storyboard
+from lab.training import studio_mini
+from lab.world.captions import storyboard_captions
+from lab.world.storyboard import random_storyboard
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Train studio-mini's ViT VAE on world clips (reconstruction + a light KL term), resumable.
 
-    python -m engine.training.train_vae --out runs/mini --minutes 6
-    python -m engine.training.train_vae --out runs/decoder --init runs/mini --decoder-only
-    python -m engine.training.train_vae --out runs/deeper --init resources/models/studio-mini --decoder-only --decoder-depth 3
+    python -m lab.training.train_vae --out runs/mini --minutes 6
+    python -m lab.training.train_vae --out runs/decoder --init runs/mini --decoder-only
+    python -m lab.training.train_vae --out runs/deeper --init resources/models/studio-mini --decoder-only --decoder-depth 3
 
 Writes <out>/vae.safetensors (weights, float32), <out>/vae.json (config, with the latent scale
 factor measured after training so the DiT sees unit-variance latents) and <out>/vae_state.safetensors
@@ -11,7 +11,7 @@ factor measured after training so the DiT sees unit-variance latents) and <out>/
 --decoder-only goes on from a trained VAE (--init) with its encoder frozen: the latents, their scale
 factor and so every DiT trained on them stay valid, while the decoder alone trains on.
 --decoder-depth N (with --init) first deepens the decoder to N blocks without changing what it decodes
-(engine/training/grow.py), so that the extra capacity trains from the decoder it was.
+(lab/training/grow.py), so that the extra capacity trains from the decoder it was.
 --motion-weight W weighs the squared error (1 + W)-fold where a clip moves inside a latent frame: how
 v7's decoder learned to draw that motion instead of holding each latent frame's four frames in one place.
 """
@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 
-from engine.training import studio_mini
-from engine.training.checkpoint import load_training_state, save_training_state
-from engine.training.data import VAEClips, cosine_lr, latent_std
+from lab.training import studio_mini
+from lab.training.checkpoint import load_training_state, save_training_state
+from lab.training.data import VAEClips, cosine_lr, latent_std
 from engine.vae import VideoVAE
 from engine.vae.config import VAEConfig
 
@@ -175,7 +175,7 @@ def load_trained_vae(folder: Path, device: torch.device, dtype: torch.dtype = to
 
     from engine.bundle import is_native_bundle, read_manifest
     from engine.loading.int8 import dequantize_int8
-    from engine.training.grow import grow_vae_decoder_state
+    from lab.training.grow import grow_vae_decoder_state
 
     if is_native_bundle(folder):
         config = VAEConfig.from_dict(read_manifest(folder)["vae"])

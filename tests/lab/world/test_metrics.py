@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from engine.video_io import read_video, write_video
-from engine.world import metrics as M
-from engine.world.detect import Detector
-from engine.world.scene import BACKGROUNDS, CHUNK_FRAMES, MOTIONS, ObjectState, render_frames
-from engine.world.storyboard import Storyboard, random_storyboard
+from lab.world import metrics as M
+from lab.world.detect import Detector
+from lab.world.scene import BACKGROUNDS, CHUNK_FRAMES, MOTIONS, ObjectState, render_frames
+from lab.world.storyboard import Storyboard, random_storyboard
 
 SEEDS = range(20_000_000, 20_000_050)  # 50 storyboards x 4 chunks: over 200 chunks
 

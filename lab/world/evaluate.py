@@ -1,15 +1,15 @@
 """Does a model follow storyboards? The automatic evaluator of issue 4 ("Evaluation").
 
-    python -m engine.world.evaluate --model studio-mini [--storyboards 64] [--chunks 4] [--seed 1000]
+    python -m lab.world.evaluate --model studio-mini [--storyboards 64] [--chunks 4] [--seed 1000]
         [--rollout-chunks 60] [--i2v 32] [--i2v-chunks 2] [--out eval_dir] [--steps N] [--window W] [--guidance G] [--device D]
-    python -m engine.world.evaluate --ground-truth      # the rendered storyboards themselves
+    python -m lab.world.evaluate --ground-truth      # the rendered storyboards themselves
 
 Held-out storyboards (seeds >= HELDOUT_SEED; training uses seeds < 1_000_000) get prompts in sentence
 shapes the model never trained on (captions.HELDOUT_TEMPLATES). Every video is made by the command
 line, `magi-studio generate` (one --prompt per chunk, --seed, --image for image-to-video), run as a
 subprocess: engine/ must not import the studio (tests/test_architecture.py), and a subprocess also
 gives the generator's own memory (VmRSS, sampled every 20 ms, peak per chunk). The mp4 is read back
-and scored by engine.world.metrics. --ground-truth scores the storyboards' own renders written through
+and scored by lab.world.metrics. --ground-truth scores the storyboards' own renders written through
 the same mp4 encoder instead: that is what validates the detector and the thresholds.
 
 Writes OUT/results.json (every figure, per-chunk details) and OUT/EVAL.md (the table with targets).
@@ -36,13 +36,13 @@ import cv2
 import numpy as np
 
 from engine.video_io import VideoWriter, read_video
-from engine.world import metrics as M
-from engine.world.captions import storyboard_captions
-from engine.world.detect import BACKGROUND_MATCH_DE, Detector
-from engine.world.scene import BACKGROUNDS, CHUNK_FRAMES, FPS, render_frames
-from engine.world.storyboard import Storyboard, random_storyboard
+from lab.world import metrics as M
+from lab.world.captions import storyboard_captions
+from lab.world.detect import BACKGROUND_MATCH_DE, Detector
+from lab.world.scene import BACKGROUNDS, CHUNK_FRAMES, FPS, render_frames
+from lab.world.storyboard import Storyboard, random_storyboard
 
-log = logging.getLogger("engine.world.evaluate")
+log = logging.getLogger("lab.world.evaluate")
 
 HELDOUT_SEED = 10_000_000
 I2V_OFFSET, ROLLOUT_OFFSET = 100_000, 200_000  # the three sets never share a storyboard seed
@@ -55,7 +55,7 @@ FLAT_MIB = 64.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m engine.world.evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lab.world.evaluate", description=__doc__.split("\n\n")[0])
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="studio-mini or a model folder (passed to magi-studio generate)")
     who.add_argument("--ground-truth", action="store_true", help="score the rendered storyboards (no model)")
@@ -392,7 +392,7 @@ def markdown(results: dict) -> str:
         lines += ["", f"Rollout peak RSS per chunk, MiB ({results['rollout']['memory_source']}): "
                   f"{memory['peak_mib_per_chunk']}.", f"Growth from chunk 10: {memory.get('growth_mib')} MiB; "
                   f"slope {memory.get('slope_mib_per_chunk')} MiB per chunk."]
-    lines += ["", "Thresholds (engine/world/metrics.py, engine/world/detect.py): "
+    lines += ["", "Thresholds (lab/world/metrics.py, lab/world/detect.py): "
               + ", ".join(f"{k} {v}" for k, v in results["thresholds"].items()) + ".", ""]
     return "\n".join(lines)
 
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.out / "videos" if args.keep_videos else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         results = evaluate(args, folder)
-    results = {"command": shlex.join(["python", "-m", "engine.world.evaluate", *argv]),
+    results = {"command": shlex.join(["python", "-m", "lab.world.evaluate", *argv]),
                "runtime_s": round(time.perf_counter() - started, 1), **results, "thresholds": M.thresholds()}
     results["targets"] = target_rows(results)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=float))

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from engine.config import CHUNK_LATENT_FRAMES
-from engine.training import studio_mini
-from engine.training.checkpoint import load_training_state, save_training_state
-from engine.training.dit_batches import BatchStructure, make_batch, sample_structure
-from engine.training.transfer import pack, receive, unpack
+from lab.training import studio_mini
+from lab.training.checkpoint import load_training_state, save_training_state
+from lab.training.dit_batches import BatchStructure, make_batch, sample_structure
+from lab.training.transfer import pack, receive, unpack
 
 SPANS = studio_mini.SAMPLING.attention_spans
 
@@ -86,9 +86,9 @@ def test_unknown_words_go_into_about_their_share_of_captions_one_each_anywhere()
 
 
 def test_object_cells_hold_the_path_each_chunk_sweeps():
-    from engine.training.data import object_cells
-    from engine.world.scene import BACKGROUNDS, ObjectState
-    from engine.world.storyboard import Storyboard
+    from lab.training.data import object_cells
+    from lab.world.scene import BACKGROUNDS, ObjectState
+    from lab.world.storyboard import Storyboard
 
     board = Storyboard("grass", (ObjectState("circle", "red", 30.0, 60.0, 10.0),), (("right",), ("right",)))
     cells = object_cells(board.render(), BACKGROUNDS["grass"].render())
@@ -149,7 +149,7 @@ def test_training_state_round_trip_with_optimizer(tmp_path):
 
 @pytest.mark.slow
 def test_a_tiny_run_trains_resumes_through_transfer_and_exports(tmp_path, monkeypatch):
-    from engine.training import train_dit, train_vae
+    from lab.training import train_dit, train_vae
 
     run = tmp_path / "run"
     train_vae.main(["--out", str(run), "--steps", "3", "--batch", "2", "--workers", "0", "--config", "tiny"])
@@ -171,7 +171,7 @@ def test_a_tiny_run_trains_resumes_through_transfer_and_exports(tmp_path, monkey
     train_dit.main(["--out", str(tmp_path / "again")] + args[2:] + ["--steps", "5"])
     assert load_training_state(tmp_path / "again" / "dit_state.safetensors", modules={})["step"] == 5
     # After a call: its weights are exported and its raw parts replace the carry, stale files and all.
-    from engine.training import export
+    from lab.training import export
 
     exported = []
     monkeypatch.setattr(export, "main", lambda run_dir, bundle: exported.append(
@@ -188,7 +188,7 @@ def test_a_tiny_run_trains_resumes_through_transfer_and_exports(tmp_path, monkey
 
 
 def test_saved_step_reads_the_header_of_a_training_checkpoint(tmp_path):
-    from engine.training.checkpoint import save_training_state, saved_step
+    from lab.training.checkpoint import save_training_state, saved_step
 
     module = torch.nn.Linear(2, 2)
     optimizer = torch.optim.AdamW(module.parameters())
@@ -203,8 +203,8 @@ def test_a_carry_seeded_from_the_shipped_bundle_resumes_its_weights(tmp_path):
     from engine.dit.model import MagiDiT
     from engine.models import studio_mini_path
     from engine.text.tiny import WordTextEncoder
-    from engine.training.rotary_text import rotary_student
-    from engine.training.transfer import complete, seed
+    from lab.training.rotary_text import rotary_student
+    from lab.training.transfer import complete, seed
 
     shipped = load_native_bundle(studio_mini_path(), torch.device("cpu"), torch.float32)
     encoder = rotary_student(shipped.text_encoder) if shipped.text_encoder.config.positions == "learned" \
@@ -240,7 +240,7 @@ def test_a_carry_seeded_from_the_shipped_bundle_resumes_its_weights(tmp_path):
 def test_decoder_only_training_leaves_the_encoder_and_the_latent_scale(tmp_path):
     from safetensors.torch import load_file
 
-    from engine.training import train_vae
+    from lab.training import train_vae
 
     first, second = tmp_path / "first", tmp_path / "second"
     common = ["--batch", "2", "--workers", "0", "--config", "tiny"]
@@ -269,8 +269,8 @@ def test_decoder_only_training_leaves_the_encoder_and_the_latent_scale(tmp_path)
 
     from engine.bundle import load_native_bundle
     from engine.errors import CheckpointError
-    from engine.training import export
-    from engine.training.train_vae import load_trained_vae
+    from lab.training import export
+    from lab.training.train_vae import load_trained_vae
     from tests.engine.factories import tiny_bundle
 
     model = dataclasses.replace(tiny_bundle(), vae=load_trained_vae(first, torch.device("cpu")))
@@ -289,7 +289,7 @@ def test_decoder_only_training_leaves_the_encoder_and_the_latent_scale(tmp_path)
 
 
 def test_motion_inside_latent_frames_marks_the_moving_edges_only():
-    from engine.training.train_vae import motion_inside_latent_frames
+    from lab.training.train_vae import motion_inside_latent_frames
 
     clip = -torch.ones(1, 3, 8, 16, 16)
     for f in range(8):  # a white bar one pixel further right every frame
@@ -305,8 +305,8 @@ def test_motion_inside_latent_frames_marks_the_moving_edges_only():
 def test_the_motion_weight_adds_to_the_loss_only_where_a_clip_moves_inside_a_latent_frame():
     import dataclasses
 
-    from engine.training import studio_mini
-    from engine.training.train_vae import vae_loss
+    from lab.training import studio_mini
+    from lab.training.train_vae import vae_loss
     from engine.vae import VideoVAE
 
     vae = VideoVAE(dataclasses.replace(studio_mini.VAE, video_size=32, embed_dim=256, num_heads=4)).eval()

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from engine.world import evaluate
-from engine.world.captions import storyboard_captions
-from engine.world.storyboard import random_storyboard
+from lab.world import evaluate
+from lab.world.captions import storyboard_captions
+from lab.world.storyboard import random_storyboard
 
 KEYS = {"command", "runtime_s", "mode", "model", "settings", "seeds", "t2v", "i2v", "rollout", "storyboards",
         "thresholds", "targets"}

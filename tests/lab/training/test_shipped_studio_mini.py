@@ -9,7 +9,7 @@ from safetensors import safe_open
 from engine.config import DiTConfig
 from engine.loading.int8 import SCALE_SUFFIX
 from engine.models import studio_mini_path
-from engine.training import studio_mini
+from lab.training import studio_mini
 
 BUDGET_BYTES = 40_000_000
 

@@ -1,7 +1,7 @@
 """Deepen a trained DiT (or the VAE's decoder) without changing what it computes, so training
 continues from its skills.
 
-    python -m engine.training.grow RUN_DIR          # to studio_mini.DIT.num_layers; no-op when equal
+    python -m lab.training.grow RUN_DIR          # to studio_mini.DIT.num_layers; no-op when equal
 
 New layers are copies of the layer before them (a trained starting point for their weights) whose
 two post-norms have an effective gain of zero (`weight` = -1 under the 1 + weight convention, bias 0):
@@ -118,7 +118,7 @@ def grow_vae_decoder_state(state: dict[str, torch.Tensor], new_blocks: int) -> d
 
 
 if __name__ == "__main__":
-    from engine.training import studio_mini
+    from lab.training import studio_mini
 
     run_dir = Path(sys.argv[1])
     layers = studio_mini.DIT.num_layers

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.errors import CheckpointError
 from engine.text.tiny import WordTextEncoder, WordTextEncoderConfig, build_vocabulary
-from engine.training.vocabulary import carry_rows, revocab_parts
+from lab.training.vocabulary import carry_rows, revocab_parts
 
 OLD = build_vocabulary(["a red ball rolls left", "watch the ball"])
 NEW = build_vocabulary(["a red ball rolls left", "a red ball is rolling left"])

@@ -1,6 +1,6 @@
 """Train studio-mini's DiT and text encoder on latent storyboards of the world (flow matching), resumable.
 
-    python -m engine.training.train_dit --out runs/mini --minutes 9
+    python -m lab.training.train_dit --out runs/mini --minutes 9
 
 Needs <out>/vae.safetensors and vae.json (train_vae). The first run renders and encodes the training
 storyboards into <out>/data.safetensors (+ data_captions.json) and reuses them afterwards. Every run
@@ -25,11 +25,11 @@ from safetensors.torch import load_file, save_file
 from engine.config import CHUNK_LATENT_FRAMES
 from engine.dit.model import ChunkText, MagiDiT
 from engine.text.tiny import WordTextEncoder
-from engine.training import studio_mini
-from engine.training.checkpoint import load_training_state, save_training_state
-from engine.training.data import cosine_lr, encode_storyboards
-from engine.training.dit_batches import TrainingBatch, make_batch, sample_structure
-from engine.training.train_vae import load_trained_vae
+from lab.training import studio_mini
+from lab.training.checkpoint import load_training_state, save_training_state
+from lab.training.data import cosine_lr, encode_storyboards
+from lab.training.dit_batches import TrainingBatch, make_batch, sample_structure
+from lab.training.train_vae import load_trained_vae
 
 log = logging.getLogger("train_dit")
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         if step % 1000 == 0 or done:
             save_training_state(state_path, modules=modules, optimizers={"adam": optimizer}, info={"step": step})
         if step % args.probe_every == 0 or done:
-            from engine.training.probe import write_probe
+            from lab.training.probe import write_probe
 
             write_probe(args.out / f"probe_{step:06d}.png", ema_dit, ema_text, vae, device)
         if done:

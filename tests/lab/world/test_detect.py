@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from engine.video_io import read_video, write_video
-from engine.world.detect import BACKGROUND_MATCH_DE, Detector, fit_frame
-from engine.world.scene import BACKGROUNDS, CLASHES, COLOURS, SHAPES, SIZE, ObjectState, draw
+from lab.world.detect import BACKGROUND_MATCH_DE, Detector, fit_frame
+from lab.world.scene import BACKGROUNDS, CLASHES, COLOURS, SHAPES, SIZE, ObjectState, draw
 
 SIZES = (10.0, 13.0, 17.0, 22.0, 28.0)
 

@@ -76,5 +76,5 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:2] != ["step"] or len(sys.argv) != 3:
-        sys.exit("usage: python -m engine.training.checkpoint step CHECKPOINT")
+        sys.exit("usage: python -m lab.training.checkpoint step CHECKPOINT")
     print(saved_step(sys.argv[2]))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.world.scene import (BACKGROUNDS, CHUNK_FRAMES, CLASHES, COLOURS, DIAGONALS, MAX_SIZE, MIN_SIZE, MOTIONS,
+from lab.world.scene import (BACKGROUNDS, CHUNK_FRAMES, CLASHES, COLOURS, DIAGONALS, MAX_SIZE, MIN_SIZE, MOTIONS,
                                 SHAPES, SIZE, ObjectState, render_frames, simulate_chunk)
 
 #: How far (px) a chunk's motion must visibly move the object to count as feasible.

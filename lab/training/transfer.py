@@ -1,10 +1,10 @@
 """Moving a training run between machines in small files (the GPU machines keep nothing).
 
-    python -m engine.training.transfer pack RUN_DIR OUT_DIR     # after training, on the GPU machine
-    python -m engine.training.transfer unpack IN_DIR RUN_DIR    # before training, anywhere
-    python -m engine.training.transfer complete IN_DIR BUNDLE   # fill IN_DIR's missing parts from a bundle
-    python -m engine.training.transfer receive OUT_DIR BUNDLE RUN_IN  # after a call: export, refresh the carry
-    python -m engine.training.transfer seed BUNDLE RUN_IN STEP [TEXT]   # a carry from a bundle alone
+    python -m lab.training.transfer pack RUN_DIR OUT_DIR     # after training, on the GPU machine
+    python -m lab.training.transfer unpack IN_DIR RUN_DIR    # before training, anywhere
+    python -m lab.training.transfer complete IN_DIR BUNDLE   # fill IN_DIR's missing parts from a bundle
+    python -m lab.training.transfer receive OUT_DIR BUNDLE RUN_IN  # after a call: export, refresh the carry
+    python -m lab.training.transfer seed BUNDLE RUN_IN STEP [TEXT]   # a carry from a bundle alone
 
 Each file (`<part>.safetensors`) stays under 16 MB: VAE encoder and decoder, DiT weights, DiT EMA
 weights, text encoder (weights and EMA). The DiT and VAE parts hold their matrices in int8 with per-row
@@ -130,7 +130,7 @@ def receive(out: Path, bundle: Path, run_in: Path) -> None:
     The carry is refreshed after every call, also when the next call is meant to find the machine
     warm: a fresh machine trains from whatever `run_in` holds.
     """
-    from engine.training import export
+    from lab.training import export
 
     with tempfile.TemporaryDirectory() as tmp:
         unpack(out, Path(tmp))

@@ -3,7 +3,7 @@
 128x128 video at 24 fps (the smallest size the issue allows; an 8x8x4 VAE makes it a 16x16x6 latent
 per chunk, 384 DiT tokens, which a laptop CPU denoises in seconds). Sizes are chosen so the shipped
 weights stay under 40 MB: VAE 8.9 M parameters (fp16), DiT 15.4 M (int8 matrices), text encoder ~0.5 M.
-The DiT was trained with 8 layers up to v2 and then grown to 16 (engine/training/grow.py).
+The DiT was trained with 8 layers up to v2 and then grown to 16 (lab/training/grow.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from engine.config import DiTConfig, GuidanceConfig, SamplingConfig
 from engine.text.tiny import WordTextEncoderConfig, build_vocabulary
 from engine.vae.config import VAEConfig
-from engine.world.captions import vocabulary_sentences
+from lab.world.captions import vocabulary_sentences
 
 NAME = "studio-mini"
 LABEL = "studio-mini (built in)"
@@ -32,6 +32,6 @@ SAMPLING = SamplingConfig(num_steps=8, window=4, guidance=GuidanceConfig(
 
 
 def text_config() -> WordTextEncoderConfig:
-    """Rotary positions since v6 (v5 and earlier: learned; engine/training/rotary_text.py carried it over)."""
+    """Rotary positions since v6 (v5 and earlier: learned; lab/training/rotary_text.py carried it over)."""
     return WordTextEncoderConfig(build_vocabulary(vocabulary_sentences()), embed_dim=TEXT_CHANNELS, num_layers=2,
                                  num_heads=4, max_tokens=TEXT_TOKENS, ffn_ratio=2.0, positions="rotary")

@@ -1,6 +1,6 @@
 """Carry a trained word text encoder from learned absolute positions to rotary ones, by distillation.
 
-    python -m engine.training.rotary_text OLD_ENCODER OUT_ENCODER [--minutes 4] [--storyboards 2000]
+    python -m lab.training.rotary_text OLD_ENCODER OUT_ENCODER [--minutes 4] [--storyboards 2000]
 
 studio-mini's encoder up to v5 added a learned vector per absolute position, so a phrase meant
 something else when a prompt put words before it ("Over the grass, a red ball rises": the held-out
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from engine.text.tiny import WordTextEncoder
-from engine.training.data import caption_variants
-from engine.training.dit_batches import with_unknown_words
-from engine.world.storyboard import random_storyboard
+from lab.training.data import caption_variants
+from lab.training.dit_batches import with_unknown_words
+from lab.world.storyboard import random_storyboard
 
 log = logging.getLogger("rotary_text")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.world.scene import CHUNK_FRAMES, ObjectState
-from engine.world.storyboard import Storyboard
+from lab.world.scene import CHUNK_FRAMES, ObjectState
+from lab.world.storyboard import Storyboard
 
 NOUNS = {
     "circle": ("circle", "ball", "disc", "dot", "sphere"),

@@ -30,7 +30,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from engine.world.scene import BACKGROUNDS, COLOURS, SIZE, Background
+from lab.world.scene import BACKGROUNDS, COLOURS, SIZE, Background
 
 #: Max ΔE from a palette colour. Compression moves colours by < 6; palette colours are ≥ 32 apart and
 #: every allowed background ≥ 49 away from every allowed colour, so 25 tolerates a model's drift too.

@@ -1,8 +1,8 @@
 """Scores of a generated video against its storyboard: colour, shape, motion, continuity, i2v, rollouts.
 
-Inputs are the detector's per-frame output (engine.world.detect) and the storyboard's ground truth;
+Inputs are the detector's per-frame output (lab.world.detect) and the storyboard's ground truth;
 every threshold is a module constant, chosen on ground-truth renders written through the same mp4
-encoder as generated video (engine/world/evaluate.py --ground-truth proves them):
+encoder as generated video (lab/world/evaluate.py --ground-truth proves them):
 
 * colour: the prompted colour is detected in at least `MIN_FOUND` of the chunk's frames;
   shape: the majority shape over those frames is the prompted one.
@@ -21,7 +21,7 @@ encoder as generated video (engine/world/evaluate.py --ground-truth proves them)
 * objects the storyboard itself hides (the other object in front, visible < `MIN_VISIBLE`) are left out.
 
 Ground truth through mp4 (700 held-out storyboards, 2,927 chunks): motion right in 99.6% (99.7% where the
-prompt changes the motion), colour and shape 100% (`python -m engine.world.evaluate --ground-truth`).
+prompt changes the motion), colour and shape 100% (`python -m lab.world.evaluate --ground-truth`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.world.detect import Detection, FrameDetections
-from engine.world.scene import CHUNK_FRAMES, SIZE, draw
-from engine.world.storyboard import Storyboard
+from lab.world.detect import Detection, FrameDetections
+from lab.world.scene import CHUNK_FRAMES, SIZE, draw
+from lab.world.storyboard import Storyboard
 
 # Measured on ground truth through mp4 (about 1,500 chunks): directional chunks travel >= 10.9 px within
 # the chunk; still ones 0 px; grow ratio >= 1.20, shrink <= 0.875, every other motion 0.93..1.08 (p1..p99).
@@ -361,7 +361,7 @@ def continuity_summary(items: list[tuple[Storyboard, int, Continuity]]) -> dict:
 
 def thresholds() -> dict:
     """Every threshold of the detector and of these metrics, by name (for the report)."""
-    from engine.world import detect
+    from lab.world import detect
 
     names = ("MIN_FOUND", "ENDS", "MIN_TRAVEL", "SECTOR", "WALL_COMPONENT", "WALL_MARGIN", "STILL_TRAVEL", "STILL_SIZE",
              "SIZE_RATIO", "FALL_DROP", "BOUNCE_RISE", "FLOOR_MARGIN", "MIN_TYPICAL", "MIN_VISIBLE", "I2V_TOLERANCE",

@@ -9,8 +9,8 @@ import torch
 
 from engine.dit.attention import ChunkLayout
 from engine.dit.model import ChunkText, MagiDiT
-from engine.training.checkpoint import load_training_state, save_training_state
-from engine.training.grow import copied_after, grow_run, grow_state, grow_vae_decoder_state, layer_count
+from lab.training.checkpoint import load_training_state, save_training_state
+from lab.training.grow import copied_after, grow_run, grow_state, grow_vae_decoder_state, layer_count
 from engine.variants import tiny_dit_config
 from tests.engine.factories import chunk_text, randomize_
 

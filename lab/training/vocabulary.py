@@ -1,6 +1,6 @@
 """Carry a trained word text encoder over to a new vocabulary (the world's captions gained or lost words).
 
-    python -m engine.training.vocabulary PARTS_DIR OLD_ENCODER   # to studio_mini.text_config()'s vocabulary
+    python -m lab.training.vocabulary PARTS_DIR OLD_ENCODER   # to studio_mini.text_config()'s vocabulary
 
 PARTS_DIR is a call's carried parts (`.device/run_in`: text.safetensors holds the raw and EMA encoder);
 OLD_ENCODER is a text encoder file saved with the vocabulary those parts were trained with (the
@@ -55,10 +55,10 @@ def revocab_parts(parts: Path, old_vocab: Sequence[str], new_vocab: Sequence[str
 
 if __name__ == "__main__":
     from engine.text.tiny import WordTextEncoder
-    from engine.training import studio_mini
+    from lab.training import studio_mini
 
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m engine.training.vocabulary PARTS_DIR OLD_ENCODER")
+        sys.exit("usage: python -m lab.training.vocabulary PARTS_DIR OLD_ENCODER")
     parts_dir, old_encoder = Path(sys.argv[1]), Path(sys.argv[2])
     old = WordTextEncoder.load(old_encoder).config.vocab
     new = studio_mini.text_config().vocab

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from engine.world.captions import storyboard_captions
-from engine.world.scene import BACKGROUNDS, CHUNK_FRAMES
-from engine.world.storyboard import random_storyboard
+from lab.world.captions import storyboard_captions
+from lab.world.scene import BACKGROUNDS, CHUNK_FRAMES
+from lab.world.storyboard import random_storyboard
 
 log = logging.getLogger(__name__)
 
