@@ -30,8 +30,9 @@ START_CHOICES = (
 )
 
 
-#: Widths of the shot prompt field (the cards' tooltips show the whole joined text).
-SHOT_PROMPT_MIN_WIDTH, SHOT_PROMPT_WIDTH = 100, 360
+#: The shot prompt field's widest (the cards' tooltips show the whole joined text); its narrowest shows its
+#: whole placeholder, about 40 characters typed.
+SHOT_PROMPT_WIDTH = 360
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,11 @@ class ShotGroup(QFrame):
         self.prompt_edit.setToolTip("What every chunk of this shot shares; each chunk's prompt adds to it, "
                                     "and the engine receives the two joined")
         self.prompt_edit.setMaxLength(MAX_PROMPT_CHARS)
-        # Narrow in a one-chunk shot (the header is never much wider than its cards), at most
-        # SHOT_PROMPT_WIDTH in a long one, so the controls after it stay near the shot's start.
-        self.prompt_edit.setMinimumWidth(SHOT_PROMPT_MIN_WIDTH)
+        # Wide enough to type in even in a one-chunk shot (whose header then is wider than its cards: the
+        # group takes the header's width), at most SHOT_PROMPT_WIDTH in a long one, so the controls after it
+        # stay near the shot's start.
+        placeholder = self.prompt_edit.fontMetrics().horizontalAdvance(self.prompt_edit.placeholderText())
+        self.prompt_edit.setMinimumWidth(min(SHOT_PROMPT_WIDTH, placeholder + 32))  # + padding, frame, Qt's margins
         self.prompt_edit.setMaximumWidth(SHOT_PROMPT_WIDTH)
         self.prompt_edit.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.prompt_edit.textEdited.connect(lambda text: self.promptEdited.emit(self, text))
@@ -135,6 +138,7 @@ class ShotGroup(QFrame):
         self.row = QHBoxLayout()
         self.row.setSpacing(CARD_SPACING)
         self.row.addWidget(self.add_button)
+        self.row.addStretch(1)  # the cards start at the shot's start when its header is the wider
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 8)
         layout.setSpacing(6)

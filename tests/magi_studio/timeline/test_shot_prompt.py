@@ -4,8 +4,13 @@ shot's generated chunks go stale, and each card says what it adds and what the e
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QStyle, QStyleOptionFrame
 
-from magi_studio.document.model import joined_prompt
+from magi_studio.document.model import ProjectSettings, joined_prompt, new_project
+from magi_studio.document.store import ProjectStore
+from magi_studio.main_window import MainWindow
+from magi_studio.timeline.view import ZOOM_LEVELS
+from magi_studio.document_session import DocumentSession
 from tests.magi_studio.timeline.conftest import PROMPTS
 
 
@@ -27,3 +32,34 @@ def test_typing_a_shot_prompt_is_one_undoable_edit_that_makes_the_shot_stale(qtb
     assert shot.prompt == "" and group.prompt_edit.text() == ""
     assert [c.model.state for c in editor.timeline.cards()] == ["done"] * 3
     assert card.prompt.toolTip() == ""
+
+
+def test_the_shot_prompt_field_is_usable_in_a_one_chunk_shot_at_1366x768(qtbot, no_leaked_windows, isolated_settings,
+                                                                          engine_worker, tmp_path):
+    window = MainWindow(isolated_settings, engine_worker)
+    window.set_document_session(DocumentSession(new_project(ProjectSettings(model="tiny", width=64, height=64)),
+                                                ProjectStore.create(tmp_path / "Film"), window))
+    window.resize(1366, 768)
+    window.show()
+    qtbot.waitExposed(window)
+    group = window.timeline.strip.groups[0]
+    field = group.prompt_edit
+    # its whole placeholder shows (so does as much typed text), not "Shot prom…", at every zoom level
+    needed = field.fontMetrics().horizontalAdvance(field.placeholderText()) + 4  # + QLineEdit's own margins
+
+    def room() -> int:  # for text, inside the field's frame and padding
+        option = QStyleOptionFrame()
+        field.initStyleOption(option)
+        return field.style().subElementRect(QStyle.SubElement.SE_LineEditContents, option, field).width()
+
+    try:
+        for level in range(len(ZOOM_LEVELS)):
+            window.timeline.set_zoom(level)
+            qtbot.waitUntil(lambda: room() >= needed, timeout=2000)
+            assert group.rect().contains(field.geometry()) and field.geometry().right() < group.start_box.x(), level
+            card = group.cards[0]  # the cards start at the shot's start, however wide its header
+            assert card.x() - group.contentsRect().x() < 16 and group.add_button.x() == card.geometry().right() + 1 + \
+                group.row.spacing(), level
+    finally:
+        window.close()
+        window.deleteLater()
