@@ -301,6 +301,7 @@ class MainWindow(QMainWindow):
         generation.chunkJobState.connect(self.timeline.show_chunk_job_state)
         generation.errorReported.connect(self.report_error)
         generation.noticeReported.connect(self.report_notice)
+        generation.queueNotice.connect(self.show_status)  # a request the run makes already: said, not queued
         generation.busyShotsChanged.connect(self._on_busy_shots)
         generation.generatingChanged.connect(self._on_generating)
         generation.queueChanged.connect(self._on_run_queue)
@@ -325,17 +326,20 @@ class MainWindow(QMainWindow):
             self.generation.generate_storyboard()
 
     def generate_in_out(self) -> None:
-        """Generate In/Out Range: each shot the player's in/out range touches, in playing order, from its first
-        chunk in the range on (the controller's Generate From; a later request joins the run's queue)."""
+        """Generate In/Out Range: exactly the chunks the player's in/out range touches, shot by shot in playing
+        order, each from its first chunk in the range to its last (the controller's Generate From; a later
+        request joins the run's queue)."""
         marks = self.player.in_out
         if self.generation is None or self.session is None or marks is None:
             return
         first, last = marks.chunks
-        starts: dict[str, int] = {}  # shot id -> its first chunk in the range, in playing order
+        spans: dict[str, list[int]] = {}  # shot id -> its chunks in the range, in playing order
         for ref in storyboard_chunks(self.session.project)[first:last + 1]:
-            starts.setdefault(ref.shot_id, ref.index)
-        for shot_id, index in starts.items():
-            self.generation.generate_from(shot_id, index)
+            spans.setdefault(ref.shot_id, []).append(ref.index)
+        for shot_id, indices in spans.items():
+            stop = indices[-1] + 1
+            self.generation.generate_from(shot_id, indices[0],
+                                          stop if stop < len(self.session.project.shot(shot_id).chunks) else None)
 
     # The timeline names chunks by id; the controller counts them by their index in the shot.
     def _regenerate_from(self, shot_id: str, chunk_id: str) -> None:

@@ -39,12 +39,11 @@ from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 from engine.errors import ConfigError, EngineError
 from engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
 from magi_studio.controllers.common import Autosaver, SerialTasks, snapshot_project
-from magi_studio.controllers.run_queue import RunQueue
+from magi_studio.controllers.run_queue import RunQueue, plan_request
 from magi_studio.controllers.run_state import (ChunkJobState, ChunkJobStates, GenerationProgress,
-                                               QueuedShot, RunningJob, RunPhase, RunProgress)
+                                               QueuedShot, QueueItem, RunningJob, RunPhase, RunProgress)
 from magi_studio.document.errors import ProjectError
-from magi_studio.document.planning import (GenerationPlan, ResultCommitter, plan_generation, plan_resume,
-                                           sampling_for)
+from magi_studio.document.planning import GenerationPlan, ResultCommitter, sampling_for
 from magi_studio.document.run_marker import clear_run_marker, write_run_marker
 from magi_studio.document.take_commands import KeepResult
 from magi_studio.document_session import DocumentSession
@@ -80,6 +79,8 @@ class GenerationController(QObject, RunQueue):
     errorReported = Signal(object)
     #: (one sentence) what became of a finished chunk that an edit during the run moved, deleted or re-parented.
     noticeReported = Signal(str)
+    #: (one sentence) for the status bar: a request added nothing, the run makes it already as asked.
+    queueNotice = Signal(str)
 
     def __init__(self, session: DocumentSession | None, worker: EngineWorker, *, player_sync=None, settings=None,
                  autosaver: Autosaver | None = None, parent: QObject | None = None) -> None:
@@ -96,6 +97,9 @@ class GenerationController(QObject, RunQueue):
         self._pausing = False  # a pause was asked for: the run holds once the current job has drained
         self._replacing = False  # the request at the queue's head replaces the current one (run_queue)
         self._stopped: list[QueuedShot] = []  # the requests a cancel left to do (continue_stopped)
+        self._after_stop: list[QueuedShot] = []  # requests made while the run was stopping: the next run
+        self._item_takes: dict[int, str] = {}  # queue item id -> the take its chunks went to (a variation goes on)
+        self._failed: list[QueueItem] = []  # requests of the last run that could not be planned, with why
         self._load_job: int | None = None
         self._marked = None  # the project folder holding this run's run marker
         self._run_chunks: list[tuple[str, str]] = []  # (shot id, chunk id) the run is to make, in order
@@ -116,7 +120,7 @@ class GenerationController(QObject, RunQueue):
         phase = self._phase
         if phase is RunPhase.IDLE:
             return
-        self._pausing = False
+        self._pausing, self._after_stop = False, []  # Stop again: what was asked while stopping is dropped too
         if self._stop is None:  # what the run still had to do, for continue_stopped
             current = [self._again(self._current)] if self._current is not None and not self._replacing else []
             self._stopped = current + self._queue
@@ -247,6 +251,8 @@ class GenerationController(QObject, RunQueue):
     def _begin(self, items: list[QueuedShot]) -> None:
         """A run of these requests (the controller is idle)."""
         self._queue, self._stop, self._load_job, self._stopped, self._run_chunks = [], None, None, [], []
+        self._item_takes = {k: v for k, v in self._item_takes.items() if k in {item.id for item in items}}
+        self._failed = []  # the last run's failures are old news
         self._progress.reset()
         project = self._session.document.project
         for item in items:
@@ -300,18 +306,13 @@ class GenerationController(QObject, RunQueue):
             self._current, self._current_name = item, shot.name
             self._set_busy([item.shot_id])
 
-            def plan(snapshot=snapshot, item=item):  # task thread: reads latents and images
-                if item.from_index is None:
-                    return plan_resume(snapshot, store, item.shot_id, sampling=sampling)
-                seeds, stop = item.seeds, None
-                if seeds is not None:  # a variation: as many chunks as it has seeds (while the shot has them)
-                    stop = min(len(snapshot.shot(item.shot_id).chunks), item.from_index + len(seeds))
-                    seeds = seeds[:max(0, stop - item.from_index)]
-                return plan_generation(snapshot, store, item.shot_id, item.from_index, sampling=sampling, seeds=seeds,
-                                       stop_index=stop, new_take=item.new_take, activate=item.activate)
+            take_id = self._item_takes.get(item.id)  # a variation stopped or paused after some of its chunks
+
+            def plan(snapshot=snapshot, item=item, take_id=take_id):  # task thread: reads latents and images
+                return plan_request(snapshot, store, item, sampling, take_id)
 
             self._tasks.submit(plan, on_done=lambda p, i=item: self._start_job(session, i, p, sampling),
-                               on_error=self._on_plan_error)
+                               on_error=lambda error, i=item: self._on_plan_error(i, error))
             return self._enter(RunPhase.PLANNING)
         self._end_run()
 
@@ -341,10 +342,19 @@ class GenerationController(QObject, RunQueue):
             GenerationFeed(self.worker, self.player_sync, job_id, slot_of=self._job.chunk_id)
         self._enter(RunPhase.RUNNING)
 
-    def _on_plan_error(self, error: BaseException) -> None:
-        self._report(error)
-        self._stop = "failed"
-        self._end_run()
+    def _on_plan_error(self, item: QueuedShot, error: BaseException) -> None:
+        """This request cannot be generated (a reference image gone, chunks before it missing): it alone fails,
+        with its sentence in the banner and on its row of the queue; the run goes on with the next one."""
+        reported = self._report(error)
+        self._failed.append(QueueItem(item.id, item.shot_id, self._current_name, item.from_index, label=item.label,
+                                      stop_index=item.stop_index, failed=str(reported)))
+        self._progress.estimates.pop(item.id, None)
+        self._current, self._current_name, self._replacing = None, "", False
+        shot = next((s for s in self._session.document.project.shots if s.id == item.shot_id), None)
+        self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())
+        if self._pausing:
+            return self._hold()
+        self._plan_next()  # or the run ends, when it was stopped meanwhile
 
     def _end_run(self) -> None:
         if self._phase is RunPhase.IDLE:
@@ -357,6 +367,9 @@ class GenerationController(QObject, RunQueue):
         self._set_busy([])
         self._enter(RunPhase.IDLE)
         self.runEnded.emit(outcome)
+        waiting, self._after_stop = self._after_stop, []
+        if waiting and self._session is not None:  # asked for while this run was stopping
+            self._begin(waiting)
 
     # Engine events ----------------------------------------------------------------------------
     def _on_engine_event(self, job_id: int, event) -> None:
@@ -445,6 +458,7 @@ class GenerationController(QObject, RunQueue):
         if event is not None and event.frames is not None:
             self.resultFrames.emit(result.id, event.frames[event.prefix_frames:])
         job.session.push(job.committer.command_for(project, result))
+        self._item_takes[job.item_id] = job.committer.take_id
         self._states.set(job.plan.shot_id, result.chunk_id, ChunkJobState.IDLE)
         self.chunkCommitted.emit(job.plan.shot_id, result.chunk_id, result.id)
         self.autosaver.request(project, job.session.store)
@@ -498,12 +512,13 @@ class GenerationController(QObject, RunQueue):
             self._busy = list(shot_ids)
             self.busyShotsChanged.emit(list(shot_ids))
 
-    def _report(self, error: BaseException) -> None:
+    def _report(self, error: BaseException) -> EngineError:
         if not isinstance(error, EngineError):
             log.error("generation step failed", exc_info=error)
             error = EngineError(f"Generation stopped on an internal error ({type(error).__name__}: {error}). "
                                 "Details are in the log.")
         self.errorReported.emit(error)
+        return error
 
     def _emit_progress(self) -> None:
         progress = self.progress()

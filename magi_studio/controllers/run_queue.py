@@ -25,10 +25,43 @@ import random
 
 from magi_studio.controllers.run_state import ChunkJobState, QueuedShot, QueueItem, RunPhase
 from magi_studio.document.errors import ProjectError
-from magi_studio.document.model import first_pending_chunk
-from magi_studio.document.planning import reseed_for_regeneration, variation_seeds
+from magi_studio.document.model import chunk_spec, first_pending_chunk, resolve_take
+from magi_studio.document.planning import GenerationPlan, plan_generation, reseed_for_regeneration, variation_seeds
 
 _item_ids = itertools.count(1)
+
+
+def plan_request(project, store, item: QueuedShot, sampling, take_id: str | None = None) -> GenerationPlan | None:
+    """The plan of a queued request on a snapshot of the project (a task thread: planning reads latents and
+    images); None when it has nothing left to make. `take_id`: the take a variation's finished chunks went to
+    (it was stopped or paused): the variation goes on filling it from its first chunk without one."""
+    shot = project.shot(item.shot_id)
+    if item.seeds is not None:  # a variation: as many chunks as it has seeds (while the shot has them)
+        start, stop = item.from_index, min(len(shot.chunks), item.from_index + len(item.seeds))
+        if take_id is not None and shot.find_take(take_id) is not None:
+            path = resolve_take(shot, take_id)
+            start = next((index for index in range(item.from_index, stop) if path[index] is None), None)
+            if start is None:
+                return None
+        else:
+            take_id = None  # never started, or its take was deleted meanwhile: a new take, as asked
+        return plan_generation(project, store, item.shot_id, start, sampling=sampling,
+                               seeds=item.seeds[start - item.from_index:max(0, stop - item.from_index)],
+                               stop_index=stop, new_take=take_id is None, activate=False, on_take=take_id)
+    start = first_pending_chunk(project, item.shot_id) if item.from_index is None else item.from_index
+    if start is None or (item.stop_index is not None and start >= item.stop_index):
+        return None
+    return plan_generation(project, store, item.shot_id, start, sampling=sampling, stop_index=item.stop_index,
+                           new_take=item.new_take, activate=item.activate)
+
+
+def _already_text(already: list[tuple[str, bool]]) -> str:
+    """The status bar's sentence for requests that added nothing: their shots are generated as asked already."""
+    names = list(dict.fromkeys(name for name, _ in already))
+    if len(names) == 1:
+        where = "being generated" if all(making for _, making in already) else "in the queue"
+        return f"{names[0]} is already {where} as asked: nothing was added to the queue."
+    return f"{', '.join(names[:-1])} and {names[-1]} are already in the run as asked: nothing was added for them."
 
 
 class RunQueue:
@@ -50,9 +83,10 @@ class RunQueue:
         """One shot from its first chunk that is not done (empty or stale)."""
         self.generate_shots([shot_id])
 
-    def generate_from(self, shot_id: str, index: int) -> None:
-        """Chunk `index` of the shot and every later one; the chunks before it are kept as they are."""
-        self._request([QueuedShot(next(_item_ids), shot_id, index)])
+    def generate_from(self, shot_id: str, index: int, stop_index: int | None = None) -> None:
+        """Chunk `index` of the shot and every later one (up to chunk `stop_index`, excluded, when given: an
+        in/out range); the chunks before it are kept as they are."""
+        self._request([QueuedShot(next(_item_ids), shot_id, index, stop_index=stop_index)])
 
     def regenerate_from(self, shot_id: str, index: int) -> None:
         """As generate_from, re-rolling chunk `index`'s seed first (undoably) unless it is locked or edited."""
@@ -86,11 +120,16 @@ class RunQueue:
             return
         if self._phase is RunPhase.IDLE:
             return self._begin(items)
+        if self._stop is not None:  # the run is stopping: these make the next run, once it has ended
+            self._after_stop += items
+            return self.queueNotice.emit("The run is stopping; what you asked for starts once it has stopped.")
         project = self._session.document.project
+        already = []  # (shot name, whether the request under way makes it) of requests that would add nothing
         for item in items:
-            if item.seeds is None and any((w.shot_id, w.from_index, w.seeds) == (item.shot_id, item.from_index, None)
-                                          for w in self._queue):
-                continue  # already waiting as asked
+            making = self._made_by_run(project, item)
+            if making is not None:
+                already.append((project.shot(item.shot_id).name, making))
+                continue
             if self._replaces_current(item):
                 self._queue.insert(0, item)
                 self._replacing = True
@@ -102,8 +141,33 @@ class RunQueue:
             self._run_chunks += [(item.shot_id, chunk_id) for chunk_id in self._mark_queued(project, item)]
         if self._marked is not None:
             self._mark_run(self._session.store)  # the marker lists what a restart should offer to resume
+        if already:
+            self.queueNotice.emit(_already_text(already))
         self.queueChanged.emit()
         self._emit_progress()
+
+    def _made_by_run(self, project, item: QueuedShot) -> bool | None:
+        """Whether a plain request of the run for the same shot (the one under way, or one waiting) makes every
+        chunk `item` would, from the specs those chunks have now, so that asking again would add nothing: True
+        when the request under way does, False when a waiting one does, None when `item` adds something (a
+        chunk edited since its job was planned is made again after it)."""
+        if item.seeds is not None or item.new_take or not item.activate:
+            return None  # a variation is new by its seeds
+        wanted = {chunk.id for chunk in self._chunks_of(project, item)}
+        made: set[str] = set()
+        for request in [self._current] + self._queue:
+            if request is None or request.shot_id != item.shot_id or request.seeds is not None or request.new_take:
+                continue
+            if request is self._current and self._job is not None:
+                shot = project.shot(item.shot_id)
+                now = {chunk.id: chunk_spec(shot, chunk) for chunk in shot.chunks}
+                made |= {chunk_id for chunk_id, spec in zip(self._job.plan.chunk_ids, self._job.plan.specs)
+                         if now.get(chunk_id) == spec}
+            else:
+                made |= {chunk.id for chunk in self._chunks_of(project, request)}
+            if wanted <= made:
+                return request is self._current
+        return None
 
     def _replaces_current(self, item: QueuedShot) -> bool:
         """Whether `item` asks again for the shot under way from a chunk its job has reached (see the module)."""
@@ -129,16 +193,20 @@ class RunQueue:
                 self._states.set(item.shot_id, chunk.id, ChunkJobState.QUEUED)
         return [chunk.id for chunk in chunks]
 
-    @staticmethod
-    def _chunks_of(project, item: QueuedShot) -> list:
-        """The chunks `item` would generate now (a variation: as many as it has seeds)."""
+    def _chunks_of(self, project, item: QueuedShot) -> list:
+        """The chunks `item` would generate now (a variation: as many as it has seeds, less those its take has)."""
         shot = next((s for s in project.shots if s.id == item.shot_id), None)
         if shot is None:
             return []
         start = first_pending_chunk(project, item.shot_id) if item.from_index is None else item.from_index
         if start is None:
             return []
-        return shot.chunks[start:start + len(item.seeds) if item.seeds is not None else None]
+        if item.seeds is not None:
+            chunks = shot.chunks[start:start + len(item.seeds)]
+            take_id = self._item_takes.get(item.id)
+            path = resolve_take(shot, take_id) if shot.find_take(take_id) is not None else None
+            return [c for c in chunks if path is None or path[shot.chunks.index(c)] is None]
+        return shot.chunks[start:item.stop_index]
 
     def _waiting_chunks(self) -> set[str]:
         """Chunks that waiting requests will generate (they stay QUEUED when another request lets them go)."""
@@ -152,8 +220,14 @@ class RunQueue:
             return []
         names = {shot.id: shot.name for shot in self._session.document.project.shots}
         current = [(self._current, True)] if self._current is not None else []
-        return [QueueItem(item.id, item.shot_id, names[item.shot_id], item.from_index, is_current, item.label)
+        return [QueueItem(item.id, item.shot_id, names[item.shot_id], item.from_index, is_current, item.label,
+                          item.stop_index)
                 for item, is_current in current + [(item, False) for item in self._queue] if item.shot_id in names]
+
+    def failed_requests(self) -> list[QueueItem]:
+        """The requests of the last run that could not be generated, each with its sentence (`failed`); they stay
+        listed until the next run starts or the user removes them."""
+        return list(self._failed)
 
     def move_queued(self, item_id: int, offset: int) -> None:
         """Move a waiting request `offset` places later (negative: earlier) in the queue."""
@@ -165,7 +239,11 @@ class RunQueue:
         self.queueChanged.emit()
 
     def remove_queued(self, item_id: int) -> None:
-        """Take a waiting request out of the run (the one under way is stopped with cancel, not removed)."""
+        """Take a waiting request out of the run (the one under way is stopped with cancel, not removed), or a
+        failed one off the list."""
+        if any(failed.id == item_id for failed in self._failed):
+            self._failed = [failed for failed in self._failed if failed.id != item_id]
+            return self.queueChanged.emit()
         item = next((item for item in self._queue if item.id == item_id), None)
         if item is None:
             return
@@ -213,7 +291,7 @@ class RunQueue:
     def _again(self, item: QueuedShot) -> QueuedShot:
         """A stopped request, to go on later: once a chunk of it finished, a plain one goes on from its shot's
         first chunk not done (it fills the take it made); otherwise, and for a variation, it is asked again as
-        it was (a variation's unfinished take stays as it is)."""
+        it was: a variation then fills the take it made from its first chunk without one (plan_request)."""
         if item.seeds is not None or not self._progress.finished_in.get(item.id):
             return item
-        return QueuedShot(item.id, item.shot_id, None, label=item.label)
+        return QueuedShot(item.id, item.shot_id, None, label=item.label, stop_index=item.stop_index)

@@ -81,6 +81,8 @@ class QueuedShot:
     activate: bool = True
     #: What it is, beside its shot's name ("variation 2 of 4"; "" for a plain request).
     label: str = ""
+    #: The chunk it stops before (0-based; None: the shot's end): an in/out range ends inside a shot.
+    stop_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,17 @@ class QueueItem:
     #: True for the request being planned or generated now (it cannot be moved or removed; Stop or Pause it).
     current: bool = False
     label: str = ""
+    stop_index: int | None = None
+    #: Why it could not be generated (one sentence), for a request that failed in the run; "" otherwise.
+    failed: str = ""
 
     def text(self) -> str:
         start = f"from chunk {self.from_index + 1}" if self.from_index is not None else "the chunks not done"
-        return " · ".join([self.shot_name] + ([self.label] if self.label else []) +
-                          ["generating" if self.current else start])
+        if self.stop_index is not None:
+            start = (f"chunks {self.from_index + 1} to {self.stop_index}" if self.from_index is not None else
+                     f"the chunks not done up to chunk {self.stop_index}")
+        state = f"failed: {self.failed}" if self.failed else "generating" if self.current else start
+        return " · ".join([self.shot_name] + ([self.label] if self.label else []) + [state])
 
 
 def clock_text(seconds: float) -> str:

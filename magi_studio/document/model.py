@@ -286,6 +286,12 @@ def resolve_specs(shot: Shot, take_id: str | None) -> list[TakeSpec | None]:
     return specs
 
 
+def chunk_spec(shot: Shot, chunk: Chunk, seed: int | None = None) -> TakeSpec:
+    """What generating `chunk` now would be made from (with `seed` instead of its own, for a variation)."""
+    return TakeSpec(chunk.prompt, chunk.seed if seed is None else seed, shot.prompt, shot.start,
+                    shot.reference_asset_id)
+
+
 def own_spec(shot: Shot, take: Take) -> TakeSpec | None:
     """The spec of the first chunk `take` generated itself: the shot as it was when the take was made."""
     return next((take.specs[c.id] for c in shot.chunks[take_boundary(shot, take):] if c.id in take.specs), None)

@@ -44,10 +44,9 @@ from engine.video_io import load_image
 from magi_studio.document.commands import Command, InsertChunk, MacroCommand, SetSeed
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (CONTEXT_CHUNKS, Chunk, ChunkResult, ChunkState, Project, ProjectSettings, Shot,
-                                        Take,
-                                        TakeSpec, active_path, chunk_states, context_prefix, first_pending_chunk,
-                                        joined_prompt, new_id, next_take_name, reference_fingerprint, resolve_take,
-                                        take_boundary, take_chain)
+                                        Take, TakeSpec, active_path, chunk_spec, chunk_states, context_prefix,
+                                        first_pending_chunk, joined_prompt, new_id, next_take_name,
+                                        reference_fingerprint, resolve_take, take_boundary, take_chain)
 from magi_studio.document.take_commands import AddTake, CommitResult
 
 
@@ -121,12 +120,13 @@ def missing_context(project: Project, shot: Shot, from_index: int) -> str | None
 def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, *,
                     sampling: SamplingConfig | None = None, previews: bool = True,
                     seeds: tuple[int, ...] | None = None, stop_index: int | None = None,
-                    new_take: bool = False, activate: bool = True) -> GenerationPlan:
+                    new_take: bool = False, activate: bool = True, on_take: str | None = None) -> GenerationPlan:
     """Plan generating chunks `from_index`..end of a shot (regenerate from N). `store` reads latents and assets.
 
-    For variations: `seeds` replaces the chunks' seeds (one per chunk generated), `stop_index` ends
-    the run before that chunk, `new_take` always makes a new take (never fills the active one) and
-    `activate=False` leaves the active take as it is.
+    `stop_index` ends the run before that chunk (an in/out range, a variation). For variations: `seeds`
+    replaces the chunks' seeds (one per chunk generated), `new_take` always makes a new take (never fills
+    the active one) and `activate=False` leaves the active take as it is. `on_take` plans on that take
+    instead of the active one, and fills it where it has no chunks yet (a variation that was paused goes on).
     """
     shot = project.shot(shot_id)
     if not shot.chunks:
@@ -134,7 +134,8 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
     if not 0 <= from_index < len(shot.chunks):
         raise ProjectError(f"{shot.name} has no chunk {from_index + 1}.")
     settings = project.settings
-    path = active_path(shot)
+    take_id = shot.active_take_id if on_take is None else on_take
+    path = resolve_take(shot, take_id)
     for index in range(from_index):
         if path[index] is None:
             raise ProjectError(f"Chunk {index + 1} of {shot.name} is not generated yet; "
@@ -154,7 +155,7 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
                                "Drop an image on the shot or make it start from text.")
         reference, fingerprint = load_image(store.asset_path(asset)), reference_fingerprint(project, shot)
 
-    active = shot.find_take(shot.active_take_id)
+    active = shot.find_take(take_id)
     fills_active = not new_take and all(r is None for r in path[from_index:]) and (
         active is None or from_index >= take_boundary(shot, active))
     chunks = shot.chunks[from_index:stop_index]
@@ -164,8 +165,7 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
     seeds = tuple(c.seed for c in chunks) if seeds is None else tuple(seeds)
     if len(seeds) != len(chunks):
         raise ProjectError(f"{len(seeds)} seeds were given for {len(chunks)} chunks of {shot.name}.")
-    specs = tuple(TakeSpec(c.prompt, seed, shot.prompt, shot.start, shot.reference_asset_id)
-                  for c, seed in zip(chunks, seeds))
+    specs = tuple(chunk_spec(shot, c, seed) for c, seed in zip(chunks, seeds))
     prompts = tuple(joined_prompt(shot.prompt, c.prompt) for c in chunks)
     for index, prompt in enumerate(prompts, from_index + 1):
         if len(prompt) > MAX_PROMPT_CHARS:
@@ -181,8 +181,8 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
         shot_id=shot.id, start_index=from_index, chunk_ids=tuple(c.id for c in chunks), request=request,
         index_offset=offset, context_ids=context_ids, reference_fingerprint=fingerprint,
         extend_take_id=active.id if fills_active and active is not None else None,
-        parent_take_id=None if fills_active else shot.active_take_id, model=settings.model,
-        lineage=tuple(take.id for take in take_chain(shot, shot.active_take_id)),
+        parent_take_id=None if fills_active else take_id, model=settings.model,
+        lineage=tuple(take.id for take in take_chain(shot, take_id)),
         base_results=tuple((c.id, r) for c, r in zip(shot.chunks[:from_index], path) if r is not None),
         specs=specs, activate=activate)
 

@@ -5,7 +5,9 @@
 
 The request under way is listed first (it cannot be moved or removed: Pause or Stop it); the requests
 after it (a shot, a shot from a chunk, one variation of a shot) wait in the order they will be generated.
-The view holds no queue of its own: it redraws from the controller's `queue()` whenever it says it changed.
+Requests that could not be generated follow, marked failed with their sentence (`failed_requests()`), until
+the next run starts or Remove takes them off. The view holds no queue of its own: it redraws from the
+controller whenever it says its queue changed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
 
 from magi_studio.theme import icon
 
+#: Marks a row of a request that failed (it is removed, never moved).
+FAILED_ROLE = Qt.ItemDataRole.UserRole + 1
 EMPTY_TEXT = ("Nothing to generate. Generate queues every shot that is not done; what you generate during a run "
               "joins it. It is listed here in order.")
 
@@ -26,6 +30,7 @@ class GenerationQueueView(QWidget):
         self.generation = None
         self.list = QListWidget()
         self.list.setAccessibleName("Generation queue")
+        self.list.setWordWrap(True)  # a failed request's sentence is read in full
         self.empty = QLabel(EMPTY_TEXT)
         self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -73,7 +78,7 @@ class GenerationQueueView(QWidget):
         return [self.list.item(row).text() for row in range(self.list.count())]
 
     def refresh(self) -> None:
-        queue = self.generation.queue() if self.generation is not None else []
+        queue = self.generation.queue() + self.generation.failed_requests() if self.generation is not None else []
         selected = self._selected_item()
         self.list.clear()
         for item in queue:
@@ -81,6 +86,10 @@ class GenerationQueueView(QWidget):
             row.setData(Qt.ItemDataRole.UserRole, item.id)
             if item.current:
                 row.setFlags(row.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+            if item.failed:
+                row.setIcon(icon("warning"))
+                row.setToolTip(item.failed)
+                row.setData(FAILED_ROLE, True)
             self.list.addItem(row)
             if item.id == selected and not item.current:
                 self.list.setCurrentItem(row)
@@ -100,11 +109,13 @@ class GenerationQueueView(QWidget):
         generating = self.generation is not None and self.generation.is_generating()
         self.pause_button.setEnabled(generating)
         row = self.list.currentRow()
-        waiting = self._selected_item() is not None
+        selected = self._selected_item() is not None
+        waiting = selected and not self.list.item(row).data(FAILED_ROLE)  # a failed row can only be removed
         self.up_button.setEnabled(waiting and row > 0 and bool(self.list.item(row - 1).flags()
                                                              & Qt.ItemFlag.ItemIsSelectable))
-        self.down_button.setEnabled(waiting and row < self.list.count() - 1)
-        self.remove_button.setEnabled(waiting)
+        self.down_button.setEnabled(waiting and row < self.list.count() - 1
+                                    and not self.list.item(row + 1).data(FAILED_ROLE))
+        self.remove_button.setEnabled(selected)
 
     def _toggle_pause(self) -> None:
         if self.generation is None:

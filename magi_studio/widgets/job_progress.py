@@ -145,7 +145,11 @@ class JobProgress(QWidget):
         self._run_active = False
         n = self._run_chunks
         chunks = f"{n} chunk{'s' * (n != 1)}"
-        if outcome == "finished":
+        failed = len(self._run.failed_requests())
+        if outcome == "finished" and failed:  # the others went on: say both
+            done = f"Generated {chunks} in {clock_text(self._run_clock.elapsed() / 1000)}" if n else "Nothing generated"
+            self._end(f"{done} · {failed} request{'s' * (failed != 1)} failed (see the queue)", completed=False)
+        elif outcome == "finished":
             elapsed = clock_text(self._run_clock.elapsed() / 1000)
             self._end(f"Generated {chunks} in {elapsed}" if n else "Nothing left to generate")
         elif outcome == "cancelled":

@@ -323,25 +323,25 @@ def test_a_request_during_a_run_joins_its_queue_in_order_and_a_paused_run_waits_
     s.controller.generate_shot(s.shot.id)
     qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
     s.controller.generate_shot(c.id)
-    s.controller.generate_storyboard()  # Shot 1 (again: after its job, it finds nothing left) and B; C waits already
-    s.controller.regenerate_from(s.shot.id, 2)  # a chunk the job has not reached: it waits behind the job
+    s.controller.generate_storyboard()  # B; Shot 1 is being generated as asked, C waits already: not added again
+    s.session.push(SetPrompt(s.shot.id, s.shot.chunks[2].id, PROMPTS[3]))
+    s.controller.regenerate_from(s.shot.id, 2)  # edited, on a chunk the job has not reached: it waits behind the job
     names = [(i.shot_name, i.from_index, i.current) for i in s.controller.queue()]
-    assert names == [("Shot 1", None, True), ("C", None, False), ("Shot 1", None, False), ("B", None, False),
-                     ("Shot 1", 2, False)]
+    assert names == [("Shot 1", None, True), ("C", None, False), ("B", None, False), ("Shot 1", 2, False)]
     assert s.controller.chunk_job_state(c.chunks[0].id)[0] == Job.QUEUED
     marked = read_run_marker(s.session.store.path).chunks  # a restart would offer what joined the run too
     assert [chunk_id for _, chunk_id in marked] == [chunk.id for shot in (s.shot, c, b) for chunk in shot.chunks]
-    assert s.controller.progress().chunks == 3 + 1 + 3 + 1 + 1  # an estimate until each request is planned
+    assert s.controller.progress().chunks == 3 + 1 + 1 + 1  # an estimate until each request is planned
     s.controller.pause()
     s.engine.resume()
     qtbot.waitUntil(s.controller.is_paused, timeout=10_000)
-    s.controller.generate_from(b.id, 0)  # a paused run stays paused: the request joins its queue
+    s.controller.generate_variations(b.id, 0, 1)  # a paused run stays paused: the request joins its queue
     assert s.controller.is_paused() and [i.shot_name for i in s.controller.queue()][-1] == "B"
     s.controller.resume_paused()
     wait_run(qtbot, s)
     assert s.recorder.ends == ["finished"] and not s.recorder.errors
-    assert [busy for busy in s.recorder.busy if busy] == [[s.shot.id], [s.shot.id], [c.id], [s.shot.id], [b.id],
-                                                        [s.shot.id], [b.id]]
+    assert [busy for busy in s.recorder.busy if busy] == [[s.shot.id], [s.shot.id], [c.id], [b.id], [s.shot.id],
+                                                        [b.id]]
     assert len(s.shot.takes) == 2 and len(b.takes) == 2 and len(c.takes) == 1
     assert all(None not in active_path(shot) for shot in project.shots)
     assert s.recorder.progress[-1].chunks == s.recorder.progress[-1].chunk  # the count came out exact
@@ -546,3 +546,117 @@ def test_a_run_waiting_for_its_model_loads_it_again_after_a_load_of_another_mode
     assert asked == ["studio-next", "studio-next"] and s.controller.worker.model_info.spec == "studio-next"
     assert s.recorder.phases[:2] == ["loading", "planning"]  # waited in LOADING, never ended between
     assert None not in active_path(s.shot)
+
+
+def test_generate_from_a_chunk_to_a_stop_makes_exactly_those_chunks(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
+    b = new_shot(s.session.project, name="B", prompt=PROMPTS[2], seed=7)
+    s.session.push(AddShot(b))
+    s.controller.generate_from(s.shot.id, 0, 2)  # an in/out range over chunks 1-2 of 4
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    s.controller.generate_from(s.shot.id, 0, 2)  # asked again: the run makes it already
+    s.controller.generate_from(b.id, 0)
+    assert [i.text() for i in s.controller.queue()] == ["Shot 1 · generating", "B · from chunk 1"]
+    assert s.controller.chunk_job_state(s.shot.chunks[2].id)[0] == Job.IDLE  # never queued: beyond the out mark
+    s.controller.pause()
+    s.engine.resume()
+    qtbot.waitUntil(s.controller.is_paused, timeout=10_000)
+    assert [i.text() for i in s.controller.queue()][0] == "Shot 1 · the chunks not done up to chunk 2"
+    s.controller.resume_paused()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and not s.recorder.errors
+    assert [r is not None for r in active_path(s.shot)] == [True, True, False, False] and len(s.shot.takes) == 1
+    assert [len(r.chunks) for r in s.requests] == [2, 1, 1]  # chunks 1-2 (paused after 1), chunk 2, B
+
+
+def test_a_paused_variation_goes_on_in_its_own_take_from_its_first_chunk_not_done(qtbot, studio):
+    s = studio(chunks=3)
+    s.controller.generate_shot(s.shot.id)
+    wait_run(qtbot, s)
+    first = s.shot.active_take_id
+    s.engine.pause_when = lambda e: isinstance(e, ChunkFinished) and e.chunk == 0
+    s.controller.generate_variations(s.shot.id, 0, 1, rng=random.Random(5))
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    s.controller.pause()
+    s.engine.resume()
+    qtbot.waitUntil(s.controller.is_paused, timeout=10_000)
+    variation = s.shot.takes[1]
+    made = dict(variation.results)
+    assert 1 <= len(made) < 3 and [i.label for i in s.controller.queue()] == ["variation 1 of 1"]
+    seeds = s.requests[1].chunks  # the variation's seeds, one per chunk
+    s.controller.resume_paused()
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends == ["finished", "finished"] and not s.recorder.errors
+    assert [t.id for t in s.shot.takes] == [first, variation.id] and s.shot.active_take_id == first
+    assert None not in resolve_take(s.shot, variation.id)
+    assert {k: variation.results[k] for k in made} == made  # the finished chunks stay as they were
+    resumed = s.requests[2]  # only the chunks not done, with the variation's own seeds
+    assert [c.seed for c in resumed.chunks] == [c.seed for c in seeds[len(made):]]
+    assert [variation.specs[c.id].seed for c in s.shot.chunks] == [c.seed for c in seeds]
+    assert len(s.requests) == 3 and check(s.session.project) == []
+
+
+def test_generate_during_a_run_of_the_same_shot_adds_nothing_and_says_so(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0, chunks=3)
+    notices = []
+    s.controller.queueNotice.connect(notices.append)
+    s.controller.generate_shot(s.shot.id)
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    s.controller.generate_shot(s.shot.id)  # Generate Shot again, Generate, Generate From chunk 2 (same seed)
+    s.controller.generate_storyboard()
+    s.controller.generate_from(s.shot.id, 1)
+    assert [(i.shot_name, i.current) for i in s.controller.queue()] == [("Shot 1", True)]
+    assert notices == ["Shot 1 is already being generated as asked: nothing was added to the queue."] * 3
+    s.session.push(SetPrompt(s.shot.id, s.shot.chunks[2].id, "a blue ball"))  # edited after its job was planned
+    s.controller.generate_shot(s.shot.id)  # so it is made again after the job
+    s.controller.generate_shot(s.shot.id)
+    assert [(i.shot_name, i.from_index, i.current) for i in s.controller.queue()] == [
+        ("Shot 1", None, True), ("Shot 1", None, False)]
+    assert notices[3:] == ["Shot 1 is already in the queue as asked: nothing was added to the queue."]
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and not s.recorder.errors
+    assert [len(r.chunks) for r in s.requests] == [3, 1] and s.requests[1].chunks[0].prompt.endswith("a blue ball")
+    assert chunk_states(s.session.project, s.shot.id) == [ChunkState.DONE] * 3
+
+
+def test_a_request_that_cannot_be_planned_fails_alone_and_the_run_goes_on(qtbot, studio):
+    s = studio(chunks=2)
+    project = s.session.project
+    for name in ("B", "C"):
+        s.session.push(AddShot(new_shot(project, name=name, prompt=PROMPTS[2], seed=7)))
+    b, c = project.shots[1:]
+    s.session.push(SetShotStart(b.id, "image"))  # from a reference image, but none is set
+    view = GenerationQueueView()
+    qtbot.addWidget(view)
+    view.set_generation(s.controller)
+    s.controller.generate_storyboard()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and len(s.recorder.errors) == 1  # one run: C was generated after B failed
+    reason = str(s.recorder.errors[0])
+    assert reason.startswith("B starts from a reference image, but none is set.")
+    assert None not in active_path(s.shot) and None not in active_path(c) and active_path(b) == [None]
+    assert [(i.shot_name, i.failed) for i in s.controller.failed_requests()] == [("B", reason)]
+    assert view.items() == [f"B · failed: {reason}"] and not view.list.isHidden() and view.empty.isHidden()
+    assert all(s.controller.chunk_job_state(chunk.id) == (Job.IDLE, 0.0) for chunk in b.chunks)
+    view.list.setCurrentRow(0)
+    assert view.remove_button.isEnabled() and not view.up_button.isEnabled() and not view.down_button.isEnabled()
+    qtbot.mouseClick(view.remove_button, Qt.MouseButton.LeftButton)  # dismissed
+    assert s.controller.failed_requests() == [] and view.items() == []
+
+
+def test_a_request_made_while_the_run_is_stopping_starts_once_it_has_stopped(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0, chunks=2)
+    notices = []
+    s.controller.queueNotice.connect(notices.append)
+    s.controller.generate_shot(s.shot.id)
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    s.controller.cancel()
+    s.controller.generate_shot(s.shot.id)  # Stop, then Generate at once: not lost with the stopped run's queue
+    assert notices == ["The run is stopping; what you asked for starts once it has stopped."]
+    s.engine.resume()
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends == ["cancelled", "finished"] and not s.recorder.errors
+    assert None not in active_path(s.shot) and len(s.shot.takes) == 1  # the stopped take, filled
+    s.controller.generate_shot(s.shot.id)
+    assert not s.controller.is_generating()  # nothing left: no run

@@ -155,6 +155,7 @@ class FakeGeneration(QObject):
     generatingChanged = Signal(bool)
     errorReported = Signal(object)
     noticeReported = Signal(str)
+    queueNotice = Signal(str)
     resultFrames = Signal(str, object)
     queueChanged = Signal()
     runEnded = Signal(str)
@@ -172,10 +173,13 @@ class FakeGeneration(QObject):
     def regenerate_from(self, shot_id: str, index: int) -> None:
         self.calls.append(("regenerate", shot_id, index))
 
-    def generate_from(self, shot_id: str, index: int) -> None:
-        self.calls.append(("from", shot_id, index))
+    def generate_from(self, shot_id: str, index: int, stop_index: int | None = None) -> None:
+        self.calls.append(("from", shot_id, index) + ((stop_index,) if stop_index is not None else ()))
 
     def queue(self) -> list:
+        return []
+
+    def failed_requests(self) -> list:
         return []
 
     def is_paused(self) -> bool:
@@ -317,15 +321,24 @@ def test_generate_in_out_range_generates_each_shot_the_range_touches(qtbot, wind
     player.seek(60)  # Shot 1, chunk 3
     qtbot.keyClick(player, Qt.Key.Key_I)
     assert action.isEnabled()
-    player.seek(5 * 24 + 3)  # Shot 2, chunk 2
+    player.seek(4 * 24 + 3)  # Shot 2, chunk 1 (of 2)
     qtbot.keyClick(player, Qt.Key.Key_O)
-    assert player.in_out.chunks == (2, 5)
+    assert player.in_out.chunks == (2, 4)
     qtbot.keyClick(player, Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
-    # each shot from its first chunk in the range, in playing order, through Generate From (same seeds)
-    assert generation.calls == [("from", first.id, 2), ("from", second.id, 0)]
+    # exactly the chunks in the range, shot by shot in playing order, through Generate From (same seeds): Shot 1
+    # from chunk 3 to its end, Shot 2 its chunk 1 alone (it stops before chunk 2, at the out mark)
+    assert generation.calls == [("from", first.id, 2), ("from", second.id, 0, 1)]
+    player.seek(5 * 24)
+    qtbot.keyClick(player, Qt.Key.Key_O)  # out at Shot 2's last chunk: the shot to its end
     player.seek(4 * 24)
     qtbot.keyClick(player, Qt.Key.Key_I)  # the range now lies in Shot 2 alone
     window.action_set["generate.in_out"].trigger()
     assert generation.calls[2:] == [("from", second.id, 0)]
+    player.seek(30)
+    qtbot.keyClick(player, Qt.Key.Key_I)
+    player.seek(2 * 24 + 10)
+    qtbot.keyClick(player, Qt.Key.Key_O)  # chunks 2 and 3 of Shot 1's 4
+    window.action_set["generate.in_out"].trigger()
+    assert generation.calls[3:] == [("from", first.id, 1, 3)]
     qtbot.keyClick(player, Qt.Key.Key_X, Qt.KeyboardModifier.AltModifier)  # cleared: nothing to generate
     assert player.in_out is None and not action.isEnabled()
