@@ -25,12 +25,13 @@ import numpy as np  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from benchmarks.gui_timing import wait_for  # noqa: E402
-from magi_studio.player import FRAMES_PER_CHUNK, PreviewPlayer  # noqa: E402
+from engine.config import CHUNK_FRAMES  # noqa: E402
+from magi_studio.player import PreviewPlayer  # noqa: E402
 
 
 def numbered_chunk(chunk: int, width: int, height: int) -> np.ndarray:
-    frames = np.zeros((FRAMES_PER_CHUNK, height, width, 3), np.uint8)
-    frames[..., 0] = (np.arange(FRAMES_PER_CHUNK) * 10 % 256)[:, None, None]
+    frames = np.zeros((CHUNK_FRAMES, height, width, 3), np.uint8)
+    frames[..., 0] = (np.arange(CHUNK_FRAMES) * 10 % 256)[:, None, None]
     frames[..., 1] = chunk * 40 % 256
     return frames
 
@@ -47,7 +48,7 @@ def main(argv=None) -> dict:
     player = PreviewPlayer(fps=args.fps)
     player.resize(800, 600)
     player.show()
-    chunks = int(args.seconds * args.fps) // FRAMES_PER_CHUNK + 2  # playback never reaches the end
+    chunks = int(args.seconds * args.fps) // CHUNK_FRAMES + 2  # playback never reaches the end
     for chunk in range(chunks):
         player.store.set_frames(chunk, numbered_chunk(chunk, width, height))
     app.processEvents()

@@ -14,8 +14,10 @@ from typing import Any, Literal, Mapping
 
 from engine.errors import ConfigError
 
-#: Latent frames per chunk (24 pixel frames at the VAE's 4x temporal compression).
-CHUNK_LATENT_FRAMES = 6
+#: Pixel frames per chunk: the unit the engine generates, the document stores and the player and timeline show.
+CHUNK_FRAMES = 24
+#: Latent frames per chunk (CHUNK_FRAMES at the VAE's 4x temporal compression).
+CHUNK_LATENT_FRAMES = CHUNK_FRAMES // 4
 
 
 def _require(condition: bool, message: str) -> None:
@@ -275,6 +277,18 @@ class SamplingConfig:
     def cache_chunks(self) -> int:
         """Clean chunks the KV cache must hold: the longest span minus the chunk itself."""
         return max(1, max(self.attention_spans) - 1)
+
+    def overridden(self, *, steps: int | None = None, window: int | None = None,
+                   guidance_scale: float | None = None) -> "SamplingConfig":
+        """These settings with the steps, window and text guidance scale a user chose (None keeps the model's)."""
+        changes: dict[str, Any] = {}
+        if steps is not None:
+            changes["num_steps"] = steps
+        if window is not None:
+            changes["window"] = window
+        if guidance_scale is not None:
+            changes["guidance"] = self.guidance.scaled(text_scale=guidance_scale)
+        return dataclasses.replace(self, **changes) if changes else self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

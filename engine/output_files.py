@@ -7,8 +7,11 @@ regular file (not a symbolic link: a link is not our file, and replacing it woul
 made it), in a folder we can write. `check_output_file` says so in one sentence before any expensive
 work starts; `replace_output_file` checks again at the rename, since the name may have changed while
 the work ran. `create_temporary` makes that temporary file without ever opening through a link planted
-at its name, and `read_regular_file` reads a small file of ours (a sidecar) only when it is a regular
-file, so a FIFO or a link put there can neither block nor redirect the read.
+at its name, and `open_regular_file` opens a file for reading only when it is a regular file, so a FIFO
+or a link put there can neither block nor redirect the read (`read_regular_file` reads a small one whole;
+the project's reader, magi_studio.document.project_files, opens through it too). `fsync_dir` makes a
+rename durable; `describe_os_error` says in a few words why
+a file could not be written or opened.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from engine.errors import ExportError
 
@@ -70,23 +75,60 @@ def create_temporary(path: str | os.PathLike) -> int:
     return os.open(path, flags, 0o666)
 
 
-def read_regular_file(path: str | os.PathLike, limit: int) -> bytes:
-    """The bytes of `path` when it is a regular file of at most `limit` bytes; OSError otherwise.
+class NotRegularFile(OSError):
+    """What open_regular_file opened is a folder, a FIFO, a device or a socket."""
 
-    Never blocks on a FIFO or a device and never follows a link at the last component.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
+
+_READ_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_BINARY", 0))
+
+
+@contextmanager
+def open_regular_file(path: str | os.PathLike) -> Iterator[tuple[int, int]]:
+    """(descriptor, length) of `path` opened for reading, closed afterwards; OSError if it cannot be opened,
+    NotRegularFile if it is not a regular file. Never blocks on a FIFO or a device and never follows a
+    link at the last component."""
+    fd = os.open(path, _READ_FLAGS)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        if info.st_size > limit:
+            raise NotRegularFile(errno.EINVAL, "not a regular file", str(path))
+        yield fd, info.st_size
+    finally:
+        os.close(fd)
+
+
+def read_regular_file(path: str | os.PathLike, limit: int) -> bytes:
+    """The bytes of `path` when it is a regular file of at most `limit` bytes; OSError otherwise."""
+    with open_regular_file(path) as (fd, size):
+        if size > limit:
             raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
         with os.fdopen(fd, "rb", closefd=False) as handle:
             return handle.read(limit + 1)[:limit]
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename in `folder` durable (POSIX); folders cannot be opened this way on Windows, where the
+    rename is atomic without it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
+
+
+def describe_os_error(error: OSError) -> str:
+    """Why a file could not be written or opened, in a few words for a sentence ("the disk is full")."""
+    if error.errno == errno.ENOSPC:
+        return "the disk is full"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "there is no permission to write there"
+    return str(error.strerror or error)
 
 
 def _check_target(path: Path, what: str) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from engine.bundle import ModelBundle
-from engine.config import CHUNK_LATENT_FRAMES, RuntimeConfig, SamplingConfig, model_sampling
+from engine.config import CHUNK_FRAMES, CHUNK_LATENT_FRAMES, RuntimeConfig, SamplingConfig, model_sampling
 from engine.errors import EngineError, OutOfMemory
 from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished,
                            GenerationStarted, StepProgress)
@@ -30,9 +30,6 @@ from engine.sampler.window import total_steps
 from engine.video_io import fit_image
 
 log = logging.getLogger(__name__)
-
-#: Pixel frames per chunk.
-CHUNK_FRAMES = 24
 
 
 class GenerationSession:
@@ -159,7 +156,8 @@ class GenerationSession:
             frames = request.prefix_video[len(request.prefix_video) - usable:]
             latents = self.encode_video(frames, request.width, request.height)  # [16, L, h, w]
             whole, rest = divmod(latents.shape[1], CHUNK_LATENT_FRAMES)
-            context = [(request.start_chunk + c, latents[None, :, c * 6:(c + 1) * 6]) for c in range(whole)]
+            step = CHUNK_LATENT_FRAMES
+            context = [(request.start_chunk + c, latents[None, :, c * step:(c + 1) * step]) for c in range(whole)]
             first = latents[None, :, whole * CHUNK_LATENT_FRAMES:] if rest else None
             return context, first, rest * 4, whole
         context = []

@@ -35,7 +35,7 @@ import numpy as np
 
 from engine.errors import ConfigError, EngineError, ExportError, InputError
 from engine.image_header import ImageHeader, check_image_size, read_image_header
-from engine.output_files import check_output_file, replace_output_file
+from engine.output_files import check_output_file, describe_os_error, replace_output_file
 
 FIT_MODES = ("cover", "contain", "stretch")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -426,7 +426,7 @@ class VideoWriter:
             replace_output_file(self._tmp, self.path, "video")  # checked again: it may have changed meanwhile
         except OSError as err:
             self.abort()
-            raise ExportError(f"Could not save the video '{self.path}': {_describe(err)}.") from err
+            raise ExportError(f"Could not save the video '{self.path}': {describe_os_error(err)}.") from err
         except BaseException:
             self.abort()
             raise
@@ -464,7 +464,7 @@ class VideoWriter:
         try:  # os.open with 0o666 honours the umask (mkstemp would make the video private: 0o600)
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except OSError as err:
-            raise ExportError(f"Cannot save the video '{self.path}': {_describe(err)}.") from err
+            raise ExportError(f"Cannot save the video '{self.path}': {describe_os_error(err)}.") from err
         return tmp
 
     def _start(self, size: tuple[int, int]) -> None:
@@ -494,7 +494,7 @@ class VideoWriter:
             )
         except OSError as err:
             self.abort()
-            raise ExportError(f"Could not start ffmpeg to write '{self.path}': {_describe(err)}.") from err
+            raise ExportError(f"Could not start ffmpeg to write '{self.path}': {describe_os_error(err)}.") from err
 
     def _failure(self, err: OSError | None) -> EngineError:
         message = self._ffmpeg_message()
@@ -593,10 +593,3 @@ def _check_size(size: Any) -> tuple[int, int]:
         raise ConfigError(f"size must be (width, height) in positive pixels, not {size!r}.")
     return width, height
 
-
-def _describe(err: OSError) -> str:
-    if err.errno == errno.ENOSPC:
-        return "the disk is full"
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "there is no permission to write there"
-    return str(err.strerror or err)

@@ -21,7 +21,7 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from engine.config import GUIDANCE_SCALE_RANGE, MAX_WINDOW, SUPPORTED_STEPS
+from engine.config import CHUNK_FRAMES, GUIDANCE_SCALE_RANGE, MAX_WINDOW, SUPPORTED_STEPS
 from engine.errors import ConfigError, EngineError, InputError
 from engine.requests import MAX_PROMPT_CHARS, MAX_SEED, MAX_SIZE, MIN_SIZE
 
@@ -260,8 +260,6 @@ def warn_unknown_words(model: str, prompts: list[str]) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from engine.events import CancelToken, Cancelled, ChunkFinished, Failed, Finished
     from engine.remote.client import Queued
     from engine.requests import ChunkSpec, GenerationRequest
@@ -279,19 +277,13 @@ def run_generate(args: argparse.Namespace) -> int:
                                                    text_on_cpu=args.text_on_cpu, runtime=runtime)
     bundle = session.bundle
     width, height = args.size or (bundle.width, bundle.height)
-    sampling = session.default_sampling
-    if args.steps is not None:
-        sampling = dataclasses.replace(sampling, num_steps=args.steps)
-    if args.window is not None:
-        sampling = dataclasses.replace(sampling, window=args.window)
-    if args.guidance is not None:
-        sampling = dataclasses.replace(sampling, guidance=sampling.guidance.scaled(text_scale=args.guidance))
+    sampling = session.default_sampling.overridden(steps=args.steps, window=args.window, guidance_scale=args.guidance)
     video = None
     if args.video:
         # Only the last chunks of a prefix are ever attended, each frame fitted as the engine fits it
         # ("cover", which leaves a fitted frame as it is): memory stays flat for long or large videos.
         frames = (fit_image(frame, width, height, "cover") for frame in iter_video(args.video, fps=bundle.fps))
-        video = _last_frames(frames, keep=sampling.cache_chunks * 24)
+        video = _last_frames(frames, keep=sampling.cache_chunks * CHUNK_FRAMES)
     request = GenerationRequest(
         chunks=tuple(ChunkSpec(prompt, args.seed + i) for i, prompt in enumerate(args.prompt)),
         width=width, height=height, sampling=sampling, reference_image=image, prefix_video=video, previews=False)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.config import DiTConfig
+from engine.config import CHUNK_FRAMES, DiTConfig
 from engine.errors import ConfigError, OutOfMemory
 from engine.vae.config import VAEConfig
 
@@ -123,7 +123,7 @@ def _vae_bytes(cfg: VAEConfig, params: float, bytes_per_param: int, width: int, 
     # float32 output pixels (24 frames).
     tokens = (cfg.tile_frames // cfg.patch_length) * (cfg.tile_size // cfg.patch_size) ** 2 + 1
     tile = tokens * cfg.embed_dim * 12 * 2 + cfg.num_heads * tokens * tokens * 2
-    pixels = 24 * width * height * cfg.in_chans * 4
+    pixels = CHUNK_FRAMES * width * height * cfg.in_chans * 4
     return int(params * bytes_per_param) + tile + pixels
 
 

@@ -24,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from engine.errors import CheckpointError
-from engine.output_files import check_output_file, replace_output_file
+from engine.output_files import check_output_file, fsync_dir, replace_output_file
 
 log = logging.getLogger(__name__)
 
@@ -340,19 +340,6 @@ class CheckpointReader:
 
 
 # Writing -----------------------------------------------------------------------------------------
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # directories cannot be opened on some platforms (Windows); rename is still atomic there
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_synced(write, final: Path) -> None:
     """Write through `write(tmp_path)`, flush it to disk, then rename it into place (over a regular file only)."""
     tmp = final.with_name(f".{final.name}.tmp")
@@ -418,7 +405,7 @@ def save_sharded(state_dict: Mapping[str, torch.Tensor], folder: str | os.PathLi
     index = {"metadata": {"total_size": total, **dict(metadata or {})}, "weight_map": weight_map}
     _write_synced(lambda tmp: tmp.write_text(json.dumps(index, indent=2, sort_keys=True), encoding="utf-8"),
                   index_path)
-    _fsync_dir(folder)
+    fsync_dir(folder)
     for stale in old_shards - set(weight_map.values()):
         stale_path = folder / stale
         if stale_path.parent == folder and stale_path.is_file():

@@ -29,7 +29,7 @@ from typing import Any, Iterator
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
-from engine.config import SamplingConfig, model_sampling
+from engine.config import CHUNK_FRAMES, SamplingConfig, model_sampling
 from engine.errors import EngineError, ProtocolError, RemoteError
 from engine.events import CancelToken, Cancelled, ChunkFinished, Event, Failed
 from engine.remote.protocol import (PROTOCOL_VERSION, decode, decode_event, encode, encode_request, field_int,
@@ -299,6 +299,6 @@ class RemoteSession:
             image = fit_image(image, width, height, "cover")
         video = request.prefix_video
         if video is not None:
-            keep = min(self.sampling_for(request).cache_chunks * 24, MAX_PREFIX_FRAMES)
+            keep = min(self.sampling_for(request).cache_chunks * CHUNK_FRAMES, MAX_PREFIX_FRAMES)
             video = np.stack([fit_image(frame, width, height, "cover") for frame in video[-keep:]])
         return dataclasses.replace(request, reference_image=image, prefix_video=video)

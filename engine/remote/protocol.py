@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engine.config import CHUNK_LATENT_FRAMES, GuidanceConfig, SamplingConfig
+from engine.config import CHUNK_FRAMES, CHUNK_LATENT_FRAMES, GuidanceConfig, SamplingConfig
 from engine.errors import (CheckpointError, ConfigError, DeviceError, DownloadError, EngineError, ExportError,
                            InputError, OutOfMemory, ProtocolError, RemoteError)
 from engine.events import (Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished, GenerationStarted,
@@ -52,11 +52,11 @@ MAX_HEADER_BYTES = 8 * 2**20
 #: Chunks one request may ask for.
 MAX_REQUEST_CHUNKS = 1000
 #: Prefix frames a request may carry: the engine attends at most the last few chunks of a prefix.
-MAX_PREFIX_FRAMES = 8 * 24
+MAX_PREFIX_FRAMES = 8 * CHUNK_FRAMES
 #: The most bytes a request's prefix frames may take once decoded (a PNG of zeros is tiny on the wire).
 MAX_DECODED_BYTES = 2 * 2**30
-#: Latent pixels a side (4096 video pixels), and frames of a chunk.
-MAX_LATENT_SIDE, CHUNK_FRAMES = 512, 24
+#: Latent pixels a side (4096 video pixels).
+MAX_LATENT_SIDE = 512
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 CLIENT_TYPES = ("hello", "generate", "cancel", "status", "resume")

@@ -26,12 +26,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from engine.config import SUPPORTED_STEPS
+from engine.config import CHUNK_FRAMES, SUPPORTED_STEPS
 from engine.errors import ConfigError
 from engine.requests import MAX_SIZE, MIN_SIZE
 
-#: Pixel frames per chunk: MAGI-1 generates 24 frames (6 latent frames) at a time.
-CHUNK_FRAMES = 24
 #: Clean chunks before a chunk that condition it (MAGI-1's longest attention span is 5 chunks, itself included).
 CONTEXT_CHUNKS = 4
 START_MODES = ("text", "image", "continue")

@@ -29,7 +29,6 @@ take, a sibling of the others under the active take, none made active (the user 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 from dataclasses import dataclass
@@ -56,14 +55,7 @@ def _in_project(project: Project, chunk_id: str) -> bool:
 
 def sampling_for(settings: ProjectSettings, default: SamplingConfig) -> SamplingConfig:
     """The model's default sampling with the project's steps, window and guidance scale applied."""
-    sampling = default
-    if settings.steps is not None:
-        sampling = dataclasses.replace(sampling, num_steps=settings.steps)
-    if settings.window is not None:
-        sampling = dataclasses.replace(sampling, window=settings.window)
-    if settings.guidance_scale is not None:
-        sampling = dataclasses.replace(sampling, guidance=sampling.guidance.scaled(text_scale=settings.guidance_scale))
-    return sampling
+    return default.overridden(steps=settings.steps, window=settings.window, guidance_scale=settings.guidance_scale)
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,15 @@ import cv2
 import numpy as np
 
 from magi_studio.document.errors import ProjectFileError
+from engine.config import CHUNK_LATENT_FRAMES
+from engine.output_files import NotRegularFile, open_regular_file
 from magi_studio.document.model import CHUNK_FRAMES, ChunkResult
 from magi_studio.document.validation import MAX_NAME_BYTES, parse_json
 
 #: A latent file's header (JSON after an 8-byte length); ours are about 100 bytes.
 MAX_SAFETENSORS_HEADER = 64 * 2**10
-LATENT_CHANNELS, LATENT_FRAMES = 16, CHUNK_FRAMES // 4
+LATENT_CHANNELS = 16
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
 def checked_path(folder: Path, relative: str, *, kind: str = "file") -> Path:
@@ -75,18 +76,12 @@ def _open_regular(folder: Path, relative: str) -> Iterator[tuple[Path, int, int]
     it is open becomes the project's ProjectFileError naming the file."""
     path = checked_path(folder, relative)
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        with open_regular_file(path) as (fd, size):
+            yield path, fd, size
+    except NotRegularFile:
+        raise ProjectFileError(path, "is not a regular file") from None
     except OSError as error:
         raise ProjectFileError(path, _os_problem(error)) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ProjectFileError(path, "is not a regular file")
-        yield path, fd, info.st_size
-    except OSError as error:
-        raise ProjectFileError(path, _os_problem(error)) from None
-    finally:
-        os.close(fd)
 
 
 def read_bytes(folder: Path, relative: str, *, limit: int) -> bytes:
@@ -117,7 +112,7 @@ def read_head(folder: Path, relative: str, size: int) -> tuple[bytes, int]:
 
 
 def latent_shape(result: ChunkResult) -> tuple[int, int, int, int]:
-    return LATENT_CHANNELS, LATENT_FRAMES, result.height // 8, result.width // 8
+    return LATENT_CHANNELS, CHUNK_LATENT_FRAMES, result.height // 8, result.width // 8
 
 
 def latent_file_size(result: ChunkResult) -> int:

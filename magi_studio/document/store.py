@@ -24,7 +24,6 @@ names only) are removed the next time the project is opened or saved.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import os
 import re
@@ -40,11 +39,13 @@ import numpy as np
 import torch
 from safetensors.torch import save as save_safetensors
 
+from engine.output_files import describe_os_error, fsync_dir
 from engine.video_io import load_image
 from magi_studio.document.errors import ProjectError, ProjectFileError
 from magi_studio.document.manifest import manifest_bytes, parse_manifest
 from magi_studio.document.model import CHUNK_FRAMES, Asset, ChunkResult, Project, new_id
-from magi_studio.document.project_files import checked_path, decode_frames, decode_latent, read_bytes, result_problem
+from magi_studio.document.project_files import (checked_path, decode_frames, decode_latent, latent_shape, read_bytes,
+                                               result_problem)
 from magi_studio.document.validation import MAX_MANIFEST_BYTES, MAX_NAME_BYTES
 
 MANIFEST = "project.json"
@@ -80,7 +81,7 @@ def open_project(path: str | os.PathLike) -> tuple[Project, "ProjectStore"]:
     except ValueError:  # a NUL in the name
         raise ProjectError(f"The project name {str(folder)!r:.200} holds a NUL character.") from None
     except OSError as error:
-        raise ProjectError(f"The project '{folder}' cannot be opened: {_describe(error)}.") from None
+        raise ProjectError(f"The project '{folder}' cannot be opened: {describe_os_error(error)}.") from None
     if not is_folder or not os.path.lexists(folder / MANIFEST):
         raise ProjectError(f"'{folder}' is not a MAGI Studio project (it has no {MANIFEST}).")
     store = ProjectStore(folder)
@@ -136,7 +137,8 @@ class ProjectStore:
             (folder / "assets").mkdir(parents=True, exist_ok=True)
             (folder / "results").mkdir(exist_ok=True)
         except OSError as error:
-            raise ProjectError(f"Could not create the project folder '{folder}': {_describe(error)}.") from error
+            raise ProjectError(f"Could not create the project folder '{folder}': "
+                               f"{describe_os_error(error)}.") from error
         return cls(folder)
 
     @classmethod
@@ -189,10 +191,10 @@ class ProjectStore:
                 os.rename(replaced, target)
             if isinstance(error, ProjectError):
                 raise
-            raise ProjectError(f"Could not save the project as '{target}': {_describe(error)}. "
+            raise ProjectError(f"Could not save the project as '{target}': {describe_os_error(error)}. "
                                "Nothing was changed.") from error
         shutil.rmtree(replaced, ignore_errors=True)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return ProjectStore(target)
 
     def check_files(self, project: Project) -> dict[str, str]:
@@ -279,7 +281,7 @@ class ProjectStore:
 
     def write_result(self, result: ChunkResult, latent: torch.Tensor, frames: np.ndarray) -> ChunkResult:
         """Write a finished chunk's files once (temporary folder, then rename); returns it with `files` set."""
-        shape = (16, 6, result.height // 8, result.width // 8)
+        shape = latent_shape(result)
         if tuple(latent.shape) != shape or frames.shape != (CHUNK_FRAMES, result.height, result.width, 3) \
                 or frames.dtype != np.uint8:
             raise ProjectError(f"A generated chunk has latents {tuple(latent.shape)} and frames {frames.shape}; "
@@ -300,10 +302,11 @@ class ProjectStore:
             self._write_synced(staging / "frames.png", _encode_png(frames.reshape(-1, result.width, 3)))
             self._write_synced(staging / "thumbnail.png", _encode_png(_thumbnail(frames[len(frames) // 2])))
             os.rename(staging, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as error:
             shutil.rmtree(staging, ignore_errors=True)
-            raise ProjectError(f"Could not save a generated chunk in '{self.path}': {_describe(error)}.") from error
+            raise ProjectError(f"Could not save a generated chunk in '{self.path}': "
+                               f"{describe_os_error(error)}.") from error
         return result
 
     def read_latent(self, result: ChunkResult) -> torch.Tensor:
@@ -331,7 +334,7 @@ class ProjectStore:
         try:
             folder.mkdir(exist_ok=True)
         except OSError as error:
-            raise ProjectError(f"Could not create '{folder}': {_describe(error)}.") from error
+            raise ProjectError(f"Could not create '{folder}': {describe_os_error(error)}.") from error
         return checked_path(self.path, name, kind="dir")
 
     def _copy_immutable(self, relative: str, staging: Path) -> None:
@@ -353,7 +356,7 @@ class ProjectStore:
         try:
             return path.read_bytes()
         except OSError as error:
-            raise ProjectError(f"Could not read '{path}': {_describe(error)}.") from error
+            raise ProjectError(f"Could not read '{path}': {describe_os_error(error)}.") from error
 
     def _write_synced(self, path: Path, data: bytes) -> None:
         with open(path, "xb") as handle:
@@ -369,9 +372,9 @@ class ProjectStore:
             os.replace(tmp, path)
         except OSError as error:
             tmp.unlink(missing_ok=True)
-            raise ProjectError(f"Could not save '{path}': {_describe(error)}. "
+            raise ProjectError(f"Could not save '{path}': {describe_os_error(error)}. "
                                "The previous version was left as it was.") from error
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def _write_all(handle, data: bytes) -> None:
@@ -423,24 +426,3 @@ def _thumbnail(frame: np.ndarray) -> np.ndarray:
     size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); folders cannot be opened this way on Windows, where it is not needed."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _describe(error: OSError) -> str:
-    if error.errno == errno.ENOSPC:
-        return "the disk is full"
-    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "there is no permission to write there"
-    return str(error.strerror or error)

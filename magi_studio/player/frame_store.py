@@ -1,6 +1,6 @@
 """The player's frames, chunk by chunk: filled while generation runs, with holes and live previews.
 
-The timeline is a row of chunks of FRAMES_PER_CHUNK frames. Each chunk slot is one of
+The timeline is a row of chunks of CHUNK_FRAMES frames. Each chunk slot is one of
   * a hole (not generated yet),
   * finished frames, uint8 [24, H, W, 3], as the engine's ChunkFinished delivers them,
   * loading: finished frames that exist (in the project) but are still being decoded off the GUI
@@ -26,7 +26,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QSize, Signal
 from PySide6.QtGui import QImage, QPixmap
 
-FRAMES_PER_CHUNK = 24
+from engine.config import CHUNK_FRAMES
 
 
 class SlotState(str, Enum):
@@ -105,7 +105,7 @@ class FrameStore(QObject):
 
     @property
     def frame_count(self) -> int:
-        return len(self._slots) * FRAMES_PER_CHUNK
+        return len(self._slots) * CHUNK_FRAMES
 
     @property
     def frame_size(self) -> QSize:
@@ -140,8 +140,8 @@ class FrameStore(QObject):
     def set_frames(self, chunk: int, frames: np.ndarray) -> None:
         """Store a finished chunk's frames [24, H, W, 3] (the store grows to hold `chunk`); clears its preview."""
         frames = _check_frames(frames, "chunk frames")
-        if frames.shape[0] != FRAMES_PER_CHUNK:
-            raise ValueError(f"a chunk has {FRAMES_PER_CHUNK} frames, got {frames.shape[0]}")
+        if frames.shape[0] != CHUNK_FRAMES:
+            raise ValueError(f"a chunk has {CHUNK_FRAMES} frames, got {frames.shape[0]}")
         slot = self._slot(chunk, grow=True)
         slot.frames, slot.images, slot.loading, slot.poster, slot.unreadable = frames, None, False, None, False
         slot.preview, slot.preview_images, slot.progress = None, None, None
@@ -216,13 +216,13 @@ class FrameStore(QObject):
         """What to show at timeline frame `frame` (0-based)."""
         if not 0 <= frame < self.frame_count:
             raise IndexError(f"frame {frame} is outside 0..{self.frame_count - 1}")
-        chunk, local = divmod(frame, FRAMES_PER_CHUNK)
+        chunk, local = divmod(frame, CHUNK_FRAMES)
         slot = self._slots[chunk]
         if slot.preview is not None:
             if slot.preview_images is None:
                 slot.preview_images = _as_images(slot.preview)
             # n preview frames stand for the chunk's 24 frames (MAGI-1: one latent frame per 4 pixel frames).
-            index = min(local * len(slot.preview_images) // FRAMES_PER_CHUNK, len(slot.preview_images) - 1)
+            index = min(local * len(slot.preview_images) // CHUNK_FRAMES, len(slot.preview_images) - 1)
             return FrameImage(frame, chunk, SlotState.PREVIEW, slot.preview_images[index], slot.progress)
         if slot.frames is not None:
             if slot.images is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from magi_studio.player.frame_store import FRAMES_PER_CHUNK
+from engine.config import CHUNK_FRAMES
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class InOutRange:
     @property
     def chunks(self) -> tuple[int, int]:
         """The first and last storyboard chunk positions the range touches."""
-        return self.first // FRAMES_PER_CHUNK, self.last // FRAMES_PER_CHUNK
+        return self.first // CHUNK_FRAMES, self.last // CHUNK_FRAMES
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from PySide6.QtCore import QElapsedTimer, Qt, Signal, Slot
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from engine.config import CHUNK_FRAMES
 from magi_studio.player.clock import PlaybackClock
-from magi_studio.player.frame_store import FRAMES_PER_CHUNK, FrameStore
+from magi_studio.player.frame_store import FrameStore
 from magi_studio.player.frame_view import FrameView
 from magi_studio.player.marks import InOutRange, ShotSpan, chunk_name
 from magi_studio.player.transport import TransportBar
@@ -277,7 +278,7 @@ class PreviewPlayer(QWidget):
     @Slot(int)
     def seek_chunk(self, chunk: int) -> None:
         """Move the playhead to the first frame of `chunk` (the timeline calls this on selection)."""
-        self.seek(chunk * FRAMES_PER_CHUNK)
+        self.seek(chunk * CHUNK_FRAMES)
 
     @Slot(int)
     def step(self, frames: int) -> None:
@@ -290,7 +291,7 @@ class PreviewPlayer(QWidget):
         """To the start of the next/previous chunk; backwards from inside a chunk goes to its start first."""
         self.pause()
         chunk = self._chunk + chunks
-        if chunks < 0 and self._frame % FRAMES_PER_CHUNK:
+        if chunks < 0 and self._frame % CHUNK_FRAMES:
             chunk += 1
         self.seek_chunk(min(max(chunk, 0), max(0, self.store.chunk_count - 1)))
 
@@ -365,7 +366,7 @@ class PreviewPlayer(QWidget):
 
     def set_loop_chunks(self, first: int, last: int) -> None:
         """The in/out range over chunks first..last (inclusive)."""
-        self.set_loop_range(first * FRAMES_PER_CHUNK, (last + 1) * FRAMES_PER_CHUNK - 1)
+        self.set_loop_range(first * CHUNK_FRAMES, (last + 1) * CHUNK_FRAMES - 1)
 
     def clear_loop_range(self) -> None:
         """Loop over the whole timeline (clears the in/out range)."""
@@ -420,7 +421,7 @@ class PreviewPlayer(QWidget):
         self._refresh()
         if changed:
             self.frameChanged.emit(frame)
-        chunk = frame // FRAMES_PER_CHUNK
+        chunk = frame // CHUNK_FRAMES
         if chunk != self._chunk:
             self._chunk = chunk
             self.chunkChanged.emit(chunk)
@@ -429,12 +430,12 @@ class PreviewPlayer(QWidget):
         count = self.frame_count
         image = self.store.frame_image(self._frame) if count else None
         self.view.set_frame(image, self.store.frame_size)
-        chunk = self._frame // FRAMES_PER_CHUNK
+        chunk = self._frame // CHUNK_FRAMES
         self.transport.show_position(self._frame, count, self.chunk_name(chunk) if count else "", self.fps,
                                      self.in_out)
 
     def _on_chunk_changed(self, chunk: int) -> None:
-        if chunk == self._frame // FRAMES_PER_CHUNK:
+        if chunk == self._frame // CHUNK_FRAMES:
             self._refresh()
 
     def _on_layout_changed(self) -> None:

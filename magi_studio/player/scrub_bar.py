@@ -14,7 +14,8 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from magi_studio.player.frame_store import FRAMES_PER_CHUNK, SlotState, FrameStore
+from engine.config import CHUNK_FRAMES
+from magi_studio.player.frame_store import FrameStore, SlotState
 from magi_studio.player.marks import ShotSpan, chunk_name, shot_of, timecode
 from magi_studio.theme import palette
 
@@ -99,12 +100,12 @@ class ScrubBar(QWidget):
             self.scrubbed.emit(self.frame_at(event.position().x()))
         elif self._store.frame_count:
             frame = self.frame_at(event.position().x())
-            self.setToolTip(f"{chunk_name(self._shots, frame // FRAMES_PER_CHUNK)} · {timecode(frame, self.fps)}")
+            self.setToolTip(f"{chunk_name(self._shots, frame // CHUNK_FRAMES)} · {timecode(frame, self.fps)}")
 
     def keyPressEvent(self, event) -> None:
         count = self._store.frame_count
-        steps = {Qt.Key.Key_Left: -1, Qt.Key.Key_Right: 1, Qt.Key.Key_PageUp: -FRAMES_PER_CHUNK,
-                 Qt.Key.Key_PageDown: FRAMES_PER_CHUNK}
+        steps = {Qt.Key.Key_Left: -1, Qt.Key.Key_Right: 1, Qt.Key.Key_PageUp: -CHUNK_FRAMES,
+                 Qt.Key.Key_PageDown: CHUNK_FRAMES}
         if count and event.key() in steps:
             self.scrubbed.emit(min(max(self._frame + steps[event.key()], 0), count - 1))
         elif count and event.key() in (Qt.Key.Key_Home, Qt.Key.Key_End):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 
+from engine.config import CHUNK_FRAMES
 from engine.video_io import load_image
 from magi_studio.document.model import ChunkState, Shot, total_frames
 from magi_studio.timeline.shot_group import ShotModel
@@ -18,7 +19,6 @@ from magi_studio.timeline.style import DENOISING, JOB_STATES, time_text
 from magi_studio.timeline.thumbnail import CardModel
 
 REFERENCE_PREVIEW_SIZE = 320
-FRAMES = 24
 
 
 class TimelineModels:
@@ -63,11 +63,11 @@ class TimelineModels:
             state = DENOISING  # a live preview in the player means the engine is making this chunk now
         if state == DENOISING and progress is None and preview is not None:
             progress = frame_store.preview_progress(position)
-        fps, start = project.settings.fps, position * FRAMES
+        fps, start = project.settings.fps, position * CHUNK_FRAMES
         image_start = index == 0 and shot.start == "image"
         reference = self._reference(session, shot) if image_start else None
         return CardModel(shot.id, chunk.id, index, shot.name,
-                         f"{time_text(start, fps)}–{time_text(start + FRAMES, fps)}", chunk.prompt, chunk.seed,
+                         f"{time_text(start, fps)}–{time_text(start + CHUNK_FRAMES, fps)}", chunk.prompt, chunk.seed,
                          chunk.seed_locked, state, progress, self.thumbnail(session, result_id), preview, reference,
                          awaiting_reference=image_start and reference is None)
 
@@ -123,4 +123,4 @@ def _preview_image(frame_store, position: int) -> QImage | None:
     if frame_store is None or position >= frame_store.chunk_count or frame_store.state(position).value != "preview":
         return None
     # A copy: the store's image is a view over frames it may drop before this card repaints.
-    return frame_store.frame_image(position * FRAMES + FRAMES // 2).image.copy()
+    return frame_store.frame_image(position * CHUNK_FRAMES + CHUNK_FRAMES // 2).image.copy()

@@ -46,9 +46,10 @@ import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QPixmap
 
+from engine.config import CHUNK_FRAMES
 from magi_studio.document.model import active_path, resolve_take, storyboard_chunks
 from magi_studio.player.frame_loader import FrameLoader
-from magi_studio.player.frame_store import FRAMES_PER_CHUNK, SlotState
+from magi_studio.player.frame_store import SlotState
 from magi_studio.player.marks import ShotSpan
 
 log = logging.getLogger(__name__)
@@ -284,7 +285,7 @@ class PlayerSync(QObject):
         current = self.player.current_chunk
         ours = sorted((p for p, rid in enumerate(self._shown) if rid is not None and p < store.chunk_count),
                       key=lambda p: (abs(p - current), p < current))
-        chunk_bytes = FRAMES_PER_CHUNK * project.settings.width * project.settings.height * 3
+        chunk_bytes = CHUNK_FRAMES * project.settings.width * project.settings.height * 3
         kept = ours[:max(1, self.FRAME_BUDGET // max(1, chunk_bytes))]
         for position in ours[len(kept):]:
             # far from the playhead: decoded again when it nears (a run's frames stay)

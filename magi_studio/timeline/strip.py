@@ -14,6 +14,7 @@ from PySide6.QtCore import QMimeData, QPoint, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QKeySequence, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
+from engine.config import CHUNK_FRAMES
 from magi_studio.theme import palette
 from magi_studio.timeline.card import ChunkCard
 from magi_studio.timeline.glyphs import glyph
@@ -21,7 +22,6 @@ from magi_studio.timeline.shot_group import ShotGroup
 from magi_studio.timeline.style import RULER_HEIGHT, set_style_property, time_text
 
 CHUNK_MIME = "application/x-magi-studio-chunk"
-FRAMES = 24
 #: Keys the strip takes from the window's playback shortcuts while it has focus (they select chunks).
 _OWN_KEYS = {Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Home, Qt.Key.Key_End}
 
@@ -152,11 +152,11 @@ class StoryboardStrip(QWidget):
         cards = self.cards()
         if self.playhead_frame is None or not cards:
             return None
-        position, offset = divmod(self.playhead_frame, FRAMES)
+        position, offset = divmod(self.playhead_frame, CHUNK_FRAMES)
         if position >= len(cards):
             return None
         rect = self.card_rect(cards[position])
-        return round(rect.left() + rect.width() * (offset + 0.5) / FRAMES)
+        return round(rect.left() + rect.width() * (offset + 0.5) / CHUNK_FRAMES)
 
     def paintEvent(self, event) -> None:
         super().paintEvent(event)
@@ -175,8 +175,8 @@ class StoryboardStrip(QWidget):
         reach = every * (first.width() if first is not None else 0)  # how far right a label runs
         for position, rect in self._cards_between(left - reach, right):
             # A tick per latent frame (MAGI-1: 4 pixel frames each) while there is room for them.
-            for tick in range(0, FRAMES, 4 if rect.width() >= 48 else FRAMES):
-                x = rect.left() + rect.width() * tick / FRAMES
+            for tick in range(0, CHUNK_FRAMES, 4 if rect.width() >= 48 else CHUNK_FRAMES):
+                x = rect.left() + rect.width() * tick / CHUNK_FRAMES
                 top = RULER_HEIGHT - (10 if tick == 0 else 5)
                 painter.setPen(QColor(palette.TEXT_DIM if tick == 0 else palette.BORDER_STRONG))
                 painter.drawLine(round(x), top, round(x), RULER_HEIGHT - 1)
@@ -185,7 +185,7 @@ class StoryboardStrip(QWidget):
             painter.setPen(QColor(palette.TEXT_DIM))
             painter.drawText(QRectF(rect.left() + 9, 0, every * rect.width() - 12, RULER_HEIGHT - 8),
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                             time_text(position * FRAMES, self.fps))
+                             time_text(position * CHUNK_FRAMES, self.fps))
         painter.end()
 
     def _cards_between(self, left: int, right: int):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
@@ -11,7 +12,8 @@ import pytest
 
 from engine import video_io
 from engine.errors import ExportError
-from engine.output_files import check_output_file, create_temporary, read_regular_file, replace_output_file
+from engine.output_files import (NotRegularFile, check_output_file, create_temporary, describe_os_error,
+                                 open_regular_file, read_regular_file, replace_output_file)
 from engine.video_io import VideoWriter, probe_video, write_video
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs, sockets and devices are POSIX")
@@ -136,6 +138,32 @@ def test_reading_a_fifo_or_a_link_is_refused_at_once(tmp_path):
     assert read_regular_file(tmp_path / "real.json", limit=100) == b"{}"
     with pytest.raises(OSError):
         read_regular_file(tmp_path / "real.json", limit=1)
+
+
+def test_open_regular_file_is_the_one_opener_and_closes_what_it_opened(tmp_path):
+    """The sidecar reader and the project's reader (project_files) open through it: a folder or FIFO is
+    NotRegularFile, a link at the name an OSError, and the descriptor is closed when the block ends."""
+    (tmp_path / "real.json").write_text("{}")
+    with open_regular_file(tmp_path / "real.json") as (fd, size):
+        assert size == 2 and os.read(fd, 10) == b"{}"
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed
+    os.mkfifo(tmp_path / "fifo")
+    for path in (tmp_path, tmp_path / "fifo"):
+        with pytest.raises(NotRegularFile):
+            with open_regular_file(path):
+                pass
+    (tmp_path / "link").symlink_to(tmp_path / "real.json")
+    with pytest.raises(OSError) as caught:
+        with open_regular_file(tmp_path / "link"):
+            pass
+    assert not isinstance(caught.value, NotRegularFile)
+
+
+def test_os_errors_are_described_in_a_few_words():
+    assert describe_os_error(OSError(errno.ENOSPC, "No space left on device")) == "the disk is full"
+    assert describe_os_error(OSError(errno.EROFS, "Read-only file system")) == "there is no permission to write there"
+    assert describe_os_error(OSError(errno.EIO, "Input/output error")) == "Input/output error"
 
 
 def test_a_model_bundle_is_not_written_through_links_nor_over_a_fifo(tmp_path):

@@ -9,14 +9,15 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QPixmap
 
-from magi_studio.player import FRAMES_PER_CHUNK, SlotState, FrameStore, PreviewPlayer, timecode
+from engine.config import CHUNK_FRAMES
+from magi_studio.player import FrameStore, PreviewPlayer, SlotState, timecode
 from magi_studio.player.clock import PlaybackClock
 from magi_studio.theme import palette
 
 COLOURS = [(220, 40, 40), (40, 200, 60), (40, 80, 230), (230, 200, 30), (200, 40, 200)]
 
 
-def solid_chunk(rgb, size=(256, 256), frames=FRAMES_PER_CHUNK) -> np.ndarray:
+def solid_chunk(rgb, size=(256, 256), frames=CHUNK_FRAMES) -> np.ndarray:
     chunk = np.empty((frames, size[1], size[0], 3), np.uint8)
     chunk[:] = rgb
     return chunk
@@ -24,8 +25,8 @@ def solid_chunk(rgb, size=(256, 256), frames=FRAMES_PER_CHUNK) -> np.ndarray:
 
 def numbered_chunk(chunk: int, size=(256, 256)) -> np.ndarray:
     """Frame f of the chunk has red = f * 10 and green = chunk * 40 (mod 256): each frame is identifiable."""
-    frames = np.zeros((FRAMES_PER_CHUNK, size[1], size[0], 3), np.uint8)
-    frames[..., 0] = (np.arange(FRAMES_PER_CHUNK) * 10)[:, None, None]
+    frames = np.zeros((CHUNK_FRAMES, size[1], size[0], 3), np.uint8)
+    frames[..., 0] = (np.arange(CHUNK_FRAMES) * 10)[:, None, None]
     frames[..., 1] = chunk * 40 % 256
     frames[..., 2] = 90
     return frames
@@ -489,11 +490,11 @@ def test_shots_name_the_chunks_and_mark_their_boundaries(player):
     assert scrub.shot_boundaries() == [4]  # "Later" has no frames yet: no line past the last chunk
     # The boundary line is drawn in the gap before chunk 5's cell, in amber.
     image = scrub.grab().toImage()
-    x = round(scrub.x_for_frame(4 * FRAMES_PER_CHUNK) - 1)
+    x = round(scrub.x_for_frame(4 * CHUNK_FRAMES) - 1)
     amber = QColor(palette.WARNING).getRgb()[:3]
     drawn = [QColor(image.pixel(x + dx, scrub.height() // 2)).getRgb()[:3] for dx in (-1, 0, 1)]
     assert any(close(colour, amber, 30) for colour in drawn), drawn
-    assert not any(close(QColor(image.pixel(round(scrub.x_for_frame(2 * FRAMES_PER_CHUNK) - 1) + dx,
+    assert not any(close(QColor(image.pixel(round(scrub.x_for_frame(2 * CHUNK_FRAMES) - 1) + dx,
                                              scrub.height() // 2)).getRgb()[:3], amber, 30) for dx in (-1, 0, 1))
     player.set_shots([ShotSpan("Shot 1", 0, 6)])
     assert scrub.shot_boundaries() == [] and player.transport.chunk.text() == "Shot 1 · chunk 6"
