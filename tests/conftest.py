@@ -3,7 +3,6 @@
 * Qt runs offscreen unless the caller chose a platform (e.g. xcb under Xvfb for screenshots).
 * The hub is offline: no test may reach the network (set HF_HUB_OFFLINE=0 yourself to override).
 * torch uses at most two threads, like CI, so timings and float reductions are comparable.
-* `conformance_dir`: the MAGI-1 golden vectors (../shared/conformance or $MAGI_CONFORMANCE_DIR).
 * `no_ffmpeg_binary`: imageio-ffmpeg as it is when its ffmpeg binary is missing.
 
 The `slow` marker is registered in pyproject.toml ([tool.pytest.ini_options] markers).
@@ -12,7 +11,6 @@ The `slow` marker is registered in pyproject.toml ([tool.pytest.ini_options] mar
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -22,17 +20,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402  (after the environment above, which libraries read at import)
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def conformance_dir() -> Path:
-    """Folder of the MAGI-1 conformance data; the test is skipped when it is absent."""
-    root = Path(os.environ.get("MAGI_CONFORMANCE_DIR") or REPO_ROOT.parent / "shared" / "conformance")
-    if not root.is_dir():
-        pytest.skip(f"MAGI-1 conformance data not found at {root} (set MAGI_CONFORMANCE_DIR to its folder)")
-    return root
 
 
 @pytest.fixture

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
 from engine.config import DiTConfig
 from engine.dit.model import ChunkText, MagiDiT
 from engine.dit.official_keys import official_key_plan
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-def conformance_root() -> Path:
-    root = Path(os.environ.get("MAGI_CONFORMANCE_DIR", REPO.parent / "shared" / "conformance"))
-    if not (root / "dit_tiny").is_dir():
-        pytest.skip(f"MAGI-1 conformance vectors not found at {root} (set MAGI_CONFORMANCE_DIR)")
-    return root
+from tests.conformance import conformance_path
 
 
 def load_case_folder(name: str, distilled: bool = False) -> tuple[MagiDiT, dict, dict, dict]:
-    folder = conformance_root() / name
+    folder = conformance_path(name)
     meta = json.loads((folder / "config.json").read_text())
     config = DiTConfig.from_official(meta["config"]["model_config"], distilled=distilled)
     official = {k: v.float() for k, v in load_file(folder / "model.safetensors").items()}

@@ -9,13 +9,14 @@ from safetensors.torch import load_file
 from engine.config import GuidanceConfig, SamplingConfig
 from engine.sampler.loop import ChunkDone, ChunkPlan, sample_chunks
 from engine.sampler.schedule import flow_schedule
-from tests.engine.dit.conformance_util import conformance_root, load_case_folder
+from tests.conformance import conformance_path
+from tests.engine.dit.conformance_util import load_case_folder
 
 
 @pytest.mark.parametrize("mode", ["cfg3", "distill"])
 def test_three_chunk_generation_matches_the_reference(mode):
     model, *_ = load_case_folder("dit_tiny", distilled=mode == "distill")
-    data = load_file(conformance_root() / "sampler" / f"{mode}.safetensors")
+    data = load_file(conformance_path("sampler", f"{mode}.safetensors"))
     sampling = SamplingConfig(num_steps=8, window=4,
                               guidance=GuidanceConfig(mode="cfg3" if mode == "cfg3" else "distilled"))
     assert torch.equal(flow_schedule(8), data["t_schedule"])

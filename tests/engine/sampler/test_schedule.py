@@ -10,12 +10,12 @@ import torch
 from engine.config import GuidanceConfig
 from engine.sampler.schedule import attention_span, flow_schedule, guidance_scales, shortcut_step_sizes
 from engine.sampler.window import total_steps, window_steps
-from tests.engine.dit.conformance_util import conformance_root
+from tests.conformance import conformance_path
 
 
 @pytest.fixture(scope="module")
 def reference():
-    return json.loads((conformance_root() / "schedule.json").read_text())
+    return json.loads(conformance_path("schedule.json").read_text())
 
 
 def schedule_key(name: str) -> tuple[int, str]:

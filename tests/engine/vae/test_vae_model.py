@@ -1,6 +1,6 @@
 """VideoVAE: official key layout, golden vectors (shared/conformance/vae_tiny) and the engine helpers.
 
-The conformance tests need ../shared/conformance (or MAGI_CONFORMANCE_DIR) and skip without it; the
+The conformance tests need ../shared/conformance (or MAGI_CONFORMANCE_DIR; tests/conformance.py); the
 others build tiny random VAEs and run anywhere.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,15 @@ from engine.errors import InputError
 from engine.loading import vae_parameter_count
 from engine.vae import VAEConfig, VideoVAE
 from engine.vae.model import normalise_per_head, resize_position_table
+from tests.conformance import conformance_path
 
-REPO = Path(__file__).resolve().parents[3]
 ATOL = 1e-4
 
 TINY = VAEConfig(video_size=32, video_length=8, embed_dim=256, depth=1, num_heads=4, mlp_ratio=2.0)
 
 
 def vae_tiny_folder() -> Path:
-    root = Path(os.environ.get("MAGI_CONFORMANCE_DIR", REPO / ".." / "shared" / "conformance"))
-    if not (root / "vae_tiny" / "model.safetensors").is_file():
-        pytest.skip(f"MAGI-1 conformance vectors not found under {root} (set MAGI_CONFORMANCE_DIR)")
-    return root / "vae_tiny"
+    return conformance_path("vae_tiny", "model.safetensors").parent
 
 
 @pytest.fixture(scope="module")

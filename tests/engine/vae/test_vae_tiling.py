@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +11,8 @@ import torch
 from engine.errors import ConfigError
 from engine.vae import VAEConfig, VideoVAE
 from engine.vae.tiling import TileLayout, cross_fade, tile_starts, tiled_decode, tiled_encode
+from tests.conformance import conformance_path
 
-REPO = Path(__file__).resolve().parents[3]
 ATOL = 1e-4
 
 TINY = VAEConfig(video_size=32, video_length=8, embed_dim=256, depth=1, num_heads=4, mlp_ratio=2.0)
@@ -26,10 +24,7 @@ SMALL = TileLayout(tile_px=32, overlap=0.25, tile_frames=12)
 def golden():
     from safetensors.torch import load_file
 
-    root = Path(os.environ.get("MAGI_CONFORMANCE_DIR", REPO / ".." / "shared" / "conformance"))
-    folder = root / "vae_tiny"
-    if not (folder / "model.safetensors").is_file():
-        pytest.skip(f"MAGI-1 conformance vectors not found under {root} (set MAGI_CONFORMANCE_DIR)")
+    folder = conformance_path("vae_tiny", "model.safetensors").parent
     config = VAEConfig.from_official(json.loads((folder / "config.json").read_text()))
     weights = {k: v.float() for k, v in load_file(folder / "model.safetensors").items()}
     pipeline, small = VideoVAE(config).eval(), VideoVAE(dataclasses.replace(config, tile_size=32)).eval()
