@@ -103,6 +103,12 @@ class PausingSession:
     def resume(self) -> None:
         self._resume.set()
 
+    def arm(self, pause_when: Callable[[object], bool]) -> None:
+        """Pause once more, at the first event `pause_when` accepts (call it while the engine is not paused)."""
+        self.paused.clear()
+        self._resume.clear()
+        self.pause_when = pause_when
+
     def generate(self, request, cancel=None):
         self.thread_ids.append(threading.get_ident())
         for event in self.session.generate(request, cancel):

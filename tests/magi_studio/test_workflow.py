@@ -7,16 +7,19 @@ about 1 s per chunk on this CPU), wrapped in a PausingSession so that "a chunk i
 the last one is done" and "Cancel stops within one denoising step" are checked at a chosen moment
 instead of raced. The steps, in order:
 
-new project → prompts typed into 3 cards of one shot → a reference image dropped on the shot (a real
-QDropEvent with a file URL) → Generate → chunk 1 in the player while the engine holds → Stop (within
-one step, chunk 1 kept) → Generate resumes the rest; the picture is the first frame → Regenerate from
-chunk 2 (chunk 1's latent and frames bit-identical, its latent reused as context; the player shows
-the new chunks 2–3) → two takes → the old take made active in the takes view (timeline and player
-follow, no generation) → Export (the mp4 decoded: 72 frames, its size, the active take's pixels; the
-sidecar's prompts, seeds, model; the done dialog lists both files) → the I/O range exported as an
-OpenTimelineIO cut (read back: two trimmed clips with their prompts) → Save → a fresh start reopens the
-last project, equal → Undo/Redo of a prompt edit → a corrupt project opened: the clear message, the file
-unchanged, and unchanged by a later Save.
+new project → a shot prompt and 3 chunk prompts typed (each new chunk's prompt has the keys at once) → a
+reference image dropped on the shot (a real QDropEvent with a file URL) → Generate → chunk 1 in the player
+while the engine holds → Stop (within one step, chunk 1 kept) → Generate resumes the rest; the picture is
+the first frame → chunk 2's prompt edited, Regenerate from chunk 2 (chunk 1's latent and frames
+bit-identical, its latent reused as context; the player shows the new chunks 2–3) → two takes → compared
+A/B on one key, the old take made active in the takes view (its prompt back on the card; timeline and
+player follow, no generation) → two variations of chunk 3 (Generate Variations…, its dialog answered), and
+Ctrl+Q during them: Keep Working, the run goes on → Export (the mp4 decoded: 72 frames, its size, the
+active take's pixels; the sidecar's joined prompts, seeds, model; the done dialog lists both files) → the
+I/O range exported as an OpenTimelineIO cut (read back: two trimmed clips with their prompts) → Save → two
+chunks more, Generate, Ctrl+Q once the first is finished: Stop and Quit keeps it and saves → a fresh start
+reopens the last project, equal → Undo/Redo of a prompt edit → a corrupt project opened: the clear message,
+the file unchanged, and unchanged by a later Save.
 """
 
 from __future__ import annotations
@@ -30,14 +33,16 @@ import imageio_ffmpeg
 import numpy as np
 import opentimelineio as otio
 import torch
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtWidgets import QApplication, QInputDialog, QMessageBox
 
 from engine.events import ChunkFinished
 from engine.session import GenerationSession
 from magi_studio.dialogs.export_dialog import OTIO, SCALES
 from magi_studio.dialogs.export_done import ExportDoneDialog
-from magi_studio.document.model import ChunkState, active_path, chunk_states
+from magi_studio.dialogs.project_prompts import SAVE, ProjectPrompts
+from magi_studio.document.model import ChunkState, active_path, chunk_states, joined_prompt
 from magi_studio.document.store import MANIFEST
 from magi_studio.engine_worker import EngineState, JobStarted
 from magi_studio.player import SlotState as PlayerState
@@ -45,8 +50,12 @@ from tests.magi_studio.conftest import PausingSession
 from tests.magi_studio.timeline.helpers import drop, file_mime, wait_for_frames
 
 PROMPTS = ("a red ball falls and bounces on white", "the red ball rolls to the right", "the red ball stays still")
+SHOT_PROMPT = "on white"
+JOINED = [joined_prompt(SHOT_PROMPT, prompt) for prompt in PROMPTS]  # what the engine receives
+EDITED = "the red ball rolls to the left"  # chunk 2, before it is regenerated
+MORE = ("the red ball rolls to the left", "the red ball falls")  # two chunks added at the end
 LONG = 60_000  # ms: generous for a loaded CI machine; every wait ends as soon as its state is reached
-CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+CTRL, SHIFT, ALT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier, Qt.KeyboardModifier.AltModifier
 
 
 def click_tool(qtbot, window, action_id: str) -> None:
@@ -58,6 +67,29 @@ def type_prompt(qtbot, card, text: str) -> None:
     card.prompt.setFocus()
     card.prompt.selectAll()
     qtbot.keyClicks(card.prompt, text)
+
+
+def answer_when_asked(kind, answer) -> None:
+    """When a modal dialog of `kind` opens (a question the app asks), give it `answer(dialog)` as the user would."""
+    def poll() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, kind):
+            return QTimer.singleShot(20, poll)
+        answer(box)
+
+    QTimer.singleShot(0, poll)
+
+
+def click_button(text: str):
+    return lambda box: next(b for b in box.buttons() if b.text() == text).click()
+
+
+def add_chunk_and_type(qtbot, timeline, session, prompt: str) -> None:
+    """Add Chunk (Ctrl+Shift+N): the new chunk's prompt has the keys at once, so typing goes straight into it."""
+    qtbot.keyClick(timeline.strip, Qt.Key.Key_N, CTRL | SHIFT)
+    field = timeline.card(session.selected_chunk_id).prompt
+    assert field.hasFocus() and QApplication.focusWidget() is field
+    qtbot.keyClicks(QApplication.focusWidget(), prompt)
 
 
 def select_card(qtbot, timeline, chunk_id: str) -> None:
@@ -103,13 +135,16 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     ended: list[str] = []
     studio.generation.runEnded.connect(ended.append)
 
-    # 2. Prompts typed into three cards of one shot (Add Chunk is Ctrl+Shift+N).
+    # 2. The shot's prompt in its header (what every chunk shares), then three chunk prompts.
+    shot_field = timeline.strip.groups[0].prompt_edit
+    qtbot.mouseClick(shot_field, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(shot_field, SHOT_PROMPT)
     type_prompt(qtbot, timeline.cards()[0], PROMPTS[0])
     for prompt in PROMPTS[1:]:
-        qtbot.keyClick(timeline.strip, Qt.Key.Key_N, CTRL | SHIFT)
-        type_prompt(qtbot, timeline.card(studio.session.selected_chunk_id), prompt)
+        add_chunk_and_type(qtbot, timeline, studio.session, prompt)
     shot = project.shots[0]
     assert [c.prompt for c in shot.chunks] == list(PROMPTS) and len(timeline.cards()) == 3
+    assert shot.prompt == SHOT_PROMPT and timeline.cards()[1].prompt.toolTip() == f"The engine receives: {JOINED[1]}"
 
     # 3. A reference image dropped from the file manager onto the shot: its first frame.
     first_card = timeline.cards()[0]
@@ -153,8 +188,12 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     centre, corner = first[48:80, 48:80].reshape(-1, 3).mean(0), first[:16, :16].reshape(-1, 3).mean(0)
     assert centre[0] > 150 and centre[1] < 100 and corner.min() > 200
 
-    # 7. Regenerate from chunk 2 (Ctrl+R on the selected card): chunk 1 bit-identical, latents and frames.
-    studio.generation.seed_source = random.Random(7)  # the new seed is drawn at random: fixed, the run repeats
+    # 7. Chunk 2's prompt edited, then Regenerate from chunk 2 (Ctrl+R on the selected card): chunk 1
+    #    bit-identical, latents and frames.
+    studio.generation.seed_source = random.Random(7)  # a new seed would be drawn at random: fixed, the run repeats
+    type_prompt(qtbot, timeline.card(shot.chunks[1].id), EDITED)
+    qtbot.keyClick(timeline.card(shot.chunks[1].id).prompt, Qt.Key.Key_Escape)  # Esc leaves the field
+    assert timeline.strip.hasFocus() and chunk_states(project, shot.id)[1] is ChunkState.STALE
     select_card(qtbot, timeline, shot.chunks[1].id)
     qtbot.keyClick(timeline.strip, Qt.Key.Key_R, CTRL)
     qtbot.waitUntil(lambda: len(ended) == 3, timeout=LONG)
@@ -188,6 +227,7 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     qtbot.mouseClick(takes.activate_button, Qt.MouseButton.LeftButton)
     assert shot.active_take_id == old_take and active_path(shot) == old_path
     assert chunk_states(project, shot.id) == [ChunkState.DONE] * 3  # its specs came back with it: not stale
+    assert shot.chunks[1].prompt == PROMPTS[1] and timeline.card(shot.chunks[1].id).prompt.toPlainText() == PROMPTS[1]
     old_frames = store.read_frames(project.results[old_path[1]])
     wait_for_frames(qtbot, window.player_sync)  # the switched take's frames are decoded in the background
     assert np.array_equal(player.store.frames(1), old_frames)
@@ -195,6 +235,28 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     assert timeline.card(shot.chunks[1].id).model.thumbnail.toImage() == old_thumb
     assert timeline.strip.groups[0].take_chip.text().startswith("Take 1 of 2")
     assert jobs_started.count("generate") == generations and not studio.generation.is_generating()
+
+    # 9b. Two variations of chunk 3 (Generate Variations…, Ctrl+Alt+G; its dialog asks how many), held after
+    #     the first one's chunk: Ctrl+Q asks first, and Keep Working lets the run go on.
+    select_card(qtbot, timeline, shot.chunks[2].id)
+    engine.arm(lambda e: isinstance(e, ChunkFinished))
+    answer_when_asked(QInputDialog, lambda box: (box.setIntValue(2), box.accept()))
+    qtbot.keyClick(timeline.strip, Qt.Key.Key_G, CTRL | ALT)
+    qtbot.waitUntil(engine.paused.is_set, timeout=LONG)
+    assert window.queue_view.items() == ["Shot 1 · variation 1 of 2 · generating",
+                                         "Shot 1 · variation 2 of 2 · from chunk 3"]
+    studio.projects.prompts.stop_run = ProjectPrompts(window).stop_run  # the real question
+    answer_when_asked(QMessageBox, click_button("Keep Working"))
+    qtbot.keyClick(timeline.strip, Qt.Key.Key_Q, CTRL)
+    assert window.isVisible() and studio.generation.is_generating() and not engine.after_cancel[len(ended):]
+    engine.resume()
+    qtbot.waitUntil(lambda: len(ended) == 4, timeout=LONG)
+    assert ended[-1] == "finished" and window.queue_view.items() == []
+    variations = shot.takes[2:]
+    assert len(variations) == 2 and shot.active_take_id == old_take and active_path(shot) == old_path
+    assert all(t.parent_id == old_take and set(t.results) == {shot.chunks[2].id} for t in variations)
+    seeds = {t.specs[shot.chunks[2].id].seed for t in variations}
+    assert len(seeds) == 2 and shot.chunks[2].seed not in seeds
 
     # 10. Export (the toolbar's Export…): the mp4 decoded, 3 x 24 frames at 2x the project's size.
     click_tool(qtbot, window, "file.export")
@@ -215,7 +277,7 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     sidecar = json.loads((tmp_path / "film.json").read_text())  # prompts, seeds, model, settings per chunk
     assert (sidecar["frames"], sidecar["width"], sidecar["height"]) == (72, 256, 256)
     assert sidecar["project"] == "Untitled" and sidecar["video"] == "film.mp4"  # not the scratch folder's name
-    assert [c["prompt"] for c in sidecar["chunks"]] == list(PROMPTS)
+    assert [c["prompt"] for c in sidecar["chunks"]] == JOINED
     assert [c["seed"] for c in sidecar["chunks"]] == [project.results[r].seed for r in old_path]
     assert [c["result_id"] for c in sidecar["chunks"]] == old_path
     assert {c["model"] for c in sidecar["chunks"]} == {"studio-mini"}
@@ -237,7 +299,7 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     qtbot.waitUntil(lambda: studio.export_dialog is None, timeout=LONG)
     clips = list(otio.adapters.read_from_file(str(tmp_path / "cut.otio")).find_clips())
     assert [c.source_range.duration.value for c in clips] == [18, 12]  # chunk 2 from its frame 6, chunk 3 to 11
-    assert [c.metadata["magi_studio"]["prompt"] for c in clips] == list(PROMPTS[1:])
+    assert [c.metadata["magi_studio"]["prompt"] for c in clips] == JOINED[1:]
     assert len(decode(tmp_path / "cut.mp4")[1]) == 30
     window.findChild(ExportDoneDialog).close()
     player.clear_in_out()
@@ -246,22 +308,42 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     studio.projects.prompts.save_answer = str(tmp_path / "Film")
     click_tool(qtbot, window, "file.save")
     assert window.windowTitle() == "Film[*] — MAGI Studio" and not window.isWindowModified()
-    saved = copy.deepcopy(studio.session.project)
+
+    # 11b. Two chunks more and Generate; Ctrl+Q once the first of them is finished: Stop and Quit keeps it
+    #      (the engine stops within one step), then the unsaved edits are saved as asked, and the app quits.
+    window.activateWindow()  # back from the export dialogs
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    for prompt in MORE:
+        add_chunk_and_type(qtbot, timeline, studio.session, prompt)
+    engine.arm(lambda e: isinstance(e, ChunkFinished))
+    click_tool(qtbot, window, "generate.run")
+    qtbot.waitUntil(engine.paused.is_set, timeout=LONG)
+
+    def stop_and_quit(box) -> None:
+        engine.resume()  # the engine goes on, so that it can stop
+        click_button("Stop and Quit")(box)
+
+    answer_when_asked(QMessageBox, stop_and_quit)
+    studio.projects.prompts.unsaved = SAVE
+    qtbot.keyClick(timeline.strip, Qt.Key.Key_Q, CTRL)
+    assert not window.isVisible() and ended[-1] == "cancelled"
+    assert [kind for kind, _ in studio.projects.prompts.asked] == ["save_path", "unsaved"]
+    assert chunk_states(project, shot.id) == [ChunkState.DONE] * 4 + [ChunkState.EMPTY]
+    saved = copy.deepcopy(project)
 
     # 12. The next start reopens the last project in a fresh window: the same project.
-    studio.window.action_set["file.quit"].trigger()
-    assert not window.isVisible() and [kind for kind, _ in studio.projects.prompts.asked] == ["save_path"]
     again = make_studio()
     assert again.projects.path == tmp_path / "Film.magi"
     reopened = again.session.project
     assert reopened == saved  # prompts, seeds, reference, results, every take, the active path, settings
     shot2 = reopened.shots[0]
-    assert [c.prompt for c in shot2.chunks] == list(PROMPTS) and [c.seed for c in shot2.chunks] == \
+    assert [c.prompt for c in shot2.chunks] == list(PROMPTS + MORE) and [c.seed for c in shot2.chunks] == \
         [c.seed for c in saved.shots[0].chunks]
-    assert shot2.reference_asset_id == shot.reference_asset_id and len(shot2.takes) == 2
-    assert shot2.active_take_id == old_take and active_path(shot2) == old_path and reopened.settings == saved.settings
+    assert shot2.reference_asset_id == shot.reference_asset_id and len(shot2.takes) == 4
+    assert shot2.active_take_id == old_take and active_path(shot2)[:3] == old_path
+    assert reopened.settings == saved.settings
     timeline2, player2 = again.window.timeline, again.window.player
-    assert [c.badge.text() for c in timeline2.cards()] == ["Done"] * 3
+    assert [c.badge.text() for c in timeline2.cards()] == ["Done"] * 4 + ["Empty"]
     wait_for_frames(qtbot, again.window.player_sync)  # a reopened project decodes in the background
     assert np.array_equal(player2.store.frames(1), old_frames)
 
