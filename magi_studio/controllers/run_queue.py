@@ -7,7 +7,8 @@
     generation.pause()                     # within one step; finished chunks kept; resume_paused() goes on
 
 A request made during a run joins the end of its queue (a paused run stays paused until Resume); one that
-is already waiting exactly as asked is not added twice. The exception is a request to generate the shot
+the run already makes as asked (`_made_by_run`) is not added twice, and `queueNotice` says so. One made while
+the run is stopping starts the next run, once it has stopped. The exception is a request to generate the shot
 under way again from a chunk its job has already reached (Regenerate or Generate From Here on the chunk
 being denoised, or on one before it): what that job still makes would be thrown away, so the job stops
 within one step, its finished chunks kept, and the request goes first; the rest of the queue follows.
