@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 from engine.config import DiTConfig, SamplingConfig
 from engine.dit.model import MagiDiT
 from engine.errors import CheckpointError, ConfigError
+from engine.model_files import FORMAT_NAME, FORMAT_VERSION, read_manifest
 from engine.output_files import check_output_file, create_temporary, replace_output_file
 from engine.text.base import TextEncoder
 from engine.vae import LatentRGBProjection, VideoVAE
@@ -34,8 +35,6 @@ from engine.vae.config import VAEConfig
 
 log = logging.getLogger(__name__)
 
-FORMAT_NAME = "magi-studio-model"
-FORMAT_VERSION = 2
 
 
 @dataclass
@@ -98,25 +97,6 @@ def save_native_bundle(bundle: ModelBundle, folder: str | Path, dtype: torch.dty
         bundle.text_encoder.save(staged)
         replace_output_file(staged, folder / "text_encoder.safetensors", "model file")
     _atomic_text(json.dumps(manifest, indent=1), folder / "model.json")
-
-
-def is_native_bundle(folder: Path) -> bool:
-    return (folder / "model.json").is_file()
-
-
-def read_manifest(folder: Path) -> dict:
-    path = folder / "model.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # Recursion: nested too deep
-        raise CheckpointError(f"{path} cannot be read as a model description ({exc}). "
-                              "Reinstall or re-download the model.") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path} is not a MAGI Studio model description.")
-    if not isinstance(manifest.get("version"), int) or manifest["version"] > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer MAGI Studio (format version {manifest.get('version')}). "
-                              "Update MAGI Studio to use this model.")
-    return manifest
 
 
 def load_native_bundle(folder: str | Path, device: torch.device, dtype: torch.dtype) -> ModelBundle:

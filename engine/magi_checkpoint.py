@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,59 +22,14 @@ from engine.dit.model import MagiDiT, is_float32_island
 from engine.dit.official_keys import expected_official_shapes, fp8_layers_in, official_key_plan
 from engine.errors import CheckpointError
 from engine.loading import CheckpointReader, LazyTensor, check_fits, estimate_memory, load_into_module
-from engine.variants import MAGI_VARIANTS, T5_XXL_ENCODER_PARAMS, MagiVariant
+from engine.model_files import MagiCheckpoint
+from engine.variants import T5_XXL_ENCODER_PARAMS, MagiVariant
 from engine.vae import VideoVAE, fit_latent_rgb_projection
 from engine.vae.config import VAEConfig
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
-
-
-@dataclass(frozen=True)
-class MagiCheckpoint:
-    variant: MagiVariant
-    weights: Path
-    vae: Path | None
-    t5: Path | None
-    special_tokens: Path | None
-
-
-def locate_magi_checkpoint(folder: str | Path, variant: str | None = None) -> MagiCheckpoint:
-    """Find the weights, VAE, T5 and special tokens of a MAGI-1 variant under `folder`."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise CheckpointError(f"The checkpoint folder {folder} does not exist. Choose the folder you downloaded "
-                              "MAGI-1 into (it contains ckpt/magi/...).")
-    candidates = []
-    for name, v in MAGI_VARIANTS.items():
-        if variant and name != variant:
-            continue
-        options = [folder / "ckpt" / "magi" / name / v.weight_subdir, folder / name / v.weight_subdir]
-        if folder.name == name:
-            options.append(folder / v.weight_subdir)
-        if folder.name == v.weight_subdir and folder.parent.name == name:
-            options.append(folder)
-        candidates += [(v, w) for w in options if w.is_dir()]
-    unique = {str(w): (v, w) for v, w in candidates}
-    if not unique:
-        raise CheckpointError(f"No MAGI-1 weights found in {folder}. Expected ckpt/magi/<variant>/inference_weight* "
-                              f"with a variant among {', '.join(MAGI_VARIANTS)}.")
-    if len(unique) > 1:
-        names = sorted({v.name for v, _ in unique.values()})
-        raise CheckpointError(f"{folder} holds several MAGI-1 variants ({', '.join(names)}); choose one.")
-    chosen, weights = next(iter(unique.values()))
-    roots = [folder, *folder.parents][:5]
-    vae = _first_dir([r / "ckpt" / "vae" for r in roots] + [r / "vae" for r in roots], "config.json")
-    t5 = _first_dir([r / sub for r in roots for sub in ("ckpt/t5/t5-v1_1-xxl", "t5/t5-v1_1-xxl",
-                                                          "t5_pretrained/t5-v1_1-xxl")], "config.json")
-    tokens = next((p for r in roots for p in (r / "special_tokens.npz", r / "example/assets/special_tokens.npz",
-                                              r / "ckpt/special_tokens.npz") if p.is_file()), None)
-    return MagiCheckpoint(chosen, weights, vae, t5, tokens)
-
-
-def _first_dir(options: list[Path], marker: str) -> Path | None:
-    return next((p for p in options if (p / marker).is_file()), None)
 
 
 def check_official_keys(reader: CheckpointReader, expected: dict[str, tuple[int, ...]], what: str) -> None:

@@ -16,16 +16,16 @@ from typing import Callable, Literal
 
 import torch
 
-from engine.bundle import ModelBundle, is_native_bundle, load_native_bundle
+from engine.bundle import ModelBundle, load_native_bundle
 from engine.config import RuntimeConfig
 from engine.device import parse_dtype, pick_device
 from engine.errors import CheckpointError, ConfigError
 from engine.loading.safetensors_io import refuse_pickled_only
+from engine.model_files import STUDIO_MINI, is_native_bundle
 from engine.variants import MAGI_VARIANTS, magi_variant
 
 log = logging.getLogger(__name__)
 
-STUDIO_MINI = "studio-mini"
 Progress = Callable[[str, float], None]
 
 
@@ -80,7 +80,8 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
                runtime: RuntimeConfig | None = None) -> ModelBundle:
     """`runtime`: compiled layers and native FP8 (engine.dit.compiled.resolve_runtime chooses for the device)."""
     from engine.dit.compiled import apply_runtime, resolve_runtime
-    from engine.magi_checkpoint import load_magi_checkpoint, locate_magi_checkpoint
+    from engine.magi_checkpoint import load_magi_checkpoint
+    from engine.model_files import locate_magi_checkpoint
 
     source = resolve_model(spec)
     target = pick_device(device)

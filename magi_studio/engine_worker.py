@@ -14,7 +14,9 @@ at a time, iterating the engine's event generator (the one chunk loop; no copy o
 cancelling never waits for the runner's queue) and re-emits every event through one signal on the GUI
 thread, `event(job_id, event)`. The events are the engine's own frozen objects (GenerationStarted,
 ChunkStarted, StepProgress, ChunkFinished, Finished, Cancelled, Failed) plus three of this worker's
-(JobStarted, LoadProgress, ModelLoaded); consumers dispatch on the type. Numpy frames and torch latents
+(JobStarted, LoadProgress, ModelLoaded); consumers dispatch on the type. The machine's devices (their
+names and memory: engine.device_facts) are read once on the engine thread, when first asked
+(`ask_device_facts`), and kept; torch is only ever imported on that thread. Numpy frames and torch latents
 travel by reference (the engine never touches them again).
 
 A job's first event is JobStarted and its last (`is_final`) exactly one of: Finished (generation) /
@@ -32,15 +34,19 @@ import logging
 import time
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from engine.config import SamplingConfig
+from engine.device_facts import DeviceFacts, read_device_facts
 from engine.errors import EngineError
 from engine.events import CancelToken, Cancelled, Failed, Finished
 from engine.loading.hub import DownloadCancelled
 from engine.requests import GenerationRequest
-from engine.session import GenerationSession
+
+if TYPE_CHECKING:
+    from engine.session import GenerationSession
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +139,21 @@ class _EngineRunner(QObject):
     """Runs jobs in the engine thread. Only EngineWorker talks to it."""
 
     event = Signal(int, object)
+    #: (DeviceFacts) the answer to read_facts.
+    deviceFacts = Signal(object)
 
     def __init__(self) -> None:
         super().__init__()
         self._session: GenerationSession | None = None
+
+    @Slot()
+    def read_facts(self) -> None:
+        try:
+            facts = read_device_facts()
+        except Exception:  # a broken driver must not stop the engine: the devices stay unknown
+            log.exception("could not read the device facts")
+            return
+        self.deviceFacts.emit(facts)
 
     @Slot(object)
     def run(self, job: _Job) -> None:
@@ -178,6 +195,8 @@ class _EngineRunner(QObject):
                     self.event.emit(job.id, LoadProgress(message, float(fraction)))
 
             self.event.emit(job.id, LoadProgress(f"Loading {job.spec}", 0.0))
+            from engine.session import GenerationSession  # torch and the model: on this thread only
+
             session = GenerationSession.load(job.spec, device=job.device, dtype=job.dtype, text_on_cpu=job.text_on_cpu,
                                    progress=progress, cancel=job.token.is_set)
         if job.token.is_set():  # cancelled while a non-interruptible load ran: keep the previous model
@@ -212,6 +231,8 @@ class EngineWorker(QObject):
 
     #: EngineState value, whenever it changes.
     stateChanged = Signal(str)
+    #: (DeviceFacts) once, when the engine thread has read them (ask_device_facts).
+    deviceFactsChanged = Signal(object)
     #: (job_id, event): every event of every job, in order — JobStarted, LoadProgress, ModelLoaded, and the
     #: engine's GenerationStarted, ChunkStarted, StepProgress (with previews), ChunkFinished (frames uint8
     #: [24, H, W, 3], latent [16, 6, h, w]), Finished, Cancelled (finished chunks are kept) and Failed (the
@@ -219,6 +240,7 @@ class EngineWorker(QObject):
     event = Signal(int, object)
 
     _submit = Signal(object)
+    _ask_facts = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -226,6 +248,8 @@ class EngineWorker(QObject):
         self._jobs: dict[int, _Job] = {}
         self._running: _Job | None = None
         self._model: ModelInfo | None = None
+        self._device_facts: DeviceFacts | None = None
+        self._facts_asked = False
         self._state = EngineState.NO_MODEL
         self._thread = QThread(self)
         self._thread.setObjectName("magi-engine")
@@ -235,12 +259,26 @@ class EngineWorker(QObject):
         self._thread.finished.connect(self._runner.deleteLater)
         self._submit.connect(self._runner.run)
         self._runner.event.connect(self._on_event)
+        self._ask_facts.connect(self._runner.read_facts)
+        self._runner.deviceFacts.connect(self._on_device_facts)
         self._thread.start()
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
 
     # Requests ---------------------------------------------------------------------------------
+    def ask_device_facts(self) -> DeviceFacts | None:
+        """The machine's devices, their names and memory, read once on the engine thread: None until they
+        are known (deviceFactsChanged then brings them; the first call asks, later calls never ask again)."""
+        if self._device_facts is None and not self._facts_asked:
+            self._facts_asked = True
+            self._ask_facts.emit()
+        return self._device_facts
+
+    def _on_device_facts(self, facts: DeviceFacts) -> None:
+        self._device_facts = facts
+        self.deviceFactsChanged.emit(facts)
+
     def load_model(self, spec: str = "studio-mini", device: str = "auto", dtype: str | None = None, *,
                    text_on_cpu: bool = False) -> int:
         """Queue loading `spec` (studio-mini, a folder, a MAGI-1 hub variant); supersedes earlier loads."""

@@ -3,7 +3,8 @@
 The estimate is arithmetic on the configs (no tensors): DiT weights, text encoder, VAE, the KV cache of
 clean chunks and the activation peak of one forward. It is meant to be a little pessimistic (within
 about a third of the real peak), so that "it fits" is believed and "it does not fit" is said before a
-multi-minute load ends in a CUDA out-of-memory error. Sizes follow the MAGI-1 brief
+multi-minute load ends in a CUDA out-of-memory error. The estimates cost no torch (the Settings dialog
+shows them on the GUI thread); `device_memory_bytes` asks the device, so it imports torch. Sizes follow the MAGI-1 brief
 (shared/reference/magi1.md §2.1, §2.9, §5.1: KV = 8 groups × (128 K + 128 V) × 2 bytes per token per layer).
 """
 
@@ -14,12 +15,14 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from engine.config import CHUNK_FRAMES, DiTConfig
 from engine.errors import ConfigError, OutOfMemory
 from engine.vae.config import VAEConfig
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +179,8 @@ def device_memory_bytes(device: str | torch.device) -> int | None:
     cpu: MemAvailable from /proc/meminfo (os.sysconf elsewhere). mps: Metal's recommended working set
     minus what is already allocated.
     """
+    import torch
+
     device = torch.device(device)
     try:
         if device.type == "cuda":
@@ -217,7 +222,7 @@ def check_fits(estimate: MemoryEstimate, device: str | torch.device, *, label: s
         return None
     if estimate.total_bytes <= free * headroom:
         return free
-    kind = torch.device(device).type
+    kind = str(device).split(":")[0]
     where = {"cuda": "this GPU has {} GiB free", "cpu": "this computer has {} GiB of RAM free",
              "mps": "this Mac's GPU has {} GiB available"}.get(kind, f"device {device} has {{}} GiB free")
     at = f" at {estimate.width}×{estimate.height}" if estimate.width and estimate.height else ""

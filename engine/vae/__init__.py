@@ -1,7 +1,19 @@
-"""MAGI-1's ViT video autoencoder: model, tiled encode/decode and a cheap latent preview."""
+"""MAGI-1's ViT video autoencoder: model, tiled encode/decode and a cheap latent preview.
+
+`engine.vae.config` costs no torch; the model and preview load on first use of their names (PEP 562).
+"""
+
+import importlib
 
 from engine.vae.config import VAEConfig
-from engine.vae.model import VideoVAE
-from engine.vae.preview import LatentRGBProjection, fit_latent_rgb_projection
+
+_HOME_OF = {"VideoVAE": "engine.vae.model", "LatentRGBProjection": "engine.vae.preview",
+            "fit_latent_rgb_projection": "engine.vae.preview"}
 
 __all__ = ["VAEConfig", "VideoVAE", "LatentRGBProjection", "fit_latent_rgb_projection"]
+
+
+def __getattr__(name: str):
+    if name in _HOME_OF:
+        return getattr(importlib.import_module(_HOME_OF[name]), name)
+    raise AttributeError(f"module 'engine.vae' has no attribute {name!r}")

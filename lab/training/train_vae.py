@@ -173,7 +173,7 @@ def load_trained_vae(folder: Path, device: torch.device, dtype: torch.dtype = to
     (model.json); with `decoder_depth`, its decoder deepened to that many blocks (same function)."""
     from safetensors.torch import load_file
 
-    from engine.bundle import is_native_bundle, read_manifest
+    from engine.model_files import is_native_bundle, read_manifest
     from engine.loading.int8 import dequantize_int8
     from lab.training.grow import grow_vae_decoder_state
 

@@ -2,10 +2,12 @@
 
 * `describe_folder(path)`: what a local model folder holds (a MAGI-1 checkpoint through
   engine.magi_checkpoint.locate_magi_checkpoint, or a MAGI Studio model folder) or the CheckpointError.
-* `variant_rows(device)`: every MAGI-1 hub variant with its memory estimate at its default size
+* `variant_rows(facts, device)`: every MAGI-1 hub variant with its memory estimate at its default size
   (engine.loading.memory), whether this device can hold it, and whether the hub cache has it.
-* `available_devices()`, `model_default_size(spec)`, `set_hub_offline(on)`.
-All of it is quick arithmetic or a look at the file system; nothing here touches the network.
+* `available_devices(facts)`, `model_default_size(spec)`, `set_hub_offline(on)`.
+All of it is quick arithmetic or a look at the file system; nothing here touches the network, and
+nothing imports torch: what the devices are and hold (engine.device_facts.DeviceFacts) comes from the
+engine worker, which asks torch once on its own thread (EngineWorker.ask_device_facts).
 """
 
 from __future__ import annotations
@@ -14,15 +16,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from engine.bundle import is_native_bundle, read_manifest
-from engine.device import mps_available, pick_device
-from engine.errors import CheckpointError, DownloadError, EngineError, OutOfMemory
-from engine.loading import check_fits, device_memory_bytes, download_variant, estimate_memory
-from engine.loading.memory import GIB
-from engine.magi_checkpoint import locate_magi_checkpoint
-from engine.models import STUDIO_MINI
+from engine.device_facts import DeviceFacts
+from engine.errors import CheckpointError, DownloadError, OutOfMemory
+from engine.loading.hub import download_variant
+from engine.loading.memory import GIB, check_fits, estimate_memory
+from engine.model_files import STUDIO_MINI, is_native_bundle, locate_magi_checkpoint, read_manifest
 from engine.variants import MAGI_VARIANTS, MagiVariant
 from magi_studio.document.model import DEFAULT_SIZE
 
@@ -81,21 +79,22 @@ class VariantRow:
         return "Downloaded" if self.cached else "Not downloaded"
 
 
-def variant_rows(device: str = "auto", cache_dir: str | os.PathLike | None = None) -> list[VariantRow]:
-    try:
-        target = pick_device(device)
-    except EngineError:
-        target = torch.device("cpu")
+def variant_rows(facts: DeviceFacts | None, device: str = "auto",
+                 cache_dir: str | os.PathLike | None = None) -> list[VariantRow]:
+    """`facts` None: the devices are not known yet (the engine worker has not answered), so nothing fits or not."""
+    target = facts.device(device) if facts is not None else None
+    if target is not None and not target.available:
+        target = facts.device("cpu")
+    free = target.free_bytes if target is not None else None
     rows = []
     for variant in MAGI_VARIANTS.values():
         estimate = estimate_memory(variant.dit, width=variant.width, height=variant.height,
                                    window=variant.sampling.window, cache_chunks=variant.sampling.cache_chunks,
                                    fp8=variant.fp8)
-        free = device_memory_bytes(target)
         fits, explanation = None, estimate.describe()
         if free is not None:
             try:
-                check_fits(estimate, target, label=variant.label, available_bytes=free)
+                check_fits(estimate, target.kind, label=variant.label, available_bytes=free)
                 fits = True
             except OutOfMemory as error:
                 fits, explanation = False, str(error)
@@ -113,9 +112,9 @@ def is_cached(variant: str, cache_dir: str | os.PathLike | None = None) -> bool:
     return True
 
 
-def available_devices() -> dict[str, bool]:
-    """Each device choice and whether this machine has it."""
-    return {"auto": True, "cuda": torch.cuda.is_available(), "mps": mps_available(), "cpu": True}
+def available_devices(facts: DeviceFacts | None) -> dict[str, bool]:
+    """Each device choice and whether this machine has it (before the facts come: auto and the CPU)."""
+    return facts.available() if facts is not None else {"auto": True, "cuda": False, "mps": False, "cpu": True}
 
 
 def model_default_size(spec: str) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from engine.config import SUPPORTED_STEPS
 from engine.errors import CheckpointError, ConfigError, EngineError
 from engine.events import CancelToken, Failed
 from engine.loading.hub import DownloadCancelled, download_variant
-from engine.models import STUDIO_MINI
+from engine.model_files import STUDIO_MINI
 from engine.variants import MAGI_VARIANTS
 from magi_studio.dialogs.engine_page import EnginePage
 from magi_studio.dialogs.model_choice import (available_devices, describe_folder, model_default_size,
@@ -128,11 +128,12 @@ class SettingsDialog(QDialog):
 
         # Generation -------------------------------------------------------------------------
         self.device_combo = QComboBox()
-        usable_devices = available_devices()
-        for name, text in DEVICES:
-            usable = usable_devices[name]
-            self.device_combo.addItem(text if usable else f"{text} — not available", name)
-            self.device_combo.model().item(self.device_combo.count() - 1).setEnabled(usable)
+        # What the devices are and hold comes from the engine worker (asked once, on its thread): until it
+        # answers, only Automatic and the CPU are offered and no variant says whether it fits.
+        self.device_facts = worker.ask_device_facts() if worker is not None else None
+        for name, _text in DEVICES:
+            self.device_combo.addItem("", name)
+        self._show_devices()
         self.device_combo.currentIndexChanged.connect(lambda: self._fill_variants())
         self.size_default_check = QCheckBox()
         self.width_spin, self.height_spin = QSpinBox(), QSpinBox()
@@ -211,6 +212,7 @@ class SettingsDialog(QDialog):
         self.variant_table.itemSelectionChanged.connect(self._sync_enabled)
         if worker is not None:
             worker.event.connect(self._on_engine_event)
+            worker.deviceFactsChanged.connect(self._on_device_facts)
         self._load_from_settings()
 
     # Reading the choices ----------------------------------------------------------------------
@@ -404,9 +406,24 @@ class SettingsDialog(QDialog):
         self.guidance_spin.setValue(settings.guidance if settings.guidance is not None else 7.5)
         self._check_folder()
 
+    def _show_devices(self) -> None:
+        usable_devices = available_devices(self.device_facts)
+        for index, (name, text) in enumerate(DEVICES):
+            usable = usable_devices.get(name, False)
+            device = self.device_facts.device(name) if self.device_facts is not None else None
+            if usable and device is not None and device.name and name not in ("auto", "cpu"):
+                text = f"{text} — {device.name}"
+            self.device_combo.setItemText(index, text if usable else f"{text} — not available")
+            self.device_combo.model().item(index).setEnabled(usable)
+
+    def _on_device_facts(self, facts) -> None:
+        self.device_facts = facts
+        self._show_devices()
+        self._fill_variants()
+
     def _fill_variants(self) -> None:
         selected = self.selected_variant()
-        rows = variant_rows(self.device_combo.currentData() or "auto", self.cache_dir)
+        rows = variant_rows(self.device_facts, self.device_combo.currentData() or "auto", self.cache_dir)
         for index, row in enumerate(rows):
             name = QTableWidgetItem(row.variant.label)
             name.setData(Qt.ItemDataRole.UserRole, row.variant.name)

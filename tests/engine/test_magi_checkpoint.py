@@ -14,7 +14,8 @@ from engine.dit.model import ChunkText, MagiDiT
 from engine.dit.official_keys import to_official_state_dict
 from engine.errors import CheckpointError
 from engine.loading import save_sharded
-from engine.magi_checkpoint import load_magi_dit, load_magi_vae, locate_magi_checkpoint
+from engine.magi_checkpoint import load_magi_dit, load_magi_vae
+from engine.model_files import locate_magi_checkpoint
 from engine.variants import MAGI_VARIANTS, MagiVariant
 from engine.vae import VideoVAE
 from engine.vae.config import VAEConfig

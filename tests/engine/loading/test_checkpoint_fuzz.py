@@ -135,7 +135,7 @@ def test_pickle_refusal_only_ever_says_pickles(files):
 
 
 def test_a_model_description_nested_too_deep_is_a_checkpoint_error(tmp_path):
-    from engine.bundle import read_manifest
+    from engine.model_files import read_manifest
 
     (tmp_path / "model.json").write_text('{"format": "magi-studio-model", "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(CheckpointError, match="cannot be read as a model description"):

@@ -180,10 +180,11 @@ def test_folders_are_checked_with_a_clear_message(qtbot, isolated_settings, tmp_
     assert dialog.apply() and isolated_settings.model == str(tmp_path / "MAGI-1")
 
 
-def test_hub_variants_show_memory_fit_and_what_the_cache_holds(qtbot, isolated_settings, hub_cache):
+def test_hub_variants_show_memory_fit_and_what_the_cache_holds(qtbot, isolated_settings, hub_cache, engine_worker):
     cache_variant(hub_cache, "4.5B_distill")
     isolated_settings.hub_offline = True
-    dialog = open_dialog(qtbot, isolated_settings)
+    dialog = open_dialog(qtbot, isolated_settings, worker=engine_worker)
+    qtbot.waitUntil(lambda: dialog.device_facts is not None, timeout=30_000)  # the engine thread's answer
     memory, fit, status = dialog.variant_status("4.5B_distill")
     assert memory == "about 31 GiB at 720×720" and status == "Downloaded"
     assert fit.startswith(("Fits ·", "Too large ·")) and fit.endswith("GiB free")
