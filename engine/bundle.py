@@ -104,6 +104,7 @@ def load_native_bundle(folder: str | Path, device: torch.device, dtype: torch.dt
     from engine.loading.int8 import int8_dequantized_tensors
     from engine.dit.model import is_float32_island
     from engine.text.tiny import WordTextEncoder
+    from engine.text.words import LEXICON_FILE, Vocabulary, read_lexicon
 
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -126,6 +127,8 @@ def load_native_bundle(folder: str | Path, device: torch.device, dtype: torch.dt
     if not text_file.is_file():
         raise CheckpointError(f"The text encoder file {text_file} is missing. Reinstall the model.")
     text_encoder = WordTextEncoder.load(text_file, device=device)
+    if (folder / LEXICON_FILE).is_file():  # everyday words read as trained ones (lab/lexicon.py builds it)
+        text_encoder.lexicon = Vocabulary(text_encoder.config.vocab, read_lexicon(folder / LEXICON_FILE)).lexicon
     preview = manifest.get("preview")
     return ModelBundle(
         name=manifest.get("name", folder.name), label=manifest.get("label", folder.name), dit=dit.eval(),

@@ -169,6 +169,9 @@ class WordTextEncoder(nn.Module):
         self.embed_dim = config.embed_dim
         self.max_tokens = config.max_tokens
         self._ids = {word: i for i, word in enumerate(config.vocab)}
+        #: Everyday words read as trained ones ("crimson" -> ("red",)): the model folder's lexicon.json,
+        #: set by the bundle loader (engine.text.words.Vocabulary.lexicon).
+        self.lexicon: dict[str, tuple[str, ...]] = {}
         self.token_embedding = nn.Embedding(len(config.vocab), config.embed_dim, padding_idx=_PAD_ID)
         self.rotary = config.positions == "rotary"
         if not self.rotary:
@@ -188,12 +191,18 @@ class WordTextEncoder(nn.Module):
 
     # Tokens ----------------------------------------------------------------------------------------
     def tokenize(self, prompt: str, chunks_remaining: int = 1) -> list[int]:
-        """[<dur_k>, <bos>, words...] as ids, cut to max_tokens; unknown words become <unk>."""
+        """[<dur_k>, <bos>, words...] as ids, cut to max_tokens; a lexicon word becomes the trained words
+        it means, any other unknown word <unk>."""
         if not isinstance(chunks_remaining, int) or isinstance(chunks_remaining, bool) or chunks_remaining < 1:
             raise ConfigError(f"chunks_remaining must be an integer >= 1 (the chunk itself counts), "
                               f"got {chunks_remaining!r}")
         duration = _FIRST_DURATION_ID + min(chunks_remaining, MAX_DURATION) - 1
-        words = [self._ids.get(word, _UNK_ID) for word in tokenize_words(prompt)]
+        words = []
+        for word in tokenize_words(prompt):
+            if word in self._ids:
+                words.append(self._ids[word])
+            else:
+                words += [self._ids[w] for w in self.lexicon.get(word, ("<unk>",))]
         return [duration, _BOS_ID, *words][: self.max_tokens]
 
     # Forward ---------------------------------------------------------------------------------------

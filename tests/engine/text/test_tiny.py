@@ -190,3 +190,28 @@ def test_gradients_flow_and_a_step_reduces_the_loss(model):
     optimizer.step()
     optimizer.zero_grad()
     assert loss_fn().item() < before.item()
+
+
+def test_lexicon_words_are_read_as_the_trained_words_they_mean(model):
+    vocab = model.config.vocab
+    model.lexicon = {"crimson": ("red",), "orb": ("circle",)}
+    words = [vocab[i] for i in model.tokenize("a crimson orb rolls")][2:]
+    assert words == ["a", "red", "circle", "rolls"]
+    assert torch.equal(model.encode("a crimson circle rolls"), model.encode("a red circle rolls"))
+    assert [vocab[i] for i in model.tokenize("a mauve orb")][2:] == ["a", "<unk>", "circle"]
+
+
+def test_the_bundle_loader_gives_the_encoder_its_folders_lexicon(tmp_path):
+    import json
+
+    from engine.bundle import load_native_bundle, save_native_bundle
+    from engine.text.words import LEXICON_FORMAT
+    from tests.engine.factories import tiny_bundle
+
+    save_native_bundle(tiny_bundle(), tmp_path)
+    assert load_native_bundle(tmp_path, torch.device("cpu"), torch.float32).text_encoder.lexicon == {}
+    words = {"crimson": "red", "sparkly": "glittering"}  # the second means nothing the model knows: dropped
+    (tmp_path / "lexicon.json").write_text(json.dumps({"format": LEXICON_FORMAT, "words": words}))
+    encoder = load_native_bundle(tmp_path, torch.device("cpu"), torch.float32).text_encoder
+    assert encoder.lexicon == {"crimson": ("red",)}
+    assert torch.equal(encoder.encode("a crimson ball falls"), encoder.encode("a red ball falls"))

@@ -1,0 +1,51 @@
+"""lab.lexicon (studio-mini's lexicon build) and the lexicon it shipped; lab.everyday_eval's word swaps."""
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.text.words import LEXICON_FORMAT, model_vocabulary, read_encoder_words
+from lab.everyday_eval import HELDOUT, swap_words
+from lab.lexicon import colour_names, inflect_like, present_participle, srgb_to_lab, third_person
+from resources import resource_path
+
+SHIPPED = resource_path("models", "studio-mini", "lexicon.json")
+
+
+@pytest.mark.parametrize("verb, s, ing", [("ascend", "ascends", "ascending"), ("soar", "soars", "soaring"),
+                                          ("rise", "rises", "rising"), ("skid", "skids", "skidding"),
+                                          ("carry", "carries", "carrying"), ("lie", "lies", "lying"),
+                                          ("slosh", "sloshes", "sloshing"), ("float", "floats", "floating")])
+def test_verbs_are_inflected_as_the_trained_form_is(verb, s, ing):
+    assert third_person(verb) == s and present_participle(verb) == ing
+    assert inflect_like(verb, "rise", "rises") == s and inflect_like(verb, "rise", "rising") == ing
+    assert inflect_like(verb, "rise", "rise") == verb and inflect_like(verb, "rise", "rose") is None
+
+
+def test_colour_names_go_to_the_nearest_trained_colour_when_saturated(tmp_path):
+    assert np.allclose(srgb_to_lab([255, 255, 255]), [100, 0, 0], atol=0.5)
+    rgb = tmp_path / "rgb.txt"
+    rgb.write_text("! comment\n220  20  60\t\tcrimson\n  0   0 128\t\tnavy\n"
+                   "128 128 128\t\tgray\n255 215   0\t\tgold\n 34 139  34\t\tforest green\n 34 139 34\t\tForestGreen\n")
+    assert colour_names(rgb) == {"crimson": "red", "navy": "blue", "gold": "yellow"}  # gray: no hue; two words
+
+
+def test_the_shipped_lexicon_is_small_and_means_only_trained_words():
+    data = json.loads(SHIPPED.read_text())
+    assert data["format"] == LEXICON_FORMAT and SHIPPED.stat().st_size < 100_000
+    known = set(read_encoder_words(resource_path("models", "studio-mini", "text_encoder.safetensors")))
+    words = data["words"]
+    assert not set(words) & known  # a trained word is never redefined
+    assert all(set(meaning.split()) <= known for meaning in words.values())
+    assert sum(source["words"] for source in data["sources"].values()) >= len(words)
+    vocabulary = model_vocabulary("studio-mini")
+    assert vocabulary.meaning("crimson") == ("red",) and vocabulary.unknown_words("a crimson ball") == []
+
+
+def test_everyday_captions_swap_words_and_keep_articles_right():
+    rng = np.random.default_rng(0)
+    text = swap_words("Over the grass, a red ball rises", {"red": ("emerald",), "ball": ("orb",)}, rng)
+    assert text == "Over the grass, an emerald orb rises"
+    assert swap_words("An orange box falls", {"orange": ("crimson",)}, rng) == "A crimson box falls"
+    assert all(word not in HELDOUT for words in HELDOUT.values() for word in words)
