@@ -15,17 +15,26 @@ motion word that has a swap, for one drawn (seeded) from
 
 A model folder without lexicon.json reads the same prompts with the swapped words unknown (the
 baseline).
+
+    python -m lab.everyday_eval --coverage benchmarks/results/eval_studio_mini_v7.json
+
+needs no generation: it counts the held-out words the lexicon knows, and the everyday prompts that
+reach the model exactly as the evaluator's own prompts do (each word read as the same trained word,
+so the same tokens, the same seed and the same video); on those the given evaluation's per-chunk
+results are the everyday prompts' results.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from engine.text.words import read_lexicon
+from engine.text.words import model_vocabulary, read_lexicon, tokenize_words
 from lab.world import evaluate
 from resources import resource_path
 
@@ -69,10 +78,41 @@ def swap_words(caption: str, swaps: dict[str, tuple[str, ...]], rng: np.random.G
     return " ".join(words)
 
 
+def coverage(results: Path, model: str = "studio-mini") -> dict:
+    """Held-out words known, and the prompts read exactly as the evaluation's own (see the module text)."""
+    vocabulary = model_vocabulary(model)
+
+    def reads(prompt: str) -> tuple[str, ...]:
+        return tuple(m for w in tokenize_words(prompt) for m in (vocabulary.meaning(w) or ("<unk>",)))
+
+    held = sorted({w for words in HELDOUT.values() for w in words})
+    report = {"heldout_words": len(held), "heldout_words_known": sum(vocabulary.knows(w) for w in held),
+              "heldout_words_unknown": [w for w in held if not vocabulary.knows(w)]}
+    boards = [b for b in json.loads(Path(results).read_text())["storyboards"] if len(b["prompts"]) > 1
+              and b["seed"] < evaluate.HELDOUT_SEED + 100_000]  # the text-to-video storyboards
+    for name, swaps in (("heldout", HELDOUT), ("built", built_words())):
+        same, chunks = 0, []
+        for board in boards:
+            rng = np.random.default_rng(board["seed"])
+            for index, prompt in enumerate(board["prompts"]):
+                if reads(prompt) == reads(swap_words(prompt, swaps, rng)):
+                    same += 1
+                    chunks += [c for c in board["chunks"] if c["chunk"] == index]
+        rate = lambda key: round(float(np.mean([c[key] for c in chunks if c.get(key) is not None])), 4)
+        report[name] = {"prompts": sum(len(b["prompts"]) for b in boards), "read_as_evaluated": same,
+                        "chunks": len(chunks), "colour": rate("colour_ok"), "shape": rate("shape_ok"),
+                        "motion": rate("motion_ok")}
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--coverage"]:
+        print(json.dumps(coverage(Path(argv[1])), indent=1))
+        return 0
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--words", choices=("heldout", "built"), required=True)
-    known, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    known, rest = parser.parse_known_args(argv)
     swaps = HELDOUT if known.words == "heldout" else built_words()
     original = evaluate.heldout
 

@@ -77,6 +77,8 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "dark": ("a", ("dark",)),
     **{colour: ("an", (colour,)) for colour in COLOURS},  # "crimson": a red (noun), and red (adjective)
 }
+#: Groups that mean what another does (a word both reach is not ambiguous).
+SAME_MEANING = {"upward": "up", "downward": "down"}
 #: Groups of motion in no particular direction: a kind of them ("ascend": travel up) means the
 #: direction its gloss names, and is left out when it names none.
 GENERIC = {"horizontal"}
@@ -191,13 +193,15 @@ def wordnet_words(wn, known: set[str]) -> tuple[dict[str, str], dict[str, set[st
             if pos == "a":
                 senses = [s for s in wn.synsets(lemma_of_group, "a") + wn.synsets(lemma_of_group, "s")
                           if s.lexname() in LEXNAMES[pos]][:SENSES]
+            if group in COLOURS:  # a colour word's colour senses only ("yellow": cowardly is not one)
+                senses = [sense for sense in senses if "colo" in sense.definition()]
             related = [(sense, group) for sense in senses]
             for sense in senses:
                 for near in sense.hyponyms() + (sense.similar_tos() if pos == "a" else []):
                     related.append((near, direction_group(near) if group in GENERIC else group))
             for synset, meaning in related:
-                if meaning is None or (group in COLOURS and "colo" not in synset.definition()):
-                    continue  # a kind of motion going no one way; a colour word's other senses ("yellow": cowardly)
+                if meaning is None:
+                    continue  # a kind of motion going no one way
                 if meaning != group:  # "ascend" (travel up) under "move": the direction's own trained word
                     trained_lemma, forms = DIRECTION_VERBS[meaning], [w for w in known if w in DIRECTION_FORMS[meaning]]
                 else:
@@ -213,7 +217,8 @@ def wordnet_words(wn, known: set[str]) -> tuple[dict[str, str], dict[str, set[st
                             reached[word].add((meaning, form))
     chosen = {}
     for word, targets in reached.items():
-        if len({group for group, _ in targets}) == 1:  # one meaning; the first trained form of it
+        # One meaning ("ascending": the verb "up" and the adjective "upward" agree); the first trained form of it.
+        if len({SAME_MEANING.get(group, group) for group, _ in targets}) == 1:
             chosen[word] = sorted(targets)[0][1]
     return chosen, {w: {g for g, _ in t} for w, t in reached.items()}
 
