@@ -32,6 +32,19 @@ LABEL_CHARS = 64
 __all__ = ["JobProgress", "clock_text", "BAR_RESOLUTION"]
 
 
+class _Bar(QProgressBar):
+    """A progress bar whose new value is painted with the rest of the window, in its next paint.
+
+    QProgressBar.setValue repaints at once (QWidget.repaint), and an immediate repaint paints everything
+    waiting to be painted in the whole window there and then: during a run that was the storyboard's
+    overview, the scrub bar and the cards, several times between two frames (12-70 ms stalls)."""
+
+    def setValue(self, value: int) -> None:
+        self.setUpdatesEnabled(False)  # the repaint inside finds updates off; turning them on asks for an update
+        super().setValue(value)
+        self.setUpdatesEnabled(True)
+
+
 class JobProgress(QWidget):
     #: (text, completed) when a job or a run has ended: "Generated 3 chunks in 0:42" (True), "Stopped — …" (False).
     outcome = Signal(str, bool)
@@ -60,7 +73,7 @@ class JobProgress(QWidget):
         self.label = QLabel()
         self.label.setObjectName("JobProgressText")
         self.label.setMinimumWidth(self.label.fontMetrics().averageCharWidth() * LABEL_CHARS)
-        self.bar = QProgressBar()
+        self.bar = _Bar()
         self.bar.setFixedWidth(180)
         self.bar.setTextVisible(False)
         self.cancel_button = QToolButton()
