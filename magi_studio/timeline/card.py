@@ -273,8 +273,11 @@ class ChunkCard(QFrame):
     def set_width(self, thumb_width: int, text_width: int, *, column_now: bool = True) -> None:
         """The card at the storyboard's zoom: the picture `thumb_width` wide beside a text column (index,
         time, state, prompt, seed) `text_width` wide; at 0 the picture alone. The height never changes.
-        With `column_now` False the column is shown or hidden later, by show_column (a zoom of a long
-        storyboard does the cards on screen first)."""
+        With `column_now` False only the card's own size changes now: its column is shown or hidden, and its
+        contents laid out at the new width, later, by show_column (a zoom of a long storyboard does the cards
+        on screen first; laying out 120 prompt fields at once froze the window for a moment)."""
+        if not column_now:
+            self.layout().setEnabled(False)
         self.thumbnail.setFixedSize(thumb_width, THUMB_HEIGHT)
         self.text_width = text_width
         if column_now:
@@ -300,7 +303,16 @@ class ChunkCard(QFrame):
                            CARD_PADDING + picture.height() - hint.height() - 6, hint.width(), hint.height())
 
     def show_column(self) -> None:
-        """Show the text column if the card's width has room for it, else hide it."""
+        """Show the text column if the card's width has room for it, else hide it; then lay the card out at its
+        width if set_width left that for later."""
+        self._show_or_hide_column()
+        layout = self.layout()
+        if not layout.isEnabled():
+            layout.setEnabled(True)
+            layout.invalidate()
+            layout.activate()
+
+    def _show_or_hide_column(self) -> None:
         if (self.text_width > 0) == (not self._hidden_by_zoom):
             return
         if self.text_width:

@@ -94,6 +94,24 @@ def test_ctrl_wheel_zooms_around_the_mouse_without_moving_the_panels(qtbot, long
     assert timeline.zoom_level == 0 and timeline.strip.card_rect(card).width() > full_width
 
 
+def test_every_card_is_laid_out_at_its_new_width_the_ones_on_screen_at_once(qtbot, long_timeline):
+    timeline = long_timeline
+    cards, bar = timeline.cards(), timeline.scroll.horizontalScrollBar()
+    bar.setValue(timeline.strip.card_rect(cards[12]).left())
+    on_screen = [c for c in cards if timeline.strip.card_rect(c).right() >= bar.value()
+                 and timeline.strip.card_rect(c).left() <= bar.value() + timeline.scroll.viewport().width()]
+    assert 0 < len(on_screen) < len(cards)
+    widths = {c.chunk_id: c.prompt.width() for c in cards}
+    timeline.set_zoom(0)  # a wider text column: every prompt field gets wider
+    assert all(c.prompt.width() > widths[c.chunk_id] for c in on_screen)
+    qtbot.waitUntil(lambda: all(c.prompt.width() > widths[c.chunk_id] for c in cards))
+    assert len({c.prompt.width() for c in cards}) == 1
+    assert all(c.prompt.geometry().right() < c.width() - 1 for c in cards)  # inside its card
+    timeline.set_zoom(len(ZOOM_LEVELS) - 1)  # the picture alone, laid out at its new width
+    qtbot.waitUntil(lambda: not any(c.prompt.isVisible() for c in cards))
+    assert all(c.thumbnail.geometry().right() < c.width() for c in cards)
+
+
 def test_a_plain_wheel_still_scrolls_and_new_cards_take_the_zoom(long_timeline):
     timeline = long_timeline
     timeline.zoom_out()
