@@ -97,20 +97,18 @@ class Vocabulary:
         return self.lexicon.get(word, ())
 
     def nearest(self, word: str, count: int = _NEAREST) -> tuple[str, ...]:
-        """Up to `count` trained words to write instead of `word`: what a close lexicon word means
-        ("crimsn" -> "red"), then the trained words fewest edits away (one edit per three letters)."""
+        """Up to `count` trained words to write instead of `word`, fewest edits first (at most one per
+        three letters): a trained word itself, or what a lexicon word means ("crimsn" -> crimson -> red)."""
         word = word.lower()
         limit = max(1, (len(word) + 1) // 3)
+        ranked = sorted([(edit_distance(word, w), 0, (w,)) for w in self.words if abs(len(w) - len(word)) <= limit]
+                        + [(edit_distance(word, w), 1, m) for w, m in self.lexicon.items()
+                           if abs(len(w) - len(word)) <= limit])
         found: list[str] = []
-        close_lexicon = sorted((edit_distance(word, entry), entry) for entry in self.lexicon
-                               if abs(len(entry) - len(word)) <= limit)
-        for distance, entry in close_lexicon:
+        for distance, _, meaning in ranked:
             if distance > limit:
                 break
-            found += [w for w in self.lexicon[entry] if w not in found]
-        ranked = sorted((edit_distance(word, known), known) for known in self.words
-                        if abs(len(known) - len(word)) <= limit)
-        found += [known for distance, known in ranked if distance <= limit and known not in found]
+            found += [w for w in meaning if w not in found]
         return tuple(found[:count])
 
     def unknown_words(self, prompt: str) -> list[UnknownWord]:
