@@ -33,7 +33,7 @@ import imageio_ffmpeg
 import numpy as np
 import opentimelineio as otio
 import torch
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QInputDialog, QMessageBox
 
@@ -69,15 +69,27 @@ def type_prompt(qtbot, card, text: str) -> None:
     qtbot.keyClicks(card.prompt, text)
 
 
-def answer_when_asked(kind, answer) -> None:
-    """When a modal dialog of `kind` opens (a question the app asks), give it `answer(dialog)` as the user would."""
+def answer_when_asked(kind, answer) -> list:
+    """When a modal dialog of `kind` opens (a question the app asks), give it `answer(dialog)` as the user would.
+    Returns a list that holds the dialog once answered."""
+    answered, clock = [], QElapsedTimer()
+
     def poll() -> None:
         box = QApplication.activeModalWidget()
-        if not isinstance(box, kind):
-            return QTimer.singleShot(20, poll)
+        if not isinstance(box, kind):  # not asked (yet): never outlives the test and answers another's question
+            return QTimer.singleShot(20, poll) if clock.elapsed() < LONG else None
+        answered.append(box.windowTitle())
         answer(box)
 
+    clock.start()
     QTimer.singleShot(0, poll)
+    return answered
+
+
+def activate(qtbot, window) -> None:
+    """Back in the main window after a dialog (a click on it): its shortcuts answer only while it is active."""
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
 
 
 def click_button(text: str):
@@ -240,15 +252,16 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     #     the first one's chunk: Ctrl+Q asks first, and Keep Working lets the run go on.
     select_card(qtbot, timeline, shot.chunks[2].id)
     engine.arm(lambda e: isinstance(e, ChunkFinished))
-    answer_when_asked(QInputDialog, lambda box: (box.setIntValue(2), box.accept()))
+    how_many = answer_when_asked(QInputDialog, lambda box: (box.setIntValue(2), box.accept()))
     qtbot.keyClick(timeline.strip, Qt.Key.Key_G, CTRL | ALT)
     qtbot.waitUntil(engine.paused.is_set, timeout=LONG)
-    assert window.queue_view.items() == ["Shot 1 · variation 1 of 2 · generating",
-                                         "Shot 1 · variation 2 of 2 · from chunk 3"]
+    assert how_many == ["Generate Variations"] and window.queue_view.items() == [
+        "Shot 1 · variation 1 of 2 · generating", "Shot 1 · variation 2 of 2 · from chunk 3"]
     studio.projects.prompts.stop_run = ProjectPrompts(window).stop_run  # the real question
-    answer_when_asked(QMessageBox, click_button("Keep Working"))
+    activate(qtbot, window)
+    keep_working = answer_when_asked(QMessageBox, click_button("Keep Working"))
     qtbot.keyClick(timeline.strip, Qt.Key.Key_Q, CTRL)
-    assert window.isVisible() and studio.generation.is_generating() and not engine.after_cancel[len(ended):]
+    assert keep_working == ["MAGI Studio"] and window.isVisible() and studio.generation.is_generating() and not engine.after_cancel[len(ended):]
     engine.resume()
     qtbot.waitUntil(lambda: len(ended) == 4, timeout=LONG)
     assert ended[-1] == "finished" and window.queue_view.items() == []
@@ -311,8 +324,7 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
 
     # 11b. Two chunks more and Generate; Ctrl+Q once the first of them is finished: Stop and Quit keeps it
     #      (the engine stops within one step), then the unsaved edits are saved as asked, and the app quits.
-    window.activateWindow()  # back from the export dialogs
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    activate(qtbot, window)  # back from the export dialogs
     for prompt in MORE:
         add_chunk_and_type(qtbot, timeline, studio.session, prompt)
     engine.arm(lambda e: isinstance(e, ChunkFinished))
@@ -323,10 +335,10 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
         engine.resume()  # the engine goes on, so that it can stop
         click_button("Stop and Quit")(box)
 
-    answer_when_asked(QMessageBox, stop_and_quit)
+    stopped = answer_when_asked(QMessageBox, stop_and_quit)
     studio.projects.prompts.unsaved = SAVE
     qtbot.keyClick(timeline.strip, Qt.Key.Key_Q, CTRL)
-    assert not window.isVisible() and ended[-1] == "cancelled"
+    assert stopped == ["MAGI Studio"] and not window.isVisible() and ended[-1] == "cancelled"
     assert [kind for kind, _ in studio.projects.prompts.asked] == ["save_path", "unsaved"]
     assert chunk_states(project, shot.id) == [ChunkState.DONE] * 4 + [ChunkState.EMPTY]
     saved = copy.deepcopy(project)
