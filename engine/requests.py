@@ -30,12 +30,18 @@ MIN_SIZE, MAX_SIZE = 64, 4096
 class ChunkSpec:
     prompt: str
     seed: int
+    #: What the chunk should not look like. Base (CFG) models use it in place of the null caption in
+    #: their guidance passes; "" keeps the null caption (MAGI-1's own behaviour, bit for bit).
+    #: Distilled models have no guidance pass and ignore it.
+    negative_prompt: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.prompt, str):
-            raise InputError(f"A chunk prompt must be text, got {type(self.prompt).__name__}")
-        if len(self.prompt) > MAX_PROMPT_CHARS:
-            raise InputError(f"A chunk prompt is {len(self.prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+        for name, label in (("prompt", "A chunk prompt"), ("negative_prompt", "A negative prompt")):
+            text = getattr(self, name)
+            if not isinstance(text, str):
+                raise InputError(f"{label} must be text, got {type(text).__name__}")
+            if len(text) > MAX_PROMPT_CHARS:
+                raise InputError(f"{label} is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise InputError(f"A chunk seed must be an integer from 0 to {MAX_SEED}, got {self.seed!r}")
 

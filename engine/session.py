@@ -116,8 +116,11 @@ class GenerationSession:
         for j, spec in enumerate(request.chunks):
             index = request.start_chunk + j
             remaining = request.total_chunks_in_shot - index
+            # A negative prompt matters only to guidance passes: distilled models have none.
+            negative = (self.encode_prompt(spec.negative_prompt, remaining)
+                        if spec.negative_prompt.strip() and sampling.guidance.mode != "distilled" else None)
             plans.append(ChunkPlan(index + offset, chunk_noise(spec.seed, height, width),
-                                   self.encode_prompt(spec.prompt, remaining)))
+                                   self.encode_prompt(spec.prompt, remaining), negative))
         null_text = bundle.dit.null_text()
 
         steps_total = total_steps(len(plans), sampling.num_steps, sampling.window)

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="studio-mini, a checkpoint folder, or a MAGI-1 hub variant such as 4.5B_distill")
     gen.add_argument("--prompt", action="append", required=True, type=parse_prompt,
                      help="prompt of the next chunk (repeatable)")
+    gen.add_argument("--negative-prompt", default="", type=parse_prompt,
+                     help="what no chunk should show (base models with guidance; distilled models ignore it)")
     gen.add_argument("--image", type=Path, help="reference image: the first frame of the video")
     gen.add_argument("--video", type=Path, help="prefix video to continue")
     gen.add_argument("--seed", type=_whole_number(0, MAX_SEED), default=0,
@@ -285,9 +287,12 @@ def run_generate(args: argparse.Namespace) -> int:
         frames = (fit_image(frame, width, height, "cover") for frame in iter_video(args.video, fps=bundle.fps))
         video = _last_frames(frames, keep=sampling.cache_chunks * CHUNK_FRAMES)
     request = GenerationRequest(
-        chunks=tuple(ChunkSpec(prompt, args.seed + i) for i, prompt in enumerate(args.prompt)),
+        chunks=tuple(ChunkSpec(prompt, args.seed + i, args.negative_prompt) for i, prompt in enumerate(args.prompt)),
         width=width, height=height, sampling=sampling, reference_image=image, prefix_video=video, previews=False)
 
+    if args.negative_prompt.strip() and sampling.guidance.mode == "distilled":
+        print(f"note: {bundle.label} is distilled (it has no guidance pass): --negative-prompt has no effect",
+              file=sys.stderr)
     cancel = CancelToken()
     progress.message(f"{bundle.label} on {session.device}: {len(request.chunks)} chunk(s) at {width}x{height}, "
                      f"{sampling.num_steps} steps, window {sampling.window}")

@@ -443,6 +443,8 @@ class MainWindow(QMainWindow):
         # The player's size and frame rate are the project's (PlayerSync), whatever model made the frames.
         elif isinstance(event, ModelLoaded) and self._error_job:
             self.error_banner.dismiss()
+        if isinstance(event, ModelLoaded):
+            self.timeline.set_uses_guidance(not event.info.distilled)
 
     def _sync_playback_actions(self) -> None:
         # Nothing to play, step or loop over until a chunk exists (the transport buttons agree).

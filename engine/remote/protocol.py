@@ -291,13 +291,16 @@ def _torch(array: np.ndarray):
 # The request -------------------------------------------------------------------------------------------
 _REQUEST_KEYS = {"chunks", "width", "height", "sampling", "start_chunk", "shot_length", "previews", "decode",
                  "context_chunks", "prefix_frames"}
+_CHUNK_KEYS = {"prompt", "seed", "negative_prompt"}
 
 
 def encode_request(request: GenerationRequest) -> str | bytes:
     """A generate message. The reference image and prefix frames must already be width x height (the
     client fits them as the engine would: a fitted picture is left as it is)."""
     data = {
-        "chunks": [{"prompt": c.prompt, "seed": c.seed} for c in request.chunks],
+        # A negative prompt travels only when there is one, so a request without one reads as before.
+        "chunks": [{"prompt": c.prompt, "seed": c.seed, **({"negative_prompt": c.negative_prompt}
+                                                            if c.negative_prompt else {})} for c in request.chunks],
         "width": request.width, "height": request.height,
         "sampling": None if request.sampling is None else sampling_to_data(request.sampling),
         "start_chunk": request.start_chunk, "shot_length": request.shot_length,
@@ -329,9 +332,11 @@ def decode_request(message: Message) -> GenerationRequest:
         raise ProtocolError(f'"chunks" must be a list of 1 to {MAX_REQUEST_CHUNKS} chunks.')
     specs = []
     for chunk in chunks:
-        if not isinstance(chunk, dict) or set(chunk) != {"prompt", "seed"}:
-            raise ProtocolError('Each chunk must be an object with exactly "prompt" and "seed".')
-        specs.append(ChunkSpec(chunk["prompt"], chunk["seed"]))  # the engine's own checks
+        if not isinstance(chunk, dict) or not {"prompt", "seed"} <= set(chunk) <= _CHUNK_KEYS:
+            raise ProtocolError('Each chunk must be an object with "prompt" and "seed" (and optionally '
+                                '"negative_prompt"), nothing else.')
+        # The engine's own checks:
+        specs.append(ChunkSpec(chunk["prompt"], chunk["seed"], chunk.get("negative_prompt", "")))
     start = field_int(data, "start_chunk", 0, MAX_SEED)
     shot_length = None if data.get("shot_length") is None else field_int(data, "shot_length", 1, 10**6)
     sampling = None if data.get("sampling") is None else sampling_from_data(data["sampling"])

@@ -7,6 +7,12 @@ Base models (cfg3) take three passes per step (MAGI-1 `forward_3cfg`):
 and combine them per chunk as (1-h)·v3 + (h-s)·v2 + s·v1 with (h, s) from the chunk's t bin.
 Passes whose weight is zero for every chunk are skipped; that changes no bit of the result.
 
+A negative prompt is our extension (MAGI-1 has no negative-prompt text, only its learned null
+caption): a chunk that has one gets that text instead of the null text in passes 2 and 3, with the
+flag "text present" there, so both guidance terms push away from what the negative prompt describes
+(v2 and v3 become the model's velocity for the negative prompt, with and without history). Chunks
+without one keep the null text and the "dropped" flag, bit for bit as before.
+
 Distilled models take one pass (history + text, flag "present", plus the step-size input); while
 the oldest chunk is in its last quarter (t > 0.3) an isolated copy of it is appended to the same
 forward and its velocity becomes 0.7·v(with history) + 0.3·v(alone).
@@ -33,12 +39,14 @@ from engine.sampler.window import WindowStep
 
 class WindowDenoiser:
     def __init__(self, dit: MagiDiT, sampling: SamplingConfig, schedule: torch.Tensor, texts: Mapping[int, torch.Tensor],
-                 null_text: torch.Tensor, tokens_per_chunk: int) -> None:
+                 null_text: torch.Tensor, tokens_per_chunk: int,
+                 negative_texts: Mapping[int, torch.Tensor] | None = None) -> None:
         self.dit = dit
         self.sampling = sampling
         self.schedule = schedule
         self.texts = texts
         self.null_text = null_text
+        self.negative_texts = dict(negative_texts or {})
         self.tokens_per_chunk = tokens_per_chunk
         self.cache = KVCache(sampling.cache_chunks)
         self.distilled = sampling.guidance.mode == "distilled"
@@ -77,9 +85,9 @@ class WindowDenoiser:
         context = self._context(layout)
         t = torch.tensor([t_values], device=self._device)
         n = len(step.chunks)
-        null_texts = self._text([self.null_text] * n)
+        null_texts, null_flags = self._guidance_text(step.chunks)
 
-        v_history = self.dit(x, t, null_texts, False, layout, context=context).velocity
+        v_history = self.dit(x, t, null_texts, null_flags, layout, context=context).velocity
         v_text = None
         if any(s != 0 for _, s in scales):
             text_context = context
@@ -94,7 +102,8 @@ class WindowDenoiser:
             lo = needs_uncond[0]  # chunks needing it are the youngest, a contiguous suffix of the window
             frames = slice(lo * CHUNK_LATENT_FRAMES, None)
             alone = ChunkLayout.isolated(step.chunks[lo], n - lo, self.tokens_per_chunk)
-            v_uncond = self.dit(x[:, :, frames], t[:, lo:], self._text([self.null_text] * (n - lo)), False, alone).velocity
+            texts, flags = self._guidance_text(step.chunks[lo:])
+            v_uncond = self.dit(x[:, :, frames], t[:, lo:], texts, flags, alone).velocity
 
         parts = []
         for j, (h, s) in enumerate(scales):
@@ -153,6 +162,15 @@ class WindowDenoiser:
         if layout.context_first < present.first_chunk:
             older = self.cache.context(layout.context_first, present.first_chunk)
         return concat_contexts(older, present)
+
+    def _guidance_text(self, chunks) -> tuple[ChunkText, torch.Tensor | bool]:
+        """Text and adaLN flags of the guidance passes (2 and 3) for `chunks`: the null text ("dropped"),
+        or a chunk's negative text ("present")."""
+        if not any(c in self.negative_texts for c in chunks):
+            return self._text([self.null_text] * len(chunks)), False
+        texts = [self.negative_texts.get(c, self.null_text) for c in chunks]
+        flags = torch.tensor([[c in self.negative_texts for c in chunks]], device=self._device)
+        return self._text(texts), flags
 
     def _text(self, sequences: list[torch.Tensor]) -> ChunkText:
         return ChunkText.from_sequences(sequences, device=self._device)

@@ -26,11 +26,13 @@ from engine.sampler.window import WindowStep, attention_floors, window_steps
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """One chunk to generate: its absolute index, initial noise [1, 16, 6, H, W] and text [L, C]."""
+    """One chunk to generate: its absolute index, initial noise [1, 16, 6, H, W] and text [L, C]; its
+    negative text [L', C] (None: the model's null caption) replaces the null caption in guidance passes."""
 
     index: int
     noise: torch.Tensor
     text: torch.Tensor
+    negative_text: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,9 @@ def sample_chunks(dit: MagiDiT, sampling: SamplingConfig, chunks: Sequence[Chunk
     schedule = flow_schedule(sampling.num_steps, sampling.shift, sampling.shortcut_mode)
     _, _, _, height, width = chunks[0].noise.shape
     tokens = dit.config.tokens_per_chunk(height, width)
-    denoiser = WindowDenoiser(dit, sampling, schedule, {c.index: c.text for c in chunks}, null_text, tokens)
+    negatives = {c.index: c.negative_text for c in chunks if c.negative_text is not None}
+    denoiser = WindowDenoiser(dit, sampling, schedule, {c.index: c.text for c in chunks}, null_text, tokens,
+                              negative_texts=negatives)
 
     # 1. Clean context chunks enter the KV cache (regenerate-from-N, shot continuation, video prefix).
     for index, latent in context:

@@ -308,7 +308,8 @@ class SplitShot(Command):
         self.name = self.name or next_shot_name(project)
         moved, shot.chunks = shot.chunks[self.index:], shot.chunks[:self.index]
         # The new shot keeps the prompt its chunks were generated with, so they stay done.
-        new = Shot(self.new_shot_id, self.name, moved, start="continue", prompt=shot.prompt)
+        new = Shot(self.new_shot_id, self.name, moved, start="continue", prompt=shot.prompt,
+                   negative_prompt=shot.negative_prompt)
         if results:
             new.takes = [Take(self._take_id, "Take 1", None, None, results, specs)]
             new.active_take_id = self._take_id
@@ -367,6 +368,24 @@ class SetShotPrompt(_SetShotField):
 
     def merge(self, other: Command) -> bool:
         if isinstance(other, SetShotPrompt) and other.shot_id == self.shot_id:
+            self.value = other.value
+            return True
+        return False
+
+
+class SetShotNegativePrompt(_SetShotField):
+    """What no chunk of the shot should show. Editing it makes the shot's generated chunks stale."""
+
+    text, field_name = "Edit negative prompt", "negative_prompt"
+
+    def __init__(self, shot_id: str, prompt: str) -> None:
+        if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS:
+            raise InputError(f"A negative prompt must be text of at most {MAX_PROMPT_CHARS} characters.")
+        super().__init__(shot_id, prompt)
+        self.merge_key = ("shot-negative-prompt", shot_id)
+
+    def merge(self, other: Command) -> bool:
+        if isinstance(other, SetShotNegativePrompt) and other.shot_id == self.shot_id:
             self.value = other.value
             return True
         return False

@@ -22,7 +22,7 @@ from magi_studio.document.model import (START_MODES, Asset, Chunk, ChunkResult, 
 from magi_studio.document.validation import check_manifest, damaged, parse_json
 
 FORMAT = "magi-studio-project"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FRAME_FORMATS = ("png-strip",)
 
 
@@ -54,9 +54,28 @@ def _v1_to_v2(data: dict) -> dict:
     return {**data, "shots": shots}
 
 
+def _v2_to_v3(data: dict) -> dict:
+    """Version 3 added negative prompts: to shots, to the specs takes remember and to the results (what the
+    engine was given). Everything made before had none, so each gets an empty one and nothing goes stale."""
+
+    def with_empty(item):
+        return {**item, "negative_prompt": ""} if isinstance(item, dict) else item
+
+    shots = []
+    for shot in data.get("shots", []):
+        if isinstance(shot, dict) and isinstance(shot.get("takes"), list):
+            takes = [{**t, "specs": {c: with_empty(s) for c, s in t["specs"].items()}}
+                     if isinstance(t, dict) and isinstance(t.get("specs"), dict) else t for t in shot["takes"]]
+            shot = {**shot, "takes": takes}
+        shots.append(with_empty(shot))
+    results = data.get("results")
+    return {**data, "shots": shots,
+            **({"results": [with_empty(r) for r in results]} if isinstance(results, list) else {})}
+
+
 #: MIGRATIONS[n] turns a version-n manifest (a dict) into version n+1. Add one per format change,
 #: never edit an old one: a file of any earlier version is brought forward step by step.
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -71,14 +90,16 @@ def project_to_manifest(project: Project, **extra: Any) -> dict:
         "assets": [{"id": a.id, "path": a.path, "fingerprint": a.fingerprint, "original_name": a.original_name}
                    for a in project.assets.values()],
         "shots": [{
-            "id": shot.id, "name": shot.name, "prompt": shot.prompt, "start": shot.start,
+            "id": shot.id, "name": shot.name, "prompt": shot.prompt, "negative_prompt": shot.negative_prompt,
+            "start": shot.start,
             "reference_asset": shot.reference_asset_id,
             "chunks": [{"id": c.id, "prompt": c.prompt, "seed": c.seed, "seed_locked": c.seed_locked}
                        for c in shot.chunks],
             "takes": [{"id": t.id, "name": t.name, "parent": t.parent_id, "first_chunk": t.first_chunk_id,
                        "results": dict(t.results),
                        "specs": {c: {"prompt": s.prompt, "seed": s.seed, "shot_prompt": s.shot_prompt,
-                                     "start": s.start, "reference_asset": s.reference_asset_id}
+                                     "start": s.start, "reference_asset": s.reference_asset_id,
+                                     "negative_prompt": s.negative_prompt}
                                  for c, s in t.specs.items()}} for t in shot.takes],
             "active_take": shot.active_take_id,
         } for shot in project.shots],
@@ -86,7 +107,7 @@ def project_to_manifest(project: Project, **extra: Any) -> dict:
             "id": r.id, "chunk": r.chunk_id, "prompt": r.prompt, "seed": r.seed, "model": r.model,
             "sampling": r.sampling, "width": r.width, "height": r.height, "context": list(r.context_ids),
             "reference_fingerprint": r.reference_fingerprint, "files": dict(r.files),
-            "frames_format": r.frames_format, "created": r.created,
+            "frames_format": r.frames_format, "created": r.created, "negative_prompt": r.negative_prompt,
         } for r in project.results.values()],
     }
 
@@ -247,7 +268,7 @@ def _build_result(read: _Reader, item: dict, where: str) -> ChunkResult:
         context_ids=tuple(context),
         reference_fingerprint=read.get(item, "reference_fingerprint", str, where, optional=True),
         files={k: str(v) for k, v in files.items()}, frames_format=frames_format,
-        created=read.get(item, "created", str, where))
+        created=read.get(item, "created", str, where), negative_prompt=_prompt(read, item, "negative_prompt", where))
 
 
 def _build_shot(read: _Reader, item: dict, where: str, assets: dict, results: dict) -> Shot:
@@ -280,11 +301,10 @@ def _build_shot(read: _Reader, item: dict, where: str, assets: dict, results: di
         if any(t.id == take.id for t in takes):
             raise read.fail(f"{at}.id", f"repeats {take.id!r}")
         takes.append(take)
-    prompt = read.get(item, "prompt", str, where)
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise read.fail(f"{where}.prompt", f"is longer than {MAX_PROMPT_CHARS} characters")
+    prompt = _prompt(read, item, "prompt", where)
     shot = Shot(read.get(item, "id", str, where), read.get(item, "name", str, where), chunks, start, reference, takes,
-                read.get(item, "active_take", str, where, optional=True), prompt)
+                read.get(item, "active_take", str, where, optional=True), prompt,
+                _prompt(read, item, "negative_prompt", where))
     parents = {take.id: take.parent_id for take in takes}
     for j, take in enumerate(takes):
         if take.parent_id is not None and take.parent_id not in parents:
@@ -304,7 +324,16 @@ def _build_spec(read: _Reader, item: dict, where: str, assets: dict) -> TakeSpec
     if reference is not None and reference not in assets:
         raise read.fail(f"{where}.reference_asset", f"names an image ({reference!r}) the project does not list")
     return TakeSpec(read.get(item, "prompt", str, where), read.get(item, "seed", int, where),
-                    read.get(item, "shot_prompt", str, where), start, reference)
+                    read.get(item, "shot_prompt", str, where), start, reference,
+                    read.get(item, "negative_prompt", str, where))
+
+
+def _prompt(read: _Reader, item: dict, name: str, where: str) -> str:
+    """A prompt the engine will be given, no longer than it takes."""
+    text = read.get(item, name, str, where)
+    if len(text) > MAX_PROMPT_CHARS:
+        raise read.fail(f"{where}.{name}", f"is longer than {MAX_PROMPT_CHARS} characters")
+    return text
 
 
 def _has_loop(parents: dict[str, str | None]) -> bool:

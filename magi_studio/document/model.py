@@ -5,7 +5,8 @@
           └ Chunk ─ id, prompt, seed, seed_locked
 
 A shot's prompt says what every chunk of it shares (subject, setting, style); a chunk's prompt says
-what that chunk adds. The engine receives the two joined (`joined_prompt`).
+what that chunk adds. The engine receives the two joined (`joined_prompt`). A shot's negative prompt
+says what none of its chunks should show; base (guidance) models use it, distilled models cannot.
 
 A take is one generation of a shot from some chunk on. It maps chunk ids to result ids for the chunks
 from its first chunk (by position) to the end; the chunks before come from its parent chain. The
@@ -64,6 +65,8 @@ class TakeSpec:
     shot_prompt: str = ""
     start: str = "text"
     reference_asset_id: str | None = None
+    #: The shot's negative prompt at that time.
+    negative_prompt: str = ""
 
 
 @dataclass
@@ -93,6 +96,8 @@ class Shot:
     active_take_id: str | None = None
     #: What every chunk of the shot shares (subject, setting, style); each chunk's prompt extends it.
     prompt: str = ""
+    #: What no chunk of the shot should show (the guidance passes of base models steer away from it).
+    negative_prompt: str = ""
 
     def chunk_index(self, chunk_id: str) -> int:
         for i, chunk in enumerate(self.chunks):
@@ -146,6 +151,8 @@ class ChunkResult:
     files: dict = field(default_factory=dict)
     frames_format: str = "png-strip"
     created: str = ""
+    #: The negative prompt the engine was given ("" : none).
+    negative_prompt: str = ""
 
 
 @dataclass
@@ -287,7 +294,7 @@ def resolve_specs(shot: Shot, take_id: str | None) -> list[TakeSpec | None]:
 def chunk_spec(shot: Shot, chunk: Chunk, seed: int | None = None) -> TakeSpec:
     """What generating `chunk` now would be made from (with `seed` instead of its own, for a variation)."""
     return TakeSpec(chunk.prompt, chunk.seed if seed is None else seed, shot.prompt, shot.start,
-                    shot.reference_asset_id)
+                    shot.reference_asset_id, shot.negative_prompt)
 
 
 def own_spec(shot: Shot, take: Take) -> TakeSpec | None:
@@ -378,6 +385,7 @@ def _result_matches(project: Project, shot: Shot, index: int, chunk: Chunk, resu
     settings = project.settings
     expected_reference = reference_fingerprint(project, shot) if index == 0 else None
     return (result.prompt == joined_prompt(shot.prompt, chunk.prompt) and result.seed == chunk.seed
+            and result.negative_prompt == shot.negative_prompt
             and (result.width, result.height) == (settings.width, settings.height)
             and tuple(result.context_ids) == expected_context(prefix, path, index)
             and result.reference_fingerprint == expected_reference)

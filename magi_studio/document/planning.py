@@ -164,8 +164,8 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
             raise ProjectError(f"Chunk {index} of {shot.name}: the shot's prompt and the chunk's prompt together "
                                f"are {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
     request = GenerationRequest(
-        chunks=tuple(ChunkSpec(p, seed) for p, seed in zip(prompts, seeds)), width=settings.width,
-        height=settings.height,
+        chunks=tuple(ChunkSpec(p, seed, shot.negative_prompt) for p, seed in zip(prompts, seeds)),
+        width=settings.width, height=settings.height,
         sampling=sampling, start_chunk=from_index + offset,
         context_latents=tuple(store.read_latent(project.results[result_id]) for result_id in context_ids),
         reference_image=reference, shot_length=len(shot.chunks) + offset, previews=previews, decode=True)
@@ -266,7 +266,7 @@ class ResultCommitter:
             sampling=self._sampling, width=plan.request.width, height=plan.request.height,
             context_ids=tuple(self._context[-CONTEXT_CHUNKS:]),
             reference_fingerprint=plan.reference_fingerprint if position == 0 else None,
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), negative_prompt=spec.negative_prompt)
         result = self.store.write_result(result, event.latent, np.asarray(event.frames[event.prefix_frames:]))
         self._context.append(result.id)
         self.written.append(result)

@@ -124,13 +124,14 @@ class _SpecRestore:
     """Puts a take's specs back on the shot and its chunks, and undoes exactly that.
 
     Every chunk the take shows (its own or its ancestors') takes back the prompt and seed it was made
-    with; the shot takes back the prompt, start and reference image it had when the take itself was
-    made (when that image is still in the project). Chunks whose specs are not known stay as they are.
+    with; the shot takes back the prompt, negative prompt, start and reference image it had when the
+    take itself was made (when that image is still in the project). Chunks whose specs are not known
+    stay as they are.
     """
 
     def __init__(self) -> None:
         self._chunks: dict[str, tuple[str, int]] = {}
-        self._shot: tuple[str, str, str | None] | None = None
+        self._shot: tuple[str, str, str, str | None] | None = None
 
     def apply(self, project: Project, shot: Shot, take_id: str | None) -> list:
         self._chunks, self._shot = {}, None
@@ -145,12 +146,12 @@ class _SpecRestore:
                 changes.append(ChunkChanged(shot.id, chunk.id))
         spec = own_spec(shot, take)
         if spec is not None:
-            old = (shot.prompt, shot.start, shot.reference_asset_id)
-            shot.prompt = spec.shot_prompt
+            old = (shot.prompt, shot.negative_prompt, shot.start, shot.reference_asset_id)
+            shot.prompt, shot.negative_prompt = spec.shot_prompt, spec.negative_prompt
             if spec.reference_asset_id is None or spec.reference_asset_id in project.assets:
                 shot.start = spec.start
                 shot.reference_asset_id = spec.reference_asset_id or shot.reference_asset_id
-            if (shot.prompt, shot.start, shot.reference_asset_id) != old:
+            if (shot.prompt, shot.negative_prompt, shot.start, shot.reference_asset_id) != old:
                 self._shot = old
                 changes.append(ShotChanged(shot.id))
         return changes
@@ -162,7 +163,7 @@ class _SpecRestore:
                 chunk.prompt, chunk.seed = self._chunks[chunk.id]
                 changes.append(ChunkChanged(shot.id, chunk.id))
         if self._shot is not None:
-            shot.prompt, shot.start, shot.reference_asset_id = self._shot
+            shot.prompt, shot.negative_prompt, shot.start, shot.reference_asset_id = self._shot
             changes.append(ShotChanged(shot.id))
         return changes
 

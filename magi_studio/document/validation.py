@@ -279,20 +279,21 @@ SETTINGS = Obj({
 ASSET = Obj({"id": ID, "path": RelativePath(), "fingerprint": Text(128), "original_name": Text(4_096)})
 CHUNK = Obj({"id": ID, "prompt": PROMPT, "seed": SEED, "seed_locked": Bool()})
 TAKE_SPEC = Obj({"prompt": PROMPT, "seed": SEED, "shot_prompt": PROMPT, "start": OneOf(START_MODES),
-                 "reference_asset": Nullable(ID)})
+                 "reference_asset": Nullable(ID), "negative_prompt": PROMPT})
 TAKE = Obj({
     "id": ID, "name": NAME, "parent": Nullable(ID), "first_chunk": Nullable(ID),
     "results": OrAbsent(Mapping(ID, ID, MAX_CHUNKS)), "specs": OrAbsent(Mapping(ID, TAKE_SPEC, MAX_CHUNKS)),
 })
 SHOT = Obj({
-    "id": ID, "name": NAME, "prompt": PROMPT, "start": OneOf(START_MODES), "reference_asset": Nullable(ID),
+    "id": ID, "name": NAME, "prompt": PROMPT, "negative_prompt": PROMPT, "start": OneOf(START_MODES),
+    "reference_asset": Nullable(ID),
     "chunks": Items(CHUNK, MAX_CHUNKS), "takes": OrAbsent(Items(TAKE, MAX_TAKES)), "active_take": Nullable(ID),
 })
 RESULT = Obj({
     "id": ID, "chunk": ID, "prompt": PROMPT, "seed": SEED, "model": Text(4_096), "sampling": AnyObject(),
     "width": SIZE, "height": SIZE, "context": OrAbsent(Items(ID, 64)), "reference_fingerprint": Nullable(Text(128)),
     "files": Obj({"latent": RelativePath(), "frames": RelativePath(), "thumbnail": RelativePath()}),
-    "frames_format": Text(32), "created": Text(64),
+    "frames_format": Text(32), "created": Text(64), "negative_prompt": PROMPT,
 })
 #: The manifest of the current schema version (migrations run before this check).
 MANIFEST = Obj({

@@ -2,7 +2,7 @@
 
 Plain functions over the document (no Qt), so the takes view and the tests read the same sentences:
 
-    take_prompts(shot, take)                 ["Shot: A red ball", "1 · it falls", "2 · it bounces", ...]
+    take_prompts(shot, take)                 ["Shot: A red ball", "Not: blur", "1 · it falls", "2 · it bounces", ...]
     take_differences(project, shot, take)    ["chunk 3: 'ball rolls left' → 'ball bounces'", "chunk 3 seed 4 → 9"]
 
 Specs come from the takes (model.TakeSpec); settings (model, size, steps, window, guidance) from the
@@ -24,9 +24,12 @@ def quote(text: str) -> str:
 
 
 def take_prompts(shot: Shot, take: Take) -> list[str]:
-    """The shot prompt (when it had one) and each chunk's prompt as the take shows them ("?" : not known)."""
+    """The shot prompt and negative prompt (when it had them) and each chunk's prompt as the take shows them
+    ("?" : not known)."""
     spec = own_spec(shot, take)
     lines = [f"Shot: {spec.shot_prompt}"] if spec is not None and spec.shot_prompt.strip() else []
+    if spec is not None and spec.negative_prompt.strip():
+        lines.append(f"Not: {spec.negative_prompt}")
     results = resolve_take(shot, take.id)
     for index, chunk_spec in enumerate(resolve_specs(shot, take.id)):
         if chunk_spec is None:
@@ -47,6 +50,8 @@ def take_differences(project: Project, shot: Shot, take: Take) -> list[str]:
     if mine is not None and theirs is not None:
         if mine.shot_prompt != theirs.shot_prompt:
             lines.append(f"shot prompt: {quote(theirs.shot_prompt)} → {quote(mine.shot_prompt)}")
+        if mine.negative_prompt != theirs.negative_prompt:
+            lines.append(f"negative prompt: {quote(theirs.negative_prompt)} → {quote(mine.negative_prompt)}")
         if (mine.start, mine.reference_asset_id) != (theirs.start, theirs.reference_asset_id):
             lines.append(f"start: {_start_text(theirs)} → {_start_text(mine)}")
     start = take_boundary(shot, take)

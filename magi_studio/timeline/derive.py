@@ -72,13 +72,14 @@ class TimelineModels:
                          awaiting_reference=image_start and reference is None)
 
     @staticmethod
-    def shot(session, shot: Shot) -> ShotModel:
+    def shot(session, shot: Shot, guidance: bool = True) -> ShotModel:
         take = shot.find_take(shot.active_take_id)
         take_text = f"{take.name} of {len(shot.takes)}" if take and len(shot.takes) > 1 else (take.name if take else "")
         preview_shot, preview_take = session.preview_take
         preview = shot.find_take(preview_take) if preview_shot == shot.id else None
         return ShotModel(shot.id, shot.name, shot.start, take_text, f"Previewing {preview.name}" if preview else "",
-                         shot.id == session.selected_shot_id, shot.reference_asset_id is not None, shot.prompt)
+                         shot.id == session.selected_shot_id, shot.reference_asset_id is not None, shot.prompt,
+                         shot.negative_prompt, guidance)
 
     @staticmethod
     def summary(project, states: dict) -> str:

@@ -33,6 +33,12 @@ START_CHOICES = (
 #: The shot prompt field's widest (the cards' tooltips show the whole joined text); its narrowest shows its
 #: whole placeholder, about 40 characters typed.
 SHOT_PROMPT_WIDTH = 360
+#: Widths of the negative prompt field.
+NEGATIVE_PROMPT_MIN_WIDTH, NEGATIVE_PROMPT_WIDTH = 70, 220
+NEGATIVE_TIP = ("What no chunk of this shot should show: the model's guidance steers away from it "
+                "(in place of its empty caption)")
+NO_GUIDANCE_TIP = ("The loaded model is distilled: it has no guidance pass, so a negative prompt has no effect. "
+                   "A base model (studio-mini, 4.5B_base, 24B_base) uses it.")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,10 @@ class ShotModel:
     has_reference: bool
     #: The shot's own prompt, which every chunk's prompt extends.
     prompt: str = ""
+    #: What no chunk of the shot should show.
+    negative_prompt: str = ""
+    #: Does the loaded model use guidance (base models)? Distilled ones cannot use a negative prompt.
+    guidance: bool = True
 
 
 class ShotGroup(QFrame):
@@ -55,6 +65,8 @@ class ShotGroup(QFrame):
     #: (group, text) while the shot prompt is typed; promptLeft when the field is left (the burst ends).
     promptEdited = Signal(object, str)
     promptLeft = Signal(object)
+    #: (group, text) while the negative prompt is typed (promptLeft ends its burst too).
+    negativeEdited = Signal(object, str)
     startChosen = Signal(object, str)
     menuRequested = Signal(object, QPoint)
     addChunkClicked = Signal(object)
@@ -94,6 +106,18 @@ class ShotGroup(QFrame):
         self.prompt_edit.textEdited.connect(lambda text: self.promptEdited.emit(self, text))
         self.prompt_edit.editingFinished.connect(lambda: self.promptLeft.emit(self))
         self.prompt_words = PromptWords(self.prompt_edit)  # the model's unknown words (TimelineView sets it)
+        self.negative_edit = QLineEdit()
+        self.negative_edit.setObjectName("ShotNegativePrompt")
+        self.negative_edit.setAcceptDrops(False)
+        self.negative_edit.setAccessibleName("Negative prompt")
+        self.negative_edit.setPlaceholderText("Not: …")
+        self.negative_edit.setMaxLength(MAX_PROMPT_CHARS)
+        self.negative_edit.setMinimumWidth(NEGATIVE_PROMPT_MIN_WIDTH)
+        self.negative_edit.setMaximumWidth(NEGATIVE_PROMPT_WIDTH)
+        self.negative_edit.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.negative_edit.setToolTip(NEGATIVE_TIP)
+        self.negative_edit.textEdited.connect(lambda text: self.negativeEdited.emit(self, text))
+        self.negative_edit.editingFinished.connect(lambda: self.promptLeft.emit(self))
         self.start_box = QComboBox()
         self.start_box.setObjectName("ShotStart")
         self.start_box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
@@ -130,7 +154,8 @@ class ShotGroup(QFrame):
         header = QHBoxLayout()
         header.setSpacing(6)
         header.addWidget(self.name_edit)
-        header.addWidget(self.prompt_edit, 1)
+        header.addWidget(self.prompt_edit, 2)
+        header.addWidget(self.negative_edit, 1)
         header.addWidget(self.start_box)
         header.addWidget(self.take_chip)
         header.addWidget(self.more)
@@ -171,6 +196,15 @@ class ShotGroup(QFrame):
             position = self.prompt_edit.cursorPosition()  # an undo while typing keeps the caret near
             self.prompt_edit.setText(model.prompt)
             self.prompt_edit.setCursorPosition(min(position, len(model.prompt)) if self.prompt_edit.hasFocus() else 0)
+        if self.negative_edit.text() != model.negative_prompt:
+            position = self.negative_edit.cursorPosition()
+            self.negative_edit.setText(model.negative_prompt)
+            self.negative_edit.setCursorPosition(min(position, len(model.negative_prompt))
+                                                 if self.negative_edit.hasFocus() else 0)
+        if old is None or old.guidance != model.guidance:
+            # Disabled, not hidden: a director sees why it does nothing rather than wondering.
+            self.negative_edit.setEnabled(model.guidance)
+            self.negative_edit.setToolTip(NEGATIVE_TIP if model.guidance else NO_GUIDANCE_TIP)
         for card in self.cards:
             card.show_shot_prompt(model.prompt)
         index = next(i for i, (value, _, _) in enumerate(START_CHOICES) if value == model.start)

@@ -19,7 +19,7 @@ from PySide6.QtGui import QDrag, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolBar, QVBoxLayout, QWidget
 
 from engine.text.words import model_vocabulary
-from magi_studio.document.commands import RenameShot, SetPrompt, SetSeed, SetShotPrompt
+from magi_studio.document.commands import RenameShot, SetPrompt, SetSeed, SetShotNegativePrompt, SetShotPrompt
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import active_path, storyboard_states
 from magi_studio.timeline import edits, menus
@@ -69,6 +69,8 @@ class TimelineView(QWidget, TimelineEditing):
         self._groups: dict[str, ShotGroup] = {}
         self._positions: list[str] = []  # chunk ids in playing order
         self.models = TimelineModels()
+        #: Does the loaded model use guidance? (A distilled one cannot use a negative prompt.) True until known.
+        self.uses_guidance = True
         self._thumb_width = thumb_width(128, 128)
         self.zoom_level = DEFAULT_ZOOM
         #: Ids of the shots the generation run is making or has queued (the window keeps it up to date).
@@ -282,6 +284,12 @@ class TimelineView(QWidget, TimelineEditing):
         """The cards' picture of a result (from the same cache), e.g. for the player while its frames load."""
         return self.models.thumbnail(self.session, result_id) if self.session is not None else None
 
+    def set_uses_guidance(self, uses_guidance: bool) -> None:
+        """The loaded model uses guidance (base) or not (distilled): the negative prompt fields follow."""
+        if uses_guidance != self.uses_guidance:
+            self.uses_guidance = uses_guidance
+            self.refresh()
+
     # Redrawing from the document --------------------------------------------------------------
     def refresh(self) -> None:
         session = self.session
@@ -315,7 +323,7 @@ class TimelineView(QWidget, TimelineEditing):
                 cards.append(card)
                 position += 1
             group.set_cards(cards)
-            group.show_shot(self.models.shot(self.session, shot))
+            group.show_shot(self.models.shot(self.session, shot, self.uses_guidance))
             groups.append(group)
         self.strip.fps = settings.fps
         self.strip.set_groups(groups)
@@ -375,6 +383,7 @@ class TimelineView(QWidget, TimelineEditing):
         group = ShotGroup()
         group.renamed.connect(lambda g, name: self._push(RenameShot(g.shot_id, name)))
         group.promptEdited.connect(lambda g, text: self._push(SetShotPrompt(g.shot_id, text)))
+        group.negativeEdited.connect(lambda g, text: self._push(SetShotNegativePrompt(g.shot_id, text)))
         group.promptLeft.connect(lambda g: self.session is not None and self.session.end_edit_burst())
         group.startChosen.connect(lambda g, start: self.set_shot_start(g.shot_id, start))
         group.addChunkClicked.connect(lambda g: self.add_chunk_to(g.shot_id))
@@ -414,7 +423,7 @@ class TimelineView(QWidget, TimelineEditing):
         shots = {shot.id: shot for shot in self.session.project.shots} if self.session else {}
         for group in self._groups.values():
             if group.model is not None and group.model.current != (group.shot_id == shot_id) and group.shot_id in shots:
-                group.show_shot(self.models.shot(self.session, shots[group.shot_id]))
+                group.show_shot(self.models.shot(self.session, shots[group.shot_id], self.uses_guidance))
         if scroll and chunk_id in self._cards:
             # After the layout has placed a card that an edit just made (its geometry is not set yet).
             QTimer.singleShot(0, lambda: chunk_id in self._cards
@@ -452,7 +461,8 @@ class TimelineView(QWidget, TimelineEditing):
 
     def _on_preview_take(self, *_ids) -> None:
         for group in self._groups.values():
-            group.show_shot(self.models.shot(self.session, self.session.project.shot(group.shot_id)))
+            group.show_shot(self.models.shot(self.session, self.session.project.shot(group.shot_id),
+                                             self.uses_guidance))
 
     def _on_store_changed(self) -> None:
         self.models.forget_images()

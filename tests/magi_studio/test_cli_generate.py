@@ -195,3 +195,20 @@ def test_studio_mini_warns_and_magi1_models_read_any_word(model, warned, tmp_pat
     err = capsys.readouterr().err
     assert ("warning: studio-mini does not know 'zorblat'" in err) is warned
     assert ("zorblat" in err) is warned
+
+
+def test_negative_prompt_changes_a_base_model_s_video_and_a_distilled_one_says_it_has_no_effect(model_dir, tmp_path,
+                                                                                                capsys):
+    base_dir = tmp_path / "base"
+    save_native_bundle(tiny_bundle(distilled=False), base_dir)
+    videos = {}
+    for name, extra in (("plain", []), ("negative", ["--negative-prompt", "the blue square moves left"])):
+        out = tmp_path / f"{name}.mp4"
+        assert main(["generate", "--model", str(base_dir), "--prompt", "a red ball falls", "--steps", "4", "-q",
+                     "-o", str(out), *extra]) == 0
+        videos[name] = read_video(out)
+    assert not np.array_equal(videos["plain"], videos["negative"])
+    capsys.readouterr()
+    assert main(["generate", "--model", str(model_dir), "--prompt", "a red ball falls", "--negative-prompt", "blur",
+                 "-q", "-o", str(tmp_path / "distilled.mp4")]) == 0
+    assert "--negative-prompt has no effect" in capsys.readouterr().err

@@ -28,8 +28,9 @@ RNG = np.random.default_rng(1)
 
 
 def full_request() -> GenerationRequest:
-    return GenerationRequest(chunks=(ChunkSpec("a red ball", 1), ChunkSpec("it bounces", 2**63 - 1)), width=64,
-                             height=80, sampling=SamplingConfig(num_steps=8, window=2), start_chunk=2, shot_length=7,
+    return GenerationRequest(chunks=(ChunkSpec("a red ball", 1, "blur, text"), ChunkSpec("it bounces", 2**63 - 1)),
+                             width=64, height=80, sampling=SamplingConfig(num_steps=8, window=2), start_chunk=2,
+                             shot_length=7,
                              context_latents=(torch.randn(16, 6, 10, 8), torch.randn(16, 6, 10, 8)),
                              reference_image=RNG.integers(0, 256, (80, 64, 3), dtype=np.uint8), previews=False)
 
@@ -41,6 +42,9 @@ def test_a_request_travels_unchanged():
         assert getattr(got, name) == getattr(sent, name), name
     assert all(torch.equal(a, b) for a, b in zip(got.context_latents, sent.context_latents))
     assert np.array_equal(got.reference_image, sent.reference_image)
+    # A chunk without a negative prompt is sent as before (a server that predates them reads it).
+    assert [set(c) for c in decode(encode_request(sent)).header["request"]["chunks"]] == [
+        {"prompt", "seed", "negative_prompt"}, {"prompt", "seed"}]
     video = GenerationRequest(chunks=sent.chunks, width=64, height=80,
                               prefix_video=RNG.integers(0, 256, (8, 80, 64, 3), dtype=np.uint8))
     assert np.array_equal(decode_request(decode(encode_request(video))).prefix_video, video.prefix_video)
@@ -98,7 +102,9 @@ def _request_message(**changes):
     ({"width": 65}, ConfigError, "multiple of 16"), ({"height": True}, ConfigError, "height"),
     ({"chunks": [{"prompt": "a" * 4001, "seed": 1}]}, InputError, "4000"),
     ({"chunks": [{"prompt": "a", "seed": 1.5}]}, InputError, "seed"),
-    ({"chunks": [{"prompt": "a", "seed": 1, "pickle": 1}]}, ProtocolError, "exactly"),
+    ({"chunks": [{"prompt": "a", "seed": 1, "pickle": 1}]}, ProtocolError, "nothing else"),
+    ({"chunks": [{"prompt": "a", "seed": 1, "negative_prompt": "b" * 4001}]}, InputError, "negative prompt is 4001"),
+    ({"chunks": [{"prompt": "a", "seed": 1, "negative_prompt": 3}]}, InputError, "negative prompt must be text"),
     ({"start_chunk": 1}, ConfigError, "2 context chunks given before chunk 1"),
     ({"shot_length": 3}, ConfigError, "shorter than"), ({"context_chunks": 3}, ProtocolError, "expected 3"),
     ({"sampling": {"guidance": {"t_edges": ["a", "b"]}}}, ProtocolError, "wrong type"),

@@ -16,7 +16,8 @@ from safetensors.torch import save as save_safetensors
 from engine.events import ChunkFinished
 from engine.requests import MAX_PROMPT_CHARS
 from magi_studio.document import manifest
-from magi_studio.document.commands import SetPrompt, SetReferenceImage, SetShotPrompt, SplitShot
+from magi_studio.document.commands import (SetPrompt, SetReferenceImage, SetShotNegativePrompt, SetShotPrompt,
+                                           SplitShot)
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (ChunkState, TakeSpec, chunk_states, joined_prompt,
                                         resolve_specs, storyboard_states)
@@ -223,3 +224,43 @@ def test_a_damaged_take_spec_is_named(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ProjectError, match=r"shots\[0\]\.takes\[0\]\.specs\.chunk000001\.seed"):
         open_project(store.path)
+
+
+def test_the_negative_prompt_reaches_the_engine_makes_chunks_stale_and_comes_back_with_its_take(rich):
+    project, store, history = rich
+    shot = project.shots[0]
+    first = shot.take(shot.active_take_id)
+    history.push(SetShotNegativePrompt(shot.id, "blurry, text"))
+    assert chunk_states(project, shot.id) == [ChunkState.STALE] * 4
+    plan = plan_generation(project, store, shot.id, 0)
+    assert {c.negative_prompt for c in plan.request.chunks} == {"blurry, text"}
+    fake_generate(project, store, shot.id, 0, history=history)
+    assert chunk_states(project, shot.id) == [ChunkState.DONE] * 4
+    new = shot.take(shot.active_take_id)
+    assert {project.results[r].negative_prompt for r in new.results.values()} == {"blurry, text"}
+    history.push(SetActiveTake(shot.id, first.id))  # Take 1 was made without one: it comes back empty
+    assert shot.negative_prompt == "" and chunk_states(project, shot.id) == [ChunkState.DONE] * 4
+    history.push(SetActiveTake(shot.id, new.id))
+    assert shot.negative_prompt == "blurry, text" and chunk_states(project, shot.id) == [ChunkState.DONE] * 4
+    store.save(project)
+    assert open_project(store.path)[0] == project  # shot, specs and results keep it
+
+
+def test_a_version_2_project_opens_with_empty_negative_prompts(tmp_path):
+    project, store = _open_v1(tmp_path)
+    store.save(project)
+    path = store.path / "project.json"
+    data = json.loads(path.read_text())
+    # A version-2 file: the same manifest without any negative prompt.
+    data["schema_version"] = 2
+    for shot in data["shots"]:
+        del shot["negative_prompt"]
+        for take in shot["takes"]:
+            for spec in take["specs"].values():
+                del spec["negative_prompt"]
+    for result in data["results"]:
+        del result["negative_prompt"]
+    path.write_text(json.dumps(data))
+    reopened = open_project(store.path)[0]
+    assert reopened == project and reopened.shots[0].negative_prompt == ""
+    assert chunk_states(reopened, reopened.shots[0].id) == [ChunkState.DONE] * 2

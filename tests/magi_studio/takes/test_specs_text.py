@@ -3,7 +3,7 @@ shot prompt, settings), as the takes view shows them."""
 
 from __future__ import annotations
 
-from magi_studio.document.commands import SetProjectSettings, SetSeed, SetShotPrompt
+from magi_studio.document.commands import SetProjectSettings, SetSeed, SetShotNegativePrompt, SetShotPrompt
 from magi_studio.document.observer import Document, UndoHistory
 from magi_studio.takes.specs_text import quote, take_differences, take_prompts
 from tests.magi_studio.document.fakes import fake_generate, rich_project
@@ -41,3 +41,14 @@ def test_settings_differences_come_from_the_results(tmp_path):
 def test_long_prompts_are_shortened_in_quotes():
     assert quote("a  b\nc") == "'a b c'"
     assert len(quote("x" * 200)) == 62 and quote("x" * 200).endswith("…'")
+
+
+def test_a_negative_prompt_is_listed_with_the_prompts_and_its_change_as_a_difference(tmp_path):
+    project, store = rich_project(tmp_path)
+    history = UndoHistory(Document(project))
+    shot = project.shots[0]
+    history.push(SetShotNegativePrompt(shot.id, "blurry, text"))
+    fake_generate(project, store, shot.id, 2, history=history)
+    take = shot.take(shot.active_take_id)
+    assert take_prompts(shot, take)[:2] == ["Not: blurry, text", "1 · a red ball falls"]
+    assert take_differences(project, shot, take) == ["negative prompt: '' → 'blurry, text'"]

@@ -63,3 +63,23 @@ def test_the_shot_prompt_field_is_usable_in_a_one_chunk_shot_at_1366x768(qtbot, 
     finally:
         window.close()
         window.deleteLater()
+
+
+def test_typing_a_negative_prompt_edits_the_shot_and_a_distilled_model_disables_the_field(qtbot, editor):
+    shot = editor.session.project.shots[0]
+    group = editor.timeline.group(shot.id)
+    field = group.negative_edit
+    assert field.isVisible() and field.isEnabled() and field.placeholderText() == "Not: …"
+    field.setFocus()
+    qtbot.keyClicks(field, "blurry")
+    assert shot.negative_prompt == "blurry" and shot.prompt == ""
+    assert [c.model.state for c in editor.timeline.cards()] == ["stale"] * 3
+    qtbot.keyClick(field, Qt.Key.Key_Tab)
+    editor.session.undo_stack.undo()  # the burst is one step
+    assert shot.negative_prompt == "" and field.text() == ""
+    assert [c.model.state for c in editor.timeline.cards()] == ["done"] * 3
+
+    editor.timeline.set_uses_guidance(False)
+    assert not field.isEnabled() and "no effect" in field.toolTip()
+    editor.timeline.set_uses_guidance(True)
+    assert field.isEnabled() and "steers away" in field.toolTip()
