@@ -35,6 +35,7 @@ from magi_studio.keyboard import TypingGuard
 from magi_studio.player import GenerationFeed, PreviewPlayer
 from magi_studio.settings import Settings
 from magi_studio.takes import PreviewModeBar, TakesView
+from magi_studio.takes.side_by_side import SideBySide
 from magi_studio.timeline import PlayerSync, TimelineView
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.document_session import DocumentSession
@@ -172,6 +173,14 @@ class MainWindow(QMainWindow):
             lambda field: self.timeline.strip if self.timeline.isAncestorOf(field) else self.player, self)
         for widget in (self, self.timeline_dock, self.takes_dock, self.history_dock):
             self.typing_guard.watch(widget)
+        # Two takes side by side in the player, asked for by the takes view; Esc (outside fields) leaves.
+        self.side_by_side = SideBySide(self.player, self)
+        for widget in (self, self.takes_dock):
+            self.side_by_side.watch(widget)
+        self.takes_view.sideBySideRequested.connect(
+            lambda shot_id, take_id: self.side_by_side.show_takes(shot_id, take_id) if shot_id
+            else self.side_by_side.leave())
+        self.side_by_side.changed.connect(self.takes_view.set_side_by_side)
         self.player.loopingChanged.connect(self.action_set["playback.loop"].setChecked)
         self.player.inOutChanged.connect(self.refresh_actions)  # Generate In/Out Range needs a range
         frame_numbers = self.action_set["view.frame_numbers"]  # timecode unless the user chose frame numbers
@@ -247,7 +256,8 @@ class MainWindow(QMainWindow):
             signal.disconnect(slot)
         self._session_connections = []
         self.session = session
-        for view in (self.timeline, self.takes_view, self.history_view, self.preview_bar, self.player_sync):
+        for view in (self.timeline, self.takes_view, self.history_view, self.preview_bar, self.player_sync,
+                     self.side_by_side):
             view.set_session(session)
         if session is None:
             self._update_title()
@@ -517,6 +527,7 @@ class MainWindow(QMainWindow):
             return
         self.player.pause()
         self.player_sync.shutdown()
+        self.side_by_side.shutdown()
         self.settings.window_geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         if self.settings.timeline_zoom != self.timeline.zoom_level:  # zoomed within ZOOM_SETTLE_MS of closing

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QLinearGradient, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -49,6 +49,7 @@ class FrameView(QWidget):
         self._empty_title = "Nothing to preview yet"
         self._empty_body = "Each chunk appears here the moment it is generated."
         self._chunk_name: Callable[[int], str] = lambda chunk: f"Chunk {chunk + 1}"
+        self._caption = ""
 
     def sizeHint(self) -> QSize:
         return QSize(640, 400)
@@ -64,6 +65,16 @@ class FrameView(QWidget):
         """How a chunk position is named on holes and badges ("Shot 2 · chunk 3", as the cards number it)."""
         self._chunk_name = name
         self.update()
+
+    def set_caption(self, caption: str) -> None:
+        """A label at the picture's top right ("A · Take 2"), e.g. while two takes are side by side; "" for none."""
+        if caption != self._caption:
+            self._caption = caption
+            self.update()
+
+    @property
+    def caption(self) -> str:
+        return self._caption
 
     def set_empty_text(self, title: str, body: str) -> None:
         self._empty_title, self._empty_body = title, body
@@ -105,6 +116,8 @@ class FrameView(QWidget):
             painter.drawImage(target, frame.image)
             if frame.state == SlotState.PREVIEW:
                 self._paint_preview_badge(painter, target, frame)
+        if self._caption:
+            self._paint_caption(painter)
         painter.end()
         if frame is not None:
             self.framePainted.emit(frame.frame)
@@ -180,6 +193,21 @@ class FrameView(QWidget):
         painter.drawRoundedRect(QRectF(badge), badge.height() / 2, badge.height() / 2)
         painter.setPen(QColor("#ffffff"))
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _paint_caption(self, painter: QPainter) -> None:
+        # Top right, so it never covers the top-left badges (denoising, loading).
+        target = self.picture_rect()
+        font = QFont(self.font())
+        font.setBold(True)
+        painter.setFont(font)
+        badge = painter.fontMetrics().boundingRect(self._caption).adjusted(-10, -5, 10, 5)
+        badge.moveTopRight(QPoint(target.right() - 12, target.top() + 12))
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 170))
+        painter.drawRoundedRect(QRectF(badge), badge.height() / 2, badge.height() / 2)
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, self._caption)
 
     def _draw_text(self, painter: QPainter, rect: QRect, text: str, colour: str, scale: float,
                    bold: bool = False) -> None:

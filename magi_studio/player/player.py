@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QElapsedTimer, Qt, Signal, Slot
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
 from engine.config import CHUNK_FRAMES
 from magi_studio.player.clock import PlaybackClock
@@ -77,7 +77,12 @@ class PreviewPlayer(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(self.view, 1)
+        #: The picture row: the player's own view, and a second picture beside it while two takes are compared.
+        self._pictures = QHBoxLayout()
+        self._pictures.setSpacing(2)
+        self._pictures.addWidget(self.view, 1)
+        self._side: QWidget | None = None
+        layout.addLayout(self._pictures, 1)
         layout.addWidget(self.transport)
 
         self._clock = PlaybackClock(fps, self)
@@ -111,6 +116,22 @@ class PreviewPlayer(QWidget):
         t.loop.toggled.connect(self.set_looping)
         t.scrub.scrubbed.connect(self.seek)
         self._refresh()
+
+    def set_side_view(self, widget: QWidget | None) -> None:
+        """Show `widget` beside the picture, as wide as it (side-by-side compare); None takes it away."""
+        if widget is self._side:
+            return
+        if self._side is not None:
+            self._pictures.removeWidget(self._side)
+            self._side.hide()
+        self._side = widget
+        if widget is not None:
+            self._pictures.addWidget(widget, 1)
+            widget.show()
+
+    @property
+    def side_view(self) -> QWidget | None:
+        return self._side
 
     # Properties -------------------------------------------------------------------------------
     @property

@@ -5,7 +5,10 @@ parent; the tree shows that ancestry with, per take, where it starts, how many c
 when. Under it, the selected take's prompts and what it changed from its parent (specs_text), and
 its chunks as a filmstrip. Selecting a take previews it in the player (the session's preview take:
 the document does not change); A/B (the button or "\\") flips the player between that take and the
-active one at the same frame, so the two can be compared frame-locked; "Make Active" switches the
+active one at the same frame, so the two can be compared frame-locked; "Side by Side" shows two takes
+next to each other in the player instead (the selected take and the active one, or two takes
+selected with Ctrl+click; `sideBySideRequested`, shown by takes.side_by_side.SideBySide, which Esc
+or the button again ends); "Make Active" switches the
 shot's active take (SetActiveTake, which also puts the take's specs back on the cards), so the
 timeline and the player show it at once, with no generation. Renaming is inline (F2 or the button,
 RenameTake); deleting asks first (DeleteTake; undo brings it back).
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMessageBox,
                                QPushButton,
@@ -86,6 +89,9 @@ def from_text(shot: Shot, take: Take) -> str:
 
 
 class TakesView(QWidget):
+    #: (shot id, take id) to show beside the player's picture; ("", "") to stop comparing side by side.
+    sideBySideRequested = Signal(str, str)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("TakesView")
@@ -116,7 +122,8 @@ class TakesView(QWidget):
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
         self.tree.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)
-        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Ctrl+click selects a second take to compare side by side with the current one.
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.tree.setIconSize(QSize(14, 14))
         header = self.tree.header()
         # The names take the room they need; "Made" takes what is left (a narrow panel scrolls sideways).
@@ -173,6 +180,11 @@ class TakesView(QWidget):
         self.compare_button.setCheckable(True)
         self.compare_button.setToolTip("Compare: flip the player between this take and the active take at the "
                                        f"same frame ({COMPARE_KEY})")
+        self.side_button = QPushButton("Side by Side")
+        self.side_button.setObjectName("SideBySideButton")
+        self.side_button.setCheckable(True)
+        self.side_button.setToolTip("Compare two takes next to each other in the player, frame-locked: this take and "
+                                    "the active one, or two takes selected with Ctrl+click (Esc leaves)")
         self.rename_button = QToolButton()
         self.rename_button.setIcon(glyph("rename"))
         self.rename_button.setToolTip("Rename the take (F2)")
@@ -183,7 +195,8 @@ class TakesView(QWidget):
         self.delete_button.setAccessibleName("Delete take")
         buttons = QHBoxLayout()
         buttons.setSpacing(6)
-        for button in (self.activate_button, self.compare_button, self.rename_button, self.delete_button):
+        for button in (self.activate_button, self.compare_button, self.side_button, self.rename_button,
+                       self.delete_button):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             buttons.addWidget(button)
         buttons.addStretch(1)
@@ -209,6 +222,8 @@ class TakesView(QWidget):
                                           context=Qt.ShortcutContext.WindowShortcut)
         #: (shot id, take id) the A/B compare flips to while the player shows the active take.
         self._compare: tuple[str, str] = ("", "")
+        #: Two takes are shown side by side (set_side_by_side, told by whoever shows them).
+        self._side_by_side = False
 
         self.tree.currentItemChanged.connect(self._on_current_changed)
         # Pushing rebuilds the tree: never inside the tree's own signal (its item or editor is still in use).
@@ -216,6 +231,8 @@ class TakesView(QWidget):
         self.tree.itemChanged.connect(self._on_item_changed)
         self.activate_button.clicked.connect(lambda: self.make_active())
         self.compare_button.clicked.connect(lambda: self.toggle_compare())
+        self.side_button.clicked.connect(lambda: self.toggle_side_by_side())
+        self.tree.itemSelectionChanged.connect(self._show_state)
         self.rename_button.clicked.connect(lambda: self.start_rename())
         self.delete_button.clicked.connect(lambda: self.delete_take())
         self.refresh()
@@ -326,8 +343,8 @@ class TakesView(QWidget):
         take_id = self.current_take_id()
         has_takes = shot is not None and bool(shot.takes)
         previewing = bool(self.session and self.session.preview_take[0])
-        for widget in (self.splitter, self.activate_button, self.compare_button, self.rename_button,
-                       self.delete_button):
+        for widget in (self.splitter, self.activate_button, self.compare_button, self.side_button,
+                       self.rename_button, self.delete_button):
             widget.setVisible(has_takes)
         self.empty.setVisible(not has_takes)
         take = shot.find_take(take_id) if shot is not None else None
@@ -359,6 +376,8 @@ class TakesView(QWidget):
         self.delete_button.setEnabled(bool(take_id))
         self.compare_button.setEnabled(bool(self._compare_target()))
         self.compare_button.setChecked(bool(shot) and self.session.preview_take[0] == shot.id)
+        self.side_button.setEnabled(self._side_by_side or bool(self.side_by_side_target()[0]))
+        self.side_button.setChecked(self._side_by_side)
 
     # Compare (A/B) -------------------------------------------------------------------------------
     def _compare_target(self) -> tuple[str, str]:
@@ -383,6 +402,37 @@ class TakesView(QWidget):
         previewing = self.session.preview_take == target
         self.session.set_preview_take(*(("", "") if previewing else target))
         return True
+
+    # Side by side ------------------------------------------------------------------------------
+    def side_by_side_target(self) -> tuple[str, str]:
+        """(shot id, take id) to show beside the player's take: another take selected with Ctrl+click, else
+        the active take when another is selected ("", "" when there is nothing to compare)."""
+        shot = self.shot()
+        current = self.current_take_id()
+        if shot is None or len(shot.takes) < 2 or not current:
+            return "", ""
+        others = [i.data(0, TAKE_ID) for i in self.tree.selectedItems() if i.data(0, TAKE_ID) != current]
+        if others and shot.find_take(others[0]) is not None:
+            return shot.id, others[0]
+        if current != shot.active_take_id and shot.find_take(shot.active_take_id) is not None:
+            return shot.id, shot.active_take_id
+        return "", ""
+
+    def toggle_side_by_side(self) -> bool:
+        """Ask for the two takes side by side, or for the end of it when they are."""
+        if self._side_by_side:
+            self.sideBySideRequested.emit("", "")
+            return True
+        target = self.side_by_side_target()
+        if not target[0]:
+            self._show_state()
+            return False
+        self.sideBySideRequested.emit(*target)
+        return True
+
+    def set_side_by_side(self, shown: bool) -> None:
+        self._side_by_side = shown
+        self._show_state()
 
     def _on_selection(self, *_ids) -> None:
         self.refresh()

@@ -42,3 +42,23 @@ def test_the_shipped_vae_is_the_training_configuration_stored_in_int8():
         quantised = [k.removesuffix(SCALE_SUFFIX) for k in handle.keys() if k.endswith(SCALE_SUFFIX)]
         assert "decoder.blocks.0.mlp.fc2.weight" in quantised
         assert all(str(handle.get_slice(k).get_dtype()) == "I8" for k in quantised)
+
+
+def test_studio_mini_uses_guidance_so_a_negative_prompt_changes_its_chunks_and_an_empty_one_does_not():
+    from engine.events import ChunkFinished
+    from engine.requests import ChunkSpec, GenerationRequest
+    from engine.session import Session
+
+    session = Session.load("studio-mini", device="cpu")
+    assert session.default_sampling.guidance.mode == "cfg3"
+
+    def latent(negative_prompt: str):
+        request = GenerationRequest(chunks=(ChunkSpec("a red ball falls", 3, negative_prompt),), width=128, height=128,
+                                    previews=False, decode=False)
+        return next(e.latent for e in session.generate(request) if isinstance(e, ChunkFinished))
+
+    import torch
+
+    plain = latent("")
+    assert torch.equal(plain, latent(" "))
+    assert (plain - latent("a blue square")).abs().max() > 1e-3
