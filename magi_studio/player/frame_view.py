@@ -67,7 +67,7 @@ class FrameView(QWidget):
         self.update()
 
     def set_caption(self, caption: str) -> None:
-        """A label at the picture's top right ("A · Take 2"), e.g. while two takes are side by side; "" for none."""
+        """A label at the view's top right ("A · Take 2"), e.g. while two takes are side by side; "" for none."""
         if caption != self._caption:
             self._caption = caption
             self.update()
@@ -195,13 +195,13 @@ class FrameView(QWidget):
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
 
     def _paint_caption(self, painter: QPainter) -> None:
-        # Top right, so it never covers the top-left badges (denoising, loading).
-        target = self.picture_rect()
+        # At the view's top right, not the picture's: it never covers the top-left badges (denoising,
+        # loading), and a narrow picture (two side by side at 1366x768) does not cut it off.
         font = QFont(self.font())
         font.setBold(True)
         painter.setFont(font)
         badge = painter.fontMetrics().boundingRect(self._caption).adjusted(-10, -5, 10, 5)
-        badge.moveTopRight(QPoint(target.right() - 12, target.top() + 12))
+        badge.moveTopRight(QPoint(self.width() - 8, 8))
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(0, 0, 0, 170))
