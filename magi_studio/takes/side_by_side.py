@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from magi_studio.document.model import resolve_take, shot_frame_range
 from magi_studio.keyboard import is_text_field
 from magi_studio.player.frame_loader import FrameLoader
-from magi_studio.player.frame_store import FRAMES_PER_CHUNK, ChunkState, FrameStore
+from magi_studio.player.frame_store import FRAMES_PER_CHUNK, SlotState, FrameStore
 from magi_studio.player.frame_view import FrameView
 
 
@@ -136,7 +136,7 @@ class SideBySide(QObject):
         store.set_chunk_count(stop // FRAMES_PER_CHUNK)
         shown = self._shown + [None] * (len(ids) - len(self._shown))
         for position, result_id in enumerate(ids):
-            if shown[position] == result_id and (result_id is None or store.state(position) != ChunkState.EMPTY):
+            if shown[position] == result_id and (result_id is None or store.state(position) != SlotState.EMPTY):
                 continue
             if result_id is None:
                 store.clear_chunk(position)
@@ -185,12 +185,12 @@ class SideBySide(QObject):
         chunk_bytes = FRAMES_PER_CHUNK * project.settings.width * project.settings.height * 3
         kept = ours[:max(1, self.FRAME_BUDGET // max(1, chunk_bytes))]
         for position in ours[len(kept):]:
-            if store.state(position) == ChunkState.FRAMES:
+            if store.state(position) == SlotState.FRAMES:
                 store.set_loading(position)  # far from the playhead: decoded again when it nears
         requests, asked = [], set()
         for position in kept:
             result_id = self._shown[position]
-            if store.state(position) == ChunkState.LOADING and result_id not in asked:
+            if store.state(position) == SlotState.LOADING and result_id not in asked:
                 asked.add(result_id)
                 requests.append((result_id, functools.partial(self.session.store.read_frames,
                                                               project.results[result_id])))
@@ -198,7 +198,7 @@ class SideBySide(QObject):
 
     def _on_loaded(self, result_id: str, frames: np.ndarray) -> None:
         for position, shown in enumerate(self._shown):
-            if shown == result_id and self.store.state(position) == ChunkState.LOADING:
+            if shown == result_id and self.store.state(position) == SlotState.LOADING:
                 self.store.set_frames(position, frames)
         self._follow(self.player.current_frame)
 

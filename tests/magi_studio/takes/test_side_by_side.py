@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 from magi_studio.document.model import resolve_take
 from magi_studio.document.take_commands import DeleteTake
 from magi_studio.main_window import MainWindow
-from magi_studio.undo import DocumentSession
+from magi_studio.document_session import DocumentSession
 from tests.magi_studio.document.fakes import rich_project
 from tests.magi_studio.timeline.helpers import wait_for_frames
 
