@@ -10,6 +10,10 @@ GenerationProgress from its first second — "Loading model studio-mini… · 0:
 "Shot 1 · chunk 3 (1 of 4 in this run) · step 5/32 · 0:12 · about 1:40 left" — refreshed every second
 between the engine's steps, over a bar of the whole run; Stop stops the whole run.
 
+While a remote server runs other clients' runs first, the engine's job waits in the server's queue
+(engine.remote.client.Queued: how many runs are ahead); the widget then says "Waiting for the server: 2nd
+in its queue · 0:14" instead of a progress that does not move, until the run starts there.
+
 When a job or run ends the widget hides and sends its outcome ("Generated 5 chunks in 0:42") as
 `outcome(text, completed)`: the main window shows it with its other status messages (one owner of the
 status bar's message area) and asks for attention when it is not the active window.
@@ -21,8 +25,9 @@ from PySide6.QtCore import QElapsedTimer, QSize, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from engine.events import Cancelled, ChunkFinished, Failed, Finished, GenerationStarted, StepProgress
+from engine.remote.client import Queued
 from magi_studio.controllers.run_state import RunPhase, clock_text
-from magi_studio.engine_worker import EngineWorker, JobStarted, LoadProgress, ModelLoaded
+from magi_studio.engine_worker import EngineWorker, JobStarted, LoadProgress, ModelLoaded, is_final
 from magi_studio.theme import icon
 
 BAR_RESOLUTION = 1000
@@ -63,6 +68,8 @@ class JobProgress(QWidget):
         self._eta_s: float | None = None
         self._load_message = ""
         self._load_fraction: float | None = None
+        #: Runs ahead of this job on a busy remote server (0: not waiting there).
+        self._runs_ahead = 0
         self._run = None  # the GenerationController whose runs are shown (follow_run)
         self._run_active = False
         self._run_chunks = 0
@@ -136,6 +143,12 @@ class JobProgress(QWidget):
     def _show_run(self, progress) -> None:
         if not self._run_active or progress is None:
             return
+        if self._runs_ahead:
+            self.bar.setRange(0, 0)  # no fraction while the server runs other clients' work
+            if self.cancel_button.isEnabled():
+                elapsed = clock_text(self._run_clock.elapsed() / 1000)
+                self.label.setText(f"{waiting_text(self._runs_ahead)} · {elapsed}")
+            return
         if progress.phase is RunPhase.LOADING and self._load_fraction is not None:
             self.bar.setRange(0, BAR_RESOLUTION)
             self.bar.setValue(round(self._load_fraction * BAR_RESOLUTION))
@@ -172,6 +185,13 @@ class JobProgress(QWidget):
 
     # The engine's own jobs --------------------------------------------------------------------
     def _on_event(self, job_id: int, event) -> None:
+        if job_id == self.job_id and (isinstance(event, (Queued, GenerationStarted, StepProgress)) or is_final(event)):
+            waiting = event.position if isinstance(event, Queued) else 0
+            if waiting != self._runs_ahead:
+                self._runs_ahead = waiting
+                self._tick()
+            if isinstance(event, Queued):
+                return None
         if isinstance(event, JobStarted):
             return self._on_job_started(job_id, event.kind)
         if isinstance(event, LoadProgress):
@@ -212,6 +232,7 @@ class JobProgress(QWidget):
         return None
 
     def _on_job_started(self, job_id: int, kind: str) -> None:
+        self._runs_ahead = 0
         if self._run_active:
             self.job_id, self._kind = job_id, kind  # the run's load or generation: its progress is the run's
             return
@@ -262,6 +283,9 @@ class JobProgress(QWidget):
             text += f" · {round(fraction * 100)}%" if fraction else ""
             self.label.setText(f"{text} · {elapsed}")
             return
+        if self._runs_ahead:
+            self.label.setText(f"{waiting_text(self._runs_ahead)} · {elapsed}")
+            return
         parts = []
         if self._chunks:
             position = (self._chunks.index(self._current_chunk) if self._current_chunk in self._chunks
@@ -273,3 +297,10 @@ class JobProgress(QWidget):
         if self._eta_s is not None and self._step < self._total_steps:
             parts.append(f"about {clock_text(self._eta_s)} left")
         self.label.setText(" · ".join(parts) if self._chunks else f"Preparing · {elapsed}")
+
+
+def waiting_text(runs_ahead: int) -> str:
+    """"Waiting for the server: 2nd in its queue" for a job with one run ahead of it (the one running there)."""
+    place = runs_ahead + 1
+    suffix = "th" if 10 <= place % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(place % 10, "th")
+    return f"Waiting for the server: {place}{suffix} in its queue"

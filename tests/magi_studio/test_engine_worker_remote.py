@@ -120,13 +120,15 @@ class HeldAtStart(GenerationSession):
 
 def test_the_status_bar_says_how_many_runs_are_ahead_on_a_busy_server(qtbot, worker):
     from magi_studio.widgets.engine_status import EngineStatus
+    from magi_studio.widgets.job_progress import JobProgress
 
     session = HeldAtStart(tiny_bundle())
     server = ServerThread(session, TOKEN)
     other = RemoteSession.connect(server.url, token=TOKEN)
     try:
-        status = EngineStatus(worker)
+        status, progress = EngineStatus(worker), JobProgress(worker)
         qtbot.addWidget(status)
+        qtbot.addWidget(progress)
         worker.connect_remote(server.url, TOKEN)
         qtbot.waitUntil(lambda: worker.state == EngineState.READY, timeout=10_000)
         assert status.text().endswith(f"Tiny test model · cpu at {server.url} · 64×64 · ready")
@@ -136,11 +138,24 @@ def test_the_status_bar_says_how_many_runs_are_ahead_on_a_busy_server(qtbot, wor
         job = worker.generate(request(1))
         qtbot.waitUntil(lambda: "Waiting" in status.text(), timeout=10_000)
         assert status.text().endswith(f"Waiting · 1 run ahead on {server.url}")
+        # The progress panel says where the run stands instead of a bar that does not move.
+        assert progress.text().startswith("Waiting for the server: 2nd in its queue · ")
+        assert progress.bar.maximum() == 0  # busy, no fraction
         session.gate.set()
         list(busy)
+        qtbot.waitUntil(lambda: ended(events, job) or "step" in progress.text(), timeout=10_000)
+        assert "Waiting" not in progress.text()
         qtbot.waitUntil(lambda: ended(events, job), timeout=10_000)
         assert isinstance(events[-1][1], Finished) and "Waiting" not in status.text()
     finally:
         session.gate.set()
         other.close()
         server.stop()
+
+
+def test_the_place_in_the_server_s_queue_is_an_ordinal():
+    from magi_studio.widgets.job_progress import waiting_text
+
+    assert [waiting_text(n).split(": ")[1] for n in (0, 1, 2, 3, 10, 11, 12, 20, 21, 100)] == [
+        "1st in its queue", "2nd in its queue", "3rd in its queue", "4th in its queue", "11th in its queue",
+        "12th in its queue", "13th in its queue", "21st in its queue", "22nd in its queue", "101st in its queue"]

@@ -10,7 +10,7 @@ import torch
 from engine.requests import ChunkSpec, GenerationRequest
 from engine.sampler.loop import ChunkDone, ChunkPlan, sample_chunks
 from engine.events import ChunkFinished
-from engine.session import Session
+from engine.session import GenerationSession
 from tests.engine.factories import chunk_text, plans, tiny_bundle, tiny_dit, tiny_sampling
 
 
@@ -76,8 +76,8 @@ def _same(text, j, sequence) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cfg3_session() -> Session:
-    return Session(tiny_bundle(distilled=False))
+def cfg3_session() -> GenerationSession:
+    return GenerationSession(tiny_bundle(distilled=False))
 
 
 def latents(session, negative_prompts):

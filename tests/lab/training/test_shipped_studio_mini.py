@@ -47,9 +47,9 @@ def test_the_shipped_vae_is_the_training_configuration_stored_in_int8():
 def test_studio_mini_uses_guidance_so_a_negative_prompt_changes_its_chunks_and_an_empty_one_does_not():
     from engine.events import ChunkFinished
     from engine.requests import ChunkSpec, GenerationRequest
-    from engine.session import Session
+    from engine.session import GenerationSession
 
-    session = Session.load("studio-mini", device="cpu")
+    session = GenerationSession.load("studio-mini", device="cpu")
     assert session.default_sampling.guidance.mode == "cfg3"
 
     def latent(negative_prompt: str):
