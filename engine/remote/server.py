@@ -20,6 +20,7 @@ import concurrent.futures
 import dataclasses
 import ipaddress
 import logging
+import os
 import secrets
 import signal
 import ssl
@@ -197,6 +198,8 @@ class EngineServer:
             free, total = torch.cuda.mem_get_info(device)
             info["gpu"] = torch.cuda.get_device_name(device)
             info["memory"] = {"free": free, "total": total}
+        elif getattr(device, "type", "") == "cpu":
+            info["memory"] = _ram()  # a CPU server's memory is its RAM
         return info
 
     # Connections ----------------------------------------------------------------------------------
@@ -494,3 +497,15 @@ def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, 
         pass
     say("stopped")
     return 0
+
+
+def _ram() -> dict[str, int] | None:
+    """This computer's RAM (available, total) in bytes, or None where the system does not say."""
+    from engine.loading.memory import device_memory_bytes
+
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    free = device_memory_bytes("cpu")
+    return {"free": int(free), "total": int(total)} if free is not None else None

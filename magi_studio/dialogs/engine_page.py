@@ -28,11 +28,13 @@ class _Probe(QObject):
 
 
 def describe_server(info: dict) -> str:
-    """One line on a server: its model, where it runs, its GPU memory and queue."""
+    """One line on a server: its model, where it runs, its GPU memory (or RAM, without a GPU) and queue."""
     model = info.get("model", {})
-    where = info.get("gpu") or info.get("device", "?")
+    gpu = info.get("gpu")
+    where = gpu or f"{info.get('device', '?')} (no GPU)"
     memory = info.get("memory")
-    free = f", {memory['free'] / GIB:.1f} of {memory['total'] / GIB:.1f} GiB free" if memory else ""
+    kind = "" if gpu else " RAM"
+    free = f", {memory['free'] / GIB:.1f} of {memory['total'] / GIB:.1f} GiB{kind} free" if memory else ""
     queue = info.get("queue", 0)
     busy = f"; {queue} run{'s' * (queue != 1)} in progress or waiting" if queue else ""
     return (f"{model.get('label', '?')} ({model.get('spec', '?')}, {model.get('width')}×{model.get('height')}) "

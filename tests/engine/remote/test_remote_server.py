@@ -92,7 +92,10 @@ def engine_events(events):
 def assert_server_serves(server):
     """The server still answers a good client after whatever the test did to it."""
     with RemoteSession.connect(server.url, token=TOKEN) as session:
-        assert session.status()["queue"] == 0
+        status = session.status()
+        assert status["queue"] == 0
+        # A CPU server has no GPU; it tells its RAM instead (what test connection shows).
+        assert status["gpu"] is None and 0 < status["memory"]["free"] <= status["memory"]["total"]
 
 
 def test_a_remote_run_gives_the_local_frames_latents_and_previews_bit_for_bit(remote, local):

@@ -70,6 +70,9 @@ def test_the_description_names_gpu_memory_and_queue():
             "device": "cuda:0", "gpu": "NVIDIA H100", "memory": {"free": 40 * 2**30, "total": 80 * 2**30}, "queue": 2}
     assert describe_server(info) == ("MAGI-1 4.5B distilled (4.5B_distill, 720×720) on NVIDIA H100, 40.0 of 80.0 GiB "
                                      "free; 2 runs in progress or waiting")
+    cpu = {**info, "device": "cpu", "gpu": None, "memory": {"free": 12 * 2**30, "total": 24 * 2**30}, "queue": 0}
+    assert describe_server(cpu) == ("MAGI-1 4.5B distilled (4.5B_distill, 720×720) on cpu (no GPU), 12.0 of 24.0 GiB "
+                                    "RAM free")
 
 
 def test_apply_connects_the_worker_and_the_project_takes_the_server_s_model(qtbot, isolated_settings, engine_worker,
