@@ -47,7 +47,8 @@ class SideBySide(QObject):
         self.session = None
         self.shot_id = self.take_id = ""
         self.store = FrameStore(parent=self)
-        self.view = FrameView()
+        self.view = FrameView(player)  # the player's child (hidden until shown beside its picture): never a window
+        self.view.hide()
         self.view.setObjectName("SideBySideView")
         self.view.set_empty_text("Nothing to compare", "This take has no chunks here.")
         self.view.set_chunk_namer(player.chunk_name)
