@@ -27,10 +27,11 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QWidget
 
+from engine.config import CHUNK_FRAMES
 from magi_studio.document.model import resolve_take, shot_frame_range
 from magi_studio.keyboard import is_text_field
 from magi_studio.player.frame_loader import FrameLoader
-from magi_studio.player.frame_store import FRAMES_PER_CHUNK, SlotState, FrameStore
+from magi_studio.player.frame_store import FrameStore, SlotState
 from magi_studio.player.frame_view import FrameView
 
 
@@ -128,13 +129,13 @@ class SideBySide(QObject):
             return
         project = self.session.project
         first, stop = shot_frame_range(project, shot.id)
-        start = first // FRAMES_PER_CHUNK
+        start = first // CHUNK_FRAMES
         path = [r if r in project.results and r not in project.damaged else None
                 for r in resolve_take(shot, self.take_id)]
         ids = [None] * start + path
         store = self.store
         store.set_frame_size(project.settings.width, project.settings.height)
-        store.set_chunk_count(stop // FRAMES_PER_CHUNK)
+        store.set_chunk_count(stop // CHUNK_FRAMES)
         shown = self._shown + [None] * (len(ids) - len(self._shown))
         for position, result_id in enumerate(ids):
             if shown[position] == result_id and (result_id is None or store.state(position) != SlotState.EMPTY):
@@ -183,7 +184,7 @@ class SideBySide(QObject):
         current = self.player.current_chunk
         ours = sorted((p for p, rid in enumerate(self._shown) if rid is not None),
                       key=lambda p: (abs(p - current), p < current))
-        chunk_bytes = FRAMES_PER_CHUNK * project.settings.width * project.settings.height * 3
+        chunk_bytes = CHUNK_FRAMES * project.settings.width * project.settings.height * 3
         kept = ours[:max(1, self.FRAME_BUDGET // max(1, chunk_bytes))]
         for position in ours[len(kept):]:
             if store.state(position) == SlotState.FRAMES:
