@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from safetensors import safe_open
 
 from engine.config import DiTConfig
@@ -44,6 +45,7 @@ def test_the_shipped_vae_is_the_training_configuration_stored_in_int8():
         assert all(str(handle.get_slice(k).get_dtype()) == "I8" for k in quantised)
 
 
+@pytest.mark.slow  # three studio-mini runs; the tiny cfg3 model covers the same in tests/engine/sampler
 def test_studio_mini_uses_guidance_so_a_negative_prompt_changes_its_chunks_and_an_empty_one_does_not():
     import dataclasses
 

@@ -4,6 +4,8 @@ generation controller instead of being loaded on this computer."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from engine.errors import ConfigError
@@ -52,7 +54,9 @@ def test_test_connection_shows_the_server_s_model_and_device_or_why_not(qtbot, i
     page.token_edit.setText(str(token_file))
     page.test_button.click()
     qtbot.waitUntil(lambda: page.status.text().startswith("Connected"), timeout=10_000)
-    assert page.status.text() == "Connected: Tiny test model (tiny, 64×64) on cpu"
+    # A server without a GPU tells its RAM instead.
+    assert re.fullmatch(r"Connected: Tiny test model \(tiny, 64×64\) on cpu \(no GPU\), [\d.]+ of [\d.]+ GiB RAM free",
+                        page.status.text()), page.status.text()
     wrong = tmp_path / "wrong-token"
     wrong.write_text("not-the-token-0123456789\n")
     wrong.chmod(0o600)
