@@ -78,6 +78,9 @@ class TimelineView(QWidget, TimelineEditing):
         self._selected_card = ""  # the chunk id whose card shows the selection
         self._columns_pending: list[ChunkCard] = []  # cards whose text column a zoom has still to show or hide
         self._overview_seen: list | None = None  # what the overview drew: redrawn only when it changes
+        # The document's chunk states as of the last redraw, until the document changes again: a run sets
+        # job states and previews on a few cards many times a second, and each one derived all 120 states.
+        self._doc_states: dict | None = None
         self._zoom_settle = QTimer(self)
         self._zoom_settle.setSingleShot(True)
         self._zoom_settle.setInterval(ZOOM_SETTLE_MS)
@@ -145,11 +148,17 @@ class TimelineView(QWidget, TimelineEditing):
             signal.disconnect(slot)
         self._connections = []
         self.session = session
+        self._doc_states = None
         self.models.reset()
         if session is not None:
             for signal, slot in ((session.changed, self.refresh), (session.selectionChanged, self._on_selection),
                                  (session.previewTakeChanged, self._on_preview_take),
-                                 (session.storeChanged, self._on_store_changed)):
+                                 (session.storeChanged, self._on_store_changed),
+                                 # Every document change comes as one of these first (`changed` comes later).
+                                 (session.chunkChanged, self._forget_states), (session.shotChanged, self._forget_states),
+                                 (session.shotsChanged, self._forget_states),
+                                 (session.takesChanged, self._forget_states),
+                                 (session.settingsChanged, self._forget_states)):
                 signal.connect(slot)
                 self._connections.append((signal, slot))
         self.refresh()
@@ -300,7 +309,7 @@ class TimelineView(QWidget, TimelineEditing):
             return
         project = session.project
         settings = project.settings
-        states = storyboard_states(project)
+        states = self._doc_states = storyboard_states(project)
         width = thumb_width(settings.width, settings.height)
         if width != self._thumb_width:
             self._thumb_width = width
@@ -345,7 +354,9 @@ class TimelineView(QWidget, TimelineEditing):
         for shot in self.session.project.shots:
             for index, chunk in enumerate(shot.chunks):
                 if chunk.id == chunk_id:
-                    state = storyboard_states(self.session.project)[shot.id][index]
+                    if self._doc_states is None:
+                        self._doc_states = storyboard_states(self.session.project)
+                    state = self._doc_states[shot.id][index]
                     card = self._cards[chunk_id]
                     old = card.model
                     card.show_model(self.models.card(
@@ -354,6 +365,9 @@ class TimelineView(QWidget, TimelineEditing):
                         self._overview_seen = None
                         self.overview.invalidate()
                     return
+
+    def _forget_states(self, *_ids) -> None:
+        self._doc_states = None
 
     def _on_frames_changed(self, position: int) -> None:
         # Only live previews concern a card here (finished frames reach it through the document).

@@ -12,6 +12,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from engine.errors import InputError
+from magi_studio.document.commands import SetPrompt
 from magi_studio.timeline import menus
 from magi_studio.timeline.strip import chunk_mime
 from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
@@ -313,3 +314,15 @@ def test_a_card_paints_its_picture_again_when_its_state_or_its_size_changes(edit
     assert narrower < width and abs(green - 120) <= 6
     timeline.set_zoom(DEFAULT_ZOOM)
     assert middle_green() == (width, green)
+
+
+def test_a_job_state_change_shows_the_documents_state_as_it_is_now(qtbot, editor):
+    """The chunk states the cards derive are reused between redraws, and dropped as soon as the document
+    changes, even before its `changed` comes (a command applied to the Document directly defers that)."""
+    timeline, chunk_id = editor.timeline, editor.chunk_ids()[1]
+    timeline.set_job_state(chunk_id, "queued")
+    assert timeline.card(chunk_id).badge.text() == "Queued"
+    editor.session.document.apply(SetPrompt(editor.shot.id, chunk_id, "a new prompt: its frames are stale now"))
+    timeline.set_job_state(chunk_id, None)  # before the session's deferred `changed`
+    assert timeline.card(chunk_id).badge.text() == "Stale"
+    qtbot.waitUntil(lambda: timeline.card(editor.chunk_ids()[2]).badge.text() == "Stale")  # the redraw: the rest
