@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from magi_studio.document.model import Project
+from magi_studio.document.model import Project, Shot, Take
 from magi_studio.document.store import ProjectStore, write_autosave
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,27 @@ log = logging.getLogger(__name__)
 def snapshot_project(project: Project) -> Project:
     """A copy that later edits cannot reach, cheap enough for the GUI thread.
 
-    Shots (chunks, takes and their result maps) are copied deeply; results and assets are frozen
-    dataclasses that are never changed once made, so their dictionaries are copied shallowly.
+    Shots are copied down to their chunks and takes (and each take's result and spec maps); results,
+    assets and take specs are frozen dataclasses that are never changed once made, so they are shared.
+    Field by field rather than copy.deepcopy, which took 1.2 ms of the GUI thread per committed chunk of a
+    120-chunk storyboard (and much more while the engine's thread competed for the interpreter).
     """
-    return dataclasses.replace(project, settings=dataclasses.replace(project.settings),
-                               shots=copy.deepcopy(project.shots), results=dict(project.results),
+    return dataclasses.replace(project, settings=copy.copy(project.settings),
+                               shots=[_copied_shot(shot) for shot in project.shots], results=dict(project.results),
                                assets=dict(project.assets))
+
+
+def _copied_shot(shot: Shot) -> Shot:
+    copied = copy.copy(shot)
+    copied.chunks = [copy.copy(chunk) for chunk in shot.chunks]
+    copied.takes = [_copied_take(take) for take in shot.takes]
+    return copied
+
+
+def _copied_take(take: Take) -> Take:
+    copied = copy.copy(take)
+    copied.results, copied.specs = dict(take.results), dict(take.specs)
+    return copied
 
 
 class SerialTasks(QObject):
