@@ -190,10 +190,11 @@ class MainWindow(QMainWindow):
         self.player.store.layoutChanged.connect(self._sync_playback_actions)
         self._sync_playback_actions()
 
-        # Status bar: engine state on the left, job progress on the right.
+        # Status bar: messages on the left; the engine's state (where it runs) and the job's progress on the
+        # right, as permanent widgets: a message (15 s after a run) never hides where the engine runs.
         self.engine_status = EngineStatus(self.worker)
         self.job_progress = JobProgress(self.worker)
-        self.statusBar().addWidget(self.engine_status, 1)
+        self.statusBar().addPermanentWidget(self.engine_status)
         self.statusBar().addPermanentWidget(self.job_progress)
         self.statusBar().setSizeGripEnabled(False)
         self.job_progress.outcome.connect(self._on_job_outcome)

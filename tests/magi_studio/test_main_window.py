@@ -181,6 +181,8 @@ def test_the_end_of_a_job_is_said_in_the_status_bar_and_an_inactive_window_asks_
     elsewhere.deleteLater()
     assert window.statusBar().currentMessage().startswith("Generated 1 chunk in ") and alerts == [window]
     assert not window.job_progress.isVisible()  # one writer of the message area: no second outcome beside it
+    # The message does not hide where the engine runs (a permanent widget beside it).
+    assert window.engine_status.isVisible() and "ready" in window.engine_status.text()
 
 
 def test_a_completed_generation_fills_the_player(qtbot, window, tiny_session):
