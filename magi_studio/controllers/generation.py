@@ -79,7 +79,7 @@ class GenerationController(QObject, RunQueue):
     errorReported = Signal(object)
     #: (one sentence) what became of a finished chunk that an edit during the run moved, deleted or re-parented.
     noticeReported = Signal(str)
-    #: (one sentence) for the status bar: a request added nothing, the run makes it already as asked.
+    #: (one sentence) for the status bar: a request added nothing (the run makes it already as asked, or it is done).
     queueNotice = Signal(str)
 
     def __init__(self, session: DocumentSession | None, worker: EngineWorker, *, player_sync=None, settings=None,
@@ -260,8 +260,10 @@ class GenerationController(QObject, RunQueue):
             if chunk_ids:
                 self._queue.append(item)
                 self._run_chunks += [(item.shot_id, chunk_id) for chunk_id in chunk_ids]
-        if self._queue:  # else everything asked for is done already
+        if self._queue:
             self._when_model_ready()
+        else:  # everything asked for is done already: no run, but an answer (Generate is never silent)
+            self.queueNotice.emit("Nothing to generate: the chunks asked for are all done.")
 
     def _when_model_ready(self) -> None:
         """Generate with the project's model: load it first when the engine holds another (or none)."""

@@ -659,4 +659,5 @@ def test_a_request_made_while_the_run_is_stopping_starts_once_it_has_stopped(qtb
     assert s.recorder.ends == ["cancelled", "finished"] and not s.recorder.errors
     assert None not in active_path(s.shot) and len(s.shot.takes) == 1  # the stopped take, filled
     s.controller.generate_shot(s.shot.id)
-    assert not s.controller.is_generating()  # nothing left: no run
+    assert not s.controller.is_generating()  # nothing left: no run, and the status bar says so
+    assert notices[-1] == "Nothing to generate: the chunks asked for are all done."
