@@ -21,7 +21,8 @@ from safetensors.torch import load_file  # noqa: E402
 from engine.config import GuidanceConfig, SamplingConfig  # noqa: E402
 from engine.dit.attention import ChunkLayout  # noqa: E402
 from engine.sampler.loop import ChunkDone, ChunkPlan, sample_chunks  # noqa: E402
-from tests.engine.dit.conformance_util import chunk_text, conformance_root, load_case_folder  # noqa: E402
+from tests.conformance import conformance_path  # noqa: E402
+from tests.engine.dit.conformance_util import chunk_text, load_case_folder  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
         for mode in ("cfg3", "distill"):
             model, *_ = load_case_folder("dit_tiny", distilled=mode == "distill")
             model = model.to(device).set_dtype(dtype)
-            data = load_file(conformance_root() / "sampler" / f"{mode}.safetensors")
+            data = load_file(conformance_path("sampler", f"{mode}.safetensors"))
             sampling = SamplingConfig(num_steps=8, window=4,
                                       guidance=GuidanceConfig(mode="cfg3" if mode == "cfg3" else "distilled"))
             y, m = data["y"], data["emb_masks"]

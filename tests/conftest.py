@@ -11,6 +11,7 @@ The `slow` marker is registered in pyproject.toml ([tool.pytest.ini_options] mar
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402  (after the environment above, which libraries read at import)
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
