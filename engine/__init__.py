@@ -8,16 +8,23 @@ Plain PyTorch, never Qt. The public API:
                                                     width=256, height=256)):
         ...
 
-Importing the package, its types, errors and events costs no torch: `GenerationSession` (and with it torch, the
-DiT, the VAE and cv2) loads on first use of the name (PEP 562), when a model is about to load.
+Every name below loads with its module on first use (PEP 562): importing `engine`, or one of its small
+modules (engine.config, engine.errors, engine.requests, engine.events), costs no torch and no numpy;
+`GenerationSession` brings torch, the DiT, the VAE and cv2 when a model is about to load.
 """
 
-from engine.config import DiTConfig, GuidanceConfig, SamplingConfig
-from engine.errors import (CheckpointError, ConfigError, DeviceError, DownloadError, EngineError, ExportError,
-                           InputError, OutOfMemory)
-from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished,
-                           GenerationStarted, StepProgress)
-from engine.requests import ChunkSpec, GenerationRequest
+import importlib
+
+_HOMES = {
+    "engine.config": ("DiTConfig", "GuidanceConfig", "SamplingConfig"),
+    "engine.errors": ("CheckpointError", "ConfigError", "DeviceError", "DownloadError", "EngineError", "ExportError",
+                      "InputError", "OutOfMemory"),
+    "engine.events": ("CancelToken", "Cancelled", "ChunkFinished", "ChunkStarted", "Event", "Failed", "Finished",
+                      "GenerationStarted", "StepProgress"),
+    "engine.requests": ("ChunkSpec", "GenerationRequest"),
+    "engine.session": ("GenerationSession",),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "GenerationSession", "GenerationRequest", "ChunkSpec", "CancelToken",
@@ -29,8 +36,6 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name == "GenerationSession":
-        from engine.session import GenerationSession
-
-        return GenerationSession
+    if name in _HOME_OF:
+        return getattr(importlib.import_module(_HOME_OF[name]), name)
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

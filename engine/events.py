@@ -10,11 +10,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Union
 
-import numpy as np
-
 from engine.errors import EngineError
 
-if TYPE_CHECKING:  # annotations only: importing the engine's types must not load torch
+if TYPE_CHECKING:  # annotations only: importing the engine's types must not load torch (nor numpy)
+    import numpy as np
     import torch
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
 from engine.errors import ConfigError, InputError
 
-if TYPE_CHECKING:  # annotations only: importing the engine's types must not load torch
+if TYPE_CHECKING:  # annotations only: importing the engine's types must not load torch (nor numpy)
+    import numpy as np
     import torch
 
 MAX_SEED = 2**63 - 1
@@ -86,6 +85,8 @@ class GenerationRequest:
             if tuple(latent.shape) != latent_shape:
                 raise InputError(f"A context latent has shape {tuple(latent.shape)}; this video needs {latent_shape}. "
                                  "Regenerate the earlier chunks at this resolution first.")
+        if self.reference_image is not None or self.prefix_video is not None:
+            import numpy as np  # whoever made the arrays loaded it: the CLI's --help need not
         if self.reference_image is not None:
             image = self.reference_image
             if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:

@@ -56,11 +56,14 @@ def apply_hub_offline(settings: Settings) -> None:
         os.environ["HF_HUB_OFFLINE"] = "1"
 
 
-async def _run_until_closed(window) -> int:
+async def _run_until_closed(window, when_shown=None) -> int:
+    """Show the window and wait for it to close; `when_shown()` runs once the event loop has shown it."""
     loop = asyncio.get_running_loop()
     closed = loop.create_future()
     window.closed.connect(lambda: closed.done() or closed.set_result(0))
     window.show()
+    if when_shown is not None:
+        QTimer.singleShot(0, when_shown)
     return await closed
 
 
@@ -92,10 +95,12 @@ def run_app(argv: list[str]) -> int:
     settings = Settings()
     apply_hub_offline(settings)
     studio = Studio(settings)
-    studio.start(args.project)  # PROJECT, else crashed untitled work (offered), the last project, a new one
+    # PROJECT, else crashed untitled work (offered), the last project, a new one. The model loads once the
+    # window is up: torch's import on the engine thread would otherwise compete with the window's first paint.
+    studio.start(args.project, load_model=False)
     signal_tick = handle_quit_signals(studio)
     try:
-        return int(qasync.run(_run_until_closed(studio.window)) or 0)
+        return int(qasync.run(_run_until_closed(studio.window, studio.load_model)) or 0)
     finally:
         signal_tick.stop()
         studio.dispose()  # idempotent: autosaves written, engine thread stopped, window deleted

@@ -263,7 +263,7 @@ def warn_unknown_words(model: str, prompts: list[str]) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     from engine.events import CancelToken, Cancelled, ChunkFinished, Failed, Finished
-    from engine.remote.client import Queued
+    from engine.remote.protocol import Queued
     from engine.requests import ChunkSpec, GenerationRequest
     from engine.session import GenerationSession
     from engine.video_io import VideoWriter, fit_image, iter_video, load_image

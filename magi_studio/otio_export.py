@@ -20,13 +20,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import opentimelineio as otio
+from typing import TYPE_CHECKING
 
 from engine.errors import ExportError
 from engine.output_files import read_regular_file
 from magi_studio.document.model import Project
 from magi_studio.export import SIDECAR_FORMAT, ExportResult, export_video, sidecar_path, write_text_atomically
+
+if TYPE_CHECKING:
+    import opentimelineio as otio
 
 TIMELINE_SUFFIX = ".otio"
 #: One clip per chunk, or one per shot.
@@ -88,12 +90,16 @@ def write_timeline(sidecar: str | os.PathLike, output: str | os.PathLike, *, cli
     """Build the timeline from an export's sidecar and write it to `output` (whole or not at all)."""
     output = Path(output)
     timeline = timeline_from_sidecar(sidecar, clips=clips)
+    import opentimelineio as otio  # 0.2 s of imports: when a timeline is written, not at startup
+
     write_text_atomically(output, otio.adapters.write_to_string(timeline, "otio_json"),
                           f"The video was written, but its timeline '{output}' could not be")
     return output
 
 
 def timeline_from_sidecar(sidecar: str | os.PathLike, *, clips: str = CHUNK) -> otio.schema.Timeline:
+    import opentimelineio as otio
+
     """The cut an export's sidecar describes: one clip per chunk (CHUNK) or per shot (SHOT)."""
     _check_clips(clips)
     sidecar = Path(sidecar)
@@ -141,6 +147,8 @@ def _chunk_fields(record: dict) -> dict:
 
 
 def _time(frames: int, rate: float) -> otio.opentime.RationalTime:
+    import opentimelineio as otio
+
     return otio.opentime.RationalTime(frames, rate)
 
 

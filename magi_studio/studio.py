@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QMenu
@@ -34,13 +35,15 @@ from magi_studio.actions import STUDIO
 from magi_studio.controllers.common import snapshot_project
 from magi_studio.controllers.generation import GenerationController
 from magi_studio.controllers.project import AUTOSAVE_INTERVAL_MS, ProjectController
-from magi_studio.dialogs.export_dialog import ExportDialog
 from magi_studio.dialogs.project_prompts import ProjectPrompts
-from magi_studio.dialogs.settings_dialog import SettingsDialog
 from magi_studio.engine_worker import EngineWorker
 from magi_studio.main_window import MainWindow
 from magi_studio.settings import Settings
 from magi_studio.widgets.recent_files_menu import RecentFilesMenu
+
+if TYPE_CHECKING:  # the dialogs load when first opened, not at startup (the export's video code, cv2)
+    from magi_studio.dialogs.export_dialog import ExportDialog
+    from magi_studio.dialogs.settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +94,19 @@ class Studio(QObject):
         """The open project's DocumentSession (None while none is open)."""
         return self.projects.session
 
-    def start(self, path: str | Path | None = None) -> bool:
+    def start(self, path: str | Path | None = None, *, load_model: bool = True) -> bool:
         """Open `path`, or offer crashed untitled work, or reopen the last project, or start a new one; then
-        load the model.
+        load the model (or leave that to `load_model()`: the app calls it once the window is shown).
 
         The model in Settings is loaded at once (a new project uses it), so the first Generate does not
         wait for it; a project made with another model has it loaded when it is generated."""
         opened = self.projects.start(path)
+        if load_model:
+            self.load_model()
+        return opened
+
+    def load_model(self) -> None:
+        """Load the model in Settings (or connect to the engine in Settings › Engine) unless one is there."""
         if self._owns_worker and self.worker.model_info is None and self.settings.engine_url:
             from engine.remote.token import default_token_path  # Settings › Engine: a remote engine
 
@@ -105,7 +114,6 @@ class Studio(QObject):
                                        token_file=self.settings.engine_token_file or str(default_token_path()))
         elif self._owns_worker and self.worker.model_info is None:
             self.worker.load_model(self.settings.model, self.settings.device, self.settings.dtype)
-        return opened
 
     def _may_close(self) -> bool:
         """The window is closing: the project first (Save / Discard / Cancel), then the dialogs."""
@@ -168,6 +176,8 @@ class Studio(QObject):
         self.generation.flush()  # the chunks delivered so far are in the project
         marks = self.window.player.in_out  # the player's I/O range, when one is marked
         # A snapshot: chunks committed while the dialog is open must not change what is being exported.
+        from magi_studio.dialogs.export_dialog import ExportDialog
+
         dialog = ExportDialog(snapshot_project(session.project), session.store,
                               selected_shot_id=session.selected_shot_id or None, settings=self.settings,
                               name=session.display_name, in_out=marks.frames if marks is not None else None,
@@ -187,6 +197,8 @@ class Studio(QObject):
             self.settings_dialog.raise_()
             self.settings_dialog.activateWindow()
             return self.settings_dialog
+        from magi_studio.dialogs.settings_dialog import SettingsDialog
+
         dialog = SettingsDialog(self.settings, self.worker, session=self.projects.session, parent=self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.failed.connect(self.window.report_error)

@@ -13,6 +13,7 @@ bundle, so an import of it from the app would fail only in an installed copy. Th
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -152,3 +153,28 @@ def test_engine_session_still_loads_on_first_use():
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "GenerationSession"
+
+
+def _modules_loaded_by(code: str, watched: tuple[str, ...]) -> list[str]:
+    """The `watched` top-level packages that running `code` in a fresh interpreter loads."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {watched!r} if m in sys.modules)))\n"
+    child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
+                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert child.returncode == 0, child.stderr
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def test_the_cli_parses_its_arguments_without_torch_cv2_numpy_or_qt():
+    """`magi-studio --help` and a wrong argument answer in a fraction of a second: parsing loads none of them
+    (check_generate_args, which asks the device, comes after)."""
+    code = ("from magi_studio.cli import build_parser\n"
+            "build_parser().parse_args(['generate', '--prompt', 'a red ball falls', '--steps', '16', '-o', 'x.mp4'])\n")
+    assert _modules_loaded_by(code, ("torch", "cv2", "numpy", "PySide6", "transformers")) == []
+
+
+def test_the_document_model_and_the_main_window_load_no_torch_cv2_or_exporters():
+    """The document is plain data; the window's modules leave torch (the engine thread's, with the model),
+    cv2 (decoding, exporting), OpenTimelineIO and websockets to where they are used."""
+    heavy = ("torch", "cv2", "transformers", "opentimelineio", "websockets")
+    assert _modules_loaded_by("import magi_studio.document.model", heavy) == []
+    assert _modules_loaded_by("import magi_studio.app, magi_studio.studio", heavy) == []

@@ -32,7 +32,7 @@ from websockets.sync.client import ClientConnection, connect
 from engine.config import CHUNK_FRAMES, SamplingConfig, model_sampling
 from engine.errors import EngineError, ProtocolError, RemoteError
 from engine.events import CancelToken, Cancelled, ChunkFinished, Event, Failed
-from engine.remote.protocol import (PROTOCOL_VERSION, decode, decode_event, encode, encode_request, field_int,
+from engine.remote.protocol import (PROTOCOL_VERSION, Queued, decode, decode_event, encode, encode_request, field_int,
                                     is_final, sampling_from_data, EVENT_TYPES, MAX_PREFIX_FRAMES)
 from engine.remote.token import check_token, read_token
 from engine.requests import GenerationRequest
@@ -61,13 +61,6 @@ def serves_model(spec: str, name: str, wanted: str) -> bool:
     """Whether a server started with `--model spec` (its model named `name`) is the model `wanted`; a folder
     matches by its last name, since the server's path need not be the laptop's."""
     return wanted in (spec, name) or Path(wanted).name in (Path(spec).name, name)
-
-
-@dataclass(frozen=True)
-class Queued:
-    """The run waits on the server behind `position` other runs (not an engine event)."""
-
-    position: int
 
 
 class RemoteSession:

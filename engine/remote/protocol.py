@@ -67,6 +67,14 @@ ERROR_CLASSES = {cls.__name__: cls for cls in (EngineError, ConfigError, Checkpo
 
 
 @dataclass(frozen=True)
+class Queued:
+    """The run waits on the server behind `position` other runs (not an engine event). Here, not in the
+    client, so that the studio can tell it apart without importing websockets."""
+
+    position: int
+
+
+@dataclass(frozen=True)
 class Message:
     header: dict[str, Any]
     parts: dict[str, bytes] = field(default_factory=dict)

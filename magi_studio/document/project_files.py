@@ -22,12 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-import cv2
 import numpy as np
 
-from magi_studio.document.errors import ProjectFileError
 from engine.config import CHUNK_LATENT_FRAMES
 from engine.output_files import NotRegularFile, open_regular_file
+from magi_studio.document.errors import ProjectFileError
 from magi_studio.document.model import CHUNK_FRAMES, ChunkResult
 from magi_studio.document.validation import MAX_NAME_BYTES, parse_json
 
@@ -194,6 +193,8 @@ def decode_latent(folder: Path, result: ChunkResult):
 
 def decode_frames(folder: Path, result: ChunkResult) -> np.ndarray:
     """The decoded frames, uint8 RGB [24, H, W, 3], checked before and after decoding."""
+    import cv2  # on the decoding thread, when frames are first read: not at startup
+
     check_frames_header(folder, result)
     path = folder / result.files["frames"]
     data = read_bytes(folder, result.files["frames"], limit=frames_file_limit(result))

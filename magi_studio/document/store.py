@@ -34,19 +34,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import cv2
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from safetensors.torch import save as save_safetensors
 
 from engine.output_files import describe_os_error, fsync_dir
-from engine.video_io import load_image
 from magi_studio.document.errors import ProjectError, ProjectFileError
 from magi_studio.document.manifest import manifest_bytes, parse_manifest
 from magi_studio.document.model import CHUNK_FRAMES, Asset, ChunkResult, Project, new_id
 from magi_studio.document.project_files import (checked_path, decode_frames, decode_latent, latent_shape, read_bytes,
                                                result_problem)
 from magi_studio.document.validation import MAX_MANIFEST_BYTES, MAX_NAME_BYTES
+
+if TYPE_CHECKING:
+    import torch
 
 MANIFEST = "project.json"
 AUTOSAVE = "autosave.json"
@@ -263,6 +264,8 @@ class ProjectStore:
     def import_image(self, source: str | os.PathLike) -> Asset:
         """Copy a reference image into assets/ (same content: same asset). Non-images raise InputError."""
         source = Path(source)
+        from engine.video_io import load_image
+
         load_image(source)  # the clear "not an image" message, before anything is copied
         data = self._read(source)
         fingerprint = hashlib.sha256(data).hexdigest()
@@ -295,6 +298,9 @@ class ProjectStore:
         if os.path.lexists(final):
             return result  # results are immutable: never rewritten
         staging = results / f".{result.id}.tmp-{new_id()}"
+        import torch  # whoever writes a chunk holds the engine's tensors: torch is loaded already
+        from safetensors.torch import save as save_safetensors
+
         try:
             staging.mkdir()
             self._write_synced(staging / "latent.safetensors",
@@ -413,6 +419,8 @@ def _is_regular(path: Path) -> bool:
 
 
 def _encode_png(image: np.ndarray) -> bytes:
+    import cv2
+
     ok, data = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:
         raise ProjectError("Could not encode frames as PNG.")
@@ -424,5 +432,7 @@ def _thumbnail(frame: np.ndarray) -> np.ndarray:
     if width <= THUMBNAIL_WIDTH:
         return frame
     size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
+    import cv2
+
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
