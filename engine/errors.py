@@ -67,3 +67,9 @@ class ProtocolError(RemoteError, ValueError):
     """A message between the studio and a remote engine breaks the protocol (malformed, too large, unknown)."""
 
     title = "Remote engine problem"
+
+
+class RankFailed(EngineError):
+    """One rank of a several-device run stopped; every rank was stopped with it."""
+
+    title = "Multi-GPU problem"

@@ -125,7 +125,7 @@ class GenerationSession:
 
         steps_total = total_steps(len(plans), sampling.num_steps, sampling.window)
         yield GenerationStarted(tuple(p.index - offset for p in plans), steps_total)
-        loop = sample_chunks(bundle.dit, sampling, plans, null_text, context=context, first_frames=first_frames)
+        loop = self._sample(sampling, plans, null_text, context, first_frames)
         done_steps = 0
         while True:
             if cancel is not None and cancel.is_set():
@@ -149,6 +149,11 @@ class GenerationSession:
                 yield ChunkFinished(chunk, frames, latent, prefix_frames if chunk == request.start_chunk else 0,
                                     time.perf_counter() - started)
         yield Finished(tuple(finished), time.perf_counter() - started)
+
+    def _sample(self, sampling: SamplingConfig, plans: list[ChunkPlan], null_text: torch.Tensor, context,
+                first_frames: torch.Tensor | None) -> Iterator:
+        """The sampler's events for this run (engine.parallel runs it on several ranks instead)."""
+        return sample_chunks(self.bundle.dit, sampling, plans, null_text, context=context, first_frames=first_frames)
 
     def _conditioning(self, request: GenerationRequest, sampling: SamplingConfig):
         """Clean context chunks, held first frames, prefix frames in the first chunk, index offset."""

@@ -113,10 +113,24 @@ class MagiDiT(nn.Module):
         (the adaLN flag: True uses the "text present" row of the null caption, False the "dropped" row);
         step_size [N, chunks] for distilled models (the shortcut step-size input, 1/(2·Δu)).
         """
-        cfg = self.config
-        n, _, frames, height, width = latents.shape
-        num_chunks = layout.num_chunks
         self._check_inputs(latents, t, text, layout, context, step_size)
+        x, condition, text_tokens, text_mask, angles = self.embed(latents, t, text, caption_present, layout, step_size)
+        collected: list[LayerKV] = []
+        for index, layer in enumerate(self.layers):
+            layer_context = None if context is None else context.layers[index]
+            x, kv = layer(x, condition, angles, text_tokens, text_mask, layout, layer_context, self.masked_attention)
+            if collect_kv:
+                collected.append(kv)
+        velocity = self.unpatchify(self.final_proj(self.final_norm(x.float())), latents.shape)
+        return DiTOutput(velocity, collected if collect_kv else None)
+
+    def embed(self, latents: torch.Tensor, t: torch.Tensor, text: ChunkText, caption_present: torch.Tensor | bool,
+              layout: ChunkLayout, step_size: torch.Tensor | None):
+        """The layers' inputs: tokens x [N, S, D], condition [N, chunks, C], text tokens [N, chunks, L, Dx],
+        text mask and RoPE angles [S, A] (split out so a sequence-parallel forward can shard them)."""
+        cfg = self.config
+        n, _, frames, _, _ = latents.shape
+        num_chunks = layout.num_chunks
         dtype = self.dtype
 
         x = latents.float() * cfg.x_rescale_factor
@@ -137,20 +151,18 @@ class MagiDiT(nn.Module):
         text_tokens = self.caption_embed.project_text(text.features.to(x.device)).to(dtype)  # [N, chunks, L, Dx]
         text_mask = None if text.mask is None else text.mask.to(x.device)
         angles = self.rope.angles(layout.first_chunk * CHUNK_LATENT_FRAMES, frames, grid_h, grid_w)
+        return x, condition, text_tokens, text_mask, angles
 
-        collected: list[LayerKV] = []
-        for index, layer in enumerate(self.layers):
-            layer_context = None if context is None else context.layers[index]
-            x, kv = layer(x, condition, angles, text_tokens, text_mask, layout, layer_context, self.masked_attention)
-            if collect_kv:
-                collected.append(kv)
-
-        x = self.final_proj(self.final_norm(x.float()))
+    def unpatchify(self, features: torch.Tensor, latent_shape: torch.Size) -> torch.Tensor:
+        """The final projection's token features [N, S, p·p·C] -> velocity shaped like the latents."""
+        cfg = self.config
         p = cfg.patch_size
-        velocity = rearrange(x, "n (t h w) (ph pw c) -> n c t (h ph) (w pw)", t=frames, h=grid_h, w=grid_w, ph=p, pw=p)
+        _, _, frames, height, width = latent_shape
+        velocity = rearrange(features, "n (t h w) (ph pw c) -> n c t (h ph) (w pw)", t=frames, h=height // p,
+                             w=width // p, ph=p, pw=p)
         if cfg.half_channel_vae:
             velocity = velocity[:, : cfg.latent_channels]
-        return DiTOutput(velocity / cfg.x_rescale_factor, collected if collect_kv else None)
+        return velocity / cfg.x_rescale_factor
 
     def _check_inputs(self, latents, t, text, layout, context, step_size) -> None:
         cfg = self.config

@@ -25,7 +25,8 @@ computed with the "present" flag; we compute that version too and use it for exa
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Callable, Mapping, Protocol
 
 import torch
 
@@ -37,11 +38,38 @@ from engine.sampler.schedule import attention_span, guidance_scales, shortcut_st
 from engine.sampler.window import WindowStep
 
 
+@dataclass(frozen=True)
+class GuidancePass:
+    """One forward of a step's guidance: the velocity it yields has `shape` (float32)."""
+
+    shape: tuple[int, ...]
+    compute: Callable[[], torch.Tensor]
+
+
+class PassRunner(Protocol):
+    """Runs a step's guidance passes. `separate` says the distilled near-clean copy is a pass of its
+    own (engine.parallel runs passes on different ranks) instead of riding in the window's forward."""
+
+    separate: bool
+
+    def run(self, passes: dict[str, GuidancePass]) -> dict[str, torch.Tensor]: ...
+
+
+class LocalPasses:
+    """Every pass on this device, one after the other."""
+
+    separate = False
+
+    def run(self, passes: dict[str, GuidancePass]) -> dict[str, torch.Tensor]:
+        return {name: p.compute() for name, p in passes.items()}
+
+
 class WindowDenoiser:
     def __init__(self, dit: MagiDiT, sampling: SamplingConfig, schedule: torch.Tensor, texts: Mapping[int, torch.Tensor],
                  null_text: torch.Tensor, tokens_per_chunk: int,
-                 negative_texts: Mapping[int, torch.Tensor] | None = None) -> None:
+                 negative_texts: Mapping[int, torch.Tensor] | None = None, passes: PassRunner | None = None) -> None:
         self.dit = dit
+        self.passes = passes or LocalPasses()
         self.sampling = sampling
         self.schedule = schedule
         self.texts = texts
@@ -87,23 +115,26 @@ class WindowDenoiser:
         n = len(step.chunks)
         null_texts, null_flags = self._guidance_text(step.chunks)
 
-        v_history = self.dit(x, t, null_texts, null_flags, layout, context=context).velocity
-        v_text = None
+        passes = {"history": GuidancePass(tuple(x.shape), lambda: self.dit(x, t, null_texts, null_flags, layout,
+                                                                        context=context).velocity)}
         if any(s != 0 for _, s in scales):
             text_context = context
             fresh = self._present_version
             if step.stage_start and fresh is not None and fresh[0] == step.oldest - 1:
                 text_context = self._with_present_version(layout, fresh[1])
             cond_texts = self._text([self.texts[c] for c in step.chunks])
-            v_text = self.dit(x, t, cond_texts, True, layout, context=text_context).velocity
+            passes["text"] = GuidancePass(tuple(x.shape), lambda: self.dit(x, t, cond_texts, True, layout,
+                                                                         context=text_context).velocity)
         needs_uncond = [j for j, (h, _) in enumerate(scales) if 1 - h != 0]
-        v_uncond = None
         if needs_uncond:
             lo = needs_uncond[0]  # chunks needing it are the youngest, a contiguous suffix of the window
-            frames = slice(lo * CHUNK_LATENT_FRAMES, None)
+            x_young = x[:, :, lo * CHUNK_LATENT_FRAMES:]
             alone = ChunkLayout.isolated(step.chunks[lo], n - lo, self.tokens_per_chunk)
             texts, flags = self._guidance_text(step.chunks[lo:])
-            v_uncond = self.dit(x[:, :, frames], t[:, lo:], texts, flags, alone).velocity
+            passes["uncond"] = GuidancePass(tuple(x_young.shape), lambda: self.dit(x_young, t[:, lo:], texts, flags,
+                                                                                  alone).velocity)
+        velocities = self.passes.run(passes)
+        v_history, v_text, v_uncond = velocities["history"], velocities.get("text"), velocities.get("uncond")
 
         parts = []
         for j, (h, s) in enumerate(scales):
@@ -124,6 +155,24 @@ class WindowDenoiser:
         texts = [self.texts[c] for c in step.chunks]
         steps = list(step.steps)
         near_clean = t_values[0] > guidance.near_clean_threshold
+        w = guidance.near_clean_history_weight
+        if near_clean and self.passes.separate:
+            # The isolated copy as a forward of its own, at the position it has in the joined forward.
+            t = torch.tensor([t_values], device=self._device)
+            copy_layout = ChunkLayout.isolated(layout.first_chunk + n, 1, layout.tokens_per_chunk)
+            x_oldest = x[:, :, :CHUNK_LATENT_FRAMES]
+            passes = {
+                "history": GuidancePass(tuple(x.shape), lambda: self.dit(
+                    x, t, self._text(texts), True, layout, context=self._context(layout),
+                    step_size=self._step_size_tensor(steps)).velocity),
+                "alone": GuidancePass(tuple(x_oldest.shape), lambda: self.dit(
+                    x_oldest, t[:, :1], self._text(texts[:1]), True, copy_layout,
+                    step_size=self._step_size_tensor(steps[:1])).velocity),
+            }
+            out = self.passes.run(passes)
+            v, alone = out["history"], out["alone"]
+            oldest = v[:, :, :CHUNK_LATENT_FRAMES] * w + alone * (1 - w)
+            return torch.cat([oldest, v[:, :, CHUNK_LATENT_FRAMES:]], dim=2)
         if near_clean:
             # The isolated copy sits after the window (positions continue), attending only to itself.
             x = torch.cat([x, x[:, :, :CHUNK_LATENT_FRAMES]], dim=2)
@@ -133,11 +182,12 @@ class WindowDenoiser:
             layout = ChunkLayout(layout.first_chunk, n + 1, layout.tokens_per_chunk,
                                  layout.key_starts + (layout.first_chunk + n,), layout.context_first)
         t = torch.tensor([t_values], device=self._device)
-        v = self.dit(x, t, self._text(texts), True, layout, context=self._context(layout),
-                     step_size=self._step_size_tensor(steps)).velocity
+        passes = {"history": GuidancePass(tuple(x.shape), lambda: self.dit(
+            x, t, self._text(texts), True, layout, context=self._context(layout),
+            step_size=self._step_size_tensor(steps)).velocity)}
+        v = self.passes.run(passes)["history"]
         if not near_clean:
             return v
-        w = guidance.near_clean_history_weight
         oldest = v[:, :, :CHUNK_LATENT_FRAMES] * w + v[:, :, n * CHUNK_LATENT_FRAMES:] * (1 - w)
         return torch.cat([oldest, v[:, :, CHUNK_LATENT_FRAMES : n * CHUNK_LATENT_FRAMES]], dim=2)
 

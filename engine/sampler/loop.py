@@ -19,7 +19,7 @@ import torch
 
 from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
 from engine.dit.model import MagiDiT
-from engine.sampler.denoiser import WindowDenoiser
+from engine.sampler.denoiser import PassRunner, WindowDenoiser
 from engine.sampler.schedule import flow_schedule
 from engine.sampler.window import WindowStep, attention_floors, window_steps
 
@@ -61,11 +61,13 @@ class ChunkDone:
 
 def sample_chunks(dit: MagiDiT, sampling: SamplingConfig, chunks: Sequence[ChunkPlan], null_text: torch.Tensor, *,
                   context: Sequence[tuple[int, torch.Tensor]] = (), first_frames: torch.Tensor | None = None,
-                  ) -> Iterator[ChunkEntered | StepDone | ChunkDone]:
+                  passes: PassRunner | None = None) -> Iterator[ChunkEntered | StepDone | ChunkDone]:
     """Generate `chunks` (consecutive indices) after the clean `context` chunks (index, latent).
 
     first_frames [1, 16, f, H, W]: latent frames held fixed at the start of the first chunk
     (image-to-video: f = 1; a continuation prefix that is not a whole chunk: f < 6).
+    passes: how the guidance passes of a step run (default: all on this device; engine.parallel
+    runs them on several ranks).
     """
     if not chunks:
         return
@@ -76,7 +78,7 @@ def sample_chunks(dit: MagiDiT, sampling: SamplingConfig, chunks: Sequence[Chunk
     tokens = dit.config.tokens_per_chunk(height, width)
     negatives = {c.index: c.negative_text for c in chunks if c.negative_text is not None}
     denoiser = WindowDenoiser(dit, sampling, schedule, {c.index: c.text for c in chunks}, null_text, tokens,
-                              negative_texts=negatives)
+                              negative_texts=negatives, passes=passes)
 
     # 1. Clean context chunks enter the KV cache (regenerate-from-N, shot continuation, video prefix).
     for index, latent in context:

@@ -1,0 +1,79 @@
+"""A Session whose DiT runs on several ranks: rank 0 (this process) keeps the Session API and events.
+
+    session = ParallelSession.load("4.5B_distill", LaunchSpec(ranks=4))
+    for event in session.generate(request): ...
+    session.close()
+
+Rank 0 encodes the prompts and images, sends each run's noise, text and context to the other ranks,
+and decodes every finished chunk (the VAE runs on rank 0 only). A run that fails on any rank ends
+with one Failed event carrying the typed error; the ranks are started again for the next run.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+
+from engine.bundle import ModelBundle
+from engine.config import RuntimeConfig
+from engine.parallel.jobs import Job
+from engine.parallel.launch import DiTFactory, LaunchSpec, ParallelModel, ParallelWorkers, launch
+from engine.session import Session
+
+
+class ParallelSession(Session):
+    def __init__(self, bundle: ModelBundle, spec: LaunchSpec, make_dit: DiTFactory) -> None:
+        super().__init__(bundle)
+        self.spec = spec
+        self._make_dit = make_dit
+        self.workers: ParallelWorkers | None = None
+        self.model: ParallelModel | None = None
+
+    @classmethod
+    def load(cls, model: str, spec: LaunchSpec, *, dtype: str | None = None, text_on_cpu: bool = False,
+             progress=None, cancel=None, runtime: RuntimeConfig | None = None, **_ignored) -> "ParallelSession":
+        """Load `model` on rank 0 (whole bundle) while ranks 1..N-1 load its DiT."""
+        from engine.models import load_model
+        from engine.parallel.weights import DiTSource, dit_config_of
+
+        loaded: dict[str, ModelBundle] = {}
+
+        def load_rank0(device: torch.device):
+            loaded["bundle"] = load_model(model, device=str(device), dtype=dtype, text_on_cpu=text_on_cpu,
+                                          progress=progress, cancel=cancel, runtime=runtime)
+            return loaded["bundle"].dit
+
+        make_dit = DiTSource(model, dtype, runtime)
+        workers, parallel = launch(spec, dit_config_of(model), load_rank0, make_dit)
+        session = cls(loaded["bundle"], spec, make_dit)
+        session.workers, session.model = workers, parallel
+        return session
+
+    @classmethod
+    def from_bundle(cls, bundle: ModelBundle, spec: LaunchSpec, make_dit: DiTFactory) -> "ParallelSession":
+        """Rank 0 uses `bundle` as loaded; the others build their DiT with `make_dit` (tests, benchmarks)."""
+        session = cls(bundle, spec, make_dit)
+        session._start()
+        return session
+
+    @property
+    def plan(self):
+        return self.model.runtime.plan
+
+    def _start(self) -> None:
+        self.workers, self.model = launch(self.spec, self.bundle.dit.config, lambda device: self.bundle.dit,
+                                          self._make_dit)
+
+    def _sample(self, sampling, plans, null_text, context, first_frames) -> Iterator:
+        if self.workers is None or not self.workers.healthy:
+            if self.workers is not None:
+                self.workers.stop()
+            self._start()
+        return self.workers.lockstep(self.model, Job(sampling, list(plans), list(context), first_frames))
+
+    def close(self) -> None:
+        """Stop the other ranks and leave the process group (also safe after a failure)."""
+        if self.workers is not None:
+            self.workers.stop()
+            self.workers = None

@@ -1,0 +1,73 @@
+"""What a follower rank loads: the DiT alone, straight from the checkpoint to its device.
+
+Rank 0 loads the whole model (it encodes the prompts and decodes the video); the other ranks only
+run DiT forwards, so they skip the text encoder and the VAE. Tensors are built on the meta device
+and filled one by one on the rank's device, as for a single device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.config import RuntimeConfig
+from engine.dit.model import MagiDiT
+
+
+@dataclass(frozen=True)
+class DiTSource:
+    """A picklable recipe for a follower's DiT (it crosses the process start)."""
+
+    model: str
+    dtype: str | None = None
+    runtime: RuntimeConfig | None = None
+
+    def __call__(self, device: torch.device) -> MagiDiT:
+        return load_dit(self.model, device, self.dtype, self.runtime)
+
+
+def load_dit(spec: str, device: torch.device, dtype: str | None, runtime: RuntimeConfig | None) -> MagiDiT:
+    from engine.bundle import read_manifest
+    from engine.config import DiTConfig
+    from engine.device import parse_dtype
+    from engine.dit.compiled import apply_runtime, resolve_runtime
+    from engine.dit.model import is_float32_island
+    from engine.loading import CheckpointReader, load_into_module
+    from engine.loading.int8 import int8_dequantized_tensors
+    from engine.magi_checkpoint import load_magi_dit, locate_magi_checkpoint
+    from engine.models import download_magi, resolve_model
+
+    source = resolve_model(spec)
+    torch_dtype = parse_dtype(dtype, device)
+    choice = resolve_runtime(runtime, device)
+    if source.kind == "native":
+        config = DiTConfig.from_dict(read_manifest(source.path)["dit"])
+        with torch.device("meta"):
+            dit = MagiDiT(config)
+        with CheckpointReader(source.path / "dit.safetensors") as reader:
+            load_into_module(dit, int8_dequantized_tensors(reader), device=device,
+                             dtype_for=lambda name: torch.float32 if is_float32_island(name) else torch_dtype)
+        dit = dit.eval()
+    else:
+        root = download_magi(source.variant) if source.kind == "hub" else source.path
+        checkpoint = locate_magi_checkpoint(root, source.variant)
+        dit = load_magi_dit(checkpoint.weights, checkpoint.variant, device, torch_dtype, native_fp8=choice.native_fp8)
+    apply_runtime(dit, choice)
+    return dit
+
+
+def dit_config_of(spec: str):
+    """The DiT's config of a model, read without loading weights (to plan the split before loading)."""
+    from engine.bundle import read_manifest
+    from engine.config import DiTConfig
+    from engine.magi_checkpoint import locate_magi_checkpoint
+    from engine.models import resolve_model
+    from engine.variants import magi_variant
+
+    source = resolve_model(spec)
+    if source.kind == "native":
+        return DiTConfig.from_dict(read_manifest(source.path)["dit"])
+    if source.kind == "hub":
+        return magi_variant(source.variant).dit
+    return locate_magi_checkpoint(source.path).variant.dit

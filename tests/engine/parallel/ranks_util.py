@@ -1,0 +1,67 @@
+"""Run a function on several gloo ranks (spawned processes) and collect what each returns (JSON)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+
+import torch
+
+from engine.config import GuidanceConfig, SamplingConfig
+from engine.dit.model import MagiDiT
+from engine.variants import tiny_dit_config
+from tests.engine.factories import randomize_
+
+#: Tiny members of the two families with MAGI-1's head ratios: 4.5B has 3 query heads per kv head
+#: (24:8), 24B 6 (48:8, and SwiGLU, 32 input channels, x0.1 input scale).
+FAMILIES = {"4.5B": dict(gated=False, num_heads=6, num_kv_groups=2),
+            "24B": dict(gated=True, num_heads=6, num_kv_groups=1)}
+
+
+def family_dit(family: str, *, distilled: bool, seed: int = 0, device=None) -> MagiDiT:
+    spec = dict(FAMILIES[family])
+    gated = spec.pop("gated")
+    config = dataclasses.replace(tiny_dit_config(distilled=distilled, gated=gated), **spec)
+    return randomize_(MagiDiT(config), seed).eval()
+
+
+def family_sampling(distilled: bool) -> SamplingConfig:
+    return SamplingConfig(num_steps=8, window=4, guidance=GuidanceConfig(mode="distilled" if distilled else "cfg3"))
+
+
+def _rank_main(rank: int, world: int, store_path: str, target, args, results) -> None:
+    try:
+        torch.set_num_threads(1)
+        store = torch.distributed.FileStore(store_path, world)
+        torch.distributed.init_process_group("gloo", store=store, rank=rank, world_size=world)
+        out = target(rank, world, *args)
+        torch.distributed.destroy_process_group()
+        results.put(json.dumps({"rank": rank, "result": out}))
+    except BaseException as exc:  # noqa: BLE001 - the test reports it
+        results.put(json.dumps({"rank": rank, "error": f"{type(exc).__name__}: {exc}"}))
+        os._exit(1)
+
+
+def run_on_ranks(target, world: int, tmp_path, *args, timeout: float = 240.0) -> list:
+    """target(rank, world, *args) on `world` spawned gloo ranks; the per-rank results, rank order."""
+    context = multiprocessing.get_context("spawn")
+    results = context.SimpleQueue()
+    processes = [context.Process(target=_rank_main, args=(r, world, str(tmp_path / "store"), target, args, results))
+                 for r in range(world)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(timeout)
+    for p in processes:
+        if p.is_alive():
+            p.kill()
+            p.join()
+    got = []
+    while not results.empty():
+        got.append(json.loads(results.get()))
+    errors = [g["error"] for g in got if "error" in g]
+    assert not errors, errors
+    assert len(got) == world, f"{len(got)} of {world} ranks answered"
+    return [g["result"] for g in sorted(got, key=lambda g: g["rank"])]
