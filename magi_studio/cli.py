@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("-o", "--output", type=Path, required=True, help="mp4 file to write")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_engine_args(gen)
+    _add_parallel_args(gen)
 
     render = sub.add_parser("render", help="render a project's storyboard to an mp4 without the window")
     render.add_argument("project", type=Path)
@@ -132,7 +133,34 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     serve.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
     serve.add_argument("--text-on-cpu", action="store_true", help="run MAGI-1's T5 text encoder on the CPU")
+    _add_parallel_args(serve)
     return parser
+
+
+def _add_parallel_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gpus", type=_whole_number(1, 64), default=1,
+                        help="GPUs of this computer to run the model on (NCCL; rank 0 on the first)")
+    parser.add_argument("--parallel", choices=("auto", "guidance", "sequence"), default="auto",
+                        help="how --gpus share the work: guidance passes, sequence shards, or both (auto)")
+    parser.add_argument("--ranks", type=_whole_number(1, 64), default=1,
+                        help="several processes without GPUs (tests: --ranks 2 --dist-backend gloo)")
+    parser.add_argument("--dist-backend", choices=("nccl", "gloo"), default=None,
+                        help="torch.distributed backend (default: nccl for --gpus, gloo for --ranks)")
+
+
+def launch_spec(args: argparse.Namespace):
+    """The LaunchSpec of --gpus / --ranks, or None for one device."""
+    if args.gpus > 1 and args.ranks > 1:
+        raise ConfigError("Give --gpus (GPUs) or --ranks (processes without GPUs), not both.")
+    if args.gpus == 1 and args.ranks == 1:
+        return None
+    if getattr(args, "engine", None):
+        raise ConfigError("--gpus and --ranks choose this computer's devices; the --engine server chooses its own.")
+    from engine.parallel.launch import LaunchSpec
+
+    if args.gpus > 1:
+        return LaunchSpec(args.gpus, args.dist_backend or "nccl", args.parallel)
+    return LaunchSpec(args.ranks, args.dist_backend or "gloo", args.parallel)
 
 
 def _add_engine_args(parser: argparse.ArgumentParser) -> None:
@@ -207,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             from engine.remote.server import run_server
 
             return run_server(args.model, args.host, args.port, args.token_file, args.tls_cert, args.tls_key,
-                              device=args.device, dtype=args.dtype, text_on_cpu=args.text_on_cpu)
+                              device=args.device, dtype=args.dtype, text_on_cpu=args.text_on_cpu,
+                              launch=launch_spec(args))
     except EngineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -246,7 +275,8 @@ def check_generate_args(args: argparse.Namespace) -> None:
     from engine.models import resolve_model
 
     resolve_model(args.model)
-    parse_dtype(args.dtype, pick_device(args.device))
+    spec = launch_spec(args)
+    parse_dtype(args.dtype, spec.device_of(0) if spec else pick_device(args.device))
     warn_unknown_words(args.model, args.prompt)
 
 
@@ -262,11 +292,8 @@ def warn_unknown_words(model: str, prompts: list[str]) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from engine.events import CancelToken, Cancelled, ChunkFinished, Failed, Finished
-    from engine.remote.protocol import Queued
-    from engine.requests import ChunkSpec, GenerationRequest
     from engine.session import GenerationSession
-    from engine.video_io import VideoWriter, fit_image, iter_video, load_image
+    from engine.video_io import load_image
     from magi_studio.terminal_progress import TerminalProgress
 
     progress = TerminalProgress(enabled=not args.quiet)
@@ -275,8 +302,29 @@ def run_generate(args: argparse.Namespace) -> int:
     from engine.config import RuntimeConfig
 
     runtime = RuntimeConfig(compile_layers=False) if args.no_compile else None
-    session = connect_engine(args) or GenerationSession.load(args.model, device=args.device, dtype=args.dtype,
-                                                   text_on_cpu=args.text_on_cpu, runtime=runtime)
+    spec = launch_spec(args)
+    if spec is not None:
+        from engine.parallel.session import ParallelSession
+
+        session = ParallelSession.load(args.model, spec, dtype=args.dtype, text_on_cpu=args.text_on_cpu,
+                                       runtime=runtime)
+        progress.message(f"{spec.ranks} ranks ({spec.backend}): {session.plan.describe()}")
+    else:
+        session = connect_engine(args) or GenerationSession.load(args.model, device=args.device, dtype=args.dtype,
+                                                                 text_on_cpu=args.text_on_cpu, runtime=runtime)
+    try:
+        return _generate_with(session, args, progress, image)
+    finally:
+        if spec is not None:
+            session.close()
+
+
+def _generate_with(session, args: argparse.Namespace, progress, image) -> int:
+    from engine.events import CancelToken, Cancelled, ChunkFinished, Failed, Finished
+    from engine.remote.protocol import Queued
+    from engine.requests import ChunkSpec, GenerationRequest
+    from engine.video_io import VideoWriter, fit_image, iter_video
+
     bundle = session.bundle
     width, height = args.size or (bundle.width, bundle.height)
     sampling = session.default_sampling.overridden(steps=args.steps, window=args.window, guidance_scale=args.guidance)

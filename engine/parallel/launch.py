@@ -23,9 +23,9 @@ import multiprocessing.connection
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -34,7 +34,17 @@ from engine import errors
 from engine.dit.model import MagiDiT
 from engine.errors import ConfigError, EngineError, RankFailed
 from engine.parallel.guidance import GuidanceParallelPasses
-from engine.parallel.jobs import JOB, QUIT, STEP, STOP, Job, receive_command, receive_job, send_command, send_job
+from engine.parallel.jobs import (
+    JOB,
+    QUIT,
+    STEP,
+    STOP,
+    Job,
+    receive_command,
+    receive_job,
+    send_command,
+    send_job,
+)
 from engine.parallel.plan import BACKENDS, ParallelMode, ParallelPlan, choose_plan
 from engine.parallel.runtime import ParallelRuntime
 from engine.parallel.sequence import SequenceParallelDiT
@@ -124,6 +134,8 @@ def follower_main(rank: int, spec: LaunchSpec, port: int, make_dit: DiTFactory, 
         device = spec.device_of(rank)
         if device.type == "cuda":
             torch.cuda.set_device(device)
+        else:  # CPU ranks share the cores instead of each spinning on all of them
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.ranks))
         _init_group(spec, rank, port, device)
         dit, failed = None, False
         try:

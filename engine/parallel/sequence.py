@@ -20,7 +20,11 @@ import math
 
 import torch
 
-from engine.dit.attention import ChunkLayout, block_causal_attention, chunk_cross_attention
+from engine.dit.attention import (
+    ChunkLayout,
+    block_causal_attention,
+    chunk_cross_attention,
+)
 from engine.dit.layer import LayerKV
 from engine.dit.model import ChunkText, DiTOutput, KVContext, MagiDiT
 from engine.parallel.plan import kv_head_repeats

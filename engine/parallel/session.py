@@ -1,4 +1,4 @@
-"""A Session whose DiT runs on several ranks: rank 0 (this process) keeps the Session API and events.
+"""A GenerationSession whose DiT runs on several ranks: rank 0 (this process) keeps its API and events.
 
     session = ParallelSession.load("4.5B_distill", LaunchSpec(ranks=4))
     for event in session.generate(request): ...
@@ -11,18 +11,24 @@ with one Failed event carrying the typed error; the ranks are started again for 
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Iterator
 
 import torch
 
 from engine.bundle import ModelBundle
 from engine.config import RuntimeConfig
 from engine.parallel.jobs import Job
-from engine.parallel.launch import DiTFactory, LaunchSpec, ParallelModel, ParallelWorkers, launch
-from engine.session import Session
+from engine.parallel.launch import (
+    DiTFactory,
+    LaunchSpec,
+    ParallelModel,
+    ParallelWorkers,
+    launch,
+)
+from engine.session import GenerationSession
 
 
-class ParallelSession(Session):
+class ParallelSession(GenerationSession):
     def __init__(self, bundle: ModelBundle, spec: LaunchSpec, make_dit: DiTFactory) -> None:
         super().__init__(bundle)
         self.spec = spec
@@ -32,7 +38,7 @@ class ParallelSession(Session):
 
     @classmethod
     def load(cls, model: str, spec: LaunchSpec, *, dtype: str | None = None, text_on_cpu: bool = False,
-             progress=None, cancel=None, runtime: RuntimeConfig | None = None, **_ignored) -> "ParallelSession":
+             progress=None, cancel=None, runtime: RuntimeConfig | None = None, **_ignored) -> ParallelSession:
         """Load `model` on rank 0 (whole bundle) while ranks 1..N-1 load its DiT."""
         from engine.models import load_model
         from engine.parallel.weights import DiTSource, dit_config_of
@@ -51,7 +57,7 @@ class ParallelSession(Session):
         return session
 
     @classmethod
-    def from_bundle(cls, bundle: ModelBundle, spec: LaunchSpec, make_dit: DiTFactory) -> "ParallelSession":
+    def from_bundle(cls, bundle: ModelBundle, spec: LaunchSpec, make_dit: DiTFactory) -> ParallelSession:
         """Rank 0 uses `bundle` as loaded; the others build their DiT with `make_dit` (tests, benchmarks)."""
         session = cls(bundle, spec, make_dit)
         session._start()

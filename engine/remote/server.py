@@ -454,9 +454,10 @@ def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 
 def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, *, device: str = "auto",
-               dtype: str | None = None, text_on_cpu: bool = False,
+               dtype: str | None = None, text_on_cpu: bool = False, launch=None,
                say: Callable[[str], None] = lambda text: print(text, flush=True)) -> int:
-    """`magi-studio serve`: load the model once, then serve until Ctrl-C."""
+    """`magi-studio serve`: load the model once, then serve until Ctrl-C. `launch` (an
+    engine.parallel LaunchSpec) runs the model on several ranks, this process being rank 0."""
     from engine.remote.token import default_token_path, load_or_create_token
     from engine.session import GenerationSession
 
@@ -465,7 +466,13 @@ def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, 
     token, created = load_or_create_token(token_path)
     say(f"{'created a new token in' if created else 'token from'} {token_path}")
     say(f"loading {model} ...")
-    session = GenerationSession.load(model, device=device, dtype=dtype, text_on_cpu=text_on_cpu)
+    if launch is not None:
+        from engine.parallel.session import ParallelSession
+
+        session = ParallelSession.load(model, launch, dtype=dtype, text_on_cpu=text_on_cpu)
+        say(f"{launch.ranks} ranks ({launch.backend}): {session.plan.describe()}")
+    else:
+        session = GenerationSession.load(model, device=device, dtype=dtype, text_on_cpu=text_on_cpu)
     server = EngineServer(session, token, spec=model)
 
     async def main() -> None:
@@ -495,6 +502,9 @@ def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, 
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    finally:
+        if launch is not None:
+            session.close()
     say("stopped")
     return 0
 

@@ -16,8 +16,8 @@ from tests.engine.factories import randomize_
 
 #: Tiny members of the two families with MAGI-1's head ratios: 4.5B has 3 query heads per kv head
 #: (24:8), 24B 6 (48:8, and SwiGLU, 32 input channels, x0.1 input scale).
-FAMILIES = {"4.5B": dict(gated=False, num_heads=6, num_kv_groups=2),
-            "24B": dict(gated=True, num_heads=6, num_kv_groups=1)}
+FAMILIES = {"4.5B": {"gated": False, "num_heads": 6, "num_kv_groups": 2},
+            "24B": {"gated": True, "num_heads": 6, "num_kv_groups": 1}}
 
 
 def family_dit(family: str, *, distilled: bool, seed: int = 0, device=None) -> MagiDiT:
@@ -65,3 +65,28 @@ def run_on_ranks(target, world: int, tmp_path, *args, timeout: float = 240.0) ->
     assert not errors, errors
     assert len(got) == world, f"{len(got)} of {world} ranks answered"
     return [g["result"] for g in sorted(got, key=lambda g: g["rank"])]
+
+
+def tiny_bundle_dit(device, distilled: bool):
+    """The DiT of factories.tiny_bundle(distilled=...), for the other ranks of a parallel session."""
+    from tests.engine.factories import tiny_dit
+
+    return tiny_dit(distilled=distilled).to(device)
+
+
+def failing_tiny_bundle_dit(device, distilled: bool, fail_at_call: int):
+    """As tiny_bundle_dit, but its forward raises OutOfMemory at call `fail_at_call` (a rank that fails mid-run)."""
+    from engine.errors import OutOfMemory
+
+    dit = tiny_bundle_dit(device, distilled)
+    calls = {"n": 0}
+    forward = dit.forward
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] >= fail_at_call:
+            raise OutOfMemory("the test's rank ran out of memory")
+        return forward(*args, **kwargs)
+
+    dit.forward = failing
+    return dit
