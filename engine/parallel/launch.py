@@ -159,10 +159,12 @@ def follower_main(rank: int, spec: LaunchSpec, port: int, make_dit: DiTFactory, 
                     loop = None
                 elif command == QUIT:
                     break
-        dist.destroy_process_group()
     except BaseException as exc:  # noqa: BLE001 - every failure must reach rank 0 and end this process
         _report(reports, rank, exc)
         os._exit(1)
+    # Leaving the process group would wait on the other ranks leaving theirs; rank 0 does that once we
+    # are gone, and ending the process closes this rank's connections.
+    os._exit(0)
 
 
 def _typed_error(report: str) -> EngineError:
