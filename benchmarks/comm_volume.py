@@ -126,8 +126,9 @@ def main() -> None:
             sent += sum(passes) * 16 * CHUNK_LATENT_FRAMES * (height // 8) * (width // 8) * FLOAT32
         share, sent = share / len(steps), sent / len(steps)
         expected = one * share + sent / bandwidth
-        print(f"| {name} | {groups} | guidance | velocity broadcast {sent / 2**20 / max(1, len(steps[0])):.0f} MiB "
-              f"a pass | {sent / 2**30:.3f} GiB | {sent / bandwidth * 1000:.1f} ms | {one:.2f} s -> {expected:.3f} s "
+        window_pass = 4 * 16 * CHUNK_LATENT_FRAMES * (height // 8) * (width // 8) * FLOAT32
+        print(f"| {name} | {groups} | guidance | velocity broadcast: {window_pass / 2**20:.1f} MiB a 4-chunk pass "
+              f"| {sent / 2**30:.3f} GiB (all owners) | {sent / bandwidth * 1000:.1f} ms | {one:.2f} s -> {expected:.3f} s "
               f"| {one / expected:.2f}x |")
     print("\nOne-GPU step times: measured (BENCHMARKS.md, eager bf16, H100) for the 4.5B; the 24B's is an estimate "
           "from FLOPs. Not counted: rank 0's VAE decode (0.41 s a 720x720 chunk on an H100) and text encoding, "
