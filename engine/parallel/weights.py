@@ -28,14 +28,15 @@ class DiTSource:
 
 
 def load_dit(spec: str, device: torch.device, dtype: str | None, runtime: RuntimeConfig | None) -> MagiDiT:
-    from engine.bundle import read_manifest
+    from engine.model_files import read_manifest
     from engine.config import DiTConfig
     from engine.device import parse_dtype
     from engine.dit.compiled import apply_runtime, resolve_runtime
     from engine.dit.model import is_float32_island
     from engine.loading import CheckpointReader, load_into_module
     from engine.loading.int8 import int8_dequantized_tensors
-    from engine.magi_checkpoint import load_magi_dit, locate_magi_checkpoint
+    from engine.magi_checkpoint import load_magi_dit
+    from engine.model_files import locate_magi_checkpoint
     from engine.models import download_magi, resolve_model
 
     source = resolve_model(spec)
@@ -59,9 +60,9 @@ def load_dit(spec: str, device: torch.device, dtype: str | None, runtime: Runtim
 
 def dit_config_of(spec: str):
     """The DiT's config of a model, read without loading weights (to plan the split before loading)."""
-    from engine.bundle import read_manifest
+    from engine.model_files import read_manifest
     from engine.config import DiTConfig
-    from engine.magi_checkpoint import locate_magi_checkpoint
+    from engine.model_files import locate_magi_checkpoint
     from engine.models import resolve_model
     from engine.variants import magi_variant
 
