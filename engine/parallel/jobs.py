@@ -2,8 +2,8 @@
 
 Everything travels as tensors through torch.distributed broadcasts (no pickles): a command is an int64
 pair (command, payload length); a job's header is UTF-8 JSON in a uint8 tensor, naming the shapes of
-the float32 tensors that follow (each chunk's noise and text, the clean context chunks, the held
-first frames).
+the float32 tensors that follow (each chunk's noise and text, the negative texts of the chunks that
+have one, the clean context chunks, the held first frames).
 """
 
 from __future__ import annotations
@@ -39,12 +39,16 @@ def receive_command(runtime: ParallelRuntime) -> tuple[int, int]:
 
 
 def send_job(runtime: ParallelRuntime, job: Job) -> None:
-    tensors = [t for p in job.plans for t in (p.noise, p.text)] + [latent for _, latent in job.context]
+    negatives = [p.negative_text is not None for p in job.plans]
+    tensors = [t for p in job.plans for t in (p.noise, p.text)]
+    tensors += [p.negative_text for p in job.plans if p.negative_text is not None]
+    tensors += [latent for _, latent in job.context]
     if job.first_frames is not None:
         tensors.append(job.first_frames)
     header = json.dumps({
         "sampling": job.sampling.to_dict(),
         "chunks": [p.index for p in job.plans],
+        "negatives": negatives,
         "context": [index for index, _ in job.context],
         "first_frames": job.first_frames is not None,
         "shapes": [list(t.shape) for t in tensors],
@@ -64,8 +68,11 @@ def receive_job(runtime: ParallelRuntime, header_bytes: int) -> Job:
         t = torch.empty(shape, dtype=torch.float32, device=runtime.device)
         runtime.broadcast(t, 0, kind="job")
         tensors.append(t)
-    plans = [ChunkPlan(index, tensors[2 * j], tensors[2 * j + 1]) for j, index in enumerate(header["chunks"])]
-    rest = tensors[2 * len(plans):]
+    rest = tensors[2 * len(header["chunks"]):]
+    negatives = iter(rest[: sum(header["negatives"])])
+    rest = rest[sum(header["negatives"]):]
+    plans = [ChunkPlan(index, tensors[2 * j], tensors[2 * j + 1], next(negatives) if has_negative else None)
+             for j, (index, has_negative) in enumerate(zip(header["chunks"], header["negatives"]))]
     context = list(zip(header["context"], rest[: len(header["context"])]))
     first_frames = rest[-1] if header["first_frames"] else None
     return Job(SamplingConfig.from_dict(header["sampling"]), plans, context, first_frames)

@@ -28,7 +28,9 @@ def one_thread():
 
 
 def _request(**kwargs) -> GenerationRequest:
-    chunks = tuple(ChunkSpec(TINY_VOCAB_CAPTIONS[i], seed=i) for i in range(3))
+    # Chunk 1 has a negative prompt: base models use it in their guidance passes (it travels to the ranks).
+    chunks = tuple(ChunkSpec(TINY_VOCAB_CAPTIONS[i], seed=i, negative_prompt="a green triangle" if i == 1 else "")
+                   for i in range(3))
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     return GenerationRequest(chunks=chunks, width=64, height=64, reference_image=image, previews=False, decode=False, **kwargs)
 
