@@ -98,9 +98,17 @@ def run_app(argv: list[str]) -> int:
     # PROJECT, else crashed untitled work (offered), the last project, a new one. The model loads once the
     # window is up: torch's import on the engine thread would otherwise compete with the window's first paint.
     studio.start(args.project, load_model=False)
+    if created:  # this process ends with the window: quitting need not wait for torch's import to finish
+        studio.abandon_load_after_ms = 1000
     signal_tick = handle_quit_signals(studio)
     try:
-        return int(qasync.run(_run_until_closed(studio.window, studio.load_model)) or 0)
+        code = int(qasync.run(_run_until_closed(studio.window, studio.load_model)) or 0)
     finally:
         signal_tick.stop()
-        studio.dispose()  # idempotent: autosaves written, engine thread stopped, window deleted
+        studio.dispose()  # idempotent: autosaves written, engine thread stopped (or a load left), window deleted
+    if studio.worker.abandoned:  # the engine thread is still importing torch for a model: nothing of ours
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # returning would destroy the running QThread, which aborts the process
+    return code

@@ -249,6 +249,8 @@ class EngineWorker(QObject):
         self._running: _Job | None = None
         self._model: ModelInfo | None = None
         self._device_facts: DeviceFacts | None = None
+        #: shutdown left a model load running (abandon_load_after_ms): the process must end with os._exit.
+        self.abandoned = False
         self._facts_asked = False
         self._state = EngineState.NO_MODEL
         self._thread = QThread(self)
@@ -362,14 +364,22 @@ class EngineWorker(QObject):
 
     # Shutdown ---------------------------------------------------------------------------------
     @Slot()
-    def shutdown(self) -> None:
-        """Cancel every job, stop the thread and wait for it (a running step finishes first). Idempotent."""
-        if self._thread is None:
+    def shutdown(self, *, abandon_load_after_ms: int | None = None) -> None:
+        """Cancel every job, stop the thread and wait for it (a running step finishes first). Idempotent.
+
+        `abandon_load_after_ms`: when a model load is what runs (it cannot stop while torch imports), stop
+        waiting after that long and leave the thread running, `abandoned` True: the app's process then
+        ends at once (app.run_app), holding nothing of the user's in that thread."""
+        if self._thread is None or self.abandoned:  # stopped, or left to the process's end
             return
         thread, runner = self._thread, self._runner
         for job in self._jobs.values():
             job.token.cancel()
         thread.quit()
+        loading = self._running is not None and self._running.kind == "load"
+        if abandon_load_after_ms is not None and loading and not thread.wait(abandon_load_after_ms):
+            self.abandoned = True  # kept referenced, never destroyed while running (that aborts the process)
+            return
         thread.wait()  # never destroy a running QThread: that aborts the process
         runner.release()
         self._thread, self._runner = None, None

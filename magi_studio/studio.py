@@ -69,6 +69,9 @@ class Studio(QObject):
         self.export_dialog: ExportDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
         self._shut_down = self._disposed = False
+        #: How long quitting waits for a model load that cannot stop (importing torch) before leaving it to
+        #: the process's end (app.run_app sets it; None: wait, as tests and scripts that go on need).
+        self.abandon_load_after_ms: int | None = None
 
         window, projects, generation = self.window, self.projects, self.generation
         projects.sessionChanged.connect(window.set_document_session)
@@ -132,7 +135,8 @@ class Studio(QObject):
         self.generation.stop()  # normally already stopped by close_project
         self.projects.shutdown()
         if self._owns_worker:
-            self.worker.shutdown()  # stops within one denoising step; never leave the thread running
+            # Stops within one denoising step; a load still importing torch may be left to the process's end.
+            self.worker.shutdown(abandon_load_after_ms=self.abandon_load_after_ms)
 
     def terminate(self) -> None:
         """End now without a question (SIGTERM: logout, `kill`): unsaved edits are autosaved, so the next
