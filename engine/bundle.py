@@ -50,6 +50,8 @@ class ModelBundle:
     fps: int = 24
     preview: LatentRGBProjection | None = None
     source: str = ""
+    #: One sentence on where the parts went to fit the device's memory ("" when there was no choice).
+    memory_plan: str = ""
 
     @property
     def device(self) -> torch.device:

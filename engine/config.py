@@ -314,6 +314,9 @@ def model_sampling(requested: SamplingConfig | None, default: SamplingConfig, *,
 
 
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
+#: Where MAGI-1's T5 text encoder lives: on the GPU in the model dtype; on the CPU in float32; or "offload":
+#: in the model dtype in (pinned) CPU memory, copied to the GPU only while it encodes new prompts.
+TEXT_ENCODER_PLACEMENTS = ("gpu", "cpu", "offload")
 
 
 @dataclass(frozen=True)
@@ -330,6 +333,9 @@ class RuntimeConfig:
     compile_mode: str = "default"
     #: FP8 checkpoints keep their quantised linears FP8 and run FP8 matmuls (else they are dequantised).
     native_fp8: bool | None = None
+    #: One of TEXT_ENCODER_PLACEMENTS; None: the loader picks the first that fits the device's memory
+    #: (engine.loading.memory.choose_text_placement), in the order gpu, offload, cpu.
+    text_encoder: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.compile_layers in (None, True, False),
@@ -338,6 +344,9 @@ class RuntimeConfig:
                  f"RuntimeConfig.native_fp8 must be true, false or null, got {self.native_fp8!r}")
         _require(self.compile_mode in COMPILE_MODES,
                  f"RuntimeConfig.compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
+        _require(self.text_encoder is None or self.text_encoder in TEXT_ENCODER_PLACEMENTS,
+                 f"RuntimeConfig.text_encoder must be one of {TEXT_ENCODER_PLACEMENTS} or null, "
+                 f"got {self.text_encoder!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

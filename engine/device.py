@@ -36,6 +36,25 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def use_expandable_segments() -> None:
+    """Let PyTorch's CUDA allocator grow its segments instead of caching fixed blocks (unless the user set
+    PYTORCH_CUDA_ALLOC_CONF): a window's activations change size every stage, and fixed blocks left
+    the 4.5B at 832x480 out of memory under a 16 GiB cap with 13.8 GiB in use."""
+    import os
+    import warnings
+
+    if "PYTORCH_CUDA_ALLOC_CONF" in os.environ or "PYTORCH_ALLOC_CONF" in os.environ:
+        return
+    setting = getattr(torch.cuda.memory, "_set_allocator_settings", None)
+    if setting is not None:
+        try:
+            with warnings.catch_warnings():  # torch 2.11 calls this spelling deprecated; it is the one measured
+                warnings.simplefilter("ignore", FutureWarning)
+                setting("expandable_segments:True")
+        except RuntimeError:  # a platform without expandable segments: the default allocator
+            pass
+
+
 def default_dtype(device: torch.device) -> torch.dtype:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -9,6 +9,7 @@ shape is checked against the configuration before a single tensor is read.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -20,7 +21,7 @@ import torch
 from engine.bundle import ModelBundle
 from engine.dit.model import MagiDiT, is_float32_island
 from engine.dit.official_keys import expected_official_shapes, fp8_layers_in, official_key_plan
-from engine.errors import CheckpointError
+from engine.errors import CheckpointError, OutOfMemory
 from engine.loading import CheckpointReader, LazyTensor, check_fits, estimate_memory, load_into_module
 from engine.model_files import MagiCheckpoint
 from engine.variants import T5_XXL_ENCODER_PARAMS, MagiVariant
@@ -30,6 +31,8 @@ from engine.vae.config import VAEConfig
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
+#: MAGI-1's smaller standard size: a card too small for a model's default size may still load for it.
+SMALLER_SIZE = (832, 480)
 
 
 def check_official_keys(reader: CheckpointReader, expected: dict[str, tuple[int, ...]], what: str) -> None:
@@ -107,12 +110,27 @@ def _parameter_count(folder: Path) -> int | None:
         return None
 
 
+def magi_memory_estimate(checkpoint: MagiCheckpoint, dtype: torch.dtype, *, width: int, height: int,
+                         window: int | None = None, native_fp8: bool = False, text_on_device: bool = True):
+    """The loader's memory estimate for a checkpoint at a size (engine.loading.memory.estimate_memory)."""
+    variant = checkpoint.variant
+    t5_params = (_parameter_count(checkpoint.t5) if checkpoint.t5 else None) or T5_XXL_ENCODER_PARAMS
+    return estimate_memory(variant.dit, width=width, height=height, window=window or variant.sampling.window,
+                           cache_chunks=variant.sampling.cache_chunks, weight_dtype_bytes=torch.finfo(dtype).bits // 8,
+                           fp8=variant.fp8, keep_fp8=native_fp8, text_encoder_params=t5_params,
+                           text_encoder_bytes_per_param=torch.finfo(dtype).bits // 8,
+                           text_encoder_on_device=text_on_device)
+
+
 def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype: torch.dtype, *,
                          width: int | None = None, height: int | None = None, window: int | None = None,
                          text_on_cpu: bool = False, progress: Progress | None = None,
-                         native_fp8: bool = False) -> ModelBundle:
-    """Load DiT, VAE and T5 onto `device` (T5 on the CPU in float32 when `text_on_cpu`, saving ~9 GiB);
-    `native_fp8`: an FP8 checkpoint keeps its quantised linears FP8 (a GPU with FP8 matmuls)."""
+                         native_fp8: bool = False, text_encoder: str | None = None) -> ModelBundle:
+    """Load DiT, VAE and T5 onto `device`; `native_fp8`: an FP8 checkpoint keeps its quantised linears FP8
+    (a GPU with FP8 matmuls). `text_encoder` places T5 (engine.config.TEXT_ENCODER_PLACEMENTS: on the GPU,
+    on the CPU in float32, or offloaded); None picks the first that fits the device's free memory
+    (`text_on_cpu` asks for "cpu"). The bundle's `memory_plan` says what was chosen and why."""
+    from engine.loading.memory import choose_text_placement, device_memory_bytes
     from engine.text import SpecialTokens, T5TextEncoder
 
     variant = checkpoint.variant
@@ -123,15 +141,27 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
     if checkpoint.t5 is None:
         raise CheckpointError(f"No T5 text encoder found next to {checkpoint.weights} "
                               "(expected ckpt/t5/t5-v1_1-xxl). Download the T5 folder as well.")
-    estimate = estimate_memory(variant.dit, width=width, height=height, window=window or variant.sampling.window,
-                               cache_chunks=variant.sampling.cache_chunks,
-                               weight_dtype_bytes=torch.finfo(dtype).bits // 8, fp8=variant.fp8,
-                               keep_fp8=native_fp8,
-                               text_encoder_params=_parameter_count(checkpoint.t5) or T5_XXL_ENCODER_PARAMS,
-                               text_encoder_bytes_per_param=torch.finfo(dtype).bits // 8,
-                               text_encoder_on_device=not text_on_cpu)
-    check_fits(estimate, device, label=variant.label,
-               suggestion="Choose a distilled or 4.5B variant, a smaller size, or a GPU with more memory.")
+
+    def estimate(text_on_device: bool, size=(width, height)):
+        return magi_memory_estimate(checkpoint, dtype, width=size[0], height=size[1], window=window,
+                                    native_fp8=native_fp8, text_on_device=text_on_device)
+
+    free = device_memory_bytes(device)
+    placement = choose_text_placement("cpu" if text_on_cpu and text_encoder is None else text_encoder,
+                                      device=device, with_text=estimate(True), without_text=estimate(False), free=free)
+    log.info("%s", placement.reason)
+    on_device = placement.placement == "gpu"
+    try:
+        check_fits(estimate(on_device), device, label=variant.label, available_bytes=free,
+                   suggestion="Choose a distilled or 4.5B variant, a smaller size, or a GPU with more memory.")
+    except OutOfMemory:
+        # Too little for the model's own size may still be enough for MAGI-1's smaller one (832x480):
+        # load, and say which size fits; a larger request then fails with the engine's out-of-memory sentence.
+        smaller = estimate(on_device, SMALLER_SIZE)
+        if SMALLER_SIZE[0] * SMALLER_SIZE[1] >= width * height or free is None or smaller.total_bytes > 0.9 * free:
+            raise
+        placement = dataclasses.replace(placement, reason=f"{placement.reason} It fits at "
+                                        f"{SMALLER_SIZE[0]}x{SMALLER_SIZE[1]}, not at {width}x{height}.")
     report = progress or (lambda message, fraction: None)
     report("Loading the diffusion transformer", 0.0)
     dit = load_magi_dit(checkpoint.weights, variant, device, dtype, native_fp8=native_fp8)
@@ -142,12 +172,17 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
     if tokens is None:
         log.warning("special_tokens.npz not found near %s: prompts go without MAGI-1's quality and duration tokens",
                     checkpoint.weights)
-    text_device, text_dtype = (torch.device("cpu"), torch.float32) if text_on_cpu else (device, dtype)
-    text_encoder = T5TextEncoder.from_folder(checkpoint.t5, device=text_device, dtype=text_dtype,
-                                             special_tokens=tokens)
+    if placement.placement == "cpu":  # float32, unpadded: only the valid rows cost CPU time
+        t5 = T5TextEncoder.from_folder(checkpoint.t5, device="cpu", dtype=torch.float32, special_tokens=tokens,
+                                       pad_to_max_length=False)
+    elif placement.placement == "offload":
+        t5 = T5TextEncoder.from_folder(checkpoint.t5, device="cpu", dtype=dtype, special_tokens=tokens,
+                                       offload_to=device)
+    else:
+        t5 = T5TextEncoder.from_folder(checkpoint.t5, device=device, dtype=dtype, special_tokens=tokens)
     report("Fitting the preview colours", 0.95)
     preview = fit_latent_rgb_projection(vae, device=device, dtype=dtype)
     report("Ready", 1.0)
-    return ModelBundle(name=variant.name, label=variant.label, dit=dit, vae=vae, text_encoder=text_encoder,
+    return ModelBundle(name=variant.name, label=variant.label, dit=dit, vae=vae, text_encoder=t5,
                        sampling=variant.sampling, width=variant.width, height=variant.height, preview=preview,
-                       source=str(checkpoint.weights))
+                       source=str(checkpoint.weights), memory_plan=placement.reason)

@@ -18,7 +18,7 @@ import torch
 
 from engine.bundle import ModelBundle, load_native_bundle
 from engine.config import RuntimeConfig
-from engine.device import parse_dtype, pick_device
+from engine.device import parse_dtype, pick_device, use_expandable_segments
 from engine.errors import CheckpointError, ConfigError
 from engine.loading.safetensors_io import refuse_pickled_only
 from engine.model_files import STUDIO_MINI, is_native_bundle
@@ -87,6 +87,8 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
     target = pick_device(device)
     torch_dtype = parse_dtype(dtype, target)
     choice = resolve_runtime(runtime, target)
+    if target.type == "cuda":
+        use_expandable_segments()
     if source.kind == "native":
         bundle = load_native_bundle(source.path, target, torch_dtype)
         log.info("loaded %s from %s on %s (%s)", bundle.label, source.path, target, torch_dtype)
@@ -98,7 +100,8 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
     else:
         checkpoint = locate_magi_checkpoint(source.path)
     bundle = load_magi_checkpoint(checkpoint, target, torch_dtype, width=width, height=height,
-                                  text_on_cpu=text_on_cpu, progress=progress, native_fp8=choice.native_fp8)
+                                  text_on_cpu=text_on_cpu, progress=progress, native_fp8=choice.native_fp8,
+                                  text_encoder=(runtime or RuntimeConfig()).text_encoder)
     apply_runtime(bundle.dit, choice)
     return bundle
 

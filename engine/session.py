@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from typing import Iterator
 
 import numpy as np
@@ -68,6 +69,18 @@ class GenerationSession:
                 self._text_cache[key] = self.bundle.text_encoder.encode(prompt, chunks_remaining).float().cpu()
         return self._text_cache[key]
 
+    def _text_encoder_resident(self, request: GenerationRequest, sampling: SamplingConfig):
+        """An offloaded text encoder visits the GPU once for all the request's new prompts, and not at all
+        when every prompt was encoded before (a regeneration)."""
+        encoder = self.bundle.text_encoder
+        resident, known = getattr(encoder, "resident", None), getattr(encoder, "is_cached", lambda prompt: False)
+        wanted = [(prompt, request.total_chunks_in_shot - (request.start_chunk + j))
+                  for j, spec in enumerate(request.chunks)
+                  for prompt in (spec.prompt, spec.negative_prompt if _uses_negative(spec, sampling) else None)
+                  if prompt is not None]
+        new = any(key not in self._text_cache and not known(key[0]) for key in wanted)
+        return resident() if new and resident is not None else nullcontext()
+
     def encode_image(self, image: np.ndarray, width: int, height: int) -> torch.Tensor:
         """uint8 [H, W, 3] -> the latent first frame [16, 1, height/8, width/8] (image fitted by cover-crop)."""
         fitted = fit_image(image, width, height, mode="cover")
@@ -113,14 +126,15 @@ class GenerationSession:
 
         context, first_frames, prefix_frames, offset = self._conditioning(request, sampling)
         plans = []
-        for j, spec in enumerate(request.chunks):
-            index = request.start_chunk + j
-            remaining = request.total_chunks_in_shot - index
-            # A negative prompt matters only to guidance passes: distilled models have none.
-            negative = (self.encode_prompt(spec.negative_prompt, remaining)
-                        if spec.negative_prompt.strip() and sampling.guidance.mode != "distilled" else None)
-            plans.append(ChunkPlan(index + offset, chunk_noise(spec.seed, height, width),
-                                   self.encode_prompt(spec.prompt, remaining), negative))
+        with self._text_encoder_resident(request, sampling):
+            for j, spec in enumerate(request.chunks):
+                index = request.start_chunk + j
+                remaining = request.total_chunks_in_shot - index
+                # A negative prompt matters only to guidance passes: distilled models have none.
+                negative = (self.encode_prompt(spec.negative_prompt, remaining)
+                            if _uses_negative(spec, sampling) else None)
+                plans.append(ChunkPlan(index + offset, chunk_noise(spec.seed, height, width),
+                                       self.encode_prompt(spec.prompt, remaining), negative))
         null_text = bundle.dit.null_text()
 
         steps_total = total_steps(len(plans), sampling.num_steps, sampling.window)
@@ -186,6 +200,10 @@ class GenerationSession:
                         for c, latent in event.predicted_clean.items()}
         return StepProgress(done, event.total_steps, chunk_steps, sampling.num_steps, time.perf_counter() - started,
                             previews)
+
+
+def _uses_negative(spec, sampling: SamplingConfig) -> bool:
+    return bool(spec.negative_prompt.strip()) and sampling.guidance.mode != "distilled"
 
 
 def _as_numpy(frames) -> np.ndarray:

@@ -135,13 +135,19 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
                     text_encoder_params: float = T5_XXL_ENCODER_PARAMS, text_encoder_on_device: bool = True,
                     text_encoder_bytes_per_param: int = 2, vae_params: float | None = None,
                     vae_bytes_per_param: int = 2, include_vae: bool = True, kv_dtype_bytes: int = 2,
-                    activation_dtype_bytes: int = 2, batch: int = 1) -> MemoryEstimate:
+                    activation_dtype_bytes: int = 2, batch: int = 1, attention_span: int | None = None
+                    ) -> MemoryEstimate:
     """Bytes the device needs to generate at `width`×`height` with `window` chunks in flight.
 
     FP8 checkpoints are dequantised to `weight_dtype_bytes` on load (engine.loading.fp8), so `fp8=True`
     costs the same as a bf16 checkpoint unless `keep_fp8=True` (the quantised linears of layers 1..L-2 at
     1 byte). `batch` counts guidance passes run together in one forward (1 when they run one after the
     other). The text encoder counts only if it stays on the device.
+
+    The KV cache and the activations peak at different stages: a stage with n chunks in the window
+    (1..window) keeps the clean chunks its newest chunk attends, `attention_span` − n of them (at most
+    `cache_chunks`; default span cache_chunks + 1), beside the activations of n chunks. The estimate is
+    the worst stage's sum: window 4 peaks full (one chunk cached), window 1 with four chunks cached.
     """
     if window < 1 or cache_chunks < 0 or batch < 1:
         raise ConfigError(f"window must be ≥ 1, cache_chunks ≥ 0 and batch ≥ 1 (got {window}, {cache_chunks}, {batch})")
@@ -151,10 +157,61 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
     vae_cfg = VAEConfig()
     vae = _vae_bytes(vae_cfg, vae_parameter_count(vae_cfg) if vae_params is None else vae_params,
                      vae_bytes_per_param, width, height) if include_vae else 0
-    kv = cache_chunks * kv_bytes_per_chunk(dit, width=width, height=height, dtype_bytes=kv_dtype_bytes)
-    act = _activation_bytes(dit, tpc, window, cache_chunks, activation_dtype_bytes, batch)
+    span = cache_chunks + 1 if attention_span is None else attention_span
+    per_chunk = kv_bytes_per_chunk(dit, width=width, height=height, dtype_bytes=kv_dtype_bytes)
+    stages = []
+    for in_window in range(1, window + 1):
+        cached = min(cache_chunks, max(0, span - in_window))
+        stages.append((cached * per_chunk, _activation_bytes(dit, tpc, in_window, cached, activation_dtype_bytes, batch)))
+    kv, act = max(stages, key=sum)
     total = weights + text + vae + kv + act
     return MemoryEstimate(weights, text, vae, kv, act, total, width, height)
+
+
+#: Working memory of one T5-XXL encoding on top of its weights (800 tokens, float32 islands), a round margin.
+T5_WORK_BYTES = GIB // 2
+TEXT_PLACEMENT_ORDER = ("gpu", "offload", "cpu")
+
+
+@dataclass(frozen=True)
+class TextPlacementChoice:
+    """Where the text encoder goes, and the sentence that says why (shown to the user)."""
+
+    placement: str
+    reason: str
+
+
+def choose_text_placement(requested: str | None, *, device: "torch.device | str", with_text: MemoryEstimate,
+                          without_text: MemoryEstimate, free: int | None, headroom: float = 0.9
+                          ) -> TextPlacementChoice:
+    """The first of gpu, offload, cpu whose peak fits `headroom` × `free` (or `requested` if given).
+
+    gpu: the estimate with the text encoder on the device. offload: the larger of the generation's peak
+    without it and, while prompts are encoded, the weights, VAE and text encoder together. cpu: the
+    generation's peak without it. None fits: "cpu", and the caller's check_fits says what does not fit.
+    """
+    kind = getattr(device, "type", str(device).split(":")[0])  # no torch here: the estimates cost none
+    text_gib = _gib_text(with_text.text_encoder_bytes)
+    if requested is not None:
+        where = {"gpu": f"on {device}", "cpu": "on the CPU", "offload": f"offloaded, on {device} only while encoding"}
+        return TextPlacementChoice(requested, f"T5 text encoder {where[requested]} (as set).")
+    if kind != "cuda":
+        return TextPlacementChoice("gpu", f"T5 text encoder on {device}, beside the model.")
+    if free is None:
+        return TextPlacementChoice("gpu", f"T5 text encoder on {device} (its free memory is unknown).")
+    budget = free * headroom
+    card = f"{_gib_text(free)} GiB free"
+    if with_text.total_bytes <= budget:
+        return TextPlacementChoice("gpu", f"T5 text encoder on {device}: everything fits in {card} "
+                                          f"(about {_gib_text(with_text.total_bytes)} GiB).")
+    encoding_peak = (without_text.weights_bytes + without_text.vae_bytes + with_text.text_encoder_bytes
+                     + T5_WORK_BYTES)
+    if max(without_text.total_bytes, encoding_peak) <= budget:
+        return TextPlacementChoice("offload", f"T5 text encoder offloaded: its {text_gib} GiB visit {device} only "
+                                              f"while new prompts are encoded, since all of it needs about "
+                                              f"{_gib_text(with_text.total_bytes)} GiB and {card}.")
+    return TextPlacementChoice("cpu", f"T5 text encoder on the CPU: {device} has {card}, too little to hold "
+                                      f"its {text_gib} GiB even while encoding.")
 
 
 def _meminfo_available() -> int | None:
@@ -175,7 +232,8 @@ def device_memory_bytes(device: str | torch.device) -> int | None:
     """Bytes a new model could use on `device` now, or None if unknown.
 
     cuda: free memory reported by the driver plus what PyTorch holds in its cache but no tensor uses
-    (reserved − allocated; the driver counts that as used although torch will hand it out again).
+    (reserved − allocated; the driver counts that as used although torch will hand it out again), within
+    the process's memory fraction if one is set.
     cpu: MemAvailable from /proc/meminfo (os.sysconf elsewhere). mps: Metal's recommended working set
     minus what is already allocated.
     """
@@ -187,9 +245,15 @@ def device_memory_bytes(device: str | torch.device) -> int | None:
             if not torch.cuda.is_available():
                 return None
             index = device.index if device.index is not None else torch.cuda.current_device()
-            free, _total = torch.cuda.mem_get_info(index)
+            free, total = torch.cuda.mem_get_info(index)
             cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
-            return int(free + max(0, cached))
+            available = int(free + max(0, cached))
+            # A process capped by torch.cuda.set_per_process_memory_fraction gets no more than its share.
+            fraction_of = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+            fraction = fraction_of(index) if fraction_of is not None else 1.0
+            if fraction < 1.0:
+                available = min(available, int(fraction * total) - torch.cuda.memory_allocated(index))
+            return max(0, available)
         if device.type == "cpu":
             return _meminfo_available()
         if device.type == "mps":

@@ -18,7 +18,9 @@ import json
 import logging
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -130,13 +132,22 @@ class T5TextEncoder:
         # runs T5 once whatever its chunks_remaining.
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
+        # Offloading: the weights live in CPU memory (`_host`) and visit `_compute_device` while encoding.
+        self._compute_device: torch.device | None = None
+        self._host: dict[str, torch.Tensor] = {}
+        self._resident_depth = 0
+        #: Times the weights were copied to the compute device (tests, benchmarks).
+        self.uploads = 0
 
     @classmethod
     def from_folder(cls, path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                    special_tokens: SpecialTokens | None = None, **options) -> "T5TextEncoder":
+                    special_tokens: SpecialTokens | None = None, offload_to: str | torch.device | None = None,
+                    **options) -> "T5TextEncoder":
         """Load a T5 encoder and tokenizer from a local folder (safetensors only, never downloads).
 
         MAGI-1 runs T5 in float32; `options` go to the constructor (cache_size, pad_to_max_length...).
+        `offload_to`: keep the weights on `device` (the CPU) and run each encoding on this device
+        (see `offload`).
         """
         from safetensors import SafetensorError
         from transformers import AutoTokenizer, T5EncoderModel  # heavy: only when a T5 is loaded
@@ -163,7 +174,57 @@ class T5TextEncoder:
         except (RuntimeError, AssertionError) as error:
             raise DeviceError(f"The T5 encoder cannot run on {device}: {error}") from None
         log.info("loaded T5 encoder from %s (width %d, %s, %s)", folder, int(model.config.d_model), dtype, device)
-        return cls(model, tokenizer, special_tokens=special_tokens, **options)
+        encoder = cls(model, tokenizer, special_tokens=special_tokens, **options)
+        if offload_to is not None:
+            encoder.offload(offload_to)
+        return encoder
+
+    # Offloading ------------------------------------------------------------------------------------
+    def offload(self, compute_device: str | torch.device) -> None:
+        """Keep the weights in CPU memory (pinned where possible, for fast copies) and copy them to
+        `compute_device` only while prompts are encoded; they leave it as soon as encoding ends, so the
+        GPU holds T5 for seconds per new prompt instead of for the whole session."""
+        self._compute_device = torch.device(compute_device)
+        self._host = {}
+        for name, tensor in self._weights():
+            host = tensor.detach().to("cpu")
+            if self._compute_device.type == "cuda":
+                try:
+                    host = host.pin_memory()
+                except RuntimeError as error:  # no page-locked memory to spare: plain copies, slower
+                    log.warning("T5 weights not pinned (%s); copies to the GPU will be slower", error)
+            self._host[name] = host
+            tensor.data = host
+
+    @property
+    def offloaded(self) -> bool:
+        return self._compute_device is not None
+
+    @contextmanager
+    def resident(self) -> Iterator[None]:
+        """While inside, an offloaded encoder's weights stay on the compute device (encode several
+        prompts for one copy); a no-op for an encoder that is not offloaded. Nests."""
+        if self._compute_device is None:
+            yield
+            return
+        if self._resident_depth == 0:
+            self.uploads += 1
+            for name, tensor in self._weights():
+                tensor.data = self._host[name].to(self._compute_device, non_blocking=True)
+        self._resident_depth += 1
+        try:
+            yield
+        finally:
+            self._resident_depth -= 1
+            if self._resident_depth == 0:
+                for name, tensor in self._weights():
+                    tensor.data = self._host[name]
+                if self._compute_device.type == "cuda":
+                    torch.cuda.empty_cache()  # give the freed blocks back for the DiT's activations
+
+    def _weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        yield from self.model.named_parameters()
+        yield from self.model.named_buffers()
 
     # TextEncoder -----------------------------------------------------------------------------------
     def encode(self, prompt: str, chunks_remaining: int = 1) -> torch.Tensor:
@@ -190,12 +251,18 @@ class T5TextEncoder:
             self._cache.clear()
 
     # Internals -------------------------------------------------------------------------------------
+    def is_cached(self, prompt: str) -> bool:
+        """Whether encoding `prompt` would run no T5 forward."""
+        with self._lock:
+            return self.prepare(prompt) in self._cache
+
     def _cached_features(self, text: str) -> torch.Tensor:
         with self._lock:
             if text in self._cache:
                 self._cache.move_to_end(text)
                 return self._cache[text]
-        features = self._run_t5(text)
+        with self.resident():
+            features = self._run_t5(text)
         if self.cache_size:
             with self._lock:
                 self._cache[text] = features
@@ -205,7 +272,8 @@ class T5TextEncoder:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where the encoder computes (an offloaded one: where its weights go while encoding)."""
+        return self._compute_device or next(self.model.parameters()).device
 
     def _run_t5(self, text: str) -> torch.Tensor:
         batch = self.tokenizer([text], max_length=self.max_tokens,

@@ -83,6 +83,19 @@ def test_official_folder_loads_and_generates(tmp_path, tiny_magi_variants):
     assert frames.shape == (24, 64, 64, 3)
 
 
+@pytest.mark.parametrize("placement", ["offload", "cpu"])
+def test_the_text_encoder_goes_where_the_runtime_asks_and_the_bundle_says_so(tmp_path, tiny_magi_variants, placement):
+    from engine.config import RuntimeConfig
+
+    root = write_magi_snapshot(tmp_path / "MAGI-1", tiny_magi_variants)
+    session = GenerationSession.load(str(root), device="cpu", runtime=RuntimeConfig(text_encoder=placement))
+    text = session.bundle.text_encoder
+    assert text.offloaded == (placement == "offload")
+    assert text.pad_to_max_length == (placement != "cpu")  # on the CPU only the valid rows are computed
+    assert {"offload": "offloaded", "cpu": "on the CPU"}[placement] in session.bundle.memory_plan
+    assert isinstance(one_chunk(session)[-1], Finished)
+
+
 def test_hub_variant_loads_from_the_cache_offline(tmp_path, tiny_magi_variants, monkeypatch):
     cache = tmp_path / "hub"
     repo = cache / "models--sand-ai--MAGI-1"

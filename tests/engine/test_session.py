@@ -157,3 +157,23 @@ def test_native_bundle_round_trip(tmp_path, session):
     a = [e.latent for e in session.generate(request(1)) if isinstance(e, ChunkFinished)]
     b = [e.latent for e in loaded.generate(request(1)) if isinstance(e, ChunkFinished)]
     assert torch.equal(a[0], b[0])
+
+
+def test_an_offloaded_text_encoder_visits_the_device_once_per_request_and_not_for_a_regeneration(tmp_path):
+    from engine.text import T5TextEncoder
+    from tests.engine.factories import save_tiny_t5
+
+    bundle = tiny_bundle()
+    bundle.text_encoder = T5TextEncoder.from_folder(save_tiny_t5(tmp_path / "t5"), offload_to="cpu",
+                                                    pad_to_max_length=False)
+    forwards = []
+    bundle.text_encoder.model.register_forward_hook(lambda *_: forwards.append(1))
+    session = GenerationSession(bundle)
+    chunks = tuple(ChunkSpec(p, seed=100 + i) for i, p in enumerate(("a red circle", "a blue square", "a red circle")))
+    first = GenerationRequest(chunks=chunks, width=64, height=64, previews=False)
+    latents = [e.latent for e in session.generate(first) if isinstance(e, ChunkFinished)]
+    assert len(latents) == 3 and bundle.text_encoder.uploads == 1 and len(forwards) == 2  # two distinct prompts
+    again = dataclasses.replace(first, chunks=chunks[1:], start_chunk=1, context_latents=(latents[0],),
+                                shot_length=3)
+    assert isinstance(list(session.generate(again))[-1], Finished)
+    assert bundle.text_encoder.uploads == 1 and len(forwards) == 2

@@ -31,10 +31,24 @@ DIT_24B = DiTConfig(num_layers=48, hidden_size=6144, ffn_hidden_size=16384, num_
 ])
 def test_kv_per_chunk_matches_the_brief_table(dit, width, height, gigabytes) -> None:
     assert kv_bytes_per_chunk(dit, width=width, height=height) == pytest.approx(gigabytes * 1e9, rel=0.02)
-    estimate = estimate_memory(dit, width=width, height=height, window=4, cache_chunks=1)
+    estimate = estimate_memory(dit, width=width, height=height, window=1, cache_chunks=1)
     assert estimate.kv_cache_bytes == pytest.approx(gigabytes * 1e9, rel=0.02)
-    assert estimate_memory(dit, width=width, height=height, window=4, cache_chunks=3).kv_cache_bytes \
+    assert estimate_memory(dit, width=width, height=height, window=1, cache_chunks=3).kv_cache_bytes \
         == 3 * estimate.kv_cache_bytes
+
+
+def test_the_worst_stage_holds_the_kv_of_the_chunks_its_newest_chunk_attends() -> None:
+    """Span 5: a stage with n chunks in the window keeps 5 - n clean chunks; the estimate is the worst stage."""
+    per_chunk = kv_bytes_per_chunk(DIT_4_5B, width=720, height=720)
+    kwargs = dict(width=720, height=720, text_encoder_on_device=False, include_vae=False)
+    for window in (1, 2, 4):
+        e = estimate_memory(DIT_4_5B, window=window, cache_chunks=4, **kwargs)
+        stages = [estimate_memory(DIT_4_5B, window=n, cache_chunks=5 - n, attention_span=5, **kwargs)
+                  for n in range(1, window + 1)]
+        assert e.kv_cache_bytes + e.activation_bytes == max(s.kv_cache_bytes + s.activation_bytes for s in stages)
+    # Full window, nothing cached beyond the one chunk the newest attends: less than four chunks cached.
+    full = estimate_memory(DIT_4_5B, window=4, cache_chunks=1, attention_span=5, **kwargs)
+    assert full.kv_cache_bytes == per_chunk
 
 
 def test_parts_add_up_and_weights_follow_parameter_count() -> None:
@@ -59,10 +73,12 @@ def test_fp8_is_estimated_at_bf16_unless_kept() -> None:
 
 
 def test_activations_grow_with_window_and_resolution() -> None:
-    small = estimate_memory(DIT_4_5B, width=832, height=480, window=1, cache_chunks=4).activation_bytes
-    wider = estimate_memory(DIT_4_5B, width=832, height=480, window=4, cache_chunks=4).activation_bytes
-    bigger = estimate_memory(DIT_4_5B, width=1280, height=720, window=4, cache_chunks=4).activation_bytes
-    batched = estimate_memory(DIT_4_5B, width=1280, height=720, window=4, cache_chunks=4, batch=3).activation_bytes
+    # One chunk cached, so every stage keeps the same KV and the full window is the worst.
+    small = estimate_memory(DIT_4_5B, width=832, height=480, window=1, cache_chunks=1).activation_bytes
+    wider = estimate_memory(DIT_4_5B, width=832, height=480, window=4, cache_chunks=1, attention_span=5).activation_bytes
+    bigger = estimate_memory(DIT_4_5B, width=1280, height=720, window=4, cache_chunks=1, attention_span=5).activation_bytes
+    batched = estimate_memory(DIT_4_5B, width=1280, height=720, window=4, cache_chunks=1, attention_span=5,
+                              batch=3).activation_bytes
     assert small < wider < bigger < batched
     # A forward over 5 chunks of 720p tokens holds at least fc1's output ([tokens, ffn] in bf16).
     assert bigger > 5 * 21600 * 12288 * 2
@@ -117,3 +133,28 @@ def test_non_multiple_resolutions_round_up() -> None:
     exact = kv_bytes_per_chunk(DIT_4_5B, width=720, height=720)
     assert kv_bytes_per_chunk(DIT_4_5B, width=721, height=720) > exact
     assert dataclasses.is_dataclass(MemoryEstimate) and MemoryEstimate.__dataclass_params__.frozen
+
+
+def test_text_placement_takes_the_first_of_gpu_offload_cpu_that_fits() -> None:
+    from engine.loading.memory import choose_text_placement
+
+    kwargs = dict(width=720, height=720, window=4, cache_chunks=4)
+    with_text = estimate_memory(DIT_4_5B, **kwargs)
+    without = estimate_memory(DIT_4_5B, text_encoder_on_device=False, **kwargs)
+    cuda = torch.device("cuda")
+
+    def chosen(free_gib: float) -> str:
+        return choose_text_placement(None, device=cuda, with_text=with_text, without_text=without,
+                                     free=int(free_gib * 2**30)).placement
+
+    assert chosen(80) == "gpu"
+    assert chosen(24) == "offload"  # weights + T5 fit while encoding, and the generation without T5
+    assert chosen(21.3) == "cpu"  # the generation fits (19.1 GiB), weights + T5 while encoding (19.3) do not
+    choice = choose_text_placement(None, device=cuda, with_text=with_text, without_text=without, free=24 * 2**30)
+    assert "offloaded" in choice.reason and "24 GiB free" in choice.reason
+    assert choose_text_placement("cpu", device=cuda, with_text=with_text, without_text=without,
+                                 free=80 * 2**30).placement == "cpu"  # asked for: no choice made
+    assert choose_text_placement(None, device=torch.device("cpu"), with_text=with_text, without_text=without,
+                                 free=2**30).placement == "gpu"  # a CPU model: the encoder beside it
+    assert choose_text_placement(None, device=cuda, with_text=with_text, without_text=without,
+                                 free=None).placement == "gpu"

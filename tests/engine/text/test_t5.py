@@ -198,3 +198,23 @@ def test_non_finite_features_are_reported(t5_folder):
     encoder.model.register_forward_hook(overflow)
     with pytest.raises(ConfigError, match="non-finite"):
         encoder.encode("a red circle")
+
+
+def test_an_offloaded_encoder_gives_the_same_rows_and_visits_its_device_once_per_resident_block(t5_folder, encoder):
+    offloaded = T5TextEncoder.from_folder(t5_folder, offload_to="cpu")
+    assert offloaded.offloaded and not encoder.offloaded
+    host = {name: t.data_ptr() for name, t in offloaded._weights()}
+    with offloaded.resident():
+        a = offloaded.encode("a red circle rolls")
+        with offloaded.resident():  # nested: no second copy
+            b = offloaded.encode("blue square slides right")
+    assert offloaded.uploads == 1
+    torch.testing.assert_close(a, encoder.encode("a red circle rolls"), rtol=0, atol=0)
+    torch.testing.assert_close(b, encoder.encode("blue square slides right"), rtol=0, atol=0)
+    # Outside the block the module holds the host copies again.
+    assert {name: t.data_ptr() for name, t in offloaded._weights()} == host
+    offloaded.encode("green circle over grass")  # one prompt alone: one visit of its own
+    assert offloaded.uploads == 2
+    assert offloaded.is_cached("green circle over grass") and not offloaded.is_cached("red square")
+    offloaded.encode("green circle over grass")  # cached: no visit
+    assert offloaded.uploads == 2

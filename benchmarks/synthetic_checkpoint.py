@@ -1,0 +1,148 @@
+"""A MAGI-1 checkpoint folder in the official hub layout with random weights, at full size or tiny.
+
+The official weights cannot be fetched on our machines; end-to-end figures (load, memory, time to the
+first chunk through Session and `magi-studio generate`) need a folder the real loader reads:
+
+    ckpt/magi/<variant>/inference_weight.distill[.fp8]   the DiT (bf16, or FP8 in MAGI-1's layout)
+    ckpt/vae                                             the ViT VAE (config.json + safetensors)
+    ckpt/t5/t5-v1_1-xxl                                  T5-v1.1-XXL's encoder (bf16) and a word tokenizer
+
+Speed and memory do not depend on the values. The FP8 variant quantises layers 1..L-2 of the same
+random DiT with engine.loading.fp8.quantize_fp8_linear (one activation scale for every linear).
+
+    python benchmarks/synthetic_checkpoint.py /tmp/magi --variant 4.5B_distill 4.5B_distill_quant
+    python benchmarks/synthetic_checkpoint.py /tmp/tiny --tiny      # seconds on a CPU (tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.magi_scale import random_dit  # noqa: E402
+from engine.dit.official_keys import official_key_plan, to_official_state_dict  # noqa: E402
+from engine.loading import save_sharded  # noqa: E402
+from engine.loading.fp8 import quantize_fp8_linear  # noqa: E402
+from engine.variants import magi_variant, tiny_dit_config  # noqa: E402
+from engine.vae import VideoVAE  # noqa: E402
+from engine.vae.config import VAEConfig  # noqa: E402
+
+#: T5-v1.1-XXL's encoder (google/t5-v1_1-xxl config.json).
+T5_XXL = dict(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, vocab_size=32128,
+              feed_forward_proj="gated-gelu", relative_attention_num_buckets=32, relative_attention_max_distance=128,
+              is_gated_act=True, dense_act_fn="gelu_new", pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+TINY_VAE = VAEConfig(video_size=32, video_length=8, embed_dim=256, depth=1, num_heads=4, mlp_ratio=1.0)
+#: |input| the FP8 activation scale is set for (random inputs of unit scale stay inside ±448·scale).
+FP8_INPUT_AMAX = 16.0
+
+
+def variant_for(name: str, tiny: bool):
+    variant = magi_variant(name)
+    if tiny:
+        return dataclasses.replace(variant, dit=dataclasses.replace(tiny_dit_config(distilled=variant.dit.distilled),
+                                                                   num_layers=4))
+    return variant
+
+
+def randomize(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    generator = torch.Generator(device=next(module.parameters()).device).manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.ndim >= 2:
+                p.normal_(0, p[0].numel() ** -0.5, generator=generator)
+            else:
+                p.normal_(1.0 if p.ndim == 1 else 0.0, 0.02, generator=generator)
+    return module
+
+
+def fp8_official_state(official: dict[str, torch.Tensor], config) -> dict[str, torch.Tensor]:
+    """The official bf16 state with the linears of layers 1..L-2 in MAGI-1's FP8 layout."""
+    layers = list(range(1, config.num_layers - 1))
+    out = dict(official)
+    for source in official_key_plan(config, layers).values():
+        keys = source.official
+        if len(keys) < 3 or not keys[1].endswith(".weight_scale"):
+            continue
+        prefix = keys[0][: -len(".weight")]
+        dense = out.pop(keys[0])
+        stored = quantize_fp8_linear(dense.float(), FP8_INPUT_AMAX, per_channel=len(keys) == 4)
+        out.update({f"{prefix}.{name}": tensor.to(dense.device) for name, tensor in stored.items()})
+    return out
+
+
+def write_dit(root: Path, name: str, tiny: bool, device: torch.device) -> None:
+    variant = variant_for(name, tiny)
+    dit = random_dit(variant, device, torch.float32 if tiny else torch.bfloat16)
+    official = to_official_state_dict(dit.state_dict(), variant.dit)
+    del dit
+    if variant.fp8:
+        official = fp8_official_state(official, variant.dit)
+    save_sharded({k: v.detach().cpu() for k, v in official.items()}, root / variant.hub_folder,
+                 60_000 if tiny else 4 * 2**30)
+
+
+def write_vae(root: Path, tiny: bool, device: torch.device) -> None:
+    config = TINY_VAE if tiny else VAEConfig()
+    with torch.device("meta"):
+        vae = VideoVAE(config)
+    vae = randomize(vae.to_empty(device=device), seed=2)
+    folder = root / "ckpt" / "vae"
+    save_sharded({k: v.detach().to("cpu", torch.float32 if tiny else torch.bfloat16) for k, v in vae.state_dict().items()},
+                 folder, 4 * 2**30)
+    ddconfig = {k: v for k, v in config.to_dict().items()
+                if k not in ("scale_factor", "tile_size", "tile_overlap", "tile_frames", "bf16_attention_inputs")}
+    (folder / "config.json").write_text(json.dumps({"_class_name": "ViTVAE", "ddconfig": ddconfig}))
+
+
+def write_t5(root: Path, caption_channels: int, tiny: bool, device: torch.device) -> None:
+    from transformers import T5Config, T5EncoderModel
+
+    from tests.engine.factories import save_tiny_t5  # its word-level tokenizer (prompts of any words work)
+
+    folder = root / "ckpt" / "t5" / "t5-v1_1-xxl"
+    save_tiny_t5(folder, d_model=caption_channels)
+    if tiny:
+        return
+    (folder / "model.safetensors").unlink()  # the tiny weights; the full model is written in shards
+    config = T5Config(**T5_XXL)
+    with torch.device("meta"):
+        model = T5EncoderModel(config)
+    model = randomize(model.to_empty(device=device).to(torch.bfloat16), seed=3)
+    model.save_pretrained(folder, safe_serialization=True, max_shard_size="5GB")
+
+
+def build(root: Path, variants: list[str], tiny: bool) -> dict:
+    device = torch.device("cuda" if torch.cuda.is_available() and not tiny else "cpu")
+    seconds = {}
+    for name in variants:
+        started = time.perf_counter()
+        write_dit(root, name, tiny, device)
+        seconds[name] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    write_vae(root, tiny, device)
+    write_t5(root, variant_for(variants[0], tiny).dit.caption_channels, tiny, device)
+    seconds["vae_t5"] = round(time.perf_counter() - started, 1)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--variant", nargs="+", default=["4.5B_distill"])
+    parser.add_argument("--tiny", action="store_true", help="tiny DiT, VAE and T5 (a CPU test of the layout)")
+    args = parser.parse_args()
+    print(json.dumps({"built": str(args.root), "seconds": build(args.root, args.variant, args.tiny)}))
+
+
+if __name__ == "__main__":
+    main()
