@@ -104,11 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--guidance", type=parse_guidance, help="text guidance scale of base models (MAGI-1 default 7.5)")
     gen.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     gen.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
-    gen.add_argument("--text-on-cpu", action="store_true",
-                     help="run MAGI-1's T5 text encoder on the CPU (saves about 9 GiB of GPU memory)")
-    gen.add_argument("--no-compile", action="store_true",
-                     help="run the DiT's layers uncompiled on CUDA (no compilation before the first chunk; "
-                          "about 13%% slower per chunk)")
+    _add_runtime_args(gen)
+    gen.add_argument("--draft", action="store_true",
+                     help="a quick draft: 8 steps (16 for base models) at half the width and height, same "
+                          "prompts and seeds; run again without --draft for the final quality")
     gen.add_argument("-o", "--output", type=Path, required=True, help="mp4 file to write")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_engine_args(gen)
@@ -132,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     serve.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     serve.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
-    serve.add_argument("--text-on-cpu", action="store_true", help="run MAGI-1's T5 text encoder on the CPU")
+    _add_runtime_args(serve)
     _add_parallel_args(serve)
     return parser
 
@@ -161,6 +160,27 @@ def launch_spec(args: argparse.Namespace):
     if args.gpus > 1:
         return LaunchSpec(args.gpus, args.dist_backend or "nccl", args.parallel)
     return LaunchSpec(args.ranks, args.dist_backend or "gloo", args.parallel)
+
+
+def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
+    """How the model runs on this computer's GPU (engine.config.RuntimeConfig)."""
+    parser.add_argument("--text-encoder", choices=("auto", "gpu", "cpu", "offload"), default="auto",
+                        help="where MAGI-1's T5 text encoder runs: on the GPU, on the CPU, or offloaded (on the "
+                             "GPU only while it encodes new prompts); auto picks the first that fits the GPU")
+    parser.add_argument("--text-on-cpu", action="store_true", help="the same as --text-encoder cpu")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="run the DiT's layers uncompiled on CUDA (no compilation before the first chunk; "
+                             "about 13%% slower per chunk)")
+
+
+def runtime_config(args: argparse.Namespace):
+    """The RuntimeConfig of --text-encoder, --text-on-cpu and --no-compile (None: all left to the engine)."""
+    from engine.config import RuntimeConfig
+
+    text = "cpu" if args.text_on_cpu else (None if args.text_encoder == "auto" else args.text_encoder)
+    if text is None and not args.no_compile:
+        return None
+    return RuntimeConfig(compile_layers=False if args.no_compile else None, text_encoder=text)
 
 
 def _add_engine_args(parser: argparse.ArgumentParser) -> None:
@@ -236,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_server(args.model, args.host, args.port, args.token_file, args.tls_cert, args.tls_key,
                               device=args.device, dtype=args.dtype, text_on_cpu=args.text_on_cpu,
-                              launch=launch_spec(args))
+                              launch=launch_spec(args), runtime=runtime_config(args))
     except EngineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -299,9 +319,7 @@ def run_generate(args: argparse.Namespace) -> int:
     progress = TerminalProgress(enabled=not args.quiet)
     image = load_image(args.image) if args.image else None  # decoded before the model loads: damage shows now
     progress.message(f"connecting to {args.engine} ..." if args.engine else f"loading {args.model} ...")
-    from engine.config import RuntimeConfig
-
-    runtime = RuntimeConfig(compile_layers=False) if args.no_compile else None
+    runtime = runtime_config(args)
     spec = launch_spec(args)
     if spec is not None:
         from engine.parallel.session import ParallelSession
@@ -326,6 +344,8 @@ def _generate_with(session, args: argparse.Namespace, progress, image) -> int:
     from engine.video_io import VideoWriter, fit_image, iter_video
 
     bundle = session.bundle
+    if getattr(bundle, "memory_plan", ""):
+        progress.message(bundle.memory_plan)
     width, height = args.size or (bundle.width, bundle.height)
     sampling = session.default_sampling.overridden(steps=args.steps, window=args.window, guidance_scale=args.guidance)
     video = None
@@ -337,6 +357,11 @@ def _generate_with(session, args: argparse.Namespace, progress, image) -> int:
     request = GenerationRequest(
         chunks=tuple(ChunkSpec(prompt, args.seed + i, args.negative_prompt) for i, prompt in enumerate(args.prompt)),
         width=width, height=height, sampling=sampling, reference_image=image, prefix_video=video, previews=False)
+    if args.draft:
+        from engine.draft import draft_request
+
+        request = draft_request(request, sampling, distilled=sampling.guidance.mode == "distilled")
+        sampling, width, height = request.sampling, request.width, request.height
 
     if args.negative_prompt.strip() and sampling.guidance.mode == "distilled":
         print(f"note: {bundle.label} is distilled (it has no guidance pass): --negative-prompt has no effect",

@@ -77,6 +77,8 @@ class ModelInfo:
     distilled: bool
     #: The address of the remote engine serving the model ("" when it runs on this computer).
     remote: str = ""
+    #: Where the loader put the parts to fit the GPU's memory (ModelBundle.memory_plan).
+    memory_plan: str = ""
 
     @classmethod
     def of(cls, session: GenerationSession, spec: str) -> "ModelInfo":
@@ -91,7 +93,8 @@ class ModelInfo:
         dtype = next(bundle.dit.parameters()).dtype
         return cls(spec=spec or bundle.name, name=bundle.name, label=bundle.label, device=str(session.device),
                    dtype=str(dtype).removeprefix("torch."), width=bundle.width, height=bundle.height,
-                   fps=bundle.fps, sampling=bundle.sampling, distilled=bool(bundle.dit.config.distilled))
+                   fps=bundle.fps, sampling=bundle.sampling, distilled=bool(bundle.dit.config.distilled),
+                   memory_plan=bundle.memory_plan)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class _Job:
     device: str = "auto"
     dtype: str | None = None
     text_on_cpu: bool = False
+    runtime: object = None  # engine.config.RuntimeConfig; None: the engine chooses
     session: GenerationSession | None = None  # an already built session to adopt (tests, benchmarks)
     remote: tuple[str, str | None, str | None, str | None] | None = None  # (URL, token, token file, CA file)
 
@@ -197,8 +201,9 @@ class _EngineRunner(QObject):
             self.event.emit(job.id, LoadProgress(f"Loading {job.spec}", 0.0))
             from engine.session import GenerationSession  # torch and the model: on this thread only
 
-            session = GenerationSession.load(job.spec, device=job.device, dtype=job.dtype, text_on_cpu=job.text_on_cpu,
-                                   progress=progress, cancel=job.token.is_set)
+            session = GenerationSession.load(job.spec, device=job.device, dtype=job.dtype,
+                                             text_on_cpu=job.text_on_cpu, progress=progress,
+                                             cancel=job.token.is_set, runtime=job.runtime)
         if job.token.is_set():  # cancelled while a non-interruptible load ran: keep the previous model
             self.event.emit(job.id, Cancelled((), time.perf_counter() - started))
             return
@@ -282,10 +287,12 @@ class EngineWorker(QObject):
         self.deviceFactsChanged.emit(facts)
 
     def load_model(self, spec: str = "studio-mini", device: str = "auto", dtype: str | None = None, *,
-                   text_on_cpu: bool = False) -> int:
-        """Queue loading `spec` (studio-mini, a folder, a MAGI-1 hub variant); supersedes earlier loads."""
+                   text_on_cpu: bool = False, runtime=None) -> int:
+        """Queue loading `spec` (studio-mini, a folder, a MAGI-1 hub variant); supersedes earlier loads.
+        `runtime`: an engine.config.RuntimeConfig (Settings.runtime_config), as the command line passes."""
         return self._queue(_Job(next(self._ids), "load", spec=spec, device=device,
-                                dtype=None if dtype in (None, "auto") else dtype, text_on_cpu=text_on_cpu))
+                                dtype=None if dtype in (None, "auto") else dtype, text_on_cpu=text_on_cpu,
+                                runtime=runtime))
 
     def connect_remote(self, url: str, token: str | None = None, *, token_file: str | None = None,
                        ca_file: str | None = None) -> int:

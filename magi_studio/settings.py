@@ -34,6 +34,7 @@ SCHEMA_KEY = "meta/schema_version"
 MAX_RECENT_FILES = 10
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # engine.device.DEVICE_CHOICES, without importing torch
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+TEXT_ENCODER_CHOICES = ("auto", "gpu", "cpu", "offload")  # engine.config.TEXT_ENCODER_PLACEMENTS and auto
 
 T = TypeVar("T")
 
@@ -177,6 +178,13 @@ class Settings(QObject):
     device = Setting("model/device", str, "auto", check=_one_of(DEVICE_CHOICES))
     dtype = Setting("model/dtype", str, "auto", check=_one_of(DTYPE_CHOICES))
     hub_offline = Setting("model/hub_offline", bool, False, doc="never contact the Hugging Face hub")
+    # Off in the app although `generate` compiles on CUDA: compiling delays a session's first chunk
+    # (54 s instead of 22 s on an H100 with a cold compiler cache, 29 s warm) and pays back 1.6 s a chunk,
+    # so only after about 20 chunks in that session (BENCHMARKS.md, "Compiled layers").
+    compile_layers = Setting("model/compile_layers", bool, False,
+                             doc="compile the DiT's layers on CUDA: 13% faster chunks, a later first chunk")
+    text_encoder = Setting("model/text_encoder", str, "auto", check=_one_of(TEXT_ENCODER_CHOICES),
+                           doc="where MAGI-1's T5 runs: auto (the first that fits), gpu, cpu or offload")
     engine_url = Setting("engine/url", str, "", check=lambda v: None if not v or v.startswith(("ws://", "wss://"))
                          else "must start with ws:// or wss://", doc="a remote engine (magi-studio serve); '' = this computer")
     engine_token_file = Setting("engine/token_file", str, "", doc="the remote engine's token file; '' = the default")
@@ -205,6 +213,13 @@ class Settings(QObject):
         self.store = store if store is not None else QSettings(
             QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
         migrate_store(self.store)
+
+    def runtime_config(self):
+        """The engine's RuntimeConfig of these settings (engine.config: plain data, no torch)."""
+        from engine.config import RuntimeConfig
+
+        return RuntimeConfig(compile_layers=self.compile_layers,
+                             text_encoder=None if self.text_encoder == "auto" else self.text_encoder)
 
     @classmethod
     def declared(cls) -> dict[str, Setting]:

@@ -116,7 +116,8 @@ class Studio(QObject):
             self.worker.connect_remote(self.settings.engine_url,
                                        token_file=self.settings.engine_token_file or str(default_token_path()))
         elif self._owns_worker and self.worker.model_info is None:
-            self.worker.load_model(self.settings.model, self.settings.device, self.settings.dtype)
+            self.worker.load_model(self.settings.model, self.settings.device, self.settings.dtype,
+                                   runtime=self.settings.runtime_config())
 
     def _may_close(self) -> bool:
         """The window is closing: the project first (Save / Discard / Cancel), then the dialogs."""

@@ -454,10 +454,11 @@ def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
 
 
 def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, *, device: str = "auto",
-               dtype: str | None = None, text_on_cpu: bool = False, launch=None,
+               dtype: str | None = None, text_on_cpu: bool = False, launch=None, runtime=None,
                say: Callable[[str], None] = lambda text: print(text, flush=True)) -> int:
     """`magi-studio serve`: load the model once, then serve until Ctrl-C. `launch` (an
-    engine.parallel LaunchSpec) runs the model on several ranks, this process being rank 0."""
+    engine.parallel LaunchSpec) runs the model on several ranks, this process being rank 0. `runtime`: an
+    engine.config.RuntimeConfig (compiled layers, native FP8, the text encoder's place), as `generate` takes."""
     from engine.remote.token import default_token_path, load_or_create_token
     from engine.session import GenerationSession
 
@@ -472,7 +473,9 @@ def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, 
         session = ParallelSession.load(model, launch, dtype=dtype, text_on_cpu=text_on_cpu)
         say(f"{launch.ranks} ranks ({launch.backend}): {session.plan.describe()}")
     else:
-        session = GenerationSession.load(model, device=device, dtype=dtype, text_on_cpu=text_on_cpu)
+        session = GenerationSession.load(model, device=device, dtype=dtype, text_on_cpu=text_on_cpu, runtime=runtime)
+        if session.bundle.memory_plan:
+            say(session.bundle.memory_plan)
     server = EngineServer(session, token, spec=model)
 
     async def main() -> None:

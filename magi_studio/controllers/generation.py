@@ -291,7 +291,8 @@ class GenerationController(QObject, RunQueue):
         # load of another model superseded ours. A load that fails ends the run (_on_engine_event).
         device = self.settings.device if self.settings is not None else "auto"
         dtype = self.settings.dtype if self.settings is not None else None
-        self._load_job = self.worker.load_model(wanted, device, dtype)
+        runtime = self.settings.runtime_config() if self.settings is not None else None
+        self._load_job = self.worker.load_model(wanted, device, dtype, runtime=runtime)
         self._enter(RunPhase.LOADING)
 
     def _plan_next(self) -> None:

@@ -67,4 +67,5 @@ def _describe(info: ModelInfo) -> str:
     return (f"{info.label} ({info.spec})\nDevice: {info.device}, {info.dtype}\n"
             f"Resolution: {info.width}×{info.height} at {info.fps} fps\n"
             f"Sampling: {info.sampling.num_steps} steps, window {info.sampling.window}, "
-            f"{'distilled' if info.distilled else 'classifier-free guidance'}")
+            f"{'distilled' if info.distilled else 'classifier-free guidance'}"
+            + (f"\n{info.memory_plan}" if info.memory_plan else ""))

@@ -34,6 +34,30 @@ def test_one_prompt_per_chunk_makes_a_video(model_dir, tmp_path, capsys):
     assert "wrote 48 frames" in capsys.readouterr().err
 
 
+def test_a_draft_is_half_the_size_in_fewer_steps(model_dir, tmp_path, capsys):
+    out = tmp_path / "draft.mp4"
+    code = main(["generate", "--model", str(model_dir), "--prompt", "a red ball falls", "--size", "160x128",
+                 "--steps", "16", "--window", "4", "--draft", "-o", str(out)])
+    assert code == 0
+    info = probe_video(out)
+    assert (info.frames, info.width, info.height) == (24, 80, 64)
+    assert "8 steps, window 4" in capsys.readouterr().err  # the tiny model is distilled: 8 steps
+
+
+def test_runtime_arguments_become_the_engine_s_runtime_config():
+    from engine.config import RuntimeConfig
+    from magi_studio.cli import build_parser, runtime_config
+
+    def parsed(*extra):
+        return runtime_config(build_parser().parse_args(["generate", "--prompt", "p", "-o", "x.mp4", *extra]))
+
+    assert parsed() is None
+    assert parsed("--text-encoder", "offload") == RuntimeConfig(text_encoder="offload")
+    assert parsed("--text-on-cpu", "--no-compile") == RuntimeConfig(compile_layers=False, text_encoder="cpu")
+    serve = build_parser().parse_args(["serve", "--text-encoder", "gpu", "--no-compile"])
+    assert runtime_config(serve) == RuntimeConfig(compile_layers=False, text_encoder="gpu")
+
+
 def test_same_seed_same_video_and_image_prompt(model_dir, tmp_path):
     image = tmp_path / "ref.png"
     cv2.imwrite(str(image), np.full((100, 150, 3), (20, 40, 200), np.uint8))

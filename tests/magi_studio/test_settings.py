@@ -22,6 +22,16 @@ def test_defaults_come_from_code(isolated_settings):
     assert s.welcome_dismissed is False
 
 
+def test_runtime_settings_become_the_engine_s_runtime_config(isolated_settings):
+    from engine.config import RuntimeConfig
+
+    s = isolated_settings
+    assert (s.compile_layers, s.text_encoder) == (False, "auto")  # no compile in the app: a sooner first chunk
+    assert s.runtime_config() == RuntimeConfig(compile_layers=False, text_encoder=None)
+    s.compile_layers, s.text_encoder = True, "offload"
+    assert s.runtime_config() == RuntimeConfig(compile_layers=True, text_encoder="offload")
+
+
 def test_every_test_gets_a_fresh_store_outside_the_users_home(isolated_settings, tmp_path_factory):
     path = Path(isolated_settings.file_name())
     assert str(path).startswith(str(tmp_path_factory.getbasetemp()))

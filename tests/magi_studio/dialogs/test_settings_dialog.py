@@ -186,9 +186,9 @@ def test_hub_variants_show_memory_fit_and_what_the_cache_holds(qtbot, isolated_s
     dialog = open_dialog(qtbot, isolated_settings, worker=engine_worker)
     qtbot.waitUntil(lambda: dialog.device_facts is not None, timeout=30_000)  # the engine thread's answer
     memory, fit, status = dialog.variant_status("4.5B_distill")
-    assert memory == "about 31 GiB at 720×720" and status == "Downloaded"
+    assert memory == "about 28 GiB at 720×720" and status == "Downloaded"
     assert fit.startswith(("Fits ·", "Too large ·")) and fit.endswith("GiB free")
-    assert dialog.variant_status("24B_base")[0] == "about 93 GiB at 1280×720"
+    assert dialog.variant_status("24B_base")[0] == "about 81 GiB at 1280×720"
     assert dialog.variant_status("24B_base")[2] == "Not downloaded (offline)"
     click(qtbot, dialog.hub_radio)
     dialog.select_variant("4.5B_distill")
