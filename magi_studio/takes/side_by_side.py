@@ -33,6 +33,7 @@ from magi_studio.keyboard import is_text_field
 from magi_studio.player.frame_loader import FrameLoader
 from magi_studio.player.frame_store import FrameStore, SlotState
 from magi_studio.player.frame_view import FrameView
+from magi_studio.timeline.player_sync import slots_near_playhead
 
 
 class SideBySide(QObject):
@@ -181,12 +182,9 @@ class SideBySide(QObject):
         if not self.active:
             return
         store, project = self.store, self.session.project
-        current = self.player.current_chunk
-        ours = sorted((p for p, rid in enumerate(self._shown) if rid is not None),
-                      key=lambda p: (abs(p - current), p < current))
-        chunk_bytes = CHUNK_FRAMES * project.settings.width * project.settings.height * 3
-        kept = ours[:max(1, self.FRAME_BUDGET // max(1, chunk_bytes))]
-        for position in ours[len(kept):]:
+        kept, far = slots_near_playhead(self._shown, self.player.current_chunk, project.settings,
+                                        self.FRAME_BUDGET)
+        for position in far:
             if store.state(position) == SlotState.FRAMES:
                 store.set_loading(position)  # far from the playhead: decoded again when it nears
         requests, asked = [], set()

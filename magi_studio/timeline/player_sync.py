@@ -67,6 +67,17 @@ class _RunFrames:
     under: str | None = None
 
 
+def slots_near_playhead(shown: list, current: int, settings, budget: int) -> tuple[list[int], list[int]]:
+    """The slots with a result (``shown[p]`` not None) split into those to keep decoded and those beyond
+    the memory budget: nearest the playhead's chunk first, then outwards, ahead before behind; at least one
+    is kept. Shared by the player and the side-by-side view, which keep frames by the same rule."""
+    ours = sorted((p for p, result_id in enumerate(shown) if result_id is not None),
+                  key=lambda p: (abs(p - current), p < current))
+    chunk_bytes = CHUNK_FRAMES * settings.width * settings.height * 3
+    count = max(1, budget // max(1, chunk_bytes))
+    return ours[:count], ours[count:]
+
+
 class PlayerSync(QObject):
     #: Decoded frames kept in memory, in bytes (~14 chunks at 720x720, ~430 at 128 px): chunks nearest the
     #: playhead are kept, at least one however large.
@@ -282,12 +293,9 @@ class PlayerSync(QObject):
         """Ask the loader for the loading slots nearest the playhead (that one first, then outwards, ahead
         before behind), within the memory budget; frames beyond it go back to loading."""
         store, project = self.player.store, self.session.project
-        current = self.player.current_chunk
-        ours = sorted((p for p, rid in enumerate(self._shown) if rid is not None and p < store.chunk_count),
-                      key=lambda p: (abs(p - current), p < current))
-        chunk_bytes = CHUNK_FRAMES * project.settings.width * project.settings.height * 3
-        kept = ours[:max(1, self.FRAME_BUDGET // max(1, chunk_bytes))]
-        for position in ours[len(kept):]:
+        kept, far = slots_near_playhead(self._shown[:store.chunk_count], self.player.current_chunk,
+                                        project.settings, self.FRAME_BUDGET)
+        for position in far:
             # far from the playhead: decoded again when it nears (a run's frames stay)
             if store.state(position) == SlotState.FRAMES and position not in self._run_at:
                 store.set_loading(position, self._poster(self._shown[position]))

@@ -13,12 +13,14 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor
 
+from engine.config import CHUNK_FRAMES
 from magi_studio.document.commands import AddChunk, SetPrompt, new_chunk
 from magi_studio.document.model import ProjectSettings, active_path, new_project, resolve_take
 from magi_studio.document.observer import Document, UndoHistory
 from magi_studio.document.store import ProjectStore
 from magi_studio.player import SlotState, PreviewPlayer
 from magi_studio.timeline import PlayerSync
+from magi_studio.timeline.player_sync import slots_near_playhead
 from magi_studio.document_session import DocumentSession
 from tests.magi_studio.document.fakes import fake_generate
 from tests.magi_studio.timeline.helpers import wait_for_frames
@@ -277,3 +279,13 @@ def test_clicking_the_card_already_selected_reads_its_unreadable_chunk_again(qtb
     qtbot.waitUntil(lambda: player.store.state(1) == SlotState.FRAMES, timeout=5000)
     assert reads.ids.count(chunk_1) == 2 and len(errors) == 1
     assert session.selected_chunk_id == editor.chunk_ids()[1]
+
+
+def test_slots_near_playhead_keep_the_playheads_chunk_then_ahead_before_behind_within_the_budget():
+    settings = ProjectSettings(width=16, height=16)
+    chunk_bytes = CHUNK_FRAMES * 16 * 16 * 3
+    shown = ["a", None, "b", "c", "d", "e"]
+    kept, far = slots_near_playhead(shown, 3, settings, budget=3 * chunk_bytes)
+    assert kept == [3, 4, 2] and far == [5, 0]  # slot 1 has nothing to decode
+    kept, far = slots_near_playhead(shown, 0, settings, budget=1)  # a budget under one chunk keeps one
+    assert kept == [0] and far == [2, 3, 4, 5]
