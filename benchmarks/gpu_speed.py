@@ -44,7 +44,8 @@ PER_CHANNEL = ("attn.out_proj", "mlp.fc2")
 
 def variant_for(name: str):
     if name == "tiny":  # a smoke test of this script on a CPU
-        return dataclasses.replace(magi_variant("4.5B_distill"), name="tiny", dit=dataclasses.replace(tiny_dit_config(distilled=True), num_layers=4))
+        dit = dataclasses.replace(tiny_dit_config(distilled=True), num_layers=4)
+        return dataclasses.replace(magi_variant("4.5B_distill"), name="tiny", dit=dit)
     return magi_variant(name)
 
 

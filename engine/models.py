@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-import torch
 
 from engine.bundle import ModelBundle, load_native_bundle
 from engine.config import RuntimeConfig

@@ -98,7 +98,10 @@ def coverage(results: Path, model: str = "studio-mini") -> dict:
                 if reads(prompt) == reads(swap_words(prompt, swaps, rng)):
                     same += 1
                     chunks += [c for c in board["chunks"] if c["chunk"] == index]
-        rate = lambda key: round(float(np.mean([c[key] for c in chunks if c.get(key) is not None])), 4)
+
+        def rate(key: str) -> float:
+            return round(float(np.mean([c[key] for c in chunks if c.get(key) is not None])), 4)
+
         report[name] = {"prompts": sum(len(b["prompts"]) for b in boards), "read_as_evaluated": same,
                         "chunks": len(chunks), "colour": rate("colour_ok"), "shape": rate("shape_ok"),
                         "motion": rate("motion_ok")}

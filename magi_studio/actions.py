@@ -237,9 +237,6 @@ class ActionSet:
             if spec.target == target and spec.handler is not None:
                 self._connect(self._actions[spec.id], spec, obj)
 
-    def is_bound(self, target: str) -> bool:
-        return target in self._bound
-
     @staticmethod
     def _connect(action: QAction, spec: ActionSpec, obj: QObject) -> None:
         handler = operator.attrgetter(spec.handler)(obj)  # AttributeError: a declaration is stale

@@ -22,9 +22,9 @@ travel by reference (the engine never touches them again).
 A job's first event is JobStarted and its last (`is_final`) exactly one of: Finished (generation) /
 ModelLoaded (load), Cancelled, or Failed — the single error path, its `.error` an EngineError;
 unexpected exceptions are logged and reported as an EngineError too. When the final event is emitted
-the job has already left `live_jobs` and `state` is up to date. A new generation supersedes (cancels) the earlier ones still running or
-queued; a new load supersedes earlier loads. Jobs run in submission order, so a generation queued
-after a load runs on the newly loaded model.
+the job has already left `live_jobs` and `state` is up to date. A new generation supersedes (cancels)
+the earlier ones still running or queued; a new load supersedes earlier loads. Jobs run in submission order,
+so a generation queued after a load runs on the newly loaded model.
 """
 
 from __future__ import annotations
@@ -339,10 +339,6 @@ class EngineWorker(QObject):
     @property
     def model_info(self) -> ModelInfo | None:
         return self._model
-
-    @property
-    def running_job(self) -> int | None:
-        return self._running.id if self._running else None
 
     @property
     def live_jobs(self) -> tuple[int, ...]:

@@ -58,11 +58,6 @@ class KVCache:
         for index in [i for i in self._chunks if i < chunk]:
             del self._chunks[index]
 
-    def truncate_to(self, chunk: int) -> None:
-        """Forget chunk `chunk` and every later one (regenerate from `chunk`)."""
-        for index in [i for i in self._chunks if i >= chunk]:
-            del self._chunks[index]
-
     def clear(self) -> None:
         self._chunks.clear()
 

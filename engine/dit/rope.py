@@ -31,10 +31,6 @@ class RotaryEmbedding3D(nn.Module):
         num_bands = head_dim // 8
         self.bands = nn.Parameter(1.0 / 10000.0 ** (torch.arange(num_bands, dtype=torch.float32) / num_bands))
 
-    @property
-    def rotary_dims(self) -> int:
-        return 6 * self.bands.numel()
-
     def angles(self, first_frame: int, frames: int, height: int, width: int) -> torch.Tensor:
         """Angles [frames·height·width, 3·bands] for tokens ordered (t, h, w)."""
         device = self.bands.device

@@ -289,10 +289,6 @@ class CheckpointReader:
         """Bytes of tensor data in the checkpoint (what loading it at its stored dtypes costs)."""
         return sum(info["nbytes"] for info in self._info.values())
 
-    def file_of(self, key: str) -> Path:
-        self._entry(key)
-        return self._index[key]
-
     def _handle(self, file: Path):
         if self._closed:
             raise RuntimeError(f"CheckpointReader for {self.path} is closed")

@@ -246,10 +246,6 @@ class T5TextEncoder:
             return clean_caption(clean_caption(prompt))
         return str(prompt).lower().strip()
 
-    def clear_cache(self) -> None:
-        with self._lock:
-            self._cache.clear()
-
     # Internals -------------------------------------------------------------------------------------
     def is_cached(self, prompt: str) -> bool:
         """Whether encoding `prompt` would run no T5 forward."""

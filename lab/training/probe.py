@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from engine.bundle import ModelBundle
 from engine.events import ChunkFinished

@@ -43,9 +43,6 @@ class Storyboard:
         """uint8 [chunks · 24, 128, 128, 3]."""
         return render_frames(BACKGROUNDS[self.background], self.tracks())
 
-    def first_frame_states(self) -> tuple[ObjectState, ...]:
-        return tuple(track[0] for track in self.tracks())
-
 
 def visible(state: ObjectState, motion: str) -> bool:
     """Whether `motion`, simulated from `state`, shows clearly within one chunk."""

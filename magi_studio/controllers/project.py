@@ -19,8 +19,9 @@ a crash, `start` offers each untitled autosave; otherwise it reopens the project
 autosave when it is newer than the last save — so a crash in a saved project comes back as that
 project with its recovery offer, not as Untitled. A generation run the app did not live to finish left
 its run marker (document/run_marker.py) in the project folder: opening the project then offers to
-resume it ("N of M chunks were finished"), and Resume generates the chunks it had left. The questions are asked through `prompts` (dialogs/project_prompts.py:
-Save / Discard / Cancel, Recover / Discard, file choosers), which tests replace.
+resume it ("N of M chunks were finished"), and Resume generates the chunks it had left. The questions
+are asked through `prompts` (dialogs/project_prompts.py: Save / Discard / Cancel, Recover / Discard, file
+choosers), which tests replace.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer, Signal
 
 from engine.errors import EngineError
 from magi_studio.controllers.common import Autosaver
-from magi_studio.dialogs.project_prompts import CANCEL, DISCARD, RECOVER, SAVE, ProjectPrompts
+from magi_studio.dialogs.project_prompts import CANCEL, RECOVER, SAVE, ProjectPrompts
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (DEFAULT_SIZE, ChunkState, Project, ProjectSettings, new_project,
                                         storyboard_states)

@@ -133,14 +133,6 @@ class UndoHistory:
             self.document.apply(command)
             self._done.append(command)
 
-    @property
-    def can_undo(self) -> bool:
-        return bool(self._done)
-
-    @property
-    def can_redo(self) -> bool:
-        return bool(self._undone)
-
     def texts(self) -> list[str]:
         """What each done command did, oldest first (a history view)."""
         return [command.text for command in self._done]

@@ -8,9 +8,10 @@
             undo_stack.push(committer.command_for(project, result))     # GUI thread
 
 `plan_generation` snapshots what a run needs into a frozen GenerationRequest: the chunk specs from
-chunk N to the end of the shot (each chunk's prompt joined to its shot's prompt, model.joined_prompt), the clean latents of the (up to four) chunks before N on the active
-path, read back bit-exactly from the results (never re-encoded from pixels), the reference image of
-an "image" shot, and for a "continue" shot the previous shot's last latents as context.
+chunk N to the end of the shot (each chunk's prompt joined to its shot's prompt, model.joined_prompt),
+the clean latents of the (up to four) chunks before N on the active path, read back bit-exactly from the
+results (never re-encoded from pixels), the reference image of an "image" shot, and for a "continue" shot the
+previous shot's last latents as context.
 
 A continued shot's chunks sit after that context in the request (request index = shot index +
 `index_offset`), because the engine places context chunks before `start_chunk`.

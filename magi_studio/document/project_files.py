@@ -187,7 +187,8 @@ def decode_latent(folder: Path, result: ChunkResult):
         raise ProjectFileError(path, f"is damaged (not readable as safetensors: {str(error)[:120]})") from None
     latent = tensors.get("latent")
     if latent is None or latent.dtype != torch.float32 or tuple(latent.shape) != latent_shape(result):
-        raise ProjectFileError(path, f"is damaged (it does not hold the float32 latent {list(latent_shape(result))} this chunk needs)")
+        shape = list(latent_shape(result))
+        raise ProjectFileError(path, f"is damaged (it does not hold the float32 latent {shape} this chunk needs)")
     return latent
 
 

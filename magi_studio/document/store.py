@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.output_files import describe_os_error, fsync_dir
-from magi_studio.document.errors import ProjectError, ProjectFileError
+from magi_studio.document.errors import ProjectError
 from magi_studio.document.manifest import manifest_bytes, parse_manifest
 from magi_studio.document.model import CHUNK_FRAMES, Asset, ChunkResult, Project, new_id
 from magi_studio.document.project_files import (checked_path, decode_frames, decode_latent, latent_shape, read_bytes,

@@ -26,10 +26,10 @@ back to loading and are decoded again when the playhead nears them.
 
 A result the project marked damaged when it opened (Project.damaged: its files are missing, linked or
 broken; the project said so once) is shown as a hole at once and never read: reading it would only
-report the same damage again. Any other result whose file cannot be read is reported (the error banner) and shown as a hole that says so.
-It is read again only when the user asks to see its chunk again — the playhead is moved into it by a
-seek, step or scrub, its card is selected, or its hole in the player is clicked — once per such
-request and never during playback, so a damaged file costs no retry loop; a file repaired (or a disk
+report the same damage again. Any other result whose file cannot be read is reported (the error banner)
+and shown as a hole that says so. It is read again only when the user asks to see its chunk again — the
+playhead is moved into it by a seek, step or scrub, its card is selected, or its hole in the player is clicked
+— once per such request and never during playback, so a damaged file costs no retry loop; a file repaired (or a disk
 back) meanwhile then shows without reopening the project.
 
 The player's current chunk and the session's selected chunk follow each other, and the timeline's

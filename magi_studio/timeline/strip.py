@@ -11,7 +11,7 @@ decides what they mean for the document.
 from __future__ import annotations
 
 from PySide6.QtCore import QMimeData, QPoint, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeySequence, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
 from engine.config import CHUNK_FRAMES
@@ -330,8 +330,3 @@ class StoryboardStrip(QWidget):
             self.filesDropped.emit(group.shot_id, files)
         else:
             event.ignore()
-
-
-def key_text(sequence: str) -> str:
-    """A shortcut as the menus show it ("Ctrl+Left" → the platform's text)."""
-    return QKeySequence(sequence).toString(QKeySequence.SequenceFormat.NativeText)

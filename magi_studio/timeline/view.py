@@ -22,6 +22,7 @@ from engine.text.words import model_vocabulary
 from magi_studio.document.commands import RenameShot, SetPrompt, SetSeed, SetShotNegativePrompt, SetShotPrompt
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import active_path, storyboard_states
+from magi_studio.document_session import DocumentSession
 from magi_studio.timeline import edits, menus
 from magi_studio.timeline.card import ChunkCard
 from magi_studio.timeline.derive import TimelineModels
@@ -36,7 +37,6 @@ from magi_studio.timeline.style import TEXT_WIDTH, TIMELINE_QSS, thumb_width
 ZOOM_LEVELS = ((1.0, 320), (1.0, TEXT_WIDTH), (1.0, 0), (0.6, 0), (0.36, 0), (0.18, 0))
 DEFAULT_ZOOM = 1
 ZOOM_SETTLE_MS = 400
-from magi_studio.document_session import DocumentSession
 
 
 class TimelineView(QWidget, TimelineEditing):
@@ -191,10 +191,6 @@ class TimelineView(QWidget, TimelineEditing):
         """The GenerationController's chunkJobState(shot id, chunk id, state, progress) signal, as is:
         state "" (idle) hands the chunk back to the document's state."""
         self.set_job_state(chunk_id, state or None, progress if state == "denoising" else None)
-
-    def clear_job_states(self) -> None:
-        self.models.jobs.clear()
-        self.refresh()
 
     def job_state(self, chunk_id: str) -> tuple[str, float | None] | None:
         return self.models.jobs.get(chunk_id)

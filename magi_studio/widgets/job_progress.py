@@ -103,9 +103,6 @@ class JobProgress(QWidget):
         worker.event.connect(self._on_event)
         self.hide()
 
-    def is_active(self) -> bool:
-        return self._run_active or (self.job_id is not None and self._ticker.isActive())
-
     def text(self) -> str:
         return self.label.text()
 

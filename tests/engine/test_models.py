@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from huggingface_hub import constants
 
 from engine import models

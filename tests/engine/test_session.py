@@ -10,7 +10,7 @@ import torch
 
 from engine.bundle import load_native_bundle, save_native_bundle
 from engine.errors import ConfigError, InputError
-from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted,
+from engine.events import (CancelToken, Cancelled, ChunkFinished, Failed, Finished, GenerationStarted,
                            StepProgress)
 from engine.requests import ChunkSpec, GenerationRequest
 from engine.session import GenerationSession

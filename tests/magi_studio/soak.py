@@ -13,8 +13,9 @@ through the window's actions, keys, clicks and drops, the same paths the user's 
 engine the studio's worker holds (a tiny random model in the tests) while the edits go on.
 
 After each step the events are run for a moment and the state is checked: the document's invariants
-(magi_studio.document.invariants.check), and whether the storyboard, the takes view and the selection show that document. Python exceptions raised in any Qt
-slot or event handler (through sys.excepthook, or out of the event loop the driver runs) are caught and counted with the step that raised them. The
+(magi_studio.document.invariants.check), and whether the storyboard, the takes view and the selection
+show that document. Python exceptions raised in any Qt slot or event handler (through sys.excepthook, or
+out of the event loop the driver runs) are caught and counted with the step that raised them. The
 driver never answers a question the app did not ask: the project controller's questions go to
 SoakPrompts, dialogs that would block (menus, file choosers, message boxes) are not opened.
 """
@@ -135,7 +136,8 @@ class SoakReport:
     def as_dict(self) -> dict:
         return {"seed": self.seed, "actions": self.actions, "seconds": round(self.seconds, 1),
                 "exceptions": len(self.exceptions), "invariant_violations": len(self.violations),
-                "runs": dict(self.runs), "chunks_committed": self.chunks_committed, "counts": dict(self.counts), "reported": dict(self.reported),
+                "runs": dict(self.runs), "chunks_committed": self.chunks_committed, "counts": dict(self.counts),
+                "reported": dict(self.reported),
                 "problems": [vars(p) for p in (self.exceptions + self.violations)[:50]]}
 
 

@@ -240,7 +240,8 @@ def test_shutdown_mid_generation_stops_the_thread_and_releases_everything(qtbot,
     recorder = ready_worker(qtbot, worker, session)
     del session
     job = worker.generate(request(40, sampling=dataclasses.replace(tiny_bundle().sampling, window=1)))
-    qtbot.waitUntil(lambda: bool(recorder.of("chunkFinished", job)), timeout=10_000)
+    # recorder bound now: the name is deleted below, to release what it holds.
+    qtbot.waitUntil(lambda recorder=recorder: bool(recorder.of("chunkFinished", job)), timeout=10_000)
     worker.shutdown()
 
     assert not worker.is_running() and worker.state == EngineState.NO_MODEL

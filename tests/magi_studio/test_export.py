@@ -49,7 +49,8 @@ def test_export_writes_the_active_takes_to_an_mp4_with_a_sidecar(complete, tmp_p
     assert third == {
         "shot": "Shot 1", "shot_id": first_shot.id, "index": 2, "chunk_id": first_shot.chunks[2].id,
         "frames": [48, 72], "prompt": "it rolls right", "seed": first_shot.chunks[2].seed, "state": "done",
-        "take_id": first_shot.takes[1].id, "take": "Take 2", "model": "tiny", "settings": {"width": 64, "height": 64, "sampling": {}}, "result_id": result_id}
+        "take_id": first_shot.takes[1].id, "take": "Take 2", "model": "tiny",
+        "settings": {"width": 64, "height": 64, "sampling": {}}, "result_id": result_id}
 
 
 def test_export_of_a_range_at_another_scale(complete, tmp_path):

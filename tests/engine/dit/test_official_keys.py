@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.config import DiTConfig
 from engine.dit.model import MagiDiT
 from engine.dit.official_keys import (deinterleave_out_proj, expected_official_shapes, interleave_out_proj,
                                       official_key_plan, split_cross_kv, to_official_state_dict)

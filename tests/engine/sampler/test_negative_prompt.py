@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.requests import ChunkSpec, GenerationRequest
-from engine.sampler.loop import ChunkDone, ChunkPlan, sample_chunks
+from engine.sampler.loop import ChunkDone, sample_chunks
 from engine.events import ChunkFinished
 from engine.session import GenerationSession
 from tests.engine.factories import chunk_text, plans, tiny_bundle, tiny_dit, tiny_sampling

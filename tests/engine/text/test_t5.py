@@ -9,7 +9,6 @@ import torch
 
 from engine.errors import CheckpointError
 from engine.text import SpecialTokens, T5TextEncoder, TextEncoder
-from tests.engine.factories import T5_WORDS as WORDS
 from tests.engine.factories import save_tiny_t5
 
 D_MODEL = 32

@@ -9,7 +9,7 @@ import copy
 from engine.events import ChunkFinished
 from magi_studio.document.commands import DeleteChunk, MoveChunk, SetPrompt
 from magi_studio.document.invariants import check
-from magi_studio.document.model import active_path, resolve_take
+from magi_studio.document.model import active_path
 from magi_studio.document.observer import Document, UndoHistory
 from magi_studio.document.planning import ResultCommitter, plan_generation
 from magi_studio.document.take_commands import DeleteTake

@@ -257,7 +257,8 @@ def test_generate_from_waits_for_the_chunks_before_it_with_a_tip_saying_so(qtbot
     continued = ("Generate the chunks before it first: Shot 3 continues the shot before it, whose last chunks are "
                  "not generated yet.")
     assert offered(third.chunks[0]) == [(False, continued, continued)] * 5
-    generation.queue = lambda: [QueueItem(1, second.id, second.name, None, True)]  # a run makes Shot 2: a request queues behind it
+    # A run makes Shot 2: a request queues behind it.
+    generation.queue = lambda: [QueueItem(1, second.id, second.name, None, True)]
     generation.queueChanged.emit()
     assert offered(third.chunks[0]) == ready and offered(third.chunks[1])[:3] == ready[:3]
     generation.queue = lambda: []
