@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig  # noqa: E402
-from engine.parallel.plan import kv_head_repeats  # noqa: E402
-from engine.sampler.schedule import flow_schedule, guidance_scales  # noqa: E402
-from engine.sampler.window import window_steps  # noqa: E402
-from engine.variants import magi_variant  # noqa: E402
+from magi_engine.config import CHUNK_LATENT_FRAMES, SamplingConfig  # noqa: E402
+from magi_engine.parallel.plan import kv_head_repeats  # noqa: E402
+from magi_engine.sampler.schedule import flow_schedule, guidance_scales  # noqa: E402
+from magi_engine.sampler.window import window_steps  # noqa: E402
+from magi_engine.variants import magi_variant  # noqa: E402
 
 BF16 = 2
 FLOAT32 = 4

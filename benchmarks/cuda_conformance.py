@@ -15,12 +15,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
 from safetensors.torch import load_file  # noqa: E402
 
-from engine.config import GuidanceConfig, SamplingConfig  # noqa: E402
-from engine.dit.attention import ChunkLayout  # noqa: E402
-from engine.sampler.loop import ChunkDone, ChunkPlan, sample_chunks  # noqa: E402
+from magi_engine.config import GuidanceConfig, SamplingConfig  # noqa: E402
+from magi_engine.dit.attention import ChunkLayout  # noqa: E402
+from magi_engine.sampler.loop import ChunkDone, ChunkPlan, sample_chunks  # noqa: E402
 from tests.conformance import conformance_path  # noqa: E402
 from tests.engine.dit.conformance_util import chunk_text, load_case_folder  # noqa: E402
 

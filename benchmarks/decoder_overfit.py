@@ -25,10 +25,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
 from benchmarks.record import publish  # noqa: E402
 from lab.training.train_vae import load_trained_vae, vae_loss  # noqa: E402
-from engine.vae import VideoVAE  # noqa: E402
+from magi_engine.vae import VideoVAE  # noqa: E402
 
 FRAMES, SIZE, LATENT_FRAME = 12, 128, 4
 COLOURS = [(220, 40, 40), (40, 90, 220), (40, 170, 60), (240, 200, 40)]

@@ -10,7 +10,7 @@ loader reads it as the card's memory and places T5 (RuntimeConfig.text_encoder, 
 The run generates `chunks` chunks from nothing (time to the first chunk, from the request, T5 included),
 then optionally regenerates from chunk N with the chunks before it as context (the stage that keeps the
 most clean chunks: the estimate's worst case) with the same prompts (no T5 forward expected), then a
-draft of the first two chunks (engine.draft). Peak = torch.cuda.max_memory_allocated over the whole
+draft of the first two chunks (magi_engine.draft). Peak = torch.cuda.max_memory_allocated over the whole
 case, set against the loader's estimate for the placement it chose. `--tiny` runs the same on a tiny
 checkpoint on the CPU (a test of this script).
 """
@@ -28,10 +28,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.record import publish  # noqa: E402
-from engine.config import RuntimeConfig, SamplingConfig  # noqa: E402
-from engine.draft import draft_request  # noqa: E402
-from engine.events import ChunkFinished, Failed, Finished  # noqa: E402
-from engine.requests import ChunkSpec, GenerationRequest  # noqa: E402
+from magi_engine.config import RuntimeConfig, SamplingConfig  # noqa: E402
+from magi_engine.draft import draft_request  # noqa: E402
+from magi_engine.events import ChunkFinished, Failed, Finished  # noqa: E402
+from magi_engine.requests import ChunkSpec, GenerationRequest  # noqa: E402
 
 GIB = 2**30
 PROMPTS = ("a red circle rolls to the left over grass", "a blue square slides to the right over sand",
@@ -61,17 +61,17 @@ def run_request(session, request: GenerationRequest) -> dict:
 def tiny_variants() -> None:
     """Shrink the registered MAGI-1 variants to the tiny DiT benchmarks/synthetic_checkpoint.py writes."""
     from benchmarks.synthetic_checkpoint import variant_for
-    from engine.variants import MAGI_VARIANTS
+    from magi_engine.variants import MAGI_VARIANTS
 
     for name in list(MAGI_VARIANTS):
         MAGI_VARIANTS[name] = dataclasses.replace(variant_for(name, tiny=True), width=64, height=64)
 
 
 def measure(args) -> dict:
-    import engine.magi_checkpoint as loader
-    from engine.errors import OutOfMemory
-    from engine.magi_checkpoint import locate_magi_checkpoint, magi_memory_estimate
-    from engine.session import GenerationSession
+    import magi_engine.magi_checkpoint as loader
+    from magi_engine.errors import OutOfMemory
+    from magi_engine.magi_checkpoint import locate_magi_checkpoint, magi_memory_estimate
+    from magi_engine.session import GenerationSession
 
     if args.tiny:
         tiny_variants()

@@ -1,7 +1,7 @@
 """Speed and accuracy of the DiT's GPU paths at MAGI-1 scale: eager bf16, compiled bf16, native FP8.
 
 Random weights (as benchmarks/magi_scale.py: speed does not depend on the values). The FP8 model is
-the same bf16 model quantised in memory to MAGI-1's FP8 layout (engine.loading.fp8.quantize_fp8_linear,
+the same bf16 model quantised in memory to MAGI-1's FP8 layout (magi_engine.loading.fp8.quantize_fp8_linear,
 activation scales from one calibration forward) in layers 1..L-2, as the official checkpoints are.
 
     python benchmarks/gpu_speed.py run --path compiled --window 4 --chunks 6 --json out.json
@@ -25,17 +25,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
 from benchmarks.magi_scale import random_dit  # noqa: E402
 from benchmarks.record import publish  # noqa: E402
-from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig  # noqa: E402
-from engine.dit.attention import ChunkLayout  # noqa: E402
-from engine.dit.compiled import compile_counts, compile_layers, uncompile_layers  # noqa: E402
-from engine.dit.fp8_linear import Fp8Linear, fp8_module_names, quantize_activation  # noqa: E402
-from engine.dit.model import ChunkText, MagiDiT  # noqa: E402
-from engine.loading.fp8 import fp8_linear_scales, fp8_linear_weight, quantize_fp8_linear  # noqa: E402
-from engine.sampler.loop import ChunkPlan, StepDone, chunk_noise, sample_chunks  # noqa: E402
-from engine.variants import magi_variant, tiny_dit_config  # noqa: E402
+from magi_engine.config import CHUNK_LATENT_FRAMES, SamplingConfig  # noqa: E402
+from magi_engine.dit.attention import ChunkLayout  # noqa: E402
+from magi_engine.dit.compiled import compile_counts, compile_layers, uncompile_layers  # noqa: E402
+from magi_engine.dit.fp8_linear import Fp8Linear, fp8_module_names, quantize_activation  # noqa: E402
+from magi_engine.dit.model import ChunkText, MagiDiT  # noqa: E402
+from magi_engine.loading.fp8 import fp8_linear_scales, fp8_linear_weight, quantize_fp8_linear  # noqa: E402
+from magi_engine.sampler.loop import ChunkPlan, StepDone, chunk_noise, sample_chunks  # noqa: E402
+from magi_engine.variants import magi_variant, tiny_dit_config  # noqa: E402
 
 #: Stages before this one have a cache or window not yet full (the longest attention span is 5 chunks).
 FIRST_STEADY_STAGE = 4

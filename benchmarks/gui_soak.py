@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: A step (action and checks) that takes longer than this is a hang (the longest legal wait is an export's 20 s).
 HANG_S = 120
 sys.path.insert(0, str(ROOT))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,7 +62,7 @@ def child(args) -> None:
 
     torch.set_num_threads(args.threads)
     app = QApplication.instance() or QApplication(["gui_soak"])
-    from engine.session import GenerationSession
+    from magi_engine.session import GenerationSession
     from magi_studio import theme
     from magi_studio.dialogs.project_prompts import DISCARD
     from magi_studio.engine_worker import EngineState, EngineWorker

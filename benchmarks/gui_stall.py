@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -49,9 +50,9 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     app = QApplication.instance() or QApplication(["gui_stall"])
-    from engine.events import ChunkFinished, Failed
-    from engine.requests import ChunkSpec, GenerationRequest
-    from engine.session import GenerationSession
+    from magi_engine.events import ChunkFinished, Failed
+    from magi_engine.requests import ChunkSpec, GenerationRequest
+    from magi_engine.session import GenerationSession
     from magi_studio import theme
     from magi_studio.engine_worker import EngineWorker
     from magi_studio.player import SlotState, GenerationFeed, PreviewPlayer

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QCoreApplication, QPoint, QPointF, QSettings, Qt, QTimer  # noqa: E402
@@ -158,7 +159,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     app = QApplication.instance() or (TimedApplication if args.slowest else QApplication)(["gui_storyboard"])
     slowest = (lambda: app.slowest(args.slowest)) if args.slowest else (lambda: None)
-    from engine.session import GenerationSession
+    from magi_engine.session import GenerationSession
     from magi_studio import theme
     from magi_studio.dialogs.project_prompts import DISCARD
     from magi_studio.engine_worker import EngineWorker

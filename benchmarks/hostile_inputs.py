@@ -1,6 +1,6 @@
 """Hostile inputs at the edges of the app: bad images for the image loader, bad arguments for the command line.
 
-* images: each kind of bad (or merely large) image file is loaded by `engine.video_io.load_image` in a
+* images: each kind of bad (or merely large) image file is loaded by `magi_engine.video_io.load_image` in a
   child process of its own, which reports its outcome (loaded, or the one-sentence refusal) and its peak
   resident memory (VmHWM, ru_maxrss's figure for the process itself). A traceback, a crash or a hang
   counts against the loader.
@@ -26,6 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -103,8 +104,8 @@ def peak_rss_mib() -> float:
 
 def load_in_child(path: str) -> None:
     """The child's side: load one image, print the outcome and the peak memory as JSON."""
-    from engine.errors import EngineError
-    from engine.video_io import load_image
+    from magi_engine.errors import EngineError
+    from magi_engine.video_io import load_image
 
     started = time.perf_counter()
     try:

@@ -21,12 +21,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
-from engine.config import SamplingConfig  # noqa: E402
-from engine.dit.model import MagiDiT  # noqa: E402
-from engine.loading import estimate_memory  # noqa: E402
-from engine.sampler.loop import ChunkDone, ChunkPlan, StepDone, chunk_noise, sample_chunks  # noqa: E402
-from engine.variants import T5_XXL_ENCODER_PARAMS, magi_variant, tiny_dit_config  # noqa: E402
+from magi_engine.config import SamplingConfig  # noqa: E402
+from magi_engine.dit.model import MagiDiT  # noqa: E402
+from magi_engine.loading import estimate_memory  # noqa: E402
+from magi_engine.sampler.loop import ChunkDone, ChunkPlan, StepDone, chunk_noise, sample_chunks  # noqa: E402
+from magi_engine.variants import T5_XXL_ENCODER_PARAMS, magi_variant, tiny_dit_config  # noqa: E402
 
 
 def random_dit(variant, device: torch.device, dtype: torch.dtype) -> MagiDiT:

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from engine.config import CHUNK_LATENT_FRAMES
-from engine.sampler.denoiser import WindowDenoiser
-from engine.sampler.loop import chunk_noise
-from engine.sampler.schedule import flow_schedule
-from engine.sampler.window import window_steps
-from engine.session import GenerationSession
+from magi_engine.config import CHUNK_LATENT_FRAMES
+from magi_engine.sampler.denoiser import WindowDenoiser
+from magi_engine.sampler.loop import chunk_noise
+from magi_engine.sampler.schedule import flow_schedule
+from magi_engine.sampler.window import window_steps
+from magi_engine.session import GenerationSession
 from lab.world import metrics as M
 from lab.world.detect import Detector
 from lab.world.evaluate import HELDOUT_SEED, heldout

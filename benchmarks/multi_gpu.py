@@ -28,12 +28,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine.config import GuidanceConfig, SamplingConfig  # noqa: E402
-from engine.errors import EngineError  # noqa: E402
-from engine.parallel.jobs import Job  # noqa: E402
-from engine.parallel.launch import LaunchSpec, launch  # noqa: E402
-from engine.sampler.loop import ChunkDone, ChunkPlan, StepDone, chunk_noise, sample_chunks  # noqa: E402
-from engine.variants import magi_variant, tiny_dit_config  # noqa: E402
+from magi_engine.config import GuidanceConfig, SamplingConfig  # noqa: E402
+from magi_engine.errors import EngineError  # noqa: E402
+from magi_engine.parallel.jobs import Job  # noqa: E402
+from magi_engine.parallel.launch import LaunchSpec, launch  # noqa: E402
+from magi_engine.sampler.loop import ChunkDone, ChunkPlan, StepDone, chunk_noise, sample_chunks  # noqa: E402
+from magi_engine.variants import magi_variant, tiny_dit_config  # noqa: E402
 from magi_scale import random_dit  # noqa: E402
 
 COMM_KINDS = ("all_to_all", "all_gather", "guidance_broadcast")

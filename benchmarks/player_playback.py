@@ -19,13 +19,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from benchmarks.gui_timing import wait_for  # noqa: E402
-from engine.config import CHUNK_FRAMES  # noqa: E402
+from magi_engine.config import CHUNK_FRAMES  # noqa: E402
 from magi_studio.player import PreviewPlayer  # noqa: E402
 
 

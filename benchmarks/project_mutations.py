@@ -40,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import cv2  # noqa: E402
@@ -47,8 +48,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.record import publish  # noqa: E402
-from engine.errors import EngineError  # noqa: E402
-from engine.video_io import load_image  # noqa: E402
+from magi_engine.errors import EngineError  # noqa: E402
+from magi_engine.video_io import load_image  # noqa: E402
 from magi_studio.document.model import storyboard_states  # noqa: E402
 from magi_studio.document.planning import plan_resume  # noqa: E402
 from magi_studio.document.store import AUTOSAVE, MANIFEST, find_recovery, load_recovery, open_project  # noqa: E402
@@ -73,7 +74,7 @@ def make_projects(folder: Path) -> dict[str, Path]:
 
 
 def _tiny_project(folder: Path) -> Path:
-    from engine.session import GenerationSession
+    from magi_engine.session import GenerationSession
     from magi_studio.document.commands import AddChunk, AddShot, SetPrompt, SetReferenceImage, SetShotStart, new_chunk
     from magi_studio.document.model import ProjectSettings, new_project, new_shot
     from magi_studio.document.planning import ResultCommitter, plan_generation

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from engine.video_io import read_video
+from magi_engine.video_io import read_video
 from lab.world import evaluate as E
 from lab.world import metrics as M
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QCoreApplication, QSettings  # noqa: E402
@@ -66,7 +67,7 @@ def main(argv=None) -> dict:
     from magi_studio import theme
     from magi_studio.dialogs.project_prompts import DISCARD
     from magi_studio.document.commands import AddChunk, SetPrompt, new_chunk
-    from engine.events import Failed
+    from magi_engine.events import Failed
     from magi_studio.engine_worker import EngineState
     from magi_studio.player import SlotState
     from magi_studio.settings import Settings

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
-from engine.events import ChunkFinished, Finished  # noqa: E402
-from engine.requests import ChunkSpec, GenerationRequest  # noqa: E402
-from engine.session import GenerationSession  # noqa: E402
+from magi_engine.events import ChunkFinished, Finished  # noqa: E402
+from magi_engine.requests import ChunkSpec, GenerationRequest  # noqa: E402
+from magi_engine.session import GenerationSession  # noqa: E402
 
 PROMPTS = ("a red ball falls and bounces on white", "the red ball rolls to the right", "the red ball stays still",
            "the red ball grows")

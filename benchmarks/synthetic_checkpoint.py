@@ -8,7 +8,7 @@ first chunk through Session and `magi-studio generate`) need a folder the real l
     ckpt/t5/t5-v1_1-xxl                                  T5-v1.1-XXL's encoder (bf16) and a word tokenizer
 
 Speed and memory do not depend on the values. The FP8 variant quantises layers 1..L-2 of the same
-random DiT with engine.loading.fp8.quantize_fp8_linear (one activation scale for every linear).
+random DiT with magi_engine.loading.fp8.quantize_fp8_linear (one activation scale for every linear).
 
     python benchmarks/synthetic_checkpoint.py /tmp/magi --variant 4.5B_distill 4.5B_distill_quant
     python benchmarks/synthetic_checkpoint.py /tmp/tiny --tiny      # seconds on a CPU (tests)
@@ -28,12 +28,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.magi_scale import random_dit  # noqa: E402
-from engine.dit.official_keys import official_key_plan, to_official_state_dict  # noqa: E402
-from engine.loading import save_sharded  # noqa: E402
-from engine.loading.fp8 import quantize_fp8_linear  # noqa: E402
-from engine.variants import magi_variant, tiny_dit_config  # noqa: E402
-from engine.vae import VideoVAE  # noqa: E402
-from engine.vae.config import VAEConfig  # noqa: E402
+from magi_engine.dit.official_keys import official_key_plan, to_official_state_dict  # noqa: E402
+from magi_engine.loading import save_sharded  # noqa: E402
+from magi_engine.loading.fp8 import quantize_fp8_linear  # noqa: E402
+from magi_engine.variants import magi_variant, tiny_dit_config  # noqa: E402
+from magi_engine.vae import VideoVAE  # noqa: E402
+from magi_engine.vae.config import VAEConfig  # noqa: E402
 
 #: T5-v1.1-XXL's encoder (google/t5-v1_1-xxl config.json).
 T5_XXL = dict(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, vocab_size=32128,

@@ -15,7 +15,7 @@ import json
 
 import cv2
 
-from engine.video_io import read_video
+from magi_engine.video_io import read_video
 from lab.world import evaluate as E
 from lab.world import metrics as M
 

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout without installing
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
 from benchmarks.record import publish  # noqa: E402
 from lab.training.train_vae import load_trained_vae  # noqa: E402
-from engine.vae import VideoVAE  # noqa: E402
+from magi_engine.vae import VideoVAE  # noqa: E402
 from lab.world import metrics as M  # noqa: E402
 from lab.world.evaluate import HELDOUT_SEED, heldout, score_board  # noqa: E402
 from lab.world.scene import CHUNK_FRAMES  # noqa: E402

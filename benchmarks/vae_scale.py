@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
-from engine.vae import VideoVAE  # noqa: E402
-from engine.variants import MAGI_VAE  # noqa: E402
+from magi_engine.vae import VideoVAE  # noqa: E402
+from magi_engine.variants import MAGI_VAE  # noqa: E402
 
 
 def timed(fn, device, repeat=3):

@@ -24,14 +24,14 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from engine.config import DiTConfig, SamplingConfig
-from engine.dit.model import MagiDiT
-from engine.errors import CheckpointError, ConfigError
-from engine.model_files import FORMAT_NAME, FORMAT_VERSION, read_manifest
-from engine.output_files import check_output_file, create_temporary, replace_output_file
-from engine.text.base import TextEncoder
-from engine.vae import LatentRGBProjection, VideoVAE
-from engine.vae.config import VAEConfig
+from magi_engine.config import DiTConfig, SamplingConfig
+from magi_engine.dit.model import MagiDiT
+from magi_engine.errors import CheckpointError, ConfigError
+from magi_engine.model_files import FORMAT_NAME, FORMAT_VERSION, read_manifest
+from magi_engine.output_files import check_output_file, create_temporary, replace_output_file
+from magi_engine.text.base import TextEncoder
+from magi_engine.vae import LatentRGBProjection, VideoVAE
+from magi_engine.vae.config import VAEConfig
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ def save_native_bundle(bundle: ModelBundle, folder: str | Path, dtype: torch.dty
     `int8_matrices` stores the DiT's and the VAE's large matrices in int8 with per-row scales (half of
     fp16), the rest in `dtype`.
     """
-    from engine.loading.int8 import quantize_int8
-    from engine.text.tiny import WordTextEncoder
+    from magi_engine.loading.int8 import quantize_int8
+    from magi_engine.text.tiny import WordTextEncoder
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -102,11 +102,11 @@ def save_native_bundle(bundle: ModelBundle, folder: str | Path, dtype: torch.dty
 
 
 def load_native_bundle(folder: str | Path, device: torch.device, dtype: torch.dtype) -> ModelBundle:
-    from engine.loading import CheckpointReader, load_into_module
-    from engine.loading.int8 import int8_dequantized_tensors
-    from engine.dit.model import is_float32_island
-    from engine.text.tiny import WordTextEncoder
-    from engine.text.words import LEXICON_FILE, Vocabulary, read_lexicon
+    from magi_engine.loading import CheckpointReader, load_into_module
+    from magi_engine.loading.int8 import int8_dequantized_tensors
+    from magi_engine.dit.model import is_float32_island
+    from magi_engine.text.tiny import WordTextEncoder
+    from magi_engine.text.words import LEXICON_FILE, Vocabulary, read_lexicon
 
     folder = Path(folder)
     manifest = read_manifest(folder)

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from engine.errors import ConfigError
+from magi_engine.errors import ConfigError
 
 #: Pixel frames per chunk: the unit the engine generates, the document stores and the player and timeline show.
 CHUNK_FRAMES = 24
@@ -323,7 +323,7 @@ TEXT_ENCODER_PLACEMENTS = ("gpu", "cpu", "offload")
 class RuntimeConfig:
     """How the DiT runs on its device: speed settings that change no math beyond rounding.
 
-    None means "the engine chooses for the device" (engine.dit.compiled.resolve_runtime): compiled layers
+    None means "the engine chooses for the device" (magi_engine.dit.compiled.resolve_runtime): compiled layers
     on CUDA only, native FP8 on GPUs with FP8 matmuls (compute capability 8.9 and later) only.
     """
 
@@ -334,7 +334,7 @@ class RuntimeConfig:
     #: FP8 checkpoints keep their quantised linears FP8 and run FP8 matmuls (else they are dequantised).
     native_fp8: bool | None = None
     #: One of TEXT_ENCODER_PLACEMENTS; None: the loader picks the first that fits the device's memory
-    #: (engine.loading.memory.choose_text_placement), in the order gpu, offload, cpu.
+    #: (magi_engine.loading.memory.choose_text_placement), in the order gpu, offload, cpu.
     text_encoder: str | None = None
 
     def __post_init__(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.errors import DeviceError
+from magi_engine.errors import DeviceError
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 

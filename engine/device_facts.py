@@ -19,7 +19,7 @@ class DeviceInfo:
     available: bool
     #: "NVIDIA H100 80GB HBM3", "Apple GPU (Metal)", "CPU" ("" when not available).
     name: str = ""
-    #: Bytes a new model could use now (engine.loading.memory.device_memory_bytes), None when unknown.
+    #: Bytes a new model could use now (magi_engine.loading.memory.device_memory_bytes), None when unknown.
     free_bytes: int | None = None
     total_bytes: int | None = None
 
@@ -27,7 +27,7 @@ class DeviceInfo:
 @dataclass(frozen=True)
 class DeviceFacts:
     devices: tuple[DeviceInfo, ...]
-    #: The device "auto" picks (engine.device.pick_device): cuda > mps > cpu.
+    #: The device "auto" picks (magi_engine.device.pick_device): cuda > mps > cpu.
     auto: str = "cpu"
 
     def device(self, choice: str = "auto") -> DeviceInfo:
@@ -45,8 +45,8 @@ def read_device_facts() -> DeviceFacts:
     it on the thread that will run the model."""
     import torch
 
-    from engine.device import mps_available, pick_device
-    from engine.loading.memory import device_memory_bytes
+    from magi_engine.device import mps_available, pick_device
+    from magi_engine.loading.memory import device_memory_bytes
 
     devices = []
     if torch.cuda.is_available():

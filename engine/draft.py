@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from engine.config import SamplingConfig
-from engine.requests import MIN_SIZE, GenerationRequest
+from magi_engine.config import SamplingConfig
+from magi_engine.requests import MIN_SIZE, GenerationRequest
 
 DRAFT_STEPS_DISTILLED = 8
 DRAFT_STEPS_BASE = 16

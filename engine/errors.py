@@ -2,7 +2,7 @@
 
 Every failure the engine can predict is one of these classes, with a message written for the person
 at the keyboard: one sentence on what happened, one on what to do. They travel to the GUI and the CLI
-as a `Failed` event (see engine.events), never as a stack trace.
+as a `Failed` event (see magi_engine.events), never as a stack trace.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Union
 
-from engine.errors import EngineError
+from magi_engine.errors import EngineError
 
 if TYPE_CHECKING:  # annotations only: importing the engine's types must not load torch (nor numpy)
     import numpy as np

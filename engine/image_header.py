@@ -2,7 +2,7 @@
 
 OpenCV has no header-only API, and a decoder allocates whatever the header asks for: a 20000 x 20000
 RGBA PNG of a few hundred kilobytes needs gigabytes once decoded. `read_image_header` reads only the
-bytes that name the format and the size, so `engine.video_io.load_image` can refuse an image over
+bytes that name the format and the size, so `magi_engine.video_io.load_image` can refuse an image over
 `MAX_IMAGE_PIXELS` before OpenCV sees it. The formats are those the app decodes: PNG (and APNG), JPEG,
 GIF, BMP, WebP, TIFF and PNM. Anything else is refused as well, since every decoder is attack surface
 and OpenCV carries many more (JPEG 2000, HDR, Sun raster, ...).
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from engine.errors import InputError
+from magi_engine.errors import InputError
 
 #: The largest image accepted, in pixels (a 48-megapixel phone photo fits; decoding costs at most
 #: 8 bytes a pixel for 16-bit RGBA, so about 400 MB).
@@ -39,7 +39,7 @@ class ImageHeader:
     format: str
     width: int
     height: int
-    #: EXIF orientation, 1 (as stored) to 8; see `engine.video_io.load_image`.
+    #: EXIF orientation, 1 (as stored) to 8; see `magi_engine.video_io.load_image`.
     orientation: int = 1
 
     @property

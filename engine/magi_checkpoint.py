@@ -18,15 +18,15 @@ from typing import Callable
 
 import torch
 
-from engine.bundle import ModelBundle
-from engine.dit.model import MagiDiT, is_float32_island
-from engine.dit.official_keys import expected_official_shapes, fp8_layers_in, official_key_plan
-from engine.errors import CheckpointError, OutOfMemory
-from engine.loading import CheckpointReader, LazyTensor, check_fits, estimate_memory, load_into_module
-from engine.model_files import MagiCheckpoint
-from engine.variants import T5_XXL_ENCODER_PARAMS, MagiVariant
-from engine.vae import VideoVAE, fit_latent_rgb_projection
-from engine.vae.config import VAEConfig
+from magi_engine.bundle import ModelBundle
+from magi_engine.dit.model import MagiDiT, is_float32_island
+from magi_engine.dit.official_keys import expected_official_shapes, fp8_layers_in, official_key_plan
+from magi_engine.errors import CheckpointError, OutOfMemory
+from magi_engine.loading import CheckpointReader, LazyTensor, check_fits, estimate_memory, load_into_module
+from magi_engine.model_files import MagiCheckpoint
+from magi_engine.variants import T5_XXL_ENCODER_PARAMS, MagiVariant
+from magi_engine.vae import VideoVAE, fit_latent_rgb_projection
+from magi_engine.vae.config import VAEConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ def check_official_keys(reader: CheckpointReader, expected: dict[str, tuple[int,
 def load_magi_dit(weights: Path, variant: MagiVariant, device: torch.device, dtype: torch.dtype, *,
                   native_fp8: bool = False) -> MagiDiT:
     """The DiT of an official checkpoint folder. FP8 checkpoints are dequantised to `dtype`, or with
-    `native_fp8` (a GPU with FP8 matmuls) keep their quantised linears FP8 (engine.dit.fp8_linear)."""
-    from engine.dit.fp8_linear import FP8_SCALE_BUFFERS, fp8_module_names, use_fp8_linears
+    `native_fp8` (a GPU with FP8 matmuls) keep their quantised linears FP8 (magi_engine.dit.fp8_linear)."""
+    from magi_engine.dit.fp8_linear import FP8_SCALE_BUFFERS, fp8_module_names, use_fp8_linears
 
     with CheckpointReader(weights) as reader:
         fp8_layers = fp8_layers_in(reader.keys())
@@ -112,7 +112,7 @@ def _parameter_count(folder: Path) -> int | None:
 
 def magi_memory_estimate(checkpoint: MagiCheckpoint, dtype: torch.dtype, *, width: int, height: int,
                          window: int | None = None, native_fp8: bool = False, text_on_device: bool = True):
-    """The loader's memory estimate for a checkpoint at a size (engine.loading.memory.estimate_memory)."""
+    """The loader's memory estimate for a checkpoint at a size (magi_engine.loading.memory.estimate_memory)."""
     variant = checkpoint.variant
     t5_params = (_parameter_count(checkpoint.t5) if checkpoint.t5 else None) or T5_XXL_ENCODER_PARAMS
     return estimate_memory(variant.dit, width=width, height=height, window=window or variant.sampling.window,
@@ -127,11 +127,11 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
                          text_on_cpu: bool = False, progress: Progress | None = None,
                          native_fp8: bool = False, text_encoder: str | None = None) -> ModelBundle:
     """Load DiT, VAE and T5 onto `device`; `native_fp8`: an FP8 checkpoint keeps its quantised linears FP8
-    (a GPU with FP8 matmuls). `text_encoder` places T5 (engine.config.TEXT_ENCODER_PLACEMENTS: on the GPU,
+    (a GPU with FP8 matmuls). `text_encoder` places T5 (magi_engine.config.TEXT_ENCODER_PLACEMENTS: on the GPU,
     on the CPU in float32, or offloaded); None picks the first that fits the device's free memory
     (`text_on_cpu` asks for "cpu"). The bundle's `memory_plan` says what was chosen and why."""
-    from engine.loading.memory import choose_text_placement, device_memory_bytes
-    from engine.text import SpecialTokens, T5TextEncoder
+    from magi_engine.loading.memory import choose_text_placement, device_memory_bytes
+    from magi_engine.text import SpecialTokens, T5TextEncoder
 
     variant = checkpoint.variant
     width, height = width or variant.width, height or variant.height

@@ -3,7 +3,7 @@
 `is_native_bundle` / `read_manifest` read a MAGI Studio model folder's description (model.json);
 `locate_magi_checkpoint` finds an official MAGI-1 checkpoint's weights, VAE and T5 under a folder. No
 torch: the Settings dialog calls these on the GUI thread to say what a chosen folder holds; loading is
-engine.bundle and engine.magi_checkpoint.
+magi_engine.bundle and magi_engine.magi_checkpoint.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import CheckpointError
-from engine.variants import MAGI_VARIANTS, MagiVariant
+from magi_engine.errors import CheckpointError
+from magi_engine.variants import MAGI_VARIANTS, MagiVariant
 
 #: The small model that ships with the app.
 STUDIO_MINI = "studio-mini"

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Callable, Literal
 
 
-from engine.bundle import ModelBundle, load_native_bundle
-from engine.config import RuntimeConfig
-from engine.device import parse_dtype, pick_device, use_expandable_segments
-from engine.errors import CheckpointError, ConfigError
-from engine.loading.safetensors_io import refuse_pickled_only
-from engine.model_files import STUDIO_MINI, is_native_bundle
-from engine.variants import MAGI_VARIANTS, magi_variant
+from magi_engine.bundle import ModelBundle, load_native_bundle
+from magi_engine.config import RuntimeConfig
+from magi_engine.device import parse_dtype, pick_device, use_expandable_segments
+from magi_engine.errors import CheckpointError, ConfigError
+from magi_engine.loading.safetensors_io import refuse_pickled_only
+from magi_engine.model_files import STUDIO_MINI, is_native_bundle
+from magi_engine.variants import MAGI_VARIANTS, magi_variant
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ Progress = Callable[[str, float], None]
 
 def studio_mini_path() -> Path:
     """Where studio-mini's weights live (inside the installed `resources` package, or the checkout)."""
-    from resources import resource_path
+    from magi_resources import resource_path
 
     return resource_path("models", STUDIO_MINI)
 
@@ -77,10 +77,10 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
                progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
                width: int | None = None, height: int | None = None, text_on_cpu: bool = False,
                runtime: RuntimeConfig | None = None) -> ModelBundle:
-    """`runtime`: compiled layers and native FP8 (engine.dit.compiled.resolve_runtime chooses for the device)."""
-    from engine.dit.compiled import apply_runtime, resolve_runtime
-    from engine.magi_checkpoint import load_magi_checkpoint
-    from engine.model_files import locate_magi_checkpoint
+    """`runtime`: compiled layers and native FP8 (magi_engine.dit.compiled.resolve_runtime chooses for the device)."""
+    from magi_engine.dit.compiled import apply_runtime, resolve_runtime
+    from magi_engine.magi_checkpoint import load_magi_checkpoint
+    from magi_engine.model_files import locate_magi_checkpoint
 
     source = resolve_model(spec)
     target = pick_device(device)
@@ -106,7 +106,7 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
 
 
 def download_magi(variant: str, *, progress: Progress | None = None, cancel: Callable[[], bool] | None = None) -> Path:
-    from engine.loading import download_variant
+    from magi_engine.loading import download_variant
 
     def on_bytes(done: int, total: int) -> None:
         if progress is not None:

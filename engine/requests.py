@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
-from engine.errors import ConfigError, InputError
+from magi_engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
+from magi_engine.errors import ConfigError, InputError
 
 if TYPE_CHECKING:  # annotations only: importing the engine's types must not load torch (nor numpy)
     import numpy as np

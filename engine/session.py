@@ -4,7 +4,7 @@
     for event in session.generate(GenerationRequest(chunks=..., width=..., height=...), cancel=token):
         ...
 
-`generate` is a generator of typed events (engine.events). It checks the cancel token between
+`generate` is a generator of typed events (magi_engine.events). It checks the cancel token between
 denoising steps, delivers every chunk (decoded frames and clean latents) the moment it is clean, and
 ends with exactly one of Finished, Cancelled or Failed — errors become a Failed event with a typed
 EngineError, never an exception out of the generator.
@@ -20,15 +20,15 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from engine.bundle import ModelBundle
-from engine.config import CHUNK_FRAMES, CHUNK_LATENT_FRAMES, RuntimeConfig, SamplingConfig, model_sampling
-from engine.errors import EngineError, OutOfMemory
-from engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished,
+from magi_engine.bundle import ModelBundle
+from magi_engine.config import CHUNK_FRAMES, CHUNK_LATENT_FRAMES, RuntimeConfig, SamplingConfig, model_sampling
+from magi_engine.errors import EngineError, OutOfMemory
+from magi_engine.events import (CancelToken, Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished,
                            GenerationStarted, StepProgress)
-from engine.requests import GenerationRequest
-from engine.sampler.loop import ChunkDone, ChunkEntered, ChunkPlan, StepDone, chunk_noise, sample_chunks
-from engine.sampler.window import total_steps
-from engine.video_io import fit_image
+from magi_engine.requests import GenerationRequest
+from magi_engine.sampler.loop import ChunkDone, ChunkEntered, ChunkPlan, StepDone, chunk_noise, sample_chunks
+from magi_engine.sampler.window import total_steps
+from magi_engine.video_io import fit_image
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class GenerationSession:
              text_on_cpu: bool = False, progress=None, cancel=None, runtime: RuntimeConfig | None = None
              ) -> "GenerationSession":
         """`runtime`: compiled layers / native FP8; None lets the engine choose for the device."""
-        from engine.models import load_model
+        from magi_engine.models import load_model
 
         return cls(load_model(model, device=device, dtype=dtype, text_on_cpu=text_on_cpu, progress=progress,
                               cancel=cancel, runtime=runtime))
@@ -166,7 +166,7 @@ class GenerationSession:
 
     def _sample(self, sampling: SamplingConfig, plans: list[ChunkPlan], null_text: torch.Tensor, context,
                 first_frames: torch.Tensor | None) -> Iterator:
-        """The sampler's events for this run (engine.parallel runs it on several ranks instead)."""
+        """The sampler's events for this run (magi_engine.parallel runs it on several ranks instead)."""
         return sample_chunks(self.bundle.dit, sampling, plans, null_text, context=context, first_frames=first_frames)
 
     def _conditioning(self, request: GenerationRequest, sampling: SamplingConfig):

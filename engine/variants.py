@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from engine.config import DiTConfig, GuidanceConfig, SamplingConfig
-from engine.errors import ConfigError
-from engine.vae.config import VAEConfig
+from magi_engine.config import DiTConfig, GuidanceConfig, SamplingConfig
+from magi_engine.errors import ConfigError
+from magi_engine.vae.config import VAEConfig
 
 HUB_REPO = "sand-ai/MAGI-1"
 

@@ -7,7 +7,7 @@ Plain functions over numpy arrays (no Qt, no torch), shared by the sampler, the 
 * `iter_video` / `read_video` / `probe_video`: decoding through imageio-ffmpeg's bundled ffmpeg.
 * `VideoWriter` / `write_video`: H.264 yuv420p mp4 (BT.709, faststart), written atomically: frames go to
   a temporary file beside the target, which replaces the target only once ffmpeg has finished cleanly,
-  and only if the target is a regular file or a new name (engine.output_files).
+  and only if the target is a regular file or a new name (magi_engine.output_files).
 
 The writer drives imageio-ffmpeg's ffmpeg binary itself instead of `imageio_ffmpeg.write_frames`,
 because write_frames (0.8) ignores ffmpeg's exit status and sends its messages to the console: a disk
@@ -33,9 +33,9 @@ from typing import Any, Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from engine.errors import ConfigError, EngineError, ExportError, InputError
-from engine.image_header import ImageHeader, check_image_size, read_image_header
-from engine.output_files import check_output_file, describe_os_error, replace_output_file
+from magi_engine.errors import ConfigError, EngineError, ExportError, InputError
+from magi_engine.image_header import ImageHeader, check_image_size, read_image_header
+from magi_engine.output_files import check_output_file, describe_os_error, replace_output_file
 
 FIT_MODES = ("cover", "contain", "stretch")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -87,7 +87,7 @@ class VideoInfo:
 def load_image(path: str | os.PathLike, *, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """Read an image file (png, jpg, webp, gif, bmp, tiff, pnm) as uint8 RGB ``[H, W, 3]``.
 
-    The header is read first (`engine.image_header`): an unknown format or an image over
+    The header is read first (`magi_engine.image_header`): an unknown format or an image over
     `MAX_IMAGE_PIXELS` is refused before anything is decoded. 16-bit and float images are scaled to 8
     bits, grayscale and palette images become RGB, CMYK JPEGs are converted by the decoder, an alpha
     channel is composited over `background` (white by default), the EXIF orientation is applied and an

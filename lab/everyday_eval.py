@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.text.words import model_vocabulary, read_lexicon, tokenize_words
+from magi_engine.text.words import model_vocabulary, read_lexicon, tokenize_words
 from lab.world import evaluate
-from resources import resource_path
+from magi_resources import resource_path
 
 #: Trained word of the held-out captions -> everyday words for it (colours, then shapes, then motions).
 HELDOUT: dict[str, tuple[str, ...]] = {

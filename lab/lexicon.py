@@ -3,7 +3,7 @@
     python -m lab.lexicon [--out resources/models/studio-mini/lexicon.json]
 
 studio-mini's word-level text encoder knows only the words of its training captions. People write
-"a crimson orb ascends" for "a red ball rises"; the lexicon (engine.text.words reads it, the encoder
+"a crimson orb ascends" for "a red ball rises"; the lexicon (magi_engine.text.words reads it, the encoder
 replaces each lexicon word by its meaning before the layers) makes such words mean what they say.
 It is built from two published resources, never from the evaluation's held-out words
 (lab/everyday_eval.py), which measure how far these rules reach:
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.text.words import LEXICON_FORMAT, Vocabulary, read_encoder_words
+from magi_engine.text.words import LEXICON_FORMAT, Vocabulary, read_encoder_words
 from lab.world.scene import COLOURS
-from resources import resource_path
+from magi_resources import resource_path
 
 RGB_TXT = Path("/usr/share/X11/rgb.txt")
 WORDNET = Path("/usr/share/wordnet")

@@ -21,9 +21,9 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from engine.config import CHUNK_FRAMES, GUIDANCE_SCALE_RANGE, MAX_WINDOW, SUPPORTED_STEPS
-from engine.errors import ConfigError, EngineError, InputError
-from engine.requests import MAX_PROMPT_CHARS, MAX_SEED, MAX_SIZE, MIN_SIZE
+from magi_engine.config import CHUNK_FRAMES, GUIDANCE_SCALE_RANGE, MAX_WINDOW, SUPPORTED_STEPS
+from magi_engine.errors import ConfigError, EngineError, InputError
+from magi_engine.requests import MAX_PROMPT_CHARS, MAX_SEED, MAX_SIZE, MIN_SIZE
 
 _SIZE = re.compile(r"\s*([+-]?\d+)\s*[xX×*]\s*([+-]?\d+)\s*")
 
@@ -155,7 +155,7 @@ def launch_spec(args: argparse.Namespace):
         return None
     if getattr(args, "engine", None):
         raise ConfigError("--gpus and --ranks choose this computer's devices; the --engine server chooses its own.")
-    from engine.parallel.launch import LaunchSpec
+    from magi_engine.parallel.launch import LaunchSpec
 
     if args.gpus > 1:
         return LaunchSpec(args.gpus, args.dist_backend or "nccl", args.parallel)
@@ -163,7 +163,7 @@ def launch_spec(args: argparse.Namespace):
 
 
 def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
-    """How the model runs on this computer's GPU (engine.config.RuntimeConfig)."""
+    """How the model runs on this computer's GPU (magi_engine.config.RuntimeConfig)."""
     parser.add_argument("--text-encoder", choices=("auto", "gpu", "cpu", "offload"), default="auto",
                         help="where MAGI-1's T5 text encoder runs: on the GPU, on the CPU, or offloaded (on the "
                              "GPU only while it encodes new prompts); auto picks the first that fits the GPU")
@@ -175,7 +175,7 @@ def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
 
 def runtime_config(args: argparse.Namespace):
     """The RuntimeConfig of --text-encoder, --text-on-cpu and --no-compile (None: all left to the engine)."""
-    from engine.config import RuntimeConfig
+    from magi_engine.config import RuntimeConfig
 
     text = "cpu" if args.text_on_cpu else (None if args.text_encoder == "auto" else args.text_encoder)
     if text is None and not args.no_compile:
@@ -195,8 +195,8 @@ def connect_engine(args: argparse.Namespace):
     """The RemoteSession of --engine (None without it): the remote counterpart of GenerationSession.load."""
     if not getattr(args, "engine", None):
         return None
-    from engine.remote.client import RemoteSession
-    from engine.remote.token import default_token_path
+    from magi_engine.remote.client import RemoteSession
+    from magi_engine.remote.token import default_token_path
 
     return RemoteSession.connect(args.engine, token_file=args.token_file or default_token_path(),
                                  ca_file=args.engine_ca)
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             check_render_args(args)
             return run_render(args)
         if args.command == "serve":
-            from engine.remote.server import run_server
+            from magi_engine.remote.server import run_server
 
             return run_server(args.model, args.host, args.port, args.token_file, args.tls_cert, args.tls_key,
                               device=args.device, dtype=args.dtype, text_on_cpu=args.text_on_cpu,
@@ -278,8 +278,8 @@ def check_generate_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--steps {args.steps} must be a multiple of --window {args.window}.")
     if args.image is not None and args.video is not None:
         raise InputError("Give either a reference image (--image) or a prefix video (--video), not both.")
-    from engine.output_files import check_output_file
-    from engine.video_io import check_image_file, check_video_file
+    from magi_engine.output_files import check_output_file
+    from magi_engine.video_io import check_image_file, check_video_file
 
     check_output_file(args.output, "video")
     if args.image is not None:
@@ -287,12 +287,12 @@ def check_generate_args(args: argparse.Namespace) -> None:
     if args.video is not None:
         check_video_file(args.video)
     if args.engine:  # the server's model and device: only the token is ours to check
-        from engine.remote.token import default_token_path, read_token
+        from magi_engine.remote.token import default_token_path, read_token
 
         read_token(args.token_file or default_token_path())
         return
-    from engine.device import parse_dtype, pick_device
-    from engine.models import resolve_model
+    from magi_engine.device import parse_dtype, pick_device
+    from magi_engine.models import resolve_model
 
     resolve_model(args.model)
     spec = launch_spec(args)
@@ -302,7 +302,7 @@ def check_generate_args(args: argparse.Namespace) -> None:
 
 def warn_unknown_words(model: str, prompts: list[str]) -> None:
     """A word-level model (studio-mini) passes over words it does not know: say so once per prompt."""
-    from engine.text.words import model_vocabulary, unknown_words_warning
+    from magi_engine.text.words import model_vocabulary, unknown_words_warning
 
     vocabulary = model_vocabulary(model)
     for prompt in dict.fromkeys(prompts):
@@ -312,8 +312,8 @@ def warn_unknown_words(model: str, prompts: list[str]) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from engine.session import GenerationSession
-    from engine.video_io import load_image
+    from magi_engine.session import GenerationSession
+    from magi_engine.video_io import load_image
     from magi_studio.terminal_progress import TerminalProgress
 
     progress = TerminalProgress(enabled=not args.quiet)
@@ -322,7 +322,7 @@ def run_generate(args: argparse.Namespace) -> int:
     runtime = runtime_config(args)
     spec = launch_spec(args)
     if spec is not None:
-        from engine.parallel.session import ParallelSession
+        from magi_engine.parallel.session import ParallelSession
 
         session = ParallelSession.load(args.model, spec, dtype=args.dtype, text_on_cpu=args.text_on_cpu,
                                        runtime=runtime)
@@ -338,10 +338,10 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def _generate_with(session, args: argparse.Namespace, progress, image) -> int:
-    from engine.events import CancelToken, Cancelled, ChunkFinished, Failed, Finished
-    from engine.remote.protocol import Queued
-    from engine.requests import ChunkSpec, GenerationRequest
-    from engine.video_io import VideoWriter, fit_image, iter_video
+    from magi_engine.events import CancelToken, Cancelled, ChunkFinished, Failed, Finished
+    from magi_engine.remote.protocol import Queued
+    from magi_engine.requests import ChunkSpec, GenerationRequest
+    from magi_engine.video_io import VideoWriter, fit_image, iter_video
 
     bundle = session.bundle
     if getattr(bundle, "memory_plan", ""):
@@ -358,7 +358,7 @@ def _generate_with(session, args: argparse.Namespace, progress, image) -> int:
         chunks=tuple(ChunkSpec(prompt, args.seed + i, args.negative_prompt) for i, prompt in enumerate(args.prompt)),
         width=width, height=height, sampling=sampling, reference_image=image, prefix_video=video, previews=False)
     if args.draft:
-        from engine.draft import draft_request
+        from magi_engine.draft import draft_request
 
         request = draft_request(request, sampling, distilled=sampling.guidance.mode == "distilled")
         sampling, width, height = request.sampling, request.width, request.height

@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 from shiboken6 import isValid
 
-from engine.errors import EngineError
+from magi_engine.errors import EngineError
 from magi_studio.document.model import Project, Shot, new_project
 from magi_studio.document.observer import (Change, ChunkChanged, Document, SettingsChanged, ShotChanged,
                                            ShotsChanged, TakesChanged)

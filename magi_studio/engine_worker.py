@@ -4,7 +4,7 @@
     worker.event.connect(on_event)               # (job id, event): dispatch on the event's type
     worker.load_model("studio-mini")             # -> job id; progress, cancel, failure like any job
     worker.connect_remote("ws://gpu-box:8765", token)   # or: the engine of `magi-studio serve` elsewhere
-    job = worker.generate(request)               # a frozen engine.GenerationRequest -> job id
+    job = worker.generate(request)               # a frozen magi_engine.GenerationRequest -> job id
     worker.cancel(job)                           # the engine stops within one denoising step
     worker.shutdown()                            # cancel, quit, wait: call before the app exits
 
@@ -15,7 +15,7 @@ cancelling never waits for the runner's queue) and re-emits every event through 
 thread, `event(job_id, event)`. The events are the engine's own frozen objects (GenerationStarted,
 ChunkStarted, StepProgress, ChunkFinished, Finished, Cancelled, Failed) plus three of this worker's
 (JobStarted, LoadProgress, ModelLoaded); consumers dispatch on the type. The machine's devices (their
-names and memory: engine.device_facts) are read once on the engine thread, when first asked
+names and memory: magi_engine.device_facts) are read once on the engine thread, when first asked
 (`ask_device_facts`), and kept; torch is only ever imported on that thread. Numpy frames and torch latents
 travel by reference (the engine never touches them again).
 
@@ -38,15 +38,15 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
-from engine.config import SamplingConfig
-from engine.device_facts import DeviceFacts, read_device_facts
-from engine.errors import EngineError
-from engine.events import CancelToken, Cancelled, Failed, Finished
-from engine.loading.hub import DownloadCancelled
-from engine.requests import GenerationRequest
+from magi_engine.config import SamplingConfig
+from magi_engine.device_facts import DeviceFacts, read_device_facts
+from magi_engine.errors import EngineError
+from magi_engine.events import CancelToken, Cancelled, Failed, Finished
+from magi_engine.loading.hub import DownloadCancelled
+from magi_engine.requests import GenerationRequest
 
 if TYPE_CHECKING:
-    from engine.session import GenerationSession
+    from magi_engine.session import GenerationSession
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class ModelInfo:
 
     @classmethod
     def of(cls, session: GenerationSession, spec: str) -> "ModelInfo":
-        from engine.remote.client import RemoteSession
+        from magi_engine.remote.client import RemoteSession
 
         if isinstance(session, RemoteSession):  # the server's model; its device names where it runs
             model = session.bundle
@@ -107,7 +107,7 @@ class _Job:
     device: str = "auto"
     dtype: str | None = None
     text_on_cpu: bool = False
-    runtime: object = None  # engine.config.RuntimeConfig; None: the engine chooses
+    runtime: object = None  # magi_engine.config.RuntimeConfig; None: the engine chooses
     session: GenerationSession | None = None  # an already built session to adopt (tests, benchmarks)
     remote: tuple[str, str | None, str | None, str | None] | None = None  # (URL, token, token file, CA file)
 
@@ -184,7 +184,7 @@ class _EngineRunner(QObject):
         if job.session is not None:
             session = job.session
         elif job.remote is not None:
-            from engine.remote.client import RemoteSession
+            from magi_engine.remote.client import RemoteSession
 
             url, token, token_file, ca_file = job.remote
             self.event.emit(job.id, LoadProgress(f"Connecting to {url}", 0.0))
@@ -199,7 +199,7 @@ class _EngineRunner(QObject):
                     self.event.emit(job.id, LoadProgress(message, float(fraction)))
 
             self.event.emit(job.id, LoadProgress(f"Loading {job.spec}", 0.0))
-            from engine.session import GenerationSession  # torch and the model: on this thread only
+            from magi_engine.session import GenerationSession  # torch and the model: on this thread only
 
             session = GenerationSession.load(job.spec, device=job.device, dtype=job.dtype,
                                              text_on_cpu=job.text_on_cpu, progress=progress,
@@ -289,7 +289,7 @@ class EngineWorker(QObject):
     def load_model(self, spec: str = "studio-mini", device: str = "auto", dtype: str | None = None, *,
                    text_on_cpu: bool = False, runtime=None) -> int:
         """Queue loading `spec` (studio-mini, a folder, a MAGI-1 hub variant); supersedes earlier loads.
-        `runtime`: an engine.config.RuntimeConfig (Settings.runtime_config), as the command line passes."""
+        `runtime`: an magi_engine.config.RuntimeConfig (Settings.runtime_config), as the command line passes."""
         return self._queue(_Job(next(self._ids), "load", spec=spec, device=device,
                                 dtype=None if dtype in (None, "auto") else dtype, text_on_cpu=text_on_cpu,
                                 runtime=runtime))

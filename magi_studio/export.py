@@ -5,7 +5,7 @@
     outcome = export_video(project, store, "film.mp4", scale=0.5, progress=on_progress, cancel=token)
     export_video(project, store, "in-out.mp4", frame_range=(30, 100), fps=25, aspect=(16, 9))
 
-The video goes through engine.video_io.VideoWriter (H.264 yuv420p, written atomically); frames are
+The video goes through magi_engine.video_io.VideoWriter (H.264 yuv420p, written atomically); frames are
 read chunk by chunk from the project's results, so memory stays flat. What is exported is the whole
 storyboard, storyboard chunk positions [start, stop) (`chunk_range`) or storyboard frames [in, out)
 (`frame_range`: the player's in/out points; the first and last chunk are trimmed). The video runs at
@@ -28,9 +28,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from engine.errors import ExportError
-from engine.output_files import check_output_file, create_temporary, replace_output_file
-from engine.video_io import VideoInfo, VideoWriter
+from magi_engine.errors import ExportError
+from magi_engine.output_files import check_output_file, create_temporary, replace_output_file
+from magi_engine.video_io import VideoInfo, VideoWriter
 from magi_studio.document.model import (CHUNK_FRAMES, ChunkRef, ChunkState, Project, Shot, Take, active_path,
                                         storyboard_chunks, storyboard_states, total_frames)
 

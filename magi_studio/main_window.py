@@ -28,7 +28,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMessageBo
 
 from magi_studio.actions import ActionSet
 from magi_studio.document.model import storyboard_chunks
-from engine.events import Failed
+from magi_engine.events import Failed
 from magi_studio.document.errors import ProjectError
 from magi_studio.engine_worker import EngineState, EngineWorker, ModelLoaded
 from magi_studio.keyboard import TypingGuard

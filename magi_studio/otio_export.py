@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.errors import ExportError
-from engine.output_files import read_regular_file
+from magi_engine.errors import ExportError
+from magi_engine.output_files import read_regular_file
 from magi_studio.document.model import Project
 from magi_studio.export import SIDECAR_FORMAT, ExportResult, export_video, sidecar_path, write_text_atomically
 

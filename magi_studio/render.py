@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from engine.errors import ConfigError, ExportError
-from engine.events import CancelToken, ChunkFinished, Failed
-from engine.output_files import check_output_file
+from magi_engine.errors import ConfigError, ExportError
+from magi_engine.events import CancelToken, ChunkFinished, Failed
+from magi_engine.output_files import check_output_file
 from magi_studio.document.model import ChunkState, storyboard_states
 from magi_studio.document.observer import Document
 from magi_studio.document.planning import ResultCommitter, plan_resume, sampling_for
@@ -53,7 +53,7 @@ def run_render(args: argparse.Namespace) -> int:
     project, store = open_project(args.project)
     document = Document(project)
     if _needs_generation(project):
-        from engine.session import GenerationSession  # torch and the model only when something must be generated
+        from magi_engine.session import GenerationSession  # torch and the model only when something must be generated
         from magi_studio.cli import connect_engine
 
         engine = getattr(args, "engine", None)
@@ -86,7 +86,7 @@ def run_render(args: argparse.Namespace) -> int:
 
 def check_remote_model(model, wanted: str) -> None:
     """The project's chunks must all come from its own model: a server with another one is refused."""
-    from engine.remote.client import serves_model
+    from magi_engine.remote.client import serves_model
 
     if not serves_model(model.spec, model.name, wanted):
         raise ConfigError(f"The project uses the model '{wanted}'; the remote engine serves '{model.spec}'. Start "

@@ -32,9 +32,9 @@ APPLICATION = "MAGI Studio"
 SCHEMA_VERSION = 1
 SCHEMA_KEY = "meta/schema_version"
 MAX_RECENT_FILES = 10
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # engine.device.DEVICE_CHOICES, without importing torch
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # magi_engine.device.DEVICE_CHOICES, without importing torch
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
-TEXT_ENCODER_CHOICES = ("auto", "gpu", "cpu", "offload")  # engine.config.TEXT_ENCODER_PLACEMENTS and auto
+TEXT_ENCODER_CHOICES = ("auto", "gpu", "cpu", "offload")  # magi_engine.config.TEXT_ENCODER_PLACEMENTS and auto
 
 T = TypeVar("T")
 
@@ -215,8 +215,8 @@ class Settings(QObject):
         migrate_store(self.store)
 
     def runtime_config(self):
-        """The engine's RuntimeConfig of these settings (engine.config: plain data, no torch)."""
-        from engine.config import RuntimeConfig
+        """The engine's RuntimeConfig of these settings (magi_engine.config: plain data, no torch)."""
+        from magi_engine.config import RuntimeConfig
 
         return RuntimeConfig(compile_layers=self.compile_layers,
                              text_encoder=None if self.text_encoder == "auto" else self.text_encoder)

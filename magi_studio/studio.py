@@ -111,7 +111,7 @@ class Studio(QObject):
     def load_model(self) -> None:
         """Load the model in Settings (or connect to the engine in Settings › Engine) unless one is there."""
         if self._owns_worker and self.worker.model_info is None and self.settings.engine_url:
-            from engine.remote.token import default_token_path  # Settings › Engine: a remote engine
+            from magi_engine.remote.token import default_token_path  # Settings › Engine: a remote engine
 
             self.worker.connect_remote(self.settings.engine_url,
                                        token_file=self.settings.engine_token_file or str(default_token_path()))

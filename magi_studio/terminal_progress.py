@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from engine.events import ChunkFinished, GenerationStarted, StepProgress
+from magi_engine.events import ChunkFinished, GenerationStarted, StepProgress
 
 
 def format_seconds(seconds: float) -> str:

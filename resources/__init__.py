@@ -5,7 +5,7 @@ installed wheel or a frozen bundle, `resource_path` finds them the same way. It 
 no torch), so both engine/ and magi_studio/ may use it. Large or generated files do not belong here:
 shipped weights stay small (safetensors only).
 
-    from resources import resource_path
+    from magi_resources import resource_path
     resource_path("models", "studio-mini", "config.json")
 """
 

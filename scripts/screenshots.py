@@ -36,6 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 SIZES = ("1366x768", "1920x1080")
 OUT = REPO / "docs" / "screenshots"
 #: (shot name, prompts): what the demo storyboard says; studio-mini knows the procedural world's words.
@@ -204,8 +205,8 @@ def run_demo(size: str, out: Path) -> None:
     os.environ["XDG_DATA_HOME"] = str(scratch / "data")
     os.environ["HF_HOME"] = str(scratch / "hf")  # the settings dialog lists what the hub cache holds: none
 
-    from engine.events import StepProgress
-    from engine.session import GenerationSession
+    from magi_engine.events import StepProgress
+    from magi_engine.session import GenerationSession
     from magi_studio.dialogs.project_prompts import DISCARD
     from magi_studio.document.commands import AddChunk, new_chunk
     from magi_studio.engine_worker import EngineState

@@ -7,7 +7,11 @@ bundle, so an import of it from the app would fail only in an installed copy. Th
 
 1. a static scan of every .py under engine/ and lab/ (import statements and importlib calls with a literal name);
 2. a subprocess that blocks those packages at import time, then imports engine and every submodule;
-3. a static scan of every .py under engine/ and magi_studio/ for imports of lab.
+3. a static scan of every .py under engine/ and magi_studio/ for imports of lab;
+4. a static scan of every .py file of the repository for imports of `engine` or `resources`: installed,
+   those folders are the packages `magi_engine` and `magi_resources` (pyproject.toml's package-dir). Run
+   from the checkout, `import engine` would still find the folder and load a second copy of the engine
+   beside the installed one (its errors and events not the same classes), and fail everywhere else.
 """
 
 from __future__ import annotations
@@ -72,6 +76,38 @@ def test_scan_finds_imports_of_the_lab():
     assert [name for _, name in forbidden_imports(source, "x.py", (LAB,))] == ["lab.world.scene", "lab"]
 
 
+FOLDER_NAMES = ("engine", "resources")  # imported as magi_engine, magi_resources
+
+
+def repository_sources() -> list[Path]:
+    """Every .py file of the repository (and the PyInstaller spec), without venvs, builds and caches."""
+    skipped = {"build", "dist", "__pycache__"}
+    found = [path for path in REPO_ROOT.rglob("*.py")
+             if not any(part in skipped or part.startswith(".") for part in path.relative_to(REPO_ROOT).parts)]
+    return sorted(found + list((REPO_ROOT / "packaging").glob("*.spec")))
+
+
+def test_scan_finds_imports_by_folder_name():
+    old = FOLDER_NAMES[0]  # not spelled out, so that a search-and-replace of the imports leaves this alone
+    source = (f"from {old}.errors import InputError\nimport resources\nimport {old}.dit as dit\n"
+              "from magi_engine import errors\nimport magi_resources\nfrom tests.engine import factories\n")
+    assert [name for _, name in forbidden_imports(source, "x.py", FOLDER_NAMES)] == [
+        f"{old}.errors", "resources", f"{old}.dit"]
+
+
+def test_nothing_imports_engine_or_resources_by_folder_name():
+    files = repository_sources()
+    assert {ENGINE / "__init__.py", REPO_ROOT / "tests" / "test_architecture.py",
+            REPO_ROOT / "packaging" / "magi-studio.spec"} <= set(files)
+    offences = [
+        f"{path.relative_to(REPO_ROOT)}:{line}: imports {name}"
+        for path in files
+        for line, name in forbidden_imports(path.read_text(encoding="utf-8"), str(path), FOLDER_NAMES)
+    ]
+    assert not offences, ("engine/ is imported as magi_engine and resources/ as magi_resources "
+                          "(pyproject.toml, package-dir):\n" + "\n".join(offences))
+
+
 def test_nothing_the_app_runs_imports_the_lab():
     files = sources("engine", "magi_studio")
     assert {ENGINE / "__init__.py", REPO_ROOT / "magi_studio" / "cli.py"} <= set(files)
@@ -95,13 +131,13 @@ class Blocker(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, Blocker())
-import engine
+import magi_engine
 
 failures = []
 def record(name):
     failures.append(f"{{name}}:\\n{{traceback.format_exc()}}")
 
-for info in pkgutil.walk_packages(engine.__path__, "engine.", onerror=record):
+for info in pkgutil.walk_packages(magi_engine.__path__, "magi_engine.", onerror=record):
     try:
         importlib.import_module(info.name)
     except BaseException:
@@ -129,7 +165,7 @@ def test_engine_imports_with_qt_blocked():
     assert result.returncode == 0, f"importing engine without Qt failed:\n{result.stdout}\n{result.stderr}"
 
 
-LIGHT_MODULES = ("engine", "engine.errors", "engine.events", "engine.requests", "engine.config",
+LIGHT_MODULES = ("magi_engine", "magi_engine.errors", "magi_engine.events", "magi_engine.requests", "magi_engine.config",
                  "magi_studio.document.model")
 HEAVY = ("torch", "cv2", "transformers")
 
@@ -149,7 +185,7 @@ def test_engine_types_import_without_torch():
 
 
 def test_engine_session_still_loads_on_first_use():
-    code = "import sys, engine; assert 'torch' not in sys.modules; print(engine.GenerationSession.__name__)"
+    code = "import sys, magi_engine; assert 'torch' not in sys.modules; print(magi_engine.GenerationSession.__name__)"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "GenerationSession"

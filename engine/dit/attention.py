@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from engine.errors import ConfigError
+from magi_engine.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from typing import Callable
 
 import torch
 
-from engine.config import RuntimeConfig
-from engine.dit.fp8_linear import native_fp8_supported
-from engine.errors import ConfigError
+from magi_engine.config import RuntimeConfig
+from magi_engine.dit.fp8_linear import native_fp8_supported
+from magi_engine.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def uncompile_layers(dit: torch.nn.Module) -> torch.nn.Module:
 
 
 def apply_runtime(dit: torch.nn.Module, choice: RuntimeChoice) -> torch.nn.Module:
-    """Compile the layers if the choice says so (native FP8 is a loading choice: engine.magi_checkpoint)."""
+    """Compile the layers if the choice says so (native FP8 is a loading choice: magi_engine.magi_checkpoint)."""
     return compile_layers(dit, mode=choice.compile_mode) if choice.compile_layers else dit
 
 

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from engine.config import DiTConfig
+from magi_engine.config import DiTConfig
 
 
 def timestep_sinusoid(t: torch.Tensor, size: int, scale: float, max_period: float = 10000.0) -> torch.Tensor:

@@ -6,8 +6,8 @@ as `torch._scaled_mm` with the checkpoint's own tensor-wise scales, exactly the 
 
     y = (e4m3(x / input_divisor) @ W8ᵀ) · activation_scale · weight_scale
 
-(see engine.loading.fp8 for where each scale comes from). The activation rounding is a separate
-elementwise op here; compiled with the layer (engine.dit.compiled) it fuses into the op that produces
+(see magi_engine.loading.fp8 for where each scale comes from). The activation rounding is a separate
+elementwise op here; compiled with the layer (magi_engine.dit.compiled) it fuses into the op that produces
 x (a LayerNorm, GELU, or the attention outputs' concatenation), which is what makes FP8 pay: run on its
 own it costs about what the FP8 GEMM saves. Everywhere else the checkpoint is dequantised on load and
 runs as dense nn.Linear, as before.
@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.dit.official_keys import FP8_PER_CHANNEL, FP8_PER_TENSOR
-from engine.loading.fp8 import E4M3_MAX
+from magi_engine.dit.official_keys import FP8_PER_CHANNEL, FP8_PER_TENSOR
+from magi_engine.loading.fp8 import E4M3_MAX
 
 #: Lowest CUDA compute capability with FP8 tensor-core matmuls.
 FP8_MIN_CAPABILITY = (8, 9)
@@ -63,7 +63,7 @@ class Fp8Linear(nn.Module):
         return y.view(*leading, self.out_features)
 
     def dequantized_weight(self) -> torch.Tensor:
-        """The dense float32 weight the dequantising loader would make (engine.loading.fp8)."""
+        """The dense float32 weight the dequantising loader would make (magi_engine.loading.fp8)."""
         column = self.weight_scale * self.activation_scale / self.input_divisor
         return self.weight.float() * column[None, :]
 

@@ -14,9 +14,9 @@ from typing import Sequence
 
 import torch
 
-from engine.dit.layer import LayerKV
-from engine.dit.model import KVContext
-from engine.errors import ConfigError
+from magi_engine.dit.layer import LayerKV
+from magi_engine.dit.model import KVContext
+from magi_engine.errors import ConfigError
 
 
 class KVCache:

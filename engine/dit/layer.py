@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.config import DiTConfig
-from engine.dit.attention import ChunkLayout, block_causal_attention, chunk_cross_attention
-from engine.dit.norms import OnePlusLayerNorm
-from engine.dit.rope import apply_rotary
+from magi_engine.config import DiTConfig
+from magi_engine.dit.attention import ChunkLayout, block_causal_attention, chunk_cross_attention
+from magi_engine.dit.norms import OnePlusLayerNorm
+from magi_engine.dit.rope import apply_rotary
 
 LayerKV = tuple[torch.Tensor, torch.Tensor]
 #: (q, k, v, cross-attention q, text keys, text values) of one layer's attention.

@@ -18,13 +18,13 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from engine.config import CHUNK_LATENT_FRAMES, DiTConfig
-from engine.dit.attention import ChunkLayout
-from engine.dit.embeddings import CaptionEmbedding, TimestepEmbedding
-from engine.dit.layer import LayerKV, TransformerLayer
-from engine.dit.norms import OnePlusLayerNorm
-from engine.dit.rope import RotaryEmbedding3D
-from engine.errors import InputError
+from magi_engine.config import CHUNK_LATENT_FRAMES, DiTConfig
+from magi_engine.dit.attention import ChunkLayout
+from magi_engine.dit.embeddings import CaptionEmbedding, TimestepEmbedding
+from magi_engine.dit.layer import LayerKV, TransformerLayer
+from magi_engine.dit.norms import OnePlusLayerNorm
+from magi_engine.dit.rope import RotaryEmbedding3D
+from magi_engine.errors import InputError
 
 #: Parameter-name prefixes of modules that always stay in float32.
 FLOAT32_ISLANDS = ("patch_embed.", "timestep_embed.", "caption_embed.", "rope.", "final_norm.", "final_proj.")

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from engine.config import DiTConfig
+from magi_engine.config import DiTConfig
 
 #: Column blocks of the official output projection (tensor-parallel degree used in training).
 PROJ_INTERLEAVE_BLOCKS = 8
@@ -71,7 +71,7 @@ def _linear(official_prefix: str, fp8: bool, per_channel: bool, transform=None) 
         if transform is None:
             return _copy(key)
         return KeySource((key,), lambda get: transform(get(key)))
-    from engine.loading.fp8 import dequantize_fp8_linear
+    from magi_engine.loading.fp8 import dequantize_fp8_linear
 
     keys = _fp8_keys(official_prefix, per_channel)
 
@@ -89,12 +89,12 @@ def _fp8_keys(official_prefix: str, per_channel: bool) -> tuple[str, ...]:
 
 def _native_fp8_linear(ours: str, official_prefix: str, fan_in: int, per_channel: bool,
                        transform=None) -> dict[str, KeySource]:
-    """The buffers of an Fp8Linear (engine.dit.fp8_linear) straight from the stored FP8 tensors.
+    """The buffers of an Fp8Linear (magi_engine.dit.fp8_linear) straight from the stored FP8 tensors.
 
     `transform` permutes input columns (the output projection): it applies to the weight and to the
     per-input-channel divisor alike, so the product is unchanged.
     """
-    from engine.loading.fp8 import fp8_linear_scales, fp8_linear_weight
+    from magi_engine.loading.fp8 import fp8_linear_scales, fp8_linear_weight
 
     keys = _fp8_keys(official_prefix, per_channel)
     scale_keys = keys[1:]
@@ -124,7 +124,7 @@ def official_key_plan(config: DiTConfig, fp8_layers: Sequence[int] = (), *,
 
     FP8 linears are dequantised to one dense weight each, or with `native_fp8` kept as the four buffers
     of an Fp8Linear (weight, weight_scale, input_divisor, activation_scale) for a model whose linears
-    were swapped by `engine.dit.fp8_linear.use_fp8_linears`.
+    were swapped by `magi_engine.dit.fp8_linear.use_fp8_linears`.
     """
     plan: dict[str, KeySource] = {
         "patch_embed.weight": _copy("x_embedder.weight"),

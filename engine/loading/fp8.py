@@ -26,8 +26,8 @@ from typing import Callable, Collection, Mapping
 
 import torch
 
-from engine.errors import CheckpointError
-from engine.loading.module_loading import LazyTensor
+from magi_engine.errors import CheckpointError
+from magi_engine.loading.module_loading import LazyTensor
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Callable
 import huggingface_hub
 from huggingface_hub import constants as hf_constants
 
-from engine.errors import ConfigError, DownloadError
+from magi_engine.errors import ConfigError, DownloadError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Mapping
 
 import torch
 
-from engine.errors import CheckpointError
-from engine.loading.module_loading import LazyTensor
+from magi_engine.errors import CheckpointError
+from magi_engine.loading.module_loading import LazyTensor
 
 SCALE_SUFFIX = ".int8_scale"
 MIN_ELEMENTS = 4096

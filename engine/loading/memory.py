@@ -17,9 +17,9 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.config import CHUNK_FRAMES, DiTConfig
-from engine.errors import ConfigError, OutOfMemory
-from engine.vae.config import VAEConfig
+from magi_engine.config import CHUNK_FRAMES, DiTConfig
+from magi_engine.errors import ConfigError, OutOfMemory
+from magi_engine.vae.config import VAEConfig
 
 if TYPE_CHECKING:
     import torch
@@ -139,7 +139,7 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
                     ) -> MemoryEstimate:
     """Bytes the device needs to generate at `width`×`height` with `window` chunks in flight.
 
-    FP8 checkpoints are dequantised to `weight_dtype_bytes` on load (engine.loading.fp8), so `fp8=True`
+    FP8 checkpoints are dequantised to `weight_dtype_bytes` on load (magi_engine.loading.fp8), so `fp8=True`
     costs the same as a bf16 checkpoint unless `keep_fp8=True` (the quantised linears of layers 1..L-2 at
     1 byte). `batch` counts guidance passes run together in one forward (1 when they run one after the
     other). The text encoder counts only if it stays on the device.

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Mapping, Sequence, Union
 
 import torch
 
-from engine.errors import CheckpointError
+from magi_engine.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 

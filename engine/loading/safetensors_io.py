@@ -23,8 +23,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from engine.errors import CheckpointError
-from engine.output_files import check_output_file, fsync_dir, replace_output_file
+from magi_engine.errors import CheckpointError
+from magi_engine.output_files import check_output_file, fsync_dir, replace_output_file
 
 log = logging.getLogger(__name__)
 

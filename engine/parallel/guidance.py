@@ -15,8 +15,8 @@ import math
 
 import torch
 
-from engine.parallel.runtime import ParallelRuntime
-from engine.sampler.denoiser import GuidancePass
+from magi_engine.parallel.runtime import ParallelRuntime
+from magi_engine.sampler.denoiser import GuidancePass
 
 
 def assign_passes(passes: dict[str, GuidancePass], groups: int) -> dict[str, int]:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.config import SamplingConfig
-from engine.parallel.runtime import ParallelRuntime
-from engine.sampler.loop import ChunkPlan
+from magi_engine.config import SamplingConfig
+from magi_engine.parallel.runtime import ParallelRuntime
+from magi_engine.sampler.loop import ChunkPlan
 
 JOB, STEP, STOP, QUIT = 1, 2, 3, 4
 

@@ -30,11 +30,11 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from engine import errors
-from engine.dit.model import MagiDiT
-from engine.errors import ConfigError, EngineError, RankFailed
-from engine.parallel.guidance import GuidanceParallelPasses
-from engine.parallel.jobs import (
+from magi_engine import errors
+from magi_engine.dit.model import MagiDiT
+from magi_engine.errors import ConfigError, EngineError, RankFailed
+from magi_engine.parallel.guidance import GuidanceParallelPasses
+from magi_engine.parallel.jobs import (
     JOB,
     QUIT,
     STEP,
@@ -45,10 +45,10 @@ from engine.parallel.jobs import (
     send_command,
     send_job,
 )
-from engine.parallel.plan import BACKENDS, ParallelMode, ParallelPlan, choose_plan
-from engine.parallel.runtime import ParallelRuntime
-from engine.parallel.sequence import SequenceParallelDiT
-from engine.sampler.loop import sample_chunks
+from magi_engine.parallel.plan import BACKENDS, ParallelMode, ParallelPlan, choose_plan
+from magi_engine.parallel.runtime import ParallelRuntime
+from magi_engine.parallel.sequence import SequenceParallelDiT
+from magi_engine.sampler.loop import sample_chunks
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.config import DiTConfig
-from engine.errors import ConfigError
+from magi_engine.config import DiTConfig
+from magi_engine.errors import ConfigError
 
 ParallelMode = Literal["auto", "guidance", "sequence"]
 PARALLEL_MODES = ("auto", "guidance", "sequence")

@@ -1,6 +1,6 @@
 """The process groups of one parallel run, and a meter of what their collectives move.
 
-Every collective of engine.parallel goes through `ParallelRuntime`, which counts the bytes each rank
+Every collective of magi_engine.parallel goes through `ParallelRuntime`, which counts the bytes each rank
 sends and the seconds it waits (on CUDA the wait includes a synchronisation, so only measuring runs
 turn `timed` on: it serialises the stream).
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from engine.parallel.plan import ParallelPlan
+from magi_engine.parallel.plan import ParallelPlan
 
 
 @dataclass

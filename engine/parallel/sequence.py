@@ -20,15 +20,15 @@ import math
 
 import torch
 
-from engine.dit.attention import (
+from magi_engine.dit.attention import (
     ChunkLayout,
     block_causal_attention,
     chunk_cross_attention,
 )
-from engine.dit.layer import LayerKV
-from engine.dit.model import ChunkText, DiTOutput, KVContext, MagiDiT
-from engine.parallel.plan import kv_head_repeats
-from engine.parallel.runtime import ParallelRuntime
+from magi_engine.dit.layer import LayerKV
+from magi_engine.dit.model import ChunkText, DiTOutput, KVContext, MagiDiT
+from magi_engine.parallel.plan import kv_head_repeats
+from magi_engine.parallel.runtime import ParallelRuntime
 
 
 class SequenceParallelDiT:

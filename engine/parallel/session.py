@@ -15,17 +15,17 @@ from collections.abc import Iterator
 
 import torch
 
-from engine.bundle import ModelBundle
-from engine.config import RuntimeConfig
-from engine.parallel.jobs import Job
-from engine.parallel.launch import (
+from magi_engine.bundle import ModelBundle
+from magi_engine.config import RuntimeConfig
+from magi_engine.parallel.jobs import Job
+from magi_engine.parallel.launch import (
     DiTFactory,
     LaunchSpec,
     ParallelModel,
     ParallelWorkers,
     launch,
 )
-from engine.session import GenerationSession
+from magi_engine.session import GenerationSession
 
 
 class ParallelSession(GenerationSession):
@@ -40,8 +40,8 @@ class ParallelSession(GenerationSession):
     def load(cls, model: str, spec: LaunchSpec, *, dtype: str | None = None, text_on_cpu: bool = False,
              progress=None, cancel=None, runtime: RuntimeConfig | None = None, **_ignored) -> ParallelSession:
         """Load `model` on rank 0 (whole bundle) while ranks 1..N-1 load its DiT."""
-        from engine.models import load_model
-        from engine.parallel.weights import DiTSource, dit_config_of
+        from magi_engine.models import load_model
+        from magi_engine.parallel.weights import DiTSource, dit_config_of
 
         loaded: dict[str, ModelBundle] = {}
 

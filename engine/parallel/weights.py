@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.config import RuntimeConfig
-from engine.dit.model import MagiDiT
+from magi_engine.config import RuntimeConfig
+from magi_engine.dit.model import MagiDiT
 
 
 @dataclass(frozen=True)
@@ -28,16 +28,16 @@ class DiTSource:
 
 
 def load_dit(spec: str, device: torch.device, dtype: str | None, runtime: RuntimeConfig | None) -> MagiDiT:
-    from engine.model_files import read_manifest
-    from engine.config import DiTConfig
-    from engine.device import parse_dtype
-    from engine.dit.compiled import apply_runtime, resolve_runtime
-    from engine.dit.model import is_float32_island
-    from engine.loading import CheckpointReader, load_into_module
-    from engine.loading.int8 import int8_dequantized_tensors
-    from engine.magi_checkpoint import load_magi_dit
-    from engine.model_files import locate_magi_checkpoint
-    from engine.models import download_magi, resolve_model
+    from magi_engine.model_files import read_manifest
+    from magi_engine.config import DiTConfig
+    from magi_engine.device import parse_dtype
+    from magi_engine.dit.compiled import apply_runtime, resolve_runtime
+    from magi_engine.dit.model import is_float32_island
+    from magi_engine.loading import CheckpointReader, load_into_module
+    from magi_engine.loading.int8 import int8_dequantized_tensors
+    from magi_engine.magi_checkpoint import load_magi_dit
+    from magi_engine.model_files import locate_magi_checkpoint
+    from magi_engine.models import download_magi, resolve_model
 
     source = resolve_model(spec)
     torch_dtype = parse_dtype(dtype, device)
@@ -60,11 +60,11 @@ def load_dit(spec: str, device: torch.device, dtype: str | None, runtime: Runtim
 
 def dit_config_of(spec: str):
     """The DiT's config of a model, read without loading weights (to plan the split before loading)."""
-    from engine.model_files import read_manifest
-    from engine.config import DiTConfig
-    from engine.model_files import locate_magi_checkpoint
-    from engine.models import resolve_model
-    from engine.variants import magi_variant
+    from magi_engine.model_files import read_manifest
+    from magi_engine.config import DiTConfig
+    from magi_engine.model_files import locate_magi_checkpoint
+    from magi_engine.models import resolve_model
+    from magi_engine.variants import magi_variant
 
     source = resolve_model(spec)
     if source.kind == "native":

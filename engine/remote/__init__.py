@@ -1,6 +1,6 @@
 """The engine on another machine: a WebSocket server in front of one GenerationSession, and a client with its interface.
 
-    magi-studio serve --model studio-mini                     # on the GPU machine (engine.remote.server)
+    magi-studio serve --model studio-mini                     # on the GPU machine (magi_engine.remote.server)
     session = RemoteSession.connect("ws://gpu-box:8765", token_file="token")   # on the laptop
     for event in session.generate(request, cancel): ...        # the engine's own typed events
 

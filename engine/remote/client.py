@@ -1,4 +1,4 @@
-"""RemoteSession: the engine.GenerationSession interface, served by `magi-studio serve` on another machine.
+"""RemoteSession: the magi_engine.GenerationSession interface, served by `magi-studio serve` on another machine.
 
     session = RemoteSession.connect("ws://gpu-box:8765", token_file="remote-token")
     session.bundle.label, session.bundle.width, session.default_sampling, session.sampling_for(request)
@@ -29,13 +29,13 @@ from typing import Any, Iterator
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
-from engine.config import CHUNK_FRAMES, SamplingConfig, model_sampling
-from engine.errors import EngineError, ProtocolError, RemoteError
-from engine.events import CancelToken, Cancelled, ChunkFinished, Event, Failed
-from engine.remote.protocol import (PROTOCOL_VERSION, Queued, decode, decode_event, encode, encode_request, field_int,
+from magi_engine.config import CHUNK_FRAMES, SamplingConfig, model_sampling
+from magi_engine.errors import EngineError, ProtocolError, RemoteError
+from magi_engine.events import CancelToken, Cancelled, ChunkFinished, Event, Failed
+from magi_engine.remote.protocol import (PROTOCOL_VERSION, Queued, decode, decode_event, encode, encode_request, field_int,
                                     is_final, sampling_from_data, EVENT_TYPES, MAX_PREFIX_FRAMES)
-from engine.remote.token import check_token, read_token
-from engine.requests import GenerationRequest
+from magi_engine.remote.token import check_token, read_token
+from magi_engine.requests import GenerationRequest
 
 #: The most bytes one message from the server may have (24 frames of 4096x4096 PNG fit).
 MAX_EVENT_BYTES = 2**30
@@ -260,7 +260,7 @@ class RemoteSession:
             if message.type == "accepted":
                 return message.header["run"] if isinstance(message.header.get("run"), str) else ""
             if message.type == "rejected":
-                from engine.remote.protocol import error_from
+                from magi_engine.remote.protocol import error_from
 
                 raise error_from(message.header.get("error"), message.header.get("message"))
             if message.type == "error":
@@ -282,7 +282,7 @@ class RemoteSession:
 
         if request.reference_image is None and request.prefix_video is None:
             return request
-        from engine.video_io import fit_image
+        from magi_engine.video_io import fit_image
 
         import numpy as np
 

@@ -37,12 +37,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from engine.config import CHUNK_FRAMES, CHUNK_LATENT_FRAMES, GuidanceConfig, SamplingConfig
-from engine.errors import (CheckpointError, ConfigError, DeviceError, DownloadError, EngineError, ExportError,
+from magi_engine.config import CHUNK_FRAMES, CHUNK_LATENT_FRAMES, GuidanceConfig, SamplingConfig
+from magi_engine.errors import (CheckpointError, ConfigError, DeviceError, DownloadError, EngineError, ExportError,
                            InputError, OutOfMemory, ProtocolError, RemoteError)
-from engine.events import (Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished, GenerationStarted,
+from magi_engine.events import (Cancelled, ChunkFinished, ChunkStarted, Event, Failed, Finished, GenerationStarted,
                            StepProgress)
-from engine.requests import MAX_SEED, ChunkSpec, GenerationRequest
+from magi_engine.requests import MAX_SEED, ChunkSpec, GenerationRequest
 
 PROTOCOL_VERSION = 1
 #: The most bytes a message may have before the sender has shown its token.

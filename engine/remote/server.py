@@ -31,11 +31,11 @@ from typing import Any, Callable
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from engine.errors import ConfigError, EngineError, ProtocolError, RemoteError
-from engine.events import CancelToken, Cancelled, Failed, Finished
-from engine.remote.protocol import (MAX_HELLO_BYTES, PROTOCOL_VERSION, Message, decode, decode_request, encode,
+from magi_engine.errors import ConfigError, EngineError, ProtocolError, RemoteError
+from magi_engine.events import CancelToken, Cancelled, Failed, Finished
+from magi_engine.remote.protocol import (MAX_HELLO_BYTES, PROTOCOL_VERSION, Message, decode, decode_request, encode,
                                     encode_event, field_int, field_str, is_final, sampling_to_data, _error_name)
-from engine.remote.token import same_token
+from magi_engine.remote.token import same_token
 
 log = logging.getLogger(__name__)
 
@@ -456,10 +456,10 @@ def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, 
                dtype: str | None = None, text_on_cpu: bool = False, launch=None, runtime=None,
                say: Callable[[str], None] = lambda text: print(text, flush=True)) -> int:
     """`magi-studio serve`: load the model once, then serve until Ctrl-C. `launch` (an
-    engine.parallel LaunchSpec) runs the model on several ranks, this process being rank 0. `runtime`: an
-    engine.config.RuntimeConfig (compiled layers, native FP8, the text encoder's place), as `generate` takes."""
-    from engine.remote.token import default_token_path, load_or_create_token
-    from engine.session import GenerationSession
+    magi_engine.parallel LaunchSpec) runs the model on several ranks, this process being rank 0. `runtime`: an
+    magi_engine.config.RuntimeConfig (compiled layers, native FP8, the text encoder's place), as `generate` takes."""
+    from magi_engine.remote.token import default_token_path, load_or_create_token
+    from magi_engine.session import GenerationSession
 
     context = tls_context(tls_cert, tls_key)
     token_path = token_file or default_token_path()
@@ -467,7 +467,7 @@ def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, 
     say(f"{'created a new token in' if created else 'token from'} {token_path}")
     say(f"loading {model} ...")
     if launch is not None:
-        from engine.parallel.session import ParallelSession
+        from magi_engine.parallel.session import ParallelSession
 
         session = ParallelSession.load(model, launch, dtype=dtype, text_on_cpu=text_on_cpu)
         say(f"{launch.ranks} ranks ({launch.backend}): {session.plan.describe()}")
@@ -513,7 +513,7 @@ def run_server(model: str, host: str, port: int, token_file, tls_cert, tls_key, 
 
 def _ram() -> dict[str, int] | None:
     """This computer's RAM (available, total) in bytes, or None where the system does not say."""
-    from engine.loading.memory import device_memory_bytes
+    from magi_engine.loading.memory import device_memory_bytes
 
     try:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

@@ -13,7 +13,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from engine.errors import ConfigError
+from magi_engine.errors import ConfigError
 
 #: Token lengths accepted (a generated one is 43 characters).
 MIN_TOKEN_CHARS, MAX_TOKEN_CHARS = 16, 512

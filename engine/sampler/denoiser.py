@@ -30,12 +30,12 @@ from typing import Callable, Mapping, Protocol
 
 import torch
 
-from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
-from engine.dit.attention import ChunkLayout
-from engine.dit.kv_cache import KVCache, concat_contexts
-from engine.dit.model import ChunkText, KVContext, MagiDiT
-from engine.sampler.schedule import attention_span, guidance_scales, shortcut_step_sizes
-from engine.sampler.window import WindowStep
+from magi_engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
+from magi_engine.dit.attention import ChunkLayout
+from magi_engine.dit.kv_cache import KVCache, concat_contexts
+from magi_engine.dit.model import ChunkText, KVContext, MagiDiT
+from magi_engine.sampler.schedule import attention_span, guidance_scales, shortcut_step_sizes
+from magi_engine.sampler.window import WindowStep
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class GuidancePass:
 
 class PassRunner(Protocol):
     """Runs a step's guidance passes. `separate` says the distilled near-clean copy is a pass of its
-    own (engine.parallel runs passes on different ranks) instead of riding in the window's forward."""
+    own (magi_engine.parallel runs passes on different ranks) instead of riding in the window's forward."""
 
     separate: bool
 

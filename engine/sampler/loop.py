@@ -17,11 +17,11 @@ from typing import Iterator, Mapping, Sequence
 
 import torch
 
-from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
-from engine.dit.model import MagiDiT
-from engine.sampler.denoiser import PassRunner, WindowDenoiser
-from engine.sampler.schedule import flow_schedule
-from engine.sampler.window import WindowStep, attention_floors, window_steps
+from magi_engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
+from magi_engine.dit.model import MagiDiT
+from magi_engine.sampler.denoiser import PassRunner, WindowDenoiser
+from magi_engine.sampler.schedule import flow_schedule
+from magi_engine.sampler.window import WindowStep, attention_floors, window_steps
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def sample_chunks(dit: MagiDiT, sampling: SamplingConfig, chunks: Sequence[Chunk
 
     first_frames [1, 16, f, H, W]: latent frames held fixed at the start of the first chunk
     (image-to-video: f = 1; a continuation prefix that is not a whole chunk: f < 6).
-    passes: how the guidance passes of a step run (default: all on this device; engine.parallel
+    passes: how the guidance passes of a step run (default: all on this device; magi_engine.parallel
     runs them on several ranks).
     """
     if not chunks:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.config import GuidanceConfig
+from magi_engine.config import GuidanceConfig
 
 
 def step_grid(num_steps: int, shortcut_mode: str = "8,16,16") -> torch.Tensor:

@@ -7,7 +7,7 @@
 * `Vocabulary`, `model_vocabulary` (words): the words a word-level encoder knows, without torch.
 * `clean_caption` (clean), `SpecialTokens` / `find_special_tokens` (special_tokens): MAGI-1's pieces.
 
-The names that need torch load on first use (PEP 562), so `engine.text.words` costs no torch.
+The names that need torch load on first use (PEP 562), so `magi_engine.text.words` costs no torch.
 """
 
 from importlib import import_module
@@ -22,5 +22,5 @@ _MODULES = {"TextEncoder": "base", "T5TextEncoder": "t5", "WordTextEncoder": "ti
 
 def __getattr__(name: str):
     if name in _MODULES:
-        return getattr(import_module(f"engine.text.{_MODULES[name]}"), name)
-    raise AttributeError(f"module 'engine.text' has no attribute {name!r}")
+        return getattr(import_module(f"magi_engine.text.{_MODULES[name]}"), name)
+    raise AttributeError(f"module 'magi_engine.text' has no attribute {name!r}")

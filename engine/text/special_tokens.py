@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.errors import CheckpointError, ConfigError
+from magi_engine.errors import CheckpointError, ConfigError
 
 __all__ = ["SpecialTokens", "find_special_tokens", "SPECIAL_TOKENS_FILENAME", "POSITIVE_TOKENS",
            "DEFAULT_ENABLED"]

@@ -1,11 +1,11 @@
 """MAGI-1's text encoder: T5 v1.1 XXL (encoder only) behind the engine's `TextEncoder` interface.
 
 Follows MAGI-1's `inference/model/t5/t5_model.py` and `inference/pipeline/prompt_process.py`:
-the prompt is cleaned twice (`engine.text.clean`), tokenised to at most 800 tokens with the EOS
+the prompt is cleaned twice (`magi_engine.text.clean`), tokenised to at most 800 tokens with the EOS
 token appended and padded to 800, run through transformers' `T5EncoderModel`, and the
 `last_hidden_state` rows of the valid (mask = 1) tokens are kept as float32. Then MAGI-1's special
 tokens (HQ, and DURATION for the number of chunks still to generate) go in front and the sequence is
-cut back to 800 rows (`engine.text.special_tokens`).
+cut back to 800 rows (`magi_engine.text.special_tokens`).
 
 Weights are read from a local folder as safetensors only; pickled checkpoints (pytorch_model.bin,
 *.pt, ...) are refused, and nothing is ever downloaded (`local_files_only=True`).
@@ -24,9 +24,9 @@ from typing import Iterator
 
 import torch
 
-from engine.errors import CheckpointError, ConfigError, DeviceError, OutOfMemory
-from engine.text.clean import clean_caption
-from engine.text.special_tokens import SpecialTokens
+from magi_engine.errors import CheckpointError, ConfigError, DeviceError, OutOfMemory
+from magi_engine.text.clean import clean_caption
+from magi_engine.text.special_tokens import SpecialTokens
 
 __all__ = ["T5TextEncoder", "MAX_TOKENS"]
 

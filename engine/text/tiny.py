@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.dit.rope import apply_rotary
-from engine.errors import CheckpointError, ConfigError, DeviceError
-from engine.text.words import tokenize_words
+from magi_engine.dit.rope import apply_rotary
+from magi_engine.errors import CheckpointError, ConfigError, DeviceError
+from magi_engine.text.words import tokenize_words
 
 __all__ = ["WordTextEncoder", "WordTextEncoderConfig", "build_vocabulary", "tokenize_words", "SPECIAL_WORDS",
            "MAX_DURATION", "UNK"]
@@ -170,7 +170,7 @@ class WordTextEncoder(nn.Module):
         self.max_tokens = config.max_tokens
         self._ids = {word: i for i, word in enumerate(config.vocab)}
         #: Everyday words read as trained ones ("crimson" -> ("red",)): the model folder's lexicon.json,
-        #: set by the bundle loader (engine.text.words.Vocabulary.lexicon).
+        #: set by the bundle loader (magi_engine.text.words.Vocabulary.lexicon).
         self.lexicon: dict[str, tuple[str, ...]] = {}
         self.token_embedding = nn.Embedding(len(config.vocab), config.embed_dim, padding_idx=_PAD_ID)
         self.rotary = config.positions == "rotary"

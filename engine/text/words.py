@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
-from engine.errors import CheckpointError
+from magi_engine.errors import CheckpointError
 
 __all__ = ["Vocabulary", "UnknownWord", "tokenize_words", "word_spans", "model_vocabulary", "unknown_words_warning",
            "ENCODER_FILE", "LEXICON_FILE"]
@@ -164,7 +164,7 @@ def model_vocabulary(spec: str) -> Vocabulary | None:
     """The vocabulary of the model `spec` names when it reads words from a closed vocabulary
     (studio-mini, or a folder of ours with a word encoder); None for any other model (MAGI-1's T5
     reads any text) and for a spec that names nothing readable. Read once per file version."""
-    from resources import resource_path
+    from magi_resources import resource_path
 
     spec = (spec or "").strip()
     if spec == "studio-mini":

@@ -1,14 +1,14 @@
 """MAGI-1's ViT video autoencoder: model, tiled encode/decode and a cheap latent preview.
 
-`engine.vae.config` costs no torch; the model and preview load on first use of their names (PEP 562).
+`magi_engine.vae.config` costs no torch; the model and preview load on first use of their names (PEP 562).
 """
 
 import importlib
 
-from engine.vae.config import VAEConfig
+from magi_engine.vae.config import VAEConfig
 
-_HOME_OF = {"VideoVAE": "engine.vae.model", "LatentRGBProjection": "engine.vae.preview",
-            "fit_latent_rgb_projection": "engine.vae.preview"}
+_HOME_OF = {"VideoVAE": "magi_engine.vae.model", "LatentRGBProjection": "magi_engine.vae.preview",
+            "fit_latent_rgb_projection": "magi_engine.vae.preview"}
 
 __all__ = ["VAEConfig", "VideoVAE", "LatentRGBProjection", "fit_latent_rgb_projection"]
 
@@ -16,4 +16,4 @@ __all__ = ["VAEConfig", "VideoVAE", "LatentRGBProjection", "fit_latent_rgb_proje
 def __getattr__(name: str):
     if name in _HOME_OF:
         return getattr(importlib.import_module(_HOME_OF[name]), name)
-    raise AttributeError(f"module 'engine.vae' has no attribute {name!r}")
+    raise AttributeError(f"module 'magi_engine.vae' has no attribute {name!r}")

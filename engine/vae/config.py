@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from engine.errors import ConfigError
+from magi_engine.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import InputError
-from engine.vae import tiling
-from engine.vae.config import VAEConfig
+from magi_engine.errors import InputError
+from magi_engine.vae import tiling
+from magi_engine.vae.config import VAEConfig
 
 #: Epsilon of the parameter-free q/k/v normalisation; it is added to the std, not to the variance.
 QKV_NORM_EPS = 1e-5

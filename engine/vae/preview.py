@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from engine.errors import ConfigError, InputError
+from magi_engine.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from engine.vae.model import VideoVAE
+    from magi_engine.vae.model import VideoVAE
 
 LOG = logging.getLogger(__name__)
 

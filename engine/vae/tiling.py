@@ -23,8 +23,8 @@ from typing import Callable
 
 import torch
 
-from engine.errors import ConfigError
-from engine.vae.config import VAEConfig
+from magi_engine.errors import ConfigError
+from magi_engine.vae.config import VAEConfig
 
 LOG = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from engine.errors import CheckpointError
+from magi_engine.errors import CheckpointError
 
 
 def save_training_state(path: str | Path, *, modules: Mapping[str, torch.nn.Module],

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
-from engine.dit.attention import ChunkLayout
-from engine.sampler.schedule import warp_time
-from engine.text.tiny import UNK
+from magi_engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
+from magi_engine.dit.attention import ChunkLayout
+from magi_engine.sampler.schedule import warp_time
+from magi_engine.text.tiny import UNK
 
 
 @dataclass(frozen=True)

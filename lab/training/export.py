@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from engine.bundle import ModelBundle, load_native_bundle, save_native_bundle
-from engine.errors import CheckpointError
-from engine.dit.model import MagiDiT
-from engine.text.tiny import WordTextEncoder
+from magi_engine.bundle import ModelBundle, load_native_bundle, save_native_bundle
+from magi_engine.errors import CheckpointError
+from magi_engine.dit.model import MagiDiT
+from magi_engine.text.tiny import WordTextEncoder
 from lab.training import studio_mini
 from lab.training.train_vae import load_trained_vae
-from engine.vae import fit_latent_rgb_projection
+from magi_engine.vae import fit_latent_rgb_projection
 
 
 def load_ema(run: Path) -> tuple[MagiDiT, WordTextEncoder]:

@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from engine.errors import CheckpointError
+from magi_engine.errors import CheckpointError
 
 _LAYER = re.compile(r"^layers\.(\d+)\.(.*)$")
 SILENCED = ("attn_post_norm", "mlp_post_norm")

@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.bundle import ModelBundle
-from engine.events import ChunkFinished
-from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import GenerationSession
+from magi_engine.bundle import ModelBundle
+from magi_engine.events import ChunkFinished
+from magi_engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.session import GenerationSession
 from lab.training import studio_mini
 from lab.world.captions import storyboard_captions
 from lab.world.storyboard import random_storyboard

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.text.tiny import WordTextEncoder
+from magi_engine.text.tiny import WordTextEncoder
 from lab.training.data import caption_variants
 from lab.training.dit_batches import with_unknown_words
 from lab.world.storyboard import random_storyboard

@@ -8,9 +8,9 @@ The DiT was trained with 8 layers up to v2 and then grown to 16 (lab/training/gr
 
 from __future__ import annotations
 
-from engine.config import DiTConfig, GuidanceConfig, SamplingConfig
-from engine.text.tiny import WordTextEncoderConfig, build_vocabulary
-from engine.vae.config import VAEConfig
+from magi_engine.config import DiTConfig, GuidanceConfig, SamplingConfig
+from magi_engine.text.tiny import WordTextEncoderConfig, build_vocabulary
+from magi_engine.vae.config import VAEConfig
 from lab.world.captions import vocabulary_sentences
 
 NAME = "studio-mini"

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.config import CHUNK_LATENT_FRAMES
-from engine.dit.model import ChunkText, MagiDiT
-from engine.text.tiny import WordTextEncoder
+from magi_engine.config import CHUNK_LATENT_FRAMES
+from magi_engine.dit.model import ChunkText, MagiDiT
+from magi_engine.text.tiny import WordTextEncoder
 from lab.training import studio_mini
 from lab.training.checkpoint import load_training_state, save_training_state
 from lab.training.data import cosine_lr, encode_storyboards

@@ -34,8 +34,8 @@ from torch.utils.data import DataLoader
 from lab.training import studio_mini
 from lab.training.checkpoint import load_training_state, save_training_state
 from lab.training.data import VAEClips, cosine_lr, latent_std
-from engine.vae import VideoVAE
-from engine.vae.config import VAEConfig
+from magi_engine.vae import VideoVAE
+from magi_engine.vae.config import VAEConfig
 
 log = logging.getLogger("train_vae")
 
@@ -173,8 +173,8 @@ def load_trained_vae(folder: Path, device: torch.device, dtype: torch.dtype = to
     (model.json); with `decoder_depth`, its decoder deepened to that many blocks (same function)."""
     from safetensors.torch import load_file
 
-    from engine.model_files import is_native_bundle, read_manifest
-    from engine.loading.int8 import dequantize_int8
+    from magi_engine.model_files import is_native_bundle, read_manifest
+    from magi_engine.loading.int8 import dequantize_int8
     from lab.training.grow import grow_vae_decoder_state
 
     if is_native_bundle(folder):

@@ -28,7 +28,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from engine.loading.int8 import dequantize_int8, quantize_int8
+from magi_engine.loading.int8 import dequantize_int8, quantize_int8
 
 PARTS = {
     "vae_encoder": ("vae.safetensors", ("encoder.",)),
@@ -110,7 +110,7 @@ def seed(bundle: Path, run_in: Path, step: int, text: Path | None = None) -> Non
     DiT becomes the raw DiT too, and the bundle's text encoder (or the encoder file `text`, e.g. one
     carried to rotary positions) both the raw and the EMA encoder. The trainer resumes at `step` with a
     fresh optimiser (the EMA restarts from the weights it is given)."""
-    from engine.text.tiny import WordTextEncoder
+    from magi_engine.text.tiny import WordTextEncoder
 
     run_in.mkdir(parents=True, exist_ok=True)
     dit = load_file(str(bundle / "dit.safetensors"))  # int8 codes and scales, as a "dit" part stores them

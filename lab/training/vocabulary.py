@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.errors import CheckpointError
+from magi_engine.errors import CheckpointError
 
 EMBEDDING = "token_embedding.weight"
 TEXT_PREFIXES = ("model.text.", "model.ema_text.")
@@ -54,7 +54,7 @@ def revocab_parts(parts: Path, old_vocab: Sequence[str], new_vocab: Sequence[str
 
 
 if __name__ == "__main__":
-    from engine.text.tiny import WordTextEncoder
+    from magi_engine.text.tiny import WordTextEncoder
     from lab.training import studio_mini
 
     if len(sys.argv) != 3:

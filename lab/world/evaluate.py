@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.video_io import VideoWriter, read_video
+from magi_engine.video_io import VideoWriter, read_video
 from lab.world import metrics as M
 from lab.world.captions import storyboard_captions
 from lab.world.detect import BACKGROUND_MATCH_DE, Detector

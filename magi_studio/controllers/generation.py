@@ -36,8 +36,8 @@ import random
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
-from engine.errors import ConfigError, EngineError
-from engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
+from magi_engine.errors import ConfigError, EngineError
+from magi_engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
 from magi_studio.controllers.common import Autosaver, SerialTasks, snapshot_project
 from magi_studio.controllers.run_queue import RunQueue, plan_request
 from magi_studio.controllers.run_state import (ChunkJobState, ChunkJobStates, GenerationProgress,
@@ -276,7 +276,7 @@ class GenerationController(QObject, RunQueue):
         if info is not None and info.spec == wanted:
             return self._plan_next()
         if info is not None and info.remote:  # a remote engine is never swapped for a local load
-            from engine.remote.client import serves_model
+            from magi_engine.remote.client import serves_model
 
             if serves_model(info.spec, info.name, wanted):
                 return self._plan_next()

@@ -33,7 +33,7 @@ from typing import Callable
 
 from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer, Signal
 
-from engine.errors import EngineError
+from magi_engine.errors import EngineError
 from magi_studio.controllers.common import Autosaver
 from magi_studio.dialogs.project_prompts import CANCEL, RECOVER, SAVE, ProjectPrompts
 from magi_studio.document.errors import ProjectError
@@ -61,8 +61,8 @@ def default_session_factory(project: Project, store: ProjectStore, *, scratch: b
 
 def default_project_settings(settings, model_info=None) -> ProjectSettings:
     """A new project's settings: the model and generation values chosen in Settings, sizes from the model."""
-    from engine.config import SUPPORTED_STEPS
-    from engine.variants import MAGI_VARIANTS
+    from magi_engine.config import SUPPORTED_STEPS
+    from magi_engine.variants import MAGI_VARIANTS
 
     model = settings.model
     size = DEFAULT_SIZE

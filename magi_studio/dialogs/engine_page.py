@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QRadioButton, QVBoxLayout, QWidget)
 
-from engine.errors import ConfigError, EngineError
+from magi_engine.errors import ConfigError, EngineError
 
 GIB = 2**30
 
@@ -54,7 +54,7 @@ class EnginePage(QWidget):
         self.url_edit = QLineEdit()
         self.url_edit.setPlaceholderText("ws://gpu-box:8765  (or wss://… with TLS)")
         self.token_edit = QLineEdit()
-        from engine.remote.token import default_token_path
+        from magi_engine.remote.token import default_token_path
 
         self.token_edit.setPlaceholderText(str(default_token_path()))
         self.token_button = QPushButton("Choose…")
@@ -117,8 +117,8 @@ class EnginePage(QWidget):
             return self._on_answer(error)
         if not url:
             return
-        from engine.remote.client import RemoteSession
-        from engine.remote.token import default_token_path
+        from magi_engine.remote.client import RemoteSession
+        from magi_engine.remote.token import default_token_path
 
         self.test_button.setEnabled(False)
         self.status.setText(f"Connecting to {escape(url)}…")

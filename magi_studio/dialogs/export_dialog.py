@@ -36,8 +36,8 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBo
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressDialog, QPushButton,
                                QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
-from engine.errors import EngineError, ExportError
-from engine.events import CancelToken
+from magi_engine.errors import EngineError, ExportError
+from magi_engine.events import CancelToken
 from magi_studio.controllers.common import SerialTasks
 from magi_studio.document.model import (CHUNK_FRAMES, ChunkState, Project, Shot, Take, active_path,
                                         storyboard_chunks, storyboard_states)

@@ -1,12 +1,12 @@
 """What the settings dialog says about each model it offers, without loading one.
 
 * `describe_folder(path)`: what a local model folder holds (a MAGI-1 checkpoint through
-  engine.magi_checkpoint.locate_magi_checkpoint, or a MAGI Studio model folder) or the CheckpointError.
+  magi_engine.magi_checkpoint.locate_magi_checkpoint, or a MAGI Studio model folder) or the CheckpointError.
 * `variant_rows(facts, device)`: every MAGI-1 hub variant with its memory estimate at its default size
-  (engine.loading.memory), whether this device can hold it, and whether the hub cache has it.
+  (magi_engine.loading.memory), whether this device can hold it, and whether the hub cache has it.
 * `available_devices(facts)`, `model_default_size(spec)`, `set_hub_offline(on)`.
 All of it is quick arithmetic or a look at the file system; nothing here touches the network, and
-nothing imports torch: what the devices are and hold (engine.device_facts.DeviceFacts) comes from the
+nothing imports torch: what the devices are and hold (magi_engine.device_facts.DeviceFacts) comes from the
 engine worker, which asks torch once on its own thread (EngineWorker.ask_device_facts).
 """
 
@@ -16,12 +16,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.device_facts import DeviceFacts
-from engine.errors import CheckpointError, DownloadError, OutOfMemory
-from engine.loading.hub import download_variant
-from engine.loading.memory import GIB, check_fits, estimate_memory
-from engine.model_files import STUDIO_MINI, is_native_bundle, locate_magi_checkpoint, read_manifest
-from engine.variants import MAGI_VARIANTS, MagiVariant
+from magi_engine.device_facts import DeviceFacts
+from magi_engine.errors import CheckpointError, DownloadError, OutOfMemory
+from magi_engine.loading.hub import download_variant
+from magi_engine.loading.memory import GIB, check_fits, estimate_memory
+from magi_engine.model_files import STUDIO_MINI, is_native_bundle, locate_magi_checkpoint, read_manifest
+from magi_engine.variants import MAGI_VARIANTS, MagiVariant
 from magi_studio.document.model import DEFAULT_SIZE
 
 

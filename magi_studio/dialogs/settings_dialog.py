@@ -8,7 +8,7 @@ the device, and the generation defaults (size, steps, window, guidance), persist
 Apply (or OK) stores every choice, sets HF_HUB_OFFLINE for offline mode, gives the open project the
 same model and generation settings (one undoable SetProjectSettings), and — when the model or the
 device changed — reloads the model through the EngineWorker, whose loadProgress the dialog shows.
-A folder is checked as it is typed (engine.magi_checkpoint.locate_magi_checkpoint): what was found,
+A folder is checked as it is typed (magi_engine.magi_checkpoint.locate_magi_checkpoint): what was found,
 or the CheckpointError. Hub variants show their memory estimate at their default size, whether this
 device can hold them and whether the hub cache has them; Download runs huggingface_hub in an executor
 thread awaited by a qasync slot, with a progress bar and Cancel.
@@ -27,12 +27,12 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 from qasync import asyncSlot
 
-from engine.config import SUPPORTED_STEPS
-from engine.errors import CheckpointError, ConfigError, EngineError
-from engine.events import CancelToken, Failed
-from engine.loading.hub import DownloadCancelled, download_variant
-from engine.model_files import STUDIO_MINI
-from engine.variants import MAGI_VARIANTS
+from magi_engine.config import SUPPORTED_STEPS
+from magi_engine.errors import CheckpointError, ConfigError, EngineError
+from magi_engine.events import CancelToken, Failed
+from magi_engine.loading.hub import DownloadCancelled, download_variant
+from magi_engine.model_files import STUDIO_MINI
+from magi_engine.variants import MAGI_VARIANTS
 from magi_studio.dialogs.engine_page import EnginePage
 from magi_studio.dialogs.model_choice import (available_devices, describe_folder, model_default_size,
                                               set_hub_offline, variant_rows)
@@ -291,7 +291,7 @@ class SettingsDialog(QDialog):
         loaded = self.worker.model_info if self.worker is not None else None
         if self.worker is not None and engine_url:
             if engine_changed or loaded is None or loaded.remote != engine_url:
-                from engine.remote.token import default_token_path
+                from magi_engine.remote.token import default_token_path
 
                 self._load_job = self.worker.connect_remote(engine_url,
                                                             token_file=token_file or str(default_token_path()))

@@ -21,8 +21,8 @@ import dataclasses
 import random
 from typing import Any, Hashable
 
-from engine.errors import ConfigError, InputError
-from engine.requests import MAX_PROMPT_CHARS, MAX_SEED
+from magi_engine.errors import ConfigError, InputError
+from magi_engine.requests import MAX_PROMPT_CHARS, MAX_SEED
 from magi_studio.document.model import (START_MODES, Asset, Chunk, Project, ProjectSettings, Shot, Take,
                                         active_path, new_id, next_shot_name, resolve_specs, validate_settings)
 from magi_studio.document.observer import (ChunkChanged, SettingsChanged, ShotChanged, ShotsChanged,

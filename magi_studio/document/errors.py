@@ -3,13 +3,13 @@
 ProjectFileError, one of them, names a file inside the project and what is wrong with it (a damaged
 result is reported with one, and the project still opens).
 
-It subclasses engine.errors.EngineError so that the command line (cli.main prints `error: ...`) and
+It subclasses magi_engine.errors.EngineError so that the command line (cli.main prints `error: ...`) and
 the GUI's single error-reporting path treat it like any other failure the user can act on.
 """
 
 from __future__ import annotations
 
-from engine.errors import EngineError
+from magi_engine.errors import EngineError
 
 
 class ProjectError(EngineError):

@@ -14,8 +14,8 @@ import json
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
-from engine.errors import ConfigError
-from engine.requests import MAX_PROMPT_CHARS
+from magi_engine.errors import ConfigError
+from magi_engine.requests import MAX_PROMPT_CHARS
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (START_MODES, Asset, Chunk, ChunkResult, Project, ProjectSettings, Shot, Take,
                                         TakeSpec, validate_settings)

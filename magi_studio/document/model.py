@@ -27,9 +27,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from engine.config import CHUNK_FRAMES, SUPPORTED_STEPS
-from engine.errors import ConfigError
-from engine.requests import MAX_SIZE, MIN_SIZE
+from magi_engine.config import CHUNK_FRAMES, SUPPORTED_STEPS
+from magi_engine.errors import ConfigError
+from magi_engine.requests import MAX_SIZE, MIN_SIZE
 
 #: Clean chunks before a chunk that condition it (MAGI-1's longest attention span is 5 chunks, itself included).
 CONTEXT_CHUNKS = 4

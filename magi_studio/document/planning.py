@@ -37,9 +37,9 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from engine.config import SamplingConfig
-from engine.events import ChunkFinished
-from engine.requests import MAX_PROMPT_CHARS, ChunkSpec, GenerationRequest
+from magi_engine.config import SamplingConfig
+from magi_engine.events import ChunkFinished
+from magi_engine.requests import MAX_PROMPT_CHARS, ChunkSpec, GenerationRequest
 from magi_studio.document.commands import Command, InsertChunk, MacroCommand, SetSeed
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (CONTEXT_CHUNKS, Chunk, ChunkResult, ChunkState, Project, ProjectSettings, Shot,
@@ -145,7 +145,7 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
         if asset is None:
             raise ProjectError(f"{shot.name} starts from a reference image, but none is set. "
                                "Drop an image on the shot or make it start from text.")
-        from engine.video_io import load_image  # cv2: only when a shot starts from an image
+        from magi_engine.video_io import load_image  # cv2: only when a shot starts from an image
 
         reference, fingerprint = load_image(store.asset_path(asset)), reference_fingerprint(project, shot)
 

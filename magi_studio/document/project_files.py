@@ -24,8 +24,8 @@ from typing import Iterator
 
 import numpy as np
 
-from engine.config import CHUNK_LATENT_FRAMES
-from engine.output_files import NotRegularFile, open_regular_file
+from magi_engine.config import CHUNK_LATENT_FRAMES
+from magi_engine.output_files import NotRegularFile, open_regular_file
 from magi_studio.document.errors import ProjectFileError
 from magi_studio.document.model import CHUNK_FRAMES, ChunkResult
 from magi_studio.document.validation import MAX_NAME_BYTES, parse_json

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.output_files import create_temporary, replace_output_file
+from magi_engine.output_files import create_temporary, replace_output_file
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import ChunkState, Project, storyboard_states
 from magi_studio.document.project_files import checked_path, read_bytes

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.output_files import describe_os_error, fsync_dir
+from magi_engine.output_files import describe_os_error, fsync_dir
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.manifest import manifest_bytes, parse_manifest
 from magi_studio.document.model import CHUNK_FRAMES, Asset, ChunkResult, Project, new_id
@@ -264,7 +264,7 @@ class ProjectStore:
     def import_image(self, source: str | os.PathLike) -> Asset:
         """Copy a reference image into assets/ (same content: same asset). Non-images raise InputError."""
         source = Path(source)
-        from engine.video_io import load_image
+        from magi_engine.video_io import load_image
 
         load_image(source)  # the clear "not an image" message, before anything is copied
         data = self._read(source)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.requests import MAX_SEED, MAX_SIZE, MIN_SIZE
+from magi_engine.requests import MAX_SEED, MAX_SIZE, MIN_SIZE
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import SEED_POLICIES, START_MODES
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.events import Cancelled, ChunkFinished, Failed, Finished, StepProgress
+from magi_engine.events import Cancelled, ChunkFinished, Failed, Finished, StepProgress
 
 
 class GenerationFeed(QObject):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from engine.config import CHUNK_FRAMES
+from magi_engine.config import CHUNK_FRAMES
 
 
 @dataclass(frozen=True)

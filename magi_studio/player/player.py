@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QElapsedTimer, Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
-from engine.config import CHUNK_FRAMES
+from magi_engine.config import CHUNK_FRAMES
 from magi_studio.player.clock import PlaybackClock
 from magi_studio.player.frame_store import FrameStore
 from magi_studio.player.frame_view import FrameView

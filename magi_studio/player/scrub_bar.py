@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from engine.config import CHUNK_FRAMES
+from magi_engine.config import CHUNK_FRAMES
 from magi_studio.player.frame_store import FrameStore, SlotState
 from magi_studio.player.marks import ShotSpan, chunk_name, shot_of, timecode
 from magi_studio.theme import palette

@@ -27,7 +27,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import QApplication, QWidget
 
-from engine.config import CHUNK_FRAMES
+from magi_engine.config import CHUNK_FRAMES
 from magi_studio.document.model import resolve_take, shot_frame_range
 from magi_studio.keyboard import is_text_field
 from magi_studio.player.frame_loader import FrameLoader

@@ -4,7 +4,7 @@
     theme.apply_theme(app)          # Fusion + dark palette + resources/styles/dark.qss + DejaVu Sans
     button.setIcon(theme.icon("play"))
 
-Everything is loaded from the shipped `resources` package (resources.resource_path), so a checkout, a
+Everything is loaded from the shipped `resources` package (magi_resources.resource_path), so a checkout, a
 wheel and a frozen bundle look the same; the font is ours so that no glyph ever renders as a box on a
 machine without system fonts.
 """
@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication
 
 from magi_studio.theme import palette
 from magi_studio.theme.icons import app_icon, icon
-from resources import resource_path
+from magi_resources import resource_path
 
 __all__ = ["apply_theme", "load_fonts", "style_sheet", "icon", "app_icon", "palette", "UI_FONT_FAMILY"]
 

@@ -16,7 +16,7 @@ from PySide6.QtGui import QIcon, QIconEngine, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 from magi_studio.theme import palette
-from resources import resource_path
+from magi_resources import resource_path
 
 #: Pixel sizes rendered per icon: menus (16), toolbars (20-24), transport (24-32), 2x screens.
 ICON_SIZES = (16, 20, 24, 32, 40, 48, 64)

@@ -20,7 +20,7 @@ from PySide6.QtGui import QIcon, QKeySequence, QRegularExpressionValidator
 from PySide6.QtWidgets import (QApplication, QFrame, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QToolButton,
                                QVBoxLayout, QWidget)
 
-from engine.requests import MAX_PROMPT_CHARS, MAX_SEED
+from magi_engine.requests import MAX_PROMPT_CHARS, MAX_SEED
 from magi_studio.document.model import joined_prompt
 from magi_studio.theme.icons import icon_file, svg_pixmap
 from magi_studio.timeline.glyphs import glyph

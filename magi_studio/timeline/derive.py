@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 
-from engine.config import CHUNK_FRAMES
+from magi_engine.config import CHUNK_FRAMES
 from magi_studio.document.model import ChunkState, Shot, total_frames
 from magi_studio.timeline.shot_group import ShotModel
 from magi_studio.timeline.style import DENOISING, JOB_STATES, time_text
@@ -108,7 +108,7 @@ class TimelineModels:
             return None
         if asset.id not in self._references:
             try:
-                from engine.video_io import load_image  # cv2: when a reference image is first shown
+                from magi_engine.video_io import load_image  # cv2: when a reference image is first shown
 
                 rgb = load_image(session.store.asset_path(asset))
             except Exception:  # a missing or damaged file: the card shows its placeholder instead

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from engine.requests import MAX_SEED
+from magi_engine.requests import MAX_SEED
 from magi_studio.document.commands import (AddShot, Command, DeleteChunk, DeleteShot, DuplicateChunk, InsertChunk,
                                            MacroCommand, MoveChunk, SetSeed, SetSeedLocked, SplitShot, new_chunk)
 from magi_studio.document.model import Project, new_id, new_shot

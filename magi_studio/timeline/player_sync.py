@@ -46,7 +46,7 @@ import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QPixmap
 
-from engine.config import CHUNK_FRAMES
+from magi_engine.config import CHUNK_FRAMES
 from magi_studio.document.model import active_path, resolve_take, storyboard_chunks
 from magi_studio.player.frame_loader import FrameLoader
 from magi_studio.player.frame_store import SlotState

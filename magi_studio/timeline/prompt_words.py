@@ -1,7 +1,7 @@
 """PromptWords: a prompt field that knows which words a word-level model (studio-mini) understands.
 
 studio-mini's text encoder reads a closed vocabulary and passes over any other word
-(engine.text.words). A field given that vocabulary draws a wavy underline under each word the model
+(magi_engine.text.words). A field given that vocabulary draws a wavy underline under each word the model
 does not know, names the word and the known words nearest to it in a tooltip, and offers the known
 words as completions of the word being typed. With no vocabulary (a MAGI-1 model, whose T5 reads any
 text) it does nothing. The chunk prompt (a QPlainTextEdit) gets the underlines through a
@@ -17,7 +17,7 @@ from PySide6.QtCore import QEvent, QObject, QStringListModel, Qt
 from PySide6.QtGui import QColor, QSyntaxHighlighter, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QCompleter, QLineEdit, QPlainTextEdit, QStyle, QToolTip
 
-from engine.text.words import UnknownWord, Vocabulary, word_spans
+from magi_engine.text.words import UnknownWord, Vocabulary, word_spans
 
 #: A completion is offered from this many typed letters on.
 MIN_PREFIX = 2

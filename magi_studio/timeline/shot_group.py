@@ -15,7 +15,7 @@ from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLineEdit, QSizePolicy, QToolButton, QVBoxLayout,
                                QWidget)
 
-from engine.requests import MAX_PROMPT_CHARS
+from magi_engine.requests import MAX_PROMPT_CHARS
 from magi_studio.theme import icon
 from magi_studio.timeline.card import ChunkCard
 from magi_studio.timeline.glyphs import glyph

@@ -14,7 +14,7 @@ from PySide6.QtCore import QMimeData, QPoint, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QWidget
 
-from engine.config import CHUNK_FRAMES
+from magi_engine.config import CHUNK_FRAMES
 from magi_studio.theme import palette
 from magi_studio.timeline.card import ChunkCard
 from magi_studio.timeline.glyphs import glyph

@@ -18,7 +18,7 @@ from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QDrag, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolBar, QVBoxLayout, QWidget
 
-from engine.text.words import model_vocabulary
+from magi_engine.text.words import model_vocabulary
 from magi_studio.document.commands import RenameShot, SetPrompt, SetSeed, SetShotNegativePrompt, SetShotPrompt
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import active_path, storyboard_states

@@ -6,8 +6,8 @@ from html import escape
 
 from PySide6.QtWidgets import QLabel, QWidget
 
-from engine.events import Failed, GenerationStarted
-from engine.remote.protocol import Queued
+from magi_engine.events import Failed, GenerationStarted
+from magi_engine.remote.protocol import Queued
 from magi_studio.engine_worker import (EngineState, EngineWorker, JobStarted, LoadProgress, ModelInfo, ModelLoaded,
                                       is_final)
 from magi_studio.theme import palette

@@ -11,7 +11,7 @@ GenerationProgress from its first second — "Loading model studio-mini… · 0:
 between the engine's steps, over a bar of the whole run; Stop stops the whole run.
 
 While a remote server runs other clients' runs first, the engine's job waits in the server's queue
-(engine.remote.protocol.Queued: how many runs are ahead); the widget then says "Waiting for the server: 2nd
+(magi_engine.remote.protocol.Queued: how many runs are ahead); the widget then says "Waiting for the server: 2nd
 in its queue · 0:14" instead of a progress that does not move, until the run starts there.
 
 When a job or run ends the widget hides and sends its outcome ("Generated 5 chunks in 0:42") as
@@ -24,8 +24,8 @@ from __future__ import annotations
 from PySide6.QtCore import QElapsedTimer, QSize, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
-from engine.events import Cancelled, ChunkFinished, Failed, Finished, GenerationStarted, StepProgress
-from engine.remote.protocol import Queued
+from magi_engine.events import Cancelled, ChunkFinished, Failed, Finished, GenerationStarted, StepProgress
+from magi_engine.remote.protocol import Queued
 from magi_studio.controllers.run_state import RunPhase, clock_text
 from magi_studio.engine_worker import EngineWorker, JobStarted, LoadProgress, ModelLoaded, is_final
 from magi_studio.theme import icon

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from engine.config import GuidanceConfig, SamplingConfig
-from engine.dit.model import MagiDiT
-from engine.sampler.loop import ChunkPlan
-from engine.variants import tiny_dit_config
+from magi_engine.config import GuidanceConfig, SamplingConfig
+from magi_engine.dit.model import MagiDiT
+from magi_engine.sampler.loop import ChunkPlan
+from magi_engine.variants import tiny_dit_config
 
 LATENT_H, LATENT_W = 4, 6
 
@@ -57,10 +57,10 @@ def tiny_bundle(*, distilled: bool = True, seed: int = 0):
     """A ModelBundle of the real classes with random weights (64x64 video, 4 steps by default)."""
     import dataclasses
 
-    from engine.bundle import ModelBundle
-    from engine.text.tiny import WordTextEncoder, WordTextEncoderConfig, build_vocabulary
-    from engine.vae import VideoVAE, fit_latent_rgb_projection
-    from engine.vae.config import VAEConfig
+    from magi_engine.bundle import ModelBundle
+    from magi_engine.text.tiny import WordTextEncoder, WordTextEncoderConfig, build_vocabulary
+    from magi_engine.vae import VideoVAE, fit_latent_rgb_projection
+    from magi_engine.vae.config import VAEConfig
 
     torch.manual_seed(seed)
     text = WordTextEncoder(WordTextEncoderConfig(build_vocabulary(TINY_VOCAB_CAPTIONS), embed_dim=32, num_layers=1,

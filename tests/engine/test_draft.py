@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-from engine.config import GuidanceConfig, SamplingConfig
-from engine.draft import draft_request, draft_sampling, draft_size
-from engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.config import GuidanceConfig, SamplingConfig
+from magi_engine.draft import draft_request, draft_sampling, draft_size
+from magi_engine.requests import ChunkSpec, GenerationRequest
 
 
 @pytest.mark.parametrize("size, expected", [((720, 720), (352, 352)), ((832, 480), (416, 240)),

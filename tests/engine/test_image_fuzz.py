@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import image_header
-from engine.errors import InputError
-from engine.video_io import load_image
+from magi_engine import image_header
+from magi_engine.errors import InputError
+from magi_engine.video_io import load_image
 from tests.engine import image_bytes
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,

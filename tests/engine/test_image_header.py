@@ -1,4 +1,4 @@
-"""engine.image_header: format, size and orientation from the header, checked against OpenCV's decoder."""
+"""magi_engine.image_header: format, size and orientation from the header, checked against OpenCV's decoder."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.errors import InputError
-from engine.image_header import MAX_IMAGE_PIXELS, read_image_header
+from magi_engine.errors import InputError
+from magi_engine.image_header import MAX_IMAGE_PIXELS, read_image_header
 from tests.engine import image_bytes
 
 

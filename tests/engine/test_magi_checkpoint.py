@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.dit.attention import ChunkLayout
-from engine.dit.model import ChunkText, MagiDiT
-from engine.dit.official_keys import to_official_state_dict
-from engine.errors import CheckpointError
-from engine.loading import save_sharded
-from engine.magi_checkpoint import load_magi_dit, load_magi_vae
-from engine.model_files import locate_magi_checkpoint
-from engine.variants import MAGI_VARIANTS, MagiVariant
-from engine.vae import VideoVAE
-from engine.vae.config import VAEConfig
+from magi_engine.dit.attention import ChunkLayout
+from magi_engine.dit.model import ChunkText, MagiDiT
+from magi_engine.dit.official_keys import to_official_state_dict
+from magi_engine.errors import CheckpointError
+from magi_engine.loading import save_sharded
+from magi_engine.magi_checkpoint import load_magi_dit, load_magi_vae
+from magi_engine.model_files import locate_magi_checkpoint
+from magi_engine.variants import MAGI_VARIANTS, MagiVariant
+from magi_engine.vae import VideoVAE
+from magi_engine.vae.config import VAEConfig
 from tests.engine.factories import randomize_
 
 TINY = dataclasses.replace(MAGI_VARIANTS["4.5B_distill"].dit, num_layers=4, hidden_size=128, ffn_hidden_size=96,

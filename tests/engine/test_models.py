@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
-from engine import models
-from engine.bundle import save_native_bundle
-from engine.dit.model import MagiDiT
-from engine.dit.official_keys import to_official_state_dict
-from engine.errors import CheckpointError, DownloadError, OutOfMemory
-from engine.events import ChunkFinished, Finished
-from engine.loading import save_sharded
-from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import GenerationSession
-from engine.variants import MAGI_VARIANTS, tiny_dit_config
-from engine.vae import VideoVAE
-from engine.vae.config import VAEConfig
+from magi_engine import models
+from magi_engine.bundle import save_native_bundle
+from magi_engine.dit.model import MagiDiT
+from magi_engine.dit.official_keys import to_official_state_dict
+from magi_engine.errors import CheckpointError, DownloadError, OutOfMemory
+from magi_engine.events import ChunkFinished, Finished
+from magi_engine.loading import save_sharded
+from magi_engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.session import GenerationSession
+from magi_engine.variants import MAGI_VARIANTS, tiny_dit_config
+from magi_engine.vae import VideoVAE
+from magi_engine.vae.config import VAEConfig
 from tests.engine.factories import randomize_, save_tiny_t5, tiny_bundle
 
 COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
@@ -84,7 +84,7 @@ def test_official_folder_loads_and_generates(tmp_path, tiny_magi_variants):
 
 @pytest.mark.parametrize("placement", ["offload", "cpu"])
 def test_the_text_encoder_goes_where_the_runtime_asks_and_the_bundle_says_so(tmp_path, tiny_magi_variants, placement):
-    from engine.config import RuntimeConfig
+    from magi_engine.config import RuntimeConfig
 
     root = write_magi_snapshot(tmp_path / "MAGI-1", tiny_magi_variants)
     session = GenerationSession.load(str(root), device="cpu", runtime=RuntimeConfig(text_encoder=placement))
@@ -117,7 +117,7 @@ def test_a_variant_too_big_for_the_device_is_refused_before_loading(tmp_path, mo
     (root / "ckpt" / "vae" / "config.json").write_text("{}")
     (root / "ckpt" / "t5" / "t5-v1_1-xxl").mkdir(parents=True)
     (root / "ckpt" / "t5" / "t5-v1_1-xxl" / "config.json").write_text("{}")
-    monkeypatch.setattr("engine.loading.memory.device_memory_bytes", lambda device: 24 * 2**30)
+    monkeypatch.setattr("magi_engine.loading.memory.device_memory_bytes", lambda device: 24 * 2**30)
     with pytest.raises(OutOfMemory) as info:
         GenerationSession.load(str(root), device="cpu")
     message = str(info.value)

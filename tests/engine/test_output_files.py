@@ -1,4 +1,4 @@
-"""engine.output_files and the video writer: only a new name or a regular file is ever replaced."""
+"""magi_engine.output_files and the video writer: only a new name or a regular file is ever replaced."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import stat
 import numpy as np
 import pytest
 
-from engine import video_io
-from engine.errors import ExportError
-from engine.output_files import (NotRegularFile, check_output_file, create_temporary, describe_os_error,
+from magi_engine import video_io
+from magi_engine.errors import ExportError
+from magi_engine.output_files import (NotRegularFile, check_output_file, create_temporary, describe_os_error,
                                  open_regular_file, read_regular_file, replace_output_file)
-from engine.video_io import VideoWriter, probe_video, write_video
+from magi_engine.video_io import VideoWriter, probe_video, write_video
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs, sockets and devices are POSIX")
 
@@ -167,7 +167,7 @@ def test_os_errors_are_described_in_a_few_words():
 
 
 def test_a_model_bundle_is_not_written_through_links_nor_over_a_fifo(tmp_path):
-    from engine.bundle import save_native_bundle
+    from magi_engine.bundle import save_native_bundle
     from tests.engine.factories import tiny_bundle
 
     folder, victim = tmp_path / "model", tmp_path / "victim.txt"

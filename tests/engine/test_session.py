@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.bundle import load_native_bundle, save_native_bundle
-from engine.errors import ConfigError, InputError
-from engine.events import (CancelToken, Cancelled, ChunkFinished, Failed, Finished, GenerationStarted,
+from magi_engine.bundle import load_native_bundle, save_native_bundle
+from magi_engine.errors import ConfigError, InputError
+from magi_engine.events import (CancelToken, Cancelled, ChunkFinished, Failed, Finished, GenerationStarted,
                            StepProgress)
-from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import GenerationSession
+from magi_engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.session import GenerationSession
 from tests.engine.factories import tiny_bundle
 
 PROMPTS = ("a red ball falls", "the blue square moves left", "a green triangle grows", "a red ball falls")
@@ -160,7 +160,7 @@ def test_native_bundle_round_trip(tmp_path, session):
 
 
 def test_an_offloaded_text_encoder_visits_the_device_once_per_request_and_not_for_a_regeneration(tmp_path):
-    from engine.text import T5TextEncoder
+    from magi_engine.text import T5TextEncoder
     from tests.engine.factories import save_tiny_t5
 
     bundle = tiny_bundle()

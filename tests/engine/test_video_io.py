@@ -1,4 +1,4 @@
-"""Behaviour of engine.video_io with real files: images through OpenCV, videos through ffmpeg."""
+"""Behaviour of magi_engine.video_io with real files: images through OpenCV, videos through ffmpeg."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import image_header, video_io
-from engine.errors import ConfigError, EngineError, InputError
-from engine.video_io import fit_image, load_image, probe_video, read_video, write_video
+from magi_engine import image_header, video_io
+from magi_engine.errors import ConfigError, EngineError, InputError
+from magi_engine.video_io import fit_image, load_image, probe_video, read_video, write_video
 from tests.engine import image_bytes
 
 RED, GREEN, BLUE = (220, 30, 40), (30, 200, 60), (40, 60, 210)
@@ -423,8 +423,8 @@ def test_a_missing_ffmpeg_is_one_clear_sentence(tmp_path, monkeypatch):
 
     import numpy as np
 
-    from engine.errors import ExportError
-    from engine.video_io import write_video
+    from magi_engine.errors import ExportError
+    from magi_engine.video_io import write_video
 
     real_import = builtins.__import__
 

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from engine.text.words import LEXICON_FORMAT, model_vocabulary, read_encoder_words
+from magi_engine.text.words import LEXICON_FORMAT, model_vocabulary, read_encoder_words
 from lab.everyday_eval import HELDOUT, swap_words
 from lab.lexicon import colour_names, inflect_like, present_participle, srgb_to_lab, third_person
-from resources import resource_path
+from magi_resources import resource_path
 
 SHIPPED = resource_path("models", "studio-mini", "lexicon.json")
 

@@ -41,7 +41,7 @@ def isolated_settings(tmp_path_factory, monkeypatch) -> Settings:
 
 @pytest.fixture(scope="session")
 def tiny_session():
-    from engine.session import GenerationSession
+    from magi_engine.session import GenerationSession
     from tests.engine.factories import tiny_bundle
 
     return GenerationSession(tiny_bundle())

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.bundle import save_native_bundle
-from engine.video_io import probe_video, read_video
+from magi_engine.bundle import save_native_bundle
+from magi_engine.video_io import probe_video, read_video
 from magi_studio.cli import main
 from tests.engine import image_bytes
 from tests.engine.factories import tiny_bundle
@@ -45,7 +45,7 @@ def test_a_draft_is_half_the_size_in_fewer_steps(model_dir, tmp_path, capsys):
 
 
 def test_runtime_arguments_become_the_engine_s_runtime_config():
-    from engine.config import RuntimeConfig
+    from magi_engine.config import RuntimeConfig
     from magi_studio.cli import build_parser, runtime_config
 
     def parsed(*extra):
@@ -79,16 +79,16 @@ def test_prefix_video_output_holds_only_new_frames(model_dir, tmp_path):
 
 
 def test_a_large_prefix_is_fitted_as_it_streams_with_the_engine_s_own_result(model_dir, tmp_path, monkeypatch):
-    from engine.events import ChunkFinished
-    from engine.requests import GenerationRequest
-    from engine.session import GenerationSession
-    from engine.video_io import write_video
+    from magi_engine.events import ChunkFinished
+    from magi_engine.requests import GenerationRequest
+    from magi_engine.session import GenerationSession
+    from magi_engine.video_io import write_video
 
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 256, (24, 96, 160, 3), dtype=np.uint8)  # 160x96: larger than the model's 64x64
     write_video(tmp_path / "wide.mp4", frames, fps=24)
     seen = []
-    monkeypatch.setattr("engine.requests.GenerationRequest.__post_init__",
+    monkeypatch.setattr("magi_engine.requests.GenerationRequest.__post_init__",
                         lambda self, original=GenerationRequest.__post_init__: (seen.append(self), original(self))[1])
     assert main(["generate", "--model", str(model_dir), "--video", str(tmp_path / "wide.mp4"), "--prompt", "it stops",
                  "-q", "-o", str(tmp_path / "cli.mp4")]) == 0
@@ -104,7 +104,7 @@ def test_a_large_prefix_is_fitted_as_it_streams_with_the_engine_s_own_result(mod
 @pytest.fixture
 def no_model_load(monkeypatch):
     """Loading a model fails the test: every argument must be refused before one loads."""
-    from engine.session import GenerationSession
+    from magi_engine.session import GenerationSession
 
     monkeypatch.setattr(GenerationSession, "load", classmethod(lambda *a, **k: pytest.fail("a model was loaded")))
 

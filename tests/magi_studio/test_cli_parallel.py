@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.bundle import save_native_bundle
-from engine.video_io import read_video
+from magi_engine.bundle import save_native_bundle
+from magi_engine.video_io import read_video
 from magi_studio.cli import main
 from tests.engine.factories import tiny_bundle
 

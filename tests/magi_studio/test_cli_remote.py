@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.bundle import save_native_bundle
-from engine.remote.server import ServerThread
-from engine.remote.token import load_or_create_token
-from engine.session import GenerationSession
-from engine.video_io import read_video
+from magi_engine.bundle import save_native_bundle
+from magi_engine.remote.server import ServerThread
+from magi_engine.remote.token import load_or_create_token
+from magi_engine.session import GenerationSession
+from magi_engine.video_io import read_video
 from magi_studio.cli import main
 from magi_studio.document.commands import AddChunk, SetPrompt, new_chunk
 from magi_studio.document.model import ProjectSettings, new_project, storyboard_states
@@ -114,7 +114,7 @@ def test_serve_prints_where_to_connect_serves_and_stops_on_ctrl_c(model_dir, tmp
     import subprocess
     import sys
 
-    from engine.remote.client import RemoteSession
+    from magi_engine.remote.client import RemoteSession
     from tests.conftest import REPO_ROOT
 
     token_file = tmp_path / "token"

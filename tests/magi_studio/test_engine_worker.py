@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import shiboken6
 
-from engine.bundle import save_native_bundle
-from engine.config import GuidanceConfig
-from engine.errors import CheckpointError, ConfigError, DownloadError, EngineError
-from engine.events import (Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted,
+from magi_engine.bundle import save_native_bundle
+from magi_engine.config import GuidanceConfig
+from magi_engine.errors import CheckpointError, ConfigError, DownloadError, EngineError
+from magi_engine.events import (Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted,
                            StepProgress)
-from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import GenerationSession
+from magi_engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.session import GenerationSession
 from magi_studio.engine_worker import (EngineState, EngineWorker, JobStarted, LoadProgress, ModelInfo, ModelLoaded,
                                       is_final)
 from tests.engine.factories import tiny_bundle

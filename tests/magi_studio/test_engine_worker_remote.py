@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import RemoteError
-from engine.events import Cancelled, ChunkFinished, Failed, Finished
-from engine.remote.client import RemoteSession
-from engine.remote.server import ServerThread
-from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import GenerationSession
+from magi_engine.errors import RemoteError
+from magi_engine.events import Cancelled, ChunkFinished, Failed, Finished
+from magi_engine.remote.client import RemoteSession
+from magi_engine.remote.server import ServerThread
+from magi_engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.session import GenerationSession
 from magi_studio.engine_worker import EngineState, EngineWorker, ModelLoaded, is_final
 from tests.engine.factories import tiny_bundle
 

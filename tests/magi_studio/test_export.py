@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.errors import ExportError
-from engine.video_io import probe_video, read_video
+from magi_engine.errors import ExportError
+from magi_engine.video_io import probe_video, read_video
 from magi_studio.document.commands import SetProjectSettings, SetPrompt, SetShotStart
 from magi_studio.document.model import ChunkState, active_path
 from magi_studio.document.take_commands import SetActiveTake

@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtWidgets import QApplication, QWidget
 
-from engine.events import ChunkFinished
-from engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.events import ChunkFinished
+from magi_engine.requests import ChunkSpec, GenerationRequest
 from magi_studio.actions import ACTIONS, CONTEXT_KEYS, MENUS, WINDOW
 from magi_studio.engine_worker import EngineState
 from magi_studio.main_window import MainWindow
@@ -228,7 +228,7 @@ def test_theme_resources_are_shipped_and_load(qapp):
     from PySide6.QtGui import QFontDatabase, QIcon
 
     from magi_studio import theme
-    from resources import resource_path
+    from magi_resources import resource_path
 
     assert "DejaVu Sans" in theme.load_fonts() and "DejaVu Sans" in QFontDatabase.families()
     for name in re.findall(r"url\(styles:([\w.-]+)\)", theme.style_sheet()):

@@ -12,8 +12,8 @@ from urllib.parse import unquote, urlparse
 import opentimelineio as otio
 import pytest
 
-from engine.errors import ExportError
-from engine.video_io import probe_video
+from magi_engine.errors import ExportError
+from magi_engine.video_io import probe_video
 from magi_studio.document.model import active_path
 from magi_studio.export import owning_take
 from magi_studio.otio_export import CHUNK, METADATA_KEY, SHOT, export_timeline, is_our_export, timeline_from_sidecar

@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from engine.bundle import save_native_bundle
-from engine.events import CancelToken
-from engine.session import GenerationSession
-from engine.video_io import probe_video, read_video
+from magi_engine.bundle import save_native_bundle
+from magi_engine.events import CancelToken
+from magi_engine.session import GenerationSession
+from magi_engine.video_io import probe_video, read_video
 from magi_studio.cli import main
 from magi_studio.document.commands import AddChunk, AddShot, SetPrompt, SetShotStart, new_chunk
 from magi_studio.document.model import ProjectSettings, new_project, new_shot, storyboard_states

@@ -23,7 +23,7 @@ def test_defaults_come_from_code(isolated_settings):
 
 
 def test_runtime_settings_become_the_engine_s_runtime_config(isolated_settings):
-    from engine.config import RuntimeConfig
+    from magi_engine.config import RuntimeConfig
 
     s = isolated_settings
     assert (s.compile_layers, s.text_encoder) == (False, "auto")  # no compile in the app: a sooner first chunk

@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox
 
-from engine.events import ChunkFinished
+from magi_engine.events import ChunkFinished
 
 from magi_studio.actions import ACTIONS, STUDIO
 from magi_studio.controllers.run_state import RunPhase

@@ -12,7 +12,7 @@ import pytest
 import shiboken6
 from PySide6.QtCore import QObject
 
-from engine.errors import InputError
+from magi_engine.errors import InputError
 from magi_studio.document.commands import (AddChunk, Command, DeleteChunk, DeleteShot, MacroCommand, RenameShot,
                                            SetPrompt, SetSeed, SplitShot, new_chunk)
 from magi_studio.document.model import new_project

@@ -37,8 +37,8 @@ from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QInputDialog, QMessageBox
 
-from engine.events import ChunkFinished
-from engine.session import GenerationSession
+from magi_engine.events import ChunkFinished
+from magi_engine.session import GenerationSession
 from magi_studio.dialogs.export_dialog import OTIO, SCALES
 from magi_studio.dialogs.export_done import ExportDoneDialog
 from magi_studio.dialogs.project_prompts import SAVE, ProjectPrompts

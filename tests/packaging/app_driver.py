@@ -45,7 +45,7 @@ def main() -> int:
             settings.device = options.device
         settings.store.sync()
     if options.free_memory_gib is not None:
-        import engine.loading.memory as memory
+        import magi_engine.loading.memory as memory
 
         memory.device_memory_bytes = lambda device: int(options.free_memory_gib * 2**30)
 

@@ -243,9 +243,10 @@ def run_bundle(bundle: Path, tmp_path: Path, *args: str, timeout: float = 300) -
 @pytest.mark.slow
 def test_bundle_holds_the_resources_and_leaves_out_the_rest(bundle):
     internal = bundle / "_internal"
-    assert (internal / "resources" / "models" / "studio-mini" / "model.json").is_file()
-    assert (internal / "resources" / "icons" / "magi-studio.svg").is_file()
-    assert (internal / "resources" / "fonts" / "DejaVuSans.ttf").is_file()
+    assert (internal / "magi_resources" / "models" / "studio-mini" / "model.json").is_file()
+    assert (internal / "magi_resources" / "icons" / "magi-studio.svg").is_file()
+    assert (internal / "magi_resources" / "fonts" / "DejaVuSans.ttf").is_file()
+    assert not [name for name in ("engine", "resources", "lab") if (internal / name).exists()]
     assert (internal / "docs" / "user-guide.md").is_file() and (internal / "docs" / "screenshots").is_dir()
     assert list((internal / "imageio_ffmpeg" / "binaries").glob("ffmpeg-*"))
     for left_out in ("torch/test", "torch/include", "nvidia", "PySide6/Qt/lib/libQt6Quick.so.6",
@@ -255,7 +256,7 @@ def test_bundle_holds_the_resources_and_leaves_out_the_rest(bundle):
 
 @pytest.mark.slow
 def test_bundle_generates_the_same_chunk_as_the_checkout_in_a_clean_environment(bundle, tmp_path):
-    from engine.video_io import read_video
+    from magi_engine.video_io import read_video
     from magi_studio.cli import main
 
     out = tmp_path / "bundle.mp4"
@@ -274,7 +275,7 @@ def test_bundle_generates_the_same_chunk_as_the_checkout_in_a_clean_environment(
 
 @pytest.mark.slow
 def test_bundle_renders_a_project_and_says_what_went_wrong_in_one_line(bundle, tmp_path):
-    from engine.video_io import probe_video
+    from magi_engine.video_io import probe_video
     from magi_studio.document.model import new_project
     from magi_studio.document.store import ProjectStore
 

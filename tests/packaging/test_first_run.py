@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.variants import MAGI_VARIANTS
+from magi_engine.variants import MAGI_VARIANTS
 from magi_studio.cli import main as cli_main
 from tests.packaging.app_process import wait_for_untitled_project
 
@@ -168,7 +168,7 @@ def test_cli_incomplete_checkpoint_folder(tmp_path, capsys):
 def test_cli_not_enough_memory(tmp_path, capsys, monkeypatch):
     out = tmp_path / "x.mp4"
     folder = checkpoint_too_large(tmp_path / "MAGI-1")
-    monkeypatch.setattr("engine.loading.memory.device_memory_bytes", lambda device: 16 * 2**30)
+    monkeypatch.setattr("magi_engine.loading.memory.device_memory_bytes", lambda device: 16 * 2**30)
     assert cli_main(generate_argv(out, "--model", str(folder), "--device", "cpu")) == 1
     err = capsys.readouterr().err
     assert_one_error_line(err, "needs about", "16 GiB", "Choose")

@@ -5,15 +5,18 @@ network), from a copy of the files a clone of this checkout would have (`git ls-
 untracked but not ignored). An in-tree build would write build/ and *.egg-info into the checkout, and
 setuptools would pack whatever stale modules an earlier build left in build/lib.
 
-* Contents: every file of resources/ (icons, styles, fonts, studio-mini's weights and model card), every
-  module of engine/ and magi_studio/, the `magi-studio = magi_studio.cli:main` console script, metadata
-  matching pyproject.toml; no tests/, build/, dist/, egg-info, __pycache__ or .pyc.
+* Contents: every file of resources/ (icons, styles, fonts, studio-mini's weights and model card) as the
+  package magi_resources, every module of engine/ as magi_engine and of magi_studio/, the
+  `magi-studio = magi_studio.cli:main` console script, metadata matching pyproject.toml; no top-level
+  `engine`, `resources` or `lab` (names another distribution may take; the lab is not shipped), no tests/,
+  build/, dist/, egg-info, __pycache__ or .pyc.
 * Installed with `pip install --no-deps --target SITE`, then the `magi-studio` script pip wrote runs
   `generate` on studio-mini with the venv's python under `-S`, in an empty folder, with PYTHONPATH =
   SITE and the venv's site-packages (for torch, numpy, ...). `-S` keeps site.py from running the venv's
   .pth files, so the editable install of this checkout (`make setup`) cannot answer an import. Every
-  module of engine/magi_studio/resources must come from SITE, studio-mini must load from SITE's
-  resources, no file of the checkout may be opened, and the mp4 must hold 24 frames at the model's size.
+  module of magi_engine/magi_studio/magi_resources must come from SITE, none may be imported by a folder's
+  name (engine, resources, lab), studio-mini must load from SITE's magi_resources, no file of the
+  checkout may be opened, and the mp4 must hold 24 frames at the model's size.
 
 Measured on 2 cores shared with other work (torch 2.13 CPU): 19-39 s for the module, by the load: the
 build and the content checks 2-3 s, the install 1 s, the rest the one studio-mini chunk (8 steps).
@@ -38,7 +41,9 @@ from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
-PACKAGES = ("engine", "magi_studio", "resources")
+# Installed package -> its folder in the checkout (pyproject.toml's package-dir).
+PACKAGES = {"magi_engine": "engine", "magi_studio": "magi_studio", "magi_resources": "resources"}
+FOLDER_NAMES = ("engine", "resources", "lab")  # never installed or imported under these names
 JUNK_DIRS = {"tests", "build", "dist", "__pycache__", ".pytest_cache", ".git", ".venv", "benchmarks", "docs",
              "scripts", "packaging"}
 SCRIPT = "magi-studio"
@@ -57,7 +62,7 @@ def audit(event, args):
 
 sys.addaudithook(audit)
 
-from engine.session import GenerationSession
+from magi_engine.session import GenerationSession
 
 loaded = []
 load = GenerationSession.load.__func__
@@ -75,21 +80,22 @@ try:
 except SystemExit as exit:
     code = exit.code
 modules = {name: getattr(module, "__file__", None) for name, module in sys.modules.items()
-           if name.split(".")[0] in ("engine", "magi_studio", "resources")}
+           if name.split(".")[0] in ("magi_engine", "magi_studio", "magi_resources", "engine", "resources", "lab")}
 print(json.dumps({"code": code, "loaded": loaded, "modules": modules, "opened": opened, "sys_path": sys.path}))
 """
 
 
-def checkout_files(folder: str, pattern: str = "*") -> set[str]:
-    """Files under REPO/folder as wheel paths, without caches."""
-    return {path.relative_to(REPO).as_posix() for path in (REPO / folder).rglob(pattern)
+def checkout_files(package: str, pattern: str = "*") -> set[str]:
+    """Files of an installed package's folder in REPO as wheel paths (package/...), without caches."""
+    folder = REPO / PACKAGES[package]
+    return {f"{package}/{path.relative_to(folder).as_posix()}" for path in folder.rglob(pattern)
             if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo")}
 
 
 def in_checkout_packages(path: str) -> bool:
-    """Whether `path` lies in the checkout's engine/, magi_studio/ or resources/ (the venv may live in REPO)."""
+    """Whether `path` lies in the checkout's engine/, magi_studio/, resources/ or lab/ (the venv may live in REPO)."""
     resolved = Path(path).resolve()
-    return any(resolved.is_relative_to(REPO / package) for package in PACKAGES)
+    return any(resolved.is_relative_to(REPO / folder) for folder in [*PACKAGES.values(), "lab"])
 
 
 def clone_files() -> list[str]:
@@ -144,22 +150,22 @@ def test_wheel_holds_the_packages_the_resources_and_the_entry_point_and_nothing_
         metadata = HeaderParser().parsestr(archive.read(f"{info}/METADATA").decode())
     files = set(names)
 
-    resources = checkout_files("resources")
-    assert {"resources/__init__.py", "resources/models/studio-mini/model.json",
-            "resources/models/studio-mini/dit.safetensors", "resources/styles/dark.qss",
-            "resources/icons/magi-studio.svg", "resources/fonts/DejaVuSans.ttf"} <= resources
+    resources = checkout_files("magi_resources")
+    assert {"magi_resources/__init__.py", "magi_resources/models/studio-mini/model.json",
+            "magi_resources/models/studio-mini/dit.safetensors", "magi_resources/styles/dark.qss",
+            "magi_resources/icons/magi-studio.svg", "magi_resources/fonts/DejaVuSans.ttf"} <= resources
     missing = sorted(resources - files)
     assert not missing, f"files of resources/ the installed app would not find (see package-data): {missing}"
-    extra = sorted(name for name in files if name.startswith("resources/") and name not in resources)
-    assert not extra, f"the wheel's resources/ holds files the checkout does not: {extra}"
-    for package in ("engine", "magi_studio"):  # their other files (data, scripts) are not run by the app
+    extra = sorted(name for name in files if name.startswith("magi_resources/") and name not in resources)
+    assert not extra, f"the wheel's magi_resources/ holds files the checkout does not: {extra}"
+    for package in ("magi_engine", "magi_studio"):  # their other files (data, scripts) are not run by the app
         modules = checkout_files(package, "*.py")
         assert f"{package}/__init__.py" in modules
         missing = sorted(modules - files)
-        assert not missing, f"{package} files missing from the wheel (see packages.find): {missing}"
+        assert not missing, f"{package} files missing from the wheel (see packages in pyproject.toml): {missing}"
 
     tops = {name.split("/")[0] for name in names}
-    assert "lab" not in tops, "the wheel ships the lab (see packages.find)"
+    assert not tops & set(FOLDER_NAMES), f"the wheel installs {sorted(tops & set(FOLDER_NAMES))}"
     assert tops == {*PACKAGES, info}, f"unexpected top-level entries: {sorted(tops - {*PACKAGES, info})}"
     junk = [name for name in names if JUNK_DIRS.intersection(name.split("/")[:-1])
             or name.endswith((".pyc", ".pyo")) or ".egg-info/" in name or "/." in f"/{name}"]
@@ -183,13 +189,14 @@ def test_wheel_holds_the_packages_the_resources_and_the_entry_point_and_nothing_
 
 @pytest.mark.slow
 def test_installed_wheel_generates_a_chunk_on_its_own_studio_mini_outside_the_checkout(wheel, tmp_path):
-    from engine.video_io import iter_video, probe_video
+    from magi_engine.video_io import iter_video, probe_video
 
     target = tmp_path / "site"
     pip("install", "--no-deps", "--no-index", "--target", str(target), str(wheel), cwd=tmp_path)
     script = target / "bin" / SCRIPT
     assert script.is_file(), f"pip wrote no {SCRIPT} script: {sorted(p.name for p in target.glob('bin/*'))}"
-    assert (target / "resources" / "models" / "studio-mini" / "model.json").is_file()
+    assert (target / "magi_resources" / "models" / "studio-mini" / "model.json").is_file()
+    assert not [name for name in FOLDER_NAMES if (target / name).exists()]
 
     # torch, numpy, imageio-ffmpeg... come from the venv; its .pth files (the editable install) stay unread.
     user_site = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
@@ -212,16 +219,17 @@ def test_installed_wheel_generates_a_chunk_on_its_own_studio_mini_outside_the_ch
     site_dir = target.resolve()
     assert not [p for p in report["sys_path"] if p and (Path(p).resolve() == REPO or in_checkout_packages(p))], \
         report["sys_path"]
-    assert {"engine", "magi_studio", "magi_studio.cli", "resources"} <= set(report["modules"])
+    assert {"magi_engine", "magi_studio", "magi_studio.cli", "magi_resources"} <= set(report["modules"])
+    assert not [name for name in report["modules"] if name.split(".")[0] in FOLDER_NAMES], report["modules"]
     strays = {name: file for name, file in report["modules"].items()
               if file is None or not Path(file).resolve().is_relative_to(site_dir)}
     assert not strays, f"imported from outside the installed wheel (the checkout?): {strays}"
-    assert [Path(p).resolve() for p in report["loaded"]] == [site_dir / "resources" / "models" / "studio-mini"]
+    assert [Path(p).resolve() for p in report["loaded"]] == [site_dir / "magi_resources" / "models" / "studio-mini"]
     from_checkout = [p for p in report["opened"] if Path(p).is_absolute() and in_checkout_packages(p)]
     assert not from_checkout, f"the installed app read files of the checkout: {from_checkout}"
     assert any(Path(p).name == "model.json" for p in report["opened"]), "studio-mini's model.json was not read"
 
-    manifest = json.loads((target / "resources" / "models" / "studio-mini" / "model.json").read_text())
+    manifest = json.loads((target / "magi_resources" / "models" / "studio-mini" / "model.json").read_text())
     width, height = manifest["width"], manifest["height"]
     info = probe_video(out)
     assert (info.frames, info.width, info.height) == (24, width, height), info

@@ -7,9 +7,9 @@ import json
 import torch
 from safetensors.torch import load_file
 
-from engine.config import DiTConfig
-from engine.dit.model import ChunkText, MagiDiT
-from engine.dit.official_keys import official_key_plan
+from magi_engine.config import DiTConfig
+from magi_engine.dit.model import ChunkText, MagiDiT
+from magi_engine.dit.official_keys import official_key_plan
 from tests.conformance import conformance_path
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.config import RuntimeConfig
-from engine.dit.attention import ChunkLayout
-from engine.dit.compiled import compile_counts, compile_layers, resolve_runtime, uncompile_layers
-from engine.dit.model import ChunkText, MagiDiT
-from engine.errors import ConfigError
-from engine.variants import tiny_dit_config
+from magi_engine.config import RuntimeConfig
+from magi_engine.dit.attention import ChunkLayout
+from magi_engine.dit.compiled import compile_counts, compile_layers, resolve_runtime, uncompile_layers
+from magi_engine.dit.model import ChunkText, MagiDiT
+from magi_engine.errors import ConfigError
+from magi_engine.variants import tiny_dit_config
 from tests.engine.factories import randomize_
 
 

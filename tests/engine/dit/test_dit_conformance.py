@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.dit.attention import ChunkLayout
-from engine.dit.embeddings import timestep_sinusoid
-from engine.dit.model import ChunkText, KVContext
+from magi_engine.dit.attention import ChunkLayout
+from magi_engine.dit.embeddings import timestep_sinusoid
+from magi_engine.dit.model import ChunkText, KVContext
 
 from tests.engine.dit.conformance_util import chunk_text, load_case_folder
 

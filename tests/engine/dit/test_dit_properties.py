@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.dit.attention import ChunkLayout
-from engine.dit.model import ChunkText, KVContext
-from engine.errors import ConfigError, InputError
+from magi_engine.dit.attention import ChunkLayout
+from magi_engine.dit.model import ChunkText, KVContext
+from magi_engine.errors import ConfigError, InputError
 from tests.engine.factories import chunk_text, tiny_dit
 
 TOKENS = 6 * 2 * 3  # 6 frames x (4/2) x (6/2)

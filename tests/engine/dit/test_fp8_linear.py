@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.dit.fp8_linear import Fp8Linear, fp8_module_names, native_fp8_supported, use_fp8_linears
-from engine.dit.model import MagiDiT
-from engine.dit.official_keys import to_official_state_dict
-from engine.loading import save_sharded
-from engine.loading.fp8 import dequantize_fp8_linear, fp8_linear_scales, fp8_linear_weight
-from engine.magi_checkpoint import load_magi_dit
+from magi_engine.dit.fp8_linear import Fp8Linear, fp8_module_names, native_fp8_supported, use_fp8_linears
+from magi_engine.dit.model import MagiDiT
+from magi_engine.dit.official_keys import to_official_state_dict
+from magi_engine.loading import save_sharded
+from magi_engine.loading.fp8 import dequantize_fp8_linear, fp8_linear_scales, fp8_linear_weight
+from magi_engine.magi_checkpoint import load_magi_dit
 from tests.engine.factories import randomize_
 from tests.engine.loading.test_fp8 import _calibration, official_forward, quantise_per_channel, quantise_per_tensor
 from tests.engine.test_magi_checkpoint import TINY, quantise_layers, tiny_variant, velocity

@@ -2,8 +2,8 @@
 
 import torch
 
-from engine.dit.kv_cache import JoinedLayers, KVCache, concat_contexts
-from engine.dit.model import KVContext
+from magi_engine.dit.kv_cache import JoinedLayers, KVCache, concat_contexts
+from magi_engine.dit.model import KVContext
 
 
 def layers(seed: int, count: int = 3):

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.dit.model import MagiDiT
-from engine.dit.official_keys import (deinterleave_out_proj, expected_official_shapes, interleave_out_proj,
+from magi_engine.dit.model import MagiDiT
+from magi_engine.dit.official_keys import (deinterleave_out_proj, expected_official_shapes, interleave_out_proj,
                                       official_key_plan, split_cross_kv, to_official_state_dict)
-from engine.variants import MAGI_4_5B, MAGI_24B, tiny_dit_config
+from magi_engine.variants import MAGI_4_5B, MAGI_24B, tiny_dit_config
 from tests.engine.factories import randomize_
 
 

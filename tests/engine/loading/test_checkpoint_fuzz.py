@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save
 
-from engine.errors import CheckpointError
-from engine.loading.safetensors_io import CheckpointReader, refuse_pickled_only
+from magi_engine.errors import CheckpointError
+from magi_engine.loading.safetensors_io import CheckpointReader, refuse_pickled_only
 
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -135,7 +135,7 @@ def test_pickle_refusal_only_ever_says_pickles(files):
 
 
 def test_a_model_description_nested_too_deep_is_a_checkpoint_error(tmp_path):
-    from engine.model_files import read_manifest
+    from magi_engine.model_files import read_manifest
 
     (tmp_path / "model.json").write_text('{"format": "magi-studio-model", "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(CheckpointError, match="cannot be read as a model description"):

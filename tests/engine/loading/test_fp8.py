@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from engine.errors import CheckpointError
-from engine.loading.fp8 import dequantize_fp8_linear, dequantized_tensors, fp8_linear_prefixes, is_fp8_linear
-from engine.loading.module_loading import load_into_module
-from engine.loading.safetensors_io import CheckpointReader, save_sharded
+from magi_engine.errors import CheckpointError
+from magi_engine.loading.fp8 import dequantize_fp8_linear, dequantized_tensors, fp8_linear_prefixes, is_fp8_linear
+from magi_engine.loading.module_loading import load_into_module
+from magi_engine.loading.safetensors_io import CheckpointReader, save_sharded
 
 E4M3_MAX = 448.0
 
@@ -148,7 +148,7 @@ def test_fp8_checkpoint_loads_into_dense_meta_module(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_quantize_fp8_linear_writes_the_official_layout(per_channel: bool) -> None:
-    from engine.loading.fp8 import quantize_fp8_linear
+    from magi_engine.loading.fp8 import quantize_fp8_linear
 
     g = torch.Generator().manual_seed(9)
     w = torch.randn(32, 48, generator=g) / 7

@@ -17,8 +17,8 @@ from huggingface_hub.hf_api import HfApi, RepoFile
 from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import save_file
 
-from engine.errors import ConfigError, DownloadError
-from engine.loading.hub import (
+from magi_engine.errors import ConfigError, DownloadError
+from magi_engine.loading.hub import (
     IGNORE_PATTERNS,
     VARIANTS,
     DownloadCancelled,
@@ -26,7 +26,7 @@ from engine.loading.hub import (
     download_variant,
     weight_dir,
 )
-from engine.loading.safetensors_io import CheckpointReader
+from magi_engine.loading.safetensors_io import CheckpointReader
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -254,7 +254,7 @@ def test_snapshot_download_is_called_with_patterns(tmp_path: Path, monkeypatch) 
 
 
 def test_folders_agree_with_the_variant_table() -> None:
-    from engine.variants import MAGI_VARIANTS  # the model table kept beside the configs
+    from magi_engine.variants import MAGI_VARIANTS  # the model table kept beside the configs
 
     assert set(MAGI_VARIANTS) == set(VARIANTS)
     assert all(weight_dir(name) == variant.hub_folder for name, variant in MAGI_VARIANTS.items())

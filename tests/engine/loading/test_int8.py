@@ -6,13 +6,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.bundle import load_native_bundle, save_native_bundle
-from engine.errors import CheckpointError
-from engine.loading import CheckpointReader
-from engine.loading.int8 import MIN_ELEMENTS, SCALE_SUFFIX, dequantize_int8, int8_dequantized_tensors, quantize_int8
-from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import GenerationSession
-from engine.events import ChunkFinished
+from magi_engine.bundle import load_native_bundle, save_native_bundle
+from magi_engine.errors import CheckpointError
+from magi_engine.loading import CheckpointReader
+from magi_engine.loading.int8 import MIN_ELEMENTS, SCALE_SUFFIX, dequantize_int8, int8_dequantized_tensors, quantize_int8
+from magi_engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.session import GenerationSession
+from magi_engine.events import ChunkFinished
 from tests.engine.factories import tiny_bundle
 
 

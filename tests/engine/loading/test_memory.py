@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from engine.config import DiTConfig
-from engine.errors import OutOfMemory
-from engine.loading import memory
-from engine.loading.memory import (
+from magi_engine.config import DiTConfig
+from magi_engine.errors import OutOfMemory
+from magi_engine.loading import memory
+from magi_engine.loading.memory import (
     MemoryEstimate,
     check_fits,
     device_memory_bytes,
@@ -136,7 +136,7 @@ def test_non_multiple_resolutions_round_up() -> None:
 
 
 def test_text_placement_takes_the_first_of_gpu_offload_cpu_that_fits() -> None:
-    from engine.loading.memory import choose_text_placement
+    from magi_engine.loading.memory import choose_text_placement
 
     kwargs = dict(width=720, height=720, window=4, cache_chunks=4)
     with_text = estimate_memory(DIT_4_5B, **kwargs)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from engine.errors import CheckpointError
-from engine.loading.module_loading import LazyTensor, dtype_policy, load_into_module
-from engine.loading.safetensors_io import CheckpointReader, save_sharded
+from magi_engine.errors import CheckpointError
+from magi_engine.loading.module_loading import LazyTensor, dtype_policy, load_into_module
+from magi_engine.loading.safetensors_io import CheckpointReader, save_sharded
 
 
 class Tiny(nn.Module):

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from engine.errors import CheckpointError
-from engine.loading.safetensors_io import CheckpointReader, save_sharded
+from magi_engine.errors import CheckpointError
+from magi_engine.loading.safetensors_io import CheckpointReader, save_sharded
 
 
 def _state_dict() -> dict[str, torch.Tensor]:
@@ -212,7 +212,7 @@ def test_save_sharded_handles_tied_tensors(tmp_path: Path) -> None:
 def test_save_sharded_never_writes_through_a_link_or_over_a_fifo(tmp_path: Path) -> None:
     import os
 
-    from engine.errors import ExportError
+    from magi_engine.errors import ExportError
 
     outside = tmp_path / "outside.txt"
     outside.write_text("not yours")

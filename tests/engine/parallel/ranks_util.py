@@ -9,9 +9,9 @@ import os
 
 import torch
 
-from engine.config import GuidanceConfig, SamplingConfig
-from engine.dit.model import MagiDiT
-from engine.variants import tiny_dit_config
+from magi_engine.config import GuidanceConfig, SamplingConfig
+from magi_engine.dit.model import MagiDiT
+from magi_engine.variants import tiny_dit_config
 from tests.engine.factories import randomize_
 
 #: Tiny members of the two families with MAGI-1's head ratios: 4.5B has 3 query heads per kv head
@@ -76,7 +76,7 @@ def tiny_bundle_dit(device, distilled: bool):
 
 def failing_tiny_bundle_dit(device, distilled: bool, fail_at_call: int):
     """As tiny_bundle_dit, but its forward raises OutOfMemory at call `fail_at_call` (a rank that fails mid-run)."""
-    from engine.errors import OutOfMemory
+    from magi_engine.errors import OutOfMemory
 
     dit = tiny_bundle_dit(device, distilled)
     calls = {"n": 0}

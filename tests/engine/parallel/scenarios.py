@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import torch
 
-from engine.dit.attention import ChunkLayout
-from engine.dit.model import ChunkText, KVContext
-from engine.parallel.launch import ParallelModel
-from engine.parallel.plan import ParallelPlan, kv_head_repeats
-from engine.parallel.runtime import ParallelRuntime
-from engine.sampler.loop import ChunkDone, sample_chunks
+from magi_engine.dit.attention import ChunkLayout
+from magi_engine.dit.model import ChunkText, KVContext
+from magi_engine.parallel.launch import ParallelModel
+from magi_engine.parallel.plan import ParallelPlan, kv_head_repeats
+from magi_engine.parallel.runtime import ParallelRuntime
+from magi_engine.sampler.loop import ChunkDone, sample_chunks
 from tests.engine.factories import LATENT_H, LATENT_W, chunk_noise, chunk_text, plans
 from tests.engine.parallel.ranks_util import FAMILIES, family_dit, family_sampling
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import OutOfMemory
-from engine.events import ChunkFinished, Failed, Finished
-from engine.parallel.launch import LaunchSpec
-from engine.parallel.session import ParallelSession
-from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import GenerationSession
+from magi_engine.errors import OutOfMemory
+from magi_engine.events import ChunkFinished, Failed, Finished
+from magi_engine.parallel.launch import LaunchSpec
+from magi_engine.parallel.session import ParallelSession
+from magi_engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.session import GenerationSession
 from tests.engine.factories import TINY_VOCAB_CAPTIONS, tiny_bundle
 from tests.engine.parallel.ranks_util import failing_tiny_bundle_dit, tiny_bundle_dit
 

@@ -14,13 +14,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import SamplingConfig
-from engine.errors import ConfigError, EngineError, InputError, ProtocolError
-from engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
-from engine.remote.protocol import (MAX_HEADER_BYTES, decode, decode_event, decode_request, encode, encode_event,
+from magi_engine.config import SamplingConfig
+from magi_engine.errors import ConfigError, EngineError, InputError, ProtocolError
+from magi_engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
+from magi_engine.remote.protocol import (MAX_HEADER_BYTES, decode, decode_event, decode_request, encode, encode_event,
                                     encode_png_strip, encode_request, sampling_from_data, sampling_to_data)
-from engine.remote.token import load_or_create_token, read_token, same_token
-from engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.remote.token import load_or_create_token, read_token, same_token
+from magi_engine.requests import ChunkSpec, GenerationRequest
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -208,10 +208,10 @@ def test_the_token_file_is_made_private_reused_and_refused_when_others_can_read_
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
 def test_tls_with_the_server_s_certificate_and_a_refusal_without_trusting_it(tmp_path):
-    from engine.remote.client import RemoteSession
-    from engine.remote.server import ServerThread, tls_context
-    from engine.errors import RemoteError
-    from engine.session import GenerationSession
+    from magi_engine.remote.client import RemoteSession
+    from magi_engine.remote.server import ServerThread, tls_context
+    from magi_engine.errors import RemoteError
+    from magi_engine.session import GenerationSession
     from tests.engine.factories import tiny_bundle
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"

@@ -13,14 +13,14 @@ import torch
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from engine.errors import ConfigError, InputError, RemoteError
-from engine.events import (CancelToken, Cancelled, ChunkFinished, Failed, Finished, GenerationStarted,
+from magi_engine.errors import ConfigError, InputError, RemoteError
+from magi_engine.events import (CancelToken, Cancelled, ChunkFinished, Failed, Finished, GenerationStarted,
                            StepProgress)
-from engine.remote.client import Queued, RemoteSession
-from engine.remote.protocol import PROTOCOL_VERSION, decode, encode
-from engine.remote.server import EngineServer, ServerLimits, ServerThread
-from engine.requests import ChunkSpec, GenerationRequest
-from engine.session import GenerationSession
+from magi_engine.remote.client import Queued, RemoteSession
+from magi_engine.remote.protocol import PROTOCOL_VERSION, decode, encode
+from magi_engine.remote.server import EngineServer, ServerLimits, ServerThread
+from magi_engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.session import GenerationSession
 from tests.engine.factories import tiny_bundle
 
 TOKEN = "test-token-0123456789abcdef"

@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from engine.requests import ChunkSpec, GenerationRequest
-from engine.sampler.loop import ChunkDone, sample_chunks
-from engine.events import ChunkFinished
-from engine.session import GenerationSession
+from magi_engine.requests import ChunkSpec, GenerationRequest
+from magi_engine.sampler.loop import ChunkDone, sample_chunks
+from magi_engine.events import ChunkFinished
+from magi_engine.session import GenerationSession
 from tests.engine.factories import chunk_text, plans, tiny_bundle, tiny_dit, tiny_sampling
 
 
@@ -95,7 +95,7 @@ def test_the_session_encodes_the_negative_prompt_and_an_empty_one_changes_nothin
 
 
 def test_a_negative_prompt_is_checked_like_the_prompt():
-    from engine.errors import InputError
+    from magi_engine.errors import InputError
 
     with pytest.raises(InputError, match="A negative prompt is 4001 characters long"):
         ChunkSpec("ok", 1, negative_prompt="x" * 4001)

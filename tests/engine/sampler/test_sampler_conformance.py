@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.config import GuidanceConfig, SamplingConfig
-from engine.sampler.loop import ChunkDone, ChunkPlan, sample_chunks
-from engine.sampler.schedule import flow_schedule
+from magi_engine.config import GuidanceConfig, SamplingConfig
+from magi_engine.sampler.loop import ChunkDone, ChunkPlan, sample_chunks
+from magi_engine.sampler.schedule import flow_schedule
 from tests.conformance import conformance_path
 from tests.engine.dit.conformance_util import load_case_folder
 

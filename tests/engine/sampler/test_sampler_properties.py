@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.config import CHUNK_LATENT_FRAMES
-from engine.dit.attention import ChunkLayout
-from engine.dit.model import ChunkText
-from engine.sampler.loop import ChunkDone, ChunkPlan, StepDone, sample_chunks
-from engine.sampler.schedule import attention_span, flow_schedule, guidance_scales, shortcut_step_sizes
-from engine.sampler.window import window_steps
+from magi_engine.config import CHUNK_LATENT_FRAMES
+from magi_engine.dit.attention import ChunkLayout
+from magi_engine.dit.model import ChunkText
+from magi_engine.sampler.loop import ChunkDone, ChunkPlan, StepDone, sample_chunks
+from magi_engine.sampler.schedule import attention_span, flow_schedule, guidance_scales, shortcut_step_sizes
+from magi_engine.sampler.window import window_steps
 from tests.engine.factories import LATENT_H, LATENT_W, chunk_text, plans, tiny_dit, tiny_sampling
 
 TOKENS = 6 * (LATENT_H // 2) * (LATENT_W // 2)

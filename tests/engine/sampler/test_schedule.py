@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from engine.config import GuidanceConfig
-from engine.sampler.schedule import attention_span, flow_schedule, guidance_scales, shortcut_step_sizes
-from engine.sampler.window import total_steps, window_steps
+from magi_engine.config import GuidanceConfig
+from magi_engine.sampler.schedule import attention_span, flow_schedule, guidance_scales, shortcut_step_sizes
+from magi_engine.sampler.window import total_steps, window_steps
 from tests.conformance import conformance_path
 
 

@@ -5,7 +5,7 @@ Expected outputs were checked against the official function (ftfy 6.2.0, beautif
 
 import pytest
 
-from engine.text.clean import clean_caption
+from magi_engine.text.clean import clean_caption
 
 
 def twice(text: str) -> str:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import CheckpointError, ConfigError
-from engine.text.special_tokens import SpecialTokens, find_special_tokens
+from magi_engine.errors import CheckpointError, ConfigError
+from magi_engine.text.special_tokens import SpecialTokens, find_special_tokens
 
 C = 8  # channel width; MAGI-1's file has 4096
 

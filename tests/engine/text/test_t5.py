@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import CheckpointError
-from engine.text import SpecialTokens, T5TextEncoder, TextEncoder
+from magi_engine.errors import CheckpointError
+from magi_engine.text import SpecialTokens, T5TextEncoder, TextEncoder
 from tests.engine.factories import save_tiny_t5
 
 D_MODEL = 32
@@ -178,7 +178,7 @@ def test_corrupt_weights_become_checkpoint_errors(t5_folder, tmp_path):
 
 
 def test_spiece_only_folder_without_protobuf_says_what_to_do(t5_folder, tmp_path, monkeypatch):
-    import engine.text.t5 as t5
+    import magi_engine.text.t5 as t5
 
     folder = copy_without(t5_folder, tmp_path / "spiece", "tokenizer.json")
     (folder / "spiece.model").write_bytes(b"\x00")  # MAGI-1's folder ships spiece.model only
@@ -188,7 +188,7 @@ def test_spiece_only_folder_without_protobuf_says_what_to_do(t5_folder, tmp_path
 
 
 def test_non_finite_features_are_reported(t5_folder):
-    from engine.errors import ConfigError
+    from magi_engine.errors import ConfigError
 
     def overflow(module, args, output):  # what float16 T5 v1.1 can do
         output.last_hidden_state.fill_(float("nan"))

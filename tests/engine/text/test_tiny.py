@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from engine.errors import CheckpointError, ConfigError
-from engine.text import TextEncoder, WordTextEncoder, WordTextEncoderConfig, build_vocabulary
-from engine.text.tiny import SPECIAL_WORDS
+from magi_engine.errors import CheckpointError, ConfigError
+from magi_engine.text import TextEncoder, WordTextEncoder, WordTextEncoderConfig, build_vocabulary
+from magi_engine.text.tiny import SPECIAL_WORDS
 
 CAPTIONS = [
     "a red circle rolls to the left over green grass",
@@ -141,7 +141,7 @@ def test_layers_compute_what_torch_transformer_layers_with_the_same_weights_do(m
 
 
 def test_rotary_attention_sees_only_distances():
-    from engine.text.tiny import SelfAttention, rotary_angles
+    from magi_engine.text.tiny import SelfAttention, rotary_angles
 
     torch.manual_seed(0)
     attention = SelfAttention(16, 2).eval()
@@ -204,8 +204,8 @@ def test_lexicon_words_are_read_as_the_trained_words_they_mean(model):
 def test_the_bundle_loader_gives_the_encoder_its_folders_lexicon(tmp_path):
     import json
 
-    from engine.bundle import load_native_bundle, save_native_bundle
-    from engine.text.words import LEXICON_FORMAT
+    from magi_engine.bundle import load_native_bundle, save_native_bundle
+    from magi_engine.text.words import LEXICON_FORMAT
     from tests.engine.factories import tiny_bundle
 
     save_native_bundle(tiny_bundle(), tmp_path)

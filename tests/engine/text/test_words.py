@@ -1,4 +1,4 @@
-"""engine.text.words: the words a word-level encoder knows, read without torch, and a prompt's unknown words."""
+"""magi_engine.text.words: the words a word-level encoder knows, read without torch, and a prompt's unknown words."""
 
 import json
 import subprocess
@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from engine.errors import CheckpointError
-from engine.text.words import (LEXICON_FORMAT, Vocabulary, edit_distance, model_vocabulary, read_encoder_words,
+from magi_engine.errors import CheckpointError
+from magi_engine.text.words import (LEXICON_FORMAT, Vocabulary, edit_distance, model_vocabulary, read_encoder_words,
                                tokenize_words, unknown_words_warning, word_spans)
 
 WORLD_WORDS = ("<pad>", "<unk>", "<bos>", "<dur1>", "a", "ball", "red", "rises", "left", "the", "upward", "toward")
@@ -93,7 +93,7 @@ def test_magi1_models_have_no_closed_vocabulary(tmp_path):
 
 
 def test_studio_mini_vocabulary_is_the_shipped_encoders_and_costs_no_torch():
-    code = ("import sys; from engine.text.words import model_vocabulary; v = model_vocabulary('studio-mini'); "
+    code = ("import sys; from magi_engine.text.words import model_vocabulary; v = model_vocabulary('studio-mini'); "
             "print(len(v.words), 'red' in v.words, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
     count, has_red, torch_loaded = out.split()

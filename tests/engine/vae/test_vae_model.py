@@ -15,10 +15,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.errors import InputError
-from engine.loading import vae_parameter_count
-from engine.vae import VAEConfig, VideoVAE
-from engine.vae.model import normalise_per_head, resize_position_table
+from magi_engine.errors import InputError
+from magi_engine.loading import vae_parameter_count
+from magi_engine.vae import VAEConfig, VideoVAE
+from magi_engine.vae.model import normalise_per_head, resize_position_table
 from tests.conformance import conformance_path
 
 ATOL = 1e-4
@@ -113,7 +113,7 @@ def test_state_dict_uses_official_key_names():
 
 
 def test_a_decoder_depth_of_its_own_deepens_only_the_decoder():
-    from engine.errors import ConfigError
+    from magi_engine.errors import ConfigError
 
     deep = dataclasses.replace(TINY, decoder_depth=TINY.depth + 2)
     vae = VideoVAE(deep)

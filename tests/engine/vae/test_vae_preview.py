@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from engine.errors import ConfigError, InputError
-from engine.vae import LatentRGBProjection, VAEConfig, VideoVAE, fit_latent_rgb_projection
-from engine.vae.preview import synthetic_clips
+from magi_engine.errors import ConfigError, InputError
+from magi_engine.vae import LatentRGBProjection, VAEConfig, VideoVAE, fit_latent_rgb_projection
+from magi_engine.vae.preview import synthetic_clips
 
 TINY = VAEConfig(video_size=32, video_length=8, embed_dim=256, depth=1, num_heads=4, mlp_ratio=2.0)
 

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-from engine.errors import ConfigError
-from engine.vae import VAEConfig, VideoVAE
-from engine.vae.tiling import TileLayout, cross_fade, tile_starts, tiled_decode, tiled_encode
+from magi_engine.errors import ConfigError
+from magi_engine.vae import VAEConfig, VideoVAE
+from magi_engine.vae.tiling import TileLayout, cross_fade, tile_starts, tiled_decode, tiled_encode
 from tests.conformance import conformance_path
 
 ATOL = 1e-4

@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 import torch
 
-from engine.dit.attention import ChunkLayout
-from engine.dit.model import ChunkText, MagiDiT
+from magi_engine.dit.attention import ChunkLayout
+from magi_engine.dit.model import ChunkText, MagiDiT
 from lab.training.checkpoint import load_training_state, save_training_state
 from lab.training.grow import copied_after, grow_run, grow_state, grow_vae_decoder_state, layer_count
-from engine.variants import tiny_dit_config
+from magi_engine.variants import tiny_dit_config
 from tests.engine.factories import chunk_text, randomize_
 
 TOKENS = 6 * 2 * 3
@@ -90,7 +90,7 @@ def test_a_training_state_grows_in_place_raw_and_ema(tmp_path):
 
 
 def test_a_deeper_vae_decoder_decodes_as_before_and_its_new_blocks_train():
-    from engine.vae import VAEConfig, VideoVAE
+    from magi_engine.vae import VAEConfig, VideoVAE
 
     config = VAEConfig(video_size=32, video_length=8, embed_dim=256, depth=1, num_heads=4, mlp_ratio=2.0)
     vae = VideoVAE(config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.text import WordTextEncoder, WordTextEncoderConfig, build_vocabulary
+from magi_engine.text import WordTextEncoder, WordTextEncoderConfig, build_vocabulary
 from lab.training.rotary_text import distill, rotary_student, training_captions
 from lab.world.captions import vocabulary_sentences
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from safetensors import safe_open
 
-from engine.config import DiTConfig
-from engine.loading.int8 import SCALE_SUFFIX
-from engine.models import studio_mini_path
+from magi_engine.config import DiTConfig
+from magi_engine.loading.int8 import SCALE_SUFFIX
+from magi_engine.models import studio_mini_path
 from lab.training import studio_mini
 
 BUDGET_BYTES = 40_000_000
@@ -35,7 +35,7 @@ def test_the_shipped_dit_is_the_training_configuration_stored_in_int8():
 def test_the_shipped_vae_is_the_training_configuration_stored_in_int8():
     import dataclasses
 
-    from engine.vae.config import VAEConfig
+    from magi_engine.vae.config import VAEConfig
 
     shipped = VAEConfig.from_dict(json.loads((studio_mini_path() / "model.json").read_text())["vae"])
     assert dataclasses.replace(shipped, scale_factor=studio_mini.VAE.scale_factor) == studio_mini.VAE
@@ -49,9 +49,9 @@ def test_the_shipped_vae_is_the_training_configuration_stored_in_int8():
 def test_studio_mini_uses_guidance_so_a_negative_prompt_changes_its_chunks_and_an_empty_one_does_not():
     import dataclasses
 
-    from engine.events import ChunkFinished
-    from engine.requests import ChunkSpec, GenerationRequest
-    from engine.session import GenerationSession
+    from magi_engine.events import ChunkFinished
+    from magi_engine.requests import ChunkSpec, GenerationRequest
+    from magi_engine.session import GenerationSession
 
     session = GenerationSession.load("studio-mini", device="cpu")
     assert session.default_sampling.guidance.mode == "cfg3"

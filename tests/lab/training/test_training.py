@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import CHUNK_LATENT_FRAMES
+from magi_engine.config import CHUNK_LATENT_FRAMES
 from lab.training import studio_mini
 from lab.training.checkpoint import load_training_state, save_training_state
 from lab.training.dit_batches import BatchStructure, make_batch, sample_structure
@@ -199,10 +199,10 @@ def test_saved_step_reads_the_header_of_a_training_checkpoint(tmp_path):
 
 def test_a_carry_seeded_from_the_shipped_bundle_resumes_its_weights(tmp_path):
     """transfer.seed: the bundle's DiT as raw and EMA DiT, the given encoder as raw and EMA encoder."""
-    from engine.bundle import load_native_bundle
-    from engine.dit.model import MagiDiT
-    from engine.models import studio_mini_path
-    from engine.text.tiny import WordTextEncoder
+    from magi_engine.bundle import load_native_bundle
+    from magi_engine.dit.model import MagiDiT
+    from magi_engine.models import studio_mini_path
+    from magi_engine.text.tiny import WordTextEncoder
     from lab.training.rotary_text import rotary_student
     from lab.training.transfer import complete, seed
 
@@ -267,8 +267,8 @@ def test_decoder_only_training_leaves_the_encoder_and_the_latent_scale(tmp_path)
     # The deeper decoder goes into a model whose VAE is `first`; the model's files take it and load it.
     import dataclasses
 
-    from engine.bundle import load_native_bundle
-    from engine.errors import CheckpointError
+    from magi_engine.bundle import load_native_bundle
+    from magi_engine.errors import CheckpointError
     from lab.training import export
     from lab.training.train_vae import load_trained_vae
     from tests.engine.factories import tiny_bundle
@@ -307,7 +307,7 @@ def test_the_motion_weight_adds_to_the_loss_only_where_a_clip_moves_inside_a_lat
 
     from lab.training import studio_mini
     from lab.training.train_vae import vae_loss
-    from engine.vae import VideoVAE
+    from magi_engine.vae import VideoVAE
 
     vae = VideoVAE(dataclasses.replace(studio_mini.VAE, video_size=32, embed_dim=256, num_heads=4)).eval()
     still = torch.rand(1, 3, 1, 32, 32).expand(-1, -1, 4, -1, -1) * 2 - 1

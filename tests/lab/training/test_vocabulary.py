@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.errors import CheckpointError
-from engine.text.tiny import WordTextEncoder, WordTextEncoderConfig, build_vocabulary
+from magi_engine.errors import CheckpointError
+from magi_engine.text.tiny import WordTextEncoder, WordTextEncoderConfig, build_vocabulary
 from lab.training.vocabulary import carry_rows, revocab_parts
 
 OLD = build_vocabulary(["a red ball rolls left", "watch the ball"])

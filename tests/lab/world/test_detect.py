@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.video_io import read_video, write_video
+from magi_engine.video_io import read_video, write_video
 from lab.world.detect import BACKGROUND_MATCH_DE, Detector, fit_frame
 from lab.world.scene import BACKGROUNDS, CLASHES, COLOURS, SHAPES, SIZE, ObjectState, draw
 

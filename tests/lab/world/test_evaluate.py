@@ -68,7 +68,7 @@ def test_arguments():
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from engine.bundle import save_native_bundle
+    from magi_engine.bundle import save_native_bundle
     from tests.engine.factories import tiny_bundle
 
     folder = tmp_path_factory.mktemp("tiny-model")

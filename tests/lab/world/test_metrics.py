@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from engine.video_io import read_video, write_video
+from magi_engine.video_io import read_video, write_video
 from lab.world import metrics as M
 from lab.world.detect import Detector
 from lab.world.scene import BACKGROUNDS, CHUNK_FRAMES, MOTIONS, ObjectState, render_frames

@@ -107,7 +107,7 @@ def test_training_captions_use_every_vocabulary_word_and_heldout_prompts_only_th
     """A vocabulary word no training caption says keeps its random embedding (the held-out "-ing" forms
     were such words until v5), so the vocabulary is exactly what training says, and held-out prompts
     use only those words but the "watch" of their sentence shape."""
-    from engine.text.tiny import SPECIAL_WORDS, tokenize_words
+    from magi_engine.text.tiny import SPECIAL_WORDS, tokenize_words
     from lab.training.studio_mini import text_config
 
     vocabulary = set(text_config().vocab) - set(SPECIAL_WORDS)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
-from engine.events import ChunkFinished, Failed, StepProgress
+from magi_engine.events import ChunkFinished, Failed, StepProgress
 from magi_studio.controllers.generation import ChunkJobState as Job
 from magi_studio.controllers.generation import GenerationController, RunPhase
 from magi_studio.document import store as store_module

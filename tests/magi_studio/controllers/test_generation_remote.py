@@ -8,8 +8,8 @@ import random
 import numpy as np
 import torch
 
-from engine.remote.server import ServerThread
-from engine.session import GenerationSession
+from magi_engine.remote.server import ServerThread
+from magi_engine.session import GenerationSession
 from magi_studio.controllers.generation import GenerationController
 from magi_studio.document.model import active_path, resolve_take
 from tests.engine.factories import tiny_bundle

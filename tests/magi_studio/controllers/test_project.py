@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import QFileInfo, QLocale, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QListView, QMessageBox
 
-from engine.events import ChunkFinished
+from magi_engine.events import ChunkFinished
 from magi_studio.controllers import common
 from magi_studio.controllers.project import ProjectController
 from magi_studio.dialogs.project_prompts import (CANCEL, DISCARD, RECOVER, SAVE, ProjectOpenDialog, ProjectPrompts,
@@ -273,7 +273,7 @@ def test_new_projects_take_the_settings_model_and_generation_values(make, isolat
 @pytest.fixture
 def generating(make, qtbot, isolated_settings, engine_worker, pausing_session_factory):
     """A ProjectController wired to a GenerationController on the tiny model (64x64), as the window wires them."""
-    from engine.events import ChunkFinished
+    from magi_engine.events import ChunkFinished
     from magi_studio.controllers.generation import GenerationController
     from magi_studio.document.commands import AddChunk, new_chunk
 

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from engine.errors import ConfigError
-from engine.remote.server import ServerThread
-from engine.remote.token import load_or_create_token
-from engine.session import GenerationSession
+from magi_engine.errors import ConfigError
+from magi_engine.remote.server import ServerThread
+from magi_engine.remote.token import load_or_create_token
+from magi_engine.session import GenerationSession
 from magi_studio.dialogs.engine_page import describe_server
 from magi_studio.dialogs.settings_dialog import SettingsDialog
 from magi_studio.document.model import ProjectSettings, new_project

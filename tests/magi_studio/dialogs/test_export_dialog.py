@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtWidgets import QApplication, QDialog, QPushButton
 
-from engine.video_io import probe_video, read_video
+from magi_engine.video_io import probe_video, read_video
 from magi_studio.dialogs.export_dialog import BICUBIC, NEAREST, OTIO, SCALES, ExportDialog
 from magi_studio.dialogs.export_done import ExportDoneDialog
 from magi_studio.otio_export import SHOT
@@ -174,7 +174,7 @@ def test_an_unwritable_target_is_reported_in_the_dialog(qtbot, complete, tmp_pat
 
 
 def test_a_missing_ffmpeg_is_named_in_the_dialog_and_nothing_is_written(qtbot, complete, tmp_path, no_ffmpeg_binary):
-    from engine.video_io import FFMPEG_MISSING
+    from magi_engine.video_io import FFMPEG_MISSING
 
     project, store = complete
     dialog = open_dialog(qtbot, project, store)

@@ -19,7 +19,7 @@ import torch
 from PySide6.QtCore import QPoint, Qt
 from safetensors.torch import save_file
 
-from engine.loading.hub import weight_dir
+from magi_engine.loading.hub import weight_dir
 from magi_studio.dialogs.settings_dialog import SettingsDialog
 from magi_studio.document.model import ProjectSettings, new_project
 from magi_studio.document.store import ProjectStore

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from engine.events import ChunkFinished
+from magi_engine.events import ChunkFinished
 from magi_studio.document.commands import (AddChunk, AddShot, SetPrompt, SetReferenceImage, SetSeedLocked,
                                            SetShotStart, new_chunk)
 from magi_studio.document.model import Project, ProjectSettings, new_project, new_shot

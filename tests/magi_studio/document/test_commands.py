@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from engine.errors import ConfigError, InputError
+from magi_engine.errors import ConfigError, InputError
 from magi_studio.document.commands import (AddChunk, AddShot, DeleteChunk, DeleteShot, DuplicateChunk, InsertChunk,
                                            MacroCommand, MoveChunk, RenameShot, SetProjectSettings, SetPrompt,
                                            SetReferenceImage, SetSeed, SetSeedLocked, SetShotPrompt, SetShotStart,

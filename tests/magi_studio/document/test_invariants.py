@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 
-from engine.events import ChunkFinished
+from magi_engine.events import ChunkFinished
 from magi_studio.document.commands import DeleteChunk, MoveChunk, SetPrompt
 from magi_studio.document.invariants import check
 from magi_studio.document.model import active_path

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ConfigError
+from magi_engine.errors import ConfigError
 from magi_studio.document.commands import (DeleteChunk, InsertChunk, SetPrompt, SetProjectSettings, SetReferenceImage,
                                            SetSeed, SetShotStart, new_chunk)
 from magi_studio.document.model import (CHUNK_FRAMES, Chunk, ChunkState, Project, ProjectSettings, Shot, Take,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.events import CancelToken, Cancelled, ChunkFinished, Finished
-from engine.session import GenerationSession
-from engine.video_io import load_image
+from magi_engine.events import CancelToken, Cancelled, ChunkFinished, Finished
+from magi_engine.session import GenerationSession
+from magi_engine.video_io import load_image
 from magi_studio.document.commands import (AddChunk, AddShot, SetPrompt, SetReferenceImage, SetSeedLocked,
                                            SetShotStart, new_chunk)
 from magi_studio.document.errors import ProjectError

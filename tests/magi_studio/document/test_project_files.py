@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import save as save_safetensors
 
-from engine.errors import ExportError
+from magi_engine.errors import ExportError
 from magi_studio.document.errors import ProjectError, ProjectFileError
 from magi_studio.document.model import ChunkState, active_path, storyboard_states
 from magi_studio.document.planning import plan_generation

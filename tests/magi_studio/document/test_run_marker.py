@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from engine.errors import EngineError
+from magi_engine.errors import EngineError
 from magi_studio.document.run_marker import RUN_MARKER, clear_run_marker, read_run_marker, write_run_marker
 from tests.magi_studio.document.fakes import rich_project
 

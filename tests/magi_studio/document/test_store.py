@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import InputError
+from magi_engine.errors import InputError
 from magi_studio.document import manifest, store as store_module
 from magi_studio.document.commands import SetPrompt
 from magi_studio.document.errors import ProjectError, ProjectFileError

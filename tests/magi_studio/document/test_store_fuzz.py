@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import EngineError
+from magi_engine.errors import EngineError
 from magi_studio.document import manifest
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import storyboard_states

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import save as save_safetensors
 
-from engine.events import ChunkFinished
-from engine.requests import MAX_PROMPT_CHARS
+from magi_engine.events import ChunkFinished
+from magi_engine.requests import MAX_PROMPT_CHARS
 from magi_studio.document import manifest
 from magi_studio.document.commands import (SetPrompt, SetReferenceImage, SetShotNegativePrompt, SetShotPrompt,
                                            SplitShot)

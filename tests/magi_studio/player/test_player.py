@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QPixmap
 
-from engine.config import CHUNK_FRAMES
+from magi_engine.config import CHUNK_FRAMES
 from magi_studio.player import FrameStore, PreviewPlayer, SlotState, timecode
 from magi_studio.player.clock import PlaybackClock
 from magi_studio.theme import palette
@@ -314,7 +314,7 @@ def test_clock_ticks_by_absolute_time(qtbot):
 def test_generation_feed_paints_previews_then_chunks_and_needs_no_reference(qtbot, engine_worker, tiny_session):
     import gc
 
-    from engine.requests import ChunkSpec, GenerationRequest
+    from magi_engine.requests import ChunkSpec, GenerationRequest
     from magi_studio.player import GenerationFeed
 
     store = FrameStore()

@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor
 
-from engine.config import CHUNK_FRAMES
+from magi_engine.config import CHUNK_FRAMES
 from magi_studio.document.commands import AddChunk, SetPrompt, new_chunk
 from magi_studio.document.model import ProjectSettings, active_path, new_project, resolve_take
 from magi_studio.document.observer import Document, UndoHistory

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from engine.errors import InputError
+from magi_engine.errors import InputError
 from magi_studio.document.commands import SetPrompt
 from magi_studio.timeline import menus
 from magi_studio.timeline.strip import chunk_mime
