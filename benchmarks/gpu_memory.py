@@ -70,7 +70,8 @@ def tiny_variants() -> None:
 def measure(args) -> dict:
     import magi_engine.magi_checkpoint as loader
     from magi_engine.errors import OutOfMemory
-    from magi_engine.magi_checkpoint import locate_magi_checkpoint, magi_memory_estimate
+    from magi_engine.magi_checkpoint import magi_memory_estimate
+    from magi_engine.model_files import locate_magi_checkpoint
     from magi_engine.session import GenerationSession
 
     if args.tiny:
