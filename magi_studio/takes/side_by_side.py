@@ -21,7 +21,6 @@ stops a run).
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
@@ -33,7 +32,7 @@ from magi_studio.keyboard import is_text_field
 from magi_studio.player.frame_loader import FrameLoader
 from magi_studio.player.frame_store import FrameStore, SlotState
 from magi_studio.player.frame_view import FrameView
-from magi_studio.timeline.player_sync import slots_near_playhead
+from magi_studio.timeline.player_sync import decode_requests, slots_near_playhead
 
 
 class SideBySide(QObject):
@@ -187,14 +186,7 @@ class SideBySide(QObject):
         for position in far:
             if store.state(position) == SlotState.FRAMES:
                 store.set_loading(position)  # far from the playhead: decoded again when it nears
-        requests, asked = [], set()
-        for position in kept:
-            result_id = self._shown[position]
-            if store.state(position) == SlotState.LOADING and result_id not in asked:
-                asked.add(result_id)
-                requests.append((result_id, functools.partial(self.session.store.read_frames,
-                                                              project.results[result_id])))
-        self.loader.want(requests)
+        self.loader.want(decode_requests(kept, self._shown, store, self.session))
 
     def _on_loaded(self, result_id: str, frames: np.ndarray) -> None:
         for position, shown in enumerate(self._shown):

@@ -78,6 +78,20 @@ def slots_near_playhead(shown: list, current: int, settings, budget: int) -> tup
     return ours[:count], ours[count:]
 
 
+
+def decode_requests(positions: list[int], shown: list, frame_store, session) -> list:
+    """The loader's requests for the slots at `positions` still waiting for frames, one per result (a
+    result shown in two slots is decoded once). The store and result are bound now: the loader's worker
+    never touches the document."""
+    requests, asked = [], set()
+    for position in positions:
+        result_id = shown[position]
+        if frame_store.state(position) == SlotState.LOADING and result_id not in asked:
+            asked.add(result_id)
+            requests.append((result_id, functools.partial(session.store.read_frames,
+                                                          session.project.results[result_id])))
+    return requests
+
 class PlayerSync(QObject):
     #: Decoded frames kept in memory, in bytes (~14 chunks at 720x720, ~430 at 128 px): chunks nearest the
     #: playhead are kept, at least one however large.
@@ -299,15 +313,7 @@ class PlayerSync(QObject):
             # far from the playhead: decoded again when it nears (a run's frames stay)
             if store.state(position) == SlotState.FRAMES and position not in self._run_at:
                 store.set_loading(position, self._poster(self._shown[position]))
-        requests, asked = [], set()
-        for position in kept:
-            result_id = self._shown[position]
-            if store.state(position) == SlotState.LOADING and result_id not in asked:
-                asked.add(result_id)
-                # The store and result are bound now: the worker never touches the document.
-                requests.append((result_id, functools.partial(self.session.store.read_frames,
-                                                              project.results[result_id])))
-        self.loader.want(requests)
+        self.loader.want(decode_requests(kept, self._shown, store, self.session))
 
     def _on_loaded(self, result_id: str, frames: np.ndarray) -> None:
         # Only slots still waiting for this very result take the frames: a late decode for a take no
