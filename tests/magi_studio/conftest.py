@@ -6,6 +6,8 @@
 * `tiny_session`: a GenerationSession over the tiny random model of the real classes (64x64, milliseconds/chunk).
 * `engine_worker`: an EngineWorker whose thread is always shut down (and checked) after the test.
 * `no_leaked_windows`: fails a test that leaves top-level widgets behind.
+* `show_main_window`: shows a MainWindow on a project and store, the active window, as a user finds it;
+  closed and deleted afterwards.
 * `make_studio`: the wired app (magi_studio.studio.Studio) with FakePrompts and a temporary scratch folder,
   shown; disposed afterwards (unsaved work discarded), its engine thread checked stopped, no window leaked.
 * `PausingSession`: wraps a GenerationSession so a test can hold the engine thread at a chosen event
@@ -119,6 +121,35 @@ class PausingSession:
                 self.paused.set()
                 assert self._resume.wait(timeout=20), "test never resumed the paused engine"
 
+
+
+@pytest.fixture
+def show_main_window(qtbot, no_leaked_windows, isolated_settings, engine_worker):
+    """show(project, store, size=None) -> the MainWindow on that project, shown and active (keys reach it)."""
+    from PySide6.QtWidgets import QApplication
+
+    from magi_studio.document_session import DocumentSession
+    from magi_studio.main_window import MainWindow
+
+    windows = []
+
+    def show(project, store, size: tuple[int, int] | None = None):
+        win = MainWindow(isolated_settings, engine_worker)
+        win.set_document_session(DocumentSession(project, store, win))
+        if size is not None:
+            win.resize(*size)
+        win.show()
+        qtbot.waitExposed(win)
+        win.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=2000)
+        windows.append(win)
+        return win
+
+    yield show
+    for win in windows:
+        win.player.pause()
+        win.close()
+        win.deleteLater()
 
 @pytest.fixture
 def pausing_session_factory(tiny_session, engine_worker):

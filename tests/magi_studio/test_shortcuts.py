@@ -10,7 +10,6 @@ from PySide6.QtWidgets import QApplication
 
 from magi_studio.main_window import MainWindow
 from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
-from magi_studio.document_session import DocumentSession
 from tests.magi_studio.document.fakes import rich_project
 from tests.magi_studio.timeline.helpers import wait_for_frames
 
@@ -19,20 +18,11 @@ NONE = Qt.KeyboardModifier.NoModifier
 
 
 @pytest.fixture
-def window(qtbot, no_leaked_windows, isolated_settings, engine_worker, tmp_path):
+def window(qtbot, show_main_window, tmp_path):
     """The main window on a three-shot project (shots of 4, 2 and 2 chunks; the first 6 generated)."""
-    win = MainWindow(isolated_settings, engine_worker)
-    win.set_document_session(DocumentSession(*rich_project(tmp_path), win))
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    win.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=2000)
+    win = show_main_window(*rich_project(tmp_path), size=(1400, 900))
     wait_for_frames(qtbot, win.player_sync)
-    yield win
-    win.player.pause()
-    win.close()
-    win.deleteLater()
+    return win
 
 
 def press(qtbot, key, modifiers=NONE) -> None:

@@ -7,31 +7,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
 
 from magi_studio.document.model import resolve_take
 from magi_studio.document.take_commands import DeleteTake
-from magi_studio.main_window import MainWindow
-from magi_studio.document_session import DocumentSession
 from tests.magi_studio.document.fakes import rich_project
 from tests.magi_studio.timeline.helpers import wait_for_frames
 
 
 @pytest.fixture
-def window(qtbot, no_leaked_windows, isolated_settings, engine_worker, tmp_path):
+def window(qtbot, show_main_window, tmp_path):
     """The main window on rich_project: Shot 1 has Take 1 (whole shot) and Take 2 (from chunk 3, active)."""
-    win = MainWindow(isolated_settings, engine_worker)
-    win.set_document_session(DocumentSession(*rich_project(tmp_path), win))
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    win.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=2000)
+    win = show_main_window(*rich_project(tmp_path), size=(1400, 900))
     wait_for_frames(qtbot, win.player_sync)
-    yield win
-    win.player.pause()
-    win.close()
-    win.deleteLater()
+    return win
 
 
 def take(window, name):

@@ -11,23 +11,13 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
-from magi_studio.main_window import MainWindow
-from magi_studio.document_session import DocumentSession
 
 
 @pytest.fixture(params=["studio-mini", "4.5B_distill"])
-def window(request, qtbot, no_leaked_windows, isolated_settings, engine_worker, storyboard):
+def window(request, show_main_window, storyboard):
     project, store = storyboard
     project.settings = dataclasses.replace(project.settings, model=request.param)
-    win = MainWindow(isolated_settings, engine_worker)
-    win.set_document_session(DocumentSession(project, store, win))
-    win.show()
-    qtbot.waitExposed(win)
-    win.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=2000)
-    yield win
-    win.close()
-    win.deleteLater()
+    return show_main_window(project, store)
 
 
 def studio_mini(window) -> bool:

@@ -8,11 +8,9 @@ import copy
 
 import pytest
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QApplication
 
 from magi_studio.controllers.run_state import QueueItem
 from magi_studio.document.commands import SetPrompt
-from magi_studio.main_window import MainWindow
 from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
 from magi_studio.document_session import DocumentSession
 from tests.magi_studio.document.fakes import rich_project
@@ -21,16 +19,8 @@ from tests.magi_studio.timeline.helpers import drop, file_mime, menu_action
 
 
 @pytest.fixture
-def window(qtbot, no_leaked_windows, isolated_settings, engine_worker, tmp_path, storyboard):
-    win = MainWindow(isolated_settings, engine_worker)
-    win.set_document_session(DocumentSession(*storyboard, win))
-    win.show()
-    qtbot.waitExposed(win)
-    win.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=2000)
-    yield win
-    win.close()
-    win.deleteLater()
+def window(show_main_window, storyboard):
+    return show_main_window(*storyboard)
 
 
 def chunk_ids(window, shot: int = 0) -> list[str]:
