@@ -86,21 +86,26 @@ class GenerationSession:
         fitted = fit_image(image, width, height, mode="cover")
         with torch.inference_mode():
             vae = self.bundle.vae
-            return vae.image_to_latent(torch.from_numpy(np.ascontiguousarray(fitted)).to(vae.device)).float().cpu()
+            return vae.image_to_latent(torch.from_numpy(np.ascontiguousarray(fitted)).to(vae.device),
+                                       runner=self._tile_runner()).float().cpu()
 
     def encode_video(self, frames: np.ndarray, width: int, height: int) -> torch.Tensor:
         """uint8 [T, H, W, 3] (T a multiple of 4) -> latents [16, T/4, height/8, width/8]."""
         fitted = np.stack([fit_image(f, width, height, mode="cover") for f in frames])
         with torch.inference_mode():
             vae = self.bundle.vae
-            return vae.pixels_to_latents(torch.from_numpy(fitted).to(vae.device)).float().cpu()
+            return vae.pixels_to_latents(torch.from_numpy(fitted).to(vae.device), runner=self._tile_runner()).float().cpu()
 
     def decode(self, latent: torch.Tensor) -> np.ndarray:
         """Latents [16, T, h, w] -> uint8 frames [4T, 8h, 8w, 3]."""
         with torch.inference_mode():
             vae = self.bundle.vae
-            frames = vae.latents_to_pixels(latent.to(device=vae.device, dtype=vae.dtype))
+            frames = vae.latents_to_pixels(latent.to(device=vae.device, dtype=vae.dtype), runner=self._tile_runner())
         return frames.cpu().numpy()
+
+    def _tile_runner(self):
+        """The VAE's TileRunner: None computes every tile here (a ParallelSession spreads them over its ranks)."""
+        return None
 
     # Generation ---------------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> Iterator[Event]:

@@ -17,7 +17,8 @@ from magi_engine.config import SamplingConfig
 from magi_engine.parallel.runtime import ParallelRuntime
 from magi_engine.sampler.loop import ChunkPlan
 
-JOB, STEP, STOP, QUIT = 1, 2, 3, 4
+#: VAE: a tiled encode or decode whose tiles every rank shares (payload: vae_tiles.DIRECTIONS index).
+JOB, STEP, STOP, QUIT, VAE = 1, 2, 3, 4, 5
 
 
 @dataclass

@@ -4,7 +4,9 @@ Rank 0 is the calling process (the command line, the server, a benchmark): it ow
 encoder and VAE, all I/O and the event stream. It starts ranks 1..N-1 with multiprocessing's spawn
 (fresh interpreters: no CUDA state is forked), rendezvous through a TCPStore it hosts on 127.0.0.1,
 and then drives them step by step: a generation job, then one STEP command per advance of the
-sampler, STOP when the run is cancelled, QUIT at the end. The other ranks load only the DiT.
+sampler, STOP when the run is cancelled, QUIT at the end; VAE when rank 0 encodes or decodes, whose
+tiles every rank then shares (vae_tiles.py). The other ranks load only the DiT, and the VAE when they
+are given one to load.
 
 Failure handling, so that no rank is left waiting and no process is left behind:
 * a follower that raises reports (rank, error class, message) on a pipe and exits; its sockets close,
@@ -39,6 +41,7 @@ from magi_engine.parallel.jobs import (
     QUIT,
     STEP,
     STOP,
+    VAE,
     Job,
     receive_command,
     receive_job,
@@ -48,6 +51,7 @@ from magi_engine.parallel.jobs import (
 from magi_engine.parallel.plan import BACKENDS, ParallelMode, ParallelPlan, choose_plan
 from magi_engine.parallel.runtime import ParallelRuntime
 from magi_engine.parallel.sequence import SequenceParallelDiT
+from magi_engine.parallel.vae_tiles import SpreadTiles, follow_tiles
 from magi_engine.sampler.loop import sample_chunks
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,8 @@ REPORT_WAIT_S = 5.0
 COMMUNICATION_ERRORS = ("RuntimeError", "DistError", "DistBackendError", "DistNetworkError", "DistStoreError")
 
 DiTFactory = Callable[[torch.device], MagiDiT]
+#: Builds a follower's VAE (magi_engine.vae.VideoVAE) on its device, for its share of the tiles.
+VAEFactory = Callable[[torch.device], object]
 
 
 @dataclass(frozen=True)
@@ -127,8 +133,8 @@ def _watch_parent(parent: int) -> None:
 
 
 def follower_main(rank: int, spec: LaunchSpec, port: int, make_dit: DiTFactory, plan: ParallelPlan, reports,
-                  parent: int) -> None:
-    """Entry point of ranks 1..N-1: load the DiT, then run rank 0's jobs until QUIT."""
+                  parent: int, make_vae: VAEFactory | None = None) -> None:
+    """Entry point of ranks 1..N-1: load the DiT (and the VAE), then run rank 0's jobs until QUIT."""
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     try:
         device = spec.device_of(rank)
@@ -137,9 +143,10 @@ def follower_main(rank: int, spec: LaunchSpec, port: int, make_dit: DiTFactory, 
         else:  # CPU ranks share the cores instead of each spinning on all of them
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.ranks))
         _init_group(spec, rank, port, device)
-        dit, failed = None, False
+        dit, vae, failed = None, None, False
         try:
             dit = make_dit(device)
+            vae = make_vae(device) if make_vae is not None else None
         except Exception as exc:
             _report(reports, rank, exc)
             failed = True
@@ -157,6 +164,8 @@ def follower_main(rank: int, spec: LaunchSpec, port: int, make_dit: DiTFactory, 
                 elif command == STOP:
                     loop.close()
                     loop = None
+                elif command == VAE:
+                    follow_tiles(model.runtime, vae, payload)
                 elif command == QUIT:
                     break
     except BaseException as exc:  # noqa: BLE001 - every failure must reach rank 0 and end this process
@@ -178,9 +187,12 @@ def _typed_error(report: str) -> EngineError:
 class ParallelWorkers:
     """Rank 0's handle on ranks 1..N-1 of one process group."""
 
-    def __init__(self, spec: LaunchSpec, make_dit: DiTFactory, plan: ParallelPlan) -> None:
+    def __init__(self, spec: LaunchSpec, make_dit: DiTFactory, plan: ParallelPlan,
+                 make_vae: VAEFactory | None = None) -> None:
         self.spec = spec
         self.plan = plan
+        #: Whether the other ranks hold a VAE and take their share of its tiles.
+        self.spreads_vae = make_vae is not None and spec.ranks > 1
         self.device = spec.device_of(0)
         self.healthy = False
         context = multiprocessing.get_context("spawn")
@@ -189,7 +201,7 @@ class ParallelWorkers:
                                     wait_for_workers=False)
         self.processes = [
             context.Process(target=follower_main, daemon=True, name=f"magi-rank-{rank}",
-                            args=(rank, spec, self._store.port, make_dit, plan, self._reports, os.getpid()))
+                            args=(rank, spec, self._store.port, make_dit, plan, self._reports, os.getpid(), make_vae))
             for rank in range(1, spec.ranks)]
         for process in self.processes:
             process.start()
@@ -249,6 +261,24 @@ class ParallelWorkers:
                 except Exception:
                     self.healthy = False
                     self.stop()
+
+    def tile_runner(self, model: ParallelModel):
+        """The VAE's TileRunner for rank 0 (None when the others hold no VAE): every rank computes a share;
+        a failure on any rank stops them all and raises the one typed error."""
+        if not self.spreads_vae:
+            return None
+        spread = SpreadTiles(model.runtime)
+
+        def run(direction, x, fn, inputs):
+            try:
+                return spread(direction, x, fn, inputs)
+            except Exception as exc:
+                self.healthy = False
+                failure = self._failure(exc)
+                self.stop()
+                raise failure from None
+
+        return run
 
     # Stopping -----------------------------------------------------------------------------------
     def _watch_followers(self) -> None:
@@ -322,12 +352,13 @@ def send_command_world(device: torch.device, command: int) -> None:
     dist.broadcast(torch.tensor([command, 0], dtype=torch.int64, device=device), 0)
 
 
-def launch(spec: LaunchSpec, config, load_rank0: Callable[[torch.device], MagiDiT], make_dit: DiTFactory
-           ) -> tuple[ParallelWorkers, ParallelModel]:
-    """Start ranks 1..N-1 (each builds its DiT with `make_dit`), load rank 0's with `load_rank0`, and
-    return when every rank is ready. `config` is the DiT's config, for choosing the plan before loading."""
+def launch(spec: LaunchSpec, config, load_rank0: Callable[[torch.device], MagiDiT], make_dit: DiTFactory,
+           make_vae: VAEFactory | None = None) -> tuple[ParallelWorkers, ParallelModel]:
+    """Start ranks 1..N-1 (each builds its DiT with `make_dit`, and its VAE with `make_vae` when given), load
+    rank 0's with `load_rank0`, and return when every rank is ready. `config` is the DiT's config, for
+    choosing the plan before loading."""
     plan = choose_plan(spec.ranks, spec.mode, config)
-    workers = ParallelWorkers(spec, make_dit, plan)
+    workers = ParallelWorkers(spec, make_dit, plan, make_vae)
     try:
         dit = load_rank0(workers.device)
     except BaseException:

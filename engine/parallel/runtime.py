@@ -104,3 +104,21 @@ class ParallelRuntime:
         """In place, over the whole world, from global rank `src`."""
         nbytes = tensor.numel() * tensor.element_size() if self.rank == src else 0
         self._timed(kind, nbytes, lambda: dist.broadcast(tensor, src))
+
+    def send(self, tensor: torch.Tensor, dst: int, kind: str = "send") -> None:
+        """Point to point, to global rank `dst`: the shape (int64, up to 8 dimensions), then the values."""
+        header = torch.zeros(9, dtype=torch.int64, device=self.device)
+        header[0] = tensor.dim()
+        header[1:1 + tensor.dim()] = torch.tensor(tensor.shape, dtype=torch.int64)
+        tensor = tensor.contiguous()
+        self._timed(kind, header.numel() * 8 + tensor.numel() * tensor.element_size(),
+                    lambda: (dist.send(header, dst), dist.send(tensor, dst)))
+
+    def receive(self, src: int, dtype: torch.dtype) -> torch.Tensor:
+        """What `send` sent from global rank `src` (its dtype must be `dtype`)."""
+        header = torch.empty(9, dtype=torch.int64, device=self.device)
+        dist.recv(header, src)
+        shape = [int(n) for n in header[1:1 + int(header[0])].tolist()]
+        tensor = torch.empty(shape, dtype=dtype, device=self.device)
+        dist.recv(tensor, src)
+        return tensor

@@ -4,8 +4,9 @@
     for event in session.generate(request): ...
     session.close()
 
-Rank 0 encodes the prompts and images, sends each run's noise, text and context to the other ranks,
-and decodes every finished chunk (the VAE runs on rank 0 only). A run that fails on any rank ends
+Rank 0 encodes the prompts, sends each run's noise, text and context to the other ranks, and owns
+every encoded image and decoded chunk; the VAE's tiles are shared by all ranks when they were given
+a VAE (`load` gives them one), else rank 0 computes them alone. A run that fails on any rank ends
 with one Failed event carrying the typed error; the ranks are started again for the next run.
 """
 
@@ -23,16 +24,19 @@ from magi_engine.parallel.launch import (
     LaunchSpec,
     ParallelModel,
     ParallelWorkers,
+    VAEFactory,
     launch,
 )
 from magi_engine.session import GenerationSession
 
 
 class ParallelSession(GenerationSession):
-    def __init__(self, bundle: ModelBundle, spec: LaunchSpec, make_dit: DiTFactory) -> None:
+    def __init__(self, bundle: ModelBundle, spec: LaunchSpec, make_dit: DiTFactory,
+                 make_vae: VAEFactory | None = None) -> None:
         super().__init__(bundle)
         self.spec = spec
         self._make_dit = make_dit
+        self._make_vae = make_vae
         self.workers: ParallelWorkers | None = None
         self.model: ParallelModel | None = None
 
@@ -41,7 +45,7 @@ class ParallelSession(GenerationSession):
              progress=None, cancel=None, runtime: RuntimeConfig | None = None, **_ignored) -> ParallelSession:
         """Load `model` on rank 0 (whole bundle) while ranks 1..N-1 load its DiT."""
         from magi_engine.models import load_model
-        from magi_engine.parallel.weights import DiTSource, dit_config_of
+        from magi_engine.parallel.weights import DiTSource, VAESource, dit_config_of
 
         loaded: dict[str, ModelBundle] = {}
 
@@ -50,16 +54,18 @@ class ParallelSession(GenerationSession):
                                           progress=progress, cancel=cancel, runtime=runtime)
             return loaded["bundle"].dit
 
-        make_dit = DiTSource(model, dtype, runtime)
-        workers, parallel = launch(spec, dit_config_of(model), load_rank0, make_dit)
-        session = cls(loaded["bundle"], spec, make_dit)
+        make_dit, make_vae = DiTSource(model, dtype, runtime), VAESource(model, dtype)
+        workers, parallel = launch(spec, dit_config_of(model), load_rank0, make_dit, make_vae)
+        session = cls(loaded["bundle"], spec, make_dit, make_vae)
         session.workers, session.model = workers, parallel
         return session
 
     @classmethod
-    def from_bundle(cls, bundle: ModelBundle, spec: LaunchSpec, make_dit: DiTFactory) -> ParallelSession:
-        """Rank 0 uses `bundle` as loaded; the others build their DiT with `make_dit` (tests, benchmarks)."""
-        session = cls(bundle, spec, make_dit)
+    def from_bundle(cls, bundle: ModelBundle, spec: LaunchSpec, make_dit: DiTFactory,
+                    make_vae: VAEFactory | None = None) -> ParallelSession:
+        """Rank 0 uses `bundle` as loaded; the others build their DiT with `make_dit` and their VAE with
+        `make_vae` (None: rank 0 decodes alone) (tests, benchmarks)."""
+        session = cls(bundle, spec, make_dit, make_vae)
         session._start()
         return session
 
@@ -69,14 +75,23 @@ class ParallelSession(GenerationSession):
 
     def _start(self) -> None:
         self.workers, self.model = launch(self.spec, self.bundle.dit.config, lambda device: self.bundle.dit,
-                                          self._make_dit)
+                                          self._make_dit, self._make_vae)
 
-    def _sample(self, sampling, plans, null_text, context, first_frames) -> Iterator:
+    def _ready_workers(self) -> ParallelWorkers:
+        """The ranks, started again when a failure (or close) stopped them."""
         if self.workers is None or not self.workers.healthy:
             if self.workers is not None:
                 self.workers.stop()
             self._start()
-        return self.workers.lockstep(self.model, Job(sampling, list(plans), list(context), first_frames))
+        return self.workers
+
+    def _tile_runner(self):
+        if self._make_vae is None or self.spec.ranks == 1:
+            return None
+        return self._ready_workers().tile_runner(self.model)
+
+    def _sample(self, sampling, plans, null_text, context, first_frames) -> Iterator:
+        return self._ready_workers().lockstep(self.model, Job(sampling, list(plans), list(context), first_frames))
 
     def close(self) -> None:
         """Stop the other ranks and leave the process group (also safe after a failure)."""

@@ -214,15 +214,16 @@ class VideoVAE(nn.Module):
         self._check_pixels(x)
         return self.encoder(x.to(device=self.device, dtype=self.dtype))
 
-    def encode(self, x: torch.Tensor, tiled: bool = True) -> torch.Tensor:
-        """pixels [N, 3, T, H, W] in [-1, 1] -> posterior mean [N, z, T/4, H/8, W/8]."""
+    def encode(self, x: torch.Tensor, tiled: bool = True, runner: tiling.TileRunner | None = None) -> torch.Tensor:
+        """pixels [N, 3, T, H, W] in [-1, 1] -> posterior mean [N, z, T/4, H/8, W/8]. `runner` computes the
+        tiles elsewhere (magi_engine.parallel.vae_tiles: over the ranks of a several-device run)."""
         self._check_pixels(x)
         x = x.to(device=self.device, dtype=self.dtype)
         if tiled:
-            return tiling.tiled_encode(self._posterior_mean, x, self.tile_layout)
+            return tiling.tiled_encode(self._posterior_mean, x, self.tile_layout, runner)
         return self._posterior_mean(x)
 
-    def decode(self, z: torch.Tensor, tiled: bool = True) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, tiled: bool = True, runner: tiling.TileRunner | None = None) -> torch.Tensor:
         """latents [N, z, T, h, w] -> pixels [N, 3, 4T, 8h, 8w] in [-1, 1] units, not clamped.
 
         Every latent frame gives 4 pixel frames, also a lone one (the official decode keeps only the
@@ -231,24 +232,31 @@ class VideoVAE(nn.Module):
         self._check_latents(z)
         z = z.to(device=self.device, dtype=self.dtype)
         if tiled:
-            return tiling.tiled_decode(self.decoder, z, self.tile_layout)
+            return tiling.tiled_decode(self.decoder, z, self.tile_layout, runner)
         return self.decoder(z)
 
     def _posterior_mean(self, x: torch.Tensor) -> torch.Tensor:
         # The pipeline uses the posterior mode (= mean) so that encoding is deterministic.
         return self.encoder(x)[:, : self.config.z_chans]
 
+    def tile_work(self, direction: str, x: torch.Tensor) -> tuple[tiling.TileFn, list[torch.Tensor]]:
+        """What a tiled encode or decode of x (as `encode`/`decode` pass it on, on this device and dtype)
+        computes: the function of one tile and every tile's input, in stitching order."""
+        if direction == "encode":
+            return self._posterior_mean, tiling.tile_inputs(x, self.tile_layout.encode_plan())
+        return self.decoder, tiling.tile_inputs(x, self.tile_layout.decode_plan())
+
     # -- engine API: uint8 frames, latents scaled for the DiT -----------------------------------
 
     @torch.inference_mode()
-    def pixels_to_latents(self, frames: torch.Tensor) -> torch.Tensor:
+    def pixels_to_latents(self, frames: torch.Tensor, runner: tiling.TileRunner | None = None) -> torch.Tensor:
         """uint8 frames [T, H, W, 3] (T a multiple of 4) -> scaled latents [z, T/4, H/8, W/8] float32."""
         self._check_uint8(frames, ndim=4, what="frames [T, H, W, 3]")
-        latents = self.encode(self._uint8_to_unit(frames.permute(3, 0, 1, 2)[None]))  # [1, z, t, h, w]
+        latents = self.encode(self._uint8_to_unit(frames.permute(3, 0, 1, 2)[None]), runner=runner)  # [1, z, t, h, w]
         return (latents * self.config.scale_factor)[0].float()
 
     @torch.inference_mode()
-    def image_to_latent(self, image: torch.Tensor) -> torch.Tensor:
+    def image_to_latent(self, image: torch.Tensor, runner: tiling.TileRunner | None = None) -> torch.Tensor:
         """uint8 image [H, W, 3] -> scaled latent [z, 1, H/8, W/8] float32.
 
         The image is repeated to one temporal patch and only the first latent frame kept, as MAGI-1
@@ -256,17 +264,17 @@ class VideoVAE(nn.Module):
         """
         self._check_uint8(image, ndim=3, what="image [H, W, 3]")
         clip = image[None].expand(self.config.patch_length, -1, -1, -1)  # [pt, H, W, 3]
-        latents = self.encode(self._uint8_to_unit(clip.permute(3, 0, 1, 2)[None]))
+        latents = self.encode(self._uint8_to_unit(clip.permute(3, 0, 1, 2)[None]), runner=runner)
         return (latents[:, :, :1] * self.config.scale_factor)[0].float()
 
     @torch.inference_mode()
-    def latents_to_pixels(self, latents: torch.Tensor) -> torch.Tensor:
+    def latents_to_pixels(self, latents: torch.Tensor, runner: tiling.TileRunner | None = None) -> torch.Tensor:
         """scaled latents [z, T, h, w] -> uint8 frames [4T, 8h, 8w, 3], decoded with tiles."""
         if latents.dim() != 4:
             raise InputError(f"Latents must have shape [channels, frames, height, width], got {tuple(latents.shape)}. "
                              "Pass one clip at a time.")
         z = latents.to(device=self.device) / self.config.scale_factor
-        pixels = self.decode(z[None])[0]  # [3, 4T, 8h, 8w], in the model's dtype
+        pixels = self.decode(z[None], runner=runner)[0]  # [3, 4T, 8h, 8w], in the model's dtype
         # Same arithmetic as MAGI-1's post-processing, in the decoder's dtype; the uint8 cast truncates.
         frames = (pixels * 127.5 + 127.5).clamp(0, 255).to(torch.uint8)
         return frames.permute(1, 2, 3, 0).contiguous()

@@ -13,6 +13,10 @@ in float32:
 
 One asymmetry is reproduced on purpose: when encoding, a tile is blended with its neighbours as
 they are after their own blending; when decoding, with the neighbours as decoded.
+
+Every tile's own encode or decode depends on its input alone (the blending comes after), so a
+`TileRunner` may compute them elsewhere: magi_engine.parallel.vae_tiles spreads them over the ranks
+of a several-device run and hands the outputs back in `tile_inputs` order for the stitching here.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from magi_engine.vae.config import VAEConfig
 LOG = logging.getLogger(__name__)
 
 TileFn = Callable[[torch.Tensor], torch.Tensor]
+#: Computes every tile of one tiled pass: (direction "encode" | "decode", the whole input, the tile
+#: function, the tile inputs in `tile_inputs` order) -> the tile outputs in the same order.
+TileRunner = Callable[[str, torch.Tensor, TileFn, list], list]
 
 
 @dataclass(frozen=True)
@@ -90,14 +97,36 @@ def _checked_plan(layout: TileLayout, plan: TilePlan) -> TilePlan:
     return plan
 
 
-def tiled_encode(encode_fn: TileFn, pixels: torch.Tensor, layout: TileLayout) -> torch.Tensor:
-    """pixels [N, C, T, H, W] -> latents [N, z, T/4, H/8, W/8], calling `encode_fn` on each tile."""
-    return _tile_over_time(encode_fn, pixels, layout.encode_plan(), chain_blended=True)
+def tiled_encode(encode_fn: TileFn, pixels: torch.Tensor, layout: TileLayout,
+                 runner: TileRunner | None = None) -> torch.Tensor:
+    """pixels [N, C, T, H, W] -> latents [N, z, T/4, H/8, W/8], calling `encode_fn` on each tile
+    (or letting `runner` compute them all)."""
+    return _tiled("encode", encode_fn, pixels, layout.encode_plan(), runner, chain_blended=True)
 
 
-def tiled_decode(decode_fn: TileFn, latents: torch.Tensor, layout: TileLayout) -> torch.Tensor:
-    """latents [N, z, T, h, w] -> pixels [N, 3, 4T, 8h, 8w], calling `decode_fn` on each tile."""
-    return _tile_over_time(decode_fn, latents, layout.decode_plan(), chain_blended=False)
+def tiled_decode(decode_fn: TileFn, latents: torch.Tensor, layout: TileLayout,
+                 runner: TileRunner | None = None) -> torch.Tensor:
+    """latents [N, z, T, h, w] -> pixels [N, 3, 4T, 8h, 8w], calling `decode_fn` on each tile
+    (or letting `runner` compute them all)."""
+    return _tiled("decode", decode_fn, latents, layout.decode_plan(), runner, chain_blended=False)
+
+
+def tile_inputs(x: torch.Tensor, plan: TilePlan) -> list[torch.Tensor]:
+    """The input of every tile of x [N, C, T, H, W], in the order the stitching consumes their outputs
+    (time slab, then row, then column); views, not copies."""
+    height, width = x.shape[-2:]
+    return [x[:, :, start:start + plan.in_frames, top:top + plan.in_tile, left:left + plan.in_tile]
+            for start in tile_starts(x.shape[2], plan.in_frames)
+            for top in tile_starts(height, plan.in_stride)
+            for left in tile_starts(width, plan.in_stride)]
+
+
+def _tiled(direction: str, fn: TileFn, x: torch.Tensor, plan: TilePlan, runner: TileRunner | None,
+           chain_blended: bool) -> torch.Tensor:
+    if runner is not None:
+        outputs = iter(runner(direction, x, fn, tile_inputs(x, plan)))
+        fn = lambda _tile: next(outputs)  # noqa: E731 - the stitching asks for the tiles in tile_inputs order
+    return _tile_over_time(fn, x, plan, chain_blended)
 
 
 def tile_starts(length: int, stride: int) -> list[int]:

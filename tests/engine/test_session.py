@@ -124,11 +124,11 @@ def test_internal_errors_become_failed_events_and_keep_finished_chunks(session, 
     calls = {"n": 0}
     original = session.bundle.vae.latents_to_pixels
 
-    def flaky(latents):
+    def flaky(latents, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("decoder exploded")
-        return original(latents)
+        return original(latents, **kwargs)
 
     monkeypatch.setattr(session.bundle.vae, "latents_to_pixels", flaky)
     events = list(session.generate(request(3)))

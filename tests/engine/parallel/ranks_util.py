@@ -74,17 +74,31 @@ def tiny_bundle_dit(device, distilled: bool):
     return tiny_dit(distilled=distilled).to(device)
 
 
-def failing_tiny_bundle_dit(device, distilled: bool, fail_at_call: int):
-    """As tiny_bundle_dit, but its forward raises OutOfMemory at call `fail_at_call` (a rank that fails mid-run)."""
+def tiny_bundle_vae(device, distilled: bool):
+    """The VAE of factories.tiny_bundle(distilled=...), for the other ranks' share of its tiles."""
+    from tests.engine.factories import tiny_bundle
+
+    return tiny_bundle(distilled=distilled).vae.to(device)
+
+
+def failing_tiny_bundle_dit(device, distilled: bool, fail_at_call: int, once_marker: str | None = None):
+    """As tiny_bundle_dit, but its forward raises OutOfMemory at call `fail_at_call` (a rank that fails mid-run);
+    with `once_marker`, only the first process to fail does (it leaves that file), so restarted ranks work."""
+    from pathlib import Path
+
     from magi_engine.errors import OutOfMemory
 
     dit = tiny_bundle_dit(device, distilled)
+    if once_marker is not None and Path(once_marker).exists():
+        return dit
     calls = {"n": 0}
     forward = dit.forward
 
     def failing(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] >= fail_at_call:
+            if once_marker is not None:
+                Path(once_marker).touch()
             raise OutOfMemory("the test's rank ran out of memory")
         return forward(*args, **kwargs)
 

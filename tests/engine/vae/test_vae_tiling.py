@@ -10,7 +10,7 @@ import torch
 
 from magi_engine.errors import ConfigError
 from magi_engine.vae import VAEConfig, VideoVAE
-from magi_engine.vae.tiling import TileLayout, cross_fade, tile_starts, tiled_decode, tiled_encode
+from magi_engine.vae.tiling import TileLayout, cross_fade, tile_inputs, tile_starts, tiled_decode, tiled_encode
 from tests.conformance import conformance_path
 
 ATOL = 1e-4
@@ -154,3 +154,30 @@ def test_temporal_tiles_are_decoded_independently():
     z = torch.randn(1, 16, 7, 4, 4)
     halves = [vae.decode(z[:, :, s:s + 3], tiled=False) for s in (0, 3, 6)]
     assert torch.equal(vae.decode(z), torch.cat(halves, dim=2))
+
+
+def shuffled_runner(calls: list):
+    """A TileRunner that computes the tiles in reverse order, as ranks finishing at different times would."""
+    def run(direction, x, fn, inputs):
+        calls.append((direction, tuple(x.shape), len(inputs)))
+        outputs = [None] * len(inputs)
+        for i in reversed(range(len(inputs))):
+            outputs[i] = fn(inputs[i])
+        return outputs
+    return run
+
+
+@torch.inference_mode()
+def test_a_tile_runner_gets_every_tile_and_its_outputs_stitch_to_the_same_result():
+    # What a several-device run relies on (magi_engine.parallel.vae_tiles): each tile depends on its input only.
+    vae = VideoVAE(dataclasses.replace(TINY, tile_size=64)).eval()
+    z = torch.randn(1, 16, 6, 8, 14)  # 2 time slabs x 2 rows x 3 columns
+    x = torch.rand(1, 3, 12, 64, 112) * 2 - 1
+    calls = []
+    assert torch.equal(vae.decode(z, runner=shuffled_runner(calls)), vae.decode(z))
+    assert torch.equal(vae.encode(x, runner=shuffled_runner(calls)), vae.encode(x))
+    assert calls == [("decode", (1, 16, 6, 8, 14), 12), ("encode", (1, 3, 12, 64, 112), 6)]
+    fn, inputs = vae.tile_work("decode", z)
+    assert fn is vae.decoder and [t.shape[2:] for t in inputs[:3]] == [(3, 8, 8), (3, 8, 8), (3, 8, 2)]
+    assert len(tile_inputs(z, vae.tile_layout.decode_plan())) == 12
+
