@@ -22,6 +22,12 @@ needs no generation: it counts the held-out words the lexicon knows, and the eve
 reach the model exactly as the evaluator's own prompts do (each word read as the same trained word,
 so the same tokens, the same seed and the same video); on those the given evaluation's per-chunk
 results are the everyday prompts' results.
+
+    python -m lab.everyday_eval --merge OUT.json SHARD/results.json ...
+
+joins evaluations of consecutive seed ranges (`--seed 1000 --storyboards 8`, `--seed 1008 ...`: the same
+storyboards and swaps as one `--seed 1000 --storyboards 64` run) into one file with the evaluator's
+chunk figures recomputed over all of them (benchmarks/run_everyday_eval.sh runs the shards at once).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import numpy as np
 
 from magi_engine.text.words import model_vocabulary, read_lexicon, tokenize_words
 from lab.world import evaluate
+from lab.world import metrics as M
 from magi_resources import resource_path
 
 #: Trained word of the held-out captions -> everyday words for it (colours, then shapes, then motions).
@@ -108,10 +115,33 @@ def coverage(results: Path, model: str = "studio-mini") -> dict:
     return report
 
 
+def merge(shards: list[Path]) -> dict:
+    """One result of text-to-video evaluations of consecutive seed ranges: the storyboards of all, and
+    the evaluator's chunk figures (lab.world.metrics.chunk_summary) over all their chunks."""
+    runs = sorted((json.loads(Path(path).read_text()) for path in shards), key=lambda r: r["seeds"]["t2v"][0])
+    for before, after in zip(runs, runs[1:]):
+        if after["seeds"]["t2v"][0] != before["seeds"]["t2v"][1] + 1 or after["model"] != before["model"]:
+            raise ValueError(f"shards are not consecutive runs of one model: {before['seeds']['t2v']} "
+                             f"({before['model']}), then {after['seeds']['t2v']} ({after['model']})")
+    boards = [board for run in runs for board in run["storyboards"]]
+    scores = [M.ChunkScore(**chunk) for board in boards for chunk in board["chunks"]]
+    return {"commands": [run["command"] for run in runs], "model": runs[0]["model"],
+            "runtime_s": round(sum(run["runtime_s"] for run in runs), 1),
+            "seeds": {"t2v": [runs[0]["seeds"]["t2v"][0], runs[-1]["seeds"]["t2v"][1]]},
+            "t2v": M.chunk_summary(scores), "storyboards": boards}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--coverage"]:
         print(json.dumps(coverage(Path(argv[1])), indent=1))
+        return 0
+    if argv[:1] == ["--merge"]:
+        merged = merge([Path(p) for p in argv[2:]])
+        Path(argv[1]).write_text(json.dumps(merged, indent=1, default=float))
+        figures = merged["t2v"]
+        print(f"{argv[1]}: {len(merged['storyboards'])} storyboards, {figures['chunks']} chunks: colour "
+              f"{figures['colour']}, shape {figures['shape']}, motion {figures['motion']}")
         return 0
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--words", choices=("heldout", "built"), required=True)

@@ -5,20 +5,27 @@
 studio-mini's word-level text encoder knows only the words of its training captions. People write
 "a crimson orb ascends" for "a red ball rises"; the lexicon (magi_engine.text.words reads it, the encoder
 replaces each lexicon word by its meaning before the layers) makes such words mean what they say.
-It is built from two published resources, never from the evaluation's held-out words
+It is built from three published resources, never from the evaluation's held-out words
 (lab/everyday_eval.py), which measure how far these rules reach:
 
-* Colour names with RGB values: X11's rgb.txt (Debian's x11-common, /usr/share/X11/rgb.txt). A
-  single-word name goes to the trained colour nearest to it in CIELAB when it is saturated enough
-  to be drawn as a colour (chroma >= MIN_CHROMA) and near enough (distance <= MAX_COLOUR_DISTANCE).
+* Colour names with RGB values: X11's rgb.txt (Debian's x11-common, /usr/share/X11/rgb.txt) and the
+  xkcd colour survey's names (matplotlib.colors.XKCD_COLORS). A single-word name goes to the trained
+  colour nearest to it in CIELAB when it is saturated enough to be drawn as a colour (chroma >=
+  MIN_CHROMA) and near enough (distance <= MAX_COLOUR_DISTANCE); a name that spells trained colours
+  keeps to them. A survey name is taken only where WordNet reads it as a colour (a colour sense, or
+  no entry), not as a form of a trained verb, and not as a shape or motion word of the rules below.
 * WordNet 3.0 (Debian's wordnet-base, read through nltk's WordNetCorpusReader): the synonyms, the
-  similar adjectives and the direct hyponyms (troponyms for verbs) of the first senses of each
-  trained content word (colours, shapes, motion verbs, directions, sizes, places), each lemma put in
-  the trained word's form ("ascend" as "rises" where the trained word is "rises", "ascending" where
-  it is "rising"). A word two trained words of different meanings reach is left out.
+  similar adjectives and the direct hyponyms (troponyms for verbs) of the followed senses of each
+  trained content word (colours, shapes, motion verbs, directions, sizes, places): its first senses,
+  and for a shape word every sense WordNet files under noun.shape. Each lemma is put in the trained
+  word's form ("ascend" as "rises" where the trained word is "rises", "ascending" where it is
+  "rising"). Also: WordNet's antonym of a trained verb for the opposite motion (grow/shrink,
+  up/down), and the verb that two or more trained verbs of one meaning, and no other's, are kinds of.
+  A word two trained words of different meanings reach goes to the one whose trained word heads the
+  verb gloss that reached it ("drop steeply"), and is left out where none or both do.
 
 A trained word is never redefined; multi-word lemmas, proper nouns and words of two letters or fewer
-are skipped. nltk is a lab dependency (`pip install -e ".[lab]"`), not one of the app's.
+are skipped. nltk and matplotlib are lab dependencies (`pip install -e ".[lab]"`), not the app's.
 """
 
 from __future__ import annotations
@@ -79,6 +86,9 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 #: Groups that mean what another does (a word both reach is not ambiguous).
 SAME_MEANING = {"upward": "up", "downward": "down"}
+#: Verb groups of opposite meaning: WordNet's antonym of one's trained verb means the other.
+OPPOSITES = {"grow": "shrink", "shrink": "grow", "up": "down", "down": "up"}
+SHAPES = ("circle", "square", "triangle")
 #: Groups of motion in no particular direction: a kind of them ("ascend": travel up) means the
 #: direction its gloss names, and is left out when it names none.
 GENERIC = {"horizontal"}
@@ -166,80 +176,183 @@ def srgb_to_lab(rgb) -> np.ndarray:
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
-def colour_names(path: Path = RGB_TXT) -> dict[str, str]:
-    """Single-word colour names of rgb.txt -> the trained colour nearest in CIELAB (saturated ones only)."""
+def nearest_colours(named_rgb: dict[str, tuple[int, int, int]]) -> dict[str, str]:
+    """Colour name -> the trained colour nearest to its RGB in CIELAB, for saturated names near one. A name
+    that spells trained colours ("darkblue", "orangered") keeps to them: it is left out unless it spells
+    exactly one and that one is the nearest."""
     names = list(COLOURS)
     trained = srgb_to_lab([COLOURS[n] for n in names])
     found = {}
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) != 4 or line.startswith("!") or not parts[3].isalpha() or not parts[3].islower():
-            continue
-        lab = srgb_to_lab([int(v) for v in parts[:3]])
+    for name, rgb in named_rgb.items():
+        lab = srgb_to_lab(rgb)
         distances = np.linalg.norm(trained - lab, axis=1)
+        nearest = names[int(distances.argmin())]
+        spelled = {colour for colour in names if colour in name}
+        if spelled and spelled != {nearest}:
+            continue
         if np.hypot(lab[1], lab[2]) >= MIN_CHROMA and distances.min() <= MAX_COLOUR_DISTANCE:
-            found[parts[3]] = names[int(distances.argmin())]
+            found[name] = nearest
     return found
 
 
+def colour_names(path: Path = RGB_TXT) -> dict[str, str]:
+    """Single-word colour names of rgb.txt -> the trained colour nearest in CIELAB (saturated ones only)."""
+    named = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 4 and not line.startswith("!") and parts[3].isalpha() and parts[3].islower():
+            named[parts[3]] = tuple(int(v) for v in parts[:3])
+    return nearest_colours(named)
+
+
+def survey_colour_names() -> dict[str, str]:
+    """Single-word names of the xkcd colour survey (949 names people gave to colours, as matplotlib
+    ships them in matplotlib.colors.XKCD_COLORS) -> the trained colour nearest in CIELAB."""
+    from matplotlib.colors import XKCD_COLORS
+
+    named = {}
+    for key, hex_colour in XKCD_COLORS.items():
+        name = key.removeprefix("xkcd:")
+        if name.isalpha() and name.islower():
+            named[name] = tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return nearest_colours(named)
+
+
+def read_as_colour(wn, word: str) -> bool:
+    """Whether WordNet lets `word` be read as a colour: it has a colour sense (a gloss naming colour), or
+    WordNet does not know it. A colour list also names colours after things ("brick", "pumpkin"); where
+    WordNet knows only the thing, the word is left to mean it. A form of a trained verb ("rose": rise)
+    is that verb's."""
+    if wn.morphy(word, "v") in {lemma for parts, lemmas in GROUPS.values() if "v" in parts for lemma in lemmas}:
+        return False
+    senses = wn.synsets(word, "n") + wn.synsets(word, "a") + wn.synsets(word, "s")
+    return not senses or any("colo" in sense.definition() for sense in senses)
+
+
+def followed_senses(wn, group: str, pos: str, lemma: str) -> list:
+    """The senses of a group's trained word that the build follows: the first SENSES of the parts of
+    speech's lexicographer files; for a shape word also every sense WordNet files under noun.shape
+    ("ball": an object with a spherical shape is its third sense); for a colour word its colour senses."""
+    if pos == "a":
+        candidates = wn.synsets(lemma, "a") + wn.synsets(lemma, "s")
+    else:
+        candidates = wn.synsets(lemma, pos)
+    senses = [s for s in candidates if s.lexname() in LEXNAMES[pos]][:SENSES]
+    if group in SHAPES and pos == "n":
+        senses += [s for s in candidates if s.lexname() == "noun.shape" and s not in senses]
+    if group in COLOURS:  # a colour word's colour senses only ("yellow": cowardly is not one)
+        senses = [sense for sense in senses if "colo" in sense.definition()]
+    return senses
+
+
+def gloss_genus(synset) -> str:
+    """The head word of a verb's gloss, the kind of act it defines ("drop steeply": drop)."""
+    words = re.findall(r"[a-z]+", synset.definition().lower())
+    return words[0] if words else ""
+
+
+def names_group(meaning: str, word: str) -> bool:
+    """Whether `word` is one of the trained lemmas of the group `meaning` (its own or its direction's)."""
+    return word in GROUPS[meaning][1] or word in DIRECTION_FORMS.get(meaning, ())
+
+
 def wordnet_words(wn, known: set[str]) -> tuple[dict[str, str], dict[str, set[str]]]:
-    """New word -> trained word, from the first senses of each group's words; also who reached what."""
+    """New word -> trained word, from the followed senses of each group's words; also who reached what."""
     reached: dict[str, set[tuple[str, str]]] = defaultdict(set)  # word -> {(group, trained form)}
+    via: dict[str, set[tuple[str, object]]] = defaultdict(set)  # word -> {(group, synset that reached it)}
+
+    def forms_of(lemma: str) -> list[str]:
+        return sorted(w for w in known if w == lemma or inflect_like(lemma, lemma, w) == w)
+
+    def reach(lemmas, pos: str, meaning: str, trained_lemma: str, forms: list[str], synset) -> None:
+        for lemma in lemmas:
+            if not re.fullmatch(r"[a-z]{3,}", lemma):
+                continue  # multi-word, capitalised (names) or too short
+            for form in forms:
+                word = inflect_like(lemma, trained_lemma, form) if pos == "v" else lemma
+                if word and word not in known:
+                    reached[word].add((meaning, form))
+                    via[word].add((meaning, synset))
+
+    hypernyms: dict[object, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))  # synset -> group -> lemmas
     for group, (parts, lemmas) in GROUPS.items():
         for pos, lemma_of_group in ((pos, lemma) for pos in parts for lemma in lemmas):
-            group_forms = [w for w in known if w == lemma_of_group or inflect_like(lemma_of_group, lemma_of_group, w) == w]
-            trained_lemma = lemma_of_group
-            senses = [s for s in wn.synsets(lemma_of_group, pos) if s.lexname() in LEXNAMES[pos]][:SENSES]
-            if pos == "a":
-                senses = [s for s in wn.synsets(lemma_of_group, "a") + wn.synsets(lemma_of_group, "s")
-                          if s.lexname() in LEXNAMES[pos]][:SENSES]
-            if group in COLOURS:  # a colour word's colour senses only ("yellow": cowardly is not one)
-                senses = [sense for sense in senses if "colo" in sense.definition()]
+            group_forms = forms_of(lemma_of_group)
+            senses = followed_senses(wn, group, pos, lemma_of_group)
             related = [(sense, group) for sense in senses]
             for sense in senses:
                 for near in sense.hyponyms() + (sense.similar_tos() if pos == "a" else []):
                     related.append((near, direction_group(near) if group in GENERIC else group))
+                if pos == "v":
+                    for hypernym in sense.hypernyms():
+                        hypernyms[hypernym][group].add(lemma_of_group)
+                # The opposite group's word for WordNet's antonym of the trained verb ("inflate": deflate).
+                opposite = OPPOSITES.get(group) if pos == "v" else None
+                for antonym in (a for lemma in sense.lemmas() if lemma.name() == lemma_of_group for a in lemma.antonyms()):
+                    if opposite:
+                        trained = GROUPS[opposite][1][0]
+                        reach([antonym.name()], pos, opposite, trained, forms_of(trained), antonym.synset())
             for synset, meaning in related:
                 if meaning is None:
                     continue  # a kind of motion going no one way
                 if meaning != group:  # "ascend" (travel up) under "move": the direction's own trained word
-                    trained_lemma, forms = DIRECTION_VERBS[meaning], [w for w in known if w in DIRECTION_FORMS[meaning]]
+                    forms = sorted(w for w in known if w in DIRECTION_FORMS[meaning])
+                    reach(synset.lemma_names(), pos, meaning, DIRECTION_VERBS[meaning], forms, synset)
                 else:
-                    trained_lemma, forms = lemma_of_group, group_forms
-                for lemma in synset.lemma_names():
-                    if not re.fullmatch(r"[a-z]{3,}", lemma):
-                        continue  # multi-word, capitalised (names) or too short
-                    for form in forms:
-                        if form not in known:
-                            continue
-                        word = inflect_like(lemma, trained_lemma, form) if pos == "v" else lemma
-                        if word and word not in known:
-                            reached[word].add((meaning, form))
+                    reach(synset.lemma_names(), pos, group, lemma_of_group, group_forms, synset)
+    # A group's own hypernym: the verb that two or more of its trained words are kinds of, and no other
+    # group's ("shrink", "contract" and "dwindle" are kinds of "decrease"; "rise" and "fall" of "travel").
+    for hypernym, by_group in hypernyms.items():
+        if len(by_group) == 1:
+            (group, lemmas_under), = by_group.items()
+            if len(lemmas_under) >= 2:
+                trained = GROUPS[group][1][0]
+                reach(hypernym.lemma_names(), "v", group, trained, forms_of(trained), hypernym)
     chosen = {}
     for word, targets in reached.items():
+        meanings = {SAME_MEANING.get(group, group) for group, _ in targets}
+        if len(meanings) > 1:
+            # Two meanings: the one whose trained word heads the gloss that reached the word ("plunge":
+            # drop steeply, a kind of "descend" and of "drop"), when exactly one does.
+            named = {SAME_MEANING.get(group, group) for group, synset in via[word]
+                     if synset.pos() == "v" and names_group(group, gloss_genus(synset))}
+            if len(named) != 1:
+                continue
+            targets = {(group, form) for group, form in targets if SAME_MEANING.get(group, group) in named}
         # One meaning ("ascending": the verb "up" and the adjective "upward" agree); the first trained form of it.
-        if len({SAME_MEANING.get(group, group) for group, _ in targets}) == 1:
-            chosen[word] = sorted(targets)[0][1]
+        chosen[word] = sorted(targets)[0][1]
     return chosen, {w: {g for g, _ in t} for w, t in reached.items()}
 
 
 def build(out: Path) -> dict:
     known = set(read_encoder_words(MODEL / "text_encoder.safetensors"))
-    colours = {w: c for w, c in colour_names().items() if w not in known}
     wn = wordnet_reader()
-    synonyms, _ = wordnet_words(wn, known)
-    words = dict(synonyms)
-    words.update(colours)  # a colour's measured RGB decides over WordNet
+    x11 = {w: c for w, c in colour_names().items() if w not in known}
+    survey = {w: c for w, c in survey_colour_names().items() if w not in known and w not in x11}
+    survey = {w: c for w, c in survey.items() if read_as_colour(wn, w)}
+    synonyms, reached = wordnet_words(wn, known)
+    # A survey name WordNet gives another meaning of the world (a shape, a motion) means neither.
+    survey = {w: c for w, c in survey.items() if reached.get(w, set()) <= set(COLOURS)}
+    words = {w: m for w, m in synonyms.items() if w not in survey}
+    words.update(x11)  # a colour's measured RGB decides over WordNet
+    words.update(survey)
     words = dict(sorted(Vocabulary(known, {w: (m,) for w, m in words.items()}).lexicon.items()))
-    data = {"format": LEXICON_FORMAT, "version": 1,
+    data = {"format": LEXICON_FORMAT, "version": 2,
             "sources": {
                 "rgb.txt": {"from": "X11 rgb.txt (Debian x11-common, /usr/share/X11/rgb.txt)",
                             "rule": f"single-word names, CIELAB chroma >= {MIN_CHROMA}, nearest trained colour "
-                                    f"within {MAX_COLOUR_DISTANCE}", "words": len(colours)},
+                                    f"within {MAX_COLOUR_DISTANCE}", "words": len(x11)},
+                "xkcd": {"from": "the xkcd colour survey's names (matplotlib.colors.XKCD_COLORS)",
+                         "rule": "as rgb.txt, for names rgb.txt lacks that WordNet has a colour sense of or does "
+                                 "not know, and that WordNet does not give a shape or motion meaning",
+                         "words": len(survey)},
                 "wordnet": {"from": "WordNet 3.0 (Debian wordnet-base) through nltk's WordNetCorpusReader",
                             "rule": f"lemmas, similar adjectives and direct hyponyms of the first {SENSES} senses "
-                                    "of the trained content words, inflected like them; ambiguous words left out",
-                            "words": len(set(synonyms) - set(colours))}},
+                                    "of the trained content words (and every noun.shape sense of a shape word), "
+                                    "inflected like them; the antonyms of the trained verbs for the opposite verb; "
+                                    "the verb two or more trained verbs of one meaning are kinds of; a word of two "
+                                    "meanings goes to the one its gloss's head verb names, else it is left out",
+                            "words": len(set(synonyms) - set(x11) - set(survey))}},
             "words": {w: " ".join(m) for w, m in words.items()}}
     out.write_text(json.dumps(data, indent=0, sort_keys=False) + "\n", encoding="utf-8")
     return data

@@ -7,7 +7,8 @@ import pytest
 
 from magi_engine.text.words import LEXICON_FORMAT, model_vocabulary, read_encoder_words
 from lab.everyday_eval import HELDOUT, swap_words
-from lab.lexicon import colour_names, inflect_like, present_participle, srgb_to_lab, third_person
+from lab.lexicon import (colour_names, gloss_genus, inflect_like, nearest_colours, present_participle, read_as_colour,
+                         srgb_to_lab, third_person)
 from magi_resources import resource_path
 
 SHIPPED = resource_path("models", "studio-mini", "lexicon.json")
@@ -31,6 +32,46 @@ def test_colour_names_go_to_the_nearest_trained_colour_when_saturated(tmp_path):
     assert colour_names(rgb) == {"crimson": "red", "navy": "blue", "gold": "yellow"}  # gray: no hue; two words
 
 
+def test_a_colour_name_that_spells_trained_colours_keeps_to_them():
+    named = {"darkblue": (3, 7, 100), "purpleish": (150, 50, 190), "greenblue": (35, 196, 139), "amethyst": (155, 95, 192)}
+    assert nearest_colours(named) == {"purpleish": "purple", "amethyst": "purple"}  # darkblue is nearest purple
+
+
+class FakeSynset:
+    def __init__(self, definition):
+        self._definition = definition
+
+    def definition(self):
+        return self._definition
+
+
+class FakeWordNet:
+    """Senses by word and part of speech; morphy as WordNet's for the few verbs given."""
+
+    def __init__(self, senses, verbs):
+        self.senses, self.verbs = senses, verbs
+
+    def synsets(self, word, pos):
+        return [FakeSynset(d) for d in self.senses.get((word, pos), ())]
+
+    def morphy(self, word, pos):
+        return self.verbs.get(word)
+
+
+def test_a_survey_colour_name_is_a_colour_only_where_wordnet_reads_it_as_one():
+    wn = FakeWordNet({("amethyst", "n"): ("a transparent purple variety of quartz", "a light purple colour"),
+                      ("brick", "n"): ("rectangular block of clay baked by the sun or in a kiln",),
+                      ("rose", "n"): ("a dusty pink color",)}, {"rose": "rise", "rust": "rust"})
+    assert read_as_colour(wn, "amethyst") and read_as_colour(wn, "blurple")  # a colour sense; unknown to WordNet
+    assert not read_as_colour(wn, "brick")  # WordNet knows only the thing
+    assert not read_as_colour(wn, "rose")  # a form of the trained verb "rise"
+
+
+def test_a_verb_gloss_is_headed_by_its_first_word():
+    assert gloss_genus(FakeSynset("drop steeply")) == "drop"
+    assert gloss_genus(FakeSynset("(computing) move data")) == "computing" and gloss_genus(FakeSynset("")) == ""
+
+
 def test_the_shipped_lexicon_is_small_and_means_only_trained_words():
     data = json.loads(SHIPPED.read_text())
     assert data["format"] == LEXICON_FORMAT and SHIPPED.stat().st_size < 100_000
@@ -41,6 +82,10 @@ def test_the_shipped_lexicon_is_small_and_means_only_trained_words():
     assert sum(source["words"] for source in data["sources"].values()) >= len(words)
     vocabulary = model_vocabulary("studio-mini")
     assert vocabulary.meaning("crimson") == ("red",) and vocabulary.unknown_words("a crimson ball") == []
+    assert set(data["sources"]) == {"rgb.txt", "xkcd", "wordnet"}
+    # A survey colour, a noun.shape sense, the verb two trained verbs are kinds of (none of them held out).
+    assert vocabulary.meaning("amethyst") == ("purple",) and vocabulary.meaning("bead") == ("sphere",)
+    assert vocabulary.meaning("increases") == ("grows",) and vocabulary.meaning("decreasing") == ("shrinking",)
 
 
 def test_everyday_captions_swap_words_and_keep_articles_right():

@@ -1,0 +1,41 @@
+"""lab.everyday_eval: shards of one evaluation joined into one result."""
+
+import json
+
+import pytest
+
+from lab.everyday_eval import main, merge
+
+
+def chunk(ok: bool) -> dict:
+    return {"chunk": 0, "colour": "red", "shape": "circle", "motion": "up", "previous_motion": None, "found": 1.0,
+            "observed_shape": "circle", "colour_ok": ok, "shape_ok": ok, "motion_ok": ok, "displacement": [0.0, -5.0],
+            "expected_displacement": [0.0, -5.0], "size_ratio": 1.0, "visible": 1.0}
+
+
+def shard(tmp_path, first: int, oks: list[bool], model="studio-mini"):
+    path = tmp_path / f"{first}.json"
+    boards = [{"seed": first + i, "prompts": ["a red ball rises"], "chunks": [chunk(ok)]} for i, ok in enumerate(oks)]
+    path.write_text(json.dumps({"command": f"python -m lab.world.evaluate --seed {first}", "model": model,
+                                "runtime_s": 2.0, "seeds": {"t2v": [first, first + len(oks) - 1]},
+                                "storyboards": boards}))
+    return path
+
+
+def test_shards_of_consecutive_seeds_join_into_one_result(tmp_path, capsys):
+    paths = [shard(tmp_path, 1002, [True, False]), shard(tmp_path, 1000, [True, True])]
+    merged = merge(paths)
+    assert [b["seed"] for b in merged["storyboards"]] == [1000, 1001, 1002, 1003]
+    assert merged["seeds"]["t2v"] == [1000, 1003] and merged["runtime_s"] == 4.0
+    assert merged["t2v"]["chunks"] == 4 and merged["t2v"]["colour"] == 0.75 and merged["t2v"]["motion"] == 0.75
+    out = tmp_path / "merged.json"
+    assert main(["--merge", str(out), *map(str, paths)]) == 0
+    assert json.loads(out.read_text())["t2v"]["shape"] == 1.0  # among the chunks whose colour is right
+    assert "4 storyboards, 4 chunks" in capsys.readouterr().out
+
+
+def test_shards_with_a_gap_or_of_two_models_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="not consecutive"):
+        merge([shard(tmp_path, 1000, [True]), shard(tmp_path, 1002, [True])])
+    with pytest.raises(ValueError, match="not consecutive"):
+        merge([shard(tmp_path, 1000, [True]), shard(tmp_path, 1001, [True], model="/tmp/other")])
