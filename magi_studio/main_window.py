@@ -145,6 +145,7 @@ class MainWindow(QMainWindow):
         self.history_dock = self._dock("History", "HistoryDock", self.history_view,
                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.queue_view = GenerationQueueView()
+        self.queue_view.showTakeRequested.connect(self.show_take)
         self.queue_dock = self._dock("Queue", "QueueDock", self.queue_view, Qt.DockWidgetArea.RightDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -396,6 +397,21 @@ class MainWindow(QMainWindow):
         name = self.session.display_name if self.session is not None else ""
         self.setWindowTitle(f"{name}[*] — {APP_TITLE}" if name else APP_TITLE)
         self.setWindowModified(bool(self.session and self.session.is_dirty))
+
+    def show_take(self, shot_id: str, take_id: str) -> bool:
+        """Go to a take (a completed request's Show): its first chunk selected, the player there, the take
+        selected in the takes view (previewed unless it is the active one). False: it no longer exists."""
+        session = self.session
+        shot = next((s for s in session.project.shots if s.id == shot_id), None) if session is not None else None
+        take = shot.find_take(take_id) if shot is not None else None
+        if take is None or not shot.chunks:
+            self.show_status("That take no longer exists.")
+            return False
+        first = take.first_chunk_id if any(c.id == take.first_chunk_id for c in shot.chunks) else shot.chunks[0].id
+        session.select(shot.id, first)
+        session.set_preview_take(shot.id, take.id)  # the active take: no preview, the storyboard shows it already
+        self.show_takes()
+        return True
 
     def show_takes(self) -> None:
         """Show the takes of the selected shot (Generate › Takes…, a shot's take chip)."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
@@ -40,8 +41,9 @@ from magi_engine.errors import ConfigError, EngineError
 from magi_engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
 from magi_studio.controllers.common import Autosaver, SerialTasks, snapshot_project
 from magi_studio.controllers.run_queue import RunQueue, plan_request
-from magi_studio.controllers.run_state import (ChunkJobState, ChunkJobStates, GenerationProgress,
-                                               QueuedShot, QueueItem, RunningJob, RunPhase, RunProgress)
+from magi_studio.controllers.run_state import (ChunkJobState, ChunkJobStates, CompletedRequest, GenerationProgress,
+                                               QueuedShot, QueueItem, RequestState, RunningJob, RunPhase,
+                                               RunProgress)
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.planning import GenerationPlan, ResultCommitter, sampling_for
 from magi_studio.document.run_marker import clear_run_marker, write_run_marker
@@ -63,8 +65,11 @@ class GenerationController(QObject, RunQueue):
     generatingChanged = Signal(bool)
     #: (RunPhase value) whenever the run's phase changes.
     phaseChanged = Signal(str)
-    #: The run's queue (`queue()`) changed: a shot started, was moved or removed, the run paused or ended.
+    #: The run's queue (`queue()`) changed: a shot started, was moved or removed, the run paused or ended; or a
+    #: request failed, was cancelled, retried or removed (`ended_requests()`).
     queueChanged = Signal()
+    #: The list of requests done (`completed()`) changed: one was done, or the list was cleared.
+    completedChanged = Signal()
     #: (GenerationProgress) on entering each phase, on every step and every chunk.
     progressChanged = Signal(object)
     #: (shot_id, chunk_id, result_id) after a finished chunk entered the document.
@@ -95,11 +100,20 @@ class GenerationController(QObject, RunQueue):
         self._job: RunningJob | None = None
         self._stop: str | None = None  # why the run stops early ("cancelled" / "failed")
         self._pausing = False  # a pause was asked for: the run holds once the current job has drained
-        self._replacing = False  # the request at the queue's head replaces the current one (run_queue)
+        # The current request is given up (replaced by the request at the queue's head, or cancelled alone): the
+        # run goes on with the queue (run_queue).
+        self._dropping_current = False
         self._stopped: list[QueuedShot] = []  # the requests a cancel left to do (continue_stopped)
         self._after_stop: list[QueuedShot] = []  # requests made while the run was stopping: the next run
         self._item_takes: dict[int, str] = {}  # queue item id -> the take its chunks went to (a variation goes on)
-        self._failed: list[QueueItem] = []  # requests of the last run that could not be planned, with why
+        # Requests that failed or were cancelled, each with its row; listed until retried or removed (run_queue).
+        self._ended: list[tuple[QueuedShot, QueueItem]] = []
+        self._completed: list[CompletedRequest] = []  # requests done, oldest first, until cleared
+        self._item_seconds: dict[int, float] = {}  # queue item id -> seconds it has been the current request
+        self._item_made: dict[int, list[str]] = {}  # queue item id -> the chunks it committed (ids, in order)
+        self._current_since = 0.0  # time.monotonic() when the current request became current
+        self._run_failed: set[int] = set()  # ids of the requests that failed in this run (or the last one)
+        self._job_failure = ""  # why the job under way must stop (a write failed, its shot was deleted)
         self._load_job: int | None = None
         self._marked = None  # the project folder holding this run's run marker
         self._run_chunks: list[tuple[str, str]] = []  # (shot id, chunk id) the run is to make, in order
@@ -121,9 +135,11 @@ class GenerationController(QObject, RunQueue):
         if phase is RunPhase.IDLE:
             return
         self._pausing, self._after_stop = False, []  # Stop again: what was asked while stopping is dropped too
-        if self._stop is None:  # what the run still had to do, for continue_stopped
-            current = [self._again(self._current)] if self._current is not None and not self._replacing else []
+        if self._stop is None:  # what the run still had to do, for continue_stopped (and Retry, row by row)
+            current = [self._again(self._current)] if self._current is not None and not self._dropping_current else []
             self._stopped = current + self._queue
+            for item in self._stopped:
+                self._end_request(item, RequestState.CANCELLED)
         self._stop = self._stop or "cancelled"
         self._queue.clear()
         if phase is RunPhase.RUNNING:
@@ -139,6 +155,8 @@ class GenerationController(QObject, RunQueue):
         items, self._stopped = self._stopped, []
         if not items or self._phase is not RunPhase.IDLE:
             return False
+        stopped = {item.id for item in items}
+        self._ended = [(item, row) for item, row in self._ended if item.id not in stopped]  # going on: not ended
         self._request(items)
         return self.is_generating()
 
@@ -165,9 +183,11 @@ class GenerationController(QObject, RunQueue):
     def set_session(self, session: DocumentSession | None) -> None:
         """Another project is open (None: none): stop the run, commit what finished, forget the job states."""
         self.stop()
-        self._stopped = []
+        self._stopped, self._ended, self._completed = [], [], []  # they were that project's
         self._states.clear()
         self._session = session
+        self.queueChanged.emit()
+        self.completedChanged.emit()
 
     def retarget_store(self, store) -> None:
         """After Save as: chunks still to come are written into the new bundle."""
@@ -251,8 +271,8 @@ class GenerationController(QObject, RunQueue):
     def _begin(self, items: list[QueuedShot]) -> None:
         """A run of these requests (the controller is idle)."""
         self._queue, self._stop, self._load_job, self._stopped, self._run_chunks = [], None, None, [], []
+        self._run_failed = set()
         self._item_takes = {k: v for k, v in self._item_takes.items() if k in {item.id for item in items}}
-        self._failed = []  # the last run's failures are old news
         self._progress.reset()
         project = self._session.document.project
         for item in items:
@@ -307,6 +327,7 @@ class GenerationController(QObject, RunQueue):
             snapshot, store, session = snapshot_project(project), self._session.store, self._session
             sampling = sampling_for(project.settings, self.worker.model_info.sampling)
             self._current, self._current_name = item, shot.name
+            self._current_since = time.monotonic()
             self._set_busy([item.shot_id])
 
             take_id = self._item_takes.get(item.id)  # a variation stopped or paused after some of its chunks
@@ -325,8 +346,11 @@ class GenerationController(QObject, RunQueue):
         if self._pausing:
             return self._hold()
         project, shot_id = session.document.project, item.shot_id
-        if self._replacing or plan is None or not any(s.id == shot_id for s in project.shots):
-            self._replacing = False  # replaced by the request now at the queue's head, or nothing to do
+        if self._dropping_current or plan is None or not any(s.id == shot_id for s in project.shots):
+            self._leave_current(item)
+            if plan is None and not self._dropping_current and self._item_made.get(item.id):
+                self._complete(item, project)  # resumed with nothing left: what it made before is all it makes
+            self._dropping_current = False  # replaced by the request now at the queue's head, or nothing to do
             self._progress.estimates.pop(item.id, None)
             shot = next((s for s in project.shots if s.id == shot_id), None)
             self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())
@@ -349,10 +373,10 @@ class GenerationController(QObject, RunQueue):
         """This request cannot be generated (a reference image gone, chunks before it missing): it alone fails,
         with its sentence in the banner and on its row of the queue; the run goes on with the next one."""
         reported = self._report(error)
-        self._failed.append(QueueItem(item.id, item.shot_id, self._current_name, item.from_index, label=item.label,
-                                      stop_index=item.stop_index, failed=str(reported)))
+        self._leave_current(item)
+        self._end_request(item, RequestState.FAILED, str(reported))
         self._progress.estimates.pop(item.id, None)
-        self._current, self._current_name, self._replacing = None, "", False
+        self._current, self._current_name, self._dropping_current = None, "", False
         shot = next((s for s in self._session.document.project.shots if s.id == item.shot_id), None)
         self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())
         if self._pausing:
@@ -363,8 +387,12 @@ class GenerationController(QObject, RunQueue):
         if self._phase is RunPhase.IDLE:
             return
         outcome = self._stop or "finished"
+        if self._current is not None:
+            self._leave_current(self._current)
+        for item in self._queue if outcome == "failed" else []:  # the run stopped on a failure: they can be retried
+            self._end_request(item, RequestState.CANCELLED)
         self._queue.clear()
-        self._pausing = self._replacing = False
+        self._pausing = self._dropping_current = False
         self._job, self._current, self._current_name = None, None, ""
         self._states.settle()
         self._set_busy([])
@@ -396,7 +424,8 @@ class GenerationController(QObject, RunQueue):
             self._emit_progress()
         elif isinstance(event, (Finished, Cancelled, Failed)):
             self._on_job_end(job, "finished" if isinstance(event, Finished) else
-                             "cancelled" if isinstance(event, Cancelled) else "failed")
+                             "cancelled" if isinstance(event, Cancelled) else "failed",
+                             str(event.error) if isinstance(event, Failed) else "")
 
     def _on_chunk_started(self, job: RunningJob, chunk: int) -> None:
         if (chunk_id := job.chunk_id(chunk)) is not None:
@@ -462,6 +491,7 @@ class GenerationController(QObject, RunQueue):
             self.resultFrames.emit(result.id, event.frames[event.prefix_frames:])
         job.session.push(job.committer.command_for(project, result))
         self._item_takes[job.item_id] = job.committer.take_id
+        self._item_made.setdefault(job.item_id, []).append(result.chunk_id)
         self._states.set(job.plan.shot_id, result.chunk_id, ChunkJobState.IDLE)
         self.chunkCommitted.emit(job.plan.shot_id, result.chunk_id, result.id)
         self.autosaver.request(project, job.session.store)
@@ -474,13 +504,15 @@ class GenerationController(QObject, RunQueue):
         self._fail_job(job, error)
 
     def _fail_job(self, job: RunningJob, error: BaseException) -> None:
-        self._report(error)
+        reported = self._report(error)
         if job is self._job:
             self._stop = "failed"
+            self._job_failure = self._job_failure or str(reported)
             self._queue.clear()
             self.worker.cancel(job.job_id)
 
-    def _on_job_end(self, job: RunningJob, outcome: str) -> None:
+    def _on_job_end(self, job: RunningJob, outcome: str, reason: str = "") -> None:
+        job.outcome, job.failure = outcome, reason or ("The engine failed on it." if outcome == "failed" else "")
         if outcome == "failed":
             self._stop = "failed"
             first = job.plan.request.start_chunk
@@ -489,7 +521,7 @@ class GenerationController(QObject, RunQueue):
             for chunk in [c for c in job.active if c not in job.finished] or waiting[:1]:
                 if (chunk_id := job.chunk_id(chunk)) is not None:
                     self._states.set(job.plan.shot_id, chunk_id, ChunkJobState.FAILED)
-        elif outcome == "cancelled" and not self._pausing and not self._replacing:
+        elif outcome == "cancelled" and not self._pausing and not self._dropping_current:
             self._stop = self._stop or "cancelled"
         self._enter(RunPhase.DRAINING)
         # A barrier: runs once every chunk this job delivered has been written and committed.
@@ -500,14 +532,55 @@ class GenerationController(QObject, RunQueue):
             return
         self._job = None
         self._states.settle(chunk_ids=set(job.plan.chunk_ids) - self._waiting_chunks())
+        # Why it failed: a write or commit of ours (the engine saw only a cancel), or the engine's own failure.
+        failure, self._job_failure = self._job_failure or job.failure, ""
+        if self._current is not None:
+            self._leave_current(self._current)
+            if failure:
+                self._end_request(self._current, RequestState.FAILED, failure)
+            elif job.outcome == "finished" and not self._dropping_current:
+                self._complete(self._current, job.session.document.project)
         # The next request, on the project's model (Settings may have loaded another one meanwhile).
         if self._stop is not None:
             self._end_run()
         elif self._pausing:
             self._hold()
         else:
-            self._current, self._current_name, self._replacing = None, "", False
+            self._current, self._current_name, self._dropping_current = None, "", False
             self._when_model_ready()
+
+    # Requests over: failed, cancelled, done ----------------------------------------------------
+    def _leave_current(self, item: QueuedShot) -> None:
+        """`item` stops being the current request (done, failed, dropped, held): count the time it was."""
+        if self._current_since:
+            self._item_seconds[item.id] = self._item_seconds.get(item.id, 0.0) + time.monotonic() - self._current_since
+            self._current_since = 0.0
+
+    def _end_request(self, item: QueuedShot, state: RequestState, reason: str = "") -> None:
+        """`item` failed or was cancelled: its row stays (Retry, Remove) under the queue."""
+        names = {shot.id: shot.name for shot in self._session.document.project.shots} if self._session else {}
+        row = QueueItem(item.id, item.shot_id, names.get(item.shot_id, "A deleted shot"), item.from_index,
+                        label=item.label, stop_index=item.stop_index, failed=reason, state=state)
+        self._ended = [(i, r) for i, r in self._ended if i.id != item.id] + [(item, row)]
+        if state is RequestState.FAILED:
+            self._run_failed.add(item.id)
+
+    def _complete(self, item: QueuedShot, project) -> None:
+        """`item` is done: it joins the Completed list with what it made; rows of its shot that failed or were
+        cancelled before are superseded by it (a plain request that fills the shot), so they go."""
+        made = self._item_made.pop(item.id, [])
+        seconds = self._item_seconds.pop(item.id, 0.0)
+        shot = next((s for s in project.shots if s.id == item.shot_id), None)
+        take_id = self._item_takes.get(item.id, "")
+        take = shot.find_take(take_id) if shot is not None else None
+        positions = [i + 1 for i, chunk in enumerate(shot.chunks) if chunk.id in made] if shot is not None else []
+        if shot is None or take is None or not positions:
+            return
+        self._completed.append(CompletedRequest(item.id, shot.id, shot.name, take.id, take.name, positions[0],
+                                                positions[-1], len(made), seconds, item.label))
+        if item.seeds is None and item.stop_index is None:
+            self._ended = [(i, r) for i, r in self._ended if i.shot_id != shot.id or i.seeds is not None]
+        self.completedChanged.emit()
 
     # Helpers ----------------------------------------------------------------------------------
     def _set_busy(self, shot_ids: list[str]) -> None:

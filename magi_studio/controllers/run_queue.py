@@ -5,6 +5,9 @@
     generation.queue()                     # [QueueItem]: the request under way first, then the waiting ones
     generation.move_queued(item_id, -1)    # earlier; remove_queued(item_id) takes it out of the run
     generation.pause()                     # within one step; finished chunks kept; resume_paused() goes on
+    generation.cancel_request(item_id)     # that request alone stops (finished chunks kept); the run goes on
+    generation.ended_requests()            # [QueueItem] failed (with why) or cancelled: retry(item_id) or remove
+    generation.completed()                 # [CompletedRequest]: what each done request made; clear_completed()
 
 A request made during a run joins the end of its queue (a paused run stays paused until Resume); one that
 the run already makes as asked (`_made_by_run`) is not added twice, and `queueNotice` says so. One made while
@@ -24,7 +27,8 @@ from __future__ import annotations
 import itertools
 import random
 
-from magi_studio.controllers.run_state import ChunkJobState, QueuedShot, QueueItem, RunPhase
+from magi_studio.controllers.run_state import (ChunkJobState, CompletedRequest, QueuedShot, QueueItem, RequestState,
+                                               RunPhase)
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import chunk_spec, first_pending_chunk, resolve_take
 from magi_studio.document.planning import GenerationPlan, plan_generation, reseed_for_regeneration, variation_seeds
@@ -133,7 +137,7 @@ class RunQueue:
                 continue
             if self._replaces_current(item):
                 self._queue.insert(0, item)
-                self._replacing = True
+                self._dropping_current = True
                 if self._phase is RunPhase.RUNNING:
                     self.worker.cancel(self._job.job_id)  # its finished chunks are still committed
                 # PLANNING: the plan's delivery is dropped; DRAINING: the job has ended already
@@ -174,7 +178,7 @@ class RunQueue:
         """Whether `item` asks again for the shot under way from a chunk its job has reached (see the module)."""
         current = self._current
         if (current is None or item.shot_id != current.shot_id or item.seeds is not None or item.from_index is None
-                or self._stop is not None or self._pausing or self._replacing):
+                or self._stop is not None or self._pausing or self._dropping_current):
             return False
         if self._job is not None:
             reached = self._job.plan.start_index + len(self._job.finished)  # chunks finish in order
@@ -216,19 +220,96 @@ class RunQueue:
 
     # The queue --------------------------------------------------------------------------------
     def queue(self) -> list[QueueItem]:
-        """What the run will generate, in order: the request under way first (when one is)."""
+        """What the run will generate, in order: the request under way first (when one is), with its own
+        progress; in a paused run, the request it holds first (PAUSED)."""
         if self._session is None or self._phase is RunPhase.IDLE:
             return []
         names = {shot.id: shot.name for shot in self._session.document.project.shots}
-        current = [(self._current, True)] if self._current is not None else []
-        return [QueueItem(item.id, item.shot_id, names[item.shot_id], item.from_index, is_current, item.label,
-                          item.stop_index)
-                for item, is_current in current + [(item, False) for item in self._queue] if item.shot_id in names]
+        rows = [self._current_row(names)] if self._current is not None and self._current.shot_id in names else []
+        for position, item in enumerate(self._queue):
+            if item.shot_id in names:
+                held = position == 0 and self._phase is RunPhase.PAUSED
+                done = self._progress.finished_in.get(item.id, 0)
+                rows.append(QueueItem(item.id, item.shot_id, names[item.shot_id], item.from_index, False, item.label,
+                                      item.stop_index, state=RequestState.PAUSED if held else RequestState.QUEUED,
+                                      chunk=done, chunks=self._progress.estimates.get(item.id, 0) if held else 0,
+                                      fraction=done / max(1, self._progress.estimates.get(item.id, 0))))
+        return rows
+
+    def _current_row(self, names: dict[str, str]) -> QueueItem:
+        """The request under way, with its progress: chunk c of n (its own chunks), the share done, its ETA."""
+        item, job = self._current, self._job
+        chunks = self._progress.estimates.get(item.id, 0) if job is not None else 0
+        done = self._progress.finished_in.get(item.id, 0)
+        eta, partial = None, 0.0
+        if job is not None:
+            taken, needed = job.next_chunk_steps()
+            partial = taken / needed if needed else 0.0
+            progress = self.progress()
+            eta = progress.request_eta_s if progress is not None else None
+        return QueueItem(item.id, item.shot_id, names[item.shot_id], item.from_index, True, item.label,
+                         item.stop_index, state=RequestState.RUNNING, chunk=min(chunks, done + 1), chunks=chunks,
+                         fraction=min(1.0, (done + partial) / chunks) if chunks else 0.0, eta_s=eta)
+
+    def ended_requests(self) -> list[QueueItem]:
+        """The requests that failed (each with its sentence, `failed`) or were cancelled, oldest first: listed
+        until the user retries or removes them, or a request that fills their shot is done."""
+        return [row for _, row in self._ended]
 
     def failed_requests(self) -> list[QueueItem]:
-        """The requests of the last run that could not be generated, each with its sentence (`failed`); they stay
-        listed until the next run starts or the user removes them."""
-        return list(self._failed)
+        """The requests of this run (or the last one) that could not be generated, each with its sentence."""
+        return [row for _, row in self._ended if row.id in self._run_failed and row.state is RequestState.FAILED]
+
+    def completed(self) -> list[CompletedRequest]:
+        """The requests done, oldest first, with what they made (a take, its chunks, the time taken)."""
+        return list(self._completed)
+
+    def clear_completed(self) -> None:
+        if self._completed:
+            self._completed = []
+            self.completedChanged.emit()
+
+    def retry(self, item_id: int) -> bool:
+        """Ask again for a request that failed or was cancelled, planned from the document as it is now, as
+        Generate would: a plain request from its shot's first chunk not done (up to its range's end), a
+        variation filling its take from its first chunk without one. False: no such row."""
+        ended = next((item for item, _ in self._ended if item.id == item_id), None)
+        if ended is None or self._session is None:
+            return False
+        self._ended = [(item, row) for item, row in self._ended if item.id != item_id]
+        self._stopped = [item for item in self._stopped if item.id != item_id]
+        again = ended if ended.seeds is not None else \
+            QueuedShot(ended.id, ended.shot_id, None, label=ended.label, stop_index=ended.stop_index)
+        self.queueChanged.emit()
+        self._request([again])
+        return True
+
+    def cancel_request(self, item_id: int) -> bool:
+        """Stop one request and go on with the rest of the queue: a waiting one leaves the queue, the one under
+        way stops within one step (its finished chunks kept); either is listed as cancelled (Retry asks for it
+        again). The only request of the run: the run stops (cancel). False: not in the run."""
+        current = self._current is not None and self._current.id == item_id
+        if not current and not any(item.id == item_id for item in self._queue):
+            return False
+        if current and (self._dropping_current or self._phase is RunPhase.DRAINING):
+            return False  # already given up, or its last chunks are being committed: it is about done
+        if current and not self._queue:
+            self.cancel()
+            return True
+        if not current:
+            item = next(item for item in self._queue if item.id == item_id)
+            self.remove_queued(item_id)
+            self._end_request(item, RequestState.CANCELLED)
+            self.queueChanged.emit()
+            return True
+        self._end_request(self._again(self._current), RequestState.CANCELLED)
+        self._dropping_current = True
+        if self._phase is RunPhase.RUNNING:
+            self.worker.cancel(self._job.job_id)  # its finished chunks are still committed; then the next request
+        # PLANNING: the plan's delivery is dropped and the next request planned
+        self.queueChanged.emit()
+        self._emit_progress()
+        return True
 
     def move_queued(self, item_id: int, offset: int) -> None:
         """Move a waiting request `offset` places later (negative: earlier) in the queue."""
@@ -241,9 +322,10 @@ class RunQueue:
 
     def remove_queued(self, item_id: int) -> None:
         """Take a waiting request out of the run (the one under way is stopped with cancel, not removed), or a
-        failed one off the list."""
-        if any(failed.id == item_id for failed in self._failed):
-            self._failed = [failed for failed in self._failed if failed.id != item_id]
+        failed or cancelled one off the list."""
+        if any(ended.id == item_id for ended, _ in self._ended):
+            self._ended = [(ended, row) for ended, row in self._ended if ended.id != item_id]
+            self._stopped = [item for item in self._stopped if item.id != item_id]
             return self.queueChanged.emit()
         item = next((item for item in self._queue if item.id == item_id), None)
         if item is None:
@@ -281,11 +363,13 @@ class RunQueue:
         return self._phase is RunPhase.PAUSED
 
     def _hold(self) -> None:
-        if self._current is not None and not self._replacing:
+        if self._current is not None:
+            self._leave_current(self._current)
+        if self._current is not None and not self._dropping_current:
             item = self._again(self._current)
             self._queue.insert(0, item)
             self._mark_queued(self._session.document.project, item)
-        self._current, self._replacing = None, False
+        self._current, self._dropping_current = None, False
         self._set_busy([])
         self._enter(RunPhase.PAUSED)
 

@@ -85,6 +85,20 @@ class QueuedShot:
     stop_index: int | None = None
 
 
+class RequestState(str, Enum):
+    """Where one request of the queue is (its row in the queue view); `QueueItem.state`."""
+
+    QUEUED = "queued"        # waiting for its turn
+    RUNNING = "running"      # being planned or generated now
+    PAUSED = "paused"        # the request a paused run holds: it goes on first when the run is resumed
+    FAILED = "failed"        # it could not be generated (`QueueItem.failed` says why); Retry asks for it again
+    CANCELLED = "cancelled"  # stopped by the user before it was done; Retry asks for it again
+
+
+#: The states of a request that is over without being done: listed until retried or removed.
+ENDED_STATES = (RequestState.FAILED, RequestState.CANCELLED)
+
+
 @dataclass(frozen=True)
 class QueueItem:
     """One request of a run, as the queue view shows it."""
@@ -100,14 +114,56 @@ class QueueItem:
     stop_index: int | None = None
     #: Why it could not be generated (one sentence), for a request that failed in the run; "" otherwise.
     failed: str = ""
+    state: RequestState = RequestState.QUEUED
+    #: The running request's own progress: chunk `chunk` of `chunks` is being made (1-based; 0 of 0 before it is
+    #: planned), `fraction` of its chunks are done, about `eta_s` seconds left (None until steps were timed).
+    chunk: int = 0
+    chunks: int = 0
+    fraction: float = 0.0
+    eta_s: float | None = None
 
     def text(self) -> str:
         start = f"from chunk {self.from_index + 1}" if self.from_index is not None else "the chunks not done"
         if self.stop_index is not None:
             start = (f"chunks {self.from_index + 1} to {self.stop_index}" if self.from_index is not None else
                      f"the chunks not done up to chunk {self.stop_index}")
-        state = f"failed: {self.failed}" if self.failed else "generating" if self.current else start
+        state = f"failed: {self.failed}" if self.failed else "generating" if self.current else \
+            "cancelled" if self.state is RequestState.CANCELLED else start
         return " · ".join([self.shot_name] + ([self.label] if self.label else []) + [state])
+
+    def progress_text(self) -> str:
+        """The running request's line under its bar: "chunk 2 of 4 · about 0:40 left" ("planning" before)."""
+        if not self.chunks:
+            return "planning"
+        parts = [f"chunk {self.chunk} of {self.chunks}"]
+        if self.eta_s is not None:
+            parts.append(f"about {clock_text(self.eta_s)} left")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class CompletedRequest:
+    """A request that was done: what it made, for the queue view's Completed list (Show goes to its take)."""
+
+    id: int
+    shot_id: str
+    shot_name: str
+    #: The take its chunks went to, and that take's name when it was done.
+    take_id: str
+    take_name: str
+    #: The chunks it made, 1-based positions in the shot when it was done (first, last), and how many.
+    first_chunk: int
+    last_chunk: int
+    chunks: int
+    #: Seconds from its planning to its last chunk committed (a paused request: its working time only).
+    seconds: float
+    label: str = ""
+
+    def text(self) -> str:
+        made = f"chunk {self.first_chunk}" if self.first_chunk == self.last_chunk else \
+            f"chunks {self.first_chunk}–{self.last_chunk}"
+        return " · ".join([self.shot_name] + ([self.label] if self.label else [])
+                          + [self.take_name, made, clock_text(self.seconds)])
 
 
 def clock_text(seconds: float) -> str:
@@ -143,6 +199,8 @@ class GenerationProgress:
     stopping: bool = False
     #: A pause was asked for: as a stop, then the run waits with its queue.
     pausing: bool = False
+    #: The share of `eta_s` that the request under way still needs (its row's ETA in the queue view).
+    request_eta_s: float | None = None
 
     @property
     def fraction(self) -> float:
@@ -233,6 +291,8 @@ class RunningJob:
     broken: bool = False  # a write failed: later chunks of this job are not written (their context is gone)
     shot_deleted: bool = False  # its shot was deleted during the run (said once)
     item_id: int = 0  # the QueuedShot it generates
+    outcome: str = ""  # "finished" | "cancelled" | "failed" once the engine said it ended
+    failure: str = ""  # the engine's sentence when it failed
 
     def next_shot_chunk(self) -> int | None:
         """1-based place in the shot of the oldest chunk still being made (None before the engine reports)."""
@@ -280,12 +340,15 @@ class RunProgress:
             return GenerationProgress(shot_name, chunk, total, 0, 0, self.elapsed_s, None, phase=phase, model=model,
                                       stopping=stopping, pausing=pausing)
         chunk_step, chunk_steps = job.next_chunk_steps()
-        steps_left = float(job.steps - job.step) if job.steps else 0.0
+        job_left = float(job.steps - job.step) if job.steps else 0.0
         per_chunk = job.steps / max(1, len(job.plan.chunk_ids)) if job.steps else 0.0
-        steps_left += per_chunk * max(0, total - self.finished - len(job.plan.chunk_ids) + len(job.finished))
+        steps_left = job_left + per_chunk * max(0, total - self.finished - len(job.plan.chunk_ids) + len(job.finished))
         eta = self.timer.eta(steps_left, self.elapsed_s) if job.steps else None
+        # The run's settled ETA shared out by steps, so the request's ETA settles with it and is never above it.
+        request_eta = eta * job_left / steps_left if eta is not None and steps_left > 0 else eta
         return GenerationProgress(job.shot_name, chunk, total, job.step, job.steps, self.elapsed_s, eta,
-                                  job.next_shot_chunk(), phase, chunk_step, chunk_steps, model, stopping, pausing)
+                                  job.next_shot_chunk(), phase, chunk_step, chunk_steps, model, stopping, pausing,
+                                  request_eta)
 
 
 class ChunkJobStates:

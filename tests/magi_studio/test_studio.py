@@ -359,3 +359,68 @@ def test_a_close_question_that_raises_keeps_the_window_open_and_says_why(qtbot, 
     assert "TypeError" in studio.window.error_banner.body.text()
     studio.projects.prompts.unsaved_changes = lambda name, untitled=False: DISCARD
     assert studio.dispose() and studio.session is None
+
+
+def test_the_queue_panel_cancels_one_request_retries_it_and_shows_what_the_completed_ones_made(
+        qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings):
+    isolated_settings.model, isolated_settings.width, isolated_settings.height = "tiny", 64, 64
+    engine = pausing_session_factory(lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
+    job = engine_worker.use_session(engine)
+    qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
+    studio = make_studio(worker=engine_worker)
+    window, view = studio.window, studio.window.queue_view
+    type_prompt(qtbot, cards(studio)[0], "a red ball falls")
+    add_chunk(qtbot, studio)
+    window.action_set["edit.new_shot"].trigger()
+    type_prompt(qtbot, cards(studio)[-1], "a blue square")
+    window.queue_dock.raise_()
+    ended = []
+    studio.generation.runEnded.connect(ended.append)
+    window.action_set["generate.run"].trigger()
+    qtbot.waitUntil(engine.paused.is_set, timeout=10_000)  # Shot 1's first chunk is done
+    assert view.states() == ["running", "queued"]
+    row = view.row_widget(0)
+    qtbot.waitUntil(lambda: row.detail.text().startswith("chunk 2 of 2"), timeout=5000)
+    assert row.bar.isVisible() and row.bar.value() >= 500 and row.state.text() == "Running"
+    view.list.setCurrentRow(0)
+    assert view.cancel_button.isEnabled() and not view.retry_button.isEnabled()
+    qtbot.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)  # Shot 1 alone; Shot 2 goes on
+    engine.resume()
+    qtbot.waitUntil(lambda: bool(ended), timeout=20_000)
+    project = studio.session.project
+    first, second = project.shots
+    assert ended == ["finished"] and active_path(first)[1] is None and None not in active_path(second)
+    assert view.states() == ["cancelled"] and view.items() == ["Shot 1 · cancelled"]
+    assert view.completed_items()[0].startswith("Shot 2 · Take 1 · chunk 1 · ")
+    view.list.setCurrentRow(0)
+    assert view.retry_button.isEnabled() and view.remove_button.isEnabled() and not view.cancel_button.isEnabled()
+    qtbot.mouseClick(view.retry_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(ended) == 2, timeout=20_000)
+    assert ended[-1] == "finished" and None not in active_path(first) and view.items() == []
+    assert [text.split(" · ")[:3] for text in view.completed_items()] == [  # the latest first
+        ["Shot 1", "Take 1", "chunks 1–2"], ["Shot 2", "Take 1", "chunk 1"]]
+    assert view.completed_toggle.text() == "Completed (2)" and view.completed_list.isVisible()
+
+    # Show (a double-click): that take selected in the takes view, the player on its first chunk.
+    window.player.seek_chunk(0)
+    view.completed_list.setCurrentRow(1)
+    item = view.completed_list.item(1)
+    rect = view.completed_list.visualItemRect(item)
+    qtbot.mouseClick(view.completed_list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(view.completed_list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert studio.session.selected_shot_id == second.id and window.player.current_chunk == 2
+    assert window.takes_view.current_take_id() == second.active_take_id and window.takes_dock.isVisible()
+    studio.generation.regenerate_from(first.id, 1)  # a second take of Shot 1 is made active
+    qtbot.waitUntil(lambda: len(ended) == 3, timeout=20_000)
+    take_one = first.takes[0].id
+    assert first.active_take_id != take_one
+    assert [text.split(" · ")[:2] for text in view.completed_items()] == [
+        ["Shot 1", "Take 2"], ["Shot 1", "Take 1"], ["Shot 2", "Take 1"]]
+    view.completed_list.setCurrentRow(1)  # Shot 1's first request: Take 1, no longer active
+    qtbot.mouseClick(view.show_button, Qt.MouseButton.LeftButton)
+    assert studio.session.preview_take == (first.id, take_one) and window.takes_view.current_take_id() == take_one
+    assert window.player.current_chunk == 0
+    qtbot.mouseClick(view.completed_toggle, Qt.MouseButton.LeftButton)  # collapsed
+    assert not view.completed_list.isVisible() and view.completed_toggle.isVisible()
+    qtbot.mouseClick(view.clear_button, Qt.MouseButton.LeftButton)
+    assert view.completed_items() == [] and not view.completed_toggle.isVisible()

@@ -12,9 +12,11 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
+from magi_engine.errors import EngineError
 from magi_engine.events import ChunkFinished, Failed, StepProgress
 from magi_studio.controllers.generation import ChunkJobState as Job
 from magi_studio.controllers.generation import GenerationController, RunPhase
+from magi_studio.controllers.run_state import RequestState as Request
 from magi_studio.document import store as store_module
 from magi_studio.document.commands import AddChunk, AddShot, DeleteChunk, DeleteShot, SetPrompt, SetShotStart, new_chunk
 from magi_studio.document.invariants import check
@@ -661,3 +663,132 @@ def test_a_request_made_while_the_run_is_stopping_starts_once_it_has_stopped(qtb
     s.controller.generate_shot(s.shot.id)
     assert not s.controller.is_generating()  # nothing left: no run, and the status bar says so
     assert notices[-1] == "Nothing to generate: the chunks asked for are all done."
+
+
+def test_each_request_in_the_queue_has_its_own_state_and_progress(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0, chunks=4)
+    b = new_shot(s.session.project, name="B", prompt=PROMPTS[2], seed=7)
+    s.session.push(AddShot(b))
+    s.controller.generate_storyboard()
+    running, waiting = s.controller.queue()
+    assert (running.state, running.chunks, running.progress_text()) == (Request.RUNNING, 0, "planning")
+    assert (waiting.state, waiting.shot_name, waiting.chunks) == (Request.QUEUED, "B", 0)
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)  # Shot 1's chunk 1 is done, chunk 2 under way
+    qtbot.waitUntil(lambda: s.controller.queue()[0].chunk == 2, timeout=5000)
+    running = s.controller.queue()[0]
+    assert (running.state, running.chunk, running.chunks) == (Request.RUNNING, 2, 4)
+    assert 0.25 <= running.fraction < 0.5 and running.progress_text().startswith("chunk 2 of 4")
+    run = s.controller.progress()  # the request's ETA is its share of the run's, never more
+    assert running.eta_s is None or (run.eta_s is not None and 0 <= running.eta_s <= run.eta_s)
+    s.controller.pause()
+    s.engine.resume()
+    qtbot.waitUntil(s.controller.is_paused, timeout=10_000)
+    held, waiting = s.controller.queue()
+    assert (held.state, held.shot_name, held.chunk, held.chunks) == (Request.PAUSED, "Shot 1", 1, 4)
+    assert held.fraction == 0.25 and waiting.state is Request.QUEUED
+    s.controller.resume_paused()
+    wait_run(qtbot, s)
+    assert s.controller.queue() == [] and s.recorder.ends == ["finished"]
+
+
+def test_one_request_cancelled_lets_the_run_go_on_and_retry_generates_what_it_left(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0, chunks=3)
+    project = s.session.project
+    b = new_shot(project, name="B", prompt=PROMPTS[2], seed=7)
+    s.session.push(AddShot(b))
+    completed = []
+    s.controller.completedChanged.connect(lambda: completed.append(len(s.controller.completed())))
+    s.controller.generate_storyboard()
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)  # Shot 1's first chunk is done
+    first = s.controller.queue()[0]
+    assert s.controller.cancel_request(first.id)  # Shot 1 alone: the job stops within one step
+    assert [(i.shot_name, i.state) for i in s.controller.queue() + s.controller.ended_requests()] == [
+        ("Shot 1", Request.RUNNING), ("B", Request.QUEUED), ("Shot 1", Request.CANCELLED)]
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["finished"] and not s.recorder.errors  # one run: B was generated after it
+    assert active_path(s.shot)[0] is not None and active_path(s.shot)[1:] == [None, None]  # its chunk 1 kept
+    b = project.shot(b.id)  # the document's own (AddShot holds a copy)
+    assert None not in active_path(b)
+    [cancelled] = s.controller.ended_requests()
+    assert (cancelled.id, cancelled.state, cancelled.text()) == (first.id, Request.CANCELLED, "Shot 1 · cancelled")
+    [done] = s.controller.completed()
+    assert (done.shot_name, done.take_name, done.chunks, done.first_chunk, done.last_chunk) == ("B", "Take 1", 1, 1, 1)
+    assert done.take_id == b.active_take_id and done.seconds > 0
+    assert s.controller.retry(first.id)  # from the document as it is: its first chunk not done
+    assert s.controller.ended_requests() == [] and s.controller.queue()[0].shot_name == "Shot 1"
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends == ["finished", "finished"] and None not in active_path(s.shot)
+    assert len(s.shot.takes) == 1 and s.requests[-1].start_chunk == 1  # the take it made is filled from chunk 2
+    assert [(r.shot_name, r.take_name, r.first_chunk, r.last_chunk, r.chunks) for r in s.controller.completed()] == [
+        ("B", "Take 1", 1, 1, 1), ("Shot 1", "Take 1", 1, 3, 3)]  # its chunk from before the cancel counts
+    assert s.controller.completed()[-1].text().startswith("Shot 1 · Take 1 · chunks 1–3 · ")
+    assert completed == [1, 2]
+    s.controller.clear_completed()
+    assert s.controller.completed() == [] and completed == [1, 2, 0]
+
+
+def test_a_waiting_request_cancelled_is_listed_and_removed_and_stop_lists_what_the_run_left(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0, chunks=2)
+    project = s.session.project
+    for name in ("B", "C"):
+        s.session.push(AddShot(new_shot(project, name=name, prompt=PROMPTS[2], seed=7)))
+    b, c = project.shots[1:]
+    s.controller.generate_storyboard()
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    by_shot = {i.shot_id: i.id for i in s.controller.queue()}
+    assert s.controller.cancel_request(by_shot[b.id])
+    assert [(i.shot_name, i.state) for i in s.controller.queue()] == [("Shot 1", Request.RUNNING), ("C", Request.QUEUED)]
+    assert [(i.shot_name, i.state) for i in s.controller.ended_requests()] == [("B", Request.CANCELLED)]
+    assert s.controller.chunk_job_state(b.chunks[0].id) == (Job.IDLE, 0.0)  # no longer queued on its card
+    s.controller.remove_queued(by_shot[b.id])  # taken off the list
+    assert s.controller.ended_requests() == [] and not s.controller.retry(by_shot[b.id])
+    s.controller.cancel()  # Stop: the request under way and the waiting one are listed as cancelled, for Retry
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["cancelled"]
+    assert [(i.shot_name, i.state) for i in s.controller.ended_requests()] == [
+        ("Shot 1", Request.CANCELLED), ("C", Request.CANCELLED)]
+    assert s.controller.continue_stopped()  # going on (quit's Keep Working): no longer listed as cancelled
+    assert s.controller.ended_requests() == []
+    wait_run(qtbot, s, 2)
+    assert None not in active_path(s.shot) and None not in active_path(c) and active_path(b) == [None]
+
+
+def test_a_failed_request_is_retried_once_its_cause_is_fixed(qtbot, studio):
+    s = studio(chunks=1)
+    b = new_shot(s.session.project, name="B", prompt=PROMPTS[2], seed=7)
+    s.session.push(AddShot(b))
+    s.session.push(SetShotStart(b.id, "image"))  # from a reference image, but none is set
+    s.controller.generate_storyboard()
+    wait_run(qtbot, s)
+    [failed] = s.controller.ended_requests()
+    assert failed.state is Request.FAILED and failed.failed.startswith("B starts from a reference image")
+    assert s.controller.failed_requests() == [failed]
+    s.session.push(SetShotStart(b.id, "text"))
+    assert s.controller.retry(failed.id)
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends == ["finished", "finished"] and None not in active_path(s.session.project.shot(b.id))
+    assert s.controller.ended_requests() == [] and [r.shot_name for r in s.controller.completed()] == ["Shot 1", "B"]
+
+
+def test_an_engine_failure_fails_its_request_with_the_engines_sentence_and_keeps_the_rest_for_retry(qtbot, studio):
+    s = studio(chunks=2)
+    b = new_shot(s.session.project, name="B", prompt=PROMPTS[2], seed=7)
+    s.session.push(AddShot(b))
+    generate = s.engine.generate
+
+    def failing(request, cancel=None):  # the engine fails on Shot 1's job
+        yield Failed(EngineError("The GPU ran out of memory."))
+
+    s.engine.generate = failing
+    s.controller.generate_storyboard()
+    wait_run(qtbot, s)
+    assert s.recorder.ends == ["failed"]
+    assert [(i.shot_name, i.state, i.failed) for i in s.controller.ended_requests()] == [
+        ("Shot 1", Request.FAILED, "The GPU ran out of memory."), ("B", Request.CANCELLED, "")]
+    s.engine.generate = generate
+    for row in s.controller.ended_requests():
+        s.controller.retry(row.id)
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends[-1] == "finished" and all(None not in active_path(shot) for shot in s.session.project.shots)

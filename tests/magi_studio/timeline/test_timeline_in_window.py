@@ -148,6 +148,8 @@ class FakeGeneration(QObject):
     queueNotice = Signal(str)
     resultFrames = Signal(str, object)
     queueChanged = Signal()
+    completedChanged = Signal()
+    progressChanged = Signal(object)
     runEnded = Signal(str)
 
     def __init__(self) -> None:
@@ -170,6 +172,12 @@ class FakeGeneration(QObject):
         return []
 
     def failed_requests(self) -> list:
+        return []
+
+    def ended_requests(self) -> list:
+        return []
+
+    def completed(self) -> list:
         return []
 
     def is_paused(self) -> bool:
