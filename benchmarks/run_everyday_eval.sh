@@ -12,6 +12,7 @@
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 PY=${PY:-python3}; SHARDS=${SHARDS:-16}; PER_SHARD=${PER_SHARD:-4}; DEVICE=${DEVICE:-auto}; CHUNKS=${CHUNKS:-4}
+SHARD_LIMIT_S=${SHARD_LIMIT_S:-900}  # a shard still running then is stopped; the join then names the gap
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 work=$(mktemp -d /tmp/everyday-XXXX)
 if ls .whl/*.whl > /dev/null 2>&1; then
@@ -29,7 +30,7 @@ start=$(date +%s)
 for model in studio-mini "$baseline"; do
   name=$([ "$model" = studio-mini ] && echo lexicon || echo no_lexicon)
   for s in $(seq 0 $((SHARDS - 1))); do
-    "$PY" -m lab.everyday_eval --words heldout --model "$model" --storyboards "$PER_SHARD" --chunks "$CHUNKS" \
+    timeout "$SHARD_LIMIT_S" "$PY" -m lab.everyday_eval --words heldout --model "$model" --storyboards "$PER_SHARD" --chunks "$CHUNKS" \
       --seed $((1000 + s * PER_SHARD)) --i2v 0 --rollout-chunks 0 --device "$DEVICE" --out "$work/$name/$s" \
       > "$work/$name.$s.log" 2>&1 &
   done
