@@ -29,6 +29,8 @@ class DeviceFacts:
     devices: tuple[DeviceInfo, ...]
     #: The device "auto" picks (magi_engine.device.pick_device): cuda > mps > cpu.
     auto: str = "cpu"
+    #: How many CUDA GPUs this computer shows (a several-GPU run may use them all).
+    cuda_count: int = 0
 
     def device(self, choice: str = "auto") -> DeviceInfo:
         """The device a choice ("auto", "cuda", "cuda:1", "mps", "cpu") names; an unavailable one if unknown."""
@@ -61,7 +63,8 @@ def read_device_facts() -> DeviceFacts:
     else:
         devices.append(DeviceInfo("mps", False))
     devices.append(DeviceInfo("cpu", True, "CPU", device_memory_bytes("cpu"), _meminfo_total()))
-    return DeviceFacts(tuple(devices), pick_device("auto").type)
+    return DeviceFacts(tuple(devices), pick_device("auto").type,
+                       torch.cuda.device_count() if torch.cuda.is_available() else 0)
 
 
 def _meminfo_total() -> int | None:

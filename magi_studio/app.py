@@ -22,6 +22,7 @@ import qasync
 from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication
 
+from magi_engine.errors import ConfigError
 from magi_studio import theme
 from magi_studio.settings import APPLICATION, ORGANIZATION, Settings
 
@@ -31,10 +32,19 @@ DESKTOP_FILE_NAME = "magi-studio"
 
 
 def parse_app_args(argv: list[str]) -> argparse.Namespace:
+    """The app's arguments; `launch` is the LaunchSpec of --gpus / --ranks for this session (None: Settings')."""
+    from magi_studio.cli import _add_parallel_args, launch_spec
+
     parser = argparse.ArgumentParser(prog="magi-studio", description="MAGI Studio, the storyboard editor.")
     parser.add_argument("project", nargs="?", type=Path, help="project to open")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to the terminal")
-    return parser.parse_args(argv)
+    _add_parallel_args(parser)
+    args = parser.parse_args(argv)
+    try:
+        args.launch = launch_spec(args)
+    except ConfigError as error:
+        parser.error(str(error))
+    return args
 
 
 def create_application(argv: list[str]) -> QApplication:
@@ -93,6 +103,7 @@ def run_app(argv: list[str]) -> int:
     from magi_studio.studio import Studio  # imports the engine (torch): after the app exists
 
     settings = Settings()
+    settings.launch_override = args.launch
     apply_hub_offline(settings)
     studio = Studio(settings)
     # PROJECT, else crashed untitled work (offered), the last project, a new one. The model loads once the

@@ -155,7 +155,7 @@ def launch_spec(args: argparse.Namespace):
         return None
     if getattr(args, "engine", None):
         raise ConfigError("--gpus and --ranks choose this computer's devices; the --engine server chooses its own.")
-    from magi_engine.parallel.launch import LaunchSpec
+    from magi_engine.parallel.plan import LaunchSpec  # plain data: no torch before a model loads
 
     if args.gpus > 1:
         return LaunchSpec(args.gpus, args.dist_backend or "nccl", args.parallel)

@@ -3,6 +3,7 @@
     worker = EngineWorker()                      # starts the "magi-engine" QThread
     worker.event.connect(on_event)               # (job id, event): dispatch on the event's type
     worker.load_model("studio-mini")             # -> job id; progress, cancel, failure like any job
+    worker.load_model(spec, launch=LaunchSpec(2))   # or: on 2 GPUs, this thread driving rank 0
     worker.connect_remote("ws://gpu-box:8765", token)   # or: the engine of `magi-studio serve` elsewhere
     job = worker.generate(request)               # a frozen magi_engine.GenerationRequest -> job id
     worker.cancel(job)                           # the engine stops within one denoising step
@@ -79,6 +80,8 @@ class ModelInfo:
     remote: str = ""
     #: Where the loader put the parts to fit the GPU's memory (ModelBundle.memory_plan).
     memory_plan: str = ""
+    #: The ranks it runs on, e.g. "2 GPUs (sequence-parallel)" ("" for one device).
+    parallel: str = ""
 
     @classmethod
     def of(cls, session: GenerationSession, spec: str) -> "ModelInfo":
@@ -89,12 +92,15 @@ class ModelInfo:
             return cls(spec=model.spec, name=model.name, label=model.label, device=session.device,
                        dtype=str(session.info.get("dtype", "")), width=model.width, height=model.height, fps=model.fps,
                        sampling=model.sampling, distilled=model.distilled, remote=session.url)
+        from magi_engine.parallel.session import ParallelSession
+
         bundle = session.bundle
         dtype = next(bundle.dit.parameters()).dtype
         return cls(spec=spec or bundle.name, name=bundle.name, label=bundle.label, device=str(session.device),
                    dtype=str(dtype).removeprefix("torch."), width=bundle.width, height=bundle.height,
                    fps=bundle.fps, sampling=bundle.sampling, distilled=bool(bundle.dit.config.distilled),
-                   memory_plan=bundle.memory_plan)
+                   memory_plan=bundle.memory_plan,
+                   parallel=session.description if isinstance(session, ParallelSession) else "")
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,7 @@ class _Job:
     dtype: str | None = None
     text_on_cpu: bool = False
     runtime: object = None  # magi_engine.config.RuntimeConfig; None: the engine chooses
+    launch: object = None  # magi_engine.parallel.plan.LaunchSpec of several ranks; None: one device
     session: GenerationSession | None = None  # an already built session to adopt (tests, benchmarks)
     remote: tuple[str, str | None, str | None, str | None] | None = None  # (URL, token, token file, CA file)
 
@@ -201,9 +208,19 @@ class _EngineRunner(QObject):
             self.event.emit(job.id, LoadProgress(f"Loading {job.spec}", 0.0))
             from magi_engine.session import GenerationSession  # torch and the model: on this thread only
 
-            session = GenerationSession.load(job.spec, device=job.device, dtype=job.dtype,
-                                             text_on_cpu=job.text_on_cpu, progress=progress,
-                                             cancel=job.token.is_set, runtime=job.runtime)
+            if job.launch is not None and job.launch.ranks > 1:
+                # This thread drives rank 0; the other ranks are processes of ours, stopped by the session's close.
+                from magi_engine.parallel.session import ParallelSession
+
+                if isinstance(self._session, ParallelSession):  # one process group a process: the old ranks go first
+                    self._session.close()
+                    self._session = None
+                session = ParallelSession.load(job.spec, job.launch, dtype=job.dtype, text_on_cpu=job.text_on_cpu,
+                                               progress=progress, cancel=job.token.is_set, runtime=job.runtime)
+            else:
+                session = GenerationSession.load(job.spec, device=job.device, dtype=job.dtype,
+                                                 text_on_cpu=job.text_on_cpu, progress=progress,
+                                                 cancel=job.token.is_set, runtime=job.runtime)
         if job.token.is_set():  # cancelled while a non-interruptible load ran: keep the previous model
             self.event.emit(job.id, Cancelled((), time.perf_counter() - started))
             return
@@ -219,13 +236,14 @@ class _EngineRunner(QObject):
             self.event.emit(job.id, event)
 
     def release(self) -> None:
-        """Drop the session (its weights, or its connection) once the thread has stopped."""
+        """Drop the session (its weights, its connection, or its other ranks) once the thread has stopped."""
         _close_remote(self._session)
         self._session = None
 
 
 def _close_remote(session) -> None:
-    """Close a remote session's connection (a local GenerationSession holds none)."""
+    """Close a remote session's connection or a parallel session's other ranks (a local GenerationSession
+    holds neither)."""
     close = getattr(session, "close", None)
     if close is not None:
         close()
@@ -287,12 +305,14 @@ class EngineWorker(QObject):
         self.deviceFactsChanged.emit(facts)
 
     def load_model(self, spec: str = "studio-mini", device: str = "auto", dtype: str | None = None, *,
-                   text_on_cpu: bool = False, runtime=None) -> int:
+                   text_on_cpu: bool = False, runtime=None, launch=None) -> int:
         """Queue loading `spec` (studio-mini, a folder, a MAGI-1 hub variant); supersedes earlier loads.
-        `runtime`: an magi_engine.config.RuntimeConfig (Settings.runtime_config), as the command line passes."""
+        `runtime`: an magi_engine.config.RuntimeConfig (Settings.runtime_config), as the command line passes.
+        `launch`: a magi_engine.parallel.plan.LaunchSpec of several ranks (Settings.parallel_launch): the model
+        runs on them, this thread being rank 0 (`device` is then the launch's)."""
         return self._queue(_Job(next(self._ids), "load", spec=spec, device=device,
                                 dtype=None if dtype in (None, "auto") else dtype, text_on_cpu=text_on_cpu,
-                                runtime=runtime))
+                                runtime=runtime, launch=launch))
 
     def connect_remote(self, url: str, token: str | None = None, *, token_file: str | None = None,
                        ca_file: str | None = None) -> int:

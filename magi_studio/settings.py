@@ -188,6 +188,8 @@ class Settings(QObject):
     engine_url = Setting("engine/url", str, "", check=lambda v: None if not v or v.startswith(("ws://", "wss://"))
                          else "must start with ws:// or wss://", doc="a remote engine (magi-studio serve); '' = this computer")
     engine_token_file = Setting("engine/token_file", str, "", doc="the remote engine's token file; '' = the default")
+    gpus = Setting("engine/gpus", int, 1, check=lambda v: None if 1 <= v <= 64 else "must be from 1 to 64",
+                   doc="CUDA GPUs this computer's engine runs on (several: torch.distributed, NCCL)")
     # Generation; None means "the loaded model's default"
     width = Setting("generation/width", int, None, optional=True, check=_video_side)
     height = Setting("generation/height", int, None, optional=True, check=_video_side)
@@ -213,6 +215,9 @@ class Settings(QObject):
         self.store = store if store is not None else QSettings(
             QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
         migrate_store(self.store)
+        #: This session's ranks, from the command line (`magi-studio --gpus N` or `--ranks N`), over `gpus`:
+        #: a magi_engine.parallel.plan.LaunchSpec, or None. Never stored.
+        self.launch_override = None
 
     def runtime_config(self):
         """The engine's RuntimeConfig of these settings (magi_engine.config: plain data, no torch)."""
@@ -220,6 +225,16 @@ class Settings(QObject):
 
         return RuntimeConfig(compile_layers=self.compile_layers,
                              text_encoder=None if self.text_encoder == "auto" else self.text_encoder)
+
+    def parallel_launch(self):
+        """The LaunchSpec the engine on this computer runs on (None: one device)."""
+        if self.launch_override is not None:
+            return self.launch_override if self.launch_override.ranks > 1 else None
+        if self.gpus > 1:
+            from magi_engine.parallel.plan import LaunchSpec
+
+            return LaunchSpec(self.gpus, "nccl")
+        return None
 
     @classmethod
     def declared(cls) -> dict[str, Setting]:

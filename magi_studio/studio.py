@@ -117,7 +117,7 @@ class Studio(QObject):
                                        token_file=self.settings.engine_token_file or str(default_token_path()))
         elif self._owns_worker and self.worker.model_info is None:
             self.worker.load_model(self.settings.model, self.settings.device, self.settings.dtype,
-                                   runtime=self.settings.runtime_config())
+                                   runtime=self.settings.runtime_config(), launch=self.settings.parallel_launch())
 
     def _may_close(self) -> bool:
         """The window is closing: the project first (Save / Discard / Cancel), then the dialogs."""

@@ -26,7 +26,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
@@ -34,7 +33,7 @@ import torch.distributed as dist
 
 from magi_engine import errors
 from magi_engine.dit.model import MagiDiT
-from magi_engine.errors import ConfigError, EngineError, RankFailed
+from magi_engine.errors import EngineError, RankFailed
 from magi_engine.parallel.guidance import GuidanceParallelPasses
 from magi_engine.parallel.jobs import (
     JOB,
@@ -48,7 +47,7 @@ from magi_engine.parallel.jobs import (
     send_command,
     send_job,
 )
-from magi_engine.parallel.plan import BACKENDS, ParallelMode, ParallelPlan, choose_plan
+from magi_engine.parallel.plan import LaunchSpec, ParallelPlan, choose_plan
 from magi_engine.parallel.runtime import ParallelRuntime
 from magi_engine.parallel.sequence import SequenceParallelDiT
 from magi_engine.parallel.vae_tiles import SpreadTiles, follow_tiles
@@ -66,29 +65,6 @@ COMMUNICATION_ERRORS = ("RuntimeError", "DistError", "DistBackendError", "DistNe
 DiTFactory = Callable[[torch.device], MagiDiT]
 #: Builds a follower's VAE (magi_engine.vae.VideoVAE) on its device, for its share of the tiles.
 VAEFactory = Callable[[torch.device], object]
-
-
-@dataclass(frozen=True)
-class LaunchSpec:
-    ranks: int
-    backend: str = "nccl"
-    mode: ParallelMode = "auto"
-    #: Time every collective (synchronises CUDA around it): for measuring only.
-    timed: bool = False
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"The distributed backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}.")
-        if self.ranks < 1:
-            raise ConfigError(f"A parallel run needs at least one rank, got {self.ranks}.")
-
-    def device_of(self, rank: int) -> torch.device:
-        if self.backend == "gloo":
-            return torch.device("cpu")
-        if not torch.cuda.is_available() or torch.cuda.device_count() < self.ranks:
-            found = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            raise errors.DeviceError(f"--gpus {self.ranks} needs {self.ranks} CUDA GPUs; this computer shows {found}.")
-        return torch.device("cuda", rank)
 
 
 class ParallelModel:

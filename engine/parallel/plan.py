@@ -1,4 +1,5 @@
-"""How a world of ranks is split between guidance passes and sequence shards (no torch here).
+"""How a world of ranks is split between guidance passes and sequence shards, and what a launch asks
+for (no torch here: the studio's settings and the command line build a LaunchSpec before any model).
 
 Ranks are numbered guidance-group-major: rank = group * sequence + position, so the ranks of one
 sequence group are neighbours (on one host they are also the GPUs most likely to share NVLink).
@@ -19,6 +20,41 @@ BACKENDS = ("nccl", "gloo")
 #: Passes a step can run at once: base models three (text, history, unconditional); distilled two
 #: (the window and the near-clean copy, the latter only in the oldest chunk's last quarter).
 MAX_GUIDANCE_GROUPS = {False: 3, True: 2}
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    ranks: int
+    backend: str = "nccl"
+    mode: ParallelMode = "auto"
+    #: Time every collective (synchronises CUDA around it): for measuring only.
+    timed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"The distributed backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}.")
+        if self.ranks < 1:
+            raise ConfigError(f"A parallel run needs at least one rank, got {self.ranks}.")
+
+    def device_of(self, rank: int):
+        """The torch.device of `rank` (imports torch); DeviceError when this computer lacks the GPUs."""
+        import torch
+
+        from magi_engine import errors
+
+        if self.backend == "gloo":
+            return torch.device("cpu")
+        if not torch.cuda.is_available() or torch.cuda.device_count() < self.ranks:
+            found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            raise errors.DeviceError(f"--gpus {self.ranks} needs {self.ranks} CUDA GPUs; this computer shows {found}.")
+        return torch.device("cuda", rank)
+
+    def describe(self, plan: "ParallelPlan") -> str:
+        """What the user reads: "2 GPUs (sequence-parallel)", "4 GPUs (guidance x sequence-parallel)",
+        "2 CPU ranks (guidance-parallel)"."""
+        ways = [way for way, n in (("guidance", plan.guidance), ("sequence", plan.sequence)) if n > 1]
+        units = "GPUs" if self.backend == "nccl" else "CPU ranks"
+        return f"{self.ranks} {units} ({' x '.join(ways)}-parallel)" if ways else f"{self.ranks} {units}"
 
 
 @dataclass(frozen=True)

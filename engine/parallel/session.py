@@ -73,6 +73,11 @@ class ParallelSession(GenerationSession):
     def plan(self):
         return self.model.runtime.plan
 
+    @property
+    def description(self) -> str:
+        """What the user reads of the split, e.g. "2 GPUs (sequence-parallel)"."""
+        return self.spec.describe(self.plan)
+
     def _start(self) -> None:
         self.workers, self.model = launch(self.spec, self.bundle.dit.config, lambda device: self.bundle.dit,
                                           self._make_dit, self._make_vae)

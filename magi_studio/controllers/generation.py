@@ -312,7 +312,8 @@ class GenerationController(QObject, RunQueue):
         device = self.settings.device if self.settings is not None else "auto"
         dtype = self.settings.dtype if self.settings is not None else None
         runtime = self.settings.runtime_config() if self.settings is not None else None
-        self._load_job = self.worker.load_model(wanted, device, dtype, runtime=runtime)
+        launch = self.settings.parallel_launch() if self.settings is not None else None
+        self._load_job = self.worker.load_model(wanted, device, dtype, runtime=runtime, launch=launch)
         self._enter(RunPhase.LOADING)
 
     def _plan_next(self) -> None:

@@ -3,6 +3,8 @@
     page = EnginePage(settings)
     page.choice()            # ("", "") for this computer, (url, token file) for a remote engine; ConfigError if unusable
     page.test_connection()   # connects on a thread; the status line then shows the server's model, GPU and memory
+    page.set_device_facts(facts)   # a computer with several CUDA GPUs gets the "GPUs" choice (hidden otherwise)
+    page.gpus_choice()       # how many of them this computer's engine runs on
 
 The connection itself is the EngineWorker's (SettingsDialog.apply asks it for connect_remote); this page
 only chooses, and checks a choice without disturbing the engine in use.
@@ -15,7 +17,7 @@ from html import escape
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (QButtonGroup, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QRadioButton, QVBoxLayout, QWidget)
+                               QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
 from magi_engine.errors import ConfigError, EngineError
 
@@ -47,6 +49,22 @@ class EnginePage(QWidget):
         self.setObjectName("EnginePage")
         self.settings = settings
         self.local_radio = QRadioButton("This computer")
+        self.gpus_spin = QSpinBox()
+        self.gpus_spin.setObjectName("GpusChoice")
+        self.gpus_spin.setRange(1, max(1, settings.gpus))
+        self.gpus_spin.setValue(settings.gpus)
+        self.gpus_spin.setToolTip("Several GPUs make each chunk together (torch.distributed): the guidance passes "
+                                  "run side by side and each chunk's tokens are split between them. Rank 0, on "
+                                  "the first GPU, also holds the text encoder.")
+        self.gpus_row = QWidget()
+        gpus_layout = QHBoxLayout(self.gpus_row)
+        gpus_layout.setContentsMargins(24, 0, 0, 0)
+        gpus_layout.addWidget(QLabel("GPUs:"))
+        gpus_layout.addWidget(self.gpus_spin)
+        self.gpus_note = QLabel()
+        self.gpus_note.setObjectName("SettingsNote")
+        gpus_layout.addWidget(self.gpus_note, 1)
+        self.gpus_row.hide()  # until the engine thread says this computer has several CUDA GPUs
         self.remote_radio = QRadioButton("A remote engine (magi-studio serve on another computer)")
         group = QButtonGroup(self)
         group.addButton(self.local_radio)
@@ -88,6 +106,7 @@ class EnginePage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 14, 14, 14)
         layout.addWidget(self.local_radio)
+        layout.addWidget(self.gpus_row)
         layout.addWidget(self.remote_radio)
         layout.addLayout(form)
         layout.addWidget(self.status)
@@ -99,6 +118,17 @@ class EnginePage(QWidget):
         (self.remote_radio if settings.engine_url else self.local_radio).setChecked(True)
         group.buttonToggled.connect(self._sync_enabled)
         self._sync_enabled()
+
+    def set_device_facts(self, facts) -> None:
+        """The machine's devices (magi_engine.device_facts.DeviceFacts): with several CUDA GPUs, offer them."""
+        count = getattr(facts, "cuda_count", 0)
+        self.gpus_spin.setRange(1, max(count, self.settings.gpus, 1))
+        self.gpus_note.setText(f"of the {count} on this computer, all at once for each chunk")
+        self.gpus_row.setVisible(count > 1)
+
+    def gpus_choice(self) -> int:
+        """The GPUs this computer's engine runs on (Settings.gpus unless the choice is shown)."""
+        return self.gpus_spin.value() if not self.gpus_row.isHidden() else self.settings.gpus
 
     def choice(self) -> tuple[str, str]:
         """(URL, token file) of the remote engine, ("", "") for this computer; ConfigError when unusable."""
@@ -149,3 +179,4 @@ class EnginePage(QWidget):
         remote = self.remote_radio.isChecked()
         for widget in (self.url_edit, self.token_edit, self.token_button, self.test_button):
             widget.setEnabled(remote)
+        self.gpus_spin.setEnabled(not remote)

@@ -212,6 +212,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(model_box, "Model")
         self.tabs.addTab(generation_box, "Generation")
         self.engine_page = EnginePage(settings)
+        if self.device_facts is not None:
+            self.engine_page.set_device_facts(self.device_facts)
         self.tabs.addTab(self.engine_page, "Engine")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 18, 18, 14)  # as every dialog of the app (ShortcutsDialog, ExportDialog)
@@ -270,8 +272,12 @@ class SettingsDialog(QDialog):
             return False
         settings, device = self.settings, self.device_combo.currentData()
         runtime = (self.compile_check.isChecked(), self.text_encoder_combo.currentData())
+        launch_before, gpus = settings.parallel_launch(), self.engine_page.gpus_choice()
+        if gpus != settings.gpus:  # a choice in the dialog replaces the command line's --gpus / --ranks
+            settings.gpus, settings.launch_override = gpus, None
         model_changed = (spec != settings.model or device != settings.device
-                         or runtime != (settings.compile_layers, settings.text_encoder))
+                         or runtime != (settings.compile_layers, settings.text_encoder)
+                         or settings.parallel_launch() != launch_before)
         settings.compile_layers, settings.text_encoder = runtime
         engine_changed = (engine_url, token_file) != (settings.engine_url, settings.engine_token_file)
         settings.engine_url, settings.engine_token_file = engine_url, token_file
@@ -299,7 +305,8 @@ class SettingsDialog(QDialog):
                 self.load_bar.show()
                 self.load_label.setText(f"Connecting to {engine_url}…")
         elif self.worker is not None and (model_changed or loaded is None or loaded.spec != spec or loaded.remote):
-            self._load_job = self.worker.load_model(spec, device, settings.dtype, runtime=settings.runtime_config())
+            self._load_job = self.worker.load_model(spec, device, settings.dtype, runtime=settings.runtime_config(),
+                                                    launch=settings.parallel_launch())
             self.load_bar.setRange(0, 0)
             self.load_bar.show()
             self.load_label.setText(f"Loading {spec}…")
@@ -384,7 +391,7 @@ class SettingsDialog(QDialog):
         if job == self._load_job:
             self._load_job = None
             self.load_bar.hide()
-            self.load_label.setText(f"Loaded {info.label} on {info.device}.")
+            self.load_label.setText(f"Loaded {info.label} on {info.parallel or info.device}.")
             if info.remote and self.session is not None:  # the project generates with the server's model
                 project = self.session.document.project.settings
                 if project.model != info.spec:
@@ -438,6 +445,7 @@ class SettingsDialog(QDialog):
 
     def _on_device_facts(self, facts) -> None:
         self.device_facts = facts
+        self.engine_page.set_device_facts(facts)
         self._show_devices()
         self._fill_variants()
 

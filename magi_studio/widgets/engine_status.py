@@ -51,9 +51,10 @@ class EngineStatus(QLabel):
             ahead = f"{self._runs_ahead} run{'s' * (self._runs_ahead > 1)} ahead"
             text, tip = f"Waiting · {ahead} on {info.remote}", "The remote engine is busy with other clients' runs."
         elif state == EngineState.GENERATING and info is not None:
-            text, tip = f"Generating · {info.label} on {info.device}", _describe(info)
+            text, tip = f"Generating · {info.label} on {info.parallel or info.device}", _describe(info)
         elif info is not None:
-            text, tip = f"{info.label} · {info.device} · {info.width}×{info.height} · ready", _describe(info)
+            text, tip = (f"{info.label} · {info.parallel or info.device} · {info.width}×{info.height} · ready",
+                         _describe(info))
         elif self._load_error:
             text, tip = "No model loaded", self._load_error
         else:
@@ -65,7 +66,8 @@ class EngineStatus(QLabel):
 
 def _describe(info: ModelInfo) -> str:
     return (f"{info.label} ({info.spec})\nDevice: {info.device}, {info.dtype}\n"
-            f"Resolution: {info.width}×{info.height} at {info.fps} fps\n"
+            + (f"Runs on {info.parallel}, rank 0 on {info.device}\n" if info.parallel else "")
+            + f"Resolution: {info.width}×{info.height} at {info.fps} fps\n"
             f"Sampling: {info.sampling.num_steps} steps, window {info.sampling.window}, "
             f"{'distilled' if info.distilled else 'classifier-free guidance'}"
             + (f"\n{info.memory_plan}" if info.memory_plan else ""))
