@@ -35,6 +35,8 @@ class StoryboardOverview(QWidget):
         self.setToolTip("The whole storyboard: click or drag to scroll there, double-click a chunk to select it")
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(HEIGHT)
+        # It paints every pixel (the layer is filled): the panel behind it is not painted again at each scroll step.
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.setMouseTracking(False)
         self.scroll = scroll
         #: The chunk outlined as selected (the timeline sets it).
@@ -121,18 +123,20 @@ class StoryboardOverview(QWidget):
                                  painter.fontMetrics().elidedText(group.model.name, Qt.TextElideMode.ElideRight,
                                                                   int(band.width()) - 5))
         selected = None
+        colors = {state: QColor(color) for state, color in STATE_COLORS.items()}
         for card in strip.cards():
-            model, cell = card.model, self.cell_rect(card, scale)
+            model = card.model
             if model is None:
                 continue
+            cell = self.cell_rect(card, scale)
             picture = model.thumbnail if cell.width() >= THUMBNAIL_MIN_WIDTH and model.state in (DONE, STALE) else None
             if picture is not None and not picture.isNull():
                 painter.drawPixmap(cell.topLeft(), self._cell_picture(picture, int(cell.width()), int(cell.height())))
                 if model.state == STALE:
                     painter.fillRect(cell, QColor(201, 154, 62, 110))
-            else:
+            else:  # the colours made once per layer, not once per cell
                 painter.fillRect(cell.adjusted(0, 0, -0.6 if cell.width() > 3 else 0, 0),
-                                 QColor(STATE_COLORS.get(model.state, STATE_COLORS[EMPTY])))
+                                 colors.get(model.state, colors[EMPTY]))
             if card.chunk_id == self.selected_chunk_id:
                 selected = cell
         if selected is not None:

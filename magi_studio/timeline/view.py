@@ -37,6 +37,8 @@ from magi_studio.timeline.style import TEXT_WIDTH, TIMELINE_QSS, thumb_width
 ZOOM_LEVELS = ((1.0, 320), (1.0, TEXT_WIDTH), (1.0, 0), (0.6, 0), (0.36, 0), (0.18, 0))
 DEFAULT_ZOOM = 1
 ZOOM_SETTLE_MS = 400
+#: How far beyond the view (px) a zoom lays the cards' text columns out at once: two wheel steps.
+COLUMN_MARGIN = 0
 
 
 class TimelineView(QWidget, TimelineEditing):
@@ -85,6 +87,11 @@ class TimelineView(QWidget, TimelineEditing):
         self._zoom_settle.setSingleShot(True)
         self._zoom_settle.setInterval(ZOOM_SETTLE_MS)
         self._zoom_settle.timeout.connect(lambda: self.zoomSettled.emit(self.zoom_level))
+        self._zoom_settle.timeout.connect(lambda: self._columns_pending and self._column_trickle.start())
+        # The settled zoom's cards out of view, two per event-loop turn: a few milliseconds each time, never a stall.
+        self._column_trickle = QTimer(self)
+        self._column_trickle.setInterval(0)
+        self._column_trickle.timeout.connect(self._show_pending_columns)
 
         self.header = QWidget()
         self.header.setObjectName("TimelineHeader")
@@ -110,6 +117,8 @@ class TimelineView(QWidget, TimelineEditing):
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.scroll.setWidget(self.strip)
         self.scroll.viewport().installEventFilter(self)
+        self.scroll.horizontalScrollBar().valueChanged.connect(self._show_columns_in_view)
+        self.scroll.horizontalScrollBar().rangeChanged.connect(self._show_columns_in_view)
         self.overview = StoryboardOverview(self.scroll)
         self.overview.chunkChosen.connect(self._select_chunk)
         self.strip.installEventFilter(self)  # its moves and resizes (scrolling, zooming) redraw the overview
@@ -222,34 +231,52 @@ class TimelineView(QWidget, TimelineEditing):
         keep = self._zoom_anchor(cards, anchor)
         self.zoom_level = level
         width, text = self.card_width()
-        offset, seen = bar.value(), self.scroll.viewport().width()
-        on_screen = [c for c in cards if self.strip.card_rect(c).right() >= offset
-                     and self.strip.card_rect(c).left() <= offset + seen]
-        for card in self._cards.values():  # sizes at once; the text columns of the cards on screen too
+        for card in self._cards.values():  # sizes at once (the strip is a time grid): their contents later
             card.set_width(width, text, column_now=False)
-        for card in on_screen:
-            card.show_column()
-        # The others' columns a few cards per turn of the event loop: showing a prompt field is slow, and
-        # 120 of them at once would freeze the window for a moment.
-        self._columns_pending = [c for c in cards if c not in on_screen]
-        QTimer.singleShot(0, self._show_pending_columns)
+        # Laying a card's text column out (a prompt field at a new width) is the slow part of a zoom: the cards in
+        # view are laid out now, the others as they come into view, or a few per event-loop turn once the zoom
+        # has settled (a Ctrl+wheel passes several levels; cards nobody saw at a level are never laid out at it).
+        self._columns_pending = list(cards)
+        self._column_trickle.stop()
         if keep is not None:  # lay the strip out now, then scroll: no frame drawn at the old position
             card, fraction, screen_x = keep
             self._lay_out_now()
             rect = self.strip.card_rect(card)
             bar.setValue(round(rect.left() + fraction * rect.width() - screen_x))
+        self._show_columns_in_view()
         self.overview.invalidate()
         self.zoomChanged.emit(level)
         self._zoom_settle.start()
         return True
 
-    def _show_pending_columns(self) -> None:
-        batch, self._columns_pending = self._columns_pending[:12], self._columns_pending[12:]
-        for card in batch:
-            if card.chunk_id in self._cards:  # not deleted since
+    def _show_columns_in_view(self) -> None:
+        """Lay out the text columns of the cards a zoom left pending that are in view now, or within two wheel
+        steps of it: a wheel step lays out the card or two it brings into view, before they are painted."""
+        if not self._columns_pending:
+            return
+        offset = self.scroll.horizontalScrollBar().value()
+        left, right = offset - COLUMN_MARGIN, offset + self.scroll.viewport().width() + COLUMN_MARGIN
+        waiting = []
+        for position, card in enumerate(self._columns_pending):
+            if self._cards.get(card.chunk_id) is not card:  # deleted since
+                continue
+            rect = self.strip.card_rect(card)
+            if rect.left() > right:  # the cards are in strip order: the rest are further right
+                waiting += self._columns_pending[position:]
+                break
+            if rect.right() >= left:
                 card.show_column()
-        if self._columns_pending:
-            QTimer.singleShot(0, self._show_pending_columns)
+            else:
+                waiting.append(card)
+        self._columns_pending = waiting
+
+    def _show_pending_columns(self) -> None:
+        batch, self._columns_pending = self._columns_pending[:2], self._columns_pending[2:]
+        for card in batch:
+            if self._cards.get(card.chunk_id) is card:  # not deleted since
+                card.show_column()
+        if not self._columns_pending:
+            self._column_trickle.stop()
 
     def _lay_out_now(self) -> None:
         """Place the groups and cards at their new sizes at once (Qt would in a later event, shot by shot)."""
@@ -507,6 +534,8 @@ class TimelineView(QWidget, TimelineEditing):
             if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
                 self.overview.invalidate()
             return False
+        if event.type() == QEvent.Type.Resize:  # a wider view shows cards a zoom has not laid out yet
+            self._show_columns_in_view()
         # Ctrl+wheel zooms around the mouse; a plain wheel scrolls the strip sideways (time runs left to right).
         if event.type() == QEvent.Type.Wheel and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             steps = event.angleDelta().y() or event.angleDelta().x()

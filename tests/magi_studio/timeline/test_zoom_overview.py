@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, Qt
 from PySide6.QtGui import QColor, QWheelEvent
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
@@ -110,6 +110,62 @@ def test_every_card_is_laid_out_at_its_new_width_the_ones_on_screen_at_once(qtbo
     timeline.set_zoom(len(ZOOM_LEVELS) - 1)  # the picture alone, laid out at its new width
     qtbot.waitUntil(lambda: not any(c.prompt.isVisible() for c in cards))
     assert all(c.thumbnail.geometry().right() < c.width() for c in cards)
+
+
+def test_cards_out_of_view_are_laid_out_at_a_new_zoom_only_when_they_come_into_view(qtbot, long_timeline):
+    timeline = long_timeline
+    cards, bar = timeline.cards(), timeline.scroll.horizontalScrollBar()
+    far = cards[-1]
+    widths = {c.chunk_id: c.prompt.width() for c in cards}
+    timeline.set_zoom(0)  # a wider text column
+    assert far.prompt.width() == widths[far.chunk_id]  # off screen: not laid out yet
+    bar.setValue(bar.maximum())  # scrolled into view: laid out before it is painted
+    assert far.prompt.width() > widths[far.chunk_id]
+    assert far.prompt.geometry().right() < far.width() - 1
+
+
+class PaintLog(QObject):
+    """The paint events the application delivers: (widget, rectangle in global coordinates)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paints: list[tuple[QWidget, QRect]] = []
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Paint and isinstance(watched, QWidget):
+            self.paints.append((watched, QRect(watched.mapToGlobal(event.rect().topLeft()), event.rect().size())))
+        return False
+
+
+def global_rect(widget) -> QRect:
+    return QRect(widget.mapToGlobal(QPoint(0, 0)), widget.size())
+
+
+def test_a_wheel_step_repaints_only_the_band_of_cards_that_came_into_view(qtbot, long_timeline):
+    timeline = long_timeline
+    viewport, strip = timeline.scroll.viewport(), timeline.strip
+    bar = timeline.scroll.horizontalScrollBar()
+    bar.setValue(600)
+    qtbot.wait(50)  # everything painted
+    log = PaintLog()
+    QApplication.instance().installEventFilter(log)
+    try:
+        event = QWheelEvent(QPointF(300, 50), QPointF(viewport.mapToGlobal(QPoint(300, 50))), QPoint(), QPoint(0, -120),
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(viewport, event)
+        qtbot.waitUntil(lambda: any(widget is strip for widget, _ in log.paints))
+        qtbot.wait(20)
+    finally:
+        QApplication.instance().removeEventFilter(log)
+    assert bar.value() == 720
+    # The cards already on screen are moved, not drawn again: the strip paints the 120 px that came into view.
+    strip_paints = [rect for widget, rect in log.paints if widget is strip]
+    assert all(rect.width() <= 130 for rect in strip_paints), strip_paints
+    # Nothing behind the storyboard or its overview paints there: not the panel, not the window.
+    storyboard = global_rect(viewport).united(global_rect(timeline.overview))
+    ancestors = {viewport, timeline.scroll, timeline, timeline.window()}
+    behind = [(type(w).__name__, r) for w, r in log.paints if w in ancestors and r.intersects(storyboard)]
+    assert not behind, behind
 
 
 def test_a_plain_wheel_still_scrolls_and_new_cards_take_the_zoom(long_timeline):
