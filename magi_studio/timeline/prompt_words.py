@@ -5,16 +5,18 @@ studio-mini's text encoder reads a closed vocabulary and passes over any other w
 does not know, names the word and the known words nearest to it in a tooltip, and offers the known
 words as completions of the word being typed. With no vocabulary (a MAGI-1 model, whose T5 reads any
 text) it does nothing. The chunk prompt (a QPlainTextEdit) gets the underlines through a
-QSyntaxHighlighter; the shot prompt (a QLineEdit, which draws no formatted ranges of its own text)
-gets a warning sign at its end whose tooltip names the words, and the same tooltip over each word.
+QSyntaxHighlighter; the shot prompt (a QLineEdit, which takes formatted ranges only from an input
+method) gets them as an input-method event that carries formats and no text, and also a warning sign at
+its end whose tooltip names the words (the field may be scrolled past them); the same tooltip shows over
+each word in both.
 A completion is typed as the user would, so the document hears of it through the field's own edit
 signals.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QStringListModel, Qt
-from PySide6.QtGui import QColor, QSyntaxHighlighter, QTextCharFormat, QTextCursor
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QStringListModel, Qt
+from PySide6.QtGui import QColor, QInputMethodEvent, QSyntaxHighlighter, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QCompleter, QLineEdit, QPlainTextEdit, QStyle, QToolTip
 
 from magi_engine.text.words import UnknownWord, Vocabulary, word_spans
@@ -37,6 +39,13 @@ def unknown_tip(vocabulary: Vocabulary, unknown: UnknownWord) -> str:
     return f"{vocabulary.name} does not know “{unknown.word}” and passes over it.{instead}"
 
 
+def words_to_mark(vocabulary: Vocabulary, text: str, caret: int | None) -> list[UnknownWord]:
+    """The unknown words of `text` to underline: all but one still being typed towards a known word
+    (ending at `caret`, None when the field has no focus), which is marked once the caret moves on."""
+    return [unknown for unknown in vocabulary.unknown_words(text)
+            if not (unknown.end == caret and any(word.startswith(unknown.word) for word in vocabulary.words))]
+
+
 class _Highlighter(QSyntaxHighlighter):
     def __init__(self, document, words: "PromptWords") -> None:
         super().__init__(document)
@@ -47,11 +56,9 @@ class _Highlighter(QSyntaxHighlighter):
         vocabulary = self._words.vocabulary
         if vocabulary is None:
             return
-        caret = self._words.field.textCursor().position() - self.currentBlock().position()
-        for unknown in vocabulary.unknown_words(text):
-            if unknown.end == caret and self._words.field.hasFocus() and any(
-                    word.startswith(unknown.word) for word in vocabulary.words):
-                continue  # still being typed towards a known word: no mark until the caret moves on
+        field = self._words.field
+        caret = field.textCursor().position() - self.currentBlock().position() if field.hasFocus() else None
+        for unknown in words_to_mark(vocabulary, text, caret):
             self.setFormat(unknown.start, unknown.end - unknown.start, self._format)
 
 
@@ -80,6 +87,7 @@ class PromptWords(QObject):
             self.line_mark = field.addAction(field.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning),
                                              QLineEdit.ActionPosition.TrailingPosition)
             self.line_mark.setVisible(False)
+            self.line_underlines: list[tuple[int, int]] = []  # (start, length) of the underlined words
             field.textChanged.connect(self._mark_line)
             field.textEdited.connect(self._on_typed)
 
@@ -111,11 +119,20 @@ class PromptWords(QObject):
 
     # The mark on a one-line field -----------------------------------------------------------------
     def _mark_line(self) -> None:
-        """A warning sign at the field's end, its tooltip naming each unknown word (a QLineEdit draws
-        no formatted ranges of its own text)."""
+        """The chunk prompt's underlines, and a warning sign at the field's end whose tooltip names each
+        unknown word. A QLineEdit draws formatted ranges of its text only for an input method: an event
+        with no text, no preedit and only formats (positions counted from the caret) sets them."""
         unknown = list({u.word: u for u in self.unknown_words()}.values())
         self.line_mark.setVisible(bool(unknown))
         self.line_mark.setToolTip("\n".join(unknown_tip(self.vocabulary, u) for u in unknown))
+        caret = self.field.cursorPosition()
+        marked = (words_to_mark(self.vocabulary, self.field.text(), caret if self.field.hasFocus() else None)
+                  if self.vocabulary is not None else [])
+        self.line_underlines = [(u.start, u.end - u.start) for u in marked]
+        fmt = unknown_format()
+        attributes = [QInputMethodEvent.Attribute(QInputMethodEvent.AttributeType.TextFormat, start - caret, length, fmt)
+                      for start, length in self.line_underlines]
+        QCoreApplication.sendEvent(self.field, QInputMethodEvent("", attributes))
 
     # Tooltips ---------------------------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QHelpEvent
+from PySide6.QtGui import QColor, QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
 
@@ -71,8 +71,9 @@ def test_shot_prompt_marks_unknown_words_and_completes_known_words(qtbot, window
     if not studio_mini(window):
         assert not words.line_mark.isVisible() and words.unknown_words() == []
         qtbot.keyClicks(field, " gre")
-        assert not words.completer.popup().isVisible()
+        assert not words.completer.popup().isVisible() and words.line_underlines == [] and underlined(field) == 0
         return
+    assert words.line_underlines == []  # "bal", still being typed towards "ball", is not underlined yet
     assert words.line_mark.isVisible()
     assert "“bal”" in words.line_mark.toolTip() and "ball" in words.line_mark.toolTip()
     assert "“bal”" in words.tip_at(7) and words.tip_at(3) is None  # over the word itself, as over the sign
@@ -82,3 +83,21 @@ def test_shot_prompt_marks_unknown_words_and_completes_known_words(qtbot, window
     qtbot.keyClick(popup, Qt.Key.Key_Tab)
     assert field.text() == "a red bal green" and shot.prompt == "a red bal green"
     assert field.hasFocus()  # Tab took the completion and left the focus in the field
+    # The chunk prompt's wavy underline, drawn under "bal" and nowhere else.
+    assert words.line_underlines == [(6, 3)]
+    assert underlined(field, 6, 9) > 0 and underlined(field, 0, 5) == 0 and underlined(field, 10, 15) == 0
+    field.setText("a red ball green")
+    assert words.line_underlines == [] and underlined(field) == 0
+
+
+def underlined(field, start: int = 0, end: int | None = None) -> int:
+    """Pixels of the unknown-word underline's red in the field, under characters start..end of its text."""
+    caret = field.cursorPosition()
+    xs = []
+    for index in (start, len(field.text()) if end is None else end):
+        field.setCursorPosition(index)
+        xs.append(field.cursorRect().center().x())
+    field.setCursorPosition(caret)
+    image = field.grab().toImage()
+    return sum(1 for x in range(xs[0], xs[1]) for y in range(image.height())
+               if (c := QColor(image.pixel(x, y))).red() - max(c.green(), c.blue()) > 40)
