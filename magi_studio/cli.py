@@ -234,8 +234,9 @@ def _all_actions(parser: argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    known = {"generate", "render", "serve", "-h", "--help"}
-    if not argv or argv[0] not in known and not argv[0].startswith("-"):
+    commands = {"generate", "render", "serve"}
+    # The app unless a command comes (after options such as -v) or help is asked: `magi-studio --gpus 2 PROJECT`.
+    if not argv or argv[0] not in ("-h", "--help") and not commands.intersection(argv):
         from magi_studio.app import run_app  # Qt only here
 
         return run_app(argv)

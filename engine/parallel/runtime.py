@@ -55,6 +55,10 @@ class ParallelRuntime:
         self.group = plan.group_of(rank)
         self.position = plan.position_of(rank)
         # new_group is collective: every rank creates every group, in the same order.
+        # A plan smaller than the process group runs on its first plan.world ranks (the tests run several
+        # plans in one launch); a launch's plan is its whole world.
+        world = dist.get_world_size() if dist.is_initialized() else plan.world
+        self.world_group = dist.new_group(list(range(plan.world))) if plan.world < world else None
         self.sequence_group = None
         for g in range(plan.guidance):
             ranks = list(range(plan.leader_of(g), plan.leader_of(g) + plan.sequence))
@@ -101,9 +105,9 @@ class ParallelRuntime:
         return out.view(self.sequence_ranks, *tensor.shape)
 
     def broadcast(self, tensor: torch.Tensor, src: int, kind: str = "broadcast") -> None:
-        """In place, over the whole world, from global rank `src`."""
+        """In place, over the plan's ranks, from global rank `src`."""
         nbytes = tensor.numel() * tensor.element_size() if self.rank == src else 0
-        self._timed(kind, nbytes, lambda: dist.broadcast(tensor, src))
+        self._timed(kind, nbytes, lambda: dist.broadcast(tensor, src, group=self.world_group))
 
     def send(self, tensor: torch.Tensor, dst: int, kind: str = "send") -> None:
         """Point to point, to global rank `dst`: the shape (int64, up to 8 dimensions), then the values."""

@@ -36,6 +36,16 @@ def test_the_command_line_asks_for_ranks_for_this_session_only(isolated_settings
     assert isolated_settings.parallel_launch() == LaunchSpec(2, "gloo", "sequence")
 
 
+def test_the_command_routes_options_without_a_command_to_the_app(monkeypatch):
+    import magi_studio.app
+    from magi_studio.cli import main
+
+    started = []
+    monkeypatch.setattr(magi_studio.app, "run_app", lambda argv: started.append(argv) or 0)
+    assert main(["--ranks", "2", "project.magi"]) == 0 and main(["-v"]) == 0
+    assert started == [["--ranks", "2", "project.magi"], ["-v"]]
+
+
 def test_the_gpus_choice_shows_only_with_several_cuda_gpus_and_reloads_on_them(qtbot, isolated_settings):
     from magi_studio.dialogs.settings_dialog import SettingsDialog
 

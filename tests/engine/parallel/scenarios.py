@@ -64,14 +64,19 @@ def _runs(dit, sampling, passes=None):
 
 
 def match_single_device(rank: int, world: int, plans_to_try: list[tuple[int, int]]) -> dict[str, float]:
-    """For each family, guidance mode and plan: largest relative error of the DiT forward (sequence
-    plans) and of the chunk latents of the sampler runs."""
+    """For each plan (run by the first guidance x sequence ranks of the world; the others wait for the next
+    plan), family and guidance mode: the largest relative error of the DiT forward and its KV shard (sequence
+    plans, every rank against its own single-device reference), of the chunk latents of the sampler runs
+    (rank 0 against the single-device runs, computed once) and a checksum of those latents, which every rank
+    of the plan must share."""
     torch.manual_seed(0)
     report = {}
     references = {}
     for guidance, sequence in plans_to_try:
         plan = ParallelPlan(guidance, sequence)
-        runtime = ParallelRuntime(plan, rank, torch.device("cpu"))
+        runtime = ParallelRuntime(plan, rank, torch.device("cpu"))  # on every rank: its groups are collective
+        if rank >= plan.world:
+            continue
         for family in FAMILIES:
             for distilled in (False, True):
                 if guidance > (2 if distilled else 3):
@@ -82,10 +87,12 @@ def match_single_device(rank: int, world: int, plans_to_try: list[tuple[int, int
                 with torch.inference_mode():
                     if sequence > 1:
                         report[name + "-forward"] = _dit_forward_errors(dit, model.dit, runtime)
-                    key = (family, distilled)
-                    if key not in references:
-                        references[key] = _runs(dit, family_sampling(distilled))
                     got = _runs(model.dit, family_sampling(distilled), model.passes)
-                report[name + "-sampler"] = max(relative_error(a, b) for a, b in zip(got, references[key]))
+                    key = (family, distilled)
+                    if rank == 0 and key not in references:
+                        references[key] = _runs(dit, family_sampling(distilled))
+                if rank == 0:
+                    report[name + "-sampler"] = max(relative_error(a, b) for a, b in zip(got, references[key]))
+                report[name + "-checksum"] = float(sum(latent.double().sum() for latent in got))
                 report[name + "-chunks"] = len(got)
     return report
