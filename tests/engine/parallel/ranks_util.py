@@ -1,16 +1,16 @@
-"""Run a function on several gloo ranks (spawned processes) and collect what each returns (JSON)."""
+"""Run a function on several gloo ranks (processes of the launcher's forkserver) and collect what each returns (JSON)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import os
 
 import torch
 
 from magi_engine.config import GuidanceConfig, SamplingConfig
 from magi_engine.dit.model import MagiDiT
+from magi_engine.parallel.launch import rank_context
 from magi_engine.variants import tiny_dit_config
 from tests.engine.factories import randomize_
 
@@ -46,7 +46,7 @@ def _rank_main(rank: int, world: int, store_path: str, target, args, results) ->
 
 def run_on_ranks(target, world: int, tmp_path, *args, timeout: float = 240.0) -> list:
     """target(rank, world, *args) on `world` spawned gloo ranks; the per-rank results, rank order."""
-    context = multiprocessing.get_context("spawn")
+    context = rank_context()  # the launcher's forkserver: torch is imported once for every test's ranks
     results = context.SimpleQueue()
     processes = [context.Process(target=_rank_main, args=(r, world, str(tmp_path / "store"), target, args, results))
                  for r in range(world)]
