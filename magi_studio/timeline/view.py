@@ -83,6 +83,10 @@ class TimelineView(QWidget, TimelineEditing):
         # The document's chunk states as of the last redraw, until the document changes again: a run sets
         # job states and previews on a few cards many times a second, and each one derived all 120 states.
         self._doc_states: dict | None = None
+        # The shots the document named since the last redraw (None: all of them), and what each shot's cards were
+        # drawn from (its first chunk's place in the storyboard, its chunk states): see _redraw.
+        self._changed_shots: set[str] | None = None
+        self._drawn_shots: dict[str, tuple] = {}
         self._zoom_settle = QTimer(self)
         self._zoom_settle.setSingleShot(True)
         self._zoom_settle.setInterval(ZOOM_SETTLE_MS)
@@ -160,13 +164,14 @@ class TimelineView(QWidget, TimelineEditing):
         self._doc_states = None
         self.models.reset()
         if session is not None:
-            for signal, slot in ((session.changed, self.refresh), (session.selectionChanged, self._on_selection),
+            for signal, slot in ((session.changed, self._on_document_changed),
+                                 (session.selectionChanged, self._on_selection),
                                  (session.previewTakeChanged, self._on_preview_take),
                                  (session.storeChanged, self._on_store_changed),
                                  # Every document change comes as one of these first (`changed` comes later).
-                                 (session.chunkChanged, self._forget_states), (session.shotChanged, self._forget_states),
+                                 (session.chunkChanged, self._note_shot), (session.shotChanged, self._note_shot),
                                  (session.shotsChanged, self._forget_states),
-                                 (session.takesChanged, self._forget_states),
+                                 (session.takesChanged, self._note_shot),
                                  (session.settingsChanged, self._forget_states)):
                 signal.connect(slot)
                 self._connections.append((signal, slot))
@@ -324,6 +329,22 @@ class TimelineView(QWidget, TimelineEditing):
 
     # Redrawing from the document --------------------------------------------------------------
     def refresh(self) -> None:
+        """Redraw every card and shot from the document."""
+        self._changed_shots = None
+        self._redraw()
+
+    def _on_document_changed(self) -> None:
+        self._redraw()
+
+    def _redraw(self) -> None:
+        """Redraw from the document: the cards of the shots named since the last redraw (every shot after a change
+        of the shots, the settings or the session), and of any shot whose chunk states or place in the storyboard
+        moved (a continued shot goes stale with its predecessor). A finished chunk of a long storyboard rebuilt all
+        120 card models and was the slowest event of a run."""
+        changed, self._changed_shots = self._changed_shots, set()
+        if changed is None:
+            changed = set()
+            self._drawn_shots.clear()
         session = self.session
         if session is None:
             self._drop_widgets(set(), set())
@@ -341,7 +362,15 @@ class TimelineView(QWidget, TimelineEditing):
         vocabulary = model_vocabulary(settings.model)  # studio-mini's words; None for MAGI-1 (reads any text)
         groups, position, seen = [], 0, []
         for shot in project.shots:
-            group = self._groups.get(shot.id) or self._new_group(shot.id)
+            group = self._groups.get(shot.id)
+            drawn = (position, tuple(states[shot.id]))
+            if group is not None and shot.id not in changed and self._drawn_shots.get(shot.id) == drawn:
+                seen += [_overview_part(card.model) for card in group.cards]
+                position += len(group.cards)
+                groups.append(group)
+                continue
+            self._drawn_shots[shot.id] = drawn
+            group = group or self._new_group(shot.id)
             group.prompt_words.set_vocabulary(vocabulary)
             path, cards = active_path(shot), []
             for index, chunk in enumerate(shot.chunks):
@@ -391,6 +420,12 @@ class TimelineView(QWidget, TimelineEditing):
 
     def _forget_states(self, *_ids) -> None:
         self._doc_states = None
+        self._changed_shots = None  # the shots, their order or the settings changed: redraw them all
+
+    def _note_shot(self, shot_id: str, *_ids) -> None:
+        self._doc_states = None
+        if self._changed_shots is not None:
+            self._changed_shots.add(shot_id)
 
     def _on_frames_changed(self, position: int) -> None:
         # Only live previews concern a card here (finished frames reach it through the document).

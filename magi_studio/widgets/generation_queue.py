@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QIcon
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu, QProgressBar, QToolButton,
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu, QToolButton,
                                QVBoxLayout, QWidget)
 
 from magi_studio.controllers.run_state import ENDED_STATES, QueueItem, RequestState
 from magi_studio.theme import icon
+from magi_studio.widgets.job_progress import DeferredProgressBar
 
 #: A row's request state (RequestState value) and its text as `items()` gives it.
 STATE_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -71,7 +72,7 @@ class QueueRow(QWidget):
         self.title.setObjectName("QueueRowTitle")
         self.state = QLabel()
         self.state.setObjectName("QueueRowState")
-        self.bar = QProgressBar()
+        self.bar = DeferredProgressBar()  # it moves on every engine step: never a repaint of the window there and then
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(False)
         self.bar.setFixedHeight(6)
@@ -92,10 +93,11 @@ class QueueRow(QWidget):
         self.show_item(item)
 
     def show_item(self, item: QueueItem) -> None:
-        self.item = item
-        name = STATE_ICONS.get(item.state)  # a queued request: the generate glyph, greyed (it waits)
-        self.icon.setPixmap(icon(name).pixmap(QSize(16, 16)) if name else
-                            icon("generate").pixmap(QSize(16, 16), QIcon.Mode.Disabled))
+        old, self.item = getattr(self, "item", None), item
+        if old is None or old.state != item.state:  # drawn from its SVG: not again on every engine step
+            name = STATE_ICONS.get(item.state)  # a queued request: the generate glyph, greyed (it waits)
+            self.icon.setPixmap(icon(name).pixmap(QSize(16, 16)) if name else
+                                icon("generate").pixmap(QSize(16, 16), QIcon.Mode.Disabled))
         self.state.setText(STATE_LABELS[item.state])
         self.bar.setVisible(item.state in (RequestState.RUNNING, RequestState.PAUSED))
         self.bar.setValue(round(item.fraction * 1000))

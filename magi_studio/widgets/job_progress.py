@@ -34,10 +34,10 @@ BAR_RESOLUTION = 1000
 #: Room for the longest usual progress text, so the status bar's layout does not jump as the text changes.
 LABEL_CHARS = 64
 
-__all__ = ["JobProgress", "clock_text", "BAR_RESOLUTION"]
+__all__ = ["JobProgress", "DeferredProgressBar", "clock_text", "BAR_RESOLUTION"]
 
 
-class _Bar(QProgressBar):
+class DeferredProgressBar(QProgressBar):
     """A progress bar whose new value is painted with the rest of the window, in its next paint.
 
     QProgressBar.setValue repaints at once (QWidget.repaint), and an immediate repaint paints everything
@@ -80,7 +80,7 @@ class JobProgress(QWidget):
         self.label = QLabel()
         self.label.setObjectName("JobProgressText")
         self.label.setMinimumWidth(self.label.fontMetrics().averageCharWidth() * LABEL_CHARS)
-        self.bar = _Bar()
+        self.bar = DeferredProgressBar()
         self.bar.setFixedWidth(180)
         self.bar.setTextVisible(False)
         self.cancel_button = QToolButton()

@@ -7,7 +7,7 @@ from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, Qt
 from PySide6.QtGui import QColor, QWheelEvent
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
-from magi_studio.document.commands import AddChunk, AddShot, new_chunk
+from magi_studio.document.commands import AddChunk, AddShot, SetPrompt, SetShotStart, new_chunk
 from magi_studio.document.model import ProjectSettings, new_project, new_shot
 from magi_studio.document.observer import Document, UndoHistory
 from magi_studio.document.store import ProjectStore
@@ -241,3 +241,34 @@ def test_deleting_the_selected_shot_selects_its_neighbour_without_an_error(qtbot
     assert session.selected_shot_id == neighbour.id
     assert [g.shot_id for g in timeline.strip.groups] == [s.id for s in session.project.shots]
     assert timeline.group(session.selected_shot_id).model.current
+
+
+def test_an_edit_redraws_the_cards_of_its_shot_and_of_the_shots_it_moves_or_makes_stale(long_timeline):
+    # A finished chunk of a 120-chunk storyboard derived all 120 cards again: the slowest event of a run.
+    timeline = long_timeline
+    session, shots = timeline.session, timeline.session.project.shots
+    derived = []
+    models_card = timeline.models.card
+    timeline.models.card = lambda session, store, shot, *rest: derived.append(shot.id) or models_card(
+        session, store, shot, *rest)
+    session.push(SetPrompt(shots[2].id, shots[2].chunks[3].id, "a new prompt"))
+    assert set(derived) == {shots[2].id} and len(derived) == CHUNKS
+    assert timeline.card(shots[2].chunks[3].id).prompt.toPlainText() == "a new prompt"
+
+    derived.clear()  # a chunk more in the first shot moves every later card one second on
+    session.push(AddChunk(shots[0].id, new_chunk(session.project, shots[0].id, 1, "inserted")))
+    assert set(derived) == {shot.id for shot in shots}
+    assert timeline.card(shots[1].chunks[0].id).time_label.text() == "0:09–0:10"
+
+    session.push(SetShotStart(shots[1].id, "continue"))
+    assert [timeline.card(c.id).model.state for c in shots[1].chunks] == ["stale"] * CHUNKS  # not its context
+    session.undo_stack.undo()
+    assert [timeline.card(c.id).model.state for c in shots[1].chunks] == ["done"] * CHUNKS
+    session.push(SetShotStart(shots[1].id, "continue"))
+    fake_generate(session.project, session.store, shots[0].id, history=session)  # the inserted chunk
+    fake_generate(session.project, session.store, shots[1].id, from_index=0, history=session)
+    assert [timeline.card(c.id).model.state for c in shots[1].chunks] == ["done"] * CHUNKS
+    derived.clear()  # an edit in the first shot makes the shot that continues it stale: both are redrawn
+    session.push(SetPrompt(shots[0].id, shots[0].chunks[0].id, "another prompt"))
+    assert set(derived) == {shots[0].id, shots[1].id}
+    assert [timeline.card(c.id).model.state for c in shots[1].chunks] == ["stale"] * CHUNKS

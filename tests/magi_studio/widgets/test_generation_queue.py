@@ -77,3 +77,33 @@ def test_a_failed_row_says_why_and_its_menu_retries_or_removes_it(qtbot, studio)
     view.retry_action.trigger()  # the row is still the current one
     wait_run(qtbot, s, 2)
     assert view.items() == [] and view.completed_items()[0].startswith("B · Take 1 · chunk 1 · ")
+
+
+def test_a_row_moved_by_a_step_waits_for_the_windows_next_paint(qtbot):
+    # QProgressBar's own setValue repaints at once, which paints the whole window's pending updates (the storyboard,
+    # the scrub bar) on every engine step.
+    from dataclasses import replace
+
+    from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+    from magi_studio.controllers.run_state import QueueItem, RequestState
+    from magi_studio.widgets.generation_queue import QueueRow
+    from tests.magi_studio.widgets.test_job_progress import PaintCounter
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    item = QueueItem(1, "shot", "Shot 1", 0, current=True, state=RequestState.RUNNING, chunk=1, chunks=4)
+    row, other = QueueRow(item), QLabel("elsewhere in the window")
+    column = QVBoxLayout(window)
+    column.addWidget(row)
+    column.addWidget(other)
+    window.show()
+    qtbot.waitExposed(window)
+    QApplication.processEvents()
+    paints = PaintCounter(row.bar, other)
+    other.setText("changed")  # waiting to be painted
+    for fraction in (0.25, 0.5, 0.75):
+        row.show_item(replace(item, fraction=fraction))
+        assert paints.counts == {row.bar: 0, other: 0}
+    assert row.bar.value() == 750
+    qtbot.waitUntil(lambda: paints.counts[row.bar] >= 1 and paints.counts[other] >= 1)
