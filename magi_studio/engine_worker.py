@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from magi_engine.config import SamplingConfig
 from magi_engine.device_facts import DeviceFacts, read_device_facts
@@ -53,6 +55,21 @@ log = logging.getLogger(__name__)
 
 #: Load progress is throttled to this interval (hub downloads report every few kilobytes).
 LOAD_PROGRESS_INTERVAL_S = 0.1
+#: The engine thread's niceness above the process's (Linux): where its threads and the GUI thread want more cores
+#: than there are, the window gets the core first (a weight of about 3 to 1) and stays responsive; an idle window
+#: costs the engine nothing. torch's CPU worker threads, started by the engine thread, inherit it.
+ENGINE_NICENESS = 5
+
+
+def lower_this_threads_priority(niceness: int = ENGINE_NICENESS) -> None:
+    """Make the calling thread (alone, on Linux) `niceness` nicer than it is; a no-op where that cannot be done."""
+    if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + niceness))
+    except OSError:  # not allowed here (a sandbox): the engine runs at the window's priority, as before
+        log.debug("could not lower the engine thread's priority", exc_info=True)
 
 
 class EngineState(str, Enum):
@@ -282,6 +299,8 @@ class EngineWorker(QObject):
         self._runner.moveToThread(self._thread)
         # Without an event loop left to run it, deleteLater still destroys the runner as the thread ends.
         self._thread.finished.connect(self._runner.deleteLater)
+        # Run by the engine thread itself as it starts, before torch makes its worker threads there.
+        self._thread.started.connect(lower_this_threads_priority, Qt.ConnectionType.DirectConnection)
         self._submit.connect(self._runner.run)
         self._runner.event.connect(self._on_event)
         self._ask_facts.connect(self._runner.read_facts)

@@ -384,8 +384,15 @@ class PlayerSync(QObject):
             self._read_again(position)
 
     def _position(self, chunk_id: str) -> int | None:
-        refs = storyboard_chunks(self.session.project) if self.session else []
-        return next((r.position for r in refs if r.chunk_id == chunk_id), None)
+        # Counted, not looked up in storyboard_chunks: asked on every engine step, and building 120 ChunkRefs
+        # each time was a millisecond of the GUI thread.
+        position = 0
+        for shot in self.session.project.shots if self.session else []:
+            for chunk in shot.chunks:
+                if chunk.id == chunk_id:
+                    return position
+                position += 1
+        return None
 
     def _follow_selection(self, chunk_id: str) -> None:
         position = self._position(chunk_id)

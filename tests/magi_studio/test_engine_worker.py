@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import threading
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,3 +255,26 @@ def test_shutdown_mid_generation_stops_the_thread_and_releases_everything(qtbot,
     worker.shutdown()  # idempotent
     with pytest.raises(RuntimeError, match="shut down"):
         worker.generate(request(1))
+
+
+def _niceness_of_threads(name: str) -> list[int]:
+    """The niceness of this process's threads called `name` (Linux: /proc/self/task/*/stat, field 19)."""
+    found = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() == name:
+                found.append(int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]))
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread niceness is read from /proc (Linux)")
+def test_the_engine_thread_gives_way_to_the_window_when_cores_are_short(qtbot, engine_worker):
+    # Its torch worker threads, started from it, inherit its niceness (benchmarks/gui_storyboard.py measures
+    # what it does to the window's stalls while generating).
+    from magi_studio.engine_worker import ENGINE_NICENESS
+
+    lowered = min(19, os.getpriority(os.PRIO_PROCESS, 0) + ENGINE_NICENESS)  # the window's thread's, plus
+    # The thread is named as it starts and lowers itself just after: wait for both.
+    qtbot.waitUntil(lambda: set(_niceness_of_threads("magi-engine")) == {lowered}, timeout=5000)
