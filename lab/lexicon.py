@@ -22,7 +22,8 @@ It is built from three published resources, never from the evaluation's held-out
   "rising"). Also: WordNet's antonym of a trained verb for the opposite motion (grow/shrink,
   up/down), and the verb that two or more trained verbs of one meaning, and no other's, are kinds of.
   A word two trained words of different meanings reach goes to the one whose trained word heads the
-  verb gloss that reached it ("drop steeply"), and is left out where none or both do.
+  verb gloss that reached it ("drop steeply"), and is left out where none or both do; a form of a
+  trained verb is never made a thing ("drop", a small sphere in WordNet).
 
 A trained word is never redefined; multi-word lemmas, proper nouns and words of two letters or fewer
 are skipped. nltk and matplotlib are lab dependencies (`pip install -e ".[lab]"`), not the app's.
@@ -89,6 +90,7 @@ SAME_MEANING = {"upward": "up", "downward": "down"}
 #: Verb groups of opposite meaning: WordNet's antonym of one's trained verb means the other.
 OPPOSITES = {"grow": "shrink", "shrink": "grow", "up": "down", "down": "up"}
 SHAPES = ("circle", "square", "triangle")
+TRAINED_VERBS = {lemma for parts, lemmas in GROUPS.values() if "v" in parts for lemma in lemmas}
 #: Groups of motion in no particular direction: a kind of them ("ascend": travel up) means the
 #: direction its gloss names, and is left out when it names none.
 GENERIC = {"horizontal"}
@@ -223,7 +225,7 @@ def read_as_colour(wn, word: str) -> bool:
     WordNet does not know it. A colour list also names colours after things ("brick", "pumpkin"); where
     WordNet knows only the thing, the word is left to mean it. A form of a trained verb ("rose": rise)
     is that verb's."""
-    if wn.morphy(word, "v") in {lemma for parts, lemmas in GROUPS.values() if "v" in parts for lemma in lemmas}:
+    if wn.morphy(word, "v") in TRAINED_VERBS:
         return False
     senses = wn.synsets(word, "n") + wn.synsets(word, "a") + wn.synsets(word, "s")
     return not senses or any("colo" in sense.definition() for sense in senses)
@@ -333,6 +335,9 @@ def build(out: Path) -> dict:
     synonyms, reached = wordnet_words(wn, known)
     # A survey name WordNet gives another meaning of the world (a shape, a motion) means neither.
     survey = {w: c for w, c in survey.items() if reached.get(w, set()) <= set(COLOURS)}
+    # A form of a trained verb means that verb, never a thing ("drop" is also a small sphere in WordNet).
+    synonyms = {w: m for w, m in synonyms.items()
+                if wn.morphy(w, "v") not in TRAINED_VERBS or wn.morphy(m, "v") in TRAINED_VERBS}
     words = {w: m for w, m in synonyms.items() if w not in survey}
     words.update(x11)  # a colour's measured RGB decides over WordNet
     words.update(survey)
@@ -351,7 +356,8 @@ def build(out: Path) -> dict:
                                     "of the trained content words (and every noun.shape sense of a shape word), "
                                     "inflected like them; the antonyms of the trained verbs for the opposite verb; "
                                     "the verb two or more trained verbs of one meaning are kinds of; a word of two "
-                                    "meanings goes to the one its gloss's head verb names, else it is left out",
+                                    "meanings goes to the one its gloss's head verb names, else it is left out; a form of a "
+                                    "trained verb is never made a thing",
                             "words": len(set(synonyms) - set(x11) - set(survey))}},
             "words": {w: " ".join(m) for w, m in words.items()}}
     out.write_text(json.dumps(data, indent=0, sort_keys=False) + "\n", encoding="utf-8")

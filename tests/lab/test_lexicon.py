@@ -86,6 +86,7 @@ def test_the_shipped_lexicon_is_small_and_means_only_trained_words():
     # A survey colour, a noun.shape sense, the verb two trained verbs are kinds of (none of them held out).
     assert vocabulary.meaning("amethyst") == ("purple",) and vocabulary.meaning("bead") == ("sphere",)
     assert vocabulary.meaning("increases") == ("grows",) and vocabulary.meaning("decreasing") == ("shrinking",)
+    assert not vocabulary.knows("rose") and not vocabulary.knows("drop")  # forms of "rise" and "drops", never things
 
 
 def test_everyday_captions_swap_words_and_keep_articles_right():
