@@ -81,6 +81,19 @@ def tiny_bundle_vae(device, distilled: bool):
     return tiny_bundle(distilled=distilled).vae.to(device)
 
 
+def failing_tiny_bundle_vae(device, distilled: bool):
+    """As tiny_bundle_vae, but decoding a tile raises OutOfMemory (a rank that fails in its share of the tiles)."""
+    from magi_engine.errors import OutOfMemory
+
+    vae = tiny_bundle_vae(device, distilled)
+
+    def failing(*args, **kwargs):
+        raise OutOfMemory("the test's rank ran out of memory decoding a tile")
+
+    vae.decoder.forward = failing
+    return vae
+
+
 def failing_tiny_bundle_dit(device, distilled: bool, fail_at_call: int, once_marker: str | None = None):
     """As tiny_bundle_dit, but its forward raises OutOfMemory at call `fail_at_call` (a rank that fails mid-run);
     with `once_marker`, only the first process to fail does (it leaves that file), so restarted ranks work."""

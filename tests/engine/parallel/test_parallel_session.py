@@ -15,7 +15,8 @@ from magi_engine.parallel.session import ParallelSession
 from magi_engine.requests import ChunkSpec, GenerationRequest
 from magi_engine.session import GenerationSession
 from tests.engine.factories import TINY_VOCAB_CAPTIONS, tiny_bundle
-from tests.engine.parallel.ranks_util import failing_tiny_bundle_dit, tiny_bundle_dit, tiny_bundle_vae
+from tests.engine.parallel.ranks_util import (failing_tiny_bundle_dit, failing_tiny_bundle_vae, tiny_bundle_dit,
+                                              tiny_bundle_vae)
 
 
 @pytest.fixture(autouse=True)
@@ -109,3 +110,23 @@ def test_a_failing_rank_stops_the_run_with_its_typed_error_and_the_next_run_star
     assert sorted(again) == [0, 1, 2]
     assert second and set(p.pid for p in second).isdisjoint(p.pid for p in first)
     assert not any(p.is_alive() for p in first + second)
+
+
+@pytest.mark.slow
+def test_a_rank_failing_in_its_share_of_the_tiles_stops_the_run_with_its_typed_error():
+    bundle = tiny_bundle(distilled=True)
+    session = ParallelSession.from_bundle(bundle, LaunchSpec(2, "gloo", "sequence"),
+                                          functools.partial(tiny_bundle_dit, distilled=True),
+                                          functools.partial(failing_tiny_bundle_vae, distilled=True))
+    processes = list(session.workers.processes)
+    try:
+        # The reference image's encode is shared first (it works); the first chunk's decode fails on rank 1.
+        events = list(session.generate(_request(decode=True)))
+    finally:
+        session.close()
+    failed = events[-1]
+    assert isinstance(failed, Failed) and isinstance(failed.error, OutOfMemory), failed
+    assert "Rank 1" in str(failed.error) and "decoding a tile" in str(failed.error)
+    assert not any(isinstance(e, ChunkFinished) for e in events)
+    assert not any(p.is_alive() for p in processes)
+
