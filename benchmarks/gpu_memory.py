@@ -11,8 +11,12 @@ The run generates `chunks` chunks from nothing (time to the first chunk, from th
 then optionally regenerates from chunk N with the chunks before it as context (the stage that keeps the
 most clean chunks: the estimate's worst case) with the same prompts (no T5 forward expected), then a
 draft of the first two chunks (magi_engine.draft). Peak = torch.cuda.max_memory_allocated over the whole
-case, set against the loader's estimate for the placement it chose. `--tiny` runs the same on a tiny
-checkpoint on the CPU (a test of this script).
+case, set against the loader's estimate for the placement and DiT offload it chose (`--dit-offload`, auto
+= the loader's choice). FLOPs of the DiT's forwards are counted from their layouts (benchmarks/gpu_speed.py)
+and set against a bf16 matmul measured in the same process: TFLOP/s over the steady chunks (the time
+between chunk 2 and the last, T5 and VAE decode included). `--dequantise` loads an FP8 checkpoint as
+bf16 (the dequantising loader: a bf16 model's bytes and kernels, without writing a 48 GB bf16 folder).
+`--tiny` runs the same on a tiny checkpoint on the CPU (a test of this script).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.gpu_speed import FlopRecorder, bf16_peak_tflops  # noqa: E402
 from benchmarks.record import publish  # noqa: E402
 from magi_engine.config import RuntimeConfig, SamplingConfig  # noqa: E402
 from magi_engine.draft import draft_request  # noqa: E402
@@ -72,6 +77,7 @@ def measure(args) -> dict:
     from magi_engine.errors import OutOfMemory
     from magi_engine.magi_checkpoint import magi_memory_estimate
     from magi_engine.model_files import locate_magi_checkpoint
+    from magi_engine.models import load_model
     from magi_engine.session import GenerationSession
 
     if args.tiny:
@@ -93,9 +99,15 @@ def measure(args) -> dict:
         torch.cuda.set_per_process_memory_fraction(args.cap_gib * GIB / total)
     width, height = (int(v) for v in args.size.split("x"))
     runtime = RuntimeConfig(compile_layers=args.compile, text_encoder=args.text_encoder,
-                            native_fp8=None if cuda else False)
+                            native_fp8=False if args.dequantise or not cuda else None,
+                            dit_offload=None if args.dit_offload == "auto" else args.dit_offload)
+    peak_tflops = bf16_peak_tflops(torch.device("cuda")) if cuda else None
+    if cuda:
+        torch.cuda.empty_cache()  # the matmul's blocks go back: the loader sees the card as the app would
     started = time.perf_counter()
-    session = GenerationSession.load(str(args.checkpoint), runtime=runtime, device="cuda" if cuda else "cpu")
+    # The loader decides (T5's place, the DiT offload) for the size generated, as the app's load does for its size.
+    session = GenerationSession(load_model(str(args.checkpoint), runtime=runtime, device="cuda" if cuda else "cpu",
+                                           width=width, height=height))
     load_s = time.perf_counter() - started
     bundle = session.bundle
     out = {"checkpoint": bundle.label, "cap_gib": args.cap_gib, "compile": args.compile,
@@ -106,11 +118,16 @@ def measure(args) -> dict:
     placement = "offload" if getattr(text, "offloaded", False) else (
         "cpu" if getattr(text, "device", bundle.device).type == "cpu" and bundle.device.type != "cpu" else "gpu")
     native_fp8 = any(type(m).__name__ == "Fp8Linear" for m in bundle.dit.modules())
+    dit = bundle.dit
+    offload = {(False, False): "none", (True, False): "kv-cache", (False, True): "layers", (True, True): "both"}[
+        (bool(dit.kv_cache_on_host), dit.layer_streamer is not None)]
     estimate = magi_memory_estimate(locate_magi_checkpoint(args.checkpoint), torch.bfloat16 if cuda else torch.float32,
                                     width=width, height=height, window=args.window, native_fp8=native_fp8,
-                                    text_on_device=placement == "gpu")
-    out.update(placement=placement, native_fp8=native_fp8, estimate=estimate.describe(),
-               estimate_gib=round(estimate.total_bytes / GIB, 2))
+                                    text_on_device=placement == "gpu", offload=offload)
+    out.update(placement=placement, native_fp8=native_fp8, dit_offload=offload, estimate=estimate.describe(),
+               estimate_gib=round(estimate.total_bytes / GIB, 2), bf16_matmul_peak_tflops=peak_tflops and round(
+                   peak_tflops, 1))
+    flops = FlopRecorder(dit)
     sampling = SamplingConfig.from_dict({**session.default_sampling.to_dict(), "num_steps": args.steps,
                                          "window": args.window})
     chunks = tuple(ChunkSpec(PROMPTS[i % len(PROMPTS)], 100 + i) for i in range(args.chunks))
@@ -134,6 +151,15 @@ def measure(args) -> dict:
         elif isinstance(event, Failed):
             out["failed"] = str(event.error)
     out["first_chunk_s"] = out.get("chunk_done_at_s", [None])[0]
+    matmul, attention = flops.take()
+    out["generation_tflop"] = round((matmul + attention) / 1e12, 1)
+    done = out.get("chunk_done_at_s", [])
+    if len(done) >= 3 and peak_tflops:  # steady chunks: FLOPs of the whole run scaled to the chunks after the first
+        steady_s = (done[-1] - done[0]) / (len(done) - 1)
+        per_chunk = (matmul + attention) / len(done)
+        out["steady_chunk_s"] = round(steady_s, 2)
+        out["tflops_steady"] = round(per_chunk / steady_s / 1e12, 1)
+        out["percent_of_bf16_peak"] = round(100 * per_chunk / steady_s / 1e12 / peak_tflops, 1)
     out["peak_gib_generate"] = peak_gib()
     out["peak_reserved_gib_generate"] = round(torch.cuda.max_memory_reserved() / GIB, 2) if cuda else None
     forwards = []
@@ -169,6 +195,8 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=5)
     parser.add_argument("--cap-gib", type=float, default=0.0, help="emulate a card of this many GiB (0: the card's)")
     parser.add_argument("--text-encoder", choices=("gpu", "cpu", "offload"), default=None)
+    parser.add_argument("--dit-offload", choices=("auto", "none", "kv-cache", "layers", "both"), default="auto")
+    parser.add_argument("--dequantise", action="store_true", help="load an FP8 checkpoint as bf16")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--regenerate-from", type=int, default=0)
     parser.add_argument("--draft", action="store_true")

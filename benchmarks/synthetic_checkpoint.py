@@ -7,10 +7,12 @@ first chunk through Session and `magi-studio generate`) need a folder the real l
     ckpt/vae                                             the ViT VAE (config.json + safetensors)
     ckpt/t5/t5-v1_1-xxl                                  T5-v1.1-XXL's encoder (bf16) and a word tokenizer
 
-Speed and memory do not depend on the values. The FP8 variant quantises layers 1..L-2 of the same
-random DiT with magi_engine.loading.fp8.quantize_fp8_linear (one activation scale for every linear).
+Speed and memory do not depend on the values. The FP8 variants quantise layers 1..L-2 of a random DiT
+with magi_engine.loading.fp8.quantize_fp8_linear (one activation scale for every linear). Full-size DiTs are
+drawn one official tensor at a time (`write_dit_by_tensor`), so the 24B needs no 48 GB of GPU memory.
 
     python benchmarks/synthetic_checkpoint.py /tmp/magi --variant 4.5B_distill 4.5B_distill_quant
+    python benchmarks/synthetic_checkpoint.py /tmp/magi --variant 24B_distill_quant   # 24B FP8, about 24 GB
     python benchmarks/synthetic_checkpoint.py /tmp/tiny --tiny      # seconds on a CPU (tests)
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -28,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.magi_scale import random_dit  # noqa: E402
-from magi_engine.dit.official_keys import official_key_plan, to_official_state_dict  # noqa: E402
+from magi_engine.dit.official_keys import expected_official_shapes, official_key_plan, to_official_state_dict  # noqa: E402,E501
 from magi_engine.loading import save_sharded  # noqa: E402
 from magi_engine.loading.fp8 import quantize_fp8_linear  # noqa: E402
 from magi_engine.variants import magi_variant, tiny_dit_config  # noqa: E402
@@ -78,7 +81,46 @@ def fp8_official_state(official: dict[str, torch.Tensor], config) -> dict[str, t
     return out
 
 
+def random_official_tensor(key: str, shape: tuple[int, ...], device: torch.device, generator) -> torch.Tensor:
+    """A random official-layout tensor, scaled as random_dit scales ours (bf16; the loader casts)."""
+    if key.endswith("bands"):
+        n = shape[0]
+        return 1.0 / 10000.0 ** (torch.arange(n, device=device, dtype=torch.float32) / n)
+    t = torch.empty(shape, device=device, dtype=torch.bfloat16)
+    if len(shape) >= 2:
+        return t.normal_(0, math.prod(shape[1:]) ** -0.5, generator=generator)
+    return t.normal_(1.0 if key.endswith("weight") else 0.0, 0.02, generator=generator)
+
+
+def write_dit_by_tensor(root: Path, name: str, device: torch.device) -> None:
+    """A full-size DiT written without ever holding the whole model on the device: each official tensor is
+    drawn, quantised where MAGI-1's FP8 layout wants it, and moved to CPU memory (24B FP8: about 24 GB)."""
+    variant = variant_for(name, tiny=False)
+    config = variant.dit
+    quantised = {}
+    if variant.fp8:
+        for source in official_key_plan(config, list(range(1, config.num_layers - 1))).values():
+            keys = source.official
+            if len(keys) >= 3 and keys[1].endswith(".weight_scale"):
+                quantised[keys[0]] = len(keys) == 4
+    generator = torch.Generator(device=device).manual_seed(0)
+    out = {}
+    for key, shape in expected_official_shapes(config).items():
+        tensor = random_official_tensor(key, shape, device, generator)
+        if key in quantised:
+            prefix = key[: -len(".weight")]
+            stored = quantize_fp8_linear(tensor, FP8_INPUT_AMAX, per_channel=quantised[key])
+            out.update({f"{prefix}.{part}": value.cpu() for part, value in stored.items()})
+        else:
+            out[key] = tensor.cpu()
+        del tensor
+    save_sharded(out, root / variant.hub_folder, 4 * 2**30)
+
+
 def write_dit(root: Path, name: str, tiny: bool, device: torch.device) -> None:
+    if not tiny:
+        write_dit_by_tensor(root, name, device)
+        return
     variant = variant_for(name, tiny)
     dit = random_dit(variant, device, torch.float32 if tiny else torch.bfloat16)
     official = to_official_state_dict(dit.state_dict(), variant.dit)

@@ -317,6 +317,9 @@ COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
 #: Where MAGI-1's T5 text encoder lives: on the GPU in the model dtype; on the CPU in float32; or "offload":
 #: in the model dtype in (pinned) CPU memory, copied to the GPU only while it encodes new prompts.
 TEXT_ENCODER_PLACEMENTS = ("gpu", "cpu", "offload")
+#: What of the DiT's memory lives in pinned CPU memory and is streamed to the GPU a layer ahead of use:
+#: nothing, the KV cache of clean chunks, the transformer layers' weights, or both (magi_engine.dit.offload).
+DIT_OFFLOAD_MODES = ("none", "kv-cache", "layers", "both")
 
 
 @dataclass(frozen=True)
@@ -336,6 +339,9 @@ class RuntimeConfig:
     #: One of TEXT_ENCODER_PLACEMENTS; None: the loader picks the first that fits the device's memory
     #: (magi_engine.loading.memory.choose_text_placement), in the order gpu, offload, cpu.
     text_encoder: str | None = None
+    #: One of DIT_OFFLOAD_MODES; None: the loader picks, of the modes that fit the device's memory, the one
+    #: that copies the fewest bytes a forward (magi_engine.loading.memory.choose_dit_offload).
+    dit_offload: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.compile_layers in (None, True, False),
@@ -347,6 +353,8 @@ class RuntimeConfig:
         _require(self.text_encoder is None or self.text_encoder in TEXT_ENCODER_PLACEMENTS,
                  f"RuntimeConfig.text_encoder must be one of {TEXT_ENCODER_PLACEMENTS} or null, "
                  f"got {self.text_encoder!r}")
+        _require(self.dit_offload is None or self.dit_offload in DIT_OFFLOAD_MODES,
+                 f"RuntimeConfig.dit_offload must be one of {DIT_OFFLOAD_MODES} or null, got {self.dit_offload!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

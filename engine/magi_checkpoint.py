@@ -111,26 +111,50 @@ def _parameter_count(folder: Path) -> int | None:
 
 
 def magi_memory_estimate(checkpoint: MagiCheckpoint, dtype: torch.dtype, *, width: int, height: int,
-                         window: int | None = None, native_fp8: bool = False, text_on_device: bool = True):
-    """The loader's memory estimate for a checkpoint at a size (magi_engine.loading.memory.estimate_memory)."""
+                         window: int | None = None, native_fp8: bool = False, text_on_device: bool = True,
+                         offload: str = "none"):
+    """The loader's memory estimate for a checkpoint at a size (magi_engine.loading.memory.estimate_memory);
+    `offload`: what of the DiT lives in CPU memory (magi_engine.config.DIT_OFFLOAD_MODES)."""
     variant = checkpoint.variant
     t5_params = (_parameter_count(checkpoint.t5) if checkpoint.t5 else None) or T5_XXL_ENCODER_PARAMS
     return estimate_memory(variant.dit, width=width, height=height, window=window or variant.sampling.window,
                            cache_chunks=variant.sampling.cache_chunks, weight_dtype_bytes=torch.finfo(dtype).bits // 8,
                            fp8=variant.fp8, keep_fp8=native_fp8, text_encoder_params=t5_params,
                            text_encoder_bytes_per_param=torch.finfo(dtype).bits // 8,
-                           text_encoder_on_device=text_on_device)
+                           text_encoder_on_device=text_on_device, offload=offload)
+
+
+def choose_offload(checkpoint: MagiCheckpoint, dtype: torch.dtype, requested: str | None, *, device: torch.device,
+                   width: int, height: int, window: int | None, native_fp8: bool, text_on_device: bool,
+                   free: int | None):
+    """The DiT offload mode for this checkpoint on `device` (magi_engine.loading.memory.choose_dit_offload)."""
+    from magi_engine.config import DIT_OFFLOAD_MODES
+    from magi_engine.loading.memory import choose_dit_offload, offload_copy_bytes
+
+    variant = checkpoint.variant
+    estimates = {mode: magi_memory_estimate(checkpoint, dtype, width=width, height=height, window=window,
+                                            native_fp8=native_fp8, text_on_device=text_on_device, offload=mode)
+                 for mode in DIT_OFFLOAD_MODES}
+    copies = {mode: offload_copy_bytes(variant.dit, width=width, height=height,
+                                       cache_chunks=variant.sampling.cache_chunks, offload=mode,
+                                       weight_dtype_bytes=torch.finfo(dtype).bits // 8, fp8=variant.fp8,
+                                       keep_fp8=native_fp8) for mode in DIT_OFFLOAD_MODES}
+    return choose_dit_offload(requested, device=device, estimates=estimates, copy_bytes=copies, free=free)
 
 
 def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype: torch.dtype, *,
                          width: int | None = None, height: int | None = None, window: int | None = None,
                          text_on_cpu: bool = False, progress: Progress | None = None,
-                         native_fp8: bool = False, text_encoder: str | None = None) -> ModelBundle:
+                         native_fp8: bool = False, text_encoder: str | None = None,
+                         dit_offload: str | None = None) -> ModelBundle:
     """Load DiT, VAE and T5 onto `device`; `native_fp8`: an FP8 checkpoint keeps its quantised linears FP8
     (a GPU with FP8 matmuls). `text_encoder` places T5 (magi_engine.config.TEXT_ENCODER_PLACEMENTS: on the GPU,
     on the CPU in float32, or offloaded); None picks the first that fits the device's free memory
-    (`text_on_cpu` asks for "cpu"). The bundle's `memory_plan` says what was chosen and why."""
-    from magi_engine.loading.memory import choose_text_placement, device_memory_bytes
+    (`text_on_cpu` asks for "cpu"). `dit_offload` keeps the KV cache and/or the DiT's layers in pinned CPU
+    memory (magi_engine.config.DIT_OFFLOAD_MODES); None picks, of the modes that fit beside that text encoder,
+    the one that copies the least. The bundle's `memory_plan` says what was chosen and why."""
+    from magi_engine.dit.offload import stream_layers
+    from magi_engine.loading.memory import choose_text_placement, device_memory_bytes, offload_parts
     from magi_engine.text import SpecialTokens, T5TextEncoder
 
     variant = checkpoint.variant
@@ -142,29 +166,38 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
         raise CheckpointError(f"No T5 text encoder found next to {checkpoint.weights} "
                               "(expected ckpt/t5/t5-v1_1-xxl). Download the T5 folder as well.")
 
-    def estimate(text_on_device: bool, size=(width, height)):
+    def estimate(text_on_device: bool, size=(width, height), offload: str = "none"):
         return magi_memory_estimate(checkpoint, dtype, width=size[0], height=size[1], window=window,
-                                    native_fp8=native_fp8, text_on_device=text_on_device)
+                                    native_fp8=native_fp8, text_on_device=text_on_device, offload=offload)
 
     free = device_memory_bytes(device)
     placement = choose_text_placement("cpu" if text_on_cpu and text_encoder is None else text_encoder,
                                       device=device, with_text=estimate(True), without_text=estimate(False), free=free)
     log.info("%s", placement.reason)
     on_device = placement.placement == "gpu"
+    offload = choose_offload(checkpoint, dtype, dit_offload, device=device, width=width, height=height,
+                             window=window, native_fp8=native_fp8, text_on_device=on_device, free=free)
+    if offload.reason:
+        log.info("%s", offload.reason)
     try:
-        check_fits(estimate(on_device), device, label=variant.label, available_bytes=free,
+        check_fits(offload.estimate, device, label=variant.label, available_bytes=free,
                    suggestion="Choose a distilled or 4.5B variant, a smaller size, or a GPU with more memory.")
     except OutOfMemory:
         # Too little for the model's own size may still be enough for MAGI-1's smaller one (832x480):
         # load, and say which size fits; a larger request then fails with the engine's out-of-memory sentence.
-        smaller = estimate(on_device, SMALLER_SIZE)
+        smaller = estimate(on_device, SMALLER_SIZE, offload.mode)
         if SMALLER_SIZE[0] * SMALLER_SIZE[1] >= width * height or free is None or smaller.total_bytes > 0.9 * free:
             raise
         placement = dataclasses.replace(placement, reason=f"{placement.reason} It fits at "
                                         f"{SMALLER_SIZE[0]}x{SMALLER_SIZE[1]}, not at {width}x{height}.")
     report = progress or (lambda message, fraction: None)
     report("Loading the diffusion transformer", 0.0)
-    dit = load_magi_dit(checkpoint.weights, variant, device, dtype, native_fp8=native_fp8)
+    kv_on_host, layers_on_host = offload_parts(offload.mode)
+    dit = load_magi_dit(checkpoint.weights, variant, torch.device("cpu") if layers_on_host else device, dtype,
+                        native_fp8=native_fp8)
+    if layers_on_host:
+        stream_layers(dit, device)
+    dit.kv_cache_on_host = kv_on_host
     report("Loading the VAE", 0.6)
     vae = load_magi_vae(checkpoint.vae, device, dtype)
     report("Loading the T5 text encoder", 0.7)
@@ -185,4 +218,5 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
     report("Ready", 1.0)
     return ModelBundle(name=variant.name, label=variant.label, dit=dit, vae=vae, text_encoder=t5,
                        sampling=variant.sampling, width=variant.width, height=variant.height, preview=preview,
-                       source=str(checkpoint.weights), memory_plan=placement.reason)
+                       source=str(checkpoint.weights),
+                       memory_plan=" ".join(r for r in (placement.reason, offload.reason) if r))

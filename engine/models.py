@@ -100,7 +100,11 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
         checkpoint = locate_magi_checkpoint(source.path)
     bundle = load_magi_checkpoint(checkpoint, target, torch_dtype, width=width, height=height,
                                   text_on_cpu=text_on_cpu, progress=progress, native_fp8=choice.native_fp8,
-                                  text_encoder=(runtime or RuntimeConfig()).text_encoder)
+                                  text_encoder=(runtime or RuntimeConfig()).text_encoder,
+                                  dit_offload=(runtime or RuntimeConfig()).dit_offload)
+    if bundle.dit.layer_streamer is not None and choice.compile_layers:
+        log.info("streamed layers run eager: compiled layers are not used with the DiT's layers in CPU memory")
+        return bundle
     apply_runtime(bundle.dit, choice)
     return bundle
 

@@ -168,19 +168,26 @@ def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
                         help="where MAGI-1's T5 text encoder runs: on the GPU, on the CPU, or offloaded (on the "
                              "GPU only while it encodes new prompts); auto picks the first that fits the GPU")
     parser.add_argument("--text-on-cpu", action="store_true", help="the same as --text-encoder cpu")
+    parser.add_argument("--dit-offload", choices=("auto", "none", "kv-cache", "layers", "both"), default="auto",
+                        help="what of the DiT waits in CPU memory and streams to the GPU a layer ahead: nothing, "
+                             "the KV cache, the layers' weights, or both; auto picks, of those that fit the GPU, "
+                             "the one that copies least")
     parser.add_argument("--no-compile", action="store_true",
                         help="run the DiT's layers uncompiled on CUDA (no compilation before the first chunk; "
                              "about 13%% slower per chunk)")
 
 
 def runtime_config(args: argparse.Namespace):
-    """The RuntimeConfig of --text-encoder, --text-on-cpu and --no-compile (None: all left to the engine)."""
+    """The RuntimeConfig of --text-encoder, --text-on-cpu, --dit-offload and --no-compile (None: all left to
+    the engine)."""
     from magi_engine.config import RuntimeConfig
 
     text = "cpu" if args.text_on_cpu else (None if args.text_encoder == "auto" else args.text_encoder)
-    if text is None and not args.no_compile:
+    offload = getattr(args, "dit_offload", "auto")
+    offload = None if offload == "auto" else offload
+    if text is None and offload is None and not args.no_compile:
         return None
-    return RuntimeConfig(compile_layers=False if args.no_compile else None, text_encoder=text)
+    return RuntimeConfig(compile_layers=False if args.no_compile else None, text_encoder=text, dit_offload=offload)
 
 
 def _add_engine_args(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,11 @@ attention span minus the chunk itself) and the sampler also drops every chunk no
 attend (`drop_before`): with the default window of 4 only one clean chunk is attended in steady
 state. Memory therefore stays flat however long the video grows, while chunk indices (and so RoPE
 positions) stay absolute.
+
+`HostKVCache` keeps the same chunks in pinned CPU memory instead, for cards that cannot hold them
+(window 1 caches four chunks: 6.3 GiB at 720x720 for the 4.5B): a forward then streams each layer's
+keys/values to the device one layer ahead of use (magi_engine.dit.offload.Prefetcher), so two layers'
+worth are on the device at a time.
 """
 
 from __future__ import annotations
@@ -63,11 +68,91 @@ class KVCache:
 
     def context(self, first: int, end: int) -> KVContext:
         """Keys/values of chunks [first, end), joined per layer (a view when it is a single chunk)."""
-        if not all(i in self._chunks for i in range(first, end)) or first > end:
-            raise ConfigError(f"KV cache holds chunks {list(self.chunk_indices)}, not [{first}, {end})")
-        chunks = [self._chunks[i] for i in range(first, end)]
+        chunks = self._chunks_between(first, end)
         layers = list(chunks[0]) if len(chunks) == 1 else JoinedLayers(chunks)
         return KVContext(first_chunk=first, num_chunks=end - first, layers=layers)
+
+
+    def _chunks_between(self, first: int, end: int) -> list[list[LayerKV]]:
+        if not all(i in self._chunks for i in range(first, end)) or first > end:
+            raise ConfigError(f"KV cache holds chunks {list(self.chunk_indices)}, not [{first}, {end})")
+        return [self._chunks[i] for i in range(first, end)]
+
+
+class HostKVCache(KVCache):
+    """A KVCache whose chunks live in (pinned) CPU memory; contexts stream to `device` layer by layer."""
+
+    def __init__(self, capacity: int, device: torch.device | str, trace: list | None = None) -> None:
+        super().__init__(capacity)
+        self.device = torch.device(device)
+        self.trace = trace
+
+    def put(self, chunk: int, kv: list[LayerKV]) -> None:
+        from magi_engine.dit.offload import side_stream
+
+        stream = side_stream(self.device)
+        if stream is None:
+            host = [(k.detach().to("cpu", copy=True), v.detach().to("cpu", copy=True)) for k, v in kv]
+        else:
+            stream.wait_stream(torch.cuda.current_stream(self.device))  # the keys were made on the compute stream
+            host = []
+            with torch.cuda.stream(stream):
+                for k, v in kv:
+                    pair = []
+                    for tensor in (k, v):
+                        copy = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+                        copy.copy_(tensor, non_blocking=True)
+                        tensor.record_stream(stream)  # its memory is not reused before the copy is done
+                        pair.append(copy)
+                    host.append(tuple(pair))
+        super().put(chunk, host)
+
+    def context(self, first: int, end: int) -> KVContext:
+        chunks = self._chunks_between(first, end)
+        return KVContext(first_chunk=first, num_chunks=end - first,
+                         layers=StreamedLayers(chunks, self.device, trace=self.trace))
+
+
+class StreamedLayers(Sequence):
+    """Per-layer keys/values of host chunks, each layer copied to the device (joined along the tokens)
+    while the layer before it computes. Layers are read in order; reading one again fetches it again."""
+
+    def __init__(self, parts: list[Sequence[LayerKV]], device: torch.device, trace: list | None = None) -> None:
+        from magi_engine.dit.offload import Prefetcher
+
+        self.parts = parts
+        self.device = device
+        self._prefetch = Prefetcher(len(parts[0]), self._fetch, device, trace=trace)
+        self._prefetch.start(0)
+
+    def __len__(self) -> int:
+        return len(self.parts[0])
+
+    def _fetch(self, layer: int) -> LayerKV:
+        joined = []
+        for which in (0, 1):
+            pieces = [part[layer][which] for part in self.parts]
+            shape = list(pieces[0].shape)
+            shape[1] = sum(p.shape[1] for p in pieces)
+            out = torch.empty(shape, dtype=pieces[0].dtype, device=self.device)
+            at = 0
+            for piece in pieces:
+                out[:, at:at + piece.shape[1]].copy_(piece, non_blocking=True)
+                at += piece.shape[1]
+            joined.append(out)
+        return joined[0], joined[1]
+
+    def __getitem__(self, layer: int) -> LayerKV:
+        if not isinstance(layer, int):
+            raise TypeError("StreamedLayers is indexed by one layer number")
+        return self._prefetch.take(layer)
+
+
+def kv_cache_for(dit, capacity: int) -> KVCache:
+    """The cache a sampler uses with `dit`: on the host when the model says so (`kv_cache_on_host`)."""
+    if getattr(dit, "kv_cache_on_host", False):
+        return HostKVCache(capacity, dit.device)
+    return KVCache(capacity)
 
 
 class JoinedLayers(Sequence):

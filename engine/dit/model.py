@@ -86,6 +86,10 @@ class MagiDiT(nn.Module):
         #: One masked attention call per layer instead of one per chunk: same math, far fewer kernel
         #: launches (training small models); off by default so inference keeps exact block causality.
         self.masked_attention = False
+        #: Keep the sampler's KV cache in pinned CPU memory, streamed in one layer ahead (magi_engine.dit.kv_cache).
+        self.kv_cache_on_host = False
+        #: Set by magi_engine.dit.offload.stream_layers when the layers live in CPU memory.
+        self.layer_streamer = None
 
     # Precision ----------------------------------------------------------------------------------
     @property
@@ -95,7 +99,8 @@ class MagiDiT(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.layers[0].attn.to_q.weight.device
+        """Where the model computes (the final projection never leaves it; streamed layers do)."""
+        return self.final_proj.weight.device
 
     def set_dtype(self, dtype: torch.dtype) -> "MagiDiT":
         """Cast to `dtype`, keeping the float32 islands in float32."""

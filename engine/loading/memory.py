@@ -78,22 +78,34 @@ class MemoryEstimate:
                 f"KV cache {gib(self.kv_cache_bytes)}, activations {gib(self.activation_bytes)} GiB")
 
 
-def _weights_bytes(dit: DiTConfig, weight_bytes: int, quantised_layers_fp8: bool) -> int:
+def _weights_bytes(dit: DiTConfig, weight_bytes: int, quantised_layers_fp8: bool, *, layers_on_host: bool = False
+                   ) -> int:
+    """Weight bytes on the device; `layers_on_host`: only two streamed layers are there at a time."""
+    per_layer, outside_bytes = _layer_params_and_outside_bytes(dit, weight_bytes)
+    if layers_on_host:  # the largest layers (the first and last stay bf16 in FP8 checkpoints)
+        return outside_bytes + min(2, dit.num_layers) * per_layer * weight_bytes
+    size = dit.num_layers * per_layer * weight_bytes + outside_bytes
+    if quantised_layers_fp8 and dit.num_layers > 2:
+        size -= (dit.num_layers - 2) * _quantised_linear_params(dit) * (weight_bytes - 1)  # first, last stay bf16
+    return size
+
+
+def _layer_params_and_outside_bytes(dit: DiTConfig, weight_bytes: int) -> tuple[int, int]:
     total = dit.parameter_count()
     per_layer = dataclasses.replace(dit, num_layers=dit.num_layers + 1).parameter_count() - total
-    outside = total - dit.num_layers * per_layer
     # MAGI-1 keeps embedders, output head and RoPE bands in float32 (_high_precision_promoter).
-    size = dit.num_layers * per_layer * weight_bytes + outside * max(4, weight_bytes)
-    if quantised_layers_fp8 and dit.num_layers > 2:
-        d, q, kv, f = dit.hidden_size, dit.query_size, dit.kv_size, dit.ffn_hidden_size
-        linears = 2 * d * q + 2 * d * kv + 2 * q * d + d * f * (2 if dit.gated_mlp else 1) + f * d
-        size -= (dit.num_layers - 2) * linears * (weight_bytes - 1)  # first and last layer stay bf16
-    return size
+    return per_layer, (total - dit.num_layers * per_layer) * max(4, weight_bytes)
+
+
+def _quantised_linear_params(dit: DiTConfig) -> int:
+    d, q, kv, f = dit.hidden_size, dit.query_size, dit.kv_size, dit.ffn_hidden_size
+    return 2 * d * q + 2 * d * kv + 2 * q * d + d * f * (2 if dit.gated_mlp else 1) + f * d
 
 
 def _activation_bytes(dit: DiTConfig, tokens_per_chunk: int, window: int, cache_chunks: int,
                       act: int, batch: int) -> int:
-    """Peak of one no-grad forward over the window plus the re-encoded clean chunk.
+    """Peak of one no-grad forward over the window plus the re-encoded clean chunk (window 0: a clean
+    chunk encoded alone).
 
     Only one layer's intermediates are alive at a time, so the peak is the larger of the attention and
     MLP phases of one layer, per token (D hidden, Q = heads·head_dim, KV = groups·head_dim, F ffn):
@@ -124,8 +136,7 @@ def _vae_bytes(cfg: VAEConfig, params: float, bytes_per_param: int, width: int, 
     # Decoding one tile: tokens of a 3-latent-frame, tile_size² tile, ~12 hidden-widths alive in a block,
     # plus a materialised attention matrix in case SDPA falls back to the math kernel, plus one chunk of
     # float32 output pixels (24 frames).
-    tokens = (cfg.tile_frames // cfg.patch_length) * (cfg.tile_size // cfg.patch_size) ** 2 + 1
-    tile = tokens * cfg.embed_dim * 12 * 2 + cfg.num_heads * tokens * tokens * 2
+    tile = cfg.decode_tile_bytes(cfg.tile_size, 2)
     pixels = CHUNK_FRAMES * width * height * cfg.in_chans * 4
     return int(params * bytes_per_param) + tile + pixels
 
@@ -135,8 +146,8 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
                     text_encoder_params: float = T5_XXL_ENCODER_PARAMS, text_encoder_on_device: bool = True,
                     text_encoder_bytes_per_param: int = 2, vae_params: float | None = None,
                     vae_bytes_per_param: int = 2, include_vae: bool = True, kv_dtype_bytes: int = 2,
-                    activation_dtype_bytes: int = 2, batch: int = 1, attention_span: int | None = None
-                    ) -> MemoryEstimate:
+                    activation_dtype_bytes: int = 2, batch: int = 1, attention_span: int | None = None,
+                    offload: str = "none") -> MemoryEstimate:
     """Bytes the device needs to generate at `width`×`height` with `window` chunks in flight.
 
     FP8 checkpoints are dequantised to `weight_dtype_bytes` on load (magi_engine.loading.fp8), so `fp8=True`
@@ -148,11 +159,17 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
     (1..window) keeps the clean chunks its newest chunk attends, `attention_span` − n of them (at most
     `cache_chunks`; default span cache_chunks + 1), beside the activations of n chunks. The estimate is
     the worst stage's sum: window 4 peaks full (one chunk cached), window 1 with four chunks cached.
+
+    `offload` (magi_engine.config.DIT_OFFLOAD_MODES): "kv-cache" keeps the cache in CPU memory, so a stage
+    holds two layers of its cached keys/values (the layer computing and the one being copied) plus, while
+    a finished chunk is encoded, that chunk's keys/values of every layer before they are copied out;
+    "layers" keeps two layers' weights on the device; "both" does both.
     """
     if window < 1 or cache_chunks < 0 or batch < 1:
         raise ConfigError(f"window must be ≥ 1, cache_chunks ≥ 0 and batch ≥ 1 (got {window}, {cache_chunks}, {batch})")
     tpc = _latent_tokens_per_chunk(dit, width, height)
-    weights = _weights_bytes(dit, weight_dtype_bytes, fp8 and keep_fp8)
+    kv_on_host, layers_on_host = offload_parts(offload)
+    weights = _weights_bytes(dit, weight_dtype_bytes, fp8 and keep_fp8, layers_on_host=layers_on_host)
     text = int(text_encoder_params * text_encoder_bytes_per_param) if text_encoder_on_device else 0
     vae_cfg = VAEConfig()
     vae = _vae_bytes(vae_cfg, vae_parameter_count(vae_cfg) if vae_params is None else vae_params,
@@ -162,10 +179,79 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
     stages = []
     for in_window in range(1, window + 1):
         cached = min(cache_chunks, max(0, span - in_window))
-        stages.append((cached * per_chunk, _activation_bytes(dit, tpc, in_window, cached, activation_dtype_bytes, batch)))
+        kv_on_device = cached * per_chunk
+        if kv_on_host:
+            kv_on_device = 2 * math.ceil(cached * per_chunk / dit.num_layers)
+        stages.append((kv_on_device, _activation_bytes(dit, tpc, in_window, cached, activation_dtype_bytes, batch)))
+    if kv_on_host:  # encoding a finished chunk alone (one chunk's tokens): its keys/values of every layer
+        stages.append((per_chunk, _activation_bytes(dit, tpc, 0, 0, activation_dtype_bytes, batch)))
     kv, act = max(stages, key=sum)
     total = weights + text + vae + kv + act
     return MemoryEstimate(weights, text, vae, kv, act, total, width, height)
+
+
+def offload_parts(offload: str) -> tuple[bool, bool]:
+    """(KV cache on the host, layers on the host) of a DiT offload mode."""
+    from magi_engine.config import DIT_OFFLOAD_MODES
+
+    if offload not in DIT_OFFLOAD_MODES:
+        raise ConfigError(f"DiT offload must be one of {DIT_OFFLOAD_MODES}, got {offload!r}")
+    return offload in ("kv-cache", "both"), offload in ("layers", "both")
+
+
+def offload_copy_bytes(dit: DiTConfig, *, width: int, height: int, cache_chunks: int, offload: str,
+                       weight_dtype_bytes: int = 2, fp8: bool = False, keep_fp8: bool = False,
+                       kv_dtype_bytes: int = 2) -> int:
+    """Bytes copied from CPU memory to the device in one forward of the worst stage under `offload`: the
+    cost that ranks the modes that fit (the copies overlap compute, but fewer bytes hide more surely)."""
+    kv_on_host, layers_on_host = offload_parts(offload)
+    copied = 0
+    if kv_on_host:
+        copied += cache_chunks * kv_bytes_per_chunk(dit, width=width, height=height, dtype_bytes=kv_dtype_bytes)
+    if layers_on_host:  # every layer, once
+        _, outside_bytes = _layer_params_and_outside_bytes(dit, weight_dtype_bytes)
+        copied += _weights_bytes(dit, weight_dtype_bytes, fp8 and keep_fp8) - outside_bytes
+    return copied
+
+
+@dataclass(frozen=True)
+class OffloadChoice:
+    """Which parts of the DiT's memory live on the host (magi_engine.config.DIT_OFFLOAD_MODES) and why."""
+
+    mode: str
+    reason: str
+    estimate: MemoryEstimate
+
+
+OFFLOAD_WORDS = {"none": "everything on {device}",
+                 "kv-cache": "the KV cache in CPU memory, streamed to {device} a layer ahead",
+                 "layers": "the DiT's layers in CPU memory, streamed to {device} a layer ahead",
+                 "both": "the DiT's layers and the KV cache in CPU memory, streamed to {device} a layer ahead"}
+
+
+def choose_dit_offload(requested: str | None, *, device: "torch.device | str", estimates: dict[str, MemoryEstimate],
+                       copy_bytes: dict[str, int], free: int | None, headroom: float = 0.9) -> OffloadChoice:
+    """`requested`, or of the modes whose estimate fits `headroom` × `free`, the one that copies the fewest
+    bytes a forward ("none" copies none). None fits: "both" (the caller's check_fits then explains)."""
+    kind = getattr(device, "type", str(device).split(":")[0])
+    words = {mode: text.format(device=device) for mode, text in OFFLOAD_WORDS.items()}
+    need = lambda mode: _gib_text(estimates[mode].total_bytes)  # noqa: E731
+    if requested is not None:
+        return OffloadChoice(requested, f"DiT: {words[requested]} (as set; about {need(requested)} GiB).",
+                             estimates[requested])
+    if kind != "cuda" or free is None:
+        return OffloadChoice("none", "", estimates["none"])
+    budget = free * headroom
+    fitting = [mode for mode in estimates if estimates[mode].total_bytes <= budget]
+    if "none" in fitting:
+        return OffloadChoice("none", "", estimates["none"])
+    if not fitting:
+        return OffloadChoice("both", f"DiT: {words['both']}, and still about {need('both')} GiB against "
+                                     f"{_gib_text(free)} GiB free.", estimates["both"])
+    mode = min(fitting, key=lambda m: copy_bytes[m])
+    return OffloadChoice(mode, f"DiT: {words[mode]} (about {need(mode)} GiB), since everything on the GPU needs "
+                               f"about {need('none')} GiB and {_gib_text(free)} GiB are free; it copies "
+                               f"{_gib_text(copy_bytes[mode])} GiB a forward.", estimates[mode])
 
 
 #: Working memory of one T5-XXL encoding on top of its weights (800 tokens, float32 islands), a round margin.

@@ -32,7 +32,7 @@ import torch
 
 from magi_engine.config import CHUNK_LATENT_FRAMES, SamplingConfig
 from magi_engine.dit.attention import ChunkLayout
-from magi_engine.dit.kv_cache import KVCache, concat_contexts
+from magi_engine.dit.kv_cache import concat_contexts, kv_cache_for
 from magi_engine.dit.model import ChunkText, KVContext, MagiDiT
 from magi_engine.sampler.schedule import attention_span, guidance_scales, shortcut_step_sizes
 from magi_engine.sampler.window import WindowStep
@@ -76,7 +76,7 @@ class WindowDenoiser:
         self.null_text = null_text
         self.negative_texts = dict(negative_texts or {})
         self.tokens_per_chunk = tokens_per_chunk
-        self.cache = KVCache(sampling.cache_chunks)
+        self.cache = kv_cache_for(dit, sampling.cache_chunks)
         self.distilled = sampling.guidance.mode == "distilled"
         self.step_sizes = shortcut_step_sizes(sampling.num_steps, sampling.shortcut_mode)
         self._present_version: tuple[int, KVContext] | None = None

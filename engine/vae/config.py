@@ -66,6 +66,13 @@ class VAEConfig:
         if self.tile_size % self.patch_size or self.tile_frames % self.patch_length:
             raise ConfigError("VAEConfig.tile_size / tile_frames must be multiples of patch_size / patch_length")
 
+    def decode_tile_bytes(self, tile_px: int, dtype_bytes: int = 2) -> int:
+        """Bytes one decoder call on a `tile_px`² tile of `tile_frames` keeps alive at its peak, estimated:
+        about 12 hidden widths a token in a block, plus an attention matrix (SDPA's math fallback).
+        Output pixels are counted by the caller."""
+        tokens = (self.tile_frames // self.patch_length) * (tile_px // self.patch_size) ** 2 + 1
+        return tokens * self.embed_dim * 12 * dtype_bytes + self.num_heads * tokens * tokens * dtype_bytes
+
     @property
     def decoder_blocks(self) -> int:
         return self.depth if self.decoder_depth is None else self.decoder_depth

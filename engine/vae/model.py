@@ -16,6 +16,8 @@ one side, latents scaled by `config.scale_factor` (what the DiT sees) on the oth
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -223,17 +225,27 @@ class VideoVAE(nn.Module):
             return tiling.tiled_encode(self._posterior_mean, x, self.tile_layout, runner)
         return self._posterior_mean(x)
 
-    def decode(self, z: torch.Tensor, tiled: bool = True, runner: tiling.TileRunner | None = None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, tiled: bool = True, runner: tiling.TileRunner | None = None,
+               budget_bytes: int | None = None) -> torch.Tensor:
         """latents [N, z, T, h, w] -> pixels [N, 3, 4T, 8h, 8w] in [-1, 1] units, not clamped.
 
         Every latent frame gives 4 pixel frames, also a lone one (the official decode keeps only the
         first of the 4 when T == 1, which a 3-frame temporal tiling reaches only for T % 3 == 1).
+        `budget_bytes`: the spatial tile is the largest whose decoder call fits this working memory
+        (tiling.budget_tile_px; a budget that holds the whole frame decodes it without seams); None
+        keeps MAGI-1's own tiles (`tile_size`), as the reference pipeline decodes.
         """
         self._check_latents(z)
         z = z.to(device=self.device, dtype=self.dtype)
-        if tiled:
-            return tiling.tiled_decode(self.decoder, z, self.tile_layout, runner)
-        return self.decoder(z)
+        if not tiled:
+            return self.decoder(z)
+        layout = self.tile_layout
+        if budget_bytes is not None:
+            factor = self.config.spatial_factor
+            tile_px = tiling.budget_tile_px(self.config, z.shape[-2] * factor, z.shape[-1] * factor, budget_bytes,
+                                            z.element_size())
+            layout = dataclasses.replace(layout, tile_px=tile_px)
+        return tiling.tiled_decode(self.decoder, z, layout, runner)
 
     def _posterior_mean(self, x: torch.Tensor) -> torch.Tensor:
         # The pipeline uses the posterior mode (= mean) so that encoding is deterministic.
@@ -268,13 +280,14 @@ class VideoVAE(nn.Module):
         return (latents[:, :, :1] * self.config.scale_factor)[0].float()
 
     @torch.inference_mode()
-    def latents_to_pixels(self, latents: torch.Tensor, runner: tiling.TileRunner | None = None) -> torch.Tensor:
-        """scaled latents [z, T, h, w] -> uint8 frames [4T, 8h, 8w, 3], decoded with tiles."""
+    def latents_to_pixels(self, latents: torch.Tensor, runner: tiling.TileRunner | None = None,
+                          budget_bytes: int | None = None) -> torch.Tensor:
+        """scaled latents [z, T, h, w] -> uint8 frames [4T, 8h, 8w, 3], decoded with tiles (see `decode`)."""
         if latents.dim() != 4:
             raise InputError(f"Latents must have shape [channels, frames, height, width], got {tuple(latents.shape)}. "
                              "Pass one clip at a time.")
         z = latents.to(device=self.device) / self.config.scale_factor
-        pixels = self.decode(z[None], runner=runner)[0]  # [3, 4T, 8h, 8w], in the model's dtype
+        pixels = self.decode(z[None], runner=runner, budget_bytes=budget_bytes)[0]  # [3, 4T, 8h, 8w], model dtype
         # Same arithmetic as MAGI-1's post-processing, in the decoder's dtype; the uint8 cast truncates.
         frames = (pixels * 127.5 + 127.5).clamp(0, 255).to(torch.uint8)
         return frames.permute(1, 2, 3, 0).contiguous()

@@ -97,6 +97,42 @@ def _checked_plan(layout: TileLayout, plan: TilePlan) -> TilePlan:
     return plan
 
 
+def budget_tile_px(config: VAEConfig, height_px: int, width_px: int, budget_bytes: int, dtype_bytes: int = 2
+                   ) -> int:
+    """The spatial tile (pixels) a decode uses to stay within `budget_bytes` of working memory.
+
+    The largest tile that tiles evenly (config's overlap) and whose decoder call fits the budget
+    (VAEConfig.decode_tile_bytes), from one tile covering the whole frame (no seams: the untiled decode
+    of each temporal tile) down to one latent patch group; never below the smallest even tile.
+    """
+    whole = max(height_px, width_px)
+    step = config.spatial_factor * 4  # whole latent pixels on both sides of a 1/4 overlap
+    candidates = sorted({whole_tile(whole, config), *range(step, whole_tile(whole, config), step)}, reverse=True)
+    even = [px for px in candidates if _tiles_evenly(config, px)]
+    for px in even:
+        if config.decode_tile_bytes(px, dtype_bytes) <= budget_bytes:
+            return px
+    return even[-1]
+
+
+def whole_tile(size_px: int, config: VAEConfig) -> int:
+    """The smallest even tile whose kept part (without the overlap) covers `size_px`: one tile, no seams."""
+    px = config.spatial_factor * 4
+    while not (_tiles_evenly(config, px) and int(px * (1 - config.tile_overlap)) >= size_px):
+        px += config.spatial_factor * 4
+    return px
+
+
+def _tiles_evenly(config: VAEConfig, tile_px: int) -> bool:
+    try:
+        layout = TileLayout(tile_px, config.tile_overlap, config.tile_frames, config.spatial_factor,
+                            config.temporal_factor)
+        layout.decode_plan()
+        return True
+    except ConfigError:
+        return False
+
+
 def tiled_encode(encode_fn: TileFn, pixels: torch.Tensor, layout: TileLayout,
                  runner: TileRunner | None = None) -> torch.Tensor:
     """pixels [N, C, T, H, W] -> latents [N, z, T/4, H/8, W/8], calling `encode_fn` on each tile

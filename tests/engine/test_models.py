@@ -122,3 +122,44 @@ def test_a_variant_too_big_for_the_device_is_refused_before_loading(tmp_path, mo
         GenerationSession.load(str(root), device="cpu")
     message = str(info.value)
     assert "MAGI-1 24B" in message and "GiB" in message
+
+
+@pytest.mark.parametrize("mode", ["kv-cache", "layers", "both"])
+def test_the_dit_offload_the_runtime_asks_for_is_built_and_said(tmp_path, tiny_magi_variants, mode):
+    from magi_engine.config import RuntimeConfig
+
+    root = write_magi_snapshot(tmp_path / "MAGI-1", tiny_magi_variants)
+    session = GenerationSession.load(str(root), device="cpu", runtime=RuntimeConfig(dit_offload=mode))
+    dit = session.bundle.dit
+    assert dit.kv_cache_on_host == (mode != "layers")
+    assert (dit.layer_streamer is not None) == (mode != "kv-cache")
+    assert "DiT:" in session.bundle.memory_plan and "as set" in session.bundle.memory_plan
+    assert isinstance(one_chunk(session)[-1], Finished)
+
+
+def test_the_loader_picks_the_offload_that_fits_the_card(tmp_path, tiny_magi_variants):
+    import torch
+
+    import magi_engine.magi_checkpoint as loader
+    from magi_engine.loading import memory
+    from magi_engine.model_files import locate_magi_checkpoint
+
+    import dataclasses
+
+    root = write_magi_snapshot(tmp_path / "MAGI-1", tiny_magi_variants)
+    checkpoint = locate_magi_checkpoint(root)
+    # Deeper than the tiny model on disk (the estimate reads the config only), so two layers are a small part.
+    variant = checkpoint.variant
+    deeper = dataclasses.replace(variant, dit=dataclasses.replace(variant.dit, num_layers=24))
+    checkpoint = dataclasses.replace(checkpoint, variant=deeper)
+    size = dict(width=64, height=64, window=1, native_fp8=False, text_on_device=False)
+    resident = loader.magi_memory_estimate(checkpoint, torch.float32, **size)
+    kv_host = loader.magi_memory_estimate(checkpoint, torch.float32, offload="kv-cache", **size)
+    assert kv_host.total_bytes < resident.total_bytes
+    # Too little for everything on the device, enough with the KV cache on the host.
+    free = int((resident.total_bytes + kv_host.total_bytes) / 2 / 0.9)
+    choice = loader.choose_offload(checkpoint, torch.float32, None, device=torch.device("cuda"), free=free,
+                                   width=64, height=64, window=1, native_fp8=False, text_on_device=False)
+    assert choice.mode != "none" and choice.estimate.total_bytes <= 0.9 * free
+    assert choice.reason.startswith("DiT: ")
+    assert memory.OFFLOAD_WORDS[choice.mode].split("{")[0] in choice.reason

@@ -158,3 +158,53 @@ def test_text_placement_takes_the_first_of_gpu_offload_cpu_that_fits() -> None:
                                  free=2**30).placement == "gpu"  # a CPU model: the encoder beside it
     assert choose_text_placement(None, device=cuda, with_text=with_text, without_text=without,
                                  free=None).placement == "gpu"
+
+
+def test_offload_modes_move_the_kv_cache_or_all_but_two_layers_off_the_device() -> None:
+    kwargs = dict(width=720, height=720, window=1, cache_chunks=4, fp8=True, keep_fp8=True,
+                  text_encoder_on_device=False)
+    resident = estimate_memory(DIT_4_5B, **kwargs)
+    kv_host = estimate_memory(DIT_4_5B, offload="kv-cache", **kwargs)
+    layers_host = estimate_memory(DIT_4_5B, offload="layers", **kwargs)
+    per_chunk = kv_bytes_per_chunk(DIT_4_5B, width=720, height=720)
+    assert resident.kv_cache_bytes == 4 * per_chunk
+    # Two layers of the four cached chunks (the one computing, the one copied): the encode stage of a
+    # finished chunk (its keys of every layer, one chunk's activations) is smaller at this size.
+    assert kv_host.kv_cache_bytes == 2 * -(-4 * per_chunk // 34) and kv_host.weights_bytes == resident.weights_bytes
+    assert kv_host.activation_bytes == resident.activation_bytes
+    assert layers_host.kv_cache_bytes == resident.kv_cache_bytes
+    assert layers_host.weights_bytes < resident.weights_bytes / 5  # two bf16 layers and the float32 ends
+    both = estimate_memory(DIT_4_5B, offload="both", **kwargs)
+    assert both.total_bytes < min(kv_host.total_bytes, layers_host.total_bytes)
+    assert memory.offload_copy_bytes(DIT_4_5B, width=720, height=720, cache_chunks=4, offload="none") == 0
+    assert memory.offload_copy_bytes(DIT_4_5B, width=720, height=720, cache_chunks=4,
+                                     offload="kv-cache") == 4 * per_chunk
+    with pytest.raises(Exception, match="offload must be one of"):
+        estimate_memory(DIT_4_5B, offload="disk", **kwargs)
+
+
+def test_the_offload_mode_is_the_fitting_one_that_copies_least() -> None:
+    kwargs = dict(width=720, height=720, window=1, cache_chunks=4, fp8=True, keep_fp8=True,
+                  text_encoder_on_device=False)
+    modes = ("none", "kv-cache", "layers", "both")
+    estimates = {m: estimate_memory(DIT_4_5B, offload=m, **kwargs) for m in modes}
+    copies = {m: memory.offload_copy_bytes(DIT_4_5B, width=720, height=720, cache_chunks=4, offload=m, fp8=True,
+                                           keep_fp8=True) for m in modes}
+    cuda = torch.device("cuda")
+
+    def chosen(free_gib: float) -> memory.OffloadChoice:
+        return memory.choose_dit_offload(None, device=cuda, estimates=estimates, copy_bytes=copies,
+                                         free=int(free_gib * 2**30))
+
+    assert chosen(80).mode == "none" and chosen(80).reason == ""
+    twelve = chosen(12)  # the FP8 4.5B at 720x720, window 1, on a 12 GiB card: the KV cache goes
+    assert twelve.mode == "kv-cache"
+    assert "KV cache in CPU memory" in twelve.reason and "12 GiB are free" in twelve.reason
+    assert twelve.estimate.total_bytes <= 0.9 * 12 * 2**30
+    assert chosen(7).mode == "both"
+    assert "still about" in chosen(3).reason  # nothing fits: the most frugal mode, said plainly
+    assert memory.choose_dit_offload("layers", device=cuda, estimates=estimates, copy_bytes=copies,
+                                     free=80 * 2**30).mode == "layers"
+    assert chosen(0).mode == "both"
+    assert memory.choose_dit_offload(None, device=torch.device("cpu"), estimates=estimates, copy_bytes=copies,
+                                     free=2**30).mode == "none"

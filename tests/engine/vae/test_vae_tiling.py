@@ -181,3 +181,40 @@ def test_a_tile_runner_gets_every_tile_and_its_outputs_stitch_to_the_same_result
     assert fn is vae.decoder and [t.shape[2:] for t in inputs[:3]] == [(3, 8, 8), (3, 8, 8), (3, 8, 2)]
     assert len(tile_inputs(z, vae.tile_layout.decode_plan())) == 12
 
+
+def test_the_budget_picks_the_largest_even_tile_that_fits() -> None:
+    from magi_engine.vae.tiling import budget_tile_px, whole_tile
+
+    config = VAEConfig()  # MAGI-1's VAE: 256-px tiles, overlap 1/4
+    assert whole_tile(720, config) == 960  # kept part 720: one tile covers a 720x720 frame
+    chosen = [budget_tile_px(config, 720, 720, budget) for budget in (2**40, 2**31, 2**29, 2**27, 0)]
+    assert chosen[0] == 960 and chosen == sorted(chosen, reverse=True) and chosen[-1] == 32
+    for budget, px in zip((2**31, 2**29, 2**27), chosen[1:]):
+        assert config.decode_tile_bytes(px) <= budget < config.decode_tile_bytes(px + 32)
+        TileLayout(px, config.tile_overlap, config.tile_frames).decode_plan()  # tiles evenly
+    # The estimate's VAE term is one reference tile (magi_engine.loading.memory).
+    assert config.decode_tile_bytes(256) == 3073 * 1024 * 12 * 2 + 16 * 3073**2 * 2
+
+
+@torch.inference_mode()
+def test_budgeted_decode_matches_the_untiled_decode_within_tolerance() -> None:
+    """studio-mini's trained VAE (128-px training clips): a budget that holds the frame decodes it in one
+    tile, exactly the untiled decode; 128-px tiles (its training size) stay within 0.03 of it on average."""
+    from magi_engine.bundle import load_native_bundle
+    from magi_engine.models import studio_mini_path
+    from magi_engine.vae.tiling import budget_tile_px
+
+    vae = load_native_bundle(studio_mini_path(), torch.device("cpu"), torch.float32).vae
+    config = vae.config
+    ramp = torch.linspace(0, 1, 192)[None, :] * torch.linspace(0, 1, 128)[:, None]
+    frames = torch.stack([(ramp * 0.5 + 0.25 + 0.1 * t / 12) * 255 for t in range(12)])
+    latents = vae.pixels_to_latents(frames[..., None].expand(-1, -1, -1, 3).to(torch.uint8).contiguous())
+    z = (latents / config.scale_factor)[None]  # [1, 16, 3, 16, 24]: one temporal tile
+    untiled = vae.decode(z, tiled=False)
+    assert torch.equal(vae.decode(z, budget_bytes=2**32), untiled)
+    budget = config.decode_tile_bytes(128, 4)
+    assert budget_tile_px(config, 128, 192, budget, 4) == 128
+    tiled = vae.decode(z, budget_bytes=budget)
+    assert tiled.shape == untiled.shape and not torch.equal(tiled, untiled)
+    assert (tiled - untiled).abs().mean() < 0.03 and (tiled - untiled).abs().max() < 0.6
+    assert vae.latents_to_pixels(latents, budget_bytes=budget).shape == (12, 128, 192, 3)
