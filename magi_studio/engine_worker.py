@@ -9,6 +9,12 @@
     worker.cancel(job)                           # the engine stops within one denoising step
     worker.shutdown()                            # cancel, quit, wait: call before the app exits
 
+On several GPUs (Settings › Engine › GPUs, `magi-studio --gpus N`) the session is a magi_engine ParallelSession:
+this thread drives rank 0 in-process and the other ranks are the session's own processes (forked from its
+forkserver, ended by its close, which release() and a model change call), so every job, event and cancel
+takes the same road as on one device, with no second server, port or token to manage; `magi-studio serve
+--gpus N` on another computer stays the way to keep the ranks out of the app's process.
+
 Two objects share the work. `_EngineRunner` lives in the QThread, holds the GenerationSession and runs one job
 at a time, iterating the engine's event generator (the one chunk loop; no copy of it here). The
 `EngineWorker` lives in the GUI thread: it numbers jobs, keeps their CancelTokens (thread-safe, so
