@@ -103,6 +103,7 @@ class GenerationController(QObject, RunQueue):
         # The current request is given up (replaced by the request at the queue's head, or cancelled alone): the
         # run goes on with the queue (run_queue).
         self._dropping_current = False
+        self._cancelling_current = False  # ... because the user cancelled it alone: listed as cancelled once it stops
         self._stopped: list[QueuedShot] = []  # the requests a cancel left to do (continue_stopped)
         self._after_stop: list[QueuedShot] = []  # requests made while the run was stopping: the next run
         self._item_takes: dict[int, str] = {}  # queue item id -> the take its chunks went to (a variation goes on)
@@ -351,6 +352,7 @@ class GenerationController(QObject, RunQueue):
             self._leave_current(item)
             if plan is None and not self._dropping_current and self._item_made.get(item.id):
                 self._complete(item, project)  # resumed with nothing left: what it made before is all it makes
+            self._list_cancelled_current(item)
             self._dropping_current = False  # replaced by the request now at the queue's head, or nothing to do
             self._progress.estimates.pop(item.id, None)
             shot = next((s for s in project.shots if s.id == shot_id), None)
@@ -375,6 +377,7 @@ class GenerationController(QObject, RunQueue):
         with its sentence in the banner and on its row of the queue; the run goes on with the next one."""
         reported = self._report(error)
         self._leave_current(item)
+        self._cancelling_current = False  # it failed before it could stop: failed it is
         self._end_request(item, RequestState.FAILED, str(reported))
         self._progress.estimates.pop(item.id, None)
         self._current, self._current_name, self._dropping_current = None, "", False
@@ -390,6 +393,7 @@ class GenerationController(QObject, RunQueue):
         outcome = self._stop or "finished"
         if self._current is not None:
             self._leave_current(self._current)
+            self._list_cancelled_current(self._current)
         for item in self._queue if outcome == "failed" else []:  # the run stopped on a failure: they can be retried
             self._end_request(item, RequestState.CANCELLED)
         self._queue.clear()
@@ -539,8 +543,10 @@ class GenerationController(QObject, RunQueue):
             self._leave_current(self._current)
             if failure:
                 self._end_request(self._current, RequestState.FAILED, failure)
+                self._cancelling_current = False
             elif job.outcome == "finished" and not self._dropping_current:
                 self._complete(self._current, job.session.document.project)
+            self._list_cancelled_current(self._current)
         # The next request, on the project's model (Settings may have loaded another one meanwhile).
         if self._stop is not None:
             self._end_run()
@@ -556,6 +562,12 @@ class GenerationController(QObject, RunQueue):
         if self._current_since:
             self._item_seconds[item.id] = self._item_seconds.get(item.id, 0.0) + time.monotonic() - self._current_since
             self._current_since = 0.0
+
+    def _list_cancelled_current(self, item: QueuedShot) -> None:
+        """The request the user cancelled alone has stopped: it is listed as cancelled (Retry goes on with it)."""
+        if self._cancelling_current:
+            self._cancelling_current = False
+            self._end_request(self._again(item), RequestState.CANCELLED)
 
     def _end_request(self, item: QueuedShot, state: RequestState, reason: str = "") -> None:
         """`item` failed or was cancelled: its row stays (Retry, Remove) under the queue."""

@@ -247,9 +247,12 @@ class RunQueue:
             partial = taken / needed if needed else 0.0
             progress = self.progress()
             eta = progress.request_eta_s if progress is not None else None
+        stopping = "cancelling" if self._cancelling_current else "stopping" if self._stop is not None else \
+            "pausing" if self._pausing else ""
         return QueueItem(item.id, item.shot_id, names[item.shot_id], item.from_index, True, item.label,
                          item.stop_index, state=RequestState.RUNNING, chunk=min(chunks, done + 1), chunks=chunks,
-                         fraction=min(1.0, (done + partial) / chunks) if chunks else 0.0, eta_s=eta)
+                         fraction=min(1.0, (done + partial) / chunks) if chunks else 0.0, eta_s=eta,
+                         stopping=stopping)
 
     def ended_requests(self) -> list[QueueItem]:
         """The requests that failed (each with its sentence, `failed`) or were cancelled, oldest first: listed
@@ -302,8 +305,7 @@ class RunQueue:
             self._end_request(item, RequestState.CANCELLED)
             self.queueChanged.emit()
             return True
-        self._end_request(self._again(self._current), RequestState.CANCELLED)
-        self._dropping_current = True
+        self._dropping_current = self._cancelling_current = True  # listed as cancelled once it has stopped
         if self._phase is RunPhase.RUNNING:
             self.worker.cancel(self._job.job_id)  # its finished chunks are still committed; then the next request
         # PLANNING: the plan's delivery is dropped and the next request planned
@@ -365,6 +367,7 @@ class RunQueue:
     def _hold(self) -> None:
         if self._current is not None:
             self._leave_current(self._current)
+            self._list_cancelled_current(self._current)
         if self._current is not None and not self._dropping_current:
             item = self._again(self._current)
             self._queue.insert(0, item)

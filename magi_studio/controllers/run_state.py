@@ -121,6 +121,9 @@ class QueueItem:
     chunks: int = 0
     fraction: float = 0.0
     eta_s: float | None = None
+    #: The running request was cancelled alone ("cancelling"), or the run asked to stop ("stopping") or to pause
+    #: ("pausing"): it ends within one step.
+    stopping: str = ""
 
     def text(self) -> str:
         start = f"from chunk {self.from_index + 1}" if self.from_index is not None else "the chunks not done"
@@ -133,6 +136,8 @@ class QueueItem:
 
     def progress_text(self) -> str:
         """The running request's line under its bar: "chunk 2 of 4 · about 0:40 left" ("planning" before)."""
+        if self.stopping:
+            return f"{self.stopping.capitalize()} after this step…"
         if not self.chunks:
             return "planning"
         parts = [f"chunk {self.chunk} of {self.chunks}"]

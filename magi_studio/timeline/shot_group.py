@@ -3,6 +3,12 @@
 The shot prompt field holds what every chunk of the shot shares (subject, setting, style); the cards
 hold what each chunk adds, and each card's tooltip shows the joined text the engine receives.
 
+A shot whose cards are narrower than that header (one chunk, or a few at a small zoom) gets a compact
+header instead, so that a storyboard of short shots is not mostly headers: its name, its shot prompt in
+the room its cards leave, and its actions, on the same one line (every shot's cards stay on one level).
+Clicking the prompt (or Tab into it) expands the full header while the header has the focus — prompt at
+its full width, negative prompt, start — and it becomes compact again when the focus leaves it.
+
 Like the cards, a group only shows what the timeline derived from the document (`show_shot`) and
 sends gestures back as signals; the timeline turns them into commands.
 """
@@ -11,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPoint, QSize, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLineEdit, QSizePolicy, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import QEvent, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QApplication, QComboBox, QFrame, QHBoxLayout, QLineEdit, QSizePolicy, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from magi_engine.requests import MAX_PROMPT_CHARS
 from magi_studio.theme import icon
@@ -35,6 +41,9 @@ START_CHOICES = (
 SHOT_PROMPT_WIDTH = 360
 #: Widths of the negative prompt field.
 NEGATIVE_PROMPT_MIN_WIDTH, NEGATIVE_PROMPT_WIDTH = 70, 220
+#: The narrowest a compact header's prompt and name fields get (a shot at the smallest zoom).
+COMPACT_PROMPT_MIN_WIDTH = COMPACT_NAME_MIN_WIDTH = 40
+PROMPT_PLACEHOLDER, COMPACT_PROMPT_PLACEHOLDER = "Shot prompt: subject, setting, style…", "Shot prompt…"
 NEGATIVE_TIP = ("What no chunk of this shot should show: the model's guidance steers away from it "
                 "(in place of its empty caption)")
 NO_GUIDANCE_TIP = ("The loaded model is distilled: it has no guidance pass, so a negative prompt has no effect. "
@@ -88,11 +97,12 @@ class ShotGroup(QFrame):
         self.name_edit.setToolTip("Shot name (F2 to rename)")
         self.name_edit.editingFinished.connect(self._on_name_edited)
         self.name_edit.textEdited.connect(lambda text: self._fit_name())
+        self._name_width, self._room = 60, 0  # the name's own width; the width of the cards (fit_header)
         self.prompt_edit = QLineEdit()
         self.prompt_edit.setObjectName("ShotPrompt")
         self.prompt_edit.setAcceptDrops(False)
         self.prompt_edit.setAccessibleName("Shot prompt")
-        self.prompt_edit.setPlaceholderText("Shot prompt: subject, setting, style…")
+        self.prompt_edit.setPlaceholderText(PROMPT_PLACEHOLDER)
         self.prompt_edit.setToolTip("What every chunk of this shot shares; each chunk's prompt adds to it, "
                                     "and the engine receives the two joined")
         self.prompt_edit.setMaxLength(MAX_PROMPT_CHARS)
@@ -100,7 +110,8 @@ class ShotGroup(QFrame):
         # group takes the header's width), at most SHOT_PROMPT_WIDTH in a long one, so the controls after it
         # stay near the shot's start.
         placeholder = self.prompt_edit.fontMetrics().horizontalAdvance(self.prompt_edit.placeholderText())
-        self.prompt_edit.setMinimumWidth(min(SHOT_PROMPT_WIDTH, placeholder + 32))  # + padding, frame, Qt's margins
+        self._prompt_min_width = min(SHOT_PROMPT_WIDTH, placeholder + 32)  # + padding, frame, Qt's margins
+        self.prompt_edit.setMinimumWidth(self._prompt_min_width)
         self.prompt_edit.setMaximumWidth(SHOT_PROMPT_WIDTH)
         self.prompt_edit.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.prompt_edit.textEdited.connect(lambda text: self.promptEdited.emit(self, text))
@@ -151,15 +162,21 @@ class ShotGroup(QFrame):
         self.add_button.clicked.connect(lambda: self.addChunkClicked.emit(self))
 
         # Left-aligned: a long shot wider than the view still shows its controls at its start.
-        header = QHBoxLayout()
+        self.header = header = QHBoxLayout()
         header.setSpacing(6)
         header.addWidget(self.name_edit)
         header.addWidget(self.prompt_edit, 2)
         header.addWidget(self.negative_edit, 1)
         header.addWidget(self.start_box)
         header.addWidget(self.take_chip)
-        header.addWidget(self.more)
+        self._spacer_index = header.count()  # the stretch before the actions button (gives way when compact)
         header.addStretch(1)
+        header.addWidget(self.more)  # at the header's end: in a compact header, at the shot's right edge
+        self.compact = False
+        self._header_strut = False
+        self._editing = False  # a compact header expanded while one of its fields has the focus
+        for field in (self.prompt_edit, self.negative_edit, self.start_box):
+            field.installEventFilter(self)
         self.row = QHBoxLayout()
         self.row.setSpacing(CARD_SPACING)
         self.row.addWidget(self.add_button)
@@ -185,6 +202,69 @@ class ShotGroup(QFrame):
                 self.row.insertWidget(position, card)
                 card.show()
         self.cards = list(cards)
+        self.fit_header()
+
+    # Compact header -----------------------------------------------------------------------------
+    def full_header_width(self) -> int:
+        """The narrowest the full header can be (its fields at their minimum widths)."""
+        widths = [self._name_width,
+                  self._prompt_min_width, NEGATIVE_PROMPT_MIN_WIDTH, self.start_box.sizeHint().width(),
+                  self.more.sizeHint().width()]
+        if self.model is not None and (self.model.preview_text or self.model.take_text):
+            widths.append(self.take_chip.sizeHint().width())
+        return sum(widths) + self.header.spacing() * (len(widths) - 1)
+
+    def fit_header(self) -> None:
+        """Compact when the full header would be wider than the cards (and no header field is being edited);
+        called when the cards change and after a zoom."""
+        # The cards (fixed widths, set by a zoom just now: the row's own size hint may not know them yet) and "+".
+        cards = sum(card.minimumWidth() + self.row.spacing() for card in self.cards) + self.add_button.minimumWidth()
+        self._room = cards
+        self._set_compact(not self._editing and self.full_header_width() > cards)
+        self._fit_name()
+
+    def _set_compact(self, compact: bool) -> None:
+        if compact == self.compact:
+            return
+        self.compact = compact
+        self.header.setStretch(self._spacer_index, 0 if compact else 1)  # compact: the prompt takes the room
+        self.prompt_edit.setMinimumWidth(COMPACT_PROMPT_MIN_WIDTH if compact else self._prompt_min_width)
+        self.prompt_edit.setMaximumWidth(16777215 if compact else SHOT_PROMPT_WIDTH)
+        self.prompt_edit.setPlaceholderText(COMPACT_PROMPT_PLACEHOLDER if compact else PROMPT_PLACEHOLDER)
+        self.negative_edit.setVisible(not compact)
+        self.start_box.setVisible(not compact)
+        self._show_chip()
+        self._show_prompt_tip()
+        set_style_property(self, "compact", compact)
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.FocusIn and self.compact:
+            self._editing = True  # the full header while it is edited: the prompt at its width, Not: and start
+            self._set_compact(False)
+        elif event.type() == QEvent.Type.FocusOut and self._editing:
+            QTimer.singleShot(0, self._after_focus_out)  # where the focus went is known after this event
+        return False
+
+    def _after_focus_out(self) -> None:
+        focus = QApplication.focusWidget()
+        if focus is not None and focus in (self.prompt_edit, self.negative_edit, self.start_box):
+            return
+        if self.start_box.view().isVisible():  # its list is open: still choosing
+            return
+        self._editing = False
+        self.fit_header()
+
+    def _show_chip(self) -> None:
+        chip = (self.model.preview_text or self.model.take_text) if self.model is not None else ""
+        self.take_chip.setVisible(bool(chip) and not self.compact)
+
+    def _show_prompt_tip(self) -> None:
+        """A compact prompt field may show only the start of the prompt: its tooltip says all of it."""
+        tip = ("What every chunk of this shot shares; each chunk's prompt adds to it, and the engine receives "
+               "the two joined")
+        prompt = self.model.prompt if self.model is not None else ""
+        self.prompt_edit.setToolTip(f"Shot prompt: {prompt}\n\nClick to edit it at full width." if self.compact
+                                    and prompt else tip)
 
     def show_shot(self, model: ShotModel) -> None:
         old, self.model = self.model, model
@@ -212,8 +292,11 @@ class ShotGroup(QFrame):
             self.start_box.setCurrentIndex(index)
         self.start_box.setToolTip(START_CHOICES[index][2])
         chip = model.preview_text or model.take_text
-        self.take_chip.setVisible(bool(chip))
         self.take_chip.setText(chip)
+        self._show_chip()
+        if old is None or old.prompt != model.prompt or (old.take_text or old.preview_text) != chip:
+            self._show_prompt_tip()
+            self.fit_header()  # the chip's width counts in the full header's
         set_style_property(self.take_chip, "preview", bool(model.preview_text))
         set_style_property(self, "current", model.current)
         if old is None or old.current != model.current:
@@ -221,7 +304,11 @@ class ShotGroup(QFrame):
 
     def _fit_name(self) -> None:
         width = self.name_edit.fontMetrics().horizontalAdvance(self.name_edit.text() or "Shot") + 22
-        self.name_edit.setFixedWidth(max(60, min(220, width)))
+        self._name_width = max(60, min(220, width))
+        # A compact header's name gives way to its prompt, down to a few letters (its tooltip has the rest).
+        spare = self._room - COMPACT_PROMPT_MIN_WIDTH - self.more.sizeHint().width() - 2 * self.header.spacing()
+        self.name_edit.setFixedWidth(max(COMPACT_NAME_MIN_WIDTH, min(self._name_width, spare)) if self.compact
+                                     else self._name_width)
 
     def start_rename(self) -> None:
         self.name_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
@@ -235,6 +322,13 @@ class ShotGroup(QFrame):
             self.name_edit.setText(self.model.name)  # a shot always has a name
         elif name != self.model.name:
             self.renamed.emit(self, name)
+
+    def showEvent(self, event) -> None:
+        if not self._header_strut:  # styled by now: a compact header keeps the full one's height (cards level)
+            self._header_strut = True
+            self.start_box.ensurePolished()
+            self.header.addStrut(self.start_box.sizeHint().height())
+        super().showEvent(event)
 
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.LeftButton:

@@ -243,6 +243,8 @@ class TimelineView(QWidget, TimelineEditing):
         # has settled (a Ctrl+wheel passes several levels; cards nobody saw at a level are never laid out at it).
         self._columns_pending = list(cards)
         self._column_trickle.stop()
+        for group in self.strip.groups:  # a shot narrower than its full header gets the compact one
+            group.fit_header()
         if keep is not None:  # lay the strip out now, then scroll: no frame drawn at the old position
             card, fraction, screen_x = keep
             self._lay_out_now()

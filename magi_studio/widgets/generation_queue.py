@@ -56,7 +56,7 @@ def detail_text(item: QueueItem) -> str:
     if item.state is RequestState.FAILED:
         return item.failed
     if item.state is RequestState.CANCELLED:
-        return f"{_what(item)} · Retry generates what is not done"
+        return f"{_what(item)} · Retry to generate them"
     return _what(item)
 
 
@@ -98,7 +98,7 @@ class QueueRow(QWidget):
             name = STATE_ICONS.get(item.state)  # a queued request: the generate glyph, greyed (it waits)
             self.icon.setPixmap(icon(name).pixmap(QSize(16, 16)) if name else
                                 icon("generate").pixmap(QSize(16, 16), QIcon.Mode.Disabled))
-        self.state.setText(STATE_LABELS[item.state])
+        self.state.setText(item.stopping.capitalize() if item.stopping else STATE_LABELS[item.state])
         self.bar.setVisible(item.state in (RequestState.RUNNING, RequestState.PAUSED))
         self.bar.setValue(round(item.fraction * 1000))
         self.detail.setText(detail_text(item))
@@ -294,7 +294,10 @@ class GenerationQueueView(QWidget):
         current = next((item for item in self.generation.queue() if item.current), None)
         widget = self.row_widget(0)
         if current is not None and widget is not None and widget.item.id == current.id:
+            stopping = widget.item.stopping
             widget.show_item(current)
+            if current.stopping != stopping:
+                self._sync_buttons()
 
     # Selection and buttons ------------------------------------------------------------------------
     def _selected_item(self) -> int | None:
@@ -316,7 +319,8 @@ class GenerationQueueView(QWidget):
                                                                        RequestState.PAUSED.value))
         self.down_action.setEnabled(waiting and self._state(row + 1) in (RequestState.QUEUED.value,
                                                                          RequestState.PAUSED.value))
-        self.cancel_action.setEnabled(waiting or state == RequestState.RUNNING.value)
+        running = state == RequestState.RUNNING.value and not self.row_widget(row).item.stopping  # not twice
+        self.cancel_action.setEnabled(waiting or running)
         self.retry_action.setEnabled(ended)
         self.remove_action.setEnabled(waiting or ended)
         has_completed = self.completed_list.count() > 0

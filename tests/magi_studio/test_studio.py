@@ -385,6 +385,8 @@ def test_the_queue_panel_cancels_one_request_retries_it_and_shows_what_the_compl
     view.list.setCurrentRow(0)
     assert view.cancel_button.isEnabled() and not view.retry_button.isEnabled()
     qtbot.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)  # Shot 1 alone; Shot 2 goes on
+    assert view.row_widget(0).state.text() == "Cancelling" and view.states() == ["running", "queued"]
+    assert not view.cancel_button.isEnabled()  # it stops within one step: listed as cancelled then
     engine.resume()
     qtbot.waitUntil(lambda: bool(ended), timeout=20_000)
     project = studio.session.project

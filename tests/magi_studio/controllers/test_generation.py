@@ -702,8 +702,10 @@ def test_one_request_cancelled_lets_the_run_go_on_and_retry_generates_what_it_le
     qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)  # Shot 1's first chunk is done
     first = s.controller.queue()[0]
     assert s.controller.cancel_request(first.id)  # Shot 1 alone: the job stops within one step
-    assert [(i.shot_name, i.state) for i in s.controller.queue() + s.controller.ended_requests()] == [
-        ("Shot 1", Request.RUNNING), ("B", Request.QUEUED), ("Shot 1", Request.CANCELLED)]
+    assert [(i.shot_name, i.state, i.stopping) for i in s.controller.queue()] == [
+        ("Shot 1", Request.RUNNING, "cancelling"), ("B", Request.QUEUED, "")]
+    assert s.controller.queue()[0].progress_text() == "Cancelling after this step…"
+    assert s.controller.ended_requests() == [] and not s.controller.cancel_request(first.id)  # listed once stopped
     s.engine.resume()
     wait_run(qtbot, s)
     assert s.recorder.ends == ["finished"] and not s.recorder.errors  # one run: B was generated after it

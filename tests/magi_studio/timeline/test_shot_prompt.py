@@ -3,10 +3,13 @@ shot's generated chunks go stale, and each card says what it adds and what the e
 
 from __future__ import annotations
 
+import pytest
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QStyle, QStyleOptionFrame
 
-from magi_studio.document.model import ProjectSettings, joined_prompt, new_project
+from magi_studio.document.commands import AddShot, DeleteChunk
+from magi_studio.document.model import ProjectSettings, joined_prompt, new_project, new_shot
 from magi_studio.document.store import ProjectStore
 from magi_studio.main_window import MainWindow
 from magi_studio.timeline.view import ZOOM_LEVELS
@@ -34,18 +37,18 @@ def test_typing_a_shot_prompt_is_one_undoable_edit_that_makes_the_shot_stale(qtb
     assert card.prompt.toolTip() == ""
 
 
-def test_the_shot_prompt_field_is_usable_in_a_one_chunk_shot_at_1366x768(qtbot, no_leaked_windows, isolated_settings,
-                                                                          engine_worker, tmp_path):
+@pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)])
+def test_a_one_chunk_shot_is_as_wide_as_its_card_and_its_prompt_expands_to_be_typed(
+        qtbot, no_leaked_windows, isolated_settings, engine_worker, tmp_path, size):
     window = MainWindow(isolated_settings, engine_worker)
-    window.set_document_session(DocumentSession(new_project(ProjectSettings(model="tiny", width=64, height=64)),
-                                                ProjectStore.create(tmp_path / "Film"), window))
-    window.resize(1366, 768)
+    session = DocumentSession(new_project(ProjectSettings(model="tiny", width=64, height=64)),
+                              ProjectStore.create(tmp_path / "Film"), window)
+    window.set_document_session(session)
+    window.resize(*size)
     window.show()
     qtbot.waitExposed(window)
     group = window.timeline.strip.groups[0]
     field = group.prompt_edit
-    # its whole placeholder shows (so does as much typed text), not "Shot prom…", at every zoom level
-    needed = field.fontMetrics().horizontalAdvance(field.placeholderText()) + 4  # + QLineEdit's own margins
 
     def room() -> int:  # for text, inside the field's frame and padding
         option = QStyleOptionFrame()
@@ -55,14 +58,48 @@ def test_the_shot_prompt_field_is_usable_in_a_one_chunk_shot_at_1366x768(qtbot, 
     try:
         for level in range(len(ZOOM_LEVELS)):
             window.timeline.set_zoom(level)
-            qtbot.waitUntil(lambda: room() >= needed, timeout=2000)
-            assert group.rect().contains(field.geometry()) and field.geometry().right() < group.start_box.x(), level
-            card = group.cards[0]  # the cards start at the shot's start, however wide its header
+            card = group.cards[0]
+            # compact: the card, "+" and a small margin (the full header was 590 px, whatever the card's width)
+            # (at the smallest zoom a few letters of the name, the prompt and the actions button set the floor)
+            qtbot.waitUntil(lambda: group.width() <= max(card.width() + 64, 140), timeout=2000)
+            assert group.compact and group.rect().contains(field.geometry()) and field.isVisible(), level
+            assert not group.negative_edit.isVisible() and not group.start_box.isVisible()
+            # on the header's one line (every shot's cards on one level), in the room the cards leave
+            assert group.name_edit.geometry().right() < field.x() < field.geometry().right() < group.more.x(), level
+            assert field.width() >= min(card.width() - 90, 40) and field.y() < group.cards[0].y(), level
             assert card.x() - group.contentsRect().x() < 16 and group.add_button.x() == card.geometry().right() + 1 + \
                 group.row.spacing(), level
+        # Clicking the prompt expands the full header while it is edited: the prompt at its full width (its
+        # whole placeholder shows), Not: and the start mode; typing goes to the shot; leaving it folds it again.
+        width = group.width()
+        qtbot.mouseClick(field, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not group.compact and group.negative_edit.isVisible(), timeout=2000)
+        needed = field.fontMetrics().horizontalAdvance(field.placeholderText()) + 4  # + QLineEdit's own margins
+        qtbot.waitUntil(lambda: room() >= needed, timeout=2000)
+        assert field.hasFocus() and group.start_box.isVisible() and group.width() > width
+        assert field.geometry().right() < group.negative_edit.x() < group.start_box.x()
+        qtbot.keyClicks(field, "A red ball")
+        assert session.project.shots[0].prompt == "A red ball"
+        qtbot.keyClick(field, Qt.Key.Key_Tab)  # to Not: the header stays expanded
+        assert group.negative_edit.hasFocus() and not group.compact
+        window.timeline.strip.setFocus()
+        qtbot.waitUntil(lambda: group.compact and group.width() == width, timeout=2000)
+        assert field.text() == "A red ball" and "A red ball" in field.toolTip()
     finally:
         window.close()
         window.deleteLater()
+
+
+def test_a_shot_whose_cards_are_wider_than_its_header_keeps_the_full_header(qtbot, editor):
+    group = editor.timeline.group(editor.session.project.shots[0].id)  # three chunks
+    assert not group.compact and group.negative_edit.isVisible() and group.start_box.isVisible()
+    assert group.prompt_edit.y() == group.name_edit.y()  # one line
+    editor.session.push(AddShot(new_shot(editor.session.project, name="Short", prompt=PROMPTS[0])))
+    short = editor.timeline.group(editor.session.project.shots[-1].id)
+    qtbot.waitUntil(lambda: short.compact and short.cards and short.cards[0].isVisible(), timeout=2000)
+    assert short.height() == group.height()  # the compact header is one line too: every card on one level
+    assert short.mapTo(editor.timeline, short.cards[0].pos()).y() == group.mapTo(editor.timeline,
+                                                                                 group.cards[0].pos()).y()
 
 
 def test_typing_a_negative_prompt_edits_the_shot_and_a_distilled_model_disables_the_field(qtbot, editor):
@@ -83,3 +120,17 @@ def test_typing_a_negative_prompt_edits_the_shot_and_a_distilled_model_disables_
     assert not field.isEnabled() and "no effect" in field.toolTip()
     editor.timeline.set_uses_guidance(True)
     assert field.isEnabled() and "steers away" in field.toolTip()
+
+
+def test_a_compact_shot_given_more_chunks_gets_its_full_header_back_as_it_was(qtbot, editor):
+    group = editor.timeline.group(editor.session.project.shots[0].id)  # three chunks: the full header
+    widths = (group.prompt_edit.width(), group.negative_edit.width(), group.width())
+    shot = editor.session.project.shots[0]
+    for chunk in list(shot.chunks[1:]):
+        editor.session.push(DeleteChunk(shot.id, chunk.id))
+    qtbot.waitUntil(lambda: group.compact, timeout=2000)
+    for _ in range(2):
+        editor.session.undo_stack.undo()
+    qtbot.waitUntil(lambda: not group.compact and group.width() == widths[2], timeout=2000)
+    assert group.prompt_edit.width() == widths[0] and abs(group.negative_edit.width() - widths[1]) <= 4  # the name
+    # (refitted to the styled font) may differ by a pixel or two; the fields do not take the room after them
