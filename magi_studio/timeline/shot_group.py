@@ -41,8 +41,8 @@ START_CHOICES = (
 SHOT_PROMPT_WIDTH = 360
 #: Widths of the negative prompt field.
 NEGATIVE_PROMPT_MIN_WIDTH, NEGATIVE_PROMPT_WIDTH = 70, 220
-#: The narrowest a compact header's prompt and name fields get (a shot at the smallest zoom).
-COMPACT_PROMPT_MIN_WIDTH = COMPACT_NAME_MIN_WIDTH = 40
+#: The narrowest a compact header's prompt and name fields get (a shot at the smallest zoom): "Shot 12" whole.
+COMPACT_PROMPT_MIN_WIDTH, COMPACT_NAME_MIN_WIDTH = 36, 60
 PROMPT_PLACEHOLDER, COMPACT_PROMPT_PLACEHOLDER = "Shot prompt: subject, setting, style…", "Shot prompt…"
 NEGATIVE_TIP = ("What no chunk of this shot should show: the model's guidance steers away from it "
                 "(in place of its empty caption)")
@@ -241,8 +241,11 @@ class ShotGroup(QFrame):
         if event.type() == QEvent.Type.FocusIn and self.compact:
             self._editing = True  # the full header while it is edited: the prompt at its width, Not: and start
             self._set_compact(False)
-        elif event.type() == QEvent.Type.FocusOut and self._editing:
-            QTimer.singleShot(0, self._after_focus_out)  # where the focus went is known after this event
+        elif event.type() == QEvent.Type.FocusOut:
+            if watched is not self.start_box:  # left: the field shows its text from the start, not its end
+                QTimer.singleShot(0, lambda field=watched: field.hasFocus() or field.setCursorPosition(0))
+            if self._editing:
+                QTimer.singleShot(0, self._after_focus_out)  # where the focus went is known after this event
         return False
 
     def _after_focus_out(self) -> None:

@@ -61,7 +61,7 @@ def test_a_one_chunk_shot_is_as_wide_as_its_card_and_its_prompt_expands_to_be_ty
             card = group.cards[0]
             # compact: the card, "+" and a small margin (the full header was 590 px, whatever the card's width)
             # (at the smallest zoom a few letters of the name, the prompt and the actions button set the floor)
-            qtbot.waitUntil(lambda: group.width() <= max(card.width() + 64, 140), timeout=2000)
+            qtbot.waitUntil(lambda: group.width() <= max(card.width() + 64, 155), timeout=2000)
             assert group.compact and group.rect().contains(field.geometry()) and field.isVisible(), level
             assert not group.negative_edit.isVisible() and not group.start_box.isVisible()
             # on the header's one line (every shot's cards on one level), in the room the cards leave
@@ -85,6 +85,8 @@ def test_a_one_chunk_shot_is_as_wide_as_its_card_and_its_prompt_expands_to_be_ty
         window.timeline.strip.setFocus()
         qtbot.waitUntil(lambda: group.compact and group.width() == width, timeout=2000)
         assert field.text() == "A red ball" and "A red ball" in field.toolTip()
+        assert field.cursorPosition() == 0  # it shows the prompt's start, not its end
+        assert group.name_edit.width() >= 60  # "Shot 1" whole, at the smallest zoom too
     finally:
         window.close()
         window.deleteLater()
