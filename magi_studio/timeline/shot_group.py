@@ -243,9 +243,9 @@ class ShotGroup(QFrame):
             self._set_compact(False)
         elif event.type() == QEvent.Type.FocusOut:
             if watched is not self.start_box:  # left: the field shows its text from the start, not its end
-                QTimer.singleShot(0, lambda field=watched: field.hasFocus() or field.setCursorPosition(0))
-            if self._editing:
-                QTimer.singleShot(0, self._after_focus_out)  # where the focus went is known after this event
+                QTimer.singleShot(0, watched, lambda field=watched: field.hasFocus() or field.setCursorPosition(0))
+            if self._editing:  # where the focus went is known after this event (no call once the group is gone)
+                QTimer.singleShot(0, self, self._after_focus_out)
         return False
 
     def _after_focus_out(self) -> None:
