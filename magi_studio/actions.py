@@ -118,6 +118,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # Generate
     ActionSpec("generate.run", "&Generate", "&Generate", "generate_storyboard", "generate", "Ctrl+Return",
                "Generate the chunks that have no frames yet", toolbar=True, group_start=True, primary=True),
+    ActionSpec("generate.draft", "&Draft Mode", "&Generate", "set_draft_mode", None, "Ctrl+Shift+D",
+               "Generate quick drafts to iterate on: fewer steps and a smaller picture, same prompts and seeds "
+               "(Render at Final Quality makes a draft take again at the project's settings)", checkable=True,
+               toolbar=True),
     ActionSpec("generate.shot", "Generate S&hot", "&Generate", "timeline.request_generate_shot", None,
                "Ctrl+Shift+Return", "Generate the selected shot's chunks that have no frames yet"),
     ActionSpec("generate.from", "Generate &From Chunk", "&Generate", "timeline.request_generate_from", None, "Ctrl+G",
@@ -131,6 +135,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("generate.variations", "Generate &Variations…", "&Generate", "takes_view.generate_variations", None,
                "Ctrl+Alt+G", "Make several takes of the selected chunk's shot from that chunk on, each with new "
                "seeds, to compare in the takes panel"),
+    ActionSpec("generate.final_quality", "Render at &Final Quality", "&Generate", "takes_view.render_final_quality",
+               None, None, "Make the selected draft take again at the project's settings: a new take with the same "
+               "seeds and prompts (the draft take stays)"),
     ActionSpec("generate.cancel", "&Stop Generating", "&Generate", "cancel_engine_job", "stop", "Esc",
                "Stop within one denoising step; finished chunks are kept", toolbar=True),
     ActionSpec("generate.takes", "&Takes…", "&Generate", "show_takes", "takes", "Ctrl+T",

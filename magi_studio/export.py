@@ -30,9 +30,9 @@ import numpy as np
 
 from magi_engine.errors import ExportError
 from magi_engine.output_files import check_output_file, create_temporary, replace_output_file
-from magi_engine.video_io import VideoInfo, VideoWriter
+from magi_engine.video_io import VideoInfo, VideoWriter, fit_image
 from magi_studio.document.model import (CHUNK_FRAMES, ChunkRef, ChunkState, Project, Shot, Take, active_path,
-                                        storyboard_chunks, storyboard_states, total_frames)
+                                        resolve_specs, storyboard_chunks, storyboard_states, total_frames)
 
 SIDECAR_FORMAT = "magi-studio-export"
 #: How `aspect` is reached: black bars around the whole picture, or the picture's middle.
@@ -84,6 +84,24 @@ def pending_chunks(project: Project, chunk_range: tuple[int, int] | None = None)
             for ref in selected_chunks(project, chunk_range) if states[ref.shot_id][ref.index] is not ChunkState.DONE]
 
 
+def draft_chunks(project: Project, chunk_range: tuple[int, int] | None = None) -> list[ChunkRef]:
+    """Chunks in the export whose active result is a draft (made in Draft mode), in playing order."""
+    specs = {shot.id: resolve_specs(shot, shot.active_take_id) for shot in project.shots}
+    return [ref for ref in selected_chunks(project, chunk_range)
+            if (spec := specs[ref.shot_id][ref.index]) is not None and spec.draft]
+
+
+def describe_drafts(project: Project, drafts: list[ChunkRef], limit: int = 6) -> str:
+    """The one sentence that refuses to export drafts, naming them."""
+    names = {shot.id: shot.name for shot in project.shots}
+    labels = [f"{names[ref.shot_id]}, chunk {ref.index + 1}" for ref in drafts]
+    shown = "; ".join(labels[:limit]) + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
+    verb = "chunk is a draft" if len(labels) == 1 else "chunks are drafts"
+    return (f"{len(labels)} {verb} ({shown}): render {'it' if len(labels) == 1 else 'them'} at final quality "
+            "(Generate › Render at Final Quality) before exporting, or export with drafts scaled to the "
+            "project's size.")
+
+
 def describe_pending(pending: list[PendingChunk], limit: int = 6) -> str:
     """One message for the user, e.g. "2 chunks are not generated yet: Shot 1, chunk 3; Shot 2, chunk 1."."""
     parts = []
@@ -107,11 +125,13 @@ def export_video(project: Project, store, output: str | os.PathLike, *,
                  scale: float | tuple[int, int] | None = None, crf: int = 18, preset: str = "medium",
                  progress: Callable[[int, int], Any] | None = None,
                  cancel: Callable[[], bool] | Any | None = None,
-                 project_name: str | None = None) -> ExportResult | None:
+                 project_name: str | None = None, drafts: bool = False) -> ExportResult | None:
     """Write the chunks' active results to `output`; None when cancelled (then nothing is written).
 
     Empty chunks cannot be exported (ExportError naming them); stale chunks are exported as they are,
-    since the user was told by `pending_chunks`. `progress(frames_written, total_frames)`; `cancel` is a
+    since the user was told by `pending_chunks`. Drafts are refused (ExportError naming them), as an editor
+    delivers from the full-quality media and never from its proxies unless told to: `drafts=True` is that
+    telling, and exports them scaled up to the project's size. `progress(frames_written, total_frames)`; `cancel` is a
     callable or an object with is_set(), checked before every frame. `project_name` is what the sidecar
     calls the project (default: the bundle's folder name; an untitled project's is a scratch folder's).
     """
@@ -134,9 +154,15 @@ def export_video(project: Project, store, output: str | os.PathLike, *,
     fps = source_fps if fps is None else _check_fps(fps)
     reshape = _reshaper(aspect, fit)
     should_stop = _cancel_check(cancel)
+    draft_refs = draft_chunks(project, chunk_range)
+    if draft_refs and not drafts:
+        raise ExportError(describe_drafts(project, draft_refs))
+    scaled = {ref.chunk_id for ref in draft_refs}  # drafts shown at the project's size
+    final_size = (project.settings.width, project.settings.height)
     paths = {shot.id: active_path(shot) for shot in project.shots}
     states = storyboard_states(project)
-    sizes = {(r.width, r.height) for r in (project.results[paths[ref.shot_id][ref.index]] for ref in refs)}
+    sizes = {final_size if ref.chunk_id in scaled else (result.width, result.height)
+             for ref, result in ((ref, project.results[paths[ref.shot_id][ref.index]]) for ref in refs)}
     if len(sizes) > 1:  # one video has one size: stale chunks from before a resolution change cannot join
         listed = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
         raise ExportError(f"The chunks to export were generated at different sizes ({listed}). "
@@ -157,6 +183,8 @@ def export_video(project: Project, store, output: str | os.PathLike, *,
                     return None
                 if offset not in keep:
                     continue
+                if ref.chunk_id in scaled and frame.shape[1::-1] != final_size:
+                    frame = fit_image(frame, *final_size, "cover")
                 frame = reshape(frame)
                 for _ in range(_frames_at(shown + 1, source_fps, fps) - _frames_at(shown, source_fps, fps)):
                     writer.write(frame)
@@ -164,7 +192,7 @@ def export_video(project: Project, store, output: str | os.PathLike, *,
                 if progress is not None:
                     progress(writer.frames_written, total)
             records.append(_chunk_record(project, ref, result, states[ref.shot_id][ref.index], first_frame,
-                                         writer.frames_written, keep))
+                                         writer.frames_written, keep, draft=ref.chunk_id in scaled))
         if should_stop():
             writer.abort()
             return None
@@ -250,7 +278,7 @@ def _fit_rows(frame: np.ndarray, rows: int) -> np.ndarray:
 
 
 def _chunk_record(project: Project, ref: ChunkRef, result, state: ChunkState, first_frame: int,
-                  stop_frame: int, kept: range) -> dict:
+                  stop_frame: int, kept: range, draft: bool = False) -> dict:
     """What the sidecar says of one chunk: the prompt, seed and take its frames were generated from."""
     shot = project.shot(ref.shot_id)
     take = owning_take(shot, ref.chunk_id, result.id)
@@ -262,6 +290,8 @@ def _chunk_record(project: Project, ref: ChunkRef, result, state: ChunkState, fi
                                             "sampling": result.sampling},
         "result_id": result.id,
     }
+    if draft:  # a draft, scaled up to the project's size: not the final picture
+        record["draft"] = True
     if len(kept) != CHUNK_FRAMES:  # trimmed by an in/out range: which of the chunk's frames are in the video
         record["chunk_frames"] = [kept.start, kept.stop]
     return record

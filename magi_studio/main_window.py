@@ -27,6 +27,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
 from magi_studio.actions import ActionSet
+from magi_studio.document.commands import SetProjectSettings
 from magi_studio.document.model import storyboard_chunks
 from magi_engine.events import Failed
 from magi_studio.document.errors import ProjectError
@@ -61,7 +62,8 @@ WELCOME_BODY = (
 GLYPH_ICONS = {"edit.insert_chunk": "insert-chunk", "edit.move_left": "move-left", "edit.move_right": "move-right",
                "edit.split_shot": "split", "edit.new_shot": "new-shot", "edit.rename_shot": "rename",
                "edit.lock_seed": "lock", "edit.new_seed": "dice", "view.storyboard": "storyboard",
-               "view.history": "history", "view.zoom_in": "zoom-in", "view.zoom_out": "zoom-out"}
+               "view.history": "history", "view.zoom_in": "zoom-in", "view.zoom_out": "zoom-out",
+               "generate.draft": "draft", "generate.final_quality": "final"}
 #: How long a status message stays; a generation's outcome stays longer (the user may have looked away).
 STATUS_MESSAGE_MS = 5000
 OUTCOME_MESSAGE_MS = 15000
@@ -163,6 +165,10 @@ class MainWindow(QMainWindow):
         self.toolbar.setMovable(False)
         self.toolbar.setIconSize(QSize(20, 20))
         self.action_set.fill_tool_bar(self.toolbar)
+        draft = self.action_set["generate.draft"]
+        draft.setIconText("Draft")  # beside Generate, with its word: a director sees at once which mode runs
+        self.toolbar.widgetForAction(draft).setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toolbar.widgetForAction(draft).setObjectName("DraftModeButton")
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
         self.timeline.set_header_actions([self.action_set[a] if a else None for a in TIMELINE_ACTIONS])
         for action_id, dock in (("view.storyboard", self.timeline_dock), ("view.takes", self.takes_dock),
@@ -270,7 +276,8 @@ class MainWindow(QMainWindow):
         self._session_connections = [
             (session.errorOccurred, self.report_error), (session.dirtyChanged, self._update_title),
             (session.storeChanged, self._update_title), (session.changed, self.refresh_actions),
-            (session.selectionChanged, self.refresh_actions), (stack.indexChanged, self._sync_undo_actions),
+            (session.selectionChanged, self.refresh_actions), (session.previewTakeChanged, self.refresh_actions),
+            (stack.indexChanged, self._sync_undo_actions),
             (stack.undoTextChanged, self._sync_undo_actions), (stack.redoTextChanged, self._sync_undo_actions)]
         for signal, slot in self._session_connections:
             signal.connect(slot)
@@ -337,6 +344,14 @@ class MainWindow(QMainWindow):
         if self.generation is not None:
             self.generation.generate_storyboard()
 
+    def set_draft_mode(self, on: bool) -> None:
+        """Draft Mode (the toolbar's Draft, Ctrl+Shift+D): the project's setting, one undoable step, saved with it."""
+        if self.session is None or self.session.project.settings.draft == bool(on):
+            return
+        command = SetProjectSettings(draft=bool(on))
+        command.text = "Draft mode on" if on else "Draft mode off"
+        self.session.push(command)
+
     def generate_in_out(self) -> None:
         """Generate In/Out Range: exactly the chunks the player's in/out range touches, shot by shot in playing
         order, each from its first chunk in the range to its last (the controller's Generate From; a later
@@ -385,6 +400,11 @@ class MainWindow(QMainWindow):
             action.setStatusTip(waiting or tips[1])
         chunk = self.timeline.selected_chunk()
         self.action_set["edit.lock_seed"].setText("Unloc&k Seed" if chunk and chunk.seed_locked else "Loc&k Seed")
+        draft = self.action_set["generate.draft"]
+        draft.setEnabled(self.session is not None)
+        draft.setChecked(self.session is not None and self.session.project.settings.draft)
+        self.action_set["generate.final_quality"].setEnabled(
+            self.generation is not None and self.takes_view.final_quality_take() is not None)
 
     def _sync_undo_actions(self, *_args) -> None:
         for action_id, direction, word in (("edit.undo", -1, "Undo"), ("edit.redo", 1, "Redo")):

@@ -364,6 +364,7 @@ class GenerationController(QObject, RunQueue):
             self._states.set(shot_id, chunk_id, ChunkJobState.QUEUED)
         self._progress.estimates[item.id] = len(plan.chunk_ids) + self._progress.finished_in.get(item.id, 0)
         job_id = self.worker.generate(plan.request)
+        sampling = plan.request.sampling or sampling  # a draft's own (fewer steps), recorded with its results
         self._job = RunningJob(session, project, plan, ResultCommitter(plan, session.store, sampling), job_id,
                                shot.name, steps_per_chunk=sampling.num_steps if sampling is not None else 0,
                                item_id=item.id)

@@ -30,8 +30,9 @@ import random
 from magi_studio.controllers.run_state import (ChunkJobState, CompletedRequest, QueuedShot, QueueItem, RequestState,
                                                RunPhase)
 from magi_studio.document.errors import ProjectError
-from magi_studio.document.model import chunk_spec, first_pending_chunk, resolve_take
-from magi_studio.document.planning import GenerationPlan, plan_generation, reseed_for_regeneration, variation_seeds
+from magi_studio.document.model import chunk_spec, draft_span, first_pending_chunk, resolve_take
+from magi_studio.document.planning import (GenerationPlan, plan_final_quality, plan_generation,
+                                           reseed_for_regeneration, variation_seeds)
 
 _item_ids = itertools.count(1)
 
@@ -41,6 +42,8 @@ def plan_request(project, store, item: QueuedShot, sampling, take_id: str | None
     images); None when it has nothing left to make. `take_id`: the take a variation's finished chunks went to
     (it was stopped or paused): the variation goes on filling it from its first chunk without one."""
     shot = project.shot(item.shot_id)
+    if item.final_of is not None:
+        return plan_final_quality(project, store, item.shot_id, item.final_of, sampling=sampling, filling=take_id)
     if item.seeds is not None:  # a variation: as many chunks as it has seeds (while the shot has them)
         start, stop = item.from_index, min(len(shot.chunks), item.from_index + len(item.seeds))
         if take_id is not None and shot.find_take(take_id) is not None:
@@ -52,12 +55,18 @@ def plan_request(project, store, item: QueuedShot, sampling, take_id: str | None
             take_id = None  # never started, or its take was deleted meanwhile: a new take, as asked
         return plan_generation(project, store, item.shot_id, start, sampling=sampling,
                                seeds=item.seeds[start - item.from_index:max(0, stop - item.from_index)],
-                               stop_index=stop, new_take=take_id is None, activate=False, on_take=take_id)
+                               stop_index=stop, new_take=take_id is None, activate=False, on_take=take_id,
+                               draft=item.draft)
     start = first_pending_chunk(project, item.shot_id) if item.from_index is None else item.from_index
     if start is None or (item.stop_index is not None and start >= item.stop_index):
         return None
     return plan_generation(project, store, item.shot_id, start, sampling=sampling, stop_index=item.stop_index,
-                           new_take=item.new_take, activate=item.activate)
+                           new_take=item.new_take, activate=item.activate, draft=item.draft)
+
+
+def _draft_label(label: str, draft: bool) -> str:
+    """What the queue calls a request: "variation 2 of 4", "draft", "variation 2 of 4 · draft"."""
+    return " · ".join(part for part in (label, "draft" if draft else "") if part)
 
 
 def _already_text(already: list[tuple[str, bool]]) -> str:
@@ -82,7 +91,9 @@ class RunQueue:
 
     def generate_shots(self, shot_ids: list[str]) -> None:
         """These shots, in this order, each from its first chunk that is not done (a resumed run)."""
-        self._request([QueuedShot(next(_item_ids), shot_id, None) for shot_id in shot_ids])
+        draft = self._draft_mode()
+        self._request([QueuedShot(next(_item_ids), shot_id, None, label=_draft_label("", draft), draft=draft)
+                       for shot_id in shot_ids])
 
     def generate_shot(self, shot_id: str) -> None:
         """One shot from its first chunk that is not done (empty or stale)."""
@@ -91,7 +102,9 @@ class RunQueue:
     def generate_from(self, shot_id: str, index: int, stop_index: int | None = None) -> None:
         """Chunk `index` of the shot and every later one (up to chunk `stop_index`, excluded, when given: an
         in/out range); the chunks before it are kept as they are."""
-        self._request([QueuedShot(next(_item_ids), shot_id, index, stop_index=stop_index)])
+        draft = self._draft_mode()
+        self._request([QueuedShot(next(_item_ids), shot_id, index, stop_index=stop_index,
+                                  label=_draft_label("", draft), draft=draft)])
 
     def regenerate_from(self, shot_id: str, index: int) -> None:
         """As generate_from, re-rolling chunk `index`'s seed first (undoably) unless it is locked or edited."""
@@ -115,10 +128,30 @@ class RunQueue:
         if shot is None or not 0 <= index < len(shot.chunks):
             raise ProjectError(f"{shot.name} has no chunk {index + 1}." if shot else "That shot no longer exists.")
         seeds = variation_seeds(project, shot_id, index, count, rng=rng or self.seed_source)
+        draft = self._draft_mode()
         items = [QueuedShot(next(_item_ids), shot_id, index, variation, new_take=True, activate=False,
-                            label=f"variation {number} of {count}") for number, variation in enumerate(seeds, 1)]
+                            label=_draft_label(f"variation {number} of {count}", draft), draft=draft)
+                 for number, variation in enumerate(seeds, 1)]
         self._request(items)
         return [item.id for item in items]
+
+    def render_final_quality(self, shot_id: str, take_id: str) -> None:
+        """A new take of the draft chunks take `take_id` shows, at the project's settings, from the same specs
+        (planning.plan_final_quality), queued like any request; the draft take stays. ProjectError says why not."""
+        if self._session is None:
+            return
+        project = self._session.document.project
+        shot = next((s for s in project.shots if s.id == shot_id), None)
+        take = shot.find_take(take_id) if shot is not None else None
+        span = draft_span(shot, take) if take is not None else None
+        if span is None:
+            raise ProjectError(f"{take.name} of {shot.name} is not a draft: it is at final quality already."
+                               if take is not None else "That take no longer exists.")
+        self._request([QueuedShot(next(_item_ids), shot_id, span[0], new_take=True, label="at final quality",
+                                  stop_index=span[1], final_of=take_id)])
+
+    def _draft_mode(self) -> bool:
+        return self._session is not None and self._session.document.project.settings.draft
 
     def _request(self, items: list[QueuedShot]) -> None:
         if self._session is None or not items:
@@ -156,16 +189,18 @@ class RunQueue:
         chunk `item` would, from the specs those chunks have now, so that asking again would add nothing: True
         when the request under way does, False when a waiting one does, None when `item` adds something (a
         chunk edited since its job was planned is made again after it)."""
-        if item.seeds is not None or item.new_take or not item.activate:
-            return None  # a variation is new by its seeds
+        if item.seeds is not None or item.new_take or not item.activate or item.final_of is not None:
+            return None  # a variation is new by its seeds, a final render by its quality
         wanted = {chunk.id for chunk in self._chunks_of(project, item)}
         made: set[str] = set()
         for request in [self._current] + self._queue:
             if request is None or request.shot_id != item.shot_id or request.seeds is not None or request.new_take:
                 continue
+            if request.draft != item.draft:
+                continue  # a draft does not make what a final request asks for, nor the other way round
             if request is self._current and self._job is not None:
                 shot = project.shot(item.shot_id)
-                now = {chunk.id: chunk_spec(shot, chunk) for chunk in shot.chunks}
+                now = {chunk.id: chunk_spec(shot, chunk, draft=item.draft) for chunk in shot.chunks}
                 made |= {chunk_id for chunk_id, spec in zip(self._job.plan.chunk_ids, self._job.plan.specs)
                          if now.get(chunk_id) == spec}
             else:
@@ -178,6 +213,7 @@ class RunQueue:
         """Whether `item` asks again for the shot under way from a chunk its job has reached (see the module)."""
         current = self._current
         if (current is None or item.shot_id != current.shot_id or item.seeds is not None or item.from_index is None
+                or item.final_of is not None or current.final_of is not None
                 or self._stop is not None or self._pausing or self._dropping_current):
             return False
         if self._job is not None:
@@ -206,8 +242,9 @@ class RunQueue:
         start = first_pending_chunk(project, item.shot_id) if item.from_index is None else item.from_index
         if start is None:
             return []
-        if item.seeds is not None:
-            chunks = shot.chunks[start:start + len(item.seeds)]
+        if item.seeds is not None or item.final_of is not None:
+            chunks = shot.chunks[start:start + len(item.seeds)] if item.seeds is not None else \
+                shot.chunks[start:item.stop_index]
             take_id = self._item_takes.get(item.id)
             path = resolve_take(shot, take_id) if shot.find_take(take_id) is not None else None
             return [c for c in chunks if path is None or path[shot.chunks.index(c)] is None]
@@ -281,8 +318,9 @@ class RunQueue:
             return False
         self._ended = [(item, row) for item, row in self._ended if item.id != item_id]
         self._stopped = [item for item in self._stopped if item.id != item_id]
-        again = ended if ended.seeds is not None else \
-            QueuedShot(ended.id, ended.shot_id, None, label=ended.label, stop_index=ended.stop_index)
+        again = ended if ended.seeds is not None or ended.final_of is not None else \
+            QueuedShot(ended.id, ended.shot_id, None, label=ended.label, stop_index=ended.stop_index,
+                       draft=ended.draft)
         self.queueChanged.emit()
         self._request([again])
         return True
@@ -380,6 +418,6 @@ class RunQueue:
         """A stopped request, to go on later: once a chunk of it finished, a plain one goes on from its shot's
         first chunk not done (it fills the take it made); otherwise, and for a variation, it is asked again as
         it was: a variation then fills the take it made from its first chunk without one (plan_request)."""
-        if item.seeds is not None or not self._progress.finished_in.get(item.id):
+        if item.seeds is not None or item.final_of is not None or not self._progress.finished_in.get(item.id):
             return item
-        return QueuedShot(item.id, item.shot_id, None, label=item.label, stop_index=item.stop_index)
+        return QueuedShot(item.id, item.shot_id, None, label=item.label, stop_index=item.stop_index, draft=item.draft)

@@ -83,6 +83,10 @@ class QueuedShot:
     label: str = ""
     #: The chunk it stops before (0-based; None: the shot's end): an in/out range ends inside a shot.
     stop_index: int | None = None
+    #: Made as a draft (the project's Draft mode when it was asked for: planning.plan_generation's `draft`).
+    draft: bool = False
+    #: Render at Final Quality: the draft take whose draft chunks it makes again (planning.plan_final_quality).
+    final_of: str | None = None
 
 
 class RequestState(str, Enum):
@@ -206,6 +210,8 @@ class GenerationProgress:
     pausing: bool = False
     #: The share of `eta_s` that the request under way still needs (its row's ETA in the queue view).
     request_eta_s: float | None = None
+    #: The engine job makes drafts (Draft mode): said after the shot's name.
+    draft: bool = False
 
     @property
     def fraction(self) -> float:
@@ -224,7 +230,8 @@ class GenerationProgress:
         if (self.stopping or self.pausing) and self.phase is RunPhase.RUNNING:
             return f"{'Stopping' if self.stopping else 'Pausing'} after this step… · {elapsed}"
         counted = f"{self.chunk} of {self.chunks} in this run"
-        parts = [self.shot_name, f"chunk {self.shot_chunk} ({counted})" if self.shot_chunk else counted]
+        parts = [self.shot_name] + (["draft"] if self.draft else []) + [
+            f"chunk {self.shot_chunk} ({counted})" if self.shot_chunk else counted]
         if self.phase is RunPhase.DRAINING:
             parts.append("saving finished chunks")
         elif self.chunk_steps:
@@ -353,7 +360,7 @@ class RunProgress:
         request_eta = eta * job_left / steps_left if eta is not None and steps_left > 0 else eta
         return GenerationProgress(job.shot_name, chunk, total, job.step, job.steps, self.elapsed_s, eta,
                                   job.next_shot_chunk(), phase, chunk_step, chunk_steps, model, stopping, pausing,
-                                  request_eta)
+                                  request_eta, draft=any(spec.draft for spec in job.plan.specs))
 
 
 class ChunkJobStates:

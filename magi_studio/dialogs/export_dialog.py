@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressDialog, QPushButton,
                                QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -42,8 +42,8 @@ from magi_studio.controllers.common import SerialTasks
 from magi_studio.document.model import (CHUNK_FRAMES, ChunkState, Project, Shot, Take, active_path,
                                         storyboard_chunks, storyboard_states)
 from magi_studio.dialogs.export_done import ExportDoneDialog, describe_files, files_html, grow_to_fit
-from magi_studio.export import (CROP, PAD, chunks_of_frames, describe_pending, export_video, owning_take,
-                                pending_chunks, shaped_size, sidecar_path)
+from magi_studio.export import (CROP, PAD, chunks_of_frames, describe_drafts, describe_pending, draft_chunks,
+                                export_video, owning_take, pending_chunks, shaped_size, sidecar_path)
 from magi_studio.otio_export import CHUNK, SHOT, TIMELINE_SUFFIX, is_our_export, video_path, write_timeline
 from magi_studio.player.marks import timecode
 
@@ -224,6 +224,12 @@ class ExportDialog(QDialog):
         self.quality_combo = QComboBox()
         for text, crf in QUALITIES:
             self.quality_combo.addItem(text, crf)
+        # Drafts are not delivered unless asked, as an editor renders from the originals, not the proxies.
+        self.drafts_box = QCheckBox("Export drafts, scaled to the project's size", self)
+        self.drafts_box.setToolTip("Draft chunks are refused otherwise: render them at final quality first "
+                                   "(Generate › Render at Final Quality)")
+        has_drafts = bool(draft_chunks(project))
+        self.drafts_box.setVisible(has_drafts)
         self.summary = QLabel()
         self.summary.setObjectName("ExportSummary")
         self.summary.setWordWrap(True)
@@ -245,6 +251,8 @@ class ExportDialog(QDialog):
         form.addRow("Frame rate:", self.fps_combo)
         form.addRow("Aspect:", aspect_row)
         form.addRow("Quality:", self.quality_combo)
+        if has_drafts:
+            form.addRow("Drafts:", self.drafts_box)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
         self.export_button.setDefault(True)
@@ -262,7 +270,8 @@ class ExportDialog(QDialog):
 
         for signal in (self.range_group.buttonToggled, self.first_spin.valueChanged, self.last_spin.valueChanged,
                        self.scale_combo.currentIndexChanged, self.fps_combo.currentIndexChanged,
-                       self.aspect_combo.currentIndexChanged, self.fit_combo.currentIndexChanged):
+                       self.aspect_combo.currentIndexChanged, self.fit_combo.currentIndexChanged,
+                       self.drafts_box.toggled):
             signal.connect(self._update_summary)
         self.format_combo.currentIndexChanged.connect(self._on_format)
         self.path_edit.textChanged.connect(self._update_writes)
@@ -352,7 +361,9 @@ class ExportDialog(QDialog):
         text = f"{count} chunk{'s' * (count != 1)}, {-(-frames * fps // project_fps)} frames, {seconds:.1f} s"
         width, height = self.output_size()
         text += f", {width} × {height} at {fps} fps."
-        self.summary.setText(f"{text} {describe_pending(pending)}" if pending else text)
+        drafts = [] if self.drafts_box.isChecked() else draft_chunks(self.project, self.chunk_range())
+        text = f"{text} {describe_pending(pending)}" if pending else text
+        self.summary.setText(f"{text} {describe_drafts(self.project, drafts)}" if drafts else text)
         grow_to_fit(self)
 
     def showEvent(self, event) -> None:
@@ -375,7 +386,11 @@ class ExportDialog(QDialog):
             self._show_error(ExportError(f"'{video}' exists and was not written by MAGI Studio; the timeline's "
                                          "video would replace it. Choose another name."))
             return False
-        project = self.project
+        project, use_drafts = self.project, self.drafts_box.isChecked()
+        drafts = draft_chunks(project, chunk_range)
+        if drafts and not use_drafts:
+            self._show_error(ExportError(describe_drafts(project, drafts)))
+            return False
         pending = pending_chunks(project, chunk_range)
         if pending:
             refs = self._refs if chunk_range is None else self._refs[chunk_range[0]:chunk_range[1]]
@@ -402,7 +417,7 @@ class ExportDialog(QDialog):
 
         def work():  # the export thread
             outcome = export_video(project, store, video, **ranges, **shape, scale=scale, crf=crf,
-                                   progress=progress, cancel=token, project_name=name)
+                                   progress=progress, cancel=token, project_name=name, drafts=use_drafts)
             if outcome is not None and fix_sidecar:
                 restore_chunk_records(outcome.sidecar, original)
             written = write_timeline(outcome.sidecar, output, clips=clips) if outcome and timeline else None

@@ -22,7 +22,7 @@ from magi_studio.document.model import (START_MODES, Asset, Chunk, ChunkResult, 
 from magi_studio.document.validation import check_manifest, damaged, parse_json
 
 FORMAT = "magi-studio-project"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FRAME_FORMATS = ("png-strip",)
 
 
@@ -73,9 +73,24 @@ def _v2_to_v3(data: dict) -> dict:
             **({"results": [with_empty(r) for r in results]} if isinstance(results, list) else {})}
 
 
+def _v3_to_v4(data: dict) -> dict:
+    """Version 4 added draft mode: the project's setting, and on each take spec whether it was made as a draft.
+    Everything made before was made at the project's settings: draft mode off, no spec a draft."""
+    shots = []
+    for shot in data.get("shots", []):
+        if isinstance(shot, dict) and isinstance(shot.get("takes"), list):
+            takes = [{**t, "specs": {c: {**s, "draft": False} if isinstance(s, dict) else s
+                                     for c, s in t["specs"].items()}}
+                     if isinstance(t, dict) and isinstance(t.get("specs"), dict) else t for t in shot["takes"]]
+            shot = {**shot, "takes": takes}
+        shots.append(shot)
+    settings = data.get("settings")
+    return {**data, "shots": shots, **({"settings": {**settings, "draft": False}} if isinstance(settings, dict) else {})}
+
+
 #: MIGRATIONS[n] turns a version-n manifest (a dict) into version n+1. Add one per format change,
 #: never edit an old one: a file of any earlier version is brought forward step by step.
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -86,7 +101,7 @@ def project_to_manifest(project: Project, **extra: Any) -> dict:
     return {
         "format": FORMAT, "schema_version": SCHEMA_VERSION, **extra,
         "settings": {"model": s.model, "width": s.width, "height": s.height, "fps": s.fps, "steps": s.steps,
-                     "window": s.window, "guidance_scale": s.guidance_scale, "seed_policy": s.seed_policy},
+                     "window": s.window, "guidance_scale": s.guidance_scale, "seed_policy": s.seed_policy, "draft": s.draft},
         "assets": [{"id": a.id, "path": a.path, "fingerprint": a.fingerprint, "original_name": a.original_name}
                    for a in project.assets.values()],
         "shots": [{
@@ -99,7 +114,7 @@ def project_to_manifest(project: Project, **extra: Any) -> dict:
                        "results": dict(t.results),
                        "specs": {c: {"prompt": s.prompt, "seed": s.seed, "shot_prompt": s.shot_prompt,
                                      "start": s.start, "reference_asset": s.reference_asset_id,
-                                     "negative_prompt": s.negative_prompt}
+                                     "negative_prompt": s.negative_prompt, "draft": s.draft}
                                  for c, s in t.specs.items()}} for t in shot.takes],
             "active_take": shot.active_take_id,
         } for shot in project.shots],
@@ -211,7 +226,8 @@ def _build(data: dict, read: _Reader) -> Project:
         steps=read.get(settings_data, "steps", int, "settings", optional=True),
         window=read.get(settings_data, "window", int, "settings", optional=True),
         guidance_scale=read.get(settings_data, "guidance_scale", (float, int), "settings", optional=True),
-        seed_policy=read.get(settings_data, "seed_policy", str, "settings"))
+        seed_policy=read.get(settings_data, "seed_policy", str, "settings"),
+        draft=read.get(settings_data, "draft", bool, "settings"))
     try:
         validate_settings(settings)
     except ConfigError as error:
@@ -325,7 +341,7 @@ def _build_spec(read: _Reader, item: dict, where: str, assets: dict) -> TakeSpec
         raise read.fail(f"{where}.reference_asset", f"names an image ({reference!r}) the project does not list")
     return TakeSpec(read.get(item, "prompt", str, where), read.get(item, "seed", int, where),
                     read.get(item, "shot_prompt", str, where), start, reference,
-                    read.get(item, "negative_prompt", str, where))
+                    read.get(item, "negative_prompt", str, where), read.get(item, "draft", bool, where))
 
 
 def _prompt(read: _Reader, item: dict, name: str, where: str) -> str:

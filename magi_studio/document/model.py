@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from magi_engine.config import CHUNK_FRAMES, SUPPORTED_STEPS
+from magi_engine.draft import draft_size
 from magi_engine.errors import ConfigError
 from magi_engine.requests import MAX_SIZE, MIN_SIZE
 
@@ -67,6 +68,9 @@ class TakeSpec:
     reference_asset_id: str | None = None
     #: The shot's negative prompt at that time.
     negative_prompt: str = ""
+    #: Made in draft mode (magi_engine.draft: fewer steps, a smaller picture); Render at Final Quality
+    #: makes the same chunks again from these specs at the project's settings.
+    draft: bool = False
 
 
 @dataclass
@@ -168,6 +172,8 @@ class ProjectSettings:
     guidance_scale: float | None = None
     #: How a new chunk's seed is chosen: previous + 1, random, or the previous one again.
     seed_policy: str = "increment"
+    #: Draft mode: runs asked for while it is on make drafts (magi_engine.draft), for iterating quickly.
+    draft: bool = False
 
 
 @dataclass
@@ -291,10 +297,22 @@ def resolve_specs(shot: Shot, take_id: str | None) -> list[TakeSpec | None]:
     return specs
 
 
-def chunk_spec(shot: Shot, chunk: Chunk, seed: int | None = None) -> TakeSpec:
+def chunk_spec(shot: Shot, chunk: Chunk, seed: int | None = None, *, draft: bool = False) -> TakeSpec:
     """What generating `chunk` now would be made from (with `seed` instead of its own, for a variation)."""
     return TakeSpec(chunk.prompt, chunk.seed if seed is None else seed, shot.prompt, shot.start,
-                    shot.reference_asset_id, shot.negative_prompt)
+                    shot.reference_asset_id, shot.negative_prompt, draft)
+
+
+def is_draft_take(take: Take) -> bool:
+    """Whether `take` made any of its chunks in draft mode."""
+    return any(spec.draft for spec in take.specs.values())
+
+
+def draft_span(shot: Shot, take: Take) -> tuple[int, int] | None:
+    """(first, stop) positions of the chunks `take` shows that are drafts (its own or its ancestors'), or None:
+    what Render at Final Quality makes again, so that no final chunk is conditioned on a draft."""
+    drafts = [i for i, spec in enumerate(resolve_specs(shot, take.id)) if spec is not None and spec.draft]
+    return (drafts[0], drafts[-1] + 1) if drafts else None
 
 
 def own_spec(shot: Shot, take: Take) -> TakeSpec | None:
@@ -360,12 +378,14 @@ def storyboard_states(project: Project) -> dict[str, list[ChunkState]]:
         prefix = previous_path if continued else []
         upstream_done = previous_done if continued else True
         path = active_path(shot)
+        specs = resolve_specs(shot, shot.active_take_id)
         shot_states = []
         for index, (chunk, result_id) in enumerate(zip(shot.chunks, path)):
             result = project.results.get(result_id) if result_id else None
+            draft = specs[index] is not None and specs[index].draft
             if result is None:
                 state = ChunkState.EMPTY
-            elif upstream_done and _result_matches(project, shot, index, chunk, result, prefix, path):
+            elif upstream_done and _result_matches(project, shot, index, chunk, result, prefix, path, draft):
                 state = ChunkState.DONE
             else:
                 state = ChunkState.STALE
@@ -380,13 +400,15 @@ def storyboard_states(project: Project) -> dict[str, list[ChunkState]]:
 
 
 def _result_matches(project: Project, shot: Shot, index: int, chunk: Chunk, result: ChunkResult,
-                    prefix: list[str | None], path: list[str | None]) -> bool:
-    """Does `result` still show what the document asks for at this position? (The stale rules.)"""
+                    prefix: list[str | None], path: list[str | None], draft: bool = False) -> bool:
+    """Does `result` still show what the document asks for at this position? (The stale rules.) A draft is
+    done at the project's size or at the draft's: drafts are made again only when asked (Render at Final Quality)."""
     settings = project.settings
     expected_reference = reference_fingerprint(project, shot) if index == 0 else None
+    sizes = {(settings.width, settings.height)} | ({draft_size(settings.width, settings.height)} if draft else set())
     return (result.prompt == joined_prompt(shot.prompt, chunk.prompt) and result.seed == chunk.seed
             and result.negative_prompt == shot.negative_prompt
-            and (result.width, result.height) == (settings.width, settings.height)
+            and (result.width, result.height) in sizes
             and tuple(result.context_ids) == expected_context(prefix, path, index)
             and result.reference_fingerprint == expected_reference)
 

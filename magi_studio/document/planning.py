@@ -26,10 +26,17 @@ to the take later restores them.
 
 Variations (`plan_variations`): N plans of the same chunks with seeds that differ, each its own new
 take, a sibling of the others under the active take, none made active (the user previews and picks).
+
+Drafts (`draft=True`, the project's Draft mode): the same request made quicker by the engine's one
+definition of a draft (magi_engine.draft.draft_request: fewer steps, half the size when no earlier chunk
+fixes it); each chunk's TakeSpec says `draft`. Chunks made after drafts are drafts too, at their size.
+`plan_final_quality` makes a draft take's chunks again at the project's settings from the specs the take
+recorded, as a new take; the draft take stays.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from dataclasses import dataclass
@@ -38,14 +45,16 @@ from datetime import datetime, timezone
 import numpy as np
 
 from magi_engine.config import SamplingConfig
+from magi_engine.draft import draft_request
 from magi_engine.events import ChunkFinished
 from magi_engine.requests import MAX_PROMPT_CHARS, ChunkSpec, GenerationRequest
 from magi_studio.document.commands import Command, InsertChunk, MacroCommand, SetSeed
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (CONTEXT_CHUNKS, Chunk, ChunkResult, ChunkState, Project, ProjectSettings, Shot,
                                         Take, TakeSpec, active_path, chunk_spec, chunk_states, context_prefix,
-                                        first_pending_chunk, joined_prompt, new_id, next_take_name,
-                                        reference_fingerprint, resolve_take, take_boundary, take_chain)
+                                        continues_previous, draft_span, first_pending_chunk, joined_prompt, new_id,
+                                        next_take_name, previous_shot, resolve_specs, resolve_take, take_boundary,
+                                        take_chain)
 from magi_studio.document.take_commands import AddTake, CommitResult
 
 
@@ -112,13 +121,19 @@ def missing_context(project: Project, shot: Shot, from_index: int) -> str | None
 def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, *,
                     sampling: SamplingConfig | None = None, previews: bool = True,
                     seeds: tuple[int, ...] | None = None, stop_index: int | None = None,
-                    new_take: bool = False, activate: bool = True, on_take: str | None = None) -> GenerationPlan:
+                    new_take: bool = False, activate: bool = True, on_take: str | None = None,
+                    draft: bool = False, from_specs: tuple[TakeSpec, ...] | None = None) -> GenerationPlan:
     """Plan generating chunks `from_index`..end of a shot (regenerate from N). `store` reads latents and assets.
 
     `stop_index` ends the run before that chunk (an in/out range, a variation). For variations: `seeds`
     replaces the chunks' seeds (one per chunk generated), `new_take` always makes a new take (never fills
     the active one) and `activate=False` leaves the active take as it is. `on_take` plans on that take
     instead of the active one, and fills it where it has no chunks yet (a variation that was paused goes on).
+
+    `draft` makes a draft (magi_engine.draft: fewer steps, and half the size unless earlier chunks fix it);
+    a run that continues draft chunks is a draft too, at their size, so that no final chunk is conditioned on
+    a draft. `from_specs` (one per chunk generated) replaces what the cards say — prompts, seeds, the shot's
+    prompt, negative prompt and reference image — with what a take was made from (Render at Final Quality).
     """
     shot = project.shot(shot_id)
     if not shot.chunks:
@@ -138,39 +153,60 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
                            "generate that shot first.")
     context_ids = tuple((prefix + path[:from_index])[-CONTEXT_CHUNKS:])
     offset = min(len(prefix), CONTEXT_CHUNKS)
+    after_drafts = _context_drafts(project, shot, take_id, from_index)
+    if from_specs is not None and after_drafts:  # a final render conditioned on drafts would be none
+        raise ProjectError(f"{shot.name} continues the shot before it, whose last chunks are drafts; render that "
+                           "shot at final quality first.")
+    draft = draft or after_drafts
 
+    chunks = shot.chunks[from_index:stop_index]
+    if from_specs is not None and len(from_specs) != len(chunks):
+        raise ProjectError(f"{len(from_specs)} chunk specs were given for {len(chunks)} chunks of {shot.name}.")
+    first = from_specs[0] if from_specs else chunk_spec(shot, chunks[0]) if chunks else None
     reference, fingerprint = None, None
-    if from_index == 0 and shot.start == "image":
-        asset = project.assets.get(shot.reference_asset_id) if shot.reference_asset_id else None
+    if from_index == 0 and first is not None and first.start == "image":
+        asset = project.assets.get(first.reference_asset_id) if first.reference_asset_id else None
         if asset is None:
             raise ProjectError(f"{shot.name} starts from a reference image, but none is set. "
                                "Drop an image on the shot or make it start from text.")
         from magi_engine.video_io import load_image  # cv2: only when a shot starts from an image
 
-        reference, fingerprint = load_image(store.asset_path(asset)), reference_fingerprint(project, shot)
+        reference, fingerprint = load_image(store.asset_path(asset)), asset.fingerprint
 
     active = shot.find_take(take_id)
     fills_active = not new_take and all(r is None for r in path[from_index:]) and (
         active is None or from_index >= take_boundary(shot, active))
-    chunks = shot.chunks[from_index:stop_index]
     if not chunks:
         raise ProjectError(f"There is no chunk of {shot.name} to generate between chunk {from_index + 1} "
                            f"and chunk {stop_index}.")
-    seeds = tuple(c.seed for c in chunks) if seeds is None else tuple(seeds)
-    if len(seeds) != len(chunks):
-        raise ProjectError(f"{len(seeds)} seeds were given for {len(chunks)} chunks of {shot.name}.")
-    specs = tuple(chunk_spec(shot, c, seed) for c, seed in zip(chunks, seeds))
-    prompts = tuple(joined_prompt(shot.prompt, c.prompt) for c in chunks)
+    if from_specs is not None:
+        specs = tuple(dataclasses.replace(spec, draft=draft) for spec in from_specs)
+    else:
+        seeds = tuple(c.seed for c in chunks) if seeds is None else tuple(seeds)
+        if len(seeds) != len(chunks):
+            raise ProjectError(f"{len(seeds)} seeds were given for {len(chunks)} chunks of {shot.name}.")
+        specs = tuple(chunk_spec(shot, c, seed, draft=draft) for c, seed in zip(chunks, seeds))
+    prompts = tuple(joined_prompt(spec.shot_prompt, spec.prompt) for spec in specs)
     for index, prompt in enumerate(prompts, from_index + 1):
         if len(prompt) > MAX_PROMPT_CHARS:
             raise ProjectError(f"Chunk {index} of {shot.name}: the shot's prompt and the chunk's prompt together "
                                f"are {len(prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+    # A run continues its context at the context's size (a draft's, after drafts); a draft without context is
+    # made smaller, by the engine's one definition of a draft (magi_engine.draft).
+    width, height = (settings.width, settings.height)
+    if draft and context_ids:
+        last = project.results[context_ids[-1]]
+        width, height = last.width, last.height
     request = GenerationRequest(
-        chunks=tuple(ChunkSpec(p, seed, shot.negative_prompt) for p, seed in zip(prompts, seeds)),
-        width=settings.width, height=settings.height,
+        chunks=tuple(ChunkSpec(p, spec.seed, spec.negative_prompt) for p, spec in zip(prompts, specs)),
+        width=width, height=height,
         sampling=sampling, start_chunk=from_index + offset,
         context_latents=tuple(store.read_latent(project.results[result_id]) for result_id in context_ids),
         reference_image=reference, shot_length=len(shot.chunks) + offset, previews=previews, decode=True)
+    if draft:
+        if sampling is None:
+            raise ValueError("a draft is planned from the model's sampling settings: pass `sampling`")
+        request = draft_request(request, sampling, distilled=sampling.guidance.mode == "distilled")
     return GenerationPlan(
         shot_id=shot.id, start_index=from_index, chunk_ids=tuple(c.id for c in chunks), request=request,
         index_offset=offset, context_ids=context_ids, reference_fingerprint=fingerprint,
@@ -179,6 +215,46 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
         lineage=tuple(take.id for take in take_chain(shot, take_id)),
         base_results=tuple((c.id, r) for c, r in zip(shot.chunks[:from_index], path) if r is not None),
         specs=specs, activate=activate)
+
+
+def _context_drafts(project: Project, shot: Shot, take_id: str | None, from_index: int) -> bool:
+    """Whether any chunk that conditions chunk `from_index` (seen through `take_id`) is a draft."""
+    previous = previous_shot(project, shot) if continues_previous(project, shot) else None
+    prefix = resolve_specs(previous, previous.active_take_id) if previous is not None else []
+    context = (prefix + resolve_specs(shot, take_id)[:from_index])[-CONTEXT_CHUNKS:]
+    return any(spec is not None and spec.draft for spec in context)
+
+
+def plan_final_quality(project: Project, store, shot_id: str, draft_take_id: str, *,
+                       sampling: SamplingConfig | None = None, previews: bool = True,
+                       filling: str | None = None) -> GenerationPlan | None:
+    """Render at Final Quality: the draft chunks take `draft_take_id` shows (model.draft_span) made again at the
+    project's settings from the specs that take recorded (prompts, seeds, negative prompt, reference image), as a
+    new take under it; the draft take stays as it was. The new take becomes active if the draft take was.
+    `filling`: the take a stopped or paused final render made; it goes on from its first chunk without one
+    (None when it has them all)."""
+    shot = project.shot(shot_id)
+    take = shot.find_take(draft_take_id)
+    if take is None:
+        raise ProjectError(f"The draft take of {shot.name} was deleted; there is nothing to render at final quality.")
+    span = draft_span(shot, take)
+    if span is None:
+        raise ProjectError(f"{take.name} of {shot.name} has no draft chunks to render at final quality.")
+    start, stop = span
+    specs = resolve_specs(shot, take.id)
+    if any(spec is None for spec in specs[start:stop]):
+        raise ProjectError(f"{take.name} of {shot.name} does not record what all its chunks were made from; "
+                           "regenerate them instead.")
+    new_take, on_take = True, take.id
+    if filling is not None and shot.find_take(filling) is not None:
+        path = resolve_take(shot, filling)
+        start = next((i for i in range(start, stop) if path[i] is None), None)
+        if start is None:
+            return None
+        new_take, on_take = False, filling
+    return plan_generation(project, store, shot_id, start, sampling=sampling, previews=previews, stop_index=stop,
+                           new_take=new_take, activate=shot.active_take_id == take.id, on_take=on_take,
+                           from_specs=tuple(specs[start:stop]))
 
 
 def variation_seeds(project: Project, shot_id: str, from_index: int, count: int, stop_index: int | None = None,

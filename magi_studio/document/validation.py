@@ -274,12 +274,12 @@ MAX_SHOTS, MAX_CHUNKS, MAX_TAKES, MAX_RESULTS, MAX_ASSETS = 2_000, 2_000, 1_000,
 SETTINGS = Obj({
     "model": Text(4_096), "width": SIZE, "height": SIZE, "fps": Int(1, 240),
     "steps": Nullable(Int(1, 1_000)), "window": Nullable(Int(1, 8)),
-    "guidance_scale": Nullable(Number(0.0, 50.0)), "seed_policy": OneOf(SEED_POLICIES),
+    "guidance_scale": Nullable(Number(0.0, 50.0)), "seed_policy": OneOf(SEED_POLICIES), "draft": Bool(),
 })
 ASSET = Obj({"id": ID, "path": RelativePath(), "fingerprint": Text(128), "original_name": Text(4_096)})
 CHUNK = Obj({"id": ID, "prompt": PROMPT, "seed": SEED, "seed_locked": Bool()})
 TAKE_SPEC = Obj({"prompt": PROMPT, "seed": SEED, "shot_prompt": PROMPT, "start": OneOf(START_MODES),
-                 "reference_asset": Nullable(ID), "negative_prompt": PROMPT})
+                 "reference_asset": Nullable(ID), "negative_prompt": PROMPT, "draft": Bool()})
 TAKE = Obj({
     "id": ID, "name": NAME, "parent": Nullable(ID), "first_chunk": Nullable(ID),
     "results": OrAbsent(Mapping(ID, ID, MAX_CHUNKS)), "specs": OrAbsent(Mapping(ID, TAKE_SPEC, MAX_CHUNKS)),

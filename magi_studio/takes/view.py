@@ -19,14 +19,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QFont, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMessageBox,
+from PySide6.QtGui import QColor, QFont, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QMenu, QMessageBox,
                                QPushButton,
                                QScrollArea, QSplitter, QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
 from magi_studio.document.errors import ProjectError
-from magi_studio.document.model import Shot, Take, take_boundary
+from magi_studio.document.model import Shot, Take, is_draft_take, take_boundary
 from magi_studio.document.take_commands import DeleteTake, RenameTake, SetActiveTake
 from magi_studio.takes.filmstrip import GAP, TILE, TakeFilmstrip
 from magi_studio.takes.specs_text import take_differences, take_prompts
@@ -39,6 +39,9 @@ TAKE_ID = Qt.ItemDataRole.UserRole
 COLUMNS = ("Take", "From", "Chunks", "Made")
 #: The tree always shows at least this many takes, however short the panel (the details give way).
 MIN_VISIBLE_TAKES = 4
+#: What marks a take made in Draft mode (the tree's Chunks column, the cards' badge), in the drafts' amber.
+DRAFT_BADGE = "Draft"
+DRAFT_COLOUR = "#f3c060"
 #: Flips the player between the selected take and the active one (A/B compare).
 COMPARE_KEY = "\\"
 
@@ -72,13 +75,24 @@ def created_text(shot: Shot, take: Take, project) -> str:
 def details_text(project, shot: Shot, take: Take) -> str:
     """The take's prompts, after what it changed from its parent (the Prompts tab and the tree's tooltip)."""
     parent = shot.find_take(take.parent_id)
+    draft = [f"{take.name} is a draft{draft_made_text(project, take)}: Render at Final Quality makes it again at the "
+             "project's settings."] if is_draft_take(take) else []
     if parent is None:
-        lines = [f"{take.name} is a first take of {shot.name}."]
+        lines = draft + [f"{take.name} is a first take of {shot.name}."]
     else:
         changes = take_differences(project, shot, take)
-        lines = [f"Changed from {parent.name}:" if changes else f"Same specs as {parent.name} (new run)."]
+        lines = draft + [f"Changed from {parent.name}:" if changes else f"Same specs as {parent.name} (new run)."]
         lines += [f"  {change}" for change in changes]
     return "\n".join(lines + ["Prompts:"] + [f"  {line}" for line in take_prompts(shot, take)])
+
+
+def draft_made_text(project, take: Take) -> str:
+    """" (8 steps, 64×64)": how a draft take's first result was made ("" when its results are not listed)."""
+    result = next((project.results[r] for r in take.results.values() if r in project.results), None)
+    if result is None:
+        return ""
+    steps = (result.sampling or {}).get("num_steps")
+    return f" ({f'{steps} steps, ' if steps else ''}{result.width}×{result.height})"
 
 
 def from_text(shot: Shot, take: Take) -> str:
@@ -107,6 +121,8 @@ class TakesView(QWidget):
         self.ask_variation_count = self._ask_variation_count
         #: Generates variations once a generation controller is attached (set_generation).
         self.variations: VariationRun | None = None
+        #: The generation controller Render at Final Quality queues on (set_generation; None: not available).
+        self.generation = None
 
         self.title = QLabel("Takes")
         self.title.setObjectName("TakesTitle")
@@ -132,6 +148,8 @@ class TakesView(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.tree.setToolTip("Select a take to preview it in the player; ✓ marks the active take")
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._show_context_menu)
         self.empty = QLabel()
         self.empty.setObjectName("TakesEmpty")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -257,6 +275,7 @@ class TakesView(QWidget):
         """The generation controller that "Generate Variations…" goes through (None: not available)."""
         if self.variations is not None:
             self.variations.deleteLater()
+        self.generation = generation
         self.variations = VariationRun(generation, self.session, self) if generation is not None else None
         if self.variations is not None:
             self.variations.ended.connect(lambda *_: self._show_state())
@@ -286,7 +305,8 @@ class TakesView(QWidget):
         project = self.session.project if self.session is not None else None
         signature = None if shot is None else (
             shot.id, shot.name, shot.active_take_id, tuple(c.id for c in shot.chunks),
-            tuple((t.id, t.name, t.parent_id, t.first_chunk_id, tuple(t.results.items())) for t in shot.takes))
+            tuple((t.id, t.name, t.parent_id, t.first_chunk_id, tuple(t.results.items()), is_draft_take(t))
+                  for t in shot.takes))
         if signature != self._signature:
             self._signature = signature
             self._fill(shot, project)
@@ -306,12 +326,18 @@ class TakesView(QWidget):
                 for take in ready:
                     pending.remove(take)
                     parent = items.get(take.parent_id)
-                    item = QTreeWidgetItem([take.name, from_text(shot, take), str(len(take.results)),
+                    draft = is_draft_take(take)
+                    item = QTreeWidgetItem([take.name, from_text(shot, take),
+                                            f"{len(take.results)} · {DRAFT_BADGE}" if draft else str(len(take.results)),
                                             created_text(shot, take, project)])
                     item.setToolTip(1, "Made from the shot's first chunk" if take.first_chunk_id is None else
                                     f"Regenerated from {from_text(shot, take).lower()} on; the chunks before come "
                                     "from the take above it")
-                    item.setToolTip(2, f"{len(take.results)} chunks generated in this take")
+                    item.setToolTip(2, f"{len(take.results)} chunks generated in this take" + (
+                        " as drafts (fewer steps, a smaller picture): Render at Final Quality makes them again at "
+                        "the project's settings" if draft else ""))
+                    if draft:
+                        item.setForeground(2, QColor(DRAFT_COLOUR))
                     item.setData(0, TAKE_ID, take.id)
                     item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
                     if take.id == shot.active_take_id:
@@ -478,6 +504,47 @@ class TakesView(QWidget):
         if take is None or not self.confirm_delete(take.name):
             return False
         return self.session.try_push(DeleteTake(shot.id, take_id))
+
+    def final_quality_take(self) -> Take | None:
+        """The take Render at Final Quality would make again: the selected take of the shot, if it is a draft."""
+        shot, take_id = self.shot(), self.current_take_id()
+        take = shot.find_take(take_id) if shot is not None and take_id else None
+        return take if take is not None and is_draft_take(take) else None
+
+    def render_final_quality(self) -> bool:
+        """Render at Final Quality: a new take of the selected draft take's chunks, at the project's settings, with
+        the same seeds and prompts, queued like any request (the draft take stays)."""
+        take = self.final_quality_take()
+        if take is None or self.generation is None:
+            return False
+        try:
+            self.generation.render_final_quality(self.shot().id, take.id)
+        except ProjectError as error:
+            QMessageBox.warning(self, error.title, str(error))
+            return False
+        return True
+
+    def context_menu(self, take_id: str) -> QMenu:
+        """The menu of one take (right click): make it active, render a draft at final quality, rename, delete."""
+        item = self.item(take_id)
+        if item is not None and item is not self.tree.currentItem():
+            self.tree.setCurrentItem(item)  # previews it, as a click does: the menu acts on what is shown
+        shot = self.shot()
+        menu = QMenu(self)
+        activate = menu.addAction(glyph("check"), "Make Active", self.make_active)
+        activate.setEnabled(shot is not None and take_id != shot.active_take_id)
+        final = menu.addAction(glyph("final"), "Render at Final Quality", self.render_final_quality)
+        final.setEnabled(self.generation is not None and self.final_quality_take() is not None)
+        final.setToolTip("A new take of this draft at the project's settings, with the same seeds and prompts")
+        menu.addSeparator()
+        menu.addAction(glyph("rename"), "Rename", self.start_rename)
+        menu.addAction(icon("delete"), "Delete…", self.delete_take)
+        return menu
+
+    def _show_context_menu(self, position) -> None:
+        item = self.tree.itemAt(position)
+        if item is not None:
+            self.context_menu(item.data(0, TAKE_ID)).exec(self.tree.viewport().mapToGlobal(position))
 
     def generate_variations(self) -> bool:
         """Generate Variations…: N takes of the selected chunk's shot from that chunk on, each with new seeds."""

@@ -189,6 +189,12 @@ class ChunkCard(QFrame):
         self.badge = QLabel()
         self.badge.setObjectName("StateBadge")
         self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.draft_badge = QLabel("Draft")
+        self.draft_badge.setObjectName("DraftBadge")
+        self.draft_badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.draft_badge.setToolTip("Made in Draft mode (fewer steps, a smaller picture): Render at Final Quality "
+                                    "(the takes' menu or Generate) makes it again at the project's settings")
+        self.draft_badge.hide()
         self.prompt = PromptEdit()
         self.prompt_words = PromptWords(self.prompt)  # the model's unknown words (TimelineView sets it)
         self.lock = QToolButton()
@@ -221,6 +227,7 @@ class ChunkCard(QFrame):
         header.addWidget(self.index_label)
         header.addWidget(self.time_label)
         header.addStretch(1)
+        header.addWidget(self.draft_badge)
         header.addWidget(self.badge)
         footer = QHBoxLayout()
         footer.setSpacing(2)
@@ -351,6 +358,7 @@ class ChunkCard(QFrame):
             badge = f"{round(model.progress * 100)}%"
         self.badge.setText(badge)
         self.badge.setToolTip(STATE_TIPS[model.state])
+        self._show_draft_badge(model.draft)
         set_style_property(self.badge, "state", model.state)
         self.prompt.show_text(model.prompt)
         if self._shot_prompt:
@@ -366,6 +374,16 @@ class ChunkCard(QFrame):
         self.thumbnail.show_model(model)
         self._show_regenerate()
         self.setToolTip("" if model.state not in (STALE, DONE) else STATE_TIPS[model.state])
+
+    def _show_draft_badge(self, draft: bool) -> None:
+        if not self._hidden_by_zoom:
+            self.draft_badge.setVisible(draft)
+            return
+        # The zoom hides the text column: the badge comes back with it, if the chunk is still a draft then.
+        if draft and self.draft_badge not in self._hidden_by_zoom:
+            self._hidden_by_zoom.append(self.draft_badge)
+        elif not draft and self.draft_badge in self._hidden_by_zoom:
+            self._hidden_by_zoom.remove(self.draft_badge)
 
     def _show_regenerate(self) -> None:
         state = self.model.state if self.model is not None else ""

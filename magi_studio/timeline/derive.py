@@ -51,7 +51,8 @@ class TimelineModels:
 
     # Models -----------------------------------------------------------------------------------
     def card(self, session, frame_store, shot: Shot, index: int, doc_state: ChunkState, result_id: str | None,
-             position: int) -> CardModel:
+             position: int, draft: bool = False) -> CardModel:
+        """The card of chunk `index`; `draft`: its result on the active take is a draft (model.TakeSpec.draft)."""
         project, chunk = session.project, shot.chunks[index]
         if result_id is not None and self._results_seen.get(chunk.id, result_id) != result_id:
             self.jobs.pop(chunk.id, None)  # a new result arrived: the job's transient state is over
@@ -68,7 +69,7 @@ class TimelineModels:
         return CardModel(shot.id, chunk.id, index, shot.name,
                          f"{time_text(start, fps)}–{time_text(start + CHUNK_FRAMES, fps)}", chunk.prompt, chunk.seed,
                          chunk.seed_locked, state, progress, self.thumbnail(session, result_id), preview, reference,
-                         awaiting_reference=image_start and reference is None)
+                         awaiting_reference=image_start and reference is None, draft=draft and result_id is not None)
 
     @staticmethod
     def shot(session, shot: Shot, guidance: bool = True) -> ShotModel:

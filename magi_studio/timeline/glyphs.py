@@ -38,6 +38,12 @@ GLYPHS = {
     "check": '<path d="M5 12.5l4.5 4.5L19 7.5"/>',
     "zoom-in": '<circle cx="10.5" cy="10.5" r="6.5"/><path d="M15.5 15.5l5 5M7.5 10.5h6M10.5 7.5v6"/>',
     "zoom-out": '<circle cx="10.5" cy="10.5" r="6.5"/><path d="M15.5 15.5l5 5M7.5 10.5h6"/>',
+    # A sketched frame (a draft): dashed outline, a quick stroke inside.
+    "draft": '<rect x="3" y="5" width="18" height="14" rx="2" stroke-dasharray="3 2.4"/>'
+             '<path d="M7 15l3.5-4 2.5 2.5L17 9"/>',
+    # A finished frame with a star (final quality).
+    "final": '<rect x="3" y="5" width="18" height="14" rx="2"/>'
+             '<path d="M12 8.2l1.2 2.5 2.7.4-2 1.9.5 2.7-2.4-1.3-2.4 1.3.5-2.7-2-1.9 2.7-.4z"/>',
 }
 
 

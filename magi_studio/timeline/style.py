@@ -101,6 +101,8 @@ TIMELINE_QSS = """
 #StateBadge[state="stale"] { background: #45361a; color: #f3c060; }
 #StateBadge[state="failed"] { background: #4a2224; color: #ff8a82; }
 #StateBadge[state="damaged"] { background: #4a2224; color: #ff8a82; }
+#DraftBadge { border-radius: 8px; padding: 1px 7px; font-size: 8pt; font-weight: bold; background: transparent;
+              color: #f3c060; border: 1px dashed #f3c060; }
 #PromptEdit { background: #15171b; border: 1px solid #2a2e37; border-radius: 6px; padding: 1px 3px; }
 #PromptEdit:focus { border-color: #7467f0; background: #101216; }
 #SeedEdit { background: transparent; border: 1px solid transparent; border-radius: 5px; padding: 0 3px;

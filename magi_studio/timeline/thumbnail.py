@@ -37,6 +37,8 @@ class CardModel:
     reference: QPixmap | None = None
     #: The first card of a shot that starts from an image that is not set yet.
     awaiting_reference: bool = False
+    #: Its result on the active take was made in Draft mode (the card's "Draft" badge).
+    draft: bool = False
 
 
 class ThumbnailView(QWidget):

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolBar, QVBoxL
 from magi_engine.text.words import model_vocabulary
 from magi_studio.document.commands import RenameShot, SetPrompt, SetSeed, SetShotNegativePrompt, SetShotPrompt
 from magi_studio.document.errors import ProjectError
-from magi_studio.document.model import active_path, storyboard_states
+from magi_studio.document.model import TakeSpec, active_path, resolve_specs, storyboard_states
 from magi_studio.document_session import DocumentSession
 from magi_studio.timeline import edits, menus
 from magi_studio.timeline.card import ChunkCard
@@ -374,12 +374,12 @@ class TimelineView(QWidget, TimelineEditing):
             self._drawn_shots[shot.id] = drawn
             group = group or self._new_group(shot.id)
             group.prompt_words.set_vocabulary(vocabulary)
-            path, cards = active_path(shot), []
+            path, specs, cards = active_path(shot), resolve_specs(shot, shot.active_take_id), []
             for index, chunk in enumerate(shot.chunks):
                 card = self._cards.get(chunk.id) or self._new_card(chunk.id)
                 card.prompt_words.set_vocabulary(vocabulary)
                 model = self.models.card(self.session, self.frame_store, shot, index, states[shot.id][index],
-                                         path[index], position)
+                                         path[index], position, _is_draft(specs[index]))
                 if model != card.model:  # a long storyboard: only the cards an edit changed are redrawn
                     card.show_model(model)
                 seen.append(_overview_part(model))
@@ -414,7 +414,8 @@ class TimelineView(QWidget, TimelineEditing):
                     card = self._cards[chunk_id]
                     old = card.model
                     card.show_model(self.models.card(
-                        self.session, self.frame_store, shot, index, state, active_path(shot)[index], position))
+                        self.session, self.frame_store, shot, index, state, active_path(shot)[index], position,
+                        _is_draft(resolve_specs(shot, shot.active_take_id)[index])))
                     if old is None or _overview_part(old) != _overview_part(card.model):
                         self._overview_seen = None
                         self.overview.invalidate()
@@ -591,6 +592,10 @@ class TimelineView(QWidget, TimelineEditing):
         drag.setMimeData(chunk_mime(card.shot_id, card.chunk_id))
         drag.setPixmap(card.grab().scaledToWidth(160, Qt.TransformationMode.SmoothTransformation))
         drag.exec(Qt.DropAction.MoveAction)
+
+
+def _is_draft(spec: TakeSpec | None) -> bool:
+    return spec is not None and spec.draft
 
 
 def _overview_part(model) -> tuple:

@@ -198,6 +198,8 @@ class Soak:
             ("generate from", 2, lambda: self.trigger("generate.from")),
             ("regenerate from", 3, lambda: self.trigger("generate.regenerate")),
             ("stop", 3, lambda: self.trigger("generate.cancel")), ("let it run", 3, self.let_it_run),
+            ("draft mode", 1.5, lambda: self.trigger("generate.draft")),
+            ("render at final quality", 1.5, lambda: self.trigger("generate.final_quality")),
             ("preview take", 3, self.preview_take), ("make take active", 2, self.make_take_active),
             ("delete take", 1, self.delete_take), ("undo", 6, lambda: self.trigger("edit.undo")),
             ("redo", 4, lambda: self.trigger("edit.redo")), ("undo burst", 1, self.undo_burst),
@@ -468,6 +470,7 @@ class Soak:
             return
         self._exports += 1
         dialog.ask_pending = lambda parent, message: True  # export what is generated
+        dialog.drafts_box.setChecked(self.rng.random() < 0.5)  # drafts scaled, or refused in one sentence
         dialog.path_edit.setText(str(self.folder / f"export-{self._exports % 3}.mp4"))
         if dialog.start_export():
             self.wait_until(lambda: not shiboken6.isValid(dialog) or not dialog.is_exporting(), 20)

@@ -240,3 +240,20 @@ def test_theme_resources_are_shipped_and_load(qapp):
         assert any(normal.pixelColor(x, y).alpha() for x in range(24) for y in range(24)), f"icon {name} is empty"
         assert normal != disabled, f"icon {name} has no disabled look"
     assert not theme.app_icon().pixmap(QSize(256, 256)).isNull()
+
+
+def test_the_draft_toggle_beside_generate_sets_the_projects_draft_mode_undoably(qtbot, window):
+    action = window.action_set["generate.draft"]
+    toolbar = [a.objectName() for a in window.toolbar.actions() if not a.isSeparator()]
+    assert toolbar[toolbar.index("generate.run") + 1] == "generate.draft"  # next to Generate
+    button = window.toolbar.widgetForAction(action)
+    assert button.text() == "Draft" and button.isCheckable() and not button.isChecked()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert window.session.project.settings.draft and action.isChecked()
+    assert window.session.undo_stack.undoText() == "Draft mode on" and window.isWindowModified()  # saved with it
+    window.action_set["edit.undo"].trigger()
+    assert not window.session.project.settings.draft and not button.isChecked()
+    window.player.setFocus()
+    qtbot.keyClick(window.player, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.session.project.settings.draft and button.isChecked()
+    assert not window.action_set["generate.final_quality"].isEnabled()  # no draft take to render (nor a controller)

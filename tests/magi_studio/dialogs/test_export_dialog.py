@@ -243,3 +243,31 @@ def test_the_in_out_range_exports_what_exists_trimmed(qtbot, tmp_path):
     shot = project.shots[1]
     assert [(c["shot"], c["index"], c["chunk_frames"], c["take_id"]) for c in chunks] == [
         ("Shot 2", 1, [10, 24], shot.takes[0].id)]
+
+
+def test_drafts_are_refused_in_one_sentence_unless_exported_scaled_to_the_projects_size(qtbot, tmp_path):
+    from magi_engine.config import SamplingConfig
+    from magi_studio.document.commands import SetProjectSettings
+    from magi_studio.document.planning import plan_generation
+    from tests.magi_studio.document.fakes import fake_run
+
+    project, store = rich_project(tmp_path)
+    SetProjectSettings(width=128, height=128).apply(project)
+    second = project.shots[1]  # its image-started take, 64x64, is out of date at 128x128: made again as a draft
+    fake_run(project, store, plan_generation(project, store, second.id, 0, sampling=SamplingConfig(num_steps=8),
+                                             new_take=True, draft=True))
+    dialog = open_dialog(qtbot, project, store, selected_shot_id=second.id)
+    assert dialog.drafts_box.isVisible() and not dialog.drafts_box.isChecked()
+    dialog.shot.setChecked(True)
+    assert "2 chunks are drafts (Shot 2, chunk 1; Shot 2, chunk 2)" in dialog.summary.text()
+    dialog.path_edit.setText(str(tmp_path / "drafts.mp4"))
+    dialog.scale_combo.setCurrentIndex(SCALES.index(1))
+    export(qtbot, dialog)
+    assert dialog.message.isVisible() and "render them at final quality" in dialog.message.text()
+    assert not (tmp_path / "drafts.mp4").exists()
+    dialog.drafts_box.setChecked(True)  # as Resolve's "Use proxy media": the drafts, scaled up
+    assert "drafts" not in dialog.summary.text()
+    export(qtbot, dialog)
+    info = probe_video(tmp_path / "drafts.mp4")
+    assert (info.frames, info.width, info.height) == (2 * 24, 128, 128)
+    assert [c.get("draft") for c in json.loads((tmp_path / "drafts.json").read_text())["chunks"]] == [True, True]

@@ -42,9 +42,15 @@ def fake_generate(project: Project, store, shot_id: str, from_index: int | None 
     """
     plan = (plan_resume(project, store, shot_id) if from_index is None
             else plan_generation(project, store, shot_id, from_index))
+    return fake_run(project, store, plan, history=history, stop_after=stop_after)
+
+
+def fake_run(project: Project, store, plan, *, history: UndoHistory | None = None,
+             stop_after: int | None = None) -> list[ChunkFinished]:
+    """Run `plan` (None: nothing) with synthetic chunks at its request's size, as fake_generate does."""
     if plan is None:
         return []
-    committer = ResultCommitter(plan, store)
+    committer = ResultCommitter(plan, store, plan.request.sampling)
     events = []
     for j, spec in enumerate(plan.request.chunks):
         if stop_after is not None and j >= stop_after:

@@ -216,3 +216,36 @@ def test_the_panel_keeps_its_width_when_the_first_take_appears(studio):
     assert takes.tree.isVisible() and takes.minimumSizeHint().width() <= width == takes.minimumWidth()
     rows = takes.tree.minimumHeight() - takes.tree.header().sizeHint().height()
     assert rows >= 4 * takes.tree.sizeHintForRow(0)  # however short the panel, four takes show
+
+
+def test_a_draft_take_is_marked_and_its_menu_renders_it_at_final_quality(studio):
+    from magi_engine.config import SamplingConfig
+    from magi_studio.document.planning import plan_generation
+    from tests.magi_studio.document.fakes import fake_run
+
+    asked = []
+    # What Render at Final Quality asks of the controller (the real one: tests/magi_studio/controllers).
+    studio.takes.generation = type("Generation", (), {
+        "render_final_quality": lambda self, shot_id, take_id: asked.append((shot_id, take_id))})()
+    session, shot = studio.session, studio.shot
+    plan = plan_generation(session.project, session.store, shot.id, 1, sampling=SamplingConfig(num_steps=8),
+                           draft=True)
+    fake_run(session.project, session.store, plan, history=session)  # pushed as the app does
+    draft = shot.take(shot.active_take_id)
+    assert draft.name == "Take 3"
+    item = studio.takes.item(draft.id)
+    assert item.text(2) == "3 · Draft" and "Render at Final Quality" in item.toolTip(2)
+    assert studio.takes.details.text().startswith("Take 3 is a draft (8 steps, 64×64)")
+    cards = studio.timeline.cards()[:4]
+    assert [card.draft_badge.isVisible() for card in cards] == [False, True, True, True]
+    menu = studio.takes.context_menu(draft.id)
+    final = next(a for a in menu.actions() if a.text() == "Render at Final Quality")
+    assert final.isEnabled()
+    final.trigger()
+    assert asked == [(shot.id, draft.id)]
+    menu.deleteLater()
+    first = studio.take("Take 1")
+    menu = studio.takes.context_menu(first.id)  # previews Take 1, which is not a draft
+    assert not next(a for a in menu.actions() if a.text() == "Render at Final Quality").isEnabled()
+    assert studio.takes.final_quality_take() is None and not studio.takes.render_final_quality()
+    menu.deleteLater()
