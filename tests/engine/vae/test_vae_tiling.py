@@ -46,8 +46,12 @@ def test_decoded_tiled_official(golden):
 def test_decoded_tiled_small(golden):
     _, small, inputs, outputs = golden
     decoded = small.decode(inputs["z_spatial"])
-    assert decoded.shape == outputs["decoded_tiled_small"].shape
-    assert (decoded - outputs["decoded_tiled_small"]).abs().max().item() <= ATOL
+    reference = outputs["decoded_tiled_small"]
+    assert decoded.shape == reference.shape
+    # Relative to the output's scale (|x| up to 5.2 here): on an AMD EPYC host one element of float32 lands
+    # 2.2e-4 from the reference while the same decode in float64 is 2.1e-4 from both, so an absolute 1e-4
+    # measures the CPU's float32 rounding at that element, not our decode.
+    assert (decoded - reference).abs().max().item() <= ATOL * max(1.0, reference.abs().max().item())
 
 
 @torch.inference_mode()
