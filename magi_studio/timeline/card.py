@@ -15,6 +15,8 @@ moves nothing, and it never takes the keyboard focus from a field being typed in
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from PySide6.QtCore import QEvent, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QKeySequence, QRegularExpressionValidator
 from PySide6.QtWidgets import (QApplication, QFrame, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QToolButton,
@@ -30,8 +32,9 @@ from magi_studio.timeline.style import (CARD_PADDING, DAMAGED, DENOISING, DONE, 
 from magi_studio.timeline.thumbnail import CardModel, ThumbnailView
 
 
+@lru_cache(maxsize=None)
 def _dark_icon(name: str) -> QIcon:
-    """The theme's icon `name` drawn in the dark text colour of a light button."""
+    """The theme's icon `name` drawn in the dark text colour of a light button (drawn once: 120 cards use it)."""
     return QIcon(svg_pixmap(icon_file(name).read_text(encoding="utf-8"), 28, "#15171c"))
 
 

@@ -70,17 +70,12 @@ class PromptWords(QObject):
         self.field = field
         self.vocabulary: Vocabulary | None = None
         self._plain = isinstance(field, QPlainTextEdit)
-        self._highlighter = _Highlighter(field.document(), self) if self._plain else None
-        self._word_list = QStringListModel(self)
-        self.completer = QCompleter(self._word_list, self)
-        self.completer.setWidget(field)
-        self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
-        self.completer.activated.connect(self._complete)
-        # Installed after QCompleter's own filter, so it sees the popup's keys first: Enter and Tab take
-        # the completion here, before QCompleter hands them to the field (a newline, a focus move).
-        self.completer.popup().installEventFilter(self)
-        (field.viewport() if self._plain else field).installEventFilter(self)
+        # Made when first needed: every card of a long storyboard has a prompt field, and a highlighter, a
+        # completer with its popup list and an event filter on each of 120 fields cost a second when a project
+        # opened (with no vocabulary, as for MAGI-1, none of them is ever needed).
+        self._highlighter: _Highlighter | None = None
+        self._completer: QCompleter | None = None
+        self._watching = False  # the field's tooltips (over unknown words) go through eventFilter
         if self._plain:
             field.textChanged.connect(self._on_typed)
         else:
@@ -91,21 +86,43 @@ class PromptWords(QObject):
             field.textChanged.connect(self._mark_line)
             field.textEdited.connect(self._on_typed)
 
+    @property
+    def completer(self) -> QCompleter:
+        """The completions of the word being typed (made on first use)."""
+        if self._completer is None:
+            self._completer = QCompleter(QStringListModel(list(self.vocabulary.words) if self.vocabulary else [], self),
+                                         self)
+            self._completer.setWidget(self.field)
+            self._completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+            self._completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+            self._completer.activated.connect(self._complete)
+            # Installed after QCompleter's own filter, so it sees the popup's keys first: Enter and Tab take
+            # the completion here, before QCompleter hands them to the field (a newline, a focus move).
+            self._completer.popup().installEventFilter(self)
+        return self._completer
+
     # The model's words --------------------------------------------------------------------------
     def set_vocabulary(self, vocabulary: Vocabulary | None) -> None:
         """The words to check against (None: any text is fine, as for MAGI-1)."""
         if vocabulary is self.vocabulary:
             return
         self.vocabulary = vocabulary
-        self._word_list.setStringList(list(vocabulary.words) if vocabulary else [])
-        if self._highlighter is not None:
-            blocked = self.field.blockSignals(True)  # new formats are no edit of the prompt (textChanged)
-            self._highlighter.rehighlight()
-            self.field.blockSignals(blocked)
+        if self._completer is not None:
+            self._completer.model().setStringList(list(vocabulary.words) if vocabulary else [])
+        if vocabulary is not None and not self._watching:
+            self._watching = True
+            (self.field.viewport() if self._plain else self.field).installEventFilter(self)
+        if self._plain:
+            if self._highlighter is None and vocabulary is not None:
+                self._highlighter = _Highlighter(self.field.document(), self)
+            if self._highlighter is not None:
+                blocked = self.field.blockSignals(True)  # new formats are no edit of the prompt (textChanged)
+                self._highlighter.rehighlight()
+                self.field.blockSignals(blocked)
         else:
             self._mark_line()
-        if vocabulary is None:
-            self.completer.popup().hide()
+        if vocabulary is None and self._completer is not None:
+            self._completer.popup().hide()
 
     def unknown_words(self) -> list[UnknownWord]:
         """The words of the field's text the model does not know ([] without a vocabulary)."""
@@ -136,7 +153,7 @@ class PromptWords(QObject):
 
     # Tooltips ---------------------------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        popup = self.completer.popup()
+        popup = self._completer.popup() if self._completer is not None else None
         if watched is popup and event.type() == QEvent.Type.KeyPress and popup.isVisible():
             if event.key() in (Qt.Key.Key_Enter, Qt.Key.Key_Return, Qt.Key.Key_Tab):
                 index = popup.currentIndex()

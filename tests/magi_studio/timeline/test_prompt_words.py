@@ -101,3 +101,19 @@ def underlined(field, start: int = 0, end: int | None = None) -> int:
     image = field.grab().toImage()
     return sum(1 for x in range(xs[0], xs[1]) for y in range(image.height())
                if (c := QColor(image.pixel(x, y))).red() - max(c.green(), c.blue()) > 40)
+
+
+def test_cards_make_their_highlighter_and_completer_only_when_they_need_them(qtbot, window):
+    # A long storyboard opened a second more slowly when each of its 120 prompt fields made both at once.
+    from PySide6.QtGui import QSyntaxHighlighter
+    from PySide6.QtWidgets import QCompleter
+
+    cards = window.timeline.cards()
+    completers = [card for card in cards if card.prompt_words.findChildren(QCompleter)]
+    highlighters = [card for card in cards if card.prompt.document().findChildren(QSyntaxHighlighter)]
+    assert completers == []  # nobody typed yet
+    assert highlighters == (cards if studio_mini(window) else [])  # MAGI-1's T5 reads any word: nothing to mark
+    cards[1].prompt.setFocus()
+    qtbot.keyClicks(cards[1].prompt, " gre")
+    made = [card for card in cards if card.prompt_words.findChildren(QCompleter)]
+    assert made == ([cards[1]] if studio_mini(window) else [])
