@@ -241,7 +241,7 @@ class TimelineView(QWidget, TimelineEditing):
         # Laying a card's text column out (a prompt field at a new width) is the slow part of a zoom: the cards in
         # view are laid out now, the others as they come into view, or a few per event-loop turn once the zoom
         # has settled (a Ctrl+wheel passes several levels; cards nobody saw at a level are never laid out at it).
-        self._columns_pending = list(cards)
+        self._columns_pending = []  # none until the strip is laid out and scrolled: where it was is not in view
         self._column_trickle.stop()
         for group in self.strip.groups:  # a shot narrower than its full header gets the compact one
             group.fit_header()
@@ -250,6 +250,7 @@ class TimelineView(QWidget, TimelineEditing):
             self._lay_out_now()
             rect = self.strip.card_rect(card)
             bar.setValue(round(rect.left() + fraction * rect.width() - screen_x))
+        self._columns_pending = list(cards)
         self._show_columns_in_view()
         self.overview.invalidate()
         self.zoomChanged.emit(level)
