@@ -379,6 +379,8 @@ class ChunkJobStates:
             if self._states.pop(chunk_id, None) is None:
                 return
         else:
+            if self._states.get(chunk_id) == (shot_id, state, progress):
+                return  # unchanged: each change redraws a card
             self._states[chunk_id] = (shot_id, state, progress)
         self._emit(shot_id, chunk_id, state, progress)
 

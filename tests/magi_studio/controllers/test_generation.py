@@ -165,6 +165,10 @@ def test_job_states_and_progress_reach_the_views(qtbot, studio):
     for chunk_id in chunk_ids:
         states = [st for shot_id, c, st, _ in s.recorder.states if c == chunk_id]
         assert states[0] == Job.QUEUED and Job.DENOISING in states and states[-1] == Job.IDLE, states
+        # Queued until it is denoised, never idle in between (each change redraws its card), no change told twice.
+        assert states[:states.index(Job.DENOISING)] == [Job.QUEUED], states
+        told = [(st, p) for _, c, st, p in s.recorder.states if c == chunk_id]
+        assert all(a != b for a, b in zip(told, told[1:])), told
         assert s.controller.chunk_job_state(chunk_id) == (Job.IDLE, 0.0)
     denoising = [p for _, _, st, p in s.recorder.states if st == Job.DENOISING]
     assert all(0.0 <= p <= 1.0 for p in denoising) and any(0.0 < p < 1.0 for p in denoising)
