@@ -42,24 +42,30 @@ def test_decoded_tiled_official(golden):
     assert (decoded - outputs["decoded_untiled_chunk"]).abs().max().item() > 0.1
 
 
+def small_tile_tolerance(reference: torch.Tensor) -> float:
+    """32-px tiles put many seams through this random tiny VAE, and float32 alone moves a few elements by
+    more than 1e-4: on an AMD EPYC host our decode is 2.1e-4 and our encode 2.5e-4 from the same code in
+    float64, and the reference's encode 5.0e-4 from it (outputs up to 5.2 and 3.5). So these two compare
+    at 3e-4 of the output's scale; a tiling mistake (a wrong seam or blend) is off by 1e-2 or more."""
+    return 3e-4 * max(1.0, reference.abs().max().item())
+
+
 @torch.inference_mode()
 def test_decoded_tiled_small(golden):
     _, small, inputs, outputs = golden
     decoded = small.decode(inputs["z_spatial"])
     reference = outputs["decoded_tiled_small"]
     assert decoded.shape == reference.shape
-    # Relative to the output's scale (|x| up to 5.2 here): on an AMD EPYC host one element of float32 lands
-    # 2.2e-4 from the reference while the same decode in float64 is 2.1e-4 from both, so an absolute 1e-4
-    # measures the CPU's float32 rounding at that element, not our decode.
-    assert (decoded - reference).abs().max().item() <= ATOL * max(1.0, reference.abs().max().item())
+    assert (decoded - reference).abs().max().item() <= small_tile_tolerance(reference)
 
 
 @torch.inference_mode()
 def test_encoded_tiled_small(golden):
     _, small, inputs, outputs = golden
     encoded = small.encode(inputs["x_big"])
-    assert encoded.shape == outputs["encoded_tiled_small"].shape
-    assert (encoded - outputs["encoded_tiled_small"]).abs().max().item() <= ATOL
+    reference = outputs["encoded_tiled_small"]
+    assert encoded.shape == reference.shape
+    assert (encoded - reference).abs().max().item() <= small_tile_tolerance(reference)
 
 
 # -- pure functions ---------------------------------------------------------------------------
