@@ -9,10 +9,12 @@
 # The device starts bare: imageio-ffmpeg travels as a wheel in .whl (README of the device tool), and
 # magi_engine / magi_resources are this checkout's engine/ and resources/ through links in /tmp/site.
 # Local check: PY=.venv/bin/python SHARDS=1 PER_SHARD=1 DEVICE=cpu sh benchmarks/run_everyday_eval.sh
+# On a CPU, a part at a time: FIRST_SEED=1008 SHARDS=1 PER_SHARD=8 DEVICE=cpu ... (then --merge the parts).
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 PY=${PY:-python3}; SHARDS=${SHARDS:-16}; PER_SHARD=${PER_SHARD:-4}; DEVICE=${DEVICE:-auto}; CHUNKS=${CHUNKS:-4}
 SHARD_LIMIT_S=${SHARD_LIMIT_S:-900}  # a shard still running then is stopped; the join then names the gap
+FIRST_SEED=${FIRST_SEED:-1000}  # the evaluator's --seed of the first shard (1000: its own held-out storyboards)
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 work=$(mktemp -d /tmp/everyday-XXXX)
 if ls .whl/*.whl > /dev/null 2>&1; then
@@ -31,7 +33,7 @@ for model in studio-mini "$baseline"; do
   name=$([ "$model" = studio-mini ] && echo lexicon || echo no_lexicon)
   for s in $(seq 0 $((SHARDS - 1))); do
     timeout "$SHARD_LIMIT_S" "$PY" -m lab.everyday_eval --words heldout --model "$model" --storyboards "$PER_SHARD" --chunks "$CHUNKS" \
-      --seed $((1000 + s * PER_SHARD)) --i2v 0 --rollout-chunks 0 --device "$DEVICE" --out "$work/$name/$s" \
+      --seed $((FIRST_SEED + s * PER_SHARD)) --i2v 0 --rollout-chunks 0 --device "$DEVICE" --out "$work/$name/$s" \
       > "$work/$name.$s.log" 2>&1 &
   done
 done

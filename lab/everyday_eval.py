@@ -25,7 +25,7 @@ results are the everyday prompts' results.
 
     python -m lab.everyday_eval --merge OUT.json SHARD/results.json ...
 
-joins evaluations of consecutive seed ranges (`--seed 1000 --storyboards 8`, `--seed 1008 ...`: the same
+joins evaluations (or joins of them) of consecutive seed ranges (`--seed 1000 --storyboards 8`, `--seed 1008 ...`: the same
 storyboards and swaps as one `--seed 1000 --storyboards 64` run) into one file with the evaluator's
 chunk figures recomputed over all of them (benchmarks/run_everyday_eval.sh runs the shards at once).
 """
@@ -125,7 +125,8 @@ def merge(shards: list[Path]) -> dict:
                              f"({before['model']}), then {after['seeds']['t2v']} ({after['model']})")
     boards = [board for run in runs for board in run["storyboards"]]
     scores = [M.ChunkScore(**chunk) for board in boards for chunk in board["chunks"]]
-    return {"commands": [run["command"] for run in runs], "model": runs[0]["model"],
+    commands = [command for run in runs for command in run.get("commands", [run.get("command")])]
+    return {"commands": commands, "model": runs[0]["model"],
             "runtime_s": round(sum(run["runtime_s"] for run in runs), 1),
             "seeds": {"t2v": [runs[0]["seeds"]["t2v"][0], runs[-1]["seeds"]["t2v"][1]]},
             "t2v": M.chunk_summary(scores), "storyboards": boards}

@@ -32,6 +32,9 @@ def test_shards_of_consecutive_seeds_join_into_one_result(tmp_path, capsys):
     assert main(["--merge", str(out), *map(str, paths)]) == 0
     assert json.loads(out.read_text())["t2v"]["shape"] == 1.0  # among the chunks whose colour is right
     assert "4 storyboards, 4 chunks" in capsys.readouterr().out
+    # A join joins again with the next shard, keeping every command.
+    again = merge([out, shard(tmp_path, 1004, [False])])
+    assert again["seeds"]["t2v"] == [1000, 1004] and len(again["commands"]) == 3 and again["t2v"]["chunks"] == 5
 
 
 def test_shards_with_a_gap_or_of_two_models_are_refused(tmp_path):
