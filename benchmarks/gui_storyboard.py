@@ -19,7 +19,9 @@ itself (magi_studio.studio.Studio, its main window shown offscreen at --size). M
 
 The 1-minute load average is recorded before each phase: the machine is shared, and stalls compare only
 at a similar load. Each phase also reports the GUI thread's own CPU time (gui_cpu_ms, time.thread_time), which
-a loaded machine inflates far less than the wall-clock stalls: compare commits by it, run side by side.
+a loaded machine inflates far less than the wall-clock stalls, and (Linux) the longest stall less the GUI thread's
+wait for a core in it (max_stall_less_core_wait_ms, from the scheduler's counters: roughly what a machine with a
+core to spare would show, an upper bound). Compare commits by these, run side by side.
 """
 
 from __future__ import annotations
@@ -253,9 +255,12 @@ def main(argv=None) -> dict:
     result["load_average"] = {k: round(v, 2) for k, v in loads.items()}
     result["load_average_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, indent=1))
+    phases, own = ("scroll", "zoom", "generate"), "max_stall_less_core_wait_ms"
     print(f"open {result['open_s']} s, RSS {result['rss_after_open_mib']} MiB; longest stall: scrolling "
           f"{scroll['max_stall_ms']} ms, zooming {result['zoom']['max_stall_ms']} ms (targets <= {QUIET_TARGET_MS:.0f} ms "
           f"quiet), generating {result['generate']['max_stall_ms']} ms (<= {GENERATING_TARGET_MS:.0f} ms); "
+          f"less the GUI thread's wait for a core: {' / '.join(str(result[k].get(own)) for k in phases)} ms; "
+          f"GUI-thread CPU {' / '.join(str(result[k]['gui_cpu_ms']) for k in phases)} ms; "
           f"load {result['load_average']}", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
