@@ -105,9 +105,9 @@ def measure(args) -> dict:
     if cuda:
         torch.cuda.empty_cache()  # the matmul's blocks go back: the loader sees the card as the app would
     started = time.perf_counter()
-    # The loader decides (T5's place, the DiT offload) for the size generated, as the app's load does for its size.
+    # The loader decides (T5's place, the DiT offload) for the size and window generated.
     session = GenerationSession(load_model(str(args.checkpoint), runtime=runtime, device="cuda" if cuda else "cpu",
-                                           width=width, height=height))
+                                           width=width, height=height, window=args.window))
     load_s = time.perf_counter() - started
     bundle = session.bundle
     out = {"checkpoint": bundle.label, "cap_gib": args.cap_gib, "compile": args.compile,

@@ -132,13 +132,13 @@ def _activation_bytes(dit: DiTConfig, tokens_per_chunk: int, window: int, cache_
     return max(attention, mlp) + io
 
 
-def _vae_bytes(cfg: VAEConfig, params: float, bytes_per_param: int, width: int, height: int) -> int:
-    # Decoding one tile: tokens of a 3-latent-frame, tile_size² tile, ~12 hidden-widths alive in a block,
-    # plus a materialised attention matrix in case SDPA falls back to the math kernel, plus one chunk of
-    # float32 output pixels (24 frames).
+def _vae_bytes(cfg: VAEConfig, params: float, bytes_per_param: int, width: int, height: int) -> tuple[int, int]:
+    """(weights, working memory of a decode). Decoding one tile: tokens of a 3-latent-frame, tile_size² tile,
+    ~12 hidden-widths alive in a block, plus a materialised attention matrix in case SDPA falls back to the
+    math kernel, plus one chunk of float32 output pixels (24 frames)."""
     tile = cfg.decode_tile_bytes(cfg.tile_size, 2)
     pixels = CHUNK_FRAMES * width * height * cfg.in_chans * 4
-    return int(params * bytes_per_param) + tile + pixels
+    return int(params * bytes_per_param), tile + pixels
 
 
 def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cache_chunks: int,
@@ -161,8 +161,9 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
     the worst stage's sum: window 4 peaks full (one chunk cached), window 1 with four chunks cached.
 
     `offload` (magi_engine.config.DIT_OFFLOAD_MODES): "kv-cache" keeps the cache in CPU memory, so a stage
-    holds two layers of its cached keys/values (the layer computing and the one being copied) plus, while
-    a finished chunk is encoded, that chunk's keys/values of every layer before they are copied out;
+    holds three layers of its cached keys/values (the layer computing, the one before, the one copied) plus, while
+    a finished chunk is encoded, that chunk's keys/values of every layer before they are copied out
+    (measured: BENCHMARKS.md, "Fewer gigabytes");
     "layers" keeps two layers' weights on the device; "both" does both.
     """
     if window < 1 or cache_chunks < 0 or batch < 1:
@@ -172,8 +173,8 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
     weights = _weights_bytes(dit, weight_dtype_bytes, fp8 and keep_fp8, layers_on_host=layers_on_host)
     text = int(text_encoder_params * text_encoder_bytes_per_param) if text_encoder_on_device else 0
     vae_cfg = VAEConfig()
-    vae = _vae_bytes(vae_cfg, vae_parameter_count(vae_cfg) if vae_params is None else vae_params,
-                     vae_bytes_per_param, width, height) if include_vae else 0
+    vae, vae_work = _vae_bytes(vae_cfg, vae_parameter_count(vae_cfg) if vae_params is None else vae_params,
+                               vae_bytes_per_param, width, height) if include_vae else (0, 0)
     span = cache_chunks + 1 if attention_span is None else attention_span
     per_chunk = kv_bytes_per_chunk(dit, width=width, height=height, dtype_bytes=kv_dtype_bytes)
     stages = []
@@ -181,11 +182,16 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
         cached = min(cache_chunks, max(0, span - in_window))
         kv_on_device = cached * per_chunk
         if kv_on_host:
-            kv_on_device = 2 * math.ceil(cached * per_chunk / dit.num_layers)
+            # The layer computing, the one the loop held before it (its name is rebound after the next is
+            # taken) and the one being copied.
+            kv_on_device = 3 * math.ceil(cached * per_chunk / dit.num_layers)
         stages.append((kv_on_device, _activation_bytes(dit, tpc, in_window, cached, activation_dtype_bytes, batch)))
     if kv_on_host:  # encoding a finished chunk alone (one chunk's tokens): its keys/values of every layer
         stages.append((per_chunk, _activation_bytes(dit, tpc, 0, 0, activation_dtype_bytes, batch)))
     kv, act = max(stages, key=sum)
+    # A chunk is decoded between steps, when no forward's activations are alive: the decode's working memory
+    # counts only where it exceeds them.
+    vae += max(0, vae_work - act)
     total = weights + text + vae + kv + act
     return MemoryEstimate(weights, text, vae, kv, act, total, width, height)
 
