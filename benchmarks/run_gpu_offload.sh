@@ -28,7 +28,7 @@ for name in $cases; do
     fp8_720_w1_none) args="--checkpoint $FP8 $W1 --dit-offload none" ;;
     fp8_720_w1_cap12_layers) args="--checkpoint $FP8 $W1 --cap-gib 12 --dit-offload layers" ;;
     fp8_720_w1_cap12_both) args="--checkpoint $FP8 $W1 --cap-gib 12 --dit-offload both" ;;
-    dit24_fp8_720) args="--checkpoint $D24 --size 720x720 --window 4 --steps 8 --chunks 3" ;;
+    dit24_fp8_720) args="--checkpoint $D24 --size 720x720 --window 4 --steps 8 --chunks 5" ;;
     dit24_bf16_720_t5cpu) args="--checkpoint $D24 --size 720x720 --window 4 --steps 8 --chunks 3 --dequantise --text-encoder cpu" ;;
     *) echo "unknown case $name"; continue ;;
   esac
