@@ -3,7 +3,8 @@
 # One call a group, most important case first; each case's JSON lands in $OUT (or ./out) as it is measured.
 #   bash benchmarks/run_gpu_offload.sh fp8          # 4.5B distill FP8, 720x720, window 1: 12 GiB cap
 #   bash benchmarks/run_gpu_offload.sh 24b          # 24B distill FP8 native, and as bf16 with T5 on the CPU
-# Optional after the group: case names to run instead of the group's list.
+# Optional after the group: case names to run instead of the group's list. EXTRA: arguments added to every
+# case (EXTRA="--cap-gib 79.1" holds an H200 to an H100 80GB's memory).
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
@@ -32,6 +33,7 @@ for name in $cases; do
     dit24_bf16_720_t5cpu) args="--checkpoint $D24 --size 720x720 --window 4 --steps 8 --chunks 3 --dequantise --text-encoder cpu" ;;
     *) echo "unknown case $name"; continue ;;
   esac
+  args="$args ${EXTRA:-}"
   start=$(date +%s)
   timeout 300 python3 benchmarks/gpu_memory.py $args --json "$OUT/$name.json" > /dev/null 2>> "$OUT/log.txt" \
     && echo "$name ok ($(( $(date +%s) - start )) s)" || echo "$name FAILED ($(( $(date +%s) - start )) s)"
