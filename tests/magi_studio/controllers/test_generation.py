@@ -65,7 +65,7 @@ class Recorder:
 def studio(qtbot, tmp_path, engine_worker, pausing_session_factory):
     """A session of one 4-chunk shot, a worker on the tiny model (pausable), the controller and a player
     filled by PlayerSync."""
-    made, engines = [], []
+    made, engines, syncs = [], [], []
 
     def make(pause_when=None, chunks: int = 4):
         engine = pausing_session_factory(pause_when)
@@ -78,7 +78,10 @@ def studio(qtbot, tmp_path, engine_worker, pausing_session_factory):
         session = make_session(tmp_path, chunks)
         player = PreviewPlayer()
         qtbot.addWidget(player)
-        sync = PlayerSync(player)  # the player's one writer: the document's layout and the run's frames
+        # The player's one writer (the document's layout and the run's frames), deleted with the player as in
+        # the window: a decode delivered after the test is dropped with it, never painted into a deleted store.
+        sync = PlayerSync(player, parent=player)
+        syncs.append(sync)
         sync.set_session(session)
         controller = GenerationController(session, engine_worker, player_sync=sync)
         controller.resultFrames.connect(sync.remember_frames)  # as the main window wires it
@@ -92,6 +95,8 @@ def studio(qtbot, tmp_path, engine_worker, pausing_session_factory):
         engine.resume()
     for controller in made:
         controller.stop(timeout_ms=5000)
+    for sync in syncs:  # no decode delivered after the test into its player, deleted with the test's widgets
+        sync.shutdown()
 
 
 def wait_run(qtbot, studio, count: int = 1, timeout: int = 20_000) -> None:
