@@ -267,10 +267,10 @@ class RunQueue:
             if item.shot_id in names:
                 held = position == 0 and self._phase is RunPhase.PAUSED
                 done = self._progress.finished_in.get(item.id, 0)
+                chunks = self._progress.estimates.get(item.id, 0)  # an estimate until it is planned
                 rows.append(QueueItem(item.id, item.shot_id, names[item.shot_id], item.from_index, False, item.label,
                                       item.stop_index, state=RequestState.PAUSED if held else RequestState.QUEUED,
-                                      chunk=done, chunks=self._progress.estimates.get(item.id, 0) if held else 0,
-                                      fraction=done / max(1, self._progress.estimates.get(item.id, 0))))
+                                      chunk=done, chunks=chunks, fraction=done / max(1, chunks)))
         return rows
 
     def _current_row(self, names: dict[str, str]) -> QueueItem:

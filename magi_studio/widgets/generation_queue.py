@@ -57,7 +57,9 @@ def detail_text(item: QueueItem) -> str:
         return item.failed
     if item.state is RequestState.CANCELLED:
         return f"{_what(item)} · Retry to generate them"
-    return _what(item)
+    if item.chunks and item.from_index is None and item.stop_index is None:
+        return f"{item.chunks} chunk{'s' * (item.chunks != 1)} to generate"
+    return f"{_what(item)} ({item.chunks} chunk{'s' * (item.chunks != 1)})" if item.chunks else _what(item)
 
 
 class QueueRow(QWidget):

@@ -681,7 +681,7 @@ def test_each_request_in_the_queue_has_its_own_state_and_progress(qtbot, studio)
     s.controller.generate_storyboard()
     running, waiting = s.controller.queue()
     assert (running.state, running.chunks, running.progress_text()) == (Request.RUNNING, 0, "planning")
-    assert (waiting.state, waiting.shot_name, waiting.chunks) == (Request.QUEUED, "B", 0)
+    assert (waiting.state, waiting.shot_name, waiting.chunks) == (Request.QUEUED, "B", 1)  # its estimate
     qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)  # Shot 1's chunk 1 is done, chunk 2 under way
     qtbot.waitUntil(lambda: s.controller.queue()[0].chunk == 2, timeout=5000)
     running = s.controller.queue()[0]

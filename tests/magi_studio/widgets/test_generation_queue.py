@@ -35,7 +35,7 @@ def test_the_running_row_moves_its_own_bar_and_eta_on_every_step(qtbot, studio):
     s.controller.generate_storyboard()
     row = view.row_widget(0)
     assert view.states() == ["running", "queued"] and row.detail.text() == "planning"
-    assert view.row_widget(1).detail.text() == "the chunks not done" and not view.row_widget(1).bar.isVisible()
+    assert view.row_widget(1).detail.text() == "1 chunk to generate" and not view.row_widget(1).bar.isVisible()
     qtbot.waitUntil(lambda: s.controller.phase is RunPhase.RUNNING, timeout=10_000)
     row = view.row_widget(0)  # from here on, moved by the progress reports, never rebuilt
     qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
