@@ -357,8 +357,13 @@ class GenerationQueueView(QWidget):
 
     def _cancel(self) -> None:
         item_id = self._selected_item()
-        if item_id is not None:
-            self.generation.cancel_request(item_id)
+        if item_id is not None and self.generation.cancel_request(item_id):
+            self._select(item_id)  # its row, now (or once it has stopped) a cancelled one: Retry is at hand
+
+    def _select(self, item_id: int) -> None:
+        rows = [row for row in range(self.list.count()) if self.list.item(row).data(Qt.ItemDataRole.UserRole) == item_id]
+        if rows:
+            self.list.setCurrentRow(rows[-1])
 
     def _retry(self) -> None:
         item_id = self._selected_item()
