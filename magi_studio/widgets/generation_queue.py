@@ -33,6 +33,8 @@ TEXT_ROLE = Qt.ItemDataRole.UserRole + 2
 TAKE_ROLE = Qt.ItemDataRole.UserRole + 3
 EMPTY_TEXT = ("Nothing to generate. Generate queues every shot that is not done; what you generate during a run "
               "joins it. It is listed here in order.")
+#: The same, in one line, when the Completed list below wants the room.
+EMPTY_SHORT_TEXT = "Nothing waiting to generate."
 STATE_LABELS = {RequestState.QUEUED: "Queued", RequestState.RUNNING: "Running", RequestState.PAUSED: "Paused",
                 RequestState.FAILED: "Failed", RequestState.CANCELLED: "Cancelled"}
 STATE_ICONS = {RequestState.RUNNING: "generate", RequestState.PAUSED: "pause", RequestState.FAILED: "warning",
@@ -194,7 +196,7 @@ class GenerationQueueView(QWidget):
         self.completed_header = QWidget()
         self.completed_header.setLayout(completed_bar)
         completed_bar.setContentsMargins(0, 4, 0, 0)
-        layout = QVBoxLayout(self)
+        self._layout = layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(4)
         layout.addLayout(buttons)
@@ -281,10 +283,13 @@ class GenerationQueueView(QWidget):
                 self.completed_list.setCurrentItem(row)
         self.completed_toggle.setText(f"Completed ({len(done)})")
         self.completed_header.setVisible(bool(done))
+        # An empty queue above a Completed list: one line, the list gets the room (a 768-px screen has little).
+        self.empty.setText(EMPTY_SHORT_TEXT if done else EMPTY_TEXT)
         self._sync_completed()
 
     def _sync_completed(self) -> None:
         shown = self.completed_toggle.isChecked()
+        self._layout.setStretchFactor(self.empty, 0 if shown and self.completed_list.count() else 2)
         self.completed_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
         self.completed_list.setVisible(shown and self.completed_list.count() > 0)
         self._sync_buttons()

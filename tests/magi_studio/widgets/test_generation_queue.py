@@ -46,6 +46,7 @@ def test_the_running_row_moves_its_own_bar_and_eta_on_every_step(qtbot, studio):
     s.engine.resume()
     wait_run(qtbot, s)
     assert view.items() == [] and view.empty.isVisible()
+    assert view.empty.text() == "Nothing waiting to generate."  # one line: the Completed list gets the room
     assert [text.split(" · ")[:3] for text in view.completed_items()] == [["B", "Take 1", "chunk 1"],
                                                                          ["Shot 1", "Take 1", "chunks 1–2"]]
 
