@@ -372,8 +372,8 @@ class GenerationQueueView(QWidget):
 
     def _retry(self) -> None:
         item_id = self._selected_item()
-        if item_id is not None:
-            self.generation.retry(item_id)
+        if item_id is not None and self.generation.retry(item_id):
+            self._select(item_id)  # its row in the queue again
 
     def _remove(self) -> None:
         item_id = self._selected_item()
