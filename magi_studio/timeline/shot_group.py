@@ -329,8 +329,10 @@ class ShotGroup(QFrame):
     def showEvent(self, event) -> None:
         if not self._header_strut:  # styled by now: a compact header keeps the full one's height (cards level)
             self._header_strut = True
-            self.start_box.ensurePolished()
-            self.header.addStrut(self.start_box.sizeHint().height())
+            fields = (self.name_edit, self.prompt_edit, self.negative_edit, self.start_box, self.take_chip, self.more)
+            for field in fields:
+                field.ensurePolished()
+            self.header.addStrut(max(field.sizeHint().height() for field in fields))
         super().showEvent(event)
 
     def mousePressEvent(self, event) -> None:
