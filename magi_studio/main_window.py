@@ -342,7 +342,8 @@ class MainWindow(QMainWindow):
     def generate_storyboard(self) -> None:
         """Generate: every chunk of the storyboard that is not done yet, shot after shot."""
         if self.generation is not None:
-            self.generation.generate_storyboard()
+            with self.timeline.held_redraws():  # each card drawn once, queued (timeline.held_redraws)
+                self.generation.generate_storyboard()
 
     def set_draft_mode(self, on: bool) -> None:
         """Draft Mode (the toolbar's Draft, Ctrl+Shift+D): the project's setting, one undoable step, saved with it."""
@@ -363,10 +364,11 @@ class MainWindow(QMainWindow):
         spans: dict[str, list[int]] = {}  # shot id -> its chunks in the range, in playing order
         for ref in storyboard_chunks(self.session.project)[first:last + 1]:
             spans.setdefault(ref.shot_id, []).append(ref.index)
-        for shot_id, indices in spans.items():
-            stop = indices[-1] + 1
-            self.generation.generate_from(shot_id, indices[0],
-                                          stop if stop < len(self.session.project.shot(shot_id).chunks) else None)
+        with self.timeline.held_redraws():
+            for shot_id, indices in spans.items():
+                stop = indices[-1] + 1
+                self.generation.generate_from(shot_id, indices[0],
+                                              stop if stop < len(self.session.project.shot(shot_id).chunks) else None)
 
     # The timeline names chunks by id; the controller counts them by their index in the shot.
     def _regenerate_from(self, shot_id: str, chunk_id: str) -> None:

@@ -205,7 +205,8 @@ class TimelineEditing:
         selected = self._selected()
         if selected is None or not self.has_listeners(self.regenerateRequested):
             return False
-        self.regenerateRequested.emit(*selected)
+        with self.held_redraws():  # the controller's changes to the document and the cards' states
+            self.regenerateRequested.emit(*selected)
         return True
 
     def request_generate_from(self) -> bool:
@@ -213,12 +214,14 @@ class TimelineEditing:
         selected = self._selected()
         if selected is None or not self.has_listeners(self.generateFromRequested):
             return False
-        self.generateFromRequested.emit(*selected)
+        with self.held_redraws():
+            self.generateFromRequested.emit(*selected)
         return True
 
     def request_generate_shot(self, shot_id: str | None = None) -> bool:
         shot_id = shot_id or (self.session.selected_shot_id if self.session else "")
         if not shot_id or not self.has_listeners(self.generateShotRequested):
             return False
-        self.generateShotRequested.emit(shot_id)
+        with self.held_redraws():
+            self.generateShotRequested.emit(shot_id)
         return True

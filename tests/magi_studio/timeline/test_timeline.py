@@ -12,8 +12,9 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from magi_engine.errors import InputError
-from magi_studio.document.commands import SetPrompt
+from magi_studio.document.commands import SetPrompt, SetSeed
 from magi_studio.timeline import menus
+from magi_studio.timeline.card import ChunkCard
 from magi_studio.timeline.strip import chunk_mime
 from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
 from tests.magi_studio.document.fakes import fake_generate, write_image
@@ -269,6 +270,32 @@ def test_regenerate_and_generate_requests_are_signals_for_the_controller(qtbot, 
     menu_action(menu, "Generate Shot 1").trigger()
     assert asked == [(editor.shot.id, ids[1]), (editor.shot.id,)]
     assert timeline.availability()["regenerate"]
+
+
+def test_a_regenerate_request_redraws_each_card_once_and_never_shows_it_stale(qtbot, editor, monkeypatch):
+    timeline, ids, shot_id = editor.timeline, editor.chunk_ids(), editor.shot.id
+
+    def regenerate_from(shot_id, chunk_id):  # what the generation controller does: a new seed, then its chunks queued
+        editor.session.push(SetSeed(shot_id, chunk_id, editor.shot.chunk(chunk_id).seed + 1))
+        for queued in ids[ids.index(chunk_id):]:
+            timeline.set_job_state(queued, "queued")
+
+    timeline.regenerateRequested.connect(regenerate_from)
+    drawn, show_model = [], ChunkCard.show_model
+    monkeypatch.setattr(ChunkCard, "show_model", lambda card, model: (drawn.append((card.chunk_id, model.state)),
+                                                                       show_model(card, model)))
+    shown = []  # every Regenerate button shown meanwhile, even for a moment
+    for card in timeline.cards():
+        monkeypatch.setattr(card.regenerate, "setVisible",
+                            lambda visible, card=card, set_visible=card.regenerate.setVisible:
+                            (visible and shown.append(card.chunk_id), set_visible(visible)))
+    seed = editor.shot.chunks[1].seed
+    editor.session.select(shot_id, ids[1])
+    assert timeline.request_regenerate() and editor.shot.chunks[1].seed == seed + 1
+    assert sorted(drawn) == sorted([(ids[1], "queued"), (ids[2], "queued")])  # once each, straight from done to queued
+    assert not shown and [c.badge.text() for c in timeline.cards()] == ["Done", "Queued", "Queued"]
+    timeline.set_job_state(ids[2], None)  # outside a request: at once, and now stale (its seed is new)
+    assert timeline.card(ids[2]).badge.text() == "Stale" and shown == [ids[2]]
 
 
 def test_player_and_selection_follow_each_other(qtbot, editor):
