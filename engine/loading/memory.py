@@ -103,7 +103,7 @@ def _quantised_linear_params(dit: DiTConfig) -> int:
 
 
 def _activation_bytes(dit: DiTConfig, tokens_per_chunk: int, window: int, cache_chunks: int,
-                      act: int, batch: int) -> int:
+                      act: int, batch: int, fp8_gemms: bool = False) -> int:
     """Peak of one no-grad forward over the window plus the re-encoded clean chunk (window 0: a clean
     chunk encoded alone).
 
@@ -115,7 +115,11 @@ def _activation_bytes(dit: DiTConfig, tokens_per_chunk: int, window: int, cache_
       outputs (2Q); plus, per forward, K/V of the whole attended span (cache + window, 2KV per token)
       and the GQA expansion of one chunk's K/V span to all query heads (2Q per token of that span),
       which an SDPA without native GQA materialises. Flash / memory-efficient SDPA keep no score matrix.
-    * MLP: fc1 output (F, or 2F for SwiGLU), its activation (F) and, for SwiGLU, silu's temporary (F).
+    * MLP: fc1 output (F, or 2F for SwiGLU), its activation (F) and, for SwiGLU, silu's temporary (F); with
+      native FP8 GEMMs and SwiGLU, quantising fc2's input adds two float32 copies of it (8·F bytes, less the
+      act·F counted) while fc1's output is still held by its gate/value views: the 24B FP8 at 720×720 peaked
+      5.4 GiB above the estimate without this term (60,750 tokens; 6·F bytes a token is 5.6 GiB). The 4.5B's
+      GELU MLP frees fc1's output first, and its FP8 rows stay under the estimate without it.
     Checked on an H100: a plain one-layer bf16 forward (per-chunk SDPA, with and without GQA expansion)
     at 4.5B and 24B shapes, 480p to 720p, window 4, 4 cached chunks, peaked 9-15 % below this figure.
     """
@@ -127,6 +131,8 @@ def _activation_bytes(dit: DiTConfig, tokens_per_chunk: int, window: int, cache_
     attention += span_tokens * 2 * kv * act + (cache_chunks + 1) * tokens_per_chunk * batch * 2 * q * act
     mlp_inner = f * (2 if dit.gated_mlp else 1) + f + (f if dit.gated_mlp else 0)
     mlp = tokens * (common + act * mlp_inner)
+    if fp8_gemms and dit.gated_mlp:  # fc2's input rounded to e4m3 through float32 while fc1's output lives on
+        mlp += tokens * f * (8 - act)
     # Input latent, embedding and output velocity in float32 (small next to a layer, counted anyway).
     io = tokens * 4 * (2 * dit.in_channels * dit.patch_size**2 + d)
     return max(attention, mlp) + io
@@ -185,9 +191,10 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
             # The layer computing, the one the loop held before it (its name is rebound after the next is
             # taken) and the one being copied.
             kv_on_device = 3 * math.ceil(cached * per_chunk / dit.num_layers)
-        stages.append((kv_on_device, _activation_bytes(dit, tpc, in_window, cached, activation_dtype_bytes, batch)))
+        stages.append((kv_on_device, _activation_bytes(dit, tpc, in_window, cached, activation_dtype_bytes, batch,
+                                                       fp8 and keep_fp8)))
     if kv_on_host:  # encoding a finished chunk alone (one chunk's tokens): its keys/values of every layer
-        stages.append((per_chunk, _activation_bytes(dit, tpc, 0, 0, activation_dtype_bytes, batch)))
+        stages.append((per_chunk, _activation_bytes(dit, tpc, 0, 0, activation_dtype_bytes, batch, fp8 and keep_fp8)))
     kv, act = max(stages, key=sum)
     # A chunk is decoded between steps, when no forward's activations are alive: the decode's working memory
     # counts only where it exceeds them.
