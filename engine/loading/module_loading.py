@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 #: How many names of each kind of mismatch an error message lists before summarising the rest.
 MAX_LISTED = 10
+CPU_ALIGNMENT = 64  # bytes: torch's CPU allocator aligns to this, and AVX-512 loads want it
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,11 @@ def load_into_module(module: torch.nn.Module, tensors: TensorSource, *, device: 
                 target = dtype_for(key) if dtype_for is not None else (
                     old.dtype if old.is_floating_point() else value.dtype)
             new = value.to(device=device, dtype=target)
+            if new.device.type == "cpu" and new.data_ptr() % CPU_ALIGNMENT:
+                # A tensor read from a file can sit at any byte of its buffer; CPU kernels (MKL on AVX2)
+                # then take other code paths and round differently than for the same weights built in
+                # memory. A copy lands on the allocator's alignment.
+                new = new.clone()
             del value  # the source copy (often a CPU read) goes before the next tensor is read
             replaced[id(old)] = new
         if isinstance(old, torch.nn.Parameter):

@@ -172,3 +172,24 @@ def test_non_persistent_meta_buffer_is_reported() -> None:
         module = WithCache()
     with pytest.raises(RuntimeError, match="table"):
         load_into_module(module, {"lin.weight": torch.zeros(2, 2), "lin.bias": torch.zeros(2)}, device="cpu")
+
+
+def test_cpu_tensors_read_at_odd_offsets_are_loaded_aligned() -> None:
+    """A tensor read at an odd byte of its file's buffer is copied to an aligned one: MKL on AVX2 rounds
+    differently for misaligned weights, and a checkpoint's model must compute exactly as the same weights
+    built in memory (tests/engine/test_magi_checkpoint.py's sharded load did not on an AMD EPYC host)."""
+    tensors = _tensors()
+    buffer = torch.zeros(sum(v.numel() for v in tensors.values()) + 1)
+    unaligned, at = {}, 1  # one float in: every view starts 4 bytes past a 64-byte boundary or worse
+    for key, value in tensors.items():
+        if value.is_floating_point():
+            view = buffer[at:at + value.numel()].view(value.shape)
+            view.copy_(value)
+            unaligned[key], at = view, at + value.numel()
+        else:
+            unaligned[key] = value
+    assert any(v.data_ptr() % 64 for v in unaligned.values())
+    module = load_into_module(_meta_tiny(), unaligned, device="cpu")
+    for key, value in module.state_dict().items():
+        assert value.data_ptr() % 64 == 0, key
+        assert torch.equal(value, tensors[key])
