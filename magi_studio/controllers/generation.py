@@ -45,6 +45,7 @@ from magi_studio.controllers.run_state import (ChunkJobState, ChunkJobStates, Co
                                                QueuedShot, QueueItem, RequestState, RunningJob, RunPhase,
                                                RunProgress)
 from magi_studio.document.errors import ProjectError
+from magi_studio.document.model import first_pending_chunk
 from magi_studio.document.planning import GenerationPlan, ResultCommitter, sampling_for
 from magi_studio.document.run_marker import clear_run_marker, write_run_marker
 from magi_studio.document.take_commands import KeepResult
@@ -582,8 +583,8 @@ class GenerationController(QObject, RunQueue):
             self._run_failed.add(item.id)
 
     def _complete(self, item: QueuedShot, project) -> None:
-        """`item` is done: it joins the Completed list with what it made; rows of its shot that failed or were
-        cancelled before are superseded by it (a plain request that fills the shot), so they go."""
+        """`item` is done: it joins the Completed list with what it made. Once every chunk of its shot is done, the
+        shot's plain requests that failed or were cancelled before have nothing left to do: their rows go."""
         made = self._item_made.pop(item.id, [])
         seconds = self._item_seconds.pop(item.id, 0.0)
         shot = next((s for s in project.shots if s.id == item.shot_id), None)
@@ -594,8 +595,11 @@ class GenerationController(QObject, RunQueue):
             return
         self._completed.append(CompletedRequest(item.id, shot.id, shot.name, take.id, take.name, positions[0],
                                                 positions[-1], len(made), seconds, item.label))
-        if item.seeds is None and item.stop_index is None:
+        if first_pending_chunk(project, shot.id) is None:  # every chunk of the shot is done now
+            before = len(self._ended)
             self._ended = [(i, r) for i, r in self._ended if i.shot_id != shot.id or i.seeds is not None]
+            if len(self._ended) != before:
+                self.queueChanged.emit()
         self.completedChanged.emit()
 
     # Helpers ----------------------------------------------------------------------------------

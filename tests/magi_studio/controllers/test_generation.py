@@ -835,3 +835,18 @@ def test_draft_mode_generates_drafts_and_render_at_final_quality_queues_a_final_
     assert s.recorder.ends == ["finished", "finished"] and not s.recorder.errors
     with pytest.raises(ProjectError, match="not a draft"):
         s.controller.render_final_quality(s.shot.id, final.id)
+
+
+def test_a_cancelled_row_goes_once_its_shot_is_generated_to_the_end_another_way(qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0, chunks=1)
+    s.session.push(AddShot(new_shot(s.session.project, name="B", prompt=PROMPTS[2], seed=7)))
+    b = s.session.project.shots[1]
+    s.controller.generate_storyboard()
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    s.controller.cancel_request(s.controller.queue()[1].id)  # B
+    s.engine.resume()
+    wait_run(qtbot, s)
+    assert [(i.shot_name, i.state) for i in s.controller.ended_requests()] == [("B", Request.CANCELLED)]
+    s.controller.generate_shot(b.id)  # Generate Shot instead of Retry: once B is done, its row has nothing to do
+    wait_run(qtbot, s, 2)
+    assert s.controller.ended_requests() == [] and [r.shot_name for r in s.controller.completed()] == ["Shot 1", "B"]
