@@ -42,7 +42,10 @@ class StoryboardOverview(QWidget):
         #: The chunk outlined as selected (the timeline sets it).
         self.selected_chunk_id = ""
         self._layer: QPixmap | None = None  # the cards drawn (see _draw_cards) and the sizes they were drawn at
-        self._layer_key: tuple = ()
+        self._layer_key: tuple = ()  # () once what the cards show changed
+        #: A zoom in motion (the timeline sets it until the zoom settles): the cards drawn before it are painted, not
+        #: quite to the new scale for that moment, instead of drawing 120 cells again on each wheel step.
+        self.hold_layer = False
         self._scaled: dict[tuple[int, int, int], QPixmap] = {}  # (pixmap key, w, h) → the cell's picture
         bar = scroll.horizontalScrollBar()
         bar.valueChanged.connect(self.update)
@@ -78,8 +81,13 @@ class StoryboardOverview(QWidget):
     # Painting ---------------------------------------------------------------------------------
     def invalidate(self) -> None:
         """What the cards show changed (states, thumbnails, selection, shots): draw them again."""
-        self._layer = None
+        self._layer_key = ()
         self.update()
+
+    def set_hold_layer(self, hold: bool) -> None:
+        if hold != self.hold_layer:
+            self.hold_layer = hold
+            self.update()
 
     def paintEvent(self, event) -> None:
         strip = self.strip
@@ -89,7 +97,8 @@ class StoryboardOverview(QWidget):
             painter.end()
             return
         key = (self.width(), strip.width())  # a zoom or a resize changes the scale
-        if self._layer is None or self._layer_key != key:
+        if self._layer_key != key and not (self.hold_layer and self._layer is not None
+                                           and self._layer.deviceIndependentSize().width() == self.width()):
             self._layer, self._layer_key = self._draw_cards(), key
         painter.drawPixmap(0, 0, self._layer)  # scrolling redraws only the frame and the playhead
         scale = self._scale()

@@ -97,6 +97,7 @@ class TimelineView(QWidget, TimelineEditing):
         self._zoom_settle.setInterval(ZOOM_SETTLE_MS)
         self._zoom_settle.timeout.connect(lambda: self.zoomSettled.emit(self.zoom_level))
         self._zoom_settle.timeout.connect(lambda: self._columns_pending and self._column_trickle.start())
+        self._zoom_settle.timeout.connect(lambda: self.overview.set_hold_layer(False))
         # The settled zoom's cards out of view, two per event-loop turn: a few milliseconds each time, never a stall.
         self._column_trickle = QTimer(self)
         self._column_trickle.setInterval(0)
@@ -280,7 +281,7 @@ class TimelineView(QWidget, TimelineEditing):
             bar.setValue(round(rect.left() + fraction * rect.width() - screen_x))
         self._columns_pending = list(cards)
         self._show_columns_in_view()
-        self.overview.invalidate()
+        self.overview.set_hold_layer(True)  # its cells drawn at the new scale once the zoom settles
         self.zoomChanged.emit(level)
         self._zoom_settle.start()
         return True

@@ -275,3 +275,29 @@ def test_an_edit_redraws_the_cards_of_its_shot_and_of_the_shots_it_moves_or_make
     session.push(SetPrompt(shots[0].id, shots[0].chunks[0].id, "another prompt"))
     assert set(derived) == {shots[0].id, shots[1].id}
     assert [timeline.card(c.id).model.state for c in shots[1].chunks] == ["stale"] * CHUNKS
+
+
+def test_a_zoom_in_motion_draws_the_overview_cells_once_it_settles(qtbot, long_timeline, monkeypatch):
+    timeline, overview = long_timeline, long_timeline.overview
+    drawn, draw_cards = [], type(overview)._draw_cards
+    monkeypatch.setattr(type(overview), "_draw_cards",
+                        lambda self: (drawn.append(timeline.strip.width()), draw_cards(self))[1])
+    overview.repaint()
+    drawn.clear()
+    widths = [timeline.strip.width()]
+    for _ in range(2):  # a Ctrl+wheel passing two levels: each step repaints the overview, no cell drawn again
+        ctrl_wheel(timeline, 400, -120)
+        overview.repaint()
+        widths.append(timeline.strip.width())
+    assert drawn == [] and len(set(widths)) == 3
+    with qtbot.waitSignal(timeline.zoomSettled):
+        pass
+    qtbot.waitUntil(lambda: drawn == [widths[-1]])  # settled: the cells at the new scale
+    cells = [overview.cell_rect(card) for card in timeline.cards()]
+    assert cells[-1].right() <= overview.width() and all(a.right() <= b.left() + 1 for a, b in zip(cells, cells[1:]))
+    image = overview.grab().toImage()
+    empty = QColor(STATE_COLORS[EMPTY])
+    assert image.pixelColor(cells[-1].center().toPoint()) == empty  # the last shot is not generated
+    timeline.session.select(timeline.session.project.shots[0].id, timeline.cards()[3].chunk_id)
+    overview.repaint()
+    assert drawn == [widths[-1], widths[-1]]  # what the cells show changed, no zoom in motion: drawn again at once
