@@ -106,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: per device)")
     _add_runtime_args(gen)
     gen.add_argument("--draft", action="store_true",
-                     help="a quick draft: 8 steps (16 for base models) at half the width and height, same "
-                          "prompts and seeds; run again without --draft for the final quality")
+                     help="a quick draft: 8 steps (16 for base models) at half the width and height (a picture "
+                          "of at most 128x128 keeps its size and halves its steps), same prompts and seeds; run "
+                          "again without --draft for the final quality")
     gen.add_argument("-o", "--output", type=Path, required=True, help="mp4 file to write")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_engine_args(gen)

@@ -378,11 +378,15 @@ def storyboard_states(project: Project) -> dict[str, list[ChunkState]]:
         prefix = previous_path if continued else []
         upstream_done = previous_done if continued else True
         path = active_path(shot)
-        specs = resolve_specs(shot, shot.active_take_id)
+        specs: list[TakeSpec | None] | None = None  # only asked for where a result's size is not the project's
         shot_states = []
         for index, (chunk, result_id) in enumerate(zip(shot.chunks, path)):
             result = project.results.get(result_id) if result_id else None
-            draft = specs[index] is not None and specs[index].draft
+            draft = False
+            if result is not None and (result.width, result.height) != (project.settings.width,
+                                                                         project.settings.height):
+                specs = specs if specs is not None else resolve_specs(shot, shot.active_take_id)
+                draft = specs[index] is not None and specs[index].draft
             if result is None:
                 state = ChunkState.EMPTY
             elif upstream_done and _result_matches(project, shot, index, chunk, result, prefix, path, draft):

@@ -28,8 +28,8 @@ Variations (`plan_variations`): N plans of the same chunks with seeds that diffe
 take, a sibling of the others under the active take, none made active (the user previews and picks).
 
 Drafts (`draft=True`, the project's Draft mode): the same request made quicker by the engine's one
-definition of a draft (magi_engine.draft.draft_request: fewer steps, half the size when no earlier chunk
-fixes it); each chunk's TakeSpec says `draft`. Chunks made after drafts are drafts too, at their size.
+definition of a draft (magi_engine.draft.draft_request: fewer steps, and half the size unless the picture
+is small or earlier chunks fix it); each chunk's TakeSpec says `draft`. Chunks made after drafts are drafts too, at their size.
 `plan_final_quality` makes a draft take's chunks again at the project's settings from the specs the take
 recorded, as a new take; the draft take stays.
 """
@@ -130,10 +130,11 @@ def plan_generation(project: Project, store, shot_id: str, from_index: int = 0, 
     the active one) and `activate=False` leaves the active take as it is. `on_take` plans on that take
     instead of the active one, and fills it where it has no chunks yet (a variation that was paused goes on).
 
-    `draft` makes a draft (magi_engine.draft: fewer steps, and half the size unless earlier chunks fix it);
-    a run that continues draft chunks is a draft too, at their size, so that no final chunk is conditioned on
-    a draft. `from_specs` (one per chunk generated) replaces what the cards say — prompts, seeds, the shot's
-    prompt, negative prompt and reference image — with what a take was made from (Render at Final Quality).
+    `draft` makes a draft (magi_engine.draft: fewer steps, and half the size unless the picture is small or
+    earlier chunks fix it); a run that continues draft chunks is a draft too, at their size, so that no final
+    chunk is conditioned on a draft. `from_specs` (one per chunk generated) replaces what the cards say —
+    prompts, seeds, the shot's prompt, negative prompt and reference image — with what a take was made from
+    (Render at Final Quality).
     """
     shot = project.shot(shot_id)
     if not shot.chunks:

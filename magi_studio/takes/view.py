@@ -87,12 +87,21 @@ def details_text(project, shot: Shot, take: Take) -> str:
 
 
 def draft_made_text(project, take: Take) -> str:
-    """" (8 steps, 64×64)": how a draft take's first result was made ("" when its results are not listed)."""
-    result = next((project.results[r] for r in take.results.values() if r in project.results), None)
+    """" (4 steps, 64×64)": how a draft take's first draft result was made ("" when it is not listed)."""
+    result = next((project.results[r] for c, r in take.results.items()
+                   if r in project.results and c in take.specs and take.specs[c].draft), None)
     if result is None:
         return ""
     steps = (result.sampling or {}).get("num_steps")
     return f" ({f'{steps} steps, ' if steps else ''}{result.width}×{result.height})"
+
+
+def chunks_text(take: Take) -> str:
+    """The tree's Chunks column: "3", "3 · Draft" (all drafts), "3 · 1 draft" (a take filled on in Draft mode)."""
+    made, drafts = len(take.results), sum(1 for c in take.results if c in take.specs and take.specs[c].draft)
+    if not drafts:
+        return str(made)
+    return f"{made} · {DRAFT_BADGE}" if drafts >= made else f"{made} · {drafts} {DRAFT_BADGE.lower()}"
 
 
 def from_text(shot: Shot, take: Take) -> str:
@@ -327,8 +336,7 @@ class TakesView(QWidget):
                     pending.remove(take)
                     parent = items.get(take.parent_id)
                     draft = is_draft_take(take)
-                    item = QTreeWidgetItem([take.name, from_text(shot, take),
-                                            f"{len(take.results)} · {DRAFT_BADGE}" if draft else str(len(take.results)),
+                    item = QTreeWidgetItem([take.name, from_text(shot, take), chunks_text(take),
                                             created_text(shot, take, project)])
                     item.setToolTip(1, "Made from the shot's first chunk" if take.first_chunk_id is None else
                                     f"Regenerated from {from_text(shot, take).lower()} on; the chunks before come "

@@ -11,9 +11,20 @@ from magi_engine.requests import ChunkSpec, GenerationRequest
 
 
 @pytest.mark.parametrize("size, expected", [((720, 720), (352, 352)), ((832, 480), (416, 240)),
-                                            ((1280, 720), (640, 352)), ((96, 64), (64, 64))])
+                                            ((1280, 720), (640, 352)), ((256, 96), (128, 64)), ((160, 112), (80, 64))])
 def test_draft_size_halves_each_side_to_a_multiple_of_16(size, expected):
     assert draft_size(*size) == expected
+
+
+def test_a_small_picture_keeps_its_size_and_halves_its_steps_instead():
+    assert draft_size(128, 128) == (128, 128) and draft_size(96, 64) == (96, 64)  # studio-mini's size, and less
+    mini = SamplingConfig(num_steps=8, window=4)  # studio-mini: a base model that already runs 8 steps
+    request = GenerationRequest(chunks=(ChunkSpec("a red ball", 1),), width=128, height=128)
+    draft = draft_request(request, mini, distilled=False)
+    assert (draft.width, draft.height, draft.sampling.num_steps, draft.sampling.window) == (128, 128, 4, 4)
+    assert draft_sampling(SamplingConfig(num_steps=4, window=4), distilled=False, same_size=True).num_steps == 4
+    assert draft_sampling(SamplingConfig(num_steps=12, window=4), distilled=True, same_size=True).num_steps == 8
+    assert draft_sampling(SamplingConfig(num_steps=8, window=4), distilled=True, same_size=True).num_steps == 4
 
 
 def test_draft_sampling_takes_8_steps_distilled_16_base_and_a_window_that_divides_them():

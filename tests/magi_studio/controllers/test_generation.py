@@ -810,20 +810,20 @@ def test_draft_mode_generates_drafts_and_render_at_final_quality_queues_a_final_
     from magi_studio.document.model import is_draft_take, resolve_specs
 
     s = studio(chunks=2)
-    s.session.push(SetProjectSettings(width=128, height=128))
+    s.session.push(SetProjectSettings(width=256, height=256))
     s.session.push(SetProjectSettings(draft=True))  # what the Draft toggle pushes
     s.controller.generate_shot(s.shot.id)
-    wait_run(qtbot, s)
-    assert [(r.width, r.height) for r in s.requests] == [(64, 64)]  # the engine's draft of 128x128
+    wait_run(qtbot, s, timeout=60_000)  # 256x256 chunks on a loaded machine
+    assert [(r.width, r.height) for r in s.requests] == [(128, 128)]  # the engine's draft of 256x256
     draft = s.shot.take(s.shot.active_take_id)
     assert is_draft_take(draft) and chunk_states(s.session.project, s.shot.id) == [ChunkState.DONE] * 2
-    assert [s.frames.state(i) for i in range(2)] == [PlayerState.FRAMES] * 2  # 64x64 frames in a 128x128 player
-    assert s.frames.frame_image(0).image.size().width() == 64  # painted scaled into the player's picture
+    assert [s.frames.state(i) for i in range(2)] == [PlayerState.FRAMES] * 2  # 128x128 frames, a 256x256 project
+    assert s.frames.frame_image(0).image.size().width() == 128  # painted scaled into the player's picture
     kept = (dict(draft.results), dict(draft.specs))
     s.controller.render_final_quality(s.shot.id, draft.id)  # queued like any request, with Draft mode still on
-    wait_run(qtbot, s, 2)
+    wait_run(qtbot, s, 2, timeout=60_000)
     final_request = s.requests[-1]
-    assert (final_request.width, final_request.height) == (128, 128)
+    assert (final_request.width, final_request.height) == (256, 256)
     assert [(c.prompt, c.seed) for c in final_request.chunks] == [(c.prompt, c.seed) for c in s.requests[0].chunks]
     final = s.shot.take(s.shot.active_take_id)
     assert final.id != draft.id and final.parent_id == draft.id and not is_draft_take(final)
@@ -831,7 +831,7 @@ def test_draft_mode_generates_drafts_and_render_at_final_quality_queues_a_final_
     assert [(x.prompt, x.seed) for x in resolve_specs(s.shot, final.id)] == \
         [(x.prompt, x.seed) for x in resolve_specs(s.shot, draft.id)]
     assert {(s.session.project.results[r].width, s.session.project.results[r].height)
-            for r in final.results.values()} == {(128, 128)}
+            for r in final.results.values()} == {(256, 256)}
     assert s.recorder.ends == ["finished", "finished"] and not s.recorder.errors
     with pytest.raises(ProjectError, match="not a draft"):
         s.controller.render_final_quality(s.shot.id, final.id)

@@ -235,7 +235,7 @@ def test_a_draft_take_is_marked_and_its_menu_renders_it_at_final_quality(studio)
     assert draft.name == "Take 3"
     item = studio.takes.item(draft.id)
     assert item.text(2) == "3 · Draft" and "Render at Final Quality" in item.toolTip(2)
-    assert studio.takes.details.text().startswith("Take 3 is a draft (8 steps, 64×64)")
+    assert studio.takes.details.text().startswith("Take 3 is a draft (4 steps, 64×64)")  # a small picture: fewer steps
     cards = studio.timeline.cards()[:4]
     assert [card.draft_badge.isVisible() for card in cards] == [False, True, True, True]
     menu = studio.takes.context_menu(draft.id)
@@ -249,3 +249,13 @@ def test_a_draft_take_is_marked_and_its_menu_renders_it_at_final_quality(studio)
     assert not next(a for a in menu.actions() if a.text() == "Render at Final Quality").isEnabled()
     assert studio.takes.final_quality_take() is None and not studio.takes.render_final_quality()
     menu.deleteLater()
+
+
+def test_the_chunks_column_counts_the_drafts_of_a_take_filled_on_in_draft_mode():
+    from magi_studio.document.model import Take, TakeSpec
+    from magi_studio.takes.view import chunks_text
+
+    specs = {"a": TakeSpec("falls", 1), "b": TakeSpec("rolls", 2, draft=True)}
+    assert chunks_text(Take("t", "Take 2", results={"a": "r1", "b": "r2"}, specs=specs)) == "2 · 1 draft"
+    assert chunks_text(Take("t", "Take 2", results={"b": "r2"}, specs=specs)) == "1 · Draft"
+    assert chunks_text(Take("t", "Take 2", results={"a": "r1"}, specs=specs)) == "1"
