@@ -11,7 +11,7 @@ and the keyboard works like a slider's (arrows by frame, Page Up/Down by chunk, 
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from magi_engine.config import CHUNK_FRAMES
@@ -48,8 +48,13 @@ class ScrubBar(QWidget):
         self._marks: tuple[int | None, int | None] = (None, None)
         self._shots: tuple[ShotSpan, ...] = ()
         self.fps = 24.0
-        store.chunkChanged.connect(self.update)
-        store.layoutChanged.connect(self.update)
+        # The cells drawn once (a storyboard of 120 chunks is 120 rounded cells and their numbers): a paint for the
+        # playhead or the marks copies them, and a chunk that changed (a live preview's step) has its cell drawn
+        # again alone. None: draw them all; else the chunks to draw again.
+        self._cells: QPixmap | None = None
+        self._dirty: set[int] | None = None
+        store.chunkChanged.connect(self._chunk_changed)
+        store.layoutChanged.connect(self._redraw_cells)
 
     def sizeHint(self) -> QSize:
         return QSize(480, 34)
@@ -69,7 +74,20 @@ class ScrubBar(QWidget):
 
     def set_shots(self, shots) -> None:
         self._shots = tuple(shots)
+        self._redraw_cells()
+
+    def _redraw_cells(self) -> None:
+        self._dirty = None
         self.update()
+
+    def _chunk_changed(self, chunk: int) -> None:
+        if self._dirty is not None:
+            self._dirty.add(chunk)
+        self.update()
+
+    def resizeEvent(self, event) -> None:
+        self._dirty = None
+        super().resizeEvent(event)
 
     def shot_boundaries(self) -> list[int]:
         """The chunk positions where a shot other than the first begins (a line is drawn there)."""
@@ -125,10 +143,42 @@ class ScrubBar(QWidget):
             painter.drawRoundedRect(track, 4, 4)
             painter.end()
             return
+        self._draw_cells(track, chunks)
+        painter.drawPixmap(0, 0, self._cells)
+        self._paint_boundaries(painter, track, chunks)
+        self._paint_marks(painter, track)
+        self._paint_playhead(painter, track)
+        if self.hasFocus():
+            painter.setPen(QPen(QColor(palette.ACCENT).darker(130), 1))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4)
+        painter.end()
+
+    def _draw_cells(self, track: QRectF, chunks: int) -> None:
+        """Bring the cells' layer up to date: every cell, or only those of the chunks that changed."""
+        ratio = self.devicePixelRatioF()
+        if self._cells is None or self._cells.deviceIndependentSize().toSize() != self.size() \
+                or self._cells.devicePixelRatio() != ratio:
+            self._cells, self._dirty = QPixmap(self.size() * ratio), None
+            self._cells.setDevicePixelRatio(ratio)
+        dirty, self._dirty = self._dirty, set()
         cell_width = track.width() / chunks
         gap = 2.0 if cell_width > 10 else 0.0
-        for chunk in range(chunks):
-            cell = QRectF(track.left() + chunk * cell_width, track.top(), cell_width - gap, track.height())
+        painter = QPainter(self._cells)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setFont(self.font())
+        if dirty is None:
+            self._cells.fill(Qt.GlobalColor.transparent)
+            dirty = range(chunks)
+        for chunk in sorted(dirty):
+            if chunk >= chunks:
+                continue
+            # Each cell in its own whole pixels, so that one drawn again leaves its neighbours' edges as they were.
+            left, right = track.left() + round(chunk * cell_width), track.left() + round((chunk + 1) * cell_width)
+            painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+            painter.fillRect(QRectF(left, 0, right - left, self.height()), Qt.GlobalColor.transparent)
+            painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
+            cell = QRectF(left, track.top(), max(1.0, right - left - gap), track.height())
             state = self._store.state(chunk)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(_CELL_COLOURS[state]))
@@ -142,17 +192,15 @@ class ScrubBar(QWidget):
                 number = chunk - found[1].first_chunk + 1 if found else chunk + 1
                 painter.setPen(QColor(palette.TEXT_DIM if state != SlotState.EMPTY else palette.TEXT_FAINT))
                 painter.drawText(cell, Qt.AlignmentFlag.AlignCenter, str(number))
+        painter.end()
+
+    def _paint_boundaries(self, painter: QPainter, track: QRectF, chunks: int) -> None:
+        cell_width = track.width() / chunks
+        gap = 2.0 if cell_width > 10 else 0.0
         for chunk in self.shot_boundaries():  # a shot starts here: an amber line (white is the playhead)
-            x = track.left() + chunk * cell_width - gap / 2
+            x = track.left() + round(chunk * cell_width) - gap / 2
             painter.setPen(QPen(QColor(palette.WARNING), 2))
             painter.drawLine(QPointF(x, track.top() - 3), QPointF(x, track.bottom() + 3))
-        self._paint_marks(painter, track)
-        self._paint_playhead(painter, track)
-        if self.hasFocus():
-            painter.setPen(QPen(QColor(palette.ACCENT).darker(130), 1))
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4)
-        painter.end()
 
     def _paint_marks(self, painter: QPainter, track: QRectF) -> None:
         mark_in, mark_out = self._marks

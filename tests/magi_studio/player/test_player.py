@@ -510,3 +510,23 @@ def test_a_long_shot_name_is_elided_not_widening_the_player(player):
     assert label.text() != player.chunk_name(0) and "…" in label.text() and label.text().endswith("chunk 1")
     assert player.chunk_name(0) in label.toolTip()
     assert player.minimumSizeHint().width() <= width + 230
+
+
+def test_the_scrub_bar_draws_again_only_the_cell_of_a_chunk_that_changed(player, qtbot, monkeypatch):
+    for chunk in range(40):
+        player.store.set_frames(chunk, solid_chunk((40, 40, 40), size=(16, 16)))
+    scrub, store = player.transport.scrub, player.store
+    scrub.repaint()
+    asked, state = [], store.state
+    monkeypatch.setattr(store, "state", lambda chunk: (asked.append(chunk), state(chunk))[1])
+    player.seek(30)  # the playhead moves: the cells are copied, none drawn again
+    scrub.repaint()
+    assert asked == []
+    store.set_preview(12, np.full((CHUNK_FRAMES, 8, 8, 3), 200, np.uint8), 0.5)  # a live preview's step on chunk 13
+    scrub.repaint()
+    assert asked == [12]
+    after_step = scrub.grab().toImage()
+    scrub.resize(scrub.width() + 1, scrub.height())  # every cell drawn afresh ...
+    scrub.resize(scrub.width() - 1, scrub.height())
+    assert scrub.grab().toImage() == after_step  # ... looks the same as the cell drawn alone
+    assert len(asked) > 40
