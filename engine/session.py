@@ -40,13 +40,15 @@ class GenerationSession:
 
     @classmethod
     def load(cls, model: str = "studio-mini", *, device: str = "auto", dtype: str | None = None,
-             text_on_cpu: bool = False, progress=None, cancel=None, runtime: RuntimeConfig | None = None
+             text_on_cpu: bool = False, progress=None, cancel=None, runtime: RuntimeConfig | None = None,
+             width: int | None = None, height: int | None = None, window: int | None = None
              ) -> "GenerationSession":
-        """`runtime`: compiled layers / native FP8; None lets the engine choose for the device."""
+        """`runtime`: compiled layers / native FP8; None lets the engine choose for the device. `width`,
+        `height`, `window`: what the loader fits the memory to (None: the model's defaults)."""
         from magi_engine.models import load_model
 
         return cls(load_model(model, device=device, dtype=dtype, text_on_cpu=text_on_cpu, progress=progress,
-                              cancel=cancel, runtime=runtime))
+                              cancel=cancel, runtime=runtime, width=width, height=height, window=window))
 
     # Information --------------------------------------------------------------------------------
     @property

@@ -337,8 +337,10 @@ def run_generate(args: argparse.Namespace) -> int:
                                        runtime=runtime)
         progress.message(f"{spec.ranks} ranks ({spec.backend}): {session.plan.describe()}")
     else:
+        width, height = args.size or (None, None)  # the loader fits T5 and the DiT offload to this request
         session = connect_engine(args) or GenerationSession.load(args.model, device=args.device, dtype=args.dtype,
-                                                                 text_on_cpu=args.text_on_cpu, runtime=runtime)
+                                                                 text_on_cpu=args.text_on_cpu, runtime=runtime,
+                                                                 width=width, height=height, window=args.window)
     try:
         return _generate_with(session, args, progress, image)
     finally:

@@ -208,3 +208,13 @@ def test_the_offload_mode_is_the_fitting_one_that_copies_least() -> None:
     assert chosen(0).mode == "both"
     assert memory.choose_dit_offload(None, device=torch.device("cpu"), estimates=estimates, copy_bytes=copies,
                                      free=2**30).mode == "none"
+
+
+def test_native_fp8_swiglu_holds_float32_copies_of_fc2_input() -> None:
+    kwargs = dict(width=720, height=720, window=4, cache_chunks=4, fp8=True, text_encoder_on_device=False)
+    dequantised = estimate_memory(DIT_24B, **kwargs)
+    native = estimate_memory(DIT_24B, keep_fp8=True, **kwargs)
+    tokens = 5 * DIT_24B.tokens_per_chunk(90, 90)  # window 4 and the re-encoded clean chunk
+    assert native.activation_bytes - dequantised.activation_bytes == tokens * DIT_24B.ffn_hidden_size * 6
+    gelu = [estimate_memory(DIT_4_5B, keep_fp8=keep, **kwargs).activation_bytes for keep in (False, True)]
+    assert gelu[0] == gelu[1]  # GELU frees fc1's output before fc2's input is rounded
