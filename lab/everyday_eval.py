@@ -120,7 +120,8 @@ def merge(shards: list[Path]) -> dict:
     the evaluator's chunk figures (lab.world.metrics.chunk_summary) over all their chunks."""
     runs = sorted((json.loads(Path(path).read_text()) for path in shards), key=lambda r: r["seeds"]["t2v"][0])
     for before, after in zip(runs, runs[1:]):
-        if after["seeds"]["t2v"][0] != before["seeds"]["t2v"][1] + 1 or after["model"] != before["model"]:
+        # One model: the same name (a baseline copy lives in each run's own temporary folder).
+        if after["seeds"]["t2v"][0] != before["seeds"]["t2v"][1] + 1 or Path(after["model"]).name != Path(before["model"]).name:
             raise ValueError(f"shards are not consecutive runs of one model: {before['seeds']['t2v']} "
                              f"({before['model']}), then {after['seeds']['t2v']} ({after['model']})")
     boards = [board for run in runs for board in run["storyboards"]]

@@ -37,6 +37,12 @@ def test_shards_of_consecutive_seeds_join_into_one_result(tmp_path, capsys):
     assert again["seeds"]["t2v"] == [1000, 1004] and len(again["commands"]) == 3 and again["t2v"]["chunks"] == 5
 
 
+def test_a_baseline_copy_in_two_temporary_folders_is_one_model(tmp_path):
+    merged = merge([shard(tmp_path, 1000, [True], model="/tmp/everyday-a/studio-mini-no-lexicon"),
+                    shard(tmp_path, 1001, [False], model="/tmp/everyday-b/studio-mini-no-lexicon")])
+    assert merged["t2v"]["chunks"] == 2
+
+
 def test_shards_with_a_gap_or_of_two_models_are_refused(tmp_path):
     with pytest.raises(ValueError, match="not consecutive"):
         merge([shard(tmp_path, 1000, [True]), shard(tmp_path, 1002, [True])])
