@@ -43,6 +43,7 @@ class StoryboardOverview(QWidget):
         self.selected_chunk_id = ""
         self._layer: QPixmap | None = None  # the cards drawn (see _draw_cards) and the sizes they were drawn at
         self._layer_key: tuple = ()  # () once what the cards show changed
+        self._changed_cards: set = set()  # cards whose cells alone are to be drawn again (redraw_cells)
         #: A zoom in motion (the timeline sets it until the zoom settles): the cards drawn before it are painted, not
         #: quite to the new scale for that moment, instead of drawing 120 cells again on each wheel step.
         self.hold_layer = False
@@ -82,6 +83,13 @@ class StoryboardOverview(QWidget):
     def invalidate(self) -> None:
         """What the cards show changed (states, thumbnails, selection, shots): draw them again."""
         self._layer_key = ()
+        self._changed_cards.clear()
+        self.update()
+
+    def redraw_cells(self, cards) -> None:
+        """Only these cards' cells changed (their state or picture): drawn again alone on the next paint (a run
+        changes a card or two at a time, and drawing all 120 cells was the slowest part of a committed chunk)."""
+        self._changed_cards.update(cards)
         self.update()
 
     def set_hold_layer(self, hold: bool) -> None:
@@ -100,6 +108,9 @@ class StoryboardOverview(QWidget):
         if self._layer_key != key and not (self.hold_layer and self._layer is not None
                                            and self._layer.deviceIndependentSize().width() == self.width()):
             self._layer, self._layer_key = self._draw_cards(), key
+            self._changed_cards.clear()
+        elif self._changed_cards and self._layer_key == key:
+            self._draw_changed_cells()
         painter.drawPixmap(0, 0, self._layer)  # scrolling redraws only the frame and the playhead
         scale = self._scale()
         playhead = strip.playhead_x()
@@ -131,28 +142,54 @@ class StoryboardOverview(QWidget):
                 painter.drawText(band.adjusted(3, -1, -2, 0), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
                                  painter.fontMetrics().elidedText(group.model.name, Qt.TextElideMode.ElideRight,
                                                                   int(band.width()) - 5))
-        selected = None
-        colors = {state: QColor(color) for state, color in STATE_COLORS.items()}
+        colors = {state: QColor(color) for state, color in STATE_COLORS.items()}  # made once per layer, not per cell
         for card in strip.cards():
-            model = card.model
-            if model is None:
-                continue
-            cell = self.cell_rect(card, scale)
-            picture = model.thumbnail if cell.width() >= THUMBNAIL_MIN_WIDTH and model.state in (DONE, STALE) else None
-            if picture is not None and not picture.isNull():
-                painter.drawPixmap(cell.topLeft(), self._cell_picture(picture, int(cell.width()), int(cell.height())))
-                if model.state == STALE:
-                    painter.fillRect(cell, QColor(201, 154, 62, 110))
-            else:  # the colours made once per layer, not once per cell
-                painter.fillRect(cell.adjusted(0, 0, -0.6 if cell.width() > 3 else 0, 0),
-                                 colors.get(model.state, colors[EMPTY]))
-            if card.chunk_id == self.selected_chunk_id:
-                selected = cell
-        if selected is not None:
-            painter.setPen(QPen(QColor(palette.ACCENT), 2))
-            painter.drawRect(selected.adjusted(-1, -1, 1, 1))
+            self._draw_cell(painter, card, scale, colors)
+        self._draw_selection(painter, scale)
         painter.end()
         return layer
+
+    def _draw_changed_cells(self) -> None:
+        """Draw the changed cards' cells again on the layer: each on its shot's band, then the cell after it (whose
+        first pixels it may share), then the selection's outline."""
+        strip, scale = self.strip, self._scale()
+        changed, self._changed_cards = self._changed_cards, set()
+        cards = strip.cards()
+        positions = {card: i for i, card in enumerate(cards)}
+        again = sorted({positions[card] + step for card in changed if card in positions for step in (0, 1)}
+                       & set(range(len(cards))))
+        colors = {state: QColor(color) for state, color in STATE_COLORS.items()}
+        painter = QPainter(self._layer)
+        for i in again:
+            card = cards[i]
+            if card in changed:
+                group = card.parentWidget()
+                current = getattr(getattr(group, "model", None), "current", False)
+                painter.fillRect(self.cell_rect(card, scale), QColor("#232733" if current else "#1d2028"))
+            self._draw_cell(painter, card, scale, colors)
+        self._draw_selection(painter, scale)
+        painter.end()
+
+    def _draw_cell(self, painter: QPainter, card, scale: float, colors: dict) -> None:
+        model = card.model
+        if model is None:
+            return
+        cell = self.cell_rect(card, scale)
+        picture = model.thumbnail if cell.width() >= THUMBNAIL_MIN_WIDTH and model.state in (DONE, STALE) else None
+        if picture is not None and not picture.isNull():
+            painter.drawPixmap(cell.topLeft(), self._cell_picture(picture, int(cell.width()), int(cell.height())))
+            if model.state == STALE:
+                painter.fillRect(cell, QColor(201, 154, 62, 110))
+        else:
+            painter.fillRect(cell.adjusted(0, 0, -0.6 if cell.width() > 3 else 0, 0), colors.get(model.state, colors[EMPTY]))
+
+    def _draw_selection(self, painter: QPainter, scale: float) -> None:
+        selected = next((card for card in self.strip.cards() if card.chunk_id == self.selected_chunk_id), None) \
+            if self.selected_chunk_id else None
+        if selected is not None and selected.model is not None:
+            painter.setPen(QPen(QColor(palette.ACCENT), 2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(self.cell_rect(selected, scale).adjusted(-1, -1, 1, 1))
 
     def _cell_picture(self, picture: QPixmap, width: int, height: int) -> QPixmap:
         key = (picture.cacheKey(), width, height)

@@ -431,8 +431,12 @@ class TimelineView(QWidget, TimelineEditing):
         self.summary.setText(self.models.summary(project, states))
         seen.append(tuple(shot.name for shot in project.shots))
         if seen != self._overview_seen:  # typing a prompt changes nothing the overview draws
-            self._overview_seen = seen
-            self.overview.invalidate()
+            old, self._overview_seen = self._overview_seen, seen
+            if old is not None and len(old) == len(seen) and old[-1] == seen[-1]:  # the same chunks and shots
+                cards = self.strip.cards()
+                self.overview.redraw_cells([cards[i] for i, (a, b) in enumerate(zip(old[:-1], seen[:-1])) if a != b])
+            else:
+                self.overview.invalidate()
 
     def _refresh_card(self, chunk_id: str) -> None:
         if self.session is None or chunk_id not in self._positions:
@@ -453,8 +457,14 @@ class TimelineView(QWidget, TimelineEditing):
                         return
                     card.show_model(model)
                     if old is None or _overview_part(old) != _overview_part(card.model):
-                        self._overview_seen = None
-                        self.overview.invalidate()
+                        seen = self._overview_seen
+                        if seen is not None and position < len(seen) - 1 and old is not None \
+                                and seen[position] == _overview_part(old):
+                            seen[position] = _overview_part(card.model)
+                            self.overview.redraw_cells([card])
+                        else:
+                            self._overview_seen = None
+                            self.overview.invalidate()
                     return
 
     def _forget_states(self, *_ids) -> None:

@@ -301,3 +301,25 @@ def test_a_zoom_in_motion_draws_the_overview_cells_once_it_settles(qtbot, long_t
     timeline.session.select(timeline.session.project.shots[0].id, timeline.cards()[3].chunk_id)
     overview.repaint()
     assert drawn == [widths[-1], widths[-1]]  # what the cells show changed, no zoom in motion: drawn again at once
+
+
+def test_a_chunk_that_changes_has_its_overview_cell_drawn_again_alone(qtbot, long_timeline, monkeypatch):
+    timeline, overview = long_timeline, long_timeline.overview
+    cards = timeline.cards()
+    timeline.session.select(timeline.session.project.shots[0].id, cards[4].chunk_id)  # outlined, beside a change
+    overview.repaint()
+    full, cells, draw_cards, draw_cell = [], [], type(overview)._draw_cards, type(overview)._draw_cell
+    monkeypatch.setattr(type(overview), "_draw_cards", lambda self: (full.append(1), draw_cards(self))[1])
+    monkeypatch.setattr(type(overview), "_draw_cell",
+                        lambda self, painter, card, *rest: (cells.append(card), draw_cell(self, painter, card, *rest)))
+    timeline.set_job_state(cards[5].chunk_id, "queued")  # a run's states, then a result: a cell or two each time
+    timeline.set_job_state(cards[20].chunk_id, "denoising", 0.3)
+    overview.repaint()
+    assert full == [] and set(cells) <= {cards[5], cards[6], cards[20], cards[21]} and cards[5] in cells
+    fake_generate(timeline.session.project, timeline.session.store, timeline.session.project.shots[2].id, 0,
+                  history=timeline.session)  # chunk 17 done: its shot redrawn, one cell changed in the overview
+    overview.repaint()
+    assert full == [] and cards[16] in cells
+    drawn_alone = overview.grab().toImage()
+    overview.invalidate()  # every cell drawn afresh looks the same
+    assert overview.grab().toImage() == drawn_alone and full == [1]
