@@ -19,6 +19,42 @@ PREVIEW_BAR_QSS = """
 """
 
 
+class ElidedLabel(QLabel):
+    """A one-line label that gives up its width before the window grows: what does not fit ends in "…"
+    and the whole text is its tool tip."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full_text = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full_text = text
+        self.setToolTip(text)
+        self._elide()
+
+    def text(self) -> str:
+        return self._full_text
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        hint.setWidth(self.fontMetrics().horizontalAdvance(self._full_text) + 2)
+        return hint
+
+    def minimumSizeHint(self):
+        hint = super().minimumSizeHint()
+        hint.setWidth(self.fontMetrics().horizontalAdvance("Previewing…"))
+        return hint
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        QLabel.setText(self, self.fontMetrics().elidedText(self._full_text, Qt.TextElideMode.ElideRight,
+                                                           self.width()))
+
+
 class PreviewModeBar(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -26,9 +62,10 @@ class PreviewModeBar(QFrame):
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
         self.setStyleSheet(PREVIEW_BAR_QSS)
         self.session = None
-        self.title = QLabel()
+        # At 1366 px beside the takes panel the bar has about 600 px: its words shrink, never the window.
+        self.title = ElidedLabel()
         self.title.setObjectName("PreviewModeTitle")
-        self.detail = QLabel("The storyboard and the export still use the active take.")
+        self.detail = ElidedLabel("The storyboard and the export still use the active take.")
         self.activate_button = QPushButton("Make Active")
         self.activate_button.setIcon(glyph("check"))
         self.activate_button.setProperty("accent", True)

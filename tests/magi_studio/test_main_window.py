@@ -257,3 +257,29 @@ def test_the_draft_toggle_beside_generate_sets_the_projects_draft_mode_undoably(
     qtbot.keyClick(window.player, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert window.session.project.settings.draft and button.isChecked()
     assert not window.action_set["generate.final_quality"].isEnabled()  # no draft take to render (nor a controller)
+
+
+def test_previewing_a_take_does_not_widen_a_window_on_a_1366_screen(
+        qtbot, no_leaked_windows, isolated_settings, engine_worker, tmp_path):
+    from tests.magi_studio.document.fakes import rich_project
+
+    project, store = rich_project(tmp_path)  # Shot 1: Take 1 -> Take 2 (active)
+    session = DocumentSession(project, store)
+    win = MainWindow(isolated_settings, engine_worker, session=session)
+    try:
+        win.resize(1366 - 40, 768 - 60)  # a maximised window on a 1366x768 laptop, less the frame and panel
+        win.show()
+        qtbot.waitExposed(win)
+        QApplication.processEvents()
+        width = win.width()
+        shot = project.shots[0]
+        take1 = next(t for t in shot.takes if t.name == "Take 1")
+        session.set_preview_take(shot.id, take1.id)
+        qtbot.waitUntil(win.preview_bar.isVisible, timeout=2000)
+        QApplication.processEvents()  # the layouts settle
+        assert win.width() == width and win.minimumSizeHint().width() <= width
+        assert win.preview_bar.title.text() == "Previewing Take 1 of Shot 1"  # the whole text, its tool tip too
+    finally:
+        win.close()
+        win.deleteLater()
+        session.close()
