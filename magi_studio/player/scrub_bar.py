@@ -164,12 +164,12 @@ class ScrubBar(QWidget):
         dirty, self._dirty = self._dirty, set()
         cell_width = track.width() / chunks
         gap = 2.0 if cell_width > 10 else 0.0
-        painter = QPainter(self._cells)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setFont(self.font())
         if dirty is None:
             self._cells.fill(Qt.GlobalColor.transparent)
             dirty = range(chunks)
+        painter = QPainter(self._cells)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setFont(self.font())
         for chunk in sorted(dirty):
             if chunk >= chunks:
                 continue

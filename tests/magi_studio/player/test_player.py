@@ -512,7 +512,7 @@ def test_a_long_shot_name_is_elided_not_widening_the_player(player):
     assert player.minimumSizeHint().width() <= width + 230
 
 
-def test_the_scrub_bar_draws_again_only_the_cell_of_a_chunk_that_changed(player, qtbot, monkeypatch):
+def test_the_scrub_bar_draws_again_only_the_cell_of_a_chunk_that_changed(player, qtbot, monkeypatch, qtlog):
     for chunk in range(40):
         player.store.set_frames(chunk, solid_chunk((40, 40, 40), size=(16, 16)))
     scrub, store = player.transport.scrub, player.store
@@ -530,3 +530,4 @@ def test_the_scrub_bar_draws_again_only_the_cell_of_a_chunk_that_changed(player,
     scrub.resize(scrub.width() - 1, scrub.height())
     assert scrub.grab().toImage() == after_step  # ... looks the same as the cell drawn alone
     assert len(asked) > 40
+    assert not [record.message for record in qtlog.records if "QPixmap" in record.message]  # cleared, then drawn
