@@ -312,6 +312,11 @@ class DocumentSession(QObject):
             self.previewTakeChanged.emit("", "")
 
     # Closing -----------------------------------------------------------------------------------
+    def silence(self) -> None:
+        """The app ends with this project still open (SIGTERM): the stack, deleted at the process's end,
+        tells no one that it is clean again (the controller and window it would call are gone or going)."""
+        _silence(self.undo_stack)
+
     def close(self) -> None:
         """Stop listening; an untitled scratch folder nothing was ever written to is removed."""
         self._unsubscribe()

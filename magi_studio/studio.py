@@ -28,8 +28,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QMenu
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QDialog, QMenu
 
 from magi_studio.actions import STUDIO
 from magi_studio.controllers.common import snapshot_project
@@ -68,7 +68,7 @@ class Studio(QObject):
         #: The open Export / Settings dialog (None when closed); one of each at a time.
         self.export_dialog: ExportDialog | None = None
         self.settings_dialog: SettingsDialog | None = None
-        self._shut_down = self._disposed = False
+        self._shut_down = self._disposed = self._terminated = False
         #: How long quitting waits for a model load that cannot stop (importing torch) before leaving it to
         #: the process's end (app.run_app sets it; None: wait, as tests and scripts that go on need).
         self.abandon_load_after_ms: int | None = None
@@ -141,21 +141,31 @@ class Studio(QObject):
 
     def terminate(self) -> None:
         """End now without a question (SIGTERM: logout, `kill`): unsaved edits are autosaved, so the next
-        start offers them back; finished chunks are already in the project."""
-        if self._disposed:
+        start offers them back; finished chunks are already in the project. The window is deleted by
+        dispose (run_app's end): this may run inside a question's event loop, under the close that asked."""
+        if self._disposed or self._terminated:
+            return
+        question = QApplication.activeModalWidget()
+        if question is not None:
+            # Nobody will answer it (a logout closes the window, then sends SIGTERM): closed as if cancelled.
+            question.reject() if isinstance(question, QDialog) else question.close()
+            QTimer.singleShot(0, self, self.terminate)
             return
         self.generation.flush()
         self.projects.autosave_now()
-        self._disposed = True
+        self._terminated = True
         self.shutdown()
         self.window.hide()
         self.window.closed.emit()
-        self.window.deleteLater()
 
     def dispose(self) -> bool:
         """Close (if still open) and delete the window, and shut down (run_app, tests). Idempotent; False
         when the user chose to keep working (Cancel in the unsaved-changes question)."""
         if self._disposed:
+            return True
+        if self._terminated:  # already autosaved and shut down
+            self._disposed = True
+            self.window.deleteLater()
             return True
         if self.window.isVisible():
             if not self.window.close():  # closeEvent asks _may_close

@@ -337,6 +337,8 @@ class ProjectController(QObject):
         self.autosave_timer.stop()
         self.autosaver.flush()
         self._release_lock()
+        if self.session is not None and hasattr(self.session, "silence"):  # ended without closing (SIGTERM)
+            self.session.silence()
 
     def report(self, error: BaseException) -> None:
         if not isinstance(error, EngineError):

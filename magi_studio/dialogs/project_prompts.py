@@ -141,10 +141,11 @@ class ProjectPrompts:
         return clicked is not None and clicked.objectName() == STOP_BUTTON
 
     def offer_recovery(self, name: str, autosaved_at: str) -> str:
-        """RECOVER or DISCARD."""
+        """RECOVER or DISCARD; a question closed unanswered (the app told to end) throws nothing away."""
         box = recovery_box(name, autosaved_at, self.parent)
         box.exec()
-        return RECOVER if box.clickedButton() is box.defaultButton() else DISCARD
+        clicked = box.clickedButton()
+        return DISCARD if clicked is not None and clicked is not box.defaultButton() else RECOVER
 
     def offer_resume(self, finished: int, total: int) -> bool:
         """A run was interrupted: True to resume it (Resume), False for Not now."""

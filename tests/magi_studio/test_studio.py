@@ -121,6 +121,46 @@ def test_a_studio_never_shown_still_closes_its_project_on_dispose(qtbot, no_leak
     assert prompts.asked == [("unsaved", "Untitled"), ("unsaved", "Untitled")]
 
 
+
+def test_sigterm_ends_without_a_question_keeps_the_edits_for_recovery_and_the_stack_can_go(
+        qtbot, make_studio, engine_worker):
+    import shiboken6
+
+    from magi_studio.document.store import find_recovery
+
+    studio = make_studio(worker=engine_worker)
+    type_prompt(qtbot, cards(studio)[0], "unsaved work")
+    session, prompts = studio.session, studio.projects.prompts
+    studio.terminate()  # what SIGTERM runs (app.handle_quit_signals)
+    assert not studio.window.isVisible() and prompts.asked == []
+    recovered = find_recovery(session.store.path)
+    assert recovered is not None  # the next start offers the edits back
+    # The session goes last, at the process's end: its stack, deleted, tells of the change of its clean state.
+    shiboken6.delete(session.undo_stack)
+    QApplication.processEvents()
+
+
+def test_sigterm_while_the_unsaved_changes_question_is_open_still_ends(qtbot, make_studio, engine_worker):
+    from magi_studio.document.store import find_recovery
+
+    studio = make_studio(worker=engine_worker)
+    studio.projects.prompts.unsaved_changes = ProjectPrompts(studio.window).unsaved_changes  # the real question
+    type_prompt(qtbot, cards(studio)[0], "unsaved work")
+    session = studio.session
+    questions = []
+
+    def terminate_when_asked() -> None:  # a logout: the window is closed, then SIGTERM comes
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            return QTimer.singleShot(20, terminate_when_asked)
+        questions.append(box.text())
+        studio.terminate()
+
+    QTimer.singleShot(0, terminate_when_asked)
+    assert not studio.window.close()  # the question, cancelled by the end; then the end itself
+    qtbot.waitUntil(lambda: not studio.window.isVisible() and QApplication.activeModalWidget() is None, timeout=5000)
+    assert len(questions) == 1 and find_recovery(session.store.path) is not None
+
 def test_crashed_untitled_work_is_offered_on_start(qtbot, make_studio, engine_worker, tmp_path):
     project = new_project()
     project.shots[0].chunks[0].prompt = "work from before the crash"
