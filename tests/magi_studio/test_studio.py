@@ -20,6 +20,7 @@ from magi_studio.document.commands import SetPrompt
 from magi_studio.document.model import ChunkState, active_path, chunk_states, new_project
 from magi_studio.document.store import ProjectStore, open_project, write_autosave
 from magi_studio.engine_worker import EngineState
+from magi_studio import theme
 from magi_studio.timeline import menus
 from tests.magi_studio.timeline.helpers import menu_action
 
@@ -274,6 +275,29 @@ def paused_run(qtbot, make_studio, engine_worker, pausing_session_factory, setti
     qtbot.waitUntil(engine.paused.is_set, timeout=10_000)
     return studio, engine, ended, delivered
 
+
+
+def test_the_panels_below_the_player_keep_their_place_while_a_run_goes_and_ends(
+        qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings):
+    studio, engine, ended, _ = paused_run(qtbot, make_studio, engine_worker, pausing_session_factory,
+                                          isolated_settings)
+    window = studio.window
+    window.setStyleSheet(theme.style_sheet())  # the app's (tests run unthemed): its paddings set the heights
+    window.resize(1366, 768)  # a 1366x768 laptop's (the offscreen screen is smaller)
+
+    def places() -> dict:
+        QApplication.processEvents()  # the layouts settle
+        return {name: widget.geometry() for name, widget in (
+            ("player", window.player), ("storyboard", window.timeline_dock), ("takes", window.takes_dock),
+            ("status bar", window.statusBar()), ("window", window))}
+
+    qtbot.waitUntil(window.job_progress.isVisible, timeout=5000)
+    generating = places()
+    # The status bar already has the height that its progress asks for (it grew by 2 px at the next layout).
+    assert window.statusBar().sizeHint().height() <= window.statusBar().height()
+    engine.resume()
+    qtbot.waitUntil(lambda: bool(ended) and not window.job_progress.isVisible(), timeout=30_000)
+    assert places() == generating
 
 def press_quit(qtbot, studio) -> None:
     qtbot.keyClick(studio.window.timeline.strip, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
