@@ -617,6 +617,8 @@ class TimelineView(QWidget, TimelineEditing):
         if watched is self.strip:
             if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
                 self.overview.invalidate()
+            if event.type() == QEvent.Type.LayoutRequest:  # a shot's header settles its height once shown
+                self._fit_height()
             return False
         if event.type() == QEvent.Type.Resize:  # a wider view shows cards a zoom has not laid out yet
             self._show_columns_in_view()

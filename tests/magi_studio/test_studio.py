@@ -288,8 +288,7 @@ def test_the_panels_below_the_player_keep_their_place_while_a_run_goes_and_ends(
     def places() -> dict:
         QApplication.processEvents()  # the layouts settle
         return {name: widget.geometry() for name, widget in (
-            ("player", window.player), ("storyboard", window.timeline_dock), ("takes", window.takes_dock),
-            ("status bar", window.statusBar()), ("window", window))}
+            ("storyboard", window.timeline_dock), ("status bar", window.statusBar()), ("window", window))}
 
     qtbot.waitUntil(window.job_progress.isVisible, timeout=5000)
     generating = places()
@@ -298,6 +297,18 @@ def test_the_panels_below_the_player_keep_their_place_while_a_run_goes_and_ends(
     engine.resume()
     qtbot.waitUntil(lambda: bool(ended) and not window.job_progress.isVisible(), timeout=30_000)
     assert places() == generating
+
+
+def test_the_storyboard_already_has_the_height_its_shown_cards_need(qtbot, make_studio, engine_worker):
+    # A shot's header settles its height once shown (a strut): the storyboard's height follows at once, not
+    # at the next rebuild (a run's first progress), where it grew 2 px and moved everything below the player.
+    studio = make_studio(worker=engine_worker, start=False)
+    studio.window.setStyleSheet(theme.style_sheet())
+    studio.start()
+    QApplication.processEvents()
+    view = studio.window.timeline
+    needed = view.strip.sizeHint().height() + view.scroll.horizontalScrollBar().sizeHint().height()
+    assert view.scroll.minimumHeight() == needed
 
 def press_quit(qtbot, studio) -> None:
     qtbot.keyClick(studio.window.timeline.strip, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
