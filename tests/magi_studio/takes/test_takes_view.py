@@ -259,3 +259,26 @@ def test_the_chunks_column_counts_the_drafts_of_a_take_filled_on_in_draft_mode()
     assert chunks_text(Take("t", "Take 2", results={"a": "r1", "b": "r2"}, specs=specs)) == "2 · 1 draft"
     assert chunks_text(Take("t", "Take 2", results={"b": "r2"}, specs=specs)) == "1 · Draft"
     assert chunks_text(Take("t", "Take 2", results={"a": "r1"}, specs=specs)) == "1"
+
+
+def test_a_committed_chunk_writes_its_takes_row_again_without_rebuilding_the_tree(studio):
+    from magi_engine.config import SamplingConfig
+    from magi_studio.document.planning import plan_generation
+    from tests.magi_studio.document.fakes import fake_run
+
+    session, shot = studio.session, studio.shot
+    plan = plan_generation(session.project, session.store, shot.id, 1, sampling=SamplingConfig(num_steps=4))
+    rows = []
+
+    class History:  # pushes as the app does, and notes the new take's row after each committed chunk
+        def push(self, command):
+            session.push(command)
+            take = shot.take(shot.active_take_id)
+            rows.append((studio.takes.item(take.id), studio.takes.item(studio.take("Take 1").id)))
+
+    fake_run(session.project, session.store, plan, history=History())
+    assert len(rows) == 3
+    assert all(new is rows[0][0] and first is rows[0][1] for new, first in rows)  # the same items: no rebuild
+    take = shot.take(shot.active_take_id)
+    assert rows[-1][0].text(2) == "3" and take.name == "Take 3"
+    assert studio.takes.tree.currentItem() is rows[-1][0]
