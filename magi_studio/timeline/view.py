@@ -89,6 +89,8 @@ class TimelineView(QWidget, TimelineEditing):
         # drawn from (its first chunk's place in the storyboard, its chunk states): see _redraw.
         self._changed_shots: set[str] | None = None
         self._drawn_shots: dict[str, tuple] = {}
+        #: What each card's model was made from (_card_inputs), so a redrawn shot makes only its changed cards' models.
+        self._card_inputs: dict[str, tuple] = {}
         # Inside held_redraws: whether the document changed, and the cards whose job state changed (None: not held).
         self._held_redraw = False
         self._held_cards: set[str] | None = None
@@ -380,6 +382,7 @@ class TimelineView(QWidget, TimelineEditing):
         if changed is None:
             changed = set()
             self._drawn_shots.clear()
+            self._card_inputs.clear()
         session = self.session
         if session is None:
             self._drop_widgets(set(), set())
@@ -411,10 +414,16 @@ class TimelineView(QWidget, TimelineEditing):
             for index, chunk in enumerate(shot.chunks):
                 card = self._cards.get(chunk.id) or self._new_card(chunk.id)
                 card.prompt_words.set_vocabulary(vocabulary)
-                model = self.models.card(self.session, self.frame_store, shot, index, states[shot.id][index],
-                                         path[index], position, _is_draft(specs[index]))
-                if model != card.model:  # a long storyboard: only the cards an edit changed are redrawn
-                    card.show_model(model)
+                inputs = self._card_inputs_of(shot, index, states[shot.id][index], path[index], position,
+                                              _is_draft(specs[index]))
+                if card.model is not None and inputs is not None and self._card_inputs.get(chunk.id) == inputs:
+                    model = card.model  # a committed chunk changes one or two of its shot's 20 cards
+                else:
+                    model = self.models.card(self.session, self.frame_store, shot, index, states[shot.id][index],
+                                             path[index], position, _is_draft(specs[index]))
+                    self._card_inputs[chunk.id] = inputs
+                    if model != card.model:  # a long storyboard: only the cards an edit changed are redrawn
+                        card.show_model(model)
                 seen.append(_overview_part(model))
                 cards.append(card)
                 position += 1
@@ -437,6 +446,18 @@ class TimelineView(QWidget, TimelineEditing):
                 self.overview.redraw_cells([cards[i] for i, (a, b) in enumerate(zip(old[:-1], seen[:-1])) if a != b])
             else:
                 self.overview.invalidate()
+
+    def _card_inputs_of(self, shot, index: int, state, result_id: str | None, position: int,
+                        draft: bool) -> tuple | None:
+        """What TimelineModels.card makes chunk `index`'s model from; None when it reads more (a live preview, a
+        reference image still loading), so it is made again."""
+        store = self.frame_store
+        if (index == 0 and shot.start == "image") or (
+                store is not None and position < store.chunk_count and store.state(position).value == "preview"):
+            return None
+        chunk = shot.chunks[index]
+        return (shot.id, shot.name, index, chunk.prompt, chunk.seed, chunk.seed_locked, state, result_id, position,
+                draft, self.models.jobs.get(chunk.id), self.session.project.settings.fps)
 
     def _refresh_card(self, chunk_id: str) -> None:
         if self.session is None or chunk_id not in self._positions:

@@ -353,3 +353,20 @@ def test_a_job_state_change_shows_the_documents_state_as_it_is_now(qtbot, editor
     timeline.set_job_state(chunk_id, None)  # before the session's deferred `changed`
     assert timeline.card(chunk_id).badge.text() == "Stale"
     qtbot.waitUntil(lambda: timeline.card(editor.chunk_ids()[2]).badge.text() == "Stale")  # the redraw: the rest
+
+
+def test_a_committed_chunk_makes_the_models_of_the_cards_it_changed_alone(editor, monkeypatch):
+    timeline, ids = editor.timeline, editor.chunk_ids()
+    editor.timeline.add_chunk_to(editor.shot.id)  # a 4th chunk, empty: generating it changes it alone
+    made, card = [], timeline.models.card
+
+    def counting(session, frame_store, shot, index, *args, **kwargs):
+        model = card(session, frame_store, shot, index, *args, **kwargs)
+        made.append((shot.chunks[index].id, model == timeline.card(shot.chunks[index].id).model))
+        return model
+
+    monkeypatch.setattr(timeline.models, "card", counting)
+    fake_generate(editor.project, editor.session.store, editor.shot.id, history=editor.session)
+    new = editor.chunk_ids()[3]
+    assert [chunk_id for chunk_id, _ in made] == [new] and not made[0][1]  # ids[:3] unchanged: no model made
+    assert timeline.card(new).badge.text() == "Done" and [c.chunk_id for c in timeline.cards()[:3]] == ids
