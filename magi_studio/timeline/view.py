@@ -104,6 +104,13 @@ class TimelineView(QWidget, TimelineEditing):
         self._column_trickle = QTimer(self)
         self._column_trickle.setInterval(0)
         self._column_trickle.timeout.connect(self._show_pending_columns)
+        # Ctrl+wheel steps queued behind a busy frame zoom once, to the level of the last of them: each zoom lays
+        # out the whole strip, and a level nobody sees costs as much as one they do.
+        self._wheel_zoom: tuple[int, int] | None = None
+        self._wheel_zoom_timer = QTimer(self)
+        self._wheel_zoom_timer.setSingleShot(True)
+        self._wheel_zoom_timer.setInterval(0)
+        self._wheel_zoom_timer.timeout.connect(self._apply_wheel_zoom)
 
         self.header = QWidget()
         self.header.setObjectName("TimelineHeader")
@@ -287,6 +294,11 @@ class TimelineView(QWidget, TimelineEditing):
         self.zoomChanged.emit(level)
         self._zoom_settle.start()
         return True
+
+    def _apply_wheel_zoom(self) -> None:
+        if self._wheel_zoom is not None:
+            (level, anchor), self._wheel_zoom = self._wheel_zoom, None
+            self.set_zoom(level, anchor)
 
     def _show_columns_in_view(self) -> None:
         """Lay out the text columns of the cards a zoom left pending that are in view now, or within two wheel
@@ -647,7 +659,10 @@ class TimelineView(QWidget, TimelineEditing):
         if event.type() == QEvent.Type.Wheel and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             steps = event.angleDelta().y() or event.angleDelta().x()
             if steps:
-                self.set_zoom(self.zoom_level + (1 if steps < 0 else -1), round(event.position().x()))
+                level = self._wheel_zoom[0] if self._wheel_zoom is not None else self.zoom_level
+                level = min(max(level + (1 if steps < 0 else -1), 0), len(ZOOM_LEVELS) - 1)
+                self._wheel_zoom = level, round(event.position().x())
+                self._wheel_zoom_timer.start()
             return True
         if event.type() == QEvent.Type.Wheel and not event.angleDelta().x():
             bar = self.scroll.horizontalScrollBar()

@@ -47,13 +47,15 @@ def long_timeline(qtbot, tmp_path, no_leaked_windows):
     timeline.set_session(None)
 
 
-def ctrl_wheel(timeline, x: int, delta: int) -> None:
+def ctrl_wheel(timeline, x: int, delta: int, settle: bool = True) -> None:
     viewport = timeline.scroll.viewport()
     pos = QPointF(x, viewport.height() / 2)
     event = QWheelEvent(pos, QPointF(viewport.mapToGlobal(pos.toPoint())), QPoint(), QPoint(0, delta),
                         Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier, Qt.ScrollPhase.NoScrollPhase,
                         False)
     QApplication.sendEvent(viewport, event)
+    if settle:
+        QApplication.processEvents()  # the zoom waits for the wheel steps queued behind this one
 
 
 def screen_x(timeline, card) -> float:
@@ -95,6 +97,24 @@ def test_ctrl_wheel_zooms_around_the_mouse_without_moving_the_panels(qtbot, long
     assert timeline.strip.card_rect(card).width() == full_width
     ctrl_wheel(timeline, mouse, 120)  # one more: wider than the default, the prompt gets more room
     assert timeline.zoom_level == 0 and timeline.strip.card_rect(card).width() > full_width
+
+
+def test_ctrl_wheel_steps_queued_behind_a_busy_frame_zoom_once_to_the_last_ones_level(qtbot, long_timeline):
+    timeline = long_timeline
+    cards = timeline.cards()
+    timeline.scroll.horizontalScrollBar().setValue(timeline.strip.card_rect(cards[9]).left() - 200)
+    card = cards[10]
+    x, rect = screen_x(timeline, card)
+    mouse = round(x + rect.width() / 2)
+    zooms = []
+    timeline.zoomChanged.connect(zooms.append)
+    for _ in range(2):  # two steps in the queue before the event loop turns
+        ctrl_wheel(timeline, mouse, -120, settle=False)
+    assert timeline.zoom_level == DEFAULT_ZOOM and not zooms
+    qtbot.waitUntil(lambda: bool(zooms))
+    assert zooms == [DEFAULT_ZOOM + 2] and timeline.zoom_level == DEFAULT_ZOOM + 2  # one layout, not two
+    x, rect = screen_x(timeline, card)
+    assert abs(x + rect.width() / 2 - mouse) <= 2  # the chunk under the mouse stays under it
 
 
 def test_every_card_is_laid_out_at_its_new_width_the_ones_on_screen_at_once(qtbot, long_timeline):
