@@ -51,6 +51,17 @@ class ShortcutsDialog(QDialog):
         layout.addWidget(intro)
         layout.addWidget(self.table, 1)
         layout.addWidget(buttons)
+        self.resize(max(520, self.width_for_columns()), 600)
+
+    def width_for_columns(self) -> int:
+        """The dialog width at which no column elides ("Insert Chun…" in a 520-px dialog): the columns'
+        contents, the table's frame and scroll bar, and the layout's margins."""
+        table = self.table
+        columns = sum(max(table.sizeHintForColumn(c), table.horizontalHeader().sectionSizeHint(c))
+                      for c in range(table.columnCount()))
+        chrome = 2 * table.frameWidth() + table.verticalScrollBar().sizeHint().width()
+        margins = self.layout().contentsMargins()
+        return columns + chrome + margins.left() + margins.right()
 
     def shortcut_texts(self) -> dict[str, str]:
         """Command → shortcut, as shown (for tests and accessibility checks)."""
