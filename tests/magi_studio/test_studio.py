@@ -258,8 +258,9 @@ def test_generate_shot_generate_from_chunk_and_a_run_over_two_shots(qtbot, make_
     assert decoded_on_gui_thread == []  # the engine's frames were handed over, not read back from the file
 
 
-def paused_run(qtbot, make_studio, engine_worker, pausing_session_factory, settings):
-    """A studio on the tiny model whose Generate run is held once chunk 1 of 3 is finished (chunk 2 is under way)."""
+def pausing_studio(qtbot, make_studio, engine_worker, pausing_session_factory, settings):
+    """A studio on the tiny model whose engine holds a run once its first chunk is finished, and a shot of two
+    chunks with a prompt."""
     settings.model, settings.width, settings.height = "tiny", 64, 64
     engine = pausing_session_factory(lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
     job = engine_worker.use_session(engine)
@@ -267,6 +268,12 @@ def paused_run(qtbot, make_studio, engine_worker, pausing_session_factory, setti
     studio = make_studio(worker=engine_worker)
     type_prompt(qtbot, cards(studio)[0], "a red ball falls")
     add_chunk(qtbot, studio)
+    return studio, engine
+
+
+def paused_run(qtbot, make_studio, engine_worker, pausing_session_factory, settings):
+    """A studio on the tiny model whose Generate run is held once chunk 1 of 3 is finished (chunk 2 is under way)."""
+    studio, engine = pausing_studio(qtbot, make_studio, engine_worker, pausing_session_factory, settings)
     add_chunk(qtbot, studio)
     ended, delivered = [], []
     studio.generation.runEnded.connect(ended.append)
@@ -383,14 +390,8 @@ def test_a_run_that_ends_while_the_question_is_open_lets_the_quit_go_on(
 
 def test_the_queue_panel_lists_the_run_and_pauses_resumes_reorders_and_removes(
         qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings):
-    isolated_settings.model, isolated_settings.width, isolated_settings.height = "tiny", 64, 64
-    engine = pausing_session_factory(lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
-    job = engine_worker.use_session(engine)
-    qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
-    studio = make_studio(worker=engine_worker)
+    studio, engine = pausing_studio(qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings)
     window, view = studio.window, studio.window.queue_view
-    type_prompt(qtbot, cards(studio)[0], "a red ball falls")
-    add_chunk(qtbot, studio)
     for name in ("B", "C"):
         window.action_set["edit.new_shot"].trigger()
         type_prompt(qtbot, cards(studio)[-1], f"shot {name}")
@@ -438,14 +439,8 @@ def test_a_close_question_that_raises_keeps_the_window_open_and_says_why(qtbot, 
 
 def test_the_queue_panel_cancels_one_request_retries_it_and_shows_what_the_completed_ones_made(
         qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings):
-    isolated_settings.model, isolated_settings.width, isolated_settings.height = "tiny", 64, 64
-    engine = pausing_session_factory(lambda e: isinstance(e, ChunkFinished) and e.chunk == 0)
-    job = engine_worker.use_session(engine)
-    qtbot.waitUntil(lambda: job not in engine_worker.live_jobs, timeout=5000)
-    studio = make_studio(worker=engine_worker)
+    studio, engine = pausing_studio(qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings)
     window, view = studio.window, studio.window.queue_view
-    type_prompt(qtbot, cards(studio)[0], "a red ball falls")
-    add_chunk(qtbot, studio)
     window.action_set["edit.new_shot"].trigger()
     type_prompt(qtbot, cards(studio)[-1], "a blue square")
     window.queue_dock.raise_()
