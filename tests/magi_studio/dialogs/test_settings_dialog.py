@@ -20,6 +20,8 @@ from PySide6.QtCore import QPoint, Qt
 from safetensors.torch import save_file
 
 from magi_engine.loading.hub import weight_dir
+from magi_engine.loading.memory import GIB, estimate_memory
+from magi_engine.variants import MAGI_VARIANTS
 from magi_studio.dialogs.settings_dialog import SettingsDialog
 from magi_studio.document.model import ProjectSettings, new_project
 from magi_studio.document.store import ProjectStore
@@ -180,15 +182,22 @@ def test_folders_are_checked_with_a_clear_message(qtbot, isolated_settings, tmp_
     assert dialog.apply() and isolated_settings.model == str(tmp_path / "MAGI-1")
 
 
+def estimate_gib(name: str) -> float:
+    """The engine's memory estimate of a hub variant at its default size (magi_engine.loading.memory)."""
+    variant = MAGI_VARIANTS[name]
+    return estimate_memory(variant.dit, width=variant.width, height=variant.height, window=variant.sampling.window,
+                           cache_chunks=variant.sampling.cache_chunks, fp8=variant.fp8).total_bytes / GIB
+
+
 def test_hub_variants_show_memory_fit_and_what_the_cache_holds(qtbot, isolated_settings, hub_cache, engine_worker):
     cache_variant(hub_cache, "4.5B_distill")
     isolated_settings.hub_offline = True
     dialog = open_dialog(qtbot, isolated_settings, worker=engine_worker)
     qtbot.waitUntil(lambda: dialog.device_facts is not None, timeout=30_000)  # the engine thread's answer
     memory, fit, status = dialog.variant_status("4.5B_distill")
-    assert memory == "about 28 GiB at 720×720" and status == "Downloaded"
+    assert memory == f"about {estimate_gib('4.5B_distill'):.0f} GiB at 720×720" and status == "Downloaded"
     assert fit.startswith(("Fits ·", "Too large ·")) and fit.endswith("GiB free")
-    assert dialog.variant_status("24B_base")[0] == "about 81 GiB at 1280×720"
+    assert dialog.variant_status("24B_base")[0] == f"about {estimate_gib('24B_base'):.0f} GiB at 1280×720"
     assert dialog.variant_status("24B_base")[2] == "Not downloaded (offline)"
     click(qtbot, dialog.hub_radio)
     dialog.select_variant("4.5B_distill")
