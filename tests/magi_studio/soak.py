@@ -415,7 +415,9 @@ class Soak:
 
     def let_it_run(self) -> None:
         generation = self.studio.generation
-        self.wait_until(lambda: not generation.is_generating(), self.rng.uniform(0.2, 3.0))
+        # Until the run ends: a run cut short by the next action at random commits no chunk on a loaded
+        # machine (a step of the tiny model took 2 s in CI), and then the soak never reaches the commit path.
+        self.wait_until(lambda: not generation.is_generating(), 30.0)
 
     def _takes_shot(self):
         view = self.window.takes_view
