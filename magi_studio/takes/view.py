@@ -401,10 +401,14 @@ class TakesView(QWidget):
         take_id = self.current_take_id()
         has_takes = shot is not None and bool(shot.takes)
         previewing = bool(self.session and self.session.preview_take[0])
-        for widget in (self.splitter, self.activate_button, self.compare_button, self.side_button,
-                       self.rename_button, self.delete_button):
-            widget.setVisible(has_takes)
-        self.empty.setVisible(not has_takes)
+        with_takes = (self.splitter, self.activate_button, self.compare_button, self.side_button,
+                      self.rename_button, self.delete_button)
+        # What goes is hidden before what comes is shown: both at once would ask for their heights together,
+        # and a window at the screen's height grows for it.
+        for widget in (with_takes if not has_takes else (self.empty,)):
+            widget.setVisible(False)
+        for widget in (with_takes if has_takes else (self.empty,)):
+            widget.setVisible(True)
         take = shot.find_take(take_id) if shot is not None else None
         self.filmstrip.show_take(self.session, shot, take.id if take else None)
         self.filmstrip.setFixedWidth(max(1, self.filmstrip.tile_count() * (TILE + GAP)))

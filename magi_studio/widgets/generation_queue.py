@@ -259,8 +259,9 @@ class GenerationQueueView(QWidget):
             if item.id == selected:
                 self.list.setCurrentItem(row)
         self.list.fit_rows()
-        self.list.setVisible(bool(rows))
-        self.empty.setVisible(not rows)
+        going, coming = (self.empty, self.list) if rows else (self.list, self.empty)
+        going.setVisible(False)  # first: both shown at once would ask for both heights (the window grows)
+        coming.setVisible(True)
         paused = self.generation is not None and self.generation.is_paused()
         self.pause_action.setText("Resume" if paused else "Pause")
         self.pause_button.setAccessibleName(self.pause_action.text())

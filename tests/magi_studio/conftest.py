@@ -1,5 +1,9 @@
 """Qt fixtures for the studio's tests.
 
+* `app_look_restored` (autouse): the QApplication's style, palette, font and style sheet as they were before
+  the test (a test that runs the app's own start-up themes the whole process; later tests measured other
+  heights, so a layout test passed alone and failed in the suite).
+* `app_theme`: the app's own theme on the whole QApplication for the test, as a user sees it.
 * `isolated_settings` (autouse): every test gets fresh settings in its own temporary folder — QSettings'
   INI path is redirected and the organisation renamed — so no test reads or writes the user's file; the
   data and cache folders (XDG_DATA_HOME, XDG_CACHE_HOME: untitled projects' scratch bundles) move there too.
@@ -23,6 +27,29 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
 
 from magi_studio.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def app_look_restored(qapp):
+    style, palette, font, sheet = qapp.style().name(), qapp.palette(), qapp.font(), qapp.styleSheet()
+    quits = qapp.quitOnLastWindowClosed()
+    yield
+    if qapp.styleSheet() != sheet:
+        qapp.setStyleSheet(sheet)
+    if qapp.style().name() != style:
+        qapp.setStyle(style)
+    if qapp.palette() != palette:
+        qapp.setPalette(palette)
+    if qapp.font() != font:
+        qapp.setFont(font)
+    qapp.setQuitOnLastWindowClosed(quits)
+
+
+@pytest.fixture
+def app_theme(qapp):
+    from magi_studio import theme
+
+    theme.apply_theme(qapp)  # app_look_restored undoes it
 
 
 @pytest.fixture(autouse=True)

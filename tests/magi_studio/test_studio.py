@@ -20,7 +20,6 @@ from magi_studio.document.commands import SetPrompt
 from magi_studio.document.model import ChunkState, active_path, chunk_states, new_project
 from magi_studio.document.store import ProjectStore, open_project, write_autosave
 from magi_studio.engine_worker import EngineState
-from magi_studio import theme
 from magi_studio.timeline import menus
 from tests.magi_studio.timeline.helpers import menu_action
 
@@ -285,11 +284,10 @@ def paused_run(qtbot, make_studio, engine_worker, pausing_session_factory, setti
 
 
 def test_the_panels_below_the_player_keep_their_place_while_a_run_goes_and_ends(
-        qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings):
+        qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings, app_theme):
     studio, engine, ended, _ = paused_run(qtbot, make_studio, engine_worker, pausing_session_factory,
                                           isolated_settings)
     window = studio.window
-    window.setStyleSheet(theme.style_sheet())  # the app's (tests run unthemed): its paddings set the heights
     window.resize(1366, 768)  # a 1366x768 laptop's (the offscreen screen is smaller)
 
     def places() -> dict:
@@ -306,12 +304,10 @@ def test_the_panels_below_the_player_keep_their_place_while_a_run_goes_and_ends(
     assert places() == generating
 
 
-def test_the_storyboard_already_has_the_height_its_shown_cards_need(qtbot, make_studio, engine_worker):
+def test_the_storyboard_already_has_the_height_its_shown_cards_need(qtbot, make_studio, engine_worker, app_theme):
     # A shot's header settles its height once shown (a strut): the storyboard's height follows at once, not
     # at the next rebuild (a run's first progress), where it grew 2 px and moved everything below the player.
-    studio = make_studio(worker=engine_worker, start=False)
-    studio.window.setStyleSheet(theme.style_sheet())
-    studio.start()
+    studio = make_studio(worker=engine_worker)
     QApplication.processEvents()
     view = studio.window.timeline
     needed = view.strip.sizeHint().height() + view.scroll.horizontalScrollBar().sizeHint().height()

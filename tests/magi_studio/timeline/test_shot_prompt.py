@@ -92,7 +92,7 @@ def test_a_one_chunk_shot_is_as_wide_as_its_card_and_its_prompt_expands_to_be_ty
         window.deleteLater()
 
 
-def test_a_shot_whose_cards_are_wider_than_its_header_keeps_the_full_header(qtbot, editor):
+def test_a_shot_whose_cards_are_wider_than_its_header_keeps_the_full_header(qtbot, app_theme, editor):
     group = editor.timeline.group(editor.session.project.shots[0].id)  # three chunks
     assert not group.compact and group.negative_edit.isVisible() and group.start_box.isVisible()
     assert group.prompt_edit.y() == group.name_edit.y()  # one line
