@@ -76,7 +76,8 @@ TIMELINE_QSS = """
             color: #f1f2f6; padding: 1px 4px; }
 #ShotName:hover { border-color: #343a45; }
 #ShotName:focus { background: #121418; border-color: #7467f0; }
-#ShotPrompt, #ShotNegativePrompt { background: #121418; border: 1px solid #2a2e37; border-radius: 5px; color: #dfe3ea; padding: 1px 6px; }
+#ShotPrompt, #ShotNegativePrompt { background: #121418; border: 1px solid #2a2e37; border-radius: 5px; color: #dfe3ea;
+                                  padding: 1px 6px; }
 #ShotPrompt:focus, #ShotNegativePrompt:focus { border-color: #7467f0; }
 #ShotStart { padding: 1px 20px 1px 6px; min-height: 18px; }
 #ShotChip { background: #2a2e37; color: #c9cedb; border-radius: 9px; padding: 1px 8px; }
