@@ -20,8 +20,8 @@ at a time, iterating the engine's event generator (the one chunk loop; no copy o
 `EngineWorker` lives in the GUI thread: it numbers jobs, keeps their CancelTokens (thread-safe, so
 cancelling never waits for the runner's queue) and re-emits every event through one signal on the GUI
 thread, `event(job_id, event)`. The events are the engine's own frozen objects (GenerationStarted,
-ChunkStarted, StepProgress, ChunkFinished, Finished, Cancelled, Failed) plus three of this worker's
-(JobStarted, LoadProgress, ModelLoaded); consumers dispatch on the type. The machine's devices (their
+ChunkStarted, StepProgress, ChunkFinished, Finished, Cancelled, Failed) plus four of this worker's
+(JobStarted, LoadProgress, ModelReleased, ModelLoaded); consumers dispatch on the type. The machine's devices (their
 names and memory: magi_engine.device_facts) are read once on the engine thread, when first asked
 (`ask_device_facts`), and kept; torch is only ever imported on that thread. Numpy frames and torch latents
 travel by reference (the engine never touches them again).
@@ -164,6 +164,12 @@ class ModelLoaded:
     info: ModelInfo
 
 
+@dataclass(frozen=True)
+class ModelReleased:
+    """The model in use is gone before its successor loaded (a several-rank model's ranks close first: one
+    process group a process); if the load then fails, no model is loaded."""
+
+
 def is_final(event: object) -> bool:
     """Whether `event` is a job's last one (after it the job id is never seen again)."""
     return isinstance(event, (Finished, Cancelled, Failed, ModelLoaded))
@@ -238,6 +244,7 @@ class _EngineRunner(QObject):
                 if isinstance(self._session, ParallelSession):  # one process group a process: the old ranks go first
                     self._session.close()
                     self._session = None
+                    self.event.emit(job.id, ModelReleased())
                 session = ParallelSession.load(job.spec, job.launch, dtype=job.dtype, text_on_cpu=job.text_on_cpu,
                                                progress=progress, cancel=job.token.is_set, runtime=job.runtime)
             else:
@@ -449,6 +456,8 @@ class EngineWorker(QObject):
             self._running = job
         elif isinstance(event, ModelLoaded):
             self._model = event.info
+        elif isinstance(event, ModelReleased):
+            self._model = None
         if is_final(event):
             del self._jobs[job_id]
             if self._running is job:

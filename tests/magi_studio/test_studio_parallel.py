@@ -15,7 +15,8 @@ from magi_engine.parallel.plan import LaunchSpec
 from magi_studio.app import parse_app_args
 from magi_studio.dialogs.project_prompts import DISCARD
 from magi_studio.document.model import ChunkState, chunk_states
-from magi_studio.engine_worker import EngineState
+from magi_engine.events import Failed
+from magi_studio.engine_worker import EngineState, EngineWorker, ModelReleased
 from tests.engine.factories import tiny_bundle
 
 
@@ -93,3 +94,25 @@ def test_the_studio_generates_on_two_cpu_ranks_and_quitting_leaves_no_process(qt
     window.action_set["file.quit"].trigger()
     assert not window.isVisible() and not studio.worker.is_running()
     assert not any(p.is_alive() for p in ranks) and not _ranks()
+
+
+@pytest.mark.slow
+def test_a_failed_load_after_the_old_ranks_closed_leaves_no_model_named(qtbot, engine_worker: EngineWorker, tmp_path):
+    from magi_studio.widgets.engine_status import EngineStatus
+
+    folder = tmp_path / "tiny"
+    save_native_bundle(tiny_bundle(distilled=True), folder)
+    launch = parse_app_args(["--ranks", "2"]).launch
+    status = EngineStatus(engine_worker)
+    qtbot.addWidget(status)
+    engine_worker.load_model(str(folder), launch=launch)
+    qtbot.waitUntil(lambda: engine_worker.state == EngineState.READY, timeout=120_000)
+    assert "2 CPU ranks" in status.text()
+    events = []
+    engine_worker.event.connect(lambda job, event: events.append(type(event)))
+    engine_worker.load_model(str(tmp_path / "no such model"), launch=launch)
+    qtbot.waitUntil(lambda: Failed in events, timeout=120_000)
+    assert events.index(ModelReleased) < events.index(Failed)
+    assert engine_worker.model_info is None and engine_worker.state == EngineState.NO_MODEL
+    assert "No model loaded" in status.text() and "tiny" not in status.text().lower()
+    assert not _ranks()
