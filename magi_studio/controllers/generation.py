@@ -125,6 +125,8 @@ class GenerationController(QObject, RunQueue):
         #: Where regeneration's new seeds come from (a test fixes it to make a run repeatable).
         self.seed_source = random.Random()
         worker.event.connect(self._on_engine_event)
+        self.queueChanged.connect(self._record_queue)  # the project keeps the queue (saved_queue)
+        self.completedChanged.connect(self._record_queue)
 
     # Requests ---------------------------------------------------------------------------------
     @property
@@ -188,6 +190,8 @@ class GenerationController(QObject, RunQueue):
         self._stopped, self._ended, self._completed = [], [], []  # they were that project's
         self._states.clear()
         self._session = session
+        if session is not None:
+            self._restore_queue(session.document.project)
         self.queueChanged.emit()
         self.completedChanged.emit()
 

@@ -9,6 +9,9 @@
     generation.ended_requests()            # [QueueItem] failed (with why) or cancelled: retry(item_id) or remove
     generation.completed()                 # [CompletedRequest]: what each done request made; clear_completed()
 
+The project keeps the queue (Project.render_queue, saved with it): what had not finished — failed, cancelled,
+under way or waiting — comes back as stopped rows to Retry or Remove, and the Completed list as it was.
+
 A request made during a run joins the end of its queue (a paused run stays paused until Resume); one that
 the run already makes as asked (`_made_by_run`) is not added twice, and `queueNotice` says so. One made while
 the run is stopping starts the next run, once it has stopped. The exception is a request to generate the shot
@@ -24,6 +27,7 @@ the controller's run (`_queue`, `_current`, `_phase`) and moves the phase only t
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
@@ -414,6 +418,44 @@ class RunQueue:
         self._set_busy([])
         self._enter(RunPhase.PAUSED)
 
+    # Kept with the project ---------------------------------------------------------------------
+    def saved_queue(self) -> dict:
+        """The queue as the project keeps it (Project.render_queue; {} when empty): every request not finished —
+        failed, cancelled, under way, waiting — each with why it failed ("" otherwise) and the take a variation
+        fills, then the Completed list."""
+        failed = {item.id: row.failed for item, row in self._ended}
+        current = [self._again(self._current)] if self._current is not None and not self._dropping_current else []
+        unfinished = {item.id: item for item in [i for i, _ in self._ended] + current + self._queue + self._after_stop}
+        if not unfinished and not self._completed:
+            return {}
+        return {"unfinished": [{**_fields(item), "seeds": list(item.seeds) if item.seeds is not None else None,
+                                "failed": failed.get(item.id, ""), "take": self._item_takes.get(item.id)}
+                               for item in unfinished.values()],
+                "completed": [_fields(request) for request in self._completed]}
+
+    def _restore_queue(self, project) -> None:
+        """The queue the project kept: its unfinished requests listed as failed or stopped (Retry, Remove), its
+        Completed list. A request the document cannot make any more (its shot, range or take gone) is left out."""
+        saved = project.render_queue or {}
+        shots = {shot.id: shot for shot in project.shots}
+        for entry in saved.get("unfinished", []):
+            shot = shots.get(entry["shot_id"])
+            if shot is None or not _fits(entry, shot):
+                continue
+            seeds = tuple(entry["seeds"]) if entry["seeds"] is not None else None
+            item = QueuedShot(next(_item_ids), shot.id, entry["from_index"], seeds, entry["new_take"], entry["activate"],
+                              entry["label"], entry["stop_index"], entry["draft"], entry["final_of"])
+            if entry.get("take") and shot.find_take(entry["take"]) is not None:
+                self._item_takes[item.id] = entry["take"]
+            self._end_request(item, RequestState.FAILED if entry["failed"] else RequestState.CANCELLED, entry["failed"])
+        self._run_failed.clear()  # failures of an earlier session, not of this run
+        self._completed = [CompletedRequest(next(_item_ids), **{name: entry[name] for name in _COMPLETED_FIELDS})
+                           for entry in saved.get("completed", [])]
+
+    def _record_queue(self) -> None:
+        if self._session is not None:
+            self._session.document.project.render_queue = self.saved_queue()
+
     def _again(self, item: QueuedShot) -> QueuedShot:
         """A stopped request, to go on later: once a chunk of it finished, a plain one goes on from its shot's
         first chunk not done (it fills the take it made); otherwise, and for a variation, it is asked again as
@@ -421,3 +463,22 @@ class RunQueue:
         if item.seeds is not None or item.final_of is not None or not self._progress.finished_in.get(item.id):
             return item
         return QueuedShot(item.id, item.shot_id, None, label=item.label, stop_index=item.stop_index, draft=item.draft)
+
+
+_COMPLETED_FIELDS = tuple(f.name for f in dataclasses.fields(CompletedRequest) if f.name != "id")
+
+
+def _fields(request) -> dict:
+    """A request's fields as the project keeps them: all but its id (ids are this session's)."""
+    return {f.name: getattr(request, f.name) for f in dataclasses.fields(request) if f.name != "id"}
+
+
+def _fits(entry: dict, shot) -> bool:
+    """Whether a kept request still fits its shot: its range inside the shot, its draft take still there."""
+    count = len(shot.chunks)
+    start, stop = entry["from_index"], entry["stop_index"]
+    if start is not None and start >= count or stop is not None and not (start or 0) < stop <= count:
+        return False
+    if entry["seeds"] is not None and (start is None or not entry["seeds"]):
+        return False
+    return entry["final_of"] is None or shot.find_take(entry["final_of"]) is not None

@@ -124,6 +124,7 @@ def project_to_manifest(project: Project, **extra: Any) -> dict:
             "reference_fingerprint": r.reference_fingerprint, "files": dict(r.files),
             "frames_format": r.frames_format, "created": r.created, "negative_prompt": r.negative_prompt,
         } for r in project.results.values()],
+        **({"render_queue": project.render_queue} if project.render_queue else {}),
     }
 
 
@@ -258,7 +259,8 @@ def _build(data: dict, read: _Reader) -> Project:
                 raise read.fail(f"shots[{i}].chunks", f"repeat the chunk id {chunk.id!r}")
             chunk_ids.add(chunk.id)
         shots.append(shot)
-    return Project(settings=settings, shots=shots, results=results, assets=assets)
+    return Project(settings=settings, shots=shots, results=results, assets=assets,
+                   render_queue=data.get("render_queue", {}))
 
 
 def _unique(read: _Reader, seen: dict, key: str, where: str) -> None:

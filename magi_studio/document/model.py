@@ -185,6 +185,11 @@ class Project:
     #: Results whose files were found unusable when the project was opened (result id -> the problem,
     #: one sentence). Found by store.check_files, never saved: the files decide.
     damaged: dict[str, str] = field(default_factory=dict, compare=False)
+    #: The render queue kept with the project: {"unfinished": [...], "completed": [...]}, the requests that had not
+    #: finished (waiting, stopped or failed) and those done, as GenerationController.saved_queue() writes them
+    #: (checked at read: validation.RENDER_QUEUE). Not part of the undoable document; replaced whole, never
+    #: changed in place (snapshots share it).
+    render_queue: dict = field(default_factory=dict)
 
     def shot_index(self, shot_id: str) -> int:
         for i, shot in enumerate(self.shots):

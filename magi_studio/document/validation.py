@@ -295,10 +295,24 @@ RESULT = Obj({
     "files": Obj({"latent": RelativePath(), "frames": RelativePath(), "thumbnail": RelativePath()}),
     "frames_format": Text(32), "created": Text(64), "negative_prompt": PROMPT,
 })
-#: The manifest of the current schema version (migrations run before this check).
+MAX_QUEUED = 1_000
+UNFINISHED_REQUEST = Obj({
+    "shot_id": ID, "from_index": Nullable(Int(0, MAX_CHUNKS)), "stop_index": Nullable(Int(0, MAX_CHUNKS)),
+    "seeds": Nullable(Items(SEED, MAX_CHUNKS)), "new_take": Bool(), "activate": Bool(), "label": NAME,
+    "draft": Bool(), "final_of": Nullable(ID), "failed": Text(4_096), "take": Nullable(ID),
+})
+COMPLETED_REQUEST = Obj({
+    "shot_id": ID, "shot_name": NAME, "take_id": ID, "take_name": NAME, "first_chunk": Int(1, MAX_CHUNKS),
+    "last_chunk": Int(1, MAX_CHUNKS), "chunks": Int(1, MAX_CHUNKS), "seconds": Number(0.0, 1e9), "label": NAME,
+})
+RENDER_QUEUE = Obj({"unfinished": Items(UNFINISHED_REQUEST, MAX_QUEUED),
+                    "completed": Items(COMPLETED_REQUEST, MAX_QUEUED)})
+#: The manifest of the current schema version (migrations run before this check). An older MAGI Studio skips
+#: "render_queue" (it checks only the fields it knows), so adding it needed no new version.
 MANIFEST = Obj({
     "settings": SETTINGS, "assets": OrAbsent(Items(ASSET, MAX_ASSETS)), "shots": Items(SHOT, MAX_SHOTS),
     "results": OrAbsent(Items(RESULT, MAX_RESULTS)), "autosaved_at": OrAbsent(Text(64)),
+    "render_queue": OrAbsent(RENDER_QUEUE),
 })
 
 

@@ -20,6 +20,7 @@ from magi_studio.controllers.run_state import RequestState as Request
 from magi_studio.document import store as store_module
 from magi_studio.document.commands import AddChunk, AddShot, DeleteChunk, DeleteShot, SetPrompt, SetShotStart, new_chunk
 from magi_studio.document.invariants import check
+from magi_studio.document.manifest import manifest_bytes, parse_manifest
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import (ChunkState, ProjectSettings, active_path, chunk_states, new_project,
                                         new_shot, resolve_take)
@@ -850,3 +851,57 @@ def test_a_cancelled_row_goes_once_its_shot_is_generated_to_the_end_another_way(
     s.controller.generate_shot(b.id)  # Generate Shot instead of Retry: once B is done, its row has nothing to do
     wait_run(qtbot, s, 2)
     assert s.controller.ended_requests() == [] and [r.shot_name for r in s.controller.completed()] == ["Shot 1", "B"]
+
+
+def test_the_queue_is_kept_with_the_project_and_comes_back_when_it_is_reopened(qtbot, studio, tmp_path):
+    from magi_studio.document.store import open_project
+
+    s = studio(chunks=1)
+    project = s.session.project
+    b = new_shot(project, name="B", prompt=PROMPTS[2], seed=7)
+    s.session.push(AddShot(b))
+    s.session.push(SetShotStart(b.id, "image"))  # from a reference image, but none is set: it fails
+    s.session.push(AddShot(new_shot(project, name="C", prompt=PROMPTS[3], seed=9)))
+    s.controller.generate_storyboard()
+    wait_run(qtbot, s)
+    [failed] = s.controller.ended_requests()
+    made = [(r.shot_name, r.take_name, r.first_chunk, r.chunks) for r in s.controller.completed()]
+    assert made == [("Shot 1", "Take 1", 1, 1), ("C", "Take 1", 1, 1)]
+    s.session.store.save(project)
+
+    reopened, store = open_project(s.session.store.path)
+    assert reopened.render_queue == project.render_queue and reopened.render_queue["unfinished"][0]["failed"]
+    other = DocumentSession(reopened, store)
+    s.controller.set_session(other)  # as opening the project does
+    [row] = s.controller.ended_requests()
+    assert (row.shot_name, row.state, row.failed) == ("B", Request.FAILED, failed.failed)
+    assert s.controller.failed_requests() == []  # an earlier session's failure, not this run's
+    assert [(r.shot_name, r.take_name, r.first_chunk, r.chunks) for r in s.controller.completed()] == made
+    other.push(SetShotStart(b.id, "text"))
+    assert s.controller.retry(row.id)
+    wait_run(qtbot, s, 2)
+    assert None not in active_path(reopened.shot(b.id)) and s.controller.ended_requests() == []
+    assert [r.shot_name for r in s.controller.completed()][-1] == "B"
+    assert [e["shot_name"] for e in reopened.render_queue["completed"]] == ["Shot 1", "C", "B"]
+    assert "unfinished" in reopened.render_queue and reopened.render_queue["unfinished"] == []
+
+
+def test_a_run_saved_while_it_goes_keeps_what_it_had_left_and_a_request_that_no_longer_fits_is_left_out(
+        qtbot, studio):
+    s = studio(pause_when=lambda e: isinstance(e, ChunkFinished) and e.chunk == 0, chunks=2)
+    project = s.session.project
+    s.session.push(AddShot(new_shot(project, name="B", prompt=PROMPTS[2], seed=7)))
+    s.controller.generate_storyboard()
+    qtbot.waitUntil(s.engine.paused.is_set, timeout=10_000)
+    kept = project.render_queue["unfinished"]
+    assert [(e["shot_id"], e["failed"]) for e in kept] == [(s.shot.id, ""), (project.shots[1].id, "")]
+    saved = s.session.store.path / "kept.json"
+    saved.write_bytes(manifest_bytes(project))
+    s.engine.resume()
+    wait_run(qtbot, s)
+
+    reopened = parse_manifest(saved.read_bytes(), str(saved))
+    reopened.render_queue["unfinished"].append({**kept[0], "from_index": 5})  # past the shot's end
+    s.controller.set_session(DocumentSession(reopened, s.session.store))
+    assert [(r.shot_name, r.state) for r in s.controller.ended_requests()] == [
+        ("Shot 1", Request.CANCELLED), ("B", Request.CANCELLED)]

@@ -238,3 +238,26 @@ def test_importing_images(tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(InputError, match="not an image"):
         store.import_image(tmp_path / "notes.png")
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"from_index": -1}, r"render_queue\.unfinished\[0\]\.from_index should be an integer from 0"),
+    ({"shot_id": "../x"}, r"render_queue\.unfinished\[0\]\.shot_id .* not a valid id"),
+    ({"seeds": "1,2"}, r"render_queue\.unfinished\[0\]\.seeds should be a list"),
+])
+def test_a_damaged_render_queue_is_named_and_the_file_left_untouched(saved, entry, message):
+    _, store = saved
+    path = store.path / "project.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    request = {"shot_id": data["shots"][0]["id"], "from_index": None, "stop_index": None, "seeds": None,
+               "new_take": False, "activate": True, "label": "", "draft": False, "final_of": None, "failed": "",
+               "take": None}
+    data["render_queue"] = {"unfinished": [{**request, **entry}], "completed": []}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    raw = path.read_bytes()
+    with pytest.raises(ProjectError, match=message):
+        open_project(store.path)
+    assert path.read_bytes() == raw
+    data["render_queue"]["unfinished"] = [request]  # the same entry undamaged opens
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert open_project(store.path)[0].render_queue["unfinished"] == [request]
