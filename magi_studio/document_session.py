@@ -4,6 +4,7 @@ views share.
     session = DocumentSession(project, store)      # or DocumentSession.new_untitled(scratch_root)
     session.push(SetPrompt(shot.id, chunk.id, "a red ball falls"))   # applied now, undoable, merges
     session.changed.connect(view.redraw)           # once per edit, after the typed signals
+    session.push(command, coalesce=True)           # a run's finished chunk: views redraw on the next turn
     session.select(shot.id, chunk.id)              # the selection every view follows
     window.set_document_session(session)
 
@@ -14,6 +15,13 @@ ProjectStore, re-emits the document's typed changes as Qt signals, and holds the
 but the document does not: the selected shot and chunk, and a take previewed without being made
 active. The dirty mark is the stack's clean state (HABITS 11). Views hold no truth: they redraw from
 `session.project` whenever `changed` fires and send every edit back through `push`.
+
+A generation run commits a chunk in the background while the user works: `push(command, coalesce=True)` applies
+it and puts it on the stack at once, but `changed` comes from a 0-ms timer, once for every change pushed until
+then, so the commit's own event stays short, the views' redraw is an event-loop turn of its own (the GUI thread's
+other work and the repaint get in between), and chunks finished in the same turn redraw the views once. The
+typed signals still come at once (views note what changed there); any edit, undo or redo delivers `changed` for
+what was waiting too, so no view ever misses a change, and `flush_changes()` delivers it now.
 """
 
 from __future__ import annotations
@@ -124,6 +132,12 @@ class DocumentSession(QObject):
         self._preview: tuple[str, str] = ("", "")
         self._pending = False
         self._depth = 0
+        # One timer for every change delivered later (coalesced commits, a command applied to the Document
+        # directly): however many arrive before it fires, `changed` comes once.
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(0)
+        self._flush_timer.timeout.connect(self._flush)
         self._unsubscribe = self.document.subscribe(self._on_change)
         self._select_valid()
 
@@ -137,13 +151,19 @@ class DocumentSession(QObject):
     def project(self) -> Project:
         return self.document.project
 
-    def push(self, command) -> None:
+    def push(self, command, *, coalesce: bool = False) -> None:
         """Apply a document command now and put it on the undo stack (merging continuous edits).
 
-        A command the document refuses raises here, before anything reaches the stack.
+        A command the document refuses raises here, before anything reaches the stack. With `coalesce`, the
+        views hear of it (`changed`) on the next event-loop turn, once with whatever else changed by then: for
+        work that arrives in the background (a run's finished chunks), not for an edit the user just made.
         """
-        self._run(self.document.apply, command)
+        self._run(self.document.apply, command, coalesce=coalesce)
         self.undo_stack.push(DocumentUndoCommand(self, command, applied=True))
+
+    def flush_changes(self) -> None:
+        """Deliver `changed` now for changes whose delivery was coalesced (nothing when none waits)."""
+        self._flush()
 
     def try_push(self, command) -> bool:
         """push(), with a refused edit (an EngineError) reported through `errorOccurred` instead of raised."""
@@ -287,19 +307,25 @@ class DocumentSession(QObject):
         elif isinstance(change, SettingsChanged):
             self.settingsChanged.emit(change.fields)
         if self._depth == 0:  # someone applied a command to the Document directly: still tell views once
-            QTimer.singleShot(0, self._flush)
+            self._flush_timer.start()
 
-    def _run(self, operation, argument) -> None:
-        """Run a document operation; afterwards emit `changed` once (and the selection, if it moved)."""
+    def _run(self, operation, argument, *, coalesce: bool = False) -> None:
+        """Run a document operation; afterwards emit `changed` once (and the selection, if it moved), now or,
+        with `coalesce`, from the flush timer."""
         self._depth += 1
         try:
             operation(argument)
         finally:
             self._depth -= 1
         if self._depth == 0:
-            self._flush()
+            if coalesce:
+                if self._pending and not self._flush_timer.isActive():
+                    self._flush_timer.start()
+            else:
+                self._flush()
 
     def _flush(self) -> None:
+        self._flush_timer.stop()
         if not self._pending:
             return
         self._pending = False
@@ -319,6 +345,7 @@ class DocumentSession(QObject):
 
     def close(self) -> None:
         """Stop listening; an untitled scratch folder nothing was ever written to is removed."""
+        self._flush_timer.stop()  # the views leave with the session: a coalesced redraw would find them gone
         self._unsubscribe()
         if self.scratch and _holds_no_files(self.store.path):
             shutil.rmtree(self.store.path, ignore_errors=True)

@@ -492,7 +492,7 @@ class GenerationController(QObject, RunQueue):
         # Checked before pushing: an exception inside QUndoStack.push (redo) would not reach us.
         if not any(s.id == job.plan.shot_id for s in project.shots):
             # Kept in the project (saved with it, files in the bundle), though no take can show it.
-            job.session.push(KeepResult(result))
+            job.session.push(KeepResult(result), coalesce=True)
             if not job.shot_deleted:  # said once, however many chunks were finishing
                 job.shot_deleted = True
                 self._fail_job(job, ProjectError(f"{job.shot_name} was deleted while it was being generated; its "
@@ -502,7 +502,9 @@ class GenerationController(QObject, RunQueue):
         notice = job.committer.notice_for(project, result.chunk_id)
         if event is not None and event.frames is not None:
             self.resultFrames.emit(result.id, event.frames[event.prefix_frames:])
-        job.session.push(job.committer.command_for(project, result))
+        # The views redraw on the next event-loop turn, once for every chunk committed by then: this event (the
+        # write's outcome) stays short, and the redraw and the repaint are turns of their own.
+        job.session.push(job.committer.command_for(project, result), coalesce=True)
         self._item_takes[job.item_id] = job.committer.take_id
         self._item_made.setdefault(job.item_id, []).append(result.chunk_id)
         self._states.set(job.plan.shot_id, result.chunk_id, ChunkJobState.IDLE)
@@ -544,6 +546,8 @@ class GenerationController(QObject, RunQueue):
         if job is not self._job:
             return
         self._job = None
+        if job.session is self._session:
+            job.session.flush_changes()  # its last commits were coalesced: the views show them before it ends
         self._states.settle(chunk_ids=set(job.plan.chunk_ids) - self._waiting_chunks())
         # Why it failed: a write or commit of ours (the engine saw only a cancel), or the engine's own failure.
         failure, self._job_failure = self._job_failure or job.failure, ""

@@ -102,6 +102,38 @@ def test_typed_changes_are_signals_and_changed_fires_once_per_edit(qtbot, sessio
     assert seen.count(("changed",)) == 1 and seen[-1] == ("changed",)
 
 
+def test_coalesced_pushes_in_one_turn_tell_views_once_on_the_next(qtbot, session):
+    shot_id, chunks = ids(session)
+    seen = []
+    session.chunkChanged.connect(lambda s, c: seen.append(("chunk", c)))
+    session.changed.connect(lambda: seen.append(("changed",)))
+    for index, chunk_id in enumerate(chunks):  # a run's chunks, committed in one event-loop turn
+        session.push(SetSeed(shot_id, chunk_id, 100 + index), coalesce=True)
+    assert seen == [("chunk", c) for c in chunks]  # applied and typed at once; the views' redraw waits
+    assert session.undo_stack.count() == 3 and session.project.shots[0].chunks[2].seed == 102
+    with qtbot.waitSignal(session.changed, timeout=1000):
+        pass
+    qtbot.wait(20)
+    assert seen.count(("changed",)) == 1
+    session.undo_stack.undo()  # an undo redraws at once
+    assert seen[-1] == ("changed",) and seen.count(("changed",)) == 2
+    assert session.project.shots[0].chunks[2].seed != 102
+
+
+def test_an_edit_delivers_the_coalesced_changes_waiting_with_its_own(qtbot, session):
+    shot_id, chunks = ids(session)
+    seen = []
+    session.changed.connect(lambda: seen.append(session.project.shots[0].chunks[0].seed))
+    session.push(SetSeed(shot_id, chunks[0], 7), coalesce=True)
+    session.push(SetPrompt(shot_id, chunks[1], "the user types"))  # the user's edit: its views redraw now
+    assert seen == [7]
+    session.push(SetSeed(shot_id, chunks[0], 8), coalesce=True)
+    session.flush_changes()
+    assert seen == [7, 8]
+    qtbot.wait(20)
+    assert seen == [7, 8]  # nothing was left waiting
+
+
 def test_a_command_applied_to_the_document_directly_still_tells_views(qtbot, session):
     shot_id, chunks = ids(session)
     with qtbot.waitSignal(session.changed, timeout=1000):

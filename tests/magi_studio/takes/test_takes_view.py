@@ -17,7 +17,8 @@ from magi_studio.player import PreviewPlayer
 from magi_studio.takes import PreviewModeBar, TakesView
 from magi_studio.timeline import PlayerSync, TimelineView
 from magi_studio.document_session import DocumentSession
-from tests.magi_studio.document.fakes import rich_project
+from magi_studio.document.planning import plan_generation
+from tests.magi_studio.document.fakes import fake_run, rich_project
 from tests.magi_studio.timeline.helpers import wait_for_frames
 
 
@@ -173,13 +174,13 @@ def test_delete_asks_first_and_undo_brings_it_back(qtbot, studio):
 def test_the_details_show_each_takes_prompts_and_what_it_changed(studio):
     take1 = studio.take("Take 1")
     details = studio.takes.details
-    assert details.text().splitlines() == [  # Take 2 is selected (active): chunk 3's prompt changed (its seed locked)
+    assert details.toPlainText().splitlines() == [  # Take 2 is selected (active): chunk 3's prompt changed (its seed locked)
         "Changed from Take 1:", "  chunk 3: 'it rolls left' → 'it rolls right'", "Prompts:",
         "  1 · a red ball falls", "  2 · it bounces", "  3 · it rolls right", "  4 · it stops"]
-    assert studio.takes.detail_tabs.currentWidget() is studio.takes.details_scroll and details.isVisible()
+    assert studio.takes.detail_tabs.currentWidget() is studio.takes.details and details.isVisible()
     studio.takes.tree.setCurrentItem(studio.takes.item(take1.id))
-    assert details.text().splitlines()[:2] == ["Take 1 is a first take of Shot 1.", "Prompts:"]
-    assert "  3 · it rolls left" in details.text().splitlines()
+    assert details.toPlainText().splitlines()[:2] == ["Take 1 is a first take of Shot 1.", "Prompts:"]
+    assert "  3 · it rolls left" in details.toPlainText().splitlines()
 
 
 def test_a_b_flips_the_player_between_two_takes_on_the_same_frame(qtbot, studio):
@@ -235,7 +236,7 @@ def test_a_draft_take_is_marked_and_its_menu_renders_it_at_final_quality(studio)
     assert draft.name == "Take 3"
     item = studio.takes.item(draft.id)
     assert item.text(2) == "3 · Draft" and "Render at Final Quality" in item.toolTip(2)
-    assert studio.takes.details.text().startswith("Take 3 is a draft (4 steps, 64×64)")  # a small picture: fewer steps
+    assert studio.takes.details.toPlainText().startswith("Take 3 is a draft (4 steps, 64×64)")  # a small picture: fewer steps
     cards = studio.timeline.cards()[:4]
     assert [card.draft_badge.isVisible() for card in cards] == [False, True, True, True]
     menu = studio.takes.context_menu(draft.id)
@@ -282,3 +283,42 @@ def test_a_committed_chunk_writes_its_takes_row_again_without_rebuilding_the_tre
     take = shot.take(shot.active_take_id)
     assert rows[-1][0].text(2) == "3" and take.name == "Take 3"
     assert studio.takes.tree.currentItem() is rows[-1][0]
+
+
+class _RunCommits:
+    """fake_run's history, committing each chunk as a generation run does: coalesced."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+
+    def push(self, command) -> None:
+        self.session.push(command, coalesce=True)
+
+
+def _cards(timeline) -> list[tuple]:
+    return [(c.model.state, c.model.prompt, c.model.seed, c.model.thumbnail is not None) for c in timeline.cards()]
+
+
+def test_chunks_committed_in_one_turn_redraw_every_view_once_and_right(studio):
+    session, redraws = studio.session, []
+    session.changed.connect(lambda: redraws.append(studio.takes.tree.topLevelItemCount()))
+    takes_before = len(studio.shot.takes)
+    plan = plan_generation(session.project, session.store, studio.shot.id, 0)
+    fake_run(session.project, session.store, plan, history=_RunCommits(session))  # 4 chunks, one turn
+    assert len(studio.shot.takes) == takes_before + 1 and redraws == []
+    new_take = studio.shot.active_take_id
+    assert studio.takes.item(new_take) is None  # the views redraw on the next turn, not once per chunk
+    studio.qtbot.waitUntil(lambda: bool(redraws), timeout=2000)
+    studio.qtbot.wait(30)
+    assert len(redraws) == 1
+    item = studio.takes.item(new_take)
+    assert item is not None and item.text(2) == "4" and item.font(0).bold()
+    assert studio.takes.details.toPlainText().splitlines() == [
+        "Same specs as Take 2 (new run).", "Prompts:", "  1 · a red ball falls", "  2 · it bounces",
+        "  3 · it rolls right", "  4 · it stops"]
+    drawn = _cards(studio.timeline)
+    studio.timeline.refresh()  # every card drawn again from the document: the same
+    assert _cards(studio.timeline) == drawn
+    assert same(studio.player_frames(), studio.stored_frames(new_take))
+    session.undo_stack.undo()  # the last chunk's commit: undone and redrawn at once
+    assert studio.takes.item(new_take).text(2) == "3"
