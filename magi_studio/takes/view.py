@@ -428,8 +428,7 @@ class TakesView(QWidget):
         set_style_property(self.hint, "preview", previewing)
         active = shot.active_take_id if shot else None
         self.activate_button.setEnabled(bool(take_id) and take_id != active)
-        self.activate_button.setProperty("accent", bool(take_id) and take_id != active)
-        self.activate_button.style().polish(self.activate_button)
+        set_style_property(self.activate_button, "accent", bool(take_id) and take_id != active)
         self.rename_button.setEnabled(bool(take_id))
         self.delete_button.setEnabled(bool(take_id))
         self.compare_button.setEnabled(bool(self._compare_target()))

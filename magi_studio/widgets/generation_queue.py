@@ -247,17 +247,22 @@ class GenerationQueueView(QWidget):
     def refresh(self) -> None:
         rows = self.generation.queue() + self.generation.ended_requests() if self.generation is not None else []
         selected = self._selected_item()
-        self.list.clear()
-        for item in rows:
-            row = QListWidgetItem()
-            row.setData(Qt.ItemDataRole.UserRole, item.id)
-            row.setData(STATE_ROLE, item.state.value)
-            row.setData(TEXT_ROLE, item.text())
-            row.setData(Qt.ItemDataRole.AccessibleTextRole, f"{item.text()} · {detail_text(item)}")
-            self.list.addItem(row)
-            self.list.setItemWidget(row, QueueRow(item))
-            if item.id == selected:
-                self.list.setCurrentItem(row)
+        if [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())] == \
+                [item.id for item in rows]:
+            # The same requests in the same order (a run starting, a request's state moving on): each row is
+            # written again in place; a new row widget was the slowest part of Generate's first repaint.
+            for index, item in enumerate(rows):
+                self._write_row(self.list.item(index), item)
+                self.row_widget(index).show_item(item)
+        else:
+            self.list.clear()
+            for item in rows:
+                row = QListWidgetItem()
+                self._write_row(row, item)
+                self.list.addItem(row)
+                self.list.setItemWidget(row, QueueRow(item))
+                if item.id == selected:
+                    self.list.setCurrentItem(row)
         self.list.fit_rows()
         going, coming = (self.empty, self.list) if rows else (self.list, self.empty)
         going.setVisible(False)  # first: both shown at once would ask for both heights (the window grows)
@@ -267,6 +272,13 @@ class GenerationQueueView(QWidget):
         self.pause_button.setAccessibleName(self.pause_action.text())
         self.pause_action.setIcon(icon("play" if paused else "pause"))
         self.refresh_completed()
+
+    @staticmethod
+    def _write_row(row: QListWidgetItem, item) -> None:
+        row.setData(Qt.ItemDataRole.UserRole, item.id)
+        row.setData(STATE_ROLE, item.state.value)
+        row.setData(TEXT_ROLE, item.text())
+        row.setData(Qt.ItemDataRole.AccessibleTextRole, f"{item.text()} · {detail_text(item)}")
 
     def refresh_completed(self) -> None:
         done = self.generation.completed() if self.generation is not None else []
