@@ -52,6 +52,12 @@ class ModelBundle:
     source: str = ""
     #: One sentence on where the parts went to fit the device's memory ("" when there was no choice).
     memory_plan: str = ""
+    #: What of the DiT waits in CPU memory (magi_engine.config.DIT_OFFLOAD_MODES; "none" for our own models).
+    dit_offload: str = "none"
+    #: The VAE decode's working memory in bytes (VideoVAE.decode's budget_bytes); None: MAGI-1's own tiles.
+    vae_decode_budget: int | None = None
+    #: What the memory plan was made for (magi_engine.loading.memory.MemoryTarget); None: no plan was made.
+    memory_target: object = None
 
     @property
     def device(self) -> torch.device:

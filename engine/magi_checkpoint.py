@@ -9,7 +9,6 @@ shape is checked against the configuration before a single tensor is read.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -124,37 +123,55 @@ def magi_memory_estimate(checkpoint: MagiCheckpoint, dtype: torch.dtype, *, widt
                            text_encoder_on_device=text_on_device, offload=offload)
 
 
+def plan_checkpoint_memory(checkpoint: MagiCheckpoint, dtype: torch.dtype, *, device: torch.device, free: int | None,
+                           width: int | None = None, height: int | None = None, window: int | None = None,
+                           chunks: int | None = None, native_fp8: bool = False, text_encoder: str | None = None,
+                           dit_offload: str | None = None):
+    """The memory plan for this checkpoint on `device` (magi_engine.loading.memory.plan_memory): where T5 and the
+    DiT's memory go and the VAE decode's budget, for a run at `width`×`height` (the variant's size by default)."""
+    from magi_engine.loading.memory import plan_memory
+    from magi_engine.vae.config import VAEConfig
+    from magi_engine.vae.tiling import budget_tile_px
+
+    variant = checkpoint.variant
+    width, height = width or variant.width, height or variant.height
+    t5_params = (_parameter_count(checkpoint.t5) if checkpoint.t5 else None) or T5_XXL_ENCODER_PARAMS
+    vae = VAEConfig()  # the released VAE, as the estimate counts it
+    return plan_memory(variant.dit, width=width, height=height, window=window or variant.sampling.window,
+                       cache_chunks=variant.sampling.cache_chunks, chunks=chunks, device=device, free=free,
+                       weight_dtype_bytes=torch.finfo(dtype).bits // 8, fp8=variant.fp8, keep_fp8=native_fp8,
+                       text_encoder_params=t5_params, text_encoder=text_encoder, dit_offload=dit_offload, vae=vae,
+                       tile_px_of=lambda budget: budget_tile_px(vae, height, width, budget))
+
+
 def choose_offload(checkpoint: MagiCheckpoint, dtype: torch.dtype, requested: str | None, *, device: torch.device,
                    width: int, height: int, window: int | None, native_fp8: bool, text_on_device: bool,
                    free: int | None):
-    """The DiT offload mode for this checkpoint on `device` (magi_engine.loading.memory.choose_dit_offload)."""
-    from magi_engine.config import DIT_OFFLOAD_MODES
-    from magi_engine.loading.memory import choose_dit_offload, offload_copy_bytes
+    """The DiT offload mode alone for this checkpoint on `device`, beside a text encoder placed as said and with
+    the VAE in MAGI-1's own tiles (magi_engine.loading.memory.choose_dit_offload; the loader's whole plan is
+    plan_checkpoint_memory)."""
+    from magi_engine.loading.memory import choose_dit_offload
 
-    variant = checkpoint.variant
-    estimates = {mode: magi_memory_estimate(checkpoint, dtype, width=width, height=height, window=window,
-                                            native_fp8=native_fp8, text_on_device=text_on_device, offload=mode)
-                 for mode in DIT_OFFLOAD_MODES}
-    copies = {mode: offload_copy_bytes(variant.dit, width=width, height=height,
-                                       cache_chunks=variant.sampling.cache_chunks, offload=mode,
-                                       weight_dtype_bytes=torch.finfo(dtype).bits // 8, fp8=variant.fp8,
-                                       keep_fp8=native_fp8) for mode in DIT_OFFLOAD_MODES}
-    return choose_dit_offload(requested, device=device, estimates=estimates, copy_bytes=copies, free=free)
+    plan = plan_checkpoint_memory(checkpoint, dtype, device=device, free=None, width=width, height=height,
+                                  window=window, native_fp8=native_fp8, text_encoder="gpu" if text_on_device else "cpu")
+    return choose_dit_offload(requested, device=device, estimates=plan.estimates, copy_bytes=plan.copy_bytes, free=free)
 
 
 def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype: torch.dtype, *,
                          width: int | None = None, height: int | None = None, window: int | None = None,
                          text_on_cpu: bool = False, progress: Progress | None = None,
                          native_fp8: bool = False, text_encoder: str | None = None,
-                         dit_offload: str | None = None) -> ModelBundle:
+                         dit_offload: str | None = None, chunks: int | None = None) -> ModelBundle:
     """Load DiT, VAE and T5 onto `device`; `native_fp8`: an FP8 checkpoint keeps its quantised linears FP8
     (a GPU with FP8 matmuls). `text_encoder` places T5 (magi_engine.config.TEXT_ENCODER_PLACEMENTS: on the GPU,
     on the CPU in float32, or offloaded); None picks the first that fits the device's free memory
     (`text_on_cpu` asks for "cpu"). `dit_offload` keeps the KV cache and/or the DiT's layers in pinned CPU
     memory (magi_engine.config.DIT_OFFLOAD_MODES); None picks, of the modes that fit beside that text encoder,
-    the one that copies the least. The bundle's `memory_plan` says what was chosen and why."""
+    the one that copies the least; `chunks`: a run makes at most this many. Where the plan fits only with the VAE
+    decoding in smaller tiles, the bundle's `vae_decode_budget` holds the decode to what is left. The bundle's
+    `memory_plan` says what was chosen and why, `dit_offload` which mode runs."""
     from magi_engine.dit.offload import stream_layers
-    from magi_engine.loading.memory import choose_text_placement, device_memory_bytes, offload_parts
+    from magi_engine.loading.memory import MemoryTarget, device_memory_bytes, offload_parts
     from magi_engine.text import SpecialTokens, T5TextEncoder
 
     variant = checkpoint.variant
@@ -166,30 +183,30 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
         raise CheckpointError(f"No T5 text encoder found next to {checkpoint.weights} "
                               "(expected ckpt/t5/t5-v1_1-xxl). Download the T5 folder as well.")
 
-    def estimate(text_on_device: bool, size=(width, height), offload: str = "none"):
-        return magi_memory_estimate(checkpoint, dtype, width=size[0], height=size[1], window=window,
-                                    native_fp8=native_fp8, text_on_device=text_on_device, offload=offload)
-
     free = device_memory_bytes(device)
-    placement = choose_text_placement("cpu" if text_on_cpu and text_encoder is None else text_encoder,
-                                      device=device, with_text=estimate(True), without_text=estimate(False), free=free)
-    log.info("%s", placement.reason)
-    on_device = placement.placement == "gpu"
-    offload = choose_offload(checkpoint, dtype, dit_offload, device=device, width=width, height=height,
-                             window=window, native_fp8=native_fp8, text_on_device=on_device, free=free)
-    if offload.reason:
-        log.info("%s", offload.reason)
+    plan = plan_checkpoint_memory(checkpoint, dtype, device=device, free=free, width=width, height=height,
+                                  window=window, chunks=chunks, native_fp8=native_fp8,
+                                  text_encoder="cpu" if text_on_cpu and text_encoder is None else text_encoder,
+                                  dit_offload=dit_offload)
+    placement, offload = plan.text, plan.offload
+    for reason in (placement.reason, offload.reason, plan.decode_reason):
+        if reason:
+            log.info("%s", reason)
+    plan_text, decode_budget = plan.describe(), plan.decode_budget
     try:
         check_fits(offload.estimate, device, label=variant.label, available_bytes=free,
                    suggestion="Choose a distilled or 4.5B variant, a smaller size, or a GPU with more memory.")
     except OutOfMemory:
         # Too little for the model's own size may still be enough for MAGI-1's smaller one (832x480):
         # load, and say which size fits; a larger request then fails with the engine's out-of-memory sentence.
-        smaller = estimate(on_device, SMALLER_SIZE, offload.mode)
-        if SMALLER_SIZE[0] * SMALLER_SIZE[1] >= width * height or free is None or smaller.total_bytes > 0.9 * free:
+        smaller = plan_checkpoint_memory(checkpoint, dtype, device=device, free=free, width=SMALLER_SIZE[0],
+                                         height=SMALLER_SIZE[1], window=window, chunks=chunks, native_fp8=native_fp8,
+                                         text_encoder=placement.placement, dit_offload=offload.mode)
+        if SMALLER_SIZE[0] * SMALLER_SIZE[1] >= width * height or free is None \
+                or smaller.estimate.total_bytes > 0.9 * free:
             raise
-        placement = dataclasses.replace(placement, reason=f"{placement.reason} It fits at "
-                                        f"{SMALLER_SIZE[0]}x{SMALLER_SIZE[1]}, not at {width}x{height}.")
+        decode_budget = smaller.decode_budget
+        plan_text = f"{plan_text} It fits at {SMALLER_SIZE[0]}x{SMALLER_SIZE[1]}, not at {width}x{height}."
     report = progress or (lambda message, fraction: None)
     report("Loading the diffusion transformer", 0.0)
     kv_on_host, layers_on_host = offload_parts(offload.mode)
@@ -218,5 +235,6 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
     report("Ready", 1.0)
     return ModelBundle(name=variant.name, label=variant.label, dit=dit, vae=vae, text_encoder=t5,
                        sampling=variant.sampling, width=variant.width, height=variant.height, preview=preview,
-                       source=str(checkpoint.weights),
-                       memory_plan=" ".join(r for r in (placement.reason, offload.reason) if r))
+                       source=str(checkpoint.weights), memory_plan=plan_text, dit_offload=offload.mode,
+                       vae_decode_budget=decode_budget,
+                       memory_target=MemoryTarget(width, height, window, chunks))

@@ -76,9 +76,10 @@ def resolve_model(spec: str) -> ModelSource:
 def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | None = None,
                progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
                width: int | None = None, height: int | None = None, text_on_cpu: bool = False,
-               runtime: RuntimeConfig | None = None, window: int | None = None) -> ModelBundle:
+               runtime: RuntimeConfig | None = None, window: int | None = None,
+               chunks: int | None = None) -> ModelBundle:
     """`runtime`: compiled layers and native FP8 (magi_engine.dit.compiled.resolve_runtime chooses for the device).
-    `width`, `height`, `window`: what the memory choices are made for (None: the model's defaults)."""
+    `width`, `height`, `window`, `chunks`: what the memory choices are made for (None: the model's defaults)."""
     from magi_engine.dit.compiled import apply_runtime, resolve_runtime
     from magi_engine.magi_checkpoint import load_magi_checkpoint
     from magi_engine.model_files import locate_magi_checkpoint
@@ -102,7 +103,7 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
     bundle = load_magi_checkpoint(checkpoint, target, torch_dtype, width=width, height=height, window=window,
                                   text_on_cpu=text_on_cpu, progress=progress, native_fp8=choice.native_fp8,
                                   text_encoder=(runtime or RuntimeConfig()).text_encoder,
-                                  dit_offload=(runtime or RuntimeConfig()).dit_offload)
+                                  dit_offload=(runtime or RuntimeConfig()).dit_offload, chunks=chunks)
     if bundle.dit.layer_streamer is not None and choice.compile_layers:
         log.info("streamed layers run eager: compiled layers are not used with the DiT's layers in CPU memory")
         return bundle

@@ -41,14 +41,16 @@ class GenerationSession:
     @classmethod
     def load(cls, model: str = "studio-mini", *, device: str = "auto", dtype: str | None = None,
              text_on_cpu: bool = False, progress=None, cancel=None, runtime: RuntimeConfig | None = None,
-             width: int | None = None, height: int | None = None, window: int | None = None
-             ) -> "GenerationSession":
+             width: int | None = None, height: int | None = None, window: int | None = None,
+             chunks: int | None = None) -> "GenerationSession":
         """`runtime`: compiled layers / native FP8; None lets the engine choose for the device. `width`,
-        `height`, `window`: what the loader fits the memory to (None: the model's defaults)."""
+        `height`, `window`, `chunks`: what the loader fits the memory to (None: the model's defaults;
+        magi_engine.loading.memory.MemoryTarget)."""
         from magi_engine.models import load_model
 
         return cls(load_model(model, device=device, dtype=dtype, text_on_cpu=text_on_cpu, progress=progress,
-                              cancel=cancel, runtime=runtime, width=width, height=height, window=window))
+                              cancel=cancel, runtime=runtime, width=width, height=height, window=window,
+                              chunks=chunks))
 
     # Information --------------------------------------------------------------------------------
     @property
@@ -102,7 +104,9 @@ class GenerationSession:
         """Latents [16, T, h, w] -> uint8 frames [4T, 8h, 8w, 3]."""
         with torch.inference_mode():
             vae = self.bundle.vae
-            frames = vae.latents_to_pixels(latent.to(device=vae.device, dtype=vae.dtype), runner=self._tile_runner())
+            # The memory plan's budget, where the card is tight: tiles that fit beside the DiT.
+            frames = vae.latents_to_pixels(latent.to(device=vae.device, dtype=vae.dtype), runner=self._tile_runner(),
+                                           budget_bytes=self.bundle.vae_decode_budget)
         return frames.cpu().numpy()
 
     def _tile_runner(self):

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from magi_engine.config import CHUNK_FRAMES, DiTConfig
 from magi_engine.errors import ConfigError, OutOfMemory
@@ -69,6 +69,14 @@ class MemoryEstimate:
     total_bytes: int
     width: int = 0
     height: int = 0
+    #: Working memory of one chunk's VAE decode (one tile's decoder call and the chunk's float32 pixels); it
+    #: counts in `vae_bytes` only beyond the activations, since a chunk is decoded between steps.
+    decode_bytes: int = 0
+
+    @property
+    def resident_bytes(self) -> int:
+        """What stays on the device while a chunk is decoded (the forward's activations are gone by then)."""
+        return self.total_bytes - max(self.activation_bytes, self.decode_bytes)
 
     def describe(self) -> str:
         gib = lambda b: f"{b / GIB:.1f}"  # noqa: E731
@@ -138,13 +146,18 @@ def _activation_bytes(dit: DiTConfig, tokens_per_chunk: int, window: int, cache_
     return max(attention, mlp) + io
 
 
-def _vae_bytes(cfg: VAEConfig, params: float, bytes_per_param: int, width: int, height: int) -> tuple[int, int]:
-    """(weights, working memory of a decode). Decoding one tile: tokens of a 3-latent-frame, tile_size² tile,
-    ~12 hidden-widths alive in a block, plus a materialised attention matrix in case SDPA falls back to the
-    math kernel, plus one chunk of float32 output pixels (24 frames)."""
-    tile = cfg.decode_tile_bytes(cfg.tile_size, 2)
-    pixels = CHUNK_FRAMES * width * height * cfg.in_chans * 4
-    return int(params * bytes_per_param), tile + pixels
+def decode_pixels_bytes(cfg: VAEConfig, width: int, height: int) -> int:
+    """One chunk's decoded pixels in float32 (24 frames), held while its tiles are stitched."""
+    return CHUNK_FRAMES * width * height * cfg.in_chans * 4
+
+
+def _vae_bytes(cfg: VAEConfig, params: float, bytes_per_param: int, width: int, height: int,
+               tile_px: int | None = None) -> tuple[int, int]:
+    """(weights, working memory of a decode). Decoding one tile: tokens of a 3-latent-frame, tile_size² tile
+    (`tile_px`² when given), ~12 hidden-widths alive in a block, plus a materialised attention matrix in case
+    SDPA falls back to the math kernel, plus one chunk of float32 output pixels (24 frames)."""
+    tile = cfg.decode_tile_bytes(tile_px or cfg.tile_size, 2)
+    return int(params * bytes_per_param), tile + decode_pixels_bytes(cfg, width, height)
 
 
 def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cache_chunks: int,
@@ -153,7 +166,7 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
                     text_encoder_bytes_per_param: int = 2, vae_params: float | None = None,
                     vae_bytes_per_param: int = 2, include_vae: bool = True, kv_dtype_bytes: int = 2,
                     activation_dtype_bytes: int = 2, batch: int = 1, attention_span: int | None = None,
-                    offload: str = "none") -> MemoryEstimate:
+                    offload: str = "none", decode_tile_px: int | None = None) -> MemoryEstimate:
     """Bytes the device needs to generate at `width`×`height` with `window` chunks in flight.
 
     FP8 checkpoints are dequantised to `weight_dtype_bytes` on load (magi_engine.loading.fp8), so `fp8=True`
@@ -171,6 +184,8 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
     a finished chunk is encoded, that chunk's keys/values of every layer before they are copied out
     (measured: BENCHMARKS.md, "Fewer gigabytes");
     "layers" keeps two layers' weights on the device; "both" does both.
+
+    `decode_tile_px`: the VAE decodes a chunk in tiles of this side (None: MAGI-1's own `tile_size`).
     """
     if window < 1 or cache_chunks < 0 or batch < 1:
         raise ConfigError(f"window must be ≥ 1, cache_chunks ≥ 0 and batch ≥ 1 (got {window}, {cache_chunks}, {batch})")
@@ -180,7 +195,7 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
     text = int(text_encoder_params * text_encoder_bytes_per_param) if text_encoder_on_device else 0
     vae_cfg = VAEConfig()
     vae, vae_work = _vae_bytes(vae_cfg, vae_parameter_count(vae_cfg) if vae_params is None else vae_params,
-                               vae_bytes_per_param, width, height) if include_vae else (0, 0)
+                               vae_bytes_per_param, width, height, decode_tile_px) if include_vae else (0, 0)
     span = cache_chunks + 1 if attention_span is None else attention_span
     per_chunk = kv_bytes_per_chunk(dit, width=width, height=height, dtype_bytes=kv_dtype_bytes)
     stages = []
@@ -200,7 +215,7 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
     # counts only where it exceeds them.
     vae += max(0, vae_work - act)
     total = weights + text + vae + kv + act
-    return MemoryEstimate(weights, text, vae, kv, act, total, width, height)
+    return MemoryEstimate(weights, text, vae, kv, act, total, width, height, vae_work)
 
 
 def offload_parts(offload: str) -> tuple[bool, bool]:
@@ -241,21 +256,44 @@ OFFLOAD_WORDS = {"none": "everything on {device}",
                  "layers": "the DiT's layers in CPU memory, streamed to {device} a layer ahead",
                  "both": "the DiT's layers and the KV cache in CPU memory, streamed to {device} a layer ahead"}
 
+#: The DiT offload modes whose peak was measured on a GPU beside this estimate (BENCHMARKS.md, "Fewer
+#: gigabytes" and "The DiT in CPU memory"): mode -> (case, estimate GiB, peak measured GiB), the estimate
+#: as the code computes it now. Automatic placement picks only these modes; one without a row runs only
+#: when asked for, and its text says that its estimate was never checked.
+OFFLOAD_MEASUREMENTS: dict[str, tuple[tuple[str, float, float], ...]] = {
+    "none": (("4.5B distill FP8, 720×720, window 1, H100", 15.03, 14.52),
+             ("4.5B distill bf16, 832×480, window 4, 16 GiB cap, H100", 16.95, 15.41),
+             ("24B distill FP8, 720×720, window 4, H100", 55.03, 54.87)),
+    "layers": (("4.5B distill FP8, 720×720, window 1, 12 GiB cap, H100", 10.80, 10.18),),
+    "both": (("4.5B distill FP8, 720×720, window 1, 12 GiB cap, H100", 5.05, 5.56),),
+}
+
+
+def offload_measured(mode: str) -> bool:
+    """Whether `mode`'s memory was measured on a GPU (OFFLOAD_MEASUREMENTS)."""
+    return mode in OFFLOAD_MEASUREMENTS
+
+
+UNMEASURED_NOTE = "its memory was never measured on a GPU, so this estimate is unchecked"
+
 
 def choose_dit_offload(requested: str | None, *, device: "torch.device | str", estimates: dict[str, MemoryEstimate],
                        copy_bytes: dict[str, int], free: int | None, headroom: float = 0.9) -> OffloadChoice:
-    """`requested`, or of the modes whose estimate fits `headroom` × `free`, the one that copies the fewest
-    bytes a forward ("none" copies none). None fits: "both" (the caller's check_fits then explains)."""
+    """`requested`, or of the measured modes (OFFLOAD_MEASUREMENTS) whose estimate fits `headroom` × `free`, the
+    one that copies the fewest bytes a forward ("none" copies none). None fits: "both" (the caller's check_fits
+    then explains). "both" needs the least of all, so leaving the unmeasured "kv-cache" out never turns a fit
+    into a refusal; it only costs copies where "kv-cache" alone would have been enough."""
     kind = getattr(device, "type", str(device).split(":")[0])
     words = {mode: text.format(device=device) for mode, text in OFFLOAD_WORDS.items()}
     need = lambda mode: _gib_text(estimates[mode].total_bytes)  # noqa: E731
     if requested is not None:
-        return OffloadChoice(requested, f"DiT: {words[requested]} (as set; about {need(requested)} GiB).",
+        unchecked = "" if offload_measured(requested) else f" {UNMEASURED_NOTE[0].upper()}{UNMEASURED_NOTE[1:]}."
+        return OffloadChoice(requested, f"DiT: {words[requested]} (as set; about {need(requested)} GiB).{unchecked}",
                              estimates[requested])
     if kind != "cuda" or free is None:
         return OffloadChoice("none", "", estimates["none"])
     budget = free * headroom
-    fitting = [mode for mode in estimates if estimates[mode].total_bytes <= budget]
+    fitting = [mode for mode in estimates if offload_measured(mode) and estimates[mode].total_bytes <= budget]
     if "none" in fitting:
         return OffloadChoice("none", "", estimates["none"])
     if not fitting:
@@ -311,6 +349,127 @@ def choose_text_placement(requested: str | None, *, device: "torch.device | str"
                                               f"{_gib_text(with_text.total_bytes)} GiB and {card}.")
     return TextPlacementChoice("cpu", f"T5 text encoder on the CPU: {device} has {card}, too little to hold "
                                       f"its {text_gib} GiB even while encoding.")
+
+
+@dataclass(frozen=True)
+class MemoryTarget:
+    """What a model's memory is fitted to when it loads: the size, the window and how many chunks a run makes
+    at most (None: the model's own default; chunks None: as many as the KV cache holds). The studio passes the
+    project's; `covers` says whether a plan made for this target also holds `other`."""
+
+    width: int | None = None
+    height: int | None = None
+    window: int | None = None
+    chunks: int | None = None
+
+    def covers(self, other: "MemoryTarget") -> bool:
+        def at_most(mine, theirs) -> bool:  # None is the model's default, the same on both sides
+            return mine == theirs or (mine is not None and theirs is not None and theirs <= mine)
+
+        chunks = self.chunks is None or (other.chunks is not None and other.chunks <= self.chunks)
+        return (at_most(self.width, other.width) and at_most(self.height, other.height)
+                and self.window == other.window and chunks)
+
+    def describe(self) -> str:
+        size = f"{self.width}×{self.height}" if self.width and self.height else "the model's size"
+        window = f"window {self.window}" if self.window else "the model's window"
+        chunks = f", {self.chunks} chunk{'s' * (self.chunks != 1)}" if self.chunks else ""
+        return f"{size}, {window}{chunks}"
+
+
+def fitted_window_and_cache(window: int, cache_chunks: int, chunks: int | None) -> tuple[int, int]:
+    """(chunks in flight, clean chunks cached) of a run of at most `chunks` chunks: a shorter run never fills
+    the window or the cache (None: any length)."""
+    if chunks is None:
+        return window, cache_chunks
+    return max(1, min(window, chunks)), min(cache_chunks, max(0, chunks - 1))
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Where the text encoder and the DiT's memory go, and the VAE decode's budget, with the sentences that
+    say why (magi_engine.magi_checkpoint loads by it; Settings shows it before a load)."""
+
+    text: TextPlacementChoice
+    offload: OffloadChoice
+    #: Each DiT offload mode's estimate beside the chosen text encoder placement (the decode at its tiles).
+    estimates: dict[str, MemoryEstimate]
+    copy_bytes: dict[str, int]
+    #: The VAE decode's working memory (`VideoVAE.decode(budget_bytes=)`); None: MAGI-1's own tiles.
+    decode_budget: int | None
+    decode_reason: str
+    free: int | None
+
+    @property
+    def estimate(self) -> MemoryEstimate:
+        return self.offload.estimate
+
+    @property
+    def dit_offload(self) -> str:
+        return self.offload.mode
+
+    def describe(self) -> str:
+        return " ".join(r for r in (self.text.reason, self.offload.reason, self.decode_reason) if r)
+
+
+def plan_memory(dit: DiTConfig, *, width: int, height: int, window: int, cache_chunks: int,
+                device: "torch.device | str", free: int | None, chunks: int | None = None,
+                weight_dtype_bytes: int = 2, fp8: bool = False, keep_fp8: bool = False,
+                text_encoder_params: float = T5_XXL_ENCODER_PARAMS, text_encoder: str | None = None,
+                dit_offload: str | None = None, vae: VAEConfig = VAEConfig(), headroom: float = 0.9,
+                tile_px_of: "Callable[[int], int] | None" = None) -> MemoryPlan:
+    """The one decision of where a MAGI-1 model's parts go on `device` with `free` bytes (torch-free: the
+    loader, `generate` and the Settings dialog all ask it).
+
+    1. The text encoder: `text_encoder`, or the first of gpu, offload, cpu that fits (choose_text_placement).
+    2. The DiT: `dit_offload`, or the measured mode that fits and copies least (choose_dit_offload).
+    3. The VAE decode: MAGI-1's own tiles while the plan fits with them. When it does not, the decode gets what
+       is left beside the DiT (`decode_budget`, in smaller tiles: `tile_px_of(budget)` names their side) when
+       that makes it fit, or lets a mode that copies fewer bytes fit.
+    `chunks`: a run makes at most this many chunks, so it never fills a longer window or cache.
+    """
+    window, cache_chunks = fitted_window_and_cache(window, cache_chunks, chunks)
+    kind = getattr(device, "type", str(device).split(":")[0])
+
+    def estimate(text_on_device: bool, offload: str, tile_px: int | None = None) -> MemoryEstimate:
+        return estimate_memory(dit, width=width, height=height, window=window, cache_chunks=cache_chunks,
+                               weight_dtype_bytes=weight_dtype_bytes, fp8=fp8, keep_fp8=keep_fp8,
+                               text_encoder_params=text_encoder_params, text_encoder_on_device=text_on_device,
+                               text_encoder_bytes_per_param=weight_dtype_bytes, offload=offload,
+                               decode_tile_px=tile_px)
+
+    from magi_engine.config import DIT_OFFLOAD_MODES
+
+    text = choose_text_placement(text_encoder, device=device, with_text=estimate(True, "none"),
+                                 without_text=estimate(False, "none"), free=free, headroom=headroom)
+    on_device = text.placement == "gpu"
+    copies = {mode: offload_copy_bytes(dit, width=width, height=height, cache_chunks=cache_chunks, offload=mode,
+                                       weight_dtype_bytes=weight_dtype_bytes, fp8=fp8, keep_fp8=keep_fp8)
+              for mode in DIT_OFFLOAD_MODES}
+    estimates = {mode: estimate(on_device, mode) for mode in DIT_OFFLOAD_MODES}
+    offload = choose_dit_offload(dit_offload, device=device, estimates=estimates, copy_bytes=copies, free=free,
+                                 headroom=headroom)
+    plan = MemoryPlan(text, offload, estimates, copies, None, "", free)
+    if kind != "cuda" or free is None or (offload.mode == "none" and offload.estimate.total_bytes <= headroom * free):
+        return plan
+    # The decode in its smallest even tiles (a quarter overlap of whole latent pixels: 4 latent pixels a side).
+    smallest = vae.spatial_factor * 4
+    small = {mode: estimate(on_device, mode, smallest) for mode in DIT_OFFLOAD_MODES}
+    tiled = choose_dit_offload(dit_offload, device=device, estimates=small, copy_bytes=copies, free=free,
+                               headroom=headroom)
+    fits = lambda choice: choice.estimate.total_bytes <= headroom * free  # noqa: E731
+    if not fits(tiled) or (fits(offload) and copies[offload.mode] <= copies[tiled.mode]):
+        return plan
+    pixels = decode_pixels_bytes(vae, width, height)
+    budget = int(headroom * free - tiled.estimate.resident_bytes - pixels)
+    tile_px = tile_px_of(budget) if tile_px_of is not None else None
+    if tile_px is not None:
+        small = {mode: estimate(on_device, mode, tile_px) for mode in DIT_OFFLOAD_MODES}
+        tiled = dataclasses.replace(tiled, estimate=small[tiled.mode])
+    tiles = f"{tile_px}-px tiles" if tile_px else "smaller tiles"
+    reason = (f"VAE decode in {tiles} (MAGI-1's own are {vae.tile_size} px), within the {_gib_text(budget)} GiB "
+              f"left beside the DiT.")
+    return MemoryPlan(text, tiled, small, copies, budget, reason, free)
 
 
 def _meminfo_available() -> int | None:

@@ -163,3 +163,42 @@ def test_the_loader_picks_the_offload_that_fits_the_card(tmp_path, tiny_magi_var
     assert choice.mode != "none" and choice.estimate.total_bytes <= 0.9 * free
     assert choice.reason.startswith("DiT: ")
     assert memory.OFFLOAD_WORDS[choice.mode].split("{")[0] in choice.reason
+
+
+def test_a_tight_card_gets_a_vae_decode_budget_from_the_plan_and_the_session_keeps_to_it(tmp_path, tiny_magi_variants,
+                                                                                          monkeypatch):
+    """The loader's memory plan (asked as for a CUDA card of a faked capacity; the model itself loads on the CPU)
+    gives the VAE decode what is left beside the DiT; the bundle carries it, the plan's text says it, and the
+    session's decode uses it."""
+    import torch
+
+    import magi_engine.magi_checkpoint as loader
+    from magi_engine.model_files import locate_magi_checkpoint
+
+    root = write_magi_snapshot(tmp_path / "MAGI-1", tiny_magi_variants)
+    plan_for_cpu = loader.plan_checkpoint_memory
+    cuda = torch.device("cuda")
+    roomy = plan_for_cpu(locate_magi_checkpoint(root), torch.float32, device=cuda, free=2**40,
+                         text_encoder="cpu", chunks=2)
+    reference = roomy.estimate
+    assert roomy.decode_budget is None and reference.decode_bytes > reference.activation_bytes
+    free = int((reference.resident_bytes + (reference.decode_bytes + reference.activation_bytes) / 2) / 0.9)
+    plans = []
+
+    def plan_as_on_a_card(checkpoint, dtype, **kwargs):
+        plans.append(plan_for_cpu(checkpoint, dtype, **{**kwargs, "device": cuda, "free": free}))
+        return plans[-1]
+
+    monkeypatch.setattr(loader, "plan_checkpoint_memory", plan_as_on_a_card)
+    session = GenerationSession.load(str(root), device="cpu", width=64, height=64, window=1, chunks=2,
+                                     runtime=models.RuntimeConfig(text_encoder="cpu"))
+    plan = plans[-1]
+    assert plan.decode_budget is not None and plan.estimate.total_bytes <= 0.9 * free
+    assert session.bundle.vae_decode_budget == plan.decode_budget
+    assert "VAE decode in" in session.bundle.memory_plan and "left beside the DiT" in session.bundle.memory_plan
+    assert session.bundle.memory_target.describe() == "64×64, window 1, 2 chunks"
+    calls = []
+    decode = session.bundle.vae.decode
+    monkeypatch.setattr(session.bundle.vae, "decode", lambda z, **kw: calls.append(kw) or decode(z, **kw))
+    assert isinstance(one_chunk(session)[-1], Finished)
+    assert calls and all(call["budget_bytes"] == plan.decode_budget for call in calls)
