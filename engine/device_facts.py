@@ -22,6 +22,8 @@ class DeviceInfo:
     #: Bytes a new model could use now (magi_engine.loading.memory.device_memory_bytes), None when unknown.
     free_bytes: int | None = None
     total_bytes: int | None = None
+    #: A CUDA GPU with FP8 matmuls (magi_engine.dit.fp8_linear.native_fp8_supported): FP8 checkpoints stay FP8.
+    fp8_matmul: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ def read_device_facts() -> DeviceFacts:
     import torch
 
     from magi_engine.device import mps_available, pick_device
+    from magi_engine.dit.fp8_linear import native_fp8_supported
     from magi_engine.loading.memory import device_memory_bytes
 
     devices = []
@@ -55,7 +58,7 @@ def read_device_facts() -> DeviceFacts:
         index = torch.cuda.current_device()
         properties = torch.cuda.get_device_properties(index)
         devices.append(DeviceInfo("cuda", True, properties.name, device_memory_bytes(f"cuda:{index}"),
-                                  int(properties.total_memory)))
+                                  int(properties.total_memory), native_fp8_supported(f"cuda:{index}")))
     else:
         devices.append(DeviceInfo("cuda", False))
     if mps_available():

@@ -237,4 +237,6 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
                        sampling=variant.sampling, width=variant.width, height=variant.height, preview=preview,
                        source=str(checkpoint.weights), memory_plan=plan_text, dit_offload=offload.mode,
                        vae_decode_budget=decode_budget,
-                       memory_target=MemoryTarget(width, height, window, chunks))
+                       # Only a plan made for a GPU's known free memory chose anything worth re-planning for.
+                       memory_target=MemoryTarget(width, height, window, chunks)
+                       if device.type == "cuda" and free is not None else None)

@@ -320,6 +320,16 @@ def warn_unknown_words(model: str, prompts: list[str]) -> None:
             print(f"warning: {warning}", file=sys.stderr)
 
 
+def memory_target(args: argparse.Namespace):
+    """What `generate`'s model is fitted to (magi_engine.loading.memory.MemoryTarget), as the app fits it to a
+    project: the size and window asked for (None: the model's) and the chunks made (a prefix video fills the
+    KV cache whatever their number: None)."""
+    from magi_engine.loading.memory import MemoryTarget
+
+    width, height = args.size or (None, None)
+    return MemoryTarget(width, height, args.window, None if args.video else len(args.prompt))
+
+
 def run_generate(args: argparse.Namespace) -> int:
     from magi_engine.session import GenerationSession
     from magi_engine.video_io import load_image
@@ -337,10 +347,11 @@ def run_generate(args: argparse.Namespace) -> int:
                                        runtime=runtime)
         progress.message(f"{spec.ranks} ranks ({spec.backend}): {session.plan.describe()}")
     else:
-        width, height = args.size or (None, None)  # the loader fits T5 and the DiT offload to this request
+        target = memory_target(args)  # the loader fits T5, the DiT offload and the VAE decode to this request
         session = connect_engine(args) or GenerationSession.load(args.model, device=args.device, dtype=args.dtype,
                                                                  text_on_cpu=args.text_on_cpu, runtime=runtime,
-                                                                 width=width, height=height, window=args.window)
+                                                                 width=target.width, height=target.height,
+                                                                 window=target.window, chunks=target.chunks)
     try:
         return _generate_with(session, args, progress, image)
     finally:

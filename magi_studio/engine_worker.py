@@ -105,6 +105,11 @@ class ModelInfo:
     memory_plan: str = ""
     #: The ranks it runs on, e.g. "2 GPUs (sequence-parallel)" ("" for one device).
     parallel: str = ""
+    #: What of the DiT waits in CPU memory (magi_engine.config.DIT_OFFLOAD_MODES), as the plan chose or was told.
+    dit_offload: str = "none"
+    #: What the memory plan was made for (magi_engine.loading.memory.MemoryTarget); None: no plan to redo (our own
+    #: models, a CPU, a remote engine).
+    memory_target: object = None
 
     @classmethod
     def of(cls, session: GenerationSession, spec: str) -> "ModelInfo":
@@ -122,7 +127,8 @@ class ModelInfo:
         return cls(spec=spec or bundle.name, name=bundle.name, label=bundle.label, device=str(session.device),
                    dtype=str(dtype).removeprefix("torch."), width=bundle.width, height=bundle.height,
                    fps=bundle.fps, sampling=bundle.sampling, distilled=bool(bundle.dit.config.distilled),
-                   memory_plan=bundle.memory_plan,
+                   memory_plan=bundle.memory_plan, dit_offload=getattr(bundle, "dit_offload", "none"),
+                   memory_target=getattr(bundle, "memory_target", None),
                    parallel=session.description if isinstance(session, ParallelSession) else "")
 
 
@@ -138,6 +144,7 @@ class _Job:
     text_on_cpu: bool = False
     runtime: object = None  # magi_engine.config.RuntimeConfig; None: the engine chooses
     launch: object = None  # magi_engine.parallel.plan.LaunchSpec of several ranks; None: one device
+    target: object = None  # magi_engine.loading.memory.MemoryTarget the memory is fitted to; None: the model's
     session: GenerationSession | None = None  # an already built session to adopt (tests, benchmarks)
     remote: tuple[str, str | None, str | None, str | None] | None = None  # (URL, token, token file, CA file)
 
@@ -248,9 +255,12 @@ class _EngineRunner(QObject):
                 session = ParallelSession.load(job.spec, job.launch, dtype=job.dtype, text_on_cpu=job.text_on_cpu,
                                                progress=progress, cancel=job.token.is_set, runtime=job.runtime)
             else:
+                target = job.target
+                fit = dict(width=target.width, height=target.height, window=target.window,
+                           chunks=target.chunks) if target is not None else {}
                 session = GenerationSession.load(job.spec, device=job.device, dtype=job.dtype,
                                                  text_on_cpu=job.text_on_cpu, progress=progress,
-                                                 cancel=job.token.is_set, runtime=job.runtime)
+                                                 cancel=job.token.is_set, runtime=job.runtime, **fit)
         if job.token.is_set():  # cancelled while a non-interruptible load ran: keep the previous model
             self.event.emit(job.id, Cancelled((), time.perf_counter() - started))
             return
@@ -337,14 +347,16 @@ class EngineWorker(QObject):
         self.deviceFactsChanged.emit(facts)
 
     def load_model(self, spec: str = "studio-mini", device: str = "auto", dtype: str | None = None, *,
-                   text_on_cpu: bool = False, runtime=None, launch=None) -> int:
+                   text_on_cpu: bool = False, runtime=None, launch=None, target=None) -> int:
         """Queue loading `spec` (studio-mini, a folder, a MAGI-1 hub variant); supersedes earlier loads.
         `runtime`: an magi_engine.config.RuntimeConfig (Settings.runtime_config), as the command line passes.
+        `target`: the magi_engine.loading.memory.MemoryTarget (the project's size, window and chunks) the loader fits
+        the memory to, as `generate` fits it to its request (planning.memory_target); None: the model's defaults.
         `launch`: a magi_engine.parallel.plan.LaunchSpec of several ranks (Settings.parallel_launch): the model
         runs on them, this thread being rank 0 (`device` is then the launch's)."""
         return self._queue(_Job(next(self._ids), "load", spec=spec, device=device,
                                 dtype=None if dtype in (None, "auto") else dtype, text_on_cpu=text_on_cpu,
-                                runtime=runtime, launch=launch))
+                                runtime=runtime, launch=launch, target=target))
 
     def connect_remote(self, url: str, token: str | None = None, *, token_file: str | None = None,
                        ca_file: str | None = None) -> int:

@@ -35,6 +35,7 @@ MAX_RECENT_FILES = 10
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # magi_engine.device.DEVICE_CHOICES, without importing torch
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
 TEXT_ENCODER_CHOICES = ("auto", "gpu", "cpu", "offload")  # magi_engine.config.TEXT_ENCODER_PLACEMENTS and auto
+DIT_OFFLOAD_CHOICES = ("auto", "none", "layers", "kv-cache", "both")  # magi_engine.config.DIT_OFFLOAD_MODES and auto
 
 T = TypeVar("T")
 
@@ -185,6 +186,9 @@ class Settings(QObject):
                              doc="compile the DiT's layers on CUDA: 13% faster chunks, a later first chunk")
     text_encoder = Setting("model/text_encoder", str, "auto", check=_one_of(TEXT_ENCODER_CHOICES),
                            doc="where MAGI-1's T5 runs: auto (the first that fits), gpu, cpu or offload")
+    dit_offload = Setting("model/dit_offload", str, "auto", check=_one_of(DIT_OFFLOAD_CHOICES),
+                          doc="what of MAGI-1's DiT waits in CPU memory: auto (the memory plan decides), none, layers, "
+                              "kv-cache or both (magi_engine.loading.memory.plan_memory)")
     engine_url = Setting("engine/url", str, "", check=lambda v: None if not v or v.startswith(("ws://", "wss://"))
                          else "must start with ws:// or wss://", doc="a remote engine (magi-studio serve); '' = this computer")
     engine_token_file = Setting("engine/token_file", str, "", doc="the remote engine's token file; '' = the default")
@@ -224,7 +228,8 @@ class Settings(QObject):
         from magi_engine.config import RuntimeConfig
 
         return RuntimeConfig(compile_layers=self.compile_layers,
-                             text_encoder=None if self.text_encoder == "auto" else self.text_encoder)
+                             text_encoder=None if self.text_encoder == "auto" else self.text_encoder,
+                             dit_offload=None if self.dit_offload == "auto" else self.dit_offload)
 
     def parallel_launch(self):
         """The LaunchSpec the engine on this computer runs on (None: one device)."""

@@ -116,8 +116,15 @@ class Studio(QObject):
             self.worker.connect_remote(self.settings.engine_url,
                                        token_file=self.settings.engine_token_file or str(default_token_path()))
         elif self._owns_worker and self.worker.model_info is None:
+            from magi_studio.document.planning import memory_target
+
+            project = self.session.document.project if self.session is not None else None
+            # The open project's size decides what must fit (a project of another model loads its own at Generate).
+            target = memory_target(project.settings, project) if project is not None \
+                and project.settings.model == self.settings.model else None
             self.worker.load_model(self.settings.model, self.settings.device, self.settings.dtype,
-                                   runtime=self.settings.runtime_config(), launch=self.settings.parallel_launch())
+                                   runtime=self.settings.runtime_config(), launch=self.settings.parallel_launch(),
+                                   target=target)
 
     def _may_close(self) -> bool:
         """The window is closing: the project first (Save / Discard / Cancel), then the dialogs."""

@@ -46,7 +46,7 @@ from magi_studio.controllers.run_state import (ChunkJobState, ChunkJobStates, Co
                                                RunProgress)
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import first_pending_chunk
-from magi_studio.document.planning import GenerationPlan, ResultCommitter, sampling_for
+from magi_studio.document.planning import GenerationPlan, ResultCommitter, memory_target, sampling_for
 from magi_studio.document.run_marker import clear_run_marker, write_run_marker
 from magi_studio.document.take_commands import KeepResult
 from magi_studio.document_session import DocumentSession
@@ -299,7 +299,10 @@ class GenerationController(QObject, RunQueue):
         info = self.worker.model_info
         if self.worker.is_loading():  # ours or a newer one (Settings, start-up): the newest load decides
             return self._enter(RunPhase.LOADING)  # re-checked when that load ends
-        if info is not None and info.spec == wanted:
+        project = self._session.document.project
+        target = memory_target(project.settings, project)
+        replan = info is not None and info.memory_target is not None and not info.memory_target.covers(target)
+        if info is not None and info.spec == wanted and not replan:
             return self._plan_next()
         if info is not None and info.remote:  # a remote engine is never swapped for a local load
             from magi_engine.remote.client import serves_model
@@ -319,7 +322,10 @@ class GenerationController(QObject, RunQueue):
         dtype = self.settings.dtype if self.settings is not None else None
         runtime = self.settings.runtime_config() if self.settings is not None else None
         launch = self.settings.parallel_launch() if self.settings is not None else None
-        self._load_job = self.worker.load_model(wanted, device, dtype, runtime=runtime, launch=launch)
+        if replan and info.spec == wanted:  # the same model, fitted again: a larger size, another window, more chunks
+            self.queueNotice.emit(f"Reloading {info.label} to fit the project's memory: it was fitted to "
+                                  f"{info.memory_target.describe()}, the project needs {target.describe()}.")
+        self._load_job = self.worker.load_model(wanted, device, dtype, runtime=runtime, launch=launch, target=target)
         self._enter(RunPhase.LOADING)
 
     def _plan_next(self) -> None:

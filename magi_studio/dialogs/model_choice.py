@@ -4,6 +4,9 @@
   magi_engine.magi_checkpoint.locate_magi_checkpoint, or a MAGI Studio model folder) or the CheckpointError.
 * `variant_rows(facts, device)`: every MAGI-1 hub variant with its memory estimate at its default size
   (magi_engine.loading.memory), whether this device can hold it, and whether the hub cache has it.
+* `dit_placements(spec, target, facts, device, text_encoder)`: each DiT placement (offload mode) of a MAGI-1 model
+  with the memory it needs at the project's size, and which one Automatic takes: the loader's own plan
+  (magi_engine.loading.memory.plan_memory), asked with the device facts instead of the device.
 * `available_devices(facts)`, `model_default_size(spec)`, `set_hub_offline(on)`.
 All of it is quick arithmetic or a look at the file system; nothing here touches the network, and
 nothing imports torch: what the devices are and hold (magi_engine.device_facts.DeviceFacts) comes from the
@@ -19,7 +22,8 @@ from pathlib import Path
 from magi_engine.device_facts import DeviceFacts
 from magi_engine.errors import CheckpointError, DownloadError, OutOfMemory
 from magi_engine.loading.hub import download_variant
-from magi_engine.loading.memory import GIB, check_fits, estimate_memory
+from magi_engine.loading.memory import (GIB, OFFLOAD_WORDS, MemoryTarget, check_fits, estimate_memory, offload_measured,
+                                       plan_memory)
 from magi_engine.model_files import STUDIO_MINI, is_native_bundle, locate_magi_checkpoint, read_manifest
 from magi_engine.variants import MAGI_VARIANTS, MagiVariant
 from magi_studio.document.model import DEFAULT_SIZE
@@ -101,6 +105,78 @@ def variant_rows(facts: DeviceFacts | None, device: str = "auto",
         rows.append(VariantRow(variant, estimate.total_bytes / GIB, fits, None if free is None else free / GIB,
                                explanation, is_cached(variant.name, cache_dir)))
     return rows
+
+
+#: The DiT placements Settings › Engine offers (magi_engine.config.DIT_OFFLOAD_MODES), in order of memory needed.
+PLACEMENT_LABELS = {"none": "On the GPU", "layers": "Layers in CPU memory", "kv-cache": "KV cache in CPU memory",
+                    "both": "Layers and KV cache in CPU memory"}
+
+
+@dataclass(frozen=True)
+class PlacementRow:
+    mode: str
+    gib: float
+    #: Whether it fits this GPU's free memory (None: unknown).
+    fits: bool | None
+    measured: bool
+
+    @property
+    def text(self) -> str:
+        unmeasured = ", not measured" if not self.measured else ""
+        fit = "" if self.fits is None else "" if self.fits else ", too large"
+        return f"{PLACEMENT_LABELS[self.mode]} — about {self.gib:.1f} GiB{unmeasured}{fit}"
+
+
+@dataclass(frozen=True)
+class PlacementReport:
+    """What Settings › Engine says about the DiT placements of one model at the project's size."""
+
+    rows: tuple[PlacementRow, ...]
+    #: The mode Automatic takes, and the plan's sentence (where T5 goes, why this mode, the VAE decode).
+    auto: str
+    plan_text: str
+    target: MemoryTarget
+
+    def row(self, mode: str) -> PlacementRow:
+        return next(row for row in self.rows if row.mode == mode)
+
+
+def placement_variant(spec: str) -> MagiVariant | None:
+    """The MAGI-1 variant a model choice loads (a hub name or a checkpoint folder); None: our own models."""
+    name = spec.split(":", 1)[-1]
+    if name in MAGI_VARIANTS:
+        return MAGI_VARIANTS[name]
+    if not spec or spec == STUDIO_MINI:
+        return None
+    try:
+        folder = Path(spec).expanduser()
+        return None if not folder.is_dir() or is_native_bundle(folder) else locate_magi_checkpoint(folder).variant
+    except CheckpointError:
+        return None
+
+
+def dit_placements(spec: str, target: MemoryTarget, facts: DeviceFacts | None, device: str = "auto",
+                   text_encoder: str = "auto", dtype: str = "auto") -> PlacementReport | None:
+    """Each DiT placement of `spec` at `target` on the CUDA GPU of `facts`, by the loader's plan; None when there
+    is no choice to show: no CUDA GPU known, another device chosen, or a model that is not MAGI-1's."""
+    variant = placement_variant(spec)
+    gpu = facts.device("cuda") if facts is not None else None
+    if variant is None or gpu is None or not gpu.available or device not in ("auto", "cuda") \
+            or (device == "auto" and facts.auto != "cuda"):
+        return None
+    weight_bytes = 4 if dtype == "float32" else 2  # magi_engine.device.parse_dtype: bfloat16 on CUDA by default
+    plan = plan_memory(variant.dit, width=target.width or variant.width, height=target.height or variant.height,
+                       window=target.window or variant.sampling.window, cache_chunks=variant.sampling.cache_chunks,
+                       chunks=target.chunks, device="cuda", free=gpu.free_bytes, weight_dtype_bytes=weight_bytes,
+                       fp8=variant.fp8, keep_fp8=variant.fp8 and gpu.fp8_matmul,
+                       text_encoder=None if text_encoder == "auto" else text_encoder)
+    free = gpu.free_bytes
+    rows = tuple(PlacementRow(mode, plan.estimates[mode].total_bytes / GIB,
+                              None if free is None else plan.estimates[mode].total_bytes <= 0.9 * free,
+                              offload_measured(mode)) for mode in PLACEMENT_LABELS)
+    words = OFFLOAD_WORDS[plan.dit_offload].format(device="the GPU")
+    text = plan.describe() or f"Everything fits on the GPU: {words}."
+    return PlacementReport(rows, plan.dit_offload, text, target)
 
 
 def is_cached(variant: str, cache_dir: str | os.PathLike | None = None) -> bool:

@@ -34,7 +34,7 @@ from magi_engine.loading.hub import DownloadCancelled, download_variant
 from magi_engine.model_files import STUDIO_MINI
 from magi_engine.variants import MAGI_VARIANTS
 from magi_studio.dialogs.engine_page import EnginePage
-from magi_studio.dialogs.model_choice import (available_devices, describe_folder, model_default_size,
+from magi_studio.dialogs.model_choice import (available_devices, describe_folder, dit_placements, model_default_size,
                                               set_hub_offline, variant_rows)
 from magi_studio.document.commands import SetProjectSettings
 from magi_studio.engine_worker import LoadProgress, ModelLoaded
@@ -225,6 +225,13 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(800)  # the variant table without a horizontal scroll bar
 
         self.source_group.buttonToggled.connect(self._sync_enabled)
+        # The DiT placements follow the model, the device, the text encoder, the size and the window chosen.
+        for signal in (self.source_group.buttonToggled, self.variant_table.itemSelectionChanged,
+                       self.folder_edit.textChanged, self.device_combo.currentIndexChanged,
+                       self.text_encoder_combo.currentIndexChanged, self.size_default_check.toggled,
+                       self.width_spin.valueChanged, self.height_spin.valueChanged,
+                       self.window_combo.currentIndexChanged):
+            signal.connect(self._show_placements)
         self.folder_edit.textChanged.connect(self._check_folder)
         self.variant_table.itemSelectionChanged.connect(self._sync_enabled)
         if worker is not None:
@@ -255,6 +262,34 @@ class SettingsDialog(QDialog):
             return self.selected_variant()
         return STUDIO_MINI
 
+    def memory_target(self):
+        """What the model's memory is fitted to: the size and window chosen here, the open project's chunks."""
+        from magi_studio.document.model import ProjectSettings
+        from magi_studio.document.planning import memory_target
+
+        spec = self._spec_shown()
+        width, height = (self.width_spin.value(), self.height_spin.value()) \
+            if not self.size_default_check.isChecked() else model_default_size(spec)
+        project = self.session.document.project if self.session is not None else None
+        return memory_target(ProjectSettings(model=spec, width=width, height=height,
+                                             window=self.window_combo.currentData()), project)
+
+    def _spec_shown(self) -> str:
+        """The model the choices describe (what model_spec would store, without refusing an unfinished one)."""
+        if self.folder_radio.isChecked():
+            return self.folder_edit.text().strip()
+        if self.hub_radio.isChecked():
+            return self.selected_variant() or ""
+        return STUDIO_MINI
+
+    def _show_placements(self, *_) -> None:
+        facts = self.device_facts
+        gpu = facts.device("cuda") if facts is not None else None
+        report = dit_placements(self._spec_shown(), self.memory_target(), facts,
+                                self.device_combo.currentData() or "auto", self.text_encoder_combo.currentData(),
+                                self.settings.dtype)
+        self.engine_page.show_placements(report, cuda=gpu is not None and gpu.available)
+
     def variant_status(self, name: str) -> tuple[str, str, str]:
         """(memory, this device, hub cache) texts of a variant's row."""
         row = list(MAGI_VARIANTS).index(name)
@@ -271,14 +306,15 @@ class SettingsDialog(QDialog):
             self._show_error(error)
             return False
         settings, device = self.settings, self.device_combo.currentData()
-        runtime = (self.compile_check.isChecked(), self.text_encoder_combo.currentData())
+        runtime = (self.compile_check.isChecked(), self.text_encoder_combo.currentData(),
+                   self.engine_page.placement_choice())
         launch_before, gpus = settings.parallel_launch(), self.engine_page.gpus_choice()
         if gpus != settings.gpus:  # a choice in the dialog replaces the command line's --gpus / --ranks
             settings.gpus, settings.launch_override = gpus, None
         model_changed = (spec != settings.model or device != settings.device
-                         or runtime != (settings.compile_layers, settings.text_encoder)
+                         or runtime != (settings.compile_layers, settings.text_encoder, settings.dit_offload)
                          or settings.parallel_launch() != launch_before)
-        settings.compile_layers, settings.text_encoder = runtime
+        settings.compile_layers, settings.text_encoder, settings.dit_offload = runtime
         engine_changed = (engine_url, token_file) != (settings.engine_url, settings.engine_token_file)
         settings.engine_url, settings.engine_token_file = engine_url, token_file
         settings.model, settings.device = spec, device
@@ -306,10 +342,14 @@ class SettingsDialog(QDialog):
                 self.load_label.setText(f"Connecting to {engine_url}…")
         elif self.worker is not None and (model_changed or loaded is None or loaded.spec != spec or loaded.remote):
             self._load_job = self.worker.load_model(spec, device, settings.dtype, runtime=settings.runtime_config(),
-                                                    launch=settings.parallel_launch())
+                                                    launch=settings.parallel_launch(), target=self.memory_target())
             self.load_bar.setRange(0, 0)
             self.load_bar.show()
             self.load_label.setText(f"Loading {spec}…")
+        elif loaded is not None and loaded.memory_target is not None \
+                and not loaded.memory_target.covers(self.memory_target()):
+            self.load_label.setText(f"{loaded.label} was fitted to {loaded.memory_target.describe()}: it loads again "
+                                    f"for {self.memory_target().describe()} at the next Generate.")
         self.applied.emit()
         return True
 
@@ -432,6 +472,7 @@ class SettingsDialog(QDialog):
         self.guidance_default_check.setChecked(settings.guidance is None)
         self.guidance_spin.setValue(settings.guidance if settings.guidance is not None else 7.5)
         self._check_folder()
+        self._show_placements()
 
     def _show_devices(self) -> None:
         usable_devices = available_devices(self.device_facts)
@@ -448,6 +489,7 @@ class SettingsDialog(QDialog):
         self.engine_page.set_device_facts(facts)
         self._show_devices()
         self._fill_variants()
+        self._show_placements()
 
     def _fill_variants(self) -> None:
         selected = self.selected_variant()

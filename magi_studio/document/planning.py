@@ -103,6 +103,20 @@ class GenerationPlan:
         return self.extend_take_id is None
 
 
+def memory_target(settings: ProjectSettings, project: Project | None = None):
+    """What the engine fits a model's memory to for this project (magi_engine.loading.memory.MemoryTarget): its
+    size and window, and the most chunks one run of it attends, a continued shot's context from the shot before
+    counted (capped at a full cache, CONTEXT_CHUNKS + 1: longer runs need no more). No project: any length."""
+    from magi_engine.loading.memory import MemoryTarget
+
+    chunks = None
+    if project is not None:
+        runs = [len(shot.chunks) + (CONTEXT_CHUNKS if continues_previous(project, shot) else 0)
+                for shot in project.shots]
+        chunks = max(1, min(max(runs, default=1), CONTEXT_CHUNKS + 1))
+    return MemoryTarget(settings.width, settings.height, settings.window, chunks)
+
+
 def missing_context(project: Project, shot: Shot, from_index: int) -> str | None:
     """Why generating `shot` from chunk `from_index` on would be refused for want of its context (the chunks
     before it, and the end of the shot it continues), as one sentence; None when they are all generated.

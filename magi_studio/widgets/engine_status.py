@@ -51,10 +51,10 @@ class EngineStatus(QLabel):
             ahead = f"{self._runs_ahead} run{'s' * (self._runs_ahead > 1)} ahead"
             text, tip = f"Waiting · {ahead} on {info.remote}", "The remote engine is busy with other clients' runs."
         elif state == EngineState.GENERATING and info is not None:
-            text, tip = f"Generating · {info.label} on {info.parallel or info.device}", _describe(info)
+            text, tip = f"Generating · {info.label} on {info.parallel or info.device}{_offloaded(info)}", _describe(info)
         elif info is not None:
-            text, tip = (f"{info.label} · {info.parallel or info.device} · {info.width}×{info.height} · ready",
-                         _describe(info))
+            text, tip = (f"{info.label} · {info.parallel or info.device}{_offloaded(info)} · {info.width}×{info.height}"
+                         f" · ready", _describe(info))
         elif self._load_error:
             text, tip = "No model loaded", self._load_error
         else:
@@ -62,6 +62,16 @@ class EngineStatus(QLabel):
         colour = palette.DANGER if state == EngineState.NO_MODEL and self._load_error else _DOT[state]
         self.setText(f'<span style="color:{colour}">●</span>&nbsp; {escape(text)}')
         self.setToolTip(tip)
+
+
+#: The status bar's word for a DiT placement other than "everything on the device".
+OFFLOADED = {"layers": "layers in CPU memory", "kv-cache": "KV cache in CPU memory",
+             "both": "layers and KV cache in CPU memory"}
+
+
+def _offloaded(info: ModelInfo) -> str:
+    mode = getattr(info, "dit_offload", "none")
+    return f" · {OFFLOADED[mode]}" if mode in OFFLOADED else ""
 
 
 def _describe(info: ModelInfo) -> str:

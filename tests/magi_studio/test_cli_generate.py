@@ -238,3 +238,16 @@ def test_negative_prompt_changes_a_base_model_s_video_and_a_distilled_one_says_i
     assert main(["generate", "--model", str(model_dir), "--prompt", "a red ball falls", "--negative-prompt", "blur",
                  "-q", "-o", str(tmp_path / "distilled.mp4")]) == 0
     assert "--negative-prompt has no effect" in capsys.readouterr().err
+
+
+def test_generate_fits_the_model_to_its_request_as_the_app_fits_it_to_a_project():
+    from magi_engine.loading.memory import MemoryTarget
+    from magi_studio.cli import build_parser, memory_target
+
+    def target(*extra):
+        return memory_target(build_parser().parse_args(["generate", "--prompt", "a", "--prompt", "b", "-o", "x.mp4",
+                                                        *extra]))
+
+    assert target() == MemoryTarget(None, None, None, 2)
+    assert target("--size", "832x480", "--window", "1") == MemoryTarget(832, 480, 1, 2)
+    assert target("--video", "prefix.mp4").chunks is None  # a prefix fills the KV cache whatever the prompts

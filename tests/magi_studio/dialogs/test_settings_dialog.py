@@ -273,3 +273,90 @@ def test_a_download_shows_progress_and_can_be_cancelled(qtbot, loop, isolated_se
     run_until(loop, lambda: dialog.download_task is not cancelled and dialog.download_task.done())
     assert "is in the cache" in dialog.download_status.text() and dialog.download_bar.value() == 1000
     assert dialog.variant_status(fake_hub.variant)[2] == "Downloaded"
+
+
+def cuda_facts(free_gib: float, *, fp8: bool = True):
+    """Device facts as the engine worker would read them on a computer with one CUDA GPU (injected: none here)."""
+    from magi_engine.device_facts import DeviceFacts, DeviceInfo
+
+    gpu = DeviceInfo("cuda", True, "NVIDIA Test GPU", int(free_gib * GIB), int(free_gib * GIB), fp8)
+    return DeviceFacts((gpu, DeviceInfo("mps", False), DeviceInfo("cpu", True, "CPU", 16 * GIB, 32 * GIB)), "cuda", 1)
+
+
+def test_the_dit_placement_shows_with_a_cuda_gpu_each_mode_with_its_memory_and_what_automatic_takes(
+        qtbot, isolated_settings, hub_cache):
+    from magi_engine.loading.memory import plan_memory
+
+    dialog = open_dialog(qtbot, isolated_settings)
+    page = dialog.engine_page
+    assert page.placement_row.isHidden() and page.placement_choice() == "auto"  # this machine: no CUDA facts
+    dialog._on_device_facts(cuda_facts(12))  # what EngineWorker.deviceFactsChanged brings on a 12 GiB card
+    assert not page.placement_row.isHidden()
+    assert not page.placement_combo.isEnabled() and "runs whole on its device" in page.placement_note.text()
+    click(qtbot, dialog.hub_radio)
+    dialog.select_variant("4.5B_distill_quant")
+    click(qtbot, dialog.size_default_check)
+    dialog.width_spin.setValue(720)
+    dialog.height_spin.setValue(720)
+    dialog.window_combo.setCurrentIndex(dialog.window_combo.findData(1))
+    dialog.text_encoder_combo.setCurrentIndex(dialog.text_encoder_combo.findData("cpu"))
+    combo = page.placement_combo
+    assert combo.isEnabled()
+    items = {combo.itemData(i): combo.itemText(i) for i in range(combo.count())}
+    assert list(items) == ["auto", "none", "layers", "kv-cache", "both"]
+    # Each mode's memory is the engine's own plan (magi_engine.loading.memory.plan_memory) for this model and size.
+    variant = MAGI_VARIANTS["4.5B_distill_quant"]
+    plan = plan_memory(variant.dit, width=720, height=720, window=1, cache_chunks=4, device="cuda", free=12 * GIB,
+                       fp8=True, keep_fp8=True, text_encoder="cpu")
+    for mode in ("none", "layers", "kv-cache", "both"):
+        assert f"about {plan.estimates[mode].total_bytes / GIB:.1f} GiB" in items[mode]
+    # The KV cache alone would fit, but was never measured: Automatic takes the measured layers-and-KV-cache.
+    assert "not measured" in items["kv-cache"] and "not measured" not in items["layers"]
+    assert "too large" in items["none"] and "too large" not in items["kv-cache"]
+    assert plan.dit_offload == "both" and items["auto"].startswith("Automatic — takes layers and KV cache in CPU memory (about")
+    note = page.placement_note.text()
+    assert note.startswith("Automatic, at 720×720, window 1: T5 text encoder on the CPU (as set).") and "12 GiB" in note
+    combo.setCurrentIndex(combo.findData("kv-cache"))
+    combo.activated.emit(combo.currentIndex())
+    assert "KV cache in CPU memory was never measured on a GPU" in page.placement_note.text()
+    combo.setCurrentIndex(combo.findData("layers"))
+    combo.activated.emit(combo.currentIndex())
+    assert dialog.apply()
+    assert isolated_settings.dit_offload == "layers" and isolated_settings.runtime_config().dit_offload == "layers"
+
+    again = open_dialog(qtbot, isolated_settings)
+    again._on_device_facts(cuda_facts(80))
+    assert again.engine_page.placement_combo.currentData() == "layers"
+    assert again.engine_page.placement_combo.itemText(0).startswith("Automatic — takes on the GPU")
+    again._on_device_facts(cuda_facts(80).__class__(cuda_facts(80).devices[1:], "cpu", 0))  # no CUDA: hidden
+    assert again.engine_page.placement_row.isHidden() and again.engine_page.placement_choice() == "layers"
+    again.device_combo.setCurrentIndex(again.device_combo.findData("cpu"))
+    assert again.apply() and isolated_settings.dit_offload == "layers"  # a hidden choice keeps the stored one
+
+
+def test_apply_fits_the_load_to_the_project_and_says_when_a_size_change_reloads(qtbot, isolated_settings, tmp_path):
+    from magi_engine.loading.memory import MemoryTarget
+    from magi_studio.engine_worker import ModelInfo
+
+    project = new_project(ProjectSettings(model="4.5B_distill", width=720, height=720))
+    session = DocumentSession(project, ProjectStore.create(tmp_path / "Film"))
+    loads = []
+    info = ModelInfo(spec="4.5B_distill", name="4.5B_distill", label="MAGI-1 4.5B distilled", device="cuda:0",
+                     dtype="bfloat16", width=720, height=720, fps=24, sampling=MAGI_VARIANTS["4.5B_distill"].sampling,
+                     distilled=True, memory_target=MemoryTarget(720, 720, None, 1))
+    worker = SimpleNamespace(model_info=info, ask_device_facts=lambda: None,
+                             load_model=lambda *args, **kwargs: loads.append(kwargs) or 7,
+                             event=SimpleNamespace(connect=lambda slot: None),
+                             deviceFactsChanged=SimpleNamespace(connect=lambda slot: None))
+    isolated_settings.model = "4.5B_distill"
+    dialog = open_dialog(qtbot, isolated_settings, worker=worker, session=session)
+    assert dialog.memory_target() == MemoryTarget(720, 720, None, 1)
+    click(qtbot, dialog.size_default_check)
+    dialog.width_spin.setValue(1280)
+    assert dialog.apply() and not loads  # the same model: no load now...
+    assert project.settings.width == 1280
+    assert dialog.load_label.text() == ("MAGI-1 4.5B distilled was fitted to 720×720, the model's window, 1 chunk: it "
+                                        "loads again for 1280×720, the model's window, 1 chunk at the next Generate.")
+    dialog.text_encoder_combo.setCurrentIndex(dialog.text_encoder_combo.findData("cpu"))
+    assert dialog.apply()  # a runtime change reloads now, fitted to the project
+    assert loads[-1]["target"] == MemoryTarget(1280, 720, None, 1)

@@ -222,3 +222,25 @@ def test_switching_back_to_the_take_before_a_regeneration_brings_its_specs_back(
     assert chunk_states(project, shot.id) == [ChunkState.DONE] * 3
     history.undo()  # one step puts back the take and the edited prompt
     assert shot.active_take_id == old_take and shot.chunks[2].prompt == "an edited prompt"
+
+
+def test_the_memory_target_is_the_project_s_size_window_and_longest_run():
+    from magi_engine.loading.memory import MemoryTarget
+    from magi_studio.document.model import CONTEXT_CHUNKS
+    from magi_studio.document.planning import memory_target
+
+    settings = ProjectSettings(width=720, height=480, window=1)
+    assert memory_target(settings) == MemoryTarget(720, 480, 1, None)  # no project: any length
+    project = new_project(settings)
+    first = project.shots[0]
+    assert memory_target(project.settings, project) == MemoryTarget(720, 480, 1, 1)
+    AddChunk(first.id, new_chunk(project, first.id, 1)).apply(project)
+    assert memory_target(project.settings, project).chunks == 2
+    second = new_shot(project)
+    second.start = "continue"  # attends the first shot's last chunks as well
+    AddShot(second).apply(project)
+    assert memory_target(project.settings, project).chunks == min(len(second.chunks) + CONTEXT_CHUNKS,
+                                                                  CONTEXT_CHUNKS + 1)
+    for index in range(1, 12):
+        AddChunk(first.id, new_chunk(project, first.id, index)).apply(project)
+    assert memory_target(project.settings, project).chunks == CONTEXT_CHUNKS + 1  # a full cache: longer needs no more
