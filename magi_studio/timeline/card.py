@@ -32,6 +32,11 @@ from magi_studio.timeline.style import (CARD_PADDING, DAMAGED, DENOISING, DONE, 
 from magi_studio.timeline.thumbnail import CardModel, ThumbnailView
 
 
+def card_size(thumb_width: int, text_width: int) -> QSize:
+    """A card's size with its picture `thumb_width` wide beside a text column `text_width` wide (0: the picture alone)."""
+    return QSize(2 * CARD_PADDING + thumb_width + (10 if text_width else 0) + text_width, 2 * CARD_PADDING + THUMB_HEIGHT)
+
+
 @lru_cache(maxsize=None)
 def _dark_icon(name: str) -> QIcon:
     """The theme's icon `name` drawn in the dark text colour of a light button (drawn once: 120 cards use it)."""
@@ -289,11 +294,10 @@ class ChunkCard(QFrame):
         if not column_now:
             self.layout().setEnabled(False)
         self.thumbnail.setFixedSize(thumb_width, THUMB_HEIGHT)
-        self.text_width = text_width
+        self.thumb_width, self.text_width = thumb_width, text_width
         if column_now:
             self.show_column()
-        gap = 10 if text_width else 0
-        self.setFixedSize(2 * CARD_PADDING + thumb_width + gap + text_width, 2 * CARD_PADDING + THUMB_HEIGHT)
+        self.setFixedSize(card_size(thumb_width, text_width))
         if not self.regenerate.isHidden():  # a hidden one is placed when it is shown: a zoom resizes 120 cards
             self._place_regenerate()
         self._show_regenerate()

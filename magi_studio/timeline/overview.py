@@ -163,7 +163,8 @@ class StoryboardOverview(QWidget):
         for i in again:
             card = cards[i]
             if card in changed:
-                group = card.parentWidget()
+                row = card.parentWidget()  # its shot's CardRow
+                group = row.parentWidget() if row is not None else None
                 current = getattr(getattr(group, "model", None), "current", False)
                 painter.fillRect(self.cell_rect(card, scale), QColor("#232733" if current else "#1d2028"))
             self._draw_cell(painter, card, scale, colors)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QFrame, QHBoxLayout, QLi
 from magi_engine.requests import MAX_PROMPT_CHARS
 from magi_studio.theme import icon
 from magi_studio.timeline.card import ChunkCard
+from magi_studio.timeline.card_row import CardRow
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.timeline.prompt_words import PromptWords
 from magi_studio.timeline.style import CARD_SPACING, THUMB_HEIGHT, CARD_PADDING, set_style_property
@@ -177,8 +178,10 @@ class ShotGroup(QFrame):
         self._editing = False  # a compact header expanded while one of its fields has the focus
         for field in (self.prompt_edit, self.negative_edit, self.start_box):
             field.installEventFilter(self)
+        self.card_row = CardRow()
         self.row = QHBoxLayout()
         self.row.setSpacing(CARD_SPACING)
+        self.row.addWidget(self.card_row)
         self.row.addWidget(self.add_button)
         self.row.addStretch(1)  # the cards start at the shot's start when its header is the wider
         layout = QVBoxLayout(self)
@@ -193,16 +196,16 @@ class ShotGroup(QFrame):
 
     def set_cards(self, cards: list[ChunkCard]) -> None:
         """Show exactly `cards`, in order (cards are reused between syncs, so only moves happen here)."""
-        for card in self.cards:
-            if card not in cards:
-                self.row.removeWidget(card)
-        for position, card in enumerate(cards):
-            if self.row.indexOf(card) != position:
-                self.row.removeWidget(card)
-                self.row.insertWidget(position, card)
-                card.show()
+        if cards != self.cards:
+            self.card_row.set_cards(cards)
         self.cards = list(cards)
         self.fit_header()
+
+    def set_card_width(self, thumb: int, text: int) -> None:
+        """The cards' picture and text column widths (a zoom): the shot's width now, its cards as they are seen
+        (CardRow); the header compact if the cards are narrower than the full one."""
+        if self.card_row.set_card_width(thumb, text):
+            self.fit_header()
 
     # Compact header -----------------------------------------------------------------------------
     def full_header_width(self) -> int:
@@ -217,8 +220,8 @@ class ShotGroup(QFrame):
     def fit_header(self) -> None:
         """Compact when the full header would be wider than the cards (and no header field is being edited);
         called when the cards change and after a zoom."""
-        # The cards (fixed widths, set by a zoom just now: the row's own size hint may not know them yet) and "+".
-        cards = sum(card.minimumWidth() + self.row.spacing() for card in self.cards) + self.add_button.minimumWidth()
+        # The cards (at the zoom's width, placed or not) and "+".
+        cards = len(self.cards) * self.card_row.pitch + self.add_button.minimumWidth()
         self._room = cards
         self._set_compact(not self._editing and self.full_header_width() > cards)
         self._fit_name()

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QHBoxLayout, QPushButton, QStyle, QStyleOption, QW
 from magi_engine.config import CHUNK_FRAMES
 from magi_studio.theme import palette
 from magi_studio.timeline.card import ChunkCard
+from magi_studio.timeline.card_row import CardRow
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.timeline.shot_group import ShotGroup
 from magi_studio.timeline.style import RULER_HEIGHT, set_style_property, time_text
@@ -135,11 +136,27 @@ class StoryboardStrip(QWidget):
         return [card for group in self.groups for card in group.cards]
 
     def card_rect(self, card: ChunkCard) -> QRect:
-        """The card's rectangle in strip coordinates."""
-        group = card.parentWidget()
-        if group is not None and group.parentWidget() is self:  # the usual case: two offsets, not a walk
-            return card.geometry().translated(group.pos())
+        """The card's rectangle in strip coordinates at the current zoom (where it is drawn once it is in view:
+        a zoom places the cards out of view later, see CardRow)."""
+        row = card.parentWidget()
+        group = row.parentWidget() if isinstance(row, CardRow) else None
+        if group is not None and group.parentWidget() is self:  # the usual case: arithmetic and two offsets
+            return row.card_rect(row.index_of(card)).translated(group.pos() + row.pos())
         return QRect(card.mapTo(self, QPoint(0, 0)), card.size())
+
+    def nearest_card(self, x: int) -> ChunkCard | None:
+        """The card whose centre is nearest strip x."""
+        best, distance = None, None
+        for group in self.groups:
+            row = group.card_row
+            if not group.cards:
+                continue
+            left = group.x() + row.x()
+            index = min(max(round((x - left - row.card_size.width() / 2) / row.pitch), 0), len(group.cards) - 1)
+            gap = abs(left + row.card_rect(index).center().x() - x)
+            if distance is None or gap < distance:
+                best, distance = group.cards[index], gap
+        return best
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -159,7 +176,7 @@ class StoryboardStrip(QWidget):
         position, offset = divmod(self.playhead_frame, CHUNK_FRAMES)
         if position >= len(cards):
             return None
-        rect = self.card_rect(cards[position])
+        rect = self.card_rect(cards[position])  # arithmetic: the card need not be placed yet
         return round(rect.left() + rect.width() * (offset + 0.5) / CHUNK_FRAMES)
 
     def paintEvent(self, event) -> None:
@@ -173,10 +190,10 @@ class StoryboardStrip(QWidget):
         font, label_width = self._ruler_font()
         painter.setFont(font)
         left, right = event.rect().left(), event.rect().right()
-        first = next((group.cards[0] for group in self.groups if group.cards), None)
+        first = next((group.card_row.card_size.width() for group in self.groups if group.cards), None)
         # A label every `every` chunks, so that they never overlap when the cards are narrow.
-        every = 1 if first is None else max(1, -(-(label_width + 14) // max(1, first.width())))
-        reach = every * (first.width() if first is not None else 0)  # how far right a label runs
+        every = 1 if first is None else max(1, -(-(label_width + 14) // max(1, first)))
+        reach = every * (first or 0)  # how far right a label runs
         for position, rect in self._cards_between(left - reach, right):
             # A tick per latent frame (MAGI-1: 4 pixel frames each) while there is room for them.
             for tick in range(0, CHUNK_FRAMES, 4 if rect.width() >= 48 else CHUNK_FRAMES):
@@ -205,15 +222,16 @@ class StoryboardStrip(QWidget):
         is mostly off screen, and its shots are looked at before their cards."""
         position = 0
         for group in self.groups:
-            geometry = group.geometry()
-            if geometry.right() < left or geometry.left() > right:
-                position += len(group.cards)
-                continue
-            for card in group.cards:
-                rect = self.card_rect(card)
-                if rect.right() >= left and rect.left() <= right:
-                    yield position, rect
-                position += 1
+            geometry, count = group.geometry(), len(group.cards)
+            if count and geometry.right() >= left and geometry.left() <= right:
+                row = group.card_row
+                origin = geometry.topLeft() + row.pos()
+                first = max(0, (left - origin.x()) // row.pitch - 1)
+                for index in range(first, min(count, (right - origin.x()) // row.pitch + 2)):
+                    rect = row.card_rect(index).translated(origin)
+                    if rect.right() >= left and rect.left() <= right:
+                        yield position + index, rect
+            position += count
 
     # Keyboard ---------------------------------------------------------------------------------
     def event(self, event) -> bool:

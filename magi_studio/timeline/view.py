@@ -39,8 +39,6 @@ from magi_studio.timeline.style import TEXT_WIDTH, TIMELINE_QSS, thumb_width
 ZOOM_LEVELS = ((1.0, 320), (1.0, TEXT_WIDTH), (1.0, 0), (0.6, 0), (0.36, 0), (0.18, 0))
 DEFAULT_ZOOM = 1
 ZOOM_SETTLE_MS = 400
-#: How far beyond the view (px) a zoom lays the cards' text columns out at once: two wheel steps.
-COLUMN_MARGIN = 0
 
 
 class TimelineView(QWidget, TimelineEditing):
@@ -80,7 +78,6 @@ class TimelineView(QWidget, TimelineEditing):
         #: Ids of the shots the generation run is making or has queued (the window keeps it up to date).
         self.shots_in_run: frozenset[str] = frozenset()
         self._selected_card = ""  # the chunk id whose card shows the selection
-        self._columns_pending: list[ChunkCard] = []  # cards whose text column a zoom has still to show or hide
         self._overview_seen: list | None = None  # what the overview drew: redrawn only when it changes
         # The document's chunk states as of the last redraw, until the document changes again: a run sets
         # job states and previews on a few cards many times a second, and each one derived all 120 states.
@@ -98,14 +95,14 @@ class TimelineView(QWidget, TimelineEditing):
         self._zoom_settle.setSingleShot(True)
         self._zoom_settle.setInterval(ZOOM_SETTLE_MS)
         self._zoom_settle.timeout.connect(lambda: self.zoomSettled.emit(self.zoom_level))
-        self._zoom_settle.timeout.connect(lambda: self._columns_pending and self._column_trickle.start())
         self._zoom_settle.timeout.connect(lambda: self.overview.set_hold_layer(False))
         # The settled zoom's cards out of view, two per event-loop turn: a few milliseconds each time, never a stall.
-        self._column_trickle = QTimer(self)
-        self._column_trickle.setInterval(0)
-        self._column_trickle.timeout.connect(self._show_pending_columns)
-        # Ctrl+wheel steps queued behind a busy frame zoom once, to the level of the last of them: each zoom lays
-        # out the whole strip, and a level nobody sees costs as much as one they do.
+        self._place_trickle = QTimer(self)
+        self._place_trickle.setInterval(0)
+        self._place_trickle.timeout.connect(self._place_next_cards)
+        self._zoom_settle.timeout.connect(self._place_trickle.start)
+        # Ctrl+wheel steps queued behind a busy frame zoom once, to the level of the last of them: a level nobody
+        # sees costs as much as one they do.
         self._wheel_zoom: tuple[int, int] | None = None
         self._wheel_zoom_timer = QTimer(self)
         self._wheel_zoom_timer.setSingleShot(True)
@@ -136,8 +133,8 @@ class TimelineView(QWidget, TimelineEditing):
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.scroll.setWidget(self.strip)
         self.scroll.viewport().installEventFilter(self)
-        self.scroll.horizontalScrollBar().valueChanged.connect(self._show_columns_in_view)
-        self.scroll.horizontalScrollBar().rangeChanged.connect(self._show_columns_in_view)
+        self.scroll.horizontalScrollBar().valueChanged.connect(self._place_cards_in_view)
+        self.scroll.horizontalScrollBar().rangeChanged.connect(self._place_cards_in_view)
         self.overview = StoryboardOverview(self.scroll)
         self.overview.chunkChosen.connect(self._select_chunk)
         self.strip.installEventFilter(self)  # its moves and resizes (scrolling, zooming) redraw the overview
@@ -270,26 +267,21 @@ class TimelineView(QWidget, TimelineEditing):
         level = min(max(level, 0), len(ZOOM_LEVELS) - 1)
         if level == self.zoom_level:
             return False
-        bar, cards = self.scroll.horizontalScrollBar(), self.strip.cards()
-        keep = self._zoom_anchor(cards, anchor)
+        bar = self.scroll.horizontalScrollBar()
+        keep = self._zoom_anchor(anchor)
         self.zoom_level = level
-        width, text = self.card_width()
-        for card in self._cards.values():  # sizes at once (the strip is a time grid): their contents later
-            card.set_width(width, text, column_now=False)
-        # Laying a card's text column out (a prompt field at a new width) is the slow part of a zoom: the cards in
-        # view are laid out now, the others as they come into view, or a few per event-loop turn once the zoom
-        # has settled (a Ctrl+wheel passes several levels; cards nobody saw at a level are never laid out at it).
-        self._columns_pending = []  # none until the strip is laid out and scrolled: where it was is not in view
-        self._column_trickle.stop()
-        for group in self.strip.groups:  # a shot narrower than its full header gets the compact one
-            group.fit_header()
-        if keep is not None:  # lay the strip out now, then scroll: no frame drawn at the old position
+        # The shots take their new widths now (arithmetic: every card has one width); the cards in view are placed
+        # and laid out now, the others as they come into view, or two per event-loop turn once the zoom has settled
+        # (a Ctrl+wheel passes several levels; cards nobody saw at a level are never laid out at it).
+        self._place_trickle.stop()
+        for group in self.strip.groups:
+            group.set_card_width(*self.card_width())
+        self._lay_out_now()  # then scroll: no frame drawn at the old position
+        if keep is not None:
             card, fraction, screen_x = keep
-            self._lay_out_now()
             rect = self.strip.card_rect(card)
             bar.setValue(round(rect.left() + fraction * rect.width() - screen_x))
-        self._columns_pending = list(cards)
-        self._show_columns_in_view()
+        self._place_cards_in_view()
         self.overview.set_hold_layer(True)  # its cells drawn at the new scale once the zoom settles
         self.zoomChanged.emit(level)
         self._zoom_settle.start()
@@ -300,47 +292,36 @@ class TimelineView(QWidget, TimelineEditing):
             (level, anchor), self._wheel_zoom = self._wheel_zoom, None
             self.set_zoom(level, anchor)
 
-    def _show_columns_in_view(self) -> None:
-        """Lay out the text columns of the cards a zoom left pending that are in view now, or within two wheel
-        steps of it: a wheel step lays out the card or two it brings into view, before they are painted."""
-        if not self._columns_pending:
-            return
+    def _place_cards_in_view(self) -> None:
+        """Place (and lay out) the cards a zoom left unplaced that are in view now, or still drawn there: a wheel
+        step places the card or two it brings into view before they are painted."""
         offset = self.scroll.horizontalScrollBar().value()
-        left, right = offset - COLUMN_MARGIN, offset + self.scroll.viewport().width() + COLUMN_MARGIN
-        waiting = []
-        for position, card in enumerate(self._columns_pending):
-            if self._cards.get(card.chunk_id) is not card:  # deleted since
-                continue
-            rect = self.strip.card_rect(card)
-            if rect.left() > right:  # the cards are in strip order: the rest are further right
-                waiting += self._columns_pending[position:]
-                break
-            if rect.right() >= left:
-                card.show_column()
-            else:
-                waiting.append(card)
-        self._columns_pending = waiting
+        left, right = offset, offset + self.scroll.viewport().width()
+        for group in self.strip.groups:
+            row = group.card_row
+            if row.has_unplaced():
+                geometry = group.geometry()
+                if geometry.right() >= left and geometry.left() <= right:
+                    origin = geometry.x() + row.x()
+                    row.place_between(left - origin, right - origin)
 
-    def _show_pending_columns(self) -> None:
-        batch, self._columns_pending = self._columns_pending[:2], self._columns_pending[2:]
-        for card in batch:
-            if self._cards.get(card.chunk_id) is card:  # not deleted since
-                card.show_column()
-        if not self._columns_pending:
-            self._column_trickle.stop()
+    def _place_next_cards(self) -> None:
+        row = next((group.card_row for group in self.strip.groups if group.card_row.has_unplaced()), None)
+        if row is None:
+            self._place_trickle.stop()
+        else:
+            row.place_next(2)
 
     def _lay_out_now(self) -> None:
-        """Place the groups and cards at their new sizes at once (Qt would in a later event, shot by shot)."""
+        """Place the groups at their new widths at once (Qt would in a later event, shot by shot)."""
         for group in self.strip.groups:
             group.layout().activate()
         self.strip.layout().activate()
         hint = self.strip.layout().totalMinimumSize()
         self.strip.resize(max(hint.width(), self.scroll.viewport().width()), self.strip.height())
 
-    def _zoom_anchor(self, cards, anchor: int | None):
+    def _zoom_anchor(self, anchor: int | None):
         """(card, where in it, viewport x) to keep in place while zooming, or None without cards."""
-        if not cards:
-            return None
         offset = self.scroll.horizontalScrollBar().value()
         selected = self._cards.get(self.session.selected_chunk_id) if self.session is not None else None
         if anchor is None and selected is not None:
@@ -348,7 +329,9 @@ class TimelineView(QWidget, TimelineEditing):
             if offset <= rect.center().x() <= offset + self.scroll.viewport().width():
                 return selected, 0.5, rect.center().x() - offset
         x = offset + (self.scroll.viewport().width() // 2 if anchor is None else anchor)
-        card = min(cards, key=lambda c: abs(self.strip.card_rect(c).center().x() - x))
+        card = self.strip.nearest_card(x)
+        if card is None:
+            return None
         rect = self.strip.card_rect(card)
         fraction = min(max((x - rect.left()) / max(1, rect.width()), 0.0), 1.0)
         return card, fraction, x - offset
@@ -407,8 +390,8 @@ class TimelineView(QWidget, TimelineEditing):
         width = thumb_width(settings.width, settings.height)
         if width != self._thumb_width:
             self._thumb_width = width
-            for card in self._cards.values():
-                card.set_width(*self.card_width())
+            for group in self._groups.values():
+                group.set_card_width(*self.card_width())
         vocabulary = model_vocabulary(settings.model)  # studio-mini's words; None for MAGI-1 (reads any text)
         groups, position, seen = [], 0, []
         for shot in project.shots:
@@ -421,6 +404,7 @@ class TimelineView(QWidget, TimelineEditing):
                 continue
             self._drawn_shots[shot.id] = drawn
             group = group or self._new_group(shot.id)
+            group.set_card_width(*self.card_width())
             group.prompt_words.set_vocabulary(vocabulary)
             path, specs, cards = active_path(shot), resolve_specs(shot, shot.active_take_id), []
             for index, chunk in enumerate(shot.chunks):
@@ -580,8 +564,15 @@ class TimelineView(QWidget, TimelineEditing):
                 group.show_shot(self.models.shot(self.session, shots[group.shot_id], self.uses_guidance))
         if scroll and chunk_id in self._cards:
             # After the layout has placed a card that an edit just made (its geometry is not set yet).
-            QTimer.singleShot(0, lambda: chunk_id in self._cards
-                              and self.scroll.ensureWidgetVisible(self._cards[chunk_id], 60, 0))
+            QTimer.singleShot(0, lambda: chunk_id in self._cards and self._scroll_to(self._cards[chunk_id]))
+
+    def _scroll_to(self, card: ChunkCard, margin: int = 60) -> None:
+        """Scroll the card into view with `margin` px beside it (where the zoom puts it, placed yet or not)."""
+        rect, bar = self.strip.card_rect(card), self.scroll.horizontalScrollBar()
+        if rect.left() - margin < bar.value():
+            bar.setValue(rect.left() - margin)
+        elif rect.right() + margin > bar.value() + self.scroll.viewport().width():
+            bar.setValue(rect.right() + margin - self.scroll.viewport().width())
 
     def _on_card_activated(self, card: ChunkCard) -> None:
         if self.session is not None:
@@ -653,8 +644,8 @@ class TimelineView(QWidget, TimelineEditing):
             if event.type() == QEvent.Type.LayoutRequest:  # a shot's header settles its height once shown
                 self._fit_height()
             return False
-        if event.type() == QEvent.Type.Resize:  # a wider view shows cards a zoom has not laid out yet
-            self._show_columns_in_view()
+        if event.type() == QEvent.Type.Resize:  # a wider view shows cards a zoom has not placed yet
+            self._place_cards_in_view()
         # Ctrl+wheel zooms around the mouse; a plain wheel scrolls the strip sideways (time runs left to right).
         if event.type() == QEvent.Type.Wheel and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             steps = event.angleDelta().y() or event.angleDelta().x()

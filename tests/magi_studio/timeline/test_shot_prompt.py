@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtWidgets import QStyle, QStyleOptionFrame
 
 from magi_studio.document.commands import AddShot, DeleteChunk
@@ -66,8 +66,9 @@ def test_a_one_chunk_shot_is_as_wide_as_its_card_and_its_prompt_expands_to_be_ty
             assert not group.negative_edit.isVisible() and not group.start_box.isVisible()
             # on the header's one line (every shot's cards on one level), in the room the cards leave
             assert group.name_edit.geometry().right() < field.x() < field.geometry().right() < group.more.x(), level
-            assert field.width() >= min(card.width() - 90, 40) and field.y() < group.cards[0].y(), level
-            assert card.x() - group.contentsRect().x() < 16 and group.add_button.x() == card.geometry().right() + 1 + \
+            placed = QRect(card.mapTo(group, QPoint(0, 0)), card.size())  # in its shot (the cards are in a row)
+            assert field.width() >= min(card.width() - 90, 40) and field.y() < placed.y(), level
+            assert placed.x() - group.contentsRect().x() < 16 and group.add_button.x() == placed.right() + 1 + \
                 group.row.spacing(), level
         # Clicking the prompt expands the full header while it is edited: the prompt at its full width (its
         # whole placeholder shows), Not: and the start mode; typing goes to the shot; leaving it folds it again.

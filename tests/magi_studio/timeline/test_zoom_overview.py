@@ -191,13 +191,16 @@ def test_a_wheel_step_repaints_only_the_band_of_cards_that_came_into_view(qtbot,
     assert not behind, behind
 
 
-def test_a_plain_wheel_still_scrolls_and_new_cards_take_the_zoom(long_timeline):
+def test_a_plain_wheel_still_scrolls_and_new_cards_take_the_zoom(qtbot, long_timeline):
     timeline = long_timeline
     timeline.zoom_out()
     timeline.zoom_out()
     width = timeline.cards()[0].width()
-    assert timeline.add_chunk_to(timeline.session.project.shots[0].id)
-    assert {card.width() for card in timeline.cards()} == {width}
+    shot = timeline.session.project.shots[0]
+    assert timeline.add_chunk_to(shot.id)
+    assert timeline.card(shot.chunks[-1].id).width() == width
+    assert {timeline.strip.card_rect(card).width() for card in timeline.cards()} == {width}
+    qtbot.waitUntil(lambda: {card.width() for card in timeline.cards()} == {width})  # out of view: once it settles
     bar = timeline.scroll.horizontalScrollBar()
     bar.setValue(0)
     viewport = timeline.scroll.viewport()
