@@ -243,7 +243,10 @@ class ChunkCard(QFrame):
         footer.addWidget(seed_label)
         footer.addWidget(self.seed, 1)
         footer.addWidget(self.more)
-        column = QVBoxLayout()
+        # One widget, so a zoom shows or hides the whole column at once (nine widgets one by one cost a few ms a card).
+        self.column = QWidget()
+        column = QVBoxLayout(self.column)
+        column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(4)
         column.addLayout(header)
         column.addWidget(self.prompt, 1)
@@ -252,9 +255,7 @@ class ChunkCard(QFrame):
         layout.setContentsMargins(CARD_PADDING, CARD_PADDING, CARD_PADDING, CARD_PADDING)
         layout.setSpacing(10)
         layout.addWidget(self.thumbnail)
-        layout.addLayout(column, 1)
-        self._column = column
-        self._hidden_by_zoom: list[QWidget] = []
+        layout.addWidget(self.column, 1)
         self.text_width = TEXT_WIDTH
         self.set_thumb_width(thumb_width)
         self.regenerate.raise_()  # above the picture, which the layout made a child after it
@@ -327,23 +328,8 @@ class ChunkCard(QFrame):
             layout.activate()
 
     def _show_or_hide_column(self) -> None:
-        if (self.text_width > 0) == (not self._hidden_by_zoom):
-            return
-        if self.text_width:
-            for widget in self._hidden_by_zoom:  # only what the zoom hid: hidden for other reasons stays hidden
-                widget.show()
-            self._hidden_by_zoom = []
-            return
-        stack = [self._column]
-        while stack:  # every widget of the column, in its nested rows
-            item = stack.pop()
-            for i in range(item.count()):
-                child = item.itemAt(i)
-                if child.widget() is not None and not child.widget().isHidden():
-                    child.widget().hide()
-                    self._hidden_by_zoom.append(child.widget())
-                elif child.layout() is not None:
-                    stack.append(child.layout())
+        if self.column.isHidden() == (self.text_width > 0):
+            self.column.setVisible(self.text_width > 0)
 
     @property
     def shot_id(self) -> str:
@@ -383,14 +369,8 @@ class ChunkCard(QFrame):
         self.setToolTip("" if model.state not in (STALE, DONE) else STATE_TIPS[model.state])
 
     def _show_draft_badge(self, draft: bool) -> None:
-        if not self._hidden_by_zoom:
+        if self.draft_badge.isHidden() == draft:  # in the text column: shown with it
             self.draft_badge.setVisible(draft)
-            return
-        # The zoom hides the text column: the badge comes back with it, if the chunk is still a draft then.
-        if draft and self.draft_badge not in self._hidden_by_zoom:
-            self._hidden_by_zoom.append(self.draft_badge)
-        elif not draft and self.draft_badge in self._hidden_by_zoom:
-            self._hidden_by_zoom.remove(self.draft_badge)
 
     def _show_regenerate(self) -> None:
         state = self.model.state if self.model is not None else ""

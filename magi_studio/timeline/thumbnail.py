@@ -84,17 +84,30 @@ class ThumbnailView(QWidget):
             picture.fill(Qt.GlobalColor.transparent)
             painter = QPainter(picture)
             painter.setFont(self.font())  # what a painter on the widget starts with
-            self._paint(painter, model)
+            border = self._paint(painter, model, clip=False)
+            # The rounded corners as a mask and the border as a layer, both drawn once per size for every card: a
+            # clip path per picture made each one cost 0.5 ms, and a zoom out shows 30 cards at a new size at once.
+            size = (self.width(), self.height(), ratio)
+            painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationIn)
+            painter.drawPixmap(0, 0, _rounded_layer(size, None))
+            painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
+            painter.drawPixmap(0, 0, _rounded_layer(size, border))
             painter.end()
             self._pictures[key] = picture
         return picture
 
-    def _paint(self, painter: QPainter, model: CardModel) -> None:
-        painter.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.SmoothPixmapTransform)
-        rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5)
-        clip = QPainterPath()
-        clip.addRoundedRect(rect, self.RADIUS, self.RADIUS)
-        painter.setClipPath(clip)
+    def _paint(self, painter: QPainter, model: CardModel, clip: bool = True) -> str:
+        """Paint the picture inside its rounded rectangle and, with `clip`, clipped to it and with its border; without,
+        the caller rounds it and draws the border (in the colour returned)."""
+        # Unclipped, the picture fills the whole pixels of its rectangle (the mask rounds it): a picture drawn into a
+        # rectangle half a pixel in, antialiased, took twice as long.
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, clip)
+        rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5) if clip else QRectF(self.rect())
+        if clip:
+            path = QPainterPath()
+            path.addRoundedRect(rect, self.RADIUS, self.RADIUS)
+            painter.setClipPath(path)
         painter.fillRect(rect, QColor(palette.VIEWPORT))
         live = model.preview if model.state == DENOISING else None
         picture = live if live is not None else model.thumbnail
@@ -103,7 +116,8 @@ class ThumbnailView(QWidget):
             picture = model.reference
         if picture is not None:
             _draw_cover(painter, rect, picture)
-        else:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if picture is None:
             self._placeholder(painter, rect, model)
         if model.state == STALE and picture is not None and not showing_reference:
             painter.fillRect(rect, QColor(13, 14, 17, 150))  # dimmed: these frames no longer match the prompt
@@ -126,10 +140,11 @@ class ThumbnailView(QWidget):
             progress = model.progress or 0.0
             painter.fillRect(QRectF(rect.left(), rect.bottom() - 4, rect.width(), 4), QColor(0, 0, 0, 160))
             painter.fillRect(QRectF(rect.left(), rect.bottom() - 4, rect.width() * progress, 4), QColor(palette.CYAN))
-        painter.setClipping(False)
-        painter.setPen(QPen(QColor(palette.BORDER_STRONG if picture is not None else palette.BORDER), 1))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRoundedRect(rect, self.RADIUS, self.RADIUS)
+        border = palette.BORDER_STRONG if picture is not None else palette.BORDER
+        if clip:
+            painter.setClipping(False)
+            _draw_rounded(painter, rect, border)
+        return border
 
     def _placeholder(self, painter: QPainter, rect: QRectF, model: CardModel) -> None:
         painter.fillRect(rect, QColor("#16181d"))
@@ -143,6 +158,36 @@ class ThumbnailView(QWidget):
             _centre_text(painter, rect.adjusted(0, -10, 0, -10), f"{model.index + 1}", palette.TEXT_FAINT, 1.6,
                          bold=True)
             _centre_text(painter, rect.adjusted(0, 20, 0, 20), text, palette.TEXT_FAINT, 0.78)
+
+
+def _draw_rounded(painter: QPainter, rect: QRectF, border: str | None) -> None:
+    """The picture's rounded rectangle: its outline in `border`, or (None) filled white."""
+    painter.setPen(QPen(QColor(border), 1) if border else Qt.PenStyle.NoPen)
+    painter.setBrush(Qt.BrushStyle.NoBrush if border else QColor("#ffffff"))
+    painter.drawRoundedRect(rect, ThumbnailView.RADIUS, ThumbnailView.RADIUS)
+
+
+_ROUNDED_LAYERS: dict[tuple, QPixmap] = {}
+
+
+def _rounded_layer(size: tuple[int, int, float], border: str | None) -> QPixmap:
+    """The rounded rectangle of a picture of `size` (width, height, device pixel ratio) as a layer: its outline in
+    `border`, or (None) its inside opaque, the mask that rounds the corners."""
+    key = (*size, border)
+    layer = _ROUNDED_LAYERS.get(key)
+    if layer is None:
+        if len(_ROUNDED_LAYERS) > 64:  # a few sizes per zoom level and colours: never grow without end
+            _ROUNDED_LAYERS.clear()
+        width, height, ratio = size
+        layer = QPixmap(round(width * ratio), round(height * ratio))
+        layer.setDevicePixelRatio(ratio)
+        layer.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(layer)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        _draw_rounded(painter, QRectF(0, 0, width, height).adjusted(0.5, 0.5, -0.5, -0.5), border)
+        painter.end()
+        _ROUNDED_LAYERS[key] = layer
+    return layer
 
 
 def _draw_cover(painter: QPainter, target: QRectF, picture: QPixmap | QImage) -> None:

@@ -92,12 +92,14 @@ class TimelineView(QWidget, TimelineEditing):
         self._held_redraw = False
         self._held_cards: set[str] | None = None
         self._zoom_settle = QTimer(self)
+        self._zoom_settle.setObjectName("ZoomSettle")
         self._zoom_settle.setSingleShot(True)
         self._zoom_settle.setInterval(ZOOM_SETTLE_MS)
         self._zoom_settle.timeout.connect(lambda: self.zoomSettled.emit(self.zoom_level))
         self._zoom_settle.timeout.connect(lambda: self.overview.set_hold_layer(False))
         # The settled zoom's cards out of view, two per event-loop turn: a few milliseconds each time, never a stall.
         self._place_trickle = QTimer(self)
+        self._place_trickle.setObjectName("CardPlacing")
         self._place_trickle.setInterval(0)
         self._place_trickle.timeout.connect(self._place_next_cards)
         self._zoom_settle.timeout.connect(self._place_trickle.start)
@@ -105,6 +107,7 @@ class TimelineView(QWidget, TimelineEditing):
         # sees costs as much as one they do.
         self._wheel_zoom: tuple[int, int] | None = None
         self._wheel_zoom_timer = QTimer(self)
+        self._wheel_zoom_timer.setObjectName("WheelZoom")
         self._wheel_zoom_timer.setSingleShot(True)
         self._wheel_zoom_timer.setInterval(0)
         self._wheel_zoom_timer.timeout.connect(self._apply_wheel_zoom)
