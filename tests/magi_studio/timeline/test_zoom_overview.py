@@ -346,3 +346,46 @@ def test_a_chunk_that_changes_has_its_overview_cell_drawn_again_alone(qtbot, lon
     drawn_alone = overview.grab().toImage()
     overview.invalidate()  # every cell drawn afresh looks the same
     assert overview.grab().toImage() == drawn_alone and full == [1]
+
+
+def drawn_rect(timeline, card) -> QRect:
+    """Where the card really is in the strip (its widget), placed yet or not."""
+    return QRect(card.mapTo(timeline.strip, QPoint(0, 0)), card.size())
+
+
+def test_after_a_zoom_every_card_drawn_in_view_is_in_its_place_and_the_ones_scrolled_to_take_the_zoom(qtbot, long_timeline):
+    timeline = long_timeline
+    bar, viewport = timeline.scroll.horizontalScrollBar(), timeline.scroll.viewport()
+    bar.setValue(timeline.strip.card_rect(timeline.cards()[9]).left() - 200)
+    for delta in (-120, -120, -120, 120):  # out three levels and in one, the zoom never settling
+        ctrl_wheel(timeline, 500, delta)
+        in_view = QRect(bar.value(), 0, viewport.width(), timeline.strip.height())
+        drawn = [c for c in timeline.cards() if drawn_rect(timeline, c).intersects(in_view)]
+        assert drawn and all(drawn_rect(timeline, c) == timeline.strip.card_rect(c) for c in drawn)
+    width = timeline.strip.card_rect(timeline.cards()[0]).width()
+    far = timeline.cards()[-1]
+    assert far.width() != width  # out of view: not sized yet
+    bar.setValue(bar.maximum())  # scrolled to: sized and placed before it is painted
+    assert far.width() == width and drawn_rect(timeline, far) == timeline.strip.card_rect(far)
+    assert far.thumbnail.width() == timeline.card_width()[0]
+
+
+def test_the_strip_is_as_wide_at_a_zoom_as_a_storyboard_laid_out_at_that_zoom_from_the_start(qtbot, long_timeline):
+    timeline = long_timeline
+    for level in (len(ZOOM_LEVELS) - 1, 3, 0, 2):
+        timeline.set_zoom(level)
+        fresh = TimelineView()
+        qtbot.addWidget(fresh)
+        fresh.resize(timeline.size())
+        fresh.set_zoom(level)
+        fresh.set_session(timeline.session)  # every card laid out at once at this zoom
+        fresh.show()
+        qtbot.waitUntil(lambda: fresh.strip.width() == timeline.strip.width(), timeout=2000)
+        fresh.set_session(None)
+        fresh.close()
+    with qtbot.waitSignal(timeline.zoomSettled):
+        pass
+    qtbot.waitUntil(lambda: not any(group.card_row.has_unplaced() for group in timeline.strip.groups))
+    for group in timeline.strip.groups:  # settled: every card placed, the row ending where its last card ends
+        assert [drawn_rect(timeline, c) for c in group.cards] == [timeline.strip.card_rect(c) for c in group.cards]
+        assert group.cards[-1].geometry().right() + 1 == group.card_row.width()
