@@ -171,8 +171,8 @@ def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-on-cpu", action="store_true", help="the same as --text-encoder cpu")
     parser.add_argument("--dit-offload", choices=("auto", "none", "kv-cache", "layers", "both"), default="auto",
                         help="what of the DiT waits in CPU memory and streams to the GPU a layer ahead: nothing, "
-                             "the KV cache, the layers' weights, or both; auto picks, of those that fit the GPU, "
-                             "the one that copies least")
+                             "the KV cache, the layers' weights, or both; auto picks, of those measured on a GPU "
+                             "(all but kv-cache) that fit it, the one that copies least")
     parser.add_argument("--no-compile", action="store_true",
                         help="run the DiT's layers uncompiled on CUDA (no compilation before the first chunk; "
                              "about 13%% slower per chunk)")

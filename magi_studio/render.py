@@ -58,7 +58,12 @@ def run_render(args: argparse.Namespace) -> int:
 
         engine = getattr(args, "engine", None)
         progress.message(f"connecting to {engine} ..." if engine else f"loading {project.settings.model} ...")
-        session = connect_engine(args) or GenerationSession.load(project.settings.model)
+        from magi_studio.document.planning import memory_target
+
+        target = memory_target(project.settings, project)  # fitted to the project, as the app fits it
+        session = connect_engine(args) or GenerationSession.load(project.settings.model, width=target.width,
+                                                                 height=target.height, window=target.window,
+                                                                 chunks=target.chunks)
         if engine:
             check_remote_model(session.bundle, project.settings.model)
         try:

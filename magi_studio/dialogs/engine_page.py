@@ -183,10 +183,13 @@ class EnginePage(QWidget):
         report, mode = self._placements, self._placement
         if report is None:
             return
-        unmeasured = "" if mode == "auto" or report.row(mode).measured else \
-            f" {PLACEMENT_LABELS[mode]} was never measured on a GPU: its estimate is unchecked."
-        applies = "" if mode == "auto" else " (the choice set here applies instead, at the next load)"
-        self.placement_note.setText(f"Automatic, at {report.target.describe()}{applies}: {report.plan_text}{unmeasured}")
+        where = f"At {report.target.describe()}, Automatic"
+        if mode == "auto":
+            return self.placement_note.setText(f"{where} plans: {report.plan_text}")
+        unchecked = "" if report.row(mode).measured else \
+            "; its memory was never measured on a GPU, so its estimate is unchecked"
+        self.placement_note.setText(f"{PLACEMENT_LABELS[mode]} applies at the next load{unchecked}. {where} would "
+                                    f"plan: {report.plan_text}")
 
     def placement_choice(self) -> str:
         """The DiT placement (Settings.dit_offload): the combo's, or the stored one while the choice is hidden."""

@@ -111,8 +111,8 @@ def memory_target(settings: ProjectSettings, project: Project | None = None):
 
     chunks = None
     if project is not None:
-        runs = [len(shot.chunks) + (CONTEXT_CHUNKS if continues_previous(project, shot) else 0)
-                for shot in project.shots]
+        runs = [len(shot.chunks) + (min(CONTEXT_CHUNKS, len(previous_shot(project, shot).chunks))
+                                    if continues_previous(project, shot) else 0) for shot in project.shots]
         chunks = max(1, min(max(runs, default=1), CONTEXT_CHUNKS + 1))
     return MemoryTarget(settings.width, settings.height, settings.window, chunks)
 

@@ -62,6 +62,21 @@ def test_render_generates_missing_chunks_saves_them_and_exports(project_path, tm
     assert "Shot 1: generating chunks 1-2 of 2" in err and "wrote 72 frames (64x64)" in err
 
 
+def test_render_fits_the_model_to_the_project_as_the_app_does(project_path, tmp_path, monkeypatch):
+    from magi_engine.loading.memory import MemoryTarget
+    from magi_studio.document.planning import memory_target
+
+    asked = []
+    load = GenerationSession.load.__func__
+    monkeypatch.setattr(GenerationSession, "load", classmethod(lambda cls, model, **kw: asked.append(kw) or load(
+        cls, model, **kw)))
+    assert main(["render", str(project_path), "-o", str(tmp_path / "a.mp4"), "-q"]) == 0
+    project, _ = open_project(project_path)
+    # The second shot (one chunk) continues the first (two): its run attends three chunks.
+    assert memory_target(project.settings, project) == MemoryTarget(64, 64, None, 3)
+    assert asked == [dict(width=64, height=64, window=None, chunks=3)]
+
+
 def test_a_complete_project_renders_without_loading_the_model(project_path, tmp_path, model_dir):
     assert main(["render", str(project_path), "-o", str(tmp_path / "a.mp4"), "-q"]) == 0
     project, store = open_project(project_path)
