@@ -169,7 +169,7 @@ class ProjectController(QObject):
             if recovery is None:
                 lock.unlock()
                 continue
-            if self.prompts.offer_recovery("Untitled", recovery.autosaved_at) == RECOVER:
+            if self.prompts.offer_recovery("Untitled", recovery.autosaved_at, saved=False) == RECOVER:
                 try:
                     project = load_recovery(folder)
                 except ProjectError as error:

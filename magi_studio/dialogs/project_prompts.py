@@ -140,9 +140,9 @@ class ProjectPrompts:
         clicked = box.clickedButton()
         return clicked is not None and clicked.objectName() == STOP_BUTTON
 
-    def offer_recovery(self, name: str, autosaved_at: str) -> str:
+    def offer_recovery(self, name: str, autosaved_at: str, *, saved: bool = True) -> str:
         """RECOVER or DISCARD; a question closed unanswered (the app told to end) throws nothing away."""
-        box = recovery_box(name, autosaved_at, self.parent)
+        box = recovery_box(name, autosaved_at, self.parent, saved=saved)
         box.exec()
         clicked = box.clickedButton()
         return DISCARD if clicked is not None and clicked is not box.defaultButton() else RECOVER
@@ -208,11 +208,13 @@ def resume_box(finished: int, total: int, parent: QWidget | None = None) -> QMes
     return box
 
 
-def recovery_box(name: str, autosaved_at: str, parent: QWidget | None = None) -> QMessageBox:
-    """The Recover / Discard question; Recover is the default button."""
+def recovery_box(name: str, autosaved_at: str, parent: QWidget | None = None, *, saved: bool = True) -> QMessageBox:
+    """The Recover / Discard question; Recover is the default button. `saved`: the project has a saved
+    version to go back to (an untitled one has none: discarding starts anew)."""
     box = QMessageBox(QMessageBox.Icon.Question, APP_NAME, f"“{name}” has unsaved work from "
                       f"{human_time(autosaved_at)} that was not saved when MAGI Studio last closed.", parent=parent)
-    box.setInformativeText("Recover it, or discard it and keep the last saved version?")
+    box.setInformativeText("Recover it, or discard it and keep the last saved version?" if saved else
+                           "Recover it, or discard it and start a new project?")
     recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
     box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
     box.setDefaultButton(recover)

@@ -10,19 +10,23 @@ method) gets them as an input-method event that carries formats and no text, and
 its end whose tooltip names the words (the field may be scrolled past them); the same tooltip shows over
 each word in both.
 A completion is typed as the user would, so the document hears of it through the field's own edit
-signals.
+signals. The list of completions never grabs the mouse (a Qt popup does, and the click that closed it was
+lost: typing a prompt and clicking Generate did nothing), and the field keeps the keyboard: it hands the
+list its Up/Down/Page keys, and Enter or Tab take the completion.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QStringListModel, Qt
 from PySide6.QtGui import QColor, QInputMethodEvent, QSyntaxHighlighter, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QCompleter, QLineEdit, QPlainTextEdit, QStyle, QToolTip
+from PySide6.QtWidgets import QApplication, QCompleter, QLineEdit, QPlainTextEdit, QStyle, QToolTip, QWidget
 
 from magi_engine.text.words import UnknownWord, Vocabulary, word_spans
 
 #: A completion is offered from this many typed letters on.
 MIN_PREFIX = 2
+#: Keys the field hands to a shown completion list (they move in it).
+LIST_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
 UNKNOWN_COLOUR = QColor("#e5484d")
 
 
@@ -96,9 +100,13 @@ class PromptWords(QObject):
             self._completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
             self._completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
             self._completer.activated.connect(self._complete)
-            # Installed after QCompleter's own filter, so it sees the popup's keys first: Enter and Tab take
-            # the completion here, before QCompleter hands them to the field (a newline, a focus move).
-            self._completer.popup().installEventFilter(self)
+            popup = self._completer.popup()
+            # A window of its own that takes neither the mouse nor the focus (not a grabbing Qt.Popup).
+            popup.setWindowFlags(Qt.WindowType.ToolTip | Qt.WindowType.FramelessWindowHint)
+            popup.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
+            popup.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            popup.installEventFilter(self)  # its showing and hiding: a click elsewhere hides it (eventFilter)
+            self.field.installEventFilter(self)  # its keys while the list is shown
         return self._completer
 
     # The model's words --------------------------------------------------------------------------
@@ -154,18 +162,19 @@ class PromptWords(QObject):
     # Tooltips ---------------------------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         popup = self._completer.popup() if self._completer is not None else None
-        if watched is popup and event.type() == QEvent.Type.KeyPress and popup.isVisible():
-            if event.key() in (Qt.Key.Key_Enter, Qt.Key.Key_Return, Qt.Key.Key_Tab):
-                index = popup.currentIndex()
+        kind = event.type()
+        if popup is not None and popup.isVisible():
+            if watched is self.field and kind == QEvent.Type.KeyPress:
+                return self._list_key(popup, event)
+            if watched is self.field and kind == QEvent.Type.FocusOut:
                 popup.hide()
-                if index.isValid():
-                    self._complete(index.data())
-                return True
-            if event.key() in (Qt.Key.Key_Escape, Qt.Key.Key_Backtab):
-                popup.hide()
-                return True
-            return False
-        if event.type() == QEvent.Type.ToolTip and self.vocabulary is not None:
+            elif kind == QEvent.Type.MouseButtonPress and isinstance(watched, QWidget) and not (
+                    watched is popup or popup.isAncestorOf(watched)):
+                popup.hide()  # a click anywhere else goes on to its target: the list only goes away
+        if watched is popup and kind in (QEvent.Type.Show, QEvent.Type.Hide):
+            app = QApplication.instance()  # clicks are watched only while the list is shown
+            (app.installEventFilter if kind == QEvent.Type.Show else app.removeEventFilter)(self)
+        if kind == QEvent.Type.ToolTip and self.vocabulary is not None:
             position = event.pos()
             index = (self.field.cursorForPosition(position).position() if self._plain
                      else self.field.cursorPositionAt(position))
@@ -174,6 +183,23 @@ class PromptWords(QObject):
                     QToolTip.showText(event.globalPos(), unknown_tip(self.vocabulary, unknown), self.field)
                     return True
         return super().eventFilter(watched, event)
+
+    def _list_key(self, popup, event) -> bool:
+        """A key pressed in the field while the completion list is shown: True when the list took it."""
+        key = event.key()
+        if key in (Qt.Key.Key_Enter, Qt.Key.Key_Return, Qt.Key.Key_Tab):
+            index = popup.currentIndex()
+            popup.hide()
+            if index.isValid():
+                self._complete(index.data())
+            return True
+        if key in (Qt.Key.Key_Escape, Qt.Key.Key_Backtab):
+            popup.hide()
+            return True
+        if key in LIST_KEYS:
+            QApplication.sendEvent(popup, event)
+            return True
+        return False
 
     def tip_at(self, index: int) -> str | None:
         """The tooltip for the character at `index` of the text (None over a known word)."""

@@ -26,7 +26,7 @@ class FakePrompts:
         self.asked.append(("stop_run", stop_text))
         return self.stop
 
-    def offer_recovery(self, name: str, autosaved_at: str) -> str:
+    def offer_recovery(self, name: str, autosaved_at: str, *, saved: bool = True) -> str:
         self.asked.append(("recover", name))
         return self.recover
 

@@ -482,3 +482,7 @@ def test_the_recovery_question_gives_a_human_date(qtbot):
     box = recovery_box("Film", stamp)
     qtbot.addWidget(box)
     assert "“Film” has unsaved work from today at " in box.text() and stamp not in box.text()
+    assert "keep the last saved version" in box.informativeText()
+    untitled = recovery_box("Untitled", stamp, saved=False)  # nothing saved to go back to
+    qtbot.addWidget(untitled)
+    assert "start a new project" in untitled.informativeText() and "saved version" not in untitled.informativeText()

@@ -9,7 +9,8 @@ import dataclasses
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QHelpEvent
-from PySide6.QtWidgets import QApplication, QToolTip
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QToolButton, QToolTip
 
 
 
@@ -55,7 +56,7 @@ def test_chunk_prompt_marks_unknown_words_with_a_tip_and_completes_known_words(q
     qtbot.waitUntil(popup.isVisible)
     assert popup.currentIndex().data() == "green"
     assert [r.start for r in block.layout().formats()] == [6, 10]  # "gre", being typed, is not marked
-    qtbot.keyClick(popup, Qt.Key.Key_Return)
+    qtbot.keyClick(field, Qt.Key.Key_Return)  # the field keeps the keyboard; the list takes Enter
     assert not popup.isVisible()
     assert field.toPlainText() == "a red bal zorblat green" and chunk.prompt == "a red bal zorblat green"
     assert [u.word for u in words.unknown_words()] == ["bal", "zorblat"]
@@ -80,7 +81,7 @@ def test_shot_prompt_marks_unknown_words_and_completes_known_words(qtbot, window
     qtbot.keyClicks(field, " gre")
     popup = words.completer.popup()
     qtbot.waitUntil(popup.isVisible)
-    qtbot.keyClick(popup, Qt.Key.Key_Tab)
+    qtbot.keyClick(field, Qt.Key.Key_Tab)
     assert field.text() == "a red bal green" and shot.prompt == "a red bal green"
     assert field.hasFocus()  # Tab took the completion and left the focus in the field
     # The chunk prompt's wavy underline, drawn under "bal" and nowhere else.
@@ -117,3 +118,25 @@ def test_cards_make_their_highlighter_and_completer_only_when_they_need_them(qtb
     qtbot.keyClicks(cards[1].prompt, " gre")
     made = [card for card in cards if card.prompt_words.findChildren(QCompleter)]
     assert made == ([cards[1]] if studio_mini(window) else [])
+
+
+def test_a_click_elsewhere_while_completions_show_reaches_its_target(qtbot, window):
+    # The completion list once grabbed the mouse (a Qt popup): typing a prompt, then clicking Generate, only
+    # closed the list. The click is sent as the window system sends it (to the window, not to the button).
+    if not studio_mini(window):
+        pytest.skip("completions are studio-mini's")
+    card = window.timeline.cards()[0]
+    card.prompt.setFocus()
+    card.prompt.selectAll()
+    qtbot.keyClicks(card.prompt, "a gre")
+    popup = card.prompt_words.completer.popup()
+    qtbot.waitUntil(popup.isVisible)
+    button = next(b for b in window.findChildren(QToolButton) if b.defaultAction() is window.action_set["generate.draft"])
+    toggled = []
+    window.action_set["generate.draft"].toggled.connect(toggled.append)
+    handle = window.windowHandle()
+    at = button.mapTo(window, button.rect().center())
+    QTest.mouseClick(handle, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    qtbot.waitUntil(lambda: not popup.isVisible())
+    assert toggled == [True]  # the click did what it was for
+    assert card.prompt.toPlainText() == "a gre"  # and took no completion
