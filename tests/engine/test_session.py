@@ -182,7 +182,7 @@ def test_an_offloaded_text_encoder_visits_the_device_once_per_request_and_not_fo
 @torch.inference_mode()
 def test_the_decode_keeps_to_the_bundles_vae_budget() -> None:
     """A bundle whose memory plan gave the VAE decode a budget (a tight card) decodes in tiles that fit it, within
-    the budgeted decode's tolerance of MAGI-1's own tiling (tests/engine/vae/test_vae_tiling.py)."""
+    the budgeted decode's tolerance of the untiled decode (tests/engine/vae/test_vae_tiling.py)."""
     from magi_engine.models import studio_mini_path
     from magi_engine.vae.tiling import budget_tile_px
 
@@ -192,7 +192,8 @@ def test_the_decode_keeps_to_the_bundles_vae_budget() -> None:
     ramp = torch.linspace(0, 1, 192)[None, :] * torch.linspace(0, 1, 128)[:, None]
     frames = torch.stack([(ramp * 0.5 + 0.25 + 0.1 * t / 12) * 255 for t in range(12)])
     latent = bundle.vae.pixels_to_latents(frames[..., None].expand(-1, -1, -1, 3).to(torch.uint8).contiguous())
-    whole = session.decode(latent)  # no budget: the VAE's own tiles
+    whole = session.decode(latent)  # no budget: the VAE's own tiles, which hold this frame whole (untiled)
+    assert np.array_equal(whole, bundle.vae.latents_to_pixels(latent, budget_bytes=2**40).numpy())
     bundle.vae_decode_budget = config.decode_tile_bytes(128, 4)
     assert budget_tile_px(config, 128, 192, bundle.vae_decode_budget, 4) == 128 < budget_tile_px(config, 128, 192,
                                                                                                    2**40, 4)
