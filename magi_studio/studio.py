@@ -120,7 +120,7 @@ class Studio(QObject):
 
             project = self.session.document.project if self.session is not None else None
             # The open project's size decides what must fit (a project of another model loads its own at Generate).
-            target = memory_target(project.settings, project) if project is not None \
+            target = memory_target(project.settings) if project is not None \
                 and project.settings.model == self.settings.model else None
             self.worker.load_model(self.settings.model, self.settings.device, self.settings.dtype,
                                    runtime=self.settings.runtime_config(), launch=self.settings.parallel_launch(),

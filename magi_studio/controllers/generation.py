@@ -299,8 +299,9 @@ class GenerationController(QObject, RunQueue):
         info = self.worker.model_info
         if self.worker.is_loading():  # ours or a newer one (Settings, start-up): the newest load decides
             return self._enter(RunPhase.LOADING)  # re-checked when that load ends
-        project = self._session.document.project
-        target = memory_target(project.settings, project)
+        # Fitted to the project's size and window for runs of any length: a storyboard that grows by a chunk
+        # never reloads the model (on a GPU, seconds to minutes); a new size or window does.
+        target = memory_target(self._session.document.project.settings)
         replan = info is not None and info.memory_target is not None and not info.memory_target.covers(target)
         if info is not None and info.spec == wanted and not replan:
             return self._plan_next()
