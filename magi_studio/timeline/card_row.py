@@ -17,6 +17,10 @@ from magi_studio.timeline.card import ChunkCard, card_size
 from magi_studio.timeline.style import CARD_SPACING, TEXT_WIDTH, thumb_width
 
 
+#: Where a card waits until it is placed when its place at an earlier zoom is in view (far right of any storyboard).
+OUT_OF_SIGHT = 1 << 22
+
+
 class CardRow(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -78,14 +82,19 @@ class CardRow(QWidget):
         return bool(self._unplaced)
 
     def place_between(self, left: int, right: int) -> None:
-        """Place the cards that are, or are still drawn, in the row's x range [left, right] (what the view shows)."""
+        """Place the cards that belong in the row's x range [left, right] (what the view shows), and move the ones
+        still drawn there at an earlier zoom's place out of sight (a move: their contents are laid out when placed)."""
         if not self._unplaced:
             return
         pitch, width = self.pitch, self.card_size.width()
         for card in self._still_unplaced():
-            x, drawn = self._index[card] * pitch, card.geometry()
-            if (x <= right and x + width > left) or (drawn.left() <= right and drawn.right() >= left):
+            x = self._index[card] * pitch
+            if x <= right and x + width > left:
                 self._place(card)
+                continue
+            drawn = card.geometry()
+            if drawn.left() <= right and drawn.right() >= left:
+                card.move(OUT_OF_SIGHT, 0)
 
     def place_next(self, count: int) -> None:
         """Place up to `count` of the cards left unplaced, in order."""
