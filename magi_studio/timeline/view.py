@@ -103,6 +103,11 @@ class TimelineView(QWidget, TimelineEditing):
         self._place_trickle.setInterval(0)
         self._place_trickle.timeout.connect(self._place_next_cards)
         self._zoom_settle.timeout.connect(self._place_trickle.start)
+        self._column_timer = QTimer(self)
+        self._column_timer.setObjectName("ZoomColumns")
+        self._column_timer.setSingleShot(True)
+        self._column_timer.setInterval(0)
+        self._column_timer.timeout.connect(self._show_columns)
         # Ctrl+wheel steps queued behind a busy frame zoom once, to the level of the last of them: a level nobody
         # sees costs as much as one they do.
         self._wheel_zoom: tuple[int, int] | None = None
@@ -284,7 +289,7 @@ class TimelineView(QWidget, TimelineEditing):
             card, fraction, screen_x = keep
             rect = self.strip.card_rect(card)
             bar.setValue(round(rect.left() + fraction * rect.width() - screen_x))
-        self._place_cards_in_view()
+        self._place_cards_in_view(columns_now=False)
         self.overview.set_hold_layer(True)  # its cells drawn at the new scale once the zoom settles
         self.zoomChanged.emit(level)
         self._zoom_settle.start()
@@ -295,9 +300,10 @@ class TimelineView(QWidget, TimelineEditing):
             (level, anchor), self._wheel_zoom = self._wheel_zoom, None
             self.set_zoom(level, anchor)
 
-    def _place_cards_in_view(self) -> None:
+    def _place_cards_in_view(self, columns_now: bool = True) -> None:
         """Place (and lay out) the cards a zoom left unplaced that are in view now, or still drawn there: a wheel
-        step places the card or two it brings into view before they are painted."""
+        step places the card or two it brings into view before they are painted. Without `columns_now` (a zoom) their
+        text columns are laid out in the next event-loop turn: the zoom's frame first, then the columns."""
         offset = self.scroll.horizontalScrollBar().value()
         left, right = offset, offset + self.scroll.viewport().width()
         for group in self.strip.groups:
@@ -306,7 +312,13 @@ class TimelineView(QWidget, TimelineEditing):
                 geometry = group.geometry()
                 if geometry.right() >= left and geometry.left() <= right:
                     origin = geometry.x() + row.x()
-                    row.place_between(left - origin, right - origin)
+                    row.place_between(left - origin, right - origin, columns_now)
+        if not columns_now:
+            self._column_timer.start()
+
+    def _show_columns(self) -> None:
+        for group in self.strip.groups:
+            group.card_row.show_columns()
 
     def _place_next_cards(self) -> None:
         row = next((group.card_row for group in self.strip.groups if group.card_row.has_unplaced()), None)

@@ -126,7 +126,10 @@ def test_every_card_is_laid_out_at_its_new_width_the_ones_on_screen_at_once(qtbo
     assert 0 < len(on_screen) < len(cards)
     widths = {c.chunk_id: c.prompt.width() for c in cards}
     timeline.set_zoom(0)  # a wider text column: every prompt field gets wider
+    assert all(c.width() > c.prompt.width() + c.thumbnail.width() for c in on_screen)  # the cards at once
+    QApplication.processEvents()  # the zoom's frame, then the text columns of the cards on screen
     assert all(c.prompt.width() > widths[c.chunk_id] for c in on_screen)
+    assert any(c.prompt.width() == widths[c.chunk_id] for c in cards)  # the others later
     qtbot.waitUntil(lambda: all(c.prompt.width() > widths[c.chunk_id] for c in cards))
     assert len({c.prompt.width() for c in cards}) == 1
     assert all(c.prompt.geometry().right() < c.width() - 1 for c in cards)  # inside its card
