@@ -200,6 +200,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "List every keyboard shortcut"),
     ActionSpec("help.welcome", "Show &Welcome", "&Help", "show_welcome", "info", None,
                "Show the introduction to MAGI Studio again"),
+    ActionSpec("help.log_folder", "Show &Log Folder", "&Help", "show_log_folder", None, None,
+               "Open the folder of MAGI Studio's log (magi-studio.log): what to attach to a bug report"),
     ActionSpec("help.about", "&About MAGI Studio", "&Help", "show_about", None, None, "Version and licences",
                role=QAction.MenuRole.AboutRole),
 )

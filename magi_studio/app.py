@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QApplication
 
 from magi_engine.errors import ConfigError
 from magi_studio import theme
+from magi_studio.app_log import install_exception_hook, install_logging
 from magi_studio.settings import APPLICATION, ORGANIZATION, Settings
 
 log = logging.getLogger(__name__)
@@ -98,14 +99,14 @@ def run_app(argv: list[str]) -> int:
     app = create_application(argv)
     # A QApplication we created has removed its own options (-platform, -style, ...) from its arguments.
     args = parse_app_args(app.arguments()[1:] if created else argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    installed = install_logging(args.verbose)  # the terminal, and the log file Help › Show Log Folder opens
     from magi_studio.studio import Studio  # imports the engine (torch): after the app exists
 
     settings = Settings()
     settings.launch_override = args.launch
     apply_hub_offline(settings)
     studio = Studio(settings)
+    install_exception_hook(studio.window.report_internal_error)  # a bug in a slot: logged, told, the app goes on
     # PROJECT, else crashed untitled work (offered), the last project, a new one. The model loads once the
     # window is up: torch's import on the engine thread would otherwise compete with the window's first paint.
     studio.start(args.project, load_model=False)
@@ -117,6 +118,7 @@ def run_app(argv: list[str]) -> int:
     finally:
         signal_tick.stop()
         studio.dispose()  # idempotent: autosaves written, engine thread stopped (or a load left), window deleted
+        installed.remove()
     if studio.worker.abandoned:  # the engine thread is still importing torch for a model: nothing of ours
         logging.shutdown()
         sys.stdout.flush()

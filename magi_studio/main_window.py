@@ -466,6 +466,11 @@ class MainWindow(QMainWindow):
         """An error that belongs to no engine job (an edit, a file): the same banner."""
         self.report_engine_error(0, error)
 
+    def report_internal_error(self, sentence: str) -> None:
+        """A bug that nothing caught (magi_studio.app_log's hook): the same banner, with the log's place."""
+        self._error_job = 0
+        self.error_banner.show_notice("Internal error", escape(sentence), kind="error")
+
     def show_status(self, text: str, timeout_ms: int = STATUS_MESSAGE_MS) -> None:
         """The one writer of the status bar's message area (saves, exports, how a generation ended)."""
         self.statusBar().showMessage(text, timeout_ms)
@@ -519,6 +524,19 @@ class MainWindow(QMainWindow):
         self._error_job = 0
         self.error_banner.show_notice("User guide", f"Nothing on this computer opens it; it is at "
                                       f"<code>{escape(where)}</code>.", kind="info")
+        return False
+
+    def show_log_folder(self) -> bool:
+        """Help › Show Log Folder: the folder of magi-studio.log in the desktop's file manager."""
+        from magi_studio.app_log import log_folder
+
+        folder = log_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.open_url(QUrl.fromLocalFile(str(folder))):
+            return True
+        self._error_job = 0
+        self.error_banner.show_notice("Log", f"Nothing on this computer opens folders; the log is in "
+                                      f"<code>{escape(str(folder))}</code>.", kind="info")
         return False
 
     def show_shortcuts(self) -> ShortcutsDialog:

@@ -112,6 +112,19 @@ def test_help_opens_the_user_guide_that_ships_with_the_app(window, monkeypatch, 
     assert window.error_banner.isVisible() and user_guide.PUBLISHED_GUIDE in window.error_banner.body.text()
 
 
+def test_help_shows_the_log_folder_and_an_internal_error_names_it(window, isolated_settings):
+    from magi_studio.app_log import log_folder
+
+    opened = []
+    window.open_url = lambda url: opened.append(url) or True
+    window.action_set["help.log_folder"].trigger()
+    assert opened == [QUrl.fromLocalFile(str(log_folder()))] and log_folder().is_dir()
+    window.open_url = lambda url: False
+    assert not window.show_log_folder() and str(log_folder()) in window.error_banner.body.text()
+    window.report_internal_error("MAGI Studio ran into an internal error (KeyError: 'x'). Your work is kept.")
+    assert window.error_banner.isVisible() and "Internal error" in window.error_banner.title.text()
+
+
 def test_welcome_banner_is_dismissible_and_remembered(qtbot, window, isolated_settings, tmp_path):
     assert window.welcome.isVisible()
     qtbot.mouseClick(window.welcome.close_button, Qt.MouseButton.LeftButton)

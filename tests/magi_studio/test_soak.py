@@ -3,10 +3,6 @@ benchmarks/gui_soak.py): random legal actions on the tiny model, the document ch
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QTimer
@@ -15,22 +11,6 @@ from magi_studio.document.model import Take
 from tests.magi_studio.soak import Soak
 
 ACTIONS = 220
-# The soak runs in a process of its own: after the whole suite in one process (the engine's tests, hundreds of
-# studios) its second test died in the event loop with a segmentation fault, 3 of 3 clean-clone runs on
-# 2026-12-07, and never alone or after the studio tests only. That crash is not explained yet (the session
-# note lists it); the soak's job is the app's own state, so the app gets a fresh process.
-IN_OWN_PROCESS = os.environ.get("MAGI_SOAK_CHILD") == "1"
-own_process = pytest.mark.skipif(not IN_OWN_PROCESS, reason="run by test_the_soak_in_a_process_of_its_own")
-
-
-def test_the_soak_in_a_process_of_its_own():
-    if IN_OWN_PROCESS:
-        pytest.skip("this is that process")
-    repo = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__))],
-                            cwd=repo, env={**os.environ, "MAGI_SOAK_CHILD": "1"}, capture_output=True, text=True,
-                            timeout=900)
-    assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-4000:] + result.stderr[-2000:]
 
 
 @pytest.fixture
@@ -41,7 +21,6 @@ def soak_studio(make_studio, engine_worker, tiny_session, isolated_settings, qtb
     return make_studio(worker=engine_worker)
 
 
-@own_process
 def test_a_seeded_soak_of_the_main_window_finds_no_exception_and_no_broken_invariant(soak_studio, tmp_path):
     soak = Soak(soak_studio, seed=20261206, folder=tmp_path / "soak")
     report = soak.run(actions=ACTIONS)
@@ -53,7 +32,6 @@ def test_a_seeded_soak_of_the_main_window_finds_no_exception_and_no_broken_invar
     assert sum(report.runs.values()) >= 1 and report.chunks_committed >= 1, (report.runs, report.chunks_committed)
 
 
-@own_process
 def test_a_broken_document_or_a_raising_slot_is_reported_with_the_step_that_showed_it(soak_studio, tmp_path):
     soak = Soak(soak_studio, seed=1, folder=tmp_path / "soak")
     soak.actions = [("break the takes", 1, lambda: soak_studio.session.project.shots[0].takes.append(
@@ -63,7 +41,15 @@ def test_a_broken_document_or_a_raising_slot_is_reported_with_the_step_that_show
     assert any("'gone'" in p.text for p in soak.report.violations), soak.report.describe()
     soak_studio.session.project.shots[0].takes.clear()
 
-    soak.actions = [("raise in a slot", 1, lambda: QTimer.singleShot(0, lambda: 1 / 0))]
+    # A timer's connected slot, not QTimer.singleShot(0, functor): on Python 3.11 with PySide6 6.10-6.12, a
+    # functor that raises inside a QTest.qWait called from Python (no event loop running, as in this driver)
+    # leaves its exception pending, and the next Python override of QWidget.event (a card's) segfaults in
+    # shiboken (PepException_GetArgs). Whole-suite runs, with more widgets alive, died so in this test; the app,
+    # whose events run inside QApplication.exec, reports such an exception to sys.excepthook instead.
+    timer = QTimer(soak_studio.window)
+    timer.setSingleShot(True)
+    timer.timeout.connect(lambda: 1 / 0)
+    soak.actions = [("raise in a slot", 1, lambda: timer.start(0))]
     report = soak.run(actions=2)
     assert len(report.exceptions) == 1 and "ZeroDivisionError" in report.exceptions[0].text
     assert report.exceptions[0].step == 2 and report.exceptions[0].action == "raise in a slot"
