@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 import shiboken6
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QEventLoop, QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -211,8 +211,31 @@ class Soak:
     # Running ----------------------------------------------------------------------------------
     def run(self, *, actions: int | None = None, seconds: float | None = None,
             on_step: Callable[[SoakReport], None] | None = None) -> SoakReport:
-        """Drive `actions` steps, or until `seconds` have passed (whichever comes first)."""
+        """Drive `actions` steps, or until `seconds` have passed (whichever comes first).
+
+        The steps run inside an event loop, as every event of the app runs inside QApplication.exec: there a
+        slot's exception reaches sys.excepthook (tests/magi_studio/test_binding_exceptions.py). Driven from no
+        loop at all, a QTimer.singleShot functor raising inside the driver's QTest.qWait left its exception
+        pending on Python 3.11 with PySide6 6.10-6.12, and the next Python QWidget.event override segfaulted
+        in shiboken: a crash of the driver, not of the app."""
         assert actions is not None or seconds is not None, "say how long to soak"
+        loop, failure = QEventLoop(), []
+
+        def drive() -> None:
+            try:
+                self._drive(actions, seconds, on_step)
+            except BaseException as error:  # the driver's own failure: raised again out of run
+                failure.append(error)
+            finally:
+                loop.quit()
+
+        QTimer.singleShot(0, drive)
+        loop.exec()
+        if failure:
+            raise failure[0]
+        return self.report
+
+    def _drive(self, actions: int | None, seconds: float | None, on_step) -> None:
         started = time.perf_counter()
         hook, sys.excepthook = sys.excepthook, self._on_exception
         try:
@@ -224,7 +247,6 @@ class Soak:
                     on_step(self.report)
         finally:
             sys.excepthook = hook
-        return self.report
 
     def step(self) -> str:
         names, weights, calls = zip(*self._legal_actions())
