@@ -72,7 +72,7 @@ class CardRow(QWidget):
         for card in adopted:
             card.setParent(self)
         self.cards, self._index = list(cards), {card: index for index, card in enumerate(cards)}
-        self._unplaced = set()
+        self._unplaced, self._columns = set(), set()  # a card dropped since is deleted: forget it
         for card in cards:
             self._place(card)
         for card in adopted:
@@ -121,7 +121,7 @@ class CardRow(QWidget):
             card.set_width(self.thumb_width, self.text_width, column_now=column_now)
             if not column_now:
                 self._columns.add(card)
-        elif column_now and card in self._columns:
+        elif column_now:  # its column left for later by a zoom (here or in the row it came from): now
             self._columns.discard(card)
             card.show_column()
         rect = self.card_rect(self._index[card])

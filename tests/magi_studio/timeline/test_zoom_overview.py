@@ -392,3 +392,18 @@ def test_the_strip_is_as_wide_at_a_zoom_as_a_storyboard_laid_out_at_that_zoom_fr
     for group in timeline.strip.groups:  # settled: every card placed, the row ending where its last card ends
         assert [drawn_rect(timeline, c) for c in group.cards] == [timeline.strip.card_rect(c) for c in group.cards]
         assert group.cards[-1].geometry().right() + 1 == group.card_row.width()
+
+
+def test_a_chunk_deleted_or_moved_between_a_zoom_and_its_text_columns_turn_loses_nothing(qtbot, long_timeline):
+    timeline = long_timeline
+    session, shots = timeline.session, timeline.session.project.shots
+    timeline.set_zoom(0)  # the cards in view are sized now, their text columns in the next turn
+    with qtbot.captureExceptions() as raised:
+        session.select(shots[0].id, shots[0].chunks[1].id)
+        assert timeline.delete_chunk()
+        timeline.move_chunk_to(shots[0].id, shots[0].chunks[0].id, shots[1].id, 0)
+        qtbot.wait(1)
+    assert not raised, raised
+    moved = timeline.card(shots[1].chunks[0].id)
+    assert moved.column.isVisible() and moved.prompt.geometry().right() < moved.width() - 1  # laid out at its width
+    assert moved.layout().isEnabled()
