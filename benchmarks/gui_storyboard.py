@@ -2,6 +2,7 @@
 
     python benchmarks/gui_storyboard.py                      # 120 chunks in 6 shots, 1366x768, tiny model
     python benchmarks/gui_storyboard.py --chunks 120 --shots 4 --size 1920x1080 --json out.json
+    python benchmarks/gui_storyboard.py --slowest 5 --gaps 5     # and what ran in the run's 5 longest gaps
 
 A project of N generated chunks (synthetic results written by the real planning and store:
 tests/magi_studio/document/fakes.py, 64x64 frames with thumbnails) is saved, then opened in the app
@@ -22,7 +23,10 @@ The 1-minute load average is recorded before each phase: the machine is shared, 
 at a similar load. Each phase also reports the GUI thread's own CPU time (gui_cpu_ms, time.thread_time), which
 a loaded machine inflates far less than the wall-clock stalls, and (Linux) the longest stall less the GUI thread's
 wait for a core in it (max_stall_less_core_wait_ms, from the scheduler's counters: roughly what a machine with a
-core to spare would show, an upper bound). Compare commits by these, run side by side.
+core to spare would show, an upper bound). Compare commits by these, run side by side. `--gaps N` splits the
+generate phase's N longest gaps the same way (and the rest: mostly waiting for the interpreter lock, which the
+engine's thread holds while it runs Python) and lists the GUI events that ran in each; the first gap starts with
+the action itself, which is not an event.
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="also list the N slowest GUI events of each phase by wall and by the GUI thread's CPU time "
                              "(wall ms, CPU ms, type, receiver): whether a stall is work on the GUI thread or time "
                              "waiting for a core")
+    parser.add_argument("--gaps", type=int, default=0,
+                        help="also list the generate phase's N longest gaps, each split into the GUI thread's CPU time, "
+                             "its wait for a core and the rest, with the GUI events that ran in it (start, wall ms, "
+                             "CPU ms, type, receiver)")
     return parser.parse_args(argv)
 
 
@@ -74,6 +82,8 @@ class TimedApplication(QApplication):
     def __init__(self, argv) -> None:
         super().__init__(argv)
         self.events: list[tuple[float, float, str, str]] = []
+        #: With `record_all`: every event (start ns, wall ms, CPU ms, type, receiver), to place in the gaps.
+        self.record_all, self.timeline = False, []
         self._depth = 0
         self._gui_thread = threading.get_ident()
 
@@ -81,21 +91,43 @@ class TimedApplication(QApplication):
         if threading.get_ident() != self._gui_thread:
             return super().notify(receiver, event)
         self._depth += 1
-        started, cpu = time.perf_counter(), time.thread_time()
+        started, cpu = time.perf_counter_ns(), time.thread_time()
         try:
             return super().notify(receiver, event)
         finally:
             self._depth -= 1
-            took = (time.perf_counter() - started) * 1000
+            took = (time.perf_counter_ns() - started) / 1e6
             if self._depth == 0 and took > 4:
                 self.events.append((round(took, 1), round((time.thread_time() - cpu) * 1000, 1), event.type().name,
                                     type(receiver).__name__))
+            if self._depth == 0 and self.record_all and took > 0.5:
+                self.timeline.append((started, round(took, 1), round((time.thread_time() - cpu) * 1000, 1),
+                                      event.type().name, _name(receiver)))
+
+    def in_gaps(self, gaps: list[dict]) -> list[dict]:
+        """Each gap of StallRecorder.worst with the events that ran in it (start ms after the gap's start)."""
+        events, self.timeline = self.timeline, []
+        return [{**gap, "events": [(round((start - gap["start_ns"]) / 1e6, 1), *rest) for start, *rest in events
+                                   if gap["start_ns"] - 1e9 < start < gap["end_ns"] and start + rest[0] * 1e6 > gap["start_ns"]]}
+                for gap in gaps]
 
     def slowest(self, count: int) -> dict:
         """The `count` slowest events by wall time and by CPU time, each (wall ms, CPU ms, type, receiver)."""
         events, self.events = self.events, []
         return {"by_wall": sorted(events, reverse=True)[:count],
                 "by_cpu": sorted(events, key=lambda e: e[1], reverse=True)[:count]}
+
+
+def _name(receiver) -> str:
+    """A receiver's class, and for a plain QWidget or QTimer its parents' (object names too), to tell which it is."""
+    name = type(receiver).__name__
+    if name not in ("QWidget", "QTimer"):
+        return name
+    chain, parent = [], receiver
+    while parent is not None and len(chain) < 3:
+        chain.append(f"{type(parent).__name__}:{parent.objectName()}" if parent.objectName() else type(parent).__name__)
+        parent = parent.parent()
+    return "/".join(chain)
 
 
 def build_project(folder: Path, chunks: int, shots: int) -> Path:
@@ -162,8 +194,9 @@ def main(argv=None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    app = QApplication.instance() or (TimedApplication if args.slowest else QApplication)(["gui_storyboard"])
-    slowest = (lambda: app.slowest(args.slowest)) if args.slowest else (lambda: None)
+    timed = args.slowest or args.gaps
+    app = QApplication.instance() or (TimedApplication if timed else QApplication)(["gui_storyboard"])
+    slowest = (lambda: app.slowest(args.slowest)) if timed else (lambda: None)
     from magi_engine.session import GenerationSession
     from magi_studio import theme
     from magi_studio.dialogs.project_prompts import DISCARD
@@ -245,6 +278,7 @@ def main(argv=None) -> dict:
     recorder = StallRecorder()
     loads["generate"] = os.getloadavg()[0]
     slowest()
+    app.record_all = bool(args.gaps)
     recorder.start()
     started, cpu = time.perf_counter(), time.thread_time()
     studio.window.action_set["generate.regenerate"].trigger()  # Regenerate From Chunk (Ctrl+R), as a user does
@@ -255,6 +289,9 @@ def main(argv=None) -> dict:
                           "chunks": len(shot.chunks), "run": ended[0],
                           "click_ms": round(click_ms[0], 1), "click_gui_cpu_ms": round(click_ms[1], 1),
                           "seconds": round(time.perf_counter() - started, 2), "slowest_events": slowest()}
+    if args.gaps:
+        app.record_all = False
+        result["generate"]["longest_gaps"] = app.in_gaps(recorder.worst(args.gaps))
     result["rss_after_generate_mib"] = rss_mib()
     result["load_average"] = {k: round(v, 2) for k, v in loads.items()}
     result["load_average_after"] = round(os.getloadavg()[0], 2)
@@ -266,6 +303,10 @@ def main(argv=None) -> dict:
           f"less the GUI thread's wait for a core: {' / '.join(str(result[k].get(own)) for k in phases)} ms; "
           f"GUI-thread CPU {' / '.join(str(result[k]['gui_cpu_ms']) for k in phases)} ms; "
           f"load {result['load_average']}", file=sys.stderr)
+    for gap in result["generate"].get("longest_gaps", []):
+        print(f"gap {gap['ms']} ms: GUI CPU {gap['gui_cpu_ms']}, core wait {gap['core_wait_ms']}, rest {gap['rest_ms']}; "
+              + "; ".join(f"+{at} {kind} {receiver} ({wall}/{cpu})" for at, wall, cpu, kind, receiver in gap["events"]
+                          if cpu >= 1), file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     studio.dispose()

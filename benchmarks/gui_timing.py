@@ -31,8 +31,10 @@ class StallRecorder:
 
     def __init__(self) -> None:
         self.gaps_ns: list[int] = []
+        self.ends_ns: list[int] = []  # when each gap ended (perf_counter_ns)
+        self.cpu_ns: list[int] = []  # per gap, the GUI thread's own CPU time in it
         self.core_waits_ns: list[int] = []  # per gap, where the counters can be read
-        self._last = time.perf_counter_ns()
+        self._last, self._last_cpu = time.perf_counter_ns(), 0
         self._schedstat = None
         self._last_wait = 0
         self._ticker = QTimer()
@@ -45,9 +47,11 @@ class StallRecorder:
         return int(self._schedstat.read().split()[1])
 
     def _tick(self) -> None:
-        now = time.perf_counter_ns()
+        now, cpu = time.perf_counter_ns(), time.thread_time_ns()
         self.gaps_ns.append(now - self._last)
-        self._last = now
+        self.ends_ns.append(now)
+        self.cpu_ns.append(cpu - self._last_cpu)
+        self._last, self._last_cpu = now, cpu
         if self._schedstat is not None:
             wait = self._core_wait_ns()
             self.core_waits_ns.append(wait - self._last_wait)
@@ -59,7 +63,7 @@ class StallRecorder:
             self._last_wait = self._core_wait_ns()
         except OSError:  # not Linux: wall-clock gaps only
             self._schedstat = None
-        self._last = time.perf_counter_ns()
+        self._last, self._last_cpu = time.perf_counter_ns(), time.thread_time_ns()
         self._ticker.start()
 
     def stop(self) -> None:
@@ -67,6 +71,15 @@ class StallRecorder:
         if self._schedstat is not None:
             self._schedstat.close()
             self._schedstat = None
+
+    def worst(self, count: int) -> list[dict]:
+        """The `count` longest gaps: when each started and ended (perf_counter_ns), its length, the GUI thread's CPU
+        time in it, its wait for a core (where known) and the rest (the interpreter lock, a blocking call), in ms."""
+        waits = self.core_waits_ns if len(self.core_waits_ns) == len(self.gaps_ns) else [0] * len(self.gaps_ns)
+        gaps = sorted(zip(self.gaps_ns, self.ends_ns, self.cpu_ns, waits), reverse=True)[:count]
+        return [{"start_ns": end - gap, "end_ns": end, "ms": round(gap / 1e6, 1), "gui_cpu_ms": round(cpu / 1e6, 1),
+                 "core_wait_ms": round(wait / 1e6, 1), "rest_ms": round((gap - cpu - wait) / 1e6, 1)}
+                for gap, end, cpu, wait in gaps]
 
     def summary(self) -> dict:
         """Longest gap (the worst stall), 99th percentile and mean, in ms, and the number of ticks; where the

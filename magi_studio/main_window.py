@@ -149,6 +149,7 @@ class MainWindow(QMainWindow):
         self.queue_view = GenerationQueueView()
         self.queue_view.showTakeRequested.connect(self.show_take)
         self.queue_dock = self._dock("Queue", "QueueDock", self.queue_view, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.queue_dock.visibilityChanged.connect(lambda shown: shown and self.queue_view.catch_up())  # its tab raised
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.BottomDockWidgetArea)
 

@@ -204,6 +204,8 @@ class GenerationQueueView(QWidget):
         layout.addWidget(self.empty, 2)
         layout.addWidget(self.completed_header)
         layout.addWidget(self.completed_list, 1)
+        #: The queue or the completed list changed while the view was hidden: drawn when it shows.
+        self._stale, self._stale_completed = False, False
         self.refresh()
 
     def _action(self, icon_name: str, text: str, tip: str, slot) -> QAction:
@@ -231,20 +233,59 @@ class GenerationQueueView(QWidget):
     # Reading ----------------------------------------------------------------------------------
     def items(self) -> list[str]:
         """The rows as shown (tests, accessibility): the queue, then the failed and cancelled requests."""
+        self.catch_up()
         return [self.list.item(row).data(TEXT_ROLE) for row in range(self.list.count())]
 
     def states(self) -> list[str]:
         """Each row's state ("running", "queued", "paused", "failed", "cancelled")."""
+        self.catch_up()
         return [self.list.item(row).data(STATE_ROLE) for row in range(self.list.count())]
 
     def row_widget(self, row: int) -> QueueRow:
+        self.catch_up()
         return self.list.itemWidget(self.list.item(row))
 
     def completed_items(self) -> list[str]:
+        self.catch_up()
         return [self.completed_list.item(row).text() for row in range(self.completed_list.count())]
 
     # Redrawing --------------------------------------------------------------------------------
+    # The Queue dock is often a tab behind History or Takes (1366x768, 1920x1080): out of sight, it draws nothing,
+    # and shows what is true when it comes into sight (a run's start made its row twice on the GUI thread, unseen).
     def refresh(self) -> None:
+        if self._out_of_sight():
+            self._stale = True
+            return
+        self._stale = False
+        self._draw()
+
+    def refresh_completed(self) -> None:
+        if self._out_of_sight():
+            self._stale_completed = True
+            return
+        self._stale_completed = False
+        self._draw_completed()
+
+    def _out_of_sight(self) -> bool:
+        # In a shown window, hidden or behind another tab (Qt leaves a dock behind a tab visible, with nothing of it
+        # on screen); a view not in a shown window draws as before. The window calls catch_up when its dock's tab
+        # comes to the front (QDockWidget.visibilityChanged).
+        return self.window().isVisible() and (not self.isVisible() or self.visibleRegion().isEmpty())
+
+    def catch_up(self) -> None:
+        """Draw now what changed while the view was hidden (what reads the rows reads them as shown)."""
+        if self._stale:
+            self._stale = self._stale_completed = False
+            self._draw()
+        elif self._stale_completed:
+            self._stale_completed = False
+            self._draw_completed()
+
+    def showEvent(self, event) -> None:
+        self.catch_up()
+        super().showEvent(event)
+
+    def _draw(self) -> None:
         rows = self.generation.queue() + self.generation.ended_requests() if self.generation is not None else []
         selected = self._selected_item()
         if [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())] == \
@@ -271,7 +312,7 @@ class GenerationQueueView(QWidget):
         self.pause_action.setText("Resume" if paused else "Pause")
         self.pause_button.setAccessibleName(self.pause_action.text())
         self.pause_action.setIcon(icon("play" if paused else "pause"))
-        self.refresh_completed()
+        self._draw_completed()
 
     @staticmethod
     def _write_row(row: QListWidgetItem, item) -> None:
@@ -280,7 +321,7 @@ class GenerationQueueView(QWidget):
         row.setData(TEXT_ROLE, item.text())
         row.setData(Qt.ItemDataRole.AccessibleTextRole, f"{item.text()} · {detail_text(item)}")
 
-    def refresh_completed(self) -> None:
+    def _draw_completed(self) -> None:
         done = self.generation.completed() if self.generation is not None else []
         selected = self.completed_list.currentItem()
         selected_id = selected.data(Qt.ItemDataRole.UserRole) if selected is not None else None
@@ -309,7 +350,7 @@ class GenerationQueueView(QWidget):
 
     def _show_progress(self, _progress=None) -> None:
         """The running row's bar, chunk and ETA move on every report, without rebuilding the list."""
-        if self.generation is None or self.list.count() == 0:
+        if self.generation is None or self._stale or self.list.count() == 0:
             return
         current = next((item for item in self.generation.queue() if item.current), None)
         widget = self.row_widget(0)

@@ -418,6 +418,32 @@ def test_the_queue_panel_lists_the_run_and_pauses_resumes_reorders_and_removes(
     assert view.items() == [] and view.empty.isVisible()
 
 
+def test_the_queue_panel_out_of_sight_draws_nothing_and_shows_the_run_when_it_comes_into_sight(
+        qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings):
+    studio, engine = pausing_studio(qtbot, make_studio, engine_worker, pausing_session_factory, isolated_settings)
+    window, view = studio.window, studio.window.queue_view
+    assert window.queue_dock in window.tabifiedDockWidgets(window.history_dock)
+    window.history_dock.raise_()  # the Queue tab behind History
+    qtbot.waitUntil(lambda: view.visibleRegion().isEmpty(), timeout=2000)
+    window.action_set["generate.run"].trigger()
+    qtbot.waitUntil(engine.paused.is_set, timeout=10_000)
+    assert view.list.count() == 0  # a run's start made its row (twice) on the GUI thread, unseen
+    window.queue_dock.raise_()
+    qtbot.waitUntil(lambda: view.list.count() == 1, timeout=2000)
+    assert view.list.item(0).data(Qt.ItemDataRole.UserRole) == studio.generation.queue()[0].id
+    assert view.states() == ["running"] and not view.empty.isVisible()
+    ended = []
+    studio.generation.runEnded.connect(ended.append)
+    window.action_set["view.queue"].trigger()  # View › Queue: the panel closed
+    engine.resume()
+    qtbot.waitUntil(lambda: bool(ended), timeout=20_000)
+    assert view.list.count() == 1  # still the run's row: nothing drawn while closed
+    assert view.items() == [] and len(view.completed_items()) == 1  # what reads the rows reads them drawn
+    window.action_set["view.queue"].trigger()
+    qtbot.waitUntil(view.isVisible, timeout=2000)
+    assert view.list.count() == 0 and view.empty.isVisible()
+
+
 def test_a_close_question_that_raises_keeps_the_window_open_and_says_why(qtbot, make_studio, engine_worker):
     """The GUI soak's segfault in dispose: its stand-in for the unsaved-changes question took no `untitled`
     argument, so closeEvent raised a TypeError into Qt, and PySide crashed reporting it. The window now
