@@ -196,7 +196,9 @@ def test_a_tight_card_gets_a_vae_decode_budget_from_the_plan_and_the_session_kee
     assert plan.decode_budget is not None and plan.estimate.total_bytes <= 0.9 * free
     assert session.bundle.vae_decode_budget == plan.decode_budget
     assert "VAE decode in" in session.bundle.memory_plan and "left beside the DiT" in session.bundle.memory_plan
-    assert session.bundle.memory_target.describe() == "64×64, window 1, 2 chunks"
+    # The target it was fitted to is recorded only for a plan of a real GPU's free memory (nothing else re-plans);
+    # this load runs on the CPU with the card's plan faked.
+    assert session.bundle.memory_target is None
     calls = []
     decode = session.bundle.vae.decode
     monkeypatch.setattr(session.bundle.vae, "decode", lambda z, **kw: calls.append(kw) or decode(z, **kw))
