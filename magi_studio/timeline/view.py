@@ -141,8 +141,9 @@ class TimelineView(QWidget, TimelineEditing):
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.scroll.setWidget(self.strip)
         self.scroll.viewport().installEventFilter(self)
-        self.scroll.horizontalScrollBar().valueChanged.connect(self._place_cards_in_view)
-        self.scroll.horizontalScrollBar().rangeChanged.connect(self._place_cards_in_view)
+        # (Not the slot itself: the signals' values would land in its columns_now.)
+        self.scroll.horizontalScrollBar().valueChanged.connect(lambda value: self._place_cards_in_view())
+        self.scroll.horizontalScrollBar().rangeChanged.connect(lambda low, high: self._place_cards_in_view())
         self.overview = StoryboardOverview(self.scroll)
         self.overview.chunkChosen.connect(self._select_chunk)
         self.strip.installEventFilter(self)  # its moves and resizes (scrolling, zooming) redraw the overview
@@ -279,8 +280,9 @@ class TimelineView(QWidget, TimelineEditing):
         keep = self._zoom_anchor(anchor)
         self.zoom_level = level
         # The shots take their new widths now (arithmetic: every card has one width); the cards in view are placed
-        # and laid out now, the others as they come into view, or two per event-loop turn once the zoom has settled
-        # (a Ctrl+wheel passes several levels; cards nobody saw at a level are never laid out at it).
+        # now and their text columns laid out in the next event-loop turn, the others as they come into view, or two
+        # per event-loop turn once the zoom has settled (a Ctrl+wheel passes several levels; cards nobody saw at a
+        # level are never laid out at it).
         self._place_trickle.stop()
         for group in self.strip.groups:
             group.set_card_width(*self.card_width())

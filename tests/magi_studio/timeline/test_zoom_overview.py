@@ -407,3 +407,16 @@ def test_a_chunk_deleted_or_moved_between_a_zoom_and_its_text_columns_turn_loses
     moved = timeline.card(shots[1].chunks[0].id)
     assert moved.column.isVisible() and moved.prompt.geometry().right() < moved.width() - 1  # laid out at its width
     assert moved.layout().isEnabled()
+
+
+def test_cards_scrolled_back_to_the_start_after_a_zoom_are_laid_out_before_they_are_painted(long_timeline):
+    timeline = long_timeline
+    cards, bar = timeline.cards(), timeline.scroll.horizontalScrollBar()
+    bar.setValue(timeline.strip.card_rect(cards[12]).left())
+    first = cards[0]
+    width = first.prompt.width()
+    timeline.set_zoom(0)  # a wider text column
+    QApplication.processEvents()
+    assert first.prompt.width() == width  # out of view: not laid out yet
+    bar.setValue(0)  # scrolled to (the scroll bar's value 0 is no "later")
+    assert first.prompt.width() > width and first.prompt.geometry().right() < first.width() - 1
