@@ -194,8 +194,10 @@ class PromptWords(QObject):
                 self._complete(index.data())
             return True
         if key in (Qt.Key.Key_Escape, Qt.Key.Key_Backtab):
+            # The list shows up unasked while typing: Esc leaves the field at once, as without it (a first Esc
+            # that only closed the list left the next J/K/L typed into the prompt).
             popup.hide()
-            return True
+            return False
         if key in LIST_KEYS:
             QApplication.sendEvent(popup, event)
             return True

@@ -140,3 +140,7 @@ def test_a_click_elsewhere_while_completions_show_reaches_its_target(qtbot, wind
     qtbot.waitUntil(lambda: not popup.isVisible())
     assert toggled == [True]  # the click did what it was for
     assert card.prompt.toPlainText() == "a gre"  # and took no completion
+    qtbot.keyClicks(card.prompt, "e")  # "a gree": the list again
+    qtbot.waitUntil(popup.isVisible)
+    qtbot.keyClick(card.prompt, Qt.Key.Key_Escape)  # one Esc closes it and leaves the field, as without it
+    assert not popup.isVisible() and not card.prompt.hasFocus() and card.prompt.toPlainText() == "a gree"
