@@ -73,6 +73,9 @@ def view_violations(studio) -> list[str]:
     timeline = window.timeline
     if session is None:
         return ["no project is open"] if studio.window.isVisible() else []
+    # A run's commits reach the views on the event-loop turn after them (DocumentSession.push(coalesce=True)): a step
+    # can end between the two, so the views are checked as that turn draws them.
+    session.flush_changes()
     project, found = session.project, []
     chunks = [c for s in project.shots for c in s.chunks]
     cards = timeline.cards()
