@@ -185,6 +185,7 @@ class MainWindow(QMainWindow):
         self.side_by_side = SideBySide(self.player, self)
         for widget in (self, self.takes_dock):
             self.side_by_side.watch(widget)
+        self.takes_view.errorReported.connect(self.report_error)
         self.takes_view.sideBySideRequested.connect(
             lambda shot_id, take_id: self.side_by_side.show_takes(shot_id, take_id) if shot_id
             else self.side_by_side.leave())

@@ -112,6 +112,8 @@ def from_text(shot: Shot, take: Take) -> str:
 class TakesView(QWidget):
     #: (shot id, take id) to show beside the player's picture; ("", "") to stop comparing side by side.
     sideBySideRequested = Signal(str, str)
+    #: (ProjectError) a request of this view could not be made; the window says why (its error banner).
+    errorReported = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -559,7 +561,7 @@ class TakesView(QWidget):
         try:
             self.generation.render_final_quality(self.shot().id, take.id)
         except ProjectError as error:
-            QMessageBox.warning(self, error.title, str(error))
+            self.errorReported.emit(error)  # the window's banner: a modal box here blocked the app (and the soak)
             return False
         return True
 
@@ -598,7 +600,7 @@ class TakesView(QWidget):
         try:
             self.variations.start(shot.id, index, count)
         except ProjectError as error:
-            QMessageBox.warning(self, error.title, str(error))
+            self.errorReported.emit(error)  # the window's banner: a modal box here blocked the app (and the soak)
             return False
         self._show_state()
         return True

@@ -10,8 +10,9 @@ import copy
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
+from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import resolve_take
 from magi_studio.player import PreviewPlayer
 from magi_studio.takes import PreviewModeBar, TakesView
@@ -250,6 +251,17 @@ def test_a_draft_take_is_marked_and_its_menu_renders_it_at_final_quality(studio)
     assert not next(a for a in menu.actions() if a.text() == "Render at Final Quality").isEnabled()
     assert studio.takes.final_quality_take() is None and not studio.takes.render_final_quality()
     menu.deleteLater()
+    # A request that cannot be made is said in one sentence, without a modal box that would block the app.
+    reported = []
+    studio.takes.errorReported.connect(reported.append)
+
+    def refuse(shot_id, take_id):
+        raise ProjectError("The draft's chunks are gone.")
+
+    studio.takes.generation = type("Generation", (), {"render_final_quality": lambda self, s, t: refuse(s, t)})()
+    studio.takes.tree.setCurrentItem(studio.takes.item(draft.id))
+    assert not studio.takes.render_final_quality() and QApplication.activeModalWidget() is None
+    assert [str(e) for e in reported] == ["The draft's chunks are gone."]
 
 
 def test_the_chunks_column_counts_the_drafts_of_a_take_filled_on_in_draft_mode():
