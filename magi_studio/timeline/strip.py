@@ -198,7 +198,7 @@ class StoryboardStrip(QWidget):
         # were a millisecond of its repaint), then the labels.
         starts, ticks, labels = [], [], []
         bottom = RULER_HEIGHT - 1
-        for position, rect in self._cards_between(left - reach, right):
+        for position, rect in self.cards_between(left - reach, right):
             starts.append(QLine(rect.left(), RULER_HEIGHT - 10, rect.left(), bottom))
             if rect.width() >= 48:  # a tick per latent frame (MAGI-1: 4 pixel frames each) while there is room
                 for tick in range(4, CHUNK_FRAMES, 4):
@@ -223,7 +223,7 @@ class StoryboardStrip(QWidget):
             self._ruler = (QFont(self.font()), font, QFontMetrics(font, self).horizontalAdvance("00:00.00"))
         return self._ruler[1], self._ruler[2]
 
-    def _cards_between(self, left: int, right: int):
+    def cards_between(self, left: int, right: int):
         """(position in the storyboard, strip rectangle) of the cards in strip x [left, right]: a long storyboard
         is mostly off screen, and its shots are looked at before their cards."""
         position = 0

@@ -67,43 +67,59 @@ class ThumbnailView(QWidget):
             return
         painter = QPainter(self)
         if model.state == DENOISING:  # the live preview changes on every step: painted as it comes
-            self._paint(painter, model)
+            self._paint(painter, model, QRectF(self.rect()))
         else:
-            painter.drawPixmap(0, 0, self._picture(model))
+            painter.drawPixmap(0, 0, self._picture(model, self.width()))
         painter.end()
 
-    def _picture(self, model: CardModel) -> QPixmap:
-        ratio = self.devicePixelRatioF()
-        key = (self.width(), self.height(), ratio)
+    def prepare(self, width: int) -> bool:
+        """Draw the finished picture at `width` now, ahead of a zoom to it (the storyboard does the cards around the
+        view at idle, a few per event-loop turn): the first zoom out to a level drew 15-30 pictures in its frame.
+        False when there was nothing to draw (kept already, no model, or a live preview)."""
+        model = self.model
+        if model is None or model.state == DENOISING or width <= 0 or self._key(width) in self._pictures:
+            return False
+        self._picture(model, width)
+        return True
+
+    def kept_widths(self) -> list[int]:
+        """The widths whose finished picture is kept (tests)."""
+        return [key[0] for key in self._pictures]
+
+    def _key(self, width: int) -> tuple[int, int, float]:
+        return width, self.height(), self.devicePixelRatioF()
+
+    def _picture(self, model: CardModel, width: int) -> QPixmap:
+        key = self._key(width)
         picture = self._pictures.get(key)
         if picture is None:
             if len(self._pictures) >= self.KEPT_SIZES:
-                self._pictures.clear()
-            picture = QPixmap(round(self.width() * ratio), round(self.height() * ratio))
+                del self._pictures[next(iter(self._pictures))]  # the oldest
+            height, ratio = key[1], key[2]
+            picture = QPixmap(round(width * ratio), round(height * ratio))
             picture.setDevicePixelRatio(ratio)
             picture.fill(Qt.GlobalColor.transparent)
             painter = QPainter(picture)
             painter.setFont(self.font())  # what a painter on the widget starts with
-            border = self._paint(painter, model, clip=False)
+            border = self._paint(painter, model, QRectF(0, 0, width, height), clip=False)
             # The rounded corners as a mask and the border as a layer, both drawn once per size for every card: a
             # clip path per picture made each one cost 0.5 ms, and a zoom out shows 30 cards at a new size at once.
-            size = (self.width(), self.height(), ratio)
             painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationIn)
-            painter.drawPixmap(0, 0, _rounded_layer(size, None))
+            painter.drawPixmap(0, 0, _rounded_layer(key, None))
             painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
-            painter.drawPixmap(0, 0, _rounded_layer(size, border))
+            painter.drawPixmap(0, 0, _rounded_layer(key, border))
             painter.end()
             self._pictures[key] = picture
         return picture
 
-    def _paint(self, painter: QPainter, model: CardModel, clip: bool = True) -> str:
-        """Paint the picture inside its rounded rectangle and, with `clip`, clipped to it and with its border; without,
-        the caller rounds it and draws the border (in the colour returned)."""
+    def _paint(self, painter: QPainter, model: CardModel, bounds: QRectF, clip: bool = True) -> str:
+        """Paint the picture inside its rounded rectangle `bounds` and, with `clip`, clipped to it and with its border;
+        without, the caller rounds it and draws the border (in the colour returned)."""
         # Unclipped, the picture fills the whole pixels of its rectangle (the mask rounds it): a picture drawn into a
         # rectangle half a pixel in, antialiased, took twice as long.
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, clip)
-        rect = QRectF(self.rect()).adjusted(0.5, 0.5, -0.5, -0.5) if clip else QRectF(self.rect())
+        rect = bounds.adjusted(0.5, 0.5, -0.5, -0.5) if clip else bounds
         if clip:
             path = QPainterPath()
             path.addRoundedRect(rect, self.RADIUS, self.RADIUS)

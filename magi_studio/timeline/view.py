@@ -14,6 +14,7 @@ session (see edits.py for what each gesture means), so undo and redo restore it 
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
@@ -26,19 +27,23 @@ from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import TakeSpec, active_path, resolve_specs, storyboard_states
 from magi_studio.document_session import DocumentSession
 from magi_studio.timeline import edits, menus
-from magi_studio.timeline.card import ChunkCard
+from magi_studio.timeline.card import ChunkCard, card_size
 from magi_studio.timeline.derive import TimelineModels
 from magi_studio.timeline.editing import TimelineEditing
 from magi_studio.timeline.overview import StoryboardOverview
 from magi_studio.timeline.shot_group import ShotGroup
 from magi_studio.timeline.strip import StoryboardStrip, chunk_mime
-from magi_studio.timeline.style import TEXT_WIDTH, TIMELINE_QSS, thumb_width
+from magi_studio.timeline.style import CARD_SPACING, TEXT_WIDTH, TIMELINE_QSS, thumb_width
 
 #: The storyboard's zoom levels, widest first: (thumbnail width as a share of the aspect's, text column
 #: width). The cards' height never changes, so zooming never moves the panels around the storyboard.
 ZOOM_LEVELS = ((1.0, 320), (1.0, TEXT_WIDTH), (1.0, 0), (0.6, 0), (0.36, 0), (0.18, 0))
 DEFAULT_ZOOM = 1
 ZOOM_SETTLE_MS = 400
+#: After a zoom (its frame and text columns first), the pictures of the cards around the view at the neighbouring
+#: levels are drawn ahead, a slice of at most PICTURES_AHEAD_SLICE_S per event-loop turn: never a stall.
+PICTURES_AHEAD_DELAY_MS = 40
+PICTURES_AHEAD_SLICE_S = 0.003
 
 
 class TimelineView(QWidget, TimelineEditing):
@@ -116,6 +121,11 @@ class TimelineView(QWidget, TimelineEditing):
         self._wheel_zoom_timer.setSingleShot(True)
         self._wheel_zoom_timer.setInterval(0)
         self._wheel_zoom_timer.timeout.connect(self._apply_wheel_zoom)
+        # (chunk id, picture width) still to draw ahead, the nearest to the zoom's anchor last (see _queue_pictures_ahead).
+        self._pictures_ahead: list[tuple[str, int]] = []
+        self._pictures_ahead_timer = QTimer(self)
+        self._pictures_ahead_timer.setObjectName("PicturesAhead")
+        self._pictures_ahead_timer.timeout.connect(self._draw_pictures_ahead)
 
         self.header = QWidget()
         self.header.setObjectName("TimelineHeader")
@@ -292,10 +302,49 @@ class TimelineView(QWidget, TimelineEditing):
             rect = self.strip.card_rect(card)
             bar.setValue(round(rect.left() + fraction * rect.width() - screen_x))
         self._place_cards_in_view(columns_now=False)
+        self._queue_pictures_ahead(keep[0] if keep is not None else None)
         self.overview.set_hold_layer(True)  # its cells drawn at the new scale once the zoom settles
         self.zoomChanged.emit(level)
         self._zoom_settle.start()
         return True
+
+    def _queue_pictures_ahead(self, anchor: ChunkCard | None) -> None:
+        """Draw the pictures a zoom to a neighbouring level would show, at idle after this zoom: the first zoom out to
+        a level drew 15-30 pictures at their new size in its frame (a few milliseconds). Zooming out shows the cards
+        around the anchor, which can be anywhere in view: the cards in view and a view's worth at that level on each
+        side; zooming in, the cards in view."""
+        self._pictures_ahead = []
+        offset, width = self.scroll.horizontalScrollBar().value(), self.scroll.viewport().width()
+        in_view = [position for position, _ in self.strip.cards_between(offset, offset + width)]
+        if not in_view:
+            self._pictures_ahead_timer.stop()
+            return
+        first, last = in_view[0], in_view[-1]
+        centre = (self._positions.index(anchor.chunk_id) if anchor is not None and anchor.chunk_id in self._positions
+                  else (first + last) // 2)
+        current = self.card_width()[0]
+        ahead = []
+        for level in (self.zoom_level + 1, self.zoom_level - 1):
+            if not 0 <= level < len(ZOOM_LEVELS) or self.card_width(level)[0] == current:
+                continue
+            picture = self.card_width(level)
+            reach = width // (card_size(*picture).width() + CARD_SPACING) + 1 if level > self.zoom_level else 0
+            for position in range(max(0, first - reach), min(len(self._positions), last + reach + 1)):
+                ahead.append((abs(position - centre), self._positions[position], picture[0]))
+        ahead.sort(reverse=True)  # popped from the end: the nearest first
+        self._pictures_ahead = [(chunk_id, picture) for _, chunk_id, picture in ahead]
+        self._pictures_ahead_timer.start(PICTURES_AHEAD_DELAY_MS)
+
+    def _draw_pictures_ahead(self) -> None:
+        self._pictures_ahead_timer.setInterval(0)
+        until = time.perf_counter() + PICTURES_AHEAD_SLICE_S
+        while self._pictures_ahead and time.perf_counter() < until:
+            chunk_id, width = self._pictures_ahead.pop()
+            card = self._cards.get(chunk_id)
+            if card is not None:
+                card.thumbnail.prepare(width)
+        if not self._pictures_ahead:
+            self._pictures_ahead_timer.stop()
 
     def _apply_wheel_zoom(self) -> None:
         if self._wheel_zoom is not None:

@@ -420,3 +420,58 @@ def test_cards_scrolled_back_to_the_start_after_a_zoom_are_laid_out_before_they_
     assert first.prompt.width() == width  # out of view: not laid out yet
     bar.setValue(0)  # scrolled to (the scroll bar's value 0 is no "later")
     assert first.prompt.width() > width and first.prompt.geometry().right() < first.width() - 1
+
+
+def test_after_a_zoom_the_pictures_of_the_next_levels_are_drawn_at_idle_so_the_next_zoom_draws_none(
+        qtbot, long_timeline, monkeypatch):
+    from magi_studio.timeline.thumbnail import ThumbnailView
+
+    timeline = long_timeline
+    timeline.set_zoom(2)
+    out_width = timeline.card_width(3)[0]
+    in_view = [card for card in timeline.cards() if card.visibleRegion().boundingRect().width() > 0]
+    assert in_view
+    # Drawn ahead a slice per event-loop turn once the zoom's frame is out, for the cards in view and around them.
+    qtbot.waitUntil(lambda: all(out_width in card.thumbnail.kept_widths() for card in in_view))
+    qtbot.waitUntil(lambda: not timeline._pictures_ahead)  # and the ones around them
+    drawn = []
+    paint = ThumbnailView._paint
+    monkeypatch.setattr(ThumbnailView, "_paint", lambda self, *args, **kwargs: (drawn.append(self.parent().model),
+                                                                              paint(self, *args, **kwargs))[1])
+    ctrl_wheel(timeline, timeline.scroll.viewport().width() // 2, -120)  # out, around the middle of the view
+    assert timeline.zoom_level == 3
+    qtbot.wait(30)  # the zoom's frame, before anything is drawn ahead
+    shown = [card for card in timeline.cards() if card.visibleRegion().boundingRect().width() > 0]
+    assert len(shown) > len(in_view)
+    assert all(card.thumbnail.width() == out_width for card in shown)
+    assert not drawn, drawn
+
+
+def test_a_picture_drawn_ahead_is_the_one_painted_and_a_new_result_drops_it(qtbot, monkeypatch):
+    from PySide6.QtGui import QImage, QPixmap
+
+    from magi_studio.timeline.style import DONE
+    from magi_studio.timeline.thumbnail import CardModel, ThumbnailView
+
+    def model(colour: str) -> CardModel:
+        image = QImage(64, 64, QImage.Format.Format_RGB32)
+        image.fill(QColor(colour))
+        return CardModel("s", "c", 0, "Shot", "0:00–0:01", "", 1, False, DONE, thumbnail=QPixmap.fromImage(image))
+
+    view = ThumbnailView()
+    qtbot.addWidget(view)
+    view.setFixedSize(40, 112)
+    view.show_model(model("#d02020"))
+    assert view.prepare(67) and 67 in view.kept_widths()
+    assert not view.prepare(67)  # kept: nothing to draw the second time
+    drawn = []
+    paint = ThumbnailView._paint
+    monkeypatch.setattr(ThumbnailView, "_paint", lambda self, *args, **kwargs: (drawn.append(1),
+                                                                              paint(self, *args, **kwargs))[1])
+    view.setFixedSize(67, 112)
+    shot = view.grab().toImage()
+    assert not drawn  # painted from the picture drawn ahead
+    assert shot.pixelColor(33, 56).red() > 150
+    view.show_model(model("#2040d0"))  # a new result: the pictures of the old one are dropped
+    assert view.kept_widths() == []
+    assert view.grab().toImage().pixelColor(33, 56).blue() > 150 and drawn
