@@ -116,6 +116,8 @@ class MainWindow(QMainWindow):
         banners = QVBoxLayout(self.banner_area)
         banners.setContentsMargins(16, 12, 16, 0)
         banners.setSpacing(10)
+        self._welcome_up = False  # shown and not dismissed (it steps aside while the error banner is up)
+        self.welcome.shownChanged.connect(lambda shown: setattr(self, "_welcome_up", shown))
         for banner in (self.welcome, self.error_banner):
             banners.addWidget(banner)
             banner.shownChanged.connect(self._sync_banner_area)
@@ -553,7 +555,11 @@ class MainWindow(QMainWindow):
         self.welcome.show_notice(WELCOME_TITLE, WELCOME_BODY)
 
     def _sync_banner_area(self) -> None:
-        self.banner_area.setVisible(not (self.welcome.isHidden() and self.error_banner.isHidden()))
+        # One banner at a time: both at once left the player a sliver at 1366x768 and cut their text mid-line.
+        # An error (or notice) goes in front of the welcome, which comes back once it is dismissed.
+        error_up = not self.error_banner.isHidden()
+        self.welcome.setVisible(self._welcome_up and not error_up)
+        self.banner_area.setVisible(self._welcome_up or error_up)
 
     def show_about(self) -> None:
         QMessageBox.about(self, "About MAGI Studio",

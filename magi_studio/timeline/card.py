@@ -27,6 +27,7 @@ from magi_studio.document.model import joined_prompt
 from magi_studio.theme.icons import icon_file, svg_pixmap
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.timeline.prompt_words import PromptWords
+from magi_studio.timeline.state_badge import StateBadge
 from magi_studio.timeline.style import (CARD_PADDING, DAMAGED, DENOISING, DONE, STALE, STATE_TEXT, STATE_TIPS, TEXT_WIDTH,
                                         THUMB_HEIGHT, set_style_property)
 from magi_studio.timeline.thumbnail import CardModel, ThumbnailView
@@ -194,9 +195,7 @@ class ChunkCard(QFrame):
         self.index_label.setObjectName("CardIndex")
         self.time_label = QLabel()
         self.time_label.setObjectName("CardTime")
-        self.badge = QLabel()
-        self.badge.setObjectName("StateBadge")
-        self.badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.badge = StateBadge()
         self.draft_badge = QLabel("Draft")
         self.draft_badge.setObjectName("DraftBadge")
         self.draft_badge.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -349,10 +348,9 @@ class ChunkCard(QFrame):
         badge = STATE_TEXT[model.state]
         if model.state == DENOISING and model.progress is not None:
             badge = f"{round(model.progress * 100)}%"
-        self.badge.setText(badge)
+        self.badge.show_state(model.state, badge)
         self.badge.setToolTip(STATE_TIPS[model.state])
         self._show_draft_badge(model.draft)
-        set_style_property(self.badge, "state", model.state)
         self.prompt.show_text(model.prompt)
         if self._shot_prompt:
             self._show_prompt_tip()

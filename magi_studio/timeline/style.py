@@ -52,6 +52,15 @@ def time_text(frame: int, fps: int) -> str:
     return f"{int(minutes)}:{rest:05.2f}"
 
 
+#: A card's state badge (state_badge.StateBadge, painted by hand): (background, text) colour by state.
+BADGE_COLOURS = {
+    EMPTY: ("#2a2e37", "#9aa2b1"), QUEUED: ("#173944", "#7fdcef"), DENOISING: ("#1d8aa3", "#ffffff"),
+    DONE: ("#183a2d", "#6fdcaa"), STALE: ("#45361a", "#f3c060"), FAILED: ("#4a2224", "#ff8a82"),
+    DAMAGED: ("#4a2224", "#ff8a82"),
+}
+BADGE_POINT_SIZE = 8.0
+
+
 def set_style_property(widget: QWidget, name: str, value) -> None:
     """Set a property the style sheet selects on, and re-polish only when it changed."""
     if widget.property(name) == value:
@@ -94,14 +103,6 @@ TIMELINE_QSS = """
 #ChunkCard[selected="true"] { border: 2px solid #7467f0; background: #242539; }
 #CardIndex { color: #f1f2f6; font-weight: bold; font-size: 10.5pt; }
 #CardTime { color: #8b93a3; }
-#StateBadge { border-radius: 8px; padding: 1px 7px; font-size: 8pt; font-weight: bold; }
-#StateBadge[state="empty"] { background: #2a2e37; color: #9aa2b1; }
-#StateBadge[state="queued"] { background: #173944; color: #7fdcef; }
-#StateBadge[state="denoising"] { background: #1d8aa3; color: #ffffff; }
-#StateBadge[state="done"] { background: #183a2d; color: #6fdcaa; }
-#StateBadge[state="stale"] { background: #45361a; color: #f3c060; }
-#StateBadge[state="failed"] { background: #4a2224; color: #ff8a82; }
-#StateBadge[state="damaged"] { background: #4a2224; color: #ff8a82; }
 #DraftBadge { border-radius: 8px; padding: 1px 7px; font-size: 8pt; font-weight: bold; background: transparent;
               color: #f3c060; border: 1px dashed #f3c060; }
 #PromptEdit { background: #15171b; border: 1px solid #2a2e37; border-radius: 6px; padding: 1px 3px; }

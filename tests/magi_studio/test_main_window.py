@@ -135,6 +135,11 @@ def test_welcome_banner_is_dismissible_and_remembered(qtbot, window, isolated_se
     second.deleteLater()
     window.action_set["help.welcome"].trigger()
     assert window.welcome.isVisible()
+    # An error steps in front of the welcome (one banner at a time), which comes back once it is dismissed.
+    window.report_internal_error("MAGI Studio ran into an internal error (KeyError: 'x'). Your work is kept.")
+    assert window.error_banner.isVisible() and not window.welcome.isVisible() and window.banner_area.isVisible()
+    window.error_banner.dismiss()
+    assert window.welcome.isVisible() and not window.error_banner.isVisible()
 
 
 def test_playback_shortcuts_drive_the_player(qtbot, window, tiny_session):
