@@ -26,6 +26,7 @@ choosers), which tests replace.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -48,7 +49,9 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "MAGI Studio"
 AUTOSAVE_INTERVAL_MS = 30_000
-SCRATCH_LOCK = ".in-use.lock"
+IN_USE_LOCK = ".in-use.lock"
+#: The folder (in the app's data folder) of the locks of the saved projects open in a MAGI Studio.
+OPEN_LOCKS = "open-projects"
 
 
 def default_scratch_root() -> Path:
@@ -213,7 +216,15 @@ class ProjectController(QObject):
             return False
         if self.path is not None and self.path.resolve() == store.path.resolve():
             return True  # already open
+        free, lock = self._lock_project(store.path)
+        if not free:
+            self.report(ProjectError(f"“{store.path.name.removesuffix(EXTENSION)}” is open in another MAGI Studio "
+                                     "window. Close it there first: two windows saving one project would each "
+                                     "overwrite the other's work."))
+            return False
         if not self.close_project():
+            if lock is not None:
+                lock.unlock()
             return False
         dirty = False
         recovery = find_recovery(store.path)
@@ -225,7 +236,7 @@ class ProjectController(QObject):
                     self.report(error)  # the saved version opens instead; the autosave stays for another try
             else:
                 discard_recovery(store.path)
-        self._install(project, store, untitled=False, dirty=dirty)
+        self._install(project, store, untitled=False, dirty=dirty, lock=lock)
         self._remember(store.path)
         self._report_damage(project, store.path.name.removesuffix(EXTENSION))
         self._offer_resume(self.session.document.project, store)
@@ -278,8 +289,9 @@ class ProjectController(QObject):
         if self.generation is not None:
             self.generation.retarget_store(store)
         self._untitled = False
+        self._release_lock()  # the old bundle's; the new one is this window's now
+        self._lock = self._lock_project(store.path)[1]
         if was_untitled:
-            self._release_lock()
             shutil.rmtree(old_store.path, ignore_errors=True)  # the copy is complete: the scratch bundle goes
         else:
             discard_recovery(old_store.path)  # its unsaved edits are saved now, in the new bundle
@@ -309,8 +321,8 @@ class ProjectController(QObject):
                     self.generation.continue_stopped()
                 return False
         self.autosaver.flush()
+        self._release_lock()
         if self._untitled:  # discarded or never edited: nothing in the scratch bundle is wanted
-            self._release_lock()
             shutil.rmtree(session.store.path, ignore_errors=True)
         else:
             discard_recovery(session.store.path)  # saved or discarded: the autosave is obsolete
@@ -429,10 +441,28 @@ class ProjectController(QObject):
 
     # Scratch bundles --------------------------------------------------------------------------
     def _try_lock(self, folder: Path) -> QLockFile | None:
-        """Claim a scratch bundle; None while a live process holds it (a crashed one's lock is stale)."""
-        lock = QLockFile(str(folder / SCRATCH_LOCK))
+        """Claim an untitled project's scratch bundle; None while a live process holds it (a crashed one's lock
+        is stale)."""
+        lock = QLockFile(str(folder / IN_USE_LOCK))
         lock.setStaleLockTime(0)  # stale only when its process is gone, however long it was held
         return lock if lock.tryLock(0) else None
+
+    def _lock_project(self, folder: Path) -> tuple[bool, QLockFile | None]:
+        """(free, lock) for a saved project's bundle: not free while another live MAGI Studio has it open (its
+        autosave would look like a crash's to recover, and both would save over each other). The lock lives in
+        the app's data folder, keyed by the bundle's path, not in the bundle: a copy of an open project's folder
+        must not carry it. A lock that cannot be made (a read-only home) leaves the project unlocked."""
+        key = hashlib.sha256(str(folder.resolve()).encode("utf-8")).hexdigest()[:24]
+        locks = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / OPEN_LOCKS
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return True, None
+        lock = QLockFile(str(locks / f"{key}.lock"))
+        lock.setStaleLockTime(0)  # stale only when its process is gone
+        if lock.tryLock(0):
+            return True, lock
+        return lock.error() != QLockFile.LockError.LockFailedError, None
 
     def _release_lock(self) -> None:
         if self._lock is not None:

@@ -45,6 +45,12 @@ def make(qtbot, tmp_path, isolated_settings):
         projects.shutdown()
 
 
+def dies(projects: ProjectController) -> None:
+    """The app's process ends here, unannounced: its autosave stays on disk, its hold on the project goes with
+    the process (a lock whose process is gone is stale)."""
+    projects._release_lock()
+
+
 def edit(projects: ProjectController, text: str) -> None:
     shot = projects.session.document.project.shots[0]
     projects.session.push(SetPrompt(shot.id, shot.chunks[0].id, text))
@@ -66,6 +72,7 @@ def test_new_save_and_open_give_back_the_same_project(make, tmp_path, isolated_s
     assert projects.path == tmp_path / "Film.magi" and not projects.is_dirty() and not scratch.exists()
     assert isolated_settings.recent_files[0] == str(tmp_path / "Film.magi")
     saved = projects.session.document.project
+    assert projects.close_project()  # one project, one window
 
     other = make()
     assert other.open_project(tmp_path / "Film.magi" / MANIFEST)
@@ -203,7 +210,7 @@ def test_autosave_runs_off_the_gui_thread_and_a_crashed_session_is_recovered(mak
     assert threads and threading.get_ident() not in threads
     qtbot.waitUntil(lambda: projects.autosaver.pending == 0, timeout=5000)
     autosave = (tmp_path / "Film.magi" / AUTOSAVE).read_bytes()
-    # The app dies here: no close, no save. The next start offers the autosave; each answer is tried.
+    dies(projects)  # no close, no save. The next start offers the autosave; each answer is tried.
     for answer, expected in ((DISCARD, ""), (RECOVER, "unsaved work")):
         (tmp_path / "Film.magi" / AUTOSAVE).write_bytes(autosave)
         again = make()
@@ -417,18 +424,20 @@ def test_the_last_project_reopens_at_start_and_after_a_crash_with_its_recovery_o
     again = make()
     assert again.start() and again.path == tmp_path / "Film.magi" and again.prompts.asked == []
     assert first_prompt(again.session.document.project) == "saved" and not again.is_dirty()
+    assert again.close_project()
 
     crashing = make(autosave_interval_ms=20)
     crashing.start()
     edit(crashing, "unsaved work")
     qtbot.waitUntil(lambda: (tmp_path / "Film.magi" / AUTOSAVE).is_file(), timeout=5000)
     qtbot.waitUntil(lambda: crashing.autosaver.pending == 0, timeout=5000)
-    # The app dies here. The next start is the crashed project with its autosave offered, not Untitled.
+    dies(crashing)  # the next start is the crashed project with its autosave offered, not Untitled
     after = make()
     assert after.start() and after.path == tmp_path / "Film.magi"
     assert after.prompts.asked == [("recover", "Film")]
     assert first_prompt(after.session.document.project) == "unsaved work" and after.is_dirty()
 
+    dies(after)
     isolated_settings.reopen_last_project = False
     fresh = make()
     assert fresh.start() and fresh.is_untitled and fresh.prompts.asked == []
@@ -486,3 +495,23 @@ def test_the_recovery_question_gives_a_human_date(qtbot):
     untitled = recovery_box("Untitled", stamp, saved=False)  # nothing saved to go back to
     qtbot.addWidget(untitled)
     assert "start a new project" in untitled.informativeText() and "saved version" not in untitled.informativeText()
+
+
+def test_a_project_open_in_another_window_is_not_opened_again_but_a_copy_of_its_folder_is(make, tmp_path):
+    first = make()
+    first.start()
+    edit(first, "mine")
+    assert first.save_as(tmp_path / "Film")
+    shutil.copytree(tmp_path / "Film.magi", tmp_path / "Copy.magi")  # a copy made while it is open
+    busy = ("“Film” is open in another MAGI Studio window. Close it there first: two windows saving one project "
+            "would each overwrite the other's work.")
+    second = make()
+    assert second.start() and second.is_untitled  # the last project is open elsewhere: said, and a new one
+    assert [str(e) for e in second.errors] == [busy]
+    assert not second.open_project(tmp_path / "Film.magi")
+    assert second.is_untitled and second.prompts.asked == []  # nothing asked, nothing closed
+    assert [str(e) for e in second.errors] == [busy, busy]
+    assert second.open_project(tmp_path / "Copy.magi")  # the copy carries no lock
+    assert first.close_project()
+    assert second.open_project(tmp_path / "Film.magi")  # closed there: it opens here, and is held here now
+    assert not first.open_project(tmp_path / "Film.magi") and [str(e) for e in first.errors] == [busy]
