@@ -47,6 +47,9 @@ import numpy as np
 from magi_engine.config import SamplingConfig
 from magi_engine.draft import draft_request
 from magi_engine.events import ChunkFinished
+# Torch-free. Imported with the document, not at the first Generate: its first import took 27-50 ms of the
+# GUI thread inside the click (the longest stall of a run in benchmarks/gui_storyboard.py).
+from magi_engine.loading.memory import MemoryTarget
 from magi_engine.requests import MAX_PROMPT_CHARS, ChunkSpec, GenerationRequest
 from magi_studio.document.commands import Command, InsertChunk, MacroCommand, SetSeed
 from magi_studio.document.errors import ProjectError
@@ -103,12 +106,10 @@ class GenerationPlan:
         return self.extend_take_id is None
 
 
-def memory_target(settings: ProjectSettings, project: Project | None = None):
-    """What the engine fits a model's memory to for this project (magi_engine.loading.memory.MemoryTarget): its
-    size and window, and the most chunks one run of it attends, a continued shot's context from the shot before
-    counted (capped at a full cache, CONTEXT_CHUNKS + 1: longer runs need no more). No project: any length."""
-    from magi_engine.loading.memory import MemoryTarget
-
+def memory_target(settings: ProjectSettings, project: Project | None = None) -> MemoryTarget:
+    """What the engine fits a model's memory to for this project: its size and window, and the most chunks one
+    run of it attends, a continued shot's context from the shot before counted (capped at a full cache,
+    CONTEXT_CHUNKS + 1: longer runs need no more). No project: any length."""
     chunks = None
     if project is not None:
         runs = [len(shot.chunks) + (min(CONTEXT_CHUNKS, len(previous_shot(project, shot).chunks))
