@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QStandardPaths
+from magi_studio.settings import app_data_folder
 
 LOG_NAME = "magi-studio.log"
 LOG_MAX_BYTES, LOG_BACKUPS = 1 << 20, 3
@@ -28,7 +28,7 @@ log = logging.getLogger("magi_studio")
 
 
 def log_folder() -> Path:
-    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "logs"
+    return app_data_folder() / "logs"
 
 
 def log_file() -> Path:

@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
 
-from PySide6.QtCore import QByteArray, QObject, QSettings, Signal
+from PySide6.QtCore import QByteArray, QObject, QSettings, QStandardPaths, Signal
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,12 @@ def _from_unversioned(store: QSettings) -> None:
 #: MIGRATIONS[v] upgrades a store from schema v to v + 1, in place.
 MIGRATIONS: dict[int, Callable[[QSettings], None]] = {0: _from_unversioned}
 
+
+
+def app_data_folder() -> Path:
+    """The app's own data folder (untitled projects' scratch bundles, the log, the open projects' locks):
+    QStandardPaths' AppDataLocation, e.g. ~/.local/share/MAGI Studio/MAGI Studio on Linux."""
+    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
 
 class Setting(Generic[T]):
     """One typed setting: stored under `key`, read back as `kind`, `default` when absent or invalid."""

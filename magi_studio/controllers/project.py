@@ -32,7 +32,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer, Signal
+from PySide6.QtCore import QLockFile, QObject, QTimer, Signal
 
 from magi_engine.errors import EngineError
 from magi_studio.controllers.common import Autosaver
@@ -44,6 +44,7 @@ from magi_studio.document.run_marker import clear_run_marker, read_run_marker
 from magi_studio.document.store import (AUTOSAVE, EXTENSION, MANIFEST, ProjectStore, bundle_path, discard_recovery,
                                         find_recovery, find_scratch_recoveries, load_recovery, open_project)
 from magi_studio.document_session import DocumentSession
+from magi_studio.settings import app_data_folder
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ OPEN_LOCKS = "open-projects"
 
 
 def default_scratch_root() -> Path:
-    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "untitled"
+    return app_data_folder() / "untitled"
 
 
 def default_session_factory(project: Project, store: ProjectStore, *, scratch: bool) -> DocumentSession:
@@ -443,9 +444,8 @@ class ProjectController(QObject):
     def _try_lock(self, folder: Path) -> QLockFile | None:
         """Claim an untitled project's scratch bundle; None while a live process holds it (a crashed one's lock
         is stale)."""
-        lock = QLockFile(str(folder / IN_USE_LOCK))
-        lock.setStaleLockTime(0)  # stale only when its process is gone, however long it was held
-        return lock if lock.tryLock(0) else None
+        lock, held = _claim(folder / IN_USE_LOCK)
+        return lock if held else None
 
     def _lock_project(self, folder: Path) -> tuple[bool, QLockFile | None]:
         """(free, lock) for a saved project's bundle: not free while another live MAGI Studio has it open (its
@@ -453,14 +453,13 @@ class ProjectController(QObject):
         the app's data folder, keyed by the bundle's path, not in the bundle: a copy of an open project's folder
         must not carry it. A lock that cannot be made (a read-only home) leaves the project unlocked."""
         key = hashlib.sha256(str(folder.resolve()).encode("utf-8")).hexdigest()[:24]
-        locks = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / OPEN_LOCKS
+        locks = app_data_folder() / OPEN_LOCKS
         try:
             locks.mkdir(parents=True, exist_ok=True)
         except OSError:
             return True, None
-        lock = QLockFile(str(locks / f"{key}.lock"))
-        lock.setStaleLockTime(0)  # stale only when its process is gone
-        if lock.tryLock(0):
+        lock, held = _claim(locks / f"{key}.lock")
+        if held:
             return True, lock
         return lock.error() != QLockFile.LockError.LockFailedError, None
 
@@ -477,3 +476,11 @@ class ProjectController(QObject):
             if folder.is_dir() and not (folder / AUTOSAVE).exists() and (lock := self._try_lock(folder)) is not None:
                 lock.unlock()
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _claim(path: Path) -> tuple[QLockFile, bool]:
+    """A lock file at `path` and whether this process now holds it; a lock is stale only when its process is
+    gone, however long it was held."""
+    lock = QLockFile(str(path))
+    lock.setStaleLockTime(0)
+    return lock, lock.tryLock(0)
