@@ -1,4 +1,7 @@
-"""EngineStatus: the status bar's word on the engine — which model, on what device, doing what."""
+"""EngineStatus: the status bar's word on the engine — which model, on what device, doing what.
+
+While a model loads, the job's progress beside it (JobProgress: "Loading studio-mini · 40% · 0:03", its bar
+and Stop) says so; this line shows only its amber dot then, so the load is said once."""
 
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ class EngineStatus(QLabel):
     def _refresh(self, *_args) -> None:
         state, info = self._worker.state, self._worker.model_info
         if state == EngineState.LOADING:
-            text, tip = f"{self._loading_spec or 'Loading model'}…", "The model is being loaded."
+            text, tip = "", f"{self._loading_spec or 'Loading model'}…"
         elif state == EngineState.GENERATING and info is not None and self._runs_ahead:
             ahead = f"{self._runs_ahead} run{'s' * (self._runs_ahead > 1)} ahead"
             text, tip = f"Waiting · {ahead} on {info.remote}", "The remote engine is busy with other clients' runs."
@@ -60,7 +63,7 @@ class EngineStatus(QLabel):
         else:
             text, tip = "No model loaded", "Choose a model in Settings."
         colour = palette.DANGER if state == EngineState.NO_MODEL and self._load_error else _DOT[state]
-        self.setText(f'<span style="color:{colour}">●</span>&nbsp; {escape(text)}')
+        self.setText(f'<span style="color:{colour}">●</span>' + (f"&nbsp; {escape(text)}" if text else ""))
         self.setToolTip(tip)
 
 

@@ -4,17 +4,19 @@ memory, which part (the tooltip holds the plan's sentences)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QTextDocumentFragment
 
 from magi_engine.variants import MAGI_VARIANTS
-from magi_studio.engine_worker import EngineState, ModelInfo
+from magi_studio.engine_worker import EngineState, JobStarted, LoadProgress, ModelInfo
 from magi_studio.widgets.engine_status import EngineStatus
+from magi_studio.widgets.job_progress import JobProgress
 
 
 class FakeWorker(QObject):
     stateChanged = Signal(str)
     event = Signal(int, object)
 
-    def __init__(self, info: ModelInfo) -> None:
+    def __init__(self, info: ModelInfo | None) -> None:
         super().__init__()
         self.model_info, self.state = info, EngineState.READY
 
@@ -35,3 +37,20 @@ def test_the_status_says_which_part_of_the_dit_waits_in_cpu_memory(qtbot):
     everything = EngineStatus(FakeWorker(info("none")))
     qtbot.addWidget(everything)
     assert "cuda:0 · 720×720 · ready" in everything.text() and "CPU memory ·" not in everything.text()
+
+
+def test_a_loading_model_is_said_once_in_the_status_bar(qtbot):
+    """The engine line and the job's progress sit side by side: while a model loads, the progress says it (with
+    its fraction, clock and Stop) and the engine line keeps only its amber dot."""
+    worker = FakeWorker(None)
+    worker.state = EngineState.LOADING
+    status, progress = EngineStatus(worker), JobProgress(worker)
+    qtbot.addWidget(status)
+    qtbot.addWidget(progress)
+    worker.event.emit(1, JobStarted("load"))
+    worker.event.emit(1, LoadProgress("Loading studio-mini", 0.4))
+    worker.stateChanged.emit(EngineState.LOADING.value)
+    said = f"{QTextDocumentFragment.fromHtml(status.text()).toPlainText()} {progress.text()}"
+    assert said.count("Loading") == 1 and said.count("studio-mini") == 1, said
+    assert said.startswith("● Loading studio-mini · 40%")
+    assert status.toolTip() == "Loading studio-mini…"
