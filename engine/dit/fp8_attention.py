@@ -85,80 +85,7 @@ def quantize_per_tensor(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return quantize_e4m3(x, scale), scale
 
 
-# The Triton kernel ----------------------------------------------------------------------------------------
-_TRITON_KERNEL = None
-
-
-def _triton_kernel():
-    """Build the kernel on first use (imports triton)."""
-    global _TRITON_KERNEL
-    if _TRITON_KERNEL is not None:
-        return _TRITON_KERNEL
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def _block(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_n, start, kv_len, qk_scale, stride_kt, stride_vt,
-               MASKED: tl.constexpr, P_SCALE: tl.constexpr):
-        if MASKED:
-            valid = (start + offs_n) < kv_len
-            k = tl.load(k_ptrs + start * stride_kt, mask=valid[None, :], other=0.0)
-        else:
-            k = tl.load(k_ptrs + start * stride_kt)
-        s = tl.dot(q, k) * qk_scale
-        if MASKED:
-            s = tl.where(valid[None, :], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        p = tl.math.exp2(s - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None]
-        if MASKED:
-            v = tl.load(v_ptrs + start * stride_vt, mask=valid[:, None], other=0.0)
-        else:
-            v = tl.load(v_ptrs + start * stride_vt)
-        acc = tl.dot((p * P_SCALE).to(tl.float8e4nv), v, acc)
-        return acc, m_new, l_i
-
-    @triton.jit
-    def fp8_attention_kernel(Q, K, V, Out, q_scale, k_scale, v_scale, q_len, kv_len, group_size, softmax_scale_log2,
-                             stride_qb, stride_qt, stride_qh, stride_kb, stride_kt, stride_kh,
-                             stride_vb, stride_vt, stride_vh, stride_vd, stride_ob, stride_ot, stride_oh,
-                             HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                             P_SCALE: tl.constexpr):
-        pid_m = tl.program_id(0)
-        head = tl.program_id(1)
-        batch = tl.program_id(2)
-        group = head // group_size
-        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-        offs_n = tl.arange(0, BLOCK_N)
-        offs_d = tl.arange(0, HEAD_DIM)
-        q_rows = offs_m < q_len
-        q = tl.load(Q + batch * stride_qb + head * stride_qh + offs_m[:, None] * stride_qt + offs_d[None, :],
-                    mask=q_rows[:, None], other=0.0)
-        qk_scale = tl.load(q_scale) * tl.load(k_scale) * softmax_scale_log2
-        # k as [HEAD_DIM, BLOCK_N] (q·kᵀ), v as [BLOCK_N, HEAD_DIM]; both contiguous along the product's
-        # reduction (head dim for k, tokens for v, whose copy is token-major), as FP8 tensor cores want.
-        k_ptrs = K + batch * stride_kb + group * stride_kh + offs_n[None, :] * stride_kt + offs_d[:, None]
-        v_ptrs = V + batch * stride_vb + group * stride_vh + offs_n[:, None] * stride_vt + offs_d[None, :] * stride_vd
-        m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
-        l_i = tl.zeros([BLOCK_M], tl.float32)
-        acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
-        full = (kv_len // BLOCK_N) * BLOCK_N
-        for start in range(0, full, BLOCK_N):
-            acc, m_i, l_i = _block(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_n, start, kv_len, qk_scale,
-                                   stride_kt, stride_vt, False, P_SCALE)
-        if full < kv_len:
-            acc, m_i, l_i = _block(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_n, full, kv_len, qk_scale,
-                                   stride_kt, stride_vt, True, P_SCALE)
-        out = acc * (tl.load(v_scale) / P_SCALE) / l_i[:, None]
-        tl.store(Out + batch * stride_ob + head * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :],
-                 out.to(Out.dtype.element_ty), mask=q_rows[:, None])
-
-    _TRITON_KERNEL = fp8_attention_kernel
-    return _TRITON_KERNEL
-
-
+# The Triton kernel (magi_engine.dit.fp8_attention_triton, which imports triton) -----------------------------
 #: (BLOCK_M, BLOCK_N, num_warps, num_stages) of the Triton kernel.
 TRITON_CONFIG = (128, 128, 8, 3)
 
@@ -184,8 +111,10 @@ def triton_attention(q8: torch.Tensor, k8: torch.Tensor, v8_token_major: torch.T
     tk, groups = k8.shape[1], k8.shape[2]
     sq, sk, sv = scales
     grid = (triton.cdiv(tq, block_m), heads, n)
-    _triton_kernel()[grid](
-        q8, k8, v8_token_major, out, sq, sk, sv, tq, tk, heads // groups, attn_scale * math.log2(math.e),
+    from magi_engine.dit.fp8_attention_triton import fp8_attention_kernel
+
+    fp8_attention_kernel[grid](
+        q8, k8, v8_token_major, out, sq, sk, sv, tq, tk, tk // block_n * block_n, heads // groups, attn_scale * math.log2(math.e),
         q8.stride(0), q8.stride(1), q8.stride(2), k8.stride(0), k8.stride(1), k8.stride(2),
         v8_token_major.stride(0), v8_token_major.stride(1), v8_token_major.stride(2), v8_token_major.stride(3),
         out.stride(0), out.stride(1), out.stride(2),
