@@ -13,6 +13,7 @@ from PySide6.QtGui import QImage, QPixmap
 
 from magi_engine.config import CHUNK_FRAMES
 from magi_studio.document.model import ChunkState, Shot, total_frames
+from magi_studio.player.frame_store import SlotState
 from magi_studio.timeline.shot_group import ShotModel
 from magi_studio.timeline.style import DENOISING, JOB_STATES, time_text
 from magi_studio.timeline.thumbnail import CardModel
@@ -58,11 +59,14 @@ class TimelineModels:
             self.jobs.pop(chunk.id, None)  # a new result arrived: the job's transient state is over
         self._results_seen[chunk.id] = result_id
         state, progress = self.jobs.get(chunk.id, (doc_state.value, None))
-        preview = _preview_image(frame_store, position)
+        preview = _slot_picture(frame_store, position, SlotState.PREVIEW)
         if preview is not None and state not in JOB_STATES:
             state = DENOISING  # a live preview in the player means the engine is making this chunk now
         if state == DENOISING and progress is None and preview is not None:
             progress = frame_store.preview_progress(position)
+        if state == DENOISING and progress == 1.0 and preview is None:
+            # Finished, its result still being written: the frames the player has, not an empty 100% picture.
+            preview = _slot_picture(frame_store, position, SlotState.FRAMES)
         fps, start = project.settings.fps, position * CHUNK_FRAMES
         image_start = index == 0 and shot.start == "image"
         reference = self._reference(session, shot) if image_start else None
@@ -122,8 +126,9 @@ class TimelineModels:
         return self._references[asset.id]
 
 
-def _preview_image(frame_store, position: int) -> QImage | None:
-    if frame_store is None or position >= frame_store.chunk_count or frame_store.state(position).value != "preview":
+def _slot_picture(frame_store, position: int, state: SlotState) -> QImage | None:
+    """The middle frame of the player's slot `position` when the slot holds `state` (a preview or frames)."""
+    if frame_store is None or position >= frame_store.chunk_count or frame_store.state(position) != state:
         return None
     # A copy: the store's image is a view over frames it may drop before this card repaints.
     return frame_store.frame_image(position * CHUNK_FRAMES + CHUNK_FRAMES // 2).image.copy()

@@ -33,7 +33,7 @@ from magi_studio.timeline.editing import TimelineEditing
 from magi_studio.timeline.overview import StoryboardOverview
 from magi_studio.timeline.shot_group import ShotGroup
 from magi_studio.timeline.strip import StoryboardStrip, chunk_mime
-from magi_studio.timeline.style import CARD_SPACING, TEXT_WIDTH, TIMELINE_QSS, thumb_width
+from magi_studio.timeline.style import CARD_SPACING, DENOISING, TEXT_WIDTH, TIMELINE_QSS, thumb_width
 
 #: The storyboard's zoom levels, widest first: (thumbnail width as a share of the aspect's, text column
 #: width). The cards' height never changes, so zooming never moves the panels around the storyboard.
@@ -560,11 +560,13 @@ class TimelineView(QWidget, TimelineEditing):
             self._changed_shots.add(shot_id)
 
     def _on_frames_changed(self, position: int) -> None:
-        # Only live previews concern a card here (finished frames reach it through the document).
+        # Only a chunk being made concerns a card here: its live preview, or its frames between the engine's finishing
+        # it and its result's commit (after that they reach the card through the document).
         if 0 <= position < len(self._positions):
             card = self._cards[self._positions[position]]
             previewing = self.frame_store.state(position).value == "preview"
-            if previewing or (card.model is not None and card.model.preview is not None):
+            if previewing or (card.model is not None and (card.model.preview is not None
+                                                          or card.model.state == DENOISING)):
                 self._refresh_card(card.chunk_id)
 
     def _new_card(self, chunk_id: str) -> ChunkCard:

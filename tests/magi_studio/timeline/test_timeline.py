@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from magi_engine.errors import InputError
-from magi_studio.document.commands import SetPrompt, SetSeed
+from magi_studio.document.commands import AddChunk, SetPrompt, SetSeed, new_chunk
 from magi_studio.timeline import menus
 from magi_studio.timeline.card import ChunkCard
 from magi_studio.timeline.strip import chunk_mime
@@ -256,6 +256,34 @@ def test_job_states_and_live_previews_show_on_cards(qtbot, editor):
     # A new result for chunk 3 (a regeneration from it) ends its transient state by itself.
     fake_generate(editor.project, editor.session.store, editor.shot.id, 2, history=editor.session)
     assert timeline.card(ids[2]).badge.text() == "Done" and timeline.job_state(ids[2]) is None
+
+
+def test_a_finished_chunk_shows_its_frames_until_its_result_is_committed(qtbot, editor):
+    """Between the engine's finishing a chunk (the controller's denoising 100 %) and its result's commit, the card shows
+    the frames the player has, whichever of the two arrives first, with a live preview before or none (previews off)."""
+    timeline, shot_id = editor.timeline, editor.shot.id
+    for index in (3, 4):
+        editor.session.push(AddChunk(shot_id, new_chunk(editor.project, shot_id, index)))
+    with_preview, without = editor.chunk_ids()[3:]
+    frames = np.zeros((24, 64, 64, 3), np.uint8)
+    frames[..., 1] = 180  # green
+
+    def centre(chunk_id):
+        picture = timeline.card(chunk_id).thumbnail.grab().toImage()
+        return picture.pixelColor(picture.width() // 2, picture.height() // 2)
+
+    timeline.set_job_state(with_preview, "denoising", 0.75)
+    editor.sync.set_preview(with_preview, np.full((6, 8, 8, 3), 90, np.uint8), 0.75)
+    assert timeline.card(with_preview).badge.text() == "75%" and centre(with_preview).red() > 60
+    editor.sync.set_frames(with_preview, frames)  # the engine's ChunkFinished: the feed, then the controller
+    timeline.set_job_state(with_preview, "denoising", 1.0)
+    timeline.set_job_state(without, "denoising", 1.0)  # the controller first, then the feed
+    editor.sync.set_frames(without, frames)
+    for chunk_id in (with_preview, without):
+        card = timeline.card(chunk_id)
+        assert card.model.preview is not None and card.badge.text() == "100%"
+        colour = centre(chunk_id)
+        assert abs(colour.green() - 180) <= 8 and colour.red() <= 8, colour.name()
 
 
 def test_regenerate_and_generate_requests_are_signals_for_the_controller(qtbot, editor):
