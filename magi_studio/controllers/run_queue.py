@@ -443,14 +443,12 @@ class RunQueue:
             if shot is None or not _fits(entry, shot):
                 continue
             seeds = tuple(entry["seeds"]) if entry["seeds"] is not None else None
-            item = QueuedShot(next(_item_ids), shot.id, entry["from_index"], seeds, entry["new_take"], entry["activate"],
-                              entry["label"], entry["stop_index"], entry["draft"], entry["final_of"])
+            item = _restored(QueuedShot, entry, seeds=seeds)
             if entry.get("take") and shot.find_take(entry["take"]) is not None:
                 self._item_takes[item.id] = entry["take"]
             self._end_request(item, RequestState.FAILED if entry["failed"] else RequestState.CANCELLED, entry["failed"])
         self._run_failed.clear()  # failures of an earlier session, not of this run
-        self._completed = [CompletedRequest(next(_item_ids), **{name: entry[name] for name in _COMPLETED_FIELDS})
-                           for entry in saved.get("completed", [])]
+        self._completed = [_restored(CompletedRequest, entry) for entry in saved.get("completed", [])]
 
     def _record_queue(self) -> None:
         if self._session is not None:
@@ -465,12 +463,21 @@ class RunQueue:
         return QueuedShot(item.id, item.shot_id, None, label=item.label, stop_index=item.stop_index, draft=item.draft)
 
 
-_COMPLETED_FIELDS = tuple(f.name for f in dataclasses.fields(CompletedRequest) if f.name != "id")
+def _kept_names(kind) -> list[str]:
+    """The fields of a request (QueuedShot, CompletedRequest) the project keeps: all but its id (ids are this
+    session's)."""
+    return [f.name for f in dataclasses.fields(kind) if f.name != "id"]
 
 
 def _fields(request) -> dict:
-    """A request's fields as the project keeps them: all but its id (ids are this session's)."""
-    return {f.name: getattr(request, f.name) for f in dataclasses.fields(request) if f.name != "id"}
+    """A request's fields as the project keeps them."""
+    return {name: getattr(request, name) for name in _kept_names(request)}
+
+
+def _restored(kind, entry: dict, **given):
+    """A request of `kind` from the fields the project kept, with an id of this session; `given` fields replace the
+    entry's (its seeds as a tuple)."""
+    return kind(next(_item_ids), **({name: entry[name] for name in _kept_names(kind)} | given))
 
 
 def _fits(entry: dict, shot) -> bool:

@@ -204,8 +204,9 @@ class GenerationQueueView(QWidget):
         layout.addWidget(self.empty, 2)
         layout.addWidget(self.completed_header)
         layout.addWidget(self.completed_list, 1)
-        #: The queue or the completed list changed while the view was hidden: drawn when it shows.
-        self._stale, self._stale_completed = False, False
+        #: What changed while the view was out of sight, drawn when it shows: `_draw` (the queue and the completed
+        #: list), `_draw_completed` (the list alone) or None.
+        self._stale = None
         self.refresh()
 
     def _action(self, icon_name: str, text: str, tip: str, slot) -> QAction:
@@ -226,7 +227,7 @@ class GenerationQueueView(QWidget):
     def set_generation(self, generation) -> None:
         self.generation = generation
         generation.queueChanged.connect(self.refresh)
-        generation.completedChanged.connect(self.refresh_completed)
+        generation.completedChanged.connect(self._refresh_completed)  # a method: disconnected when the view goes
         generation.progressChanged.connect(self._show_progress)
         self.refresh()
 
@@ -252,19 +253,17 @@ class GenerationQueueView(QWidget):
     # Redrawing --------------------------------------------------------------------------------
     # The Queue dock is often a tab behind History or Takes (1366x768, 1920x1080): out of sight, it draws nothing,
     # and shows what is true when it comes into sight (a run's start made its row twice on the GUI thread, unseen).
-    def refresh(self) -> None:
+    def refresh(self, completed_only: bool = False) -> None:
+        """Draw the queue and the completed list (`completed_only`: the list alone), or, out of sight, when it shows."""
+        draw = self._draw_completed if completed_only and self._stale != self._draw else self._draw
         if self._out_of_sight():
-            self._stale = True
+            self._stale = draw
             return
-        self._stale = False
-        self._draw()
+        self._stale = None
+        draw()
 
-    def refresh_completed(self) -> None:
-        if self._out_of_sight():
-            self._stale_completed = True
-            return
-        self._stale_completed = False
-        self._draw_completed()
+    def _refresh_completed(self) -> None:
+        self.refresh(completed_only=True)
 
     def _out_of_sight(self) -> bool:
         # In a shown window, hidden or behind another tab (Qt leaves a dock behind a tab visible, with nothing of it
@@ -274,12 +273,9 @@ class GenerationQueueView(QWidget):
 
     def catch_up(self) -> None:
         """Draw now what changed while the view was hidden (what reads the rows reads them as shown)."""
-        if self._stale:
-            self._stale = self._stale_completed = False
-            self._draw()
-        elif self._stale_completed:
-            self._stale_completed = False
-            self._draw_completed()
+        draw, self._stale = self._stale, None
+        if draw is not None:
+            draw()
 
     def showEvent(self, event) -> None:
         self.catch_up()
@@ -350,7 +346,7 @@ class GenerationQueueView(QWidget):
 
     def _show_progress(self, _progress=None) -> None:
         """The running row's bar, chunk and ETA move on every report, without rebuilding the list."""
-        if self.generation is None or self._stale or self.list.count() == 0:
+        if self.generation is None or self._stale == self._draw or self.list.count() == 0:
             return
         current = next((item for item in self.generation.queue() if item.current), None)
         widget = self.row_widget(0)
