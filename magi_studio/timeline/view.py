@@ -17,9 +17,10 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QDrag, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolBar, QVBoxLayout, QWidget
+from shiboken6 import isValid
 
 from magi_engine.text.words import model_vocabulary
 from magi_studio.document.commands import RenameShot, SetPrompt, SetSeed, SetShotNegativePrompt, SetShotPrompt
@@ -113,6 +114,14 @@ class TimelineView(QWidget, TimelineEditing):
         self._column_timer.setSingleShot(True)
         self._column_timer.setInterval(0)
         self._column_timer.timeout.connect(self._show_columns)
+        # A zoom's repaint comes in the event-loop turn after its geometry (see set_zoom).
+        self._zoom_paint = QTimer(self)
+        self._zoom_paint.setObjectName("ZoomPaint")
+        self._zoom_paint.setSingleShot(True)
+        self._zoom_paint.setInterval(0)
+        self._zoom_paint.timeout.connect(self._paint_zoom)
+        self._paint_held: QWidget | None = None  # the window whose repaint waits for _zoom_paint
+        self._paint_asked = False
         # Ctrl+wheel steps queued behind a busy frame zoom once, to the level of the last of them: a level nobody
         # sees costs as much as one they do.
         self._wheel_zoom: tuple[int, int] | None = None
@@ -289,6 +298,7 @@ class TimelineView(QWidget, TimelineEditing):
         bar = self.scroll.horizontalScrollBar()
         keep = self._zoom_anchor(anchor)
         self.zoom_level = level
+        self._hold_window_paint()
         # The shots take their new widths now (arithmetic: every card has one width); the cards in view are placed
         # now and their text columns laid out in the next event-loop turn, the others as they come into view, or two
         # per event-loop turn once the zoom has settled (a Ctrl+wheel passes several levels; cards nobody saw at a
@@ -307,6 +317,27 @@ class TimelineView(QWidget, TimelineEditing):
         self.zoomChanged.emit(level)
         self._zoom_settle.start()
         return True
+
+    def _hold_window_paint(self) -> None:
+        """Paint the window in the event-loop turn after this one. A zoom's geometry and the repaint it asks for (Qt's
+        UpdateRequest, a posted event, which the next turn delivers before any timer) were one stall of 13-15 ms of
+        GUI CPU; the window's UpdateRequest is held until a timer of the next turn sends it (the input that came in
+        between is handled first). setUpdatesEnabled(False) on the strip would do it too, but turning it back on
+        marks each of the strip's 2,000 widgets dirty: a repaint of 13-20 ms instead of 8."""
+        window = self.window()
+        if self._paint_held is None:
+            self._paint_held, self._paint_asked = window, False
+            window.installEventFilter(self)
+        self._zoom_paint.start()
+
+    def _paint_zoom(self) -> None:
+        window, self._paint_held = self._paint_held, None
+        if window is not None and isValid(window):  # (a window closed in between has nothing to paint)
+            window.removeEventFilter(self)
+            if self._paint_asked:
+                QCoreApplication.postEvent(window, QEvent(QEvent.Type.UpdateRequest), Qt.EventPriority.LowEventPriority.value)
+        if self._column_timer.isActive():  # the text columns after the zoom's frame, in a turn of their own
+            self._column_timer.start()
 
     def _queue_pictures_ahead(self, anchor: ChunkCard | None) -> None:
         """Draw the pictures a zoom to a neighbouring level would show, at idle after this zoom: the first zoom out to
@@ -706,6 +737,9 @@ class TimelineView(QWidget, TimelineEditing):
         actions[command]()
 
     def eventFilter(self, watched, event) -> bool:
+        if watched is self._paint_held and event.type() == QEvent.Type.UpdateRequest:
+            self._paint_asked = True  # sent in the next turn (see _hold_window_paint)
+            return True
         if watched is self.strip:
             if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
                 self.overview.invalidate()
