@@ -99,6 +99,11 @@ class CardRow(QWidget):
             if drawn.left() <= right and drawn.right() >= left:
                 card.move(OUT_OF_SIGHT, 0)
 
+    def place(self, card: ChunkCard) -> None:
+        """Place `card` now, its text column laid out, if a zoom left it for later (it is about to be scrolled to)."""
+        if card.parentWidget() is self and (card in self._unplaced or card in self._columns):
+            self._place(card)
+
     def place_next(self, count: int) -> None:
         """Place up to `count` of the cards left unplaced, in order."""
         for card in sorted(self._still_unplaced(), key=self._index.__getitem__)[:count]:

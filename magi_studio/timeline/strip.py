@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QLine, QMimeData, QPoint, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QStyle, QStyleOption, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QScrollArea, QStyle, QStyleOption, QWidget
 
 from magi_engine.config import CHUNK_FRAMES
 from magi_studio.theme import palette
@@ -43,6 +43,29 @@ def dragged_chunk(mime: QMimeData) -> tuple[str, str] | None:
 
 def dropped_files(mime: QMimeData) -> list[str]:
     return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()] if mime.hasUrls() else []
+
+
+class StoryboardScroll(QScrollArea):
+    """The strip's scroll area. A zoom places the cards out of view later (CardRow), so a card that is scrolled to
+    because a field of it takes the keyboard focus (Tab) or through ensureWidgetVisible is placed first: until then
+    its widget is where an earlier zoom drew it, and the view went there."""
+
+    def ensureWidgetVisible(self, child: QWidget, xmargin: int = 50, ymargin: int = 50) -> None:
+        card = child
+        while card is not None and not isinstance(card, ChunkCard):
+            card = card.parentWidget()
+        if card is not None and isinstance(card.parentWidget(), CardRow):
+            card.parentWidget().place(card)
+        super().ensureWidgetVisible(child, xmargin, ymargin)
+
+    def focusNextPrevChild(self, next_: bool) -> bool:
+        # QScrollArea's own calls its C++ ensureWidgetVisible, not the one above.
+        if not QWidget.focusNextPrevChild(self, next_):
+            return False
+        focused = self.focusWidget()
+        if focused is not None:
+            self.ensureWidgetVisible(focused)
+        return True
 
 
 class _Overlay(QWidget):

@@ -33,7 +33,7 @@ from magi_studio.timeline.derive import TimelineModels
 from magi_studio.timeline.editing import TimelineEditing
 from magi_studio.timeline.overview import StoryboardOverview
 from magi_studio.timeline.shot_group import ShotGroup
-from magi_studio.timeline.strip import StoryboardStrip, chunk_mime
+from magi_studio.timeline.strip import StoryboardScroll, StoryboardStrip, chunk_mime
 from magi_studio.timeline.style import CARD_SPACING, DENOISING, TEXT_WIDTH, TIMELINE_QSS, thumb_width
 
 #: The storyboard's zoom levels, widest first: (thumbnail width as a share of the aspect's, text column
@@ -154,7 +154,7 @@ class TimelineView(QWidget, TimelineEditing):
         header.addStretch(1)
         header.addWidget(self.summary)
         self.strip = StoryboardStrip()
-        self.scroll = QScrollArea()
+        self.scroll = StoryboardScroll()
         self.scroll.setObjectName("TimelineScroll")
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QWheelEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
 from magi_studio.document.commands import AddChunk, AddShot, SetPrompt, SetShotStart, new_chunk
@@ -475,3 +476,45 @@ def test_a_picture_drawn_ahead_is_the_one_painted_and_a_new_result_drops_it(qtbo
     view.show_model(model("#2040d0"))  # a new result: the pictures of the old one are dropped
     assert view.kept_widths() == []
     assert view.grab().toImage().pixelColor(33, 56).blue() > 150 and drawn
+
+
+def in_view(timeline, card, field=None) -> bool:
+    """The card's place at the current zoom is inside the view, or (a `field` of it) the field's start, where its
+    text cursor is (what QScrollArea shows of a text field that takes the focus)."""
+    bar = timeline.scroll.horizontalScrollBar()
+    rect = timeline.strip.card_rect(card)
+    if field is not None:
+        rect = QRect(drawn_rect(timeline, field).topLeft(), QSize(4, 4))
+    return bar.value() <= rect.left() and rect.right() <= bar.value() + timeline.scroll.viewport().width()
+
+
+def test_tab_into_a_card_a_zoom_has_not_placed_yet_scrolls_to_its_place_at_the_zoom(qtbot, long_timeline):
+    timeline = long_timeline
+    cards, bar = timeline.cards(), timeline.scroll.horizontalScrollBar()
+    bar.setValue(timeline.strip.card_rect(cards[9]).left() - 200)
+    timeline.set_zoom(0)  # wider: the cards out of view keep their old place until they are scrolled to
+    QApplication.processEvents()
+    last = max(i for i, c in enumerate(cards) if in_view(timeline, c))
+    index = next(i for i in range(last + 1, len(cards))  # the first card after the view not placed yet
+                 if drawn_rect(timeline, cards[i]) != timeline.strip.card_rect(cards[i]))
+    before, target = cards[index - 1], cards[index]
+    before.seed.setFocus()
+    QTest.keyClick(before.seed, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is target.prompt
+    assert drawn_rect(timeline, target) == timeline.strip.card_rect(target)  # placed, its prompt laid out, in view
+    assert in_view(timeline, target, target.prompt) and target.prompt.geometry().right() < target.width() - 1
+
+
+def test_ensure_widget_visible_on_a_card_a_zoom_has_not_placed_yet_scrolls_to_its_place(qtbot, long_timeline):
+    timeline = long_timeline
+    cards = timeline.cards()
+    timeline.set_zoom(len(ZOOM_LEVELS) - 1)  # narrow: cards[12] is drawn in view at its old place, then out of sight
+    timeline.set_zoom(2)
+    far = cards[-1]
+    assert drawn_rect(timeline, far) != timeline.strip.card_rect(far)
+    timeline.scroll.ensureWidgetVisible(far)
+    assert in_view(timeline, far) and far.width() == timeline.strip.card_rect(far).width()
+    middle = cards[12]
+    timeline.set_zoom(0)
+    timeline.scroll.ensureWidgetVisible(middle.prompt)
+    assert drawn_rect(timeline, middle) == timeline.strip.card_rect(middle) and in_view(timeline, middle, middle.prompt)
