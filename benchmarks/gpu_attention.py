@@ -215,19 +215,13 @@ def quantization_costs(cfg, layout: ChunkLayout, grid, device, dtype) -> dict:
     def norm_rope(x):
         return apply_rotary(layer.q_norm(x.float()), angles).to(dtype)
 
-    def norm_rope_fp8(x):
-        y = apply_rotary(layer.q_norm(x.float()), angles)
-        scale = (y.abs().amax() / fa.E4M3_MAX).clamp_min(1e-12)
-        return (y / scale).clamp(-fa.E4M3_MAX, fa.E4M3_MAX).to(torch.float8_e4m3fn), scale
-
     def norm_rope_both(x):  # the bf16 q the KV cache would keep, and the FP8 copy
         y = apply_rotary(layer.q_norm(x.float()), angles)
         scale = (y.abs().amax() / fa.E4M3_MAX).clamp_min(1e-12)
         return y.to(dtype), (y / scale).clamp(-fa.E4M3_MAX, fa.E4M3_MAX).to(torch.float8_e4m3fn), scale
 
     with torch.no_grad():
-        for name, fn in (("qnorm_rope_bf16_q_ms", norm_rope), ("qnorm_rope_fp8_q_ms", norm_rope_fp8),
-                         ("qnorm_rope_bf16_and_fp8_q_ms", norm_rope_both)):
+        for name, fn in (("qnorm_rope_bf16_q_ms", norm_rope), ("qnorm_rope_bf16_and_fp8_q_ms", norm_rope_both)):
             compiled_fn = torch.compile(fn)
             out[name] = bench_ms(lambda: compiled_fn(raw))
     return out

@@ -31,7 +31,7 @@ from benchmarks.magi_scale import random_dit  # noqa: E402
 from benchmarks.record import publish  # noqa: E402
 from magi_engine.config import CHUNK_LATENT_FRAMES, SamplingConfig  # noqa: E402
 from magi_engine.dit.attention import ChunkLayout  # noqa: E402
-from magi_engine.dit.compiled import compile_counts, compile_layers, uncompile_layers  # noqa: E402
+from magi_engine.dit.compiled import compile_counts, compile_layers, uncompile_layers, use_fp8_attention  # noqa: E402
 from magi_engine.dit.fp8_linear import Fp8Linear, fp8_module_names, quantize_activation  # noqa: E402
 from magi_engine.dit.model import ChunkText, MagiDiT  # noqa: E402
 from magi_engine.loading.fp8 import fp8_linear_scales, fp8_linear_weight, quantize_fp8_linear  # noqa: E402
@@ -200,6 +200,9 @@ def run_sampler(args, device: torch.device) -> dict:
     dit = random_dit(variant, device, dtype)
     if args.path == "fp8":
         quantize_to_fp8(dit, device, (width, height))
+    if args.fp8_attention != "off":  # the FP8 layers of the fp8 path; every layer of the bf16 paths
+        use_fp8_attention(dit, args.fp8_attention, compiled=args.path != "eager",
+                          layers=None if args.path == "fp8" else range(len(dit.layers)))
     if args.path in ("compiled", "fp8"):
         compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend)
     sync()
@@ -231,7 +234,8 @@ def run_sampler(args, device: torch.device) -> dict:
     flop = sum(s["matmul_flop"] + s["attention_flop"] for s in steady) / len(steady)
     tflops = flop / step_s / 1e12
     return {
-        "path": args.path, "variant": variant.name, "size": [width, height], "steps": sampling.num_steps,
+        "path": args.path, "fp8_attention": args.fp8_attention, "variant": variant.name, "size": [width, height],
+        "steps": sampling.num_steps,
         "window": sampling.window, "chunks": args.chunks, "compile_mode": args.compile_mode,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
         "bf16_matmul_peak_tflops": round(peak, 1), "build_s": round(build_s, 2), "weights_gib": round(weights_gib, 2),
@@ -269,6 +273,17 @@ def accuracy(args, device: torch.device) -> dict:
     dequantized_copy_weights(dit, fp8_dit)  # today's path: FP8 weights dequantised, bf16 activations
     out["fp8_dequantized_eager"] = relative_errors(velocity(dit, inputs), reference)
     out["fp8_native_vs_dequantized"] = relative_errors(velocity(fp8_dit, inputs), velocity(dit, inputs))
+    if args.fp8_attention != "off":
+        # FP8 attention alone: the bf16 model with every layer's self-attention in FP8, weights as the reference's.
+        bf16_dit = random_dit(variant, device, dtype)
+        use_fp8_attention(bf16_dit, args.fp8_attention, compiled=False, layers=range(len(bf16_dit.layers)))
+        out[f"fp8_attention_{args.fp8_attention}_alone_eager"] = relative_errors(velocity(bf16_dit, inputs), reference)
+        del bf16_dit
+        # The whole FP8 path: FP8 linears and FP8 attention in layers 1..L-2, compiled.
+        use_fp8_attention(fp8_dit, args.fp8_attention)
+        compile_layers(fp8_dit, mode=args.compile_mode, backend=args.compile_backend)
+        out[f"fp8_native_compiled_fp8_attention_{args.fp8_attention}"] = relative_errors(velocity(fp8_dit, inputs),
+                                                                                       reference)
     return out
 
 
@@ -315,6 +330,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--window", type=int, default=4)
     parser.add_argument("--compile-mode", default="default")
+    parser.add_argument("--fp8-attention", choices=("off", "cudnn", "triton"), default="off",
+                        help="self-attention in FP8 (magi_engine.dit.fp8_attention): in the FP8 layers of --path fp8, "
+                             "in every layer of the bf16 paths; accuracy adds FP8 attention alone and with FP8 linears")
     parser.add_argument("--compile-backend", default="inductor", help="'eager': a smoke test of the wiring (CPU)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

@@ -327,7 +327,8 @@ class RuntimeConfig:
     """How the DiT runs on its device: speed settings that change no math beyond rounding.
 
     None means "the engine chooses for the device" (magi_engine.dit.compiled.resolve_runtime): compiled layers
-    on CUDA only, native FP8 on GPUs with FP8 matmuls (compute capability 8.9 and later) only.
+    on CUDA only, native FP8 on GPUs with FP8 matmuls (compute capability 8.9 and later) only, FP8 attention
+    with native FP8 on Hopper only.
     """
 
     #: Wrap the dense parts of each transformer layer in torch.compile (one graph for every step and layer).
@@ -336,6 +337,9 @@ class RuntimeConfig:
     compile_mode: str = "default"
     #: FP8 checkpoints keep their quantised linears FP8 and run FP8 matmuls (else they are dequantised).
     native_fp8: bool | None = None
+    #: Native FP8 models also run self-attention in FP8 (magi_engine.dit.fp8_attention) on Hopper GPUs (compute
+    #: capability 9.x) with the cuDNN frontend or Triton; None: wherever it can run; False: bf16 attention.
+    fp8_attention: bool | None = None
     #: One of TEXT_ENCODER_PLACEMENTS; None: the loader picks the first that fits the device's memory
     #: (magi_engine.loading.memory.choose_text_placement), in the order gpu, offload, cpu.
     text_encoder: str | None = None
@@ -348,6 +352,8 @@ class RuntimeConfig:
                  f"RuntimeConfig.compile_layers must be true, false or null, got {self.compile_layers!r}")
         _require(self.native_fp8 in (None, True, False),
                  f"RuntimeConfig.native_fp8 must be true, false or null, got {self.native_fp8!r}")
+        _require(self.fp8_attention in (None, True, False),
+                 f"RuntimeConfig.fp8_attention must be true, false or null, got {self.fp8_attention!r}")
         _require(self.compile_mode in COMPILE_MODES,
                  f"RuntimeConfig.compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
         _require(self.text_encoder is None or self.text_encoder in TEXT_ENCODER_PLACEMENTS,

@@ -10,7 +10,7 @@ A model is named by one of:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -106,7 +106,7 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
                                   dit_offload=(runtime or RuntimeConfig()).dit_offload, chunks=chunks)
     if bundle.dit.layer_streamer is not None and choice.compile_layers:
         log.info("streamed layers run eager: compiled layers are not used with the DiT's layers in CPU memory")
-        return bundle
+        choice = replace(choice, compile_layers=False)
     apply_runtime(bundle.dit, choice)
     return bundle
 

@@ -176,19 +176,23 @@ def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-compile", action="store_true",
                         help="run the DiT's layers uncompiled on CUDA (no compilation before the first chunk; "
                              "about 13%% slower per chunk)")
+    parser.add_argument("--no-fp8-attention", action="store_true",
+                        help="run attention in bf16 also for native FP8 models (by default their self-attention "
+                             "runs in FP8 on Hopper GPUs with the cuDNN frontend or Triton installed)")
 
 
 def runtime_config(args: argparse.Namespace):
-    """The RuntimeConfig of --text-encoder, --text-on-cpu, --dit-offload and --no-compile (None: all left to
-    the engine)."""
+    """The RuntimeConfig of --text-encoder, --text-on-cpu, --dit-offload, --no-compile and --no-fp8-attention
+    (None: all left to the engine)."""
     from magi_engine.config import RuntimeConfig
 
     text = "cpu" if args.text_on_cpu else (None if args.text_encoder == "auto" else args.text_encoder)
     offload = getattr(args, "dit_offload", "auto")
     offload = None if offload == "auto" else offload
-    if text is None and offload is None and not args.no_compile:
+    if text is None and offload is None and not args.no_compile and not args.no_fp8_attention:
         return None
-    return RuntimeConfig(compile_layers=False if args.no_compile else None, text_encoder=text, dit_offload=offload)
+    return RuntimeConfig(compile_layers=False if args.no_compile else None, text_encoder=text, dit_offload=offload,
+                         fp8_attention=False if args.no_fp8_attention else None)
 
 
 def _add_engine_args(parser: argparse.ArgumentParser) -> None:

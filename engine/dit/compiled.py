@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 #: Compiled layers are the default on CUDA (measured faster on an H100: BENCHMARKS.md, "Compiled layers").
 COMPILE_BY_DEFAULT_ON_CUDA = True
 
+#: FP8 attention where it can run, unless turned off: on once measured faster end to end (BENCHMARKS.md,
+#: "Compiled layers and native FP8"); until then only when asked for (RuntimeConfig.fp8_attention=True).
+FP8_ATTENTION_BY_DEFAULT = False
+
 #: The dimensions of each dense part's arguments that change with the window: tokens, chunks, text length.
 DENSE_IN_DYNAMIC = ((1,), (1,), (0,), (1, 2))  # x [N, S, D], condition [N, chunks, C], angles [S, A], text
 DENSE_OUT_DYNAMIC = ((1,), (1,), (1,), (1,), (1,))  # x, self_out, cross_out, gate_attn, gate_mlp
@@ -41,6 +45,8 @@ class RuntimeChoice:
     compile_layers: bool
     compile_mode: str
     native_fp8: bool
+    #: The FP8 attention kernel of the FP8 layers (magi_engine.dit.fp8_attention: "cudnn" or "triton"); None: SDPA.
+    fp8_attention: str | None = None
 
 
 def resolve_runtime(runtime: RuntimeConfig | None, device: torch.device | str) -> RuntimeChoice:
@@ -57,7 +63,27 @@ def resolve_runtime(runtime: RuntimeConfig | None, device: torch.device | str) -
     elif native_fp8 and not supported:
         raise ConfigError(f"Native FP8 needs a CUDA GPU of compute capability 8.9 or later; {device} is not one. "
                           "Leave it to the engine, which then dequantises FP8 checkpoints.")
-    return RuntimeChoice(bool(compile_layers), runtime.compile_mode, bool(native_fp8))
+    return RuntimeChoice(bool(compile_layers), runtime.compile_mode, bool(native_fp8),
+                         _fp8_attention(runtime.fp8_attention, bool(native_fp8), device))
+
+
+def _fp8_attention(wanted: bool | None, native_fp8: bool, device: torch.device) -> str | None:
+    """FP8 attention runs with native FP8 only, where a kernel for it exists (None: off)."""
+    if wanted is False or (wanted is None and not FP8_ATTENTION_BY_DEFAULT):
+        return None
+    if not native_fp8:
+        if wanted:
+            raise ConfigError("FP8 attention runs only with native FP8 (the FP8 layers of an FP8 checkpoint on a "
+                              "GPU with FP8 matmuls); this device or these settings dequantise FP8 checkpoints.")
+        return None
+    from magi_engine.dit.fp8_attention import fp8_attention_backend
+
+    backend = fp8_attention_backend(device)
+    if backend is None and wanted:
+        raise ConfigError(f"FP8 attention needs a Hopper GPU (compute capability 9.x) with the cuDNN frontend "
+                          f"(nvidia-cudnn-frontend) or Triton installed; {device} has neither. Leave it to the "
+                          "engine, which then runs attention in bf16.")
+    return backend
 
 
 def _marking_dynamic(fn: Callable, dynamic_dims: tuple[tuple[int, ...], ...]) -> Callable:
@@ -93,8 +119,36 @@ def uncompile_layers(dit: torch.nn.Module) -> torch.nn.Module:
     return dit
 
 
+def fp8_layer_indices(dit: torch.nn.Module) -> list[int]:
+    """The layers whose attention projections are native FP8 (Fp8Linear): 1..L-2 of an FP8 checkpoint."""
+    from magi_engine.dit.fp8_linear import Fp8Linear
+
+    return [i for i, layer in enumerate(dit.layers) if isinstance(layer.attn.to_q, Fp8Linear)]
+
+
+def use_fp8_attention(dit: torch.nn.Module, backend: str | None, *, compiled: bool = True,
+                      layers: list[int] | None = None) -> torch.nn.Module:
+    """Run the self-attention of `layers` (default: the native FP8 layers) in FP8 with `backend`; None undoes it.
+    `compiled`: quantise q, k, v through torch.compile (one fused pass each instead of several)."""
+    indices = fp8_layer_indices(dit) if layers is None else list(layers)
+    attention = None
+    if backend is not None:
+        from magi_engine.dit.fp8_attention import Fp8BlockCausalAttention, quantize_per_tensor
+
+        quantize = torch.compile(quantize_per_tensor, dynamic=True, fullgraph=True) if compiled else quantize_per_tensor
+        attention = Fp8BlockCausalAttention(backend, quantize)
+    for i, layer in enumerate(dit.layers):
+        layer.attn.fp8_attention = attention if i in indices else None
+    if backend is not None:
+        log.info("FP8 attention (%s) in %d of %d layers", backend, len(indices), len(dit.layers))
+    return dit
+
+
 def apply_runtime(dit: torch.nn.Module, choice: RuntimeChoice) -> torch.nn.Module:
-    """Compile the layers if the choice says so (native FP8 is a loading choice: magi_engine.magi_checkpoint)."""
+    """FP8 attention and compiled layers as the choice says (native FP8 is a loading choice:
+    magi_engine.magi_checkpoint)."""
+    if choice.fp8_attention is not None:
+        use_fp8_attention(dit, choice.fp8_attention, compiled=choice.compile_layers)
     return compile_layers(dit, mode=choice.compile_mode) if choice.compile_layers else dit
 
 

@@ -42,6 +42,9 @@ class ParallelAttention(nn.Module):
         self.q_norm_cross = OnePlusLayerNorm(dh, config.layernorm_eps)
         self.k_norm_cross = OnePlusLayerNorm(dh, config.layernorm_eps)
         self.out_proj = nn.Linear(2 * config.query_size, d, bias=False)
+        #: Block-causal self-attention in FP8 (magi_engine.dit.fp8_attention.Fp8BlockCausalAttention), set on the
+        #: FP8 layers of a native FP8 model on a Hopper GPU (magi_engine.dit.compiled.use_fp8_attention); None: SDPA.
+        self.fp8_attention: Callable | None = None
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (-1, self.head_dim))
@@ -57,13 +60,15 @@ class ParallelAttention(nn.Module):
         v_text = self._heads(self.to_v_cross(text))
         return q, k, v, q_cross, k_text, v_text
 
-    @staticmethod
-    def attend(inputs: AttentionInputs, text_mask: torch.Tensor | None, layout: ChunkLayout,
+    def attend(self, inputs: AttentionInputs, text_mask: torch.Tensor | None, layout: ChunkLayout,
                context: LayerKV | None, masked: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Block-causal self-attention over [context] ++ this forward, and per-chunk cross-attention."""
         q, k, v, q_cross, k_text, v_text = inputs
         k_all, v_all = (k, v) if context is None else (torch.cat([context[0], k], 1), torch.cat([context[1], v], 1))
-        self_out = block_causal_attention(q, k_all, v_all, layout, masked)
+        if self.fp8_attention is not None and not masked:
+            self_out = self.fp8_attention(q, k_all, v_all, layout)
+        else:
+            self_out = block_causal_attention(q, k_all, v_all, layout, masked)
         cross_out = chunk_cross_attention(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, masked)
         return self_out, cross_out
 

@@ -56,6 +56,7 @@ def test_runtime_arguments_become_the_engine_s_runtime_config():
     assert parsed("--text-on-cpu", "--no-compile") == RuntimeConfig(compile_layers=False, text_encoder="cpu")
     assert parsed("--dit-offload", "kv-cache") == RuntimeConfig(dit_offload="kv-cache")
     assert parsed("--dit-offload", "auto") is None
+    assert parsed("--no-fp8-attention") == RuntimeConfig(fp8_attention=False)
     serve = build_parser().parse_args(["serve", "--text-encoder", "gpu", "--no-compile"])
     assert runtime_config(serve) == RuntimeConfig(compile_layers=False, text_encoder="gpu")
 

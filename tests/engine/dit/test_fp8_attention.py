@@ -1,0 +1,163 @@
+"""FP8 attention: where it is chosen (the gate), its scales and per-chunk layouts, and SDPA everywhere else.
+
+The kernels themselves run only on a Hopper GPU (benchmarks/gpu_attention.py checks them against float32
+there); here a float emulation of the cuDNN call stands in for the kernel, so the bookkeeping around it
+(quantisation, the spans each chunk gets, the rows it writes, widening the FP8 output) is what is tested.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+import magi_engine.dit.compiled as compiled
+import magi_engine.dit.fp8_attention as fa
+from magi_engine.config import RuntimeConfig
+from magi_engine.dit.attention import ChunkLayout, block_causal_attention
+from magi_engine.dit.compiled import fp8_layer_indices, resolve_runtime, use_fp8_attention
+from magi_engine.dit.fp8_linear import use_fp8_linears
+from magi_engine.dit.layer import ParallelAttention
+from magi_engine.dit.model import MagiDiT
+from magi_engine.errors import ConfigError
+from magi_engine.variants import tiny_dit_config
+
+
+def _cuda(monkeypatch, capability: tuple[int, int], cudnn: bool, triton: bool) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(fa, "cudnn_frontend_available", lambda: cudnn)
+    monkeypatch.setattr(fa, "triton_available", lambda: triton)
+
+
+def test_no_fp8_attention_off_hopper_or_without_a_kernel(monkeypatch) -> None:
+    assert fa.fp8_attention_backend("cpu") is None
+    assert fa.fp8_attention_backend("mps") is None
+    _cuda(monkeypatch, (8, 9), cudnn=True, triton=True)  # Ada: FP8 matmuls, but attention not measured there
+    assert fa.fp8_attention_backend("cuda") is None
+    _cuda(monkeypatch, (9, 0), cudnn=False, triton=False)
+    assert fa.fp8_attention_backend("cuda") is None
+    _cuda(monkeypatch, (9, 0), cudnn=True, triton=True)
+    assert fa.fp8_attention_backend("cuda") == "cudnn"
+    assert fa.fp8_attention_backend("cuda", preferred="triton") == "triton"
+    _cuda(monkeypatch, (9, 0), cudnn=False, triton=True)
+    assert fa.fp8_attention_backend("cuda") == "triton"
+
+
+def test_runtime_choice_turns_fp8_attention_on_with_native_fp8_on_hopper_only(monkeypatch) -> None:
+    assert resolve_runtime(None, "cpu").fp8_attention is None
+    with pytest.raises(ConfigError, match="native FP8"):
+        resolve_runtime(RuntimeConfig(fp8_attention=True), "cpu")
+    _cuda(monkeypatch, (9, 0), cudnn=True, triton=False)
+    monkeypatch.setattr(compiled, "native_fp8_supported", lambda device: True)
+    monkeypatch.setattr(compiled, "FP8_ATTENTION_BY_DEFAULT", False)
+    assert resolve_runtime(None, "cuda").fp8_attention is None  # off by default: only when asked for
+    assert resolve_runtime(RuntimeConfig(fp8_attention=True), "cuda").fp8_attention == "cudnn"
+    monkeypatch.setattr(compiled, "FP8_ATTENTION_BY_DEFAULT", True)
+    assert resolve_runtime(None, "cuda").fp8_attention == "cudnn"
+    assert resolve_runtime(RuntimeConfig(fp8_attention=False), "cuda").fp8_attention is None  # the switch
+    assert resolve_runtime(RuntimeConfig(native_fp8=False), "cuda").fp8_attention is None  # bf16 runs: SDPA
+    with pytest.raises(ConfigError, match="native FP8"):
+        resolve_runtime(RuntimeConfig(native_fp8=False, fp8_attention=True), "cuda")
+    _cuda(monkeypatch, (9, 0), cudnn=False, triton=False)
+    assert resolve_runtime(None, "cuda").fp8_attention is None  # no package: SDPA, quietly
+    with pytest.raises(ConfigError, match="cuDNN frontend"):
+        resolve_runtime(RuntimeConfig(fp8_attention=True), "cuda")
+    with pytest.raises(ConfigError, match="fp8_attention"):
+        RuntimeConfig(fp8_attention="yes")
+    assert RuntimeConfig.from_dict(RuntimeConfig(fp8_attention=False).to_dict()) == RuntimeConfig(fp8_attention=False)
+
+
+def test_per_tensor_scale_spans_e4m3_and_rounds_within_its_precision() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 50, 4, 16, generator=g).to(torch.bfloat16) * 7
+    x8, scale = fa.quantize_per_tensor(x)
+    assert x8.dtype == torch.float8_e4m3fn and scale.dtype == torch.float32 and scale.ndim == 0
+    assert float(x8.float().abs().max()) == fa.E4M3_MAX  # the largest value lands on 448
+    assert torch.allclose(scale, x.float().abs().max() / fa.E4M3_MAX)
+    back = x8.float() * scale
+    normal = x.float().abs() > scale * 2**-6  # e4m3's normal range: 3 mantissa bits, half an ulp ≤ 1/16
+    assert ((back - x.float()).abs() <= x.float().abs() / 16 + 1e-7)[normal].all()
+    zeros8, zero_scale = fa.quantize_per_tensor(torch.zeros(4, 4))
+    assert float(zero_scale) > 0 and not torch.isnan(zeros8.float()).any()
+
+
+def test_token_major_copy_keeps_values_and_aligns_rows() -> None:
+    v8 = torch.randn(2, 37, 3, 16).to(torch.float8_e4m3fn)
+    vt = fa.token_major_copy(v8)
+    assert vt.shape == v8.shape and torch.equal(vt.float(), v8.float())
+    assert vt.stride(1) == 1 and vt.stride(3) % 16 == 0  # tokens contiguous; each (group, dim) row 16-byte aligned
+
+
+class _EmulatedCudnn:
+    """Stands in for cuDNN's FP8 call: float attention of the dequantised operands, FP8 output holding O / sv."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, int]] = []
+
+    def __call__(self, q8, k8, v8, scales, out, attn_scale) -> None:
+        sq, sk, sv = scales
+        self.calls.append((q8.shape[1], k8.shape[1], out.data_ptr()))
+        repeat = q8.shape[2] // k8.shape[2]
+        q = (q8.float() * sq).transpose(1, 2)
+        k = (k8.float() * sk).repeat_interleave(repeat, 2).transpose(1, 2)
+        v = (v8.float() * sv).repeat_interleave(repeat, 2).transpose(1, 2)
+        o = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=attn_scale).transpose(1, 2)
+        out.copy_(o / sv if out.dtype == torch.float8_e4m3fn else o)
+
+
+@pytest.mark.parametrize("output", [torch.float8_e4m3fn, torch.bfloat16])
+def test_each_chunk_attends_its_span_and_writes_its_rows(monkeypatch, output) -> None:
+    emulated = _EmulatedCudnn()
+    monkeypatch.setattr(fa, "cudnn_attention", lambda device: emulated)
+    t = 10
+    layout = ChunkLayout(2, 5, t, (1, 1, 1, 1, 6), 1)  # a steady window-4 step: one context chunk, spans 2..5 and 1
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(1, 5 * t, 6, 16, generator=g).to(torch.bfloat16)
+    k, v = (torch.randn(1, 6 * t, 2, 16, generator=g).to(torch.bfloat16) for _ in "kv")
+    got = fa.Fp8BlockCausalAttention("cudnn", cudnn_output=output)(q, k, v, layout)
+    assert [c[:2] for c in emulated.calls] == [(t, 2 * t), (t, 3 * t), (t, 4 * t), (t, 5 * t), (t, t)]
+    row_bytes = 6 * 16 * torch.finfo(output).bits // 8
+    starts = [c[2] for c in emulated.calls]
+    assert [s - starts[0] for s in starts] == [j * t * row_bytes for j in range(5)]  # straight into its rows
+    assert got.dtype == torch.bfloat16 and got.shape == q.shape
+    expected = block_causal_attention(q.float(), k.float(), v.float(), layout)
+    error = (got.float() - expected).norm() / expected.norm()
+    assert error < 0.08  # e4m3 operands (and output): a few per cent
+
+
+def test_layers_use_fp8_attention_only_when_set_and_not_masked(monkeypatch) -> None:
+    cfg = tiny_dit_config(distilled=True)
+    attn = ParallelAttention(cfg)
+    seen = []
+    attn.fp8_attention = lambda q, k, v, layout: seen.append(layout) or torch.zeros_like(q)
+    n, t, heads, kv_heads, dh = 1, 4, cfg.num_heads, cfg.num_kv_groups, cfg.head_dim
+    inputs = (torch.randn(n, 2 * t, heads, dh), torch.randn(n, 2 * t, kv_heads, dh), torch.randn(n, 2 * t, kv_heads, dh),
+              torch.randn(n, 2 * t, heads, dh), torch.randn(n, 2, 3, kv_heads, dh), torch.randn(n, 2, 3, kv_heads, dh))
+    layout = ChunkLayout.causal(0, 2, t)
+    self_out, _ = attn.attend(inputs, None, layout, None)
+    assert seen == [layout] and not self_out.any()
+    self_out, _ = attn.attend(inputs, None, layout, None, masked=True)  # training: the masked SDPA call
+    assert len(seen) == 1 and self_out.any()
+    attn.fp8_attention = None
+    assert torch.equal(attn.attend(inputs, None, layout, None)[0], block_causal_attention(*inputs[:3], layout))
+
+
+def test_fp8_attention_goes_to_the_native_fp8_layers_only() -> None:
+    cfg = dataclasses.replace(tiny_dit_config(distilled=True), num_layers=4)
+    with torch.device("meta"):
+        dit = MagiDiT(cfg)
+    assert fp8_layer_indices(dit) == []
+    use_fp8_attention(dit, "triton", compiled=False)  # a bf16 model: nothing changes
+    assert all(layer.attn.fp8_attention is None for layer in dit.layers)
+    inner = range(1, cfg.num_layers - 1)
+    use_fp8_linears(dit, inner)
+    assert fp8_layer_indices(dit) == list(inner)
+    use_fp8_attention(dit, "triton", compiled=False)
+    assert [layer.attn.fp8_attention is not None for layer in dit.layers] == [i in inner for i in range(cfg.num_layers)]
+    assert dit.layers[1].attn.fp8_attention.backend == "triton"
+    use_fp8_attention(dit, None)
+    assert all(layer.attn.fp8_attention is None for layer in dit.layers)
+    with pytest.raises(ValueError, match="backend"):
+        fa.Fp8BlockCausalAttention("flash")
