@@ -42,7 +42,7 @@ from magi_engine.dit.model import is_float32_island  # noqa: E402
 from magi_engine.dit.rope import RotaryEmbedding3D, apply_rotary  # noqa: E402
 from magi_engine.variants import magi_variant  # noqa: E402
 
-TRITON_CONFIGS = ((128, 128, 8, 3), (128, 64, 4, 3), (128, 128, 4, 2), (64, 128, 4, 3))
+TRITON_CONFIGS = ((128, 128, 8, 3), (128, 64, 4, 3))
 
 
 def steady_layout(tokens: int) -> ChunkLayout:

@@ -262,6 +262,8 @@ def accuracy(args, device: torch.device) -> dict:
     out = {"variant": variant.name, "size": [width, height], "chunks_in_forward": 5,
            "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
            "reference": "eager bf16 (float32 islands), same weights and inputs"}
+    if args.fp8_attention != "off":
+        return out | fp8_attention_accuracy(args, variant, device, dtype, (width, height), inputs, reference)
     compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend)
     out["compiled_bf16"] = relative_errors(velocity(dit, inputs), reference)
     uncompile_layers(dit)
@@ -273,17 +275,23 @@ def accuracy(args, device: torch.device) -> dict:
     dequantized_copy_weights(dit, fp8_dit)  # today's path: FP8 weights dequantised, bf16 activations
     out["fp8_dequantized_eager"] = relative_errors(velocity(dit, inputs), reference)
     out["fp8_native_vs_dequantized"] = relative_errors(velocity(fp8_dit, inputs), velocity(dit, inputs))
-    if args.fp8_attention != "off":
-        # FP8 attention alone: the bf16 model with every layer's self-attention in FP8, weights as the reference's.
-        bf16_dit = random_dit(variant, device, dtype)
-        use_fp8_attention(bf16_dit, args.fp8_attention, compiled=False, layers=range(len(bf16_dit.layers)))
-        out[f"fp8_attention_{args.fp8_attention}_alone_eager"] = relative_errors(velocity(bf16_dit, inputs), reference)
-        del bf16_dit
-        # The whole FP8 path: FP8 linears and FP8 attention in layers 1..L-2, compiled.
-        use_fp8_attention(fp8_dit, args.fp8_attention)
-        compile_layers(fp8_dit, mode=args.compile_mode, backend=args.compile_backend)
-        out[f"fp8_native_compiled_fp8_attention_{args.fp8_attention}"] = relative_errors(velocity(fp8_dit, inputs),
-                                                                                       reference)
+    return out
+
+
+def fp8_attention_accuracy(args, variant, device, dtype, size, inputs, reference) -> dict:
+    """Errors against eager bf16 of FP8 attention alone (the bf16 model, every layer's self-attention in FP8,
+    eager) and of the whole FP8 path (FP8 linears, compiled) without and with FP8 attention in layers 1..L-2."""
+    out = {}
+    bf16_dit = random_dit(variant, device, dtype)  # the reference's weights (random_dit is seeded)
+    use_fp8_attention(bf16_dit, args.fp8_attention, compiled=False, layers=range(len(bf16_dit.layers)))
+    out[f"fp8_attention_{args.fp8_attention}_alone_eager"] = relative_errors(velocity(bf16_dit, inputs), reference)
+    del bf16_dit
+    fp8_dit = quantize_to_fp8(random_dit(variant, device, dtype), device, size)
+    compile_layers(fp8_dit, mode=args.compile_mode, backend=args.compile_backend)
+    out["fp8_native_compiled"] = relative_errors(velocity(fp8_dit, inputs), reference)
+    use_fp8_attention(fp8_dit, args.fp8_attention)
+    out[f"fp8_native_compiled_fp8_attention_{args.fp8_attention}"] = relative_errors(velocity(fp8_dit, inputs),
+                                                                                   reference)
     return out
 
 
