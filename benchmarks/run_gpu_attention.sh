@@ -24,8 +24,9 @@ for step in $steps; do
       tail -16 "$OUT/attention.stdout" | grep -v '^ ' | tee -a "$OUT/log.txt"; rm -f "$OUT/attention.stdout" ;;
     speed|accuracy)
       best=$(python3 -c "
-import json, sys
-t = json.load(open('$OUT/gpu_attention.json'))['timings']
+import json, os
+path = '$OUT/gpu_attention.json'
+t = json.load(open(path if os.path.exists(path) else '$OUT/gpu_attention.partial.json'))['timings']
 ok = {k: v['layer_ms'] for k, v in t.items() if k.startswith(('cudnn', 'triton')) and 'layer_ms' in v
       and not k.endswith('kernels_only')}
 best = min(ok, key=ok.get) if ok else ''
