@@ -152,8 +152,9 @@ def candidates(layout: ChunkLayout) -> dict:
         v8, sv = fa.quantize_per_tensor(v)
         return q8, k8, v8, (sq, sk, sv), q.dtype
 
+    widen = torch.compile(fa.widen_e4m3, dynamic=True, fullgraph=True)  # as the engine's compiled layers do
     for label, dtype in (("fp8_out", torch.float8_e4m3fn), ("bf16_out", torch.bfloat16)):
-        runner = fa.Fp8BlockCausalAttention("cudnn", cudnn_output=dtype)
+        runner = fa.Fp8BlockCausalAttention("cudnn", widen=widen, cudnn_output=dtype)
         out[f"cudnn_fp8_{label}"] = (quantized, lambda s, r=runner: r.attend(*s[:4], layout, s[4]))
     for config in TRITON_CONFIGS:
         def prepare(q, k, v):

@@ -129,14 +129,16 @@ def fp8_layer_indices(dit: torch.nn.Module) -> list[int]:
 def use_fp8_attention(dit: torch.nn.Module, backend: str | None, *, compiled: bool = True,
                       layers: list[int] | None = None) -> torch.nn.Module:
     """Run the self-attention of `layers` (default: the native FP8 layers) in FP8 with `backend`; None undoes it.
-    `compiled`: quantise q, k, v through torch.compile (one fused pass each instead of several)."""
+    `compiled`: quantise q, k, v and widen the output through torch.compile (one pass each instead of several)."""
     indices = fp8_layer_indices(dit) if layers is None else list(layers)
     attention = None
     if backend is not None:
-        from magi_engine.dit.fp8_attention import Fp8BlockCausalAttention, quantize_per_tensor
+        from magi_engine.dit.fp8_attention import Fp8BlockCausalAttention, quantize_per_tensor, widen_e4m3
 
-        quantize = torch.compile(quantize_per_tensor, dynamic=True, fullgraph=True) if compiled else quantize_per_tensor
-        attention = Fp8BlockCausalAttention(backend, quantize)
+        helpers = [quantize_per_tensor, widen_e4m3]
+        if compiled:
+            helpers = [torch.compile(fn, dynamic=True, fullgraph=True) for fn in helpers]
+        attention = Fp8BlockCausalAttention(backend, *helpers)
     for i, layer in enumerate(dit.layers):
         layer.attn.fp8_attention = attention if i in indices else None
     if backend is not None:

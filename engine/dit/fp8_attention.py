@@ -85,6 +85,11 @@ def quantize_per_tensor(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return quantize_e4m3(x, scale), scale
 
 
+def widen_e4m3(x8: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """x8 · scale in `dtype` (one pass when compiled; eager makes a float32 copy on the way)."""
+    return (x8.float() * scale).to(dtype)
+
+
 # The Triton kernel (magi_engine.dit.fp8_attention_triton, which imports triton) -----------------------------
 #: (BLOCK_M, BLOCK_N, num_warps, num_stages) of the Triton kernel.
 TRITON_CONFIG = (128, 128, 8, 3)
@@ -203,15 +208,17 @@ def cudnn_attention(device: torch.device) -> CudnnFp8Attention:
 
 # Block-causal attention in FP8 -------------------------------------------------------------------------------
 class Fp8BlockCausalAttention:
-    """What a layer calls instead of SDPA's per-chunk loop: quantise q, k, v (one pass each; `quantize`
-    may be a compiled quantize_per_tensor) and run `backend` per chunk span."""
+    """What a layer calls instead of SDPA's per-chunk loop: quantise q, k, v, run `backend` per chunk span and
+    widen an FP8 output to the model's dtype (`quantize`, `widen`: quantize_per_tensor and widen_e4m3, compiled
+    where the layers are, so that each is one pass)."""
 
-    def __init__(self, backend: str, quantize: Callable = quantize_per_tensor,
+    def __init__(self, backend: str, quantize: Callable = quantize_per_tensor, widen: Callable = widen_e4m3,
                  cudnn_output: torch.dtype = torch.float8_e4m3fn) -> None:
         if backend not in FP8_ATTENTION_BACKENDS:
             raise ValueError(f"FP8 attention backend must be one of {FP8_ATTENTION_BACKENDS}, got {backend!r}")
         self.backend = backend
         self.quantize = quantize
+        self.widen = widen
         self.cudnn_output = cudnn_output
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout) -> torch.Tensor:
@@ -238,4 +245,4 @@ class Fp8BlockCausalAttention:
             run(q8[:, rows], k8[:, lo:hi], v8[:, lo:hi], out[:, rows])
         if out.dtype == dtype:
             return out
-        return (out.float() * scales[2]).to(dtype)  # cuDNN's FP8 output holds O / sv
+        return self.widen(out, scales[2], dtype)  # cuDNN's FP8 output holds O / sv
