@@ -249,6 +249,8 @@ def run_sampler(args, device: torch.device) -> dict:
         "unique_graphs_at_first_steady_step": steady[0]["unique_graphs"],
         "unique_graphs_at_end": steps[-1]["unique_graphs"],
         "step_seconds": [round(s["s"], 3) for s in steps],
+        # True if an FP8 attention kernel refused and its layers fell back to bf16 SDPA (the log says why).
+        "fp8_attention_fell_back": any(getattr(layer.attn.fp8_attention, "failed", False) for layer in dit.layers),
     }
 
 

@@ -37,7 +37,7 @@ print('cudnn' if best.startswith('cudnn') else 'triton' if best else 'off')" 2>>
         for fa in off $best; do
           timeout 120 python3 benchmarks/gpu_speed.py run --path fp8 --fp8-attention $fa $common \
             --json "$OUT/gpu_speed_fp8_w4_attention_$fa.json" > /dev/null 2>> "$OUT/log.txt"
-          python3 -c "import json; d = json.load(open('$OUT/gpu_speed_fp8_w4_attention_$fa.json')); print('$fa', d['steady_step_s'], d['steady_chunk_s'], d['tflops'])" | tee -a "$OUT/log.txt"
+          python3 -c "import json; d = json.load(open('$OUT/gpu_speed_fp8_w4_attention_$fa.json')); print('$fa', d['steady_step_s'], d['steady_chunk_s'], d['tflops'], 'fell back' if d['fp8_attention_fell_back'] else '')" | tee -a "$OUT/log.txt"
         done
       else
         timeout 150 python3 benchmarks/gpu_speed.py accuracy --fp8-attention $best --variant 4.5B_distill \

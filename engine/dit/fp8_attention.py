@@ -22,12 +22,16 @@ imported unless a native FP8 model runs on a compute-capability 9.x GPU (magi_en
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable
 
 import torch
 
+from magi_engine.dit.attention import block_causal_attention
 from magi_engine.loading.fp8 import E4M3_MAX
+
+log = logging.getLogger(__name__)
 
 #: The GPUs this was built and measured for (Hopper: H100, H200). FP8 attention elsewhere keeps SDPA.
 FP8_ATTENTION_CAPABILITY_MAJOR = 9
@@ -142,6 +146,20 @@ class CudnnFp8Attention:
         self.scale_s = torch.full((1, 1, 1, 1), E4M3_MAX, dtype=torch.float32, device=device)
         self.descale_s = torch.full((1, 1, 1, 1), 1 / E4M3_MAX, dtype=torch.float32, device=device)
         self.amax = torch.zeros(2, 1, 1, 1, 1, dtype=torch.float32, device=device)
+        #: Whether cuDNN takes fewer key/value heads than query heads (GQA); None: not asked yet.
+        self.gqa: bool | None = None
+
+    def takes_gqa(self, q8: torch.Tensor, k8: torch.Tensor, v8: torch.Tensor, out: torch.Tensor,
+                  attn_scale: float) -> bool:
+        """Build the graph of these operands ([N, tokens, heads, dh]) once to learn whether GQA is supported."""
+        if self.gqa is None:
+            try:
+                self._graph(*(t.transpose(1, 2) for t in (q8, k8, v8, out)), attn_scale)
+                self.gqa = True
+            except Exception as exc:  # noqa: BLE001  (cuDNN says "not supported" in several ways)
+                log.info("cuDNN FP8 attention without GQA (%s): key/value heads are repeated", exc)
+                self.gqa = False
+        return self.gqa
 
     def _graph(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, attn_scale: float):
         key = (tuple(q.shape), q.stride(), tuple(k.shape), k.stride(), v.stride(), o.stride(), o.dtype, attn_scale)
@@ -220,13 +238,22 @@ class Fp8BlockCausalAttention:
         self.quantize = quantize
         self.widen = widen
         self.cudnn_output = cudnn_output
+        self.failed = False
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout) -> torch.Tensor:
-        """As magi_engine.dit.attention.block_causal_attention: q [N, S, H, D]; k, v [N, context+S, G, D]."""
+        """As magi_engine.dit.attention.block_causal_attention: q [N, S, H, D]; k, v [N, context+S, G, D].
+        Should the kernel refuse (a graph cuDNN does not support, a Triton build error), bf16 SDPA from then on."""
+        if self.failed:
+            return block_causal_attention(q, k, v, layout)
         q8, sq = self.quantize(q)
         k8, sk = self.quantize(k)
         v8, sv = self.quantize(v)
-        return self.attend(q8, k8, v8, (sq, sk, sv), layout, q.dtype)
+        try:
+            return self.attend(q8, k8, v8, (sq, sk, sv), layout, q.dtype)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("FP8 attention (%s) failed, attention runs in bf16 from now on: %s", self.backend, exc)
+            self.failed = True
+            return block_causal_attention(q, k, v, layout)
 
     def attend(self, q8, k8, v8, scales, layout, dtype: torch.dtype) -> torch.Tensor:
         attn_scale = q8.shape[-1] ** -0.5
@@ -238,6 +265,10 @@ class Fp8BlockCausalAttention:
         else:
             graphs = cudnn_attention(q8.device)
             out = torch.empty(q8.shape, dtype=self.cudnn_output, device=q8.device)
+            repeat = q8.shape[2] // k8.shape[2]
+            first = slice(*layout.key_token_range(0))
+            if repeat > 1 and not graphs.takes_gqa(q8[:, :t], k8[:, first], v8[:, first], out[:, :t], attn_scale):
+                k8, v8 = k8.repeat_interleave(repeat, dim=2), v8.repeat_interleave(repeat, dim=2)
             run = lambda qc, ks, vs, oc: graphs(qc, ks, vs, scales, oc, attn_scale)  # noqa: E731
         for j in range(layout.num_chunks):
             lo, hi = layout.key_token_range(j)

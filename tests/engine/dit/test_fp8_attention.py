@@ -93,12 +93,18 @@ def test_token_major_copy_keeps_values_and_aligns_rows() -> None:
 class _EmulatedCudnn:
     """Stands in for cuDNN's FP8 call: float attention of the dequantised operands, FP8 output holding O / sv."""
 
-    def __init__(self) -> None:
+    def __init__(self, gqa: bool = True) -> None:
         self.calls: list[tuple[int, int, int]] = []
+        self.kv_heads: set[int] = set()
+        self.gqa = gqa
+
+    def takes_gqa(self, *operands) -> bool:
+        return self.gqa
 
     def __call__(self, q8, k8, v8, scales, out, attn_scale) -> None:
         sq, sk, sv = scales
         self.calls.append((q8.shape[1], k8.shape[1], out.data_ptr()))
+        self.kv_heads.add(k8.shape[2])
         repeat = q8.shape[2] // k8.shape[2]
         q = (q8.float() * sq).transpose(1, 2)
         k = (k8.float() * sk).repeat_interleave(repeat, 2).transpose(1, 2)
@@ -107,9 +113,10 @@ class _EmulatedCudnn:
         out.copy_(o / sv if out.dtype == torch.float8_e4m3fn else o)
 
 
-@pytest.mark.parametrize("output", [torch.float8_e4m3fn, torch.bfloat16])
-def test_each_chunk_attends_its_span_and_writes_its_rows(monkeypatch, output) -> None:
-    emulated = _EmulatedCudnn()
+@pytest.mark.parametrize("output, gqa", [(torch.float8_e4m3fn, True), (torch.bfloat16, True),
+                                         (torch.float8_e4m3fn, False)])
+def test_each_chunk_attends_its_span_and_writes_its_rows(monkeypatch, output, gqa) -> None:
+    emulated = _EmulatedCudnn(gqa)
     monkeypatch.setattr(fa, "cudnn_attention", lambda device: emulated)
     t = 10
     layout = ChunkLayout(2, 5, t, (1, 1, 1, 1, 6), 1)  # a steady window-4 step: one context chunk, spans 2..5 and 1
@@ -122,9 +129,24 @@ def test_each_chunk_attends_its_span_and_writes_its_rows(monkeypatch, output) ->
     starts = [c[2] for c in emulated.calls]
     assert [s - starts[0] for s in starts] == [j * t * row_bytes for j in range(5)]  # straight into its rows
     assert got.dtype == torch.bfloat16 and got.shape == q.shape
+    assert emulated.kv_heads == {2 if gqa else 6}  # without GQA in cuDNN, key/value heads are repeated
     expected = block_causal_attention(q.float(), k.float(), v.float(), layout)
     error = (got.float() - expected).norm() / expected.norm()
     assert error < 0.08  # e4m3 operands (and output): a few per cent
+
+
+def test_a_kernel_that_refuses_leaves_bf16_attention(monkeypatch) -> None:
+    def refuse(device):
+        raise RuntimeError("graph not supported")
+
+    monkeypatch.setattr(fa, "cudnn_attention", refuse)
+    layout = ChunkLayout.causal(0, 2, 6)
+    q, k, v = torch.randn(1, 12, 4, 16), torch.randn(1, 12, 2, 16), torch.randn(1, 12, 2, 16)
+    attention = fa.Fp8BlockCausalAttention("cudnn")
+    expected = block_causal_attention(q, k, v, layout)
+    assert torch.equal(attention(q, k, v, layout), expected) and attention.failed
+    monkeypatch.setattr(fa, "cudnn_attention", lambda device: pytest.fail("tried again"))
+    assert torch.equal(attention(q, k, v, layout), expected)  # not tried again
 
 
 def test_layers_use_fp8_attention_only_when_set_and_not_masked(monkeypatch) -> None:
