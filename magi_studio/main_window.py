@@ -341,6 +341,8 @@ class MainWindow(QMainWindow):
         self._on_run_queue()
         if running:
             self.statusBar().clearMessage()  # how the last run ended is old news
+            # The first run is the welcome's point made; left up, it kept the player a strip at 1366x768.
+            self.welcome.dismiss()
         self._on_engine_state(self.worker.state.value)
 
     def generate_storyboard(self) -> None:

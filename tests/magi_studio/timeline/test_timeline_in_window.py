@@ -341,3 +341,18 @@ def test_generate_in_out_range_generates_each_shot_the_range_touches(qtbot, wind
     assert generation.calls[3:] == [("from", first.id, 1, 3)]
     qtbot.keyClick(player, Qt.Key.Key_X, Qt.KeyboardModifier.AltModifier)  # cleared: nothing to generate
     assert player.in_out is None and not action.isEnabled()
+
+
+def test_the_first_run_puts_the_welcome_away_for_good(qtbot, window, isolated_settings):
+    window.show_welcome()
+    assert window.welcome.isVisible()
+    generation = FakeGeneration()
+    window.attach_generation(generation)
+    generation.generatingChanged.emit(True)
+    assert not window.welcome.isVisible() and not window.banner_area.isVisible()
+    assert isolated_settings.welcome_dismissed  # not offered again at the next start
+    generation.generatingChanged.emit(False)
+    assert not window.welcome.isVisible()
+    window.action_set["help.welcome"].trigger()  # Help › Show Welcome still brings it back
+    assert window.welcome.isVisible()
+
