@@ -285,18 +285,14 @@ class ChunkCard(QFrame):
     def set_thumb_width(self, width: int) -> None:
         self.set_width(width, self.text_width)
 
-    def set_width(self, thumb_width: int, text_width: int, *, column_now: bool = True) -> None:
+    def set_width(self, thumb_width: int, text_width: int) -> None:
         """The card at the storyboard's zoom: the picture `thumb_width` wide beside a text column (index,
         time, state, prompt, seed) `text_width` wide; at 0 the picture alone. The height never changes.
-        With `column_now` False only the card's own size changes now: its column is shown or hidden, and its
-        contents laid out at the new width, later, by show_column (a zoom of a long storyboard does the cards
-        on screen first; laying out 120 prompt fields at once froze the window for a moment)."""
-        if not column_now:
-            self.layout().setEnabled(False)
+        (A zoom of a long storyboard sizes only the cards in view: see CardRow.)"""
         self.thumbnail.setFixedSize(thumb_width, THUMB_HEIGHT)
         self.thumb_width, self.text_width = thumb_width, text_width
-        if column_now:
-            self.show_column()
+        if self.column.isHidden() == (text_width > 0):  # one widget: nine shown or hidden one by one cost ms a card
+            self.column.setVisible(text_width > 0)
         self.setFixedSize(card_size(thumb_width, text_width))
         if not self.regenerate.isHidden():  # a hidden one is placed when it is shown: a zoom resizes 120 cards
             self._place_regenerate()
@@ -315,20 +311,6 @@ class ChunkCard(QFrame):
         self._regenerate_fits = hint.width() + 4 <= picture.width()
         button.setGeometry(CARD_PADDING + (picture.width() - hint.width()) // 2,
                            CARD_PADDING + picture.height() - hint.height() - 6, hint.width(), hint.height())
-
-    def show_column(self) -> None:
-        """Show the text column if the card's width has room for it, else hide it; then lay the card out at its
-        width if set_width left that for later."""
-        self._show_or_hide_column()
-        layout = self.layout()
-        if not layout.isEnabled():
-            layout.setEnabled(True)
-            layout.invalidate()
-            layout.activate()
-
-    def _show_or_hide_column(self) -> None:
-        if self.column.isHidden() == (self.text_width > 0):
-            self.column.setVisible(self.text_width > 0)
 
     @property
     def shot_id(self) -> str:

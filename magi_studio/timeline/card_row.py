@@ -32,8 +32,6 @@ class CardRow(QWidget):
         self.card_size = card_size(self.thumb_width, self.text_width)
         #: The cards not yet at their place and size for the current width (a zoom leaves those out of view).
         self._unplaced: set[ChunkCard] = set()
-        #: Placed cards whose text column is still to be laid out at their width (show_columns).
-        self._columns: set[ChunkCard] = set()
 
     # Geometry -----------------------------------------------------------------------------------
     @property
@@ -72,7 +70,7 @@ class CardRow(QWidget):
         for card in adopted:
             card.setParent(self)
         self.cards, self._index = list(cards), {card: index for index, card in enumerate(cards)}
-        self._unplaced, self._columns = set(), set()  # a card dropped since is deleted: forget it
+        self._unplaced = set()  # a card dropped since is deleted: forget it
         for card in cards:
             self._place(card)
         for card in adopted:
@@ -83,25 +81,24 @@ class CardRow(QWidget):
     def has_unplaced(self) -> bool:
         return bool(self._unplaced)
 
-    def place_between(self, left: int, right: int, columns_now: bool = True) -> None:
+    def place_between(self, left: int, right: int) -> None:
         """Place the cards that belong in the row's x range [left, right] (what the view shows), and move the ones
-        still drawn there at an earlier zoom's place out of sight (a move: their contents are laid out when placed).
-        Without `columns_now` the placed cards' text columns are laid out later, by show_columns."""
+        still drawn there at an earlier zoom's place out of sight (a move: their contents are laid out when placed)."""
         if not self._unplaced:
             return
         pitch, width = self.pitch, self.card_size.width()
         for card in self._still_unplaced():
             x = self._index[card] * pitch
             if x <= right and x + width > left:
-                self._place(card, columns_now)
+                self._place(card)
                 continue
             drawn = card.geometry()
             if drawn.left() <= right and drawn.right() >= left:
                 card.move(OUT_OF_SIGHT, 0)
 
     def place(self, card: ChunkCard) -> None:
-        """Place `card` now, its text column laid out, if a zoom left it for later (it is about to be scrolled to)."""
-        if card.parentWidget() is self and (card in self._unplaced or card in self._columns):
+        """Place `card` now if a zoom left it for later (it is about to be scrolled to)."""
+        if card.parentWidget() is self and card in self._unplaced:
             self._place(card)
 
     def place_next(self, count: int) -> None:
@@ -114,21 +111,9 @@ class CardRow(QWidget):
         self._unplaced = {card for card in self._unplaced if card.parentWidget() is self}
         return list(self._unplaced)
 
-    def show_columns(self) -> None:
-        """Lay out the text columns that place_between left for later."""
-        columns, self._columns = self._columns, set()
-        for card in columns:
-            if card.parentWidget() is self:
-                card.show_column()
-
-    def _place(self, card: ChunkCard, column_now: bool = True) -> None:
+    def _place(self, card: ChunkCard) -> None:
         if (card.thumb_width, card.text_width) != (self.thumb_width, self.text_width):
-            card.set_width(self.thumb_width, self.text_width, column_now=column_now)
-            if not column_now:
-                self._columns.add(card)
-        elif column_now:  # its column left for later by a zoom (here or in the row it came from): now
-            self._columns.discard(card)
-            card.show_column()
+            card.set_width(self.thumb_width, self.text_width)
         rect = self.card_rect(self._index[card])
         if card.geometry() != rect:
             card.setGeometry(rect)

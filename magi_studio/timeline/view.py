@@ -41,7 +41,7 @@ from magi_studio.timeline.style import CARD_SPACING, DENOISING, TEXT_WIDTH, TIME
 ZOOM_LEVELS = ((1.0, 320), (1.0, TEXT_WIDTH), (1.0, 0), (0.6, 0), (0.36, 0), (0.18, 0))
 DEFAULT_ZOOM = 1
 ZOOM_SETTLE_MS = 400
-#: After a zoom (its frame and text columns first), the pictures of the cards around the view at the neighbouring
+#: After a zoom (and its repaint), the pictures of the cards around the view at the neighbouring
 #: levels are drawn ahead, a slice of at most PICTURES_AHEAD_SLICE_S per event-loop turn: never a stall.
 PICTURES_AHEAD_DELAY_MS = 40
 PICTURES_AHEAD_SLICE_S = 0.003
@@ -109,11 +109,6 @@ class TimelineView(QWidget, TimelineEditing):
         self._place_trickle.setInterval(0)
         self._place_trickle.timeout.connect(self._place_next_cards)
         self._zoom_settle.timeout.connect(self._place_trickle.start)
-        self._column_timer = QTimer(self)
-        self._column_timer.setObjectName("ZoomColumns")
-        self._column_timer.setSingleShot(True)
-        self._column_timer.setInterval(0)
-        self._column_timer.timeout.connect(self._show_columns)
         # A zoom's repaint comes in the event-loop turn after its geometry (see set_zoom).
         self._zoom_paint = QTimer(self)
         self._zoom_paint.setObjectName("ZoomPaint")
@@ -125,6 +120,7 @@ class TimelineView(QWidget, TimelineEditing):
         # Ctrl+wheel steps queued behind a busy frame zoom once, to the level of the last of them: a level nobody
         # sees costs as much as one they do.
         self._wheel_zoom: tuple[int, int] | None = None
+        self._zooming = False  # inside set_zoom's geometry (see _on_scrolled)
         self._wheel_zoom_timer = QTimer(self)
         self._wheel_zoom_timer.setObjectName("WheelZoom")
         self._wheel_zoom_timer.setSingleShot(True)
@@ -160,9 +156,8 @@ class TimelineView(QWidget, TimelineEditing):
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.scroll.setWidget(self.strip)
         self.scroll.viewport().installEventFilter(self)
-        # (Not the slot itself: the signals' values would land in its columns_now.)
-        self.scroll.horizontalScrollBar().valueChanged.connect(lambda value: self._place_cards_in_view())
-        self.scroll.horizontalScrollBar().rangeChanged.connect(lambda low, high: self._place_cards_in_view())
+        self.scroll.horizontalScrollBar().valueChanged.connect(self._on_scrolled)
+        self.scroll.horizontalScrollBar().rangeChanged.connect(self._on_scrolled)
         self.overview = StoryboardOverview(self.scroll)
         self.overview.chunkChosen.connect(self._select_chunk)
         self.strip.installEventFilter(self)  # its moves and resizes (scrolling, zooming) redraw the overview
@@ -299,19 +294,23 @@ class TimelineView(QWidget, TimelineEditing):
         keep = self._zoom_anchor(anchor)
         self.zoom_level = level
         self._hold_window_paint()
-        # The shots take their new widths now (arithmetic: every card has one width); the cards in view are placed
-        # now and their text columns laid out in the next event-loop turn, the others as they come into view, or two
-        # per event-loop turn once the zoom has settled (a Ctrl+wheel passes several levels; cards nobody saw at a
-        # level are never laid out at it).
+        # The shots take their new widths now (arithmetic: every card has one width); the cards in view at the new
+        # scroll position are placed and laid out now, the others as they come into view, or two per event-loop turn
+        # once the zoom has settled (a Ctrl+wheel passes several levels; cards nobody saw at a level are never laid
+        # out at it). The repaint comes in the next turn (_hold_window_paint).
         self._place_trickle.stop()
-        for group in self.strip.groups:
-            group.set_card_width(*self.card_width())
-        self._lay_out_now()  # then scroll: no frame drawn at the old position
-        if keep is not None:
-            card, fraction, screen_x = keep
-            rect = self.strip.card_rect(card)
-            bar.setValue(round(rect.left() + fraction * rect.width() - screen_x))
-        self._place_cards_in_view(columns_now=False)
+        self._zooming = True  # the strip's resize and the scroll below place no cards (see _on_scrolled)
+        try:
+            for group in self.strip.groups:
+                group.set_card_width(*self.card_width())
+            self._lay_out_now()  # then scroll: no frame drawn at the old position
+            if keep is not None:
+                card, fraction, screen_x = keep
+                rect = self.strip.card_rect(card)
+                bar.setValue(round(rect.left() + fraction * rect.width() - screen_x))
+        finally:
+            self._zooming = False
+        self._place_cards_in_view()
         self._queue_pictures_ahead(keep[0] if keep is not None else None)
         self.overview.set_hold_layer(True)  # its cells drawn at the new scale once the zoom settles
         self.zoomChanged.emit(level)
@@ -336,8 +335,6 @@ class TimelineView(QWidget, TimelineEditing):
             window.removeEventFilter(self)
             if self._paint_asked:
                 QCoreApplication.postEvent(window, QEvent(QEvent.Type.UpdateRequest), Qt.EventPriority.LowEventPriority.value)
-        if self._column_timer.isActive():  # the text columns after the zoom's frame, in a turn of their own
-            self._column_timer.start()
 
     def _queue_pictures_ahead(self, anchor: ChunkCard | None) -> None:
         """Draw the pictures a zoom to a neighbouring level would show, at idle after this zoom: the first zoom out to
@@ -382,10 +379,16 @@ class TimelineView(QWidget, TimelineEditing):
             (level, anchor), self._wheel_zoom = self._wheel_zoom, None
             self.set_zoom(level, anchor)
 
-    def _place_cards_in_view(self, columns_now: bool = True) -> None:
+    def _on_scrolled(self, *_values) -> None:
+        # Inside set_zoom the strip's resize changes the scroll range at the old position, then the zoom scrolls: the
+        # cards placed at each of those were a third of set_zoom's time at 1920 px, many of them out of view once it
+        # had scrolled. set_zoom places the view's cards once, at the end.
+        if not self._zooming:
+            self._place_cards_in_view()
+
+    def _place_cards_in_view(self) -> None:
         """Place (and lay out) the cards a zoom left unplaced that are in view now, or still drawn there: a wheel
-        step places the card or two it brings into view before they are painted. Without `columns_now` (a zoom) their
-        text columns are laid out in the next event-loop turn: the zoom's frame first, then the columns."""
+        step places the card or two it brings into view before they are painted."""
         offset = self.scroll.horizontalScrollBar().value()
         left, right = offset, offset + self.scroll.viewport().width()
         for group in self.strip.groups:
@@ -394,13 +397,7 @@ class TimelineView(QWidget, TimelineEditing):
                 geometry = group.geometry()
                 if geometry.right() >= left and geometry.left() <= right:
                     origin = geometry.x() + row.x()
-                    row.place_between(left - origin, right - origin, columns_now)
-        if not columns_now:
-            self._column_timer.start()
-
-    def _show_columns(self) -> None:
-        for group in self.strip.groups:
-            group.card_row.show_columns()
+                    row.place_between(left - origin, right - origin)
 
     def _place_next_cards(self) -> None:
         row = next((group.card_row for group in self.strip.groups if group.card_row.has_unplaced()), None)

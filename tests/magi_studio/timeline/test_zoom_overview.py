@@ -128,7 +128,7 @@ def test_every_card_is_laid_out_at_its_new_width_the_ones_on_screen_at_once(qtbo
     widths = {c.chunk_id: c.prompt.width() for c in cards}
     timeline.set_zoom(0)  # a wider text column: every prompt field gets wider
     assert all(c.width() > c.prompt.width() + c.thumbnail.width() for c in on_screen)  # the cards at once
-    QApplication.processEvents()  # the zoom's frame, then the text columns of the cards on screen
+    QApplication.processEvents()  # the zoom's frame
     assert all(c.prompt.width() > widths[c.chunk_id] for c in on_screen)
     assert any(c.prompt.width() == widths[c.chunk_id] for c in cards)  # the others later
     qtbot.waitUntil(lambda: all(c.prompt.width() > widths[c.chunk_id] for c in cards))
@@ -395,10 +395,10 @@ def test_the_strip_is_as_wide_at_a_zoom_as_a_storyboard_laid_out_at_that_zoom_fr
         assert group.cards[-1].geometry().right() + 1 == group.card_row.width()
 
 
-def test_a_chunk_deleted_or_moved_between_a_zoom_and_its_text_columns_turn_loses_nothing(qtbot, long_timeline):
+def test_a_chunk_deleted_or_moved_between_a_zoom_and_its_repaint_loses_nothing(qtbot, long_timeline):
     timeline = long_timeline
     session, shots = timeline.session, timeline.session.project.shots
-    timeline.set_zoom(0)  # the cards in view are sized now, their text columns in the next turn
+    timeline.set_zoom(0)  # the cards in view are sized now, the window repainted in the next turn
     with qtbot.captureExceptions() as raised:
         session.select(shots[0].id, shots[0].chunks[1].id)
         assert timeline.delete_chunk()
@@ -518,3 +518,14 @@ def test_ensure_widget_visible_on_a_card_a_zoom_has_not_placed_yet_scrolls_to_it
     timeline.set_zoom(0)
     timeline.scroll.ensureWidgetVisible(middle.prompt)
     assert drawn_rect(timeline, middle) == timeline.strip.card_rect(middle) and in_view(timeline, middle, middle.prompt)
+
+
+def test_a_zoom_sizes_only_the_cards_in_view_at_its_new_scroll_position(qtbot, long_timeline):
+    timeline = long_timeline
+    cards, bar = timeline.cards(), timeline.scroll.horizontalScrollBar()
+    bar.setValue(timeline.strip.card_rect(cards[9]).left() - 200)
+    for level in (3, 5, 2, 0):  # out and in, never settling
+        timeline.set_zoom(level, anchor=40)
+        view = QRect(bar.value(), 0, timeline.scroll.viewport().width(), timeline.strip.height())
+        sized = [c for c in cards if c.width() == timeline.strip.card_rect(c).width()]
+        assert sized and all(timeline.strip.card_rect(c).intersects(view) for c in sized), level
