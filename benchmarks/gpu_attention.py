@@ -202,11 +202,6 @@ def quantization_costs(cfg, layout: ChunkLayout, grid, device, dtype) -> dict:
     compiled = torch.compile(fa.quantize_per_tensor, dynamic=True)
     out["compiled_alone_q_k_v_ms"] = bench_ms(lambda: [compiled(t) for t in (q, k, v)])
     out["token_major_copy_v_ms"] = bench_ms(lambda: fa.token_major_copy(v.to(torch.float8_e4m3fn)))
-    o8 = q.to(torch.float8_e4m3fn)
-    sv = torch.ones((), device=device)
-    out["widen_fp8_output_eager_ms"] = bench_ms(lambda: (o8.float() * sv).to(dtype))
-    widen = torch.compile(lambda o, s: (o.float() * s).to(torch.bfloat16), dynamic=True)
-    out["widen_fp8_output_compiled_ms"] = bench_ms(lambda: widen(o8, sv))
     # q as the layer makes it: QK-norm + RoPE (compiled, as the dense part), then with the rounding fused in.
     layer = engine_layer(cfg, device, dtype)
     rope = RotaryEmbedding3D(cfg.head_dim).to(device)

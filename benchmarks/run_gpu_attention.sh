@@ -20,7 +20,7 @@ for step in $steps; do
   start=$(date +%s)
   case $step in
     attention)
-      timeout 150 python3 benchmarks/gpu_attention.py --json "$OUT/gpu_attention.json" > "$OUT/attention.stdout" 2>> "$OUT/log.txt"
+      timeout 120 python3 benchmarks/gpu_attention.py --json "$OUT/gpu_attention.json" > "$OUT/attention.stdout" 2>> "$OUT/log.txt"
       tail -16 "$OUT/attention.stdout" | grep -v '^ ' | tee -a "$OUT/log.txt"; rm -f "$OUT/attention.stdout" ;;
     speed|accuracy)
       best=$(python3 -c "
@@ -35,7 +35,7 @@ print('cudnn' if best.startswith('cudnn') else 'triton' if best else 'off')" 2>>
       [ "$best" = off ] && continue
       if [ $step = speed ]; then
         for fa in off $best; do
-          timeout 100 python3 benchmarks/gpu_speed.py run --path fp8 --fp8-attention $fa $common \
+          timeout 85 python3 benchmarks/gpu_speed.py run --path fp8 --fp8-attention $fa $common \
             --json "$OUT/gpu_speed_fp8_w4_attention_$fa.json" > /dev/null 2>> "$OUT/log.txt"
           python3 -c "import json; d = json.load(open('$OUT/gpu_speed_fp8_w4_attention_$fa.json')); print('$fa', d['steady_step_s'], d['steady_chunk_s'], d['tflops'], 'fell back' if d['fp8_attention_fell_back'] else '')" | tee -a "$OUT/log.txt"
         done
