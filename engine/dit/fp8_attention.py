@@ -33,7 +33,7 @@ from magi_engine.loading.fp8 import E4M3_MAX
 
 log = logging.getLogger(__name__)
 
-#: The GPUs this was built and measured for (Hopper: H100, H200). FP8 attention elsewhere keeps SDPA.
+#: The GPUs this is built for (Hopper: H100, H200; not yet measured there, BENCHMARKS.md). Elsewhere: SDPA.
 FP8_ATTENTION_CAPABILITY_MAJOR = 9
 FP8_ATTENTION_BACKENDS = ("cudnn", "triton")
 #: Softmax probabilities (≤ 1, relative to the running row maximum) are scaled by this before rounding
@@ -123,7 +123,8 @@ def triton_attention(q8: torch.Tensor, k8: torch.Tensor, v8_token_major: torch.T
     from magi_engine.dit.fp8_attention_triton import fp8_attention_kernel
 
     fp8_attention_kernel[grid](
-        q8, k8, v8_token_major, out, sq, sk, sv, tq, tk, tk // block_n * block_n, heads // groups, attn_scale * math.log2(math.e),
+        q8, k8, v8_token_major, out, sq, sk, sv, tq, tk, tk // block_n * block_n, heads // groups,
+        attn_scale * math.log2(math.e),
         q8.stride(0), q8.stride(1), q8.stride(2), k8.stride(0), k8.stride(1), k8.stride(2),
         v8_token_major.stride(0), v8_token_major.stride(1), v8_token_major.stride(2), v8_token_major.stride(3),
         out.stride(0), out.stride(1), out.stride(2),
