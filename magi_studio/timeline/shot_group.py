@@ -9,6 +9,13 @@ the room its cards leave, and its actions, on the same one line (every shot's ca
 Clicking the prompt (or Tab into it) expands the full header while the header has the focus — prompt at
 its full width, negative prompt, start — and it becomes compact again when the focus leaves it.
 
+A long shot's header keeps to the left edge of the storyboard's visible part while the shot is in view (as an
+editor's clip names do), and goes with the shot's end when that leaves it less room than it needs. While it is
+scrolled, what keeps to the edge is the header's picture (StuckHeader: one widget that paints a pixmap of the
+fields, drawn ahead), so that a scroll step paints no field again; a click on it puts the fields themselves there
+(HeaderLayout moves them along their line) and hands the click to the one under it, until the focus leaves them.
+No card moves for any of it.
+
 Like the cards, a group only shows what the timeline derived from the document (`show_shot`) and
 sends gestures back as signals; the timeline turns them into commands.
 """
@@ -17,7 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QEvent, QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPixmap, QRegion
 from PySide6.QtWidgets import (QApplication, QComboBox, QFrame, QHBoxLayout, QLineEdit, QSizePolicy, QToolButton,
                                QVBoxLayout, QWidget)
 
@@ -27,7 +35,8 @@ from magi_studio.timeline.card import ChunkCard
 from magi_studio.timeline.card_row import CardRow
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.timeline.prompt_words import PromptWords
-from magi_studio.timeline.style import CARD_SPACING, THUMB_HEIGHT, CARD_PADDING, set_style_property
+from magi_studio.timeline.style import (CARD_SPACING, CARD_PADDING, SHOT_BACKGROUND, SHOT_BACKGROUND_CURRENT, THUMB_HEIGHT,
+                                       set_style_property)
 
 #: (value, label, tip) of the start modes, in the combo's order (model.START_MODES).
 START_CHOICES = (
@@ -47,6 +56,9 @@ COMPACT_PROMPT_MIN_WIDTH, COMPACT_NAME_MIN_WIDTH = 36, 60
 PROMPT_PLACEHOLDER, COMPACT_PROMPT_PLACEHOLDER = "Shot prompt: subject, setting, style…", "Shot prompt…"
 NEGATIVE_TIP = ("What no chunk of this shot should show: the model's guidance steers away from it "
                 "(in place of its empty caption)")
+#: The header kept in view draws its picture ahead a field at a time, this far apart (a zoom's resizes come closer: the
+#: picture waits for the last), so that its slices never add up with a scroll's repaint.
+STUCK_HEADER_SLICE_MS = 40
 NO_GUIDANCE_TIP = ("The loaded model is distilled: it has no guidance pass, so a negative prompt has no effect. "
                    "A base model (studio-mini, 4.5B_base, 24B_base) uses it.")
 
@@ -68,6 +80,12 @@ class ShotModel:
     negative_prompt: str = ""
     #: Does the loaded model use guidance (base models)? Distilled ones cannot use a negative prompt.
     guidance: bool = True
+
+
+def _header_part(model: ShotModel) -> tuple:
+    """What a shot's header fields show (the picture kept in view is drawn again when it changes)."""
+    return (model.name, model.start, model.take_text, model.preview_text, model.prompt, model.negative_prompt,
+            model.guidance)
 
 
 class ShotGroup(QFrame):
@@ -162,8 +180,8 @@ class ShotGroup(QFrame):
         self.add_button.setAccessibleName("Add chunk")
         self.add_button.clicked.connect(lambda: self.addChunkClicked.emit(self))
 
-        # Left-aligned: a long shot wider than the view still shows its controls at its start.
-        self.header = header = QHBoxLayout()
+        # Left-aligned, and kept in view: a long shot wider than the view shows its controls where it is seen.
+        self.header = header = HeaderLayout()
         header.setSpacing(6)
         header.addWidget(self.name_edit)
         header.addWidget(self.prompt_edit, 2)
@@ -189,6 +207,8 @@ class ShotGroup(QFrame):
         layout.setSpacing(6)
         layout.addLayout(header)
         layout.addLayout(self.row)
+        self.stuck_header = StuckHeader(self)  # above the fields
+        self.name_edit.editingFinished.connect(self._restick)
 
     @property
     def shot_id(self) -> str:
@@ -239,6 +259,7 @@ class ShotGroup(QFrame):
         self._show_chip()
         self._show_prompt_tip()
         set_style_property(self, "compact", compact)
+        self.stuck_header.forget()
 
     def eventFilter(self, watched, event) -> bool:
         if event.type() == QEvent.Type.FocusIn and self.compact:
@@ -249,6 +270,7 @@ class ShotGroup(QFrame):
                 QTimer.singleShot(0, watched, lambda field=watched: field.hasFocus() or field.setCursorPosition(0))
             if self._editing:  # where the focus went is known after this event (no call once the group is gone)
                 QTimer.singleShot(0, self, self._after_focus_out)
+            self._restick()
         return False
 
     def _after_focus_out(self) -> None:
@@ -274,6 +296,8 @@ class ShotGroup(QFrame):
 
     def show_shot(self, model: ShotModel) -> None:
         old, self.model = self.model, model
+        if old is None or _header_part(old) != _header_part(model):
+            self.stuck_header.forget()
         if not self.name_edit.hasFocus() and self.name_edit.text() != model.name:
             self.name_edit.setText(model.name)
             self.name_edit.setCursorPosition(0)
@@ -338,6 +362,93 @@ class ShotGroup(QFrame):
             self.header.addStrut(max(field.sizeHint().height() for field in fields))
         super().showEvent(event)
 
+    # Kept in view -----------------------------------------------------------------------------
+    def stick_header(self) -> None:
+        """Keep the header at the left edge of the visible part of the storyboard, or as near as the shot allows: its
+        picture, or the fields themselves while one of them is being edited (the strip calls it as it scrolls; the
+        group as it moves or resizes)."""
+        strip = self.parentWidget()
+        if strip is None:
+            return
+        visible_left = -strip.x() - self.x()  # in the scroll area the strip is at minus the distance scrolled
+        if visible_left <= 0 or visible_left >= self.width():  # its start in view, or all of it gone to the left
+            self.header.stick(0)
+            if not self.stuck_header.isHidden():
+                self.stuck_header.hide()
+            return
+        if self._editing_stuck():
+            self.stuck_header.hide()
+            self.header.stick(visible_left)
+            return
+        self.header.stick(0)
+        offset = self.header.offset_for(visible_left)
+        if not offset:
+            if not self.stuck_header.isHidden():
+                self.stuck_header.hide()
+            return
+        line = self.header.line()
+        width = self.stuck_header.picture_width() or self._fields_width()
+        geometry = QRect(offset, line.top(), self.name_edit.x() + width, line.height())
+        if self.stuck_header.geometry() != geometry:
+            self.stuck_header.setGeometry(geometry)
+        if self.stuck_header.isHidden():
+            self.stuck_header.show()
+
+    def _fields_width(self) -> int:
+        """From the shot's name to the last field shown (its take), where they are laid out."""
+        return max(field.geometry().right() for field in self._fields() if not field.isHidden()) + 1 - \
+            self.name_edit.x()
+
+    def _fields(self) -> tuple[QWidget, ...]:
+        return self.name_edit, self.prompt_edit, self.negative_edit, self.start_box, self.take_chip
+
+    def can_stick(self) -> bool:
+        """Whether the shot is wider than its header needs: the only ones whose header is kept in view."""
+        return self.header.offset_for(self.width()) > 0
+
+    def _editing_stuck(self) -> bool:
+        return any(field.hasFocus() for field in self._fields()) or self.start_box.view().isVisible()
+
+    def _restick(self) -> None:
+        """After the focus moved (where to is known once this event is over): the fields, or their picture, at the edge."""
+        QTimer.singleShot(0, self, self._repaint_stuck)
+
+    def _repaint_stuck(self) -> None:
+        self.stick_header()
+        self.stuck_header.forget(now=True)  # what was typed in the fields, shown at once
+
+    def edit_stuck_header(self, pos: QPoint) -> None:
+        """A click at `pos` (the group's coordinates) on the header's picture: the fields take its place, and the one
+        under the click gets it (a shot prompt to type in, the start mode's list, the takes)."""
+        self.stuck_header.hide()
+        strip = self.parentWidget()
+        self.header.stick(min(max(0, -strip.x() - self.x()), self.width()) if strip is not None else 0)
+        field = next((f for f in self._fields() if not f.isHidden() and f.geometry().contains(pos)), None)
+        if field is self.take_chip:
+            self._restick()
+            self.takesClicked.emit(self)
+        elif field is self.start_box:
+            self.start_box.setFocus(Qt.FocusReason.MouseFocusReason)
+            self.start_box.showPopup()
+        elif isinstance(field, QLineEdit):
+            field.setFocus(Qt.FocusReason.MouseFocusReason)
+            field.setCursorPosition(field.cursorPositionAt(pos - field.pos()))
+        else:
+            self._restick()
+            self.clicked.emit(self)
+
+    def moveEvent(self, event) -> None:
+        super().moveEvent(event)
+        self.stick_header()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        # Laid out at the new size already (a layout runs before its widget's resize event): long enough now to keep
+        # its header in view, or its fields of other widths (a zoom to a shot narrower than its header's best).
+        if self.can_stick() and self.stuck_header.picture_width() != self._fields_width():
+            self.stuck_header.forget()
+        self.stick_header()
+
     def mousePressEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
             self.clicked.emit(self)
@@ -345,3 +456,139 @@ class ShotGroup(QFrame):
 
     def contextMenuEvent(self, event) -> None:
         self.menuRequested.emit(self, event.globalPos())
+
+
+class HeaderLayout(QHBoxLayout):
+    """A shot header's layout: its fields `offset` px right of where the group's layout puts them (`stick`: the visible
+    part of a long shot starts there), as far as the room right of them holds them at their full widths. Its size
+    hints are a plain row's: the group is as wide as ever, and moving the fields lays out nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offset = 0
+        self._wanted = 0
+        self._given = QRect()  # the rectangle the group's layout gave it
+        self._full_width: int | None = None
+
+    def stick(self, visible_left: int) -> None:
+        """The visible part of the shot starts `visible_left` px right of the shot's start (0: all of it in view)."""
+        if visible_left == self._wanted:
+            return
+        self._wanted = visible_left
+        if self._given.isValid():
+            self.setGeometry(self._given)
+
+    def offset_for(self, visible_left: int) -> int:
+        """How far right the fields go when the visible part starts `visible_left` px right of the shot's start."""
+        return max(0, min(visible_left, self._given.width() - self.full_width())) if visible_left > 0 else 0
+
+    def setGeometry(self, rect: QRect) -> None:
+        self._given = QRect(rect)
+        self.offset = self.offset_for(self._wanted)
+        super().setGeometry(rect.adjusted(self.offset, 0, 0, 0))
+
+    def line(self) -> QRect:
+        """Where the group's layout put the header (the fields start there when the shot's start is in view)."""
+        return QRect(self._given)
+
+    def invalidate(self) -> None:
+        self._full_width = None  # a field shown or hidden, a new name: measured again
+        super().invalidate()
+
+    def full_width(self) -> int:
+        """The fields at their full widths (the ones that stretch at their widest) with the stretch before the actions
+        button empty: the least room the fields keep when they move along the line."""
+        if self._full_width is None:
+            widths = []
+            for index in range(self.count()):
+                widget = self.itemAt(index).widget()
+                if widget is not None and not widget.isHidden():
+                    widths.append(widget.maximumWidth() if self.stretch(index) else
+                                  max(widget.minimumWidth(), min(widget.maximumWidth(), widget.sizeHint().width())))
+            self._full_width = sum(widths) + self.spacing() * (len(widths) - 1)
+        return self._full_width
+
+
+class StuckHeader(QWidget):
+    """The header's picture at the left edge of the visible part of a long shot: its fields drawn into a pixmap ahead, a
+    field at a time, STUCK_HEADER_SLICE_MS apart once they stop changing (all five took 2-20 ms), again only when they
+    change; a scroll step moves it and paints that pixmap over the shot's own background. A click hands over to the
+    fields themselves (ShotGroup.edit_stuck_header)."""
+
+    def __init__(self, group: ShotGroup) -> None:
+        super().__init__(group)
+        self.setObjectName("StuckHeader")
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.group = group
+        self._picture: QPixmap | None = None
+        self._stale = True  # the fields changed since it was drawn
+        self._drawing: tuple[QPixmap, list[QWidget]] | None = None  # the next picture, and the fields left to draw
+        self._ahead = QTimer(self)
+        self._ahead.setObjectName("StuckHeaderAhead")
+        self._ahead.setSingleShot(True)
+        self._ahead.setInterval(STUCK_HEADER_SLICE_MS)
+        self._ahead.timeout.connect(self._draw_next)
+        self.hide()
+
+    def forget(self, now: bool = False) -> None:
+        """The fields changed (text, state, widths): drawn again ahead if the shot is long enough to need it (until
+        then the old picture stands), or (`now`: what was just typed) at its next paint."""
+        self._drawing, self._stale = None, True
+        if now:
+            self._ahead.stop()
+            self._picture = None
+            self.update()
+        elif self.group.can_stick():
+            self._ahead.start()
+        else:
+            self._ahead.stop()
+
+    def picture_width(self) -> int | None:
+        """The width of the fields it shows; None when it has no picture of them as they are (drawn ahead by now)."""
+        if self._picture is None or self._stale and not self._ahead.isActive() and self._drawing is None:
+            return None
+        return round(self._picture.width() / self._picture.devicePixelRatio())
+
+    def paintEvent(self, event) -> None:
+        group = self.group
+        if self._picture is None:  # scrolled there before it was drawn ahead: now, at once
+            self._drawing = None
+            while self._picture is None and self._draw_next():
+                pass
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(SHOT_BACKGROUND_CURRENT if group.model is not None and group.model.current
+                                             else SHOT_BACKGROUND))
+        if self._picture is not None:
+            painter.drawPixmap(group.name_edit.x(), 0, self._picture)  # where the fields are when they are here
+        painter.end()
+
+    def _draw_next(self) -> bool:
+        """Draw one more field of the next picture; False when there is nothing to draw now."""
+        group = self.group
+        if group.header.offset:  # the fields themselves are at the edge, being edited: after that
+            return False
+        if self._drawing is None:
+            ratio = self.devicePixelRatioF()
+            picture = QPixmap(round(group._fields_width() * ratio), round(group.header.line().height() * ratio))
+            picture.setDevicePixelRatio(ratio)
+            picture.fill(Qt.GlobalColor.transparent)
+            self._drawing = picture, [field for field in group._fields() if not field.isHidden()]
+        picture, fields = self._drawing
+        field = fields.pop(0)
+        field.render(picture, QPoint(field.x() - group.name_edit.x(), field.y() - group.header.line().top()), QRegion(),
+                     QWidget.RenderFlag.DrawChildren)
+        if fields:
+            self._ahead.start()
+        else:
+            self._picture, self._drawing, self._stale = picture, None, False
+            self.update()
+        return True
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.group.edit_stuck_header(self.mapTo(self.group, event.position().toPoint()))
+        else:
+            super().mousePressEvent(event)
+
+    def contextMenuEvent(self, event) -> None:
+        self.group.menuRequested.emit(self.group, event.globalPos())

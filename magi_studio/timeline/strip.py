@@ -186,6 +186,11 @@ class StoryboardStrip(QWidget):
         self.overlay.setGeometry(self.rect())
         self.overlay.raise_()
 
+    def moveEvent(self, event) -> None:
+        super().moveEvent(event)  # the scroll area moves the strip as it scrolls: the shots' headers keep in view
+        for group in self.groups:
+            group.stick_header()
+
     # Ruler and playhead -----------------------------------------------------------------------
     def set_playhead(self, frame: int | None) -> None:
         if frame != self.playhead_frame:
@@ -207,12 +212,17 @@ class StoryboardStrip(QWidget):
         option = QStyleOption()
         option.initFrom(self)
         self.style().drawPrimitive(QStyle.PrimitiveElement.PE_Widget, option, painter, self)  # its background
+        # The ruler where it is drawn again (a shot header kept in view repaints its line alone, under the ruler).
+        ruler = event.region().intersected(QRect(0, 0, self.width(), RULER_HEIGHT)).boundingRect()
+        if ruler.isEmpty():
+            painter.end()
+            return
         painter.fillRect(QRect(0, 0, self.width(), RULER_HEIGHT), QColor(palette.PANEL))
         painter.setPen(QColor(palette.BORDER))
         painter.drawLine(0, RULER_HEIGHT - 1, self.width(), RULER_HEIGHT - 1)
         font, label_width = self._ruler_font()
         painter.setFont(font)
-        left, right = event.rect().left(), event.rect().right()
+        left, right = ruler.left(), ruler.right()
         first = next((group.card_row.card_size.width() for group in self.groups if group.cards), None)
         # A label every `every` chunks, so that they never overlap when the cards are narrow.
         every = 1 if first is None else max(1, -(-(label_width + 14) // max(1, first)))

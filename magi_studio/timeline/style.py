@@ -70,6 +70,9 @@ def set_style_property(widget: QWidget, name: str, value) -> None:
     widget.style().polish(widget)
 
 
+#: A shot group's background (TIMELINE_QSS), and the selected shot's: the header kept in view paints it too.
+SHOT_BACKGROUND, SHOT_BACKGROUND_CURRENT = "#1a1c22", "#1c1d27"
+
 TIMELINE_QSS = """
 #TimelineView, #StoryboardStrip, #TimelineScroll, #TimelineScroll > QWidget > QWidget { background: #15171c; }
 #TimelineHeader { background: #1e2128; border-bottom: 1px solid #2c313b; }
@@ -78,8 +81,8 @@ TIMELINE_QSS = """
 #TimelineSummary { color: #9aa2b1; padding: 0 6px; }
 #TimelineTitle { color: #f1f2f6; font-weight: bold; }
 
-#ShotGroup { background: #1a1c22; border: 1px solid #262a32; border-radius: 12px; }
-#ShotGroup[current="true"] { border-color: #3b3670; background: #1c1d27; }
+#ShotGroup { background: @SHOT_BACKGROUND; border: 1px solid #262a32; border-radius: 12px; }
+#ShotGroup[current="true"] { border-color: #3b3670; background: @SHOT_BACKGROUND_CURRENT; }
 #ShotGroup[dropTarget="true"] { border: 2px dashed #22b8d6; background: #16262c; }
 #ShotName { background: transparent; border: 1px solid transparent; border-radius: 5px; font-weight: bold;
             color: #f1f2f6; padding: 1px 4px; }
@@ -120,4 +123,5 @@ TIMELINE_QSS = """
 #ChunkCard #CardRegenerate:pressed { background: #d9a441; }
 #ChunkCard #CardRegenerate[state="damaged"] { background: #ff8a82; }
 #ChunkCard #CardRegenerate[state="damaged"]:hover { background: #ffaaa4; }
-"""
+""".replace("@SHOT_BACKGROUND_CURRENT", SHOT_BACKGROUND_CURRENT).replace(
+    "@SHOT_BACKGROUND", SHOT_BACKGROUND)

@@ -185,7 +185,9 @@ def test_a_wheel_step_repaints_only_the_band_of_cards_that_came_into_view(qtbot,
     finally:
         QApplication.instance().removeEventFilter(log)
     assert bar.value() == 720
-    # The cards already on screen are moved, not drawn again: the strip paints the 120 px that came into view.
+    # The cards already on screen are moved, not drawn again: the strip paints the 120 px that came into view (the
+    # shot header kept at the view's edge is a picture of its own, opaque: nothing under it is painted again).
+    assert strip.groups[0].stuck_header.isVisible()
     strip_paints = [rect for widget, rect in log.paints if widget is strip]
     assert all(rect.width() <= 130 for rect in strip_paints), strip_paints
     # Nothing behind the storyboard or its overview paints there: not the panel, not the window.
@@ -529,3 +531,53 @@ def test_a_zoom_sizes_only_the_cards_in_view_at_its_new_scroll_position(qtbot, l
         view = QRect(bar.value(), 0, timeline.scroll.viewport().width(), timeline.strip.height())
         sized = [c for c in cards if c.width() == timeline.strip.card_rect(c).width()]
         assert sized and all(timeline.strip.card_rect(c).intersects(view) for c in sized), level
+
+
+def test_a_long_shots_header_keeps_to_the_visible_left_edge_while_its_cards_are_in_view(qtbot, long_timeline):
+    """As an editor's clip names do: scrolled into a long shot, its header (a picture of its fields) stays at the view's
+    left edge, its actions button at the shot's end, and goes with the shot's end when that leaves it too little room;
+    a click on it puts the fields there to edit, under the mouse, until they lose the focus. No card moves in its shot,
+    and a zoom keeps the header where it is seen."""
+    timeline = long_timeline
+    strip, viewport, bar = timeline.strip, timeline.scroll.viewport(), timeline.scroll.horizontalScrollBar()
+    first, second = strip.groups[:2]
+    stuck = first.stuck_header
+
+    def in_view(widget) -> int:
+        return widget.mapTo(viewport, QPoint(0, 0)).x()
+
+    start, actions, margin = in_view(first.name_edit), first.more.geometry(), first.name_edit.x()
+    cards = [card.geometry() for card in first.cards]
+    assert not stuck.isVisible() and start == first.x() + margin
+    # How wide the header's fields are, from the shot's name to its take (the actions button is at the shot's end).
+    fields = max(widget.geometry().right() for widget in (first.start_box, first.take_chip) if widget.isVisible()) - margin
+    for value in (200, 900, first.geometry().right() - actions.width() - fields - 2 * margin - 60):
+        bar.setValue(value)
+        assert stuck.isVisible() and in_view(stuck) == 0, value  # its fields as far from the edge as from the start
+        assert stuck.geometry().right() < actions.left() and first.more.geometry() == actions
+        picture = stuck.grab().toImage()  # the shot's name is written there, as in the header
+        assert len({picture.pixel(x, y) for x in range(margin, margin + 40) for y in range(picture.height())}) > 3
+    bar.setValue(first.geometry().right() - 300)  # its last card in view: the header goes with the shot's end
+    assert stuck.isVisible() and in_view(stuck) < 0 and stuck.geometry().right() < actions.left()
+    assert not second.stuck_header.isVisible() and in_view(second.name_edit) == second.x() + margin - bar.value()
+    assert [card.geometry() for card in first.cards] == cards
+    # A click on its prompt: the shot prompt itself is there to type in, and stays there as the storyboard scrolls.
+    bar.setValue(700)
+    click = QPoint(first.prompt_edit.x() + 20, first.prompt_edit.y() + first.prompt_edit.height() // 2 - stuck.y())
+    qtbot.mouseClick(stuck, Qt.MouseButton.LeftButton, pos=click)
+    prompt = first.prompt_edit
+    assert prompt.hasFocus() and not stuck.isVisible() and in_view(prompt) == prompt.x() - first.name_edit.x() + margin
+    qtbot.keyClicks(prompt, "a red ball")
+    assert timeline.session.project.shots[0].prompt == "a red ball"
+    bar.setValue(820)
+    assert in_view(prompt) == prompt.x() - first.name_edit.x() + margin and prompt.hasFocus()
+    strip.setFocus()
+    qtbot.waitUntil(lambda: stuck.isVisible() and first.name_edit.x() == margin)
+    assert in_view(stuck) == 0 and [card.geometry() for card in first.cards] == cards
+    bar.setValue(300)
+    ctrl_wheel(timeline, 300, 120)  # zoomed in around the mouse: still inside the first shot, wider now
+    qtbot.waitUntil(lambda: timeline.zoom_level == DEFAULT_ZOOM - 1)
+    assert first.x() < bar.value() < first.geometry().right() - 2 * fields
+    assert stuck.isVisible() and in_view(stuck) == 0
+    bar.setValue(0)
+    assert in_view(first.name_edit) == start and not stuck.isVisible()
