@@ -100,6 +100,7 @@ class GenerationController(QObject, RunQueue):
         self._current_name = ""  # its shot's name
         self._job: RunningJob | None = None
         self._stop: str | None = None  # why the run stops early ("cancelled" / "failed")
+        self._stop_reason = ""  # a failed load's sentence: every request waiting for that model failed for it
         self._pausing = False  # a pause was asked for: the run holds once the current job has drained
         # The current request is given up (replaced by the request at the queue's head, or cancelled alone): the
         # run goes on with the queue (run_queue).
@@ -409,8 +410,10 @@ class GenerationController(QObject, RunQueue):
         if self._current is not None:
             self._leave_current(self._current)
             self._list_cancelled_current(self._current)
+        reason, self._stop_reason = self._stop_reason, ""
         for item in self._queue if outcome == "failed" else []:  # the run stopped on a failure: they can be retried
-            self._end_request(item, RequestState.CANCELLED)
+            # (a model that did not load failed them all, for the reason its banner gives; not "cancelled")
+            self._end_request(item, RequestState.FAILED if reason else RequestState.CANCELLED, reason)
         self._queue.clear()
         self._pausing = self._dropping_current = False
         self._job, self._current, self._current_name = None, None, ""
@@ -430,6 +433,7 @@ class GenerationController(QObject, RunQueue):
                 self._load_job = None
                 if isinstance(event, Failed) and self._phase is RunPhase.LOADING:
                     self._stop = self._stop or "failed"  # the worker's Failed event says why, to the user
+                    self._stop_reason = str(event.error)
                     return self._end_run()
             if is_final(event) and self._phase is RunPhase.LOADING:
                 self._when_model_ready()  # a load ended (ours or another): is the project's model there now?

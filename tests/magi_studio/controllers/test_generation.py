@@ -298,6 +298,9 @@ def test_the_project_model_is_loaded_first_and_a_failed_load_ends_the_run(qtbot,
     assert s.recorder.progress[0].text().startswith("Loading model no-such-model… · ")
     assert not s.recorder.errors  # the worker's failure is reported once, by the worker's path
     assert all(s.controller.chunk_job_state(c.id) == (Job.IDLE, 0.0) for c in s.shot.chunks)
+    # The queue says the request failed, and why (the model did not load), not that someone cancelled it.
+    assert [(item.state, item.failed) for item in s.controller.ended_requests()] == [
+        (Request.FAILED, str(failures[0]))]
 
 
 def test_regenerating_the_shot_under_way_from_a_chunk_it_reached_replaces_its_job(qtbot, studio):
