@@ -225,7 +225,7 @@ class MainWindow(QMainWindow):
         self.player.setFocus(Qt.FocusReason.OtherFocusReason)  # the playback keys work from the start
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self)
+        dock = PanelDock(title, self)
         dock.setObjectName(name)  # saveState/restoreState find docks by name
         dock.setWidget(widget)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable
@@ -603,3 +603,19 @@ class MainWindow(QMainWindow):
             self._shortcuts_dialog.close()
         event.accept()
         self.closed.emit()
+
+
+class PanelDock(QDockWidget):
+    """A panel of the window, shown and hidden by its View item (Ctrl+1..4)."""
+
+    def set_shown(self, shown: bool) -> None:
+        """View's toggle: a panel that is a tab behind another comes to the front (the press meant "show me"; it
+        closed the panel), one in front closes."""
+        if shown:
+            self.show()
+            self.raise_()
+        elif self.isVisible() and not self.isFloating() and self.visibleRegion().isEmpty():
+            self.raise_()
+            self.toggleViewAction().toggled.emit(True)  # its View item stays checked
+        else:
+            self.hide()

@@ -301,3 +301,20 @@ def test_previewing_a_take_does_not_widen_a_window_on_a_1366_screen(
         win.close()
         win.deleteLater()
         session.close()
+
+
+def test_a_panels_view_item_brings_it_to_the_front_from_behind_a_tab_and_then_closes_it(qtbot, window):
+    """Ctrl+4 with the Queue a tab behind Takes (how a 1366x768 window starts) closed the Queue, which counts as shown
+    there: the press meant "show me". Now it comes to the front; the next press closes it, the one after opens it."""
+    queue, action = window.queue_dock, window.action_set["view.queue"]
+    window.takes_dock.raise_()
+    qtbot.waitUntil(lambda: queue.visibleRegion().isEmpty(), timeout=2000)
+    assert queue in window.tabifiedDockWidgets(window.takes_dock) and action.isChecked()
+    action.trigger()
+    qtbot.waitUntil(lambda: not queue.visibleRegion().isEmpty(), timeout=2000)
+    assert queue.isVisible() and action.isChecked() and window.takes_dock.visibleRegion().isEmpty()
+    action.trigger()
+    assert not queue.isVisible() and not action.isChecked()
+    action.trigger()
+    qtbot.waitUntil(lambda: not queue.visibleRegion().isEmpty(), timeout=2000)
+    assert action.isChecked()
