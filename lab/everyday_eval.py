@@ -23,6 +23,12 @@ reach the model exactly as the evaluator's own prompts do (each word read as the
 so the same tokens, the same seed and the same video); on those the given evaluation's per-chunk
 results are the everyday prompts' results.
 
+    python -m lab.everyday_eval --by-known RESULTS.json
+
+splits a generated evaluation's chunks by the held-out words the model knows: those whose prompt and every
+earlier prompt of the storyboard have only known ones, and the rest (an object drawn without its colour word keeps
+that colour in the chunks that continue it).
+
     python -m lab.everyday_eval --merge OUT.json SHARD/results.json ...
 
 joins evaluations (or joins of them) of consecutive seed ranges (`--seed 1000 --storyboards 8`, `--seed 1008 ...`: the same
@@ -115,6 +121,21 @@ def coverage(results: Path, model: str = "studio-mini") -> dict:
     return report
 
 
+def by_known(results: Path, model: str = "studio-mini") -> dict:
+    """The evaluator's chunk figures over chunks whose prompts so far have only held-out words the model knows,
+    and over the rest (words outside HELDOUT, "watch", "on", ..., carry no colour, shape or motion)."""
+    vocabulary = model_vocabulary(model)
+    unknown = {w for words in HELDOUT.values() for w in words if not vocabulary.knows(w)}
+    groups: dict[str, list] = {"known": [], "unknown": []}
+    for board in json.loads(Path(results).read_text())["storyboards"]:
+        unknown_so_far = False
+        for index, prompt in enumerate(board["prompts"]):
+            unknown_so_far = unknown_so_far or bool(unknown.intersection(tokenize_words(prompt)))
+            groups["unknown" if unknown_so_far else "known"] += [
+                M.ChunkScore(**c) for c in board["chunks"] if c["chunk"] == index]
+    return {name: M.chunk_summary(scores) for name, scores in groups.items()}
+
+
 def merge(shards: list[Path]) -> dict:
     """One result of text-to-video evaluations of consecutive seed ranges: the storyboards of all, and
     the evaluator's chunk figures (lab.world.metrics.chunk_summary) over all their chunks."""
@@ -137,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--coverage"]:
         print(json.dumps(coverage(Path(argv[1])), indent=1))
+        return 0
+    if argv[:1] == ["--by-known"]:
+        for name, figures in by_known(Path(argv[1])).items():
+            print(f"{name}: {figures['chunks']} chunks: colour {figures['colour']}, shape {figures['shape']}, "
+                  f"motion {figures['motion']}")
         return 0
     if argv[:1] == ["--merge"]:
         merged = merge([Path(p) for p in argv[2:]])

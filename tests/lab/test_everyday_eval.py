@@ -1,10 +1,11 @@
-"""lab.everyday_eval: shards of one evaluation joined into one result."""
+"""lab.everyday_eval: shards of one evaluation joined into one result; chunks split by the held-out words known."""
 
 import json
 
 import pytest
 
-from lab.everyday_eval import main, merge
+from lab.everyday_eval import HELDOUT, by_known, main, merge
+from magi_engine.text.words import model_vocabulary
 
 
 def chunk(ok: bool) -> dict:
@@ -48,3 +49,29 @@ def test_shards_with_a_gap_or_of_two_models_are_refused(tmp_path):
         merge([shard(tmp_path, 1000, [True]), shard(tmp_path, 1002, [True])])
     with pytest.raises(ValueError, match="not consecutive"):
         merge([shard(tmp_path, 1000, [True]), shard(tmp_path, 1001, [True], model="/tmp/other")])
+
+
+def test_chunks_split_by_whether_a_held_out_word_so_far_is_unknown(tmp_path, capsys):
+    vocabulary = model_vocabulary("studio-mini")
+    held = [w for words in HELDOUT.values() for w in words]
+    known = next(w for w in held if vocabulary.knows(w))
+    missing = [w for w in held if not vocabulary.knows(w)]
+    if not missing:
+        pytest.skip("the lexicon knows every held-out word")
+
+    def at(index: int, ok: bool) -> dict:
+        return dict(chunk(ok), chunk=index)
+
+    path = tmp_path / "results.json"
+    boards = [  # words outside HELDOUT ("watch") do not count; an unknown one counts for the chunks after it too
+        {"seed": 1, "prompts": [f"watch a {known} ball rises", f"the {missing[0]} ball falls", "it rises"],
+         "chunks": [at(0, True), at(1, False), at(2, False)]},
+        {"seed": 2, "prompts": [f"a {known} ball rises"], "chunks": [at(0, True)]},
+    ]
+    path.write_text(json.dumps({"storyboards": boards}))
+    split = by_known(path)
+    assert split["known"]["chunks"] == 2 and split["known"]["colour"] == 1.0
+    assert split["unknown"]["chunks"] == 2 and split["unknown"]["colour"] == 0.0
+    assert main(["--by-known", str(path)]) == 0
+    assert "unknown: 2 chunks: colour 0.0" in capsys.readouterr().out
+
