@@ -121,6 +121,8 @@ class MainWindow(QMainWindow):
         for banner in (self.welcome, self.error_banner):
             banners.addWidget(banner)
             banner.shownChanged.connect(self._sync_banner_area)
+        # Before the error shows, not after: the two up for a moment grew a 1366x768 window to hold both, for good.
+        self.error_banner.aboutToShow.connect(self.welcome.hide)
         self.banner_area.hide()
         self.preview_bar = PreviewModeBar()
         centre = QWidget()

@@ -14,6 +14,9 @@ from magi_studio.theme import icon
 
 class NoticeBanner(QFrame):
     dismissed = Signal()
+    #: Emitted just before a notice shows (a container puts away what must not be shown beside it first: both at once,
+    #: for a moment, made the window as tall as both).
+    aboutToShow = Signal()
     #: True when a notice is shown, False when it is dismissed (lets a container hide its margins too).
     shownChanged = Signal(bool)
 
@@ -66,6 +69,7 @@ class NoticeBanner(QFrame):
             self.setProperty("kind", kind)
             self.style().unpolish(self)  # re-read the [kind=...] rules of the style sheet
             self.style().polish(self)
+        self.aboutToShow.emit()
         self.show()
         self.shownChanged.emit(True)
 

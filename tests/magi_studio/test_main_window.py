@@ -318,3 +318,17 @@ def test_a_panels_view_item_brings_it_to_the_front_from_behind_a_tab_and_then_cl
     action.trigger()
     qtbot.waitUntil(lambda: not queue.visibleRegion().isEmpty(), timeout=2000)
     assert action.isChecked()
+
+
+def test_an_error_in_front_of_the_welcome_leaves_a_1366x768_window_its_size(qtbot, app_theme, window):
+    """The error banner was shown while the welcome was still up, for a moment: the window grew to hold both (768 ->
+    812 px, its status bar and the storyboard's last pixels off a laptop's screen) and stayed so once the welcome had
+    stepped aside (seen driving the window under Xvfb)."""
+    window.resize(1366, 768)
+    qtbot.waitUntil(lambda: window.height() == 768, timeout=2000)
+    assert window.welcome.isVisible()
+    window.report_error(ValueError("'tiny' is neither a folder nor a known model. Use 'studio-mini', a checkpoint "
+                                   "folder, or one of 4.5B_base, 4.5B_distill, 4.5B_distill_quant, 24B_base."))
+    qtbot.wait(50)
+    assert window.error_banner.isVisible() and not window.welcome.isVisible()
+    assert window.height() == 768
