@@ -8,7 +8,7 @@ edits        what each gesture means as a document command (no widgets)
 derive       document → card and shot models; job states; thumbnail and reference caches
 strip        the scrolling row: ruler, playhead, keyboard, drag and drop
 shot_group   one shot: header and its row of cards
-card         one chunk: prompt, seed, lock, state; thumbnail: its picture
+card         one chunk: prompt, seed, lock, state, its frame and picture painted by hand; thumbnail: the picture (CardPicture)
 menus        the card and shot context menus
 player_sync  fills the player from the active path; playhead and selection follow each other
 """

@@ -60,6 +60,14 @@ BADGE_COLOURS = {
 }
 BADGE_POINT_SIZE = 8.0
 
+#: A card's frame (ChunkCard, painted by hand): (background, border colour, border width) by (hovered or selected,
+#: selected); its corners' radius.
+CARD_FRAME = {
+    (False, False): ("#20232a", "#2f3440", 1), (True, False): ("#20232a", "#444b59", 1),
+    (True, True): ("#242539", "#7467f0", 2),
+}
+CARD_RADIUS = 10.0
+
 
 def set_style_property(widget: QWidget, name: str, value) -> None:
     """Set a property the style sheet selects on, and re-polish only when it changed."""
@@ -101,9 +109,6 @@ TIMELINE_QSS = """
                  padding: 8px 14px; }
 #NewShotButton:hover { border-color: #7467f0; color: #e3e6ec; background: #1f2230; }
 
-#ChunkCard { background: #20232a; border: 1px solid #2f3440; border-radius: 10px; }
-#ChunkCard:hover { border-color: #444b59; }
-#ChunkCard[selected="true"] { border: 2px solid #7467f0; background: #242539; }
 #CardIndex { color: #f1f2f6; font-weight: bold; font-size: 10.5pt; }
 #CardTime { color: #8b93a3; }
 #DraftBadge { border-radius: 8px; padding: 1px 7px; font-size: 8pt; font-weight: bold; background: transparent;

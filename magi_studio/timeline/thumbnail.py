@@ -1,15 +1,16 @@
 """The picture of a chunk card, and CardModel, what a card shows.
 
-ThumbnailView paints the chunk's thumbnail (from the store, on the active path), the live preview while
+CardPicture paints the chunk's thumbnail (from the store, on the active path), the live preview while
 it denoises, the shot's reference image on an image shot's first card, or a placeholder; a stale
-chunk's frames are kept and drawn dimmed with an amber corner, never dropped.
+chunk's frames are kept and drawn dimmed with an amber corner, never dropped. It is not a widget: the card paints it
+in its own paint event (a child widget per card cost about 2.8 ms of a zoomed-out repaint at 1920x1080, 41 cards).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPoint, QRectF, Qt
+from PySide6.QtCore import QPoint, QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QWidget
 
@@ -41,16 +42,17 @@ class CardModel:
     draft: bool = False
 
 
-class ThumbnailView(QWidget):
-    """The chunk's picture: its thumbnail, the live preview, the reference image or a placeholder."""
+class CardPicture:
+    """The chunk's picture on its card `owner` (which paints it): its thumbnail, the live preview, the reference image
+    or a placeholder."""
 
     RADIUS = 7.0
     #: Sizes of the finished picture kept per card: one per zoom level that changes the picture's width.
     KEPT_SIZES = 4
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("CardThumbnail")
+    def __init__(self, owner: QWidget, rect: QRect) -> None:
+        self.owner = owner
+        self.rect = rect  # in the owner's coordinates
         self.model: CardModel | None = None
         # The picture painted once per model and size, then copied on each paint: scrolling and zooming a long
         # storyboard repaint every card on screen, and the rounded clip made each paint cost milliseconds.
@@ -59,18 +61,20 @@ class ThumbnailView(QWidget):
     def show_model(self, model: CardModel) -> None:
         self.model = model
         self._pictures.clear()
-        self.update()
+        self.owner.update(self.rect)
 
-    def paintEvent(self, event) -> None:
+    def paint(self, painter: QPainter) -> None:
+        """Paint the picture into its rectangle on a painter of the owner (its state is saved and restored)."""
         model = self.model
         if model is None:
             return
-        painter = QPainter(self)
         if model.state == DENOISING:  # the live preview changes on every step: painted as it comes
-            self._paint(painter, model, QRectF(self.rect()))
+            painter.save()
+            painter.translate(self.rect.topLeft())
+            self._paint(painter, model, QRectF(0, 0, self.rect.width(), self.rect.height()))
+            painter.restore()
         else:
-            painter.drawPixmap(0, 0, self._picture(model, self.width()))
-        painter.end()
+            painter.drawPixmap(self.rect.topLeft(), self._picture(model, self.rect.width()))
 
     def prepare(self, width: int) -> bool:
         """Draw the finished picture at `width` now, ahead of a zoom to it (the storyboard does the cards around the
@@ -87,7 +91,7 @@ class ThumbnailView(QWidget):
         return [key[0] for key in self._pictures]
 
     def _key(self, width: int) -> tuple[int, int, float]:
-        return width, self.height(), self.devicePixelRatioF()
+        return width, self.rect.height(), self.owner.devicePixelRatioF()
 
     def _picture(self, model: CardModel, width: int) -> QPixmap:
         key = self._key(width)
@@ -100,7 +104,7 @@ class ThumbnailView(QWidget):
             picture.setDevicePixelRatio(ratio)
             picture.fill(Qt.GlobalColor.transparent)
             painter = QPainter(picture)
-            painter.setFont(self.font())  # what a painter on the widget starts with
+            painter.setFont(self.owner.font())  # what a painter on the card starts with
             border = self._paint(painter, model, QRectF(0, 0, width, height), clip=False)
             # The rounded corners as a mask and the border as a layer, both drawn once per size for every card: a
             # clip path per picture made each one cost 0.5 ms, and a zoom out shows 30 cards at a new size at once.
@@ -180,7 +184,7 @@ def _draw_rounded(painter: QPainter, rect: QRectF, border: str | None) -> None:
     """The picture's rounded rectangle: its outline in `border`, or (None) filled white."""
     painter.setPen(QPen(QColor(border), 1) if border else Qt.PenStyle.NoPen)
     painter.setBrush(Qt.BrushStyle.NoBrush if border else QColor("#ffffff"))
-    painter.drawRoundedRect(rect, ThumbnailView.RADIUS, ThumbnailView.RADIUS)
+    painter.drawRoundedRect(rect, CardPicture.RADIUS, CardPicture.RADIUS)
 
 
 _ROUNDED_LAYERS: dict[tuple, QPixmap] = {}

@@ -370,7 +370,7 @@ class TimelineView(QWidget, TimelineEditing):
             chunk_id, width = self._pictures_ahead.pop()
             card = self._cards.get(chunk_id)
             if card is not None:
-                card.thumbnail.prepare(width)
+                card.picture.prepare(width)
         if not self._pictures_ahead:
             self._pictures_ahead_timer.stop()
 

@@ -9,7 +9,7 @@ import copy
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 
 from magi_engine.errors import InputError
 from magi_studio.document.commands import AddChunk, SetPrompt, SetSeed, new_chunk
@@ -22,8 +22,14 @@ from tests.magi_studio.timeline.conftest import PROMPTS
 from tests.magi_studio.timeline.helpers import drop, file_mime, menu_action, wait_for_frames
 
 
-def centre_in_strip(editor, widget) -> QPoint:
-    return widget.mapTo(editor.timeline.strip, widget.rect().center())
+def centre_in_strip(editor, widget, rect: QRect | None = None) -> QPoint:
+    """The centre of `widget` (or of `rect` in it) in the storyboard strip's coordinates."""
+    return widget.mapTo(editor.timeline.strip, (rect or widget.rect()).center())
+
+
+def picture_image(card):
+    """What the card shows in its picture's rectangle."""
+    return card.grab(card.picture.rect).toImage()
 
 
 def undo_all_and_redo_all(editor, count: int, before, after) -> None:
@@ -46,7 +52,7 @@ def test_cards_render_the_document(editor):
     assert [c.badge.text() for c in cards] == ["Done"] * 3
     assert all(c.model.thumbnail is not None and not c.model.thumbnail.isNull() for c in cards)
     # The thumbnail is painted from the result: its middle frame (synthetic: green = 12 * 10, blue 0 below).
-    picture = cards[0].thumbnail.grab().toImage()
+    picture = picture_image(cards[0])
     colour = picture.pixelColor(picture.width() // 2, picture.height() * 3 // 4)
     assert abs(colour.green() - 120) <= 6 and colour.blue() <= 6
     group = editor.timeline.group(editor.shot.id)
@@ -149,6 +155,40 @@ def test_dragging_a_card_with_the_mouse_starts_a_chunk_drag(qtbot, editor):
     assert blocker.args == [card]
 
 
+def test_a_click_on_a_cards_picture_selects_it_and_a_drag_from_it_starts_a_chunk_drag(qtbot, editor):
+    """The picture is painted by the card, not a child widget: the card itself takes its clicks and drags."""
+    card = editor.timeline.card(editor.chunk_ids()[2])
+    assert not card.is_selected() and card.childAt(card.picture.rect.center()) is None
+    qtbot.mouseClick(card, Qt.MouseButton.LeftButton, pos=card.picture.rect.center())
+    assert editor.session.selected_chunk_id == card.chunk_id and card.is_selected()
+    assert editor.timeline.strip.hasFocus()  # the keyboard goes to the storyboard, as on the card's frame
+    card.dragRequested.disconnect(editor.timeline._start_drag)  # QDrag.exec would wait for a real mouse
+    with qtbot.waitSignal(card.dragRequested) as blocker:
+        qtbot.mousePress(card, Qt.MouseButton.LeftButton, pos=card.picture.rect.center())
+        qtbot.mouseMove(card, card.picture.rect.center() + QPoint(40, 0))
+    assert blocker.args == [card]
+
+
+def test_a_cards_frame_shows_selection_and_hover(qtbot, editor):
+    """The frame is painted by hand in the colours the style sheet gave it: a 1-px border, lighter under the mouse,
+    2 px of violet on a violet-grey background when selected."""
+    first, second = editor.timeline.cards()[:2]
+
+    def edge(card, x: int) -> tuple[int, int, int]:
+        return card.grab().toImage().pixelColor(x, card.height() // 2).getRgb()[:3]
+
+    assert first.is_selected() and not second.is_selected()
+    assert edge(first, 0) == edge(first, 1) == (0x74, 0x67, 0xf0)  # selected: 2 px
+    assert edge(second, 0) == (0x2f, 0x34, 0x40) and edge(second, 1) == (0x20, 0x23, 0x2a)
+    assert edge(first, 3) == (0x24, 0x25, 0x39)  # the selected background
+    second.setAttribute(Qt.WidgetAttribute.WA_UnderMouse)  # what the pointer's enter sets
+    assert edge(second, 0) == (0x44, 0x4b, 0x59)
+    second.setAttribute(Qt.WidgetAttribute.WA_UnderMouse, False)
+    editor.session.select(editor.shot.id, second.chunk_id)
+    assert not first.is_selected() and edge(first, 0) == (0x2f, 0x34, 0x40)
+    assert edge(second, 0) == (0x74, 0x67, 0xf0)
+
+
 def test_editing_a_prompt_makes_it_and_later_chunks_stale_and_keeps_their_frames(qtbot, editor):
     store, ids = editor.session.store, editor.chunk_ids()
     frames_before = [editor.player.store.frames(i).copy() for i in range(3)]
@@ -191,7 +231,7 @@ def test_dropping_an_image_file_on_a_shot_sets_its_reference(qtbot, editor, tmp_
     before = copy.deepcopy(editor.project)
     image = write_image(tmp_path / "reference photo.png", size=(300, 500))  # any size: fitted when generating
     strip, card = editor.timeline.strip, editor.timeline.card(editor.chunk_ids()[0])
-    entered, dropped = drop(strip, centre_in_strip(editor, card.thumbnail), file_mime(image))
+    entered, dropped = drop(strip, centre_in_strip(editor, card, card.picture.rect), file_mime(image))
     assert entered and dropped
     shot = editor.shot
     asset = editor.project.assets[shot.reference_asset_id]
@@ -269,7 +309,7 @@ def test_a_finished_chunk_shows_its_frames_until_its_result_is_committed(qtbot, 
     frames[..., 1] = 180  # green
 
     def centre(chunk_id):
-        picture = timeline.card(chunk_id).thumbnail.grab().toImage()
+        picture = picture_image(timeline.card(chunk_id))
         return picture.pixelColor(picture.width() // 2, picture.height() // 2)
 
     timeline.set_job_state(with_preview, "denoising", 0.75)
@@ -355,7 +395,7 @@ def test_a_card_paints_its_picture_again_when_its_state_or_its_size_changes(edit
     timeline, card = editor.timeline, editor.timeline.cards()[0]
 
     def middle_green() -> tuple[int, int]:
-        picture = card.thumbnail.grab().toImage()
+        picture = picture_image(card)
         return picture.width(), picture.pixelColor(picture.width() // 2, picture.height() * 3 // 4).green()
 
     width, green = middle_green()

@@ -278,7 +278,7 @@ def test_a_stale_card_regenerates_from_its_own_button(qtbot, window):
     assert [c.regenerate.isVisible() for c in cards] == [False, True, True]
     assert [card.size() for card in cards] == sizes  # the button moves nothing
     button = cards[1].regenerate
-    assert button.text() == "Regenerate" and cards[1].thumbnail.geometry().contains(button.geometry())
+    assert button.text() == "Regenerate" and cards[1].picture.rect.contains(button.geometry())
     typing = cards[0].prompt
     typing.setFocus()
     qtbot.waitUntil(typing.hasFocus)
@@ -289,7 +289,7 @@ def test_a_stale_card_regenerates_from_its_own_button(qtbot, window):
     assert window.session.selected_chunk_id == ids[1] and typing.hasFocus()  # typing goes on where it was
     for level in range(len(ZOOM_LEVELS)):  # narrower pictures: the icon alone, then nothing that spills over
         window.timeline.set_zoom(level)
-        picture = cards[1].thumbnail.geometry()
+        picture = cards[1].picture.rect
         assert not button.isVisible() or picture.contains(button.geometry()), level
         assert button.isVisible() or picture.width() < 48, level
     window.timeline.set_zoom(DEFAULT_ZOOM)

@@ -78,7 +78,7 @@ def test_ctrl_wheel_zooms_around_the_mouse_without_moving_the_panels(qtbot, long
     x, rect = screen_x(timeline, card)
     assert rect.width() < full_width and timeline.strip.width() < strip_width
     assert abs(x + rect.width() / 2 - mouse) <= 2  # the chunk under the mouse stays under it
-    assert not card.prompt.isVisible() and card.thumbnail.isVisible()  # the picture alone
+    assert not card.prompt.isVisible() and card.picture.rect.width() > 0  # the picture alone
     qtbot.wait(1)  # the deferred layout changes nothing either
     assert abs(screen_x(timeline, card)[0] + rect.width() / 2 - mouse) <= 2
 
@@ -127,7 +127,7 @@ def test_every_card_is_laid_out_at_its_new_width_the_ones_on_screen_at_once(qtbo
     assert 0 < len(on_screen) < len(cards)
     widths = {c.chunk_id: c.prompt.width() for c in cards}
     timeline.set_zoom(0)  # a wider text column: every prompt field gets wider
-    assert all(c.width() > c.prompt.width() + c.thumbnail.width() for c in on_screen)  # the cards at once
+    assert all(c.width() > c.prompt.width() + c.picture.rect.width() for c in on_screen)  # the cards at once
     QApplication.processEvents()  # the zoom's frame
     assert all(c.prompt.width() > widths[c.chunk_id] for c in on_screen)
     assert any(c.prompt.width() == widths[c.chunk_id] for c in cards)  # the others later
@@ -136,7 +136,7 @@ def test_every_card_is_laid_out_at_its_new_width_the_ones_on_screen_at_once(qtbo
     assert all(c.prompt.geometry().right() < c.width() - 1 for c in cards)  # inside its card
     timeline.set_zoom(len(ZOOM_LEVELS) - 1)  # the picture alone, laid out at its new width
     qtbot.waitUntil(lambda: not any(c.prompt.isVisible() for c in cards))
-    assert all(c.thumbnail.geometry().right() < c.width() for c in cards)
+    assert all(c.picture.rect.right() < c.width() for c in cards)
 
 
 def test_cards_out_of_view_are_laid_out_at_a_new_zoom_only_when_they_come_into_view(qtbot, long_timeline):
@@ -373,7 +373,7 @@ def test_after_a_zoom_every_card_drawn_in_view_is_in_its_place_and_the_ones_scro
     assert far.width() != width  # out of view: not sized yet
     bar.setValue(bar.maximum())  # scrolled to: sized and placed before it is painted
     assert far.width() == width and drawn_rect(timeline, far) == timeline.strip.card_rect(far)
-    assert far.thumbnail.width() == timeline.card_width()[0]
+    assert far.picture.rect.width() == timeline.card_width()[0]
 
 
 def test_the_strip_is_as_wide_at_a_zoom_as_a_storyboard_laid_out_at_that_zoom_from_the_start(qtbot, long_timeline):
@@ -427,7 +427,7 @@ def test_cards_scrolled_back_to_the_start_after_a_zoom_are_laid_out_before_they_
 
 def test_after_a_zoom_the_pictures_of_the_next_levels_are_drawn_at_idle_so_the_next_zoom_draws_none(
         qtbot, long_timeline, monkeypatch):
-    from magi_studio.timeline.thumbnail import ThumbnailView
+    from magi_studio.timeline.thumbnail import CardPicture
 
     timeline = long_timeline
     timeline.set_zoom(2)
@@ -435,18 +435,18 @@ def test_after_a_zoom_the_pictures_of_the_next_levels_are_drawn_at_idle_so_the_n
     in_view = [card for card in timeline.cards() if card.visibleRegion().boundingRect().width() > 0]
     assert in_view
     # Drawn ahead a slice per event-loop turn once the zoom's frame is out, for the cards in view and around them.
-    qtbot.waitUntil(lambda: all(out_width in card.thumbnail.kept_widths() for card in in_view))
+    qtbot.waitUntil(lambda: all(out_width in card.picture.kept_widths() for card in in_view))
     qtbot.waitUntil(lambda: not timeline._pictures_ahead)  # and the ones around them
     drawn = []
-    paint = ThumbnailView._paint
-    monkeypatch.setattr(ThumbnailView, "_paint", lambda self, *args, **kwargs: (drawn.append(self.parent().model),
+    paint = CardPicture._paint
+    monkeypatch.setattr(CardPicture, "_paint", lambda self, *args, **kwargs: (drawn.append(self.model),
                                                                               paint(self, *args, **kwargs))[1])
     ctrl_wheel(timeline, timeline.scroll.viewport().width() // 2, -120)  # out, around the middle of the view
     assert timeline.zoom_level == 3
     qtbot.wait(30)  # the zoom's frame, before anything is drawn ahead
     shown = [card for card in timeline.cards() if card.visibleRegion().boundingRect().width() > 0]
     assert len(shown) > len(in_view)
-    assert all(card.thumbnail.width() == out_width for card in shown)
+    assert all(card.picture.rect.width() == out_width for card in shown)
     assert not drawn, drawn
 
 
@@ -454,30 +454,32 @@ def test_a_picture_drawn_ahead_is_the_one_painted_and_a_new_result_drops_it(qtbo
     from PySide6.QtGui import QImage, QPixmap
 
     from magi_studio.timeline.style import DONE
-    from magi_studio.timeline.thumbnail import CardModel, ThumbnailView
+    from magi_studio.timeline.card import ChunkCard
+    from magi_studio.timeline.thumbnail import CardModel, CardPicture
 
     def model(colour: str) -> CardModel:
         image = QImage(64, 64, QImage.Format.Format_RGB32)
         image.fill(QColor(colour))
         return CardModel("s", "c", 0, "Shot", "0:00–0:01", "", 1, False, DONE, thumbnail=QPixmap.fromImage(image))
 
-    view = ThumbnailView()
-    qtbot.addWidget(view)
-    view.setFixedSize(40, 112)
-    view.show_model(model("#d02020"))
-    assert view.prepare(67) and 67 in view.kept_widths()
-    assert not view.prepare(67)  # kept: nothing to draw the second time
+    def centre(card: ChunkCard) -> QColor:
+        return card.grab(card.picture.rect).toImage().pixelColor(33, 56)
+
+    card = ChunkCard(40)
+    qtbot.addWidget(card)
+    card.set_width(40, 0)
+    card.show_model(model("#d02020"))
+    assert card.picture.prepare(67) and 67 in card.picture.kept_widths()
+    assert not card.picture.prepare(67)  # kept: nothing to draw the second time
     drawn = []
-    paint = ThumbnailView._paint
-    monkeypatch.setattr(ThumbnailView, "_paint", lambda self, *args, **kwargs: (drawn.append(1),
-                                                                              paint(self, *args, **kwargs))[1])
-    view.setFixedSize(67, 112)
-    shot = view.grab().toImage()
-    assert not drawn  # painted from the picture drawn ahead
-    assert shot.pixelColor(33, 56).red() > 150
-    view.show_model(model("#2040d0"))  # a new result: the pictures of the old one are dropped
-    assert view.kept_widths() == []
-    assert view.grab().toImage().pixelColor(33, 56).blue() > 150 and drawn
+    paint = CardPicture._paint
+    monkeypatch.setattr(CardPicture, "_paint", lambda self, *args, **kwargs: (drawn.append(1),
+                                                                            paint(self, *args, **kwargs))[1])
+    card.set_width(67, 0)
+    assert not drawn and centre(card).red() > 150  # painted from the picture drawn ahead
+    card.show_model(model("#2040d0"))  # a new result: the pictures of the old one are dropped
+    assert card.picture.kept_widths() == []
+    assert centre(card).blue() > 150 and drawn
 
 
 def in_view(timeline, card, field=None) -> bool:
