@@ -2,7 +2,8 @@
 
 One program computes BLOCK_M query rows of one head over all the keys of its span: online softmax in
 float32 (exp2, the log2(e) folded into the logit scale), q·kᵀ and p·v as FP8 tensor-core products with
-float32 accumulation. The probabilities are rounded to e4m3 after scaling by P_SCALE (undone at the end
+float32 accumulation (p·v promoted to float32 once per block of keys: Hopper's own FP8 accumulator is
+coarser). The probabilities are rounded to e4m3 after scaling by P_SCALE (undone at the end
 with v's scale); full blocks of keys run unmasked, the last partial one masked.
 """
 
@@ -11,7 +12,7 @@ import triton.language as tl
 
 @triton.jit
 def _block(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_n, start, kv_len, qk_scale, stride_kt, stride_vt,
-           MASKED: tl.constexpr, P_SCALE: tl.constexpr):
+           MASKED: tl.constexpr, P_SCALE: tl.constexpr, BLOCK_N: tl.constexpr):
     if MASKED:
         valid = (start + offs_n) < kv_len
         k = tl.load(k_ptrs + start * stride_kt, mask=valid[None, :], other=0.0)
@@ -29,7 +30,10 @@ def _block(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_n, start, kv_len, qk_scale, st
         v = tl.load(v_ptrs + start * stride_vt, mask=valid[:, None], other=0.0)
     else:
         v = tl.load(v_ptrs + start * stride_vt)
-    acc = tl.dot((p * P_SCALE).to(tl.float8e4nv), v, acc)
+    # On Hopper an FP8 product's accumulator keeps ~14 bits unless promoted (Triton's default there: never):
+    # over tens of thousands of keys whose v shares a mean, each block's share drops below its last bit and
+    # is lost (39% rel. L2 on one engine layer, BENCHMARKS.md). Promote to float32 once per block of keys.
+    acc = tl.dot((p * P_SCALE).to(tl.float8e4nv), v, acc, max_num_imprecise_acc=BLOCK_N)
     return acc, m_new, l_i
 
 @triton.jit
@@ -59,10 +63,10 @@ def fp8_attention_kernel(Q, K, V, Out, q_scale, k_scale, v_scale, q_len, kv_len,
     acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
     for start in range(0, kv_full, BLOCK_N):
         acc, m_i, l_i = _block(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_n, start, kv_len, qk_scale,
-                               stride_kt, stride_vt, False, P_SCALE)
+                               stride_kt, stride_vt, False, P_SCALE, BLOCK_N)
     if kv_full < kv_len:  # the last, partial block of keys
         acc, m_i, l_i = _block(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_n, kv_full, kv_len, qk_scale,
-                               stride_kt, stride_vt, True, P_SCALE)
+                               stride_kt, stride_vt, True, P_SCALE, BLOCK_N)
     out = acc * (tl.load(v_scale) / P_SCALE) / l_i[:, None]
     tl.store(Out + batch * stride_ob + head * stride_oh + offs_m[:, None] * stride_ot + offs_d[None, :],
              out.to(Out.dtype.element_ty), mask=q_rows[:, None])

@@ -183,3 +183,23 @@ def test_fp8_attention_goes_to_the_native_fp8_layers_only() -> None:
     assert all(layer.attn.fp8_attention is None for layer in dit.layers)
     with pytest.raises(ValueError, match="backend"):
         fa.Fp8BlockCausalAttention("flash")
+
+
+def test_triton_kernel_promotes_the_fp8_p_v_accumulator_once_per_block():
+    """Hopper's FP8 tensor cores keep ~14 bits of the accumulator unless the kernel promotes it (Triton's
+    default on sm90: never); p·v summed over a span of 60,750 keys then loses each block's share (39% rel. L2
+    on one engine layer's inputs, benchmarks/fp8_accumulation_cpu.py). The kernel cannot run here, so its
+    source is checked: the p·v product that carries the accumulator across blocks promotes once per block."""
+    import ast
+    import inspect
+
+    import magi_engine.dit as dit_package
+
+    path = inspect.getfile(dit_package).replace("__init__.py", "fp8_attention_triton.py")
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    carried = [call for call in ast.walk(tree) if isinstance(call, ast.Call) and ast.unparse(call.func) == "tl.dot"
+               and len(call.args) == 3]
+    assert carried, "the p·v product with a carried accumulator was not found"
+    for call in carried:
+        promote = {kw.arg: ast.unparse(kw.value) for kw in call.keywords}.get("max_num_imprecise_acc")
+        assert promote == "BLOCK_N", ast.unparse(call)

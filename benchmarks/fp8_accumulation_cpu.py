@@ -1,0 +1,103 @@
+"""Why FP8 attention was 39% off on one engine layer's inputs: Hopper's FP8 accumulator, emulated on a CPU.
+
+Hopper's FP8 tensor-core products keep about 14 bits of their float32 accumulator (bits below the largest
+operand's exponent minus 13 are dropped as each 32-key group is added) unless the kernel promotes the sum to
+float32 now and then; Triton's default on sm90 is never. This emulates p·v of our Triton kernel
+(p·256 → e4m3, v8) that way, never promoted and promoted once per 128 keys, on the CPU emulation's inputs
+(benchmarks/fp8_attention_cpu.py: sampled query rows of each chunk, the full spans), against float32
+attention. max |Δ| / max |ref|, rel. L2.
+
+    python benchmarks/fp8_accumulation_cpu.py --rows 4 --kinds qk_norm,random
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
+from benchmarks.fp8_attention_cpu import attention, e4m3, inputs  # noqa: E402
+from benchmarks.gpu_attention import errors, steady_layout  # noqa: E402
+from magi_engine.dit import fp8_attention as fa  # noqa: E402
+from magi_engine.variants import magi_variant  # noqa: E402
+
+KEPT_BITS = 13  # below the leading bit: ~14 significant bits
+GROUP_KEYS = 32  # keys of one FP8 wgmma (k = 32)
+
+
+def hopper_p_v(p8: torch.Tensor, v8: torch.Tensor, promote_every: int | None) -> torch.Tensor:
+    """Σ_t p8[h, r, t] · v8[t, d] as Hopper adds it: group by group into an accumulator whose bits below
+    (exponent of the largest of it and the group's products) − KEPT_BITS are dropped; promote_every keys
+    the partial sum is added to a float32 total and restarted (None: never)."""
+    total = torch.zeros(*p8.shape[:2], v8.shape[1])
+    acc = torch.zeros_like(total)
+    for lo in range(0, p8.shape[-1], GROUP_KEYS):
+        prod = p8[..., lo:lo + GROUP_KEYS, None] * v8[None, None, lo:lo + GROUP_KEYS]
+        ulp = torch.exp2(torch.floor(torch.log2(torch.maximum(acc.abs(), prod.abs().amax(2)).clamp_min(1e-30)))
+                         - KEPT_BITS)
+        acc = torch.trunc(acc / ulp) * ulp + (torch.trunc(prod / ulp[:, :, None]) * ulp[:, :, None]).sum(2)
+        if promote_every and (lo + GROUP_KEYS) % promote_every == 0:
+            total, acc = total + acc, torch.zeros_like(acc)
+    return total + acc
+
+
+def triton_attention_hopper(q8, k8, v8, sv, attn_scale: float, promote_every: int | None) -> torch.Tensor:
+    repeat = q8.shape[1] // k8.shape[1]
+    out = torch.empty_like(q8)
+    for group in range(k8.shape[1]):
+        heads = slice(group * repeat, (group + 1) * repeat)
+        s = torch.einsum("rhd,td->hrt", q8[:, heads], k8[:, group]) * attn_scale
+        p = torch.exp(s - s.amax(-1, keepdim=True))
+        p8 = e4m3(p, 1 / fa.P_SCALE) * fa.P_SCALE
+        pv = hopper_p_v(p8, v8[:, group] / sv, promote_every)
+        out[:, heads] = (pv * (sv / fa.P_SCALE) / p.sum(-1)[..., None]).transpose(0, 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variant", default="4.5B_distill")
+    parser.add_argument("--size", default="720x720")
+    parser.add_argument("--rows", type=int, default=4, help="query rows sampled from each chunk")
+    parser.add_argument("--kinds", default="qk_norm,random")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    cfg = magi_variant(args.variant).dit
+    width, height = (int(v) for v in args.size.split("x"))
+    grid = (height // 8 // cfg.patch_size, width // 8 // cfg.patch_size)
+    layout = steady_layout(cfg.tokens_per_chunk(height // 8, width // 8))
+    t = layout.tokens_per_chunk
+    g = torch.Generator().manual_seed(0)
+    chunk_rows = [j * t + torch.randperm(t, generator=g)[: args.rows].sort().values for j in range(layout.num_chunks)]
+    scale = cfg.head_dim ** -0.5
+    for kind in args.kinds.split(","):
+        q, k, v = inputs(kind, cfg, layout, grid, torch.cat(chunk_rows), seed=1)
+        sq, sk, sv = (fa.e4m3_scale(x) for x in (q, k, v))
+        q8, k8, v8 = e4m3(q, sq), e4m3(k, sk), e4m3(v, sv)
+        cases = {"float32 accumulator": lambda qq, kk, vv: attention(qq, kk, vv, scale, lambda p: e4m3(p, 1 / fa.P_SCALE)),
+                 "Hopper, never promoted": lambda qq, kk, vv: triton_attention_hopper(qq, kk, vv, sv, scale, None),
+                 "Hopper, promoted per 128 keys": lambda qq, kk, vv: triton_attention_hopper(qq, kk, vv, sv, scale, 128)}
+        got = {name: [] for name in cases}
+        refs = []
+        for j in range(layout.num_chunks):
+            lo, hi = layout.key_token_range(j)
+            rows = slice(j * args.rows, (j + 1) * args.rows)
+            refs.append(attention(q[rows], k[lo:hi], v[lo:hi], scale))
+            for name, run in cases.items():
+                got[name].append(run(q8[rows], k8[lo:hi], v8[lo:hi]))
+        ref = torch.cat(refs)
+        mean = v.mean(0, keepdim=True)
+        print(f"{kind}: v's token mean rms {float(mean.pow(2).mean().sqrt()):.4f}, the rest "
+              f"{float((v - mean).pow(2).mean().sqrt()):.4f}; output's token mean rms "
+              f"{float(ref.mean(0).pow(2).mean().sqrt()):.4f}, the rest {float((ref - ref.mean(0)).pow(2).mean().sqrt()):.4f}")
+        for name, outs in got.items():
+            e = errors(torch.cat(outs), ref)
+            print(f"  {name}: {e['max_abs_over_max_abs']:.2%} / {e['rel_l2']:.2%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
