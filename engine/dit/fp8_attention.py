@@ -33,7 +33,7 @@ from magi_engine.loading.fp8 import E4M3_MAX
 
 log = logging.getLogger(__name__)
 
-#: The GPUs this is built for (Hopper: H100, H200; not yet measured there, BENCHMARKS.md). Elsewhere: SDPA.
+#: The GPUs this is built for (Hopper: H100, H200; measured on an H200, BENCHMARKS.md). Elsewhere: SDPA.
 FP8_ATTENTION_CAPABILITY_MAJOR = 9
 FP8_ATTENTION_BACKENDS = ("cudnn", "triton")
 #: Softmax probabilities (≤ 1, relative to the running row maximum) are scaled by this before rounding
