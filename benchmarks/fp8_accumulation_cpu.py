@@ -20,10 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
-from benchmarks.fp8_attention_cpu import attention, e4m3, inputs  # noqa: E402
-from benchmarks.gpu_attention import errors, steady_layout  # noqa: E402
+from benchmarks.fp8_attention_cpu import attention, e4m3, inputs, quantised, sampled_step  # noqa: E402
+from benchmarks.gpu_attention import errors  # noqa: E402
 from magi_engine.dit import fp8_attention as fa  # noqa: E402
-from magi_engine.variants import magi_variant  # noqa: E402
 
 KEPT_BITS = 13  # below the leading bit: ~14 significant bits
 GROUP_KEYS = 32  # keys of one FP8 wgmma (k = 32)
@@ -66,18 +65,11 @@ def main() -> None:
     parser.add_argument("--kinds", default="qk_norm,random")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    cfg = magi_variant(args.variant).dit
-    width, height = (int(v) for v in args.size.split("x"))
-    grid = (height // 8 // cfg.patch_size, width // 8 // cfg.patch_size)
-    layout = steady_layout(cfg.tokens_per_chunk(height // 8, width // 8))
-    t = layout.tokens_per_chunk
-    g = torch.Generator().manual_seed(0)
-    chunk_rows = [j * t + torch.randperm(t, generator=g)[: args.rows].sort().values for j in range(layout.num_chunks)]
+    cfg, grid, layout, chunk_rows = sampled_step(args.variant, args.size, args.rows)
     scale = cfg.head_dim ** -0.5
     for kind in args.kinds.split(","):
         q, k, v = inputs(kind, cfg, layout, grid, torch.cat(chunk_rows), seed=1)
-        sq, sk, sv = (fa.e4m3_scale(x) for x in (q, k, v))
-        q8, k8, v8 = e4m3(q, sq), e4m3(k, sk), e4m3(v, sv)
+        (q8, k8, v8), (_, _, sv) = quantised(q, k, v)
         cases = {"float32 accumulator": lambda qq, kk, vv: attention(qq, kk, vv, scale, lambda p: e4m3(p, 1 / fa.P_SCALE)),
                  "Hopper, never promoted": lambda qq, kk, vv: triton_attention_hopper(qq, kk, vv, sv, scale, None),
                  "Hopper, promoted per 128 keys": lambda qq, kk, vv: triton_attention_hopper(qq, kk, vv, sv, scale, 128)}

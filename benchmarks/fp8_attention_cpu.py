@@ -79,6 +79,24 @@ def attention(q, k, v, attn_scale: float, p_round=None) -> torch.Tensor:
     return out
 
 
+def sampled_step(variant: str, size: str, rows_per_chunk: int):
+    """(DiT config, latent grid, the steady window-4 layout, `rows_per_chunk` query rows drawn from each chunk)."""
+    cfg = magi_variant(variant).dit
+    width, height = (int(v) for v in size.split("x"))
+    grid = (height // 8 // cfg.patch_size, width // 8 // cfg.patch_size)
+    layout = steady_layout(cfg.tokens_per_chunk(height // 8, width // 8))
+    t = layout.tokens_per_chunk
+    g = torch.Generator().manual_seed(0)
+    chunk_rows = [j * t + torch.randperm(t, generator=g)[:rows_per_chunk].sort().values for j in range(layout.num_chunks)]
+    return cfg, grid, layout, chunk_rows
+
+
+def quantised(*tensors: torch.Tensor):
+    """Each tensor rounded to e4m3 with its own per-tensor scale (as engine/dit/fp8_attention.py does), and the scales."""
+    scales = tuple(fa.e4m3_scale(x) for x in tensors)
+    return tuple(e4m3(x, s) for x, s in zip(tensors, scales)), scales
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variant", default="4.5B_distill")
@@ -88,13 +106,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    cfg = magi_variant(args.variant).dit
+    cfg, grid, layout, chunk_rows = sampled_step(args.variant, args.size, args.rows)
     width, height = (int(v) for v in args.size.split("x"))
-    grid = (height // 8 // cfg.patch_size, width // 8 // cfg.patch_size)
-    layout = steady_layout(cfg.tokens_per_chunk(height // 8, width // 8))
     t = layout.tokens_per_chunk
-    g = torch.Generator().manual_seed(0)
-    chunk_rows = [j * t + torch.randperm(t, generator=g)[: args.rows].sort().values for j in range(layout.num_chunks)]
     rows = torch.cat(chunk_rows)
     scale = cfg.head_dim ** -0.5
     p_scale = fa.P_SCALE
@@ -114,8 +128,7 @@ def main() -> None:
     for kind in args.kinds.split(","):
         started = time.perf_counter()
         q, k, v = inputs(kind, cfg, layout, grid, rows, seed=1)
-        sq, sk, sv = (fa.e4m3_scale(x) for x in (q, k, v))
-        q8, k8, v8 = e4m3(q, sq), e4m3(k, sk), e4m3(v, sv)
+        (q8, k8, v8), (sq, sk, sv) = quantised(q, k, v)
         entry: dict = {"q_max_abs": float(q.abs().max()), "k_max_abs": float(k.abs().max()),
                        "v_max_abs": float(v.abs().max())}
         per_case: dict = {name: ([], []) for name in cases}
