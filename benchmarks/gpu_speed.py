@@ -7,6 +7,7 @@ activation scales from one calibration forward) in layers 1..L-2, as the officia
     python benchmarks/gpu_speed.py run --path compiled --window 4 --chunks 6 --json out.json
     python benchmarks/gpu_speed.py accuracy --json acc.json     # max relative errors vs eager bf16
     python benchmarks/gpu_speed.py gemm --json gemm.json        # one FP8 / bf16 GEMM of the 4.5B, alone
+    python benchmarks/gpu_speed.py profile --path compiled --chunks 5 --json prof.json  # kernel time by kind
 
 "Steady" steps are those of stages 4..chunks-1: the window is full and the KV cache holds every chunk
 a step attends (four chunks back at most), so window 1 is measured with four chunks cached.
@@ -189,7 +190,23 @@ def relative_errors(got: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
 
 
 # Modes ----------------------------------------------------------------------------------------------
-def run_sampler(args, device: torch.device) -> dict:
+@dataclasses.dataclass
+class SamplerRun:
+    """A built model and the plans of one `run` (or `profile`), ready to step through."""
+
+    variant: object
+    size: tuple[int, int]
+    sampling: SamplingConfig
+    dit: MagiDiT
+    plans: list
+    flops: FlopRecorder
+    peak_tflops: float
+    build_s: float
+    weights_gib: float
+
+
+def sampler_run(args, device: torch.device) -> SamplerRun:
+    """The model of --path (random weights; FP8 and compiled as asked) and --chunks plans for the sampler."""
     variant = variant_for(args.variant)
     width, height = (int(v) for v in args.size.split("x"))
     sampling = SamplingConfig.from_dict({**variant.sampling.to_dict(), "window": args.window,
@@ -209,36 +226,54 @@ def run_sampler(args, device: torch.device) -> dict:
     build_s = time.perf_counter() - started
     weights_gib = torch.cuda.memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     flops = FlopRecorder(dit)
-
     g = torch.Generator().manual_seed(1)
     plans = [ChunkPlan(i, chunk_noise(i, height, width), torch.randn(120, variant.dit.caption_channels, generator=g))
              for i in range(args.chunks)]
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    steps = []
-    t0 = last = time.perf_counter()
+    return SamplerRun(variant, (width, height), sampling, dit, plans, flops, peak, build_s, weights_gib)
+
+
+def timed_steps(run: SamplerRun):
+    """Step the sampler through the run's plans; yields one record a step (stage, seconds, FLOPs, graphs)."""
+    flops = run.flops
+    last = time.perf_counter()
     with torch.inference_mode():
-        for event in sample_chunks(dit, sampling, plans, dit.null_text()):
+        for event in sample_chunks(run.dit, run.sampling, run.plans, run.dit.null_text()):
             if isinstance(event, StepDone):
                 sync()
                 now = time.perf_counter()
                 matmul, attention = flops.take()
-                steps.append({"stage": event.step.stage, "s": now - last, "matmul_flop": matmul,
-                              "attention_flop": attention, **compile_counts()})
-                last = now
+                yield {"stage": event.step.stage, "s": now - last, "matmul_flop": matmul,
+                       "attention_flop": attention, **compile_counts()}
+                last = time.perf_counter()
+
+
+def is_steady(step: dict, chunks: int) -> bool:
+    return FIRST_STEADY_STAGE <= step["stage"] <= chunks - 1
+
+
+def run_sampler(args, device: torch.device) -> dict:
+    run = sampler_run(args, device)
+    width, height = run.size
+    sampling = run.sampling
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    steps = list(timed_steps(run))
     total_s = time.perf_counter() - t0
-    steady = [s for s in steps if FIRST_STEADY_STAGE <= s["stage"] <= args.chunks - 1]
+    steady = [s for s in steps if is_steady(s, args.chunks)]
     if not steady:
         raise SystemExit(f"{args.chunks} chunks give no steady stage; use at least {FIRST_STEADY_STAGE + 1}")
     step_s = sum(s["s"] for s in steady) / len(steady)
     flop = sum(s["matmul_flop"] + s["attention_flop"] for s in steady) / len(steady)
     tflops = flop / step_s / 1e12
+    peak = run.peak_tflops
     return {
-        "path": args.path, "fp8_attention": args.fp8_attention, "variant": variant.name, "size": [width, height],
+        "path": args.path, "fp8_attention": args.fp8_attention, "variant": run.variant.name, "size": [width, height],
         "steps": sampling.num_steps,
         "window": sampling.window, "chunks": args.chunks, "compile_mode": args.compile_mode,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
-        "bf16_matmul_peak_tflops": round(peak, 1), "build_s": round(build_s, 2), "weights_gib": round(weights_gib, 2),
+        "bf16_matmul_peak_tflops": round(peak, 1), "build_s": round(run.build_s, 2),
+        "weights_gib": round(run.weights_gib, 2),
         "total_s": round(total_s, 2), "first_steps_s": [round(s["s"], 3) for s in steps[:4]],
         "steady_steps": len(steady), "steady_step_s": round(step_s, 4),
         "steady_chunk_s": round(step_s * sampling.steps_per_stage, 3),
@@ -250,7 +285,118 @@ def run_sampler(args, device: torch.device) -> dict:
         "unique_graphs_at_end": steps[-1]["unique_graphs"],
         "step_seconds": [round(s["s"], 3) for s in steps],
         # True if an FP8 attention kernel refused and its layers fell back to bf16 SDPA (the log says why).
-        "fp8_attention_fell_back": any(getattr(layer.attn.fp8_attention, "failed", False) for layer in dit.layers),
+        "fp8_attention_fell_back": any(getattr(layer.attn.fp8_attention, "failed", False) for layer in run.dit.layers),
+    }
+
+
+# Profile: where a steady step's kernel time goes ---------------------------------------------------------
+#: Substrings of CUDA kernel names (lower case) by kind. Attention first: cuDNN's flash kernels say "sdpa" or
+#: "fmha", FA2 "flash", ours "attention"; GEMMs: cuBLAS ("gemm", Hopper's "nvjet", split-K reductions), CUTLASS,
+#: FP8 scaled matmuls, inductor's matmul templates. The rest (norms, pointwise, casts, copies) is "other".
+ATTENTION_KERNELS = ("flash", "fmha", "sdpa", "attention", "attn_fwd")
+GEMM_KERNELS = ("gemm", "nvjet", "cutlass", "xmma", "scaled_mm", "gemv", "matmul", "splitk", "triton_tem_")
+#: The same for CPU op names (the smoke test on a CPU has no kernels: its ops' self time stands in).
+ATTENTION_OPS = ("scaled_dot_product", "flash_attention", "efficient_attention", "_fused_sdp")
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_scaled_mm", "aten::matmul")
+
+
+def kernel_kind(name: str, *, cuda: bool = True) -> str:
+    """'attention', 'gemm' or 'other' for a CUDA kernel's name (or, cuda=False, an aten op's name)."""
+    lowered = name.lower()
+    if cuda:
+        if any(key in lowered for key in ATTENTION_KERNELS):
+            return "attention"
+        return "gemm" if any(key in lowered for key in GEMM_KERNELS) else "other"
+    if any(key in lowered for key in ATTENTION_OPS):
+        return "attention"
+    return "gemm" if lowered in GEMM_OPS else "other"
+
+
+def kernel_times(profiler, cuda: bool) -> dict[str, float]:
+    """Seconds of each CUDA kernel name (cuda) or each op's self CPU time (not cuda) in a profile."""
+    from torch.autograd import DeviceType
+
+    times: dict[str, float] = {}
+    for event in profiler.key_averages():
+        if cuda:
+            if event.device_type != DeviceType.CUDA:
+                continue
+            us = event.self_device_time_total
+        else:
+            us = event.self_cpu_time_total
+        if us > 0:
+            times[event.key] = times.get(event.key, 0.0) + us / 1e6
+    return times
+
+
+def kernel_breakdown(times: dict[str, float], wall_s: float, steps: int, *, cuda: bool, top: int = 25) -> dict:
+    """Kernel seconds a step by kind (attention, GEMM, other), each as a share of the step's wall time,
+    and the `top` largest 'other' kernels by name."""
+    kinds = {"attention": {}, "gemm": {}, "other": {}}
+    for name, seconds in times.items():
+        kinds[kernel_kind(name, cuda=cuda)][name] = seconds / steps
+    step_s = wall_s / steps
+    busy = sum(sum(group.values()) for group in kinds.values())
+
+    def rows(group: dict[str, float], n: int) -> list[dict]:
+        ranked = sorted(group.items(), key=lambda item: -item[1])[:n]
+        return [{"name": name, "ms_per_step": round(1e3 * s, 3), "share_of_step": round(s / step_s, 4)}
+                for name, s in ranked]
+
+    out = {"step_s": round(step_s, 4), "kernel_s_per_step": round(busy, 4),
+           "idle_share": round(1 - busy / step_s, 4) if step_s else None}
+    for kind, group in kinds.items():
+        total = sum(group.values())
+        out[kind] = {"s_per_step": round(total, 4), "share_of_step": round(total / step_s, 4) if step_s else None,
+                     "kernels": len(group)}
+    out["top_other"] = rows(kinds["other"], top)
+    out["top_attention"] = rows(kinds["attention"], 5)
+    out["top_gemm"] = rows(kinds["gemm"], 5)
+    return out
+
+
+def profile(args, device: torch.device) -> dict:
+    """torch.profiler over --profile-steps steady steps of --path: kernel time by kind and the top 'other' kernels."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    run = sampler_run(args, device)
+    cuda = device.type == "cuda"
+    profiler = torch_profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else []))
+    # Stages FIRST_STEADY_STAGE..chunks-1 are steady: one of their steps unprofiled, then up to --profile-steps.
+    wanted = min(args.profile_steps, run.sampling.steps_per_stage * (args.chunks - FIRST_STEADY_STAGE) - 1)
+    if wanted < 1:
+        raise SystemExit(f"{args.chunks} chunks and {args.steps} steps give fewer than two steady steps")
+    warmup, profiled, started = [], [], None
+    steps = timed_steps(run)
+    for step in steps:
+        if started is None:
+            warmup.append(step)
+            if is_steady(step, args.chunks):  # one steady step unprofiled, then the profiled ones
+                sync()
+                profiler.start()
+                started = time.perf_counter()
+            continue
+        profiled.append(step)
+        if len(profiled) == wanted:
+            break
+    steps.close()
+    sync()
+    wall = time.perf_counter() - started
+    profiler.stop()
+    if args.trace:
+        profiler.export_chrome_trace(str(args.trace))
+    breakdown = kernel_breakdown(kernel_times(profiler, cuda), wall, len(profiled), cuda=cuda)
+    return {
+        "path": args.path, "fp8_attention": args.fp8_attention, "fused_kernels": getattr(args, "fused_kernels", False),
+        "variant": run.variant.name, "size": list(run.size), "steps": run.sampling.num_steps,
+        "window": run.sampling.window, "chunks": args.chunks,
+        "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+        "timing": "CUDA kernel time" if cuda else "CPU self time of each op (no CUDA here)",
+        "profiled_steps": len(profiled), "profiled_stages": sorted({s["stage"] for s in profiled}),
+        "all_profiled_steady": all(is_steady(s, args.chunks) for s in profiled),
+        "unprofiled_steady_step_s": round(warmup[-1]["s"], 3),
+        "profiled_step_s": [round(s["s"], 3) for s in profiled], **breakdown,
     }
 
 
@@ -332,7 +478,7 @@ def gemm(args, device: torch.device) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("run", "accuracy", "gemm"))
+    parser.add_argument("mode", choices=("run", "accuracy", "gemm", "profile"))
     parser.add_argument("--path", choices=("eager", "compiled", "fp8"), default="eager")
     parser.add_argument("--variant", default="4.5B_distill")
     parser.add_argument("--size", default="720x720")
@@ -344,10 +490,13 @@ def main() -> None:
                         help="self-attention in FP8 (magi_engine.dit.fp8_attention): in the FP8 layers of --path fp8, "
                              "in every layer of the bf16 paths; accuracy adds FP8 attention alone and with FP8 linears")
     parser.add_argument("--compile-backend", default="inductor", help="'eager': a smoke test of the wiring (CPU)")
+    parser.add_argument("--profile-steps", type=int, default=3,
+                        help="profile: the steady steps profiled (after one unprofiled steady step)")
+    parser.add_argument("--trace", type=Path, help="profile: also write the Chrome trace here (large)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    result = {"run": run_sampler, "accuracy": accuracy, "gemm": gemm}[args.mode](args, device)
+    result = {"run": run_sampler, "accuracy": accuracy, "gemm": gemm, "profile": profile}[args.mode](args, device)
     publish(__file__, None, result, args.json)
 
 
