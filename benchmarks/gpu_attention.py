@@ -13,8 +13,9 @@ Inputs, each compared with a float32 reference (SDPA on float32 copies of the sa
 "random" (q, k, v ~ N(0, 1)), "qk_norm" (one engine layer, random weights as benchmarks/magi_scale.py:
 q, k, v from its own projections, QK-norm and RoPE of N(0, 1) hidden states) and "qk_norm_gain2" (the same
 with the QK-norms' gain at 2, so the attention logits are four times wider: peakier softmax rows).
-Candidates: the engine's bf16 SDPA per chunk (the baseline), cuDNN's FP8 attention (cuDNN frontend), our
-Triton FP8 kernel at a few tile shapes; and the cost of quantising q, k, v to FP8 (eager, compiled alone,
+Candidates: the engine's bf16 SDPA per chunk (the baseline), FlashAttention 4's bf16 kernel where the
+flash-attn-4 package is installed, cuDNN's FP8 attention (cuDNN frontend), our Triton FP8 kernel at a few
+tile shapes; and the cost of quantising q, k, v to FP8 (eager, compiled alone,
 and fused into the QK-norm + RoPE that produce q and k).
 """
 
@@ -171,6 +172,23 @@ def candidates(layout: ChunkLayout) -> dict:
                                     q8.shape[-1] ** -0.5, config)
             return o
         out["triton_fp8_m{}_n{}_w{}_s{}".format(*config)] = (prepare, run)
+    # FlashAttention 4 (CuTe DSL; its SM90 path is FA3's design): a bf16 candidate where it is installed; last,
+    # as its kernels compile on first use
+    try:
+        from flash_attn.cute import flash_attn_func
+    except Exception as exc:  # noqa: BLE001
+        print("flash_attn.cute unavailable:", short_error(exc), flush=True)
+    else:
+        def fa4(s):
+            q, k, v = s
+            t = layout.tokens_per_chunk
+            parts = []
+            for j in range(layout.num_chunks):
+                lo, hi = layout.key_token_range(j)
+                got = flash_attn_func(q[:, j * t:(j + 1) * t], k[:, lo:hi], v[:, lo:hi])
+                parts.append(got[0] if isinstance(got, tuple) else got)
+            return torch.cat(parts, dim=1)
+        out["fa4_bf16"] = (lambda q, k, v: (q, k, v), fa4)
     return out
 
 

@@ -20,7 +20,7 @@ for step in $steps; do
   start=$(date +%s)
   case $step in
     attention)
-      timeout 120 python3 benchmarks/gpu_attention.py --json "$OUT/gpu_attention.json" > "$OUT/attention.stdout" 2>> "$OUT/log.txt"
+      timeout 200 python3 benchmarks/gpu_attention.py --json "$OUT/gpu_attention.json" > "$OUT/attention.stdout" 2>> "$OUT/log.txt"
       tail -16 "$OUT/attention.stdout" | grep -v '^ ' | tee -a "$OUT/log.txt"; rm -f "$OUT/attention.stdout" ;;
     speed|accuracy)
       best=$(python3 -c "
