@@ -161,6 +161,19 @@ class DocumentSession(QObject):
         self._run(self.document.apply, command, coalesce=coalesce)
         self.undo_stack.push(DocumentUndoCommand(self, command, applied=True))
 
+    def withdraw(self, command) -> bool:
+        """Take back `command` as if it had never been pushed (reverted, and no redo step left) when it is the last
+        step of the history, nothing undone after it; False otherwise (the caller decides). For an edit made on
+        the user's behalf that came to nothing: a regeneration's new seed when its run made no chunk."""
+        stack = self.undo_stack
+        top = stack.command(stack.index() - 1) if stack.index() else None
+        if not isinstance(top, DocumentUndoCommand) or top.command is not command or stack.index() != stack.count():
+            return False
+        self._run(self.document.revert, command)
+        top.setObsolete(True)  # QUndoStack.undo deletes an obsolete command (without calling its undo again)
+        stack.undo()
+        return True
+
     def flush_changes(self) -> None:
         """Deliver `changed` now for changes whose delivery was coalesced (nothing when none waits)."""
         self._flush()

@@ -4,6 +4,7 @@ common        the session Protocol the controllers rely on, a serial background-
 generation    GenerationController: generate / regenerate / resume, results written off the GUI thread
 run_state     the run's phases (the state machine's one table), job states, progress and its ETA
 run_queue     the run's queue as the user sees and changes it: reorder, remove, pause / resume
+reseeds       Regenerate From Here's new seeds, taken back when their request makes nothing
 project       ProjectController: new, open, save, save as, recent files, close prompt, autosave, recovery
 
 No widgets here: the main window connects their signals to its views and its actions to their slots.

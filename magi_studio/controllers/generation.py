@@ -40,6 +40,7 @@ from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 from magi_engine.errors import ConfigError, EngineError
 from magi_engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
 from magi_studio.controllers.common import Autosaver, SerialTasks, snapshot_project
+from magi_studio.controllers.reseeds import Reseeds
 from magi_studio.controllers.run_queue import RunQueue, plan_request
 from magi_studio.controllers.run_state import (ChunkJobState, ChunkJobStates, CompletedRequest, GenerationProgress,
                                                QueuedShot, QueueItem, RequestState, RunningJob, RunPhase,
@@ -114,6 +115,7 @@ class GenerationController(QObject, RunQueue):
         self._completed: list[CompletedRequest] = []  # requests done, oldest first, until cleared
         self._item_seconds: dict[int, float] = {}  # queue item id -> seconds it has been the current request
         self._item_made: dict[int, list[str]] = {}  # queue item id -> the chunks it committed (ids, in order)
+        self._reseeds = Reseeds()  # the new seeds of regenerations, taken back when they make nothing
         self._current_since = 0.0  # time.monotonic() when the current request became current
         self._run_failed: set[int] = set()  # ids of the requests that failed in this run (or the last one)
         self._job_failure = ""  # why the job under way must stop (a write failed, its shot was deleted)
@@ -162,6 +164,8 @@ class GenerationController(QObject, RunQueue):
             return False
         stopped = {item.id for item in items}
         self._ended = [(item, row) for item, row in self._ended if item.id not in stopped]  # going on: not ended
+        for item in items:
+            self._reseeds.reroll(self._session, item.id, self.seed_source)
         self._request(items)
         return self.is_generating()
 
@@ -189,6 +193,7 @@ class GenerationController(QObject, RunQueue):
         """Another project is open (None: none): stop the run, commit what finished, forget the job states."""
         self.stop()
         self._stopped, self._ended, self._completed = [], [], []  # they were that project's
+        self._reseeds.clear()
         self._states.clear()
         self._session = session
         if session is not None:
@@ -367,6 +372,7 @@ class GenerationController(QObject, RunQueue):
                 self._complete(item, project)  # resumed with nothing left: what it made before is all it makes
             self._list_cancelled_current(item)
             self._dropping_current = False  # replaced by the request now at the queue's head, or nothing to do
+            self._settle_reseeds({item.id})
             self._progress.estimates.pop(item.id, None)
             shot = next((s for s in project.shots if s.id == shot_id), None)
             self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())
@@ -397,6 +403,7 @@ class GenerationController(QObject, RunQueue):
         self._end_request(item, RequestState.FAILED, str(reported))
         self._progress.estimates.pop(item.id, None)
         self._current, self._current_name, self._dropping_current = None, "", False
+        self._settle_reseeds({item.id})
         shot = next((s for s in self._session.document.project.shots if s.id == item.shot_id), None)
         self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())
         if self._pausing:
@@ -417,6 +424,7 @@ class GenerationController(QObject, RunQueue):
         self._queue.clear()
         self._pausing = self._dropping_current = False
         self._job, self._current, self._current_name = None, None, ""
+        self._settle_reseeds(self._reseeds.pending() - {item.id for item in self._after_stop})  # the run is over
         self._states.settle()
         self._set_busy([])
         self._enter(RunPhase.IDLE)
@@ -576,6 +584,8 @@ class GenerationController(QObject, RunQueue):
         elif self._pausing:
             self._hold()
         else:
+            if self._current is not None:  # given up (replaced, or cancelled alone): a regeneration that made nothing
+                self._settle_reseeds({self._current.id})
             self._current, self._current_name, self._dropping_current = None, "", False
             self._when_model_ready()
 
@@ -604,6 +614,7 @@ class GenerationController(QObject, RunQueue):
     def _complete(self, item: QueuedShot, project) -> None:
         """`item` is done: it joins the Completed list with what it made. Once every chunk of its shot is done, the
         shot's plain requests that failed or were cancelled before have nothing left to do: their rows go."""
+        self._reseeds.forget(item.id)  # its new seed made what it made: it stays
         made = self._item_made.pop(item.id, [])
         seconds = self._item_seconds.pop(item.id, 0.0)
         shot = next((s for s in project.shots if s.id == item.shot_id), None)

@@ -35,8 +35,7 @@ from magi_studio.controllers.run_state import (ChunkJobState, CompletedRequest, 
                                                RunPhase)
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import chunk_spec, draft_span, first_pending_chunk, resolve_take
-from magi_studio.document.planning import (GenerationPlan, plan_final_quality, plan_generation,
-                                           reseed_for_regeneration, variation_seeds)
+from magi_studio.document.planning import GenerationPlan, plan_final_quality, plan_generation, variation_seeds
 
 _item_ids = itertools.count(1)
 
@@ -106,18 +105,25 @@ class RunQueue:
     def generate_from(self, shot_id: str, index: int, stop_index: int | None = None) -> None:
         """Chunk `index` of the shot and every later one (up to chunk `stop_index`, excluded, when given: an
         in/out range); the chunks before it are kept as they are."""
-        draft = self._draft_mode()
-        self._request([QueuedShot(next(_item_ids), shot_id, index, stop_index=stop_index,
-                                  label=_draft_label("", draft), draft=draft)])
+        self._request([self._from_item(shot_id, index, stop_index)])
 
     def regenerate_from(self, shot_id: str, index: int) -> None:
-        """As generate_from, re-rolling chunk `index`'s seed first (undoably) unless it is locked or edited."""
+        """As generate_from, re-rolling chunk `index`'s seed first (undoably) unless it is locked or edited. The new
+        seed is taken back if the request makes no chunk (reseeds.py)."""
         if self._session is None:
             return
-        reseed = reseed_for_regeneration(self._session.document.project, shot_id, index, self.seed_source)
-        if reseed is not None:
-            self._session.push(reseed)
-        self.generate_from(shot_id, index)
+        item = self._from_item(shot_id, index)
+        self._reseeds.roll(self._session, item.id, shot_id, index, self.seed_source)
+        self._request([item])
+
+    def _from_item(self, shot_id: str, index: int, stop_index: int | None = None) -> QueuedShot:
+        draft = self._draft_mode()
+        return QueuedShot(next(_item_ids), shot_id, index, stop_index=stop_index, label=_draft_label("", draft),
+                          draft=draft)
+
+    def _settle_reseeds(self, item_ids: set[int]) -> None:
+        """These requests are over: a regeneration among them that committed no chunk takes its new seed back."""
+        self._reseeds.settle(self._session, item_ids, made=lambda item_id: bool(self._item_made.get(item_id)))
 
     def generate_variations(self, shot_id: str, index: int, count: int,
                             rng: random.Random | None = None) -> list[int]:
@@ -322,6 +328,7 @@ class RunQueue:
             return False
         self._ended = [(item, row) for item, row in self._ended if item.id != item_id]
         self._stopped = [item for item in self._stopped if item.id != item_id]
+        self._reseeds.reroll(self._session, item_id, self.seed_source)  # a regeneration re-rolls, as the first time
         again = ended if ended.seeds is not None or ended.final_of is not None else \
             QueuedShot(ended.id, ended.shot_id, None, label=ended.label, stop_index=ended.stop_index,
                        draft=ended.draft)
@@ -370,11 +377,13 @@ class RunQueue:
         if any(ended.id == item_id for ended, _ in self._ended):
             self._ended = [(ended, row) for ended, row in self._ended if ended.id != item_id]
             self._stopped = [item for item in self._stopped if item.id != item_id]
+            self._reseeds.forget(item_id)
             return self.queueChanged.emit()
         item = next((item for item in self._queue if item.id == item_id), None)
         if item is None:
             return
         self._queue.remove(item)
+        self._settle_reseeds({item.id})
         self._progress.estimates.pop(item.id, None)
         project = self._session.document.project
         # Its chunks are no longer queued, unless another request will make them or the one under way makes them.

@@ -326,6 +326,7 @@ def reseed_for_regeneration(project: Project, shot_id: str, index: int,
         seed = (rng or random.Random()).randrange(2**31)
     command = SetSeed(shot_id, chunk.id, seed)
     command.text = f"New seed for {shot.name}, chunk {index + 1}"  # the history says why the seed changed
+    command.merge_key = None  # a step of its own: a seed typed just before or after never merges into it
     return command
 
 

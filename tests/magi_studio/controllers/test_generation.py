@@ -244,6 +244,78 @@ def test_regenerate_from_chunk_2_keeps_chunk_1_bit_identical_as_a_second_take(qt
     assert chunk_states(project, s.shot.id) == [ChunkState.DONE] * 4
 
 
+def _history(session) -> tuple:
+    stack = session.undo_stack
+    return stack.count(), stack.index(), stack.isClean(), [stack.text(i) for i in range(stack.count())]
+
+
+@pytest.mark.parametrize("how", ["load fails", "engine fails", "cancelled"])
+def test_a_regeneration_that_makes_nothing_leaves_the_document_as_it_was_before_the_click(qtbot, studio, how):
+    s = studio(chunks=2)
+    s.controller.generate_shot(s.shot.id)
+    wait_run(qtbot, s)
+    s.session.mark_saved()
+    seeds, before = [c.seed for c in s.shot.chunks], _history(s.session)
+    if how == "load fails":
+        s.session.project.settings.model = "no-such-model"
+    elif how == "engine fails":
+        s.engine.generate = lambda request, cancel=None: iter([Failed(EngineError("The GPU ran out of memory."))])
+    s.controller.regenerate_from(s.shot.id, 1)
+    assert s.shot.chunks[1].seed != seeds[1]  # re-rolled for the run: the card says what it is making
+    if how == "cancelled":
+        s.controller.cancel()
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends[-1] == ("cancelled" if how == "cancelled" else "failed")
+    # No seed that made nothing, no step in the history, not even one to redo, and not dirty.
+    assert [c.seed for c in s.shot.chunks] == seeds and _history(s.session) == before
+    assert not s.session.undo_stack.canRedo() and not s.session.is_dirty
+    assert chunk_states(s.session.project, s.shot.id) == [ChunkState.DONE] * 2 and len(s.shot.takes) == 1
+
+
+def test_a_failed_regeneration_after_another_edit_restores_its_seed_and_retry_rolls_a_new_one(qtbot, studio):
+    s = studio(chunks=2)
+    s.controller.generate_shot(s.shot.id)
+    wait_run(qtbot, s)
+    s.session.project.settings.model = "no-such-model"
+    old_seed = s.shot.chunks[1].seed
+    s.controller.regenerate_from(s.shot.id, 1)
+    s.session.push(AddShot(new_shot(s.session.project, name="B", prompt=PROMPTS[2])))  # the seed is not the last step
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends[-1] == "failed" and s.shot.chunks[1].seed == old_seed
+    assert s.session.undo_stack.undoText().startswith("Seed restored for Shot 1")
+    s.session.project.settings.model = "tiny"
+    [failed] = s.controller.ended_requests()
+    assert s.controller.retry(failed.id)  # asked again, it regenerates as the first time: with a new seed
+    assert s.shot.chunks[1].seed != old_seed
+    wait_run(qtbot, s, 3)
+    assert s.recorder.ends[-1] == "finished" and len(s.shot.takes) == 2
+    assert s.requests[-1].chunks[-1].seed == s.shot.chunks[1].seed
+
+
+def test_a_regeneration_that_committed_a_chunk_keeps_its_seed_when_it_then_fails(qtbot, studio):
+    s = studio(chunks=2)
+    s.controller.generate_shot(s.shot.id)
+    wait_run(qtbot, s)
+    old_seed = s.shot.chunks[0].seed
+    generate = s.engine.generate
+
+    def fails_after_one_chunk(request, cancel=None):
+        for event in generate(request, cancel):
+            yield event
+            if isinstance(event, ChunkFinished):
+                yield Failed(EngineError("The GPU ran out of memory."))
+                return
+
+    s.engine.generate = fails_after_one_chunk
+    s.controller.regenerate_from(s.shot.id, 0)
+    wait_run(qtbot, s, 2)
+    assert s.recorder.ends[-1] == "failed"
+    new_path = active_path(s.shot)
+    assert len(s.shot.takes) == 2 and new_path[0] is not None and new_path[1] is None  # its chunk is kept...
+    assert s.shot.chunks[0].seed != old_seed  # ... with the seed that made it
+    assert s.session.project.results[new_path[0]].seed == s.shot.chunks[0].seed
+
+
 def test_a_storyboard_run_generates_shots_in_order_and_continues_the_previous_one(qtbot, studio):
     s = studio(chunks=2)
     project = s.session.project
