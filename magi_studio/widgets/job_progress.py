@@ -16,7 +16,8 @@ in its queue · 0:14" instead of a progress that does not move, until the run st
 
 When a job or run ends the widget hides and sends its outcome ("Generated 5 chunks in 0:42") as
 `outcome(text, completed)`: the main window shows it with its other status messages (one owner of the
-status bar's message area) and asks for attention when it is not the active window.
+status bar's message area) and asks for attention when it is not the active window. A model that loaded has no
+outcome: the engine line beside (EngineStatus) says "studio-mini (built in) · cpu · … · ready" already.
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ class JobProgress(QWidget):
         if isinstance(event, ModelLoaded):
             self._load_fraction = None
             if job_id == self.job_id and not self._run_active:
-                self._end(f"Loaded {event.info.label}")
+                self._stop_showing()  # no outcome: the engine line beside says "<model> · ready" already
             return None
         if self._run_active or job_id != self.job_id:
             if isinstance(event, (Cancelled, Failed)) and job_id == self.job_id:
@@ -263,11 +264,14 @@ class JobProgress(QWidget):
             self._render()
 
     def _end(self, outcome: str, completed: bool = True) -> None:
+        self._stop_showing()
+        self.last_outcome = outcome
+        self.outcome.emit(outcome, completed)
+
+    def _stop_showing(self) -> None:
         self._ticker.stop()
         self.job_id = None
         self.hide()
-        self.last_outcome = outcome
-        self.outcome.emit(outcome, completed)
 
     # Text -------------------------------------------------------------------------------------
     def _render(self) -> None:

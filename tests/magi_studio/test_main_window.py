@@ -203,6 +203,15 @@ def test_the_end_of_a_job_is_said_in_the_status_bar_and_an_inactive_window_asks_
     assert window.engine_status.isVisible() and "ready" in window.engine_status.text()
 
 
+def test_a_loaded_model_is_said_once_by_the_engine_line(qtbot, window, tiny_session):
+    ready(qtbot, window, tiny_session)
+    qtbot.waitUntil(lambda: window.job_progress.job_id is None, timeout=5000)
+    label = window.worker.model_info.label
+    said = [window.statusBar().currentMessage(), window.engine_status.text(), window.job_progress.text() * (
+        window.job_progress.isVisible())]
+    assert "".join(said).count(label) == 1 and said[1].endswith("· ready"), said  # not "Loaded …" beside it
+
+
 def test_a_completed_generation_fills_the_player(qtbot, window, tiny_session):
     ready(qtbot, window, tiny_session)
     job = window.worker.generate(request(2))
