@@ -1,7 +1,8 @@
 """EngineStatus: the status bar's word on the engine — which model, on what device, doing what.
 
-While a model loads, the job's progress beside it (JobProgress: "Loading studio-mini · 40% · 0:03", its bar
-and Stop) says so; this line shows only its amber dot then, so the load is said once."""
+While a model loads, the job's progress beside it (JobProgress: "● Loading studio-mini · 40% · 0:03", its bar
+and Stop) says so, led by this line's amber dot (`engine_line`); this line says nothing then, so the load is said
+once and the dot sits by its text as in every other state."""
 
 from __future__ import annotations
 
@@ -62,9 +63,15 @@ class EngineStatus(QLabel):
             text, tip = "No model loaded", self._load_error
         else:
             text, tip = "No model loaded", "Choose a model in Settings."
-        colour = palette.DANGER if state == EngineState.NO_MODEL and self._load_error else _DOT[state]
-        self.setText(f'<span style="color:{colour}">●</span>' + (f"&nbsp; {escape(text)}" if text else ""))
+        failed = state == EngineState.NO_MODEL and self._load_error
+        self.setText("" if state == EngineState.LOADING else engine_line(state, text, failed=failed))
         self.setToolTip(tip)
+
+
+def engine_line(state: EngineState, text: str, *, failed: bool = False) -> str:
+    """The engine line's rich text: the state's dot (red after a failed load), then `text` beside it."""
+    colour = palette.DANGER if failed else _DOT[state]
+    return f'<span style="color:{colour}">●</span>' + (f"&nbsp; {escape(text)}" if text else "")
 
 
 #: The status bar's word for a DiT placement other than "everything on the device".

@@ -22,14 +22,17 @@ outcome: the engine line beside (EngineStatus) says "studio-mini (built in) · c
 
 from __future__ import annotations
 
-from PySide6.QtCore import QElapsedTimer, QSize, QTimer, Signal
+from html import escape
+
+from PySide6.QtCore import QElapsedTimer, QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from magi_engine.events import Cancelled, ChunkFinished, Failed, Finished, GenerationStarted, StepProgress
 from magi_engine.remote.protocol import Queued
 from magi_studio.controllers.run_state import RunPhase, clock_text
-from magi_studio.engine_worker import EngineWorker, JobStarted, LoadProgress, ModelLoaded, is_final
+from magi_studio.engine_worker import EngineState, EngineWorker, JobStarted, LoadProgress, ModelLoaded, is_final
 from magi_studio.theme import icon
+from magi_studio.widgets.engine_status import engine_line
 
 BAR_RESOLUTION = 1000
 #: Room for the longest usual progress text, so the status bar's layout does not jump as the text changes.
@@ -77,9 +80,11 @@ class JobProgress(QWidget):
         self._run_clock = QElapsedTimer()
         #: The last outcome sent (tests and the window read it).
         self.last_outcome = ""
+        self._said = ""  # the label's text, without the dot that leads it while the engine loads
 
         self.label = QLabel()
         self.label.setObjectName("JobProgressText")
+        self.label.setTextFormat(Qt.TextFormat.RichText)  # see _say
         self.label.setMinimumWidth(self.label.fontMetrics().averageCharWidth() * LABEL_CHARS)
         self.bar = DeferredProgressBar()
         self.bar.setFixedWidth(180)
@@ -102,10 +107,21 @@ class JobProgress(QWidget):
         self._ticker.setInterval(1000)
         self._ticker.timeout.connect(self._tick)
         worker.event.connect(self._on_event)
+        worker.stateChanged.connect(self._on_engine_state)
         self.hide()
 
     def text(self) -> str:
-        return self.label.text()
+        return self._said
+
+    def _on_engine_state(self, _state: str) -> None:
+        self._say(self._said)
+
+    def _say(self, text: str) -> None:
+        """Show `text`. While the engine loads, the engine line (EngineStatus, beside this) says nothing and its
+        amber dot leads this text instead, as it leads its own: two widgets would leave a gap between dot and text."""
+        self._said = text
+        loading = self._worker.state == EngineState.LOADING
+        self.label.setText(engine_line(EngineState.LOADING, text) if loading else escape(text))
 
     def follow_run(self, generation) -> None:
         """Show `generation`'s runs (GenerationController) instead of their single engine jobs."""
@@ -123,7 +139,7 @@ class JobProgress(QWidget):
         else:
             return
         self.cancel_button.setEnabled(False)
-        self.label.setText("Stopping after this step…")
+        self._say("Stopping after this step…")
 
     # A GenerationController's run -------------------------------------------------------------
     def _on_run_active(self, running: bool) -> None:
@@ -145,7 +161,7 @@ class JobProgress(QWidget):
             self.bar.setRange(0, 0)  # no fraction while the server runs other clients' work
             if self.cancel_button.isEnabled():
                 elapsed = clock_text(self._run_clock.elapsed() / 1000)
-                self.label.setText(f"{waiting_text(self._runs_ahead)} · {elapsed}")
+                self._say(f"{waiting_text(self._runs_ahead)} · {elapsed}")
             return
         if progress.phase is RunPhase.LOADING and self._load_fraction is not None:
             self.bar.setRange(0, BAR_RESOLUTION)
@@ -158,7 +174,7 @@ class JobProgress(QWidget):
         if progress.stopping:
             self.cancel_button.setEnabled(False)
         if self.cancel_button.isEnabled() or progress.stopping:  # "Stopping…" stays until the run has ended
-            self.label.setText(progress.text())
+            self._say(progress.text())
 
     def _on_run_chunk(self, *_ids) -> None:
         self._run_chunks += int(self._run_active)
@@ -282,10 +298,10 @@ class JobProgress(QWidget):
             fraction = self._load_fraction
             text = self._load_message or "Loading model"
             text += f" · {round(fraction * 100)}%" if fraction else ""
-            self.label.setText(f"{text} · {elapsed}")
+            self._say(f"{text} · {elapsed}")
             return
         if self._runs_ahead:
-            self.label.setText(f"{waiting_text(self._runs_ahead)} · {elapsed}")
+            self._say(f"{waiting_text(self._runs_ahead)} · {elapsed}")
             return
         parts = []
         if self._chunks:
@@ -297,7 +313,7 @@ class JobProgress(QWidget):
         parts.append(elapsed)
         if self._eta_s is not None and self._step < self._total_steps:
             parts.append(f"about {clock_text(self._eta_s)} left")
-        self.label.setText(" · ".join(parts) if self._chunks else f"Preparing · {elapsed}")
+        self._say(" · ".join(parts) if self._chunks else f"Preparing · {elapsed}")
 
 
 def waiting_text(runs_ahead: int) -> str:
