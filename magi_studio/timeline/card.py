@@ -28,8 +28,8 @@ from magi_studio.theme.icons import icon_file, svg_pixmap
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.timeline.prompt_words import PromptWords
 from magi_studio.timeline.state_badge import StateBadge
-from magi_studio.timeline.style import (CARD_FRAME, CARD_PADDING, CARD_RADIUS, DAMAGED, DENOISING, DONE, STALE, STATE_TEXT,
-                                        STATE_TIPS, TEXT_WIDTH, THUMB_HEIGHT, set_style_property)
+from magi_studio.timeline.style import (CARD_FRAME, CARD_PADDING, CARD_RADIUS, DAMAGED, DENOISING, DONE, STALE, STARTING,
+                                        STATE_TEXT, STATE_TIPS, TEXT_WIDTH, THUMB_HEIGHT, set_style_property)
 from magi_studio.timeline.thumbnail import CardModel, CardPicture
 
 
@@ -394,8 +394,8 @@ class ChunkCard(QWidget):
             self.index_label.setToolTip(f"Chunk {model.index + 1} of {model.shot_name}")
             self.time_label.setText(model.time_range)
         badge = STATE_TEXT[model.state]
-        if model.state == DENOISING and model.progress is not None:
-            badge = f"{round(model.progress * 100)}%"
+        if model.state == DENOISING and model.progress is not None:  # before its first step: "Starting", not "0%"
+            badge = f"{round(model.progress * 100)}%" if model.progress > 0 else STARTING
         self.badge.show_state(model.state, badge)
         self.badge.setToolTip(STATE_TIPS[model.state])
         self._show_draft_badge(model.draft)

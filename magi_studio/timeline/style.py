@@ -18,6 +18,8 @@ QUEUED, DENOISING, FAILED = ChunkJobState.QUEUED.value, ChunkJobState.DENOISING.
 JOB_STATES = (QUEUED, DENOISING, FAILED)
 STATE_TEXT = {EMPTY: "Empty", QUEUED: "Queued", DENOISING: "Denoising", DONE: "Done", STALE: "Stale",
               FAILED: "Failed", DAMAGED: "Damaged"}
+#: What a chunk being denoised says before the engine's first step, on its badge and over its picture (not "0%").
+STARTING = "Starting"
 STATE_TIPS = {
     EMPTY: "Not generated yet",
     QUEUED: "Waiting for its turn in the current generation",

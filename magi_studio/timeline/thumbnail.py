@@ -1,9 +1,10 @@
 """The picture of a chunk card, and CardModel, what a card shows.
 
 CardPicture paints the chunk's thumbnail (from the store, on the active path), the live preview while
-it denoises, the shot's reference image on an image shot's first card, or a placeholder; a stale
-chunk's frames are kept and drawn dimmed with an amber corner, never dropped. It is not a widget: the card paints it
-in its own paint event (a child widget per card cost about 2.8 ms of a zoomed-out repaint at 1920x1080, 41 cards).
+it denoises ("Starting…" before the model's first step), the shot's reference image on an image shot's first
+card, or a placeholder; a stale chunk's frames are kept and drawn dimmed with an amber corner, never dropped. It is
+not a widget: the card paints it in its own paint event (a child widget per card cost about 2.8 ms of a zoomed-out
+repaint at 1920x1080, 41 cards).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, Q
 from PySide6.QtWidgets import QWidget
 
 from magi_studio.theme import palette
-from magi_studio.timeline.style import DENOISING, EMPTY, FAILED, QUEUED, STALE
+from magi_studio.timeline.style import DENOISING, EMPTY, FAILED, QUEUED, STALE, STARTING
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,10 @@ class CardPicture:
             _corner_flag(painter, rect, QColor(palette.WARNING))
         elif model.state == FAILED:
             painter.fillRect(rect, QColor(229, 83, 75, 70))
-        elif model.state == QUEUED:
+        elif model.state == QUEUED or model.state == DENOISING and live is None and not model.progress:
+            # Waiting: for its turn in the run, or (denoising) for the model's first step, which can take seconds.
             painter.fillRect(rect, QColor(13, 14, 17, 130))
-            _centre_text(painter, rect, "Queued", palette.TEXT, bold=True)
+            _centre_text(painter, rect, "Queued" if model.state == QUEUED else f"{STARTING}…", palette.TEXT, bold=True)
         if showing_reference:
             _chip(painter, rect, "Reference image")
         elif model.reference is not None and picture is not None:

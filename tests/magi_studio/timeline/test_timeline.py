@@ -298,6 +298,28 @@ def test_job_states_and_live_previews_show_on_cards(qtbot, editor):
     assert timeline.card(ids[2]).badge.text() == "Done" and timeline.job_state(ids[2]) is None
 
 
+def test_a_chunk_says_it_is_starting_until_the_engines_first_step(qtbot, editor):
+    """Before the first step of a chunk (loading, encoding the prompt: seconds on a GPU) its card said "0%" over an
+    empty box; it says "Starting" on its badge and "Starting…" over its picture, as "Queued" is said, until then."""
+    timeline, shot_id = editor.timeline, editor.shot.id
+    editor.session.push(AddChunk(shot_id, new_chunk(editor.project, shot_id, 3)))
+    done, empty = editor.chunk_ids()[0], editor.chunk_ids()[3]
+
+    def words(chunk_id) -> int:
+        """Bright pixels across the middle of the card's picture: the words painted over it."""
+        picture = picture_image(timeline.card(chunk_id))
+        middle = picture.height() // 2
+        return sum(picture.pixelColor(x, y).lightness() > 180
+                   for x in range(picture.width()) for y in range(middle - 8, middle + 8))
+
+    assert words(done) == 0 and words(empty) == 0  # its frames; the empty chunk's "not generated" is lower down
+    for chunk_id in (done, empty):
+        timeline.set_job_state(chunk_id, "denoising", 0.0)
+        assert timeline.card(chunk_id).badge.text() == "Starting" and words(chunk_id) > 20
+    timeline.set_job_state(empty, "denoising", 0.25)  # its first step: the share done, as later on
+    assert timeline.card(empty).badge.text() == "25%" and words(empty) == 0
+
+
 def test_a_finished_chunk_shows_its_frames_until_its_result_is_committed(qtbot, editor):
     """Between the engine's finishing a chunk (the controller's denoising 100 %) and its result's commit, the card shows
     the frames the player has, whichever of the two arrives first, with a live preview before or none (previews off)."""
