@@ -328,7 +328,7 @@ class RuntimeConfig:
 
     None means "the engine chooses for the device" (magi_engine.dit.compiled.resolve_runtime): compiled layers
     on CUDA only, native FP8 on GPUs with FP8 matmuls (compute capability 8.9 and later) only, FP8 attention
-    with native FP8 on Hopper only.
+    with native FP8 on Hopper only, fused kernels on CUDA with Triton only (once measured faster).
     """
 
     #: Wrap the dense parts of each transformer layer in torch.compile (one graph for every step and layer).
@@ -340,6 +340,9 @@ class RuntimeConfig:
     #: Native FP8 models also run self-attention in FP8 (magi_engine.dit.fp8_attention) on Hopper GPUs (compute
     #: capability 9.x) with the cuDNN frontend or Triton; None: wherever it can run; False: bf16 attention.
     fp8_attention: bool | None = None
+    #: Fused Triton kernels for each layer's norm + gate + residual and QK-norm + RoPE (magi_engine.dit.fused) on
+    #: CUDA GPUs with Triton installed; None: where they run, once measured faster (until then off); False: off.
+    fused_kernels: bool | None = None
     #: One of TEXT_ENCODER_PLACEMENTS; None: the loader picks the first that fits the device's memory
     #: (magi_engine.loading.memory.choose_text_placement), in the order gpu, offload, cpu.
     text_encoder: str | None = None
@@ -354,6 +357,8 @@ class RuntimeConfig:
                  f"RuntimeConfig.native_fp8 must be true, false or null, got {self.native_fp8!r}")
         _require(self.fp8_attention in (None, True, False),
                  f"RuntimeConfig.fp8_attention must be true, false or null, got {self.fp8_attention!r}")
+        _require(self.fused_kernels in (None, True, False),
+                 f"RuntimeConfig.fused_kernels must be true, false or null, got {self.fused_kernels!r}")
         _require(self.compile_mode in COMPILE_MODES,
                  f"RuntimeConfig.compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
         _require(self.text_encoder is None or self.text_encoder in TEXT_ENCODER_PLACEMENTS,

@@ -120,8 +120,9 @@ def test_nothing_the_app_runs_imports_the_lab():
 
 
 #: Engine modules that exist only for a GPU kernel and import its compiler at the top (a @triton.jit kernel must be
-#: module-level); the engine imports them only where that package is installed (magi_engine.dit.fp8_attention).
-OPTIONAL_GPU_MODULES = {"magi_engine.dit.fp8_attention_triton": "triton"}
+#: module-level); the engine imports them only where that package is installed (magi_engine.dit.fp8_attention,
+#: magi_engine.dit.fused).
+OPTIONAL_GPU_MODULES = {"magi_engine.dit.fp8_attention_triton": "triton", "magi_engine.dit.fused_triton": "triton"}
 
 IMPORT_ALL_WITH_QT_BLOCKED = f"""
 import importlib, importlib.abc, importlib.util, pkgutil, sys, traceback

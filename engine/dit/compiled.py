@@ -33,6 +33,10 @@ COMPILE_BY_DEFAULT_ON_CUDA = True
 #: "Compiled layers and native FP8"); until then only when asked for (RuntimeConfig.fp8_attention=True).
 FP8_ATTENTION_BY_DEFAULT = False
 
+#: The fused Triton kernels (magi_engine.dit.fused) where they can run, unless turned off: on once measured faster
+#: end to end on a GPU (benchmarks/run_gpu_fusions.sh); until then only when asked for (RuntimeConfig.fused_kernels).
+FUSED_KERNELS_BY_DEFAULT = False
+
 #: The dimensions of each dense part's arguments that change with the window: tokens, chunks, text length.
 DENSE_IN_DYNAMIC = ((1,), (1,), (0,), (1, 2))  # x [N, S, D], condition [N, chunks, C], angles [S, A], text
 DENSE_OUT_DYNAMIC = ((1,), (1,), (1,), (1,), (1,))  # x, self_out, cross_out, gate_attn, gate_mlp
@@ -47,6 +51,8 @@ class RuntimeChoice:
     native_fp8: bool
     #: The FP8 attention kernel of the FP8 layers (magi_engine.dit.fp8_attention: "cudnn" or "triton"); None: SDPA.
     fp8_attention: str | None = None
+    #: Each layer's norm + gate + residual and QK-norm + RoPE as fused Triton kernels (magi_engine.dit.fused).
+    fused_kernels: bool = False
 
 
 def resolve_runtime(runtime: RuntimeConfig | None, device: torch.device | str) -> RuntimeChoice:
@@ -64,7 +70,22 @@ def resolve_runtime(runtime: RuntimeConfig | None, device: torch.device | str) -
         raise ConfigError(f"Native FP8 needs a CUDA GPU of compute capability 8.9 or later; {device} is not one. "
                           "Leave it to the engine, which then dequantises FP8 checkpoints.")
     return RuntimeChoice(bool(compile_layers), runtime.compile_mode, bool(native_fp8),
-                         _fp8_attention(runtime.fp8_attention, bool(native_fp8), device))
+                         _fp8_attention(runtime.fp8_attention, bool(native_fp8), device),
+                         _fused_kernels(runtime.fused_kernels, device))
+
+
+def _fused_kernels(wanted: bool | None, device: torch.device) -> bool:
+    """The fused kernels run on CUDA with Triton only; elsewhere (CPU, MPS) the layers' torch expressions."""
+    if wanted is False or (wanted is None and not FUSED_KERNELS_BY_DEFAULT):
+        return False
+    from magi_engine.dit.fused import fused_kernels_supported
+
+    if fused_kernels_supported(device):
+        return True
+    if wanted:
+        raise ConfigError(f"The fused kernels need a CUDA GPU with Triton installed (and torch 2.6 or later); "
+                          f"{device} is not one. Leave it to the engine, which then runs the layers' torch code.")
+    return False
 
 
 def _fp8_attention(wanted: bool | None, native_fp8: bool, device: torch.device) -> str | None:
@@ -147,10 +168,14 @@ def use_fp8_attention(dit: torch.nn.Module, backend: str | None, *, compiled: bo
 
 
 def apply_runtime(dit: torch.nn.Module, choice: RuntimeChoice) -> torch.nn.Module:
-    """FP8 attention and compiled layers as the choice says (native FP8 is a loading choice:
+    """FP8 attention, fused kernels and compiled layers as the choice says (native FP8 is a loading choice:
     magi_engine.magi_checkpoint)."""
     if choice.fp8_attention is not None:
         use_fp8_attention(dit, choice.fp8_attention, compiled=choice.compile_layers)
+    if choice.fused_kernels:  # before compiling: the compiled graphs call the kernels
+        from magi_engine.dit.fused import use_fused_kernels
+
+        use_fused_kernels(dit, True)
     return compile_layers(dit, mode=choice.compile_mode) if choice.compile_layers else dit
 
 

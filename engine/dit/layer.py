@@ -45,6 +45,9 @@ class ParallelAttention(nn.Module):
         #: Block-causal self-attention in FP8 (magi_engine.dit.fp8_attention.Fp8BlockCausalAttention), set on the
         #: FP8 layers of a native FP8 model on a Hopper GPU (magi_engine.dit.compiled.use_fp8_attention); None: SDPA.
         self.fp8_attention: Callable | None = None
+        #: The fused QK-norm + RoPE kernel (magi_engine.dit.fused.FusedKernels, set by use_fused_kernels on CUDA);
+        #: None: the torch expression below.
+        self.fused_kernels = None
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (-1, self.head_dim))
@@ -52,8 +55,14 @@ class ParallelAttention(nn.Module):
     def project(self, a: torch.Tensor, angles: torch.Tensor, text: torch.Tensor) -> AttentionInputs:
         """Normed input a [N, S, D] -> self-attention q [N, S, H, dh], k, v [N, S, G, dh] (QK-normed and
         rotated), cross-attention queries [N, S, H, dh] and the text's keys/values [N, chunks, L, G, dh]."""
-        q = apply_rotary(self.q_norm(self._heads(self.to_q(a)).float()), angles).to(a.dtype)
-        k = apply_rotary(self.k_norm(self._heads(self.to_k(a)).float()), angles).to(a.dtype)
+        fused = self.fused_kernels
+        if fused is None:
+            q = apply_rotary(self.q_norm(self._heads(self.to_q(a)).float()), angles).to(a.dtype)
+            k = apply_rotary(self.k_norm(self._heads(self.to_k(a)).float()), angles).to(a.dtype)
+        else:  # the same, one kernel each (magi_engine.dit.fused)
+            cos, sin = fused.rotation(angles)
+            q = fused.qk_norm_rope(self._heads(self.to_q(a)), self.q_norm, cos, sin)
+            k = fused.qk_norm_rope(self._heads(self.to_k(a)), self.k_norm, cos, sin)
         v = self._heads(self.to_v(a))
         q_cross = self.q_norm_cross(self._heads(self.to_q_cross(a)))
         k_text = self.k_norm_cross(self._heads(self.to_k_cross(text)))
@@ -114,6 +123,9 @@ class TransformerLayer(nn.Module):
         self.attn_post_norm = OnePlusLayerNorm(config.hidden_size, config.layernorm_eps)
         self.mlp = FeedForward(config)
         self.mlp_post_norm = OnePlusLayerNorm(config.hidden_size, config.layernorm_eps)
+        #: The fused norm + gate + residual kernel (magi_engine.dit.fused.FusedKernels, set by use_fused_kernels
+        #: on CUDA); None: `_gated_residual`.
+        self.fused_kernels = None
         self._compiled: tuple[Callable, Callable] | None = None
 
     def gates(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,8 +149,9 @@ class TransformerLayer(nn.Module):
 
     def dense_out(self, x: torch.Tensor, self_out: torch.Tensor, cross_out: torch.Tensor, gate_attn: torch.Tensor,
                   gate_mlp: torch.Tensor) -> torch.Tensor:
-        x = self._gated_residual(self.attn.output(self_out, cross_out), gate_attn, self.attn_post_norm, x)
-        return self._gated_residual(self.mlp(x), gate_mlp, self.mlp_post_norm, x)
+        gated_residual = self._gated_residual if self.fused_kernels is None else self.fused_kernels.gated_residual
+        x = gated_residual(self.attn.output(self_out, cross_out), gate_attn, self.attn_post_norm, x)
+        return gated_residual(self.mlp(x), gate_mlp, self.mlp_post_norm, x)
 
     def compile_dense(self, compile_fn: Callable[[Callable], Callable] | None) -> None:
         """Run `dense_in`/`dense_out` through `compile_fn` (e.g. a configured torch.compile); None undoes it."""
