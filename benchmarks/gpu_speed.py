@@ -34,6 +34,7 @@ from magi_engine.config import CHUNK_LATENT_FRAMES, SamplingConfig  # noqa: E402
 from magi_engine.dit.attention import ChunkLayout  # noqa: E402
 from magi_engine.dit.compiled import compile_counts, compile_layers, uncompile_layers, use_fp8_attention  # noqa: E402
 from magi_engine.dit.fp8_linear import Fp8Linear, fp8_module_names, quantize_activation  # noqa: E402
+from magi_engine.dit.fused import use_fused_kernels  # noqa: E402
 from magi_engine.dit.model import ChunkText, MagiDiT  # noqa: E402
 from magi_engine.loading.fp8 import fp8_linear_scales, fp8_linear_weight, quantize_fp8_linear  # noqa: E402
 from magi_engine.sampler.loop import ChunkPlan, StepDone, chunk_noise, sample_chunks  # noqa: E402
@@ -220,6 +221,8 @@ def sampler_run(args, device: torch.device) -> SamplerRun:
     if args.fp8_attention != "off":  # the FP8 layers of the fp8 path; every layer of the bf16 paths
         use_fp8_attention(dit, args.fp8_attention, compiled=args.path != "eager",
                           layers=None if args.path == "fp8" else range(len(dit.layers)))
+    if args.fused_kernels:  # before compiling: the compiled graphs call them
+        use_fused_kernels(dit, True, traced=args.fused_kernels == "traced")
     if args.path in ("compiled", "fp8"):
         compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend)
     sync()
@@ -268,7 +271,8 @@ def run_sampler(args, device: torch.device) -> dict:
     tflops = flop / step_s / 1e12
     peak = run.peak_tflops
     return {
-        "path": args.path, "fp8_attention": args.fp8_attention, "variant": run.variant.name, "size": [width, height],
+        "path": args.path, "fp8_attention": args.fp8_attention, "fused_kernels": args.fused_kernels,
+        "variant": run.variant.name, "size": [width, height],
         "steps": sampling.num_steps,
         "window": sampling.window, "chunks": args.chunks, "compile_mode": args.compile_mode,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
@@ -319,7 +323,9 @@ def kernel_times(profiler, cuda: bool) -> dict[str, float]:
     times: dict[str, float] = {}
     for event in profiler.key_averages():
         if cuda:
-            if event.device_type != DeviceType.CUDA:
+            # Kernels (and memcpy/memset) only: not the GPU-side spans of record_function ranges ("Torch-Compiled
+            # Region", "## Call CompiledFxGraph ##"), which cover kernels already counted.
+            if event.device_type != DeviceType.CUDA or getattr(event, "is_user_annotation", False):
                 continue
             us = event.self_device_time_total
         else:
@@ -388,7 +394,7 @@ def profile(args, device: torch.device) -> dict:
         profiler.export_chrome_trace(str(args.trace))
     breakdown = kernel_breakdown(kernel_times(profiler, cuda), wall, len(profiled), cuda=cuda)
     return {
-        "path": args.path, "fp8_attention": args.fp8_attention, "fused_kernels": getattr(args, "fused_kernels", False),
+        "path": args.path, "fp8_attention": args.fp8_attention, "fused_kernels": args.fused_kernels,
         "variant": run.variant.name, "size": list(run.size), "steps": run.sampling.num_steps,
         "window": run.sampling.window, "chunks": args.chunks,
         "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
@@ -412,6 +418,17 @@ def accuracy(args, device: torch.device) -> dict:
            "reference": "eager bf16 (float32 islands), same weights and inputs"}
     if args.fp8_attention != "off":
         return out | fp8_attention_accuracy(args, variant, device, dtype, (width, height), inputs, reference)
+    if args.fused_kernels:  # the bf16 model with the fused kernels, eager and compiled
+        use_fused_kernels(dit, True, traced=args.fused_kernels == "traced")
+        out["fused_kernels_eager"] = relative_errors(velocity(dit, inputs), reference)
+        compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend)
+        out["fused_kernels_compiled"] = relative_errors(velocity(dit, inputs), reference)
+        uncompile_layers(dit)
+        use_fused_kernels(dit, False)
+        out["compiled_bf16"] = relative_errors(velocity(compile_layers(dit, mode=args.compile_mode,
+                                                                       backend=args.compile_backend), inputs),
+                                               reference)
+        return out
     compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend)
     out["compiled_bf16"] = relative_errors(velocity(dit, inputs), reference)
     uncompile_layers(dit)
@@ -489,6 +506,11 @@ def main() -> None:
     parser.add_argument("--fp8-attention", choices=("off", "cudnn", "triton"), default="off",
                         help="self-attention in FP8 (magi_engine.dit.fp8_attention): in the FP8 layers of --path fp8, "
                              "in every layer of the bf16 paths; accuracy adds FP8 attention alone and with FP8 linears")
+    parser.add_argument("--fused-kernels", nargs="?", const="opaque", choices=("opaque", "traced"),
+                        help="each layer's norm + gate + residual and QK-norm + RoPE as fused Triton kernels "
+                             "(magi_engine.dit.fused; CUDA with Triton): the engine's opaque custom ops (alone or "
+                             "'opaque'), or the triton_op ones compile traces into ('traced'); accuracy: their "
+                             "errors, eager and compiled")
     parser.add_argument("--compile-backend", default="inductor", help="'eager': a smoke test of the wiring (CPU)")
     parser.add_argument("--profile-steps", type=int, default=3,
                         help="profile: the steady steps profiled (after one unprofiled steady step)")
