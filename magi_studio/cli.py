@@ -179,20 +179,25 @@ def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fp8-attention", action="store_true",
                         help="run attention in bf16 also for native FP8 models (by default their self-attention "
                              "runs in FP8 on Hopper GPUs with the cuDNN frontend or Triton installed)")
+    parser.add_argument("--no-fused-kernels", action="store_true",
+                        help="run each DiT layer's norms, gates, residual adds and RoPE as torch code also where the "
+                             "engine would use its fused Triton kernels (CUDA GPUs with Triton installed)")
 
 
 def runtime_config(args: argparse.Namespace):
-    """The RuntimeConfig of --text-encoder, --text-on-cpu, --dit-offload, --no-compile and --no-fp8-attention
-    (None: all left to the engine)."""
+    """The RuntimeConfig of --text-encoder, --text-on-cpu, --dit-offload, --no-compile, --no-fp8-attention and
+    --no-fused-kernels (None: all left to the engine)."""
     from magi_engine.config import RuntimeConfig
 
     text = "cpu" if args.text_on_cpu else (None if args.text_encoder == "auto" else args.text_encoder)
     offload = getattr(args, "dit_offload", "auto")
     offload = None if offload == "auto" else offload
-    if text is None and offload is None and not args.no_compile and not args.no_fp8_attention:
+    if (text is None and offload is None and not args.no_compile and not args.no_fp8_attention
+            and not args.no_fused_kernels):
         return None
     return RuntimeConfig(compile_layers=False if args.no_compile else None, text_encoder=text, dit_offload=offload,
-                         fp8_attention=False if args.no_fp8_attention else None)
+                         fp8_attention=False if args.no_fp8_attention else None,
+                         fused_kernels=False if args.no_fused_kernels else None)
 
 
 def _add_engine_args(parser: argparse.ArgumentParser) -> None:
