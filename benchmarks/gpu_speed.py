@@ -327,7 +327,8 @@ def kernel_times(profiler, cuda: bool) -> dict[str, float]:
             # Region", "## Call CompiledFxGraph ##"), which cover kernels already counted.
             if event.device_type != DeviceType.CUDA or getattr(event, "is_user_annotation", False):
                 continue
-            us = event.self_device_time_total
+            us = getattr(event, "self_device_time_total", None)
+            us = event.self_cuda_time_total if us is None else us  # the name before torch 2.4
         else:
             us = event.self_cpu_time_total
         if us > 0:

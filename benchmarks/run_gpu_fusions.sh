@@ -53,7 +53,7 @@ EOF
 }
 for name in $cases; do
   case $name in
-    fusions) cmd="benchmarks/gpu_fusions.py $fusions_args"; limit=150 ;;
+    fusions) cmd="benchmarks/gpu_fusions.py $fusions_args"; limit=180 ;;
     profile_compiled) cmd="benchmarks/gpu_speed.py $profile"; limit=120 ;;
     profile_compiled_fused) cmd="benchmarks/gpu_speed.py $profile --fused-kernels"; limit=120 ;;
     run_compiled) cmd="benchmarks/gpu_speed.py run --path compiled $common --steps 16"; limit=200 ;;
