@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_fusions.py"
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
@@ -19,6 +21,7 @@ def _load_script():
     return module
 
 
+@pytest.mark.slow
 def test_each_fused_op_is_measured_against_its_torch_expression(tmp_path) -> None:
     out = tmp_path / "fusions.json"
     _load_script().main(["--tiny", "--tokens", "24", "--chunks", "3", "--compile-backend", "eager", "--repeats", "1",

@@ -156,6 +156,7 @@ class _ReferenceKernels(fused.FusedKernels):
         self._qk_norm_rope = torch.ops.magi_test.qk_norm_rope
 
 
+@pytest.mark.slow
 def test_the_layers_call_the_fused_ops_with_their_own_norms_gates_and_angles(monkeypatch) -> None:
     expected = [_velocity(_dit(), *shape) for shape in [(3, 5), (2, 4), (4, 6)]]
     monkeypatch.setattr(fused, "FusedKernels", _ReferenceKernels)
@@ -227,6 +228,7 @@ def test_qk_norm_rope_kernel_matches_the_layers_expression(triton_ops, dtype, dh
 
 
 @needs_triton
+@pytest.mark.slow
 def test_a_model_with_the_kernels_matches_the_model_without_eager_and_compiled(triton_ops) -> None:
     shapes = [(3, 5), (2, 4), (4, 6)]
     expected = [_velocity(_dit(), *shape) for shape in shapes]
