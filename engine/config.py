@@ -329,6 +329,7 @@ class RuntimeConfig:
     None means "the engine chooses for the device" (magi_engine.dit.compiled.resolve_runtime): compiled layers
     on CUDA only, native FP8 on GPUs with FP8 matmuls (compute capability 8.9 and later) only, FP8 attention
     with native FP8 on Hopper only, fused kernels on CUDA with Triton only (once measured faster).
+    `quantize_fp8` is off unless asked for.
     """
 
     #: Wrap the dense parts of each transformer layer in torch.compile (one graph for every step and layer).
@@ -337,6 +338,11 @@ class RuntimeConfig:
     compile_mode: str = "default"
     #: FP8 checkpoints keep their quantised linears FP8 and run FP8 matmuls (else they are dequantised).
     native_fp8: bool | None = None
+    #: A bf16 MAGI-1 checkpoint has the linears MAGI-1's FP8 checkpoints store in FP8 (layers 1..L-2) quantised
+    #: to native FP8 as it loads, layer by layer, with calibrated activation scales (magi_engine.dit.fp8_quantize):
+    #: about half the DiT's memory and FP8 matmuls, at a measured cost in accuracy (BENCHMARKS.md). Needs a GPU
+    #: with FP8 matmuls (as native_fp8); FP8 checkpoints and our own models load as they are.
+    quantize_fp8: bool = False
     #: Native FP8 models also run self-attention in FP8 (magi_engine.dit.fp8_attention) on Hopper GPUs (compute
     #: capability 9.x) with the cuDNN frontend or Triton; None: wherever it can run; False: bf16 attention.
     fp8_attention: bool | None = None
@@ -355,6 +361,8 @@ class RuntimeConfig:
                  f"RuntimeConfig.compile_layers must be true, false or null, got {self.compile_layers!r}")
         _require(self.native_fp8 in (None, True, False),
                  f"RuntimeConfig.native_fp8 must be true, false or null, got {self.native_fp8!r}")
+        _require(self.quantize_fp8 in (True, False),
+                 f"RuntimeConfig.quantize_fp8 must be true or false, got {self.quantize_fp8!r}")
         _require(self.fp8_attention in (None, True, False),
                  f"RuntimeConfig.fp8_attention must be true, false or null, got {self.fp8_attention!r}")
         _require(self.fused_kernels in (None, True, False),

@@ -51,9 +51,13 @@ def check_official_keys(reader: CheckpointReader, expected: dict[str, tuple[int,
 
 
 def load_magi_dit(weights: Path, variant: MagiVariant, device: torch.device, dtype: torch.dtype, *,
-                  native_fp8: bool = False) -> MagiDiT:
+                  native_fp8: bool = False, quantize_fp8: bool = False, size: tuple[int, int] | None = None,
+                  compute_device: torch.device | None = None) -> MagiDiT:
     """The DiT of an official checkpoint folder. FP8 checkpoints are dequantised to `dtype`, or with
-    `native_fp8` (a GPU with FP8 matmuls) keep their quantised linears FP8 (magi_engine.dit.fp8_linear)."""
+    `native_fp8` (a GPU with FP8 matmuls) keep their quantised linears FP8 (magi_engine.dit.fp8_linear).
+    `quantize_fp8`: a bf16 checkpoint has the same linears quantised to native FP8 as it loads, calibrated at
+    `size` (width, height; default: the variant's) on `compute_device` (default: `device`), one layer at a time
+    (magi_engine.dit.fp8_quantize); the model's `fp8_quantization` says what was done (None otherwise)."""
     from magi_engine.dit.fp8_linear import FP8_SCALE_BUFFERS, fp8_module_names, use_fp8_linears
 
     with CheckpointReader(weights) as reader:
@@ -64,6 +68,10 @@ def load_magi_dit(weights: Path, variant: MagiVariant, device: torch.device, dty
         config = variant.dit
         check_official_keys(reader, expected_official_shapes(config, fp8_layers), f"The DiT checkpoint in {weights}")
         native_fp8 = native_fp8 and bool(fp8_layers)
+        if quantize_fp8 and fp8_layers:
+            log.info("%s is an FP8 checkpoint: its own FP8 weights and scales are used, nothing is quantised on load",
+                     variant.label)
+        quantize_fp8 = quantize_fp8 and not fp8_layers
         with torch.device("meta"):
             dit = MagiDiT(config)
             if native_fp8:
@@ -82,10 +90,32 @@ def load_magi_dit(weights: Path, variant: MagiVariant, device: torch.device, dty
 
         plan = official_key_plan(config, fp8_layers, native_fp8=native_fp8)
         tensors = {name: lazy(name, source) for name, source in plan.items()}
-        load_into_module(dit, tensors, device=device, what=f"the DiT checkpoint in {weights}", dtype_for=dtype_for)
+        what = f"the DiT checkpoint in {weights}"
+        if quantize_fp8:
+            from magi_engine.dit.fp8_quantize import load_quantized
+
+            dit.fp8_quantization = load_quantized(dit, tensors, fp8_calibration(variant, size), device=device,
+                                                  compute_device=compute_device, dtype_for=dtype_for, what=what)
+        else:
+            load_into_module(dit, tensors, device=device, what=what, dtype_for=dtype_for)
     if native_fp8:
         log.info("%s: %d layers keep their FP8 linears (native FP8 matmuls)", variant.label, len(fp8_layers))
+    if quantize_fp8:
+        log.info("%s: bf16 checkpoint quantised to FP8 on load in %d layers (native FP8 matmuls)", variant.label,
+                 len(dit.fp8_quantization.layers))
     return dit.eval()
+
+
+def fp8_calibration(variant: MagiVariant, size: tuple[int, int] | None = None):
+    """How quantising `variant` on load calibrates (magi_engine.dit.fp8_quantize): at `size` (default: the
+    variant's), with the step size of its default schedule for a distilled model."""
+    from magi_engine.dit.fp8_quantize import Fp8Calibration
+    from magi_engine.sampler.schedule import shortcut_step_sizes
+
+    width, height = size or (variant.width, variant.height)
+    sampling = variant.sampling
+    step_size = shortcut_step_sizes(sampling.num_steps, sampling.shortcut_mode)[0] if variant.dit.distilled else None
+    return Fp8Calibration(width, height, step_size=step_size)
 
 
 def load_magi_vae(folder: Path, device: torch.device, dtype: torch.dtype) -> VideoVAE:
@@ -111,24 +141,27 @@ def _parameter_count(folder: Path) -> int | None:
 
 def magi_memory_estimate(checkpoint: MagiCheckpoint, dtype: torch.dtype, *, width: int, height: int,
                          window: int | None = None, native_fp8: bool = False, text_on_device: bool = True,
-                         offload: str = "none"):
+                         offload: str = "none", quantize_fp8: bool = False):
     """The loader's memory estimate for a checkpoint at a size (magi_engine.loading.memory.estimate_memory);
-    `offload`: what of the DiT lives in CPU memory (magi_engine.config.DIT_OFFLOAD_MODES)."""
+    `offload`: what of the DiT lives in CPU memory (magi_engine.config.DIT_OFFLOAD_MODES); `quantize_fp8`: a
+    bf16 checkpoint is quantised to FP8 on load."""
     variant = checkpoint.variant
     t5_params = (_parameter_count(checkpoint.t5) if checkpoint.t5 else None) or T5_XXL_ENCODER_PARAMS
     return estimate_memory(variant.dit, width=width, height=height, window=window or variant.sampling.window,
                            cache_chunks=variant.sampling.cache_chunks, weight_dtype_bytes=torch.finfo(dtype).bits // 8,
                            fp8=variant.fp8, keep_fp8=native_fp8, text_encoder_params=t5_params,
                            text_encoder_bytes_per_param=torch.finfo(dtype).bits // 8,
-                           text_encoder_on_device=text_on_device, offload=offload)
+                           text_encoder_on_device=text_on_device, offload=offload,
+                           quantize_on_load=quantize_fp8 and not variant.fp8)
 
 
 def plan_checkpoint_memory(checkpoint: MagiCheckpoint, dtype: torch.dtype, *, device: torch.device, free: int | None,
                            width: int | None = None, height: int | None = None, window: int | None = None,
                            chunks: int | None = None, native_fp8: bool = False, text_encoder: str | None = None,
-                           dit_offload: str | None = None):
+                           dit_offload: str | None = None, quantize_fp8: bool = False):
     """The memory plan for this checkpoint on `device` (magi_engine.loading.memory.plan_memory): where T5 and the
-    DiT's memory go and the VAE decode's budget, for a run at `width`×`height` (the variant's size by default)."""
+    DiT's memory go and the VAE decode's budget, for a run at `width`×`height` (the variant's size by default);
+    `quantize_fp8`: a bf16 checkpoint is quantised to FP8 on load."""
     from magi_engine.loading.memory import plan_memory
     from magi_engine.vae.config import VAEConfig
     from magi_engine.vae.tiling import budget_tile_px
@@ -141,19 +174,21 @@ def plan_checkpoint_memory(checkpoint: MagiCheckpoint, dtype: torch.dtype, *, de
                        cache_chunks=variant.sampling.cache_chunks, chunks=chunks, device=device, free=free,
                        weight_dtype_bytes=torch.finfo(dtype).bits // 8, fp8=variant.fp8, keep_fp8=native_fp8,
                        text_encoder_params=t5_params, text_encoder=text_encoder, dit_offload=dit_offload, vae=vae,
-                       tile_px_of=lambda budget: budget_tile_px(vae, height, width, budget))
+                       tile_px_of=lambda budget: budget_tile_px(vae, height, width, budget),
+                       quantize_on_load=quantize_fp8 and not variant.fp8)
 
 
 def choose_offload(checkpoint: MagiCheckpoint, dtype: torch.dtype, requested: str | None, *, device: torch.device,
                    width: int, height: int, window: int | None, native_fp8: bool, text_on_device: bool,
-                   free: int | None):
+                   free: int | None, quantize_fp8: bool = False):
     """The DiT offload mode alone for this checkpoint on `device`, beside a text encoder placed as said and with
     the VAE in MAGI-1's own tiles (magi_engine.loading.memory.choose_dit_offload; the loader's whole plan is
     plan_checkpoint_memory)."""
     from magi_engine.loading.memory import choose_dit_offload
 
     plan = plan_checkpoint_memory(checkpoint, dtype, device=device, free=None, width=width, height=height,
-                                  window=window, native_fp8=native_fp8, text_encoder="gpu" if text_on_device else "cpu")
+                                  window=window, native_fp8=native_fp8, text_encoder="gpu" if text_on_device else "cpu",
+                                  quantize_fp8=quantize_fp8)
     return choose_dit_offload(requested, device=device, estimates=plan.estimates, copy_bytes=plan.copy_bytes, free=free)
 
 
@@ -161,10 +196,13 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
                          width: int | None = None, height: int | None = None, window: int | None = None,
                          text_on_cpu: bool = False, progress: Progress | None = None,
                          native_fp8: bool = False, text_encoder: str | None = None,
-                         dit_offload: str | None = None, chunks: int | None = None) -> ModelBundle:
+                         dit_offload: str | None = None, chunks: int | None = None,
+                         quantize_fp8: bool = False) -> ModelBundle:
     """Load DiT, VAE and T5 onto `device`; `native_fp8`: an FP8 checkpoint keeps its quantised linears FP8
-    (a GPU with FP8 matmuls). `text_encoder` places T5 (magi_engine.config.TEXT_ENCODER_PLACEMENTS: on the GPU,
-    on the CPU in float32, or offloaded); None picks the first that fits the device's free memory
+    (a GPU with FP8 matmuls); `quantize_fp8`: a bf16 checkpoint is quantised to FP8 as it loads, calibrated at
+    `width`×`height` (magi_engine.dit.fp8_quantize). `text_encoder` places T5
+    (magi_engine.config.TEXT_ENCODER_PLACEMENTS: on the GPU, on the CPU in float32, or offloaded); None picks the
+    first that fits the device's free memory
     (`text_on_cpu` asks for "cpu"). `dit_offload` keeps the KV cache and/or the DiT's layers in pinned CPU
     memory (magi_engine.config.DIT_OFFLOAD_MODES); None picks, of the modes that fit beside that text encoder,
     the one that copies the least; `chunks`: a run makes at most this many. Where the plan fits only with the VAE
@@ -187,7 +225,7 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
     plan = plan_checkpoint_memory(checkpoint, dtype, device=device, free=free, width=width, height=height,
                                   window=window, chunks=chunks, native_fp8=native_fp8,
                                   text_encoder="cpu" if text_on_cpu and text_encoder is None else text_encoder,
-                                  dit_offload=dit_offload)
+                                  dit_offload=dit_offload, quantize_fp8=quantize_fp8)
     placement, offload = plan.text, plan.offload
     for reason in (placement.reason, offload.reason, plan.decode_reason):
         if reason:
@@ -201,7 +239,8 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
         # load, and say which size fits; a larger request then fails with the engine's out-of-memory sentence.
         smaller = plan_checkpoint_memory(checkpoint, dtype, device=device, free=free, width=SMALLER_SIZE[0],
                                          height=SMALLER_SIZE[1], window=window, chunks=chunks, native_fp8=native_fp8,
-                                         text_encoder=placement.placement, dit_offload=offload.mode)
+                                         text_encoder=placement.placement, dit_offload=offload.mode,
+                                         quantize_fp8=quantize_fp8)
         if SMALLER_SIZE[0] * SMALLER_SIZE[1] >= width * height or free is None \
                 or smaller.estimate.total_bytes > 0.9 * free:
             raise
@@ -211,7 +250,7 @@ def load_magi_checkpoint(checkpoint: MagiCheckpoint, device: torch.device, dtype
     report("Loading the diffusion transformer", 0.0)
     kv_on_host, layers_on_host = offload_parts(offload.mode)
     dit = load_magi_dit(checkpoint.weights, variant, torch.device("cpu") if layers_on_host else device, dtype,
-                        native_fp8=native_fp8)
+                        native_fp8=native_fp8, quantize_fp8=quantize_fp8, size=(width, height), compute_device=device)
     if layers_on_host:
         stream_layers(dit, device)
     dit.kv_cache_on_host = kv_on_host

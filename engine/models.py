@@ -78,7 +78,8 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
                width: int | None = None, height: int | None = None, text_on_cpu: bool = False,
                runtime: RuntimeConfig | None = None, window: int | None = None,
                chunks: int | None = None) -> ModelBundle:
-    """`runtime`: compiled layers and native FP8 (magi_engine.dit.compiled.resolve_runtime chooses for the device).
+    """`runtime`: compiled layers, native FP8 and quantising to it on load (magi_engine.dit.compiled.resolve_runtime
+    chooses for the device).
     `width`, `height`, `window`, `chunks`: what the memory choices are made for (None: the model's defaults)."""
     from magi_engine.dit.compiled import apply_runtime, resolve_runtime
     from magi_engine.magi_checkpoint import load_magi_checkpoint
@@ -91,6 +92,8 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
     if target.type == "cuda":
         use_expandable_segments()
     if source.kind == "native":
+        if choice.quantize_fp8:
+            log.info("quantising to FP8 on load is for MAGI-1 checkpoints: %s loads as it is", source.path)
         bundle = load_native_bundle(source.path, target, torch_dtype)
         log.info("loaded %s from %s on %s (%s)", bundle.label, source.path, target, torch_dtype)
         apply_runtime(bundle.dit, choice)
@@ -103,7 +106,8 @@ def load_model(spec: str = STUDIO_MINI, *, device: str = "auto", dtype: str | No
     bundle = load_magi_checkpoint(checkpoint, target, torch_dtype, width=width, height=height, window=window,
                                   text_on_cpu=text_on_cpu, progress=progress, native_fp8=choice.native_fp8,
                                   text_encoder=(runtime or RuntimeConfig()).text_encoder,
-                                  dit_offload=(runtime or RuntimeConfig()).dit_offload, chunks=chunks)
+                                  dit_offload=(runtime or RuntimeConfig()).dit_offload, chunks=chunks,
+                                  quantize_fp8=choice.quantize_fp8)
     if bundle.dit.layer_streamer is not None and choice.compile_layers:
         log.info("streamed layers run eager: compiled layers are not used with the DiT's layers in CPU memory")
         choice = replace(choice, compile_layers=False)

@@ -53,10 +53,13 @@ class RuntimeChoice:
     fp8_attention: str | None = None
     #: Each layer's norm + gate + residual and QK-norm + RoPE as fused Triton kernels (magi_engine.dit.fused).
     fused_kernels: bool = False
+    #: A bf16 MAGI-1 checkpoint is quantised to native FP8 as it loads (magi_engine.dit.fp8_quantize).
+    quantize_fp8: bool = False
 
 
 def resolve_runtime(runtime: RuntimeConfig | None, device: torch.device | str) -> RuntimeChoice:
-    """Fill in the settings left to the engine (None) for `device`; refuse native FP8 where it cannot run."""
+    """Fill in the settings left to the engine (None) for `device`; refuse native FP8, and quantising to it on
+    load, where it cannot run."""
     runtime = runtime or RuntimeConfig()
     device = torch.device(device)
     compile_layers = runtime.compile_layers
@@ -69,9 +72,15 @@ def resolve_runtime(runtime: RuntimeConfig | None, device: torch.device | str) -
     elif native_fp8 and not supported:
         raise ConfigError(f"Native FP8 needs a CUDA GPU of compute capability 8.9 or later; {device} is not one. "
                           "Leave it to the engine, which then dequantises FP8 checkpoints.")
+    if runtime.quantize_fp8 and not supported:
+        raise ConfigError(f"Quantising to FP8 on load needs a CUDA GPU of compute capability 8.9 or later; {device} "
+                          "is not one. Turn it off to load the checkpoint in bf16.")
+    if runtime.quantize_fp8 and not native_fp8:
+        raise ConfigError("Quantising to FP8 on load makes native FP8 linears, and native FP8 is turned off. "
+                          "Turn one of the two settings off.")
     return RuntimeChoice(bool(compile_layers), runtime.compile_mode, bool(native_fp8),
                          _fp8_attention(runtime.fp8_attention, bool(native_fp8), device),
-                         _fused_kernels(runtime.fused_kernels, device))
+                         _fused_kernels(runtime.fused_kernels, device), runtime.quantize_fp8)
 
 
 def _fused_kernels(wanted: bool | None, device: torch.device) -> bool:

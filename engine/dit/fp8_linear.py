@@ -15,11 +15,13 @@ runs as dense nn.Linear, as before.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 from torch import nn
 
 from magi_engine.dit.official_keys import FP8_PER_CHANNEL, FP8_PER_TENSOR
-from magi_engine.loading.fp8 import E4M3_MAX
+from magi_engine.loading.fp8 import E4M3_MAX, fp8_linear_scales, fp8_linear_weight
 
 #: Lowest CUDA compute capability with FP8 tensor-core matmuls.
 FP8_MIN_CAPABILITY = (8, 9)
@@ -62,6 +64,22 @@ class Fp8Linear(nn.Module):
                              out_dtype=out_dtype)
         return y.view(*leading, self.out_features)
 
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, torch.Tensor], *, device: torch.device | str | None = None
+                    ) -> "Fp8Linear":
+        """One linear in MAGI-1's stored FP8 layout ({weight [1, out, in], weight_scale, input_scale[,
+        smooth_scale]}, as magi_engine.loading.fp8.quantize_fp8_linear writes it) as an Fp8Linear on `device`
+        (default: the weight's)."""
+        get = lambda key: stored[key[len("p."):]]  # noqa: E731
+        weight = fp8_linear_weight("p", get)
+        device = weight.device if device is None else torch.device(device)
+        with torch.device("meta"):  # placeholders only: every buffer is assigned below
+            layer = cls(weight.shape[1], weight.shape[0])
+        scales = fp8_linear_scales("p", get, weight.shape[1], keys=[f"p.{key}" for key in stored])
+        layer.weight = weight.to(device)
+        layer.weight_scale, layer.input_divisor, layer.activation_scale = (s.to(device) for s in scales)
+        return layer
+
     def dequantized_weight(self) -> torch.Tensor:
         """The dense float32 weight the dequantising loader would make (magi_engine.loading.fp8)."""
         column = self.weight_scale * self.activation_scale / self.input_divisor
@@ -74,6 +92,11 @@ class Fp8Linear(nn.Module):
 def fp8_module_names(layers) -> list[str]:
     """Module names (e.g. "layers.3.mlp.fc1") of the linears MAGI-1 quantises in `layers`."""
     return [f"layers.{i}.{name}" for i in layers for name in FP8_PER_TENSOR + FP8_PER_CHANNEL]
+
+
+def is_per_channel(name: str) -> bool:
+    """True for the linears MAGI-1 stores per-channel (output projection, fc2), by module name."""
+    return name.endswith(FP8_PER_CHANNEL)
 
 
 def use_fp8_linears(dit: nn.Module, layers) -> nn.Module:

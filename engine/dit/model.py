@@ -90,6 +90,9 @@ class MagiDiT(nn.Module):
         self.kv_cache_on_host = False
         #: Set by magi_engine.dit.offload.stream_layers when the layers live in CPU memory.
         self.layer_streamer = None
+        #: Set by the loader when a bf16 checkpoint was quantised to FP8 on load (magi_engine.dit.fp8_quantize
+        #: .Fp8Quantization: the linears, their calibrated input maxima, the seconds it took).
+        self.fp8_quantization = None
 
     # Precision ----------------------------------------------------------------------------------
     @property

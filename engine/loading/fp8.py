@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 #: Largest finite float8_e4m3fn value.
 E4M3_MAX = 448.0
 
+#: Elements of a weight quantised at once by quantize_fp8_linear (16 MiB of float32 working copy).
+QUANTIZE_BLOCK_ELEMENTS = 2**22
+
 #: Scale tensors that accompany a quantised weight (they disappear from the dense state dict).
 SCALE_SUFFIXES = ("weight_scale", "input_scale", "smooth_scale")
 
@@ -129,22 +132,32 @@ def quantize_fp8_linear(weight: torch.Tensor, input_amax: float, *, per_channel:
 
     Per-tensor scales: weight_scale = max|W| / 448 and one activation scale input_amax / 448 for every
     input channel (stored as a constant `input_scale` vector, resp. as `smooth_scale` with input_scale 1
-    for the per-channel kind). Used to quantise a bf16 model for measurements; a calibrated checkpoint
-    would give each channel its own scale.
+    for the per-channel kind). A calibrated checkpoint could give each channel its own scale. The weight
+    is read in blocks of rows, so the float32 working copies stay small (QUANTIZE_BLOCK_ELEMENTS) however
+    large the matrix: quantising on load (magi_engine.dit.fp8_quantize) holds one layer, not its float32 twin.
+    The weight and `weight_scale` are made where `weight` is, the activation scales on the CPU.
     """
-    w = weight.detach().float()
     activation = torch.tensor(max(float(input_amax), 1e-6) / E4M3_MAX)
-    if per_channel:
-        # The GEMM is scaled by input_scale = 1 and x is divided by smooth_scale = a, so the stored matrix
-        # holds W·a: dequantised, W8·ws·1/a is W again.
-        w = w * activation
-    weight_scale = (w.abs().max() / E4M3_MAX).clamp_min(1e-30)
-    stored = {"weight": to_e4m3(w / weight_scale)[None], "weight_scale": weight_scale.reshape(1)}
+    rows = max(1, QUANTIZE_BLOCK_ELEMENTS // max(1, weight.shape[1]))
+    blocks = [(start, min(start + rows, weight.shape[0])) for start in range(0, weight.shape[0], rows)]
+
+    def dense(start: int, stop: int) -> torch.Tensor:
+        w = weight[start:stop].detach().float()
+        # Per-channel: the GEMM is scaled by input_scale = 1 and x is divided by smooth_scale = a, so the
+        # stored matrix holds W·a: dequantised, W8·ws·1/a is W again.
+        return w * activation if per_channel else w
+
+    largest = torch.stack([dense(start, stop).abs().max() for start, stop in blocks]).max()
+    weight_scale = (largest / E4M3_MAX).clamp_min(1e-30)
+    quantised = torch.empty(weight.shape, dtype=torch.uint8, device=weight.device)
+    for start, stop in blocks:  # float8 copies are not implemented everywhere: the bytes are copied
+        quantised[start:stop] = to_e4m3(dense(start, stop) / weight_scale).view(torch.uint8)
+    stored = {"weight": quantised.view(torch.float8_e4m3fn)[None], "weight_scale": weight_scale.reshape(1)}
     if per_channel:
         stored["input_scale"] = torch.ones(1)
-        stored["smooth_scale"] = activation.expand(1, w.shape[1]).contiguous()
+        stored["smooth_scale"] = activation.expand(1, weight.shape[1]).contiguous()
     else:
-        stored["input_scale"] = activation.expand(w.shape[1]).contiguous()
+        stored["input_scale"] = activation.expand(weight.shape[1]).contiguous()
     return stored
 
 

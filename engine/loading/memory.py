@@ -72,6 +72,8 @@ class MemoryEstimate:
     #: Working memory of one chunk's VAE decode (one tile's decoder call and the chunk's float32 pixels); it
     #: counts in `vae_bytes` only beyond the activations, since a chunk is decoded between steps.
     decode_bytes: int = 0
+    #: Peak while a bf16 checkpoint is quantised to FP8 on load (0 if it is not): `total_bytes` is at least this.
+    load_bytes: int = 0
 
     @property
     def resident_bytes(self) -> int:
@@ -146,6 +148,24 @@ def _activation_bytes(dit: DiTConfig, tokens_per_chunk: int, window: int, cache_
     return max(attention, mlp) + io
 
 
+#: Forwards of one chunk that calibrate quantising on load (magi_engine.dit.fp8_quantize: noise levels × texts).
+QUANTIZE_CALIBRATION_FORWARDS = 10
+#: float32 working copies of one block of a weight being quantised (3 × magi_engine.loading.fp8.QUANTIZE_BLOCK_ELEMENTS).
+QUANTIZE_WORKING_BYTES = 3 * 4 * 2**22
+
+
+def _quantize_on_load_bytes(dit: DiTConfig, tokens_per_chunk: int, weights_on_device: int, weight_bytes: int,
+                            act: int) -> int:
+    """Peak of quantising a bf16 checkpoint to FP8 as it loads (magi_engine.dit.fp8_quantize.load_quantized),
+    before the VAE and text encoder load: the FP8 model's weights, the one layer's dense linears being
+    quantised, the calibration's hidden states (one chunk per forward), one single-chunk forward of that layer
+    and the quantiser's working copies."""
+    dense_layer = _quantised_linear_params(dit) * weight_bytes
+    states = QUANTIZE_CALIBRATION_FORWARDS * tokens_per_chunk * (dit.hidden_size * act)
+    forward = _activation_bytes(dit, tokens_per_chunk, 0, 0, act, 1)
+    return weights_on_device + dense_layer + states + forward + QUANTIZE_WORKING_BYTES
+
+
 def decode_pixels_bytes(cfg: VAEConfig, width: int, height: int) -> int:
     """One chunk's decoded pixels in float32 (24 frames), held while its tiles are stitched."""
     return CHUNK_FRAMES * width * height * cfg.in_chans * 4
@@ -166,7 +186,8 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
                     text_encoder_bytes_per_param: int = 2, vae_params: float | None = None,
                     vae_bytes_per_param: int = 2, include_vae: bool = True, kv_dtype_bytes: int = 2,
                     activation_dtype_bytes: int = 2, batch: int = 1, attention_span: int | None = None,
-                    offload: str = "none", decode_tile_px: int | None = None) -> MemoryEstimate:
+                    offload: str = "none", decode_tile_px: int | None = None,
+                    quantize_on_load: bool = False) -> MemoryEstimate:
     """Bytes the device needs to generate at `width`×`height` with `window` chunks in flight.
 
     FP8 checkpoints are dequantised to `weight_dtype_bytes` on load (magi_engine.loading.fp8), so `fp8=True`
@@ -186,12 +207,17 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
     "layers" keeps two layers' weights on the device; "both" does both.
 
     `decode_tile_px`: the VAE decodes a chunk in tiles of this side (None: MAGI-1's own `tile_size`).
+
+    `quantize_on_load` (RuntimeConfig.quantize_fp8 on a bf16 checkpoint): the model runs as a native FP8
+    checkpoint does, and loading it peaks at the FP8 weights plus one dense layer and its calibration
+    (`_quantize_on_load_bytes`, far below a generation step; the total is the larger of the two).
     """
     if window < 1 or cache_chunks < 0 or batch < 1:
         raise ConfigError(f"window must be ≥ 1, cache_chunks ≥ 0 and batch ≥ 1 (got {window}, {cache_chunks}, {batch})")
     tpc = _latent_tokens_per_chunk(dit, width, height)
     kv_on_host, layers_on_host = offload_parts(offload)
-    weights = _weights_bytes(dit, weight_dtype_bytes, fp8 and keep_fp8, layers_on_host=layers_on_host)
+    fp8_layers = (fp8 and keep_fp8) or quantize_on_load
+    weights = _weights_bytes(dit, weight_dtype_bytes, fp8_layers, layers_on_host=layers_on_host)
     text = int(text_encoder_params * text_encoder_bytes_per_param) if text_encoder_on_device else 0
     vae_cfg = VAEConfig()
     vae, vae_work = _vae_bytes(vae_cfg, vae_parameter_count(vae_cfg) if vae_params is None else vae_params,
@@ -207,15 +233,17 @@ def estimate_memory(dit: DiTConfig, *, width: int, height: int, window: int, cac
             # taken) and the one being copied.
             kv_on_device = 3 * math.ceil(cached * per_chunk / dit.num_layers)
         stages.append((kv_on_device, _activation_bytes(dit, tpc, in_window, cached, activation_dtype_bytes, batch,
-                                                       fp8 and keep_fp8)))
+                                                       fp8_layers)))
     if kv_on_host:  # encoding a finished chunk alone (one chunk's tokens): its keys/values of every layer
-        stages.append((per_chunk, _activation_bytes(dit, tpc, 0, 0, activation_dtype_bytes, batch, fp8 and keep_fp8)))
+        stages.append((per_chunk, _activation_bytes(dit, tpc, 0, 0, activation_dtype_bytes, batch, fp8_layers)))
     kv, act = max(stages, key=sum)
     # A chunk is decoded between steps, when no forward's activations are alive: the decode's working memory
     # counts only where it exceeds them.
     vae += max(0, vae_work - act)
     total = weights + text + vae + kv + act
-    return MemoryEstimate(weights, text, vae, kv, act, total, width, height, vae_work)
+    load = _quantize_on_load_bytes(dit, tpc, weights, weight_dtype_bytes, activation_dtype_bytes) \
+        if quantize_on_load else 0
+    return MemoryEstimate(weights, text, vae, kv, act, max(total, load), width, height, vae_work, load)
 
 
 def offload_parts(offload: str) -> tuple[bool, bool]:
@@ -229,7 +257,7 @@ def offload_parts(offload: str) -> tuple[bool, bool]:
 
 def offload_copy_bytes(dit: DiTConfig, *, width: int, height: int, cache_chunks: int, offload: str,
                        weight_dtype_bytes: int = 2, fp8: bool = False, keep_fp8: bool = False,
-                       kv_dtype_bytes: int = 2) -> int:
+                       kv_dtype_bytes: int = 2, quantize_on_load: bool = False) -> int:
     """Bytes copied from CPU memory to the device in one forward of the worst stage under `offload`: the
     cost that ranks the modes that fit (the copies overlap compute, but fewer bytes hide more surely)."""
     kv_on_host, layers_on_host = offload_parts(offload)
@@ -238,7 +266,7 @@ def offload_copy_bytes(dit: DiTConfig, *, width: int, height: int, cache_chunks:
         copied += cache_chunks * kv_bytes_per_chunk(dit, width=width, height=height, dtype_bytes=kv_dtype_bytes)
     if layers_on_host:  # every layer, once
         _, outside_bytes = _layer_params_and_outside_bytes(dit, weight_dtype_bytes)
-        copied += _weights_bytes(dit, weight_dtype_bytes, fp8 and keep_fp8) - outside_bytes
+        copied += _weights_bytes(dit, weight_dtype_bytes, (fp8 and keep_fp8) or quantize_on_load) - outside_bytes
     return copied
 
 
@@ -417,7 +445,7 @@ def plan_memory(dit: DiTConfig, *, width: int, height: int, window: int, cache_c
                 weight_dtype_bytes: int = 2, fp8: bool = False, keep_fp8: bool = False,
                 text_encoder_params: float = T5_XXL_ENCODER_PARAMS, text_encoder: str | None = None,
                 dit_offload: str | None = None, vae: VAEConfig = VAEConfig(), headroom: float = 0.9,
-                tile_px_of: "Callable[[int], int] | None" = None) -> MemoryPlan:
+                tile_px_of: "Callable[[int], int] | None" = None, quantize_on_load: bool = False) -> MemoryPlan:
     """The one decision of where a MAGI-1 model's parts go on `device` with `free` bytes (torch-free: the
     loader, `generate` and the Settings dialog all ask it).
 
@@ -427,6 +455,7 @@ def plan_memory(dit: DiTConfig, *, width: int, height: int, window: int, cache_c
        is left beside the DiT (`decode_budget`, in smaller tiles: `tile_px_of(budget)` names their side) when
        that makes it fit, or lets a mode that copies fewer bytes fit.
     `chunks`: a run makes at most this many chunks, so it never fills a longer window or cache.
+    `quantize_on_load`: a bf16 checkpoint quantised to FP8 as it loads (estimate_memory).
     """
     window, cache_chunks = fitted_window_and_cache(window, cache_chunks, chunks)
     kind = getattr(device, "type", str(device).split(":")[0])
@@ -436,7 +465,7 @@ def plan_memory(dit: DiTConfig, *, width: int, height: int, window: int, cache_c
                                weight_dtype_bytes=weight_dtype_bytes, fp8=fp8, keep_fp8=keep_fp8,
                                text_encoder_params=text_encoder_params, text_encoder_on_device=text_on_device,
                                text_encoder_bytes_per_param=weight_dtype_bytes, offload=offload,
-                               decode_tile_px=tile_px)
+                               decode_tile_px=tile_px, quantize_on_load=quantize_on_load)
 
     from magi_engine.config import DIT_OFFLOAD_MODES
 
@@ -444,7 +473,8 @@ def plan_memory(dit: DiTConfig, *, width: int, height: int, window: int, cache_c
                                  without_text=estimate(False, "none"), free=free, headroom=headroom)
     on_device = text.placement == "gpu"
     copies = {mode: offload_copy_bytes(dit, width=width, height=height, cache_chunks=cache_chunks, offload=mode,
-                                       weight_dtype_bytes=weight_dtype_bytes, fp8=fp8, keep_fp8=keep_fp8)
+                                       weight_dtype_bytes=weight_dtype_bytes, fp8=fp8, keep_fp8=keep_fp8,
+                                       quantize_on_load=quantize_on_load)
               for mode in DIT_OFFLOAD_MODES}
     estimates = {mode: estimate(on_device, mode) for mode in DIT_OFFLOAD_MODES}
     offload = choose_dit_offload(dit_offload, device=device, estimates=estimates, copy_bytes=copies, free=free,

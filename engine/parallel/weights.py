@@ -87,7 +87,8 @@ def load_dit(spec: str, device: torch.device, dtype: str | None, runtime: Runtim
     else:
         root = download_magi(source.variant) if source.kind == "hub" else source.path
         checkpoint = locate_magi_checkpoint(root, source.variant)
-        dit = load_magi_dit(checkpoint.weights, checkpoint.variant, device, torch_dtype, native_fp8=choice.native_fp8)
+        dit = load_magi_dit(checkpoint.weights, checkpoint.variant, device, torch_dtype, native_fp8=choice.native_fp8,
+                            quantize_fp8=choice.quantize_fp8)
     apply_runtime(dit, choice)
     return dit
 

@@ -22,7 +22,23 @@ def test_cpu_defaults_compile_nothing_and_dequantise_fp8() -> None:
         resolve_runtime(RuntimeConfig(native_fp8=True), "cpu")
 
 
+def test_quantising_to_fp8_on_load_is_off_by_default_and_refused_where_fp8_cannot_run(monkeypatch) -> None:
+    from magi_engine.dit import compiled
+
+    assert not resolve_runtime(None, "cpu").quantize_fp8
+    with pytest.raises(ConfigError, match="^Quantising to FP8 on load needs a CUDA GPU of compute capability 8.9"):
+        resolve_runtime(RuntimeConfig(quantize_fp8=True), "cpu")
+    monkeypatch.setattr(compiled, "native_fp8_supported", lambda device: True)  # a GPU with FP8 matmuls
+    assert not resolve_runtime(None, "cuda").quantize_fp8  # off unless asked for, even there
+    choice = resolve_runtime(RuntimeConfig(quantize_fp8=True), "cuda")
+    assert choice.quantize_fp8 and choice.native_fp8
+    with pytest.raises(ConfigError, match="native FP8 is turned off"):
+        resolve_runtime(RuntimeConfig(quantize_fp8=True, native_fp8=False), "cuda")
+
+
 def test_runtime_config_is_validated() -> None:
+    with pytest.raises(ConfigError, match="quantize_fp8 must be true or false"):
+        RuntimeConfig(quantize_fp8=None)
     with pytest.raises(ConfigError, match="compile_mode"):
         RuntimeConfig(compile_mode="reduce-overhead")  # CUDA graphs: the shapes move every stage
     with pytest.raises(ConfigError, match="unknown field"):

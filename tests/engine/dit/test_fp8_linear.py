@@ -17,12 +17,12 @@ from tests.engine.test_magi_checkpoint import TINY, quantise_layers, tiny_varian
 
 
 def _fp8_linear(q: dict[str, torch.Tensor]) -> Fp8Linear:
+    layer = Fp8Linear.from_stored(q)
     get = lambda key: q[key.split(".", 1)[1]]  # noqa: E731
-    weight = fp8_linear_weight("p", get)
-    layer = Fp8Linear(weight.shape[1], weight.shape[0])
-    layer.weight = weight
-    layer.weight_scale, layer.input_divisor, layer.activation_scale = fp8_linear_scales(
-        "p", get, weight.shape[1], keys=[f"p.{k}" for k in q])
+    assert torch.equal(layer.weight.view(torch.uint8), fp8_linear_weight("p", get).view(torch.uint8))
+    scales = fp8_linear_scales("p", get, layer.in_features, keys=[f"p.{k}" for k in q])
+    assert all(torch.equal(a, b) for a, b in zip((layer.weight_scale, layer.input_divisor, layer.activation_scale),
+                                                 scales))
     return layer
 
 

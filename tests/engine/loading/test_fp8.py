@@ -163,3 +163,20 @@ def test_quantize_fp8_linear_writes_the_official_layout(per_channel: bool) -> No
     assert _rel(dense, w) < 0.04  # e4m3 keeps 3 mantissa bits
     y, _ = official_forward(x, stored)
     assert _rel(y, x @ w.T) < 0.06  # activations within range: rounding only, no clipping
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_quantize_fp8_linear_gives_the_same_bytes_whatever_its_block_of_rows(monkeypatch, per_channel: bool) -> None:
+    from magi_engine.loading import fp8
+
+    g = torch.Generator().manual_seed(10)
+    w = (torch.randn(37, 48, generator=g) / 7).bfloat16()
+    w[29, 5] = 3.0  # the largest weight in a later block: the scale must see every block
+    whole = fp8.quantize_fp8_linear(w, 5.0, per_channel=per_channel)
+    monkeypatch.setattr(fp8, "QUANTIZE_BLOCK_ELEMENTS", 100)  # two rows a block, the last one short
+    blocks = fp8.quantize_fp8_linear(w, 5.0, per_channel=per_channel)
+    assert whole.keys() == blocks.keys()
+    for key in whole:
+        assert torch.equal(whole[key].view(torch.uint8) if key == "weight" else whole[key],
+                           blocks[key].view(torch.uint8) if key == "weight" else blocks[key]), key
+    assert float(blocks["weight_scale"]) == pytest.approx(3.0 * (5.0 / 448 if per_channel else 1.0) / 448)

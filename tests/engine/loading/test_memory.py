@@ -231,6 +231,33 @@ def test_native_fp8_swiglu_holds_float32_copies_of_fc2_input() -> None:
     assert gelu[0] == gelu[1]  # GELU frees fc1's output before fc2's input is rounded
 
 
+@pytest.mark.parametrize("dit", [DIT_4_5B, DIT_24B])
+def test_quantising_on_load_costs_what_a_native_fp8_checkpoint_costs_and_loads_below_it(dit) -> None:
+    kwargs = dict(width=720, height=720, window=1, cache_chunks=4, text_encoder_on_device=False)
+    bf16 = estimate_memory(dit, **kwargs)
+    native = estimate_memory(dit, fp8=True, keep_fp8=True, **kwargs)
+    quantised = estimate_memory(dit, quantize_on_load=True, **kwargs)
+    assert bf16.load_bytes == native.load_bytes == 0
+    assert (quantised.weights_bytes, quantised.activation_bytes, quantised.total_bytes) == \
+        (native.weights_bytes, native.activation_bytes, native.total_bytes)
+    assert quantised.weights_bytes < 0.6 * bf16.weights_bytes
+    # Loading holds the FP8 weights, one dense layer's FP8 set, the calibration states and one chunk's forward:
+    one_layer = memory._quantised_linear_params(dit) * 2
+    assert quantised.weights_bytes + one_layer < quantised.load_bytes < quantised.total_bytes
+    # ... far from the bf16 model the loader never holds whole.
+    assert quantised.load_bytes < bf16.weights_bytes
+    layers = estimate_memory(dit, quantize_on_load=True, offload="layers", **kwargs)  # layers go to the host
+    assert layers.load_bytes < quantised.load_bytes
+
+
+def test_the_quantise_on_load_constants_follow_the_engine() -> None:
+    from magi_engine.dit.fp8_quantize import CALIBRATION_T, CALIBRATION_TEXTS
+    from magi_engine.loading.fp8 import QUANTIZE_BLOCK_ELEMENTS
+
+    assert memory.QUANTIZE_CALIBRATION_FORWARDS == len(CALIBRATION_T) * len(CALIBRATION_TEXTS)
+    assert memory.QUANTIZE_WORKING_BYTES == 3 * 4 * QUANTIZE_BLOCK_ELEMENTS
+
+
 def test_the_measured_rows_match_the_estimate_as_it_is_now() -> None:
     """OFFLOAD_MEASUREMENTS keeps the estimate of each measured case; the FP8 4.5B rows are recomputed here (the
     code's estimate, T5 off the GPU), so a change to the estimate that moves them fails until the table moves."""
