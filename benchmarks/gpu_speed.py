@@ -1,13 +1,20 @@
 """Speed and accuracy of the DiT's GPU paths at MAGI-1 scale: eager bf16, compiled bf16, native FP8.
 
 Random weights (as benchmarks/magi_scale.py: speed does not depend on the values). The FP8 model is
-the same bf16 model quantised in memory to MAGI-1's FP8 layout (magi_engine.loading.fp8.quantize_fp8_linear,
-activation scales from one calibration forward) in layers 1..L-2, as the official checkpoints are.
+the same bf16 model quantised in memory to MAGI-1's FP8 layout in layers 1..L-2, as the official checkpoints
+are, by the engine's own quantiser (magi_engine.dit.fp8_quantize: RuntimeConfig.quantize_fp8's calibration).
 
     python benchmarks/gpu_speed.py run --path compiled --window 4 --chunks 6 --json out.json
     python benchmarks/gpu_speed.py accuracy --json acc.json     # max relative errors vs eager bf16
     python benchmarks/gpu_speed.py gemm --json gemm.json        # one FP8 / bf16 GEMM of the 4.5B, alone
     python benchmarks/gpu_speed.py profile --path compiled --chunks 5 --json prof.json  # kernel time by kind
+    python benchmarks/gpu_speed.py onload --chunks 5 --json onload.json  # a bf16 checkpoint quantised to FP8 on load
+
+`onload` goes through the setting itself (RuntimeConfig.quantize_fp8, the loader's load_magi_dit) on a bf16
+DiT folder in the official layout written first (benchmarks/synthetic_checkpoint.py; `--checkpoint` reuses
+one): the load's time and peak memory against the bf16 load and the estimate, the errors against eager bf16
+loaded from the same folder on `accuracy`'s inputs (eager and compiled, and of other calibrations), then the
+steady step of the compiled sampler, as `run`.
 
 "Steady" steps are those of stages 4..chunks-1: the window is full and the KV cache holds every chunk
 a step attends (four chunks back at most), so window 1 is measured with four chunks cached.
@@ -33,16 +40,21 @@ from benchmarks.record import publish  # noqa: E402
 from magi_engine.config import CHUNK_LATENT_FRAMES, SamplingConfig  # noqa: E402
 from magi_engine.dit.attention import ChunkLayout  # noqa: E402
 from magi_engine.dit.compiled import compile_counts, compile_layers, uncompile_layers, use_fp8_attention  # noqa: E402
-from magi_engine.dit.fp8_linear import Fp8Linear, fp8_module_names, quantize_activation  # noqa: E402
+from magi_engine.dit.fp8_linear import Fp8Linear, quantize_activation  # noqa: E402
+from magi_engine.dit.fp8_quantize import quantize_layer_by_layer  # noqa: E402
 from magi_engine.dit.fused import use_fused_kernels  # noqa: E402
 from magi_engine.dit.model import ChunkText, MagiDiT  # noqa: E402
-from magi_engine.loading.fp8 import fp8_linear_scales, fp8_linear_weight, quantize_fp8_linear  # noqa: E402
+from magi_engine.magi_checkpoint import fp8_calibration  # noqa: E402
 from magi_engine.sampler.loop import ChunkPlan, StepDone, chunk_noise, sample_chunks  # noqa: E402
 from magi_engine.variants import magi_variant, tiny_dit_config  # noqa: E402
 
 #: Stages before this one have a cache or window not yet full (the longest attention span is 5 chunks).
 FIRST_STEADY_STAGE = 4
-PER_CHANNEL = ("attn.out_proj", "mlp.fc2")
+GIB = 2**30
+#: onload: calibrations set against the engine's (magi_engine.dit.fp8_quantize.Fp8Calibration fields changed).
+#: (A headroom of 4 rounds as 2 does but for e4m3's subnormals: magi_engine.dit.fp8_quantize.)
+CALIBRATION_VARIANTS = {"headroom_1": dict(headroom=1.0), "null_text_only": dict(texts=("null",)),
+                        "one_noise_level": dict(t=(0.5,))}
 
 
 def variant_for(name: str):
@@ -115,41 +127,12 @@ class FlopRecorder:
 
 
 # FP8 conversion ------------------------------------------------------------------------------------
-def input_amax(dit: MagiDiT, names: list[str], device: torch.device, size: tuple[int, int]) -> dict[str, float]:
-    """Largest |input| each named linear sees in one forward of two random chunks (the calibration)."""
-    seen: dict[str, float] = {}
-    hooks = []
-    for name in names:
-        def hook(module, args, name=name):
-            seen[name] = max(seen.get(name, 0.0), float(args[0].abs().amax()))
-        hooks.append(dit.get_submodule(name).register_forward_pre_hook(hook))
-    with torch.inference_mode():
-        inputs = forward_inputs(dit, device, size, chunks=2, seed=7)
-        dit(*inputs[:5], step_size=inputs[5])
-    for h in hooks:
-        h.remove()
-    return seen
-
-
-def quantize_to_fp8(dit: MagiDiT, device: torch.device, size: tuple[int, int]) -> MagiDiT:
-    """Quantise the linears MAGI-1 stores in FP8 (layers 1..L-2) in place, into Fp8Linear modules."""
-    names = fp8_module_names(range(1, dit.config.num_layers - 1))
-    amax = input_amax(dit, names, device, size)
-    for name in names:
-        owner_name, _, attr = name.rpartition(".")
-        owner = dit.get_submodule(owner_name)
-        dense = getattr(owner, attr)
-        stored = quantize_fp8_linear(dense.weight, amax[name], per_channel=name.endswith(PER_CHANNEL))
-        get = stored.__getitem__
-        keys = [f"p.{k}" for k in stored]
-        getter = lambda key: get(key[2:])  # noqa: E731
-        fp8 = Fp8Linear(dense.in_features, dense.out_features).to(device)
-        fp8.weight = fp8_linear_weight("p", getter).to(device)
-        ws, divisor, act = fp8_linear_scales("p", getter, dense.in_features, keys=keys)
-        fp8.weight_scale, fp8.input_divisor, fp8.activation_scale = ws.to(device), divisor.to(device), act.to(device)
-        setattr(owner, attr, fp8)
-        del dense
-    torch.cuda.empty_cache() if device.type == "cuda" else None
+def quantize_to_fp8(dit: MagiDiT, variant, size: tuple[int, int], **calibration) -> MagiDiT:
+    """Quantise the linears MAGI-1 stores in FP8 (layers 1..L-2) in place, as RuntimeConfig.quantize_fp8 does on
+    load (the same calibration, at `size`; `calibration` overrides its fields, e.g. headroom)."""
+    quantize_layer_by_layer(dit, dataclasses.replace(fp8_calibration(variant, size), **calibration))
+    if dit.device.type == "cuda":
+        torch.cuda.empty_cache()
     return dit
 
 
@@ -217,7 +200,7 @@ def sampler_run(args, device: torch.device) -> SamplerRun:
     started = time.perf_counter()
     dit = random_dit(variant, device, dtype)
     if args.path == "fp8":
-        quantize_to_fp8(dit, device, (width, height))
+        quantize_to_fp8(dit, variant, (width, height))
     if args.fp8_attention != "off":  # the FP8 layers of the fp8 path; every layer of the bf16 paths
         use_fp8_attention(dit, args.fp8_attention, compiled=args.path != "eager",
                           layers=None if args.path == "fp8" else range(len(dit.layers)))
@@ -229,9 +212,7 @@ def sampler_run(args, device: torch.device) -> SamplerRun:
     build_s = time.perf_counter() - started
     weights_gib = torch.cuda.memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     flops = FlopRecorder(dit)
-    g = torch.Generator().manual_seed(1)
-    plans = [ChunkPlan(i, chunk_noise(i, height, width), torch.randn(120, variant.dit.caption_channels, generator=g))
-             for i in range(args.chunks)]
+    plans = random_plans(variant, (width, height), args.chunks)
     return SamplerRun(variant, (width, height), sampling, dit, plans, flops, peak, build_s, weights_gib)
 
 
@@ -258,39 +239,53 @@ def run_sampler(args, device: torch.device) -> dict:
     run = sampler_run(args, device)
     width, height = run.size
     sampling = run.sampling
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    steps = list(timed_steps(run))
-    total_s = time.perf_counter() - t0
-    steady = [s for s in steps if is_steady(s, args.chunks)]
-    if not steady:
-        raise SystemExit(f"{args.chunks} chunks give no steady stage; use at least {FIRST_STEADY_STAGE + 1}")
-    step_s = sum(s["s"] for s in steady) / len(steady)
-    flop = sum(s["matmul_flop"] + s["attention_flop"] for s in steady) / len(steady)
-    tflops = flop / step_s / 1e12
-    peak = run.peak_tflops
     return {
         "path": args.path, "fp8_attention": args.fp8_attention, "fused_kernels": args.fused_kernels,
         "variant": run.variant.name, "size": [width, height],
         "steps": sampling.num_steps,
         "window": sampling.window, "chunks": args.chunks, "compile_mode": args.compile_mode,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
-        "bf16_matmul_peak_tflops": round(peak, 1), "build_s": round(run.build_s, 2),
-        "weights_gib": round(run.weights_gib, 2),
-        "total_s": round(total_s, 2), "first_steps_s": [round(s["s"], 3) for s in steps[:4]],
-        "steady_steps": len(steady), "steady_step_s": round(step_s, 4),
-        "steady_chunk_s": round(step_s * sampling.steps_per_stage, 3),
-        "steady_step_tflop": round(flop / 1e12, 1),
-        "steady_step_matmul_tflop": round(sum(s["matmul_flop"] for s in steady) / len(steady) / 1e12, 1),
-        "tflops": round(tflops, 1), "percent_of_bf16_peak": round(100 * tflops / peak, 1),
-        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.type == "cuda" else None,
-        "unique_graphs_at_first_steady_step": steady[0]["unique_graphs"],
-        "unique_graphs_at_end": steps[-1]["unique_graphs"],
-        "step_seconds": [round(s["s"], 3) for s in steps],
+        "bf16_matmul_peak_tflops": round(run.peak_tflops, 1), "build_s": round(run.build_s, 2),
+        "weights_gib": round(run.weights_gib, 2), **steady_steps(run, args.chunks),
         # True if an FP8 attention kernel refused and its layers fell back to bf16 SDPA (the log says why).
         "fp8_attention_fell_back": any(getattr(layer.attn.fp8_attention, "failed", False) for layer in run.dit.layers),
     }
+
+
+def steady_steps(run: SamplerRun, chunks: int) -> dict:
+    """Every step of the run timed; the steady steps' mean, FLOPs and TFLOP/s, and the run's peak memory."""
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    steps = list(timed_steps(run))
+    total_s = time.perf_counter() - t0
+    steady = [s for s in steps if is_steady(s, chunks)]
+    if not steady:
+        raise SystemExit(f"{chunks} chunks give no steady stage; use at least {FIRST_STEADY_STAGE + 1}")
+    step_s = sum(s["s"] for s in steady) / len(steady)
+    flop = sum(s["matmul_flop"] + s["attention_flop"] for s in steady) / len(steady)
+    tflops = flop / step_s / 1e12
+    return {
+        "total_s": round(total_s, 2), "first_steps_s": [round(s["s"], 3) for s in steps[:4]],
+        "steady_steps": len(steady), "steady_step_s": round(step_s, 4),
+        "steady_chunk_s": round(step_s * run.sampling.steps_per_stage, 3),
+        "steady_step_tflop": round(flop / 1e12, 1),
+        "steady_step_matmul_tflop": round(sum(s["matmul_flop"] for s in steady) / len(steady) / 1e12, 1),
+        "tflops": round(tflops, 1), "percent_of_bf16_peak": round(100 * tflops / run.peak_tflops, 1),
+        "peak_gib": round(torch.cuda.max_memory_allocated() / GIB, 2) if cuda else None,
+        "unique_graphs_at_first_steady_step": steady[0]["unique_graphs"],
+        "unique_graphs_at_end": steps[-1]["unique_graphs"],
+        "step_seconds": [round(s["s"], 3) for s in steps],
+    }
+
+
+def random_plans(variant, size: tuple[int, int], chunks: int) -> list[ChunkPlan]:
+    """`chunks` chunk plans of seeded noise and random text (120 tokens each)."""
+    width, height = size
+    g = torch.Generator().manual_seed(1)
+    return [ChunkPlan(i, chunk_noise(i, height, width), torch.randn(120, variant.dit.caption_channels, generator=g))
+            for i in range(chunks)]
 
 
 # Profile: where a steady step's kernel time goes ---------------------------------------------------------
@@ -433,7 +428,7 @@ def accuracy(args, device: torch.device) -> dict:
     compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend)
     out["compiled_bf16"] = relative_errors(velocity(dit, inputs), reference)
     uncompile_layers(dit)
-    fp8_dit = quantize_to_fp8(random_dit(variant, device, dtype), device, (width, height))
+    fp8_dit = quantize_to_fp8(random_dit(variant, device, dtype), variant, (width, height))
     out["fp8_native_eager"] = relative_errors(velocity(fp8_dit, inputs), reference)
     compile_layers(fp8_dit, mode=args.compile_mode, backend=args.compile_backend)
     out["fp8_native_compiled"] = relative_errors(velocity(fp8_dit, inputs), reference)
@@ -452,12 +447,115 @@ def fp8_attention_accuracy(args, variant, device, dtype, size, inputs, reference
     use_fp8_attention(bf16_dit, args.fp8_attention, compiled=False, layers=range(len(bf16_dit.layers)))
     out[f"fp8_attention_{args.fp8_attention}_alone_eager"] = relative_errors(velocity(bf16_dit, inputs), reference)
     del bf16_dit
-    fp8_dit = quantize_to_fp8(random_dit(variant, device, dtype), device, size)
+    fp8_dit = quantize_to_fp8(random_dit(variant, device, dtype), variant, size)
     compile_layers(fp8_dit, mode=args.compile_mode, backend=args.compile_backend)
     out["fp8_native_compiled"] = relative_errors(velocity(fp8_dit, inputs), reference)
     use_fp8_attention(fp8_dit, args.fp8_attention)
     out[f"fp8_native_compiled_fp8_attention_{args.fp8_attention}"] = relative_errors(velocity(fp8_dit, inputs),
                                                                                    reference)
+    return out
+
+
+def on_load(args, device: torch.device) -> dict:
+    """A bf16 checkpoint quantised to FP8 on load through RuntimeConfig.quantize_fp8 (the module docstring)."""
+    import gc
+    import json
+    import shutil
+    import tempfile
+
+    from benchmarks.synthetic_checkpoint import variant_for as written_variant, write_dit
+    from magi_engine.config import RuntimeConfig
+    from magi_engine.dit.compiled import resolve_runtime
+    from magi_engine.loading.memory import estimate_memory
+    from magi_engine.magi_checkpoint import load_magi_dit
+
+    variant = variant_for(args.variant)
+    width, height = (int(v) for v in args.size.split("x"))
+    cuda = device.type == "cuda"
+    dtype = torch.bfloat16 if cuda else torch.float32
+    # The setting's gate; the CPU (a smoke test of this script) refuses it, so there its loader is called as is.
+    quantize = resolve_runtime(RuntimeConfig(quantize_fp8=True), device).quantize_fp8 if cuda else True
+    peak = bf16_peak_tflops(device)
+    out = {"variant": variant.name, "size": [width, height], "window": args.window, "steps": args.steps,
+           "chunks": args.chunks, "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+           "bf16_matmul_peak_tflops": round(peak, 1),
+           "reference": "eager bf16 (float32 islands) loaded from the same folder, same inputs"}
+
+    def save() -> None:  # what is measured so far survives a call cut short
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({**out, "partial": True}, indent=1) + "\n")
+
+    def allocated() -> float:
+        return torch.cuda.memory_allocated() / GIB if cuda else float("nan")
+
+    # 1. A bf16 DiT folder in the official layout (random weights), unless given.
+    weights, root = args.checkpoint, None
+    if weights is None:
+        root = Path(tempfile.mkdtemp(prefix="magi_onload_"))
+        tiny = variant.name == "tiny"
+        name = "4.5B_distill" if tiny else variant.name  # tiny: the 4.5B distill's layout at variant_for's size
+        started = time.perf_counter()
+        write_dit(root, name, tiny, device)
+        out["write_checkpoint_s"] = round(time.perf_counter() - started, 1)
+        weights = root / written_variant(name, tiny).hub_folder
+    # 2. The reference: the same folder loaded in bf16, one forward of 5 chunks (as `accuracy`).
+    started = time.perf_counter()
+    dense = load_magi_dit(weights, variant, device, dtype)
+    sync()
+    out["bf16_load_s"], out["bf16_weights_gib"] = round(time.perf_counter() - started, 2), round(allocated(), 2)
+    inputs = forward_inputs(dense, device, (width, height), chunks=5, seed=3)
+    reference = velocity(dense, inputs)
+    del dense
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    before = allocated()  # the reference and the inputs
+    # 3. The setting: quantised layer by layer as it loads.
+    started = time.perf_counter()
+    dit = load_magi_dit(weights, variant, device, dtype, quantize_fp8=quantize, size=(width, height))
+    sync()
+    load_s = time.perf_counter() - started
+    report = dit.fp8_quantization
+    estimate = estimate_memory(variant.dit, width=width, height=height, window=args.window,
+                               cache_chunks=variant.sampling.cache_chunks, quantize_on_load=True,
+                               text_encoder_on_device=False, include_vae=False)
+    amax = sorted(report.input_amax.values())
+    calibration = report.calibration
+    out.update(load_s=round(load_s, 2), calibrate_and_quantize_s=round(report.seconds, 2),
+               calibration={"t": list(calibration.t), "texts": list(calibration.texts),
+                            "size": [calibration.width, calibration.height], "step_size": calibration.step_size,
+                            "headroom": calibration.headroom},
+               quantized_linears=len(amax),
+               input_amax_min_median_max=[round(amax[0], 3), round(amax[len(amax) // 2], 3), round(amax[-1], 3)],
+               weights_gib=round(allocated() - before, 2),
+               load_peak_gib=round(torch.cuda.max_memory_allocated() / GIB - before, 2) if cuda else None,
+               estimate_weights_gib=round(estimate.weights_bytes / GIB, 2),
+               estimate_load_peak_gib=round(estimate.load_bytes / GIB, 2))
+    out["fp8_on_load_eager"] = relative_errors(velocity(dit, inputs), reference)
+    save()
+    # 4. Compiled, as generation runs it: errors, then the sampler's steady steps.
+    compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend)
+    out["fp8_on_load_compiled"] = relative_errors(velocity(dit, inputs), reference)
+    save()
+    sampling = SamplingConfig.from_dict({**variant.sampling.to_dict(), "window": args.window, "num_steps": args.steps})
+    run = SamplerRun(variant, (width, height), sampling, dit, random_plans(variant, (width, height), args.chunks),
+                     FlopRecorder(dit), peak, load_s, out["weights_gib"])
+    out["run_compiled"] = steady_steps(run, args.chunks)
+    save()
+    del dit, run
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    # 5. Other calibrations (quantised in memory: the same code as on load).
+    for name, changes in CALIBRATION_VARIANTS.items() if args.calibration_variants else ():
+        dense = load_magi_dit(weights, variant, device, dtype)
+        quantize_to_fp8(dense, variant, (width, height), **changes)
+        out[f"fp8_{name}_eager"] = relative_errors(velocity(dense, inputs), reference)
+        del dense
+        save()
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
     return out
 
 
@@ -496,7 +594,7 @@ def gemm(args, device: torch.device) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("run", "accuracy", "gemm", "profile"))
+    parser.add_argument("mode", choices=("run", "accuracy", "gemm", "profile", "onload"))
     parser.add_argument("--path", choices=("eager", "compiled", "fp8"), default="eager")
     parser.add_argument("--variant", default="4.5B_distill")
     parser.add_argument("--size", default="720x720")
@@ -516,10 +614,14 @@ def main() -> None:
     parser.add_argument("--profile-steps", type=int, default=3,
                         help="profile: the steady steps profiled (after one unprofiled steady step)")
     parser.add_argument("--trace", type=Path, help="profile: also write the Chrome trace here (large)")
+    parser.add_argument("--checkpoint", type=Path, help="onload: a bf16 DiT folder (default: one written first)")
+    parser.add_argument("--no-calibration-variants", dest="calibration_variants", action="store_false",
+                        help="onload: skip the errors of other calibrations (CALIBRATION_VARIANTS)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    result = {"run": run_sampler, "accuracy": accuracy, "gemm": gemm, "profile": profile}[args.mode](args, device)
+    modes = {"run": run_sampler, "accuracy": accuracy, "gemm": gemm, "profile": profile, "onload": on_load}
+    result = modes[args.mode](args, device)
     publish(__file__, None, result, args.json)
 
 

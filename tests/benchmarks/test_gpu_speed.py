@@ -1,10 +1,12 @@
-"""benchmarks/gpu_speed.py's profile mode: a steady step's time by kind, smoke-tested on a CPU with a tiny model."""
+"""benchmarks/gpu_speed.py's profile mode (a steady step's time by kind) and onload mode (quantising a bf16
+checkpoint to FP8 on load), smoke-tested on a CPU with a tiny model."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,25 @@ def test_profile_mode_splits_a_steady_step_into_attention_gemm_and_the_rest(tmp_
     assert top == sorted(top, reverse=True) and 0 < len(top) <= 25
     assert any("scaled_dot_product" in row["name"] for row in result["top_attention"])
     assert result["command"].startswith("python benchmarks/gpu_speed.py profile")
+
+
+@pytest.mark.slow
+def test_onload_mode_measures_the_quantise_on_load_setting_against_bf16(tmp_path, monkeypatch) -> None:
+    script = _load_script()
+    out = tmp_path / "onload.json"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where it writes its checkpoint folder
+    monkeypatch.setattr(sys, "argv", ["gpu_speed.py", "onload", "--variant", "tiny", "--size", "64x64", "--steps", "8",
+                                      "--chunks", "5", "--compile-backend", "eager", "--json", str(out)])
+    script.main()
+    result = json.loads(out.read_text())
+    assert "partial" not in result  # the final record, not one written on the way
+    assert result["quantized_linears"] == 14  # 7 linears in each of layers 1..2 of 4
+    assert result["calibration"]["texts"] == ["null", "gaussian"] and result["calibration"]["headroom"] == 2.0
+    errors = {key: value["rel_l2"] for key, value in result.items() if key.startswith("fp8_")}
+    assert set(errors) == {"fp8_on_load_eager", "fp8_on_load_compiled", "fp8_headroom_1_eager",
+                           "fp8_null_text_only_eager", "fp8_one_noise_level_eager"}
+    assert all(0 < error < 0.2 for error in errors.values())  # rounded to e4m3, not broken
+    # The null caption alone under-calibrates the output projection's input (a prompt's cross-attention output).
+    assert errors["fp8_null_text_only_eager"] > 1.5 * errors["fp8_on_load_eager"]
+    assert result["run_compiled"]["steady_steps"] == 2
+    assert not list(tmp_path.glob("magi_onload_*"))  # the checkpoint it wrote is gone
