@@ -156,6 +156,8 @@ def quantize_layer_by_layer(dit: MagiDiT, calibration: Fp8Calibration, *, layers
     layers are still on the meta device is loaded and quantised with one dense layer at a time. Without
     them the model is quantised where it is (benchmarks, tests).
     """
+    if dit.config.distilled and calibration.step_size is None:
+        raise ValueError("a distilled model's calibration needs the step size of its schedule (fp8_calibration)")
     layers = default_fp8_layers(dit.config.num_layers) if layers is None else list(layers)
     device = dit.device if device is None else torch.device(device)
     report = Fp8Quantization(calibration, layers)

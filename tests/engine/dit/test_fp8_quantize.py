@@ -118,6 +118,10 @@ def test_the_calibration_maxima_are_those_of_the_bf16_model_s_own_forwards(bf16_
     for hook in hooks:
         hook.remove()
     assert quantised.fp8_quantization.input_amax == pytest.approx(seen, rel=1e-6)
+    with pytest.raises(ValueError, match="calibration texts"):
+        Fp8Calibration(*SIZE, texts=("a prompt",))
+    with pytest.raises(ValueError, match="step size"):  # a distilled model cannot run without it
+        quantize_layer_by_layer(model, Fp8Calibration(*SIZE))
 
 
 def test_loading_holds_one_dense_layer_of_the_fp8_set_at_a_time(bf16_weights) -> None:
@@ -177,3 +181,33 @@ def test_float32_islands_stay_float32_when_the_model_is_bf16(bf16_weights) -> No
     dit = load_magi_dit(weights, tiny_variant(), torch.device("cpu"), torch.bfloat16, quantize_fp8=True, size=SIZE)
     for name, param in dit.named_parameters():
         assert param.dtype == (torch.float32 if is_float32_island(name) else torch.bfloat16), name
+
+
+def test_layers_can_live_elsewhere_than_where_they_are_calibrated(bf16_weights) -> None:
+    """Streamed layers (DiT offload "layers"): calibrated on the compute device, each quantised layer moves to
+    where it lives before the next loads. ("meta" stands in for the host here: only placement is checked.)"""
+    _, model = bf16_weights
+    tensors = {k: (lambda v=v: v) for k, v in model.state_dict().items()}
+    places = []
+
+    def build():
+        with torch.device("meta"):
+            dit = MagiDiT(TINY)
+        for index, layer in enumerate(dit.layers):
+            layer.register_forward_pre_hook(
+                lambda module, args, index=index: places.append([layer.attn.to_q.weight.device.type
+                                                                 for layer in dit.layers[:index + 1]]))
+        return dit
+
+    calibration = Fp8Calibration(*SIZE, step_size=8.0)
+    here = build()
+    at_home = load_quantized(here, tensors, calibration, device=torch.device("cpu"),
+                             dtype_for=lambda key: torch.float32)
+    places.clear()
+    away = build()
+    report = load_quantized(away, tensors, calibration, device=torch.device("meta"),
+                            compute_device=torch.device("cpu"), dtype_for=lambda key: torch.float32)
+    assert report.input_amax == at_home.input_amax  # calibrated on the compute device all the same
+    for seen in places:  # the layer calibrating is on the compute device, every earlier one has moved away
+        assert seen[-1] == "cpu" and all(kind == "meta" for kind in seen[:-1])
+    assert all(t.is_meta for t in away.state_dict().values())  # everything ends where it lives
