@@ -39,7 +39,8 @@ from benchmarks.magi_scale import random_dit  # noqa: E402
 from benchmarks.record import publish  # noqa: E402
 from magi_engine.config import CHUNK_LATENT_FRAMES, SamplingConfig  # noqa: E402
 from magi_engine.dit.attention import ChunkLayout  # noqa: E402
-from magi_engine.dit.compiled import compile_counts, compile_layers, uncompile_layers, use_fp8_attention  # noqa: E402
+from magi_engine.dit.compiled import (compile_counts, compile_layers, uncompile_layers,  # noqa: E402
+                                      use_flash_attention, use_fp8_attention)
 from magi_engine.dit.fp8_linear import Fp8Linear, quantize_activation  # noqa: E402
 from magi_engine.dit.fp8_quantize import quantize_layer_by_layer  # noqa: E402
 from magi_engine.dit.fused import use_fused_kernels  # noqa: E402
@@ -204,6 +205,8 @@ def sampler_run(args, device: torch.device) -> SamplerRun:
     if args.fp8_attention != "off":  # the FP8 layers of the fp8 path; every layer of the bf16 paths
         use_fp8_attention(dit, args.fp8_attention, compiled=args.path != "eager",
                           layers=None if args.path == "fp8" else range(len(dit.layers)))
+    if args.flash_attention:  # the layers FP8 attention left to SDPA
+        use_flash_attention(dit, True)
     if args.fused_kernels:  # before compiling: the compiled graphs call them
         use_fused_kernels(dit, True, traced=args.fused_kernels == "traced")
     if args.path in ("compiled", "fp8"):
@@ -241,6 +244,7 @@ def run_sampler(args, device: torch.device) -> dict:
     sampling = run.sampling
     return {
         "path": args.path, "fp8_attention": args.fp8_attention, "fused_kernels": args.fused_kernels,
+        "flash_attention": getattr(args, "flash_attention", False),
         "variant": run.variant.name, "size": [width, height],
         "steps": sampling.num_steps,
         "window": sampling.window, "chunks": args.chunks, "compile_mode": args.compile_mode,
@@ -248,7 +252,7 @@ def run_sampler(args, device: torch.device) -> dict:
         "bf16_matmul_peak_tflops": round(run.peak_tflops, 1), "build_s": round(run.build_s, 2),
         "weights_gib": round(run.weights_gib, 2), **steady_steps(run, args.chunks),
         # True if an FP8 attention kernel refused and its layers fell back to bf16 SDPA (the log says why).
-        "fp8_attention_fell_back": any(getattr(layer.attn.fp8_attention, "failed", False) for layer in run.dit.layers),
+        "fp8_attention_fell_back": any(getattr(layer.attn.self_attention, "failed", False) for layer in run.dit.layers),
     }
 
 
@@ -391,6 +395,7 @@ def profile(args, device: torch.device) -> dict:
     breakdown = kernel_breakdown(kernel_times(profiler, cuda), wall, len(profiled), cuda=cuda)
     return {
         "path": args.path, "fp8_attention": args.fp8_attention, "fused_kernels": args.fused_kernels,
+        "flash_attention": getattr(args, "flash_attention", False),
         "variant": run.variant.name, "size": list(run.size), "steps": run.sampling.num_steps,
         "window": run.sampling.window, "chunks": args.chunks,
         "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
@@ -414,6 +419,15 @@ def accuracy(args, device: torch.device) -> dict:
            "reference": "eager bf16 (float32 islands), same weights and inputs"}
     if args.fp8_attention != "off":
         return out | fp8_attention_accuracy(args, variant, device, dtype, (width, height), inputs, reference)
+    if args.flash_attention:  # the bf16 model with FlashAttention 4 alone, then with the fused kernels, compiled
+        use_flash_attention(dit, True)
+        out["flash_attention_eager"] = relative_errors(velocity(dit, inputs), reference)
+        use_fused_kernels(dit, True)
+        out["flash_attention_fused_kernels_compiled"] = relative_errors(
+            velocity(compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend), inputs), reference)
+        out["flash_attention_fell_back"] = any(getattr(layer.attn.self_attention, "failed", False)
+                                               for layer in dit.layers)
+        return out
     if args.fused_kernels:  # the bf16 model with the fused kernels, eager and compiled
         use_fused_kernels(dit, True, traced=args.fused_kernels == "traced")
         out["fused_kernels_eager"] = relative_errors(velocity(dit, inputs), reference)
@@ -605,6 +619,9 @@ def main() -> None:
     parser.add_argument("--fp8-attention", choices=("off", "cudnn", "triton"), default="off",
                         help="self-attention in FP8 (magi_engine.dit.fp8_attention): in the FP8 layers of --path fp8, "
                              "in every layer of the bf16 paths; accuracy adds FP8 attention alone and with FP8 linears")
+    parser.add_argument("--flash-attention", action="store_true",
+                        help="bf16 self-attention through FlashAttention 4 (magi_engine.dit.flash_attention; Hopper "
+                             "with flash-attn-4) in every layer without FP8 attention")
     parser.add_argument("--fused-kernels", nargs="?", const="opaque", choices=("opaque", "traced"),
                         help="each layer's norm + gate + residual and QK-norm + RoPE as fused Triton kernels "
                              "(magi_engine.dit.fused; CUDA with Triton): the engine's opaque custom ops (alone or "

@@ -349,6 +349,10 @@ class RuntimeConfig:
     #: Fused Triton kernels for each layer's norm + gate + residual and QK-norm + RoPE (magi_engine.dit.fused) on
     #: CUDA GPUs with Triton installed; None: where they run, once measured faster (until then off); False: off.
     fused_kernels: bool | None = None
+    #: bf16 self-attention through FlashAttention 4 (magi_engine.dit.flash_attention) on Hopper GPUs with the
+    #: flash-attn-4 package installed, in the layers that do not run FP8 attention; None: wherever it can run,
+    #: once measured faster end to end; False: SDPA (cuDNN's kernel).
+    flash_attention: bool | None = None
     #: One of TEXT_ENCODER_PLACEMENTS; None: the loader picks the first that fits the device's memory
     #: (magi_engine.loading.memory.choose_text_placement), in the order gpu, offload, cpu.
     text_encoder: str | None = None
@@ -367,6 +371,8 @@ class RuntimeConfig:
                  f"RuntimeConfig.fp8_attention must be true, false or null, got {self.fp8_attention!r}")
         _require(self.fused_kernels in (None, True, False),
                  f"RuntimeConfig.fused_kernels must be true, false or null, got {self.fused_kernels!r}")
+        _require(self.flash_attention in (None, True, False),
+                 f"RuntimeConfig.flash_attention must be true, false or null, got {self.flash_attention!r}")
         _require(self.compile_mode in COMPILE_MODES,
                  f"RuntimeConfig.compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}")
         _require(self.text_encoder is None or self.text_encoder in TEXT_ENCODER_PLACEMENTS,

@@ -182,6 +182,9 @@ def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fused-kernels", action="store_true",
                         help="run each DiT layer's norms, gates, residual adds and RoPE as torch code also where the "
                              "engine would use its fused Triton kernels (CUDA GPUs with Triton installed)")
+    parser.add_argument("--no-flash-attention", action="store_true",
+                        help="run bf16 self-attention through torch's SDPA (cuDNN's kernel) also where the engine "
+                             "would use FlashAttention 4 (Hopper GPUs with the flash-attn-4 package installed)")
     parser.add_argument("--quantize-fp8", action="store_true",
                         help="quantise a bf16 MAGI-1 checkpoint's linears to FP8 as it loads (those MAGI-1's FP8 "
                              "checkpoints store in FP8; GPUs of compute capability 8.9 or later): about half the "
@@ -190,18 +193,19 @@ def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
 
 def runtime_config(args: argparse.Namespace):
     """The RuntimeConfig of --text-encoder, --text-on-cpu, --dit-offload, --no-compile, --no-fp8-attention,
-    --no-fused-kernels and --quantize-fp8 (None: all left to the engine)."""
+    --no-fused-kernels, --no-flash-attention and --quantize-fp8 (None: all left to the engine)."""
     from magi_engine.config import RuntimeConfig
 
     text = "cpu" if args.text_on_cpu else (None if args.text_encoder == "auto" else args.text_encoder)
     offload = getattr(args, "dit_offload", "auto")
     offload = None if offload == "auto" else offload
     if (text is None and offload is None and not args.no_compile and not args.no_fp8_attention
-            and not args.no_fused_kernels and not args.quantize_fp8):
+            and not args.no_fused_kernels and not args.no_flash_attention and not args.quantize_fp8):
         return None
     return RuntimeConfig(compile_layers=False if args.no_compile else None, text_encoder=text, dit_offload=offload,
                          fp8_attention=False if args.no_fp8_attention else None,
-                         fused_kernels=False if args.no_fused_kernels else None, quantize_fp8=args.quantize_fp8)
+                         fused_kernels=False if args.no_fused_kernels else None,
+                         flash_attention=False if args.no_flash_attention else None, quantize_fp8=args.quantize_fp8)
 
 
 def _add_engine_args(parser: argparse.ArgumentParser) -> None:

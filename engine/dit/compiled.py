@@ -33,9 +33,13 @@ COMPILE_BY_DEFAULT_ON_CUDA = True
 #: "Compiled layers and native FP8"); until then only when asked for (RuntimeConfig.fp8_attention=True).
 FP8_ATTENTION_BY_DEFAULT = False
 
-#: The fused Triton kernels (magi_engine.dit.fused) where they can run, unless turned off: on once measured faster
-#: end to end on a GPU (benchmarks/run_gpu_fusions.sh); until then only when asked for (RuntimeConfig.fused_kernels).
-FUSED_KERNELS_BY_DEFAULT = False
+#: FlashAttention 4 where it can run, unless turned off: its kernel ran the 4.5B's attention 1.145x as fast as
+#: SDPA's cuDNN kernel on an H100 (BENCHMARKS.md, "FlashAttention 4").
+FLASH_ATTENTION_BY_DEFAULT = True
+
+#: The fused Triton kernels (magi_engine.dit.fused) where they can run, unless turned off: measured faster end to end
+#: on an H100 (benchmarks/run_gpu_fusions.sh; BENCHMARKS.md, "Fused kernels"), within bf16 rounding of compile's.
+FUSED_KERNELS_BY_DEFAULT = True
 
 #: The dimensions of each dense part's arguments that change with the window: tokens, chunks, text length.
 DENSE_IN_DYNAMIC = ((1,), (1,), (0,), (1, 2))  # x [N, S, D], condition [N, chunks, C], angles [S, A], text
@@ -55,6 +59,8 @@ class RuntimeChoice:
     fused_kernels: bool = False
     #: A bf16 MAGI-1 checkpoint is quantised to native FP8 as it loads (magi_engine.dit.fp8_quantize).
     quantize_fp8: bool = False
+    #: bf16 self-attention through FlashAttention 4 in the layers without FP8 attention (dit.flash_attention).
+    flash_attention: bool = False
 
 
 def resolve_runtime(runtime: RuntimeConfig | None, device: torch.device | str) -> RuntimeChoice:
@@ -80,7 +86,23 @@ def resolve_runtime(runtime: RuntimeConfig | None, device: torch.device | str) -
                           "Turn one of the two settings off.")
     return RuntimeChoice(bool(compile_layers), runtime.compile_mode, bool(native_fp8),
                          _fp8_attention(runtime.fp8_attention, bool(native_fp8), device),
-                         _fused_kernels(runtime.fused_kernels, device), runtime.quantize_fp8)
+                         _fused_kernels(runtime.fused_kernels, device), runtime.quantize_fp8,
+                         _flash_attention(runtime.flash_attention, device))
+
+
+def _flash_attention(wanted: bool | None, device: torch.device) -> bool:
+    """FlashAttention 4 runs on Hopper GPUs with the flash-attn-4 package; elsewhere SDPA."""
+    if wanted is False or (wanted is None and not FLASH_ATTENTION_BY_DEFAULT):
+        return False
+    from magi_engine.dit.flash_attention import flash_attention_supported
+
+    if flash_attention_supported(device):
+        return True
+    if wanted:
+        raise ConfigError(f"FlashAttention 4 needs a Hopper GPU (compute capability 9.x) with the flash-attn-4 "
+                          f"package installed; {device} is not one or lacks it. Leave it to the engine, which then "
+                          "runs attention through SDPA.")
+    return False
 
 
 def _fused_kernels(wanted: bool | None, device: torch.device) -> bool:
@@ -169,10 +191,27 @@ def use_fp8_attention(dit: torch.nn.Module, backend: str | None, *, compiled: bo
         if compiled:
             helpers = [torch.compile(fn, dynamic=True, fullgraph=True) for fn in helpers]
         attention = Fp8BlockCausalAttention(backend, *helpers)
-    for i, layer in enumerate(dit.layers):
-        layer.attn.fp8_attention = attention if i in indices else None
+    for i in indices:
+        dit.layers[i].attn.self_attention = attention
     if backend is not None:
         log.info("FP8 attention (%s) in %d of %d layers", backend, len(indices), len(dit.layers))
+    return dit
+
+
+def use_flash_attention(dit: torch.nn.Module, on: bool, *, attend=None) -> torch.nn.Module:
+    """Run the bf16 self-attention of every layer that has no other kernel through FlashAttention 4 (on), or
+    through SDPA again (off). `attend`: a stand-in for flash_attn_func (tests)."""
+    from magi_engine.dit.flash_attention import FlashBlockCausalAttention
+
+    attention = FlashBlockCausalAttention(attend) if on else None
+    count = 0
+    for layer in dit.layers:
+        current = layer.attn.self_attention
+        if current is None or isinstance(current, FlashBlockCausalAttention):
+            layer.attn.self_attention = attention
+            count += 1
+    if on:
+        log.info("FlashAttention 4 in %d of %d layers", count, len(dit.layers))
     return dit
 
 
@@ -181,6 +220,8 @@ def apply_runtime(dit: torch.nn.Module, choice: RuntimeChoice) -> torch.nn.Modul
     magi_engine.magi_checkpoint)."""
     if choice.fp8_attention is not None:
         use_fp8_attention(dit, choice.fp8_attention, compiled=choice.compile_layers)
+    if choice.flash_attention:  # the layers FP8 attention left to SDPA
+        use_flash_attention(dit, True)
     if choice.fused_kernels:  # before compiling: the compiled graphs call the kernels
         from magi_engine.dit.fused import use_fused_kernels
 

@@ -42,9 +42,10 @@ class ParallelAttention(nn.Module):
         self.q_norm_cross = OnePlusLayerNorm(dh, config.layernorm_eps)
         self.k_norm_cross = OnePlusLayerNorm(dh, config.layernorm_eps)
         self.out_proj = nn.Linear(2 * config.query_size, d, bias=False)
-        #: Block-causal self-attention in FP8 (magi_engine.dit.fp8_attention.Fp8BlockCausalAttention), set on the
-        #: FP8 layers of a native FP8 model on a Hopper GPU (magi_engine.dit.compiled.use_fp8_attention); None: SDPA.
-        self.fp8_attention: Callable | None = None
+        #: A kernel for unmasked block-causal self-attention in place of SDPA's per-chunk loop: FP8 attention
+        #: (magi_engine.dit.fp8_attention.Fp8BlockCausalAttention) on the FP8 layers of a native FP8 model, or
+        #: FlashAttention 4 (magi_engine.dit.flash_attention) in bf16; set by magi_engine.dit.compiled. None: SDPA.
+        self.self_attention: Callable | None = None
         #: The fused QK-norm + RoPE kernel (magi_engine.dit.fused.FusedKernels, set by use_fused_kernels on CUDA);
         #: None: the torch expression below.
         self.fused_kernels = None
@@ -74,8 +75,8 @@ class ParallelAttention(nn.Module):
         """Block-causal self-attention over [context] ++ this forward, and per-chunk cross-attention."""
         q, k, v, q_cross, k_text, v_text = inputs
         k_all, v_all = (k, v) if context is None else (torch.cat([context[0], k], 1), torch.cat([context[1], v], 1))
-        if self.fp8_attention is not None and not masked:
-            self_out = self.fp8_attention(q, k_all, v_all, layout)
+        if self.self_attention is not None and not masked:
+            self_out = self.self_attention(q, k_all, v_all, layout)
         else:
             self_out = block_causal_attention(q, k_all, v_all, layout, masked)
         cross_out = chunk_cross_attention(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, masked)

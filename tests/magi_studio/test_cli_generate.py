@@ -58,6 +58,7 @@ def test_runtime_arguments_become_the_engine_s_runtime_config():
     assert parsed("--dit-offload", "auto") is None
     assert parsed("--no-fp8-attention") == RuntimeConfig(fp8_attention=False)
     assert parsed("--no-fused-kernels") == RuntimeConfig(fused_kernels=False)
+    assert parsed("--no-flash-attention") == RuntimeConfig(flash_attention=False)
     assert parsed("--quantize-fp8") == RuntimeConfig(quantize_fp8=True)
     serve = build_parser().parse_args(["serve", "--text-encoder", "gpu", "--no-compile"])
     assert runtime_config(serve) == RuntimeConfig(compile_layers=False, text_encoder="gpu")

@@ -153,7 +153,7 @@ def test_layers_use_fp8_attention_only_when_set_and_not_masked(monkeypatch) -> N
     cfg = tiny_dit_config(distilled=True)
     attn = ParallelAttention(cfg)
     seen = []
-    attn.fp8_attention = lambda q, k, v, layout: seen.append(layout) or torch.zeros_like(q)
+    attn.self_attention = lambda q, k, v, layout: seen.append(layout) or torch.zeros_like(q)
     n, t, heads, kv_heads, dh = 1, 4, cfg.num_heads, cfg.num_kv_groups, cfg.head_dim
     inputs = (torch.randn(n, 2 * t, heads, dh), torch.randn(n, 2 * t, kv_heads, dh), torch.randn(n, 2 * t, kv_heads, dh),
               torch.randn(n, 2 * t, heads, dh), torch.randn(n, 2, 3, kv_heads, dh), torch.randn(n, 2, 3, kv_heads, dh))
@@ -162,7 +162,7 @@ def test_layers_use_fp8_attention_only_when_set_and_not_masked(monkeypatch) -> N
     assert seen == [layout] and not self_out.any()
     self_out, _ = attn.attend(inputs, None, layout, None, masked=True)  # training: the masked SDPA call
     assert len(seen) == 1 and self_out.any()
-    attn.fp8_attention = None
+    attn.self_attention = None
     assert torch.equal(attn.attend(inputs, None, layout, None)[0], block_causal_attention(*inputs[:3], layout))
 
 
@@ -172,15 +172,15 @@ def test_fp8_attention_goes_to_the_native_fp8_layers_only() -> None:
         dit = MagiDiT(cfg)
     assert fp8_layer_indices(dit) == []
     use_fp8_attention(dit, "triton", compiled=False)  # a bf16 model: nothing changes
-    assert all(layer.attn.fp8_attention is None for layer in dit.layers)
+    assert all(layer.attn.self_attention is None for layer in dit.layers)
     inner = range(1, cfg.num_layers - 1)
     use_fp8_linears(dit, inner)
     assert fp8_layer_indices(dit) == list(inner)
     use_fp8_attention(dit, "triton", compiled=False)
-    assert [layer.attn.fp8_attention is not None for layer in dit.layers] == [i in inner for i in range(cfg.num_layers)]
-    assert dit.layers[1].attn.fp8_attention.backend == "triton"
+    assert [layer.attn.self_attention is not None for layer in dit.layers] == [i in inner for i in range(cfg.num_layers)]
+    assert dit.layers[1].attn.self_attention.backend == "triton"
     use_fp8_attention(dit, None)
-    assert all(layer.attn.fp8_attention is None for layer in dit.layers)
+    assert all(layer.attn.self_attention is None for layer in dit.layers)
     with pytest.raises(ValueError, match="backend"):
         fa.Fp8BlockCausalAttention("flash")
 
