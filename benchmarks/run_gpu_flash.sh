@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One device call for FlashAttention 4 end to end (issue 18), after benchmarks/device_stage.sh has staged
+# flash-attn-4 and the CuTe DSL in /tmp/stage over earlier calls to the same warm machine (their parts are
+# larger than one call's carry); carry .whl_cudnn for the FP8 case. Each case one JSON in $OUT, a summary line
+# in $OUT/log.txt; a case that fails or is stopped says so there, with its last lines.
+#   bash benchmarks/run_gpu_flash.sh [CASE ...]   (default: all but onload)
+set -u
+OUT=${OUT:-out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+bash benchmarks/device_stage.sh install > /dev/null
+if ls .whl_cudnn/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl_cudnn/*.whl
+fi
+export PYTHONPATH=/tmp/site:/tmp/site/nvidia_cutlass_dsl/dsl_packages
+{ nvidia-smi -L; python3 -c "import torch, flash_attn.cute; print('torch', torch.__version__, 'flash_attn.cute ok')"; } 2>&1 | tee "$OUT/log.txt"
+common="--variant 4.5B_distill --size 720x720 --steps 16 --window 4 --chunks 5"
+summary='import json, sys; d = json.load(open(sys.argv[1])); r = d.get("run_compiled", d)
+print(*(f"{k} {r[k]}" for k in ("steady_step_s", "steady_chunk_s", "tflops", "percent_of_bf16_peak", "peak_gib") if k in r),
+      *(f"{k} {v}" for k, v in d.items() if isinstance(v, dict) and "rel_l2" in v), "fell back" if d.get("flash_attention_fell_back") or d.get("fp8_attention_fell_back") else "")'
+run_case() {  # name, timeout, gpu_speed.py arguments
+  local name=$1 limit=$2; shift 2
+  local start; start=$(date +%s)
+  if timeout "$limit" python3 benchmarks/gpu_speed.py "$@" --json "$OUT/$name.json" > "$OUT/$name.log" 2>&1; then
+    echo "$name ($(( $(date +%s) - start )) s): $(python3 -c "$summary" "$OUT/$name.json" 2>&1)" | tee -a "$OUT/log.txt"
+  else
+    echo "$name: exited with status $? after $(( $(date +%s) - start )) s; last lines:" | tee -a "$OUT/log.txt"
+    tail -5 "$OUT/$name.log" | tee -a "$OUT/log.txt"
+  fi
+  rm -f "$OUT/$name.log"
+}
+for case in ${*:-compiled_fused compiled_fused_flash accuracy_flash fp8_all}; do
+  case $case in
+    compiled_fused) run_case $case 150 run --path compiled --fused-kernels $common ;;
+    compiled_fused_flash) run_case $case 150 run --path compiled --fused-kernels --flash-attention $common ;;
+    accuracy_flash) run_case $case 120 accuracy --flash-attention --variant 4.5B_distill --size 720x720 ;;
+    fp8_all) run_case $case 150 run --path fp8 --fp8-attention cudnn --fused-kernels --flash-attention $common ;;
+    onload) run_case $case 150 onload --no-calibration-variants $common ;;
+  esac
+done
