@@ -9,7 +9,13 @@ first chunk through Session and `magi-studio generate`) need a folder the real l
 
 Speed and memory do not depend on the values. The FP8 variants quantise layers 1..L-2 of a random DiT
 with magi_engine.loading.fp8.quantize_fp8_linear (one activation scale for every linear). Full-size DiTs are
-drawn one official tensor at a time (`write_dit_by_tensor`), so the 24B needs no 48 GB of GPU memory.
+drawn one official tensor at a time (`write_dit_by_tensor`), so the 24B needs no 48 GB of GPU memory; their
+LayerNorm gains are drawn around 1 as the model applies them: MAGI-1 stores most norms' gamma zero-centred
+(gamma - 1, magi_engine.dit.norms.OnePlusLayerNorm), so those tensors are drawn around 0. (Drawn around 1,
+they gave every QK-norm a gain of 2: attention logits four times sharper than a unit-gain model's, which
+made `gpu_speed.py onload`'s FP8 error 13% rel L2 where the same quantiser gives 5.6% on gpu_speed's
+random_dit.) Errors against bf16 want the very weights another mode measured: `write_whole_dit` writes
+benchmarks.magi_scale.random_dit's.
 
     python benchmarks/synthetic_checkpoint.py /tmp/magi --variant 4.5B_distill 4.5B_distill_quant
     python benchmarks/synthetic_checkpoint.py /tmp/magi --variant 24B_distill_quant   # 24B FP8, about 24 GB
@@ -31,6 +37,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.magi_scale import random_dit  # noqa: E402
+from magi_engine.dit.model import MagiDiT  # noqa: E402
+from magi_engine.dit.norms import OnePlusLayerNorm  # noqa: E402
 from magi_engine.dit.official_keys import expected_official_shapes, official_key_plan, to_official_state_dict  # noqa: E402,E501
 from magi_engine.loading import save_sharded  # noqa: E402
 from magi_engine.loading.fp8 import quantize_fp8_linear  # noqa: E402
@@ -81,22 +89,34 @@ def fp8_official_state(official: dict[str, torch.Tensor], config) -> dict[str, t
     return out
 
 
-def random_official_tensor(key: str, shape: tuple[int, ...], device: torch.device, generator) -> torch.Tensor:
-    """A random official-layout tensor, scaled as random_dit scales ours (bf16; the loader casts)."""
+def zero_centred_keys(config) -> set[str]:
+    """The official keys of the norm gains stored zero-centred (gamma - 1): those of the OnePlusLayerNorms."""
+    with torch.device("meta"):
+        dit = MagiDiT(config)
+    ours = {f"{name}.weight" for name, module in dit.named_modules() if isinstance(module, OnePlusLayerNorm)}
+    return {key for name, source in official_key_plan(config).items() if name in ours for key in source.official}
+
+
+def random_official_tensor(key: str, shape: tuple[int, ...], device: torch.device, generator, *,
+                           zero_centred: bool = False) -> torch.Tensor:
+    """A random official-layout tensor, scaled as random_dit scales ours (bf16; the loader casts). Norm gains
+    are drawn around 1 as applied: a `zero_centred` one (stored as gamma - 1) around 0."""
     if key.endswith("bands"):
         n = shape[0]
         return 1.0 / 10000.0 ** (torch.arange(n, device=device, dtype=torch.float32) / n)
     t = torch.empty(shape, device=device, dtype=torch.bfloat16)
     if len(shape) >= 2:
         return t.normal_(0, math.prod(shape[1:]) ** -0.5, generator=generator)
-    return t.normal_(1.0 if key.endswith("weight") else 0.0, 0.02, generator=generator)
+    return t.normal_(1.0 if key.endswith("weight") and not zero_centred else 0.0, 0.02, generator=generator)
 
 
-def write_dit_by_tensor(root: Path, name: str, device: torch.device) -> None:
+def write_dit_by_tensor(root: Path, name: str, device: torch.device, *, variant=None) -> None:
     """A full-size DiT written without ever holding the whole model on the device: each official tensor is
-    drawn, quantised where MAGI-1's FP8 layout wants it, and moved to CPU memory (24B FP8: about 24 GB)."""
-    variant = variant_for(name, tiny=False)
+    drawn, quantised where MAGI-1's FP8 layout wants it, and moved to CPU memory (24B FP8: about 24 GB).
+    `variant` replaces `name`'s (tests: a small model)."""
+    variant = variant_for(name, tiny=False) if variant is None else variant
     config = variant.dit
+    zero_centred = zero_centred_keys(config)
     quantised = {}
     if variant.fp8:
         for source in official_key_plan(config, list(range(1, config.num_layers - 1))).values():
@@ -106,7 +126,7 @@ def write_dit_by_tensor(root: Path, name: str, device: torch.device) -> None:
     generator = torch.Generator(device=device).manual_seed(0)
     out = {}
     for key, shape in expected_official_shapes(config).items():
-        tensor = random_official_tensor(key, shape, device, generator)
+        tensor = random_official_tensor(key, shape, device, generator, zero_centred=key in zero_centred)
         if key in quantised:
             prefix = key[: -len(".weight")]
             stored = quantize_fp8_linear(tensor, FP8_INPUT_AMAX, per_channel=quantised[key])
@@ -121,14 +141,22 @@ def write_dit(root: Path, name: str, tiny: bool, device: torch.device) -> None:
     if not tiny:
         write_dit_by_tensor(root, name, device)
         return
-    variant = variant_for(name, tiny)
-    dit = random_dit(variant, device, torch.float32 if tiny else torch.bfloat16)
+    write_whole_dit(root, variant_for(name, tiny), device, torch.float32, shard_bytes=60_000)
+
+
+def write_whole_dit(root: Path, variant, device: torch.device, dtype: torch.dtype, *,
+                    shard_bytes: int = 4 * 2**30) -> Path:
+    """benchmarks.magi_scale.random_dit(variant, device, dtype) in the official layout under `root` (the whole
+    model on `device` first: 4.5B in bf16 8.4 GiB); returns the DiT folder. Loaded in `dtype`, it is that very
+    model (the weights gpu_speed.py's other modes measure)."""
+    dit = random_dit(variant, device, dtype)
     official = to_official_state_dict(dit.state_dict(), variant.dit)
     del dit
     if variant.fp8:
         official = fp8_official_state(official, variant.dit)
-    save_sharded({k: v.detach().cpu() for k, v in official.items()}, root / variant.hub_folder,
-                 60_000 if tiny else 4 * 2**30)
+    folder = root / variant.hub_folder
+    save_sharded({k: v.detach().cpu() for k, v in official.items()}, folder, shard_bytes)
+    return folder
 
 
 def write_vae(root: Path, tiny: bool, device: torch.device) -> None:
