@@ -11,10 +11,11 @@ are, by the engine's own quantiser (magi_engine.dit.fp8_quantize: RuntimeConfig.
     python benchmarks/gpu_speed.py onload --chunks 5 --json onload.json  # a bf16 checkpoint quantised to FP8 on load
 
 `onload` goes through the setting itself (RuntimeConfig.quantize_fp8, the loader's load_magi_dit) on a bf16
-DiT folder in the official layout written first (benchmarks/synthetic_checkpoint.py; `--checkpoint` reuses
-one): the load's time and peak memory against the bf16 load and the estimate, the errors against eager bf16
-loaded from the same folder on `accuracy`'s inputs (eager and compiled, and of other calibrations), then the
-steady step of the compiled sampler, as `run`.
+DiT folder in the official layout written first (`accuracy`'s very weights: synthetic_checkpoint.write_whole_dit;
+`--checkpoint` reuses one): the load's time and peak memory against the bf16 load and the estimate, the errors
+against eager bf16 loaded from the same folder on `accuracy`'s inputs (eager and compiled, and of other
+calibrations), then the steady step of the compiled sampler, as `run`. Same weights, same inputs, same
+quantiser: its eager error is `accuracy`'s fp8_native_eager, unless the setting's path differs.
 
 "Steady" steps are those of stages 4..chunks-1: the window is full and the KV cache holds every chunk
 a step attends (four chunks back at most), so window 1 is measured with four chunks cached.
@@ -477,7 +478,7 @@ def on_load(args, device: torch.device) -> dict:
     import shutil
     import tempfile
 
-    from benchmarks.synthetic_checkpoint import variant_for as written_variant, write_dit
+    from benchmarks.synthetic_checkpoint import variant_for as written_variant, write_whole_dit
     from magi_engine.config import RuntimeConfig
     from magi_engine.dit.compiled import resolve_runtime
     from magi_engine.loading.memory import estimate_memory
@@ -493,7 +494,8 @@ def on_load(args, device: torch.device) -> dict:
     out = {"variant": variant.name, "size": [width, height], "window": args.window, "steps": args.steps,
            "chunks": args.chunks, "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
            "bf16_matmul_peak_tflops": round(peak, 1),
-           "reference": "eager bf16 (float32 islands) loaded from the same folder, same inputs"}
+           "reference": "eager bf16 (float32 islands) loaded from the same folder, same inputs",
+           "weights": "accuracy's (magi_scale.random_dit, seed 0)" if args.checkpoint is None else str(args.checkpoint)}
 
     def save() -> None:  # what is measured so far survives a call cut short
         if args.json:
@@ -503,16 +505,18 @@ def on_load(args, device: torch.device) -> dict:
     def allocated() -> float:
         return torch.cuda.memory_allocated() / GIB if cuda else float("nan")
 
-    # 1. A bf16 DiT folder in the official layout (random weights), unless given.
+    # 1. A bf16 DiT folder in the official layout, unless given: `accuracy`'s random weights (the same model, so
+    #    the two errors compare the paths and nothing else; the by-tensor writer's draws are another model).
     weights, root = args.checkpoint, None
     if weights is None:
         root = Path(tempfile.mkdtemp(prefix="magi_onload_"))
         tiny = variant.name == "tiny"
         name = "4.5B_distill" if tiny else variant.name  # tiny: the 4.5B distill's layout at variant_for's size
         started = time.perf_counter()
-        write_dit(root, name, tiny, device)
+        weights = write_whole_dit(root, written_variant(name, tiny), device, dtype)
         out["write_checkpoint_s"] = round(time.perf_counter() - started, 1)
-        weights = root / written_variant(name, tiny).hub_folder
+        if cuda:
+            torch.cuda.empty_cache()
     # 2. The reference: the same folder loaded in bf16, one forward of 5 chunks (as `accuracy`).
     started = time.perf_counter()
     dense = load_magi_dit(weights, variant, device, dtype)

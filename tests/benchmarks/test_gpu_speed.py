@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_speed.py"
 
@@ -79,3 +80,11 @@ def test_onload_mode_measures_the_quantise_on_load_setting_against_bf16(tmp_path
     assert errors["fp8_null_text_only_eager"] > 1.5 * errors["fp8_on_load_eager"]
     assert result["run_compiled"]["steady_steps"] == 2
     assert not list(tmp_path.glob("magi_onload_*"))  # the checkpoint it wrote is gone
+    # The folder holds `accuracy`'s weights, so on `accuracy`'s inputs the setting errs as the in-memory quantiser.
+    variant, cpu = script.variant_for("tiny"), torch.device("cpu")
+    dense = script.random_dit(variant, cpu, torch.float32)
+    inputs = script.forward_inputs(dense, cpu, (64, 64), chunks=5, seed=3)
+    reference = script.velocity(dense, inputs)
+    in_memory = script.relative_errors(script.velocity(script.quantize_to_fp8(dense, variant, (64, 64)), inputs),
+                                       reference)
+    assert in_memory["rel_l2"] == pytest.approx(errors["fp8_on_load_eager"], rel=1e-4)
