@@ -22,7 +22,7 @@ import logging
 from html import escape
 from typing import Callable
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMessageBox, QToolBar, QVBoxLayout, QWidget
 
@@ -41,6 +41,7 @@ from magi_studio.timeline import PlayerSync, TimelineView
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.document_session import DocumentSession
 from magi_studio.widgets.history_view import HistoryView
+from magi_studio.widgets.elided_label import ElidedLabel
 from magi_studio.widgets.engine_status import EngineStatus
 from magi_studio.widgets.generation_queue import GenerationQueueView
 from magi_studio.widgets.job_progress import JobProgress
@@ -207,6 +208,13 @@ class MainWindow(QMainWindow):
         # right, as permanent widgets: a message (15 s after a run) never hides where the engine runs.
         self.engine_status = EngineStatus(self.worker)
         self.job_progress = JobProgress(self.worker)
+        # The message area is a label of our own, not QStatusBar.showMessage (which cuts a sentence wider than the
+        # room the engine line and the progress leave mid-word): it ends in "…" there, whole in its tooltip.
+        self.status_message = ElidedLabel()
+        self.status_message.setObjectName("StatusMessage")
+        self._status_timer = QTimer(self, singleShot=True)
+        self._status_timer.timeout.connect(lambda: self.status_message.setText(""))
+        self.statusBar().addWidget(self.status_message, 1)
         self.statusBar().addPermanentWidget(self.engine_status)
         self.statusBar().addPermanentWidget(self.job_progress)
         self.statusBar().setSizeGripEnabled(False)
@@ -342,7 +350,7 @@ class MainWindow(QMainWindow):
     def _on_generating(self, running: bool) -> None:
         self._on_run_queue()
         if running:
-            self.statusBar().clearMessage()  # how the last run ended is old news
+            self.status_message.setText("")  # how the last run ended is old news
             # The first run is the welcome's point made; left up, it kept the player a strip at 1366x768.
             self.welcome.dismiss()
         self._on_engine_state(self.worker.state.value)
@@ -481,7 +489,8 @@ class MainWindow(QMainWindow):
 
     def show_status(self, text: str, timeout_ms: int = STATUS_MESSAGE_MS) -> None:
         """The one writer of the status bar's message area (saves, exports, how a generation ended)."""
-        self.statusBar().showMessage(text, timeout_ms)
+        self.status_message.setText(text)
+        self._status_timer.start(timeout_ms)
 
     def _on_job_outcome(self, text: str, completed: bool) -> None:
         self.show_status(text, OUTCOME_MESSAGE_MS)

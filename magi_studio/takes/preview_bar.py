@@ -7,52 +7,17 @@ and this bar says so, with the two ways out: make it the active take, or go back
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QWidget
 
 from magi_studio.document.take_commands import SetActiveTake
 from magi_studio.timeline.glyphs import glyph
+from magi_studio.widgets.elided_label import ElidedLabel
 
 PREVIEW_BAR_QSS = """
 #PreviewModeBar { background: #10323b; border-bottom: 1px solid #22b8d6; }
 #PreviewModeBar QLabel { color: #bfefff; background: transparent; }
 #PreviewModeBar QLabel#PreviewModeTitle { color: #ffffff; font-weight: bold; }
 """
-
-
-class ElidedLabel(QLabel):
-    """A one-line label that gives up its width before the window grows: what does not fit ends in "…"
-    and the whole text is its tool tip."""
-
-    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._full_text = ""
-        self.setText(text)
-
-    def setText(self, text: str) -> None:
-        self._full_text = text
-        self.setToolTip(text)
-        self._elide()
-
-    def text(self) -> str:
-        return self._full_text
-
-    def sizeHint(self):
-        hint = super().sizeHint()
-        hint.setWidth(self.fontMetrics().horizontalAdvance(self._full_text) + 2)
-        return hint
-
-    def minimumSizeHint(self):
-        hint = super().minimumSizeHint()
-        hint.setWidth(self.fontMetrics().horizontalAdvance("Previewing…"))
-        return hint
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        QLabel.setText(self, self.fontMetrics().elidedText(self._full_text, Qt.TextElideMode.ElideRight,
-                                                           self.width()))
 
 
 class PreviewModeBar(QFrame):
@@ -63,9 +28,9 @@ class PreviewModeBar(QFrame):
         self.setStyleSheet(PREVIEW_BAR_QSS)
         self.session = None
         # At 1366 px beside the takes panel the bar has about 600 px: its words shrink, never the window.
-        self.title = ElidedLabel()
+        self.title = ElidedLabel(shortest="Previewing…")
         self.title.setObjectName("PreviewModeTitle")
-        self.detail = ElidedLabel("The storyboard and the export still use the active take.")
+        self.detail = ElidedLabel("The storyboard and the export still use the active take.", shortest="Previewing…")
         self.activate_button = QPushButton("Make Active")
         self.activate_button.setIcon(glyph("check"))
         self.activate_button.setProperty("accent", True)

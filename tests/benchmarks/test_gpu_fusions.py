@@ -35,7 +35,8 @@ def test_each_fused_op_is_measured_against_its_torch_expression(tmp_path) -> Non
         assert eager["errors"]["max_abs_vs_eager"] == 0 and compiled["errors"]["max_abs_vs_eager"] == 0
         # bf16 rounding of the float32 result: at most one bf16 step (2⁻⁸ of the largest value) off float64.
         assert 0 < eager["errors"]["max_abs_vs_float64"] <= eager["errors"]["max_abs_value"] / 2**7
-        assert eager["ms"] > 0 and eager["ms_per_step"] == round(eager["ms"] * calls, 2)
+        # both are rounded from the same unrounded time: 4 and 2 decimals
+        assert eager["ms"] > 0 and abs(eager["ms_per_step"] - eager["ms"] * calls) <= 0.005 + 0.00005 * calls
         triton = case["candidates"]["triton"]
         if HAS_TRITON:  # through the interpreter (tests/conftest.py): one bf16 step off at most
             assert triton["errors"]["max_abs_vs_eager"] <= eager["errors"]["max_abs_value"] / 2**7

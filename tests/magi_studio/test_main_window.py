@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt, QUrl
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
 from magi_engine.events import ChunkFinished
 from magi_engine.requests import ChunkSpec, GenerationRequest
@@ -178,7 +178,7 @@ def test_progress_widget_and_player_follow_a_generation_and_cancel_works(qtbot, 
     qtbot.mouseClick(progress.cancel_button, Qt.MouseButton.LeftButton)
     session.resume()
     qtbot.waitUntil(lambda: job not in window.worker.live_jobs, timeout=10_000)
-    assert window.statusBar().currentMessage() == "Stopped — 1 finished chunk kept" and not progress.isVisible()
+    assert window.status_message.text() == "Stopped — 1 finished chunk kept" and not progress.isVisible()
     assert window.player.store.state(0) == SlotState.FRAMES  # the finished chunk stays
     assert all(window.player.store.state(c) != SlotState.PREVIEW for c in range(window.player.store.chunk_count))
     assert not window.action_set["generate.cancel"].isEnabled()
@@ -197,17 +197,36 @@ def test_the_end_of_a_job_is_said_in_the_status_bar_and_an_inactive_window_asks_
     qtbot.waitUntil(lambda: job not in window.worker.live_jobs, timeout=10_000)
     elsewhere.close()
     elsewhere.deleteLater()
-    assert window.statusBar().currentMessage().startswith("Generated 1 chunk in ") and alerts == [window]
+    assert window.status_message.text().startswith("Generated 1 chunk in ") and alerts == [window]
     assert not window.job_progress.isVisible()  # one writer of the message area: no second outcome beside it
     # The message does not hide where the engine runs (a permanent widget beside it).
     assert window.engine_status.isVisible() and "ready" in window.engine_status.text()
+
+
+def test_a_sentence_too_wide_for_the_status_bar_ends_in_an_ellipsis_and_is_whole_in_its_tooltip(qtbot, window):
+    window.resize(1366, 768)
+    window.show()
+    qtbot.waitExposed(window)
+    window.job_progress.show()  # as during a run: the progress takes most of the bar
+    message = window.status_message
+    long = "Shot 1 is already being generated as asked: nothing was added to the queue. " * 3
+    window.show_status(long)
+    qtbot.waitUntil(lambda: QLabel.text(message).endswith("…"))
+    shown = QLabel.text(message)
+    assert long.startswith(shown[:-1]) and message.text() == long and message.toolTip() == long
+    assert message.geometry().right() < window.job_progress.x()  # beside the progress, not under it
+    window.job_progress.hide()  # the run is over: the sentence gets the room back
+    qtbot.waitUntil(lambda: len(QLabel.text(message)) > len(shown))
+    window.show_status("Saved", 50)
+    assert QLabel.text(message) == "Saved"
+    qtbot.waitUntil(lambda: message.text() == "")  # gone after its time
 
 
 def test_a_loaded_model_is_said_once_by_the_engine_line(qtbot, window, tiny_session):
     ready(qtbot, window, tiny_session)
     qtbot.waitUntil(lambda: window.job_progress.job_id is None, timeout=5000)
     label = window.worker.model_info.label
-    said = [window.statusBar().currentMessage(), window.engine_status.text(), window.job_progress.text() * (
+    said = [window.status_message.text(), window.engine_status.text(), window.job_progress.text() * (
         window.job_progress.isVisible())]
     assert "".join(said).count(label) == 1 and said[1].endswith("· ready"), said  # not "Loaded …" beside it
 
@@ -219,7 +238,7 @@ def test_a_completed_generation_fills_the_player(qtbot, window, tiny_session):
     qtbot.waitUntil(lambda: job not in window.worker.live_jobs, timeout=10_000)
     store = window.player.store
     assert store.chunk_count == 2 and [store.state(c) for c in range(2)] == [SlotState.FRAMES] * 2
-    assert window.statusBar().currentMessage().startswith("Generated 2 chunks in ")
+    assert window.status_message.text().startswith("Generated 2 chunks in ")
     assert window.player.transport.timecode.text() == "00:00:00:00"
     assert window.player.transport.duration.text() == "/ 00:00:02:00"
 

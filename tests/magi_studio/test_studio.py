@@ -248,7 +248,7 @@ def test_generate_shot_generate_from_chunk_and_a_run_over_two_shots(qtbot, make_
     monkeypatch.setattr(ProjectStore, "read_frames", counting_read_frames)
     window.action_set["generate.run"].trigger()  # the storyboard: only shot 2 is missing
     qtbot.waitUntil(lambda: len(ended) == 4, timeout=30_000)
-    assert ended[-1] == "finished" and window.statusBar().currentMessage().startswith("Generated 1 chunk in ")
+    assert ended[-1] == "finished" and window.status_message.text().startswith("Generated 1 chunk in ")
     assert window.player.store.chunk_count == 4
     new_result = active_path(studio.session.project.shots[1])[0]
     assert window.player_sync.shown_results()[3] == new_result

@@ -181,7 +181,7 @@ def test_the_whole_workflow_on_studio_mini(qtbot, make_studio, tmp_path):
     assert engine.after_cancel.count("StepProgress") <= 1
     kept = active_path(shot)
     assert kept[0] is not None and kept[1:] == [None, None]
-    assert window.statusBar().currentMessage() == "Stopped — 1 finished chunk kept"
+    assert window.status_message.text() == "Stopped — 1 finished chunk kept"
 
     # 6. Generate again resumes: the missing chunks are made, the finished one is kept.
     click_tool(qtbot, window, "generate.run")
