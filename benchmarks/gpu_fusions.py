@@ -30,7 +30,6 @@ import dataclasses
 import json
 import math
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -39,27 +38,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
+from benchmarks.gpu_speed import timed  # noqa: E402
 from benchmarks.record import publish  # noqa: E402
 from magi_engine.dit import fused  # noqa: E402
 from magi_engine.dit.rope import RotaryEmbedding3D, apply_rotary  # noqa: E402
 from magi_engine.variants import magi_variant, tiny_dit_config  # noqa: E402
 
 
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def timed_ms(fn, repeats: int) -> float:
     """Mean milliseconds of fn() after two warm-up calls (the first compiles, where fn is compiled)."""
-    for _ in range(2):
-        fn()
-    sync()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync()
-    return (time.perf_counter() - start) / repeats * 1e3
+    return timed(fn, repeats) * 1e3
 
 
 def errors(got: torch.Tensor, eager: torch.Tensor, exact: torch.Tensor) -> dict:

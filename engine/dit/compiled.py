@@ -92,30 +92,34 @@ def resolve_runtime(runtime: RuntimeConfig | None, device: torch.device | str) -
 
 def _flash_attention(wanted: bool | None, device: torch.device) -> bool:
     """FlashAttention 4 runs on Hopper GPUs with the flash-attn-4 package; elsewhere SDPA."""
-    if wanted is False or (wanted is None and not FLASH_ATTENTION_BY_DEFAULT):
-        return False
     from magi_engine.dit.flash_attention import flash_attention_supported
 
-    if flash_attention_supported(device):
-        return True
-    if wanted:
-        raise ConfigError(f"FlashAttention 4 needs a Hopper GPU (compute capability 9.x) with the flash-attn-4 "
-                          f"package installed; {device} is not one or lacks it. Leave it to the engine, which then "
-                          "runs attention through SDPA.")
-    return False
+    return _wanted_where_supported(
+        wanted, FLASH_ATTENTION_BY_DEFAULT, lambda: flash_attention_supported(device),
+        f"FlashAttention 4 needs a Hopper GPU (compute capability 9.x) with the flash-attn-4 package installed; "
+        f"{device} is not one or lacks it. Leave it to the engine, which then runs attention through SDPA.")
 
 
 def _fused_kernels(wanted: bool | None, device: torch.device) -> bool:
     """The fused kernels run on CUDA with Triton only; elsewhere (CPU, MPS) the layers' torch expressions."""
-    if wanted is False or (wanted is None and not FUSED_KERNELS_BY_DEFAULT):
-        return False
     from magi_engine.dit.fused import fused_kernels_supported
 
-    if fused_kernels_supported(device):
+    return _wanted_where_supported(
+        wanted, FUSED_KERNELS_BY_DEFAULT, lambda: fused_kernels_supported(device),
+        f"The fused kernels need a CUDA GPU with Triton installed (and torch 2.6 or later); {device} is not one. "
+        "Leave it to the engine, which then runs the layers' torch code.")
+
+
+def _wanted_where_supported(wanted: bool | None, by_default: bool, supported: Callable[[], bool],
+                            refusal: str) -> bool:
+    """An optional kernel's setting: off when turned off (or, left to the engine, not on by default); on where
+    `supported()`; asked for where it is not, refused with `refusal`; left to the engine there, off."""
+    if wanted is False or (wanted is None and not by_default):
+        return False
+    if supported():
         return True
     if wanted:
-        raise ConfigError(f"The fused kernels need a CUDA GPU with Triton installed (and torch 2.6 or later); "
-                          f"{device} is not one. Leave it to the engine, which then runs the layers' torch code.")
+        raise ConfigError(refusal)
     return False
 
 
