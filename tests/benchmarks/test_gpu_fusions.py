@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_fusions.py"
+from benchmarks import gpu_fusions
+
 HAS_TRITON = importlib.util.find_spec("triton") is not None
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("gpu_fusions", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_fusions"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
 def test_each_fused_op_is_measured_against_its_torch_expression(tmp_path) -> None:
     out = tmp_path / "fusions.json"
-    _load_script().main(["--tiny", "--tokens", "24", "--chunks", "3", "--compile-backend", "eager", "--repeats", "1",
-                         "--json", str(out)])
+    gpu_fusions.main(["--tiny", "--tokens", "24", "--chunks", "3", "--compile-backend", "eager", "--repeats", "1",
+                     "--json", str(out)])
     result = json.loads(out.read_text())
     assert result["rows"] == 72 and not out.with_suffix(".partial.json").exists()
     for name, calls in (("gated_residual", 2 * 2), ("qk_norm_rope", 2)):  # tiny: 2 layers

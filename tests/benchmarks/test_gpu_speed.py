@@ -3,28 +3,19 @@ checkpoint to FP8 on load), smoke-tested on a CPU with a tiny model."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import tempfile
-from pathlib import Path
 
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_speed.py"
+from benchmarks import gpu_speed
 
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("gpu_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_speed"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_kernel_names_are_grouped_by_kind() -> None:
-    kind = _load_script().kernel_kind
+    kind = gpu_speed.kernel_kind
     attention = ["cudnn_generated_fort_native_sdpa_sm90_knob_7_64x128x128_4x1x1_kernel0_0",
                  "void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<128, 128, 64, 4> >",
                  "fmha_cutlassF_bf16_aligned_64x128_rf_sm80", "fp8_attention_kernel"]
@@ -41,11 +32,10 @@ def test_kernel_names_are_grouped_by_kind() -> None:
 
 @pytest.mark.slow
 def test_profile_mode_splits_a_steady_step_into_attention_gemm_and_the_rest(tmp_path, monkeypatch) -> None:
-    script = _load_script()
     out = tmp_path / "profile.json"
     monkeypatch.setattr(sys, "argv", ["gpu_speed.py", "profile", "--path", "eager", "--variant", "tiny",
                                       "--size", "64x64", "--steps", "8", "--chunks", "5", "--json", str(out)])
-    script.main()
+    gpu_speed.main()
     result = json.loads(out.read_text())
     # 8 steps, window 4: two steps a stage; stage 4 is the only steady one: one unprofiled, one profiled.
     assert result["profiled_steps"] == 1 and result["all_profiled_steady"] and result["profiled_stages"] == [4]
@@ -62,12 +52,11 @@ def test_profile_mode_splits_a_steady_step_into_attention_gemm_and_the_rest(tmp_
 
 @pytest.mark.slow
 def test_onload_mode_measures_the_quantise_on_load_setting_against_bf16(tmp_path, monkeypatch) -> None:
-    script = _load_script()
     out = tmp_path / "onload.json"
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where it writes its checkpoint folder
     monkeypatch.setattr(sys, "argv", ["gpu_speed.py", "onload", "--variant", "tiny", "--size", "64x64", "--steps", "8",
                                       "--chunks", "5", "--compile-backend", "eager", "--json", str(out)])
-    script.main()
+    gpu_speed.main()
     result = json.loads(out.read_text())
     assert "partial" not in result  # the final record, not one written on the way
     assert result["quantized_linears"] == 14  # 7 linears in each of layers 1..2 of 4
@@ -81,10 +70,10 @@ def test_onload_mode_measures_the_quantise_on_load_setting_against_bf16(tmp_path
     assert result["run_compiled"]["steady_steps"] == 2
     assert not list(tmp_path.glob("magi_onload_*"))  # the checkpoint it wrote is gone
     # The folder holds `accuracy`'s weights, so on `accuracy`'s inputs the setting errs as the in-memory quantiser.
-    variant, cpu = script.variant_for("tiny"), torch.device("cpu")
-    dense = script.random_dit(variant, cpu, torch.float32)
-    inputs = script.forward_inputs(dense, cpu, (64, 64), chunks=5, seed=3)
-    reference = script.velocity(dense, inputs)
-    in_memory = script.relative_errors(script.velocity(script.quantize_to_fp8(dense, variant, (64, 64)), inputs),
+    variant, cpu = gpu_speed.variant_for("tiny"), torch.device("cpu")
+    dense = gpu_speed.random_dit(variant, cpu, torch.float32)
+    inputs = gpu_speed.forward_inputs(dense, cpu, (64, 64), chunks=5, seed=3)
+    reference = gpu_speed.velocity(dense, inputs)
+    in_memory = gpu_speed.relative_errors(gpu_speed.velocity(gpu_speed.quantize_to_fp8(dense, variant, (64, 64)), inputs),
                                        reference)
     assert in_memory["rel_l2"] == pytest.approx(errors["fp8_on_load_eager"], rel=1e-4)
