@@ -45,16 +45,10 @@ def hopper_p_v(p8: torch.Tensor, v8: torch.Tensor, promote_every: int | None) ->
 
 
 def triton_attention_hopper(q8, k8, v8, sv, attn_scale: float, promote_every: int | None) -> torch.Tensor:
-    repeat = q8.shape[1] // k8.shape[1]
-    out = torch.empty_like(q8)
-    for group in range(k8.shape[1]):
-        heads = slice(group * repeat, (group + 1) * repeat)
-        s = torch.einsum("rhd,td->hrt", q8[:, heads], k8[:, group]) * attn_scale
-        p = torch.exp(s - s.amax(-1, keepdim=True))
-        p8 = e4m3(p, 1 / fa.P_SCALE) * fa.P_SCALE
-        pv = hopper_p_v(p8, v8[:, group] / sv, promote_every)
-        out[:, heads] = (pv * (sv / fa.P_SCALE) / p.sum(-1)[..., None]).transpose(0, 1)
-    return out
+    """Our Triton kernel's attention: p·256 rounded to e4m3, p·v through Hopper's accumulator (hopper_p_v)."""
+    out = attention(q8, k8, v8 / sv, attn_scale, p_round=lambda p: e4m3(p, 1 / fa.P_SCALE) * fa.P_SCALE,
+                    p_v=lambda p8, v: hopper_p_v(p8, v, promote_every))
+    return out * (sv / fa.P_SCALE)
 
 
 def main() -> None:

@@ -65,9 +65,10 @@ def inputs(kind: str, cfg, layout, grid, rows: torch.Tensor, seed: int):
     return (x.bfloat16().float() for x in (q, k, v))
 
 
-def attention(q, k, v, attn_scale: float, p_round=None) -> torch.Tensor:
+def attention(q, k, v, attn_scale: float, p_round=None, p_v=None) -> torch.Tensor:
     """q [R, H, dh] over k, v [T, G, dh] in float32; p_round rounds the probabilities (relative to the row max)
-    before they multiply v; the normalisation uses the unrounded ones, as the kernels do."""
+    before they multiply v; the normalisation uses the unrounded ones, as the kernels do. p_v(p [H, R, T],
+    v [T, dh]) -> [H, R, dh] is that product (default: exact in float32)."""
     repeat = q.shape[1] // k.shape[1]
     out = torch.empty_like(q)
     for group in range(k.shape[1]):
@@ -75,7 +76,8 @@ def attention(q, k, v, attn_scale: float, p_round=None) -> torch.Tensor:
         s = torch.einsum("rhd,td->hrt", q[:, heads], k[:, group]) * attn_scale
         p = torch.exp(s - s.amax(-1, keepdim=True))
         pv = p if p_round is None else p_round(p)
-        out[:, heads] = (torch.einsum("hrt,td->hrd", pv, v[:, group]) / p.sum(-1)[..., None]).transpose(0, 1)
+        pv = torch.einsum("hrt,td->hrd", pv, v[:, group]) if p_v is None else p_v(pv, v[:, group])
+        out[:, heads] = (pv / p.sum(-1)[..., None]).transpose(0, 1)
     return out
 
 
