@@ -328,7 +328,8 @@ class RuntimeConfig:
 
     None means "the engine chooses for the device" (magi_engine.dit.compiled.resolve_runtime): compiled layers
     on CUDA only, native FP8 on GPUs with FP8 matmuls (compute capability 8.9 and later) only, FP8 attention
-    with native FP8 on Hopper only, fused kernels on CUDA with Triton only (once measured faster).
+    with native FP8 on Hopper only, fused kernels on CUDA with Triton only, FlashAttention 4 on Hopper with the
+    flash-attn-4 package only.
     `quantize_fp8` is off unless asked for.
     """
 
@@ -347,11 +348,11 @@ class RuntimeConfig:
     #: capability 9.x) with the cuDNN frontend or Triton; None: wherever it can run; False: bf16 attention.
     fp8_attention: bool | None = None
     #: Fused Triton kernels for each layer's norm + gate + residual and QK-norm + RoPE (magi_engine.dit.fused) on
-    #: CUDA GPUs with Triton installed; None: where they run, once measured faster (until then off); False: off.
+    #: CUDA GPUs with Triton installed; None: wherever they run (measured faster on an H100); False: off.
     fused_kernels: bool | None = None
     #: bf16 self-attention through FlashAttention 4 (magi_engine.dit.flash_attention) on Hopper GPUs with the
-    #: flash-attn-4 package installed, in the layers that do not run FP8 attention; None: wherever it can run,
-    #: once measured faster end to end; False: SDPA (cuDNN's kernel).
+    #: flash-attn-4 package installed, in the layers that do not run FP8 attention; None: wherever it can run
+    #: (measured faster on an H100); False: SDPA (cuDNN's kernel).
     flash_attention: bool | None = None
     #: One of TEXT_ENCODER_PLACEMENTS; None: the loader picks the first that fits the device's memory
     #: (magi_engine.loading.memory.choose_text_placement), in the order gpu, offload, cpu.

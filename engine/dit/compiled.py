@@ -34,11 +34,12 @@ COMPILE_BY_DEFAULT_ON_CUDA = True
 FP8_ATTENTION_BY_DEFAULT = False
 
 #: FlashAttention 4 where it can run, unless turned off: its kernel ran the 4.5B's attention 1.145x as fast as
-#: SDPA's cuDNN kernel on an H100 (BENCHMARKS.md, "FlashAttention 4").
+#: SDPA's cuDNN kernel on an H100 (BENCHMARKS.md, "FlashAttention 4 and fused kernels").
 FLASH_ATTENTION_BY_DEFAULT = True
 
 #: The fused Triton kernels (magi_engine.dit.fused) where they can run, unless turned off: measured faster end to end
-#: on an H100 (benchmarks/run_gpu_fusions.sh; BENCHMARKS.md, "Fused kernels"), within bf16 rounding of compile's.
+#: on an H100 (benchmarks/run_gpu_fusions.sh; BENCHMARKS.md,
+#: "FlashAttention 4 and fused kernels"), within bf16 rounding of compile's.
 FUSED_KERNELS_BY_DEFAULT = True
 
 #: The dimensions of each dense part's arguments that change with the window: tokens, chunks, text length.

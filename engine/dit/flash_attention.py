@@ -3,7 +3,7 @@
 torch's scaled_dot_product_attention runs cuDNN's Hopper flash kernel for the engine's per-chunk spans: 586
 TFLOP/s on the 4.5B's steady window-4 step at 720x720 on an H100. FlashAttention 4 (the `flash-attn-4`
 package: kernels written in the CuTe DSL and compiled on first use; its SM90 forward is FlashAttention 3's
-design) runs the same spans at 671 TFLOP/s (BENCHMARKS.md, "FlashAttention 4"). Same attention: exact
+design) runs the same spans at 671 TFLOP/s (BENCHMARKS.md, "FlashAttention 4 and fused kernels"). Same attention: exact
 softmax, float32 accumulation, native GQA; it rounds differently, within bf16.
 
 `FlashBlockCausalAttention` is what a layer calls instead of SDPA's per-chunk loop (ParallelAttention.
