@@ -1,10 +1,12 @@
-"""lab.everyday_eval: shards of one evaluation joined into one result; chunks split by the held-out words known."""
+"""lab.everyday_eval: shards of one evaluation joined into one result; chunks split by the held-out words known;
+the second held-out set."""
 
 import json
 
+import numpy as np
 import pytest
 
-from lab.everyday_eval import HELDOUT, by_known, main, merge
+from lab.everyday_eval import HELDOUT, HELDOUT_V2, built_words, by_known, everyday_words, main, merge, swap_words
 from magi_engine.text.words import model_vocabulary
 
 
@@ -75,3 +77,14 @@ def test_chunks_split_by_whether_a_held_out_word_so_far_is_unknown(tmp_path, cap
     assert main(["--by-known", str(path)]) == 0
     assert "unknown: 2 chunks: colour 0.0" in capsys.readouterr().out
 
+
+
+def test_the_second_held_out_set_is_new_words_swapped_for_words_the_held_out_captions_say():
+    vocabulary = model_vocabulary("studio-mini")
+    first, second = set(everyday_words(HELDOUT)), set(everyday_words(HELDOUT_V2))
+    trained = set(vocabulary.words)
+    assert not first & second and not second & trained
+    assert set(HELDOUT_V2) <= trained  # keys are trained words of the held-out captions
+    assert not second & {w for words in built_words().values() for w in words}  # never a built word's swap
+    rng = np.random.default_rng(0)
+    assert swap_words("watch the red ball sinking on sand", HELDOUT_V2, rng).split()[2:5] != ["red", "ball", "sinking"]
