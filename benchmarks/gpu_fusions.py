@@ -199,8 +199,7 @@ def layer_case(args, variant, device, dtype, rows: int) -> dict:
     condition = torch.randn(1, args.chunks, cfg.cond_size, device=device, dtype=dtype, generator=g)
     text = torch.randn(1, args.chunks, 120, cfg.xattn_size, device=device, dtype=dtype, generator=g)
     angles = dit.rope.angles(0, rows, 1, 1)
-    self_out = torch.randn(1, rows, cfg.num_heads, cfg.head_dim, device=device, dtype=dtype, generator=g)
-    cross_out = torch.randn_like(self_out)
+    attended = torch.randn(1, rows, 2 * cfg.query_size, device=device, dtype=dtype, generator=g)  # self | cross
     out = {"what": "dense_in + dense_out of one layer (no attention), compiled (compile_layers)"}
     results = {}
     for label, on in (("compiled", False), ("compiled_fused", True)):
@@ -211,7 +210,7 @@ def layer_case(args, variant, device, dtype, rows: int) -> dict:
 
             def step():
                 gate_attn, gate_mlp, _ = dense_in(x, condition, angles, text)
-                return dense_out(x, self_out, cross_out, gate_attn, gate_mlp)
+                return dense_out(x, attended, gate_attn, gate_mlp)
 
             with torch.inference_mode():
                 results[label] = step()

@@ -208,6 +208,10 @@ def sampler_run(args, device: torch.device) -> SamplerRun:
                           layers=None if args.path == "fp8" else range(len(dit.layers)))
     if args.flash_attention:  # the layers FP8 attention left to SDPA
         use_flash_attention(dit, True)
+        if args.flash_attention == "self":  # cross-attention through SDPA, as before issue 18's in-place buffer
+            for layer in dit.layers:
+                if layer.attn.self_attention is not None:
+                    layer.attn.self_attention.cross_attention = None
     if args.fused_kernels:  # before compiling: the compiled graphs call them
         use_fused_kernels(dit, True, traced=args.fused_kernels == "traced")
     if args.path in ("compiled", "fp8"):
@@ -623,9 +627,10 @@ def main() -> None:
     parser.add_argument("--fp8-attention", choices=("off", "cudnn", "triton"), default="off",
                         help="self-attention in FP8 (magi_engine.dit.fp8_attention): in the FP8 layers of --path fp8, "
                              "in every layer of the bf16 paths; accuracy adds FP8 attention alone and with FP8 linears")
-    parser.add_argument("--flash-attention", action="store_true",
-                        help="bf16 self-attention through FlashAttention 4 (magi_engine.dit.flash_attention; Hopper "
-                             "with flash-attn-4) in every layer without FP8 attention")
+    parser.add_argument("--flash-attention", nargs="?", const="all", choices=("all", "self"),
+                        help="bf16 attention through FlashAttention 4 (magi_engine.dit.flash_attention; Hopper "
+                             "with flash-attn-4) in every layer without FP8 attention: self- and cross-attention "
+                             "(alone or 'all'), or self-attention only ('self')")
     parser.add_argument("--fused-kernels", nargs="?", const="opaque", choices=("opaque", "traced"),
                         help="each layer's norm + gate + residual and QK-norm + RoPE as fused Triton kernels "
                              "(magi_engine.dit.fused; CUDA with Triton): the engine's opaque custom ops (alone or "

@@ -3,7 +3,9 @@
 # flash-attn-4 and the CuTe DSL in /tmp/stage over earlier calls to the same warm machine (their parts are
 # larger than one call's carry); carry .whl_cudnn for the FP8 case. Each case one JSON in $OUT, a summary line
 # in $OUT/log.txt; a case that fails or is stopped says so there, with its last lines.
-#   bash benchmarks/run_gpu_flash.sh [CASE ...]   (default: all but onload)
+#   bash benchmarks/run_gpu_flash.sh [CASE ...]   (default: all but onload and baseline)
+# `baseline` runs compiled_fused_flash from .baseline/, an earlier commit's engine, lab and benchmarks written there
+# first (`mkdir .baseline && git archive COMMIT engine lab benchmarks | tar -x -C .baseline`), in the same call.
 set -u
 OUT=${OUT:-out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
@@ -20,7 +22,9 @@ print(*(f"{k} {r[k]}" for k in ("steady_step_s", "steady_chunk_s", "tflops", "pe
 run_case() {  # name, timeout, gpu_speed.py arguments
   local name=$1 limit=$2; shift 2
   local start; start=$(date +%s)
-  if timeout "$limit" python3 benchmarks/gpu_speed.py "$@" --json "$OUT/$name.json" > "$OUT/$name.log" 2>&1; then
+  local script=benchmarks/gpu_speed.py
+  [ "$name" = baseline ] && script=.baseline/benchmarks/gpu_speed.py
+  if timeout "$limit" python3 "$script" "$@" --json "$OUT/$name.json" > "$OUT/$name.log" 2>&1; then
     echo "$name ($(( $(date +%s) - start )) s): $(python3 -c "$summary" "$OUT/$name.json" 2>&1)" | tee -a "$OUT/log.txt"
   else
     echo "$name: exited with status $? after $(( $(date +%s) - start )) s; last lines:" | tee -a "$OUT/log.txt"
@@ -31,7 +35,13 @@ run_case() {  # name, timeout, gpu_speed.py arguments
 for case in ${*:-compiled_fused compiled_fused_flash accuracy_flash fp8_all}; do
   case $case in
     compiled_fused) run_case $case 150 run --path compiled --fused-kernels $common ;;
-    compiled_fused_flash) run_case $case 150 run --path compiled --fused-kernels --flash-attention $common ;;
+    compiled_fused_flash) run_case $case 200 run --path compiled --fused-kernels --flash-attention $common ;;
+    compiled_fused_flash_self) run_case $case 200 run --path compiled --fused-kernels --flash-attention self $common ;;
+    baseline) (cd .baseline && python3 -c "import lab, magi_engine; print('baseline engine:', magi_engine.__file__)") \
+                2>&1 | tee -a "$OUT/log.txt"
+              run_case $case 200 run --path compiled --fused-kernels --flash-attention $common ;;
+    profile_fused_flash) run_case $case 200 profile --path compiled --fused-kernels --flash-attention --variant 4.5B_distill \
+                           --size 720x720 --window 4 --chunks 5 --steps 8 --profile-steps 1 ;;
     accuracy_flash) run_case $case 120 accuracy --flash-attention --variant 4.5B_distill --size 720x720 ;;
     fp8_all) run_case $case 150 run --path fp8 --fp8-attention cudnn --fused-kernels --flash-attention $common ;;
     onload) run_case $case 150 onload --no-calibration-variants $common ;;

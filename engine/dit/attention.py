@@ -85,39 +85,49 @@ def span_mask(layout: ChunkLayout, device: torch.device) -> torch.Tensor:
 
 
 def block_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: ChunkLayout,
-                           masked: bool = False) -> torch.Tensor:
-    """q [N, S, H, D] (S = chunks·tokens); k, v [N, context+S, G, D] -> [N, S, H, D].
+                           masked: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
+    """q [N, S, H, D] (S = chunks·tokens); k, v [N, context+S, G, D] -> [N, S, H, D], written into `out` when
+    given (a view of the layer's attention buffer: magi_engine.dit.layer.ParallelAttention.attend).
 
     By default each chunk attends its contiguous span in its own call: exact block causality (a later
     chunk cannot change an earlier chunk's bits) and what flash kernels run fastest at MAGI-1 scale.
     `masked` (training small models) does one masked call instead: the same math, far fewer launches.
     """
+    if out is None:
+        out = torch.empty_like(q)
     if masked and layout.num_chunks > 1 and q.shape[1] * k.shape[1] <= MASKED_PATH_MAX_PAIRS:
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+        got = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                              attn_mask=span_mask(layout, q.device),
                                              enable_gqa=q.shape[2] != k.shape[2])
-        return out.transpose(1, 2)
+        return out.copy_(got.transpose(1, 2))
     t = layout.tokens_per_chunk
-    outputs = []
     for j in range(layout.num_chunks):
         lo, hi = layout.key_token_range(j)
         q_chunk = q[:, j * t : (j + 1) * t].transpose(1, 2)  # [N, H, t, D]
         k_span = k[:, lo:hi].transpose(1, 2)  # [N, G, span, D]
         v_span = v[:, lo:hi].transpose(1, 2)
-        out = F.scaled_dot_product_attention(q_chunk, k_span, v_span, enable_gqa=q_chunk.shape[1] != k_span.shape[1])
-        outputs.append(out.transpose(1, 2))
-    return torch.cat(outputs, dim=1)
+        got = F.scaled_dot_product_attention(q_chunk, k_span, v_span, enable_gqa=q_chunk.shape[1] != k_span.shape[1])
+        out[:, j * t : (j + 1) * t] = got.transpose(1, 2)
+    return out
+
+
+def text_lengths(text_mask: torch.Tensor) -> list[int]:
+    """Valid text tokens of each chunk of one item (text_mask [1, chunks, L], valid tokens first): one host read
+    for all chunks, where reading each chunk's alone would wait on the GPU once per chunk."""
+    return [int(n) for n in text_mask[0].sum(dim=-1).tolist()]
 
 
 def chunk_cross_attention(q: torch.Tensor, k_text: torch.Tensor, v_text: torch.Tensor, text_mask: torch.Tensor | None,
-                          tokens_per_chunk: int, masked: bool = False) -> torch.Tensor:
+                          tokens_per_chunk: int, masked: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
     """Each chunk's queries attend to that chunk's own text tokens.
 
     q [N, S, H, D]; k_text, v_text [N, chunks, L, G, D]; text_mask [N, chunks, L] bool (valid tokens
-    first) or None when every token is valid. Returns [N, S, H, D].
+    first) or None when every token is valid. Returns [N, S, H, D], written into `out` when given.
     """
     t = tokens_per_chunk
     n_batch, num_chunks, length = k_text.shape[:3]
+    if out is None:
+        out = torch.empty_like(q)
     if masked and num_chunks > 1 and q.shape[1] * num_chunks * length <= MASKED_PATH_MAX_PAIRS:
         # One call: queries of chunk j see the valid text tokens of chunk j only (block diagonal).
         own = torch.arange(num_chunks, device=q.device)
@@ -126,24 +136,21 @@ def chunk_cross_attention(q: torch.Tensor, k_text: torch.Tensor, v_text: torch.T
         if text_mask is not None:
             allowed = allowed & text_mask[:, None, :, :]
         mask = allowed.reshape(n_batch, num_chunks, num_chunks * length).repeat_interleave(t, dim=1)[:, None]
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k_text.flatten(1, 2).transpose(1, 2),
+        got = F.scaled_dot_product_attention(q.transpose(1, 2), k_text.flatten(1, 2).transpose(1, 2),
                                              v_text.flatten(1, 2).transpose(1, 2), attn_mask=mask,
                                              enable_gqa=q.shape[2] != k_text.shape[3])
-        return out.transpose(1, 2)
-    outputs = []
+        return out.copy_(got.transpose(1, 2))
+    # One item: drop the padding instead of masking it, as the reference's varlen kernel does.
+    lengths = text_lengths(text_mask) if text_mask is not None and n_batch == 1 else None
     for j in range(num_chunks):
         q_chunk = q[:, j * t : (j + 1) * t].transpose(1, 2)  # [N, H, t, D]
         k_chunk, v_chunk = k_text[:, j], v_text[:, j]  # [N, L, G, D]
         mask = None
-        if text_mask is not None:
-            valid = text_mask[:, j]
-            if n_batch == 1:
-                # One item: drop the padding instead of masking it, as the reference's varlen kernel does.
-                length_j = int(valid[0].sum())
-                k_chunk, v_chunk = k_chunk[:, :length_j], v_chunk[:, :length_j]
-            else:
-                mask = valid[:, None, None, :]  # [N, 1, 1, L]
-        out = F.scaled_dot_product_attention(q_chunk, k_chunk.transpose(1, 2), v_chunk.transpose(1, 2), attn_mask=mask,
+        if lengths is not None:
+            k_chunk, v_chunk = k_chunk[:, :lengths[j]], v_chunk[:, :lengths[j]]
+        elif text_mask is not None:
+            mask = text_mask[:, j][:, None, None, :]  # [N, 1, 1, L]
+        got = F.scaled_dot_product_attention(q_chunk, k_chunk.transpose(1, 2), v_chunk.transpose(1, 2), attn_mask=mask,
                                              enable_gqa=q_chunk.shape[1] != k_chunk.shape[2])
-        outputs.append(out.transpose(1, 2))
-    return torch.cat(outputs, dim=1)
+        out[:, j * t : (j + 1) * t] = got.transpose(1, 2)
+    return out

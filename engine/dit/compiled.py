@@ -44,7 +44,7 @@ FUSED_KERNELS_BY_DEFAULT = True
 
 #: The dimensions of each dense part's arguments that change with the window: tokens, chunks, text length.
 DENSE_IN_DYNAMIC = ((1,), (1,), (0,), (1, 2))  # x [N, S, D], condition [N, chunks, C], angles [S, A], text
-DENSE_OUT_DYNAMIC = ((1,), (1,), (1,), (1,), (1,))  # x, self_out, cross_out, gate_attn, gate_mlp
+DENSE_OUT_DYNAMIC = ((1,), (1,), (1,), (1,))  # x, attended (self | cross), gate_attn, gate_mlp
 
 
 @dataclass(frozen=True)
@@ -203,12 +203,12 @@ def use_fp8_attention(dit: torch.nn.Module, backend: str | None, *, compiled: bo
     return dit
 
 
-def use_flash_attention(dit: torch.nn.Module, on: bool, *, attend=None) -> torch.nn.Module:
-    """Run the bf16 self-attention of every layer that has no other kernel through FlashAttention 4 (on), or
-    through SDPA again (off). `attend`: a stand-in for flash_attn_func (tests)."""
+def use_flash_attention(dit: torch.nn.Module, on: bool, *, write=None) -> torch.nn.Module:
+    """Run the bf16 self- and cross-attention of every layer that has no other kernel through FlashAttention 4
+    (on), or through SDPA again (off). `write`: a stand-in for the kernel (FlashBlockCausalAttention; tests)."""
     from magi_engine.dit.flash_attention import FlashBlockCausalAttention
 
-    attention = FlashBlockCausalAttention(attend) if on else None
+    attention = FlashBlockCausalAttention(write) if on else None
     count = 0
     for layer in dit.layers:
         current = layer.attn.self_attention

@@ -6,8 +6,10 @@ package: kernels written in the CuTe DSL and compiled on first use; its SM90 for
 design) runs the same spans at 671 TFLOP/s (BENCHMARKS.md, "FlashAttention 4 and fused kernels"). Same attention: exact
 softmax, float32 accumulation, native GQA; it rounds differently, within bf16.
 
-`FlashBlockCausalAttention` is what a layer calls instead of SDPA's per-chunk loop (ParallelAttention.
-self_attention). Should the package refuse a call (a geometry it does not take, a compile that fails), the
+`FlashBlockCausalAttention` is what a layer calls instead of SDPA's per-chunk loops (ParallelAttention.
+self_attention), for the self-attention spans and, unmasked, for each chunk's cross-attention to its text. Each
+call writes its chunk's rows straight into the layer's attention buffer (the kernel's `out`), so nothing is
+copied after it. Should the package refuse a call (a geometry it does not take, a compile that fails), the
 layer falls back to SDPA from then on, with one log line. `flash_attention_supported(device)` says where it
 runs: a CUDA GPU of compute capability 9.x (the kernels measured here) with the package importable. Nothing
 here imports it before then.
@@ -19,7 +21,7 @@ import logging
 
 import torch
 
-from magi_engine.dit.attention import ChunkLayout, block_causal_attention
+from magi_engine.dit.attention import ChunkLayout, block_causal_attention, chunk_cross_attention, text_lengths
 
 log = logging.getLogger(__name__)
 
@@ -43,31 +45,67 @@ def flash_attention_supported(device: torch.device | str) -> bool:
     return major == FLASH_ATTENTION_CAPABILITY_MAJOR and flash_attention_importable()
 
 
-class FlashBlockCausalAttention:
-    """Block-causal self-attention as magi_engine.dit.attention.block_causal_attention computes it (unmasked),
-    one FlashAttention 4 call per chunk over its span of keys."""
+def flash_attention_writer():
+    """(q, k, v, out) -> out: FlashAttention 4's forward writing into `out` (a strided view is fine: last dimension
+    contiguous, 16-byte aligned). Its `out` argument is on the package's inner forward only; where a version lacks
+    it, the public function and one copy."""
+    try:
+        from flash_attn.cute.interface import _flash_attn_fwd
+    except ImportError:
+        from flash_attn.cute import flash_attn_func
 
-    def __init__(self, attend=None) -> None:
-        if attend is None:
-            from flash_attn.cute import flash_attn_func as attend
-        self._attend = attend
+        def write(q, k, v, out):
+            got = flash_attn_func(q, k, v)
+            return out.copy_(got[0] if isinstance(got, tuple) else got)
+        return write
+
+    def write(q, k, v, out):
+        _flash_attn_fwd(q, k, v, out=out)
+        return out
+    return write
+
+
+class FlashBlockCausalAttention:
+    """Block-causal self-attention as magi_engine.dit.attention.block_causal_attention computes it (unmasked), and
+    chunk_cross_attention's, one FlashAttention 4 call per chunk. `write`: (q, k, v, out) -> out, the kernel
+    (flash_attention_writer's; tests pass a stand-in)."""
+
+    def __init__(self, write=None) -> None:
+        self._write = flash_attention_writer() if write is None else write
         self.failed = False
 
-    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: ChunkLayout) -> torch.Tensor:
-        """q [N, S, H, D]; k, v [N, context+S, G, D] (G divides H) -> [N, S, H, D]."""
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: ChunkLayout,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+        """q [N, S, H, D]; k, v [N, context+S, G, D] (G divides H) -> [N, S, H, D], written into `out` when given."""
+        out = torch.empty_like(q) if out is None else out
         if not self.failed:
             try:
-                return self._chunks(q, k, v, layout)
+                t = layout.tokens_per_chunk
+                for j in range(layout.num_chunks):
+                    lo, hi = layout.key_token_range(j)
+                    self._write(q[:, j * t:(j + 1) * t], k[:, lo:hi], v[:, lo:hi], out[:, j * t:(j + 1) * t])
+                return out
             except Exception as exc:  # noqa: BLE001  (any refusal: SDPA gives the same result)
-                log.warning("FlashAttention 4 failed, attention runs through SDPA from now on: %s", exc)
-                self.failed = True
-        return block_causal_attention(q, k, v, layout)
+                self._refused(exc)
+        return block_causal_attention(q, k, v, layout, out=out)
 
-    def _chunks(self, q, k, v, layout: ChunkLayout) -> torch.Tensor:
-        t = layout.tokens_per_chunk
-        out = torch.empty_like(q)
-        for j in range(layout.num_chunks):
-            lo, hi = layout.key_token_range(j)
-            got = self._attend(q[:, j * t:(j + 1) * t], k[:, lo:hi], v[:, lo:hi])
-            out[:, j * t:(j + 1) * t] = got[0] if isinstance(got, tuple) else got
-        return out
+    def cross_attention(self, q: torch.Tensor, k_text: torch.Tensor, v_text: torch.Tensor,
+                        text_mask: torch.Tensor | None, tokens_per_chunk: int, out: torch.Tensor) -> torch.Tensor:
+        """As chunk_cross_attention (unmasked), into `out`. A batch of several items with padded text goes to SDPA
+        (padding is dropped here, which only one item's keys allow)."""
+        n_batch, num_chunks = k_text.shape[:2]
+        if not self.failed and (text_mask is None or n_batch == 1):
+            try:
+                t = tokens_per_chunk
+                lengths = text_lengths(text_mask) if text_mask is not None else [k_text.shape[2]] * num_chunks
+                for j in range(num_chunks):
+                    self._write(q[:, j * t:(j + 1) * t], k_text[:, j, :lengths[j]], v_text[:, j, :lengths[j]],
+                                out[:, j * t:(j + 1) * t])
+                return out
+            except Exception as exc:  # noqa: BLE001
+                self._refused(exc)
+        return chunk_cross_attention(q, k_text, v_text, text_mask, tokens_per_chunk, out=out)
+
+    def _refused(self, exc: Exception) -> None:
+        log.warning("FlashAttention 4 failed, attention runs through SDPA from now on: %s", exc)
+        self.failed = True

@@ -241,27 +241,32 @@ class Fp8BlockCausalAttention:
         self.cudnn_output = cudnn_output
         self.failed = False
 
-    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout) -> torch.Tensor:
-        """As magi_engine.dit.attention.block_causal_attention: q [N, S, H, D]; k, v [N, context+S, G, D].
-        Should the kernel refuse (a graph cuDNN does not support, a Triton build error), bf16 SDPA from then on."""
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout, out: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """As magi_engine.dit.attention.block_causal_attention: q [N, S, H, D]; k, v [N, context+S, G, D]; written
+        into `out` when given. Should the kernel refuse (a graph cuDNN does not support, a Triton build error), bf16
+        SDPA from then on."""
         if self.failed:
-            return block_causal_attention(q, k, v, layout)
+            return block_causal_attention(q, k, v, layout, out=out)
         q8, sq = self.quantize(q)
         k8, sk = self.quantize(k)
         v8, sv = self.quantize(v)
         try:
-            return self.attend(q8, k8, v8, (sq, sk, sv), layout, q.dtype)
+            got = self.attend(q8, k8, v8, (sq, sk, sv), layout, q.dtype, out)
         except Exception as exc:  # noqa: BLE001
             log.warning("FP8 attention (%s) failed, attention runs in bf16 from now on: %s", self.backend, exc)
             self.failed = True
-            return block_causal_attention(q, k, v, layout)
+            return block_causal_attention(q, k, v, layout, out=out)
+        return got if out is None or got is out else out.copy_(got)
 
-    def attend(self, q8, k8, v8, scales, layout, dtype: torch.dtype) -> torch.Tensor:
+    def attend(self, q8, k8, v8, scales, layout, dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The kernel's result: `out` itself where the kernel can write there (Triton's, in the model's dtype)."""
         attn_scale = q8.shape[-1] ** -0.5
         t = layout.tokens_per_chunk
         if self.backend == "triton":
             v8 = token_major_copy(v8)
-            out = torch.empty(q8.shape, dtype=dtype, device=q8.device)
+            if out is None:
+                out = torch.empty(q8.shape, dtype=dtype, device=q8.device)
             run = lambda qc, ks, vs, oc: triton_attention(qc, ks, vs, scales, oc, attn_scale)  # noqa: E731
         else:
             graphs = cudnn_attention(q8.device)

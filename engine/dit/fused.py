@@ -3,7 +3,8 @@
 A layer runs two kinds of memory-bound float32 math between its matmuls (magi_engine.dit.layer):
 
 * after attention and after the MLP, `TransformerLayer._gated_residual`:
-  residual + LayerNorm₁ₚ(update · gate of the token's chunk), widened to float32 and rounded back once;
+  residual + LayerNorm₁ₚ(update · gate of the token's chunk), widened to float32 and rounded back once; after
+  attention, the MLP's pre-norm of that sum comes from the same kernel (the row is in registers already);
 * before attention, q and k of each head: `apply_rotary(q_norm(q.float()), angles).to(dtype)`.
 
 Eager torch runs each as several passes over float32 copies; torch.compile fuses most of it. The kernels in
@@ -36,6 +37,14 @@ def gated_residual_reference(update: torch.Tensor, gate: torch.Tensor, weight: t
     n, s, d = update.shape
     gated = update.float().view(n, gate.shape[1], -1, d) * gate.float()[:, :, None, :]
     return (F.layer_norm(gated.view(n, s, d), (d,), weight + 1, bias, eps) + residual.float()).to(residual.dtype)
+
+
+def gated_residual_norm_reference(update: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                                  eps: float, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
+                                  norm_eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gated residual and the MLP's pre-norm of it, as TransformerLayer.dense_out computes them."""
+    x = gated_residual_reference(update, gate, weight, bias, eps, residual)
+    return x, F.layer_norm(x, (x.shape[-1],), norm_weight, norm_bias, norm_eps)
 
 
 def qk_norm_rope_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, cos: torch.Tensor,
@@ -74,12 +83,19 @@ class FusedKernels:
         ops = torch.ops.magi
         self.traced = traced
         self._gated_residual = ops.gated_residual if traced else ops.gated_residual_opaque
+        self._gated_residual_norm = ops.gated_residual_norm if traced else ops.gated_residual_norm_opaque
         self._qk_norm_rope = ops.qk_norm_rope if traced else ops.qk_norm_rope_opaque
 
     def gated_residual(self, update: torch.Tensor, gate: torch.Tensor, norm: torch.nn.Module,
                        residual: torch.Tensor) -> torch.Tensor:
         """TransformerLayer._gated_residual(update, gate, norm, residual) in one kernel."""
         return self._gated_residual(update, gate, norm.weight, norm.bias, norm.eps, residual)
+
+    def gated_residual_norm(self, update: torch.Tensor, gate: torch.Tensor, norm: torch.nn.Module,
+                            residual: torch.Tensor, next_norm: torch.nn.LayerNorm) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, next_norm(x)) for x = TransformerLayer._gated_residual(update, gate, norm, residual), in one kernel."""
+        return self._gated_residual_norm(update, gate, norm.weight, norm.bias, norm.eps, residual, next_norm.weight,
+                                         next_norm.bias, next_norm.eps)
 
     @staticmethod
     def rotation(angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,8 @@ inside their graph (fullgraph) either way:
 
 * `magi::gated_residual`: residual + LayerNorm₁ₚ(update · gate of the token's chunk), float32 inside, one
   row of D per program: reads update and residual once (bf16), writes the sum once.
+* `magi::gated_residual_norm`: the same, and the next LayerNorm of the sum (the MLP's pre-norm) from the row it
+  has just written, so the sum is not read again by a norm kernel of its own.
 * `magi::qk_norm_rope`: rotary(LayerNorm₁ₚ(x)) per head of x [N, S, H, dh], float32 inside, BLOCK_R rows
   of dh per program; cos and sin [S, A] come precomputed (the same torch.cos/sin as the reference).
 """
@@ -24,8 +26,8 @@ QK_BLOCK_ELEMENTS = 4096
 
 
 @triton.jit
-def gated_residual_kernel(U, G, W, B, R, Out, seq, tokens_per_gate, stride_gn, stride_gc, eps,
-                          D: tl.constexpr, BLOCK_D: tl.constexpr):
+def gated_residual_kernel(U, G, W, B, R, Out, W2, B2, Normed, seq, tokens_per_gate, stride_gn, stride_gc, eps, eps2,
+                          D: tl.constexpr, BLOCK_D: tl.constexpr, NORM: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)  # a token of [N·S]
     n = row // seq
     chunk = (row % seq) // tokens_per_gate
@@ -41,7 +43,16 @@ def gated_residual_kernel(U, G, W, B, R, Out, seq, tokens_per_gate, stride_gn, s
     beta = tl.load(B + offs, mask=valid, other=0.0)
     y = centred * rstd * gamma + beta
     res = tl.load(R + row * D + offs, mask=valid, other=0.0).to(tl.float32)
-    tl.store(Out + row * D + offs, (y + res).to(Out.dtype.element_ty), mask=valid)
+    out = (y + res).to(Out.dtype.element_ty)
+    tl.store(Out + row * D + offs, out, mask=valid)
+    if NORM:  # the next LayerNorm (plain gamma) of the sum as stored, while its row is still in registers
+        z = tl.where(valid, out.to(tl.float32), 0.0)
+        mean2 = tl.sum(z, axis=0) / D
+        centred2 = tl.where(valid, z - mean2, 0.0)
+        rstd2 = 1.0 / tl.sqrt(tl.sum(centred2 * centred2, axis=0) / D + eps2)
+        gamma2 = tl.load(W2 + offs, mask=valid, other=0.0).to(tl.float32)
+        beta2 = tl.load(B2 + offs, mask=valid, other=0.0).to(tl.float32)
+        tl.store(Normed + row * D + offs, (centred2 * rstd2 * gamma2 + beta2).to(Normed.dtype.element_ty), mask=valid)
 
 
 @triton.jit
@@ -77,17 +88,21 @@ def qk_norm_rope_kernel(X, W, B, Cos, Sin, Out, rows, heads, seq, eps,
 
 
 def _gated_residual(update: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float,
-                    residual: torch.Tensor, wrap=wrap_triton) -> torch.Tensor:
+                    residual: torch.Tensor, wrap=wrap_triton, next_norm=None) -> torch.Tensor | tuple:
+    """The sum, or with `next_norm` (weight, bias, eps of a plain LayerNorm) the sum and that norm of it."""
     n, s, d = update.shape
     update, residual = update.contiguous(), residual.contiguous()
     if gate.stride(2) != 1:
         gate = gate.contiguous()
     out = torch.empty_like(residual)
+    normed = torch.empty_like(residual) if next_norm is not None else out
+    weight2, bias2, eps2 = next_norm if next_norm is not None else (weight, bias, eps)
     block = triton.next_power_of_2(d)
     wrap(gated_residual_kernel)[(n * s,)](
-        update, gate, weight, bias, residual, out, s, s // gate.shape[1], gate.stride(0), gate.stride(1), eps,
-        D=d, BLOCK_D=block, num_warps=min(16, max(4, block // 256)))
-    return out
+        update, gate, weight, bias, residual, out, weight2, bias2, normed, s, s // gate.shape[1], gate.stride(0),
+        gate.stride(1), eps, eps2, D=d, BLOCK_D=block, NORM=next_norm is not None,
+        num_warps=min(16, max(4, block // 256)))
+    return out if next_norm is None else (out, normed)
 
 
 def _qk_norm_rope(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, cos: torch.Tensor,
@@ -118,6 +133,14 @@ def gated_residual(update: torch.Tensor, gate: torch.Tensor, weight: torch.Tenso
     return _gated_residual(update, gate, weight, bias, eps, residual)
 
 
+@triton_op("magi::gated_residual_norm", mutates_args={})
+def gated_residual_norm(update: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float,
+                        residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor, norm_eps: float
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """gated_residual's sum, and LayerNorm(sum) with norm_weight, norm_bias [D] (a plain gamma), both [N, S, D]."""
+    return _gated_residual(update, gate, weight, bias, eps, residual, next_norm=(norm_weight, norm_bias, norm_eps))
+
+
 @triton_op("magi::qk_norm_rope", mutates_args={})
 def qk_norm_rope(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, cos: torch.Tensor,
                  sin: torch.Tensor) -> torch.Tensor:
@@ -137,6 +160,20 @@ def gated_residual_opaque(update: torch.Tensor, gate: torch.Tensor, weight: torc
 @gated_residual_opaque.register_fake
 def _(update, gate, weight, bias, eps, residual):
     return torch.empty_like(residual, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("magi::gated_residual_norm_opaque", mutates_args=())
+def gated_residual_norm_opaque(update: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                               eps: float, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
+                               norm_eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    return _gated_residual(update, gate, weight, bias, eps, residual, wrap=_direct,
+                           next_norm=(norm_weight, norm_bias, norm_eps))
+
+
+@gated_residual_norm_opaque.register_fake
+def _(update, gate, weight, bias, eps, residual, norm_weight, norm_bias, norm_eps):
+    return (torch.empty_like(residual, memory_format=torch.contiguous_format),
+            torch.empty_like(residual, memory_format=torch.contiguous_format))
 
 
 @torch.library.custom_op("magi::qk_norm_rope_opaque", mutates_args=())

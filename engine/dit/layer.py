@@ -42,9 +42,11 @@ class ParallelAttention(nn.Module):
         self.q_norm_cross = OnePlusLayerNorm(dh, config.layernorm_eps)
         self.k_norm_cross = OnePlusLayerNorm(dh, config.layernorm_eps)
         self.out_proj = nn.Linear(2 * config.query_size, d, bias=False)
-        #: A kernel for unmasked block-causal self-attention in place of SDPA's per-chunk loop: FP8 attention
-        #: (magi_engine.dit.fp8_attention.Fp8BlockCausalAttention) on the FP8 layers of a native FP8 model, or
-        #: FlashAttention 4 (magi_engine.dit.flash_attention) in bf16; set by magi_engine.dit.compiled. None: SDPA.
+        #: A kernel for unmasked block-causal self-attention in place of SDPA's per-chunk loop, called as
+        #: (q, k, v, layout, out) and writing into out: FP8 attention (magi_engine.dit.fp8_attention.
+        #: Fp8BlockCausalAttention) on the FP8 layers of a native FP8 model, or FlashAttention 4
+        #: (magi_engine.dit.flash_attention) in bf16; set by magi_engine.dit.compiled. None: SDPA. A kernel with a
+        #: `cross_attention` of chunk_cross_attention's arguments runs the unmasked cross-attention too.
         self.self_attention: Callable | None = None
         #: The fused QK-norm + RoPE kernel (magi_engine.dit.fused.FusedKernels, set by use_fused_kernels on CUDA);
         #: None: the torch expression below.
@@ -71,25 +73,36 @@ class ParallelAttention(nn.Module):
         return q, k, v, q_cross, k_text, v_text
 
     def attend(self, inputs: AttentionInputs, text_mask: torch.Tensor | None, layout: ChunkLayout,
-               context: LayerKV | None, masked: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Block-causal self-attention over [context] ++ this forward, and per-chunk cross-attention."""
+               context: LayerKV | None, masked: bool = False) -> torch.Tensor:
+        """Block-causal self-attention over [context] ++ this forward, and per-chunk cross-attention, side by side
+        in one buffer [N, S, 2·H·dh] (self | cross), the output projection's input: each attention writes its
+        part in place, so nothing is copied into a concatenation afterwards."""
         q, k, v, q_cross, k_text, v_text = inputs
         k_all, v_all = (k, v) if context is None else (torch.cat([context[0], k], 1), torch.cat([context[1], v], 1))
-        if self.self_attention is not None and not masked:
-            self_out = self.self_attention(q, k_all, v_all, layout)
+        attended = q.new_empty(*q.shape[:2], 2, *q.shape[2:])
+        self_out, cross_out = attended[:, :, 0], attended[:, :, 1]
+        kernel = self.self_attention
+        if kernel is not None and not masked:
+            kernel(q, k_all, v_all, layout, self_out)
         else:
-            self_out = block_causal_attention(q, k_all, v_all, layout, masked)
-        cross_out = chunk_cross_attention(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, masked)
-        return self_out, cross_out
+            block_causal_attention(q, k_all, v_all, layout, masked, out=self_out)
+        cross = getattr(kernel, "cross_attention", None)
+        if cross is not None and not masked:
+            cross(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, cross_out)
+        else:
+            chunk_cross_attention(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, masked, out=cross_out)
+        return attended.flatten(2)
 
-    def output(self, self_out: torch.Tensor, cross_out: torch.Tensor) -> torch.Tensor:
-        return self.out_proj(torch.cat([self_out.flatten(2), cross_out.flatten(2)], dim=-1))
+    @staticmethod
+    def side_by_side(self_out: torch.Tensor, cross_out: torch.Tensor) -> torch.Tensor:
+        """[N, S, H, dh] each -> the output projection's input [N, S, 2·H·dh], as `attend` lays it out."""
+        return torch.cat([self_out.flatten(2), cross_out.flatten(2)], dim=-1)
 
     def forward(self, x: torch.Tensor, angles: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor | None,
                 layout: ChunkLayout, context: LayerKV | None, masked: bool = False) -> tuple[torch.Tensor, LayerKV]:
         """x [N, S, D] -> projected attention output [N, S, D] and this forward's (k, v)."""
         inputs = self.project(self.norm(x), angles, text)
-        return self.output(*self.attend(inputs, text_mask, layout, context, masked)), (inputs[1], inputs[2])
+        return self.out_proj(self.attend(inputs, text_mask, layout, context, masked)), (inputs[1], inputs[2])
 
 
 class FeedForward(nn.Module):
@@ -102,7 +115,11 @@ class FeedForward(nn.Module):
         self.fc2 = nn.Linear(config.ffn_hidden_size, config.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.fc1(self.norm(x))
+        return self.from_normed(self.norm(x))
+
+    def from_normed(self, normed: torch.Tensor) -> torch.Tensor:
+        """The MLP after its pre-norm (the fused kernels compute the norm with the residual before it)."""
+        h = self.fc1(normed)
         if self.gated:
             gate, value = h.chunk(2, dim=-1)
             h = F.silu(gate) * value
@@ -148,11 +165,16 @@ class TransformerLayer(nn.Module):
         gate_attn, gate_mlp = self.gates(condition)
         return gate_attn, gate_mlp, self.attn.project(self.attn.norm(x), angles, text)
 
-    def dense_out(self, x: torch.Tensor, self_out: torch.Tensor, cross_out: torch.Tensor, gate_attn: torch.Tensor,
-                  gate_mlp: torch.Tensor) -> torch.Tensor:
-        gated_residual = self._gated_residual if self.fused_kernels is None else self.fused_kernels.gated_residual
-        x = gated_residual(self.attn.output(self_out, cross_out), gate_attn, self.attn_post_norm, x)
-        return gated_residual(self.mlp(x), gate_mlp, self.mlp_post_norm, x)
+    def dense_out(self, x: torch.Tensor, attended: torch.Tensor, gate_attn: torch.Tensor, gate_mlp: torch.Tensor
+                  ) -> torch.Tensor:
+        """attended [N, S, 2·H·dh]: ParallelAttention.attend's self- and cross-attention outputs side by side."""
+        fused = self.fused_kernels
+        if fused is None:
+            x = self._gated_residual(self.attn.out_proj(attended), gate_attn, self.attn_post_norm, x)
+            return self._gated_residual(self.mlp(x), gate_mlp, self.mlp_post_norm, x)
+        x, normed = fused.gated_residual_norm(self.attn.out_proj(attended), gate_attn, self.attn_post_norm, x,
+                                              self.mlp.norm)
+        return fused.gated_residual(self.mlp.from_normed(normed), gate_mlp, self.mlp_post_norm, x)
 
     def compile_dense(self, compile_fn: Callable[[Callable], Callable] | None) -> None:
         """Run `dense_in`/`dense_out` through `compile_fn` (e.g. a configured torch.compile); None undoes it."""
@@ -167,6 +189,6 @@ class TransformerLayer(nn.Module):
                 masked: bool = False) -> tuple[torch.Tensor, LayerKV]:
         dense_in, dense_out = self._compiled or (self.dense_in, self.dense_out)
         gate_attn, gate_mlp, inputs = dense_in(x, condition, angles, text)
-        self_out, cross_out = self.attn.attend(inputs, text_mask, layout, context, masked)
-        x = dense_out(x, self_out, cross_out, gate_attn, gate_mlp)
+        attended = self.attn.attend(inputs, text_mask, layout, context, masked)
+        x = dense_out(x, attended, gate_attn, gate_mlp)
         return x, (inputs[1], inputs[2])

@@ -121,7 +121,7 @@ class SequenceParallelDiT:
                 k_all, v_all = k, v
             self_out = self._to_tokens(block_causal_attention(q, k_all, v_all, layout), chunks, tpc)
             cross_out = chunk_cross_attention(q_cross, k_text, v_text, text_mask, m)
-            x = dense_out(x, self_out, cross_out, gate_attn, gate_mlp)
+            x = dense_out(x, layer.attn.side_by_side(self_out, cross_out), gate_attn, gate_mlp)
             if collect_kv:
                 collected.append((k, v))
 

@@ -1,7 +1,8 @@
 """FlashAttention 4 in bf16: where it is chosen (the gate), the spans each chunk gets, and SDPA after a refusal.
 
 The kernel itself runs only on a Hopper GPU with flash-attn-4 (benchmarks/gpu_attention.py measures it there);
-here SDPA in flash_attn_func's layout stands in for it, so the bookkeeping around it is what is tested.
+here SDPA in the kernel's layout stands in for it, so the bookkeeping around it is what is tested: the spans,
+the text each chunk's cross-attention sees, writing in place into the layer's attention buffer.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 import magi_engine.dit.compiled as compiled
 import magi_engine.dit.flash_attention as flash
 from magi_engine.config import RuntimeConfig
-from magi_engine.dit.attention import ChunkLayout, block_causal_attention
+from magi_engine.dit.attention import ChunkLayout, block_causal_attention, chunk_cross_attention
 from magi_engine.dit.compiled import resolve_runtime, use_flash_attention, use_fp8_attention
 from magi_engine.dit.fp8_linear import use_fp8_linears
 from magi_engine.dit.model import MagiDiT
@@ -24,13 +25,13 @@ from magi_engine.variants import tiny_dit_config
 
 
 def stand_in(calls: list):
-    """flash_attn_func's contract ([N, S, H, D] in and out, GQA), computed by SDPA; records each call's spans."""
-    def attend(q, k, v):
+    """The kernel's contract ([N, S, H, D] in, GQA, written into out), computed by SDPA; records each call's
+    query and key lengths."""
+    def write(q, k, v, out):
         calls.append((q.shape[1], k.shape[1]))
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                             enable_gqa=True).transpose(1, 2)
-        return out, torch.zeros(1)  # (out, lse), as the package returns with return_lse
-    return attend
+        return out.copy_(F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                        enable_gqa=True).transpose(1, 2))
+    return write
 
 
 def qkv(layout: ChunkLayout, heads: int = 4, kv_heads: int = 2, dh: int = 8):
@@ -50,12 +51,47 @@ def test_each_chunk_attends_its_span_and_matches_sdpa() -> None:
     torch.testing.assert_close(got, block_causal_attention(q, k, v, layout))
 
 
+def test_it_writes_into_the_buffer_it_is_given() -> None:
+    layout = ChunkLayout.causal(0, 2, 3)
+    q, k, v = qkv(layout)
+    buffer = torch.zeros(1, q.shape[1], 2, *q.shape[2:])  # the layer's [self | cross] buffer
+    got = flash.FlashBlockCausalAttention(stand_in([]))(q, k, v, layout, buffer[:, :, 0])
+    assert got.data_ptr() == buffer.data_ptr()
+    torch.testing.assert_close(buffer[:, :, 0], block_causal_attention(q, k, v, layout))
+    assert not buffer[:, :, 1].any()
+
+
+def test_cross_attention_sees_each_chunks_valid_text_only() -> None:
+    g = torch.Generator().manual_seed(1)
+    t, chunks, length = 4, 3, 5
+    q = torch.randn(1, chunks * t, 4, 8, generator=g)
+    k_text, v_text = (torch.randn(1, chunks, length, 2, 8, generator=g) for _ in range(2))
+    text_mask = torch.arange(length)[None, None, :] < torch.tensor([5, 2, 3])[None, :, None]
+    calls = []
+    out = torch.empty_like(q)
+    flash.FlashBlockCausalAttention(stand_in(calls)).cross_attention(q, k_text, v_text, text_mask, t, out)
+    assert calls == [(4, 5), (4, 2), (4, 3)]
+    torch.testing.assert_close(out, chunk_cross_attention(q, k_text, v_text, text_mask, t))
+
+
+def test_padded_text_of_several_items_goes_to_sdpa() -> None:
+    g = torch.Generator().manual_seed(2)
+    q = torch.randn(2, 8, 4, 8, generator=g)
+    k_text, v_text = (torch.randn(2, 2, 5, 2, 8, generator=g) for _ in range(2))
+    text_mask = torch.arange(5)[None, None, :] < torch.tensor([[5, 2], [3, 4]])[:, :, None]
+    calls = []
+    out = torch.empty_like(q)
+    flash.FlashBlockCausalAttention(stand_in(calls)).cross_attention(q, k_text, v_text, text_mask, 4, out)
+    assert calls == []
+    torch.testing.assert_close(out, chunk_cross_attention(q, k_text, v_text, text_mask, 4))
+
+
 def test_a_refusal_falls_back_to_sdpa_for_good() -> None:
     layout = ChunkLayout.causal(0, 3, 4)
     q, k, v = qkv(layout)
     calls = []
 
-    def refusing(q, k, v):
+    def refusing(q, k, v, out):
         calls.append(1)
         raise RuntimeError("unsupported geometry")
     attention = flash.FlashBlockCausalAttention(refusing)
@@ -90,7 +126,7 @@ def test_it_takes_the_layers_fp8_attention_leaves() -> None:
         dit = MagiDiT(cfg)
     use_fp8_linears(dit, range(1, 3))
     use_fp8_attention(dit, "triton", compiled=False)
-    use_flash_attention(dit, True, attend=stand_in([]))
+    use_flash_attention(dit, True, write=stand_in([]))
     kinds = [type(layer.attn.self_attention).__name__ for layer in dit.layers]
     assert kinds == ["FlashBlockCausalAttention", "Fp8BlockCausalAttention", "Fp8BlockCausalAttention",
                      "FlashBlockCausalAttention"]

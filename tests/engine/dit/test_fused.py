@@ -113,6 +113,14 @@ def test_the_references_are_the_layers_expressions_bit_for_bit(dtype) -> None:
     update, gate, norm, residual = _gated_inputs(dtype)
     assert torch.equal(fused.gated_residual_reference(update, gate, norm.weight, norm.bias, norm.eps, residual),
                        TransformerLayer._gated_residual(update, gate, norm, residual))
+    mlp_norm = torch.nn.LayerNorm(update.shape[-1], eps=1e-6, dtype=dtype)
+    with torch.no_grad():
+        mlp_norm.weight.normal_(1, 0.2)
+        mlp_norm.bias.normal_(0, 0.2)
+    x = TransformerLayer._gated_residual(update, gate, norm, residual)
+    assert all(torch.equal(a, b) for a, b in zip(
+        fused.gated_residual_norm_reference(update, gate, norm.weight, norm.bias, norm.eps, residual, mlp_norm.weight,
+                                            mlp_norm.bias, mlp_norm.eps), (x, mlp_norm(x))))
     x, norm, angles = _qk_inputs(dtype)
     cos, sin = fused.FusedKernels.rotation(angles)
     assert torch.equal(fused.qk_norm_rope_reference(x, norm.weight, norm.bias, norm.eps, cos, sin),
@@ -131,6 +139,15 @@ def _gated_residual_op(update: torch.Tensor, gate: torch.Tensor, weight: torch.T
     return fused.gated_residual_reference(update, gate, weight, bias, eps, residual)
 
 
+@torch.library.custom_op("magi_test::gated_residual_norm", mutates_args=())
+def _gated_residual_norm_op(update: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                            eps: float, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
+                            norm_eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    CALLS["gated_residual_norm"] += 1
+    return fused.gated_residual_norm_reference(update, gate, weight, bias, eps, residual, norm_weight, norm_bias,
+                                               norm_eps)
+
+
 @torch.library.custom_op("magi_test::qk_norm_rope", mutates_args=())
 def _qk_norm_rope_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, cos: torch.Tensor,
                      sin: torch.Tensor) -> torch.Tensor:
@@ -143,6 +160,11 @@ def _(update, gate, weight, bias, eps, residual):
     return torch.empty_like(residual)
 
 
+@_gated_residual_norm_op.register_fake
+def _(update, gate, weight, bias, eps, residual, norm_weight, norm_bias, norm_eps):
+    return torch.empty_like(residual), torch.empty_like(residual)
+
+
 @_qk_norm_rope_op.register_fake
 def _(x, weight, bias, eps, cos, sin):
     return torch.empty_like(x)
@@ -153,6 +175,7 @@ class _ReferenceKernels(fused.FusedKernels):
 
     def __init__(self, traced: bool = False) -> None:
         self._gated_residual = torch.ops.magi_test.gated_residual
+        self._gated_residual_norm = torch.ops.magi_test.gated_residual_norm
         self._qk_norm_rope = torch.ops.magi_test.qk_norm_rope
 
 
@@ -165,7 +188,8 @@ def test_the_layers_call_the_fused_ops_with_their_own_norms_gates_and_angles(mon
     assert all(layer.fused_kernels is kernels and layer.attn.fused_kernels is kernels for layer in dit.layers)
     CALLS.clear()
     assert torch.equal(_velocity(dit), expected[0])  # the same expressions, now through the ops
-    each = {"gated_residual": 2 * len(dit.layers), "qk_norm_rope": 2 * len(dit.layers)}  # two of each a layer
+    # a layer: after attention the residual with the MLP's pre-norm, after the MLP the residual; QK-norm for q and k
+    each = {"gated_residual_norm": len(dit.layers), "gated_residual": len(dit.layers), "qk_norm_rope": 2 * len(dit.layers)}
     assert CALLS == each
     # Compiled (dynamo's real tracing; backend "eager" generates no code): one graph each, ops inside it.
     torch._dynamo.reset()
@@ -211,6 +235,24 @@ def test_gated_residual_kernel_matches_the_layers_expression(triton_ops, dtype, 
     else:
         assert float(_ulps_bf16(got, ref).max()) <= 1.0
     assert not torch.equal(triton_ops.gated_residual(update, gate.flip(1), norm, residual), got)  # gates by chunk
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("d", [48, 64])
+def test_gated_residual_norm_kernel_adds_the_next_norm_of_what_it_stored(triton_ops, dtype, d) -> None:
+    update, gate, norm, residual = _gated_inputs(dtype, d=d)
+    next_norm = torch.nn.LayerNorm(d, eps=1e-6, dtype=dtype).requires_grad_(False)
+    with torch.no_grad():
+        next_norm.weight.normal_(1, 0.3)
+        next_norm.bias.normal_(0, 0.3)
+    x, normed = triton_ops.gated_residual_norm(update, gate, norm, residual, next_norm)
+    assert torch.equal(x, triton_ops.gated_residual(update, gate, norm, residual))
+    ref = next_norm(x)  # the norm of the sum as stored (rounded), as the layer's own path norms it
+    if dtype == torch.float32:
+        torch.testing.assert_close(normed, ref, rtol=2e-5, atol=2e-5)
+    else:
+        assert float(_ulps_bf16(normed, ref).max()) <= 1.0
 
 
 @needs_triton
