@@ -45,6 +45,7 @@ from magi_engine.dit.compiled import (compile_counts, compile_layers, uncompile_
 from magi_engine.dit.fp8_linear import Fp8Linear, quantize_activation  # noqa: E402
 from magi_engine.dit.fp8_quantize import quantize_layer_by_layer  # noqa: E402
 from magi_engine.dit.fused import use_fused_kernels  # noqa: E402
+from magi_engine.dit.gelu_epilogue import use_gelu_epilogue  # noqa: E402
 from magi_engine.dit.model import ChunkText, MagiDiT  # noqa: E402
 from magi_engine.magi_checkpoint import fp8_calibration  # noqa: E402
 from magi_engine.sampler.loop import ChunkPlan, StepDone, chunk_noise, sample_chunks  # noqa: E402
@@ -214,6 +215,8 @@ def sampler_run(args, device: torch.device) -> SamplerRun:
                     layer.attn.self_attention.cross_attention = None
     if args.fused_kernels:  # before compiling: the compiled graphs call them
         use_fused_kernels(dit, True, traced=args.fused_kernels == "traced")
+    if args.gelu_epilogue:
+        use_gelu_epilogue(dit, True)
     if args.path in ("compiled", "fp8"):
         compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend)
     sync()
@@ -249,7 +252,7 @@ def run_sampler(args, device: torch.device) -> dict:
     sampling = run.sampling
     return {
         "path": args.path, "fp8_attention": args.fp8_attention, "fused_kernels": args.fused_kernels,
-        "flash_attention": getattr(args, "flash_attention", False),
+        "flash_attention": getattr(args, "flash_attention", False), "gelu_epilogue": args.gelu_epilogue,
         "variant": run.variant.name, "size": [width, height],
         "steps": sampling.num_steps,
         "window": sampling.window, "chunks": args.chunks, "compile_mode": args.compile_mode,
@@ -400,7 +403,7 @@ def profile(args, device: torch.device) -> dict:
     breakdown = kernel_breakdown(kernel_times(profiler, cuda), wall, len(profiled), cuda=cuda)
     return {
         "path": args.path, "fp8_attention": args.fp8_attention, "fused_kernels": args.fused_kernels,
-        "flash_attention": getattr(args, "flash_attention", False),
+        "flash_attention": getattr(args, "flash_attention", False), "gelu_epilogue": args.gelu_epilogue,
         "variant": run.variant.name, "size": list(run.size), "steps": run.sampling.num_steps,
         "window": run.sampling.window, "chunks": args.chunks,
         "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
@@ -410,6 +413,16 @@ def profile(args, device: torch.device) -> dict:
         "unprofiled_steady_step_s": round(warmup[-1]["s"], 3),
         "profiled_step_s": [round(s["s"], 3) for s in profiled], **breakdown,
     }
+
+
+def gelu_epilogue_form(device: torch.device, dtype: torch.dtype) -> dict:
+    """How far linear_gelu_tanh here is from the tanh and the exact GELU of the same GEMM (which form it computes)."""
+    g = torch.Generator(device=device).manual_seed(9)
+    x = torch.randn(4096, 3072, device=device, dtype=dtype, generator=g)
+    weight = torch.randn(1024, 3072, device=device, dtype=dtype, generator=g) * 3072 ** -0.5
+    got = torch.ops.magi.linear_gelu_tanh(x, weight).float()
+    h = torch.nn.functional.linear(x, weight).float()
+    return {form: float((got - torch.nn.functional.gelu(h, approximate=form)).abs().max()) for form in ("tanh", "none")}
 
 
 def accuracy(args, device: torch.device) -> dict:
@@ -430,6 +443,12 @@ def accuracy(args, device: torch.device) -> dict:
         use_fused_kernels(dit, True)
         out["flash_attention_fused_kernels_compiled"] = relative_errors(
             velocity(compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend), inputs), reference)
+        if args.gelu_epilogue:  # and fc1's GELU in cuBLASLt's epilogue (tanh form)
+            out["gelu_epilogue_form"] = gelu_epilogue_form(device, dtype)
+            uncompile_layers(dit)
+            use_gelu_epilogue(dit, True)
+            out["flash_attention_fused_kernels_gelu_epilogue_compiled"] = relative_errors(
+                velocity(compile_layers(dit, mode=args.compile_mode, backend=args.compile_backend), inputs), reference)
         out["flash_attention_fell_back"] = any(getattr(layer.attn.self_attention, "failed", False)
                                                for layer in dit.layers)
         return out
@@ -636,6 +655,9 @@ def main() -> None:
                              "(magi_engine.dit.fused; CUDA with Triton): the engine's opaque custom ops (alone or "
                              "'opaque'), or the triton_op ones compile traces into ('traced'); accuracy: their "
                              "errors, eager and compiled")
+    parser.add_argument("--gelu-epilogue", action="store_true",
+                        help="fc1 and its GELU as one cuBLASLt GEMM with a GELU epilogue (tanh form; "
+                             "magi_engine.dit.gelu_epilogue, an experiment); accuracy: with --flash-attention")
     parser.add_argument("--compile-backend", default="inductor", help="'eager': a smoke test of the wiring (CPU)")
     parser.add_argument("--profile-steps", type=int, default=3,
                         help="profile: the steady steps profiled (after one unprofiled steady step)")

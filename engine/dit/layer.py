@@ -113,12 +113,17 @@ class FeedForward(nn.Module):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layernorm_eps)
         self.fc1 = nn.Linear(config.hidden_size, width, bias=False)
         self.fc2 = nn.Linear(config.ffn_hidden_size, config.hidden_size, bias=False)
+        #: fc1 and GELU as one op, (x, fc1.weight) -> activation (magi_engine.dit.gelu_epilogue, an experiment);
+        #: None: fc1, then the exact GELU.
+        self.linear_gelu: Callable | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.from_normed(self.norm(x))
 
     def from_normed(self, normed: torch.Tensor) -> torch.Tensor:
         """The MLP after its pre-norm (the fused kernels compute the norm with the residual before it)."""
+        if self.linear_gelu is not None:
+            return self.fc2(self.linear_gelu(normed, self.fc1.weight))
         h = self.fc1(normed)
         if self.gated:
             gate, value = h.chunk(2, dim=-1)
