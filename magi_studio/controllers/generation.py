@@ -13,16 +13,21 @@ needs the one before it finished); a request made during a run joins its queue. 
 (run_state): IDLE → LOADING (the project's model) → PLANNING (a request) → RUNNING (its engine job) →
 DRAINING (its finished chunks committed) → the next request's LOADING or PLANNING, or IDLE, or PAUSED
 between jobs when the user paused; `_enter` is the only place the phase changes, and an illegal move raises.
-What the controller hears from the engine comes through EngineWorker.event, dispatched on the event's type.
-Each job is planned by magi_studio.document.planning on a snapshot of the project off the GUI thread
-(planning reads latents and the reference image), so a chunk before N is never re-encoded: its clean
-latents are read back bit-exactly as context.
 
-While a job runs, every ChunkFinished is written to disk by ResultCommitter.write on a background
-task thread (PNG and safetensors encoding, fsync), then committed on the GUI thread through the undo
-stack and followed by an autosave, so a crash or a cancel loses nothing finished. The player gets
-each chunk (and live previews) through a GenerationFeed the moment the engine delivers it, by chunk id:
-PlayerSync places them where their chunk is when they arrive.
+This file holds the controller itself: its signals and state, the user's hand on the run as a whole (cancel,
+stop, continue what a cancel left), the run's start and end (`_begin`, `_end_run`, the run marker) and what
+becomes of a request that is over. The rest of the run lives in mixins, one idea each, that move the phase
+only through `_enter`:
+
+    run_queue.RunQueue        the requests that fill the queue, and the user's hand on it (reorder, pause, retry)
+    job_planning.JobPlanning  LOADING and PLANNING: the project's model loaded, the queue's head planned off the
+                              GUI thread on a snapshot of the project, its engine job started
+    job_events.JobEvents      RUNNING and DRAINING: the engine's events; each finished chunk written off the GUI
+                              thread, then committed to its take through the undo stack and autosaved; the
+                              job's end, and the next request once its chunks are committed
+
+The player gets each chunk (and live previews) through a GenerationFeed the moment the engine delivers it, by
+chunk id: PlayerSync places them where their chunk is when they arrive.
 
 Engine failures reach the user through EngineWorker.failed (the main window's one error path);
 what only this controller knows — a plan that cannot be made, a chunk that cannot be written —
@@ -37,29 +42,26 @@ import time
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
-from magi_engine.errors import ConfigError, EngineError
-from magi_engine.events import Cancelled, ChunkFinished, ChunkStarted, Failed, Finished, GenerationStarted, StepProgress
-from magi_studio.controllers.common import Autosaver, SerialTasks, snapshot_project
+from magi_engine.errors import EngineError
+from magi_studio.controllers.common import Autosaver, SerialTasks
+from magi_studio.controllers.job_events import JobEvents
+from magi_studio.controllers.job_planning import JobPlanning
 from magi_studio.controllers.reseeds import Reseeds
-from magi_studio.controllers.run_queue import RunQueue, plan_request
+from magi_studio.controllers.run_queue import RunQueue
 from magi_studio.controllers.run_state import (ChunkJobState, ChunkJobStates, CompletedRequest, GenerationProgress,
                                                QueuedShot, QueueItem, RequestState, RunningJob, RunPhase,
                                                RunProgress)
-from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import first_pending_chunk
-from magi_studio.document.planning import GenerationPlan, ResultCommitter, memory_target, sampling_for
 from magi_studio.document.run_marker import clear_run_marker, write_run_marker
-from magi_studio.document.take_commands import KeepResult
 from magi_studio.document_session import DocumentSession
-from magi_studio.engine_worker import EngineWorker, is_final
-from magi_studio.player.feed import GenerationFeed
+from magi_studio.engine_worker import EngineWorker
 
 log = logging.getLogger(__name__)
 
 __all__ = ["GenerationController", "GenerationProgress", "RunPhase", "ChunkJobState"]
 
 
-class GenerationController(QObject, RunQueue):
+class GenerationController(QObject, RunQueue, JobPlanning, JobEvents):
     #: (shot_id, chunk_id, state, progress 0..1): QUEUED, DENOISING or FAILED while a run touches the chunk; IDLE after.
     chunkJobState = Signal(str, str, str, float)
     #: (list of shot ids) whose undo/redo must wait: the shot being generated (empty when idle).
@@ -297,119 +299,6 @@ class GenerationController(QObject, RunQueue):
         else:  # everything asked for is done already: no run, but an answer (Generate is never silent)
             self.queueNotice.emit("Nothing to generate: the chunks asked for are all done.")
 
-    def _when_model_ready(self) -> None:
-        """Generate with the project's model: load it first when the engine holds another (or none)."""
-        if not self._queue:
-            return self._end_run()
-        wanted = self._session.document.project.settings.model
-        info = self.worker.model_info
-        if self.worker.is_loading():  # ours or a newer one (Settings, start-up): the newest load decides
-            return self._enter(RunPhase.LOADING)  # re-checked when that load ends
-        # Fitted to the project's size and window for runs of any length: a storyboard that grows by a chunk
-        # never reloads the model (on a GPU, seconds to minutes); a new size or window does.
-        target = memory_target(self._session.document.project.settings)
-        replan = info is not None and info.memory_target is not None and not info.memory_target.covers(target)
-        if info is not None and info.spec == wanted and not replan:
-            return self._plan_next()
-        if info is not None and info.remote:  # a remote engine is never swapped for a local load
-            from magi_engine.remote.client import serves_model
-
-            if serves_model(info.spec, info.name, wanted):
-                return self._plan_next()
-            self._report(ConfigError(f"The project uses the model '{wanted}'; the remote engine at {info.remote} "
-                                     f"serves '{info.spec}'. Change the project's model, or the engine in Settings."))
-            self._stop = self._stop or "failed"
-            return self._end_run()
-        if not self.worker.is_running():  # shut down (the app is quitting): nothing can load
-            self._stop = self._stop or "cancelled"
-            return self._end_run()
-        # No load is under way and the engine holds another model (or none): load the project's, again if a
-        # load of another model superseded ours. A load that fails ends the run (_on_engine_event).
-        device = self.settings.device if self.settings is not None else "auto"
-        dtype = self.settings.dtype if self.settings is not None else None
-        runtime = self.settings.runtime_config() if self.settings is not None else None
-        launch = self.settings.parallel_launch() if self.settings is not None else None
-        if replan and info.spec == wanted:  # the same model, fitted again: a larger size, another window, more chunks
-            self.queueNotice.emit(f"Reloading {info.label} to fit the project's memory: it was fitted to "
-                                  f"{info.memory_target.describe()}, the project needs {target.describe()}.")
-        self._load_job = self.worker.load_model(wanted, device, dtype, runtime=runtime, launch=launch, target=target)
-        self._enter(RunPhase.LOADING)
-
-    def _plan_next(self) -> None:
-        if self._stop is not None:
-            return self._end_run()
-        project = self._session.document.project
-        while self._queue:
-            item = self._queue.pop(0)
-            shot = next((s for s in project.shots if s.id == item.shot_id), None)
-            if item.id not in self._progress.estimates or shot is None:
-                continue
-            snapshot, store, session = snapshot_project(project), self._session.store, self._session
-            sampling = sampling_for(project.settings, self.worker.model_info.sampling)
-            self._current, self._current_name = item, shot.name
-            self._current_since = time.monotonic()
-            self._set_busy([item.shot_id])
-
-            take_id = self._item_takes.get(item.id)  # a variation stopped or paused after some of its chunks
-
-            def plan(snapshot=snapshot, item=item, take_id=take_id):  # task thread: reads latents and images
-                return plan_request(snapshot, store, item, sampling, take_id)
-
-            self._tasks.submit(plan, on_done=lambda p, i=item: self._start_job(session, i, p, sampling),
-                               on_error=lambda error, i=item: self._on_plan_error(i, error))
-            return self._enter(RunPhase.PLANNING)
-        self._end_run()
-
-    def _start_job(self, session: DocumentSession, item: QueuedShot, plan: GenerationPlan | None, sampling) -> None:
-        if self._stop is not None or session is not self._session:
-            return self._end_run()
-        if self._pausing:
-            return self._hold()
-        project, shot_id = session.document.project, item.shot_id
-        if self._dropping_current or plan is None or not any(s.id == shot_id for s in project.shots):
-            self._leave_current(item)
-            if plan is None and not self._dropping_current and self._item_made.get(item.id):
-                self._complete(item, project)  # resumed with nothing left: what it made before is all it makes
-            self._list_cancelled_current(item)
-            self._dropping_current = False  # replaced by the request now at the queue's head, or nothing to do
-            self._settle_reseeds({item.id})
-            self._progress.estimates.pop(item.id, None)
-            shot = next((s for s in project.shots if s.id == shot_id), None)
-            self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())
-            return self._plan_next()
-        shot = project.shot(shot_id)
-        # It may start elsewhere than queued: the shot's other chunks go idle; its own stay queued (not idle and
-        # queued again: 40 card redraws at the start of a 20-chunk job, the slowest event of a run).
-        self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() - set(plan.chunk_ids))
-        for chunk_id in plan.chunk_ids:
-            self._states.set(shot_id, chunk_id, ChunkJobState.QUEUED)
-        self._progress.estimates[item.id] = len(plan.chunk_ids) + self._progress.finished_in.get(item.id, 0)
-        job_id = self.worker.generate(plan.request)
-        sampling = plan.request.sampling or sampling  # a draft's own (fewer steps), recorded with its results
-        self._job = RunningJob(session, project, plan, ResultCommitter(plan, session.store, sampling), job_id,
-                               shot.name, steps_per_chunk=sampling.num_steps if sampling is not None else 0,
-                               item_id=item.id)
-        self._progress.timer.new_job()
-        if self.player_sync is not None:
-            GenerationFeed(self.worker, self.player_sync, job_id, slot_of=self._job.chunk_id)
-        self._enter(RunPhase.RUNNING)
-
-    def _on_plan_error(self, item: QueuedShot, error: BaseException) -> None:
-        """This request cannot be generated (a reference image gone, chunks before it missing): it alone fails,
-        with its sentence in the banner and on its row of the queue; the run goes on with the next one."""
-        reported = self._report(error)
-        self._leave_current(item)
-        self._cancelling_current = False  # it failed before it could stop: failed it is
-        self._end_request(item, RequestState.FAILED, str(reported))
-        self._progress.estimates.pop(item.id, None)
-        self._current, self._current_name, self._dropping_current = None, "", False
-        self._settle_reseeds({item.id})
-        shot = next((s for s in self._session.document.project.shots if s.id == item.shot_id), None)
-        self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())
-        if self._pausing:
-            return self._hold()
-        self._plan_next()  # or the run ends, when it was stopped meanwhile
-
     def _end_run(self) -> None:
         if self._phase is RunPhase.IDLE:
             return
@@ -432,162 +321,6 @@ class GenerationController(QObject, RunQueue):
         waiting, self._after_stop = self._after_stop, []
         if waiting and self._session is not None:  # asked for while this run was stopping
             self._begin(waiting)
-
-    # Engine events ----------------------------------------------------------------------------
-    def _on_engine_event(self, job_id: int, event) -> None:
-        job = self._job if self._job is not None and self._job.job_id == job_id else None
-        if job is None:
-            if is_final(event) and job_id == self._load_job:
-                self._load_job = None
-                if isinstance(event, Failed) and self._phase is RunPhase.LOADING:
-                    self._stop = self._stop or "failed"  # the worker's Failed event says why, to the user
-                    self._stop_reason = str(event.error)
-                    return self._end_run()
-            if is_final(event) and self._phase is RunPhase.LOADING:
-                self._when_model_ready()  # a load ended (ours or another): is the project's model there now?
-        elif isinstance(event, StepProgress):
-            self._on_step(job, event)
-        elif isinstance(event, ChunkFinished):
-            self._on_chunk_finished(job, event)
-        elif isinstance(event, ChunkStarted):
-            self._on_chunk_started(job, event.chunk)
-        elif isinstance(event, GenerationStarted):
-            job.steps = event.total_steps
-            self._emit_progress()
-        elif isinstance(event, (Finished, Cancelled, Failed)):
-            self._on_job_end(job, "finished" if isinstance(event, Finished) else
-                             "cancelled" if isinstance(event, Cancelled) else "failed",
-                             str(event.error) if isinstance(event, Failed) else "")
-
-    def _on_chunk_started(self, job: RunningJob, chunk: int) -> None:
-        if (chunk_id := job.chunk_id(chunk)) is not None:
-            job.active[chunk] = 0.0
-            job.chunk_steps.setdefault(chunk, 0)
-            self._states.set(job.plan.shot_id, chunk_id, ChunkJobState.DENOISING, 0.0)
-            self._emit_progress()
-
-    def _on_step(self, job: RunningJob, event: StepProgress) -> None:
-        job.step, job.steps, job.steps_per_chunk = event.step, event.total_steps, event.steps_per_chunk
-        self._progress.timer.step(event.step, event.elapsed_s)
-        for chunk, steps in event.chunk_steps.items():
-            if chunk not in job.finished and (chunk_id := job.chunk_id(chunk)) is not None:
-                job.chunk_steps[chunk] = steps
-                job.active[chunk] = steps / max(1, event.steps_per_chunk)
-                self._states.set(job.plan.shot_id, chunk_id, ChunkJobState.DENOISING, job.active[chunk])
-        self._emit_progress()
-
-    def _on_chunk_finished(self, job: RunningJob, event: ChunkFinished) -> None:
-        job.finished.add(event.chunk)
-        job.active.pop(event.chunk, None)
-        self._progress.finished += 1
-        self._progress.finished_in[job.item_id] = self._progress.finished_in.get(job.item_id, 0) + 1
-
-        def write():  # task thread, in order; never for a job whose earlier chunk could not be written
-            if job.broken:
-                return None
-            try:
-                return job.committer.write(event)
-            except Exception:
-                job.broken = True
-                raise
-
-        self._tasks.submit(write, on_done=lambda result: self._commit(job, result, event),
-                           on_error=lambda error: self._on_write_error(job, event.chunk, error))
-        if (chunk_id := job.chunk_id(event.chunk)) is not None:
-            self._states.set(job.plan.shot_id, chunk_id, ChunkJobState.DENOISING, 1.0)  # until it is committed
-        self._emit_progress()
-
-    def _commit(self, job: RunningJob, result, event=None) -> None:
-        if result is None:
-            return  # an earlier write of this job failed (reported then)
-        if job.session is not self._session or job.session.document.project is not job.project:
-            # Another project was opened before the run could drain (set_session waits for it first).
-            log.warning("result %s finished after its project was closed; its files stay in %s", result.id,
-                        job.committer.store.path)
-            self.noticeReported.emit(f"A chunk of {job.shot_name} finished after its project was closed; its "
-                                     f"files are kept in {job.committer.store.path}.")
-            return
-        project = job.session.document.project
-        # Checked before pushing: an exception inside QUndoStack.push (redo) would not reach us.
-        if not any(s.id == job.plan.shot_id for s in project.shots):
-            # Kept in the project (saved with it, files in the bundle), though no take can show it.
-            job.session.push(KeepResult(result), coalesce=True)
-            if not job.shot_deleted:  # said once, however many chunks were finishing
-                job.shot_deleted = True
-                self._fail_job(job, ProjectError(f"{job.shot_name} was deleted while it was being generated; its "
-                                                 "finished chunks are kept in the project's results. Generation "
-                                                 "stopped."))
-            return
-        notice = job.committer.notice_for(project, result.chunk_id)
-        if event is not None and event.frames is not None:
-            self.resultFrames.emit(result.id, event.frames[event.prefix_frames:])
-        # The views redraw on the next event-loop turn, once for every chunk committed by then: this event (the
-        # write's outcome) stays short, and the redraw and the repaint are turns of their own.
-        job.session.push(job.committer.command_for(project, result), coalesce=True)
-        self._item_takes[job.item_id] = job.committer.take_id
-        self._item_made.setdefault(job.item_id, []).append(result.chunk_id)
-        self._states.set(job.plan.shot_id, result.chunk_id, ChunkJobState.IDLE)
-        self.chunkCommitted.emit(job.plan.shot_id, result.chunk_id, result.id)
-        self.autosaver.request(project, job.session.store)
-        if notice is not None:
-            self.noticeReported.emit(notice)
-
-    def _on_write_error(self, job: RunningJob, chunk: int, error: BaseException) -> None:
-        if (chunk_id := job.chunk_id(chunk)) is not None:
-            self._states.set(job.plan.shot_id, chunk_id, ChunkJobState.FAILED)
-        self._fail_job(job, error)
-
-    def _fail_job(self, job: RunningJob, error: BaseException) -> None:
-        reported = self._report(error)
-        if job is self._job:
-            self._stop = "failed"
-            self._job_failure = self._job_failure or str(reported)
-            self._queue.clear()
-            self.worker.cancel(job.job_id)
-
-    def _on_job_end(self, job: RunningJob, outcome: str, reason: str = "") -> None:
-        job.outcome, job.failure = outcome, reason or ("The engine failed on it." if outcome == "failed" else "")
-        if outcome == "failed":
-            self._stop = "failed"
-            first = job.plan.request.start_chunk
-            waiting = [c for c in range(first, first + len(job.plan.chunk_ids)) if c not in job.finished]
-            # The chunks being denoised failed; before any step, the first one it had to make.
-            for chunk in [c for c in job.active if c not in job.finished] or waiting[:1]:
-                if (chunk_id := job.chunk_id(chunk)) is not None:
-                    self._states.set(job.plan.shot_id, chunk_id, ChunkJobState.FAILED)
-        elif outcome == "cancelled" and not self._pausing and not self._dropping_current:
-            self._stop = self._stop or "cancelled"
-        self._enter(RunPhase.DRAINING)
-        # A barrier: runs once every chunk this job delivered has been written and committed.
-        self._tasks.submit(lambda: None, on_done=lambda _: self._job_drained(job))
-
-    def _job_drained(self, job: RunningJob) -> None:
-        if job is not self._job:
-            return
-        self._job = None
-        if job.session is self._session:
-            job.session.flush_changes()  # its last commits were coalesced: the views show them before it ends
-        self._states.settle(chunk_ids=set(job.plan.chunk_ids) - self._waiting_chunks())
-        # Why it failed: a write or commit of ours (the engine saw only a cancel), or the engine's own failure.
-        failure, self._job_failure = self._job_failure or job.failure, ""
-        if self._current is not None:
-            self._leave_current(self._current)
-            if failure:
-                self._end_request(self._current, RequestState.FAILED, failure)
-                self._cancelling_current = False
-            elif job.outcome == "finished" and not self._dropping_current:
-                self._complete(self._current, job.session.document.project)
-            self._list_cancelled_current(self._current)
-        # The next request, on the project's model (Settings may have loaded another one meanwhile).
-        if self._stop is not None:
-            self._end_run()
-        elif self._pausing:
-            self._hold()
-        else:
-            if self._current is not None:  # given up (replaced, or cancelled alone): a regeneration that made nothing
-                self._settle_reseeds({self._current.id})
-            self._current, self._current_name, self._dropping_current = None, "", False
-            self._when_model_ready()
 
     # Requests over: failed, cancelled, done ----------------------------------------------------
     def _leave_current(self, item: QueuedShot) -> None:

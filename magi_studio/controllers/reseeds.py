@@ -10,7 +10,7 @@ makes nothing (the model fails to load, the engine fails, the user stops it firs
 behind: the storyboard would claim a seed that made nothing. The seed is taken back off the history when it is
 still its last step (DocumentSession.withdraw: no undo or redo step left), else restored by an undoable step of
 its own when nothing set another seed since. A request that made a chunk keeps its seed, which made it.
-GenerationController (generation.py, run_queue.py) calls these where a request ends.
+GenerationController (generation.py and its mixins) calls these where a request ends.
 """
 
 from __future__ import annotations

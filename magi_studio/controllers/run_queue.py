@@ -35,36 +35,9 @@ from magi_studio.controllers.run_state import (ChunkJobState, CompletedRequest, 
                                                RunPhase)
 from magi_studio.document.errors import ProjectError
 from magi_studio.document.model import chunk_spec, draft_span, first_pending_chunk, resolve_take
-from magi_studio.document.planning import GenerationPlan, plan_final_quality, plan_generation, variation_seeds
+from magi_studio.document.planning import variation_seeds
 
 _item_ids = itertools.count(1)
-
-
-def plan_request(project, store, item: QueuedShot, sampling, take_id: str | None = None) -> GenerationPlan | None:
-    """The plan of a queued request on a snapshot of the project (a task thread: planning reads latents and
-    images); None when it has nothing left to make. `take_id`: the take a variation's finished chunks went to
-    (it was stopped or paused): the variation goes on filling it from its first chunk without one."""
-    shot = project.shot(item.shot_id)
-    if item.final_of is not None:
-        return plan_final_quality(project, store, item.shot_id, item.final_of, sampling=sampling, filling=take_id)
-    if item.seeds is not None:  # a variation: as many chunks as it has seeds (while the shot has them)
-        start, stop = item.from_index, min(len(shot.chunks), item.from_index + len(item.seeds))
-        if take_id is not None and shot.find_take(take_id) is not None:
-            path = resolve_take(shot, take_id)
-            start = next((index for index in range(item.from_index, stop) if path[index] is None), None)
-            if start is None:
-                return None
-        else:
-            take_id = None  # never started, or its take was deleted meanwhile: a new take, as asked
-        return plan_generation(project, store, item.shot_id, start, sampling=sampling,
-                               seeds=item.seeds[start - item.from_index:max(0, stop - item.from_index)],
-                               stop_index=stop, new_take=take_id is None, activate=False, on_take=take_id,
-                               draft=item.draft)
-    start = first_pending_chunk(project, item.shot_id) if item.from_index is None else item.from_index
-    if start is None or (item.stop_index is not None and start >= item.stop_index):
-        return None
-    return plan_generation(project, store, item.shot_id, start, sampling=sampling, stop_index=item.stop_index,
-                           new_take=item.new_take, activate=item.activate, draft=item.draft)
 
 
 def _draft_label(label: str, draft: bool) -> str:
@@ -466,7 +439,8 @@ class RunQueue:
     def _again(self, item: QueuedShot) -> QueuedShot:
         """A stopped request, to go on later: once a chunk of it finished, a plain one goes on from its shot's
         first chunk not done (it fills the take it made); otherwise, and for a variation, it is asked again as
-        it was: a variation then fills the take it made from its first chunk without one (plan_request)."""
+        it was: a variation then fills the take it made from its first chunk without one
+        (job_planning.plan_request)."""
         if item.seeds is not None or item.final_of is not None or not self._progress.finished_in.get(item.id):
             return item
         return QueuedShot(item.id, item.shot_id, None, label=item.label, stop_index=item.stop_index, draft=item.draft)
