@@ -134,10 +134,7 @@ class JobPlanning:
                 self._complete(item, project)  # resumed with nothing left: what it made before is all it makes
             self._list_cancelled_current(item)
             self._dropping_current = False  # replaced by the request now at the queue's head, or nothing to do
-            self._settle_reseeds({item.id})
-            self._progress.estimates.pop(item.id, None)
-            shot = next((s for s in project.shots if s.id == shot_id), None)
-            self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())
+            self._forget_unstarted(item, project)
             return self._plan_next()
         shot = project.shot(shot_id)
         # It may start elsewhere than queued: the shot's other chunks go idle; its own stay queued (not idle and
@@ -163,11 +160,17 @@ class JobPlanning:
         self._leave_current(item)
         self._cancelling_current = False  # it failed before it could stop: failed it is
         self._end_request(item, RequestState.FAILED, str(reported))
-        self._progress.estimates.pop(item.id, None)
         self._current, self._current_name, self._dropping_current = None, "", False
-        self._settle_reseeds({item.id})
-        shot = next((s for s in self._session.document.project.shots if s.id == item.shot_id), None)
-        self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())
+        self._forget_unstarted(item, self._session.document.project)
         if self._pausing:
             return self._hold()
         self._plan_next()  # or the run ends, when it was stopped meanwhile
+
+    def _forget_unstarted(self, item: QueuedShot, project) -> None:
+        """`item` ends before an engine job of its own (nothing left to make, given up, or its plan failed): it no
+        longer counts in the run's estimate, a regeneration takes back the seed it made nothing with, and its
+        shot's chunks that no waiting request makes stop showing as queued."""
+        self._progress.estimates.pop(item.id, None)
+        self._settle_reseeds({item.id})
+        shot = next((s for s in project.shots if s.id == item.shot_id), None)
+        self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())
