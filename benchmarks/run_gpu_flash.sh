@@ -43,6 +43,8 @@ for case in ${*:-compiled_fused compiled_fused_flash accuracy_flash fp8_all}; do
               run_case $case 200 run --path compiled --fused-kernels --flash-attention $common ;;
     profile_fused_flash) run_case $case 200 profile --path compiled --fused-kernels --flash-attention --variant 4.5B_distill \
                            --size 720x720 --window 4 --chunks 5 --steps 8 --profile-steps 1 ;;
+    profile_fp8) run_case $case 200 profile --path fp8 --fp8-attention cudnn --fused-kernels --flash-attention \
+                   --variant 4.5B_distill --size 720x720 --window 4 --chunks 5 --steps 8 --profile-steps 1 ;;
     accuracy_flash) run_case $case 200 accuracy --flash-attention --gelu-epilogue --variant 4.5B_distill --size 720x720 ;;
     fp8_all) run_case $case 150 run --path fp8 --fp8-attention cudnn --fused-kernels --flash-attention $common ;;
     onload) run_case $case 150 onload --no-calibration-variants $common ;;
