@@ -12,8 +12,10 @@ It is built from three published resources, never from the evaluation's held-out
   xkcd colour survey's names (matplotlib.colors.XKCD_COLORS). A single-word name goes to the trained
   colour nearest to it in CIELAB when it is saturated enough to be drawn as a colour (chroma >=
   MIN_CHROMA) and near enough (distance <= MAX_COLOUR_DISTANCE); a name that spells trained colours
-  keeps to them. A survey name is taken only where WordNet reads it as a colour (a colour sense, or
-  no entry), not as a form of a trained verb, and not as a shape or motion word of the rules below.
+  keeps to them. A survey name is taken only where WordNet reads it as a colour (a colour sense, no
+  entry, or a most frequent noun sense that is a material, plant or food colours are named after:
+  cobalt, lime, pumpkin; not an artifact, place or body part: brick, desert), not as a form of a
+  trained verb, and not as a shape or motion word of the rules below.
 * WordNet 3.0 (Debian's wordnet-base, read through nltk's WordNetCorpusReader): the synonyms, the
   similar adjectives and the direct hyponyms (troponyms for verbs) of the followed senses of each
   trained content word (colours, shapes, motion verbs, directions, sizes, places): its first senses,
@@ -51,6 +53,11 @@ WORDNET = Path("/usr/share/wordnet")
 LEXNAMES_MAN = Path("/usr/share/man/man5/lexnames.5WN.gz")
 MODEL = resource_path("models", "studio-mini")
 MIN_CHROMA = 30.0
+#: WordNet's files of the things colours are named after (materials, pigments and metals; plants, their flowers
+#: and fruits; foods): a colour-list name whose most frequent noun sense is one of them is read as the colour.
+#: Not noun.artifact, made things: the world's object words are noun.artifact or noun.shape in their most
+#: frequent sense (ball, box, block, disc, tile), so a made thing's name stands where a prompt's object does.
+NAMED_AFTER = {"noun.substance", "noun.plant", "noun.food"}
 MAX_COLOUR_DISTANCE = 70.0
 #: Senses of a trained word followed (WordNet orders senses by frequency).
 SENSES = 2
@@ -222,13 +229,18 @@ def survey_colour_names() -> dict[str, str]:
 
 def read_as_colour(wn, word: str) -> bool:
     """Whether WordNet lets `word` be read as a colour: it has a colour sense (a gloss naming colour), or
-    WordNet does not know it. A colour list also names colours after things ("brick", "pumpkin"); where
-    WordNet knows only the thing, the word is left to mean it. A form of a trained verb ("rose": rise)
-    is that verb's."""
+    WordNet does not know it, or its most frequent noun sense is a thing colours are named after (NAMED_AFTER:
+    "cobalt" a metal, "lime" a substance, "pumpkin" a plant). A colour list also names colours after other
+    things; where WordNet's most frequent sense of the word is one of those (an artifact: "brick", a block of
+    clay; a place: "desert"; a body part), the word is left to mean the thing. A form of a trained verb
+    ("rose": rise) is that verb's."""
     if wn.morphy(word, "v") in TRAINED_VERBS:
         return False
     senses = wn.synsets(word, "n") + wn.synsets(word, "a") + wn.synsets(word, "s")
-    return not senses or any("colo" in sense.definition() for sense in senses)
+    if not senses or any("colo" in sense.definition() for sense in senses):
+        return True
+    nouns = wn.synsets(word, "n")
+    return bool(nouns) and nouns[0].lexname() in NAMED_AFTER
 
 
 def followed_senses(wn, group: str, pos: str, lemma: str) -> list:
@@ -348,8 +360,9 @@ def build(out: Path) -> dict:
                             "rule": f"single-word names, CIELAB chroma >= {MIN_CHROMA}, nearest trained colour "
                                     f"within {MAX_COLOUR_DISTANCE}", "words": len(x11)},
                 "xkcd": {"from": "the xkcd colour survey's names (matplotlib.colors.XKCD_COLORS)",
-                         "rule": "as rgb.txt, for names rgb.txt lacks that WordNet has a colour sense of or does "
-                                 "not know, and that WordNet does not give a shape or motion meaning",
+                         "rule": "as rgb.txt, for names rgb.txt lacks that WordNet has a colour sense of, does "
+                                 "not know, or knows first as a material, plant or food (noun.substance, "
+                                 "noun.plant, noun.food), and that WordNet does not give a shape or motion meaning",
                          "words": len(survey)},
                 "wordnet": {"from": "WordNet 3.0 (Debian wordnet-base) through nltk's WordNetCorpusReader",
                             "rule": f"lemmas, similar adjectives and direct hyponyms of the first {SENSES} senses "

@@ -38,11 +38,14 @@ def test_a_colour_name_that_spells_trained_colours_keeps_to_them():
 
 
 class FakeSynset:
-    def __init__(self, definition):
-        self._definition = definition
+    def __init__(self, definition, lexname="noun.artifact"):
+        self._definition, self._lexname = definition, lexname
 
     def definition(self):
         return self._definition
+
+    def lexname(self):
+        return self._lexname
 
 
 class FakeWordNet:
@@ -52,7 +55,8 @@ class FakeWordNet:
         self.senses, self.verbs = senses, verbs
 
     def synsets(self, word, pos):
-        return [FakeSynset(d) for d in self.senses.get((word, pos), ())]
+        return [FakeSynset(*sense) if isinstance(sense, tuple) else FakeSynset(sense)
+                for sense in self.senses.get((word, pos), ())]
 
     def morphy(self, word, pos):
         return self.verbs.get(word)
@@ -65,6 +69,21 @@ def test_a_survey_colour_name_is_a_colour_only_where_wordnet_reads_it_as_one():
     assert read_as_colour(wn, "amethyst") and read_as_colour(wn, "blurple")  # a colour sense; unknown to WordNet
     assert not read_as_colour(wn, "brick")  # WordNet knows only the thing
     assert not read_as_colour(wn, "rose")  # a form of the trained verb "rise"
+
+
+def test_a_survey_colour_name_is_a_colour_where_wordnet_knows_it_first_as_a_material_plant_or_food():
+    wn = FakeWordNet({("cobalt", "n"): (("a hard ferromagnetic silver-white metallic element", "noun.substance"),),
+                      ("pumpkin", "n"): (("a coarse vine grown for its large pulpy round orange fruit", "noun.plant"),
+                                         ("usually large pulpy deep-yellow round fruit", "noun.food")),
+                      ("brick", "n"): (("rectangular block of clay baked by the sun or in a kiln", "noun.artifact"),
+                                       ("a good fellow", "noun.person")),
+                      ("grapeshot", "n"): (("a cluster of small projectiles fired together", "noun.artifact"),
+                                           ("a juicy fruit", "noun.food")),
+                      ("desert", "n"): (("arid land with little or no vegetation", "noun.location"),)},
+                     {"desert": "desert"})
+    assert read_as_colour(wn, "cobalt") and read_as_colour(wn, "pumpkin")
+    # A made thing, as the world's objects are (ball, box, block), or a place: the thing, even with a food sense after.
+    assert not read_as_colour(wn, "brick") and not read_as_colour(wn, "grapeshot") and not read_as_colour(wn, "desert")
 
 
 def test_a_verb_gloss_is_headed_by_its_first_word():
@@ -87,6 +106,9 @@ def test_the_shipped_lexicon_is_small_and_means_only_trained_words():
     assert vocabulary.meaning("amethyst") == ("purple",) and vocabulary.meaning("bead") == ("sphere",)
     assert vocabulary.meaning("increases") == ("grows",) and vocabulary.meaning("decreasing") == ("shrinking",)
     assert not vocabulary.knows("rose") and not vocabulary.knows("drop")  # forms of "rise" and "drops", never things
+    # Survey names WordNet knows first as a material, plant or food; not one it knows first as a made thing.
+    assert [vocabulary.meaning(w) for w in ("cobalt", "lime", "pumpkin")] == [("blue",), ("green",), ("orange",)]
+    assert not vocabulary.knows("brick")
 
 
 def test_everyday_captions_swap_words_and_keep_articles_right():
