@@ -24,11 +24,12 @@ reach the model exactly as the evaluator's own prompts do (each word read as the
 so the same tokens, the same seed and the same video); on those the given evaluation's per-chunk
 results are the everyday prompts' results.
 
-    python -m lab.everyday_eval --by-known RESULTS.json [--words heldout2]
+    python -m lab.everyday_eval --by-known RESULTS.json [--words heldout2] [--model FOLDER] [--colours]
 
 splits a generated evaluation's chunks by the held-out words the model knows: those whose prompt and every
 earlier prompt of the storyboard have only known ones, and the rest (an object drawn without its colour word keeps
-that colour in the chunks that continue it).
+that colour in the chunks that continue it); `--colours` counts the set's colour words alone, `--model` reads
+another folder's lexicon.
 
     python -m lab.everyday_eval --merge OUT.json SHARD/results.json ...
 
@@ -154,12 +155,15 @@ def coverage(results: Path, model: str = "studio-mini") -> dict:
     return report
 
 
-def by_known(results: Path, model: str = "studio-mini", words: str = "heldout") -> dict:
+def by_known(results: Path, model: str = "studio-mini", words: str = "heldout", colours_only: bool = False) -> dict:
     """The evaluator's chunk figures over chunks whose prompts so far have only held-out words (of the set
-    `words`) the model knows, and over the rest (words outside the set, "watch", "on", ..., carry no colour,
-    shape or motion)."""
+    `words`; with `colours_only` its colour words alone) the model knows, and over the rest (words outside the
+    set, "watch", "on", ..., carry no colour, shape or motion)."""
     vocabulary = model_vocabulary(model)
-    unknown = {w for w in everyday_words(HELDOUT_SETS[words]) if not vocabulary.knows(w)}
+    swaps = HELDOUT_SETS[words]
+    if colours_only:
+        swaps = {trained: options for trained, options in swaps.items() if trained in COLOUR_WORDS}
+    unknown = {w for w in everyday_words(swaps) if not vocabulary.knows(w)}
     groups: dict[str, list] = {"known": [], "unknown": []}
     for board in json.loads(Path(results).read_text())["storyboards"]:
         unknown_so_far = False
@@ -194,8 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(coverage(Path(argv[1])), indent=1))
         return 0
     if argv[:1] == ["--by-known"]:
-        words = argv[argv.index("--words") + 1] if "--words" in argv else "heldout"
-        for name, figures in by_known(Path(argv[1]), words=words).items():
+        parser = argparse.ArgumentParser(prog="python -m lab.everyday_eval --by-known")
+        parser.add_argument("results", type=Path)
+        parser.add_argument("--words", choices=tuple(HELDOUT_SETS), default="heldout")
+        parser.add_argument("--model", default="studio-mini", help="whose vocabulary says which words are known")
+        parser.add_argument("--colours", action="store_true", help="split by the set's colour words alone")
+        split = parser.parse_args(argv[1:])
+        for name, figures in by_known(split.results, split.model, split.words, split.colours).items():
             print(f"{name}: {figures['chunks']} chunks: colour {figures['colour']}, shape {figures['shape']}, "
                   f"motion {figures['motion']}")
         return 0

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from lab.everyday_eval import HELDOUT, HELDOUT_V2, built_words, by_known, everyday_words, main, merge, swap_words
+from lab.everyday_eval import (COLOUR_WORDS, HELDOUT, HELDOUT_V2, built_words, by_known, everyday_words, main, merge,
+                               swap_words)
 from magi_engine.text.words import model_vocabulary
 
 
@@ -88,3 +89,21 @@ def test_the_second_held_out_set_is_new_words_swapped_for_words_the_held_out_cap
     assert not second & {w for words in built_words().values() for w in words}  # never a built word's swap
     rng = np.random.default_rng(0)
     assert swap_words("watch the red ball sinking on sand", HELDOUT_V2, rng).split()[2:5] != ["red", "ball", "sinking"]
+
+
+def test_chunks_split_by_the_colour_words_alone_leave_other_unknown_words_on_the_known_side(tmp_path, capsys):
+    vocabulary = model_vocabulary("studio-mini")
+    colour = [w for trained in COLOUR_WORDS for w in HELDOUT_V2[trained] if not vocabulary.knows(w)]
+    other = [w for trained, words in HELDOUT_V2.items() if trained not in COLOUR_WORDS
+             for w in words if not vocabulary.knows(w)]
+    if not colour or not other:
+        pytest.skip("the lexicon knows every colour word or every other word of the second set")
+    path = tmp_path / "results.json"
+    boards = [{"seed": 1, "prompts": [f"a red {other[0]} rises"], "chunks": [dict(chunk(True), chunk=0)]},
+              {"seed": 2, "prompts": [f"a {colour[0]} ball rises"], "chunks": [dict(chunk(False), chunk=0)]}]
+    path.write_text(json.dumps({"storyboards": boards}))
+    assert by_known(path, words="heldout2")["known"]["chunks"] == 0
+    split = by_known(path, words="heldout2", colours_only=True)
+    assert split["known"]["colour"] == 1.0 and split["unknown"]["colour"] == 0.0
+    assert main(["--by-known", str(path), "--words", "heldout2", "--colours"]) == 0
+    assert "known: 1 chunks: colour 1.0" in capsys.readouterr().out
