@@ -93,22 +93,27 @@ def block_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, la
     chunk cannot change an earlier chunk's bits) and what flash kernels run fastest at MAGI-1 scale.
     `masked` (training small models) does one masked call instead: the same math, far fewer launches.
     """
-    if out is None:
-        out = torch.empty_like(q)
     if masked and layout.num_chunks > 1 and q.shape[1] * k.shape[1] <= MASKED_PATH_MAX_PAIRS:
         got = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                              attn_mask=span_mask(layout, q.device),
                                              enable_gqa=q.shape[2] != k.shape[2])
-        return out.copy_(got.transpose(1, 2))
+        return _written(got.transpose(1, 2), out)
     t = layout.tokens_per_chunk
+    outputs = []
     for j in range(layout.num_chunks):
         lo, hi = layout.key_token_range(j)
         q_chunk = q[:, j * t : (j + 1) * t].transpose(1, 2)  # [N, H, t, D]
         k_span = k[:, lo:hi].transpose(1, 2)  # [N, G, span, D]
         v_span = v[:, lo:hi].transpose(1, 2)
         got = F.scaled_dot_product_attention(q_chunk, k_span, v_span, enable_gqa=q_chunk.shape[1] != k_span.shape[1])
-        out[:, j * t : (j + 1) * t] = got.transpose(1, 2)
-    return out
+        outputs.append(_written(got.transpose(1, 2), None if out is None else out[:, j * t : (j + 1) * t]))
+    return torch.cat(outputs, dim=1) if out is None else out
+
+
+def _written(result: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """`result`, copied into `out` when there is one. Without `out` (autograd: training) nothing is written in place:
+    writes into views of one shared buffer are what autograd's view tracking refuses."""
+    return result if out is None else out.copy_(result)
 
 
 def text_lengths(text_mask: torch.Tensor) -> list[int]:
@@ -126,8 +131,6 @@ def chunk_cross_attention(q: torch.Tensor, k_text: torch.Tensor, v_text: torch.T
     """
     t = tokens_per_chunk
     n_batch, num_chunks, length = k_text.shape[:3]
-    if out is None:
-        out = torch.empty_like(q)
     if masked and num_chunks > 1 and q.shape[1] * num_chunks * length <= MASKED_PATH_MAX_PAIRS:
         # One call: queries of chunk j see the valid text tokens of chunk j only (block diagonal).
         own = torch.arange(num_chunks, device=q.device)
@@ -139,9 +142,10 @@ def chunk_cross_attention(q: torch.Tensor, k_text: torch.Tensor, v_text: torch.T
         got = F.scaled_dot_product_attention(q.transpose(1, 2), k_text.flatten(1, 2).transpose(1, 2),
                                              v_text.flatten(1, 2).transpose(1, 2), attn_mask=mask,
                                              enable_gqa=q.shape[2] != k_text.shape[3])
-        return out.copy_(got.transpose(1, 2))
+        return _written(got.transpose(1, 2), out)
     # One item: drop the padding instead of masking it, as the reference's varlen kernel does.
     lengths = text_lengths(text_mask) if text_mask is not None and n_batch == 1 else None
+    outputs = []
     for j in range(num_chunks):
         q_chunk = q[:, j * t : (j + 1) * t].transpose(1, 2)  # [N, H, t, D]
         k_chunk, v_chunk = k_text[:, j], v_text[:, j]  # [N, L, G, D]
@@ -152,5 +156,5 @@ def chunk_cross_attention(q: torch.Tensor, k_text: torch.Tensor, v_text: torch.T
             mask = text_mask[:, j][:, None, None, :]  # [N, 1, 1, L]
         got = F.scaled_dot_product_attention(q_chunk, k_chunk.transpose(1, 2), v_chunk.transpose(1, 2), attn_mask=mask,
                                              enable_gqa=q_chunk.shape[1] != k_chunk.shape[2])
-        out[:, j * t : (j + 1) * t] = got.transpose(1, 2)
-    return out
+        outputs.append(_written(got.transpose(1, 2), None if out is None else out[:, j * t : (j + 1) * t]))
+    return torch.cat(outputs, dim=1) if out is None else out

@@ -90,11 +90,13 @@ class FlashBlockCausalAttention:
         return block_causal_attention(q, k, v, layout, out=out)
 
     def cross_attention(self, q: torch.Tensor, k_text: torch.Tensor, v_text: torch.Tensor,
-                        text_mask: torch.Tensor | None, tokens_per_chunk: int, out: torch.Tensor) -> torch.Tensor:
+                        text_mask: torch.Tensor | None, tokens_per_chunk: int, out: torch.Tensor | None = None
+                        ) -> torch.Tensor:
         """As chunk_cross_attention (unmasked), into `out`. A batch of several items with padded text goes to SDPA
         (padding is dropped here, which only one item's keys allow)."""
         n_batch, num_chunks = k_text.shape[:2]
         if not self.failed and (text_mask is None or n_batch == 1):
+            out = torch.empty_like(q) if out is None else out
             try:
                 t = tokens_per_chunk
                 lengths = text_lengths(text_mask) if text_mask is not None else [k_text.shape[2]] * num_chunks

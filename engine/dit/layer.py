@@ -79,19 +79,21 @@ class ParallelAttention(nn.Module):
         part in place, so nothing is copied into a concatenation afterwards."""
         q, k, v, q_cross, k_text, v_text = inputs
         k_all, v_all = (k, v) if context is None else (torch.cat([context[0], k], 1), torch.cat([context[1], v], 1))
-        attended = q.new_empty(*q.shape[:2], 2, *q.shape[2:])
-        self_out, cross_out = attended[:, :, 0], attended[:, :, 1]
+        # Training (autograd on) concatenates instead: autograd refuses writes into views of one buffer.
+        attended = None if torch.is_grad_enabled() else q.new_empty(*q.shape[:2], 2, *q.shape[2:])
+        self_out, cross_out = (None, None) if attended is None else (attended[:, :, 0], attended[:, :, 1])
         kernel = self.self_attention
         if kernel is not None and not masked:
-            kernel(q, k_all, v_all, layout, self_out)
+            self_out = kernel(q, k_all, v_all, layout, self_out)
         else:
-            block_causal_attention(q, k_all, v_all, layout, masked, out=self_out)
+            self_out = block_causal_attention(q, k_all, v_all, layout, masked, out=self_out)
         cross = getattr(kernel, "cross_attention", None)
         if cross is not None and not masked:
-            cross(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, cross_out)
+            cross_out = cross(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, cross_out)
         else:
-            chunk_cross_attention(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, masked, out=cross_out)
-        return attended.flatten(2)
+            cross_out = chunk_cross_attention(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, masked,
+                                              out=cross_out)
+        return self.side_by_side(self_out, cross_out) if attended is None else attended.flatten(2)
 
     @staticmethod
     def side_by_side(self_out: torch.Tensor, cross_out: torch.Tensor) -> torch.Tensor:

@@ -159,13 +159,14 @@ def test_layers_use_fp8_attention_only_when_set_and_not_masked(monkeypatch) -> N
               torch.randn(n, 2 * t, heads, dh), torch.randn(n, 2, 3, kv_heads, dh), torch.randn(n, 2, 3, kv_heads, dh))
     layout = ChunkLayout.causal(0, 2, t)
     self_part = slice(0, heads * dh)  # attend's buffer: [self | cross]
-    attended = attn.attend(inputs, None, layout, None)
-    assert seen == [layout] and not attended[..., self_part].any()
-    attended = attn.attend(inputs, None, layout, None, masked=True)  # training: the masked SDPA call
-    assert len(seen) == 1 and attended[..., self_part].any()
-    attn.self_attention = None
-    assert torch.equal(attn.attend(inputs, None, layout, None)[..., self_part],
-                       block_causal_attention(*inputs[:3], layout).flatten(2))
+    with torch.inference_mode():
+        attended = attn.attend(inputs, None, layout, None)
+        assert seen == [layout] and not attended[..., self_part].any()
+        attended = attn.attend(inputs, None, layout, None, masked=True)  # training: the masked SDPA call
+        assert len(seen) == 1 and attended[..., self_part].any()
+        attn.self_attention = None
+        assert torch.equal(attn.attend(inputs, None, layout, None)[..., self_part],
+                           block_causal_attention(*inputs[:3], layout).flatten(2))
 
 
 def test_fp8_attention_goes_to_the_native_fp8_layers_only() -> None:

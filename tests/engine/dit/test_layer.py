@@ -1,4 +1,5 @@
-"""ParallelAttention's one buffer: self- and cross-attention written side by side where the output projection reads."""
+"""ParallelAttention's one buffer: self- and cross-attention written side by side where the output projection reads
+(inference), or concatenated (autograd on: training)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def _inputs(n: int, chunks: int, t: int, heads: int, kv_heads: int, dh: int, len
 
 
 def test_attend_lays_self_and_cross_attention_side_by_side() -> None:
+    """Against the two attentions computed apart and concatenated, as the layer did before its buffer."""
     cfg = tiny_dit_config(distilled=True)
     attn = ParallelAttention(cfg)
     heads, kv_heads, dh = cfg.num_heads, cfg.num_kv_groups, cfg.head_dim
@@ -28,10 +30,20 @@ def test_attend_lays_self_and_cross_attention_side_by_side() -> None:
         q, k, v, q_cross, k_text, v_text = inputs
         text_mask = torch.arange(5)[None, None, :] < torch.tensor([5, 2, 3])[None, :, None].expand(n, 3, 1)
         layout = ChunkLayout.causal(2, 3, 4, span=3, context_first=0)
-        for masked in (False, True):
-            got = attn.attend(inputs, text_mask, layout, context, masked)
+        for masked, grad in ((False, False), (True, False), (False, True), (True, True)):
+            with torch.set_grad_enabled(grad):
+                got = attn.attend(inputs, text_mask, layout, context, masked)
             self_out = block_causal_attention(q, torch.cat([context[0], k], 1), torch.cat([context[1], v], 1), layout,
                                               masked)
             cross_out = chunk_cross_attention(q_cross, k_text, v_text, text_mask, 4, masked)
             assert got.shape == (n, 12, 2 * heads * dh) and got.is_contiguous()
             assert torch.equal(got, ParallelAttention.side_by_side(self_out, cross_out))
+
+
+def test_training_gradients_flow_through_both_attentions() -> None:
+    cfg = tiny_dit_config(distilled=True)
+    attn = ParallelAttention(cfg)
+    inputs, context = _inputs(1, 2, 4, cfg.num_heads, cfg.num_kv_groups, cfg.head_dim, length=3, context=0)
+    inputs = tuple(a.requires_grad_() for a in inputs)
+    attn.attend(inputs, None, ChunkLayout.causal(0, 2, 4), None, masked=True).square().sum().backward()
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in inputs)
