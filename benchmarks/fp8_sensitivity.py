@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
-from benchmarks.gpu_speed import dequantized_copy_weights, forward_inputs, relative_errors, velocity  # noqa: E402
+from benchmarks.gpu_speed_setup import dequantized_copy_weights, forward_inputs, relative_errors, velocity  # noqa: E402
 from benchmarks.magi_scale import random_dit  # noqa: E402
 from benchmarks.record import publish  # noqa: E402
 from benchmarks.synthetic_checkpoint import write_dit_by_tensor  # noqa: E402

@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab  # noqa: E402,F401  (a bare checkout: its engine/, resources/ as magi_engine, magi_resources)
 
-from benchmarks.gpu_speed import timed  # noqa: E402
+from benchmarks.gpu_speed_setup import timed  # noqa: E402
 from benchmarks.record import publish  # noqa: E402
 from magi_engine.dit import fused  # noqa: E402
 from magi_engine.dit.rope import RotaryEmbedding3D, apply_rotary  # noqa: E402

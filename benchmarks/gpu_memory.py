@@ -12,7 +12,7 @@ then optionally regenerates from chunk N with the chunks before it as context (t
 most clean chunks: the estimate's worst case) with the same prompts (no T5 forward expected), then a
 draft of the first two chunks (magi_engine.draft). Peak = torch.cuda.max_memory_allocated over the whole
 case, set against the loader's estimate for the placement and DiT offload it chose (`--dit-offload`, auto
-= the loader's choice). FLOPs of the DiT's forwards are counted from their layouts (benchmarks/gpu_speed.py)
+= the loader's choice). FLOPs of the DiT's forwards are counted from their layouts (benchmarks/gpu_speed_setup.py)
 and set against a bf16 matmul measured in the same process: TFLOP/s over the steady chunks (the time
 between chunk 2 and the last, T5 and VAE decode included). `--dequantise` loads an FP8 checkpoint as
 bf16 (the dequantising loader: a bf16 model's bytes and kernels, without writing a 48 GB bf16 folder).
@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.gpu_speed import FlopRecorder, bf16_peak_tflops  # noqa: E402
+from benchmarks.gpu_speed_setup import FlopRecorder, bf16_peak_tflops  # noqa: E402
 from benchmarks.record import publish  # noqa: E402
 from magi_engine.config import RuntimeConfig, SamplingConfig  # noqa: E402
 from magi_engine.draft import draft_request  # noqa: E402

@@ -1,21 +1,18 @@
-"""benchmarks/gpu_speed.py's profile mode (a steady step's time by kind) and onload mode (quantising a bf16
-checkpoint to FP8 on load), smoke-tested on a CPU with a tiny model."""
+"""benchmarks/gpu_speed_profile.py, gpu_speed.py's profile mode (a steady step's time by kind), smoke-tested on a CPU
+with a tiny model through gpu_speed.py's command line."""
 
 from __future__ import annotations
 
 import json
 import sys
-import tempfile
 
 import pytest
-import torch
 
-from benchmarks import gpu_speed
-
+from benchmarks import gpu_speed, gpu_speed_profile
 
 
 def test_kernel_names_are_grouped_by_kind() -> None:
-    kind = gpu_speed.kernel_kind
+    kind = gpu_speed_profile.kernel_kind
     attention = ["cudnn_generated_fort_native_sdpa_sm90_knob_7_64x128x128_4x1x1_kernel0_0",
                  "void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<128, 128, 64, 4> >",
                  "fmha_cutlassF_bf16_aligned_64x128_rf_sm80", "fp8_attention_kernel"]
@@ -48,32 +45,3 @@ def test_profile_mode_splits_a_steady_step_into_attention_gemm_and_the_rest(tmp_
     assert top == sorted(top, reverse=True) and 0 < len(top) <= 25
     assert any("scaled_dot_product" in row["name"] for row in result["top_attention"])
     assert result["command"].startswith("python benchmarks/gpu_speed.py profile")
-
-
-@pytest.mark.slow
-def test_onload_mode_measures_the_quantise_on_load_setting_against_bf16(tmp_path, monkeypatch) -> None:
-    out = tmp_path / "onload.json"
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where it writes its checkpoint folder
-    monkeypatch.setattr(sys, "argv", ["gpu_speed.py", "onload", "--variant", "tiny", "--size", "64x64", "--steps", "8",
-                                      "--chunks", "5", "--compile-backend", "eager", "--json", str(out)])
-    gpu_speed.main()
-    result = json.loads(out.read_text())
-    assert "partial" not in result  # the final record, not one written on the way
-    assert result["quantized_linears"] == 14  # 7 linears in each of layers 1..2 of 4
-    assert result["calibration"]["texts"] == ["null", "gaussian"] and result["calibration"]["headroom"] == 2.0
-    errors = {key: value["rel_l2"] for key, value in result.items() if key.startswith("fp8_")}
-    assert set(errors) == {"fp8_on_load_eager", "fp8_on_load_compiled", "fp8_headroom_1_eager",
-                           "fp8_null_text_only_eager", "fp8_one_noise_level_eager"}
-    assert all(0 < error < 0.2 for error in errors.values())  # rounded to e4m3, not broken
-    # The null caption alone under-calibrates the output projection's input (a prompt's cross-attention output).
-    assert errors["fp8_null_text_only_eager"] > 1.5 * errors["fp8_on_load_eager"]
-    assert result["run_compiled"]["steady_steps"] == 2
-    assert not list(tmp_path.glob("magi_onload_*"))  # the checkpoint it wrote is gone
-    # The folder holds `accuracy`'s weights, so on `accuracy`'s inputs the setting errs as the in-memory quantiser.
-    variant, cpu = gpu_speed.variant_for("tiny"), torch.device("cpu")
-    dense = gpu_speed.random_dit(variant, cpu, torch.float32)
-    inputs = gpu_speed.forward_inputs(dense, cpu, (64, 64), chunks=5, seed=3)
-    reference = gpu_speed.velocity(dense, inputs)
-    in_memory = gpu_speed.relative_errors(gpu_speed.velocity(gpu_speed.quantize_to_fp8(dense, variant, (64, 64)), inputs),
-                                       reference)
-    assert in_memory["rel_l2"] == pytest.approx(errors["fp8_on_load_eager"], rel=1e-4)
