@@ -348,7 +348,8 @@ class RuntimeConfig:
     #: capability 9.x) with the cuDNN frontend or Triton; None: wherever it can run; False: bf16 attention.
     fp8_attention: bool | None = None
     #: Fused Triton kernels for each layer's norm + gate + residual and QK-norm + RoPE (magi_engine.dit.fused) on
-    #: CUDA GPUs with Triton installed; None: wherever they run (measured faster on an H100); False: off.
+    #: CUDA GPUs with Triton installed, and with them, in bf16, a GELU MLP's activation in its first GEMM's epilogue
+    #: (magi_engine.dit.gelu_epilogue); None: wherever they run (measured faster on an H100); False: off.
     fused_kernels: bool | None = None
     #: bf16 self-attention through FlashAttention 4 (magi_engine.dit.flash_attention) on Hopper GPUs with the
     #: flash-attn-4 package installed, in the layers that do not run FP8 attention; None: wherever it can run

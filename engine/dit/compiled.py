@@ -42,6 +42,10 @@ FLASH_ATTENTION_BY_DEFAULT = True
 #: "FlashAttention 4 and fused kernels"), within bf16 rounding of compile's.
 FUSED_KERNELS_BY_DEFAULT = True
 
+#: Model dtypes whose GELU MLPs take the GELU epilogue with the fused kernels (magi_engine.dit.gelu_epilogue): its
+#: tanh form is as far from the exact GELU as bf16 rounding is (the same error against eager bf16, BENCHMARKS.md).
+HALF_DTYPES = (torch.bfloat16, torch.float16)
+
 #: The dimensions of each dense part's arguments that change with the window: tokens, chunks, text length.
 DENSE_IN_DYNAMIC = ((1,), (1,), (0,), (1, 2))  # x [N, S, D], condition [N, chunks, C], angles [S, A], text
 DENSE_OUT_DYNAMIC = ((1,), (1,), (1,), (1,))  # x, attended (self | cross), gate_attn, gate_mlp
@@ -229,8 +233,11 @@ def apply_runtime(dit: torch.nn.Module, choice: RuntimeChoice) -> torch.nn.Modul
         use_flash_attention(dit, True)
     if choice.fused_kernels:  # before compiling: the compiled graphs call the kernels
         from magi_engine.dit.fused import use_fused_kernels
+        from magi_engine.dit.gelu_epilogue import use_gelu_epilogue
 
         use_fused_kernels(dit, True)
+        if next(dit.parameters()).dtype in HALF_DTYPES:  # float32 keeps the exact GELU (the conformance dtype)
+            use_gelu_epilogue(dit, True)
     return compile_layers(dit, mode=choice.compile_mode) if choice.compile_layers else dit
 
 

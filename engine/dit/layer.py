@@ -115,8 +115,8 @@ class FeedForward(nn.Module):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layernorm_eps)
         self.fc1 = nn.Linear(config.hidden_size, width, bias=False)
         self.fc2 = nn.Linear(config.ffn_hidden_size, config.hidden_size, bias=False)
-        #: fc1 and GELU as one op, (x, fc1.weight) -> activation (magi_engine.dit.gelu_epilogue, an experiment);
-        #: None: fc1, then the exact GELU.
+        #: fc1 and GELU as one op, (x, fc1.weight) -> activation (magi_engine.dit.gelu_epilogue: with the fused
+        #: kernels in bf16); None: fc1, then the exact GELU.
         self.linear_gelu: Callable | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -50,3 +50,17 @@ def test_gelu_mlps_take_it_and_swiglu_ones_do_not() -> None:
     gated = MagiDiT(dataclasses.replace(tiny_dit_config(distilled=True, gated=True)))
     assert use_gelu_epilogue(gated, True) == 0
     assert all(layer.mlp.linear_gelu is None for layer in gated.layers)
+
+
+def test_the_runtime_turns_it_on_with_the_fused_kernels_in_bf16_only(monkeypatch) -> None:
+    import magi_engine.dit.fused as fused
+    from magi_engine.dit.compiled import RuntimeChoice, apply_runtime
+
+    monkeypatch.setattr(fused, "FusedKernels", lambda traced=False: object())  # the Triton ops need a GPU
+    choice = RuntimeChoice(compile_layers=False, compile_mode="default", native_fp8=False, fused_kernels=True)
+    for dtype, on in ((torch.bfloat16, True), (torch.float32, False)):
+        dit = apply_runtime(MagiDiT(tiny_dit_config(distilled=True)).to(dtype), choice)
+        assert all((layer.mlp.linear_gelu is not None) == on for layer in dit.layers)
+    dit = apply_runtime(MagiDiT(tiny_dit_config(distilled=True)).to(torch.bfloat16),
+                        RuntimeChoice(compile_layers=False, compile_mode="default", native_fp8=False))
+    assert all(layer.mlp.linear_gelu is None for layer in dit.layers)  # fused kernels off: the exact GELU
