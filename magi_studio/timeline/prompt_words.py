@@ -30,6 +30,11 @@ LIST_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageD
 UNKNOWN_COLOUR = QColor("#e5484d")
 
 
+#: Modifiers that make a key a shortcut rather than typing (Shift alone types capitals).
+SHORTCUT_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                      | Qt.KeyboardModifier.MetaModifier)
+
+
 def unknown_format() -> QTextCharFormat:
     fmt = QTextCharFormat()
     fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
@@ -166,6 +171,8 @@ class PromptWords(QObject):
         if popup is not None and popup.isVisible():
             if watched is self.field and kind == QEvent.Type.KeyPress:
                 return self._list_key(popup, event)
+            if watched is self.field and kind == QEvent.Type.ShortcutOverride and event.modifiers() & SHORTCUT_MODIFIERS:
+                popup.hide()  # a shortcut (Ctrl+Return: Generate) takes the key before the field sees it
             if watched is self.field and kind == QEvent.Type.FocusOut:
                 popup.hide()
             elif kind == QEvent.Type.MouseButtonPress and isinstance(watched, QWidget) and not (
