@@ -12,6 +12,7 @@ motion word that has a swap, for one drawn (seeded) from
   lexicon build (lab/lexicon.py reads only rgb.txt, the xkcd survey's names and WordNet); whether the
   lexicon knows them is what this measures (no longer blind: EVAL.md says which rules were made knowing them);
 * `heldout2`: HELDOUT_V2, a second set written down blind before a later rule (see its comment);
+* `heldout3`: HELDOUT_V3, a third set written down blind before the fourth build's rules (see its comment);
 * `built`: the lexicon's own words for the same trained word, the held-out ones (of both sets) left out.
 
 A model folder without lexicon.json reads the same prompts with the swapped words unknown (the
@@ -87,8 +88,50 @@ HELDOUT_V2: dict[str, tuple[str, ...]] = {
     "sinks": ("dips", "lowers"), "sinking": ("dipping", "lowering"),
     "heading": ("shifting", "zooming"), "stays": ("stands", "keeps"), "staying": ("standing", "keeping"),
 }
+#: A third held-out set, blind to the lexicon: written down on 2026-12-07 at 14:25 UTC (issue 22), before the
+#: fourth build's rules (motion verbs read by their gloss, shape nouns by their hypernyms) were written, by a
+#: helper who had not read lexicon.json, X11's or the xkcd survey's lists or WordNet's entries for any of these
+#: words. Procedure: from the helper's own everyday vocabulary of how people write prompts, for each trained
+#: colour three names people give its shades (a plain shade word, a food or flower, a gem or material), for
+#: each held-out shape noun three words people type for such an object, and for every motion verb the held-out
+#: captions use (lab.world.captions VERBS and the held-out "-ing" forms GERUNDS, not only those HELDOUT_V2
+#: swaps) two or three common verbs people write for that motion, in the same form ("-s" or "-ing"; one verb's
+#: "-s" and "-ing" forms get the same verbs). Every word is disjoint from the trained words, HELDOUT and
+#: HELDOUT_V2, and no verb shares a lemma with theirs ("shifts" is left out for HELDOUT_V2's "shifting").
+#: Words EVAL.md already names as the lexicon's (amethyst, burgundy, indigo, bead, crashes, saffron, ...) were
+#: left out, so that knowing them chose none of the set's words either way. Its coverage by the lexicon before
+#: any rule changed is in the commit that added it (and EVAL.md). The helper knew which kinds of word the next
+#: rules were for (motion verbs and shape nouns; the twenty words HELDOUT_V2 still misses), so the set is blind
+#: to the lexicon's contents, not to the gap being worked on.
+HELDOUT_V3: dict[str, tuple[str, ...]] = {
+    "red": ("maroon", "tomato", "cranberry"), "green": ("sage", "forest", "pistachio"),
+    "blue": ("cerulean", "blueberry", "lapis"), "yellow": ("gold", "sunflower", "butter"),
+    "purple": ("aubergine", "iris", "blackberry"), "orange": ("clementine", "papaya", "amber"),
+    "ball": ("pearl", "balloon", "coin"), "box": ("package", "chest", "slab"),
+    "triangle": ("prism", "arrowhead", "spike"),
+    "moves": ("scoots", "wanders", "advances"), "rolls": ("spins", "trundles", "wheels"),
+    "slides": ("skids", "slips", "skates"), "goes": ("runs", "hurries", "speeds"),
+    "drifts": ("coasts", "wafts", "sails"), "drifting": ("coasting", "wafting", "sailing"),
+    "travels": ("journeys", "roams", "cruises"), "heads": ("veers", "steers", "marches"),
+    "heading": ("darting", "racing", "sweeping"),
+    "rises": ("rockets", "surges", "mounts"), "rising": ("rocketing", "surging", "mounting"),
+    "floats": ("hovers", "bobs", "flutters"), "climbs": ("clambers", "scrambles"),
+    "sinks": ("settles", "sags", "droops"), "sinking": ("settling", "sagging", "drooping"),
+    "descends": ("declines", "alights"), "glides": ("swoops", "skims"),
+    "stays": ("lingers", "halts", "pauses"), "staying": ("lingering", "halting", "pausing"),
+    "rests": ("lies", "lounges", "idles"), "sits": ("perches", "squats"),
+    "waits": ("freezes", "holds", "hesitates"), "remains": ("persists", "dwells"),
+    "falls": ("slumps", "tips", "flops"), "falling": ("slumping", "tipping", "flopping"),
+    "drops": ("plops", "thuds", "lands"), "bounces": ("rebounds", "hops", "springs"),
+    "tumbles": ("spills", "cascades", "somersaults"),
+    "grows": ("magnifies", "bulges", "blooms"), "growing": ("magnifying", "bulging", "blooming"),
+    "gets": ("becomes", "turns"), "expands": ("stretches", "spreads", "extends"),
+    "swells": ("bloats", "fattens", "puffs"), "inflates": ("fills", "pumps"),
+    "shrinks": ("compresses", "condenses", "recedes"), "shrinking": ("compressing", "condensing", "receding"),
+    "contracts": ("tightens", "squeezes", "shrivels"), "dwindles": ("fades", "wanes", "tapers"),
+}
 #: The held-out sets by name (--words).
-HELDOUT_SETS = {"heldout": HELDOUT, "heldout2": HELDOUT_V2}
+HELDOUT_SETS = {"heldout": HELDOUT, "heldout2": HELDOUT_V2, "heldout3": HELDOUT_V3}
 COLOUR_WORDS = ("red", "green", "blue", "yellow", "purple", "orange")
 
 

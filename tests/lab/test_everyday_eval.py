@@ -1,13 +1,14 @@
 """lab.everyday_eval: shards of one evaluation joined into one result; chunks split by the held-out words known;
-the second held-out set."""
+the second and third held-out sets."""
 
 import json
 
 import numpy as np
 import pytest
 
-from lab.everyday_eval import (COLOUR_WORDS, HELDOUT, HELDOUT_V2, built_words, by_known, everyday_words, main, merge,
-                               swap_words)
+from lab.everyday_eval import (COLOUR_WORDS, HELDOUT, HELDOUT_SETS, HELDOUT_V2, HELDOUT_V3, built_words, by_known,
+                               everyday_words, main, merge, swap_words)
+from lab.world.captions import GERUNDS, VERBS
 from magi_engine.text.words import model_vocabulary
 
 
@@ -89,6 +90,23 @@ def test_the_second_held_out_set_is_new_words_swapped_for_words_the_held_out_cap
     assert not second & {w for words in built_words().values() for w in words}  # never a built word's swap
     rng = np.random.default_rng(0)
     assert swap_words("watch the red ball sinking on sand", HELDOUT_V2, rng).split()[2:5] != ["red", "ball", "sinking"]
+
+
+def test_the_third_held_out_set_is_new_words_for_every_motion_verb_the_held_out_captions_say():
+    trained = set(model_vocabulary("studio-mini").words)
+    third = set(everyday_words(HELDOUT_V3))
+    assert HELDOUT_SETS["heldout3"] is HELDOUT_V3
+    assert not third & trained and not third & set(everyday_words(HELDOUT)) and not third & set(everyday_words(HELDOUT_V2))
+    assert sum(len(words) for words in HELDOUT_V3.values()) == len(third)  # no word written for two trained words
+    said = {w for phrase in [*(p for phrases in VERBS.values() for p in phrases), *GERUNDS.values()] for w in phrase.split()}
+    verbs = {"moves", "rolls", "slides", "goes", "drifts", "travels", "heads", "rises", "floats", "climbs", "sinks",
+             "descends", "glides", "stays", "rests", "sits", "waits", "remains", "falls", "drops", "bounces", "tumbles",
+             "grows", "gets", "expands", "swells", "inflates", "shrinks", "contracts", "dwindles"}
+    assert verbs <= said and verbs <= set(HELDOUT_V3)  # every motion verb of the held-out captions has swaps
+    assert set(HELDOUT_V3) - set(COLOUR_WORDS) - {"ball", "box", "triangle"} <= said
+    rng = np.random.default_rng(0)
+    assert swap_words("Over the grass, a red ball drifts left", HELDOUT_V3, rng).split()[-1] == "left"
+    assert "drifts" not in swap_words("Over the grass, a red ball drifts left", HELDOUT_V3, rng)
 
 
 def test_chunks_split_by_the_colour_words_alone_leave_other_unknown_words_on_the_known_side(tmp_path, capsys):
