@@ -5,7 +5,9 @@ operand's exponent minus 13 are dropped as each 32-key group is added) unless th
 float32 now and then; Triton's default on sm90 is never. This emulates p·v of our Triton kernel
 (p·256 → e4m3, v8) that way, never promoted and promoted once per 128 keys, on the CPU emulation's inputs
 (benchmarks/fp8_attention_cpu.py: sampled query rows of each chunk, the full spans), against float32
-attention. max |Δ| / max |ref|, rel. L2.
+attention. max |Δ| / max |ref|, rel. L2. Then the same never promoted with k and v centred on their token means
+before rounding (v's mean added back to the output: what engine/dit/fp8_attention.py does now), for our kernel
+and for cuDNN's (p·448 → e4m3, the output rounded to e4m3 as cuDNN's FP8 attention writes it on Hopper).
 
     python benchmarks/fp8_accumulation_cpu.py --rows 4 --kinds qk_norm,random
 """
@@ -44,11 +46,25 @@ def hopper_p_v(p8: torch.Tensor, v8: torch.Tensor, promote_every: int | None) ->
     return total + acc
 
 
-def triton_attention_hopper(q8, k8, v8, sv, attn_scale: float, promote_every: int | None) -> torch.Tensor:
-    """Our Triton kernel's attention: p·256 rounded to e4m3, p·v through Hopper's accumulator (hopper_p_v)."""
-    out = attention(q8, k8, v8 / sv, attn_scale, p_round=lambda p: e4m3(p, 1 / fa.P_SCALE) * fa.P_SCALE,
+def hopper_attention(q8, k8, v8, sv, attn_scale: float, promote_every: int | None, p_scale: float = fa.P_SCALE,
+                     e4m3_out: bool = False) -> torch.Tensor:
+    """An FP8 kernel's attention: p·p_scale rounded to e4m3, p·v through Hopper's accumulator (hopper_p_v); with
+    e4m3_out the output rounded to e4m3 at v's scale (cuDNN's FP8 output on Hopper)."""
+    out = attention(q8, k8, v8 / sv, attn_scale, p_round=lambda p: e4m3(p, 1 / p_scale) * p_scale,
                     p_v=lambda p8, v: hopper_p_v(p8, v, promote_every))
-    return out * (sv / fa.P_SCALE)
+    out = out * (sv / p_scale)
+    return e4m3(out, sv) if e4m3_out else out
+
+
+def centred_quantised(k: torch.Tensor, v: torch.Tensor):
+    """k, v [T, G, dh] centred on their token means and rounded as fa.quantize_centred does; (k8, v8, sv, v's mean)."""
+    (k8, sk, _), (v8, sv, v_mean) = (fa.quantize_centred(x[None]) for x in (k, v))
+    return k8[0].float() * sk, v8[0].float() * sv, sv, v_mean[0]
+
+
+def heads_mean_rows(mean, heads: int):
+    """v's mean [1, G, dh] for each query head [1, H, dh] (0 where nothing was taken off)."""
+    return mean if isinstance(mean, int) else fa.heads_mean(mean[None], heads)[0]
 
 
 def main() -> None:
@@ -64,17 +80,27 @@ def main() -> None:
     for kind in args.kinds.split(","):
         q, k, v = inputs(kind, cfg, layout, grid, torch.cat(chunk_rows), seed=1)
         (q8, k8, v8), (_, _, sv) = quantised(q, k, v)
-        cases = {"float32 accumulator": lambda qq, kk, vv: attention(qq, kk, vv, scale, lambda p: e4m3(p, 1 / fa.P_SCALE)),
-                 "Hopper, never promoted": lambda qq, kk, vv: triton_attention_hopper(qq, kk, vv, sv, scale, None),
-                 "Hopper, promoted per 128 keys": lambda qq, kk, vv: triton_attention_hopper(qq, kk, vv, sv, scale, 128)}
+        kc8, vc8, svc, v_mean = centred_quantised(k, v)
+        plain = (q8, k8, v8)
+        centred = (q8, kc8, vc8)
+        cases = {  # name: (operands, run, v's mean to add back)
+            "float32 accumulator": (plain, lambda qq, kk, vv: attention(qq, kk, vv, scale, lambda p: e4m3(p, 1 / fa.P_SCALE)), 0),
+            "Hopper, never promoted": (plain, lambda qq, kk, vv: hopper_attention(qq, kk, vv, sv, scale, None), 0),
+            "Hopper, promoted per 128 keys": (plain, lambda qq, kk, vv: hopper_attention(qq, kk, vv, sv, scale, 128), 0),
+            "Hopper, never promoted, k and v centred": (
+                centred, lambda qq, kk, vv: hopper_attention(qq, kk, vv, svc, scale, None), v_mean),
+            "cuDNN-like (p·448, e4m3 out), never promoted": (
+                plain, lambda qq, kk, vv: hopper_attention(qq, kk, vv, sv, scale, None, fa.E4M3_MAX, True), 0),
+            "cuDNN-like, never promoted, k and v centred": (
+                centred, lambda qq, kk, vv: hopper_attention(qq, kk, vv, svc, scale, None, fa.E4M3_MAX, True), v_mean)}
         got = {name: [] for name in cases}
         refs = []
         for j in range(layout.num_chunks):
             lo, hi = layout.key_token_range(j)
             rows = slice(j * args.rows, (j + 1) * args.rows)
             refs.append(attention(q[rows], k[lo:hi], v[lo:hi], scale))
-            for name, run in cases.items():
-                got[name].append(run(q8[rows], k8[lo:hi], v8[lo:hi]))
+            for name, ((qq, kk, vv), run, mean) in cases.items():
+                got[name].append(run(qq[rows], kk[lo:hi], vv[lo:hi]) + heads_mean_rows(mean, q.shape[1]))
         ref = torch.cat(refs)
         mean = v.mean(0, keepdim=True)
         print(f"{kind}: v's token mean rms {float(mean.pow(2).mean().sqrt()):.4f}, the rest "

@@ -14,9 +14,9 @@ Inputs, each compared with a float32 reference (SDPA on float32 copies of the sa
 q, k, v from its own projections, QK-norm and RoPE of N(0, 1) hidden states) and "qk_norm_gain2" (the same
 with the QK-norms' gain at 2, so the attention logits are four times wider: peakier softmax rows).
 Candidates: the engine's bf16 SDPA per chunk (the baseline), FlashAttention 4's bf16 kernel where the
-flash-attn-4 package is installed, cuDNN's FP8 attention (cuDNN frontend), our Triton FP8 kernel at a few
-tile shapes; and the cost of quantising q, k, v to FP8 (eager, compiled alone,
-and fused into the QK-norm + RoPE that produce q and k).
+flash-attn-4 package is installed, cuDNN's FP8 attention (cuDNN frontend) as the engine runs it (k and v
+centred on their token means) and uncentred as before, our Triton FP8 kernel at a few tile shapes; and the
+cost of quantising q, k, v to FP8 (eager, compiled alone, and fused into the QK-norm + RoPE that make q, k).
 """
 
 from __future__ import annotations
@@ -147,30 +147,37 @@ def candidates(layout: ChunkLayout) -> dict:
     if not torch.cuda.is_available():
         return out
 
-    def quantized(q, k, v):
+    def quantized(q, k, v, centred: bool = True):
+        """As the engine quantises (k and v centred on their token means), or per tensor as before (centred False)."""
         q8, sq = fa.quantize_per_tensor(q)
-        k8, sk = fa.quantize_per_tensor(k)
-        v8, sv = fa.quantize_per_tensor(v)
-        return q8, k8, v8, (sq, sk, sv), q.dtype
+        if centred:
+            (k8, sk, _), (v8, sv, v_mean) = fa.quantize_centred(k), fa.quantize_centred(v)
+        else:
+            (k8, sk), (v8, sv) = fa.quantize_per_tensor(k), fa.quantize_per_tensor(v)
+            v_mean = torch.zeros_like(v[:, :1], dtype=torch.float32)
+        return q8, k8, v8, (sq, sk, sv), v_mean, q.dtype
 
     widen = torch.compile(fa.widen_e4m3, dynamic=True, fullgraph=True)  # as the engine's compiled layers do
     for label, dtype in (("fp8_out", torch.float8_e4m3fn), ("bf16_out", torch.bfloat16)):
         runner = fa.Fp8BlockCausalAttention("cudnn", widen=widen, cudnn_output=dtype)
-        out[f"cudnn_fp8_{label}"] = (quantized, lambda s, r=runner: r.attend(*s[:4], layout, s[4]))
+        for suffix, centred in (("", True), ("_uncentred", False)):
+            out[f"cudnn_fp8_{label}{suffix}"] = (lambda q, k, v, c=centred: quantized(q, k, v, c),
+                                                 lambda s, r=runner: r.attend(*s[:5], layout, s[5]))
     for config in TRITON_CONFIGS:
         def prepare(q, k, v):
-            q8, k8, v8, scales, dtype = quantized(q, k, v)
-            return q8, k8, fa.token_major_copy(v8), scales, torch.empty(q.shape, dtype=dtype, device=q.device)
+            q8, k8, v8, scales, v_mean, dtype = quantized(q, k, v)
+            return (q8, k8, fa.token_major_copy(v8), scales, torch.empty(q.shape, dtype=dtype, device=q.device),
+                    fa.heads_mean(v_mean, q.shape[2]).to(dtype))
 
         def run(s, config=config):
-            q8, k8, vt, scales, o = s
+            q8, k8, vt, scales, o, mean = s
             t = layout.tokens_per_chunk
             for j in range(layout.num_chunks):
                 lo, hi = layout.key_token_range(j)
                 rows = slice(j * t, (j + 1) * t)
                 fa.triton_attention(q8[:, rows], k8[:, lo:hi], vt[:, lo:hi], scales, o[:, rows],
                                     q8.shape[-1] ** -0.5, config)
-            return o
+            return o.add_(mean)
         out["triton_fp8_m{}_n{}_w{}_s{}".format(*config)] = (prepare, run)
     # FlashAttention 4 (CuTe DSL; its SM90 path is FA3's design): a bf16 candidate where it is installed; last,
     # as its kernels compile on first use
@@ -219,6 +226,8 @@ def quantization_costs(cfg, layout: ChunkLayout, grid, device, dtype) -> dict:
         return out
     compiled = torch.compile(fa.quantize_per_tensor, dynamic=True)
     out["compiled_alone_q_k_v_ms"] = bench_ms(lambda: [compiled(t) for t in (q, k, v)])
+    centred = torch.compile(fa.quantize_centred, dynamic=True)
+    out["compiled_alone_q_and_centred_k_v_ms"] = bench_ms(lambda: [compiled(q), centred(k), centred(v)])
     out["token_major_copy_v_ms"] = bench_ms(lambda: fa.token_major_copy(v.to(torch.float8_e4m3fn)))
     # q as the layer makes it: QK-norm + RoPE (compiled, as the dense part), then with the rounding fused in.
     layer = engine_layer(cfg, device, dtype)

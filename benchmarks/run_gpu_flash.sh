@@ -4,6 +4,7 @@
 # larger than one call's carry); carry .whl_cudnn for the FP8 case. Each case one JSON in $OUT, a summary line
 # in $OUT/log.txt; a case that fails or is stopped says so there, with its last lines.
 #   bash benchmarks/run_gpu_flash.sh [CASE ...]   (default: all but onload and baseline)
+# Without the staged FA4 the --flash-attention cases run SDPA (each JSON says it fell back).
 # `baseline` runs compiled_fused_flash from .baseline/, an earlier commit's engine, lab and benchmarks written there
 # first (`mkdir .baseline && git archive COMMIT engine lab benchmarks | tar -x -C .baseline`), in the same call.
 set -u
@@ -23,7 +24,7 @@ run_case() {  # name, timeout, gpu_speed.py arguments
   local name=$1 limit=$2; shift 2
   local start; start=$(date +%s)
   local script=benchmarks/gpu_speed.py
-  [ "$name" = baseline ] && script=.baseline/benchmarks/gpu_speed.py
+  case $name in baseline*) script=.baseline/benchmarks/gpu_speed.py ;; esac
   if timeout "$limit" python3 "$script" "$@" --json "$OUT/$name.json" > "$OUT/$name.log" 2>&1; then
     echo "$name ($(( $(date +%s) - start )) s): $(python3 -c "$summary" "$OUT/$name.json" 2>&1)" | tee -a "$OUT/log.txt"
   else
@@ -46,7 +47,25 @@ for case in ${*:-compiled_fused compiled_fused_flash accuracy_flash fp8_all}; do
     profile_fp8) run_case $case 200 profile --path fp8 --fp8-attention cudnn --fused-kernels --flash-attention \
                    --variant 4.5B_distill --size 720x720 --window 4 --chunks 5 --steps 8 --profile-steps 1 ;;
     accuracy_flash) run_case $case 200 accuracy --flash-attention --gelu-epilogue --variant 4.5B_distill --size 720x720 ;;
-    fp8_all) run_case $case 150 run --path fp8 --fp8-attention cudnn --fused-kernels --flash-attention $common ;;
+    fp8_all) run_case $case 150 run --path fp8 --fp8-attention cudnn --fused-kernels --flash-attention --gelu-epilogue $common ;;
+    fp8_fused) run_case $case 150 run --path fp8 --fused-kernels --flash-attention --gelu-epilogue $common ;;
+    baseline_fp8) (cd .baseline && python3 -c "import lab, magi_engine; print('baseline engine:', magi_engine.__file__)") \
+                    2>&1 | tee -a "$OUT/log.txt"
+                  run_case $case 150 run --path fp8 --fp8-attention cudnn --fused-kernels --flash-attention --gelu-epilogue $common ;;
+    accuracy_fp8) run_case $case 200 accuracy --fp8-attention cudnn --variant 4.5B_distill --size 720x720 ;;
+    attention)  # FP8 attention's kernels on one layer (errors against float32, timings): its own JSON and summary
+      start=$(date +%s)
+      if timeout 200 python3 benchmarks/gpu_attention.py --json "$OUT/attention.json" > "$OUT/attention.log" 2>&1; then
+        echo "attention ($(( $(date +%s) - start )) s):" | tee -a "$OUT/log.txt"
+        python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
+for kind, row in d["accuracy"].items():
+    print(kind, *(f"{n} {e.get(\"max_abs_over_max_abs\", e.get(\"error\", \"\"))!s:.6} {e.get(\"rel_l2\", \"\")!s:.6}" for n, e in row.items() if isinstance(e, dict)))
+for n, t in d["timings"].items(): print(n, t.get("layer_ms"), t.get("tflops"), t.get("error", ""))' "$OUT/attention.json" 2>&1 | tee -a "$OUT/log.txt"
+      else
+        echo "attention: exited with status $? after $(( $(date +%s) - start )) s; last lines:" | tee -a "$OUT/log.txt"
+        tail -5 "$OUT/attention.log" | tee -a "$OUT/log.txt"
+      fi
+      rm -f "$OUT/attention.log" ;;
     onload) run_case $case 150 onload --no-calibration-variants $common ;;
   esac
 done

@@ -194,9 +194,10 @@ def use_fp8_attention(dit: torch.nn.Module, backend: str | None, *, compiled: bo
     indices = fp8_layer_indices(dit) if layers is None else list(layers)
     attention = None
     if backend is not None:
-        from magi_engine.dit.fp8_attention import Fp8BlockCausalAttention, quantize_per_tensor, widen_e4m3
+        from magi_engine.dit.fp8_attention import (Fp8BlockCausalAttention, quantize_centred, quantize_per_tensor,
+                                                   widen_e4m3)
 
-        helpers = [quantize_per_tensor, widen_e4m3]
+        helpers = [quantize_per_tensor, quantize_centred, widen_e4m3]
         if compiled:
             helpers = [torch.compile(fn, dynamic=True, fullgraph=True) for fn in helpers]
         attention = Fp8BlockCausalAttention(backend, *helpers)

@@ -89,9 +89,25 @@ def quantize_per_tensor(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return quantize_e4m3(x, scale), scale
 
 
-def widen_e4m3(x8: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-    """x8 · scale in `dtype` (one pass when compiled; eager makes a float32 copy on the way)."""
-    return (x8.float() * scale).to(dtype)
+def quantize_centred(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """k or v [N, T, G, D] -> (e4m3 of x − mean, float32 scale, float32 mean [N, 1, G, D]): the mean over
+    the tokens taken off first, x ≈ x8 · scale + mean."""
+    mean = x.float().mean(dim=1, keepdim=True)
+    centred = x.float() - mean
+    scale = (centred.abs().amax() / E4M3_MAX).clamp_min(1e-12)
+    return quantize_e4m3(centred, scale), scale, mean
+
+
+def heads_mean(mean: torch.Tensor, heads: int) -> torch.Tensor:
+    """A key/value head's mean [N, 1, G, D] for each of the `heads` query heads [N, 1, H, D] (GQA: consecutive
+    query heads share a key/value head)."""
+    return mean.repeat_interleave(heads // mean.shape[2], dim=2)
+
+
+def widen_e4m3(x8: torch.Tensor, scale: torch.Tensor, mean: torch.Tensor, dtype: torch.dtype = torch.bfloat16
+               ) -> torch.Tensor:
+    """x8 · scale + v's mean (heads_mean) in `dtype`: one pass when compiled (eager makes float32 copies)."""
+    return (x8.float() * scale + heads_mean(mean, x8.shape[2])).to(dtype)
 
 
 # The Triton kernel (magi_engine.dit.fp8_attention_triton, which imports triton) -----------------------------
@@ -227,16 +243,19 @@ def cudnn_attention(device: torch.device) -> CudnnFp8Attention:
 
 # Block-causal attention in FP8 -------------------------------------------------------------------------------
 class Fp8BlockCausalAttention:
-    """What a layer calls instead of SDPA's per-chunk loop: quantise q, k, v, run `backend` per chunk span and
-    widen an FP8 output to the model's dtype (`quantize`, `widen`: quantize_per_tensor and widen_e4m3, compiled
-    where the layers are, so that each is one pass)."""
+    """What a layer calls instead of SDPA's per-chunk loop: quantise q and the centred k, v, run `backend` per
+    chunk span and widen the output to the model's dtype with v's mean back (`quantize`, `quantize_centred`,
+    `widen`: quantize_per_tensor, quantize_centred and widen_e4m3, compiled where the layers are, so that each
+    is one pass)."""
 
-    def __init__(self, backend: str, quantize: Callable = quantize_per_tensor, widen: Callable = widen_e4m3,
+    def __init__(self, backend: str, quantize: Callable = quantize_per_tensor,
+                 quantize_centred: Callable = quantize_centred, widen: Callable = widen_e4m3,
                  cudnn_output: torch.dtype = torch.float8_e4m3fn) -> None:
         if backend not in FP8_ATTENTION_BACKENDS:
             raise ValueError(f"FP8 attention backend must be one of {FP8_ATTENTION_BACKENDS}, got {backend!r}")
         self.backend = backend
         self.quantize = quantize
+        self.quantize_centred = quantize_centred
         self.widen = widen
         self.cudnn_output = cudnn_output
         self.failed = False
@@ -249,18 +268,20 @@ class Fp8BlockCausalAttention:
         if self.failed:
             return block_causal_attention(q, k, v, layout, out=out)
         q8, sq = self.quantize(q)
-        k8, sk = self.quantize(k)
-        v8, sv = self.quantize(v)
+        k8, sk, _ = self.quantize_centred(k)
+        v8, sv, v_mean = self.quantize_centred(v)
         try:
-            got = self.attend(q8, k8, v8, (sq, sk, sv), layout, q.dtype, out)
+            got = self.attend(q8, k8, v8, (sq, sk, sv), v_mean, layout, q.dtype, out)
         except Exception as exc:  # noqa: BLE001
             log.warning("FP8 attention (%s) failed, attention runs in bf16 from now on: %s", self.backend, exc)
             self.failed = True
             return block_causal_attention(q, k, v, layout, out=out)
         return got if out is None or got is out else out.copy_(got)
 
-    def attend(self, q8, k8, v8, scales, layout, dtype: torch.dtype, out: torch.Tensor | None = None) -> torch.Tensor:
-        """The kernel's result: `out` itself where the kernel can write there (Triton's, in the model's dtype)."""
+    def attend(self, q8, k8, v8, scales, v_mean: torch.Tensor, layout, dtype: torch.dtype,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+        """The attention of the centred k8, v8 with v_mean added back: `out` itself where the kernel can write
+        there (Triton's, in the model's dtype)."""
         attn_scale = q8.shape[-1] ** -0.5
         t = layout.tokens_per_chunk
         if self.backend == "triton":
@@ -281,5 +302,5 @@ class Fp8BlockCausalAttention:
             rows = slice(j * t, (j + 1) * t)
             run(q8[:, rows], k8[:, lo:hi], v8[:, lo:hi], out[:, rows])
         if out.dtype == dtype:
-            return out
-        return self.widen(out, scales[2], dtype)  # cuDNN's FP8 output holds O / sv
+            return out.add_(heads_mean(v_mean, out.shape[2]).to(dtype))
+        return self.widen(out, scales[2], v_mean, dtype)  # cuDNN's FP8 output holds (O − μv) / sv

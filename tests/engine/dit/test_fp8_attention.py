@@ -83,6 +83,22 @@ def test_per_tensor_scale_spans_e4m3_and_rounds_within_its_precision() -> None:
     assert float(zero_scale) > 0 and not torch.isnan(zeros8.float()).any()
 
 
+def test_centred_quantisation_takes_the_token_mean_off_and_back() -> None:
+    g = torch.Generator().manual_seed(2)
+    x = (torch.randn(2, 40, 3, 16, generator=g) + 5 * torch.randn(2, 1, 3, 16, generator=g)).to(torch.bfloat16)
+    x8, scale, mean = fa.quantize_centred(x)
+    assert mean.shape == (2, 1, 3, 16) and mean.dtype == torch.float32
+    assert torch.allclose(mean, x.float().mean(1, keepdim=True))
+    assert float(x8.float().abs().max()) == fa.E4M3_MAX and scale.ndim == 0  # the centred range spans e4m3
+    back = x8.float() * scale + mean
+    plain8, plain_scale = fa.quantize_per_tensor(x)
+    assert (back - x.float()).norm() < (plain8.float() * plain_scale - x.float()).norm() / 3
+    o8 = x8[:, :5].repeat_interleave(2, dim=2)  # an output over 6 query heads, 2 to each key/value head
+    widened = fa.widen_e4m3(o8, scale, mean)
+    assert widened.dtype == torch.bfloat16
+    assert torch.allclose(widened.float(), o8.float() * scale + mean.repeat_interleave(2, dim=2), rtol=1e-2)
+
+
 def test_token_major_copy_keeps_values_and_aligns_rows() -> None:
     v8 = torch.randn(2, 37, 3, 16).to(torch.float8_e4m3fn)
     vt = fa.token_major_copy(v8)
@@ -133,6 +149,31 @@ def test_each_chunk_attends_its_span_and_writes_its_rows(monkeypatch, output, gq
     expected = block_causal_attention(q.float(), k.float(), v.float(), layout)
     error = (got.float() - expected).norm() / expected.norm()
     assert error < 0.08  # e4m3 operands (and output): a few per cent
+
+
+@pytest.mark.parametrize("output", [torch.float8_e4m3fn, torch.bfloat16])
+def test_centring_keeps_what_a_shared_mean_would_round_away(monkeypatch, output) -> None:
+    """Keys and values that share a large mean over the tokens (as a LayerNorm's bias gives them): e4m3's three
+    mantissa bits keep little of the per-token part unless the mean is taken off first; the result's part that
+    differs between queries is what carries the picture."""
+    monkeypatch.setattr(fa, "cudnn_attention", lambda device: _EmulatedCudnn())
+    t = 16
+    layout = ChunkLayout(2, 5, t, (1, 1, 1, 1, 6), 1)
+    g = torch.Generator().manual_seed(6)
+    q = torch.randn(1, 5 * t, 4, 16, generator=g).to(torch.bfloat16)
+    k = (torch.randn(1, 6 * t, 2, 16, generator=g) + 12).to(torch.bfloat16)
+    v = (0.5 * torch.randn(1, 6 * t, 2, 16, generator=g) + 3).to(torch.bfloat16)
+    expected = block_causal_attention(q.float(), k.float(), v.float(), layout)
+
+    def error(got):  # on the part that varies from query to query
+        vary = expected - expected.mean(1, keepdim=True)
+        return float((got.float() - expected).norm() / vary.norm())
+
+    centred = error(fa.Fp8BlockCausalAttention("cudnn", cudnn_output=output)(q, k, v, layout))
+    uncentred = fa.Fp8BlockCausalAttention("cudnn", cudnn_output=output,
+                                           quantize_centred=lambda x: (*fa.quantize_per_tensor(x), x[:, :1].float() * 0))
+    plain = error(uncentred(q, k, v, layout))
+    assert centred < 0.15 and plain > 3 * centred, (centred, plain)
 
 
 def test_a_kernel_that_refuses_leaves_bf16_attention(monkeypatch) -> None:
