@@ -235,7 +235,7 @@ class DocumentSession(QObject):
         return self._selection[1]
 
     def selected_shot(self) -> Shot | None:
-        return next((s for s in self.project.shots if s.id == self._selection[0]), None)
+        return self.project.find_shot(self._selection[0])
 
     def selected_index(self) -> int | None:
         """The selected chunk's index in its shot (None when no chunk is selected)."""
@@ -244,7 +244,7 @@ class DocumentSession(QObject):
 
     def select(self, shot_id: str, chunk_id: str = "") -> None:
         """Select a chunk (or a shot with no chunk); unknown ids select nothing of that kind."""
-        shot = next((s for s in self.project.shots if s.id == shot_id), None)
+        shot = self.project.find_shot(shot_id)
         if shot is None:
             shot_id, chunk_id = "", ""
         elif chunk_id and all(c.id != chunk_id for c in shot.chunks):
@@ -266,7 +266,7 @@ class DocumentSession(QObject):
     def _select_valid(self) -> bool:
         """After an edit: keep the selection if it still exists, else select its nearest neighbour."""
         project, (shot_id, chunk_id) = self.project, self._selection
-        shot = next((s for s in project.shots if s.id == shot_id), None)
+        shot = project.find_shot(shot_id)
         if shot is not None and (any(c.id == chunk_id for c in shot.chunks) or not shot.chunks):
             self._remember_place()
             return False
@@ -291,7 +291,7 @@ class DocumentSession(QObject):
 
     def set_preview_take(self, shot_id: str, take_id: str) -> None:
         """Preview a take without changing the document; the active take or "" ends preview mode."""
-        shot = next((s for s in self.project.shots if s.id == shot_id), None)
+        shot = self.project.find_shot(shot_id)
         if shot is None or shot.find_take(take_id) is None or shot.active_take_id == take_id:
             shot_id, take_id = "", ""
         if (shot_id, take_id) != self._preview:
@@ -300,7 +300,7 @@ class DocumentSession(QObject):
 
     def _valid_preview(self) -> bool:
         shot_id, take_id = self._preview
-        shot = next((s for s in self.project.shots if s.id == shot_id), None)
+        shot = self.project.find_shot(shot_id)
         if shot_id and (shot is None or shot.find_take(take_id) is None or shot.active_take_id == take_id):
             self._preview = ("", "")
             return True

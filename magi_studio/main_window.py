@@ -440,7 +440,7 @@ class MainWindow(QMainWindow):
         """Go to a take (a completed request's Show): its first chunk selected, the player there, the take
         selected in the takes view (previewed unless it is the active one). False: it no longer exists."""
         session = self.session
-        shot = next((s for s in session.project.shots if s.id == shot_id), None) if session is not None else None
+        shot = session.project.find_shot(shot_id) if session is not None else None
         take = shot.find_take(take_id) if shot is not None else None
         if take is None or not shot.chunks:
             self.show_status("That take no longer exists.")

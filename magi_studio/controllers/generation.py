@@ -350,7 +350,7 @@ class GenerationController(QObject, RunQueue, JobPlanning, JobEvents):
         self._reseeds.forget(item.id)  # its new seed made what it made: it stays
         made = self._item_made.pop(item.id, [])
         seconds = self._item_seconds.pop(item.id, 0.0)
-        shot = next((s for s in project.shots if s.id == item.shot_id), None)
+        shot = project.find_shot(item.shot_id)
         take_id = self._item_takes.get(item.id, "")
         take = shot.find_take(take_id) if shot is not None else None
         positions = [i + 1 for i, chunk in enumerate(shot.chunks) if chunk.id in made] if shot is not None else []

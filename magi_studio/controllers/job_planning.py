@@ -103,7 +103,7 @@ class JobPlanning:
         project = self._session.document.project
         while self._queue:
             item = self._queue.pop(0)
-            shot = next((s for s in project.shots if s.id == item.shot_id), None)
+            shot = project.find_shot(item.shot_id)
             if item.id not in self._progress.estimates or shot is None:
                 continue
             snapshot, store, session = snapshot_project(project), self._session.store, self._session
@@ -172,5 +172,5 @@ class JobPlanning:
         shot's chunks that no waiting request makes stop showing as queued."""
         self._progress.estimates.pop(item.id, None)
         self._settle_reseeds({item.id})
-        shot = next((s for s in project.shots if s.id == item.shot_id), None)
+        shot = project.find_shot(item.shot_id)
         self._states.settle(chunk_ids={c.id for c in shot.chunks} - self._waiting_chunks() if shot else set())

@@ -53,7 +53,7 @@ class Reseeds:
             self._withdrawn[item_id] = (reseed.shot_id, reseed.chunk_id)
             if session.withdraw(reseed):
                 continue
-            shot = next((s for s in session.document.project.shots if s.id == reseed.shot_id), None)
+            shot = session.document.project.find_shot(reseed.shot_id)
             chunk = next((c for c in shot.chunks if c.id == reseed.chunk_id), None) if shot is not None else None
             if chunk is not None and chunk.seed == reseed.value:  # nothing set another seed since
                 restore = SetSeed(shot.id, chunk.id, old)
@@ -66,6 +66,6 @@ class Reseeds:
         shot_id, chunk_id = self._withdrawn.pop(item_id, ("", ""))
         if session is None or not shot_id:
             return
-        shot = next((s for s in session.document.project.shots if s.id == shot_id), None)
+        shot = session.document.project.find_shot(shot_id)
         if shot is not None and any(c.id == chunk_id for c in shot.chunks):
             self.roll(session, item_id, shot_id, shot.chunk_index(chunk_id), rng)

@@ -107,7 +107,7 @@ class RunQueue:
         if self._session is None:
             return []
         project = self._session.document.project
-        shot = next((s for s in project.shots if s.id == shot_id), None)
+        shot = project.find_shot(shot_id)
         if shot is None or not 0 <= index < len(shot.chunks):
             raise ProjectError(f"{shot.name} has no chunk {index + 1}." if shot else "That shot no longer exists.")
         seeds = variation_seeds(project, shot_id, index, count, rng=rng or self.seed_source)
@@ -124,7 +124,7 @@ class RunQueue:
         if self._session is None:
             return
         project = self._session.document.project
-        shot = next((s for s in project.shots if s.id == shot_id), None)
+        shot = project.find_shot(shot_id)
         take = shot.find_take(take_id) if shot is not None else None
         span = draft_span(shot, take) if take is not None else None
         if span is None:
@@ -219,7 +219,7 @@ class RunQueue:
 
     def _chunks_of(self, project, item: QueuedShot) -> list:
         """The chunks `item` would generate now (a variation: as many as it has seeds, less those its take has)."""
-        shot = next((s for s in project.shots if s.id == item.shot_id), None)
+        shot = project.find_shot(item.shot_id)
         if shot is None:
             return []
         start = first_pending_chunk(project, item.shot_id) if item.from_index is None else item.from_index

@@ -197,8 +197,18 @@ class Project:
                 return i
         raise KeyError(f"no shot {shot_id!r} in the project")
 
+    def find_shot(self, shot_id: str) -> Shot | None:
+        """The shot with this id, or None when the project has none (`shot` raises KeyError instead)."""
+        for shot in self.shots:
+            if shot.id == shot_id:
+                return shot
+        return None
+
     def shot(self, shot_id: str) -> Shot:
-        return self.shots[self.shot_index(shot_id)]
+        found = self.find_shot(shot_id)
+        if found is None:
+            raise KeyError(f"no shot {shot_id!r} in the project")
+        return found
 
 
 def validate_settings(settings: ProjectSettings) -> None:

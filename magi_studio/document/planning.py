@@ -400,7 +400,7 @@ class ResultCommitter:
 
     def notice_for(self, project: Project, chunk_id: str) -> str | None:
         """One sentence for the user when the chunk `chunk_id` finishes somewhere an edit changed (None: as planned)."""
-        shot = next((s for s in project.shots if s.id == self.plan.shot_id), None)
+        shot = project.find_shot(self.plan.shot_id)
         if shot is None:
             return None
         if not any(c.id == chunk_id for c in shot.chunks):

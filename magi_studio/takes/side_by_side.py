@@ -118,7 +118,7 @@ class SideBySide(QObject):
     # Redrawing --------------------------------------------------------------------------------
     def _shot(self, shot_id: str):
         project = self.session.project if self.session is not None else None
-        return next((s for s in project.shots if s.id == shot_id), None) if project is not None else None
+        return project.find_shot(shot_id) if project is not None else None
 
     def _refresh(self, *_args) -> None:
         if not self.active:

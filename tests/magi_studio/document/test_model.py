@@ -71,6 +71,17 @@ def test_new_project_has_one_shot_with_one_chunk_and_studio_mini():
     assert chunk_states(project, project.shots[0].id) == [ChunkState.EMPTY]
 
 
+def test_find_shot_gives_the_shot_or_none_where_shot_raises():
+    project = new_project()
+    project.shots.append(Shot("second", "Shot 2", [Chunk("c")]))
+    assert project.find_shot("second") is project.shots[1]
+    assert project.find_shot(project.shots[0].id) is project.shots[0]
+    assert project.find_shot("gone") is None
+    assert project.shot("second") is project.shots[1]
+    with pytest.raises(KeyError, match="gone"):
+        project.shot("gone")
+
+
 @pytest.mark.parametrize("change, field", [
     ({"width": 100}, "width"), ({"height": 32}, "height"), ({"fps": 0}, "Frames per second"),
     ({"steps": 7}, "Steps"), ({"window": 9}, "window"), ({"seed_policy": "dice"}, "seed policy"),
