@@ -247,6 +247,13 @@ class Settings(QObject):
             return LaunchSpec(self.gpus, "nccl")
         return None
 
+    def load_options(self) -> dict:
+        """How this computer's engine runs whichever model it loads: EngineWorker.load_model's device, dtype,
+        runtime and launch arguments. The model and the memory target stay the caller's (Settings' model or a
+        project's own, fitted to a project's size)."""
+        return dict(device=self.device, dtype=self.dtype, runtime=self.runtime_config(),
+                    launch=self.parallel_launch())
+
     @classmethod
     def declared(cls) -> dict[str, Setting]:
         return {name: value for name, value in vars(cls).items() if isinstance(value, Setting)}

@@ -122,9 +122,7 @@ class Studio(QObject):
             # The open project's size decides what must fit (a project of another model loads its own at Generate).
             target = memory_target(project.settings) if project is not None \
                 and project.settings.model == self.settings.model else None
-            self.worker.load_model(self.settings.model, self.settings.device, self.settings.dtype,
-                                   runtime=self.settings.runtime_config(), launch=self.settings.parallel_launch(),
-                                   target=target)
+            self.worker.load_model(self.settings.model, target=target, **self.settings.load_options())
 
     def _may_close(self) -> bool:
         """The window is closing: the project first (Save / Discard / Cancel), then the dialogs."""

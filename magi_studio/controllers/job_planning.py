@@ -87,14 +87,11 @@ class JobPlanning:
             return self._end_run()
         # No load is under way and the engine holds another model (or none): load the project's, again if a
         # load of another model superseded ours. A load that fails ends the run (_on_engine_event).
-        device = self.settings.device if self.settings is not None else "auto"
-        dtype = self.settings.dtype if self.settings is not None else None
-        runtime = self.settings.runtime_config() if self.settings is not None else None
-        launch = self.settings.parallel_launch() if self.settings is not None else None
+        options = self.settings.load_options() if self.settings is not None else {}  # none: the worker's defaults
         if replan and info.spec == wanted:  # the same model, fitted again: a larger size, another window, more chunks
             self.queueNotice.emit(f"Reloading {info.label} to fit the project's memory: it was fitted to "
                                   f"{info.memory_target.describe()}, the project needs {target.describe()}.")
-        self._load_job = self.worker.load_model(wanted, device, dtype, runtime=runtime, launch=launch, target=target)
+        self._load_job = self.worker.load_model(wanted, target=target, **options)
         self._enter(RunPhase.LOADING)
 
     def _plan_next(self) -> None:

@@ -341,8 +341,7 @@ class SettingsDialog(QDialog):
                 self.load_bar.show()
                 self.load_label.setText(f"Connecting to {engine_url}…")
         elif self.worker is not None and (model_changed or loaded is None or loaded.spec != spec or loaded.remote):
-            self._load_job = self.worker.load_model(spec, device, settings.dtype, runtime=settings.runtime_config(),
-                                                    launch=settings.parallel_launch(), target=self.memory_target())
+            self._load_job = self.worker.load_model(spec, target=self.memory_target(), **settings.load_options())
             self.load_bar.setRange(0, 0)
             self.load_bar.show()
             self.load_label.setText(f"Loading {spec}…")

@@ -32,6 +32,19 @@ def test_runtime_settings_become_the_engine_s_runtime_config(isolated_settings):
     assert s.runtime_config() == RuntimeConfig(compile_layers=True, text_encoder="offload")
 
 
+def test_load_options_give_the_engine_the_device_dtype_runtime_and_gpus_of_the_settings(isolated_settings):
+    from magi_engine.config import RuntimeConfig
+    from magi_engine.parallel.plan import LaunchSpec
+
+    s = isolated_settings
+    assert s.load_options() == dict(device="auto", dtype="auto", runtime=RuntimeConfig(compile_layers=False),
+                                    launch=None)
+    s.device, s.dtype, s.text_encoder, s.dit_offload, s.gpus = "cuda", "bfloat16", "cpu", "layers", 2
+    assert s.load_options() == dict(device="cuda", dtype="bfloat16", launch=LaunchSpec(2, "nccl"),
+                                    runtime=RuntimeConfig(compile_layers=False, text_encoder="cpu",
+                                                          dit_offload="layers"))
+
+
 def test_every_test_gets_a_fresh_store_outside_the_users_home(isolated_settings, tmp_path_factory):
     path = Path(isolated_settings.file_name())
     assert str(path).startswith(str(tmp_path_factory.getbasetemp()))
