@@ -26,6 +26,11 @@ It is built from three published resources, never from the evaluation's held-out
   A word two trained words of different meanings reach goes to the one whose trained word heads the
   verb gloss that reached it ("drop steeply"), and is left out where none or both do; a form of a
   trained verb is never made a thing ("drop", a small sphere in WordNet).
+* Also from WordNet, adding only words the rules above do not reach (fourth build): every verb whose gloss says
+  which motion it is, in one of its first senses and where WordNet's counts use it most as a verb
+  (gloss_meaning: "lower: move ... to a lower position" sinks, "widen: become wider" grows, "plunge: drop
+  steeply" falls; never a direction-less kind of moving, which the rules above leave out too), and every noun
+  whose most frequent sense is a kind of a kind of a trained shape word's noun.shape sense ("dewdrop").
 
 A trained word is never redefined; multi-word lemmas, proper nouns and words of two letters or fewer
 are skipped. nltk and matplotlib are lab dependencies (`pip install -e ".[lab]"`), not the app's.
@@ -270,6 +275,101 @@ def names_group(meaning: str, word: str) -> bool:
     return word in GROUPS[meaning][1] or word in DIRECTION_FORMS.get(meaning, ())
 
 
+# Fourth build: what a verb's gloss says it does, and kinds of kinds of shapes ---------------------------
+#: General verbs of motion: a gloss they head means the one direction it names ("move ... to a lower position").
+GLOSS_MOTION_VERBS = {"move", "go", "come", "travel"}
+#: General verbs of change: a gloss they head means the size it names ("make larger", "become narrower").
+GLOSS_CHANGE_VERBS = {"make", "become", "get", "grow"}
+#: Direction words of a gloss, its comparatives too ("to a lower position", "to a higher level").
+GLOSS_DIRECTIONS = {**DIRECTION_WORDS, "higher": "up", "lower": "down"}
+#: Size words of a gloss (comparatives only: "make a small cut" says nothing of becoming smaller).
+GLOSS_SIZES = {"larger": "grow", "bigger": "grow", "wider": "grow", "broader": "grow", "greater": "grow",
+               "smaller": "shrink", "narrower": "shrink"}
+#: Groups whose trained verb heading a gloss of motion means the group ("drop sharply": fall). Not "grow",
+#: which heads glosses of development ("grow old"), not "still" (states, not motion) and not the generic
+#: "horizontal", whose kinds going no one way the build leaves out.
+GLOSS_HEAD_GROUPS = ("up", "down", "fall", "shrink")
+
+
+def gloss_head(synset) -> tuple[str, list[str]]:
+    """The head verb of a gloss's first clause ("cause to" passed over) and the words after it."""
+    words = re.findall(r"[a-z]+", synset.definition().lower().split(";")[0])
+    if words[:2] == ["cause", "to"]:
+        words = words[2:]
+    return (words[0], words[1:]) if words else ("", [])
+
+
+def gloss_meaning(synset) -> str | None:
+    """The group a verb sense means by what its gloss says it does, or None: a verb of motion (verb.motion)
+    headed by a trained verb of GLOSS_HEAD_GROUPS ("plunge: drop steeply"), or by a general verb of motion or a
+    horizontal trained verb with one direction ("lower: move ... to a lower position"); a verb of motion or
+    change (verb.change) headed by a general verb of change with sizes of one meaning ("widen: become
+    wider")."""
+    head, rest = gloss_head(synset)
+    motion = synset.lexname() == "verb.motion"
+    for group in GLOSS_HEAD_GROUPS:
+        if motion and head in GROUPS[group][1]:
+            return group
+    if motion and (head in GLOSS_MOTION_VERBS or head in GROUPS["horizontal"][1]):
+        directions = {GLOSS_DIRECTIONS[w] for w in rest if w in GLOSS_DIRECTIONS}
+        return directions.pop() if len(directions) == 1 else None
+    if synset.lexname() in ("verb.motion", "verb.change") and head in GLOSS_CHANGE_VERBS:
+        sizes = {GLOSS_SIZES[w] for w in rest if w in GLOSS_SIZES}
+        return sizes.pop() if len(sizes) == 1 else None
+    return None
+
+
+def used_most_as(wn, word: str, pos: str) -> bool:
+    """Whether WordNet's tagged counts read `word` as part of speech `pos` at least as often as any other
+    ("wells" is an adverb's form first, "skins" a noun's: neither is read as a verb)."""
+    counts = {p: sum(lemma.count() for lemma in wn.lemmas(word, p)) for p in "nvar"}
+    counts["a"] += sum(lemma.count() for lemma in wn.lemmas(word, "s"))
+    return counts[pos] >= max(counts.values())
+
+
+def gloss_verbs(wn, known: set[str]) -> dict[str, str]:
+    """New word -> trained form, for every verb of WordNet whose gloss says which motion it is (gloss_meaning),
+    in one of the verb's first SENSES senses, where the verb is used most as a verb; inflected like the
+    group's first trained verb; a word two meanings reach is left out."""
+    reached: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for synset in wn.all_synsets("v"):
+        group = gloss_meaning(synset)
+        if group is None:
+            continue
+        trained = GROUPS[group][1][0]
+        forms = sorted(w for w in known if inflect_like(trained, trained, w) == w)
+        for lemma in synset.lemma_names():
+            if (not re.fullmatch(r"[a-z]{3,}", lemma) or synset not in wn.synsets(lemma, "v")[:SENSES]
+                    or not used_most_as(wn, lemma, "v")):
+                continue
+            for form in forms:
+                word = inflect_like(lemma, trained, form)
+                if word and word not in known:
+                    reached[word].add((group, form))
+    return {word: sorted(targets)[0][1] for word, targets in reached.items() if len({g for g, _ in targets}) == 1}
+
+
+def shape_kinds(wn, known: set[str]) -> dict[str, str]:
+    """New noun -> trained shape word, for every noun whose most frequent sense is a kind of a kind of a trained
+    shape word's noun.shape sense ("dewdrop", a drop, a kind of sphere: "sphere"), where the noun is used most
+    as a noun; a noun two shapes reach is left out. (Kinds of the shape senses themselves are the first rules'.)"""
+    shape_senses: dict[object, tuple[str, str]] = {}
+    for group in SHAPES:
+        for trained in GROUPS[group][1]:
+            for sense in followed_senses(wn, group, "n", trained):
+                if sense.lexname() == "noun.shape":
+                    shape_senses.setdefault(sense, (group, trained))
+    reached: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for sense, target in shape_senses.items():
+        for kind in sense.hyponyms():
+            for kind_of_kind in kind.hyponyms():
+                for lemma in kind_of_kind.lemma_names():
+                    if (re.fullmatch(r"[a-z]{3,}", lemma) and lemma not in known
+                            and wn.synsets(lemma, "n")[:1] == [kind_of_kind] and used_most_as(wn, lemma, "n")):
+                        reached[lemma].add(target)
+    return {word: sorted(targets)[0][1] for word, targets in reached.items() if len({g for g, _ in targets}) == 1}
+
+
 def wordnet_words(wn, known: set[str]) -> tuple[dict[str, str], dict[str, set[str]]]:
     """New word -> trained word, from the followed senses of each group's words; also who reached what."""
     reached: dict[str, set[tuple[str, str]]] = defaultdict(set)  # word -> {(group, trained form)}
@@ -353,6 +453,13 @@ def build(out: Path) -> dict:
     words = {w: m for w, m in synonyms.items() if w not in survey}
     words.update(x11)  # a colour's measured RGB decides over WordNet
     words.update(survey)
+    # The fourth build's rules add words only: none the rules above reach (chosen, or left out as ambiguous),
+    # no colour name; a form of a trained verb is never made a shape.
+    glossed = {w: m for w, m in gloss_verbs(wn, known).items() if w not in reached and w not in words}
+    kinds = {w: m for w, m in shape_kinds(wn, known).items()
+             if w not in reached and w not in words and w not in glossed and wn.morphy(w, "v") not in TRAINED_VERBS}
+    words.update(glossed)
+    words.update(kinds)
     words = dict(sorted(Vocabulary(known, {w: (m,) for w, m in words.items()}).lexicon.items()))
     data = {"format": LEXICON_FORMAT, "version": 2,
             "sources": {
@@ -371,7 +478,20 @@ def build(out: Path) -> dict:
                                     "the verb two or more trained verbs of one meaning are kinds of; a word of two "
                                     "meanings goes to the one its gloss's head verb names, else it is left out; a form of a "
                                     "trained verb is never made a thing",
-                            "words": len(set(synonyms) - set(x11) - set(survey))}},
+                            "words": len(set(synonyms) - set(x11) - set(survey))},
+                "wordnet glosses": {"from": "WordNet 3.0, as above",
+                                    "rule": "a verb (in one of its first senses, used most as a verb) whose gloss, "
+                                            "headed by a trained verb of rising, sinking, falling or shrinking, or by "
+                                            "move/go/come/travel with one direction word (up, down, higher, lower), "
+                                            "or by make/become/get/grow with size words of one meaning (larger, "
+                                            "wider, smaller, narrower), says that motion; inflected like its group's "
+                                            "first trained verb; only words the rules above do not reach",
+                                    "words": len(glossed)},
+                "wordnet shape kinds": {"from": "WordNet 3.0, as above",
+                                        "rule": "a noun (used most as a noun) whose most frequent sense is a kind of "
+                                                "a kind of a trained shape word's noun.shape sense; only words the "
+                                                "rules above do not reach",
+                                        "words": len(kinds)}},
             "words": {w: " ".join(m) for w, m in words.items()}}
     out.write_text(json.dumps(data, indent=0, sort_keys=False) + "\n", encoding="utf-8")
     return data

@@ -219,13 +219,14 @@ def test_words_a_word_level_model_does_not_know_are_warned_once_per_prompt(model
 def test_studio_mini_warns_and_magi1_models_read_any_word(model, warned, tmp_path, capsys, no_model_load):
     from magi_studio.cli import build_parser, check_generate_args
 
-    args = build_parser().parse_args(["generate", "--model", model, "--prompt", "a cobalt zorblat rises", "-o",
+    args = build_parser().parse_args(["generate", "--model", model, "--prompt", "a cobalt zorblat lowers", "-o",
                                       str(tmp_path / "x.mp4")])
     check_generate_args(args)
     err = capsys.readouterr().err
     assert ("warning: studio-mini does not know 'zorblat'" in err) is warned
     assert ("zorblat" in err) is warned
     assert "'cobalt'" not in err  # a lexicon word (a survey colour WordNet knows first as a metal) is known
+    assert "'lowers'" not in err  # a lexicon word of the fourth build (its gloss: move to a lower position)
 
 
 def test_negative_prompt_changes_a_base_model_s_video_and_a_distilled_one_says_it_has_no_effect(model_dir, tmp_path,
