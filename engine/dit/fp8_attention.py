@@ -104,10 +104,11 @@ def heads_mean(mean: torch.Tensor, heads: int) -> torch.Tensor:
     return mean.repeat_interleave(heads // mean.shape[2], dim=2)
 
 
-def widen_e4m3(x8: torch.Tensor, scale: torch.Tensor, mean: torch.Tensor, dtype: torch.dtype = torch.bfloat16
-               ) -> torch.Tensor:
-    """x8 · scale + v's mean (heads_mean) in `dtype`: one pass when compiled (eager makes float32 copies)."""
-    return (x8.float() * scale + heads_mean(mean, x8.shape[2])).to(dtype)
+def widen_e4m3(out: torch.Tensor, x8: torch.Tensor, scale: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """out (the model's dtype, any strides: a view of the output projection's input) = x8 · scale + v's mean
+    (heads_mean); compiled, one pass that writes `out` where it lies (eager makes float32 copies on the way)."""
+    out.copy_(x8.float() * scale + heads_mean(mean, x8.shape[2]))
+    return out
 
 
 # The Triton kernel (magi_engine.dit.fp8_attention_triton, which imports triton) -----------------------------
@@ -271,36 +272,37 @@ class Fp8BlockCausalAttention:
         k8, sk, _ = self.quantize_centred(k)
         v8, sv, v_mean = self.quantize_centred(v)
         try:
-            got = self.attend(q8, k8, v8, (sq, sk, sv), v_mean, layout, q.dtype, out)
+            return self.attend(q8, k8, v8, (sq, sk, sv), v_mean, layout, q.dtype, out)
         except Exception as exc:  # noqa: BLE001
             log.warning("FP8 attention (%s) failed, attention runs in bf16 from now on: %s", self.backend, exc)
             self.failed = True
             return block_causal_attention(q, k, v, layout, out=out)
-        return got if out is None or got is out else out.copy_(got)
 
     def attend(self, q8, k8, v8, scales, v_mean: torch.Tensor, layout, dtype: torch.dtype,
                out: torch.Tensor | None = None) -> torch.Tensor:
-        """The attention of the centred k8, v8 with v_mean added back: `out` itself where the kernel can write
-        there (Triton's, in the model's dtype)."""
+        """The attention of the centred k8, v8 with v_mean added back, in `dtype`, written into `out` (any
+        strides) where given."""
         attn_scale = q8.shape[-1] ** -0.5
         t = layout.tokens_per_chunk
+        if out is None:
+            out = torch.empty(q8.shape, dtype=dtype, device=q8.device)
         if self.backend == "triton":
             v8 = token_major_copy(v8)
-            if out is None:
-                out = torch.empty(q8.shape, dtype=dtype, device=q8.device)
+            written = out
             run = lambda qc, ks, vs, oc: triton_attention(qc, ks, vs, scales, oc, attn_scale)  # noqa: E731
         else:
             graphs = cudnn_attention(q8.device)
-            out = torch.empty(q8.shape, dtype=self.cudnn_output, device=q8.device)
+            written = out if self.cudnn_output == dtype else torch.empty(q8.shape, dtype=self.cudnn_output,
+                                                                           device=q8.device)
             repeat = q8.shape[2] // k8.shape[2]
             first = slice(*layout.key_token_range(0))
-            if repeat > 1 and not graphs.takes_gqa(q8[:, :t], k8[:, first], v8[:, first], out[:, :t], attn_scale):
+            if repeat > 1 and not graphs.takes_gqa(q8[:, :t], k8[:, first], v8[:, first], written[:, :t], attn_scale):
                 k8, v8 = k8.repeat_interleave(repeat, dim=2), v8.repeat_interleave(repeat, dim=2)
             run = lambda qc, ks, vs, oc: graphs(qc, ks, vs, scales, oc, attn_scale)  # noqa: E731
         for j in range(layout.num_chunks):
             lo, hi = layout.key_token_range(j)
             rows = slice(j * t, (j + 1) * t)
-            run(q8[:, rows], k8[:, lo:hi], v8[:, lo:hi], out[:, rows])
-        if out.dtype == dtype:
+            run(q8[:, rows], k8[:, lo:hi], v8[:, lo:hi], written[:, rows])
+        if written is out:
             return out.add_(heads_mean(v_mean, out.shape[2]).to(dtype))
-        return self.widen(out, scales[2], v_mean, dtype)  # cuDNN's FP8 output holds (O − μv) / sv
+        return self.widen(out, written, scales[2], v_mean)  # cuDNN's FP8 output holds (O − μv) / sv

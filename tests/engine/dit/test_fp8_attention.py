@@ -94,9 +94,11 @@ def test_centred_quantisation_takes_the_token_mean_off_and_back() -> None:
     plain8, plain_scale = fa.quantize_per_tensor(x)
     assert (back - x.float()).norm() < (plain8.float() * plain_scale - x.float()).norm() / 3
     o8 = x8[:, :5].repeat_interleave(2, dim=2)  # an output over 6 query heads, 2 to each key/value head
-    widened = fa.widen_e4m3(o8, scale, mean)
-    assert widened.dtype == torch.bfloat16
-    assert torch.allclose(widened.float(), o8.float() * scale + mean.repeat_interleave(2, dim=2), rtol=1e-2)
+    buffer = torch.zeros(2, 5, 2 * 6 * 16, dtype=torch.bfloat16)  # [self | cross], as ParallelAttention.attend's
+    into = buffer[..., :6 * 16].unflatten(-1, (6, 16))
+    assert fa.widen_e4m3(into, o8, scale, mean) is into
+    assert torch.allclose(into.float(), o8.float() * scale + mean.repeat_interleave(2, dim=2), rtol=1e-2)
+    assert not buffer[..., 6 * 16:].any()  # written where it lies, nothing beside it
 
 
 def test_token_major_copy_keeps_values_and_aligns_rows() -> None:
