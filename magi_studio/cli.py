@@ -178,7 +178,7 @@ def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
                              "about 13%% slower per chunk)")
     parser.add_argument("--no-fp8-attention", action="store_true",
                         help="run attention in bf16 also for native FP8 models (by default their self-attention "
-                             "runs in FP8 on Hopper GPUs with the cuDNN frontend or Triton installed)")
+                             "runs in FP8 on Hopper GPUs with the cuDNN frontend installed)")
     parser.add_argument("--no-fused-kernels", action="store_true",
                         help="run each DiT layer's norms, gates, residual adds and RoPE as torch code also where the "
                              "engine would use its fused Triton kernels (CUDA GPUs with Triton installed)")

@@ -60,6 +60,9 @@ def test_runtime_choice_turns_fp8_attention_on_with_native_fp8_on_hopper_only(mo
     assert resolve_runtime(RuntimeConfig(native_fp8=False), "cuda").fp8_attention is None  # bf16 runs: SDPA
     with pytest.raises(ConfigError, match="native FP8"):
         resolve_runtime(RuntimeConfig(native_fp8=False, fp8_attention=True), "cuda")
+    _cuda(monkeypatch, (9, 0), cudnn=False, triton=True)
+    assert resolve_runtime(None, "cuda").fp8_attention is None  # by default cuDNN's kernel only (Triton's: no faster)
+    assert resolve_runtime(RuntimeConfig(fp8_attention=True), "cuda").fp8_attention == "triton"  # asked for
     _cuda(monkeypatch, (9, 0), cudnn=False, triton=False)
     assert resolve_runtime(None, "cuda").fp8_attention is None  # no package: SDPA, quietly
     with pytest.raises(ConfigError, match="cuDNN frontend"):
