@@ -1,13 +1,13 @@
 """lab.everyday_eval: shards of one evaluation joined into one result; chunks split by the held-out words known;
-the second and third held-out sets."""
+the second, third and fourth held-out sets."""
 
 import json
 
 import numpy as np
 import pytest
 
-from lab.everyday_eval import (COLOUR_WORDS, HELDOUT, HELDOUT_SETS, HELDOUT_V2, HELDOUT_V3, built_words, by_known,
-                               everyday_words, main, merge, swap_words)
+from lab.everyday_eval import (COLOUR_WORDS, HELDOUT, HELDOUT_SETS, HELDOUT_V2, HELDOUT_V3, HELDOUT_V4, built_words,
+                               by_known, everyday_words, main, merge, swap_words)
 from lab.world.captions import GERUNDS, VERBS
 from magi_engine.text.words import model_vocabulary
 
@@ -125,3 +125,16 @@ def test_chunks_split_by_the_colour_words_alone_leave_other_unknown_words_on_the
     assert split["known"]["colour"] == 1.0 and split["unknown"]["colour"] == 0.0
     assert main(["--by-known", str(path), "--words", "heldout2", "--colours"]) == 0
     assert "known: 1 chunks: colour 1.0" in capsys.readouterr().out
+
+
+def test_the_fourth_held_out_set_is_new_words_for_the_same_trained_words_as_the_third():
+    trained = set(model_vocabulary("studio-mini").words)
+    fourth = set(everyday_words(HELDOUT_V4))
+    assert HELDOUT_SETS["heldout4"] is HELDOUT_V4
+    assert set(HELDOUT_V4) == set(HELDOUT_V3)  # every motion verb of the held-out captions, the colours, the shapes
+    assert not fourth & trained
+    assert not fourth & set(everyday_words(HELDOUT) + everyday_words(HELDOUT_V2) + everyday_words(HELDOUT_V3))
+    assert sum(len(words) for words in HELDOUT_V4.values()) == len(fourth)  # no word written for two trained words
+    rng = np.random.default_rng(0)
+    swapped = swap_words("Over the grass, a red ball travels leftward", HELDOUT_V4, rng).split()
+    assert swapped[-1] == "leftward" and swapped[-2] in HELDOUT_V4["travels"] and swapped[-3] in HELDOUT_V4["ball"]
