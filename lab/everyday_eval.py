@@ -131,7 +131,7 @@ HELDOUT_V3: dict[str, tuple[str, ...]] = {
     "shrinks": ("compresses", "condenses", "recedes"), "shrinking": ("compressing", "condensing", "receding"),
     "contracts": ("tightens", "squeezes", "shrivels"), "dwindles": ("fades", "wanes", "tapers"),
 }
-#: A fourth held-out set, blind to the lexicon: written down on 2026-12-07 at 15:58 UTC (issue 22), before the
+#: A fourth held-out set, blind to the lexicon: written down on 2026-12-07 by 15:52 UTC (issue 22), before the
 #: fifth build's rule (motion verbs that name no direction read as the trained generic motion verb) was written, by
 #: a helper who had not read lexicon.json, X11's or the xkcd survey's lists, WordNet's entries for any of these
 #: words, EVAL.md's lists of unknown words, or HELDOUT_V3's words (only its keys and comment; a few of its colour,

@@ -31,6 +31,10 @@ It is built from three published resources, never from the evaluation's held-out
   (gloss_meaning: "lower: move ... to a lower position" sinks, "widen: become wider" grows, "plunge: drop
   steeply" falls; never a direction-less kind of moving, which the rules above leave out too), and every noun
   whose most frequent sense is a kind of a kind of a trained shape word's noun.shape sense ("dewdrop").
+* Also from WordNet, adding only words no rule above reaches (fifth build, travel_verbs): every verb whose first
+  sense is a kind of travelling (its hypernyms reach travel.v.01, "move"'s first sense) and names no direction,
+  turning, circling or stopping, used most as a verb, is read as the generic trained verb "moves" ("strolls",
+  "sprints"); the prompt's own "left" or "down" says where it goes.
 
 A trained word is never redefined; multi-word lemmas, proper nouns and words of two letters or fewer
 are skipped. nltk and matplotlib are lab dependencies (`pip install -e ".[lab]"`), not the app's.
@@ -370,6 +374,50 @@ def shape_kinds(wn, known: set[str]) -> dict[str, str]:
     return {word: sorted(targets)[0][1] for word, targets in reached.items() if len({g for g, _ in targets}) == 1}
 
 
+# Fifth build: kinds of travelling that name no direction, read as the generic "moves" ---------------------
+#: The trained verb every direction of the captions is said with ("moves up", "moves to the left"): a kind of
+#: travelling that names no direction is read as it, and the prompt's own "left" or "down" says where.
+GENERIC_VERB = "move"
+#: WordNet's travel sense (travel, go, move, locomote: "change location"), the first sense of the generic verb.
+TRAVEL = "travel.v.01"
+#: Kinds of travelling that are not going somewhere: circling ("circle: travel around something", "move in
+#: circles"), keeping still ("hover: be motionless"), and going with or after someone else (escort, hound).
+NOT_TRAVELLING = {"circle.v.01", "circle.v.02", "hover.v.03", "accompany.v.02", "hound.v.01"}
+#: Gloss words of turning, circling or stopping: such a verb is not read as going anywhere.
+TURN_OR_STOP = re.compile(r"\b(turn|spin|rotat|revolv|gyrat|whirl|twirl|circl|around|loop|motionless|stop|halt|still)")
+#: Gloss words of a vertical direction beyond GLOSS_DIRECTIONS ("ski downhill", "reappear on the surface").
+VERTICAL = {"downhill", "uphill", "surface", "dive", "fall", "rise", "sink", "descend", "climb"}
+
+
+def travel_verbs(wn, known: set[str], settled: set[str]) -> dict[str, str]:
+    """New word -> a form of the generic trained verb, for every verb whose first sense is a kind of travelling
+    (its hypernyms reach WordNet's travel sense, the generic verb's own first sense) and names no direction, where
+    the verb is used most as a verb ("hurry": move very fast; "stroll": walk leisurely). Left out: a sense under a
+    followed sense of a trained verb of another meaning (kinds of rising, descending, floating or falling are the
+    old rules' or none), kinds of NOT_TRAVELLING, glosses of turning, stopping or a vertical direction, words
+    `settled` (reached by the earlier rules, chosen or left out) and forms of trained verbs."""
+    travel = wn.synset(TRAVEL)
+    directed = {sense for group, (parts, lemmas) in GROUPS.items() if "v" in parts and group not in GENERIC
+                for lemma in lemmas for sense in followed_senses(wn, group, "v", lemma)}
+    forms = sorted(w for w in known if inflect_like(GENERIC_VERB, GENERIC_VERB, w) == w)
+    found = {}
+    for lemma in sorted({name for synset in wn.all_synsets("v") for name in synset.lemma_names()}):
+        if not re.fullmatch(r"[a-z]{3,}", lemma) or lemma in TRAINED_VERBS:
+            continue
+        first = wn.synsets(lemma, "v")[0]
+        kinds_of = set(first.closure(lambda s: s.hypernyms())) | {first}
+        gloss = set(re.findall(r"[a-z]+", first.definition().lower()))
+        if (first.lexname() != "verb.motion" or travel not in kinds_of or kinds_of & directed
+                or {s.name() for s in kinds_of} & NOT_TRAVELLING or TURN_OR_STOP.search(first.definition().lower())
+                or gloss & (set(GLOSS_DIRECTIONS) | VERTICAL) or not used_most_as(wn, lemma, "v")):
+            continue
+        words = {form: inflect_like(lemma, GENERIC_VERB, form) for form in forms}
+        if any(word in known or word in settled or wn.morphy(word, "v") in TRAINED_VERBS for word in words.values()):
+            continue  # the earlier rules' word, or a form of a trained verb, in any of its forms
+        found.update({word: form for form, word in words.items()})
+    return found
+
+
 def wordnet_words(wn, known: set[str]) -> tuple[dict[str, str], dict[str, set[str]]]:
     """New word -> trained word, from the followed senses of each group's words; also who reached what."""
     reached: dict[str, set[tuple[str, str]]] = defaultdict(set)  # word -> {(group, trained form)}
@@ -460,6 +508,9 @@ def build(out: Path) -> dict:
              if w not in reached and w not in words and w not in glossed and wn.morphy(w, "v") not in TRAINED_VERBS}
     words.update(glossed)
     words.update(kinds)
+    # The fifth build's rule adds words only, none that any rule above reaches or chose.
+    travelling = travel_verbs(wn, known, set(reached) | set(words))
+    words.update(travelling)
     words = dict(sorted(Vocabulary(known, {w: (m,) for w, m in words.items()}).lexicon.items()))
     data = {"format": LEXICON_FORMAT, "version": 2,
             "sources": {
@@ -491,7 +542,13 @@ def build(out: Path) -> dict:
                                         "rule": "a noun (used most as a noun) whose most frequent sense is a kind of "
                                                 "a kind of a trained shape word's noun.shape sense; only words the "
                                                 "rules above do not reach",
-                                        "words": len(kinds)}},
+                                        "words": len(kinds)},
+                "wordnet travel verbs": {"from": "WordNet 3.0, as above",
+                                         "rule": "a verb (used most as a verb) whose first sense is a kind of "
+                                                 "travelling (travel.v.01) and names no direction, turning, circling "
+                                                 "or stopping, and is not under a trained verb of another meaning, "
+                                                 "read as the generic move/moves/moving; only words the rules above "
+                                                 "do not reach", "words": len(travelling)}},
             "words": {w: " ".join(m) for w, m in words.items()}}
     out.write_text(json.dumps(data, indent=0, sort_keys=False) + "\n", encoding="utf-8")
     return data

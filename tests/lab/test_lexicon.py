@@ -101,7 +101,8 @@ def test_the_shipped_lexicon_is_small_and_means_only_trained_words():
     assert sum(source["words"] for source in data["sources"].values()) >= len(words)
     vocabulary = model_vocabulary("studio-mini")
     assert vocabulary.meaning("crimson") == ("red",) and vocabulary.unknown_words("a crimson ball") == []
-    assert set(data["sources"]) == {"rgb.txt", "xkcd", "wordnet", "wordnet glosses", "wordnet shape kinds"}
+    assert set(data["sources"]) == {"rgb.txt", "xkcd", "wordnet", "wordnet glosses", "wordnet shape kinds",
+                                    "wordnet travel verbs"}
     # A survey colour, a noun.shape sense, the verb two trained verbs are kinds of (none of them held out).
     assert vocabulary.meaning("amethyst") == ("purple",) and vocabulary.meaning("bead") == ("sphere",)
     assert vocabulary.meaning("increases") == ("grows",) and vocabulary.meaning("decreasing") == ("shrinking",)
