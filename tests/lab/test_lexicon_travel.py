@@ -1,5 +1,6 @@
 """lab.lexicon's fifth-build rule: kinds of travelling that name no direction read as the generic "moves"."""
 
+import importlib.util
 import json
 
 import pytest
@@ -11,7 +12,8 @@ from magi_resources import resource_path
 KNOWN = set(read_encoder_words(resource_path("models", "studio-mini", "text_encoder.safetensors")))
 
 
-@pytest.mark.skipif(not WORDNET.exists(), reason="needs Debian's wordnet-base")
+@pytest.mark.skipif(not WORDNET.exists() or importlib.util.find_spec("nltk") is None,
+                    reason="needs Debian's wordnet-base and nltk (the lab extra)")
 def test_a_kind_of_travelling_that_names_no_direction_is_read_as_moves_in_each_of_its_forms():
     wn = wordnet_reader()
     words = travel_verbs(wn, KNOWN, settled={"wanders"})
