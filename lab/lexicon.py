@@ -70,6 +70,8 @@ NAMED_AFTER = {"noun.substance", "noun.plant", "noun.food"}
 MAX_COLOUR_DISTANCE = 70.0
 #: Senses of a trained word followed (WordNet orders senses by frequency).
 SENSES = 2
+#: A WordNet lemma the lexicon may add: one plain lower-case word (not multi-word, not a name, not too short).
+PLAIN_WORD = re.compile(r"[a-z]{3,}")
 
 #: Trained content words by what they mean, and the WordNet parts of speech to look them up as.
 #: Words of one group mean the same to the model (each maps to itself); a new word goes to the first
@@ -295,6 +297,12 @@ GLOSS_SIZES = {"larger": "grow", "bigger": "grow", "wider": "grow", "broader": "
 GLOSS_HEAD_GROUPS = ("up", "down", "fall", "shrink")
 
 
+def single_meanings(reached: dict[str, set[tuple[str, str]]]) -> dict[str, str]:
+    """Word -> trained form, for each word every rule that reached it gave one group (the group's first form);
+    a word two groups reach is left out."""
+    return {word: sorted(targets)[0][1] for word, targets in reached.items() if len({g for g, _ in targets}) == 1}
+
+
 def gloss_head(synset) -> tuple[str, list[str]]:
     """The head verb of a gloss's first clause ("cause to" passed over) and the words after it."""
     words = re.findall(r"[a-z]+", synset.definition().lower().split(";")[0])
@@ -343,14 +351,14 @@ def gloss_verbs(wn, known: set[str]) -> dict[str, str]:
         trained = GROUPS[group][1][0]
         forms = sorted(w for w in known if inflect_like(trained, trained, w) == w)
         for lemma in synset.lemma_names():
-            if (not re.fullmatch(r"[a-z]{3,}", lemma) or synset not in wn.synsets(lemma, "v")[:SENSES]
+            if (not PLAIN_WORD.fullmatch(lemma) or synset not in wn.synsets(lemma, "v")[:SENSES]
                     or not used_most_as(wn, lemma, "v")):
                 continue
             for form in forms:
                 word = inflect_like(lemma, trained, form)
                 if word and word not in known:
                     reached[word].add((group, form))
-    return {word: sorted(targets)[0][1] for word, targets in reached.items() if len({g for g, _ in targets}) == 1}
+    return single_meanings(reached)
 
 
 def shape_kinds(wn, known: set[str]) -> dict[str, str]:
@@ -368,10 +376,10 @@ def shape_kinds(wn, known: set[str]) -> dict[str, str]:
         for kind in sense.hyponyms():
             for kind_of_kind in kind.hyponyms():
                 for lemma in kind_of_kind.lemma_names():
-                    if (re.fullmatch(r"[a-z]{3,}", lemma) and lemma not in known
+                    if (PLAIN_WORD.fullmatch(lemma) and lemma not in known
                             and wn.synsets(lemma, "n")[:1] == [kind_of_kind] and used_most_as(wn, lemma, "n")):
                         reached[lemma].add(target)
-    return {word: sorted(targets)[0][1] for word, targets in reached.items() if len({g for g, _ in targets}) == 1}
+    return single_meanings(reached)
 
 
 # Fifth build: kinds of travelling that name no direction, read as the generic "moves" ---------------------
@@ -402,7 +410,7 @@ def travel_verbs(wn, known: set[str], settled: set[str]) -> dict[str, str]:
     forms = sorted(w for w in known if inflect_like(GENERIC_VERB, GENERIC_VERB, w) == w)
     found = {}
     for lemma in sorted({name for synset in wn.all_synsets("v") for name in synset.lemma_names()}):
-        if not re.fullmatch(r"[a-z]{3,}", lemma) or lemma in TRAINED_VERBS:
+        if not PLAIN_WORD.fullmatch(lemma) or lemma in TRAINED_VERBS:
             continue
         first = wn.synsets(lemma, "v")[0]
         kinds_of = set(first.closure(lambda s: s.hypernyms())) | {first}
@@ -428,8 +436,8 @@ def wordnet_words(wn, known: set[str]) -> tuple[dict[str, str], dict[str, set[st
 
     def reach(lemmas, pos: str, meaning: str, trained_lemma: str, forms: list[str], synset) -> None:
         for lemma in lemmas:
-            if not re.fullmatch(r"[a-z]{3,}", lemma):
-                continue  # multi-word, capitalised (names) or too short
+            if not PLAIN_WORD.fullmatch(lemma):
+                continue
             for form in forms:
                 word = inflect_like(lemma, trained_lemma, form) if pos == "v" else lemma
                 if word and word not in known:
