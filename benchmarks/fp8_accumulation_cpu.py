@@ -62,11 +62,6 @@ def centred_quantised(k: torch.Tensor, v: torch.Tensor):
     return k8[0].float() * sk, v8[0].float() * sv, sv, v_mean[0]
 
 
-def heads_mean_rows(mean, heads: int):
-    """v's mean [1, G, dh] for each query head [1, H, dh] (0 where nothing was taken off)."""
-    return mean if isinstance(mean, int) else fa.heads_mean(mean[None], heads)[0]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variant", default="4.5B_distill")
@@ -83,14 +78,16 @@ def main() -> None:
         kc8, vc8, svc, v_mean = centred_quantised(k, v)
         plain = (q8, k8, v8)
         centred = (q8, kc8, vc8)
+        none = torch.zeros_like(v_mean)
         cases = {  # name: (operands, run, v's mean to add back)
-            "float32 accumulator": (plain, lambda qq, kk, vv: attention(qq, kk, vv, scale, lambda p: e4m3(p, 1 / fa.P_SCALE)), 0),
-            "Hopper, never promoted": (plain, lambda qq, kk, vv: hopper_attention(qq, kk, vv, sv, scale, None), 0),
-            "Hopper, promoted per 128 keys": (plain, lambda qq, kk, vv: hopper_attention(qq, kk, vv, sv, scale, 128), 0),
+            "float32 accumulator": (
+                plain, lambda qq, kk, vv: attention(qq, kk, vv, scale, lambda p: e4m3(p, 1 / fa.P_SCALE)), none),
+            "Hopper, never promoted": (plain, lambda qq, kk, vv: hopper_attention(qq, kk, vv, sv, scale, None), none),
+            "Hopper, promoted per 128 keys": (plain, lambda qq, kk, vv: hopper_attention(qq, kk, vv, sv, scale, 128), none),
             "Hopper, never promoted, k and v centred": (
                 centred, lambda qq, kk, vv: hopper_attention(qq, kk, vv, svc, scale, None), v_mean),
             "cuDNN-like (p·448, e4m3 out), never promoted": (
-                plain, lambda qq, kk, vv: hopper_attention(qq, kk, vv, sv, scale, None, fa.E4M3_MAX, True), 0),
+                plain, lambda qq, kk, vv: hopper_attention(qq, kk, vv, sv, scale, None, fa.E4M3_MAX, True), none),
             "cuDNN-like, never promoted, k and v centred": (
                 centred, lambda qq, kk, vv: hopper_attention(qq, kk, vv, svc, scale, None, fa.E4M3_MAX, True), v_mean)}
         got = {name: [] for name in cases}
@@ -100,7 +97,7 @@ def main() -> None:
             rows = slice(j * args.rows, (j + 1) * args.rows)
             refs.append(attention(q[rows], k[lo:hi], v[lo:hi], scale))
             for name, ((qq, kk, vv), run, mean) in cases.items():
-                got[name].append(run(qq[rows], kk[lo:hi], vv[lo:hi]) + heads_mean_rows(mean, q.shape[1]))
+                got[name].append(run(qq[rows], kk[lo:hi], vv[lo:hi]) + fa.heads_mean(mean[None], q.shape[1])[0])
         ref = torch.cat(refs)
         mean = v.mean(0, keepdim=True)
         print(f"{kind}: v's token mean rms {float(mean.pow(2).mean().sqrt()):.4f}, the rest "
