@@ -15,7 +15,8 @@ q, k, v from its own projections, QK-norm and RoPE of N(0, 1) hidden states) and
 with the QK-norms' gain at 2, so the attention logits are four times wider: peakier softmax rows).
 Candidates: the engine's bf16 SDPA per chunk (the baseline), FlashAttention 4's bf16 kernel where the
 flash-attn-4 package is installed, cuDNN's FP8 attention (cuDNN frontend) as the engine runs it (k and v
-centred on their token means) and uncentred as before, our Triton FP8 kernel at a few tile shapes; and the
+centred on their token means) and uncentred as before, FlashAttention 3's FP8 and bf16 kernels where its Hopper
+build is importable (benchmarks/fa3_build.sh), our Triton FP8 kernel at a few tile shapes; and the
 cost of quantising q, k, v to FP8 (eager, compiled alone, and fused into the QK-norm + RoPE that make q, k).
 """
 
@@ -179,6 +180,24 @@ def candidates(layout: ChunkLayout) -> dict:
                                     q8.shape[-1] ** -0.5, config)
             return o.add_(mean)
         out["triton_fp8_m{}_n{}_w{}_s{}".format(*config)] = (prepare, run)
+    if fa.fa3_available():  # FlashAttention 3's Hopper build (benchmarks/fa3_build.sh)
+        for suffix, centred in (("", True), ("_uncentred", False)):
+            runner = fa.Fp8BlockCausalAttention("fa3")
+            out[f"fa3_fp8{suffix}"] = (lambda q, k, v, c=centred: quantized(q, k, v, c),
+                                       lambda s, r=runner: r.attend(*s[:5], layout, s[5]))
+
+        def fa3_bf16(s):
+            from flash_attn_interface import _flash_attn_forward
+
+            q, k, v, o = s
+            t = layout.tokens_per_chunk
+            for j in range(layout.num_chunks):
+                lo, hi = layout.key_token_range(j)
+                _flash_attn_forward(q[:, j * t:(j + 1) * t], k[:, lo:hi], v[:, lo:hi], out_=o[:, j * t:(j + 1) * t])
+            return o
+        out["fa3_bf16"] = (lambda q, k, v: (q, k, v, torch.empty_like(q)), fa3_bf16)
+    else:
+        print("FlashAttention 3 unavailable (benchmarks/fa3_build.sh builds it)", flush=True)
     # FlashAttention 4 (CuTe DSL; its SM90 path is FA3's design): a bf16 candidate where it is installed; last,
     # as its kernels compile on first use
     try:
@@ -214,6 +233,21 @@ def cudnn_kernels_only(layout: ChunkLayout, q, k, v, out_dtype) -> float:
             lo, hi = layout.key_token_range(j)
             rows = slice(j * t, (j + 1) * t)
             graphs(q8[:, rows], k8[:, lo:hi], v8[:, lo:hi], (sq, sk, sv), o[:, rows], scale)
+    return bench_ms(run)
+
+
+def fa3_kernels_only(layout: ChunkLayout, q, k, v) -> float:
+    """ms of FlashAttention 3's FP8 calls alone (inputs quantised, bf16 output preallocated)."""
+    (q8, sq), (k8, sk), (v8, sv) = (fa.quantize_per_tensor(x) for x in (q, k, v))
+    o = torch.empty(q.shape, dtype=torch.bfloat16, device=q.device)
+    t = layout.tokens_per_chunk
+    scale = q.shape[-1] ** -0.5
+
+    def run():
+        for j in range(layout.num_chunks):
+            lo, hi = layout.key_token_range(j)
+            rows = slice(j * t, (j + 1) * t)
+            fa.fa3_attention(q8[:, rows], k8[:, lo:hi], v8[:, lo:hi], (sq, sk, sv), o[:, rows], scale)
     return bench_ms(run)
 
 
@@ -326,6 +360,13 @@ def main() -> None:
                         "tflops": round(flop / ms / 1e9, 1)}
                 except Exception as exc:  # noqa: BLE001
                     timings[f"cudnn_fp8_{label}_kernels_only"] = {"error": short_error(exc)}
+            if fa.fa3_available():
+                try:
+                    ms = fa3_kernels_only(layout, q, k, v)
+                    timings["fa3_fp8_kernels_only"] = {"layer_ms": round(ms, 3), "step_s": round(ms * layers / 1e3, 4),
+                                                       "tflops": round(flop / ms / 1e9, 1)}
+                except Exception as exc:  # noqa: BLE001
+                    timings["fa3_fp8_kernels_only"] = {"error": short_error(exc)}
         del q, k, v, ref
         if args.json:  # what is measured so far, should the call be cut short
             args.json.with_suffix(".partial.json").write_text(json.dumps({**result, "timings": timings,

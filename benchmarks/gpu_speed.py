@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--window", type=int, default=4)
     parser.add_argument("--compile-mode", default="default")
-    parser.add_argument("--fp8-attention", choices=("off", "cudnn", "triton"), default="off",
+    parser.add_argument("--fp8-attention", choices=("off", "cudnn", "fa3", "triton"), default="off",
                         help="self-attention in FP8 (magi_engine.dit.fp8_attention): in the FP8 layers of --path fp8, "
                              "in every layer of the bf16 paths; accuracy adds FP8 attention alone and with FP8 linears")
     parser.add_argument("--flash-attention", nargs="?", const="all", choices=("all", "self"),

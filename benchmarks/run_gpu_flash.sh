@@ -4,7 +4,8 @@
 # larger than one call's carry); carry .whl_cudnn for the FP8 case. Each case one JSON in $OUT, a summary line
 # in $OUT/log.txt; a case that fails or is stopped says so there, with its last lines.
 #   bash benchmarks/run_gpu_flash.sh [CASE ...]   (default: all but onload and baseline)
-# Without the staged FA4 the --flash-attention cases run SDPA (each JSON says it fell back).
+# Without the staged FA4 the --flash-attention cases run SDPA (each JSON says it fell back). Carry .fa3src for
+# FlashAttention 3 (benchmarks/fa3_build.sh builds it first): the fa3 cases and the attention case's fa3 rows.
 # `baseline` runs compiled_fused_flash from .baseline/, an earlier commit's engine, lab and benchmarks written there
 # first (`mkdir .baseline && git archive COMMIT engine lab benchmarks | tar -x -C .baseline`), in the same call.
 set -u
@@ -15,6 +16,12 @@ if ls .whl_cudnn/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl_cudnn/*.whl
 fi
 export PYTHONPATH=/tmp/site:/tmp/site/nvidia_cutlass_dsl/dsl_packages
+if [ -f .fa3src/fa3src.tar.xz ]; then  # FlashAttention 3's Hopper forward, built here (minutes; kept while warm)
+  if fa3=$(timeout "${FA3_BUILD_LIMIT:-480}" bash benchmarks/fa3_build.sh 2>&1); then
+    export PYTHONPATH=$PYTHONPATH:$(echo "$fa3" | sed -n 's/^export PYTHONPATH=//p')
+  fi
+  echo "$fa3" | grep -v '^export' | tee -a "$OUT/log.txt"
+fi
 { nvidia-smi -L; python3 -c "import torch, flash_attn.cute; print('torch', torch.__version__, 'flash_attn.cute ok')"; } 2>&1 | tee "$OUT/log.txt"
 common="--variant 4.5B_distill --size 720x720 --steps 16 --window 4 --chunks 5"
 summary='import json, sys; d = json.load(open(sys.argv[1])); r = d.get("run_compiled", d)
@@ -53,9 +60,14 @@ for case in ${*:-compiled_fused compiled_fused_flash accuracy_flash fp8_all}; do
                     2>&1 | tee -a "$OUT/log.txt"
                   run_case $case 150 run --path fp8 --fp8-attention cudnn --fused-kernels --flash-attention --gelu-epilogue $common ;;
     accuracy_fp8) run_case $case 200 accuracy --fp8-attention cudnn --variant 4.5B_distill --size 720x720 ;;
+    fp8_fa3) run_case $case 150 run --path fp8 --fp8-attention fa3 --fused-kernels --flash-attention --gelu-epilogue $common ;;
+    accuracy_fp8_fa3) run_case $case 200 accuracy --fp8-attention fa3 --variant 4.5B_distill --size 720x720 ;;
+    profile_fp8_fa3) run_case $case 200 profile --path fp8 --fp8-attention fa3 --fused-kernels --flash-attention \
+                       --variant 4.5B_distill --size 720x720 --window 4 --chunks 5 --steps 8 --profile-steps 1 ;;
     attention)  # FP8 attention's kernels on one layer (errors against float32, timings): its own JSON and summary
       start=$(date +%s)
-      if timeout 200 python3 benchmarks/gpu_attention.py --json "$OUT/attention.json" > "$OUT/attention.log" 2>&1; then
+      if timeout 200 python3 benchmarks/gpu_attention.py --kinds "${ATTENTION_KINDS:-random,qk_norm,qk_norm_gain2}" \
+           --json "$OUT/attention.json" > "$OUT/attention.log" 2>&1; then
         echo "attention ($(( $(date +%s) - start )) s):" | tee -a "$OUT/log.txt"
         python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
 for kind, row in d["accuracy"].items():

@@ -13,6 +13,9 @@ Two kernels can run it, both writing straight into the output's chunk rows (no c
 * "cudnn": cuDNN's FP8 flash attention through the cuDNN frontend's Python graph API (the package
   `nvidia-cudnn-frontend`), one graph per distinct geometry, cached. On Hopper its output is FP8 too
   (scaled so that it spans v8's range) and is widened to bf16 afterwards.
+* "fa3": FlashAttention 3's Hopper kernel (warp-specialised, TMA-fed FP8 WGMMA; the flash-attention
+  repository's hopper/, which PyPI does not carry: benchmarks/fa3_build.sh builds the forward it needs), GQA
+  native, q/k/v descales per batch and key/value head, bf16 output written straight into the chunk's rows.
 * "triton": our own Triton kernel (online softmax; q·kᵀ and p·v as FP8 tensor-core products with float32
   accumulation; the probabilities go to e4m3 scaled by P_SCALE; bf16 output).
 
@@ -35,7 +38,7 @@ log = logging.getLogger(__name__)
 
 #: The GPUs this is built for (Hopper: H100, H200; measured on an H200, BENCHMARKS.md). Elsewhere: SDPA.
 FP8_ATTENTION_CAPABILITY_MAJOR = 9
-FP8_ATTENTION_BACKENDS = ("cudnn", "triton")
+FP8_ATTENTION_BACKENDS = ("cudnn", "fa3", "triton")
 #: Softmax probabilities (≤ 1, relative to the running row maximum) are scaled by this before rounding
 #: to e4m3, so that small ones stay in e4m3's normal range (≥ 2^-6); a power of two: exact to undo.
 P_SCALE = 256.0
@@ -45,6 +48,14 @@ def cudnn_frontend_available() -> bool:
     try:
         import cudnn  # noqa: F401  (nvidia-cudnn-frontend)
     except Exception:  # ImportError, or a wheel that does not load against this cuDNN
+        return False
+    return True
+
+
+def fa3_available() -> bool:
+    try:
+        import flash_attn_interface  # noqa: F401  (FlashAttention 3's Hopper build; registers torch.ops.flash_attn_3)
+    except Exception:  # ImportError, or a build that does not load against this torch
         return False
     return True
 
@@ -65,7 +76,7 @@ def fp8_attention_backend(device: torch.device | str, preferred: str = "cudnn") 
         return None
     if torch.cuda.get_device_capability(device)[0] != FP8_ATTENTION_CAPABILITY_MAJOR:
         return None
-    available = {"cudnn": cudnn_frontend_available, "triton": triton_available}
+    available = {"cudnn": cudnn_frontend_available, "fa3": fa3_available, "triton": triton_available}
     for name in (preferred, *[b for b in FP8_ATTENTION_BACKENDS if b != preferred]):
         if available[name]():
             return name
@@ -149,6 +160,20 @@ def triton_attention(q8: torch.Tensor, k8: torch.Tensor, v8_token_major: torch.T
         v8_token_major.stride(0), v8_token_major.stride(1), v8_token_major.stride(2), v8_token_major.stride(3),
         out.stride(0), out.stride(1), out.stride(2),
         HEAD_DIM=dh, BLOCK_M=block_m, BLOCK_N=block_n, P_SCALE=P_SCALE, num_warps=warps, num_stages=stages)
+
+
+# FlashAttention 3 ----------------------------------------------------------------------------------------------
+def fa3_attention(q8: torch.Tensor, k8: torch.Tensor, v8: torch.Tensor, scales, out: torch.Tensor,
+                  attn_scale: float) -> None:
+    """out [N, tq, H, dh] (bf16, any strides with the last 1: written) = attention of q8 [N, tq, H, dh] over k8,
+    v8 [N, tk, G, dh]; scales (sq, sk, sv) float32 scalars on the device, handed to the kernel as its
+    [N, G] descales without a copy."""
+    from flash_attn_interface import _flash_attn_forward
+
+    n, groups = q8.shape[0], k8.shape[2]
+    sq, sk, sv = (s.reshape(1, 1).expand(n, groups) for s in scales)
+    _flash_attn_forward(q8, k8, v8, out_=out, q_descale=sq, k_descale=sk, v_descale=sv, softmax_scale=attn_scale,
+                        causal=False)
 
 
 # cuDNN ------------------------------------------------------------------------------------------------------
@@ -293,6 +318,9 @@ class Fp8BlockCausalAttention:
             v8 = token_major_copy(v8)
             written = out
             run = lambda qc, ks, vs, oc: triton_attention(qc, ks, vs, scales, oc, attn_scale)  # noqa: E731
+        elif self.backend == "fa3":  # its FP8 kernel writes bf16 only
+            written = out if dtype == torch.bfloat16 else torch.empty(q8.shape, dtype=torch.bfloat16, device=q8.device)
+            run = lambda qc, ks, vs, oc: fa3_attention(qc, ks, vs, scales, oc, attn_scale)  # noqa: E731
         else:
             graphs = cudnn_attention(q8.device)
             written = out if self.cudnn_output == dtype else torch.empty(q8.shape, dtype=self.cudnn_output,
@@ -308,4 +336,6 @@ class Fp8BlockCausalAttention:
             run(q8[:, rows], k8[:, lo:hi], v8[:, lo:hi], written[:, rows])
         if written is out:
             return out.add_(heads_mean(v_mean, out.shape[2]).to(dtype))
+        if written.dtype == torch.bfloat16:  # FlashAttention 3 for a model in another dtype
+            return out.copy_(written.float() + heads_mean(v_mean, out.shape[2]))
         return self.widen(out, written, scales[2], v_mean)  # cuDNN's FP8 output holds (O − μv) / sv

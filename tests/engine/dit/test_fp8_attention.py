@@ -24,10 +24,11 @@ from magi_engine.errors import ConfigError
 from magi_engine.variants import tiny_dit_config
 
 
-def _cuda(monkeypatch, capability: tuple[int, int], cudnn: bool, triton: bool) -> None:
+def _cuda(monkeypatch, capability: tuple[int, int], cudnn: bool, triton: bool, fa3: bool = False) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(fa, "cudnn_frontend_available", lambda: cudnn)
+    monkeypatch.setattr(fa, "fa3_available", lambda: fa3)
     monkeypatch.setattr(fa, "triton_available", lambda: triton)
 
 
@@ -43,6 +44,9 @@ def test_no_fp8_attention_off_hopper_or_without_a_kernel(monkeypatch) -> None:
     assert fa.fp8_attention_backend("cuda", preferred="triton") == "triton"
     _cuda(monkeypatch, (9, 0), cudnn=False, triton=True)
     assert fa.fp8_attention_backend("cuda") == "triton"
+    _cuda(monkeypatch, (9, 0), cudnn=False, triton=True, fa3=True)
+    assert fa.fp8_attention_backend("cuda") == "fa3"  # before our Triton kernel
+    assert fa.fp8_attention_backend("cuda", preferred="triton") == "triton"
 
 
 def test_runtime_choice_turns_fp8_attention_on_with_native_fp8_on_hopper_only(monkeypatch) -> None:
@@ -179,6 +183,56 @@ def test_centring_keeps_what_a_shared_mean_would_round_away(monkeypatch, output)
                                            quantize_centred=lambda x: (*fa.quantize_per_tensor(x), x[:, :1].float() * 0))
     plain = error(uncentred(q, k, v, layout))
     assert centred < 0.15 and plain > 3 * centred, (centred, plain)
+
+
+class _EmulatedFa3:
+    """Stands in for FlashAttention 3's flash_attn_interface: float attention of the dequantised operands, bf16
+    output written into out_, descales checked against its (batch, key/value heads) contract."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, int]] = []
+
+    def _flash_attn_forward(self, q, k, v, out_=None, q_descale=None, k_descale=None, v_descale=None,
+                            softmax_scale=None, causal=False):
+        assert q.dtype == k.dtype == v.dtype == torch.float8_e4m3fn and out_.dtype == torch.bfloat16 and not causal
+        assert out_.stride(-1) == 1
+        for descale in (q_descale, k_descale, v_descale):
+            assert descale.shape == (q.shape[0], k.shape[2]) and descale.dtype == torch.float32
+        self.calls.append((q.shape[1], k.shape[1], out_.data_ptr()))
+        repeat = q.shape[2] // k.shape[2]
+        qf = (q.float() * q_descale[0, 0]).transpose(1, 2)
+        kf = (k.float() * k_descale[0, 0]).repeat_interleave(repeat, 2).transpose(1, 2)
+        vf = (v.float() * v_descale[0, 0]).repeat_interleave(repeat, 2).transpose(1, 2)
+        out_.copy_(torch.nn.functional.scaled_dot_product_attention(qf, kf, vf, scale=softmax_scale).transpose(1, 2))
+        return out_, None, None, None
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fa3_writes_each_chunks_rows_with_its_descales_and_v_mean_back(monkeypatch, dtype) -> None:
+    import sys
+    import types
+
+    emulated = _EmulatedFa3()
+    module = types.ModuleType("flash_attn_interface")
+    module._flash_attn_forward = emulated._flash_attn_forward
+    monkeypatch.setitem(sys.modules, "flash_attn_interface", module)
+    assert fa.fa3_available()
+    t = 10
+    layout = ChunkLayout(2, 5, t, (1, 1, 1, 1, 6), 1)
+    g = torch.Generator().manual_seed(7)
+    q = torch.randn(1, 5 * t, 6, 16, generator=g).to(dtype)
+    k = torch.randn(1, 6 * t, 2, 16, generator=g).to(dtype)
+    v = (0.5 * torch.randn(1, 6 * t, 2, 16, generator=g) + 3).to(dtype)  # a shared mean, taken off and put back
+    out = torch.empty(1, 5 * t, 6 * 16 + 8, dtype=dtype)[..., :6 * 16].view(1, 5 * t, 6, 16)  # a strided view
+    got = fa.Fp8BlockCausalAttention("fa3")(q, k, v, layout, out=out)
+    assert got is out and got.dtype == dtype
+    assert [c[:2] for c in emulated.calls] == [(t, 2 * t), (t, 3 * t), (t, 4 * t), (t, 5 * t), (t, t)]
+    starts = [c[2] for c in emulated.calls]
+    row_bytes = out.stride(1) * 2 if dtype == torch.bfloat16 else 6 * 16 * 2  # into out's rows, or a bf16 buffer's
+    assert [s - starts[0] for s in starts] == [j * t * row_bytes for j in range(5)]
+    expected = block_causal_attention(q.float(), k.float(), v.float(), layout)
+    vary = expected - expected.mean(1, keepdim=True)
+    assert float((got.float() - expected).norm() / vary.norm()) < 0.15
 
 
 def test_a_kernel_that_refuses_leaves_bf16_attention(monkeypatch) -> None:
