@@ -192,10 +192,8 @@ class Project:
     render_queue: dict = field(default_factory=dict)
 
     def shot_index(self, shot_id: str) -> int:
-        for i, shot in enumerate(self.shots):
-            if shot.id == shot_id:
-                return i
-        raise KeyError(f"no shot {shot_id!r} in the project")
+        shot = self.shot(shot_id)  # KeyError for an id the project lacks
+        return next(i for i, s in enumerate(self.shots) if s is shot)
 
     def find_shot(self, shot_id: str) -> Shot | None:
         """The shot with this id, or None when the project has none (`shot` raises KeyError instead)."""
