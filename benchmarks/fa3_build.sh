@@ -5,8 +5,8 @@
 # packed-GQA, local, soft-cap, varlen or cluster variants; so the build is minutes, not an hour.
 #   bash benchmarks/fa3_build.sh      reads .fa3src/fa3src.tar.xz, builds into .fa3build/ (kept while the
 #                                     machine stays warm), prints the PYTHONPATH that imports flash_attn_interface
-# .fa3src/fa3src.tar.xz holds hopper/ and csrc/cutlass/include/ at the commits .fa3src/SOURCE names (made here:
-# `git archive` of each, unpacked side by side, `tar -cJf`); carry .fa3src.
+# .fa3src/fa3src.tar.xz holds hopper/ and csrc/cutlass/include/ at the commits .fa3src/SOURCE names
+# (benchmarks/fa3_source.sh packs it); carry .fa3src.
 set -eu
 root=$(pwd)
 build=${FA3_BUILD:-$root/.fa3build}

@@ -59,7 +59,7 @@ class RuntimeChoice:
     compile_layers: bool
     compile_mode: str
     native_fp8: bool
-    #: The FP8 attention kernel of the FP8 layers (magi_engine.dit.fp8_attention: "cudnn" or "triton"); None: SDPA.
+    #: The FP8 attention kernel of the FP8 layers (magi_engine.dit.fp8_attention: "cudnn", "fa3" or "triton"); None: SDPA.
     fp8_attention: str | None = None
     #: Each layer's norm + gate + residual and QK-norm + RoPE as fused Triton kernels (magi_engine.dit.fused).
     fused_kernels: bool = False
@@ -145,8 +145,8 @@ def _fp8_attention(wanted: bool | None, native_fp8: bool, device: torch.device) 
         return None
     if backend is None and wanted:
         raise ConfigError(f"FP8 attention needs a Hopper GPU (compute capability 9.x) with the cuDNN frontend "
-                          f"(nvidia-cudnn-frontend) or Triton installed; {device} has neither. Leave it to the "
-                          "engine, which then runs attention in bf16.")
+                          f"(nvidia-cudnn-frontend), FlashAttention 3 or Triton installed; {device} has none. Leave "
+                          "it to the engine, which then runs attention in bf16.")
     return backend
 
 
