@@ -16,13 +16,16 @@ if ls .whl_cudnn/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl_cudnn/*.whl
 fi
 export PYTHONPATH=/tmp/site:/tmp/site/nvidia_cutlass_dsl/dsl_packages
+{ nvidia-smi -L; python3 -c "import torch, flash_attn.cute; print('torch', torch.__version__, 'flash_attn.cute ok')"; } 2>&1 | tee "$OUT/log.txt"
 if [ -f .fa3src/fa3src.tar.xz ]; then  # FlashAttention 3's Hopper forward, built here (minutes; kept while warm)
   if fa3=$(timeout "${FA3_BUILD_LIMIT:-480}" bash benchmarks/fa3_build.sh 2>&1); then
     export PYTHONPATH=$PYTHONPATH:$(echo "$fa3" | sed -n 's/^export PYTHONPATH=//p')
+  else
+    fa3="$fa3
+FA3 not built (status $?; 124: stopped at FA3_BUILD_LIMIT, ${FA3_BUILD_LIMIT:-480} s; .fa3build/build.log has the rest)"
   fi
   echo "$fa3" | grep -v '^export' | tee -a "$OUT/log.txt"
 fi
-{ nvidia-smi -L; python3 -c "import torch, flash_attn.cute; print('torch', torch.__version__, 'flash_attn.cute ok')"; } 2>&1 | tee "$OUT/log.txt"
 common="--variant 4.5B_distill --size 720x720 --steps 16 --window 4 --chunks 5"
 summary='import json, sys; d = json.load(open(sys.argv[1])); r = d.get("run_compiled", d)
 print(*(f"{k} {r[k]}" for k in ("steady_step_s", "steady_chunk_s", "tflops", "percent_of_bf16_peak", "peak_gib") if k in r),
