@@ -4,7 +4,7 @@
 # Only what the engine calls is compiled: the forward, head dim 128, bf16 and e4m3, sm90a, no split, paged,
 # packed-GQA, local, soft-cap, varlen or cluster variants; so the build is minutes, not an hour.
 #   bash benchmarks/fa3_build.sh      reads .fa3src/fa3src.tar.xz, builds into .fa3build/ (kept while the
-#                                     machine stays warm), prints the PYTHONPATH that imports flash_attn_interface
+#                                     machine stays warm), prints the PYTHONPATH that imports flash_attn_3
 # .fa3src/fa3src.tar.xz holds hopper/ and csrc/cutlass/include/ at the commits .fa3src/SOURCE names
 # (benchmarks/fa3_source.sh packs it); carry .fa3src.
 set -eu

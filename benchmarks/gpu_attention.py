@@ -187,13 +187,12 @@ def candidates(layout: ChunkLayout) -> dict:
                                        lambda s, r=runner: r.attend(*s[:5], layout, s[5]))
 
         def fa3_bf16(s):
-            from flash_attn_interface import _flash_attn_forward
-
             q, k, v, o = s
             t = layout.tokens_per_chunk
             for j in range(layout.num_chunks):
                 lo, hi = layout.key_token_range(j)
-                _flash_attn_forward(q[:, j * t:(j + 1) * t], k[:, lo:hi], v[:, lo:hi], out_=o[:, j * t:(j + 1) * t])
+                fa.fa3_forward()(q[:, j * t:(j + 1) * t], k[:, lo:hi], v[:, lo:hi], out=o[:, j * t:(j + 1) * t],
+                                 is_causal=False, num_splits=1)
             return o
         out["fa3_bf16"] = (lambda q, k, v: (q, k, v, torch.empty_like(q)), fa3_bf16)
     else:

@@ -54,7 +54,7 @@ def cudnn_frontend_available() -> bool:
 
 def fa3_available() -> bool:
     try:
-        import flash_attn_interface  # noqa: F401  (FlashAttention 3's Hopper build; registers torch.ops.flash_attn_3)
+        fa3_forward()
     except Exception:  # ImportError, or a build that does not load against this torch
         return False
     return True
@@ -163,17 +163,25 @@ def triton_attention(q8: torch.Tensor, k8: torch.Tensor, v8_token_major: torch.T
 
 
 # FlashAttention 3 ----------------------------------------------------------------------------------------------
+def fa3_forward():
+    """FlashAttention 3's forward, the operator its compiled extension registers (torch.ops.flash_attn_3.fwd).
+    Not flash_attn_interface's _flash_attn_forward: that wrapper is a torch custom op declared to change none of
+    its arguments, and torch refuses a custom op whose result is one of its inputs, as the output rows are here;
+    the operator itself declares its `out` written."""
+    import flash_attn_3._C  # noqa: F401  (registers the operator)
+
+    return torch.ops.flash_attn_3.fwd
+
+
 def fa3_attention(q8: torch.Tensor, k8: torch.Tensor, v8: torch.Tensor, scales, out: torch.Tensor,
                   attn_scale: float) -> None:
     """out [N, tq, H, dh] (bf16, any strides with the last 1: written) = attention of q8 [N, tq, H, dh] over k8,
     v8 [N, tk, G, dh]; scales (sq, sk, sv) float32 scalars on the device, handed to the kernel as its
     [N, G] descales without a copy."""
-    from flash_attn_interface import _flash_attn_forward
-
     n, groups = q8.shape[0], k8.shape[2]
     sq, sk, sv = (s.reshape(1, 1).expand(n, groups) for s in scales)
-    _flash_attn_forward(q8, k8, v8, out_=out, q_descale=sq, k_descale=sk, v_descale=sv, softmax_scale=attn_scale,
-                        causal=False)
+    fa3_forward()(q8, k8, v8, out=out, q_descale=sq, k_descale=sk, v_descale=sv, softmax_scale=attn_scale,
+                  is_causal=False, num_splits=1)
 
 
 # cuDNN ------------------------------------------------------------------------------------------------------

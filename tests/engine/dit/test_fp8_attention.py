@@ -186,36 +186,50 @@ def test_centring_keeps_what_a_shared_mean_would_round_away(monkeypatch, output)
 
 
 class _EmulatedFa3:
-    """Stands in for FlashAttention 3's flash_attn_interface: float attention of the dequantised operands, bf16
-    output written into out_, descales checked against its (batch, key/value heads) contract."""
+    """Stands in for FlashAttention 3's compiled forward: an operator registered as flash_attn_3::fwd with the
+    argument names, defaults and written `out` of its schema (hopper/flash_api.cpp), computing float attention of
+    the dequantised operands into out and checking the descales against its (batch, key/value heads) contract."""
+
+    SCHEMA = ("fwd(Tensor q, Tensor k, Tensor v, Tensor(a!)? out=None, Tensor? q_descale=None, "
+              "Tensor? k_descale=None, Tensor? v_descale=None, float? softmax_scale=None, bool is_causal=False, "
+              "int num_splits=0) -> Tensor(a!)")
 
     def __init__(self) -> None:
         self.calls: list[tuple[int, int, int]] = []
 
-    def _flash_attn_forward(self, q, k, v, out_=None, q_descale=None, k_descale=None, v_descale=None,
-                            softmax_scale=None, causal=False):
-        assert q.dtype == k.dtype == v.dtype == torch.float8_e4m3fn and out_.dtype == torch.bfloat16 and not causal
-        assert out_.stride(-1) == 1
+    def fwd(self, q, k, v, out, q_descale, k_descale, v_descale, softmax_scale, is_causal, num_splits):
+        assert q.dtype == k.dtype == v.dtype == torch.float8_e4m3fn and out.dtype == torch.bfloat16
+        assert not is_causal and num_splits == 1 and out.stride(-1) == 1
         for descale in (q_descale, k_descale, v_descale):
             assert descale.shape == (q.shape[0], k.shape[2]) and descale.dtype == torch.float32
-        self.calls.append((q.shape[1], k.shape[1], out_.data_ptr()))
+        self.calls.append((q.shape[1], k.shape[1], out.data_ptr()))
         repeat = q.shape[2] // k.shape[2]
         qf = (q.float() * q_descale[0, 0]).transpose(1, 2)
         kf = (k.float() * k_descale[0, 0]).repeat_interleave(repeat, 2).transpose(1, 2)
         vf = (v.float() * v_descale[0, 0]).repeat_interleave(repeat, 2).transpose(1, 2)
-        out_.copy_(torch.nn.functional.scaled_dot_product_attention(qf, kf, vf, scale=softmax_scale).transpose(1, 2))
-        return out_, None, None, None
+        out.copy_(torch.nn.functional.scaled_dot_product_attention(qf, kf, vf, scale=softmax_scale).transpose(1, 2))
+        return out
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_fa3_writes_each_chunks_rows_with_its_descales_and_v_mean_back(monkeypatch, dtype) -> None:
+@pytest.fixture
+def emulated_fa3(monkeypatch):
     import sys
     import types
 
     emulated = _EmulatedFa3()
-    module = types.ModuleType("flash_attn_interface")
-    module._flash_attn_forward = emulated._flash_attn_forward
-    monkeypatch.setitem(sys.modules, "flash_attn_interface", module)
+    library = torch.library.Library("flash_attn_3", "FRAGMENT")
+    library.define(_EmulatedFa3.SCHEMA)
+    library.impl("fwd", emulated.fwd, "CPU")
+    # `import flash_attn_3._C` is what registers the operator in a real build
+    monkeypatch.setitem(sys.modules, "flash_attn_3", types.ModuleType("flash_attn_3"))
+    monkeypatch.setitem(sys.modules, "flash_attn_3._C", types.ModuleType("flash_attn_3._C"))
+    yield emulated
+    library._destroy()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fa3_writes_each_chunks_rows_with_its_descales_and_v_mean_back(emulated_fa3, dtype) -> None:
+    emulated = emulated_fa3
     assert fa.fa3_available()
     t = 10
     layout = ChunkLayout(2, 5, t, (1, 1, 1, 1, 6), 1)
