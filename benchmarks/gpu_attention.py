@@ -274,7 +274,10 @@ def main() -> None:
     parser.add_argument("--layers", type=int, help="layers a step (default: the variant's)")
     parser.add_argument("--kinds", default="random,qk_norm,qk_norm_gain2")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--candidates", help="comma-separated name prefixes of the candidates to run (default: all; "
+                                             "the bf16 SDPA baseline always runs)")
     args = parser.parse_args()
+    wanted = ("bf16_sdpa", *args.candidates.split(",")) if args.candidates else ("",)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16
@@ -319,6 +322,8 @@ def main() -> None:
         accuracy[kind] = {"ref_max_abs": float(ref.abs().max()), "q_max_abs": float(q.abs().max()),
                           "k_max_abs": float(k.abs().max()), "v_max_abs": float(v.abs().max())}
         for name, (prepare, run) in candidates(layout).items():
+            if not name.startswith(wanted):
+                continue
             try:
                 state = prepare(q, k, v)
                 got = run(state)
@@ -340,7 +345,7 @@ def main() -> None:
                        for label, out_dtype in (("fp8_out", torch.float8_e4m3fn), ("bf16_out", torch.bfloat16))]
             if fa.fa3_available():
                 kernels.append(("fa3_fp8_kernels_only", torch.bfloat16, fa.fa3_attention))
-            for name, out_dtype, kernel in kernels:
+            for name, out_dtype, kernel in (row for row in kernels if row[0].startswith(wanted)):
                 try:
                     ms = kernels_only(layout, q, k, v, out_dtype, kernel)
                     timings[name] = {"layer_ms": round(ms, 3), "step_s": round(ms * layers / 1e3, 4),

@@ -4,7 +4,8 @@
 # larger than one call's carry); carry .whl_cudnn for the FP8 case. Each case one JSON in $OUT, a summary line
 # in $OUT/log.txt; a case that fails or is stopped says so there, with its last lines.
 #   bash benchmarks/run_gpu_flash.sh [CASE ...]   (default: all but onload and baseline)
-# Without the staged FA4 the --flash-attention cases run SDPA (each JSON says it fell back). Carry .fa3src for
+# Without the staged FA4 the --flash-attention cases run SDPA (each JSON says it fell back). The attention case
+# takes ATTENTION_KINDS (inputs) and ATTENTION_CANDIDATES (name prefixes; default all). Carry .fa3src for
 # FlashAttention 3 (benchmarks/fa3_build.sh builds it first): the fa3 cases and the attention case's fa3 rows.
 # `baseline` runs compiled_fused_flash from .baseline/, an earlier commit's engine, lab and benchmarks written there
 # first (`mkdir .baseline && git archive COMMIT engine lab benchmarks | tar -x -C .baseline`), in the same call.
@@ -70,7 +71,7 @@ for case in ${*:-compiled_fused compiled_fused_flash accuracy_flash fp8_all}; do
     attention)  # FP8 attention's kernels on one layer (errors against float32, timings): its own JSON and summary
       start=$(date +%s)
       if timeout 200 python3 benchmarks/gpu_attention.py --kinds "${ATTENTION_KINDS:-random,qk_norm,qk_norm_gain2}" \
-           --json "$OUT/attention.json" > "$OUT/attention.log" 2>&1; then
+           ${ATTENTION_CANDIDATES:+--candidates "$ATTENTION_CANDIDATES"} --json "$OUT/attention.json" > "$OUT/attention.log" 2>&1; then
         echo "attention ($(( $(date +%s) - start )) s):" | tee -a "$OUT/log.txt"
         python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
 for kind, row in d["accuracy"].items():
