@@ -106,10 +106,11 @@ class PromptWords(QObject):
             self._completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
             self._completer.activated.connect(self._complete)
             popup = self._completer.popup()
-            # A window of its own that takes neither the mouse nor the focus (not a grabbing Qt.Popup).
+            # A window of its own that grabs neither the mouse nor the focus (not a grabbing Qt.Popup). QCompleter
+            # has made it NoFocus with the field as its focus proxy; setting a focus policy on it again would hand
+            # that policy on to the proxy (Qt does), and a NoFocus field takes no click: it could not be edited again.
             popup.setWindowFlags(Qt.WindowType.ToolTip | Qt.WindowType.FramelessWindowHint)
             popup.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
-            popup.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             popup.installEventFilter(self)  # its showing and hiding: a click elsewhere hides it (eventFilter)
             self.field.installEventFilter(self)  # its keys while the list is shown
         return self._completer

@@ -152,6 +152,21 @@ def test_a_click_elsewhere_while_completions_show_reaches_its_target(qtbot, wind
     assert not popup.isVisible() and not card.prompt.hasFocus() and card.prompt.toPlainText() == "a gree"
 
 
+def test_a_field_that_showed_completions_takes_a_click_again(qtbot, window):
+    # Seen under Xvfb: once a prompt had shown its completion list, a click into it no longer gave it the
+    # keyboard (the list's focus policy had been handed on to the field), so after Esc no prompt could be edited.
+    card, popup = completions_shown(qtbot, window)
+    qtbot.keyClick(card.prompt, Qt.Key.Key_Escape)
+    assert not card.prompt.hasFocus()
+    assert card.prompt.focusPolicy() == Qt.FocusPolicy.StrongFocus
+    viewport = card.prompt.viewport()
+    at = viewport.mapTo(window, viewport.rect().bottomRight() - QPoint(4, 4))
+    QTest.mouseClick(window.windowHandle(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    qtbot.waitUntil(card.prompt.hasFocus)
+    qtbot.keyClicks(card.prompt, "en")
+    assert window.session.project.shots[0].chunks[0].prompt == "a green"
+
+
 def test_a_shortcut_while_completions_show_closes_them_and_still_runs(qtbot, window):
     # Seen under Xvfb: "... glides left" typed, Ctrl+Return generated, and the list (left, leftward) stayed open over
     # the card through the run and after it: the shortcut took the key before the field saw it.
