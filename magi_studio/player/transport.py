@@ -17,6 +17,7 @@ from magi_studio.player.frame_store import FrameStore
 from magi_studio.player.marks import InOutRange, timecode
 from magi_studio.player.scrub_bar import ScrubBar
 from magi_studio.theme import icon
+from magi_studio.widgets.elided_label import ElidedLabel
 
 
 #: The widest the "Shot 2 · chunk 3" readout grows, in pixels.
@@ -42,6 +43,14 @@ def _readout(text: str = "", name: str = "FrameReadout") -> QLabel:
     return label
 
 
+def _elided_readout(shortest: str, mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight) -> ElidedLabel:
+    """A readout that gives up its width before the window grows: the in/out length and the chunk's name came
+    after the timecode, and with both shown a 1366-pixel screen no longer held the window."""
+    label = ElidedLabel(shortest=shortest, mode=mode)
+    label.setObjectName("FrameReadout")
+    return label
+
+
 class TransportBar(QWidget):
     def __init__(self, store: FrameStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,9 +73,10 @@ class TransportBar(QWidget):
         self.rate = _readout("", "ShuttleRate")
         self.rate.setToolTip("Shuttle speed: J/L again to go faster, K to stop")
         self.rate.hide()
-        self.in_out = _readout()
+        self.in_out = _elided_readout("In/Out")
         self.in_out.hide()
-        self.chunk = _readout()
+        self.chunk = _elided_readout("chunk 1", Qt.TextElideMode.ElideMiddle)
+        self.chunk.setMaximumWidth(CHUNK_LABEL_WIDTH)
 
         buttons = QHBoxLayout()
         buttons.setSpacing(2)
@@ -121,15 +131,13 @@ class TransportBar(QWidget):
         else:
             self.timecode.setText(timecode(frame, fps))
             self.duration.setText(f"/ {timecode(frame_count, fps)}")
-        # A long shot name is elided, never widening the window (the tooltip keeps it whole).
-        self.chunk.setText(self.chunk.fontMetrics().elidedText(chunk_name, Qt.TextElideMode.ElideMiddle,
-                                                               CHUNK_LABEL_WIDTH))
+        self.chunk.setText(chunk_name, chunk_name.rpartition(" · ")[2])  # short of room: "chunk 3" without its shot
         self.chunk.setToolTip(f"{chunk_name}: the chunk under the playhead, numbered within its shot as on "
                               "the storyboard")
         self.in_out.setVisible(in_out is not None)
         if in_out is not None:  # short: the scrub bar shows where it lies, the tooltip says it exactly
             length = f"{in_out.frame_count} frames" if self.frame_counter else timecode(in_out.frame_count, fps)
-            self.in_out.setText(f"In/Out {length}")
+            self.in_out.setText(f"In/Out {length}", "In/Out")
             self.in_out.setToolTip(f"In {self.position_text(in_out.first, fps)}, out "
                                    f"{self.position_text(in_out.last, fps)}: {in_out.frame_count} frames. Loop "
                                    "plays this range; Shift+I / Shift+O go to its ends, Alt+X clears it")

@@ -500,16 +500,37 @@ def test_shots_name_the_chunks_and_mark_their_boundaries(player):
     assert scrub.shot_boundaries() == [] and player.transport.chunk.text() == "Shot 1 · chunk 6"
 
 
-def test_a_long_shot_name_is_elided_not_widening_the_player(player):
+def test_a_long_shot_name_is_elided_not_widening_the_player(player, qtbot):
+    from magi_studio.player.transport import CHUNK_LABEL_WIDTH
     from magi_studio.player import ShotSpan
 
     player.store.set_frames(0, numbered_chunk(0))
     width = player.minimumSizeHint().width()
     player.set_shots([ShotSpan("The very long opening shot on the beach at dawn, seen from the dunes", 0, 1)])
     label = player.transport.chunk
-    assert label.text() != player.chunk_name(0) and "…" in label.text() and label.text().endswith("chunk 1")
+    qtbot.waitUntil(lambda: label.width() == CHUNK_LABEL_WIDTH)  # laid out at its widest
+    shown = label.shown_text()
+    assert shown.startswith("The very") and "…" in shown and shown.endswith("chunk 1")
     assert player.chunk_name(0) in label.toolTip()
-    assert player.minimumSizeHint().width() <= width + 230
+    assert player.minimumSizeHint().width() <= width
+
+
+def test_the_in_out_readout_gives_up_its_width_before_the_window_grows(player, qtbot):
+    # Seen under Xvfb at 1366x768: with an in/out range marked, the readouts asked for 116 pixels more and the main
+    # window grew past the screen's right edge.
+    for chunk in range(4):
+        player.store.set_frames(chunk, numbered_chunk(chunk))
+    width = player.minimumSizeHint().width()
+    player.seek(30)
+    player.mark_in()
+    player.mark_out(53)
+    readout = player.transport.in_out
+    assert readout.isVisibleTo(player) and readout.text() == "In/Out 00:00:01:00"
+    asks = readout.minimumSizeHint().width()  # the word "In/Out", not the whole readout
+    assert asks < readout.sizeHint().width() / 2 and player.minimumSizeHint().width() <= width + asks + 14
+    player.resize(player.minimumSizeHint().width(), 600)
+    qtbot.waitUntil(lambda: readout.shown_text() != readout.text())
+    assert readout.shown_text().startswith("In/") and readout.toolTip().startswith("In 00:00:01:06")
 
 
 def test_the_scrub_bar_draws_again_only_the_cell_of_a_chunk_that_changed(player, qtbot, monkeypatch, qtlog):
