@@ -152,8 +152,7 @@ class CardPicture:
         if showing_reference:
             _chip(painter, rect, "Reference image")
         elif model.reference is not None and picture is not None:
-            inset = QRectF(rect.left() + 6, rect.bottom() - 6 - rect.height() * 0.32,
-                           rect.width() * 0.32, rect.height() * 0.32)
+            inset = reference_inset(rect)
             _draw_cover(painter, inset, model.reference)
             painter.setPen(QPen(QColor("#ffffff"), 1.2))
             painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -180,6 +179,13 @@ class CardPicture:
             _centre_text(painter, rect.adjusted(0, -10, 0, -10), f"{model.index + 1}", palette.TEXT_FAINT, 1.6,
                          bold=True)
             _centre_text(painter, rect.adjusted(0, 20, 0, 20), text, palette.TEXT_FAINT, 0.78)
+
+
+def reference_inset(rect: QRectF) -> QRectF:
+    """Where a generated picture shows its shot's reference image: the top-left corner, clear of the Regenerate
+    button on the foot of a stale picture (the inset sat under it there), the stale flag at the top right and the
+    progress bar along the bottom."""
+    return QRectF(rect.left() + 6, rect.top() + 6, rect.width() * 0.32, rect.height() * 0.32)
 
 
 def _draw_rounded(painter: QPainter, rect: QRectF, border: str | None) -> None:

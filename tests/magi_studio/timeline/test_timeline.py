@@ -9,13 +9,14 @@ import copy
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QRect, Qt
+from PySide6.QtCore import QPoint, QRect, QRectF, Qt
 
 from magi_engine.errors import InputError
 from magi_studio.document.commands import AddChunk, SetPrompt, SetSeed, new_chunk
 from magi_studio.timeline import menus
 from magi_studio.timeline.card import ChunkCard
 from magi_studio.timeline.strip import chunk_mime
+from magi_studio.timeline.thumbnail import reference_inset
 from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
 from tests.magi_studio.document.fakes import fake_generate, write_image
 from tests.magi_studio.timeline.conftest import PROMPTS
@@ -239,6 +240,11 @@ def test_dropping_an_image_file_on_a_shot_sets_its_reference(qtbot, editor, tmp_
     assert asset.original_name == "reference photo.png"
     assert card.model.reference is not None and editor.timeline.group(shot.id).start_box.currentData() == "image"
     assert editor.states() == ["stale"] * 3  # generated from text: no longer what the shot asks for
+    # The reference shows as an inset on the stale picture, clear of its Regenerate button (it once sat under it).
+    button = card.regenerate
+    qtbot.waitUntil(lambda: button.isVisibleTo(card))
+    inset = reference_inset(QRectF(card.picture.rect))
+    assert not inset.intersects(QRectF(QRect(button.mapTo(card, QPoint(0, 0)), button.size())))
     editor.session.undo_stack.undo()
     assert editor.project == before and card.model.reference is None
 
