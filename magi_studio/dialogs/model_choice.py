@@ -92,9 +92,10 @@ def variant_rows(facts: DeviceFacts | None, device: str = "auto",
     free = target.free_bytes if target is not None else None
     rows = []
     for variant in MAGI_VARIANTS.values():
+        # An FP8 checkpoint stays FP8 on a GPU with FP8 matmuls, as the loader and dit_placements count it
         estimate = estimate_memory(variant.dit, width=variant.width, height=variant.height,
                                    window=variant.sampling.window, cache_chunks=variant.sampling.cache_chunks,
-                                   fp8=variant.fp8)
+                                   fp8=variant.fp8, keep_fp8=variant.fp8 and target is not None and target.fp8_matmul)
         fits, explanation = None, estimate.describe()
         if free is not None:
             try:

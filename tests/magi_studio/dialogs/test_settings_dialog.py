@@ -283,6 +283,20 @@ def cuda_facts(free_gib: float, *, fp8: bool = True):
     return DeviceFacts((gpu, DeviceInfo("mps", False), DeviceInfo("cpu", True, "CPU", 16 * GIB, 32 * GIB)), "cuda", 1)
 
 
+def test_fp8_variants_need_their_fp8_weights_on_a_gpu_with_fp8_matmuls(qtbot, isolated_settings, hub_cache):
+    # The table counted an FP8 checkpoint as dequantised everywhere: on an H100, where it stays FP8, it showed the
+    # 24B distilled fp8 as needing what the bf16 one does.
+    dialog = open_dialog(qtbot, isolated_settings)
+    dialog._on_device_facts(cuda_facts(80, fp8=False))
+    assert dialog.variant_status("24B_distill_quant")[0] == dialog.variant_status("24B_distill")[0]
+    dialog._on_device_facts(cuda_facts(80, fp8=True))
+    variant = MAGI_VARIANTS["24B_distill_quant"]
+    native = estimate_memory(variant.dit, width=variant.width, height=variant.height, window=variant.sampling.window,
+                             cache_chunks=variant.sampling.cache_chunks, fp8=True, keep_fp8=True).total_bytes / GIB
+    assert native < estimate_gib("24B_distill_quant") - 10
+    assert dialog.variant_status("24B_distill_quant")[0] == f"about {native:.0f} GiB at 1280×720"
+
+
 def test_the_dit_placement_shows_with_a_cuda_gpu_each_mode_with_its_memory_and_what_automatic_takes(
         qtbot, isolated_settings, hub_cache):
     from magi_engine.loading.memory import plan_memory
