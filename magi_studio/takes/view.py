@@ -52,7 +52,7 @@ TAKES_QSS = """
 #TakesTree::item { padding: 3px 4px; }
 #TakesEmpty { color: #6b7280; }
 #TakeDetails { color: #c9cedb; background: transparent; border: none; }
-#TakesView QPushButton:checked { background: #22b8d6; color: #0d0e11; font-weight: bold; }
+#TakesView QPushButton:checked { background: #22b8d6; color: #0d0e11; }
 #TakeFilmstripScroll, #TakeFilmstripScroll > QWidget > QWidget { background: transparent; }
 """
 

@@ -334,3 +334,14 @@ def test_chunks_committed_in_one_turn_redraw_every_view_once_and_right(studio):
     assert same(studio.player_frames(), studio.stored_frames(new_take))
     session.undo_stack.undo()  # the last chunk's commit: undone and redrawn at once
     assert studio.takes.item(new_take).text(2) == "3"
+
+
+def test_a_checked_compare_button_keeps_its_font_so_its_label_fits():
+    # Seen under Xvfb: a checked "Side by Side" read "ide by Sid": its checked style made the label bold, and a style
+    # sheet's font for a state does not widen the button, which was sized for the plain label.
+    import re
+
+    from magi_studio.takes.view import TAKES_QSS
+
+    checked = re.findall(r"[^{}]*:checked[^{}]*\{([^}]*)\}", TAKES_QSS)
+    assert checked and not any("font" in declarations for declarations in checked)
