@@ -8,6 +8,8 @@ errorOccurred, never raised into Qt. Each returns whether it changed the documen
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QMetaMethod, Qt
 from PySide6.QtWidgets import QFileDialog
 
@@ -19,6 +21,9 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All
 
 
 class TimelineEditing:
+    #: Where the reference-image dialog opens: the folder of the last image chosen (None: the home folder).
+    _image_folder: str | None = None
+
     def has_listeners(self, signal) -> bool:
         """Whether anything (the generation controller) listens to `signal`: otherwise its entries are disabled."""
         return self.isSignalConnected(QMetaMethod.fromSignal(signal))
@@ -180,7 +185,10 @@ class TimelineEditing:
         if not shot_id:
             return False
         name = self.session.project.shot(shot_id).name
-        path, _ = QFileDialog.getOpenFileName(self, f"Reference image for {name}", "", IMAGE_FILTER)
+        folder = self._image_folder or str(Path.home())  # not the process's working folder
+        path, _ = QFileDialog.getOpenFileName(self, f"Reference image for {name}", folder, IMAGE_FILTER)
+        if path:
+            self._image_folder = str(Path(path).parent)
         return bool(path) and self.set_reference_image(shot_id, path)
 
     def set_reference_image(self, shot_id: str, path: str) -> bool:

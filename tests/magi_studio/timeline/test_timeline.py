@@ -249,6 +249,23 @@ def test_dropping_an_image_file_on_a_shot_sets_its_reference(qtbot, editor, tmp_
     assert editor.project == before and card.model.reference is None
 
 
+def test_the_reference_image_dialog_opens_at_home_then_where_the_last_image_was(qtbot, editor, tmp_path,
+                                                                                 monkeypatch):
+    # It opened in the process's working folder (under Xvfb: the source checkout).
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QFileDialog
+
+    (tmp_path / "stills").mkdir()
+    image = write_image(tmp_path / "stills" / "dawn.png", size=(64, 64))
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda parent, caption, folder, kinds: (asked.append(folder), (image, kinds))[1])
+    assert editor.timeline.choose_reference_image(editor.shot.id) and editor.shot.start == "image"
+    editor.timeline.choose_reference_image(editor.shot.id)
+    assert asked == [str(Path.home()), str(tmp_path / "stills")]
+
+
 def test_a_file_that_is_not_an_image_gets_a_clear_message_and_changes_nothing(qtbot, editor, tmp_path):
     before, count = copy.deepcopy(editor.project), editor.session.undo_stack.count()
     notes = tmp_path / "notes.txt"
