@@ -264,12 +264,18 @@ class DocumentSession(QObject):
             self._selection_place = (self.project.shot_index(shot.id), index if index is not None else 0)
 
     def _select_valid(self) -> bool:
-        """After an edit: keep the selection if it still exists, else select its nearest neighbour."""
+        """After an edit: keep the selection if it still exists, follow its chunk into the shot that holds it now
+        (undoing a split moves the chunks back), else select its nearest neighbour."""
         project, (shot_id, chunk_id) = self.project, self._selection
         shot = project.find_shot(shot_id)
         if shot is not None and (any(c.id == chunk_id for c in shot.chunks) or not shot.chunks):
             self._remember_place()
             return False
+        holder = next((s for s in project.shots if any(c.id == chunk_id for c in s.chunks)), None) if chunk_id else None
+        if holder is not None:
+            self._selection = (holder.id, chunk_id)
+            self._remember_place()
+            return True
         if shot is None:
             if not project.shots:
                 self._selection = ("", "")

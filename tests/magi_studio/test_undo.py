@@ -179,6 +179,19 @@ def test_deleting_the_selected_shot_selects_the_shot_in_its_place(session):
     assert session.selected_shot_id == shot_id and session.selected_chunk_id in chunks
 
 
+def test_the_selected_chunk_keeps_the_selection_when_an_undo_moves_it_to_another_shot(qtbot, session):
+    # Undoing a split selected the first chunk of the shot the chunks went back to, not the one that was selected.
+    shot_id, chunks = ids(session)
+    session.push(SplitShot(shot_id, 1))
+    second = session.project.shots[1]
+    session.select(second.id, chunks[2])
+    with qtbot.waitSignal(session.selectionChanged) as blocker:
+        session.undo_stack.undo()
+    assert blocker.args == [shot_id, chunks[2]]
+    session.undo_stack.redo()  # the chunk is in the new shot again
+    assert (session.selected_shot_id, session.selected_chunk_id) == (session.project.shots[1].id, chunks[2])
+
+
 def test_take_preview_never_changes_the_document_and_ends_with_its_take(qtbot, tmp_path):
     project, store = rich_project(tmp_path)
     session = DocumentSession(project, store)
