@@ -268,10 +268,10 @@ class DocumentSession(QObject):
         (undoing a split moves the chunks back), else select its nearest neighbour."""
         project, (shot_id, chunk_id) = self.project, self._selection
         shot = project.find_shot(shot_id)
-        if shot is not None and (any(c.id == chunk_id for c in shot.chunks) or not shot.chunks):
+        holder = next((s for s in project.shots if any(c.id == chunk_id for c in s.chunks)), None) if chunk_id else None
+        if shot is not None and (holder is shot or not shot.chunks):
             self._remember_place()
             return False
-        holder = next((s for s in project.shots if any(c.id == chunk_id for c in s.chunks)), None) if chunk_id else None
         if holder is not None:
             self._selection = (holder.id, chunk_id)
             self._remember_place()
