@@ -34,6 +34,8 @@ print(*(f"{k} {r[k]}" for k in ("steady_step_s", "steady_chunk_s", "tflops", "pe
 run_case() {  # name, timeout, gpu_speed.py arguments
   local name=$1 limit=$2; shift 2
   local start; start=$(date +%s)
+  local base=$name again=1
+  while [ -e "$OUT/$name.json" ]; do again=$((again + 1)); name=$base@$again; done  # a case run again: name@2, …
   local script=benchmarks/gpu_speed.py
   case $name in baseline*) script=.baseline/benchmarks/gpu_speed.py ;; esac
   if timeout "$limit" python3 "$script" "$@" --json "$OUT/$name.json" > "$OUT/$name.log" 2>&1; then
@@ -65,6 +67,9 @@ for case in ${*:-compiled_fused compiled_fused_flash accuracy_flash fp8_all}; do
                   run_case $case 150 run --path fp8 --fp8-attention cudnn --fused-kernels --flash-attention --gelu-epilogue $common ;;
     accuracy_fp8) run_case $case 200 accuracy --fp8-attention cudnn --variant 4.5B_distill --size 720x720 ;;
     fp8_fa3) run_case $case 150 run --path fp8 --fp8-attention fa3 --fused-kernels --flash-attention --gelu-epilogue $common ;;
+    baseline_fp8_fa3) (cd .baseline && python3 -c "import lab, magi_engine; print('baseline engine:', magi_engine.__file__)") \
+                        2>&1 | tee -a "$OUT/log.txt"
+                      run_case $case 150 run --path fp8 --fp8-attention fa3 --fused-kernels --flash-attention --gelu-epilogue $common ;;
     accuracy_fp8_fa3) run_case $case 200 accuracy --fp8-attention fa3 --variant 4.5B_distill --size 720x720 ;;
     profile_fp8_fa3) run_case $case 200 profile --path fp8 --fp8-attention fa3 --fused-kernels --flash-attention \
                        --variant 4.5B_distill --size 720x720 --window 4 --chunks 5 --steps 8 --profile-steps 1 ;;
@@ -75,7 +80,8 @@ for case in ${*:-compiled_fused compiled_fused_flash accuracy_flash fp8_all}; do
         echo "attention ($(( $(date +%s) - start )) s):" | tee -a "$OUT/log.txt"
         python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))
 for kind, row in d["accuracy"].items():
-    print(kind, *(f"{n} {e.get(\"max_abs_over_max_abs\", e.get(\"error\", \"\"))!s:.6} {e.get(\"rel_l2\", \"\")!s:.6}" for n, e in row.items() if isinstance(e, dict)))
+    errors = {n: (e.get("max_abs_over_max_abs", e.get("error", "")), e.get("rel_l2", "")) for n, e in row.items() if isinstance(e, dict)}
+    print(kind, *(f"{n} {a!s:.6} {r!s:.6}" for n, (a, r) in errors.items()))
 for n, t in d["timings"].items(): print(n, t.get("layer_ms"), t.get("tflops"), t.get("error", ""))' "$OUT/attention.json" 2>&1 | tee -a "$OUT/log.txt"
       else
         echo "attention: exited with status $? after $(( $(date +%s) - start )) s; last lines:" | tee -a "$OUT/log.txt"

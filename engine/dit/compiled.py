@@ -29,10 +29,14 @@ log = logging.getLogger(__name__)
 #: Compiled layers are the default on CUDA (measured faster on an H100: BENCHMARKS.md, "Compiled layers").
 COMPILE_BY_DEFAULT_ON_CUDA = True
 
-#: FP8 attention through cuDNN where it can run, unless turned off: with k and v centred it is as accurate as bf16
-#: attention on the inputs that had made it 39% off, and the FP8 4.5B's chunk 12% faster on an H100 (BENCHMARKS.md,
-#: "k and v centred on their token means"). Our Triton kernel only when asked for: no faster than bf16 attention.
+#: FP8 attention where it can run, unless turned off: with k and v centred it is as accurate as bf16 attention on the
+#: inputs that had made it 39% off, and the FP8 4.5B's chunk 12% faster on an H100 (BENCHMARKS.md, "k and v centred on
+#: their token means").
 FP8_ATTENTION_BY_DEFAULT = True
+#: The kernels it runs on by default, FlashAttention 3 first where it is installed (its FP8 kernel ran the 4.5B's
+#: attention 1.12x as fast as cuDNN's on an H100: BENCHMARKS.md, "FlashAttention 3"). Our Triton kernel only when
+#: asked for: no faster than bf16 attention.
+FP8_ATTENTION_KERNELS_BY_DEFAULT = ("fa3", "cudnn")
 
 #: FlashAttention 4 where it can run, unless turned off: its kernel ran the 4.5B's attention 1.145x as fast as
 #: SDPA's cuDNN kernel on an H100 (BENCHMARKS.md, "FlashAttention 4 and fused kernels").
@@ -49,7 +53,7 @@ HALF_DTYPES = (torch.bfloat16, torch.float16)
 
 #: The dimensions of each dense part's arguments that change with the window: tokens, chunks, text length.
 DENSE_IN_DYNAMIC = ((1,), (1,), (0,), (1, 2))  # x [N, S, D], condition [N, chunks, C], angles [S, A], text
-DENSE_OUT_DYNAMIC = ((1,), (1,), (1,), (1,))  # x, attended (self | cross), gate_attn, gate_mlp
+DENSE_OUT_DYNAMIC = ((1,), (1,), (1,), (1,), ())  # x, attended (self | cross), gate_attn, gate_mlp, its offset
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ def _fp8_attention(wanted: bool | None, native_fp8: bool, device: torch.device) 
     from magi_engine.dit.fp8_attention import fp8_attention_backend
 
     backend = fp8_attention_backend(device)
-    if wanted is None and backend != "cudnn":
+    if wanted is None and backend not in FP8_ATTENTION_KERNELS_BY_DEFAULT:
         return None
     if backend is None and wanted:
         raise ConfigError(f"FP8 attention needs a Hopper GPU (compute capability 9.x) with the cuDNN frontend "

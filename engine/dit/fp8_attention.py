@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 #: The GPUs this is built for (Hopper: H100, H200; measured on an H200, BENCHMARKS.md). Elsewhere: SDPA.
 FP8_ATTENTION_CAPABILITY_MAJOR = 9
-FP8_ATTENTION_BACKENDS = ("cudnn", "fa3", "triton")
+FP8_ATTENTION_BACKENDS = ("fa3", "cudnn", "triton")  # the order a device tries them in
 #: Softmax probabilities (≤ 1, relative to the running row maximum) are scaled by this before rounding
 #: to e4m3, so that small ones stay in e4m3's normal range (≥ 2^-6); a power of two: exact to undo.
 P_SCALE = 256.0
@@ -68,7 +68,7 @@ def triton_available() -> bool:
     return True
 
 
-def fp8_attention_backend(device: torch.device | str, preferred: str = "cudnn") -> str | None:
+def fp8_attention_backend(device: torch.device | str, preferred: str = "fa3") -> str | None:
     """The FP8 attention kernel `device` can run, `preferred` first; None where none can (CPU, MPS, a CUDA
     GPU other than compute capability 9.x, neither package installed)."""
     device = torch.device(device)
@@ -302,22 +302,37 @@ class Fp8BlockCausalAttention:
         """As magi_engine.dit.attention.block_causal_attention: q [N, S, H, D]; k, v [N, context+S, G, D]; written
         into `out` when given. Should the kernel refuse (a graph cuDNN does not support, a Triton build error), bf16
         SDPA from then on."""
+        out, v_mean = self.without_v_mean(q, k, v, layout, out)
+        return out if v_mean is None else out.add_(v_mean.to(out.dtype))
+
+    def without_v_mean(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout,
+                       out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """As __call__, but where the kernel writes the model's dtype itself (FlashAttention 3, Triton) v's mean is
+        left out of `out` and returned ([N, 1, H, D], float32) for the caller to add in a pass it makes anyway
+        (ParallelAttention: the output projection's input quantisation); None where it is in `out` already."""
         if self.failed:
-            return block_causal_attention(q, k, v, layout, out=out)
+            return block_causal_attention(q, k, v, layout, out=out), None
         q8, sq = self.quantize(q)
         k8, sk, _ = self.quantize_centred(k)
         v8, sv, v_mean = self.quantize_centred(v)
         try:
-            return self.attend(q8, k8, v8, (sq, sk, sv), v_mean, layout, q.dtype, out)
+            return self.attend_centred(q8, k8, v8, (sq, sk, sv), v_mean, layout, q.dtype, out)
         except Exception as exc:  # noqa: BLE001
             log.warning("FP8 attention (%s) failed, attention runs in bf16 from now on: %s", self.backend, exc)
             self.failed = True
-            return block_causal_attention(q, k, v, layout, out=out)
+            return block_causal_attention(q, k, v, layout, out=out), None
 
     def attend(self, q8, k8, v8, scales, v_mean: torch.Tensor, layout, dtype: torch.dtype,
                out: torch.Tensor | None = None) -> torch.Tensor:
         """The attention of the centred k8, v8 with v_mean added back, in `dtype`, written into `out` (any
         strides) where given."""
+        out, pending = self.attend_centred(q8, k8, v8, scales, v_mean, layout, dtype, out)
+        return out if pending is None else out.add_(pending.to(dtype))
+
+    def attend_centred(self, q8, k8, v8, scales, v_mean: torch.Tensor, layout, dtype: torch.dtype,
+                       out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`attend`, but where the kernel wrote `out` itself, without v's mean: (out, the mean for each query head);
+        where a pass widened the kernel's output into `out`, the mean went in with it: (out, None)."""
         attn_scale = q8.shape[-1] ** -0.5
         t = layout.tokens_per_chunk
         if out is None:
@@ -343,7 +358,7 @@ class Fp8BlockCausalAttention:
             rows = slice(j * t, (j + 1) * t)
             run(q8[:, rows], k8[:, lo:hi], v8[:, lo:hi], written[:, rows])
         if written is out:
-            return out.add_(heads_mean(v_mean, out.shape[2]).to(dtype))
+            return out, heads_mean(v_mean, out.shape[2])
         if written.dtype == torch.bfloat16:  # FlashAttention 3 for a model in another dtype
-            return out.copy_(written.float() + heads_mean(v_mean, out.shape[2]))
-        return self.widen(out, written, scales[2], v_mean)  # cuDNN's FP8 output holds (O − μv) / sv
+            return out.copy_(written.float() + heads_mean(v_mean, out.shape[2])), None
+        return self.widen(out, written, scales[2], v_mean), None  # cuDNN's FP8 output holds (O − μv) / sv

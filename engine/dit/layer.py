@@ -75,16 +75,30 @@ class ParallelAttention(nn.Module):
     def attend(self, inputs: AttentionInputs, text_mask: torch.Tensor | None, layout: ChunkLayout,
                context: LayerKV | None, masked: bool = False) -> torch.Tensor:
         """Block-causal self-attention over [context] ++ this forward, and per-chunk cross-attention, side by side
-        in one buffer [N, S, 2·H·dh] (self | cross), the output projection's input: each attention writes its
-        part in place, so nothing is copied into a concatenation afterwards."""
+        in one buffer [N, S, 2·H·dh] (self | cross), the output projection's input."""
+        attended, offset = self.attend_parts(inputs, text_mask, layout, context, masked)
+        return attended if offset is None else attended.add_(offset[:, None].to(attended.dtype))
+
+    def attend_parts(self, inputs: AttentionInputs, text_mask: torch.Tensor | None, layout: ChunkLayout,
+                     context: LayerKV | None, masked: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`attend` as (buffer, offset): each attention writes its part of the buffer in place, so nothing is copied
+        into a concatenation afterwards; a kernel that leaves v's mean out of its output (FP8 attention:
+        `without_v_mean`) hands it back as offset [N, 2·H·dh] (float32, zero on the cross half), which the output
+        projection's input quantisation adds in the pass it makes anyway (TransformerLayer.dense_out) instead of a
+        pass of its own over the self-attention output. None: nothing to add."""
         q, k, v, q_cross, k_text, v_text = inputs
         k_all, v_all = (k, v) if context is None else (torch.cat([context[0], k], 1), torch.cat([context[1], v], 1))
         # Training (autograd on) concatenates instead: autograd refuses writes into views of one buffer.
         attended = None if torch.is_grad_enabled() else q.new_empty(*q.shape[:2], 2, *q.shape[2:])
         self_out, cross_out = (None, None) if attended is None else (attended[:, :, 0], attended[:, :, 1])
         kernel = self.self_attention
+        v_mean = None
         if kernel is not None and not masked:
-            self_out = kernel(q, k_all, v_all, layout, self_out)
+            deferring = getattr(kernel, "without_v_mean", None)
+            if deferring is not None and attended is not None:
+                self_out, v_mean = deferring(q, k_all, v_all, layout, self_out)
+            else:
+                self_out = kernel(q, k_all, v_all, layout, self_out)
         else:
             self_out = block_causal_attention(q, k_all, v_all, layout, masked, out=self_out)
         cross = getattr(kernel, "cross_attention", None)
@@ -93,7 +107,10 @@ class ParallelAttention(nn.Module):
         else:
             cross_out = chunk_cross_attention(q_cross, k_text, v_text, text_mask, layout.tokens_per_chunk, masked,
                                               out=cross_out)
-        return self.side_by_side(self_out, cross_out) if attended is None else attended.flatten(2)
+        if attended is None:
+            return self.side_by_side(self_out, cross_out), None
+        offset = None if v_mean is None else F.pad(v_mean.flatten(1), (0, v_mean[0].numel()))
+        return attended.flatten(2), offset
 
     @staticmethod
     def side_by_side(self_out: torch.Tensor, cross_out: torch.Tensor) -> torch.Tensor:
@@ -172,9 +189,13 @@ class TransformerLayer(nn.Module):
         gate_attn, gate_mlp = self.gates(condition)
         return gate_attn, gate_mlp, self.attn.project(self.attn.norm(x), angles, text)
 
-    def dense_out(self, x: torch.Tensor, attended: torch.Tensor, gate_attn: torch.Tensor, gate_mlp: torch.Tensor
-                  ) -> torch.Tensor:
-        """attended [N, S, 2·H·dh]: ParallelAttention.attend's self- and cross-attention outputs side by side."""
+    def dense_out(self, x: torch.Tensor, attended: torch.Tensor, gate_attn: torch.Tensor, gate_mlp: torch.Tensor,
+                  attended_offset: torch.Tensor | None = None) -> torch.Tensor:
+        """attended [N, S, 2·H·dh]: ParallelAttention.attend's self- and cross-attention outputs side by side;
+        attended_offset [N, 2·H·dh]: what attend_parts left to add to them (compiled, it fuses into the output
+        projection's first pass)."""
+        if attended_offset is not None:
+            attended = (attended.float() + attended_offset[:, None]).to(attended.dtype)
         fused = self.fused_kernels
         if fused is None:
             x = self._gated_residual(self.attn.out_proj(attended), gate_attn, self.attn_post_norm, x)
@@ -196,6 +217,6 @@ class TransformerLayer(nn.Module):
                 masked: bool = False) -> tuple[torch.Tensor, LayerKV]:
         dense_in, dense_out = self._compiled or (self.dense_in, self.dense_out)
         gate_attn, gate_mlp, inputs = dense_in(x, condition, angles, text)
-        attended = self.attn.attend(inputs, text_mask, layout, context, masked)
-        x = dense_out(x, attended, gate_attn, gate_mlp)
+        attended, offset = self.attn.attend_parts(inputs, text_mask, layout, context, masked)
+        x = dense_out(x, attended, gate_attn, gate_mlp, offset)
         return x, (inputs[1], inputs[2])

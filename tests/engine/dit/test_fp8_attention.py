@@ -47,6 +47,9 @@ def test_no_fp8_attention_off_hopper_or_without_a_kernel(monkeypatch) -> None:
     _cuda(monkeypatch, (9, 0), cudnn=False, triton=True, fa3=True)
     assert fa.fp8_attention_backend("cuda") == "fa3"  # before our Triton kernel
     assert fa.fp8_attention_backend("cuda", preferred="triton") == "triton"
+    _cuda(monkeypatch, (9, 0), cudnn=True, triton=True, fa3=True)
+    assert fa.fp8_attention_backend("cuda") == "fa3"  # before cuDNN's: measured faster
+    assert fa.fp8_attention_backend("cuda", preferred="cudnn") == "cudnn"
 
 
 def test_runtime_choice_turns_fp8_attention_on_with_native_fp8_on_hopper_only(monkeypatch) -> None:
@@ -64,8 +67,10 @@ def test_runtime_choice_turns_fp8_attention_on_with_native_fp8_on_hopper_only(mo
     assert resolve_runtime(RuntimeConfig(native_fp8=False), "cuda").fp8_attention is None  # bf16 runs: SDPA
     with pytest.raises(ConfigError, match="native FP8"):
         resolve_runtime(RuntimeConfig(native_fp8=False, fp8_attention=True), "cuda")
+    _cuda(monkeypatch, (9, 0), cudnn=True, triton=True, fa3=True)
+    assert resolve_runtime(None, "cuda").fp8_attention == "fa3"  # installed: FlashAttention 3 before cuDNN
     _cuda(monkeypatch, (9, 0), cudnn=False, triton=True)
-    assert resolve_runtime(None, "cuda").fp8_attention is None  # by default cuDNN's kernel only (Triton's: no faster)
+    assert resolve_runtime(None, "cuda").fp8_attention is None  # by default FA3's or cuDNN's only (Triton's: no faster)
     assert resolve_runtime(RuntimeConfig(fp8_attention=True), "cuda").fp8_attention == "triton"  # asked for
     _cuda(monkeypatch, (9, 0), cudnn=False, triton=False)
     assert resolve_runtime(None, "cuda").fp8_attention is None  # no package: SDPA, quietly
@@ -247,6 +252,54 @@ def test_fa3_writes_each_chunks_rows_with_its_descales_and_v_mean_back(emulated_
     expected = block_causal_attention(q.float(), k.float(), v.float(), layout)
     vary = expected - expected.mean(1, keepdim=True)
     assert float((got.float() - expected).norm() / vary.norm()) < 0.15
+
+
+def test_fa3_leaves_v_mean_to_the_output_projections_input_pass(emulated_fa3) -> None:
+    """Where the kernel writes the model's dtype, v's mean is not added in a pass of its own over the self-attention
+    output: attend_parts hands it back, dense_out adds it on the way into the output projection (compiled: in the
+    input quantisation's pass); the forward is the one that adds it at once, to bf16 rounding, compiled or not."""
+    from magi_engine.dit.compiled import compile_layers
+    from magi_engine.dit.model import ChunkText
+    from tests.engine.factories import chunk_text, tiny_dit
+
+    dit = tiny_dit(distilled=True).set_dtype(torch.bfloat16)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 16, 12, 4, 6, generator=g)
+    t = torch.rand(1, 2, generator=g)
+    text = ChunkText.from_sequences([chunk_text(j, tokens=3) for j in range(2)])
+    layout = ChunkLayout.causal(0, 2, 6 * 2 * 3)
+    layers = range(len(dit.layers))
+
+    def velocity():
+        with torch.inference_mode():
+            return dit(x, t, text, True, layout, step_size=torch.full((1, 2), 2.0)).velocity.float()
+
+    kernel = fa.Fp8BlockCausalAttention("fa3")
+    use_fp8_attention(dit, "fa3", compiled=False, layers=layers)
+    for layer in dit.layers:
+        layer.attn.self_attention = kernel
+    offsets = []
+    attend_parts = dit.layers[0].attn.attend_parts
+    dit.layers[0].attn.attend_parts = lambda *a: (lambda r: offsets.append(r[1]) or r)(attend_parts(*a))
+    deferred = velocity()
+    (offset,) = offsets
+    heads, dh = dit.config.num_heads, dit.config.head_dim
+    assert offset.shape == (1, 2 * heads * dh) and offset.dtype == torch.float32
+    assert offset[:, :heads * dh].abs().sum() > 0 and not offset[:, heads * dh:].any()  # the self half only
+    del dit.layers[0].attn.attend_parts
+
+    for layer in dit.layers:  # the same kernel, v's mean added where it runs
+        layer.attn.self_attention = lambda q, k, v, layout, out: kernel(q, k, v, layout, out)
+    at_once = velocity()
+    assert float((deferred - at_once).norm() / at_once.norm()) < 1e-2
+    for layer in dit.layers:
+        layer.attn.self_attention = lambda q, k, v, layout, out: kernel.without_v_mean(q, k, v, layout, out)[0]
+    assert float((velocity() - at_once).norm() / at_once.norm()) > 5e-2  # the mean matters: it is not left out
+
+    for layer in dit.layers:
+        layer.attn.self_attention = kernel
+    compile_layers(dit, backend="eager")  # the offset through the compiled dense part's graph
+    assert float((velocity() - at_once).norm() / at_once.norm()) < 1e-2
 
 
 def test_a_kernel_that_refuses_leaves_bf16_attention(monkeypatch) -> None:
