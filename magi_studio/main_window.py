@@ -142,6 +142,8 @@ class MainWindow(QMainWindow):
         self.timeline.takesRequested.connect(lambda shot_id: self.show_takes())
         self.timeline.set_zoom(self.settings.timeline_zoom)  # the zoom the user left it at
         self.timeline.zoomSettled.connect(lambda level: setattr(self.settings, "timeline_zoom", level))
+        self.timeline.set_image_folder(self.settings.image_folder)
+        self.timeline.imageFolderChosen.connect(lambda folder: setattr(self.settings, "image_folder", folder))
         self.takes_view = TakesView()
         self.history_view = HistoryView()
         self.player_sync = PlayerSync(self.player, self.timeline, self)

@@ -209,6 +209,7 @@ class Settings(QObject):
     # Files and window
     recent_files = Setting("files/recent", list, [], check=_paths)
     last_folder = Setting("files/last_folder", str, "")
+    image_folder = Setting("files/image_folder", str, "", doc="where the reference-image dialog opens ('' = home)")
     reopen_last_project = Setting("files/reopen_last_project", bool, True,
                                   doc="start with the project that was open last (recent_files[0])")
     window_geometry = Setting("window/geometry", QByteArray, QByteArray())

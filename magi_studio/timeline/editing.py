@@ -24,6 +24,11 @@ class TimelineEditing:
     #: Where the reference-image dialog opens: the folder of the last image chosen (None: the home folder).
     _image_folder: str | None = None
 
+    def set_image_folder(self, folder: str) -> None:
+        """Open the reference-image dialog in `folder` (the one remembered from an earlier session); one that is
+        gone or empty opens the home folder instead."""
+        self._image_folder = folder if folder and Path(folder).is_dir() else None
+
     def has_listeners(self, signal) -> bool:
         """Whether anything (the generation controller) listens to `signal`: otherwise its entries are disabled."""
         return self.isSignalConnected(QMetaMethod.fromSignal(signal))
@@ -189,6 +194,7 @@ class TimelineEditing:
         path, _ = QFileDialog.getOpenFileName(self, f"Reference image for {name}", folder, IMAGE_FILTER)
         if path:
             self._image_folder = str(Path(path).parent)
+            self.imageFolderChosen.emit(self._image_folder)
         return bool(path) and self.set_reference_image(shot_id, path)
 
     def set_reference_image(self, shot_id: str, path: str) -> bool:

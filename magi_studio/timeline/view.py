@@ -64,6 +64,8 @@ class TimelineView(QWidget, TimelineEditing):
     #: (level): the zoom has stayed at `level` for ZOOM_SETTLE_MS (what to remember: a Ctrl+wheel passes
     #: several levels in a second, and writing the settings file for each one stalled the window).
     zoomSettled = Signal(int)
+    #: (folder): a reference image was chosen from this folder (where the dialog opens next, in later sessions too).
+    imageFolderChosen = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -142,6 +142,34 @@ def test_welcome_banner_is_dismissible_and_remembered(qtbot, window, isolated_se
     assert window.welcome.isVisible() and not window.error_banner.isVisible()
 
 
+def test_the_reference_image_folder_is_remembered_between_sessions(qtbot, window, isolated_settings, tmp_path,
+                                                                   monkeypatch):
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QFileDialog
+
+    from tests.magi_studio.document.fakes import write_image
+
+    (tmp_path / "stills").mkdir()
+    image = write_image(tmp_path / "stills" / "dawn.png", size=(64, 64))
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda parent, caption, folder, kinds: (asked.append(folder), (image, kinds))[1])
+    shot_id = window.session.project.shots[0].id
+    assert window.timeline.choose_reference_image(shot_id)
+    assert isolated_settings.image_folder == str(tmp_path / "stills")
+    second = MainWindow(isolated_settings, window.worker, session=window.session)
+    second.timeline.choose_reference_image(shot_id)
+    assert asked == [str(Path.home()), str(tmp_path / "stills")]  # the next launch opens where the image was
+    second.deleteLater()
+    (tmp_path / "stills" / "dawn.png").unlink()
+    (tmp_path / "stills").rmdir()  # the folder is gone by the next launch: home again
+    third = MainWindow(isolated_settings, window.worker, session=window.session)
+    third.timeline.choose_reference_image(shot_id)
+    assert asked[-1] == str(Path.home())
+    third.deleteLater()
+
+
 def test_playback_shortcuts_drive_the_player(qtbot, window, tiny_session):
     import numpy as np
 
