@@ -4,7 +4,8 @@
 # larger than one call's carry); carry .whl_cudnn for the FP8 case. Each case one JSON in $OUT, a summary line
 # in $OUT/log.txt; a case that fails or is stopped says so there, with its last lines.
 #   bash benchmarks/run_gpu_flash.sh [CASE ...]   (default: all but onload and baseline)
-# Without the staged FA4 the --flash-attention cases run SDPA (each JSON says it fell back). The attention case
+# Without the staged FA4 the --flash-attention cases run FlashAttention 3's bf16 kernel where .fa3src built it, else
+# SDPA (each JSON says it fell back). A case named twice runs twice (name@2.json the second). The attention case
 # takes ATTENTION_KINDS (inputs) and ATTENTION_CANDIDATES (name prefixes; default all). Carry .fa3src for
 # FlashAttention 3 (benchmarks/fa3_build.sh builds it first): the fa3 cases and the attention case's fa3 rows.
 # `baseline` runs compiled_fused_flash from .baseline/, an earlier commit's engine, lab and benchmarks written there
@@ -69,7 +70,8 @@ for case in ${*:-compiled_fused compiled_fused_flash accuracy_flash fp8_all}; do
     fp8_fa3) run_case $case 150 run --path fp8 --fp8-attention fa3 --fused-kernels --flash-attention --gelu-epilogue $common ;;
     baseline_fp8_fa3) (cd .baseline && python3 -c "import lab, magi_engine; print('baseline engine:', magi_engine.__file__)") \
                         2>&1 | tee -a "$OUT/log.txt"
-                      run_case $case 150 run --path fp8 --fp8-attention fa3 --fused-kernels --flash-attention --gelu-epilogue $common ;;
+                      run_case $case 150 run --path fp8 --fp8-attention fa3 --fused-kernels --gelu-epilogue $common ;;
+    fp8_fa3_sdpa_bf16) run_case $case 150 run --path fp8 --fp8-attention fa3 --fused-kernels --gelu-epilogue $common ;;
     accuracy_fp8_fa3) run_case $case 200 accuracy --fp8-attention fa3 --variant 4.5B_distill --size 720x720 ;;
     profile_fp8_fa3) run_case $case 200 profile --path fp8 --fp8-attention fa3 --fused-kernels --flash-attention \
                        --variant 4.5B_distill --size 720x720 --window 4 --chunks 5 --steps 8 --profile-steps 1 ;;

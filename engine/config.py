@@ -328,8 +328,8 @@ class RuntimeConfig:
 
     None means "the engine chooses for the device" (magi_engine.dit.compiled.resolve_runtime): compiled layers
     on CUDA only, native FP8 on GPUs with FP8 matmuls (compute capability 8.9 and later) only, FP8 attention
-    with native FP8 on Hopper only, fused kernels on CUDA with Triton only, FlashAttention 4 on Hopper with the
-    flash-attn-4 package only.
+    with native FP8 on Hopper only, fused kernels on CUDA with Triton only, FlashAttention on Hopper with
+    flash-attn-4 or FlashAttention 3 installed only.
     `quantize_fp8` is off unless asked for.
     """
 
@@ -345,14 +345,14 @@ class RuntimeConfig:
     #: with FP8 matmuls (as native_fp8); FP8 checkpoints and our own models load as they are.
     quantize_fp8: bool = False
     #: Native FP8 models also run self-attention in FP8 (magi_engine.dit.fp8_attention) on Hopper GPUs (compute
-    #: capability 9.x) with the cuDNN frontend or Triton; None: wherever it can run; False: bf16 attention.
+    #: capability 9.x) with FlashAttention 3, the cuDNN frontend or Triton; None: wherever it can run; False: bf16 attention.
     fp8_attention: bool | None = None
     #: Fused Triton kernels for each layer's norm + gate + residual and QK-norm + RoPE (magi_engine.dit.fused) on
     #: CUDA GPUs with Triton installed, and with them, in bf16, a GELU MLP's activation in its first GEMM's epilogue
     #: (magi_engine.dit.gelu_epilogue); None: wherever they run (measured faster on an H100); False: off.
     fused_kernels: bool | None = None
-    #: bf16 self-attention through FlashAttention 4 (magi_engine.dit.flash_attention) on Hopper GPUs with the
-    #: flash-attn-4 package installed, in the layers that do not run FP8 attention; None: wherever it can run
+    #: bf16 self-attention through FlashAttention 4, or 3 without it (magi_engine.dit.flash_attention), on Hopper
+    #: GPUs with either installed, in the layers that do not run FP8 attention; None: wherever it can run
     #: (measured faster on an H100); False: SDPA (cuDNN's kernel).
     flash_attention: bool | None = None
     #: One of TEXT_ENCODER_PLACEMENTS; None: the loader picks the first that fits the device's memory

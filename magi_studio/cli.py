@@ -178,13 +178,13 @@ def _add_runtime_args(parser: argparse.ArgumentParser) -> None:
                              "about 13%% slower per chunk)")
     parser.add_argument("--no-fp8-attention", action="store_true",
                         help="run attention in bf16 also for native FP8 models (by default their self-attention "
-                             "runs in FP8 on Hopper GPUs with the cuDNN frontend installed)")
+                             "runs in FP8 on Hopper GPUs with FlashAttention 3 or the cuDNN frontend installed)")
     parser.add_argument("--no-fused-kernels", action="store_true",
                         help="run each DiT layer's norms, gates, residual adds and RoPE as torch code also where the "
                              "engine would use its fused Triton kernels (CUDA GPUs with Triton installed)")
     parser.add_argument("--no-flash-attention", action="store_true",
                         help="run bf16 self-attention through torch's SDPA (cuDNN's kernel) also where the engine "
-                             "would use FlashAttention 4 (Hopper GPUs with the flash-attn-4 package installed)")
+                             "would use FlashAttention (Hopper GPUs with flash-attn-4 or FlashAttention 3 installed)")
     parser.add_argument("--quantize-fp8", action="store_true",
                         help="quantise a bf16 MAGI-1 checkpoint's linears to FP8 as it loads (those MAGI-1's FP8 "
                              "checkpoints store in FP8; GPUs of compute capability 8.9 or later): about half the "

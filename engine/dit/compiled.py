@@ -38,8 +38,9 @@ FP8_ATTENTION_BY_DEFAULT = True
 #: asked for: no faster than bf16 attention.
 FP8_ATTENTION_KERNELS_BY_DEFAULT = ("fa3", "cudnn")
 
-#: FlashAttention 4 where it can run, unless turned off: its kernel ran the 4.5B's attention 1.145x as fast as
-#: SDPA's cuDNN kernel on an H100 (BENCHMARKS.md, "FlashAttention 4 and fused kernels").
+#: FlashAttention where it can run, unless turned off: FlashAttention 4's kernel ran the 4.5B's attention 1.145x as
+#: fast as SDPA's cuDNN kernel on an H100 (BENCHMARKS.md, "FlashAttention 4 and fused kernels"), FlashAttention 3's
+#: bf16 kernel 1.21x (BENCHMARKS.md, "FlashAttention 3").
 FLASH_ATTENTION_BY_DEFAULT = True
 
 #: The fused Triton kernels (magi_engine.dit.fused) where they can run, unless turned off: measured faster end to end
@@ -69,7 +70,7 @@ class RuntimeChoice:
     fused_kernels: bool = False
     #: A bf16 MAGI-1 checkpoint is quantised to native FP8 as it loads (magi_engine.dit.fp8_quantize).
     quantize_fp8: bool = False
-    #: bf16 self-attention through FlashAttention 4 in the layers without FP8 attention (dit.flash_attention).
+    #: bf16 self-attention through FlashAttention 4 (or 3) in the layers without FP8 attention (dit.flash_attention).
     flash_attention: bool = False
 
 
@@ -101,12 +102,12 @@ def resolve_runtime(runtime: RuntimeConfig | None, device: torch.device | str) -
 
 
 def _flash_attention(wanted: bool | None, device: torch.device) -> bool:
-    """FlashAttention 4 runs on Hopper GPUs with the flash-attn-4 package; elsewhere SDPA."""
+    """FlashAttention runs on Hopper GPUs with flash-attn-4 or FlashAttention 3's Hopper build; elsewhere SDPA."""
     from magi_engine.dit.flash_attention import flash_attention_supported
 
     return _wanted_where_supported(
         wanted, FLASH_ATTENTION_BY_DEFAULT, lambda: flash_attention_supported(device),
-        f"FlashAttention 4 needs a Hopper GPU (compute capability 9.x) with the flash-attn-4 package installed; "
+        f"FlashAttention needs a Hopper GPU (compute capability 9.x) with flash-attn-4 or FlashAttention 3 installed; "
         f"{device} is not one or lacks it. Leave it to the engine, which then runs attention through SDPA.")
 
 
@@ -216,7 +217,7 @@ def use_fp8_attention(dit: torch.nn.Module, backend: str | None, *, compiled: bo
 
 
 def use_flash_attention(dit: torch.nn.Module, on: bool, *, write=None) -> torch.nn.Module:
-    """Run the bf16 self- and cross-attention of every layer that has no other kernel through FlashAttention 4
+    """Run the bf16 self- and cross-attention of every layer that has no other kernel through FlashAttention (4, or 3)
     (on), or through SDPA again (off). `write`: a stand-in for the kernel (FlashBlockCausalAttention; tests)."""
     from magi_engine.dit.flash_attention import FlashBlockCausalAttention
 
@@ -228,7 +229,9 @@ def use_flash_attention(dit: torch.nn.Module, on: bool, *, write=None) -> torch.
             layer.attn.self_attention = attention
             count += 1
     if on:
-        log.info("FlashAttention 4 in %d of %d layers", count, len(dit.layers))
+        from magi_engine.dit.flash_attention import flash_attention_package
+
+        log.info("FlashAttention (%s) in %d of %d layers", flash_attention_package(), count, len(dit.layers))
     return dit
 
 

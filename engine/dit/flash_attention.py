@@ -1,4 +1,4 @@
-"""bf16 block-causal self-attention through FlashAttention 4 on Hopper GPUs (issue 18).
+"""bf16 block-causal self-attention through FlashAttention 4 (or 3) on Hopper GPUs (issue 18).
 
 torch's scaled_dot_product_attention runs cuDNN's Hopper flash kernel for the engine's per-chunk spans: 586
 TFLOP/s on the 4.5B's steady window-4 step at 720x720 on an H100. FlashAttention 4 (the `flash-attn-4`
@@ -9,10 +9,12 @@ softmax, float32 accumulation, native GQA; it rounds differently, within bf16.
 `FlashBlockCausalAttention` is what a layer calls instead of SDPA's per-chunk loops (ParallelAttention.
 self_attention), for the self-attention spans and, unmasked, for each chunk's cross-attention to its text. Each
 call writes its chunk's rows straight into the layer's attention buffer (the kernel's `out`), so nothing is
-copied after it. Should the package refuse a call (a geometry it does not take, a compile that fails), the
+copied after it. Where flash-attn-4 is not installed but FlashAttention 3's Hopper build is (the one FP8 attention
+uses, magi_engine.dit.fp8_attention; benchmarks/fa3_build.sh), its bf16 kernel does the same: 700 TFLOP/s on the same
+spans against SDPA's 579 (BENCHMARKS.md, "FlashAttention 3"). Should the package refuse a call (a geometry it does not take, a compile that fails), the
 layer falls back to SDPA from then on, with one log line. `flash_attention_supported(device)` says where it
-runs: a CUDA GPU of compute capability 9.x (the kernels measured here) with the package importable. Nothing
-here imports it before then.
+runs: a CUDA GPU of compute capability 9.x (the kernels measured here) with either package importable. Nothing
+here imports them before then.
 """
 
 from __future__ import annotations
@@ -29,12 +31,20 @@ log = logging.getLogger(__name__)
 FLASH_ATTENTION_CAPABILITY_MAJOR = 9
 
 
-def flash_attention_importable() -> bool:
+def flash_attention_package() -> str | None:
+    """"fa4" (flash-attn-4) or "fa3" (FlashAttention 3's Hopper build) where importable, FlashAttention 4 first (the
+    one measured end to end); None where neither is."""
     try:
         from flash_attn.cute import flash_attn_func  # noqa: F401  (flash-attn-4)
     except Exception:  # ImportError, or a CuTe DSL build that does not load against this CUDA
-        return False
-    return True
+        from magi_engine.dit.fp8_attention import fa3_available
+
+        return "fa3" if fa3_available() else None
+    return "fa4"
+
+
+def flash_attention_importable() -> bool:
+    return flash_attention_package() is not None
 
 
 def flash_attention_supported(device: torch.device | str) -> bool:
@@ -47,8 +57,15 @@ def flash_attention_supported(device: torch.device | str) -> bool:
 
 def flash_attention_writer():
     """(q, k, v, out) -> out: FlashAttention 4's forward writing into `out` (a strided view is fine: last dimension
-    contiguous, 16-byte aligned). Its `out` argument is on the package's inner forward only; where a version lacks
-    it, the public function and one copy."""
+    contiguous, 16-byte aligned), or FlashAttention 3's where only it is installed. FA4's `out` argument is on the
+    package's inner forward only; where a version lacks it, the public function and one copy."""
+    if flash_attention_package() == "fa3":
+        from magi_engine.dit.fp8_attention import fa3_forward
+
+        def write(q, k, v, out):
+            fa3_forward()(q, k, v, out=out, is_causal=False, num_splits=1)
+            return out
+        return write
     try:
         from flash_attn.cute.interface import _flash_attn_fwd
     except ImportError:
@@ -67,7 +84,7 @@ def flash_attention_writer():
 
 class FlashBlockCausalAttention:
     """Block-causal self-attention as magi_engine.dit.attention.block_causal_attention computes it (unmasked), and
-    chunk_cross_attention's, one FlashAttention 4 call per chunk. `write`: (q, k, v, out) -> out, the kernel
+    chunk_cross_attention's, one FlashAttention call per chunk. `write`: (q, k, v, out) -> out, the kernel
     (flash_attention_writer's; tests pass a stand-in)."""
 
     def __init__(self, write=None) -> None:
@@ -109,5 +126,5 @@ class FlashBlockCausalAttention:
         return chunk_cross_attention(q, k_text, v_text, text_mask, tokens_per_chunk, out=out)
 
     def _refused(self, exc: Exception) -> None:
-        log.warning("FlashAttention 4 failed, attention runs through SDPA from now on: %s", exc)
+        log.warning("FlashAttention failed, attention runs through SDPA from now on: %s", exc)
         self.failed = True

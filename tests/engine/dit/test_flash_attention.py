@@ -104,7 +104,7 @@ def test_a_refusal_falls_back_to_sdpa_for_good() -> None:
 def test_runs_only_on_hopper_with_the_package(monkeypatch) -> None:
     assert not flash.flash_attention_supported("cpu")
     assert resolve_runtime(None, "cpu").flash_attention is False
-    with pytest.raises(ConfigError, match="FlashAttention 4"):
+    with pytest.raises(ConfigError, match="FlashAttention"):
         resolve_runtime(RuntimeConfig(flash_attention=True), "cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(flash, "flash_attention_importable", lambda: True)
@@ -133,3 +133,37 @@ def test_it_takes_the_layers_fp8_attention_leaves() -> None:
     use_flash_attention(dit, False)
     assert [layer.attn.self_attention is None for layer in dit.layers] == [True, False, False, True]
 
+
+
+def test_flashattention_3_writes_where_flash_attn_4_is_not_installed(emulated_fa3, monkeypatch) -> None:
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "flash_attn.cute", None)  # flash-attn-4 not installed: its import fails
+    assert flash.flash_attention_package() == "fa3" and flash.flash_attention_importable()
+    layout = ChunkLayout(2, 5, 6, (1, 1, 1, 1, 6), 1)
+    q, k, v = (x.to(torch.bfloat16) for x in qkv(layout))
+    buffer = torch.zeros(1, q.shape[1], 2, *q.shape[2:], dtype=torch.bfloat16)  # the layer's [self | cross] buffer
+    attention = flash.FlashBlockCausalAttention()
+    got = attention(q, k, v, layout, buffer[:, :, 0])
+    assert not attention.failed and got.data_ptr() == buffer.data_ptr()
+    assert [c[:2] for c in emulated_fa3.calls] == [(6, 12), (6, 18), (6, 24), (6, 30), (6, 6)]
+    torch.testing.assert_close(buffer[:, :, 0], block_causal_attention(q, k, v, layout), atol=2e-2, rtol=2e-2)
+    k_text, v_text = (torch.randn(1, 5, 4, 2, 8).to(torch.bfloat16) for _ in "kv")
+    text_mask = torch.arange(4)[None, None, :] < torch.tensor([4, 2, 3, 1, 4])[None, :, None]
+    attention.cross_attention(q, k_text, v_text, text_mask, 6, buffer[:, :, 1])
+    assert [c[1] for c in emulated_fa3.calls[5:]] == [4, 2, 3, 1, 4]  # each chunk's own text, padding dropped
+    torch.testing.assert_close(buffer[:, :, 1], chunk_cross_attention(q, k_text, v_text, text_mask, 6),
+                               atol=2e-2, rtol=2e-2)
+    cute = types.ModuleType("flash_attn.cute")
+    cute.flash_attn_func = lambda *a: pytest.fail("not called here")
+    monkeypatch.setitem(sys.modules, "flash_attn.cute", cute)
+    assert flash.flash_attention_package() == "fa4"  # both installed: FlashAttention 4, measured end to end
+
+
+def test_neither_package_leaves_sdpa(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "flash_attn.cute", None)
+    monkeypatch.setitem(sys.modules, "flash_attn_3._C", None)
+    assert flash.flash_attention_package() is None and not flash.flash_attention_importable()
