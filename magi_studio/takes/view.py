@@ -33,6 +33,7 @@ from magi_studio.takes.variations import VariationRun
 from magi_studio.theme import icon
 from magi_studio.timeline.glyphs import glyph
 from magi_studio.timeline.style import set_style_property
+from magi_studio.widgets.elided_label import ElidedLabel
 
 TAKE_ID = Qt.ItemDataRole.UserRole
 COLUMNS = ("Take", "From", "Chunks", "Made")
@@ -135,9 +136,10 @@ class TakesView(QWidget):
 
         self.title = QLabel("Takes")
         self.title.setObjectName("TakesTitle")
-        self.hint = QLabel()
+        # One line beside the title, cut where it does not fit (whole in its tool tip): the takes below stay where
+        # they are when a preview starts or ends, and the panel asks no more height of the window for it.
+        self.hint = ElidedLabel(shortest="")
         self.hint.setObjectName("TakesHint")
-        self.hint.setWordWrap(True)
         self.tree = QTreeWidget()
         self.tree.setObjectName("TakesTree")
         self.tree.setColumnCount(len(COLUMNS))
@@ -234,8 +236,11 @@ class TakesView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
         layout.setSpacing(4)
-        layout.addWidget(self.title)
-        layout.addWidget(self.hint)
+        heading = QHBoxLayout()
+        heading.setSpacing(12)
+        heading.addWidget(self.title)
+        heading.addWidget(self.hint, 1)
+        layout.addLayout(heading)
         layout.addWidget(self.splitter, 1)
         layout.addWidget(self.empty, 1)
         layout.addLayout(buttons)
@@ -412,6 +417,7 @@ class TakesView(QWidget):
         self.filmstrip.setFixedWidth(max(1, self.filmstrip.tile_count() * (TILE + GAP)))
         self.strip_caption.setText(f"Chunks of {take.name}" if take else "")
         self._show_details(details_text(self.session.project, shot, take) if take else "")
+        short = ""  # what the hint shows where the whole does not fit beside the title
         if shot is None:
             hint = "Select a chunk to see its shot's takes."
             self.empty.setText("")
@@ -420,12 +426,13 @@ class TakesView(QWidget):
             self.empty.setText("No takes yet.\nGenerating this shot makes its first take;\n"
                                "each regeneration adds another.")
         elif self.variations is not None and self.variations.running:
-            hint = f"Generating variations of {shot.name}: {self.variations.progress_text()}…"
+            hint, short = (f"Generating variations of {shot.name}: {self.variations.progress_text()}…",
+                           f"Variations: {self.variations.progress_text()}…")
         elif previewing:
-            hint = "Previewing in the player — the storyboard still uses the active take (✓)."
+            hint, short = "Previewing in the player — the storyboard still uses the active take (✓).", "Previewing"
         else:
             hint = ""  # the tree's tooltip says it: a short panel keeps its lines for the takes
-        self.hint.setText(hint)
+        self.hint.setText(hint, short)
         self.hint.setVisible(bool(hint))
         set_style_property(self.hint, "preview", previewing)
         active = shot.active_take_id if shot else None

@@ -107,6 +107,23 @@ def test_previewing_a_take_changes_the_player_but_not_the_document(qtbot, studio
     assert studio.takes.tree.currentItem() is studio.takes.item(take2.id)
 
 
+def test_previewing_asks_the_panel_for_no_more_height_and_leaves_the_takes_where_they_are(qtbot, studio):
+    # The hint had a line of its own under the title: a preview pushed the takes down a line and, in a window at
+    # 1366x768, grew the panel's minimum height past its dock's, so the storyboard below moved down 9 px.
+    takes, take1 = studio.takes, studio.take("Take 1")
+    height, tree_y = takes.minimumSizeHint().height(), takes.tree.mapTo(takes, takes.tree.rect().topLeft()).y()
+    takes.tree.setCurrentItem(takes.item(take1.id))  # the user clicks Take 1: it previews
+    assert studio.session.preview_take == (studio.shot.id, take1.id) and takes.hint.isVisible()
+    qtbot.waitUntil(lambda: takes.layout().geometry().isValid())
+    QApplication.processEvents()
+    assert takes.minimumSizeHint().height() == height
+    assert takes.tree.mapTo(takes, takes.tree.rect().topLeft()).y() == tree_y
+    takes.resize(300, takes.height())  # narrow: the short form, whole text in the tool tip
+    QApplication.processEvents()
+    assert takes.hint.shown_text() == "Previewing"
+    assert takes.hint.toolTip().startswith("Previewing in the player")
+
+
 def test_make_active_switches_timeline_and_player_at_once(qtbot, studio):
     take1, take2 = studio.take("Take 1"), studio.take("Take 2")
     results_before = set(studio.session.project.results)
