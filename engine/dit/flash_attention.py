@@ -9,12 +9,12 @@ softmax, float32 accumulation, native GQA; it rounds differently, within bf16.
 `FlashBlockCausalAttention` is what a layer calls instead of SDPA's per-chunk loops (ParallelAttention.
 self_attention), for the self-attention spans and, unmasked, for each chunk's cross-attention to its text. Each
 call writes its chunk's rows straight into the layer's attention buffer (the kernel's `out`), so nothing is
-copied after it. Where flash-attn-4 is not installed but FlashAttention 3's Hopper build is (the one FP8 attention
-uses, magi_engine.dit.fp8_attention; benchmarks/fa3_build.sh), its bf16 kernel does the same: 700 TFLOP/s on the same
-spans against SDPA's 579 (BENCHMARKS.md, "FlashAttention 3"). Should the package refuse a call (a geometry it does not take, a compile that fails), the
-layer falls back to SDPA from then on, with one log line. `flash_attention_supported(device)` says where it
-runs: a CUDA GPU of compute capability 9.x (the kernels measured here) with either package importable. Nothing
-here imports them before then.
+copied after it. Where flash-attn-4 is not installed but FlashAttention 3's Hopper build is (the one FP8
+attention uses, magi_engine.dit.fp8_attention; benchmarks/fa3_build.sh), its bf16 kernel does the same: 700
+TFLOP/s on the same spans against SDPA's 579 (BENCHMARKS.md, "FlashAttention 3"). Should the package refuse a
+call (a geometry it does not take, a compile that fails), the layer falls back to SDPA from then on, with one
+log line. `flash_attention_supported(device)` says where it runs: a CUDA GPU of compute capability 9.x (the
+kernels measured here) with either package importable. Nothing here imports them before then.
 """
 
 from __future__ import annotations
