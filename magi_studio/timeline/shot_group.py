@@ -196,6 +196,7 @@ class ShotGroup(QFrame):
         self._editing = False  # a compact header expanded while one of its fields has the focus
         for field in (self.prompt_edit, self.negative_edit, self.start_box):
             field.installEventFilter(self)
+        self.name_edit.installEventFilter(self)  # its font: the timeline's bold one arrives once the group is placed
         self.card_row = CardRow()
         self.row = QHBoxLayout()
         self.row.setSpacing(CARD_SPACING)
@@ -262,6 +263,10 @@ class ShotGroup(QFrame):
         self.stuck_header.forget()
 
     def eventFilter(self, watched, event) -> bool:
+        if watched is self.name_edit:
+            if event.type() == QEvent.Type.FontChange:  # measured in the font it is drawn in, not the plain one
+                self.fit_header()
+            return False
         if event.type() == QEvent.Type.FocusIn and self.compact:
             self._editing = True  # the full header while it is edited: the prompt at its width, Not: and start
             self._set_compact(False)

@@ -105,6 +105,17 @@ def test_a_shot_whose_cards_are_wider_than_its_header_keeps_the_full_header(qtbo
                                                                                  group.cards[0].pos()).y()
 
 
+def test_a_shot_name_is_measured_in_the_bold_font_it_is_drawn_in(qtbot, editor):
+    # It was measured as the group was made, before the timeline's style sheet gave it its bold font: 5 px narrow,
+    # until something measured it again (a take previewed), when the prompt beside it moved 5 px.
+    editor.session.push(AddShot(new_shot(editor.session.project, name="A much longer shot name")))
+    group = editor.timeline.group(editor.session.project.shots[-1].id)
+    qtbot.waitUntil(group.isVisible, timeout=2000)
+    assert group.name_edit.font().bold()
+    drawn = group.name_edit.fontMetrics().horizontalAdvance("A much longer shot name") + 22
+    assert group._name_width == min(220, max(60, drawn))
+
+
 def test_typing_a_negative_prompt_edits_the_shot_and_a_distilled_model_disables_the_field(qtbot, editor):
     shot = editor.session.project.shots[0]
     group = editor.timeline.group(shot.id)
