@@ -194,8 +194,8 @@ class TransformerLayer(nn.Module):
         """attended [N, S, 2·H·dh]: ParallelAttention.attend's self- and cross-attention outputs side by side;
         attended_offset [N, 2·H·dh]: what attend_parts left to add to them (compiled, it fuses into the output
         projection's first pass)."""
-        if attended_offset is not None:
-            attended = (attended.float() + attended_offset[:, None]).to(attended.dtype)
+        if attended_offset is not None:  # rounded to the model's dtype first, as the kernel's own add would
+            attended = attended + attended_offset[:, None].to(attended.dtype)
         fused = self.fused_kernels
         if fused is None:
             x = self._gated_residual(self.attn.out_proj(attended), gate_attn, self.attn_post_norm, x)
