@@ -146,15 +146,9 @@ def test_the_reference_image_folder_is_remembered_between_sessions(qtbot, window
                                                                    monkeypatch):
     from pathlib import Path
 
-    from PySide6.QtWidgets import QFileDialog
+    from tests.magi_studio.timeline.helpers import answer_image_dialogs
 
-    from tests.magi_studio.document.fakes import write_image
-
-    (tmp_path / "stills").mkdir()
-    image = write_image(tmp_path / "stills" / "dawn.png", size=(64, 64))
-    asked = []
-    monkeypatch.setattr(QFileDialog, "getOpenFileName",
-                        lambda parent, caption, folder, kinds: (asked.append(folder), (image, kinds))[1])
+    asked = answer_image_dialogs(monkeypatch, tmp_path / "stills")
     shot_id = window.session.project.shots[0].id
     assert window.timeline.choose_reference_image(shot_id)
     assert isolated_settings.image_folder == str(tmp_path / "stills")

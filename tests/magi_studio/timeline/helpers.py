@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QMenu, QWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QWidget
 
 from magi_studio.player import PreviewPlayer
 from magi_studio.timeline import PlayerSync, TimelineView
 from magi_studio.document_session import DocumentSession
+from tests.magi_studio.document.fakes import write_image
 
 
 @dataclass
@@ -65,3 +66,14 @@ def file_mime(*paths) -> QMimeData:
 def menu_action(menu: QMenu, text: str):
     """The menu entry whose text (before its shortcut column) is `text`."""
     return next(a for a in menu.actions() if a.text().split("\t")[0] == text)
+
+
+def answer_image_dialogs(monkeypatch, folder) -> list[str]:
+    """Every file dialog picks `folder`/dawn.png (an image written there) and is recorded: the list of the folders
+    the dialogs opened in."""
+    folder.mkdir()
+    image = write_image(folder / "dawn.png", size=(64, 64))
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda parent, caption, start, kinds: (asked.append(start), (image, kinds))[1])
+    return asked

@@ -20,7 +20,7 @@ from magi_studio.timeline.thumbnail import reference_inset
 from magi_studio.timeline.view import DEFAULT_ZOOM, ZOOM_LEVELS
 from tests.magi_studio.document.fakes import fake_generate, write_image
 from tests.magi_studio.timeline.conftest import PROMPTS
-from tests.magi_studio.timeline.helpers import drop, file_mime, menu_action, wait_for_frames
+from tests.magi_studio.timeline.helpers import answer_image_dialogs, drop, file_mime, menu_action, wait_for_frames
 
 
 def centre_in_strip(editor, widget, rect: QRect | None = None) -> QPoint:
@@ -254,13 +254,7 @@ def test_the_reference_image_dialog_opens_at_home_then_where_the_last_image_was(
     # It opened in the process's working folder (under Xvfb: the source checkout).
     from pathlib import Path
 
-    from PySide6.QtWidgets import QFileDialog
-
-    (tmp_path / "stills").mkdir()
-    image = write_image(tmp_path / "stills" / "dawn.png", size=(64, 64))
-    asked = []
-    monkeypatch.setattr(QFileDialog, "getOpenFileName",
-                        lambda parent, caption, folder, kinds: (asked.append(folder), (image, kinds))[1])
+    asked = answer_image_dialogs(monkeypatch, tmp_path / "stills")
     assert editor.timeline.choose_reference_image(editor.shot.id) and editor.shot.start == "image"
     editor.timeline.choose_reference_image(editor.shot.id)
     assert asked == [str(Path.home()), str(tmp_path / "stills")]
